@@ -1,0 +1,3 @@
+from replproxy.cli import main
+
+main()

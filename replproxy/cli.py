@@ -1,0 +1,172 @@
+"""Command line: `replproxy run` (the relay) and `replproxy rdb ...` (snapshot tools).
+
+Every `run` flag is also read from the environment as `REPLPROXY_<FLAG_NAME>` (shown as
+`[env var: ...]` in `--help`), the Kubernetes way of configuring a sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+
+from replproxy import __version__
+from replproxy.config import Config, ConfigError, parse_size, parse_upstream_url
+
+# TMP from replproxy.rdb.cli import app as rdb_app
+
+app = typer.Typer(
+    help="replproxy: a Redis/Valkey replication relay. It replicates from one master as a "
+    "replica and serves the dataset read-only over RESP, with Prometheus metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+# TMP app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
+
+
+def _env(name: str) -> str:
+    return f"REPLPROXY_{name}"
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+@app.command()
+def run(
+    upstream: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("UPSTREAM"),
+            help="The master: redis://[user:password@]host:port (rediss:// is reserved for TLS).",
+        ),
+    ],
+    port: Annotated[
+        int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
+    ] = 6380,
+    bind: Annotated[
+        str, typer.Option(envvar=_env("BIND"), help="Address the client port listens on.")
+    ] = "127.0.0.1",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar=_env("METRICS_PORT"),
+            help="HTTP port for /metrics, /livez, /readyz, /startupz.",
+        ),
+    ] = 9480,
+    metrics_bind: Annotated[
+        str, typer.Option(envvar=_env("METRICS_BIND"), help="Address the HTTP port listens on.")
+    ] = "0.0.0.0",
+    dir: Annotated[
+        Path,
+        typer.Option(
+            envvar=_env("DIR"),
+            help="Working directory for the snapshot and replication state.",
+        ),
+    ] = Path("."),
+    replica_announce_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar=_env("REPLICA_ANNOUNCE_PORT"),
+            help="Port announced to the master (REPLCONF listening-port); default: --port.",
+        ),
+    ] = None,
+    replica_announce_ip: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_env("REPLICA_ANNOUNCE_IP"),
+            help="IP announced to the master (REPLCONF ip-address).",
+        ),
+    ] = None,
+    repl_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("REPL_TIMEOUT"),
+            help="Seconds without progress before the link is dropped (Redis repl-timeout).",
+        ),
+    ] = 60.0,
+    repl_backlog_size: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("REPL_BACKLOG_SIZE"),
+            help="In-memory replication backlog (e.g. 128mb).",
+        ),
+    ] = "128mb",
+    reconnect_backoff_max: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("RECONNECT_BACKOFF_MAX"),
+            help="Cap of the reconnect backoff, in seconds.",
+        ),
+    ] = 10.0,
+    log_level: Annotated[
+        str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option(envvar=_env("LOG_FORMAT"), help="text or json (one object a line).")
+    ] = "text",
+) -> None:
+    """Replicate from the master and serve the dataset, until SIGTERM/SIGINT."""
+    from replproxy.app import Relay
+
+    setup_logging(log_level, log_format)
+    try:
+        config = Config(
+            upstream=parse_upstream_url(upstream),
+            port=port,
+            bind=bind,
+            metrics_port=metrics_port,
+            metrics_bind=metrics_bind,
+            dir=dir,
+            replica_announce_port=replica_announce_port,
+            replica_announce_ip=replica_announce_ip,
+            repl_timeout=repl_timeout,
+            repl_backlog_size=parse_size(repl_backlog_size),
+            reconnect_backoff_max=reconnect_backoff_max,
+        )
+        relay = Relay(config)
+    except ConfigError as e:
+        typer.echo(f"replproxy: {e}", err=True)
+        raise typer.Exit(2) from e
+    trio.run(relay.run)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Runtime configuration: one frozen dataclass, built by the CLI from flags and REPLPROXY_* env.
+
+Defaults follow redis.conf where a Redis setting exists (repl-timeout 60, repl-ping period),
+and are larger where a relay's job differs (the backlog: a relay exists to absorb reconnects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_upstream_url(url: str) -> Upstream:
+    """`redis://[user:password@]host[:port][/db]`: the master to replicate from.
+
+    `rediss://` (TLS) is reserved and refused with a clear message until it is supported.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "rediss":
+        raise ConfigError("rediss:// (TLS to the master) is not supported yet; use redis://")
+    if parts.scheme != "redis":
+        raise ConfigError(f"--upstream must be a redis:// URL, got {url!r}")
+    if not parts.hostname:
+        raise ConfigError(f"--upstream has no host: {url!r}")
+    try:
+        port = parts.port or 6379
+    except ValueError as e:
+        raise ConfigError(f"--upstream has an invalid port: {url!r}") from e
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username and password is None:
+        raise ConfigError("--upstream names a user without a password (redis://user:pass@host)")
+    return Upstream(parts.hostname, port, username, password)
+
+
+def parse_size(text: str) -> int:
+    """A Redis-style memory size: `1gb`, `64mb`, `512kb`, `100b`, or bytes (`1048576`)."""
+    t = text.strip().lower()
+    units = {
+        "gb": 1024**3,
+        "mb": 1024**2,
+        "kb": 1024,
+        "g": 1000**3,
+        "m": 1000**2,
+        "k": 1000,
+        "b": 1,
+    }
+    for suffix, mult in units.items():
+        if t.endswith(suffix) and t[: -len(suffix)].isdigit():
+            return int(t[: -len(suffix)]) * mult
+    if t.isdigit():
+        return int(t)
+    raise ConfigError(f"not a size: {text!r} (examples: 512mb, 1gb, 1048576)")
+
+
+@dataclass(frozen=True)
+class Config:
+    upstream: Upstream
+    port: int = 6380
+    bind: str = "127.0.0.1"
+    metrics_port: int = 9480
+    metrics_bind: str = "0.0.0.0"
+    dir: Path = Path(".")
+    replica_announce_port: int | None = None
+    replica_announce_ip: str | None = None
+    repl_timeout: float = 60.0
+    repl_backlog_size: int = 128 * 1024 * 1024
+    reconnect_backoff_min: float = 0.5
+    reconnect_backoff_max: float = 10.0
+    ready_max_lag_bytes: int = 16 * 1024 * 1024
+    ready_max_io_seconds: float = 30.0
+
+    @property
+    def listening_port(self) -> int:
+        """What we tell the master in `REPLCONF listening-port` (announce port wins)."""
+        return self.replica_announce_port or self.port
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.dir / "upstream.rdb"
+
+    def validate(self) -> None:
+        for name in ("port", "metrics_port"):
+            v = getattr(self, name)
+            if not 0 <= v <= 65535:
+                raise ConfigError(f"--{name.replace('_', '-')} must be 0..65535, got {v}")
+        if self.repl_timeout <= 0:
+            raise ConfigError("--repl-timeout must be positive")
+        if self.repl_backlog_size < 16 * 1024:
+            raise ConfigError("--repl-backlog-size must be at least 16kb (Redis's minimum)")
+        if (
+            self.reconnect_backoff_min <= 0
+            or self.reconnect_backoff_max < self.reconnect_backoff_min
+        ):
+            raise ConfigError("reconnect backoff: need 0 < min <= max")

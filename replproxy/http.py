@@ -1,0 +1,113 @@
+"""The HTTP endpoint on `--metrics-port`: `/metrics` and the Kubernetes probes.
+
+A deliberately tiny HTTP/1.1 responder on the trio loop (prometheus_client's own server runs
+a thread). Each connection serves one request and closes. Probes:
+
+- `/livez` (`/healthz`): the event loop answers - never depends on the master.
+- `/startupz`: the first sync (snapshot load or partial resync) completed.
+- `/readyz`: link up AND first sync done AND last I/O from the master recent AND byte lag
+  under the threshold; the body says which condition failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from replproxy.metrics import make_registry, render
+
+if TYPE_CHECKING:
+    from replproxy.app import Relay
+
+log = logging.getLogger("replproxy.http")
+
+MAX_REQUEST = 8192
+REQUEST_TIMEOUT = 10.0
+
+
+def readiness(relay: Relay) -> tuple[bool, str]:
+    """Whether a load balancer may send reads here, and why not when it may not."""
+    st = relay.link.status
+    cfg = relay.config
+    if relay.shutting_down:
+        return False, "shutting down"
+    if not st.initial_sync_done:
+        return False, "initial sync not complete"
+    if not st.up:
+        return False, f"master link down: {st.last_error or 'connecting'}"
+    if st.last_io is None or time.monotonic() - st.last_io > cfg.ready_max_io_seconds:
+        return False, f"no data from master for more than {cfg.ready_max_io_seconds:g}s"
+    lag = relay.replication.read_offset - relay.replication.repl_offset
+    if lag > cfg.ready_max_lag_bytes:
+        return False, f"lag {lag} bytes over {cfg.ready_max_lag_bytes}"
+    return True, "ready"
+
+
+class HttpServer:
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.registry = make_registry(relay)
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        try:
+            async with stream:
+                with trio.move_on_after(REQUEST_TIMEOUT):
+                    request = await self._read_head(stream)
+                    if request is None:
+                        return
+                    status, ctype, body = self.route(request)
+                    head = (
+                        f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                    )
+                    await stream.send_all(head.encode() + body)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # the scraper went away; nothing to do
+        except Exception:  # a bug here must never take the process down
+            log.exception("error serving an HTTP request")
+
+    async def _read_head(self, stream: trio.SocketStream) -> str | None:
+        buf = b""
+        while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
+            data = await stream.receive_some(4096)
+            if not data:
+                return None
+            buf += data
+            if len(buf) > MAX_REQUEST:
+                return None
+        line = buf.split(b"\n", 1)[0].decode("latin-1").strip()
+        return line
+
+    def route(self, request_line: str) -> tuple[str, str, bytes]:
+        parts = request_line.split()
+        if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", "text/plain", b"only GET\n"
+        path = parts[1].split("?", 1)[0]
+        if path == "/metrics":
+            return "200 OK", CONTENT_TYPE_LATEST, render(self.registry)
+        if path in ("/livez", "/healthz"):
+            return "200 OK", "text/plain", b"ok\n"
+        if path == "/startupz":
+            if self.relay.link.status.initial_sync_done:
+                return "200 OK", "text/plain", b"initial sync complete\n"
+            return "503 Service Unavailable", "text/plain", b"initial sync not complete\n"
+        if path == "/readyz":
+            ok, why = readiness(self.relay)
+            return (
+                ("200 OK" if ok else "503 Service Unavailable"),
+                "text/plain",
+                why.encode() + b"\n",
+            )
+        return "404 Not Found", "text/plain", b"not found\n"
+
+    async def serve(
+        self, port: int, host: str, *, task_status: trio.TaskStatus[list[trio.SocketListener]]
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, self.handle, listeners)
+            task_status.started(listeners)

@@ -1,0 +1,197 @@
+"""INFO text, section by section, in Redis's names and order (`genRedisInfoString`).
+
+redis_exporter and Sentinel parse these lines by name and order, so the replica part of
+`# Replication` follows redis 7.x field for field. This module only reads state.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from replproxy import __version__
+from replproxy.link.protocol import LinkState
+
+if TYPE_CHECKING:
+    from replproxy.app import Relay
+
+# The Redis version replproxy presents itself as (redis-cli and client libraries gate
+# features on it); replproxy's own version is in `replproxy_version`.
+REDIS_COMPAT_VERSION = "7.0.15"
+
+
+def _lines(title: str, fields: list[tuple[str, object]]) -> str:
+    return f"# {title}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields)
+
+
+def section_server(relay: Relay) -> str:
+    now = time.time()
+    uptime = int(now - relay.started_at)
+    return _lines(
+        "Server",
+        [
+            ("redis_version", REDIS_COMPAT_VERSION),
+            ("replproxy_version", __version__),
+            ("redis_mode", "standalone"),
+            ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("arch_bits", 64),
+            ("multiplexing_api", "trio"),
+            ("process_id", os.getpid()),
+            ("run_id", relay.run_id),
+            ("tcp_port", relay.bound_port or relay.config.port),
+            ("server_time_usec", int(now * 1_000_000)),
+            ("uptime_in_seconds", uptime),
+            ("uptime_in_days", uptime // 86400),
+            ("executable", "replproxy"),
+        ],
+    )
+
+
+def section_clients(relay: Relay) -> str:
+    return _lines(
+        "Clients",
+        [
+            ("connected_clients", relay.connected_clients),
+            ("blocked_clients", 0),
+            ("maxclients", 10000),
+        ],
+    )
+
+
+def section_memory(relay: Relay) -> str:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _lines(
+        "Memory",
+        [
+            ("used_memory", rss),
+            ("used_memory_rss", rss),
+            ("mem_replication_backlog", relay.replication.backlog.histlen),
+            ("mem_clients_slaves", 0),
+        ],
+    )
+
+
+def section_persistence(relay: Relay) -> str:
+    st = relay.link.status
+    return _lines(
+        "Persistence",
+        [
+            ("loading", 1 if st.state is LinkState.LOADING else 0),
+            ("async_loading", 0),
+            ("rdb_changes_since_last_save", 0),
+            ("rdb_bgsave_in_progress", 0),
+            ("aof_enabled", 0),
+        ],
+    )
+
+
+def section_stats(relay: Relay) -> str:
+    s = relay.replication.stats
+    return _lines(
+        "Stats",
+        [
+            ("total_connections_received", relay.total_connections),
+            ("total_commands_processed", relay.total_commands),
+            ("sync_full", s.sync_full),
+            ("sync_partial_ok", s.sync_partial_ok),
+            ("sync_partial_err", s.sync_partial_err),
+            ("total_net_repl_input_bytes", s.net_repl_input_bytes),
+            ("total_net_repl_output_bytes", 0),
+        ],
+    )
+
+
+def section_replication(relay: Relay) -> str:
+    repl = relay.replication
+    st = relay.link.status
+    up = relay.config.upstream
+    now = time.monotonic()
+    fields: list[tuple[str, object]] = [
+        ("role", "slave"),
+        ("master_host", up.host),
+        ("master_port", up.port),
+        ("master_link_status", "up" if st.up else "down"),
+        (
+            "master_last_io_seconds_ago",
+            int(now - st.last_io) if st.last_io is not None and st.up else -1,
+        ),
+        ("master_sync_in_progress", 1 if st.sync_in_progress else 0),
+        ("slave_read_repl_offset", repl.read_offset),
+        ("slave_repl_offset", repl.repl_offset),
+    ]
+    if st.state is LinkState.TRANSFER:
+        total = st.transfer_size if st.transfer_size is not None else -1
+        left = total - st.transfer_read if total >= 0 else -1
+        perc = st.transfer_read * 100 / total if total > 0 else 0.0
+        last = int(now - st.transfer_last_io) if st.transfer_last_io else 0
+        fields += [
+            ("master_sync_total_bytes", total),
+            ("master_sync_read_bytes", st.transfer_read),
+            ("master_sync_left_bytes", left),
+            ("master_sync_perc", f"{perc:.2f}"),
+            ("master_sync_last_io_seconds_ago", last),
+        ]
+    if not st.up:
+        fields.append(
+            (
+                "master_link_down_since_seconds",
+                int(now - st.down_since) if st.down_since is not None else -1,
+            )
+        )
+    fields += [
+        ("slave_priority", 0),  # never promote a relay (x-pipe's keeper does the same)
+        ("slave_read_only", 1),
+        ("replica_announced", 1),
+        ("connected_slaves", 0),
+        ("master_failover_state", "no-failover"),
+        ("master_replid", repl.replid),
+        ("master_replid2", repl.replid2),
+        ("master_repl_offset", repl.repl_offset),
+        ("second_repl_offset", repl.second_replid_offset),
+        ("repl_backlog_active", 1),
+        ("repl_backlog_size", repl.backlog.size),
+        ("repl_backlog_first_byte_offset", repl.backlog.first_byte_offset),
+        ("repl_backlog_histlen", repl.backlog.histlen),
+    ]
+    return _lines("Replication", fields)
+
+
+def section_keyspace(relay: Relay) -> str:
+    ks = relay.keyspace
+    fields: list[tuple[str, object]] = []
+    for i, d in enumerate(ks.dbs):
+        if d:
+            fields.append((f"db{i}", f"keys={len(d)},expires={len(ks.expires[i])},avg_ttl=0"))
+    return _lines("Keyspace", fields)
+
+
+SECTIONS: dict[str, Callable[[Relay], str]] = {
+    "server": section_server,
+    "clients": section_clients,
+    "memory": section_memory,
+    "persistence": section_persistence,
+    "stats": section_stats,
+    "replication": section_replication,
+    "keyspace": section_keyspace,
+}
+DEFAULT_SECTIONS = list(SECTIONS)
+
+
+def info_text(relay: Relay, args: list[str]) -> str:
+    """INFO [section ...]: `all`/`everything`/`default` or names; unknown names give nothing."""
+    wanted = [a.lower() for a in args] or ["default"]
+    names: list[str] = []
+    for w in wanted:
+        if w in ("all", "everything", "default"):
+            names += DEFAULT_SECTIONS
+        elif w in SECTIONS:
+            names.append(w)
+    seen: list[str] = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return "\r\n".join(SECTIONS[n](relay) for n in seen)

@@ -1,0 +1,390 @@
+"""The trio shell around `ReplicaLink`: sockets, timeouts, the snapshot file, reconnects.
+
+This module owns the upstream connection's lifetime and nothing else. It moves bytes between
+the socket and the sans-I/O `ReplicaLink`, writes the received snapshot to `--dir`, loads it
+into the dataset, hands stream commands to `Replication` (the owner of offsets), and sends
+ACKs. Every wait has a `repl-timeout` deadline, as `replicationCron` enforces one on every
+phase; a failed connection is retried with capped exponential backoff, and each retry asks
+for a partial resync when the replication state allows one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from replproxy.config import Config
+from replproxy.keyspace import Keyspace
+from replproxy.link.protocol import (
+    Commands,
+    FullResync,
+    LinkConfig,
+    LinkError,
+    LinkLog,
+    LinkState,
+    PartialResync,
+    ReplicaLink,
+    SnapshotBegin,
+    SnapshotData,
+    SnapshotEnd,
+)
+from replproxy.rdb.model import RDBError
+from replproxy.replication import Replication
+
+log = logging.getLogger("replproxy.link")
+
+RECV_SIZE = 256 * 1024
+LOAD_CHUNK = 1024 * 1024
+ACK_PERIOD = 1.0
+LOADING_KEEPALIVE_PERIOD = 1.0
+
+
+class LinkFailure(Exception):
+    """This connection attempt is over; the reason is logged and the link retries."""
+
+
+@dataclass
+class LinkStatus:
+    """What INFO, ROLE, /metrics and the health checks read about the upstream link."""
+
+    state: LinkState = LinkState.CONNECT
+    up: bool = False
+    initial_sync_done: bool = False
+    sync_in_progress: bool = False
+    last_io: float | None = None  # trio/monotonic time of the last byte from the master
+    down_since: float | None = field(default_factory=time.monotonic)
+    transfer_size: int | None = None  # -1/None for a diskless transfer of unknown size
+    transfer_read: int = 0
+    transfer_last_io: float | None = None
+    last_error: str | None = None
+    connect_attempts: int = 0
+    master_offset_seen: int = 0  # the highest master offset we know of (read offset)
+
+
+class Backoff:
+    """Capped exponential backoff with jitter, reset once a sync succeeds."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self.initial, self.cap = initial, cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * math.pow(2, self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups from nurseries."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def snapshot_meta_path(snapshot: Path) -> Path:
+    return snapshot.with_name(snapshot.name + ".json")
+
+
+class UpstreamLink:
+    """Replicates from the configured master for as long as it runs."""
+
+    def __init__(self, config: Config, replication: Replication, keyspace: Keyspace) -> None:
+        self.config = config
+        self.replication = replication
+        self.keyspace = keyspace
+        self.status = LinkStatus()
+        self.backoff = Backoff(config.reconnect_backoff_min, config.reconnect_backoff_max)
+        self._send_lock = trio.StrictFIFOLock()
+        self._stream: trio.abc.Stream | None = None
+        self._link: ReplicaLink | None = None
+        self._pending_full: FullResync | None = None
+        self.bytes_received = 0
+
+    # ---- lifecycle ----
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            self.status.connect_attempts += 1
+            try:
+                await self._session()
+                reason = "connection closed by master"
+            except Exception as exc:
+                err = _leaf(exc)
+                if isinstance(err, LinkFailure):
+                    reason = str(err)
+                elif isinstance(err, (OSError, trio.BrokenResourceError, trio.ClosedResourceError)):
+                    reason = f"I/O error: {err}"
+                else:
+                    log.exception("unexpected error on the link with the master")
+                    reason = f"internal error: {err!r}"
+            self._mark_down(reason)
+            delay = self.backoff.next_delay()
+            log.warning(
+                "link with master %s down: %s; retrying in %.2fs",
+                self.config.upstream,
+                reason,
+                delay,
+            )
+            await trio.sleep(delay)
+
+    def _mark_down(self, reason: str) -> None:
+        st = self.status
+        if st.up or st.down_since is None:
+            st.down_since = time.monotonic()
+        st.up = False
+        st.sync_in_progress = False
+        st.state = LinkState.CONNECT
+        st.last_error = reason
+        self.replication.link_lost()
+        self._stream = None
+        self._link = None
+
+    # ---- one connection ----
+
+    async def _session(self) -> None:
+        cfg = self.config
+        up = cfg.upstream
+        self.status.state = LinkState.CONNECT
+        log.info("connecting to master %s", up)
+        with trio.move_on_after(cfg.repl_timeout) as cs:
+            stream = await trio.open_tcp_stream(up.host, up.port)
+        if cs.cancelled_caught:
+            raise LinkFailure("Timeout connecting to the MASTER")
+        async with stream:
+            replid, offset = self.replication.psync_args()
+            link = ReplicaLink(
+                LinkConfig(cfg.listening_port, cfg.replica_announce_ip, up.username, up.password),
+                replid,
+                offset,
+            )
+            self._stream, self._link = stream, link
+            link.initiate()
+            await self._flush()
+            log.info("master %s: connected; PSYNC %s %d", up, replid, offset)
+            await self._handshake_and_transfer(link, stream)
+            if link.state is LinkState.LOADING:
+                await self._load_snapshot(link)
+                await self._flush()
+            self._online()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ack_loop, link)
+                await self._stream_loop(link, stream)
+                nursery.cancel_scope.cancel()
+
+    async def _flush(self) -> None:
+        link, stream = self._link, self._stream
+        if link is None or stream is None:
+            return
+        async with self._send_lock:
+            data = link.data_to_send()
+            if data:
+                await stream.send_all(data)
+
+    async def _receive(self, stream: trio.abc.Stream, what: str) -> bytes:
+        with trio.move_on_after(self.config.repl_timeout) as cs:
+            data = await stream.receive_some(RECV_SIZE)
+        if cs.cancelled_caught:
+            raise LinkFailure(
+                f"Timeout {what} (no data from master for {self.config.repl_timeout}s)"
+            )
+        if not data:
+            raise LinkFailure("connection closed by master")
+        now = time.monotonic()
+        self.status.last_io = now
+        self.bytes_received += len(data)
+        self.replication.stats.net_repl_input_bytes += len(data)
+        return bytes(data)
+
+    async def _handshake_and_transfer(self, link: ReplicaLink, stream: trio.abc.Stream) -> None:
+        snapshot: _SnapshotFile | None = None
+        try:
+            while link.state not in (LinkState.LOADING, LinkState.CONNECTED, LinkState.CLOSED):
+                self.status.state = link.state
+                what = (
+                    "receiving bulk data from MASTER"
+                    if link.state is LinkState.TRANSFER
+                    else "during the handshake with MASTER"
+                )
+                link.receive_data(await self._receive(stream, what))
+                for ev in link.next_events():
+                    if isinstance(ev, LinkLog):
+                        log.warning("master %s: %s", self.config.upstream, ev.message)
+                    elif isinstance(ev, LinkError):
+                        self.status.last_error = ev.reason
+                        raise LinkFailure(ev.reason)
+                    elif isinstance(ev, FullResync):
+                        self._pending_full = ev
+                        self.status.sync_in_progress = True
+                        log.info(
+                            "master %s: full resync from replid %s offset %d",
+                            self.config.upstream,
+                            ev.replid,
+                            ev.offset,
+                        )
+                    elif isinstance(ev, SnapshotBegin):
+                        snapshot = _SnapshotFile(self.config.snapshot_path)
+                        self.status.transfer_size = ev.size
+                        self.status.transfer_read = 0
+                        log.info(
+                            "master %s: receiving snapshot (%s)",
+                            self.config.upstream,
+                            f"{ev.size} bytes" if ev.size is not None else "diskless",
+                        )
+                    elif isinstance(ev, SnapshotData):
+                        assert snapshot is not None
+                        snapshot.write(ev.data)
+                        self.status.transfer_read += len(ev.data)
+                        self.status.transfer_last_io = time.monotonic()
+                    elif isinstance(ev, SnapshotEnd):
+                        assert snapshot is not None
+                        await snapshot.finish()
+                        snapshot = None
+                    elif isinstance(ev, PartialResync):
+                        changed = self.replication.partial_resync(ev.replid)
+                        log.info(
+                            "master %s: partial resync accepted (+CONTINUE%s)%s",
+                            self.config.upstream,
+                            f" {ev.replid}" if ev.replid else "",
+                            "; replid changed, previous id kept as replid2" if changed else "",
+                        )
+                    elif isinstance(ev, Commands):
+                        # Stream bytes that arrived with +CONTINUE.
+                        await self._process(link, ev)
+                await self._flush()
+        finally:
+            if snapshot is not None:
+                snapshot.discard()
+
+    async def _load_snapshot(self, link: ReplicaLink) -> None:
+        """Load the received snapshot into a fresh dataset, swapping it in only when whole."""
+        from replproxy.rdb.reader import RDBReader  # the reader is heavy; import on first use
+
+        full = self._pending_full
+        assert full is not None, "a snapshot always follows +FULLRESYNC (or the SYNC fallback)"
+        path = self.config.snapshot_path
+        self.status.state = LinkState.LOADING
+        loader = self.keyspace.new_loader()
+        reader = RDBReader()
+        started = last_keepalive = trio.current_time()
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    chunk = f.read(LOAD_CHUNK)
+                    if chunk:
+                        reader.feed(chunk)
+                    else:
+                        reader.feed_eof()
+                    loader.add(reader.next_events())
+                    if not chunk:
+                        break
+                    now = trio.current_time()
+                    if now - last_keepalive >= LOADING_KEEPALIVE_PERIOD:
+                        link.send_loading_keepalive()
+                        await self._flush()
+                        last_keepalive = now
+                    await trio.sleep(0)  # let clients, metrics and health checks run
+        except (RDBError, ValueError) as e:
+            path.unlink(missing_ok=True)
+            raise LinkFailure(f"snapshot from master refused, will ask again: {e}") from e
+        loader.commit()
+        self.replication.full_resync(full.replid, full.offset, loader.stream_db)
+        self.status.initial_sync_done = True
+        _write_meta(path, full.replid, full.offset, loader.stream_db)
+        log.info(
+            "master %s: snapshot loaded: %d keys in %.2fs; replid %s offset %d",
+            self.config.upstream,
+            loader.keys,
+            trio.current_time() - started,
+            full.replid,
+            full.offset,
+        )
+        link.snapshot_loaded()
+
+    def _online(self) -> None:
+        st = self.status
+        st.up = True
+        st.down_since = None
+        st.sync_in_progress = False
+        st.state = LinkState.CONNECTED
+        st.last_error = None
+        st.initial_sync_done = True
+        self.backoff.reset()
+        log.info(
+            "master %s: link up, streaming from offset %d",
+            self.config.upstream,
+            self.replication.repl_offset,
+        )
+
+    async def _stream_loop(self, link: ReplicaLink, stream: trio.abc.Stream) -> None:
+        while True:
+            data = await self._receive(stream, "MASTER timeout: no data nor PING received")
+            link.receive_data(data)
+            for ev in link.next_events():
+                if isinstance(ev, Commands):
+                    await self._process(link, ev)
+                elif isinstance(ev, LinkError):
+                    raise LinkFailure(ev.reason)
+            await self._flush()
+
+    async def _process(self, link: ReplicaLink, ev: Commands) -> None:
+        result = self.replication.process(ev.commands)
+        self.status.master_offset_seen = self.replication.read_offset
+        for offset in result.acks:
+            link.send_ack(offset)
+        if result.acks:
+            await self._flush()
+
+    async def _ack_loop(self, link: ReplicaLink) -> None:
+        while True:
+            link.send_ack(self.replication.repl_offset)
+            await self._flush()
+            await trio.sleep(ACK_PERIOD)
+
+
+class _SnapshotFile:
+    """The snapshot being received: written to a temp file, renamed into place when whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".incoming")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.tmp, "wb")  # noqa: SIM115 - closed by finish()/discard()
+
+    def write(self, data: bytes) -> None:
+        # Small sequential writes into the page cache: cheaper than a thread hop per chunk.
+        self.f.write(data)
+
+    async def finish(self) -> None:
+        self.f.flush()
+        await trio.to_thread.run_sync(os.fsync, self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _write_meta(snapshot: Path, replid: str | None, offset: int, stream_db: int) -> None:
+    meta = {
+        "replid": replid,
+        "offset": offset,
+        "stream_db": stream_db,
+        "size": snapshot.stat().st_size,
+        "received_at": time.time(),
+    }
+    tmp = snapshot_meta_path(snapshot).with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, snapshot_meta_path(snapshot))

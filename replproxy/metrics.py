@@ -1,0 +1,156 @@
+"""Prometheus metrics, computed at scrape time from the live state (never in the hot path).
+
+One custom collector reads `Replication`, `LinkStatus` and the keyspace on each scrape, so
+lag and "seconds since" values are exact when Prometheus asks, and the stream path pays
+nothing for observability. Names follow redis_exporter's where one exists (with our
+`replproxy_` prefix) so dashboards and alerts translate directly; see docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from replproxy.link.protocol import LinkState
+
+if TYPE_CHECKING:
+    from replproxy.app import Relay
+
+
+class RelayCollector(Collector):
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
+        relay = self.relay
+        repl = relay.replication
+        st = relay.link.status
+        now = time.monotonic()
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"replproxy_{name}", doc, value=value)
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(f"replproxy_{name}", doc, value=value)
+
+        yield gauge(
+            "master_link_up",
+            "1 when the link with the master is up and streaming.",
+            1 if st.up else 0,
+        )
+        states = GaugeMetricFamily(
+            "replproxy_master_link_state",
+            "Current phase of the upstream link (1 for the current one).",
+            labels=["state"],
+        )
+        for s in LinkState:
+            states.add_metric([s.value], 1 if st.state is s else 0)
+        yield states
+        yield gauge(
+            "master_sync_in_progress",
+            "1 while a full sync is being received or loaded.",
+            1 if st.sync_in_progress else 0,
+        )
+        yield gauge(
+            "master_last_io_seconds_ago",
+            "Seconds since the last byte from the master (-1 before the first).",
+            now - st.last_io if st.last_io is not None else -1,
+        )
+        yield gauge(
+            "master_link_down_since_seconds",
+            "Seconds the link has been down (0 when up).",
+            now - st.down_since if st.down_since is not None and not st.up else 0,
+        )
+        yield gauge(
+            "initial_sync_done",
+            "1 once a first snapshot or partial resync succeeded.",
+            1 if st.initial_sync_done else 0,
+        )
+        info = InfoMetricFamily("replproxy_replication", "Replication ids in use.")
+        info.add_metric([], {"replid": repl.replid, "replid2": repl.replid2})
+        yield info
+        yield gauge(
+            "master_repl_offset",
+            "Offset of the last byte applied (INFO slave_repl_offset / master_repl_offset).",
+            repl.repl_offset,
+        )
+        yield gauge(
+            "read_repl_offset",
+            "Offset of the last byte received from the master (slave_read_repl_offset).",
+            repl.read_offset,
+        )
+        yield gauge(
+            "second_repl_offset",
+            "Offset up to which replid2 is valid (-1 when none).",
+            repl.second_replid_offset,
+        )
+        yield gauge(
+            "repl_lag_bytes",
+            "Bytes received from the master but not yet applied.",
+            repl.read_offset - repl.repl_offset,
+        )
+        yield gauge(
+            "repl_backlog_first_byte_offset",
+            "First offset held in the backlog.",
+            repl.backlog.first_byte_offset,
+        )
+        yield gauge(
+            "repl_backlog_histlen_bytes",
+            "Bytes of history held in the backlog.",
+            repl.backlog.histlen,
+        )
+        yield gauge("repl_backlog_size_bytes", "Configured backlog capacity.", repl.backlog.size)
+        yield gauge(
+            "master_sync_total_bytes",
+            "Size of the snapshot being received (-1 diskless).",
+            -1 if st.transfer_size is None else st.transfer_size,
+        )
+        yield gauge(
+            "master_sync_read_bytes",
+            "Snapshot bytes received in the current/last sync.",
+            st.transfer_read,
+        )
+        stats = repl.stats
+        yield counter(
+            "resyncs_full", "Full resyncs done with the master (INFO sync_full).", stats.sync_full
+        )
+        yield counter(
+            "resyncs_partial", "Partial resyncs accepted by the master.", stats.sync_partial_ok
+        )
+        yield counter(
+            "net_repl_input_bytes", "Bytes received from the master.", stats.net_repl_input_bytes
+        )
+        yield counter(
+            "commands_applied", "Write commands applied from the stream.", stats.commands_applied
+        )
+        yield counter(
+            "link_connect_attempts", "Connection attempts to the master.", st.connect_attempts
+        )
+        keys = GaugeMetricFamily("replproxy_db_keys", "Keys per database.", labels=["db"])
+        for i, d in enumerate(relay.keyspace.dbs):
+            if d:
+                keys.add_metric([str(i)], len(d))
+        yield keys
+        unsupported = CounterMetricFamily(
+            "replproxy_unsupported_commands",
+            "Stream commands that could not be applied.",
+            labels=["command"],
+        )
+        for name, n in relay.keyspace.unsupported_commands.items():
+            unsupported.add_metric([name], n)
+        yield unsupported
+
+
+def make_registry(relay: Relay) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RelayCollector(relay))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,360 @@
+"""`replproxy rdb ...`: look inside RDB snapshots from the command line.
+
+This module owns the `rdb` command group and the JSON form of keys (`dump`). It only calls
+the reader; it never writes RDB files. Mounted by the main CLI with
+`app.add_typer(rdb_app, name="rdb")`; also runnable alone: `python -m replproxy.rdb.cli`.
+
+Commands:
+
+* `info FILE`   - version, aux fields, per-db key counts by type and by RDB encoding,
+                  functions and module aux records, size, checksum status
+                  (`--json` for one JSON object). Exit 1 if the file is not sound.
+* `dump FILE`   - JSON Lines on stdout, one key per line.
+* `verify FILE` - full parse and CRC64 check; exit 0 only if sound, else exit 1 with the
+                  error (what, and the byte offset) on stderr.
+
+A progress bar over the bytes read is drawn on stderr when stderr is a terminal.
+
+`dump` line format: `{"db": 0, "key": K, "type": T, "value": V, "expire_ms": null|int}`,
+plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs. Binary-safe strings
+(keys, members, fields, values): a byte string that is valid UTF-8 with no control character
+(U+0000-U+001F, U+007F-U+009F) is a JSON string; any other is `{"b64": "<base64>"}`.
+`type` is what TYPE answers (a module value gives its module name). `value` by type:
+
+* string: S
+* list: [S, ...] head first
+* set: [S, ...] sorted by the raw bytes
+* zset: [[member, score], ...] by rank (score, then member); scores are JSON numbers,
+  except infinities, written as the strings "inf" and "-inf"
+* hash: [[field, value], ...] in file order
+* stream: {"length", "last_id", "first_id", "max_deleted_id", "entries_added",
+  "entries": [{"id": "ms-seq", "fields": [[f, v], ...]}],
+  "groups": [{"name", "last_id", "entries_read", "pel": [{"id", "delivery_time",
+  "delivery_count"}], "consumers": [{"name", "seen_time", "active_time", "pending": [id]}]}]}
+* module value: {"module": name, "encver": n, "raw": {"b64": ...}}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+
+from replproxy.rdb.model import (
+    Aux,
+    End,
+    Event,
+    Function,
+    HashValue,
+    Header,
+    KeyEntry,
+    ModuleAux,
+    ModuleValue,
+    RDBError,
+    ResizeDB,
+    SelectDB,
+    StreamValue,
+    Value,
+    ZSetValue,
+    type_name,
+)
+from replproxy.rdb.reader import RDBReader, type_encoding_name
+
+app = typer.Typer(
+    help="Read RDB snapshots: summary (info), JSON Lines (dump), integrity check (verify).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_CHUNK = 1 << 16
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+FileArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="An RDB file.")
+
+
+def encode_bytes(b: bytes) -> str | dict[str, str]:
+    """A JSON-safe form of a byte string (see the module docstring)."""
+    try:
+        s = b.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(b).decode("ascii")}
+    if _CONTROL.search(s):
+        return {"b64": base64.b64encode(b).decode("ascii")}
+    return s
+
+
+def _score(x: float) -> float | str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _sid(i: tuple[int, int]) -> str:
+    return f"{i[0]}-{i[1]}"
+
+
+def _stream_json(s: StreamValue) -> dict[str, Any]:
+    e = encode_bytes
+    return {
+        "length": s.length,
+        "last_id": _sid(s.last_id),
+        "first_id": _sid(s.first_id),
+        "max_deleted_id": _sid(s.max_deleted_id),
+        "entries_added": s.entries_added,
+        "entries": [
+            {"id": _sid(i), "fields": [[e(f), e(v)] for f, v in fields]}
+            for i, fields in s.entries.items()
+        ],
+        "groups": [
+            {
+                "name": e(g.name),
+                "last_id": _sid(g.last_id),
+                "entries_read": g.entries_read,
+                "pel": [
+                    {
+                        "id": _sid(i),
+                        "delivery_time": p.delivery_time,
+                        "delivery_count": p.delivery_count,
+                    }
+                    for i, p in g.pel.items()
+                ],
+                "consumers": [
+                    {
+                        "name": e(c.name),
+                        "seen_time": c.seen_time,
+                        "active_time": c.active_time,
+                        "pending": [_sid(i) for i in c.pending],
+                    }
+                    for c in g.consumers
+                ],
+            }
+            for g in s.groups
+        ],
+    }
+
+
+def value_json(value: Value) -> Any:
+    """The JSON form of a value (see the module docstring)."""
+    e = encode_bytes
+    if isinstance(value, bytes):
+        return e(value)
+    if isinstance(value, list):
+        return [e(v) for v in value]
+    if isinstance(value, set):
+        return [e(v) for v in sorted(value)]
+    if isinstance(value, ZSetValue):
+        ranked = sorted(value.items(), key=lambda i: (i[1], i[0]))
+        return [[e(m), _score(s)] for m, s in ranked]
+    if isinstance(value, dict):
+        fields: dict[bytes, bytes] = value  # type: ignore[assignment]
+        return [[e(f), e(v)] for f, v in fields.items()]
+    if isinstance(value, StreamValue):
+        return _stream_json(value)
+    if isinstance(value, ModuleValue):
+        return {"module": value.name, "encver": value.encver, "raw": e(value.raw)}
+    raise TypeError(f"not an RDB value: {type(value).__name__}")
+
+
+def key_json(entry: KeyEntry) -> dict[str, Any]:
+    """One `dump` line as a dict."""
+    out: dict[str, Any] = {
+        "db": entry.db,
+        "key": encode_bytes(entry.key),
+        "type": type_name(entry.value),
+        "value": value_json(entry.value),
+        "expire_ms": entry.expire_ms,
+    }
+    if isinstance(entry.value, HashValue) and entry.value.expires:
+        out["field_expires"] = [[encode_bytes(f), ms] for f, ms in entry.value.expires.items()]
+    return out
+
+
+@contextmanager
+def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress callback drawing on stderr, or None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(
+        length=path.stat().st_size, label=label, file=sys.stderr, show_eta=True
+    ) as bar:
+        yield bar.update
+
+
+def _events(path: Path, label: str, reader: RDBReader | None = None) -> Iterator[Event]:
+    """The events of the file at `path`, fed through `reader` (a checking one by default)."""
+    reader = reader or RDBReader()
+    with _progress(path, label) as on_progress, open(path, "rb") as f:
+        while not reader.done and (chunk := f.read(_CHUNK)):
+            try:
+                reader.feed(chunk)
+            finally:
+                yield from reader.next_events()
+            if on_progress is not None:
+                on_progress(len(chunk))
+        if not reader.done:
+            try:
+                reader.feed_eof()
+            finally:
+                yield from reader.next_events()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def info(
+    file: Path = FileArg,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Summarise an RDB file: version, aux fields, keys per db by type and encoding."""
+    summary: dict[str, Any] = {"file": str(file), "bytes": file.stat().st_size}
+    aux: dict[str, Any] = {}
+    dbs: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {"keys": 0, "expires": 0, "by_type": Counter(), "by_encoding": Counter()}
+    )
+    functions = module_aux = 0
+    reader = RDBReader(verify_checksum=False)
+    error: str | None = None
+    end: End | None = None
+    valkey = False
+    try:
+        for ev in _events(file, "reading", reader):
+            if isinstance(ev, KeyEntry):
+                d = dbs[ev.db]
+                d["keys"] += 1
+                d["expires"] += ev.expire_ms is not None
+                d["by_type"][type_name(ev.value)] += 1
+                d["by_encoding"]["/".join(type_encoding_name(ev.rdb_type, valkey))] += 1
+            elif isinstance(ev, Header):
+                valkey = ev.magic == b"VALKEY"
+                summary["magic"] = ev.magic.decode()
+                summary["version"] = ev.version
+            elif isinstance(ev, Aux):
+                aux[ev.key.decode("utf-8", "replace")] = encode_bytes(ev.value)
+            elif isinstance(ev, Function):
+                functions += 1
+            elif isinstance(ev, ModuleAux):
+                module_aux += 1
+            elif isinstance(ev, SelectDB):
+                dbs[ev.db]
+            elif isinstance(ev, ResizeDB):
+                pass
+            elif isinstance(ev, End):
+                end = ev
+    except RDBError as e:
+        error = str(e)
+    summary["aux"] = aux
+    summary["functions"] = functions
+    summary["module_aux"] = module_aux
+    summary["dbs"] = {
+        str(n): {
+            "keys": d["keys"],
+            "expires": d["expires"],
+            "by_type": dict(sorted(d["by_type"].items())),
+            "by_encoding": dict(sorted(d["by_encoding"].items())),
+        }
+        for n, d in sorted(dbs.items())
+    }
+    summary["keys"] = sum(d["keys"] for d in dbs.values())
+    summary["checksum"] = _checksum_status(end, reader) if end is not None else "not reached"
+    summary["skipped_empty_keys"] = reader.skipped_empty_keys
+    if error:
+        summary["error"] = error
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_info(summary)
+    if error:
+        _fail(error)
+    if summary["checksum"].startswith("MISMATCH"):
+        raise typer.Exit(1)
+
+
+def _checksum_status(end: End, reader: RDBReader) -> str:
+    if end.checksum is None:
+        return "absent (RDB version < 5)"
+    if end.checksum == 0:
+        return "disabled (stored as 0)"
+    computed = reader.computed_checksum
+    if computed == end.checksum:
+        return f"ok (0x{computed:016x})"
+    return f"MISMATCH (stored 0x{end.checksum:016x}, computed 0x{computed or 0:016x})"
+
+
+def _print_info(s: dict[str, Any]) -> None:
+    echo = typer.echo
+    echo(f"file: {s['file']}")
+    echo(f"bytes: {s['bytes']}")
+    if "version" in s:
+        echo(f"format: {s['magic']} version {s['version']}")
+    if s["aux"]:
+        echo("aux:")
+        for k, v in s["aux"].items():
+            echo(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}")
+    echo(f"functions: {s['functions']}")
+    echo(f"module aux records: {s['module_aux']}")
+    echo(f"keys: {s['keys']}")
+    for n, d in s["dbs"].items():
+        echo(f"db {n}: {d['keys']} keys, {d['expires']} with expiry")
+        echo("  by type: " + ", ".join(f"{k} {v}" for k, v in d["by_type"].items()))
+        echo("  by encoding: " + ", ".join(f"{k} {v}" for k, v in d["by_encoding"].items()))
+    if s["skipped_empty_keys"]:
+        echo(f"empty keys skipped: {s['skipped_empty_keys']}")
+    echo(f"checksum: {s['checksum']}")
+
+
+@app.command()
+def dump(file: Path = FileArg) -> None:
+    """Write every key as one JSON object per line (JSON Lines) on stdout."""
+    out = sys.stdout
+    try:
+        for ev in _events(file, "dumping"):
+            if isinstance(ev, KeyEntry):
+                out.write(json.dumps(key_json(ev), ensure_ascii=False, allow_nan=False))
+                out.write("\n")
+    except RDBError as e:
+        out.flush()
+        _fail(str(e))
+
+
+@app.command()
+def verify(file: Path = FileArg) -> None:
+    """Parse the whole file and check its CRC64: exit 0 if sound, 1 otherwise."""
+    keys = 0
+    header: Header | None = None
+    end: End | None = None
+    try:
+        for ev in _events(file, "verifying"):
+            if isinstance(ev, KeyEntry):
+                keys += 1
+            elif isinstance(ev, Header):
+                header = ev
+            elif isinstance(ev, End):
+                end = ev
+    except RDBError as e:
+        _fail(str(e))
+    assert header is not None and end is not None
+    if end.checksum is None:
+        crc = "no checksum (RDB version < 5)"
+    elif end.checksum == 0:
+        crc = "checksum disabled (stored as 0)"
+    else:
+        crc = "checksum ok"
+    typer.echo(f"OK: {header.magic.decode()} version {header.version}, {keys} keys, {crc}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,282 @@
+"""The values and events the RDB reader produces and the RDB writer consumes.
+
+This module owns the in-memory shape of a snapshot: one plain Python type per Redis type,
+chosen so that building a keyspace from a 1M-key snapshot creates no wrapper object per
+value (strings are `bytes`, lists are `list`, sets are `set`, hashes are `dict`). Types that
+have no native Python equivalent (sorted sets keep a member->score dict, streams, module
+values) get small classes here. It holds no parsing or encoding logic.
+
+Value model (what `KeyEntry.value` holds, by Redis type):
+
+| Redis type | Python value |
+| --- | --- |
+| string (also HyperLogLog) | `bytes` |
+| list | `list[bytes]` (head first) |
+| set | `set[bytes]` |
+| zset | `ZSetValue` (dict member -> float score) |
+| hash | `dict[bytes, bytes]`; `HashValue` (a dict with per-field expiry) when a field has a TTL |
+| stream | `StreamValue` |
+| module value | `ModuleValue` (opaque raw bytes, kept so it can be written out again) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# RDB object type numbers (src/rdb.h). The number also tells the encoding a file used.
+RDB_TYPE_STRING = 0
+RDB_TYPE_LIST = 1
+RDB_TYPE_SET = 2
+RDB_TYPE_ZSET = 3
+RDB_TYPE_HASH = 4
+RDB_TYPE_ZSET_2 = 5
+RDB_TYPE_MODULE_PRE_GA = 6
+RDB_TYPE_MODULE_2 = 7
+RDB_TYPE_HASH_ZIPMAP = 9
+RDB_TYPE_LIST_ZIPLIST = 10
+RDB_TYPE_SET_INTSET = 11
+RDB_TYPE_ZSET_ZIPLIST = 12
+RDB_TYPE_HASH_ZIPLIST = 13
+RDB_TYPE_LIST_QUICKLIST = 14
+RDB_TYPE_STREAM_LISTPACKS = 15
+RDB_TYPE_HASH_LISTPACK = 16
+RDB_TYPE_ZSET_LISTPACK = 17
+RDB_TYPE_LIST_QUICKLIST_2 = 18
+RDB_TYPE_STREAM_LISTPACKS_2 = 19
+RDB_TYPE_SET_LISTPACK = 20
+RDB_TYPE_STREAM_LISTPACKS_3 = 21
+# 22/23 mean different things in REDIS (7.4 RC hash-with-TTL) and VALKEY (HASH_2) files.
+RDB_TYPE_HASH_METADATA_PRE_GA = 22
+RDB_TYPE_HASH_LISTPACK_EX_PRE_GA = 23
+RDB_TYPE_VALKEY_HASH_2 = 22
+RDB_TYPE_HASH_METADATA = 24
+RDB_TYPE_HASH_LISTPACK_EX = 25
+
+# Opcodes (src/rdb.h).
+RDB_OPCODE_SLOT_INFO = 244
+RDB_OPCODE_FUNCTION2 = 245
+RDB_OPCODE_FUNCTION_PRE_GA = 246
+RDB_OPCODE_MODULE_AUX = 247
+RDB_OPCODE_IDLE = 248
+RDB_OPCODE_FREQ = 249
+RDB_OPCODE_AUX = 250
+RDB_OPCODE_RESIZEDB = 251
+RDB_OPCODE_EXPIRETIME_MS = 252
+RDB_OPCODE_EXPIRETIME = 253
+RDB_OPCODE_SELECTDB = 254
+RDB_OPCODE_EOF = 255
+
+# Newest RDB versions each dialect writes that this project reads.
+RDB_VERSION_MAX_REDIS = 12
+RDB_VERSION_VALKEY_9 = 80
+
+StreamID = tuple[int, int]
+"""A stream entry id as (ms, seq)."""
+
+
+class ZSetValue(dict[bytes, float]):
+    """A sorted set as read from or written to an RDB: member -> score.
+
+    Order is not meaningful here; consumers that need rank order sort by (score, member).
+    """
+
+    __slots__ = ()
+
+
+class HashValue(dict[bytes, bytes]):
+    """A hash with per-field expiry (Redis 7.4+ / Valkey 9 hash field TTLs).
+
+    `expires` maps a field to its absolute expiry time in unix milliseconds; fields without a
+    TTL are absent from it. A hash with no field TTL is read as a plain `dict` instead.
+    """
+
+    __slots__ = ("expires",)
+
+    def __init__(self, *args: object, expires: dict[bytes, int] | None = None, **kw: bytes):
+        super().__init__(*args, **kw)
+        self.expires: dict[bytes, int] = expires if expires is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HashValue):
+            return dict.__eq__(self, other) and self.expires == other.expires
+        if isinstance(other, dict):
+            return not self.expires and dict.__eq__(self, other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"HashValue({dict.__repr__(self)}, expires={self.expires!r})"
+
+
+@dataclass(eq=True)
+class StreamConsumer:
+    name: bytes
+    seen_time: int  # ms; the consumer's last interaction
+    # ms of the last successful read/claim; RDB 11+ (stream v3). None when the file has none.
+    active_time: int | None
+    pending: list[StreamID] = field(default_factory=list)  # ids owned, in PEL order
+
+
+@dataclass(eq=True)
+class StreamPendingEntry:
+    delivery_time: int  # ms
+    delivery_count: int
+
+
+@dataclass(eq=True)
+class StreamGroup:
+    name: bytes
+    last_id: StreamID
+    # -1 when unknown (stored as 2**64-1); None when the file predates v19 (stream v2).
+    entries_read: int | None
+    pel: dict[StreamID, StreamPendingEntry] = field(default_factory=dict)  # id order
+    consumers: list[StreamConsumer] = field(default_factory=list)
+
+
+@dataclass(eq=True)
+class StreamValue:
+    entries: dict[StreamID, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # id order
+    length: int = 0  # number of live entries (== len(entries) for a sound file)
+    last_id: StreamID = (0, 0)
+    # v19+ metadata; for older files the reader fills what Redis derives on load
+    # (first_id = first entry or (0,0), max_deleted = (0,0), entries_added = length).
+    first_id: StreamID = (0, 0)
+    max_deleted_id: StreamID = (0, 0)
+    entries_added: int = 0
+    groups: list[StreamGroup] = field(default_factory=list)
+
+
+@dataclass(eq=True)
+class ModuleValue:
+    """A module's value, kept as the raw bytes of its opcode stream so it can be re-written.
+
+    `raw` is everything after the 64-bit module id up to and including the terminating
+    opcode 0 (RDB_MODULE_OPCODE_EOF), exactly as in the file.
+    """
+
+    module_id: int
+    name: str  # 9-char module name decoded from the id
+    encver: int  # low 10 bits of the id
+    raw: bytes
+
+
+Value = (
+    bytes | list[bytes] | set[bytes] | dict[bytes, bytes] | ZSetValue | StreamValue | ModuleValue
+)
+
+
+def type_name(value: Value) -> str:
+    """The name `TYPE` answers for a value (a module value answers its module's name)."""
+    if isinstance(value, bytes):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, set):
+        return "set"
+    if isinstance(value, ZSetValue):
+        return "zset"
+    if isinstance(value, dict):
+        return "hash"
+    if isinstance(value, StreamValue):
+        return "stream"
+    if isinstance(value, ModuleValue):
+        return value.name
+    raise TypeError(f"not an RDB value: {type(value).__name__}")
+
+
+# ---- Events yielded by the reader (and accepted by the writer) ----
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    magic: bytes  # b"REDIS" or b"VALKEY"
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Aux:
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleAux:
+    """A MODULE_AUX record (opcode 247), kept raw: `raw` follows the module id, ends with EOF 0."""
+
+    module_id: int
+    name: str
+    when: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function library. `code` is the source (`#!lua name=...`) of a FUNCTION2 record.
+
+    For the 7.0 RC opcode 246 the reader fills `name`, `engine` and `desc` too.
+    """
+
+    code: bytes
+    name: bytes | None = None
+    engine: bytes | None = None
+    desc: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectDB:
+    db: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeDB:
+    db_size: int
+    expires_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotInfo:
+    slot: int
+    slot_size: int
+    expires_slot_size: int
+
+
+@dataclass(slots=True)
+class KeyEntry:
+    db: int
+    key: bytes
+    value: Value
+    expire_ms: int | None = None  # absolute unix ms
+    idle: int | None = None  # seconds (LRU), from the IDLE opcode
+    freq: int | None = None  # LFU counter, from the FREQ opcode
+    rdb_type: int = -1  # the object type byte as found in the file (tells the encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """EOF reached. `checksum` is the stored CRC64 (0 = disabled) or None before RDB 5."""
+
+    checksum: int | None
+
+
+Event = Header | Aux | ModuleAux | Function | SelectDB | ResizeDB | SlotInfo | KeyEntry | End
+
+
+class RDBError(Exception):
+    """A snapshot that cannot be read: malformed, truncated, corrupt or unsupported.
+
+    `offset` is the byte offset in the file where the problem was found.
+    """
+
+    def __init__(self, message: str, offset: int | None = None):
+        self.reason = message
+        self.offset = offset
+        super().__init__(message if offset is None else f"{message} (at byte offset {offset})")
+
+
+class RDBUnsupportedError(RDBError):
+    """A well-formed file using a version, type or opcode this reader does not know."""
+
+
+class RDBChecksumError(RDBError):
+    """The CRC64 stored at the end does not match the file's bytes."""

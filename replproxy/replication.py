@@ -1,0 +1,240 @@
+"""The one owner of replication identity and position: replid, replid2, offsets, backlog.
+
+Everything that needs to know "where are we in the master's history" asks this module:
+the upstream link (what to PSYNC with), the keyspace applier (which DB the stream is in),
+INFO/ROLE/metrics, and later the downstream PSYNC server (what it can continue from).
+
+It is sans-I/O: it is fed the commands the link split out of the stream and hands them, whole
+transactions at once, to the dataset; it never touches a socket or the clock (callers pass
+`now` in where time matters).
+
+Offsets follow Redis exactly (`src/replication.c`): `repl_offset` is the offset of the last
+byte applied (`master_repl_offset` on a replica); `read_offset` the last byte received
+(`slave_read_repl_offset`). Inside MULTI the applied offset does not move: a transaction is
+applied and acknowledged as one unit (`commandProcessed`). The backlog holds exactly the bytes
+applied, in order, so `backlog.first_byte_offset + histlen - 1 == repl_offset`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from replproxy.resp.stream import StreamCommand
+
+NULL_REPLID = "0" * 40
+
+
+def random_replid() -> str:
+    """A fresh 40-hex-char replication id, as `changeReplicationId` makes one."""
+    return os.urandom(20).hex()
+
+
+class Dataset(Protocol):
+    """What the replication core needs from the keyspace (filled in by the keyspace module)."""
+
+    def apply(self, db: int, argv: list[bytes]) -> None:
+        """Apply one write command from the master to DB `db`."""
+
+    def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
+        """Apply a MULTI...EXEC body atomically; return the DB selected at its end."""
+        ...
+
+
+class Backlog:
+    """The replication backlog: the last `size` bytes of the stream, as a ring of chunks.
+
+    Chunks are kept as the immutable bytes objects the stream produced, so appending costs no
+    copy; trimming drops whole chunks and slices at most one. `first_byte_offset` is the
+    offset of the oldest byte held (Redis's `repl_backlog_off`).
+    """
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError("backlog size must be positive")
+        self.size = size
+        self._chunks: deque[bytes] = deque()
+        self.histlen = 0
+        self.first_byte_offset = 1  # the next byte appended will be this offset when empty
+
+    def reset(self, next_offset: int) -> None:
+        """Drop history; the next byte appended has offset `next_offset`."""
+        self._chunks.clear()
+        self.histlen = 0
+        self.first_byte_offset = next_offset
+
+    def append(self, data: bytes) -> None:
+        if not data:
+            return
+        self._chunks.append(data)
+        self.histlen += len(data)
+        excess = self.histlen - self.size
+        while excess > 0:
+            head = self._chunks[0]
+            if len(head) <= excess:
+                self._chunks.popleft()
+                cut = len(head)
+            else:
+                self._chunks[0] = head[excess:]
+                cut = excess
+            self.histlen -= cut
+            self.first_byte_offset += cut
+            excess -= cut
+
+    @property
+    def last_offset(self) -> int:
+        return self.first_byte_offset + self.histlen - 1
+
+    def covers(self, offset: int) -> bool:
+        """Whether a replica asking for `offset` (first byte it lacks) can continue from here."""
+        return self.first_byte_offset <= offset <= self.first_byte_offset + self.histlen
+
+    def read_from(self, offset: int) -> bytes:
+        """Every byte from `offset` to the end. `offset` must be covered."""
+        if not self.covers(offset):
+            raise ValueError(f"offset {offset} not in backlog")
+        skip = offset - self.first_byte_offset
+        out: list[bytes] = []
+        for chunk in self._chunks:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            out.append(chunk[skip:] if skip else chunk)
+            skip = 0
+        return b"".join(out)
+
+
+@dataclass
+class ReplStats:
+    """Counters shown in INFO stats and /metrics."""
+
+    sync_full: int = 0  # full resyncs this relay did with its upstream
+    sync_partial_ok: int = 0  # partial resyncs accepted (upstream +CONTINUE)
+    sync_partial_err: int = 0
+    net_repl_input_bytes: int = 0
+    commands_applied: int = 0
+    transactions_applied: int = 0
+    unsupported_commands: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """What processing a batch of stream commands asks of the caller."""
+
+    # One entry per `REPLCONF GETACK` seen: the applied offset to ACK with (before the GETACK).
+    acks: tuple[int, ...] = ()
+
+
+class Replication:
+    """Owner of replid/replid2/offsets/backlog and of the stream's current DB."""
+
+    def __init__(self, dataset: Dataset, backlog_size: int = 64 * 1024 * 1024) -> None:
+        self.dataset = dataset
+        self.replid = random_replid()
+        self.replid2 = NULL_REPLID
+        self.second_replid_offset = -1
+        self.repl_offset = 0
+        self.read_offset = 0
+        # True when (replid, repl_offset) name a position in the master's history we hold,
+        # so the link may PSYNC with it (Redis's "cached master").
+        self.has_history = False
+        self.stream_db = 0
+        self.backlog = Backlog(backlog_size)
+        self.stats = ReplStats()
+        self._multi: list[StreamCommand] | None = None
+
+    # ---- identity changes driven by the upstream link ----
+
+    def psync_args(self) -> tuple[str, int]:
+        """The `PSYNC <replid> <offset>` arguments: `? -1` when we hold no usable history."""
+        if not self.has_history:
+            return "?", -1
+        return self.replid, self.repl_offset + 1
+
+    def full_resync(self, replid: str | None, offset: int, stream_db: int) -> None:
+        """The upstream snapshot at `offset` was loaded: our history restarts there.
+
+        A master that only speaks SYNC gives no replid/offset: we then count from 0 under a
+        random id and never try a partial resync with it (Redis's CLIENT_PRE_PSYNC master).
+        """
+        self.stats.sync_full += 1
+        self._multi = None
+        if replid is None:
+            self.replid = random_replid()
+            self.repl_offset = self.read_offset = 0
+            self.has_history = False
+        else:
+            self.replid = replid
+            self.repl_offset = self.read_offset = offset
+            self.has_history = True
+        self.replid2 = NULL_REPLID
+        self.second_replid_offset = -1
+        self.stream_db = stream_db
+        self.backlog.reset(self.repl_offset + 1)
+
+    def partial_resync(self, new_replid: str | None) -> bool:
+        """The upstream answered `+CONTINUE [replid]`. Returns True when the replid changed.
+
+        A changed id means the master was promoted/failed over: shift our id to replid2 with
+        `second_replid_offset = offset + 1`, exactly as `replicationResurrectProvisionalMaster`
+        / `shiftReplicationId` do, so our own replicas can still continue through replid2.
+        """
+        self.stats.sync_partial_ok += 1
+        # Bytes read but not applied (a transaction cut by the disconnect) are re-sent by the
+        # master from repl_offset + 1.
+        self._multi = None
+        self.read_offset = self.repl_offset
+        if new_replid is None or new_replid == self.replid:
+            return False
+        self.replid2 = self.replid
+        self.second_replid_offset = self.repl_offset + 1
+        self.replid = new_replid
+        return True
+
+    def link_lost(self) -> None:
+        """A broken link discards a half-received transaction (the master re-sends it)."""
+        self._multi = None
+        self.read_offset = self.repl_offset
+
+    # ---- the stream ----
+
+    def process(self, commands: Sequence[StreamCommand]) -> ProcessResult:
+        """Apply commands in order; append applied bytes to the backlog; advance offsets."""
+        acks: list[int] = []
+        applied_raw: list[bytes] = []
+        dataset = self.dataset
+        for cmd in commands:
+            self.read_offset = cmd.end_offset
+            argv = cmd.argv
+            name = argv[0].lower() if argv else b""
+            multi = self._multi
+            if multi is not None:
+                multi.append(cmd)
+                if name == b"exec":
+                    body = [c.argv for c in multi[1:-1]]
+                    self.stream_db = dataset.apply_transaction(self.stream_db, body)
+                    applied_raw.extend(c.raw for c in multi)
+                    self.repl_offset = cmd.end_offset
+                    self.stats.transactions_applied += 1
+                    self.stats.commands_applied += len(body)
+                    self._multi = None
+                continue
+            if name == b"multi":
+                self._multi = [cmd]
+                continue
+            if name == b"select" and len(argv) == 2:
+                self.stream_db = int(argv[1])
+            elif name == b"replconf":
+                if len(argv) >= 2 and argv[1].lower() == b"getack":
+                    acks.append(self.repl_offset)
+            elif argv and name != b"ping":  # an empty command (`*0`) only counts bytes
+                dataset.apply(self.stream_db, argv)
+                self.stats.commands_applied += 1
+            applied_raw.append(cmd.raw)
+            self.repl_offset = cmd.end_offset
+        if applied_raw:
+            self.backlog.append(b"".join(applied_raw))
+        return ProcessResult(tuple(acks))

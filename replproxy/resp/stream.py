@@ -1,0 +1,136 @@
+"""The master's command stream cut into commands, each with its exact bytes and end offset.
+
+This module owns the framing of the replication stream after the snapshot: which bytes form
+which command and the replication offset each command ends at. It does not apply commands,
+does not keep the backlog and does not know MULTI/EXEC (the stream's consumers do); no I/O.
+
+Byte counting follows a Redis replica reading from its master (`processMultibulkBuffer` with
+CLIENT_MASTER): no `proto-max-bulk-len` limit, a header line ends at its first `\\r` and the byte
+after it is skipped, the two bytes after a bulk are skipped unchecked, `*0` / `*-1` are empty
+commands. Every byte belongs to exactly one `StreamCommand`, so `b"".join(c.raw ...)` is the
+stream and `end_offset`s are exact whatever the chunking. Commands whose argv is empty (`*0`,
+`*-1`, a bare `\\n` or blank line) carry bytes that count but do nothing. Unlike Redis, which
+drops its master link on an inline command ("Master using the inline protocol. Desync?"), an
+inline line is split like a client's and handed out (the brief for a relay: be robust, keep
+every byte).
+
+Speed: runs of complete canonically encoded commands are parsed by hiredis and proved by their
+re-encoding (`raw` is that re-encoding, equal to the stream bytes); partial, inline and
+non-canonical commands go through the exact scanner shared with `request.py`.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import NamedTuple
+
+from replproxy.resp.request import (
+    _FAST_ATTEMPTS_PER_CALL,
+    _STAR,
+    INT_MAX,
+    PROTO_INLINE_MAX_SIZE,
+    _InputScanner,
+    _ScanError,
+)
+
+__all__ = ["StreamCommand", "StreamProtocolError", "StreamSplitter"]
+
+
+class StreamCommand(NamedTuple):
+    """One command of the replication stream."""
+
+    argv: list[bytes]
+    raw: bytes  # its exact bytes in the stream
+    end_offset: int  # replication offset of its last byte
+
+
+class StreamProtocolError(Exception):
+    """The stream is malformed. `offset` is the replication offset of the first byte of the
+    command that cannot be parsed (the splitter's `offset` + 1); `message` is Redis's text."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} (command starting at replication offset {offset})")
+        self.message = message
+        self.offset = offset
+
+
+class StreamSplitter:
+    """Sans-I/O splitter of the master's command stream.
+
+    `start_offset` is the replication offset of the last byte already accounted (the
+    `+FULLRESYNC` offset, or the replica's offset on `+CONTINUE`). `feed(data)`, then
+    `next_commands()` returns every complete command in order. After a malformed command, the
+    commands before it are returned first, then every call raises `StreamProtocolError`.
+    `strict_crlf` refuses what Valkey 8.1 refuses: a header `\r` or a bulk not followed by
+    `\r\n` ("invalid CRLF in request").
+    """
+
+    def __init__(
+        self,
+        start_offset: int,
+        *,
+        max_inline: int = PROTO_INLINE_MAX_SIZE,
+        strict_crlf: bool = False,
+        use_hiredis: bool = True,
+    ) -> None:
+        self._offset = start_offset
+        self._scan = _InputScanner(
+            master=True,
+            max_bulk_len=0,  # not checked for a master
+            max_multibulk_len=INT_MAX,
+            max_inline=max_inline,
+            use_hiredis=use_hiredis,
+        )
+        self._scan.strict_crlf = strict_crlf
+        self._error: StreamProtocolError | None = None
+
+    @property
+    def offset(self) -> int:
+        """Replication offset of the last byte handed out in a complete command."""
+        return self._offset
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes fed but not yet handed out (the start of an incomplete command)."""
+        scan = self._scan
+        return len(scan.buf) - (scan.pos if scan.at_boundary else scan.start)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the master (ignored once the stream is known malformed)."""
+        if self._error is None:
+            self._scan.buf += data
+
+    def next_commands(self) -> list[StreamCommand]:
+        """Every complete command received so far, in stream order."""
+        if self._error is not None:
+            raise self._error
+        scan = self._scan
+        buf = scan.buf
+        out: list[StreamCommand] = []
+        fast_attempts = _FAST_ATTEMPTS_PER_CALL if scan.use_hiredis else 0
+        try:
+            while scan.pos < len(buf):
+                if fast_attempts and scan.at_boundary and buf[scan.pos] == _STAR:
+                    fast_attempts -= 1
+                    cmds, raws, to_the_end = scan.fast_batch()
+                    if to_the_end:
+                        fast_attempts = 0
+                    if cmds:
+                        ends = accumulate(map(len, raws), initial=self._offset)
+                        next(ends)
+                        out.extend(map(StreamCommand, cmds, raws, ends))
+                        self._offset = out[-1].end_offset
+                        continue
+                argv = scan.parse_one()
+                if argv is None:
+                    break
+                raw = bytes(buf[scan.start : scan.pos])
+                self._offset += len(raw)
+                out.append(StreamCommand(argv, raw, self._offset))
+        except _ScanError as e:
+            self._error = StreamProtocolError(e.message, self._offset + 1)
+        finally:
+            scan.discard_before(scan.pos if scan.at_boundary else scan.start)
+        if self._error is not None and not out:
+            raise self._error
+        return out

@@ -1,0 +1,58 @@
+"""Shared fixtures: real servers of every available kind, and the fixture corpus path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+
+KINDS = available_kinds()
+SHARED_RDB = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "rdb"
+
+
+def kind_by_name(name: str) -> ServerKind | None:
+    return next((k for k in KINDS if k.name == name), None)
+
+
+@pytest.fixture(params=KINDS, ids=[k.name for k in KINDS])
+def server_kind(request: pytest.FixtureRequest) -> ServerKind:
+    """Parametrizes a test over every server kind on this machine."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def master(server_kind: ServerKind) -> Iterator[RedisServer]:
+    """A fresh real master of each available kind."""
+    server = start_server(server_kind)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start(server_kind: ServerKind) -> Iterator:  # type: ignore[type-arg]
+    """A factory for more servers of the test's kind; all are stopped at the end."""
+    started: list[RedisServer] = []
+
+    def _start(**kw: object) -> RedisServer:
+        kind = kw.pop("kind", server_kind)
+        s = start_server(kind, **kw)  # type: ignore[arg-type]
+        started.append(s)
+        return s
+
+    try:
+        yield _start
+    finally:
+        for s in started:
+            s.stop()
+
+
+@pytest.fixture
+def shared_rdb() -> Path:
+    if not SHARED_RDB.is_dir():
+        pytest.skip("../shared/fixtures/rdb is absent (a fresh clone has no shared folder)")
+    return SHARED_RDB

@@ -1,0 +1,140 @@
+"""A real replproxy process for integration tests, started through its CLI like a user would.
+
+Running the relay as its own process (not in the test's event loop) keeps blocking redis-py
+calls in tests from stalling it, and exercises the real entry point, signals and logging.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from tests.servers import RedisServer, free_port, wait_for
+
+
+@dataclass
+class RelayProcess:
+    port: int
+    metrics_port: int
+    dir: Path
+    proc: subprocess.Popen[bytes]
+    logfile: Path
+
+    def client(self, **kw: object) -> redis.Redis:
+        opts: dict[str, object] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "protocol": 2,
+            "socket_timeout": 30,
+        }
+        opts.update(kw)
+        return redis.Redis(**opts)  # type: ignore[arg-type]
+
+    def info(self, section: str = "replication") -> dict[str, object]:
+        with self.client() as c:
+            return c.info(section)  # type: ignore[no-any-return]
+
+    def http(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}{path}", timeout=10
+            ) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self) -> dict[str, float]:
+        """Unlabelled samples plus `name{labels}` keys, as floats."""
+        _, text = self.http("/metrics")
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def wait_in_sync_with(self, master: RedisServer, timeout: float = 60) -> int:
+        """Wait until the relay applied exactly what the master has produced; return it."""
+
+        def synced() -> int | None:
+            m = master.info("replication")
+            r = self.info("replication")
+            off = int(m["master_repl_offset"])  # type: ignore[call-overload]
+            return (
+                off if r["slave_repl_offset"] == off and r["master_link_status"] == "up" else None
+            )
+
+        return int(wait_for(synced, timeout, what="relay offset == master offset"))
+
+
+def upstream_url(
+    master: RedisServer, username: str | None = None, password: str | None = None
+) -> str:
+    password = password if password is not None else master.password
+    cred = ""
+    if password is not None:
+        cred = f"{username or ''}:{password}@"
+    return f"redis://{cred}{master.host}:{master.port}"
+
+
+def start_relay(
+    upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True
+) -> RelayProcess:
+    dir = dir or Path(tempfile.mkdtemp(prefix="replproxy-relay-"))
+    port, mport = free_port(), free_port()
+    logfile = dir / f"relay-{port}.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "replproxy",
+        "run",
+        "--upstream",
+        upstream,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(mport),
+        "--metrics-bind",
+        "127.0.0.1",
+        "--dir",
+        str(dir),
+        *args,
+    ]
+    with open(logfile, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    relay = RelayProcess(port, mport, dir, proc, logfile)
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"replproxy exited {proc.returncode}: {relay.log()[-3000:]}")
+        try:
+            return relay.http("/livez")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(listening, 30, what="replproxy to listen")
+    if wait_ready:
+        wait_for(lambda: relay.http("/startupz")[0] == 200, 120, what="replproxy's initial sync")
+    return relay

