@@ -75,6 +75,22 @@ class Relay:
             )
             task_status.started(ports)
 
+    def digest_style(self) -> str:
+        """How DEBUG DIGEST formats scores: as the upstream's version does (from its RDB)."""
+        from replproxy.keyspace.digest import digest_style_for
+
+        aux = self.keyspace.loaded_aux
+        if b"valkey-ver" in aux:
+            name, raw = "valkey", aux[b"valkey-ver"]
+        else:
+            name, raw = "redis", aux.get(b"redis-ver", b"7.2.0")
+        try:
+            parts = [int(x) for x in raw.decode().split(".")[:3]]
+            version = [*parts, 0, 0, 0][:3]
+        except ValueError:
+            version = [7, 2, 0]
+        return digest_style_for(name, (version[0], version[1], version[2]))
+
     async def _watch_signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:

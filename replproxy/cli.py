@@ -19,7 +19,7 @@ import typer
 from replproxy import __version__
 from replproxy.config import Config, ConfigError, parse_size, parse_upstream_url
 
-# TMP from replproxy.rdb.cli import app as rdb_app
+from replproxy.rdb.cli import app as rdb_app
 
 app = typer.Typer(
     help="replproxy: a Redis/Valkey replication relay. It replicates from one master as a "
@@ -27,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-# TMP app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
+app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
 
 
 def _env(name: str) -> str:

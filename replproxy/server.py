@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from replproxy.info import info_text
+from replproxy.keyspace.util import now_ms
 from replproxy.resp import reply
-from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser
+from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser, string2ll
 
 if TYPE_CHECKING:
     from replproxy.app import Relay
@@ -109,6 +110,62 @@ def cmd_client(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     return reply.error(f"ERR unknown subcommand '{sub_name}'. Try CLIENT HELP.".encode())
 
 
+def cmd_select(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    db = string2ll(argv[1])
+    if db is None:
+        return reply.error(b"ERR value is not an integer or out of range")
+    if not 0 <= db < srv.relay.keyspace.databases:
+        return reply.error(b"ERR DB index is out of range")
+    c.db = db
+    return reply.simple_string(b"OK")
+
+
+def _read_string(srv: RespServer, c: Client, key: bytes) -> bytes | Exception | None:
+    ks = srv.relay.keyspace
+    value = ks.get(c.db, key)
+    if value is None:
+        return None
+    exp = ks.get_expire(c.db, key)
+    if exp is not None and exp <= now_ms():
+        return None  # logically expired: a replica hides it until the master's DEL
+    if not isinstance(value, bytes):
+        return Exception()
+    return value
+
+
+WRONGTYPE = reply.error(b"WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+def cmd_get(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    v = _read_string(srv, c, argv[1])
+    if isinstance(v, Exception):
+        return WRONGTYPE
+    return reply.null(c.proto) if v is None else reply.bulk(v)
+
+
+def cmd_mget(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    out = []
+    for key in argv[1:]:
+        v = _read_string(srv, c, key)
+        out.append(None if v is None or isinstance(v, Exception) else v)
+    return reply.bulk_array(out, c.proto)
+
+
+def cmd_debug(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    from replproxy.keyspace.digest import digest, digest_value
+
+    ks = srv.relay.keyspace
+    sub = argv[1].lower()
+    style = srv.relay.digest_style()
+    if sub == b"digest" and len(argv) == 2:
+        return reply.simple_string(digest(ks, style))
+    if sub == b"digest-value":
+        return reply.array(
+            [reply.simple_string(digest_value(ks, c.db, k, style)) for k in argv[2:]]
+        )
+    return reply.error(b"ERR DEBUG subcommand not supported by replproxy (DIGEST, DIGEST-VALUE)")
+
+
 COMMANDS: dict[bytes, Command] = {
     c.name.encode(): c
     for c in [
@@ -119,6 +176,10 @@ COMMANDS: dict[bytes, Command] = {
         Command("role", 1, cmd_role),
         Command("dbsize", 1, cmd_dbsize),
         Command("client", -2, cmd_client),
+        Command("select", 2, cmd_select),
+        Command("get", 2, cmd_get),
+        Command("mget", -2, cmd_mget),
+        Command("debug", -2, cmd_debug),
     ]
 }
 

@@ -7,6 +7,7 @@ relay reports (INFO, /metrics, its log).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -196,3 +197,25 @@ def test_snapshot_over_100mb_transfers_with_right_offsets(
     assert m["replproxy_master_sync_read_bytes"] == m["replproxy_master_sync_total_bytes"] == size
     assert "snapshot loaded: 100110 keys" in relay.log()
     wait_master_sees_online(master)
+
+
+def test_stalled_master_times_out_and_link_comes_back_with_partial_resync(
+    master: RedisServer, relays: list[RelayProcess]
+) -> None:
+    write_some(master)
+    relay = start_relay(upstream_url(master), "--repl-timeout", "2",
+                        "--reconnect-backoff-max", "1")
+    relays.append(relay)
+    relay.wait_in_sync_with(master)
+    full, partial = stats(master)
+    master.proc.send_signal(signal.SIGSTOP)  # alive but silent: only a timeout can tell
+    try:
+        wait_for(lambda: relay.metrics()["replproxy_master_link_up"] == 0, 30,
+                 what="the relay to notice the silent master")
+        assert "MASTER timeout: no data nor PING received" in relay.log()
+        assert relay.http("/readyz")[0] == 503
+    finally:
+        master.proc.send_signal(signal.SIGCONT)
+    write_some(master, prefix="after")
+    relay.wait_in_sync_with(master)
+    assert stats(master) == (full, partial + 1)

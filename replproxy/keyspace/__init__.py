@@ -2,38 +2,139 @@
 
 This package owns the data the relay serves. It is filled by two paths only: a snapshot
 (`KeyspaceLoader`, built off to the side and swapped in whole, so a reader never sees a
-half-loaded dataset) and the master's write commands (`Keyspace.apply`). Values use the RDB
-value model of `replproxy.rdb.model`. Writes are dispatched by name through `WRITE_COMMANDS`,
-the one table the per-type modules fill; a command nobody handles is counted, logged once per
-name, and its bytes are still relayed by the replication core.
+half-loaded dataset) and the master's write commands (`Keyspace.apply`). Everything here is
+synchronous: a command or a whole transaction is applied between two trio checkpoints, so no
+reader can observe half of it.
 
-Everything here is synchronous: a command or a whole transaction is applied between two trio
-checkpoints, so no reader can observe half of it.
+Values use the RDB value model of `replproxy.rdb.model` (bytes, list, set, dict/HashValue,
+StreamValue, ModuleValue), except sorted sets, which are `ZSet` (a `ZSetValue` with a sorted
+index) so ranks and ranges are cheap. Write commands are dispatched by lowercase name
+through `WRITE_COMMANDS`, the one table the per-type modules (`t_string`, `t_list`, ...) fill
+with `@write_command`. Like a Redis replica, appliers do NOT check expiry: a key whose TTL
+has passed stays until the master sends its `DEL`/`UNLINK`.
+
+A command nobody handles, or one whose applier fails, is counted and logged once per name;
+the keys it names are marked *unsupported* (reads of them must answer an error rather than
+stale data) until a later write replaces them. Its bytes are still relayed by the
+replication core, which owns the stream.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
-from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value
+from replproxy.keyspace.util import now_ms as _now_ms
+from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
 
 log = logging.getLogger("replproxy.keyspace")
 
 WriteHandler = Callable[["Keyspace", int, list[bytes]], None]
 
-# name (lowercase bytes) -> handler. Filled by the per-type modules.
-WRITE_COMMANDS: dict[bytes, WriteHandler] = {}
+
+@dataclass(frozen=True)
+class WriteCommand:
+    name: bytes
+    handler: WriteHandler
+    # Positions of key arguments for marking keys unsupported when the applier fails:
+    # (first, last, step) as in COMMAND INFO; last -1 = up to the end.
+    keys: tuple[int, int, int] = (1, 1, 1)
+
+
+# name (lowercase bytes) -> command. Filled by the per-type modules at import.
+WRITE_COMMANDS: dict[bytes, WriteCommand] = {}
+
+
+def write_command(
+    *names: str, keys: tuple[int, int, int] = (1, 1, 1)
+) -> Callable[[WriteHandler], WriteHandler]:
+    """Register an applier for one or more command names (case-insensitive)."""
+
+    def register(fn: WriteHandler) -> WriteHandler:
+        for n in names:
+            b = n.lower().encode()
+            if b in WRITE_COMMANDS:
+                raise RuntimeError(f"write command {n!r} registered twice")
+            WRITE_COMMANDS[b] = WriteCommand(b, fn, keys)
+        return fn
+
+    return register
+
+
+class ApplyError(Exception):
+    """An applier met something it cannot apply faithfully (a bug or an unknown form)."""
 
 
 class Keyspace:
     def __init__(self, databases: int = 16) -> None:
+        import replproxy.keyspace.commands  # noqa: F401 - fills WRITE_COMMANDS
+
         self.databases = databases
         self.dbs: list[dict[bytes, Value]] = [{} for _ in range(databases)]
         self.expires: list[dict[bytes, int]] = [{} for _ in range(databases)]
-        self.functions: list[Function] = []
+        # Function libraries by name: the library source (`#!lua name=...`). Kept because a
+        # snapshot served downstream must carry them.
+        self.functions: dict[bytes, Function] = {}
         self.unsupported_commands: dict[str, int] = {}
+        self.apply_errors: dict[str, int] = {}
+        self.unsupported_keys: set[tuple[int, bytes]] = set()
         self.loaded_aux: dict[bytes, bytes] = {}
+        # Called with (db, key) after every write to a key: WATCH, blocking reads.
+        self.on_key_modified: Callable[[int, bytes], None] | None = None
+        # Called with (channel, message) for PUBLISH from the master.
+        self.on_publish: Callable[[bytes, bytes], None] | None = None
+
+    # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
+
+    def get(self, db: int, key: bytes) -> Value | None:
+        return self.dbs[db].get(key)
+
+    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
+        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
+        self.dbs[db][key] = value
+        if not keepttl:
+            self.expires[db].pop(key, None)
+        self.touched(db, key)
+
+    def delete(self, db: int, key: bytes) -> bool:
+        existed = self.dbs[db].pop(key, None) is not None
+        self.expires[db].pop(key, None)
+        if existed:
+            self.touched(db, key)
+        return existed
+
+    def set_expire(self, db: int, key: bytes, when_ms: int) -> None:
+        if key in self.dbs[db]:
+            self.expires[db][key] = when_ms
+            self.touched(db, key)
+
+    def persist(self, db: int, key: bytes) -> bool:
+        removed = self.expires[db].pop(key, None) is not None
+        if removed:
+            self.touched(db, key)
+        return removed
+
+    def get_expire(self, db: int, key: bytes) -> int | None:
+        return self.expires[db].get(key)
+
+    def now_ms(self) -> int:
+        """The relay's clock in ms (relative TTLs from 5.x/6.x masters); tests may replace it."""
+        return _now_ms()
+
+    def touched(self, db: int, key: bytes) -> None:
+        """A key changed: a replaced key is trustworthy again; watchers are told."""
+        if self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
+        if self.on_key_modified is not None:
+            self.on_key_modified(db, key)
+
+    def flush_db(self, db: int) -> None:
+        for key in list(self.dbs[db]):
+            self.touched(db, key)
+        self.dbs[db] = {}
+        self.expires[db] = {}
+        self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
 
     def dbsize(self, db: int) -> int:
         return len(self.dbs[db])
@@ -45,30 +146,37 @@ class Keyspace:
 
     def apply(self, db: int, argv: list[bytes]) -> None:
         name = argv[0].lower()
-        handler = WRITE_COMMANDS.get(name)
-        if handler is None:
-            self._unsupported(name)
+        cmd = WRITE_COMMANDS.get(name)
+        if cmd is None:
+            self._unsupported(name.decode("utf-8", "replace"), db, argv, (1, 1, 1),
+                              self.unsupported_commands, "cannot be applied (not supported)")
             return
-        handler(self, db, argv)
+        try:
+            cmd.handler(self, db, argv)
+        except Exception as e:  # a bug must not stop the stream: mark the keys, go on
+            self._unsupported(name.decode("utf-8", "replace"), db, argv, cmd.keys,
+                              self.apply_errors, f"failed to apply: {e!r}")
 
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:
             if argv and argv[0].lower() == b"select" and len(argv) == 2:
                 db = int(argv[1])
-            else:
+            elif argv:
                 self.apply(db, argv)
         return db
 
-    def _unsupported(self, name: bytes) -> None:
-        key = name.decode("utf-8", "replace")
-        n = self.unsupported_commands.get(key, 0)
+    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: tuple[int, int, int],
+                     counter: dict[str, int], why: str) -> None:
+        n = counter.get(name, 0)
         if n == 0:
-            log.warning(
-                "command %r from the master cannot be applied (not supported yet); "
-                "its bytes are still relayed",
-                key,
-            )
-        self.unsupported_commands[key] = n + 1
+            log.warning("command %r from the master %s; its bytes are still relayed and the "
+                        "keys it names are reported as unsupported (logged once per command)",
+                        name, why)
+        counter[name] = n + 1
+        first, last, step = keys
+        end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)
+        for i in range(first, end + 1, max(step, 1)):
+            self.unsupported_keys.add((db, argv[i]))
 
     # ---- snapshots ----
 
@@ -84,26 +192,33 @@ class KeyspaceLoader:
         n = target.databases
         self.dbs: list[dict[bytes, Value]] = [{} for _ in range(n)]
         self.expires: list[dict[bytes, int]] = [{} for _ in range(n)]
-        self.functions: list[Function] = []
+        self.functions: dict[bytes, Function] = {}
         self.aux: dict[bytes, bytes] = {}
         self.keys = 0
 
     def add(self, events: Iterable[Event]) -> None:
+        from replproxy.keyspace.values import ZSet
+
         dbs, expires = self.dbs, self.expires
+        ndbs = len(dbs)
         for ev in events:
             if type(ev) is KeyEntry:
-                if ev.db >= len(dbs):
+                db = ev.db
+                if db >= ndbs:
                     raise ValueError(
-                        f"snapshot has DB {ev.db} but only {len(dbs)} databases are configured"
+                        f"snapshot has DB {db} but only {ndbs} databases are configured"
                     )
-                dbs[ev.db][ev.key] = ev.value
+                value = ev.value
+                if type(value) is ZSetValue:
+                    value = ZSet(value)
+                dbs[db][ev.key] = value
                 if ev.expire_ms is not None:
-                    expires[ev.db][ev.key] = ev.expire_ms
+                    expires[db][ev.key] = ev.expire_ms
                 self.keys += 1
             elif isinstance(ev, Aux):
                 self.aux[ev.key] = ev.value
             elif isinstance(ev, Function):
-                self.functions.append(ev)
+                self.functions[library_name(ev.code)] = ev
 
     @property
     def stream_db(self) -> int:
@@ -118,3 +233,13 @@ class KeyspaceLoader:
         t = self.target
         t.dbs, t.expires, t.functions = self.dbs, self.expires, self.functions
         t.loaded_aux = self.aux
+        t.unsupported_keys = set()
+
+
+def library_name(code: bytes) -> bytes:
+    """The library name from a function source's shebang: `#!lua name=mylib ...`."""
+    first = code.split(b"\n", 1)[0]
+    for part in first.split()[1:]:
+        if part.startswith(b"name="):
+            return part[5:]
+    return b""

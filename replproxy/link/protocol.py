@@ -23,6 +23,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from replproxy.resp.request import encode_command as _encode_argv
 from replproxy.resp.stream import StreamCommand, StreamProtocolError, StreamSplitter
 
 EOF_MARK_SIZE = 40  # CONFIG_RUN_ID_SIZE
@@ -134,11 +135,8 @@ LinkEvent = (
 
 
 def encode_command(*args: str | bytes | int) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(parts)
+    """A command as the master expects it (multibulk), from mixed str/bytes/int arguments."""
+    return _encode_argv([a if isinstance(a, bytes) else str(a).encode() for a in args])
 
 
 class ReplicaLink:

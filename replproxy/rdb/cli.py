@@ -76,7 +76,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 14
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 FileArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="An RDB file.")

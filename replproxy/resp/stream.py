@@ -124,7 +124,8 @@ class StreamSplitter:
                 argv = scan.parse_one()
                 if argv is None:
                     break
-                raw = bytes(buf[scan.start : scan.pos])
+                with memoryview(buf) as view:  # one copy, even for a 512 MB value
+                    raw = view[scan.start : scan.pos].tobytes()
                 self._offset += len(raw)
                 out.append(StreamCommand(argv, raw, self._offset))
         except _ScanError as e:

@@ -1,0 +1,512 @@
+"""HyperLogLog: PFADD, PFMERGE, PFCOUNT and PFDEBUG re-executed byte for byte as `hyperloglog.c`.
+
+Owns the HLL string layout and the write appliers that edit it; it touches nothing but the
+keys those commands name. A HyperLogLog is a plain string (`bytes` in the keyspace), and a
+snapshot, `SET` or `RESTORE` carries its bytes; after that the master only sends the commands,
+so the replica must compute the very bytes the master computed or `GET`/`DUMP`/`STRLEN`/
+`DEBUG DIGEST` stop matching. The code is the same in Redis 5.0 to 8.x and Valkey 7.2 to 8.1
+(only comments, buffer growth and SIMD speed-ups differ; none changes a byte):
+
+- Header (16 bytes): `HYLL`, encoding (0 dense, 1 sparse), 3 unused bytes, the cached
+  cardinality as 8 bytes little endian; bit 7 of the last one set = cache invalid.
+- Element -> register: MurmurHash64A(seed 0xadc83b19); index = low 14 bits; count = trailing
+  zeros of the remaining 50 bits (with bit 50 forced to 1) + 1, so 1..51.
+- Dense: 16384 six-bit registers packed LSB first (12288 bytes).
+- Sparse: opcodes ZERO `00xxxxxx` (1..64 zero registers), XZERO `01xxxxxx yyyyyyyy`
+  (1..16384), VAL `1vvvvvxx` (1..4 registers of value 1..32). The opcode sequence is NOT
+  canonical: `hllSparseSet` splits the opcode covering a register in place and then merges
+  equal adjacent VALs only in a window of 5 opcodes from the previous one, so the bytes
+  depend on the order of the updates. `_Sparse` repeats those edits exactly, on a list of
+  opcodes with their first register (bisect instead of the C linear scan).
+- Promotion to dense (`hllSparseToDense`, header copied) when a count exceeds 32 or an
+  edit would grow the string past `hll-sparse-max-bytes`. LIMIT: that setting is assumed to
+  be the default 3000 (`HLL_SPARSE_MAX_BYTES`); a master configured otherwise diverges once
+  a key nears the limit.
+- PFADD invalidates the cache when a register changed (or the key was created); PFMERGE
+  always does; a single-key PFCOUNT with an invalid cache stores `hllCount` (Ertl's
+  estimator, 5.0+) and that is why it is propagated; a multi-key PFCOUNT never writes.
+- PFMERGE: the registers' maximum over all keys (the destination included); a dense input
+  makes the destination dense, otherwise the maximum is applied to the (sparse) destination
+  register by register in ascending order, exactly as `hllSparseSet` calls.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from bisect import bisect_right
+from collections import Counter
+from itertools import accumulate
+
+from replproxy.keyspace import ApplyError, Keyspace, write_command
+
+HLL_P = 14
+HLL_Q = 64 - HLL_P
+HLL_REGISTERS = 1 << HLL_P
+HLL_HDR_SIZE = 16
+HLL_DENSE_SIZE = HLL_HDR_SIZE + HLL_REGISTERS * 6 // 8  # 12304
+HLL_DENSE = 0
+HLL_SPARSE = 1
+HLL_SPARSE_VAL_MAX_VALUE = 32
+HLL_SPARSE_MAX_BYTES = 3000  # hll-sparse-max-bytes default (see the LIMIT above)
+HLL_ALPHA_INF = 0.721347520444481703680  # 0.5 / ln(2)
+
+_M64 = (1 << 64) - 1
+_MURMUR_M = 0xC6A4A7935BD1E995
+_SEED = 0xADC83B19
+_CARD_INVALID = 0x80  # in header byte 15 (card[7])
+
+# A new key: header + XZERO:16384 with the cache valid and 0 (`createHLLObject`).
+EMPTY_SPARSE = b"HYLL\x01\x00\x00\x00" + bytes(8) + b"\x7f\xff"
+
+
+# ---- element -> (register, count) ----
+
+
+def murmurhash64a(data: bytes, seed: int = _SEED) -> int:
+    """MurmurHash2, 64-bit, as modified for Redis (endian neutral)."""
+    m = _MURMUR_M
+    n = len(data)
+    h = (seed ^ (n * m)) & _M64
+    nblocks = n >> 3
+    if nblocks:
+        for k in struct.unpack_from(f"<{nblocks}Q", data):
+            k = (k * m) & _M64
+            k ^= k >> 47
+            h = ((h ^ ((k * m) & _M64)) * m) & _M64
+    if n & 7:
+        h = ((h ^ int.from_bytes(data[n & ~7 :], "little")) * m) & _M64
+    h ^= h >> 47
+    h = (h * m) & _M64
+    return h ^ (h >> 47)
+
+
+def pattern(element: bytes) -> tuple[int, int]:
+    """`hllPatLen`: (register index, count of the `000..1` pattern)."""
+    h = murmurhash64a(element)
+    rest = (h >> HLL_P) | (1 << HLL_Q)
+    return h & (HLL_REGISTERS - 1), (rest & -rest).bit_length()
+
+
+# ---- dense registers ----
+
+_T_AND63 = bytes(b & 63 for b in range(256))
+_T_SHR6 = bytes(b >> 6 for b in range(256))
+_T_SHR4 = bytes(b >> 4 for b in range(256))
+_T_SHR2 = bytes(b >> 2 for b in range(256))
+_T_AND15_SHL2 = bytes((b & 15) << 2 for b in range(256))
+_T_AND3_SHL4 = bytes((b & 3) << 4 for b in range(256))
+_T_SHL6 = bytes((b << 6) & 0xFF for b in range(256))
+_T_AND15_SHL4 = bytes(((b & 15) << 4) for b in range(256))
+_T_SHL2 = bytes((b << 2) & 0xFF for b in range(256))
+
+
+def _or(a: bytes, b: bytes) -> bytes:
+    """Bytewise OR of two equal-length strings (one big-integer OR, at C speed)."""
+    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def dense_registers(value: bytes) -> bytes:
+    """The 16384 registers of a dense HLL, one byte each (3 packed bytes = 4 registers)."""
+    packed = value[HLL_HDR_SIZE:HLL_DENSE_SIZE]
+    b0, b1, b2 = packed[0::3], packed[1::3], packed[2::3]
+    regs = bytearray(HLL_REGISTERS)
+    regs[0::4] = b0.translate(_T_AND63)
+    regs[1::4] = _or(b0.translate(_T_SHR6), b1.translate(_T_AND15_SHL2))
+    regs[2::4] = _or(b1.translate(_T_SHR4), b2.translate(_T_AND3_SHL4))
+    regs[3::4] = b2.translate(_T_SHR2)
+    return bytes(regs)
+
+
+def pack_dense(regs: bytes | bytearray) -> bytes:
+    """The 12288 packed bytes of 16384 registers (each < 64), as HLL_DENSE_SET_REGISTER."""
+    r0, r1, r2, r3 = regs[0::4], regs[1::4], regs[2::4], regs[3::4]
+    out = bytearray(HLL_DENSE_SIZE - HLL_HDR_SIZE)
+    out[0::3] = _or(bytes(r0), r1.translate(_T_SHL6))
+    out[1::3] = _or(r1.translate(_T_SHR2), r2.translate(_T_AND15_SHL4))
+    out[2::3] = _or(r2.translate(_T_SHR4), r3.translate(_T_SHL2))
+    return bytes(out)
+
+
+def _dense_add(buf: bytearray, pairs: list[tuple[int, int]]) -> int:
+    """`hllDenseSet` for each (index, count) on a whole dense value; returns the updates."""
+    updated = 0
+    for index, count in pairs:
+        pos = HLL_HDR_SIZE * 8 + index * 6
+        byte = pos >> 3
+        fb = pos & 7
+        if fb <= 2:  # the register lies in one byte (the C code touches the next harmlessly)
+            old = (buf[byte] >> fb) & 63
+            if count > old:
+                buf[byte] = (buf[byte] & ~(63 << fb)) | (count << fb)
+                updated += 1
+        else:
+            fb8 = 8 - fb
+            old = ((buf[byte] >> fb) | (buf[byte + 1] << fb8)) & 63
+            if count > old:
+                buf[byte] = (buf[byte] & ~(63 << fb) & 0xFF) | ((count << fb) & 0xFF)
+                buf[byte + 1] = (buf[byte + 1] & ~(63 >> fb8)) | (count >> fb8)
+                updated += 1
+    return updated
+
+
+_LANES_HIGH = int.from_bytes(b"\x80" * HLL_REGISTERS, "little")
+
+
+def _max_registers(a: bytes, b: bytes) -> bytes:
+    """Bytewise max of two register arrays (values < 128), SWAR on big integers."""
+    x = int.from_bytes(a, "little")
+    y = int.from_bytes(b, "little")
+    ge = (((x | _LANES_HIGH) - y) & _LANES_HIGH) >> 7  # 1 in each lane where a >= b
+    mask = (ge << 8) - ge  # 0xff in those lanes
+    return ((x & mask) | (y & ~mask)).to_bytes(HLL_REGISTERS, "little")
+
+
+# ---- sparse opcodes ----
+
+# Every opcode as the bytes it is, with the registers it covers.
+_OPCODE = re.compile(rb"[\x40-\x7f][\x00-\xff]|[\x00-\x3f\x80-\xff]")
+_SPAN: dict[bytes, int] = {}
+for _b in range(0x40):
+    _SPAN[bytes((_b,))] = _b + 1
+for _b in range(0x80, 0x100):
+    _SPAN[bytes((_b,))] = (_b & 3) + 1
+for _l in range(HLL_SPARSE_VAL_MAX_VALUE * 0 + 16384):
+    _SPAN[bytes((0x40 | (_l >> 8), _l & 0xFF))] = _l + 1
+# _VAL[value][len]: the VAL opcode; _ZERO[len]: the shortest zero run opcode as C writes it.
+_VAL = [[b""] * 5] + [
+    [b""] + [bytes((0x80 | (v - 1) << 2 | (n - 1),)) for n in range(1, 5)]
+    for v in range(1, HLL_SPARSE_VAL_MAX_VALUE + 1)
+]
+
+
+def _zero_op(n: int) -> bytes:
+    if n > 64:  # HLL_SPARSE_ZERO_MAX_LEN
+        n -= 1
+        return bytes((0x40 | (n >> 8), n & 0xFF))
+    return bytes((n - 1,))
+
+
+class _Promote(Exception):
+    """`hllSparseSet` jumped to `promote`: the value must become dense."""
+
+
+class _Sparse:
+    """A sparse HLL's opcodes with the first register of each, edited as `hllSparseSet`."""
+
+    __slots__ = ("max_bytes", "ops", "size", "starts")
+
+    def __init__(self, value: bytes, max_bytes: int) -> None:
+        ops = _OPCODE.findall(value, HLL_HDR_SIZE)
+        starts = list(accumulate(map(_SPAN.__getitem__, ops), initial=0))
+        if starts.pop() != HLL_REGISTERS or sum(map(len, ops)) != len(value) - HLL_HDR_SIZE:
+            raise ApplyError("corrupted sparse HyperLogLog")
+        self.ops: list[bytes] = ops
+        self.starts: list[int] = starts
+        self.size = len(value)  # sdslen, header included
+        self.max_bytes = max_bytes
+
+    def set(self, index: int, count: int) -> int:
+        """1 if the register grew, 0 if not; raises `_Promote` as the C code goes dense."""
+        if count > HLL_SPARSE_VAL_MAX_VALUE:
+            raise _Promote
+        ops, starts = self.ops, self.starts
+        i = bisect_right(starts, index) - 1
+        op = ops[i]
+        b = op[0]
+        first = starts[i]
+        if b & 0x80:  # VAL
+            old = ((b >> 2) & 0x1F) + 1
+            if old >= count:
+                return 0
+            runlen = (b & 3) + 1
+            if runlen == 1:
+                ops[i] = _VAL[count][1]
+                self._merge(i)
+                return 1
+            last = first + runlen - 1
+            seq: list[bytes] = []
+            seqstarts: list[int] = []
+            if index != first:
+                seq.append(_VAL[old][index - first])
+                seqstarts.append(first)
+            seq.append(_VAL[count][1])
+            seqstarts.append(index)
+            if index != last:
+                seq.append(_VAL[old][last - index])
+                seqstarts.append(index + 1)
+        else:
+            if b < 0x40:  # ZERO
+                runlen = b + 1
+                if runlen == 1:
+                    ops[i] = _VAL[count][1]
+                    self._merge(i)
+                    return 1
+            else:  # XZERO
+                runlen = (((b & 0x3F) << 8) | op[1]) + 1
+            last = first + runlen - 1
+            seq = []
+            seqstarts = []
+            if index != first:
+                seq.append(_zero_op(index - first))
+                seqstarts.append(first)
+            seq.append(_VAL[count][1])
+            seqstarts.append(index)
+            if index != last:
+                seq.append(_zero_op(last - index))
+                seqstarts.append(index + 1)
+        delta = sum(map(len, seq)) - len(op)
+        if delta > 0 and self.size + delta > self.max_bytes:
+            raise _Promote
+        ops[i : i + 1] = seq
+        starts[i : i + 1] = seqstarts
+        self.size += delta
+        self._merge(i)
+        return 1
+
+    def _merge(self, i: int) -> None:
+        """Step 4: merge equal adjacent VALs, scanning 5 opcodes from the previous one."""
+        ops = self.ops
+        n = len(ops)
+        j = i - 1 if i > 0 else 0
+        scan = 5
+        while j < n and scan:
+            scan -= 1
+            b = ops[j][0]
+            if b & 0x80 and j + 1 < n:
+                b2 = ops[j + 1][0]
+                if b2 & 0x80 and (b >> 2) == (b2 >> 2):
+                    length = (b & 3) + (b2 & 3) + 2
+                    if length <= 4:
+                        ops[j] = _VAL[((b >> 2) & 0x1F) + 1][length]
+                        del ops[j + 1]
+                        del self.starts[j + 1]
+                        n -= 1
+                        self.size -= 1
+                        continue
+            j += 1
+
+    def registers(self) -> bytearray:
+        regs = bytearray(HLL_REGISTERS)
+        for op, start in zip(self.ops, self.starts):
+            b = op[0]
+            if b & 0x80:
+                n = (b & 3) + 1
+                regs[start : start + n] = bytes((((b >> 2) & 0x1F) + 1,)) * n
+        return regs
+
+    def histogram(self) -> list[int]:
+        hist = [0] * 64
+        for op, k in Counter(self.ops).items():
+            b = op[0]
+            if b & 0x80:
+                hist[((b >> 2) & 0x1F) + 1] += ((b & 3) + 1) * k
+            else:
+                hist[0] += _SPAN[op] * k
+        return hist
+
+    def to_bytes(self, header: bytes) -> bytes:
+        return header + b"".join(self.ops)
+
+
+def sparse_registers(value: bytes) -> bytes:
+    return bytes(_Sparse(value, HLL_SPARSE_MAX_BYTES).registers())
+
+
+def registers(value: bytes) -> bytes:
+    """The 16384 registers of an HLL of either encoding, one byte each."""
+    if value[4] == HLL_DENSE:
+        return dense_registers(value)
+    return sparse_registers(value)
+
+
+def _dense_header(header: bytes) -> bytes:
+    """`hllSparseToDense` copies the whole header, then sets the encoding."""
+    return header[:4] + b"\x00" + header[5:HLL_HDR_SIZE]
+
+
+def _set_many(value: bytes, pairs: list[tuple[int, int]], max_bytes: int) -> tuple[bytes, int]:
+    """Apply `hllDenseSet`/`hllSparseSet` for each (index, count) in order, promoting a sparse
+    value when the C code would; returns the new bytes and the number of updates."""
+    if value[4] == HLL_DENSE:
+        buf = bytearray(value)
+        updated = _dense_add(buf, pairs)
+        return bytes(buf), updated
+    sparse = _Sparse(value, max_bytes)
+    header = value[:HLL_HDR_SIZE]
+    updated = 0
+    for n, (index, count) in enumerate(pairs):
+        try:
+            updated += sparse.set(index, count)
+        except _Promote:
+            # The card bytes are the current header's: only bit 7 of card[7] can have moved,
+            # and every caller invalidates the cache after an update anyway.
+            regs = sparse.registers()
+            for idx, cnt in pairs[n:]:
+                if cnt > regs[idx]:
+                    regs[idx] = cnt
+            return _dense_header(header) + pack_dense(regs), updated + 1
+    return sparse.to_bytes(header), updated
+
+
+# ---- the estimator (hllCount) ----
+
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y = 1.0
+    z = x
+    while True:
+        x *= x
+        z_prev = z
+        z += x * y
+        y += y
+        if z_prev == z:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y = 1.0
+    z = 1 - x
+    while True:
+        x = math.sqrt(x)
+        z_prev = z
+        y *= 0.5
+        z -= math.pow(1 - x, 2) * y
+        if z_prev == z:
+            return z / 3
+
+
+def count_from_histogram(hist: list[int]) -> int:
+    """`hllCount` after the histogram: Ertl's estimator, in the same double operations."""
+    m = float(HLL_REGISTERS)
+    z = m * _tau((m - hist[HLL_Q + 1]) / m)
+    for j in range(HLL_Q, 0, -1):
+        z += hist[j]
+        z *= 0.5
+    z += m * _sigma(hist[0] / m)
+    e = HLL_ALPHA_INF * m * m / z
+    f = math.floor(e)  # llroundl: half away from zero (e >= 0)
+    return int(f) + (1 if e - f >= 0.5 else 0)
+
+
+def histogram(value: bytes) -> list[int]:
+    if value[4] == HLL_DENSE:
+        regs = dense_registers(value)
+        return [regs.count(v) for v in range(64)] if max(regs) else [HLL_REGISTERS] + [0] * 63
+    return _Sparse(value, HLL_SPARSE_MAX_BYTES).histogram()
+
+
+def hll_count(value: bytes) -> int:
+    """The cardinality PFCOUNT computes for one HLL (ignoring its cache)."""
+    return count_from_histogram(histogram(value))
+
+
+def cached_count(value: bytes) -> int | None:
+    """The cached cardinality, or None when the cache is invalid."""
+    if value[15] & _CARD_INVALID:
+        return None
+    return int.from_bytes(value[8:16], "little")
+
+
+# ---- the appliers ----
+
+
+def is_hll(value: object) -> bool:
+    """`isHLLObjectOrReply` without the reply."""
+    return (
+        isinstance(value, bytes)
+        and len(value) >= HLL_HDR_SIZE
+        and value[:4] == b"HYLL"
+        and value[4] <= HLL_SPARSE
+        and (value[4] != HLL_DENSE or len(value) == HLL_DENSE_SIZE)
+    )
+
+
+def _lookup(ks: Keyspace, db: int, key: bytes) -> bytes | None:
+    value = ks.get(db, key)
+    if value is None:
+        return None
+    if not is_hll(value):
+        raise ApplyError(f"{key!r} is not a valid HyperLogLog string value")
+    return value  # type: ignore[return-value]
+
+
+def _invalidate(value: bytes) -> bytes:
+    if value[15] & _CARD_INVALID:
+        return value
+    return value[:15] + bytes((value[15] | _CARD_INVALID,)) + value[16:]
+
+
+def _sparse_max_bytes(ks: Keyspace) -> int:
+    return getattr(ks, "hll_sparse_max_bytes", HLL_SPARSE_MAX_BYTES)  # type: ignore[no-any-return]
+
+
+@write_command("pfadd")
+def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    key = argv[1]
+    value = _lookup(ks, db, key)
+    created = value is None
+    if value is None:
+        value = EMPTY_SPARSE
+    new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
+    if updated or created:
+        ks.set(db, key, _invalidate(new), keepttl=True)
+
+
+@write_command("pfcount", keys=(1, -1, 1))
+def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    if len(argv) != 2:
+        return  # the union of several keys is computed, never stored
+    value = _lookup(ks, db, argv[1])
+    if value is None or not value[15] & _CARD_INVALID:
+        return
+    card = hll_count(value)
+    ks.set(db, argv[1], value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+
+
+@write_command("pfmerge", keys=(1, -1, 1))
+def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    maxregs: bytes | None = None
+    use_dense = False
+    for key in argv[1:]:
+        value = _lookup(ks, db, key)
+        if value is None:
+            continue
+        if value[4] == HLL_DENSE:
+            use_dense = True
+        regs = registers(value)
+        maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
+    dest = argv[1]
+    value = ks.get(db, dest)  # type: ignore[assignment]
+    if value is None:
+        value = EMPTY_SPARSE
+    if use_dense:
+        # Every register ends at the maximum (the destination is one of the inputs).
+        assert maxregs is not None
+        new = _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(maxregs)
+    elif maxregs is None:
+        new = value
+    else:
+        pairs = [(m.start(), m.group()[0]) for m in _NONZERO.finditer(maxregs)]
+        new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
+    ks.set(db, dest, _invalidate(new), keepttl=True)
+
+
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+@write_command("pfdebug", keys=(2, 2, 1))
+def pfdebug(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """GETREG and TODENSE convert a sparse HLL to dense (and are then propagated)."""
+    if len(argv) != 3 or argv[1].lower() not in (b"getreg", b"todense"):
+        return
+    value = _lookup(ks, db, argv[2])
+    if value is None or value[4] == HLL_DENSE:
+        return
+    regs = sparse_registers(value)
+    ks.set(db, argv[2], _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(regs), keepttl=True)

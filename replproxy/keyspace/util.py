@@ -1,0 +1,54 @@
+"""Argument parsing shared by the appliers, with Redis's exact acceptance rules.
+
+The master already validated every argument it propagates, so these exist to read them the
+way Redis does (a value Redis accepts must parse to the same number here), not to produce
+client-facing errors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from replproxy.resp.request import string2ll
+
+LLONG_MIN = -(2**63)
+LLONG_MAX = 2**63 - 1
+
+
+def parse_int(raw: bytes) -> int:
+    """A signed 64-bit integer as `string2ll` accepts it (no spaces, no `+`, no leading 0)."""
+    v = string2ll(raw)
+    if v is None:
+        raise ValueError(f"not an integer: {raw!r}")
+    return v
+
+
+def parse_double(raw: bytes) -> float:
+    """A double as `strtod` reads it in `getDoubleFromObject`: `inf`/`-inf`/`+inf` (any
+    case), decimal and hex forms; NaN and surrounding spaces are refused, as Redis does."""
+    text = raw.decode("ascii")
+    if not text or text[0].isspace() or text[-1].isspace():
+        raise ValueError(f"not a float: {raw!r}")
+    low = text.lower()
+    if low in ("inf", "+inf", "infinity", "+infinity"):
+        return math.inf
+    if low in ("-inf", "-infinity"):
+        return -math.inf
+    if "_" in text:
+        raise ValueError(f"not a float: {raw!r}")
+    try:
+        v = float(text)
+    except ValueError:
+        try:
+            v = float.fromhex(text)
+        except ValueError:
+            raise ValueError(f"not a float: {raw!r}") from None
+    if math.isnan(v):
+        raise ValueError(f"not a float: {raw!r}")
+    return v
+
+
+def now_ms() -> int:
+    """The relay's clock, for the relative TTLs older masters send (`EXPIRE k 10` on 5.x)."""
+    return int(time.time() * 1000)
