@@ -17,6 +17,7 @@ import trio
 from replproxy.config import Config
 from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
+from replproxy.keyspace.digest import DigestStyle, digest_style_for
 from replproxy.link.driver import UpstreamLink
 from replproxy.replication import Replication
 from replproxy.server import RespServer
@@ -75,10 +76,8 @@ class Relay:
             )
             task_status.started(ports)
 
-    def digest_style(self) -> str:
+    def digest_style(self) -> DigestStyle:
         """How DEBUG DIGEST formats scores: as the upstream's version does (from its RDB)."""
-        from replproxy.keyspace.digest import digest_style_for
-
         aux = self.keyspace.loaded_aux
         if b"valkey-ver" in aux:
             name, raw = "valkey", aux[b"valkey-ver"]

@@ -18,7 +18,6 @@ import typer
 
 from replproxy import __version__
 from replproxy.config import Config, ConfigError, parse_size, parse_upstream_url
-
 from replproxy.rdb.cli import app as rdb_app
 
 app = typer.Typer(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from replproxy.info import info_text
+from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
 from replproxy.keyspace.util import now_ms
 from replproxy.resp import reply
 from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser, string2ll
@@ -152,17 +153,18 @@ def cmd_mget(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
 
 
 def cmd_debug(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    from replproxy.keyspace.digest import digest, digest_value
-
     ks = srv.relay.keyspace
     sub = argv[1].lower()
     style = srv.relay.digest_style()
-    if sub == b"digest" and len(argv) == 2:
-        return reply.simple_string(digest(ks, style))
-    if sub == b"digest-value":
-        return reply.array(
-            [reply.simple_string(digest_value(ks, c.db, k, style)) for k in argv[2:]]
-        )
+    try:
+        if sub == b"digest" and len(argv) == 2:
+            return reply.simple_string(digest(ks, style))
+        if sub == b"digest-value":
+            return reply.array(
+                [reply.simple_string(digest_value(ks, c.db, k, style)) for k in argv[2:]]
+            )
+    except DigestUnavailable as e:
+        return reply.error(f"ERR {e}".encode())
     return reply.error(b"ERR DEBUG subcommand not supported by replproxy (DIGEST, DIGEST-VALUE)")
 
 

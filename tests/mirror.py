@@ -29,7 +29,6 @@ from replproxy.link.protocol import (
     SnapshotData,
 )
 from replproxy.rdb.model import HashValue, StreamValue
-from replproxy.rdb.reader import RDBReader
 from replproxy.replication import Replication
 from tests.servers import RedisServer
 
@@ -82,11 +81,9 @@ class Mirror:
                     raise AssertionError("a new mirror cannot partially resync")
             self._send()
         assert full is not None
-        reader = RDBReader()
-        reader.feed(bytes(snapshot))
-        reader.feed_eof()
         loader = self.keyspace.new_loader()
-        loader.add(reader.next_events())
+        loader.feed(bytes(snapshot))
+        loader.feed_eof()
         loader.commit()
         self.replication.full_resync(full.replid, full.offset, loader.stream_db)
         link.snapshot_loaded()
@@ -168,12 +165,47 @@ def _master_stream(c: redis.Redis, key: bytes) -> dict[str, Any]:
         name = g[b"name"]
         pel = [( _sid(p[0]), p[1], int(p[3])) for p in
                c.execute_command("XPENDING", key, name, "-", "+", 1 << 30)] if g[b"pending"] else []
-        consumers = sorted(_kv(x)[b"name"] for x in c.execute_command("XINFO", "CONSUMERS", key, name))
+        # Only consumers that own pending entries: Redis 7.2+/Valkey create a consumer on an
+        # XREADGROUP/XCLAIM that delivers nothing without propagating it, so no replica (a
+        # real one included) has those.
+        consumers = sorted(
+            _kv(x)[b"name"] for x in c.execute_command("XINFO", "CONSUMERS", key, name)
+            if int(_kv(x)[b"pending"]) > 0
+        )
         groups.append({"name": name, "last_id": _sid(g[b"last-delivered-id"]),
                        "pel": [(i, owner, n) for i, owner, n in pel], "consumers": consumers})
     info = _kv(c.execute_command("XINFO", "STREAM", key))
     return {"entries": entries, "length": int(info[b"length"]),
-            "last_id": _sid(info[b"last-generated-id"]), "groups": groups}
+            "last_id": _sid(info[b"last-generated-id"]), "groups": groups,
+            "meta": _master_stream_meta(c, key, info)}
+
+
+def _master_stream_meta(c: redis.Redis, key: bytes, info: dict[bytes, Any]) -> Any:
+    """The 7.0+ stream metadata as XINFO shows it (None before 7.0, which has none)."""
+    if b"entries-added" not in info:
+        return None
+    groups = []
+    for g in c.execute_command("XINFO", "GROUPS", key):
+        g = _kv(g)
+        read = g[b"entries-read"]
+        groups.append((g[b"name"], -1 if read is None else int(read), g[b"lag"]))
+    return {"entries_added": int(info[b"entries-added"]),
+            "max_deleted_id": _sid(info[b"max-deleted-entry-id"]),
+            "first_id": _sid(info[b"recorded-first-entry-id"]), "groups": groups}
+
+
+def _mirror_stream_meta(ks: Keyspace, v: StreamValue) -> Any:
+    """`_master_stream_meta` computed from the mirror's model (lag by the master's rules)."""
+    from replproxy.keyspace.t_stream import consumer_group_lag, lag_rules, master_version
+
+    known = master_version(ks)
+    if known is None or (known[0] == "redis" and known[1] < (7, 0, 0)):
+        return None
+    rules = lag_rules(ks)
+    groups = [(g.name, -1 if g.entries_read is None else g.entries_read,
+               consumer_group_lag(v, g, rules)) for g in v.groups]
+    return {"entries_added": v.entries_added, "max_deleted_id": v.max_deleted_id,
+            "first_id": v.first_id, "groups": groups}
 
 
 def _sid(raw: bytes) -> tuple[int, int]:
@@ -206,10 +238,11 @@ def mirror_value(ks: Keyspace, db: int, key: bytes) -> tuple[str, Any]:
             groups.append({"name": g.name, "last_id": g.last_id,
                            "pel": [(i, next((c.name for c in g.consumers if i in c.pending), None),
                                     p.delivery_count) for i, p in g.pel.items()],
-                           "consumers": sorted(c.name for c in g.consumers)})
+                           "consumers": sorted(c.name for c in g.consumers if c.pending)})
         return "stream", {"entries": [(i, [tuple(f) for f in fields])
                                       for i, fields in v.entries.items()],
-                          "length": v.length, "last_id": v.last_id, "groups": groups}
+                          "length": v.length, "last_id": v.last_id, "groups": groups,
+                          "meta": _mirror_stream_meta(ks, v)}
     from replproxy.keyspace.values import ZSet
 
     if isinstance(v, ZSet):

@@ -52,7 +52,7 @@ def test_info_summarises_a_file(shared_rdb: Path) -> None:
     assert code == 0
     info = json.loads(out)
     assert (info["magic"], info["version"]) == ("REDIS", 9)
-    assert info["aux"]["redis-ver"] == "5.0.0" or "redis-ver" in info["aux"]
+    assert info["aux"]["redis-ver"] == "999.999.999"
     db0 = info["dbs"]["0"]
     assert db0["keys"] == info["keys"] == 14
     assert db0["by_type"]["stream"] == 1

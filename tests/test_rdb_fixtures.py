@@ -33,6 +33,7 @@ from replproxy.rdb import (
     End,
     Event,
     Function,
+    HashValue,
     Header,
     KeyEntry,
     ModuleAux,
@@ -329,11 +330,10 @@ def test_librdb_hash_field_ttls_of_74_release_candidates(shared_rdb: Path) -> No
         (entry,) = keys_of(events_of(shared_rdb / f"librdb/{name}.rdb")).values()
         assert entry.rdb_type == rdb_type
         h = entry.value
-        assert h == {b"field1": b"value1", b"field2": b"value2", b"field3": b"value3"} or (
-            dict(h) == {b"field1": b"value1", b"field2": b"value2", b"field3": b"value3"}  # type: ignore[arg-type]
-        )
-        assert set(h.expires) == {b"field1", b"field2"}  # type: ignore[union-attr]
-        assert all(ms > 2**45 for ms in h.expires.values())  # type: ignore[union-attr]
+        assert isinstance(h, HashValue)
+        assert dict(h) == {b"field1": b"value1", b"field2": b"value2", b"field3": b"value3"}
+        assert set(h.expires) == {b"field1", b"field2"}
+        assert all(ms > 2**45 for ms in h.expires.values())
 
 
 def test_librdb_other_records(shared_rdb: Path) -> None:

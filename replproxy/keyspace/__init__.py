@@ -8,9 +8,11 @@ reader can observe half of it.
 
 Values use the RDB value model of `replproxy.rdb.model` (bytes, list, set, dict/HashValue,
 StreamValue, ModuleValue), except sorted sets, which are `ZSet` (a `ZSetValue` with a sorted
-index) so ranks and ranges are cheap. Write commands are dispatched by lowercase name
-through `WRITE_COMMANDS`, the one table the per-type modules (`t_string`, `t_list`, ...) fill
-with `@write_command`. Like a Redis replica, appliers do NOT check expiry: a key whose TTL
+index) so ranks and ranges are cheap. A snapshot loads sorted sets as plain `ZSetValue`s and
+`Keyspace.get` upgrades one on first access, so loading pays nothing for indexes it may
+never need; code reading `dbs` directly must accept both. Write commands are dispatched by
+lowercase name through `WRITE_COMMANDS`, the one table the per-type modules (`t_string`,
+`t_list`, ...) fill with `@write_command`. Like a Redis replica, appliers do NOT check expiry: a key whose TTL
 has passed stays until the master sends its `DEL`/`UNLINK`.
 
 A command nobody handles, or one whose applier fails, is counted and logged once per name;
@@ -24,9 +26,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from replproxy.keyspace.util import now_ms as _now_ms
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+
+if TYPE_CHECKING:
+    from replproxy.rdb.reader import KeySink, RDBReader
 
 log = logging.getLogger("replproxy.keyspace")
 
@@ -88,7 +94,12 @@ class Keyspace:
     # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
 
     def get(self, db: int, key: bytes) -> Value | None:
-        return self.dbs[db].get(key)
+        v = self.dbs[db].get(key)
+        if type(v) is ZSetValue:
+            # Snapshots load sorted sets as plain member->score dicts (cheap); the sorted
+            # index is built on first use.
+            v = self.dbs[db][key] = _zset(v)
+        return v
 
     def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
         """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
@@ -185,7 +196,12 @@ class Keyspace:
 
 
 class KeyspaceLoader:
-    """Builds a fresh dataset from snapshot events; `commit()` swaps it in at once."""
+    """Builds a fresh dataset from a snapshot; `commit()` swaps it in at once.
+
+    Two ways in: `feed(chunk)`/`feed_eof()` with the raw RDB bytes (a sink-mode reader stores
+    keys straight into the new dicts, through the C fast path when built), or `add(events)`
+    with reader events. `keys` counts the keys stored either way.
+    """
 
     def __init__(self, target: Keyspace) -> None:
         self.target = target
@@ -194,11 +210,40 @@ class KeyspaceLoader:
         self.expires: list[dict[bytes, int]] = [{} for _ in range(n)]
         self.functions: dict[bytes, Function] = {}
         self.aux: dict[bytes, bytes] = {}
-        self.keys = 0
+        self._added = 0  # keys from add()
+        # The sink-mode reader (replproxy.rdb.reader.RDBReader), made by the first feed.
+        self.reader: RDBReader | None = None
+        self._sink: KeySink | None = None
+
+    @property
+    def keys(self) -> int:
+        """Keys stored so far (a key repeated in the snapshot counts each time)."""
+        return self._added + (self._sink.keys if self._sink is not None else 0)
+
+    def _reader(self) -> RDBReader:
+        reader = self.reader
+        if reader is None:
+            # The reader is heavy to import: only a loader that is fed pays for it.
+            from replproxy.rdb.reader import KeySink, RDBReader
+
+            self._sink = KeySink(self.dbs, self.expires)
+            reader = self.reader = RDBReader(sink=self._sink)
+        return reader
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The next bytes of the RDB snapshot (any size). Raises `RDBError` for a bad file;
+        a key in a DB beyond `databases` is an `RDBSinkError` (also a `ValueError`)."""
+        reader = self._reader()
+        reader.feed(chunk)
+        self.add(reader.next_events())
+
+    def feed_eof(self) -> None:
+        """The snapshot's bytes are all fed: raises `RDBError` if it is incomplete."""
+        reader = self._reader()
+        reader.feed_eof()
+        self.add(reader.next_events())
 
     def add(self, events: Iterable[Event]) -> None:
-        from replproxy.keyspace.values import ZSet
-
         dbs, expires = self.dbs, self.expires
         ndbs = len(dbs)
         for ev in events:
@@ -208,17 +253,15 @@ class KeyspaceLoader:
                     raise ValueError(
                         f"snapshot has DB {db} but only {ndbs} databases are configured"
                     )
-                value = ev.value
-                if type(value) is ZSetValue:
-                    value = ZSet(value)
-                dbs[db][ev.key] = value
+                dbs[db][ev.key] = ev.value
                 if ev.expire_ms is not None:
                     expires[db][ev.key] = ev.expire_ms
-                self.keys += 1
+                self._added += 1
             elif isinstance(ev, Aux):
                 self.aux[ev.key] = ev.value
             elif isinstance(ev, Function):
-                self.functions[library_name(ev.code)] = ev
+                # A 7.0-RC record (opcode 246) names its library outside the code.
+                self.functions[ev.name or library_name(ev.code)] = ev
 
     @property
     def stream_db(self) -> int:
@@ -236,10 +279,23 @@ class KeyspaceLoader:
         t.unsupported_keys = set()
 
 
+def _zset(v: ZSetValue) -> Value:
+    from replproxy.keyspace.values import ZSet
+
+    return ZSet(v)
+
+
 def library_name(code: bytes) -> bytes:
-    """The library name from a function source's shebang: `#!lua name=mylib ...`."""
+    """The library name from a function source's shebang: `#!lua name=mylib ...`.
+
+    As `functionExtractLibMetaData`: the `name=` key is matched case-insensitively and the
+    value may be quoted.
+    """
     first = code.split(b"\n", 1)[0]
     for part in first.split()[1:]:
-        if part.startswith(b"name="):
-            return part[5:]
+        if part[:5].lower() == b"name=":
+            name = part[5:]
+            if len(name) >= 2 and name[:1] == name[-1:] and name[:1] in (b'"', b"'"):
+                name = name[1:-1]
+            return name
     return b""

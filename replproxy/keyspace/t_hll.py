@@ -4,8 +4,10 @@ Owns the HLL string layout and the write appliers that edit it; it touches nothi
 keys those commands name. A HyperLogLog is a plain string (`bytes` in the keyspace), and a
 snapshot, `SET` or `RESTORE` carries its bytes; after that the master only sends the commands,
 so the replica must compute the very bytes the master computed or `GET`/`DUMP`/`STRLEN`/
-`DEBUG DIGEST` stop matching. The code is the same in Redis 5.0 to 8.x and Valkey 7.2 to 8.1
-(only comments, buffer growth and SIMD speed-ups differ; none changes a byte):
+`DEBUG DIGEST` stop matching. The code that decides bytes is the same in Redis 5.0 to 8.x and
+Valkey 7.2 to 8.1 (read: 5.0.7, 7.0.15, unstable of late 2024, Valkey unstable of late 2024;
+later changes are AVX2/NEON fast paths and histogram accumulators, tested by their authors
+to give identical results, and the same tests pass here against Valkey 8.1):
 
 - Header (16 bytes): `HYLL`, encoding (0 dense, 1 sparse), 3 unused bytes, the cached
   cardinality as 8 bytes little endian; bit 7 of the last one set = cache invalid.
@@ -28,6 +30,10 @@ so the replica must compute the very bytes the master computed or `GET`/`DUMP`/`
 - PFMERGE: the registers' maximum over all keys (the destination included); a dense input
   makes the destination dense, otherwise the maximum is applied to the (sparse) destination
   register by register in ascending order, exactly as `hllSparseSet` calls.
+- PFDEBUG GETREG/TODENSE convert a sparse value to dense and are propagated for it.
+
+`pfcount` and `pfdebug` are in the write table because the master propagates them when they
+wrote; to a client of the relay PFCOUNT is a read command.
 """
 
 from __future__ import annotations
@@ -102,7 +108,7 @@ _T_AND15_SHL4 = bytes(((b & 15) << 4) for b in range(256))
 _T_SHL2 = bytes((b << 2) & 0xFF for b in range(256))
 
 
-def _or(a: bytes, b: bytes) -> bytes:
+def _or(a: bytes | bytearray, b: bytes | bytearray) -> bytes:
     """Bytewise OR of two equal-length strings (one big-integer OR, at C speed)."""
     return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
@@ -172,7 +178,7 @@ for _b in range(0x40):
     _SPAN[bytes((_b,))] = _b + 1
 for _b in range(0x80, 0x100):
     _SPAN[bytes((_b,))] = (_b & 3) + 1
-for _l in range(HLL_SPARSE_VAL_MAX_VALUE * 0 + 16384):
+for _l in range(HLL_REGISTERS):
     _SPAN[bytes((0x40 | (_l >> 8), _l & 0xFF))] = _l + 1
 # _VAL[value][len]: the VAL opcode; _ZERO[len]: the shortest zero run opcode as C writes it.
 _VAL = [[b""] * 5] + [
@@ -310,8 +316,16 @@ class _Sparse:
         return header + b"".join(self.ops)
 
 
+def _peek_sparse(value: bytes) -> _Sparse:
+    """The parsed opcodes of a sparse value, for reading only."""
+    entry = _SPARSE_CACHE.get(id(value))
+    if entry is not None and entry[0] is value:
+        return entry[1]
+    return _Sparse(value, HLL_SPARSE_MAX_BYTES)
+
+
 def sparse_registers(value: bytes) -> bytes:
-    return bytes(_Sparse(value, HLL_SPARSE_MAX_BYTES).registers())
+    return bytes(_peek_sparse(value).registers())
 
 
 def registers(value: bytes) -> bytes:
@@ -328,26 +342,52 @@ def _dense_header(header: bytes) -> bytes:
 
 def _set_many(value: bytes, pairs: list[tuple[int, int]], max_bytes: int) -> tuple[bytes, int]:
     """Apply `hllDenseSet`/`hllSparseSet` for each (index, count) in order, promoting a sparse
-    value when the C code would; returns the new bytes and the number of updates."""
+    value when the C code would; returns the new bytes, cache invalidated, and the number of
+    registers updated (the caller stores nothing when that is 0, as PFADD then changes
+    nothing)."""
+    header = _invalidate(value[:HLL_HDR_SIZE])
     if value[4] == HLL_DENSE:
         buf = bytearray(value)
         updated = _dense_add(buf, pairs)
+        buf[:HLL_HDR_SIZE] = header
         return bytes(buf), updated
-    sparse = _Sparse(value, max_bytes)
-    header = value[:HLL_HDR_SIZE]
+    sparse = _take_sparse(value, max_bytes)
     updated = 0
     for n, (index, count) in enumerate(pairs):
         try:
             updated += sparse.set(index, count)
         except _Promote:
-            # The card bytes are the current header's: only bit 7 of card[7] can have moved,
-            # and every caller invalidates the cache after an update anyway.
+            # hllSparseToDense copies the current header: only card[7] bit 7 can have
+            # moved since `value`, and it is set now anyway.
             regs = sparse.registers()
             for idx, cnt in pairs[n:]:
                 if cnt > regs[idx]:
                     regs[idx] = cnt
             return _dense_header(header) + pack_dense(regs), updated + 1
-    return sparse.to_bytes(header), updated
+    return _keep_sparse(sparse.to_bytes(header), sparse), updated
+
+
+# Parsed sparse values by identity of the bytes they were parsed from (or produced), so a
+# stream of PFADDs to a few keys does not re-parse ~1000 opcodes per command. An entry is
+# taken OUT before its state is edited, so a state never outlives the bytes it describes
+# (a bytes object shared by two keys is simply parsed again for the second).
+_SPARSE_CACHE: dict[int, tuple[bytes, _Sparse]] = {}
+_SPARSE_CACHE_SIZE = 32
+
+
+def _take_sparse(value: bytes, max_bytes: int) -> _Sparse:
+    entry = _SPARSE_CACHE.pop(id(value), None)
+    if entry is not None and entry[0] is value:
+        entry[1].max_bytes = max_bytes
+        return entry[1]
+    return _Sparse(value, max_bytes)
+
+
+def _keep_sparse(value: bytes, sparse: _Sparse) -> bytes:
+    if len(_SPARSE_CACHE) >= _SPARSE_CACHE_SIZE:
+        del _SPARSE_CACHE[next(iter(_SPARSE_CACHE))]
+    _SPARSE_CACHE[id(value)] = (value, sparse)
+    return value
 
 
 # ---- the estimator (hllCount) ----
@@ -394,11 +434,28 @@ def count_from_histogram(hist: list[int]) -> int:
     return int(f) + (1 if e - f >= 0.5 else 0)
 
 
+_BYTE = [bytes((v,)) for v in range(64)]
+
+
+def _dense_histogram(regs: bytes) -> list[int]:
+    hist = [0] * 64
+    left = HLL_REGISTERS
+    for v in range(64):
+        b = _BYTE[v]
+        if b in regs:  # memchr: absent values cost little; present ones are counted
+            n = regs.count(b)
+            hist[v] = n
+            left -= n
+            if not left:
+                break
+    return hist
+
+
 def histogram(value: bytes) -> list[int]:
+    """The register histogram `hllCount` starts from (`reghisto`)."""
     if value[4] == HLL_DENSE:
-        regs = dense_registers(value)
-        return [regs.count(v) for v in range(64)] if max(regs) else [HLL_REGISTERS] + [0] * 63
-    return _Sparse(value, HLL_SPARSE_MAX_BYTES).histogram()
+        return _dense_histogram(dense_registers(value))
+    return _peek_sparse(value).histogram()
 
 
 def hll_count(value: bytes) -> int:
@@ -443,7 +500,9 @@ def _invalidate(value: bytes) -> bytes:
 
 
 def _sparse_max_bytes(ks: Keyspace) -> int:
-    return getattr(ks, "hll_sparse_max_bytes", HLL_SPARSE_MAX_BYTES)  # type: ignore[no-any-return]
+    """The master's hll-sparse-max-bytes: the default unless the keyspace was told otherwise
+    (a hook for a relay that learns the master's configuration; none does yet)."""
+    return int(getattr(ks, "hll_sparse_max_bytes", HLL_SPARSE_MAX_BYTES))
 
 
 @write_command("pfadd")
@@ -455,18 +514,26 @@ def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         value = EMPTY_SPARSE
     new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
     if updated or created:
-        ks.set(db, key, _invalidate(new), keepttl=True)
+        ks.set(db, key, new, keepttl=True)
 
 
 @write_command("pfcount", keys=(1, -1, 1))
 def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """Only a single-key PFCOUNT that refreshed the cache arrives; nothing else writes."""
     if len(argv) != 2:
         return  # the union of several keys is computed, never stored
-    value = _lookup(ks, db, argv[1])
+    key = argv[1]
+    value = _lookup(ks, db, key)
     if value is None or not value[15] & _CARD_INVALID:
         return
-    card = hll_count(value)
-    ks.set(db, argv[1], value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+    if value[4] == HLL_DENSE:
+        card = count_from_histogram(_dense_histogram(dense_registers(value)))
+        ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        return
+    sparse = _take_sparse(value, _sparse_max_bytes(ks))
+    card = count_from_histogram(sparse.histogram())
+    new = value[:8] + card.to_bytes(8, "little") + value[16:]
+    ks.set(db, key, _keep_sparse(new, sparse), keepttl=True)
 
 
 @write_command("pfmerge", keys=(1, -1, 1))
@@ -488,13 +555,15 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if use_dense:
         # Every register ends at the maximum (the destination is one of the inputs).
         assert maxregs is not None
-        new = _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(maxregs)
-    elif maxregs is None:
-        new = value
+        new = _dense_header(_invalidate(value[:HLL_HDR_SIZE])) + pack_dense(maxregs)
     else:
-        pairs = [(m.start(), m.group()[0]) for m in _NONZERO.finditer(maxregs)]
+        pairs = (
+            []
+            if maxregs is None
+            else [(m.start(), m.group()[0]) for m in _NONZERO.finditer(maxregs)]
+        )
         new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
-    ks.set(db, dest, _invalidate(new), keepttl=True)
+    ks.set(db, dest, new, keepttl=True)
 
 
 _NONZERO = re.compile(rb"[^\x00]")

@@ -188,8 +188,9 @@ def rpop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _pop(ks, db, argv, head=False)
 
 
-def _move(ks: Keyspace, db: int, src_key: bytes, dst_key: bytes, from_head: bool,
-          to_head: bool) -> None:
+def _move(
+    ks: Keyspace, db: int, src_key: bytes, dst_key: bytes, from_head: bool, to_head: bool
+) -> None:
     src = _list(ks, db, src_key)
     if not src:
         return

@@ -1,1 +1,872 @@
-"""(being written)"""
+"""Streams: the appliers of every stream write a master propagates (Redis `t_stream.c`).
+
+This module owns how a `StreamValue` changes under the replication stream: entries, the
+stream metadata (`last_id`, `first_id`, `max_deleted_id`, `entries_added`) and consumer
+groups (last delivered id, `entries_read`, the PEL with delivery times and counts, consumers
+with their own pending ids and seen/active times). It touches no other type.
+
+What arrives (commands.md section 2), by version:
+
+- `XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] x [LIMIT n]] [KEEPREF|DELREF|ACKED] id f v ...`
+  with the ID the master generated (`*` and `ms-*` are rewritten before propagation, from 5.0
+  on). Approximate trimming (`~`) is rewritten by every master since 5.0 to `=` with the exact
+  result (`streamRewriteApproxMaxlen` in 5.0, `streamRewriteTrimArgument` since 6.2: the
+  resulting length for MAXLEN, the first remaining ID for MINID), so a replica trims exactly;
+  a LIMIT left in the arguments is ignored, as `mustObeyClient` makes Redis do. A `~` that
+  still arrives cannot be reproduced (Redis trims whole listpack nodes whose boundaries this
+  model does not keep): it is refused with `ApplyError`, which marks the key unsupported.
+- `XTRIM` (only propagated when it deleted something; same rewrite), `XDEL`, `XACK`,
+  `XSETID [ENTRIESADDED n] [MAXDELETEDID id]` (7.0+ options), `XGROUP CREATE|SETID|DESTROY|
+  CREATECONSUMER|DELCONSUMER` verbatim (`$` resolved here, `ENTRIESREAD` since 7.0).
+- `XREADGROUP`, `XCLAIM` and `XAUTOCLAIM` never arrive as such: every PEL change arrives as
+  `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID id` (all versions),
+  a NOACK read as `XGROUP SETID key group id [ENTRIESREAD n]` (+ `XGROUP CREATECONSUMER` for a
+  new consumer, 6.2+), and Redis 7.4+/Valkey 8+ follow every XREADGROUP with that SETID.
+- Redis 8.2: `XDELEX`/`XACKDEL` and the `KEEPREF|DELREF|ACKED` option of XADD/XTRIM, applied
+  from their documented semantics (no 8.2 server was available to compare with). Trimming
+  with `ACKED` is refused with `ApplyError`: which entries it spares depends on details not
+  documented.
+
+Behaviours that depend on the master's version (read from the snapshot's `redis-ver` /
+`valkey-ver` AUX field, see `_StreamSemantics`):
+
+- XCLAIM of an entry that is no longer in the stream: Redis < 7.0 claims the PEL entry
+  anyway; 7.0+ removes it from the PEL (and propagates that removal in the XCLAIM form).
+- `entries_read`: Redis 7.0-7.2 (and Valkey 7.2) propagate an XREADGROUP without NOACK only
+  as XCLAIMs whose LASTID moved the group, never the new read counter (redis#12898, fixed in
+  7.4). A real replica keeps a stale counter; here the master's own update
+  (`streamReplyWithRange`: +1 without tombstones ahead, else the estimate) is replayed for
+  every such LASTID advance, which reproduces the master exactly for XREADGROUP. The one
+  case it cannot tell apart is a client's explicit `XCLAIM ... LASTID` on those versions,
+  where the master moves `last_id` without touching the counter. Later masters send
+  `XGROUP SETID ... ENTRIESREAD`, which sets the counter exactly.
+- The read-counter and lag rules themselves changed twice (`LAG_RULES_*`: redis#13338 in
+  Redis 7.2.7/7.4.2, redis#13473 with it; Valkey 8.1.1 took #13338's rules only, as a real
+  Valkey 8.1 master shows). `lag_rules(ks)` tells the read commands which one to answer by;
+  the replay above uses it too.
+
+Times follow a real replica: consumers created or refreshed by an applier get the relay's
+clock (`Keyspace.now_ms`) as seen time, claims set the active time (7.2+ semantics; -1 for a
+consumer that never claimed), and an XCLAIM `TIME` later than the relay's clock is clamped
+to it, as `xclaimCommand` does. Neither a master nor a real replica propagates these
+exactly; they serve `XINFO` idle times only.
+
+Model invariants kept here (the RDB writer and the read commands rely on them): `entries` in
+ID order and `length == len(entries)`; `first_id` is the first live entry or 0-0 when empty
+(what Redis maintains in `streamTrim`/`xdelCommand`); PELs in ID order, consumers and groups
+in name order (rax order); each PEL id owned by exactly one consumer's `pending` list (kept
+sorted). A stream is never deleted when it becomes empty, as in Redis. A stream trimmed or
+drained from its head gets an `OrderedDict` for `entries`, whose head can be popped in O(1)
+(a plain dict would rescan its deleted head slots on every `XADD ... MAXLEN`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.util import parse_int
+from replproxy.rdb.model import (
+    StreamConsumer,
+    StreamGroup,
+    StreamID,
+    StreamPendingEntry,
+    StreamValue,
+)
+from replproxy.resp.request import string2ll
+
+UINT64_MAX = 2**64 - 1
+ZERO_ID: StreamID = (0, 0)
+MAX_ID: StreamID = (UINT64_MAX, UINT64_MAX)
+SCG_INVALID_ENTRIES_READ = -1
+
+_ISSPACE = b" \t\n\v\f\r"
+
+# ---- stream IDs, parsed as streamGenericParseIDOrReply does ----
+
+
+def _string2ull(raw: bytes) -> int | None:
+    """`util.c` string2ull: string2ll when it accepts (negatives refused), else strtoull."""
+    if raw.isdigit():  # the common case: any run of ASCII digits is valid (leading zeros too)
+        v = int(raw)
+        return v if v <= UINT64_MAX else None
+    ll = string2ll(raw)
+    if ll is not None:
+        return ll if ll >= 0 else None
+    # strtoull(s, &end, 10): leading blanks, one sign, digits, nothing after; a minus
+    # negates modulo 2**64; out of range is ERANGE.
+    s = raw.lstrip(_ISSPACE)
+    neg = False
+    if s[:1] in (b"+", b"-"):
+        neg = s[:1] == b"-"
+        s = s[1:]
+    if not s.isdigit():
+        return None
+    v = int(s)
+    if v > UINT64_MAX:
+        return None
+    return (-v) & UINT64_MAX if neg else v
+
+
+def parse_stream_id(raw: bytes, missing_seq: int = 0, strict: bool = True) -> StreamID | None:
+    """An ID as `streamGenericParseIDOrReply` reads it (None when Redis would refuse it).
+
+    `strict` refuses `-` and `+` (streamParseStrictIDOrReply); otherwise they mean 0-0 and
+    the maximum ID. `ms` alone takes `missing_seq` as its sequence.
+    """
+    if len(raw) > 127:
+        return None
+    if b"\0" in raw:  # the C parser reads a NUL-terminated copy
+        raw = raw[: raw.index(b"\0")]
+    if raw == b"-" or raw == b"+":
+        if strict:
+            return None
+        return ZERO_ID if raw == b"-" else MAX_ID
+    ms_raw, dash, seq_raw = raw.partition(b"-")
+    ms = _string2ull(ms_raw)
+    if ms is None:
+        return None
+    if not dash:
+        return (ms, missing_seq)
+    seq = _string2ull(seq_raw)
+    if seq is None:
+        return None
+    return (ms, seq)
+
+
+def _id(raw: bytes, missing_seq: int = 0, strict: bool = True) -> StreamID:
+    sid = parse_stream_id(raw, missing_seq, strict)
+    if sid is None:
+        raise ApplyError(f"invalid stream ID {raw!r}")
+    return sid
+
+
+def format_stream_id(sid: StreamID) -> bytes:
+    return b"%d-%d" % sid
+
+
+# ---- read counters and lag (streamReplyWithCGLag and helpers), in three generations ----
+
+# Redis 7.0-7.2.6 and 7.4.0-7.4.1, Valkey before 8.1.1: the original rules (redis#9127).
+LAG_RULES_70 = 0
+# Valkey 8.1.1+ (valkey#1952): a tombstone after the group's last ID makes the counter an
+# estimate, and an ID before the latest tombstone has no exact counter (redis#13338's rules);
+# the read counter only grows while the group is not behind the first entry.
+LAG_RULES_VALKEY81 = 1
+# Redis 7.2.7+, 7.4.2+, 8.x: redis#13338, plus the lag shortcuts of redis#13473 (an empty
+# stream has no lag; a group and latest tombstone both behind the first entry lag `length`).
+LAG_RULES_REDIS_13473 = 2
+
+
+def range_has_tombstones(
+    s: StreamValue, start: StreamID | None, end: StreamID | None, rules: int = LAG_RULES_70
+) -> bool:
+    """`streamRangeHasTombstones`: may an XDEL'd ID lie in [start, end]?"""
+    md = s.max_deleted_id
+    if not s.length or md == ZERO_ID:
+        return False
+    if rules == LAG_RULES_70 and s.first_id > md:  # the latest tombstone precedes the first
+        return False
+    return (start or ZERO_ID) <= md <= (end or MAX_ID)
+
+
+def estimate_distance_from_first_ever_entry(
+    s: StreamValue, sid: StreamID, rules: int = LAG_RULES_70
+) -> int:
+    """`streamEstimateDistanceFromFirstEverEntry`: the read counter of `sid`, or -1."""
+    added = s.entries_added
+    if not added:
+        return 0
+    if not s.length and sid <= s.last_id:
+        return added
+    md = s.max_deleted_id
+    if rules != LAG_RULES_70 and sid != ZERO_ID and sid < md:
+        return SCG_INVALID_ENTRIES_READ  # fragmentation between `sid` and the last ID
+    if sid == s.last_id:
+        return added
+    if sid > s.last_id:
+        return SCG_INVALID_ENTRIES_READ
+    if md == ZERO_ID or md < s.first_id:
+        if sid < s.first_id:
+            return added - s.length
+        if sid == s.first_id:
+            return added - s.length + 1
+    return SCG_INVALID_ENTRIES_READ
+
+
+def consumer_group_lag(s: StreamValue, g: StreamGroup, rules: int = LAG_RULES_70) -> int | None:
+    """`streamReplyWithCGLag`: the entries not yet delivered to `g`, or None when unknown."""
+    if not s.entries_added:
+        return 0
+    if rules == LAG_RULES_REDIS_13473:
+        if not s.length:
+            return 0
+        if g.last_id < s.first_id and s.max_deleted_id < s.first_id:
+            return s.length
+    er = g.entries_read
+    if (
+        er is not None
+        and er != SCG_INVALID_ENTRIES_READ
+        and not range_has_tombstones(s, g.last_id, None, rules)
+    ):
+        return s.entries_added - er
+    er = estimate_distance_from_first_ever_entry(s, g.last_id, rules)
+    return None if er == SCG_INVALID_ENTRIES_READ else s.entries_added - er
+
+
+def _group_delivered(s: StreamValue, g: StreamGroup, sid: StreamID, rules: int) -> None:
+    """`streamReplyWithRange` moving a group past `sid`: its read counter's update."""
+    er = g.entries_read
+    if er is None or er == SCG_INVALID_ENTRIES_READ:
+        valid = False
+    elif rules == LAG_RULES_70:
+        valid = not range_has_tombstones(s, sid, None, rules)
+    else:
+        valid = not range_has_tombstones(s, g.last_id, None, rules) and (
+            rules != LAG_RULES_VALKEY81 or g.last_id >= s.first_id
+        )
+    if valid and er is not None:
+        g.entries_read = er + 1
+    elif s.entries_added:
+        g.entries_read = estimate_distance_from_first_ever_entry(s, sid, rules)
+    g.last_id = sid
+
+
+# ---- the master's version, for the behaviours that changed ----
+
+
+@dataclass(frozen=True)
+class _StreamSemantics:
+    # 7.0+: XCLAIM drops the PEL entry of an ID no longer in the stream (older: claims it).
+    claim_drops_deleted: bool
+    # Redis 7.0-7.2 / Valkey 7.2: XREADGROUP moves entries_read without propagating it.
+    replay_entries_read: bool
+    lag_rules: int
+
+
+_LATEST = _StreamSemantics(True, False, LAG_RULES_REDIS_13473)
+_semantics_aux: object = None
+_semantics: _StreamSemantics = _LATEST
+
+
+def master_version(ks: Keyspace) -> tuple[str, tuple[int, int, int]] | None:
+    """("redis"|"valkey", version) from the loaded snapshot's AUX fields, when it has them."""
+    aux = ks.loaded_aux
+    for name, field in (("valkey", b"valkey-ver"), ("redis", b"redis-ver")):
+        raw = aux.get(field)
+        if raw is None:
+            continue
+        try:
+            parts = [int(x) for x in raw.split(b".")[:3]]
+        except ValueError:
+            return None
+        parts += [0] * (3 - len(parts))
+        return name, (parts[0], parts[1], parts[2])
+    return None
+
+
+def _semantics_of(known: tuple[str, tuple[int, int, int]] | None) -> _StreamSemantics:
+    if known is None:
+        return _LATEST
+    name, v = known
+    if name == "valkey":  # Valkey 7.2 is Redis 7.2.4; Valkey 8 propagates entries_read
+        return _StreamSemantics(
+            True, v < (8, 0, 0), LAG_RULES_VALKEY81 if v >= (8, 1, 1) else LAG_RULES_70
+        )
+    fixed = v >= (7, 4, 2) or (7, 2, 7) <= v < (7, 4, 0)  # redis#13338 and #13473
+    return _StreamSemantics(
+        v >= (7, 0, 0), (7, 0, 0) <= v < (7, 4, 0), LAG_RULES_REDIS_13473 if fixed else LAG_RULES_70
+    )
+
+
+def _stream_semantics(ks: Keyspace) -> _StreamSemantics:
+    global _semantics_aux, _semantics
+    aux = ks.loaded_aux
+    if aux is not _semantics_aux:  # a new snapshot (identity is safe: we hold a reference)
+        _semantics_aux, _semantics = aux, _semantics_of(master_version(ks))
+    return _semantics
+
+
+def lag_rules(ks: Keyspace) -> int:
+    """The LAG_RULES_* generation of the master the keyspace replicates (for XINFO)."""
+    return _stream_semantics(ks).lag_rules
+
+
+# ---- access helpers ----
+
+
+def _stream(ks: Keyspace, db: int, key: bytes) -> StreamValue | None:
+    v = ks.get(db, key)
+    if v is None or isinstance(v, StreamValue):
+        return v
+    raise ApplyError(f"{key!r} holds a {type(v).__name__}, not a stream")
+
+
+def _existing_stream(ks: Keyspace, db: int, key: bytes) -> StreamValue:
+    s = _stream(ks, db, key)
+    if s is None:
+        raise ApplyError(f"no stream at {key!r}")
+    return s
+
+
+def _group(s: StreamValue, name: bytes) -> StreamGroup | None:
+    for g in s.groups:
+        if g.name == name:
+            return g
+    return None
+
+
+def _existing_group(s: StreamValue, key: bytes, name: bytes) -> StreamGroup:
+    g = _group(s, name)
+    if g is None:
+        raise ApplyError(f"no consumer group {name!r} in the stream at {key!r}")
+    return g
+
+
+def _consumer(g: StreamGroup, name: bytes) -> StreamConsumer | None:
+    for c in g.consumers:
+        if c.name == name:
+            return c
+    return None
+
+
+def _create_consumer(g: StreamGroup, name: bytes, now: int) -> StreamConsumer:
+    """`streamCreateConsumer`: seen now, never active (-1), kept in name (rax) order."""
+    c = StreamConsumer(name, now, -1)
+    consumers = g.consumers
+    if not consumers or consumers[-1].name < name:
+        consumers.append(c)
+    else:
+        consumers.insert(bisect_left([x.name for x in consumers], name), c)
+    return c
+
+
+def _owner(g: StreamGroup, sid: StreamID) -> StreamConsumer | None:
+    for c in g.consumers:
+        p = c.pending
+        i = bisect_left(p, sid)
+        if i < len(p) and p[i] == sid:
+            return c
+    return None
+
+
+def _drop_pending(c: StreamConsumer, sid: StreamID) -> None:
+    p = c.pending
+    i = bisect_left(p, sid)
+    if i < len(p) and p[i] == sid:
+        del p[i]
+
+
+def _add_pending(c: StreamConsumer, sid: StreamID) -> None:
+    p = c.pending
+    if not p or p[-1] < sid:
+        p.append(sid)
+    else:
+        insort(p, sid)
+
+
+def _pel_insert(g: StreamGroup, sid: StreamID, nack: StreamPendingEntry) -> None:
+    pel = g.pel
+    if not pel or next(reversed(pel)) < sid:
+        pel[sid] = nack
+    else:  # an ID below the PEL's last one (SETID moved back, FORCE): keep ID order
+        pel[sid] = nack
+        g.pel = dict(sorted(pel.items()))
+
+
+def _pel_remove(g: StreamGroup, sid: StreamID) -> bool:
+    """Drop `sid` from the group PEL and from its owner's; True if it was pending."""
+    if g.pel.pop(sid, None) is None:
+        return False
+    owner = _owner(g, sid)
+    if owner is not None:
+        _drop_pending(owner, sid)
+    return True
+
+
+def _head_ordered(s: StreamValue) -> OrderedDict[StreamID, list[tuple[bytes, bytes]]]:
+    """`s.entries` as an OrderedDict, whose head can be found and popped in O(1)."""
+    e = s.entries
+    if type(e) is OrderedDict:
+        return e
+    od: OrderedDict[StreamID, list[tuple[bytes, bytes]]] = OrderedDict(e)
+    s.entries = od
+    return od
+
+
+def _delete_entries(s: StreamValue, ids: list[StreamID]) -> int:
+    """`xdelCommand`'s bookkeeping: delete live entries, maintain first/max-deleted IDs."""
+    entries = s.entries
+    deleted = 0
+    first_deleted = False
+    for sid in ids:
+        if entries.pop(sid, None) is not None:
+            if sid == s.first_id:
+                first_deleted = True
+            if sid > s.max_deleted_id:
+                s.max_deleted_id = sid
+            deleted += 1
+    if deleted:
+        s.length -= deleted
+        if not s.length:
+            s.first_id = ZERO_ID
+        elif first_deleted:
+            s.first_id = next(iter(_head_ordered(s)))
+    return deleted
+
+
+def _remove_references(s: StreamValue, ids: list[StreamID]) -> None:
+    """DELREF: the IDs leave every group's PEL (and their owners')."""
+    for g in s.groups:
+        if g.pel:
+            for sid in ids:
+                _pel_remove(g, sid)
+
+
+def _referenced(s: StreamValue, sid: StreamID) -> bool:
+    """ACKED: does a group still need `sid` (pending, or not yet delivered)?"""
+    return any(sid > g.last_id or sid in g.pel for g in s.groups)
+
+
+# ---- trimming ----
+
+_KEEPREF, _DELREF, _ACKED = 0, 1, 2
+_POLICIES = {b"keepref": _KEEPREF, b"delref": _DELREF, b"acked": _ACKED}
+
+
+@dataclass
+class _TrimArgs:
+    maxlen: int | None = None
+    minid: StreamID | None = None
+    approx: bool = False
+    nomkstream: bool = False
+    policy: int = _KEEPREF
+
+
+def _parse_add_or_trim(argv: list[bytes], xadd: bool) -> tuple[_TrimArgs, int]:
+    """`streamParseAddOrTrimArgsOrReply`: the options, and where XADD's ID is."""
+    args = _TrimArgs()
+    n = len(argv)
+    i = 2
+    while i < n:
+        more = n - 1 - i
+        opt = argv[i]
+        if xadd and opt == b"*":
+            break
+        low = opt.lower()
+        if (low == b"maxlen" or low == b"minid") and more:
+            if args.maxlen is not None or args.minid is not None:
+                raise ApplyError("MAXLEN and MINID given together")
+            nxt = argv[i + 1]
+            args.approx = False
+            if more >= 2 and nxt == b"~":
+                args.approx = True
+                i += 1
+            elif more >= 2 and nxt == b"=":
+                i += 1
+            if low == b"maxlen":
+                args.maxlen = parse_int(argv[i + 1])
+                if args.maxlen < 0:
+                    raise ApplyError("negative MAXLEN")
+            else:
+                args.minid = _id(argv[i + 1])
+            i += 1
+        elif low == b"limit" and more:
+            if parse_int(argv[i + 1]) < 0:
+                raise ApplyError("negative LIMIT")
+            i += 1  # a replica trims without a limit (mustObeyClient)
+        elif xadd and low == b"nomkstream":
+            args.nomkstream = True
+        elif low in _POLICIES:
+            args.policy = _POLICIES[low]
+        elif xadd:
+            break  # the ID
+        else:
+            raise ApplyError(f"unknown option {opt!r}")
+        i += 1
+    if args.approx:
+        raise ApplyError(
+            "approximate trimming (~) cannot be reproduced: Redis trims whole "
+            "listpack nodes, which this keyspace does not model"
+        )
+    if args.policy == _ACKED and (args.maxlen is not None or args.minid is not None):
+        raise ApplyError("trimming with ACKED is not supported")
+    return args, i
+
+
+def _trim(s: StreamValue, args: _TrimArgs) -> int:
+    """`streamTrim` with exact trimming and no LIMIT, as a replica runs it."""
+    maxlen, minid = args.maxlen, args.minid
+    if maxlen is not None:
+        n = s.length - maxlen
+        if n <= 0:
+            return 0
+        e = _head_ordered(s)
+        removed = [e.popitem(last=False)[0] for _ in range(n)]
+    elif minid is not None:
+        if not s.length or s.first_id >= minid:
+            return 0
+        e = _head_ordered(s)
+        removed = []
+        while e and next(iter(e)) < minid:
+            removed.append(e.popitem(last=False)[0])
+    else:
+        return 0
+    s.length = len(e)
+    s.first_id = next(iter(e)) if e else ZERO_ID
+    if args.policy == _DELREF and removed:
+        _remove_references(s, removed)
+    return len(removed)
+
+
+# ---- entries ----
+
+
+@write_command("xadd")
+def xadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    key = argv[1]
+    raw_id = argv[2]
+    if raw_id[:1].isdigit():  # no options: the common case
+        args: _TrimArgs | None = None
+        idpos = 2
+    else:
+        args, idpos = _parse_add_or_trim(argv, True)
+        raw_id = argv[idpos] if idpos < len(argv) else b""
+    nfields = len(argv) - idpos - 1
+    if nfields < 2 or nfields % 2:
+        raise ApplyError("XADD needs field-value pairs")
+    if raw_id == b"*":
+        raise ApplyError("XADD with '*': a master always propagates the ID it generated")
+    ms_raw, _, seq_raw = raw_id.partition(b"-")
+    seq_given = seq_raw != b"*"
+    sid = _id(ms_raw + b"-0" if not seq_given else raw_id)
+    if seq_given and sid == ZERO_ID:
+        raise ApplyError("XADD ID 0-0")
+    s = _stream(ks, db, key)
+    created = s is None
+    if s is None:
+        if args is not None and args.nomkstream:
+            return
+        s = StreamValue()
+    last = s.last_id
+    if last == MAX_ID:
+        raise ApplyError("the stream has exhausted the last possible ID")
+    if not seq_given and last[0] == sid[0]:
+        if last[1] == UINT64_MAX:
+            raise ApplyError("no sequence left for this millisecond")
+        sid = (last[0], last[1] + 1)
+    if sid <= last:
+        raise ApplyError(
+            f"XADD ID {format_stream_id(sid)!r} is not above the stream top item "
+            f"{format_stream_id(last)!r}"
+        )
+    f = idpos + 1
+    s.entries[sid] = list(zip(argv[f::2], argv[f + 1 :: 2]))
+    s.length += 1
+    s.entries_added += 1
+    s.last_id = sid
+    if s.length == 1:
+        s.first_id = sid
+    if args is not None:
+        _trim(s, args)
+    if created:
+        ks.set(db, key, s)
+    else:
+        ks.touched(db, key)
+
+
+@write_command("xtrim")
+def xtrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    args, _ = _parse_add_or_trim(argv, False)
+    if args.maxlen is None and args.minid is None:
+        raise ApplyError("XTRIM without a trimming strategy")
+    s = _stream(ks, db, argv[1])
+    if s is not None and _trim(s, args):
+        ks.touched(db, argv[1])
+
+
+@write_command("xdel")
+def xdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    s = _stream(ks, db, argv[1])
+    if s is None:
+        return
+    ids = [_id(raw) for raw in argv[2:]]
+    if _delete_entries(s, ids):
+        ks.touched(db, argv[1])
+
+
+def _parse_ids_block(argv: list[bytes], start: int) -> tuple[int, list[StreamID]]:
+    """`[KEEPREF|DELREF|ACKED] IDS numids id...` in any order (XDELEX/XACKDEL, 8.2)."""
+    policy = _KEEPREF
+    ids: list[StreamID] | None = None
+    i, n = start, len(argv)
+    while i < n:
+        low = argv[i].lower()
+        if low in _POLICIES:
+            policy = _POLICIES[low]
+            i += 1
+        elif low == b"ids" and i + 1 < n and ids is None:
+            count = parse_int(argv[i + 1])
+            if count <= 0 or i + 2 + count > n:
+                raise ApplyError("bad IDS block")
+            ids = [_id(raw) for raw in argv[i + 2 : i + 2 + count]]
+            i += 2 + count
+        else:
+            raise ApplyError(f"unknown option {argv[i]!r}")
+    if ids is None:
+        raise ApplyError("IDS block missing")
+    return policy, ids
+
+
+def _delete_with_policy(s: StreamValue, policy: int, ids: list[StreamID]) -> bool:
+    if policy == _ACKED:
+        ids = [sid for sid in ids if not _referenced(s, sid)]
+    changed = _delete_entries(s, ids) > 0
+    if policy == _DELREF:
+        pending = any(sid in g.pel for g in s.groups for sid in ids)
+        _remove_references(s, ids)
+        changed = changed or pending
+    return changed
+
+
+@write_command("xdelex")
+def xdelex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """Redis 8.2: XDEL with a policy for consumer group references (from the docs)."""
+    policy, ids = _parse_ids_block(argv, 2)
+    s = _stream(ks, db, argv[1])
+    if s is not None and _delete_with_policy(s, policy, ids):
+        ks.touched(db, argv[1])
+
+
+@write_command("xackdel")
+def xackdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """Redis 8.2: XACK in one group, then XDELEX with the policy (from the docs)."""
+    policy, ids = _parse_ids_block(argv, 3)
+    s = _stream(ks, db, argv[1])
+    if s is None:
+        return
+    g = _existing_group(s, argv[1], argv[2])
+    acked = False
+    for sid in ids:
+        acked = _pel_remove(g, sid) or acked
+    if _delete_with_policy(s, policy, ids) or acked:
+        ks.touched(db, argv[1])
+
+
+@write_command("xsetid")
+def xsetid(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    sid = _id(argv[2])
+    entries_added: int | None = None
+    max_deleted = ZERO_ID
+    i, n = 3, len(argv)
+    while i < n:
+        low = argv[i].lower()
+        if low == b"entriesadded" and i + 1 < n:
+            entries_added = parse_int(argv[i + 1])
+            if entries_added < 0:
+                raise ApplyError("negative ENTRIESADDED")
+        elif low == b"maxdeletedid" and i + 1 < n:
+            max_deleted = _id(argv[i + 1])
+            if sid < max_deleted:
+                raise ApplyError("XSETID ID below MAXDELETEDID")
+        else:
+            raise ApplyError(f"unknown XSETID option {argv[i]!r}")
+        i += 2
+    s = _existing_stream(ks, db, argv[1])
+    if s.length:
+        if sid < next(reversed(s.entries)):
+            raise ApplyError("XSETID ID below the stream top item")
+        if entries_added is not None and s.length > entries_added:
+            raise ApplyError("XSETID ENTRIESADDED below the stream length")
+    s.last_id = sid
+    if entries_added is not None:
+        s.entries_added = entries_added
+    if max_deleted != ZERO_ID:
+        s.max_deleted_id = max_deleted
+    ks.touched(db, argv[1])
+
+
+# ---- consumer groups ----
+
+
+def _entries_read_arg(raw: bytes) -> int:
+    v = parse_int(raw)
+    if v < 0 and v != SCG_INVALID_ENTRIES_READ:
+        raise ApplyError("ENTRIESREAD must be positive or -1")
+    return v
+
+
+@write_command("xgroup", keys=(2, 2, 1))
+def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    if len(argv) < 4:
+        raise ApplyError(f"XGROUP {argv[1:2]!r} without a key and group")
+    sub = argv[1].lower()
+    key, name = argv[2], argv[3]
+    mkstream = False
+    entries_read = SCG_INVALID_ENTRIES_READ
+    if sub == b"create" or sub == b"setid":
+        i = 5
+        while i < len(argv):
+            low = argv[i].lower()
+            if sub == b"create" and low == b"mkstream":
+                mkstream = True
+                i += 1
+            elif low == b"entriesread" and i + 1 < len(argv):
+                entries_read = _entries_read_arg(argv[i + 1])
+                i += 2
+            else:
+                raise ApplyError(f"unknown XGROUP {sub.decode()} option {argv[i]!r}")
+    s = _stream(ks, db, key)
+    if sub == b"create" and len(argv) >= 5:
+        if argv[4] == b"$":
+            sid = s.last_id if s is not None else ZERO_ID
+        else:
+            sid = _id(argv[4])
+        if s is None:
+            if not mkstream:
+                raise ApplyError(f"XGROUP CREATE: no stream at {key!r} and no MKSTREAM")
+            s = StreamValue()
+            ks.set(db, key, s)
+        if _group(s, name) is not None:
+            raise ApplyError(f"consumer group {name!r} already exists at {key!r}")
+        new = StreamGroup(name, sid, entries_read)
+        groups = s.groups
+        if not groups or groups[-1].name < name:
+            groups.append(new)
+        else:
+            groups.insert(bisect_left([x.name for x in groups], name), new)
+        ks.touched(db, key)
+        return
+    if s is None:
+        raise ApplyError(f"XGROUP {sub.decode()}: no stream at {key!r}")
+    g = _group(s, name)
+    if sub == b"destroy" and len(argv) == 4:
+        if g is not None:
+            s.groups.remove(g)
+            ks.touched(db, key)
+        return
+    if g is None:
+        raise ApplyError(f"XGROUP {sub.decode()}: no consumer group {name!r} at {key!r}")
+    if sub == b"setid" and len(argv) in (5, 7):
+        g.last_id = s.last_id if argv[4] == b"$" else _id(argv[4], strict=False)
+        g.entries_read = entries_read
+    elif sub == b"createconsumer" and len(argv) == 5:
+        if _consumer(g, argv[4]) is not None:
+            return
+        _create_consumer(g, argv[4], ks.now_ms())
+    elif sub == b"delconsumer" and len(argv) == 5:
+        c = _consumer(g, argv[4])
+        if c is None:
+            return
+        for sid in c.pending:
+            g.pel.pop(sid, None)
+        g.consumers.remove(c)
+    else:
+        raise ApplyError(f"unknown XGROUP form {argv[1]!r} with {len(argv)} arguments")
+    ks.touched(db, key)
+
+
+@write_command("xclaim")
+def xclaim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """`xclaimCommand` as a replica runs the propagated form (any other form too)."""
+    key = argv[1]
+    s = _existing_stream(ks, db, key)
+    g = _existing_group(s, key, argv[2])
+    minidle = max(parse_int(argv[4]), 0)
+    n = len(argv)
+    ids: list[StreamID] = []
+    j = 5
+    while j < n:
+        sid = parse_stream_id(argv[j])
+        if sid is None:
+            break
+        ids.append(sid)
+        j += 1
+    now = ks.now_ms()
+    force = justid = False
+    deliverytime = -1
+    retrycount = -1
+    last_id = ZERO_ID
+    while j < n:
+        low = argv[j].lower()
+        more = j + 1 < n
+        if low == b"force":
+            force = True
+        elif low == b"justid":
+            justid = True
+        elif low == b"time" and more:
+            j += 1
+            deliverytime = parse_int(argv[j])
+        elif low == b"retrycount" and more:
+            j += 1
+            retrycount = parse_int(argv[j])
+        elif low == b"lastid" and more:
+            j += 1
+            last_id = _id(argv[j])
+        elif low == b"idle" and more:
+            j += 1
+            deliverytime = now - parse_int(argv[j])
+        else:
+            raise ApplyError(f"unrecognized XCLAIM option {argv[j]!r}")
+        j += 1
+    sem = _stream_semantics(ks)
+    if last_id > g.last_id:
+        if sem.replay_entries_read:
+            _group_delivered(s, g, last_id, sem.lag_rules)
+        else:
+            g.last_id = last_id
+    if deliverytime < 0 or deliverytime > now:
+        deliverytime = now
+    consumer = _consumer(g, argv[3])
+    if consumer is None:
+        consumer = _create_consumer(g, argv[3], now)
+    consumer.seen_time = now
+    pel = g.pel
+    entries = s.entries
+    for sid in ids:
+        nack = pel.get(sid)
+        exists = sid in entries
+        if not exists and sem.claim_drops_deleted:
+            if nack is not None:  # the entry is gone: so is its PEL entry
+                _pel_remove(g, sid)
+            continue
+        owner: StreamConsumer | None = None
+        if nack is None:
+            if not force or not exists:
+                continue
+            nack = StreamPendingEntry(now, 1)
+            _pel_insert(g, sid, nack)
+            pel = g.pel
+        else:
+            owner = _owner(g, sid)
+            if owner is not None and minidle and now - nack.delivery_time < minidle:
+                continue
+        if owner is not consumer:
+            if owner is not None:
+                _drop_pending(owner, sid)
+            _add_pending(consumer, sid)
+        nack.delivery_time = deliverytime
+        if retrycount >= 0:
+            nack.delivery_count = retrycount
+        elif not justid:
+            nack.delivery_count += 1
+        consumer.active_time = now
+    ks.touched(db, key)
+
+
+@write_command("xack")
+def xack(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    s = _stream(ks, db, argv[1])
+    if s is None:
+        return
+    g = _group(s, argv[2])
+    if g is None:
+        return
+    ids = [_id(raw) for raw in argv[3:]]
+    acked = False
+    for sid in ids:
+        acked = _pel_remove(g, sid) or acked
+    if acked:
+        ks.touched(db, argv[1])

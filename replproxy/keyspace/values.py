@@ -5,23 +5,88 @@ it keeps a `SortedList` of (score, member) beside the member -> score dict it in
 `ZSetValue` (which keeps it writable by the RDB writer unchanged). Redis orders equal scores
 by member bytes (`zslInsert` compares with `sdscmp`, i.e. memcmp), exactly as Python compares
 `bytes`. Mutate a ZSet only through its methods, or the index goes stale.
+
+`listpack` records the encoding the MASTER holds the zset in (max 128 entries of at most 64
+bytes by default, and a zset never converts back when it shrinks). It matters for one
+observable thing: from 7.0 a listpack stores an integral score as an integer, so a -0 score
+written into a listpack zset reads back as 0, while a skiplist keeps the sign. A zset built
+from a snapshot guesses it from its size (the RDB type said it, but the model drops it).
+
+Ranges are answered as `(lo, hi)` slice bounds into `index`, with Redis's range semantics:
+`score_range` is `zslParseRange`'s min/max with `(` exclusive bounds, `lex_range` is
+`zslParseLexRange`'s `[`/`(`/`-`/`+` bounds (`LexBound`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
 from replproxy.rdb.model import ZSetValue
 
+# The master's `zset-max-listpack-entries` / `zset-max-listpack-value` (defaults; the relay
+# cannot read the master's config from the stream).
+ZSET_MAX_LISTPACK_ENTRIES = 128
+ZSET_MAX_LISTPACK_VALUE = 64
+
+
+def fits_listpack(count: int, max_member_len: int) -> bool:
+    """`zsetConvertToListpackIfNeeded` / `zsetTypeCreate` limits."""
+    return count <= ZSET_MAX_LISTPACK_ENTRIES and max_member_len <= ZSET_MAX_LISTPACK_VALUE
+
+
+class LexBound:
+    """A parsed lex range item (`zslParseLexRangeItem`): `[m` / `(m` give `value` m and
+    `kind` 0; `-` and `+` (shared.minstring / maxstring) give `kind` -1 / +1."""
+
+    __slots__ = ("exclusive", "kind", "value")
+
+    def __init__(self, value: bytes, exclusive: bool, kind: int = 0) -> None:
+        self.value = value
+        self.exclusive = exclusive
+        self.kind = kind
+
+
+def _cmp_bounds(a: LexBound, b: LexBound) -> int:
+    """`sdscmplex` between two range items."""
+    if a.kind == b.kind and a.kind != 0:
+        return 0
+    if a.kind < 0 or b.kind > 0:
+        return -1
+    if a.kind > 0 or b.kind < 0:
+        return 1
+    return -1 if a.value < b.value else (1 if a.value > b.value else 0)
+
+
+def _lex_gte_min(member: bytes, lo: LexBound) -> bool:
+    if lo.kind:
+        return lo.kind < 0
+    return member > lo.value if lo.exclusive else member >= lo.value
+
+
+def _lex_lte_max(member: bytes, hi: LexBound) -> bool:
+    if hi.kind:
+        return hi.kind > 0
+    return member < hi.value if hi.exclusive else member <= hi.value
+
 
 class ZSet(ZSetValue):
-    __slots__ = ("index",)
+    __slots__ = ("index", "listpack")
 
-    def __init__(self, items: Iterable[tuple[bytes, float]] | dict[bytes, float] = ()) -> None:
+    def __init__(self, items: Iterable[tuple[bytes, float]] | dict[bytes, float] = (),
+                 listpack: bool | None = None) -> None:
         super().__init__(items)
         self.index: SortedList = SortedList((s, m) for m, s in self.items())
+        if listpack is None:
+            # A -0 score cannot be in a 7.0+ listpack: such a zset was a skiplist.
+            n = len(self)
+            listpack = (n <= ZSET_MAX_LISTPACK_ENTRIES
+                        and fits_listpack(n, max(map(len, self), default=0))
+                        and not any(s == 0 and math.copysign(1.0, s) < 0
+                                    for s in self.values()))
+        self.listpack: bool = listpack
 
     def add(self, member: bytes, score: float) -> None:
         old = self.get(member)
@@ -53,8 +118,96 @@ class ZSet(ZSetValue):
     def iter_asc(self) -> Iterator[tuple[float, bytes]]:
         return iter(self.index)
 
-    def copy(self) -> ZSet:  # type: ignore[override]
-        return ZSet(dict(self))
+    def score_range(
+        self, lo: float, lo_ex: bool, hi: float, hi_ex: bool
+    ) -> tuple[int, int]:
+        """Slice bounds of the items with `lo <(=) score <(=) hi` (`zslValueGteMin`/`LteMax`).
+
+        Scores are doubles, so `score > x` is `score >= nextafter(x, +inf)`; -0.0 and 0.0
+        compare equal, as in C."""
+        idx = self.index
+        n = len(idx)
+        if lo_ex:
+            start = n if lo == math.inf else idx.bisect_left((math.nextafter(lo, math.inf),))
+        else:
+            start = idx.bisect_left((lo,))
+        if hi_ex:
+            end = idx.bisect_left((hi,))
+        else:
+            end = n if hi == math.inf else idx.bisect_left((math.nextafter(hi, math.inf),))
+        return start, max(start, end)
+
+    def lex_range(self, lo: LexBound, hi: LexBound, reverse: bool = False) -> tuple[int, int]:
+        """Slice bounds of the members in a lex range.
+
+        Lex ranges are defined by Redis only when all scores are equal; then this is a
+        bisection. Otherwise it follows the listpack walk (`zzlFirstInLexRange` then
+        "while <= max", or from the tail with `reverse`), the deterministic one of the two
+        encodings."""
+        idx = self.index
+        n = len(idx)
+        if n == 0:
+            return 0, 0
+        c = _cmp_bounds(lo, hi)
+        if c > 0 or (c == 0 and (lo.exclusive or hi.exclusive)):
+            return 0, 0
+        first_score, first_member = idx[0]
+        last_score, last_member = idx[-1]
+        if not _lex_gte_min(last_member, lo) or not _lex_lte_max(first_member, hi):
+            return 0, 0
+        if first_score == last_score:  # members are in memcmp order: bisect
+            s = first_score
+            if lo.kind:
+                start = 0 if lo.kind < 0 else n
+            elif lo.exclusive:
+                start = idx.bisect_right((s, lo.value))
+            else:
+                start = idx.bisect_left((s, lo.value))
+            if hi.kind:
+                end = n if hi.kind > 0 else 0
+            elif hi.exclusive:
+                end = idx.bisect_left((s, hi.value))
+            else:
+                end = idx.bisect_right((s, hi.value))
+            return start, max(start, end)
+        if not reverse:
+            i = 0
+            while i < n and not _lex_gte_min(idx[i][1], lo):
+                i += 1
+            j = i
+            while j < n and _lex_lte_max(idx[j][1], hi):
+                j += 1
+            return i, j
+        j = n - 1
+        while j >= 0 and not _lex_lte_max(idx[j][1], hi):
+            j -= 1
+        i = j
+        while i >= 0 and _lex_gte_min(idx[i][1], lo):
+            i -= 1
+        return i + 1, j + 1
+
+    def remove_range(self, start: int, end: int) -> int:
+        """Remove the items with rank in [start, end) (slice bounds); return how many."""
+        if start >= end:
+            return 0
+        idx = self.index
+        removed = idx[start:end]
+        del idx[start:end]
+        for _, member in removed:
+            dict.__delitem__(self, member)
+        return len(removed)
+
+    def zpop(self, count: int, highest: bool) -> list[tuple[float, bytes]]:
+        """ZPOPMIN/ZPOPMAX: remove and return up to `count` lowest (or highest) items."""
+        n = len(self.index)
+        count = min(count, n)
+        start, end = (n - count, n) if highest else (0, count)
+        items = list(self.index.islice(start, end))
+        self.remove_range(start, end)
+        return items
+
+    def copy(self) -> ZSet:
+        return ZSet(dict(self), self.listpack)
 
     def __setitem__(self, member: bytes, score: float) -> None:
         self.add(member, score)
@@ -63,5 +216,5 @@ class ZSet(ZSetValue):
         if not self.discard(member):
             raise KeyError(member)
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (ZSet, (dict(self),))
+    def __reduce__(self) -> tuple[type[ZSet], tuple[dict[bytes, float], bool]]:
+        return (ZSet, (dict(self), self.listpack))

@@ -269,26 +269,21 @@ class UpstreamLink:
 
     async def _load_snapshot(self, link: ReplicaLink) -> None:
         """Load the received snapshot into a fresh dataset, swapping it in only when whole."""
-        from replproxy.rdb.reader import RDBReader  # the reader is heavy; import on first use
-
         full = self._pending_full
         assert full is not None, "a snapshot always follows +FULLRESYNC (or the SYNC fallback)"
         path = self.config.snapshot_path
         self.status.state = LinkState.LOADING
         loader = self.keyspace.new_loader()
-        reader = RDBReader()
         started = last_keepalive = trio.current_time()
         try:
             with open(path, "rb") as f:
                 while True:
+                    # The loader's sink-mode reader stores keys straight into the new dicts.
                     chunk = f.read(LOAD_CHUNK)
-                    if chunk:
-                        reader.feed(chunk)
-                    else:
-                        reader.feed_eof()
-                    loader.add(reader.next_events())
                     if not chunk:
+                        loader.feed_eof()
                         break
+                    loader.feed(chunk)
                     now = trio.current_time()
                     if now - last_keepalive >= LOADING_KEEPALIVE_PERIOD:
                         link.send_loading_keepalive()

@@ -21,6 +21,13 @@ Design, for speed and bounded memory:
   Should the scanner and the decoder ever disagree, the reader falls back to waiting until
   the buffered size doubles, which is still linear.
 * The CRC64 is computed over consumed bytes as they are dropped, one C call per chunk.
+* Sink mode (`RDBReader(sink=KeySink(dbs, expires))`): keys go straight into per-DB dicts
+  instead of becoming `KeyEntry` events (IDLE/FREQ are dropped); every other record is still
+  an event. There the optional C accelerator `_speedups.load_records` parses runs of simple
+  key records (strings, plain and compact collections) into the dicts and stops at anything
+  else, including any malformation: this module then parses that record itself, so it stays
+  the reference for values and the only source of errors. `REPLPROXY_NO_SPEEDUPS=1` (read
+  when a reader is made) turns the accelerator off.
 
 Redis behaviours kept on purpose: empty collections are skipped like `rdbLoadObject` does
 (counted in `skipped_empty_keys`); duplicate members, NaN scores in types 3/5 and consumer
@@ -33,6 +40,7 @@ means the Redis 7.4 release-candidate hash-with-TTL types; types 22-25 are refus
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import struct
 from collections.abc import Callable, Generator, Iterator
@@ -74,7 +82,9 @@ from replproxy.rdb.model import (
 )
 
 __all__ = [
+    "KeySink",
     "RDBReader",
+    "RDBSinkError",
     "decode_value",
     "decode_value_prefix",
     "iter_file",
@@ -96,6 +106,49 @@ _UINT64_MAX: Final = (1 << 64) - 1
 _MODULE_CHARSET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _CHUNK: Final = 1 << 14  # iter_file read size: small feeds keep fresh objects in CPU caches
 _GC_PAUSE_MIN: Final = 1 << 18  # feeds this big are parsed with the cyclic GC paused
+
+# load_records(buf, pos, db, expire, dbs, expires, zset_type) -> (pos, expire, stored, skipped)
+_LoadRecords = Callable[
+    [bytes, int, int, int | None, list, list, type], tuple[int, int | None, int, int]
+]
+
+
+def _load_speedups() -> _LoadRecords | None:
+    """The C sink-mode fast path, or None (not built, or REPLPROXY_NO_SPEEDUPS set)."""
+    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        speedups = importlib.import_module("replproxy.rdb._speedups")
+    except ImportError:
+        return None
+    fn: _LoadRecords = speedups.load_records
+    return fn
+
+
+def speedups_available() -> bool:
+    """True when the C accelerator is built and not disabled by REPLPROXY_NO_SPEEDUPS."""
+    return _load_speedups() is not None
+
+
+class KeySink:
+    """Where a sink-mode `RDBReader` stores keys: `dbs[db][key] = value` and, for keys with an
+    expiry, `expires[db][key] = ms`, in file order (a repeated key is overwritten, its old
+    expiry kept unless replaced, as a loop over `KeyEntry` events would do). `keys` counts the
+    keys stored. Sorted sets are stored as `ZSetValue`, hashes with field TTLs as `HashValue`.
+    """
+
+    __slots__ = ("dbs", "expires", "keys")
+
+    def __init__(self, dbs: list[dict[bytes, Value]], expires: list[dict[bytes, int]]) -> None:
+        if len(expires) != len(dbs):
+            raise ValueError("a KeySink needs as many expires dicts as DB dicts")
+        self.dbs = dbs
+        self.expires = expires
+        self.keys = 0
+
+
+class RDBSinkError(RDBError, ValueError):
+    """A sink-mode reader met a key its sink cannot hold (a DB number beyond its dicts)."""
 
 # What each object type number is called, for messages and `replproxy rdb info`.
 _TYPE_ENCODINGS: Final = {
@@ -995,14 +1048,21 @@ class RDBReader:
     more records; whatever follows the checksum (e.g. the 40-byte EOF mark of a diskless
     transfer) accumulates in `unused_data`.
 
+    With `sink=KeySink(dbs, expires)` keys are stored into those dicts instead (see `KeySink`)
+    and produce no event; IDLE/FREQ are dropped; a key of a DB the sink has no dict for is an
+    `RDBSinkError` (also a `ValueError`). All other events are produced as usual.
+
     Errors are `RDBError` (malformed or truncated), `RDBUnsupportedError` (unknown version,
     type or opcode) or `RDBChecksumError`, each with the file byte offset. They are raised by
     the `feed()`/`feed_eof()` call that finds them; events completed before the error are
     still returned by `next_events()`, which then raises the same error again.
     """
 
-    def __init__(self, verify_checksum: bool = True) -> None:
+    def __init__(self, verify_checksum: bool = True, *, sink: KeySink | None = None) -> None:
         self.verify_checksum = verify_checksum
+        # Sink mode: keys are stored into `sink` instead of becoming KeyEntry events.
+        self.sink = sink
+        self._fast: _LoadRecords | None = _load_speedups() if sink is not None else None
         self.version: int | None = None
         self.valkey = False
         self.skipped_empty_keys = 0
@@ -1232,12 +1292,33 @@ class RDBReader:
         readers = self._readers
         key_entry = KeyEntry
         rs = _read_string
+        # Sink mode: `kd`/`kx` are the current DB's dicts (None: the sink has no such DB).
+        sink = self.sink
+        fast = self._fast
+        sdbs: list[dict[bytes, Value]] = []
+        sexp: list[dict[bytes, int]] = []
+        kd: dict[bytes, Value] | None = None
+        kx: dict[bytes, int] = {}
+        if sink is not None:
+            sdbs, sexp = sink.dbs, sink.expires
+            if db < len(sdbs):
+                kd, kx = sdbs[db], sexp[db]
+        stored = 0
+        skipped = 0
         try:
             if self.version is None:
                 pos = self._parse_header(buf, end)
                 readers = self._readers
             version: int = self.version  # type: ignore[assignment]
             while pos < end:
+                if fast is not None:
+                    # The C path stores a run of simple key records and stops at the first
+                    # record (prefixes included) it leaves to the code below.
+                    pos, expire, n, n_skipped = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue)
+                    stored += n
+                    skipped += n_skipped
+                    if pos >= end:
+                        break
                 t = buf[pos]
                 if t == 0:
                     # The common record: string key and string value, both < 64 bytes. Reading
@@ -1250,17 +1331,26 @@ class RDBReader:
                             if c < 64:
                                 ve = ke + 1 + c
                                 if ve <= end:
-                                    append(
-                                        key_entry(
-                                            db,
-                                            buf[pos + 2 : ke],
-                                            buf[ke + 1 : ve],
-                                            expire,
-                                            idle,
-                                            freq,
-                                            0,
+                                    if sink is None:
+                                        append(
+                                            key_entry(
+                                                db,
+                                                buf[pos + 2 : ke],
+                                                buf[ke + 1 : ve],
+                                                expire,
+                                                idle,
+                                                freq,
+                                                0,
+                                            )
                                         )
-                                    )
+                                    elif kd is not None:
+                                        key = buf[pos + 2 : ke]
+                                        kd[key] = buf[ke + 1 : ve]
+                                        if expire is not None:
+                                            kx[key] = expire
+                                        stored += 1
+                                    else:
+                                        raise self._no_db(db, len(sdbs), pos)
                                     pos = ve
                                     expire = idle = freq = None
                                     continue
@@ -1284,9 +1374,16 @@ class RDBReader:
                             e, 0, f"key {key!r} ({_describe(t, self.valkey)}): "
                         ) from None
                     if not value and value.__class__ is not bytes:
-                        self.skipped_empty_keys += 1
-                    else:
+                        skipped += 1
+                    elif sink is None:
                         append(key_entry(db, key, value, expire, idle, freq, t))
+                    elif kd is not None:
+                        kd[key] = value
+                        if expire is not None:
+                            kx[key] = expire
+                        stored += 1
+                    else:
+                        raise self._no_db(db, len(sdbs), pos)
                     pos = p
                     expire = idle = freq = None
                 elif t == 252:  # EXPIRETIME_MS
@@ -1310,6 +1407,11 @@ class RDBReader:
                     db, p = _read_len(buf, pos + 1, end)
                     append(SelectDB(db))
                     pos = p
+                    if sink is not None:
+                        if db < len(sdbs):
+                            kd, kx = sdbs[db], sexp[db]
+                        else:
+                            kd = None
                 elif t == 251:  # RESIZEDB
                     size, p = _read_len(buf, pos + 1, end)
                     expires, p = _read_len(buf, p, end)
@@ -1331,6 +1433,13 @@ class RDBReader:
             self._expire = expire
             self._idle = idle
             self._freq = freq
+            self.skipped_empty_keys += skipped
+            if sink is not None:
+                sink.keys += stored
+
+    @staticmethod
+    def _no_db(db: int, ndbs: int, pos: int) -> RDBSinkError:
+        return RDBSinkError(f"snapshot has DB {db} but only {ndbs} databases are configured", pos)
 
     def _parse_header(self, buf: bytes, end: int) -> int:
         if end < 9:

@@ -1,0 +1,70 @@
+"""The keyspace core: dispatch, unsupported commands, snapshot swap, lazy sorted-set index."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from replproxy.keyspace import Keyspace, library_name
+from replproxy.keyspace.values import ZSet
+from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
+
+
+def test_unknown_command_is_counted_logged_once_and_marks_its_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ks = Keyspace()
+    with caplog.at_level(logging.WARNING, logger="replproxy.keyspace"):
+        ks.apply(0, [b"JSON.SET", b"doc", b"$", b"{}"])
+        ks.apply(0, [b"json.set", b"doc2", b"$", b"{}"])
+    assert ks.unsupported_commands == {"json.set": 2}
+    assert sum("json.set" in r.getMessage() for r in caplog.records) == 1
+    assert ks.unsupported_keys == {(0, b"doc"), (0, b"doc2")}
+    # A later write replacing the key makes it trustworthy again.
+    ks.set(0, b"doc", b"plain")
+    assert ks.unsupported_keys == {(0, b"doc2")}
+
+
+def test_an_applier_failure_never_stops_the_stream(caplog: pytest.LogCaptureFixture) -> None:
+    ks = Keyspace()
+    ks.set(0, b"k", b"v")
+    ks.apply(0, [b"lpush", b"k", b"x"])  # wrong type: cannot happen on a consistent stream
+    assert ks.apply_errors.get("lpush") == 1
+    assert (0, b"k") in ks.unsupported_keys
+    ks.apply(0, [b"set", b"other", b"1"])  # the next command still applies
+    assert ks.get(0, b"other") == b"1"
+
+
+def test_transaction_applies_select_inside() -> None:
+    ks = Keyspace()
+    db = ks.apply_transaction(0, [[b"SELECT", b"2"], [b"SET", b"a", b"1"]])
+    assert db == 2 and ks.get(2, b"a") == b"1" and ks.get(0, b"a") is None
+
+
+def test_snapshot_is_swapped_in_whole() -> None:
+    ks = Keyspace()
+    ks.set(0, b"old", b"x")
+    loader = ks.new_loader()
+    loader.add([Aux(b"repl-stream-db", b"3"),
+                KeyEntry(1, b"k", b"v", expire_ms=123),
+                KeyEntry(0, b"z", ZSetValue({b"a": 1.0})),
+                Function(b"#!lua name=lib1\nredis.register_function('f', function() end)")])
+    assert ks.get(0, b"old") == b"x"  # nothing visible before commit
+    loader.commit()
+    assert ks.get(0, b"old") is None
+    assert ks.get(1, b"k") == b"v" and ks.get_expire(1, b"k") == 123
+    assert loader.stream_db == 3 and list(ks.functions) == [b"lib1"]
+    z = ks.get(0, b"z")
+    assert isinstance(z, ZSet) and z.rank(b"a") == 0  # index built on first access
+
+
+def test_snapshot_with_more_dbs_than_configured_is_refused() -> None:
+    loader = Keyspace(databases=2).new_loader()
+    with pytest.raises(ValueError, match="DB 5 but only 2 databases"):
+        loader.add([KeyEntry(5, b"k", b"v")])
+
+
+def test_library_name() -> None:
+    assert library_name(b"#!lua name=mylib engine=x\nbody") == b"mylib"
+    assert library_name(b"no shebang") == b""
