@@ -1,7 +1,13 @@
 """The process: one `Relay` wires the parts together and runs them under one nursery.
 
-Owned tasks: the upstream link, the client RESP server, the metrics/health HTTP server and
-the signal watcher. Nothing runs outside this nursery; cancelling it stops everything.
+Owned tasks: the client RESP server, the metrics/health HTTP server, the signal watcher, and
+the replication service (the start-up snapshot load, then the upstream link and the save
+policy). Nothing runs outside this nursery; cancelling it stops everything.
+
+Shutdown (SIGTERM/SIGINT or `SHUTDOWN`) is one path, `Relay.shutdown`, in the order Redis's
+`prepareForShutdown` and a Kubernetes sidecar need: readiness off, stop replicating (the state
+is now final), let downstream replicas drain (a hook, for the downstream server), persist,
+stop accepting clients, exit - all within `--shutdown-timeout`. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -19,6 +26,7 @@ from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
 from replproxy.keyspace.digest import DigestStyle, digest_style_for
 from replproxy.link.driver import UpstreamLink
+from replproxy.persistence import Persistence
 from replproxy.replication import Replication
 from replproxy.server import RespServer
 
@@ -39,13 +47,23 @@ class Relay:
         self.keyspace = Keyspace()
         self.replication = Replication(self.keyspace, config.repl_backlog_size)
         self.link = UpstreamLink(config, self.replication, self.keyspace)
+        self.persistence = Persistence(config, self.keyspace, self.replication)
+        self.resp_server = RespServer(self)
         self.shutting_down = False
+        self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
         self.bound_port: int | None = None
         # Client-side counters for INFO (owned here, bumped by the RESP server).
         self.connected_clients = 0
         self.total_connections = 0
         self.total_commands = 0
+        self._nursery: trio.Nursery | None = None
+        self._replication_scope: trio.CancelScope | None = None
+        self._replication_stopped = trio.Event()
+        self._started_up = False  # the start-up snapshot load happened
+        self._shutdown_in_progress = False
+        self._exit_even_if_save_fails = False  # a signal arrived during a SHUTDOWN
+        self._signals = 0
 
     async def run(
         self,
@@ -55,26 +73,128 @@ class Relay:
     ) -> None:
         cfg = self.config
         cfg.dir.mkdir(parents=True, exist_ok=True)
-        async with trio.open_nursery() as nursery:
-            http_listeners = await nursery.start(
-                HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                http_listeners = await nursery.start(
+                    HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
+                )
+                resp_listeners = await nursery.start(self.resp_server.serve, cfg.port, cfg.bind)
+                listeners = [*http_listeners, *resp_listeners]
+                self.persistence.child_close_fds = lambda: [
+                    fd for fd in (li.socket.fileno() for li in listeners) if fd >= 0
+                ]
+                if handle_signals:
+                    nursery.start_soon(self._watch_signals)
+                ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
+                self.bound_port = ports.port
+                log.info(
+                    "replproxy %s serving clients on %s:%d, metrics on %s:%d, master %s",
+                    self.run_id[:8],
+                    cfg.bind,
+                    ports.port,
+                    cfg.metrics_bind,
+                    ports.metrics_port,
+                    cfg.upstream,
+                )
+                task_status.started(ports)
+                await nursery.start(self._replicate)
+        finally:
+            self.persistence.kill_child("replproxy is exiting")
+
+    async def _replicate(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The replication service: the start-up load (once), then the link and `--save`.
+
+        Cancelled by the shutdown path (`_stop_replication`) so the state it persists is final;
+        started again if a `SHUTDOWN` fails.
+        """
+        self._replication_stopped = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                self._replication_scope = scope
+                task_status.started()
+                if not self._started_up:
+                    await self.persistence.load_at_startup()
+                    self._started_up = True
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self.link.run)
+                    nursery.start_soon(self.persistence.run_save_policy)
+        finally:
+            self._replication_stopped.set()
+
+    async def _stop_replication(self) -> None:
+        if self._replication_scope is not None:
+            self._replication_scope.cancel()
+        await self._replication_stopped.wait()
+        # A transaction cut in the middle is dropped; the master re-sends it after a PSYNC.
+        self.replication.link_lost()
+
+    async def drain_downstream_replicas(self) -> None:
+        """Shutdown hook: let downstream replicas receive everything applied before we exit.
+
+        The downstream PSYNC server is not built yet, so there is nothing to wait for. When it
+        is, this waits (within --shutdown-timeout, as Redis 7 waits for replica ACKs) until
+        every online replica has acknowledged `replication.repl_offset`.
+        """
+
+    async def shutdown(
+        self, *, save: bool | None = None, force: bool = False, now: bool = False, reason: str
+    ) -> bool:
+        """Stop gracefully: readiness off, stop replicating, drain, persist, stop accepting.
+
+        `save` None follows `--save` (no rules, no shutdown save: Redis's rule); while the
+        start-up load runs nothing is saved (it would overwrite the snapshot with a partial
+        dataset). Everything is bounded by `--shutdown-timeout`. On success this does not
+        return normally: the relay's nursery is cancelled. On failure it returns False and the
+        relay keeps running (Redis's `SHUTDOWN`), unless `force` (signals force: a sidecar
+        must exit within its grace period; a failed save then exits with status 1).
+        """
+        if self._shutdown_in_progress:
+            if force:
+                self._exit_even_if_save_fails = True
+            log.warning("%s: a shutdown is already in progress", reason)
+            return False
+        self._shutdown_in_progress = True
+        cfg = self.config
+        if save is None:
+            save = bool(cfg.save)
+        if save and not self._started_up:
+            log.warning("the snapshot is still loading: exiting without saving")
+            save = False
+        log.warning("%s: shutting down%s", reason, "" if save else " without saving")
+        self.shutting_down = True  # /readyz answers 503 from now on
+        ok = True
+        with trio.move_on_after(cfg.shutdown_timeout) as deadline:
+            if force:
+                self.resp_server.stop_accepting()
+            await self._stop_replication()
+            if not now:
+                await self.drain_downstream_replicas()
+            if save:
+                ok = await self.persistence.final_save()
+        if deadline.cancelled_caught:
+            ok = False
+            log.error(
+                "shutdown did not finish within --shutdown-timeout %gs; the previous snapshot "
+                "(if any) is kept",
+                cfg.shutdown_timeout,
             )
-            resp_listeners = await nursery.start(RespServer(self).serve, cfg.port, cfg.bind)
-            await nursery.start(self.link.run)
-            if handle_signals:
-                nursery.start_soon(self._watch_signals, nursery.cancel_scope)
-            ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
-            self.bound_port = ports.port
-            log.info(
-                "replproxy %s serving clients on %s:%d, metrics on %s:%d, master %s",
-                self.run_id[:8],
-                cfg.bind,
-                ports.port,
-                cfg.metrics_bind,
-                ports.metrics_port,
-                cfg.upstream,
-            )
-            task_status.started(ports)
+        if not ok and not (force or self._exit_even_if_save_fails):
+            log.warning("Errors trying to shut down: resuming service. Check the logs.")
+            self.shutting_down = False
+            self._shutdown_in_progress = False
+            assert self._nursery is not None
+            await self._nursery.start(self._replicate)
+            return False
+        if not ok:
+            self.exit_code = 1
+        self.resp_server.stop_accepting()
+        log.warning("replproxy is now ready to exit, bye bye...")
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+        return True
 
     def digest_style(self) -> DigestStyle:
         """How DEBUG DIGEST formats scores: as the upstream's version does (from its RDB)."""
@@ -90,12 +210,25 @@ class Relay:
             version = [7, 2, 0]
         return digest_style_for(name, (version[0], version[1], version[2]))
 
-    async def _watch_signals(self, scope: trio.CancelScope) -> None:
+    async def _watch_signals(self) -> None:
+        assert self._nursery is not None
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                log.info("received %s: shutting down", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                self._signals += 1
+                if self._signals == 1:
+                    self._nursery.start_soon(
+                        partial(
+                            self.shutdown,
+                            force=True,
+                            reason=f"received {name} (a second signal exits at once)",
+                        )
+                    )
+                    continue
+                log.warning("received %s again: exiting now, without waiting", name)
                 self.shutting_down = True
-                scope.cancel()
+                self.exit_code = 1
+                self._nursery.cancel_scope.cancel()  # run()'s finally kills a save child
                 return
 
 

@@ -17,7 +17,14 @@ import trio
 import typer
 
 from replproxy import __version__
-from replproxy.config import Config, ConfigError, parse_size, parse_upstream_url
+from replproxy.config import (
+    DEFAULT_SAVE,
+    Config,
+    ConfigError,
+    parse_save,
+    parse_size,
+    parse_upstream_url,
+)
 from replproxy.rdb.cli import app as rdb_app
 
 app = typer.Typer(
@@ -125,6 +132,30 @@ def run(
             help="Cap of the reconnect backoff, in seconds.",
         ),
     ] = 10.0,
+    save: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("SAVE"),
+            help='Snapshot policy as redis.conf\'s save: "<seconds> <changes> ..." saves after '
+            'that many seconds if at least that many writes were applied; "" disables it '
+            "(and the shutdown save).",
+        ),
+    ] = DEFAULT_SAVE,
+    dbfilename: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("DBFILENAME"),
+            help="File name in --dir of replproxy's snapshot (its restart state).",
+        ),
+    ] = "replproxy.rdb",
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("SHUTDOWN_TIMEOUT"),
+            help="Seconds a graceful shutdown (SIGTERM/SIGINT, SHUTDOWN) may take, final "
+            "save included; a second signal exits at once.",
+        ),
+    ] = 10.0,
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -149,12 +180,17 @@ def run(
             repl_timeout=repl_timeout,
             repl_backlog_size=parse_size(repl_backlog_size),
             reconnect_backoff_max=reconnect_backoff_max,
+            save=parse_save(save),
+            dbfilename=dbfilename,
+            shutdown_timeout=shutdown_timeout,
         )
         relay = Relay(config)
     except ConfigError as e:
         typer.echo(f"replproxy: {e}", err=True)
         raise typer.Exit(2) from e
     trio.run(relay.run)
+    if relay.exit_code:
+        raise typer.Exit(relay.exit_code)
 
 
 @app.command()

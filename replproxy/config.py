@@ -69,6 +69,43 @@ def parse_size(text: str) -> int:
     raise ConfigError(f"not a size: {text!r} (examples: 512mb, 1gb, 1048576)")
 
 
+SavePoint = tuple[int, int]
+"""One `save <seconds> <changes>` rule: snapshot after `seconds` if at least `changes` writes."""
+
+# Redis 7's built-in default (`save 3600 1 300 100 60 10000`).
+DEFAULT_SAVE = "3600 1 300 100 60 10000"
+
+
+def parse_save(text: str) -> tuple[SavePoint, ...]:
+    """`--save "<seconds> <changes> [<seconds> <changes> ...]"`, exactly as redis.conf's `save`.
+
+    `""` disables snapshots by policy (and, as in Redis, on shutdown unless `SHUTDOWN SAVE`).
+    Seconds must be >= 1 and changes >= 0 (`setConfigSaveOption`). The literal `""` (as
+    redis.conf spells it) is accepted too: an empty environment variable counts as unset.
+    """
+    words = text.split()
+    if words in (['""'], ["''"]):
+        words = []
+    if len(words) % 2:
+        raise ConfigError(f"--save needs <seconds> <changes> pairs, got {text!r}")
+    points: list[SavePoint] = []
+    for i in range(0, len(words), 2):
+        try:
+            seconds, changes = int(words[i]), int(words[i + 1])
+        except ValueError:
+            raise ConfigError(f"--save: not integers: {words[i]!r} {words[i + 1]!r}") from None
+        if seconds < 1 or changes < 0:
+            raise ConfigError(
+                f"--save: invalid rule {seconds} {changes} (seconds >= 1, changes >= 0)"
+            )
+        points.append((seconds, changes))
+    return tuple(points)
+
+
+def format_save(points: tuple[SavePoint, ...]) -> str:
+    return " ".join(f"{s} {c}" for s, c in points)
+
+
 @dataclass(frozen=True)
 class Config:
     upstream: Upstream
@@ -85,6 +122,9 @@ class Config:
     reconnect_backoff_max: float = 10.0
     ready_max_lag_bytes: int = 16 * 1024 * 1024
     ready_max_io_seconds: float = 30.0
+    save: tuple[SavePoint, ...] = parse_save(DEFAULT_SAVE)
+    dbfilename: str = "replproxy.rdb"
+    shutdown_timeout: float = 10.0
 
     @property
     def listening_port(self) -> int:
@@ -93,7 +133,13 @@ class Config:
 
     @property
     def snapshot_path(self) -> Path:
+        """The last snapshot received from the master (kept by the link)."""
         return self.dir / "upstream.rdb"
+
+    @property
+    def dbfile_path(self) -> Path:
+        """replproxy's own persisted snapshot: the restart state (`replproxy.persistence`)."""
+        return self.dir / self.dbfilename
 
     def validate(self) -> None:
         for name in ("port", "metrics_port"):
@@ -109,3 +155,11 @@ class Config:
             or self.reconnect_backoff_max < self.reconnect_backoff_min
         ):
             raise ConfigError("reconnect backoff: need 0 < min <= max")
+        name = self.dbfilename
+        if not name or "/" in name or name in (".", ".."):
+            raise ConfigError(f"--dbfilename must be a file name, not a path: {name!r}")
+        upstream = self.snapshot_path.name
+        if name == upstream or name.startswith(upstream + "."):
+            raise ConfigError(f"--dbfilename {name!r} collides with the link's {upstream}")
+        if self.shutdown_timeout < 0:
+            raise ConfigError("--shutdown-timeout must be >= 0")

@@ -77,16 +77,32 @@ def section_memory(relay: Relay) -> str:
 
 def section_persistence(relay: Relay) -> str:
     st = relay.link.status
-    return _lines(
-        "Persistence",
-        [
-            ("loading", 1 if st.state is LinkState.LOADING else 0),
-            ("async_loading", 0),
-            ("rdb_changes_since_last_save", 0),
-            ("rdb_bgsave_in_progress", 0),
-            ("aof_enabled", 0),
-        ],
-    )
+    p = relay.persistence
+    fields: list[tuple[str, object]] = [
+        ("loading", 1 if p.loading or st.state is LinkState.LOADING else 0),
+        ("async_loading", 0),
+        ("rdb_changes_since_last_save", p.changes_since_last_save()),
+        ("rdb_bgsave_in_progress", 1 if p.bgsave_in_progress else 0),
+        ("rdb_last_save_time", int(p.lastsave)),
+        ("rdb_last_bgsave_status", "ok" if p.last_bgsave_ok else "err"),
+        ("rdb_last_bgsave_time_sec", p.last_bgsave_seconds),
+        ("rdb_current_bgsave_time_sec", p.current_bgsave_seconds()),
+        ("rdb_saves", p.saves),
+        ("rdb_last_load_keys_loaded", p.last_load_keys),
+        ("aof_enabled", 0),
+    ]
+    if p.loading:  # Redis appends these while loading (`genRedisInfoString`)
+        total, done = p.loading_total_bytes, p.loading_loaded_bytes
+        elapsed = time.time() - p.loading_started
+        eta = int(elapsed * (total - done) / done) if done else 1
+        fields += [
+            ("loading_start_time", int(p.loading_started)),
+            ("loading_total_bytes", total),
+            ("loading_loaded_bytes", done),
+            ("loading_loaded_perc", f"{done * 100 / total if total else 0:.2f}"),
+            ("loading_eta_seconds", eta),
+        ]
+    return _lines("Persistence", fields)
 
 
 def section_stats(relay: Relay) -> str:

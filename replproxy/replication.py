@@ -33,6 +33,15 @@ def random_replid() -> str:
     return os.urandom(20).hex()
 
 
+# Stream commands that count bytes but change no data. A lone EXEC happens with Redis 5: a
+# transaction whose only writing command is flagged read-only (PFCOUNT refreshing its cache)
+# propagates that command and EXEC but no MULTI; a real replica answers the EXEC with an
+# error it never sends, i.e. it does nothing. (An empty command `*0` only counts bytes too.)
+_NO_EFFECT = frozenset({b"ping", b"exec", b"discard"})
+# Names the replication core handles itself instead of handing to the dataset.
+_SPECIAL = _NO_EFFECT | {b"multi", b"select", b"replconf"}
+
+
 class Dataset(Protocol):
     """What the replication core needs from the keyspace (filled in by the keyspace module)."""
 
@@ -175,6 +184,30 @@ class Replication:
         self.stream_db = stream_db
         self.backlog.reset(self.repl_offset + 1)
 
+    def restore(
+        self,
+        replid: str,
+        offset: int,
+        stream_db: int,
+        replid2: str = NULL_REPLID,
+        second_replid_offset: int = -1,
+    ) -> None:
+        """A persisted snapshot of history `replid` at `offset` was loaded (a restart).
+
+        As a Redis replica restarting from an RDB with `repl-id`/`repl-offset` AUX fields
+        (`replicationCacheMasterUsingMyself`): that position is our cached master, so the link
+        asks `PSYNC <replid> <offset+1>`. The backlog restarts empty after `offset`. Not a
+        sync: the counters do not move.
+        """
+        self._multi = None
+        self.replid = replid
+        self.repl_offset = self.read_offset = offset
+        self.replid2 = replid2
+        self.second_replid_offset = second_replid_offset
+        self.stream_db = stream_db
+        self.has_history = True
+        self.backlog.reset(offset + 1)
+
     def partial_resync(self, new_replid: str | None) -> bool:
         """The upstream answered `+CONTINUE [replid]`. Returns True when the replid changed.
 
@@ -202,39 +235,52 @@ class Replication:
     # ---- the stream ----
 
     def process(self, commands: Sequence[StreamCommand]) -> ProcessResult:
-        """Apply commands in order; append applied bytes to the backlog; advance offsets."""
+        """Apply commands in order; append applied bytes to the backlog; advance offsets.
+
+        This is the stream's hot path: state lives in locals for the batch and is written
+        back once at the end (nothing else runs in between: it is synchronous).
+        """
         acks: list[int] = []
         applied_raw: list[bytes] = []
-        dataset = self.dataset
+        keep = applied_raw.append
+        apply = self.dataset.apply
+        db = self.stream_db
+        multi = self._multi
+        applied_offset = self.repl_offset
+        applied = 0
         for cmd in commands:
-            self.read_offset = cmd.end_offset
-            argv = cmd.argv
-            name = argv[0].lower() if argv else b""
-            multi = self._multi
+            argv, raw, end = cmd
             if multi is not None:
                 multi.append(cmd)
-                if name == b"exec":
-                    body = [c.argv for c in multi[1:-1]]
-                    self.stream_db = dataset.apply_transaction(self.stream_db, body)
-                    applied_raw.extend(c.raw for c in multi)
-                    self.repl_offset = cmd.end_offset
+                if argv and argv[0].lower() == b"exec":
+                    body = [c[0] for c in multi[1:-1]]
+                    db = self.dataset.apply_transaction(db, body)
+                    applied_raw.extend([c[1] for c in multi])
+                    applied_offset = end
                     self.stats.transactions_applied += 1
-                    self.stats.commands_applied += len(body)
-                    self._multi = None
+                    applied += len(body)
+                    multi = None
                 continue
-            if name == b"multi":
-                self._multi = [cmd]
-                continue
-            if name == b"select" and len(argv) == 2:
-                self.stream_db = int(argv[1])
-            elif name == b"replconf":
-                if len(argv) >= 2 and argv[1].lower() == b"getack":
-                    acks.append(self.repl_offset)
-            elif argv and name != b"ping":  # an empty command (`*0`) only counts bytes
-                dataset.apply(self.stream_db, argv)
-                self.stats.commands_applied += 1
-            applied_raw.append(cmd.raw)
-            self.repl_offset = cmd.end_offset
+            if argv:
+                name = argv[0].lower()
+                if name not in _SPECIAL:
+                    apply(db, argv)
+                    applied += 1
+                elif name == b"multi":
+                    multi = [cmd]
+                    continue
+                elif name == b"select" and len(argv) == 2:
+                    db = int(argv[1])
+                elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":
+                    acks.append(applied_offset)
+            keep(raw)
+            applied_offset = end
+        if commands:
+            self.read_offset = commands[-1][2]
+        self.repl_offset = applied_offset
+        self.stream_db = db
+        self._multi = multi
+        self.stats.commands_applied += applied
         if applied_raw:
             self.backlog.append(b"".join(applied_raw))
         return ProcessResult(tuple(acks))

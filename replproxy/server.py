@@ -13,7 +13,7 @@ command set is added by the read path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ import trio
 from replproxy.info import info_text
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
 from replproxy.keyspace.util import now_ms
+from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser, string2ll
 
@@ -41,6 +42,8 @@ class Client:
     proto: int = 2
     name: bytes = b""
     closing: bool = False
+    # Set by a command that must wait (SHUTDOWN): the connection awaits it for the reply.
+    pending: Callable[[], Awaitable[bytes]] | None = None
 
 
 Handler = Callable[["RespServer", Client, list[bytes]], bytes]
@@ -51,6 +54,11 @@ class Command:
     name: str
     arity: int  # Redis convention: n = exactly n args incl. name, -n = at least n
     handler: Handler
+    # Redis's `loading` flag: allowed while the start-up snapshot loads (else -LOADING).
+    ok_loading: bool = False
+
+
+LOADING = reply.error(b"LOADING Redis is loading the dataset in memory")
 
 
 def _arity_ok(cmd: Command, argc: int) -> bool:
@@ -121,8 +129,19 @@ def cmd_select(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     return reply.simple_string(b"OK")
 
 
+def unsupported_key_error(key: bytes) -> bytes:
+    """The reply for a key whose last write replproxy could not apply: never serve it stale."""
+    return reply.error(
+        b"ERR replproxy cannot serve key '" + key.replace(b"\r", b" ").replace(b"\n", b" ")
+        + b"': a command from the master touching it could not be applied (see the "
+        b"replproxy_unsupported_commands_total metric)"
+    )
+
+
 def _read_string(srv: RespServer, c: Client, key: bytes) -> bytes | Exception | None:
     ks = srv.relay.keyspace
+    if (c.db, key) in ks.unsupported_keys:
+        return LookupError(key)
     value = ks.get(c.db, key)
     if value is None:
         return None
@@ -139,6 +158,8 @@ WRONGTYPE = reply.error(b"WRONGTYPE Operation against a key holding the wrong ki
 
 def cmd_get(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     v = _read_string(srv, c, argv[1])
+    if isinstance(v, LookupError):
+        return unsupported_key_error(argv[1])
     if isinstance(v, Exception):
         return WRONGTYPE
     return reply.null(c.proto) if v is None else reply.bulk(v)
@@ -148,6 +169,8 @@ def cmd_mget(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     out = []
     for key in argv[1:]:
         v = _read_string(srv, c, key)
+        if isinstance(v, LookupError):
+            return unsupported_key_error(key)
         out.append(None if v is None or isinstance(v, Exception) else v)
     return reply.bulk_array(out, c.proto)
 
@@ -168,20 +191,85 @@ def cmd_debug(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     return reply.error(b"ERR DEBUG subcommand not supported by replproxy (DIGEST, DIGEST-VALUE)")
 
 
+# ---- persistence (replproxy.persistence does the work; these are Redis's replies) ----
+
+SAVE_IN_PROGRESS = reply.error(b"ERR Background save already in progress")
+SYNTAX_ERROR = reply.error(b"ERR syntax error")
+
+
+def cmd_save(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    try:
+        srv.relay.persistence.save()
+    except SaveInProgress:
+        return SAVE_IN_PROGRESS
+    except SaveError:
+        return reply.error(b"ERR")
+    return reply.simple_string(b"OK")
+
+
+def cmd_bgsave(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    # SCHEDULE only matters when another kind of child runs; replproxy has none.
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
+        return SYNTAX_ERROR
+    try:
+        srv.relay.persistence.bgsave()
+    except SaveInProgress:
+        return SAVE_IN_PROGRESS
+    except SaveError:
+        return reply.error(b"ERR")
+    return reply.simple_string(b"Background saving started")
+
+
+def cmd_lastsave(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    return reply.integer(int(srv.relay.persistence.lastsave))
+
+
+def cmd_shutdown(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the relay's graceful exit (`Relay.shutdown`).
+
+    On success the process exits and the connection closes without a reply, as in Redis.
+    """
+    save: bool | None = None
+    now = force = False
+    for arg in argv[1:]:
+        word = arg.lower()
+        if word in (b"nosave", b"save") and save is None:
+            save = word == b"save"
+        elif word == b"now":
+            now = True
+        elif word == b"force":
+            force = True
+        else:
+            return SYNTAX_ERROR
+    relay = srv.relay
+
+    async def shutdown() -> bytes:
+        await relay.shutdown(save=save, force=force, now=now, reason=f"SHUTDOWN from {c.addr}")
+        # Reached only when it failed: on success the relay is stopping.
+        return reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
+
+    c.pending = shutdown
+    return b""
+
+
 COMMANDS: dict[bytes, Command] = {
     c.name.encode(): c
     for c in [
         Command("ping", -1, cmd_ping),
         Command("echo", 2, cmd_echo),
-        Command("quit", -1, cmd_quit),
-        Command("info", -1, cmd_info),
-        Command("role", 1, cmd_role),
+        Command("quit", -1, cmd_quit, ok_loading=True),
+        Command("info", -1, cmd_info, ok_loading=True),
+        Command("role", 1, cmd_role, ok_loading=True),
         Command("dbsize", 1, cmd_dbsize),
-        Command("client", -2, cmd_client),
-        Command("select", 2, cmd_select),
+        Command("client", -2, cmd_client, ok_loading=True),
+        Command("select", 2, cmd_select, ok_loading=True),
         Command("get", 2, cmd_get),
         Command("mget", -2, cmd_mget),
-        Command("debug", -2, cmd_debug),
+        Command("debug", -2, cmd_debug, ok_loading=True),
+        Command("save", 1, cmd_save),
+        Command("bgsave", -1, cmd_bgsave),
+        Command("lastsave", 1, cmd_lastsave, ok_loading=True),
+        Command("shutdown", -1, cmd_shutdown, ok_loading=True),
     ]
 }
 
@@ -196,6 +284,7 @@ class RespServer:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         self._next_id = 1
+        self._accepting = trio.CancelScope()
 
     def dispatch(self, client: Client, argv: list[bytes]) -> bytes:
         self.relay.total_commands += 1
@@ -204,6 +293,8 @@ class RespServer:
             return unknown_command(argv)
         if not _arity_ok(cmd, len(argv)):
             return reply.error(f"ERR wrong number of arguments for '{cmd.name}' command".encode())
+        if not cmd.ok_loading and self.relay.persistence.loading:
+            return LOADING
         return cmd.handler(self, client, argv)
 
     async def handle(self, stream: trio.SocketStream) -> None:
@@ -224,7 +315,14 @@ class RespServer:
                     try:
                         for argv in parser.next_requests():
                             if argv:
-                                out.append(self.dispatch(client, argv))
+                                answer = self.dispatch(client, argv)
+                                if client.pending is not None:
+                                    pending, client.pending = client.pending, None
+                                    if out:
+                                        await stream.send_all(b"".join(out))
+                                        out = []
+                                    answer = await pending()
+                                out.append(answer)
                             if client.closing:
                                 break
                     except QueryBufferLimitError:
@@ -246,9 +344,19 @@ class RespServer:
         self, port: int, host: str, *, task_status: trio.TaskStatus[list[trio.SocketListener]]
     ) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.serve_listeners, self.handle, listeners)
+        # Connections live in this nursery, the accept loop in its own scope: stopping
+        # accepting (shutdown) closes the listeners and leaves connected clients alone.
+        async with trio.open_nursery() as connections:
+            connections.start_soon(self._accept, listeners, connections)
             task_status.started(listeners)
+
+    async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
+        with self._accepting:
+            await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets (new clients are refused); connected ones stay."""
+        self._accepting.cancel()
 
 
 def _peer(stream: trio.SocketStream) -> str:

@@ -68,3 +68,21 @@ def test_snapshot_with_more_dbs_than_configured_is_refused() -> None:
 def test_library_name() -> None:
     assert library_name(b"#!lua name=mylib engine=x\nbody") == b"mylib"
     assert library_name(b"no shebang") == b""
+
+
+def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -> None:
+    from replproxy.app import Relay
+    from replproxy.config import Config, Upstream
+    from replproxy.server import Client, RespServer
+
+    relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
+    srv = RespServer(relay)
+    ks = relay.keyspace
+    ks.set(0, b"doc", b"old")
+    ks.apply(0, [b"JSON.SET", b"doc", b"$", b"{}"])
+    client = Client(1, "test")
+    got = srv.dispatch(client, [b"GET", b"doc"])
+    assert got.startswith(b"-ERR replproxy cannot serve key 'doc'")
+    assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")
+    ks.apply(0, [b"SET", b"doc", b"new"])  # replaced by a write we understand
+    assert srv.dispatch(client, [b"GET", b"doc"]) == b"$3\r\nnew\r\n"

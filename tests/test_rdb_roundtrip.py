@@ -771,11 +771,6 @@ def test_random_values_survive_write_then_read(
 
 
 @needs_reader
-@pytest.mark.xfail(
-    reason="reader.py adds a stream node's id deltas without the uint64 wrap Redis applies "
-    "(streamGetEdgeID/lpGetEdgeStreamID: master_id.ms + ms_delta as uint64)",
-    strict=False,
-)
 def test_stream_ids_beyond_int64_survive_write_then_read(tmp_path: Path) -> None:
     """Redis stores an id's difference from its node's master id as int64, wrapping when the
     difference exceeds it (the writer's bytes equal Redis's DUMP, see test_rdb_writer)."""

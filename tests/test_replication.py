@@ -137,3 +137,13 @@ def test_backlog_matches_a_plain_buffer(chunks: list[bytes], size: int) -> None:
     assert b.histlen == len(kept)
     assert b.first_byte_offset == 1 + len(whole) - len(kept)
     assert b.read_from(b.first_byte_offset) == kept
+
+
+def test_lone_exec_from_a_redis5_master_is_a_no_op() -> None:
+    ds = Recorder()
+    r = Replication(ds)
+    r.full_resync("a" * 40, 0, stream_db=0)
+    data = c("PFCOUNT", "h") + c("EXEC")
+    r.process(split(data, 0))
+    assert ds.applied == [(0, [b"PFCOUNT", b"h"])]
+    assert r.repl_offset == len(data) and r.backlog.read_from(1) == data

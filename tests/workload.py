@@ -79,7 +79,7 @@ class Workload:
             return str(self.rng.randrange(-1000, 100000))
         if self.rng.randrange(self.big_every) == 0:
             return "v" * self.rng.randrange(65, 3000)  # past listpack value limits
-        return "v%x" % self.rng.getrandbits(32)
+        return f"v{self.rng.getrandbits(32):x}"
 
     def member(self) -> str:
         if self.rng.random() < 0.4:
@@ -354,6 +354,8 @@ class Workload:
                 self.blocking_pop()
             elif r < 0.13:
                 self.restore()
+            elif r < 0.14:
+                self.xclaim()
             elif r < 0.15:
                 self.select(rng.randrange(self.dbs))
             else:
@@ -383,6 +385,17 @@ class Workload:
             self._function_loaded = True
         self.execute(["FCALL", "wl_write", 2, self.key("n"), self.key("l"),
                       self.rng.randrange(1, 10), self.val()])
+
+    def xclaim(self) -> None:
+        """Claim a really pending entry for another consumer (arrives as XCLAIM ... LASTID)."""
+        key, group = self.key("x"), f"grp{self.rng.randrange(3)}"
+        try:
+            pending = self.client.xpending_range(key, group, "-", "+", 5)
+        except redis.ResponseError:
+            return
+        if pending:
+            ids = [p["message_id"] for p in pending[: self.rng.randrange(1, len(pending) + 1)]]
+            self.execute(["XCLAIM", key, group, f"c{self.rng.randrange(3)}", 0, *ids])
 
     def restore(self) -> None:
         src = self.key(self.rng.choice(["s", "l", "h", "set", "z", "x", "hll"]))

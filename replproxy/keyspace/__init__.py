@@ -12,8 +12,8 @@ index) so ranks and ranges are cheap. A snapshot loads sorted sets as plain `ZSe
 `Keyspace.get` upgrades one on first access, so loading pays nothing for indexes it may
 never need; code reading `dbs` directly must accept both. Write commands are dispatched by
 lowercase name through `WRITE_COMMANDS`, the one table the per-type modules (`t_string`,
-`t_list`, ...) fill with `@write_command`. Like a Redis replica, appliers do NOT check expiry: a key whose TTL
-has passed stays until the master sends its `DEL`/`UNLINK`.
+`t_list`, ...) fill with `@write_command`. Like a Redis replica, appliers do NOT check
+expiry: a key whose TTL has passed stays until the master sends its `DEL`/`UNLINK`.
 
 A command nobody handles, or one whose applier fails, is counted and logged once per name;
 the keys it names are marked *unsupported* (reads of them must answer an error rather than
@@ -50,6 +50,9 @@ class WriteCommand:
 
 # name (lowercase bytes) -> command. Filled by the per-type modules at import.
 WRITE_COMMANDS: dict[bytes, WriteCommand] = {}
+# The same commands under the exact spellings masters send (`SET`, `set`, `zadd` from GEOADD),
+# so the hot path skips a `.lower()` per command. Filled with WRITE_COMMANDS.
+_HANDLERS: dict[bytes, WriteCommand] = {}
 
 
 def write_command(
@@ -62,7 +65,7 @@ def write_command(
             b = n.lower().encode()
             if b in WRITE_COMMANDS:
                 raise RuntimeError(f"write command {n!r} registered twice")
-            WRITE_COMMANDS[b] = WriteCommand(b, fn, keys)
+            WRITE_COMMANDS[b] = _HANDLERS[b] = _HANDLERS[b.upper()] = WriteCommand(b, fn, keys)
         return fn
 
     return register
@@ -105,8 +108,14 @@ class Keyspace:
         """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
         self.dbs[db][key] = value
         if not keepttl:
-            self.expires[db].pop(key, None)
-        self.touched(db, key)
+            expires = self.expires[db]
+            if expires:
+                expires.pop(key, None)
+        # `touched`, inlined: this is the hottest write path.
+        if self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
+        if self.on_key_modified is not None:
+            self.on_key_modified(db, key)
 
     def delete(self, db: int, key: bytes) -> bool:
         existed = self.dbs[db].pop(key, None) is not None
@@ -156,16 +165,16 @@ class Keyspace:
     # ---- the stream ----
 
     def apply(self, db: int, argv: list[bytes]) -> None:
-        name = argv[0].lower()
-        cmd = WRITE_COMMANDS.get(name)
+        cmd = _HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
         if cmd is None:
-            self._unsupported(name.decode("utf-8", "replace"), db, argv, (1, 1, 1),
-                              self.unsupported_commands, "cannot be applied (not supported)")
+            name = argv[0].lower().decode("utf-8", "replace")
+            self._unsupported(name, db, argv, (1, 1, 1), self.unsupported_commands,
+                              "cannot be applied (not supported)")
             return
         try:
             cmd.handler(self, db, argv)
         except Exception as e:  # a bug must not stop the stream: mark the keys, go on
-            self._unsupported(name.decode("utf-8", "replace"), db, argv, cmd.keys,
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, cmd.keys,
                               self.apply_errors, f"failed to apply: {e!r}")
 
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:

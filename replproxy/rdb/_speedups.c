@@ -1257,10 +1257,6 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     }
     dbs = args[4];
     expires = args[5];
-    if (!PyList_CheckExact(dbs) || !PyList_CheckExact(expires)) {
-        PyErr_SetString(PyExc_TypeError, "load_records(): dbs and expires must be lists");
-        return NULL;
-    }
     if (!PyType_Check(args[6]) || !PyType_IsSubtype((PyTypeObject *)args[6], &PyDict_Type)) {
         PyErr_SetString(PyExc_TypeError, "load_records(): zset_type must be a dict subclass");
         return NULL;
@@ -1269,7 +1265,7 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
 
     /* Anything unusual (a DB out of range, a non-dict DB, a huge prefix value): parse
      * nothing and let the Python path handle it, errors included. */
-    if (!PyLong_Check(args[2]))
+    if (!PyList_CheckExact(dbs) || !PyList_CheckExact(expires) || !PyLong_Check(args[2]))
         goto nothing;
     db = PyLong_AsLongLongAndOverflow(args[2], &overflow);
     if (db == -1 && PyErr_Occurred())

@@ -203,6 +203,9 @@ def module_name(module_id: int) -> str:
     return "".join(reversed(chars))
 
 
+_U64 = (1 << 64) - 1
+
+
 class _Incomplete(Exception):
     """Internal: the record needs bytes up to (buffer) index `need` - 1."""
 
@@ -714,7 +717,9 @@ def _stream_listpack_entries(
             raise RDBError("stream entry lp-count does not match its field count", 0)
         i += 1
         if not flags & 1:  # not STREAM_ITEM_FLAG_DELETED
-            eid = (ms + ms_diff, seq + seq_diff)
+            # Deltas are int64 and the sums wrap as uint64 (`streamGetEdgeID`: master id +
+            # delta in unsigned arithmetic), so ids past 2**63 come back right.
+            eid = ((ms + ms_diff) & _U64, (seq + seq_diff) & _U64)
             if eid in entries:
                 raise RDBError(f"duplicate stream entry id {eid[0]}-{eid[1]}", 0)
             entries[eid] = fields

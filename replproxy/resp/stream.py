@@ -54,6 +54,11 @@ class StreamProtocolError(Exception):
         self.offset = offset
 
 
+# NamedTuple's generated __new__ is a Python-level wrapper; tuple.__new__ builds the same
+# object at C speed (this runs once per stream command).
+_new_command = tuple.__new__
+
+
 class StreamSplitter:
     """Sans-I/O splitter of the master's command stream.
 
@@ -118,7 +123,7 @@ class StreamSplitter:
                     if cmds:
                         ends = accumulate(map(len, raws), initial=self._offset)
                         next(ends)
-                        out.extend(map(StreamCommand, cmds, raws, ends))
+                        out.extend([_new_command(StreamCommand, t) for t in zip(cmds, raws, ends)])
                         self._offset = out[-1].end_offset
                         continue
                 argv = scan.parse_one()
@@ -127,7 +132,7 @@ class StreamSplitter:
                 with memoryview(buf) as view:  # one copy, even for a 512 MB value
                     raw = view[scan.start : scan.pos].tobytes()
                 self._offset += len(raw)
-                out.append(StreamCommand(argv, raw, self._offset))
+                out.append(_new_command(StreamCommand, (argv, raw, self._offset)))
         except _ScanError as e:
             self._error = StreamProtocolError(e.message, self._offset + 1)
         finally:
