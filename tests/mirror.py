@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -281,3 +282,41 @@ def compare_with_master(mirror: Mirror, dbs: range | None = None) -> list[str]:
                 elif exp is not None and abs((exp - now_ms) - pttl) > 2000:
                     diffs.append(f"db{db} {k!r}: master pttl {pttl} vs mirror {exp - now_ms}")
     return diffs
+
+
+# ---- helpers shared by the applier tests ----
+
+
+def send(c: redis.Redis, *argv: object) -> Any:
+    """One command to the master. An error reply (wrong type, bad index, NaN, a form this
+    version does not know) is part of the game: the master propagates only what it ran."""
+    try:
+        return c.execute_command(*argv)
+    except redis.ResponseError:
+        return None
+
+
+def settle(mirror: Mirror, extra: Callable[[Mirror], list[str]] | None = None,
+           tries: int = 20) -> list[str]:
+    """Sync and compare until equal or out of tries: the master's own active expiry keeps
+    moving, so equality is eventually true, not instantly. Returns the last differences."""
+    mirror.sync()
+    diffs: list[str] = []
+    for _ in range(tries):
+        diffs = compare_with_master(mirror)
+        if extra is not None:
+            diffs += extra(mirror)
+        if not diffs:
+            break
+        time.sleep(0.2)
+        mirror.sync()
+    return diffs
+
+
+def assert_mirrors(mirror: Mirror, extra: Callable[[Mirror], list[str]] | None = None) -> None:
+    """The mirror equals the master and applied everything it was sent."""
+    assert settle(mirror, extra) == []
+    ks = mirror.keyspace
+    assert ks.apply_errors == {}
+    assert ks.unsupported_commands == {}
+    assert ks.unsupported_keys == set()

@@ -24,7 +24,7 @@ import redis
 import replproxy.keyspace.commands  # noqa: F401 - fills WRITE_COMMANDS
 from replproxy.keyspace import WRITE_COMMANDS, Keyspace
 from replproxy.rdb.model import HashValue
-from tests.mirror import Mirror, compare_with_master, raw_client
+from tests.mirror import Mirror, assert_mirrors, raw_client, send
 from tests.servers import RedisServer, wait_for
 
 # ---- helpers ----
@@ -40,27 +40,6 @@ def b(*items: object) -> list[bytes]:
     return [i if isinstance(i, bytes) else str(i).encode() for i in items]
 
 
-def send(c: redis.Redis, *argv: object) -> Any:
-    """One command to the master; an error reply (wrong type, bad index) is part of the game:
-    the master propagates only what it executed."""
-    try:
-        return c.execute_command(*argv)
-    except redis.ResponseError:
-        return None
-
-
-def assert_mirrors(mirror: Mirror) -> None:
-    mirror.sync()
-    diffs: list[str] = []
-    for _ in range(20):  # the master's own expiry keeps moving: equal is eventually true
-        diffs = compare_with_master(mirror)
-        if not diffs:
-            break
-        time.sleep(0.2)
-        mirror.sync()
-    assert diffs == []
-    ks = mirror.keyspace
-    assert ks.apply_errors == {} and ks.unsupported_commands == {}
 
 
 def version(server: RedisServer) -> tuple[int, int, int]:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
 
 import pytest
 import redis
 
 from replproxy.keyspace import WRITE_COMMANDS, ApplyError, Keyspace
-from tests.mirror import Mirror, compare_with_master
+from tests.mirror import Mirror, assert_mirrors, send
 from tests.servers import RedisServer, ServerKind
 
 # ---- helpers ----
@@ -33,29 +32,6 @@ def run(ks: Keyspace, *args: object, db: int = 0) -> None:
     WRITE_COMMANDS[argv[0].lower()].handler(ks, db, argv)
 
 
-def send(c: Any, *argv: object) -> Any:
-    """One command to the master; an error reply (a key of another type) is part of the game:
-    the master propagates only what it executed."""
-    try:
-        return c.execute_command(*argv)
-    except redis.ResponseError:
-        return None
-
-
-def assert_mirrors(mirror: Mirror) -> None:
-    mirror.sync()
-    diffs: list[str] = []
-    for _ in range(20):  # the master's own expiry keeps moving: equal is eventually true
-        diffs = compare_with_master(mirror)
-        if not diffs:
-            break
-        time.sleep(0.2)
-        mirror.sync()
-    assert diffs == []
-    ks = mirror.keyspace
-    assert ks.apply_errors == {}
-    assert ks.unsupported_commands == {}
-    assert ks.unsupported_keys == set()
 
 
 class FixedClock(Keyspace):

@@ -42,10 +42,16 @@ from replproxy.keyspace.t_geo import (
     geohash_encode,
 )
 from replproxy.keyspace.values import ZSet
-from tests.mirror import Mirror, compare_with_master, raw_client
+from tests.mirror import Mirror, compare_with_master, raw_client, send
+from tests.mirror import assert_mirrors as _assert_mirrors
 from tests.servers import RedisServer, wait_for
 
 # ---- helpers ----
+
+
+def assert_mirrors(mirror: Mirror) -> None:
+    """Also the sign of zero scores and the per-key digests, which values alone miss."""
+    _assert_mirrors(mirror, lambda m: _signed_zero_diffs(m) or _digest_diffs(m))
 
 
 def run(ks: Keyspace, *args: object, db: int = 0) -> None:
@@ -62,14 +68,6 @@ def zget(ks: Keyspace, key: str, db: int = 0) -> dict[bytes, float] | None:
     assert list(v.index) == sorted((s, m) for m, s in v.items())  # the index is in step
     return dict(v)
 
-
-def send(c: redis.Redis, *argv: object) -> Any:
-    """One command to the master; an error reply (NaN, wrong type, a form this version does
-    not know) is part of the game: the master propagates only what it executed."""
-    try:
-        return c.execute_command(*argv)
-    except redis.ResponseError:
-        return None
 
 
 def _signed_zero_diffs(mirror: Mirror) -> list[str]:
@@ -109,21 +107,6 @@ def _digest_diffs(mirror: Mirror) -> list[str]:
                 diffs.append(f"db0 {key!r}: DEBUG DIGEST-VALUE differs")
     return diffs
 
-
-def assert_mirrors(mirror: Mirror) -> None:
-    mirror.sync()
-    diffs: list[str] = []
-    for _ in range(20):  # the master's own expiry keeps moving: equal is eventually true
-        diffs = compare_with_master(mirror) + _signed_zero_diffs(mirror)
-        if not diffs:
-            diffs = _digest_diffs(mirror)
-        if not diffs:
-            break
-        time.sleep(0.2)
-        mirror.sync()
-    assert diffs == []
-    ks = mirror.keyspace
-    assert ks.apply_errors == {} and ks.unsupported_commands == {}
 
 
 def at_least(server: RedisServer, *version: int) -> bool:

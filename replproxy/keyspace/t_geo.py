@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.t_zset import (
     double_arg,
     master_version,
@@ -408,9 +409,8 @@ def _members_of_all_neighbors(zs: ZSet, boxes: list[Box], within: Callable[[floa
     return ga
 
 
-# ---- pqsort.c: Bentley & McIlroy quicksort that only sorts the part holding a range ----
+# ---- distance order for pqsort (sort_gp_asc / sort_gp_desc) ----
 
-Cmp = Callable[[Point, Point], int]
 
 
 def _cmp_asc(a: Point, b: Point) -> int:
@@ -424,87 +424,6 @@ def _cmp_asc(a: Point, b: Point) -> int:
 
 def _cmp_desc(a: Point, b: Point) -> int:
     return -_cmp_asc(a, b)
-
-
-def _med3(v: list[Point], a: int, b: int, c: int, cmp: Cmp) -> int:
-    if cmp(v[a], v[b]) < 0:
-        return b if cmp(v[b], v[c]) < 0 else (c if cmp(v[a], v[c]) < 0 else a)
-    return b if cmp(v[b], v[c]) > 0 else (a if cmp(v[a], v[c]) < 0 else c)
-
-
-def _vecswap(v: list[Point], a: int, b: int, n: int) -> None:
-    for i in range(n):
-        v[a + i], v[b + i] = v[b + i], v[a + i]
-
-
-def _pqsort(v: list[Point], base: int, n: int, cmp: Cmp, lrange: int, rrange: int) -> None:
-    """`_pqsort` on v[base:base+n]; lrange..rrange are the element indexes that must end
-    up sorted (pointer comparisons turned into index comparisons)."""
-    while True:
-        if n < 7:
-            for pm in range(base + 1, base + n):
-                pl = pm
-                while pl > base and cmp(v[pl - 1], v[pl]) > 0:
-                    v[pl], v[pl - 1] = v[pl - 1], v[pl]
-                    pl -= 1
-            return
-        pm = base + n // 2
-        if n > 7:
-            pl = base
-            pn = base + n - 1
-            if n > 40:
-                d = n // 8
-                pl = _med3(v, pl, pl + d, pl + 2 * d, cmp)
-                pm = _med3(v, pm - d, pm, pm + d, cmp)
-                pn = _med3(v, pn - 2 * d, pn - d, pn, cmp)
-            pm = _med3(v, pl, pm, pn, cmp)
-        v[base], v[pm] = v[pm], v[base]
-        pa = pb = base + 1
-        pc = pd = base + n - 1
-        while True:
-            while pb <= pc:
-                r = cmp(v[pb], v[base])
-                if r > 0:
-                    break
-                if r == 0:
-                    v[pa], v[pb] = v[pb], v[pa]
-                    pa += 1
-                pb += 1
-            while pb <= pc:
-                r = cmp(v[pc], v[base])
-                if r < 0:
-                    break
-                if r == 0:
-                    v[pc], v[pd] = v[pd], v[pc]
-                    pd -= 1
-                pc -= 1
-            if pb > pc:
-                break
-            v[pb], v[pc] = v[pc], v[pb]
-            pb += 1
-            pc -= 1
-
-        pn = base + n
-        r = min(pa - base, pb - pa)
-        _vecswap(v, base, pb - r, r)
-        r = min(pd - pc, pn - pd - 1)
-        _vecswap(v, pb, pn - r, r)
-        r = pb - pa
-        if r > 1 and not ((lrange < base and rrange < base)
-                          or (lrange >= base + r and rrange >= base + r)):
-            _pqsort(v, base, r, cmp, lrange, rrange)
-        r = pd - pc
-        if r > 1:
-            base = pn - r
-            n = r
-            if not ((lrange < base and rrange < base)
-                    or (lrange >= base + n and rrange >= base + n)):
-                continue
-        return
-
-
-def pqsort(v: list[Point], cmp: Cmp, lrange: int, rrange: int) -> None:
-    _pqsort(v, 0, len(v), cmp, lrange, rrange)
 
 
 # ---- the commands ----
