@@ -22,6 +22,7 @@ from functools import partial
 import trio
 
 from replproxy.config import Config
+from replproxy.downstream.server import Downstream
 from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
 from replproxy.keyspace.digest import DigestStyle, digest_style_for
@@ -49,6 +50,7 @@ class Relay:
         self.link = UpstreamLink(config, self.replication, self.keyspace)
         self.persistence = Persistence(config, self.keyspace, self.replication)
         self.resp_server = RespServer(self)
+        self.downstream = Downstream(self)
         self.shutting_down = False
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
@@ -76,6 +78,7 @@ class Relay:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.downstream.run)
                 http_listeners = await nursery.start(
                     HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
                 )
@@ -134,10 +137,10 @@ class Relay:
     async def drain_downstream_replicas(self) -> None:
         """Shutdown hook: let downstream replicas receive everything applied before we exit.
 
-        The downstream PSYNC server is not built yet, so there is nothing to wait for. When it
-        is, this waits (within --shutdown-timeout, as Redis 7 waits for replica ACKs) until
-        every online replica has acknowledged `replication.repl_offset`.
+        Waits (within --shutdown-timeout, as Redis 7 waits for replica ACKs) until every
+        online replica has acknowledged `replication.repl_offset`.
         """
+        await self.downstream.drain()
 
     async def shutdown(
         self, *, save: bool | None = None, force: bool = False, now: bool = False, reason: str

@@ -21,9 +21,11 @@ from replproxy.config import (
     DEFAULT_SAVE,
     Config,
     ConfigError,
+    parse_output_limit,
     parse_save,
     parse_size,
     parse_upstream_url,
+    parse_yes_no,
 )
 from replproxy.rdb.cli import app as rdb_app
 
@@ -156,6 +158,31 @@ def run(
             "save included; a second signal exits at once.",
         ),
     ] = 10.0,
+    repl_diskless_sync_delay: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("REPL_DISKLESS_SYNC_DELAY"),
+            help="Seconds a downstream full sync needing a fresh snapshot waits for more "
+            "replicas to share it (Redis repl-diskless-sync-delay).",
+        ),
+    ] = 1.0,
+    client_output_buffer_limit_replica: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_REPLICA"),
+            help='"<hard> <soft> <soft-seconds>" for downstream replicas: unsent bytes beyond '
+            "hard, or beyond soft for soft-seconds, drop the replica (hard is raised to the "
+            "backlog size).",
+        ),
+    ] = "256mb 64mb 60",
+    replica_serve_psync_when_down: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("REPLICA_SERVE_PSYNC_WHEN_DOWN"),
+            help="yes: keep serving downstream SYNC/PSYNC from the stored stream while the "
+            "master link is down; no: refuse with -NOMASTERLINK as Redis does.",
+        ),
+    ] = "yes",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -183,6 +210,13 @@ def run(
             save=parse_save(save),
             dbfilename=dbfilename,
             shutdown_timeout=shutdown_timeout,
+            repl_diskless_sync_delay=repl_diskless_sync_delay,
+            client_output_buffer_limit_replica=parse_output_limit(
+                client_output_buffer_limit_replica
+            ),
+            replica_serve_psync_when_down=parse_yes_no(
+                "replica-serve-psync-when-down", replica_serve_psync_when_down
+            ),
         )
         relay = Relay(config)
     except ConfigError as e:

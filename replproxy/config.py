@@ -69,6 +69,40 @@ def parse_size(text: str) -> int:
     raise ConfigError(f"not a size: {text!r} (examples: 512mb, 1gb, 1048576)")
 
 
+@dataclass(frozen=True)
+class OutputLimit:
+    """`client-output-buffer-limit replica <hard> <soft> <soft-seconds>` (0 disables a limit)."""
+
+    hard: int
+    soft: int
+    soft_seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.hard} {self.soft} {self.soft_seconds}"
+
+
+def parse_output_limit(text: str) -> OutputLimit:
+    """`"256mb 64mb 60"`: hard limit, soft limit, seconds the soft limit may be exceeded."""
+    words = text.split()
+    if len(words) != 3:
+        raise ConfigError(
+            f"--client-output-buffer-limit-replica needs <hard> <soft> <soft-seconds>, "
+            f"got {text!r}"
+        )
+    if not words[2].isdigit():
+        raise ConfigError(f"--client-output-buffer-limit-replica: bad seconds {words[2]!r}")
+    return OutputLimit(parse_size(words[0]), parse_size(words[1]), int(words[2]))
+
+
+def parse_yes_no(name: str, text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("yes", "true", "1"):
+        return True
+    if t in ("no", "false", "0"):
+        return False
+    raise ConfigError(f"--{name} must be yes or no, got {text!r}")
+
+
 SavePoint = tuple[int, int]
 """One `save <seconds> <changes>` rule: snapshot after `seconds` if at least `changes` writes."""
 
@@ -125,6 +159,12 @@ class Config:
     save: tuple[SavePoint, ...] = parse_save(DEFAULT_SAVE)
     dbfilename: str = "replproxy.rdb"
     shutdown_timeout: float = 10.0
+    # Downstream replication (replproxy as the master of its own replicas).
+    repl_diskless_sync_delay: float = 1.0
+    client_output_buffer_limit_replica: OutputLimit = OutputLimit(
+        256 * 1024 * 1024, 64 * 1024 * 1024, 60
+    )
+    replica_serve_psync_when_down: bool = True
 
     @property
     def listening_port(self) -> int:
@@ -163,3 +203,5 @@ class Config:
             raise ConfigError(f"--dbfilename {name!r} collides with the link's {upstream}")
         if self.shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must be >= 0")
+        if self.repl_diskless_sync_delay < 0:
+            raise ConfigError("--repl-diskless-sync-delay must be >= 0")

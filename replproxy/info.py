@@ -107,16 +107,19 @@ def section_persistence(relay: Relay) -> str:
 
 def section_stats(relay: Relay) -> str:
     s = relay.replication.stats
+    served = relay.downstream.stats
     return _lines(
         "Stats",
         [
             ("total_connections_received", relay.total_connections),
             ("total_commands_processed", relay.total_commands),
-            ("sync_full", s.sync_full),
-            ("sync_partial_ok", s.sync_partial_ok),
-            ("sync_partial_err", s.sync_partial_err),
+            # What replproxy SERVED to its downstream replicas, as a Redis master counts them;
+            # its own syncs with the upstream are the replproxy_resyncs_* metrics.
+            ("sync_full", served.sync_full),
+            ("sync_partial_ok", served.sync_partial_ok),
+            ("sync_partial_err", served.sync_partial_err),
             ("total_net_repl_input_bytes", s.net_repl_input_bytes),
-            ("total_net_repl_output_bytes", 0),
+            ("total_net_repl_output_bytes", served.net_output_bytes),
         ],
     )
 
@@ -162,7 +165,7 @@ def section_replication(relay: Relay) -> str:
         ("slave_priority", 0),  # never promote a relay (x-pipe's keeper does the same)
         ("slave_read_only", 1),
         ("replica_announced", 1),
-        ("connected_slaves", 0),
+        *relay.downstream.info_lines(),
         ("master_failover_state", "no-failover"),
         ("master_replid", repl.replid),
         ("master_replid2", repl.replid2),

@@ -131,6 +131,7 @@ class RelayCollector(Collector):
         yield counter(
             "link_connect_attempts", "Connection attempts to the master.", st.connect_attempts
         )
+        yield from _downstream_metrics(relay)
         keys = GaugeMetricFamily("replproxy_db_keys", "Keys per database.", labels=["db"])
         for i, d in enumerate(relay.keyspace.dbs):
             if d:
@@ -144,6 +145,49 @@ class RelayCollector(Collector):
         for name, n in relay.keyspace.unsupported_commands.items():
             unsupported.add_metric([name], n)
         yield unsupported
+
+
+def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """replproxy as a master: its downstream replicas and what it served them."""
+    ds = relay.downstream
+    served = ds.stats
+    replicas = GaugeMetricFamily(
+        "replproxy_downstream_replicas",
+        "Downstream replicas connected, by state (INFO connected_slaves is their sum).",
+        labels=["state"],
+    )
+    for state in ("wait_bgsave", "send_bulk", "online"):
+        replicas.add_metric([state], sum(1 for r in ds.replicas if r.state.value == state))
+    yield replicas
+    offset = relay.replication.repl_offset
+    yield GaugeMetricFamily(
+        "replproxy_downstream_max_unsent_bytes",
+        "Largest stream backlog not yet written to one downstream replica.",
+        value=max((r.unsent(offset) for r in ds.replicas), default=0),
+    )
+    for name, doc, value in (
+        ("sync_full", "Full syncs served to downstream replicas (INFO sync_full).",
+         served.sync_full),
+        ("sync_partial_ok", "Partial resyncs accepted from downstream replicas "
+         "(INFO sync_partial_ok).", served.sync_partial_ok),
+        ("sync_partial_err", "Partial resyncs refused (not counting PSYNC ? -1; "
+         "INFO sync_partial_err).", served.sync_partial_err),
+        ("net_repl_output_bytes", "Snapshot and stream bytes sent to downstream replicas.",
+         served.net_output_bytes),
+        ("snapshots_made", "Fresh snapshots of the keyspace made for downstream full syncs.",
+         served.snapshots_made),
+        ("snapshots_reused", "Downstream full syncs served from an existing snapshot.",
+         served.snapshots_reused),
+    ):
+        yield CounterMetricFamily(f"replproxy_downstream_{name}", doc, value=value)
+    dropped = CounterMetricFamily(
+        "replproxy_downstream_dropped",
+        "Downstream replicas disconnected by replproxy, by reason.",
+        labels=["reason"],
+    )
+    for reason, n in ds.stats.dropped.items():
+        dropped.add_metric([reason], n)
+    yield dropped
 
 
 def make_registry(relay: Relay) -> CollectorRegistry:

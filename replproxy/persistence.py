@@ -572,26 +572,34 @@ class Persistence:
         self.last_bgsave_seconds = int(elapsed)
         self.saves += 1
 
-    def save_due(self) -> SavePoint | None:
-        if self.child is not None or self.loading:
+    def save_due(self) -> str | None:
+        """Why a save should start now (for the log), or None.
+
+        The `--save` rules, plus one rule of a relay's own: after a full sync the snapshot is
+        written at once (when `--save` is not empty), as a Redis replica keeps the master's
+        RDB as its dump.rdb after a disk-based sync - a restart right after a deploy must
+        not cost a second full sync.
+        """
+        if self.child is not None or self.loading or not self.config.save:
             return None
-        retry_allowed = (
-            self.last_bgsave_ok or time.monotonic() - self._last_try > BGSAVE_RETRY_DELAY
+        if not self.last_bgsave_ok and time.monotonic() - self._last_try <= BGSAVE_RETRY_DELAY:
+            return None
+        if self._marks()[1] != self._saved_marks[1]:
+            return "Full sync done. Saving..."
+        point = save_point_due(
+            self.config.save, self.changes_since_last_save(), time.time() - self.lastsave, True
         )
-        return save_point_due(
-            self.config.save,
-            self.changes_since_last_save(),
-            time.time() - self.lastsave,
-            retry_allowed,
-        )
+        if point is None:
+            return None
+        return f"{point[1]} changes in {point[0]} seconds. Saving..."
 
     async def run_save_policy(self) -> None:
         """The persistence part of `serverCron`: reap a finished child, apply `--save`."""
         while True:
             self.check_child()
-            point = self.save_due()
-            if point is not None:
-                log.info("%d changes in %d seconds. Saving...", point[1], point[0])
+            why = self.save_due()
+            if why is not None:
+                log.info("%s", why)
                 with contextlib.suppress(SaveError):  # logged; retried after the delay
                     self.bgsave()
             await trio.sleep(CRON_PERIOD)

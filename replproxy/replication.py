@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -115,6 +115,47 @@ class Backlog:
             skip = 0
         return b"".join(out)
 
+    def read_some(self, offset: int, max_bytes: int) -> bytes:
+        """About `max_bytes` (at least one chunk's worth) from `offset`, which must be covered.
+
+        For downstream senders: a caught-up replica asks for the newest bytes, a lagging one
+        for old ones, so the chunk holding `offset` is searched from the nearer end.
+        """
+        if not self.covers(offset):
+            raise ValueError(f"offset {offset} not in backlog")
+        chunks = self._chunks
+        if offset - self.first_byte_offset <= self.histlen // 2:
+            start, it = self.first_byte_offset, iter(chunks)
+            for chunk in it:
+                if start + len(chunk) > offset:
+                    out, n = [chunk[offset - start :]], start + len(chunk) - offset
+                    break
+                start += len(chunk)
+            else:
+                return b""
+            for chunk in it:
+                if n >= max_bytes:
+                    break
+                out.append(chunk)
+                n += len(chunk)
+            return b"".join(out)
+        tail: list[bytes] = []
+        start = self.first_byte_offset + self.histlen
+        for chunk in reversed(chunks):
+            start -= len(chunk)
+            tail.append(chunk)
+            if start <= offset:
+                break
+        tail.reverse()
+        tail[0] = tail[0][offset - start :]
+        out, n = [], 0
+        for chunk in tail:
+            if n >= max_bytes:
+                break
+            out.append(chunk)
+            n += len(chunk)
+        return b"".join(out)
+
 
 @dataclass
 class ReplStats:
@@ -154,6 +195,20 @@ class Replication:
         self.backlog = Backlog(backlog_size)
         self.stats = ReplStats()
         self._multi: list[StreamCommand] | None = None
+        # Called with no argument after bytes were appended to the backlog or the history
+        # changed: the downstream server wakes its senders there. Empty, it costs one test a
+        # batch. `history_epoch` moves when positions served before mean nothing any more (a
+        # full resync, a restore, a new replid): downstream replicas must reconnect.
+        self.listeners: list[Callable[[], None]] = []
+        self.history_epoch = 0
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def _new_history(self) -> None:
+        self.history_epoch += 1
+        self._notify()
 
     # ---- identity changes driven by the upstream link ----
 
@@ -183,6 +238,7 @@ class Replication:
         self.second_replid_offset = -1
         self.stream_db = stream_db
         self.backlog.reset(self.repl_offset + 1)
+        self._new_history()
 
     def restore(
         self,
@@ -207,6 +263,7 @@ class Replication:
         self.stream_db = stream_db
         self.has_history = True
         self.backlog.reset(offset + 1)
+        self._new_history()
 
     def partial_resync(self, new_replid: str | None) -> bool:
         """The upstream answered `+CONTINUE [replid]`. Returns True when the replid changed.
@@ -225,6 +282,7 @@ class Replication:
         self.replid2 = self.replid
         self.second_replid_offset = self.repl_offset + 1
         self.replid = new_replid
+        self._new_history()
         return True
 
     def link_lost(self) -> None:
@@ -283,4 +341,6 @@ class Replication:
         self.stats.commands_applied += applied
         if applied_raw:
             self.backlog.append(b"".join(applied_raw))
+            if self.listeners:
+                self._notify()
         return ProcessResult(tuple(acks))

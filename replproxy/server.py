@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from replproxy.downstream.psync import ReplicaHandshake
+from replproxy.downstream.server import cmd_replconf, cmd_sync
 from replproxy.info import info_text
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
 from replproxy.keyspace.util import now_ms
@@ -44,6 +46,9 @@ class Client:
     closing: bool = False
     # Set by a command that must wait (SHUTDOWN): the connection awaits it for the reply.
     pending: Callable[[], Awaitable[bytes]] | None = None
+    # REPLCONF state, then (SYNC/PSYNC) who owns the connection from now on: replproxy.downstream.
+    replica: ReplicaHandshake | None = None
+    takeover: Callable[[trio.SocketStream, RequestParser], Awaitable[None]] | None = None
 
 
 Handler = Callable[["RespServer", Client, list[bytes]], bytes]
@@ -270,6 +275,9 @@ COMMANDS: dict[bytes, Command] = {
         Command("bgsave", -1, cmd_bgsave),
         Command("lastsave", 1, cmd_lastsave, ok_loading=True),
         Command("shutdown", -1, cmd_shutdown, ok_loading=True),
+        Command("replconf", -1, cmd_replconf, ok_loading=True),
+        Command("sync", 1, cmd_sync),
+        Command("psync", -3, cmd_sync),
     ]
 }
 
@@ -323,6 +331,18 @@ class RespServer:
                                         out = []
                                     answer = await pending()
                                 out.append(answer)
+                                if client.takeover is not None:
+                                    # SYNC/PSYNC: the connection is a replica's from here on
+                                    # (requests pipelined after it are dropped: a replica
+                                    # sends none before the reply). Replicas are not clients.
+                                    if data := b"".join(out):
+                                        await stream.send_all(data)
+                                    relay.connected_clients -= 1
+                                    try:
+                                        await client.takeover(stream, parser)
+                                    finally:
+                                        relay.connected_clients += 1
+                                    return
                             if client.closing:
                                 break
                     except QueryBufferLimitError:

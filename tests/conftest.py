@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.relay import RelayProcess
 from tests.servers import RedisServer, ServerKind, available_kinds, start_server
 
 KINDS = available_kinds()
@@ -56,3 +57,14 @@ def shared_rdb() -> Path:
     if not SHARED_RDB.is_dir():
         pytest.skip("../shared/fixtures/rdb is absent (a fresh clone has no shared folder)")
     return SHARED_RDB
+
+
+@pytest.fixture
+def relays() -> Iterator[list[RelayProcess]]:
+    """replproxy processes a test starts (append them); all are stopped at the end."""
+    started: list[RelayProcess] = []
+    try:
+        yield started
+    finally:
+        for r in started:
+            r.stop()

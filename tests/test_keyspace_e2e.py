@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,16 +19,6 @@ from tests.workload import Workload
 pytestmark = pytest.mark.timeout(300)
 
 DBS = 3
-
-
-@pytest.fixture
-def relays() -> Iterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    try:
-        yield started
-    finally:
-        for r in started:
-            r.stop()
 
 
 def digest_of(client_factory, what: list[str] | None = None) -> object:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ relay reports (INFO, /metrics, its log).
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,16 +15,6 @@ from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, ServerKind, wait_for
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def relays() -> Iterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    try:
-        yield started
-    finally:
-        for r in started:
-            r.stop()
 
 
 def write_some(master: RedisServer, n: int = 200, prefix: str = "k") -> None:
