@@ -220,3 +220,29 @@ def test_psync_refused_with_nomasterlink_when_configured_and_link_down(
     wait_for(lambda: relay.info()["master_link_status"] == "down", 30, what="link down")
     with relay.client() as c, pytest.raises(Exception, match="NOMASTERLINK"):
         c.execute_command("PSYNC", "?", "-1")
+
+
+def test_downstream_replicas_of_a_restarted_relay_partially_resync(
+    start: Any, server_kind: ServerKind, relays: list[RelayProcess]
+) -> None:
+    """SIGTERM lets the replicas take every byte and saves the position; the restarted relay
+    continues the master's history, so its replicas continue too (issue 7)."""
+    master, relay, replicas = chain(start, relays, [server_kind, server_kind])
+    w = Workload(master, seed=71, dbs=DBS)
+    w.run(400)
+    for r in replicas:
+        replicate_from(r, ("127.0.0.1", relay.port))
+    wait_replicas_synced(master, replicas)
+    m_full, m_partial, _ = stats(master)
+    relay.stop()  # SIGTERM: drain replicas, save, exit
+    assert relay.proc.returncode == 0
+    w.run(300)  # the master moves on while the relay is away
+    restarted = start_relay(upstream_url(master), dir=relay.dir, port=relay.port)
+    relays.append(restarted)
+    w.run(300)
+    assert_same_digests(master, restarted, replicas)
+    assert stats(master)[:2] == (m_full, m_partial + 1)  # the relay itself: partial
+    full, partial, _ = stats(restarted)
+    assert full == 0 and partial == len(replicas)  # served: partial resyncs only
+    for r in replicas:
+        assert r.log().count(PARTIAL_ACCEPTED) >= 1
