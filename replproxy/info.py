@@ -127,7 +127,7 @@ def section_stats(relay: Relay) -> str:
 def section_replication(relay: Relay) -> str:
     repl = relay.replication
     st = relay.link.status
-    up = relay.config.upstream
+    up = relay.link.upstream
     now = time.monotonic()
     fields: list[tuple[str, object]] = [
         ("role", "slave"),

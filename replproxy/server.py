@@ -92,7 +92,7 @@ def cmd_info(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
 
 def cmd_role(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     relay = srv.relay
-    up = relay.config.upstream
+    up = relay.link.upstream
     st = relay.link.status
     return reply.array(
         [
@@ -257,6 +257,23 @@ def cmd_shutdown(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
     return b""
 
 
+def cmd_replicaof(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
+    """REPLICAOF host port: follow a failover to another master, keeping our history.
+
+    `REPLICAOF NO ONE` would make replproxy a master that takes writes: a relay never does.
+    """
+    if argv[1].lower() == b"no" and argv[2].lower() == b"one":
+        return reply.error(b"ERR replproxy is a relay and always replicates from a master: "
+                           b"REPLICAOF NO ONE is not supported")
+    port = string2ll(argv[2])
+    if port is None or not 0 < port < 65536:
+        return reply.error(b"ERR Invalid master port")
+    host = argv[1].decode("utf-8", "replace")
+    if not srv.relay.link.repoint(host, port):
+        return reply.simple_string(b"OK Already connected to specified master")
+    return reply.simple_string(b"OK")
+
+
 COMMANDS: dict[bytes, Command] = {
     c.name.encode(): c
     for c in [
@@ -278,6 +295,8 @@ COMMANDS: dict[bytes, Command] = {
         Command("replconf", -1, cmd_replconf, ok_loading=True),
         Command("sync", 1, cmd_sync),
         Command("psync", -3, cmd_sync),
+        Command("replicaof", 3, cmd_replicaof, ok_loading=True),
+        Command("slaveof", 3, cmd_replicaof, ok_loading=True),
     ]
 }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import trio
 
-from replproxy.config import Config
+from replproxy.config import Config, Upstream
 from replproxy.keyspace import Keyspace
 from replproxy.link.protocol import (
     Commands,
@@ -110,6 +110,11 @@ class UpstreamLink:
         self._link: ReplicaLink | None = None
         self._pending_full: FullResync | None = None
         self.bytes_received = 0
+        # The master we replicate from: the configured one until `REPLICAOF` re-points us
+        # (a failover), keeping the credentials.
+        self.upstream: Upstream = config.upstream
+        self._session_scope: trio.CancelScope | None = None
+        self._repointed = trio.Event()
 
     # ---- lifecycle ----
 
@@ -117,9 +122,12 @@ class UpstreamLink:
         task_status.started()
         while True:
             self.status.connect_attempts += 1
+            self._repointed = trio.Event()
             try:
-                await self._session()
-                reason = "connection closed by master"
+                with trio.CancelScope() as self._session_scope:
+                    await self._session()
+                reason = ("re-pointed to a new master" if self._session_scope.cancelled_caught
+                          else "connection closed by master")
             except Exception as exc:
                 err = _leaf(exc)
                 if isinstance(err, LinkFailure):
@@ -130,14 +138,33 @@ class UpstreamLink:
                     log.exception("unexpected error on the link with the master")
                     reason = f"internal error: {err!r}"
             self._mark_down(reason)
-            delay = self.backoff.next_delay()
+            delay = 0.0 if self._repointed.is_set() else self.backoff.next_delay()
             log.warning(
                 "link with master %s down: %s; retrying in %.2fs",
-                self.config.upstream,
+                self.upstream,
                 reason,
                 delay,
             )
-            await trio.sleep(delay)
+            with trio.move_on_after(delay):
+                await self._repointed.wait()  # a REPLICAOF cuts the wait short
+
+    def repoint(self, host: str, port: int) -> bool:
+        """Replicate from another master from now on (`REPLICAOF host port` after a failover).
+
+        The next connection asks `PSYNC <our replid> <offset+1>`: a promoted replica of the old
+        master knows our history through its replid2 and answers `+CONTINUE <its new id>`.
+        Returns False when that is already the master.
+        """
+        if (host, port) == (self.upstream.host, self.upstream.port):
+            return False
+        old = self.upstream
+        self.upstream = Upstream(host, port, old.username, old.password)
+        log.info("re-pointed from master %s to %s", old, self.upstream)
+        self.backoff.reset()
+        self._repointed.set()
+        if self._session_scope is not None:
+            self._session_scope.cancel()
+        return True
 
     def _mark_down(self, reason: str) -> None:
         st = self.status
@@ -155,7 +182,7 @@ class UpstreamLink:
 
     async def _session(self) -> None:
         cfg = self.config
-        up = cfg.upstream
+        up = self.upstream
         self.status.state = LinkState.CONNECT
         log.info("connecting to master %s", up)
         with trio.move_on_after(cfg.repl_timeout) as cs:
@@ -220,7 +247,7 @@ class UpstreamLink:
                 link.receive_data(await self._receive(stream, what))
                 for ev in link.next_events():
                     if isinstance(ev, LinkLog):
-                        log.warning("master %s: %s", self.config.upstream, ev.message)
+                        log.warning("master %s: %s", self.upstream, ev.message)
                     elif isinstance(ev, LinkError):
                         self.status.last_error = ev.reason
                         raise LinkFailure(ev.reason)
@@ -229,7 +256,7 @@ class UpstreamLink:
                         self.status.sync_in_progress = True
                         log.info(
                             "master %s: full resync from replid %s offset %d",
-                            self.config.upstream,
+                            self.upstream,
                             ev.replid,
                             ev.offset,
                         )
@@ -239,7 +266,7 @@ class UpstreamLink:
                         self.status.transfer_read = 0
                         log.info(
                             "master %s: receiving snapshot (%s)",
-                            self.config.upstream,
+                            self.upstream,
                             f"{ev.size} bytes" if ev.size is not None else "diskless",
                         )
                     elif isinstance(ev, SnapshotData):
@@ -255,7 +282,7 @@ class UpstreamLink:
                         changed = self.replication.partial_resync(ev.replid)
                         log.info(
                             "master %s: partial resync accepted (+CONTINUE%s)%s",
-                            self.config.upstream,
+                            self.upstream,
                             f" {ev.replid}" if ev.replid else "",
                             "; replid changed, previous id kept as replid2" if changed else "",
                         )
@@ -299,7 +326,7 @@ class UpstreamLink:
         _write_meta(path, full.replid, full.offset, loader.stream_db)
         log.info(
             "master %s: snapshot loaded: %d keys in %.2fs; replid %s offset %d",
-            self.config.upstream,
+            self.upstream,
             loader.keys,
             trio.current_time() - started,
             full.replid,
@@ -318,7 +345,7 @@ class UpstreamLink:
         self.backoff.reset()
         log.info(
             "master %s: link up, streaming from offset %d",
-            self.config.upstream,
+            self.upstream,
             self.replication.repl_offset,
         )
 
