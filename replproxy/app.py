@@ -22,6 +22,7 @@ from functools import partial
 import trio
 
 from replproxy.config import Config
+from replproxy.disklog import DiskLog, TieredBacklog
 from replproxy.downstream.server import Downstream
 from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
@@ -46,7 +47,14 @@ class Relay:
         self.config = config
         self.run_id = os.urandom(20).hex()
         self.keyspace = Keyspace()
-        self.replication = Replication(self.keyspace, config.repl_backlog_size)
+        backlog = None
+        if config.repl_backlog_disk_size > 0:
+            backlog = TieredBacklog(
+                config.repl_backlog_size,
+                DiskLog(config.dir / "backlog", config.repl_backlog_disk_size,
+                        config.repl_backlog_disk_ttl),
+            )
+        self.replication = Replication(self.keyspace, config.repl_backlog_size, backlog)
         self.link = UpstreamLink(config, self.replication, self.keyspace)
         self.persistence = Persistence(config, self.keyspace, self.replication)
         self.resp_server = RespServer(self)

@@ -127,6 +127,23 @@ def run(
             help="In-memory replication backlog (e.g. 128mb).",
         ),
     ] = "128mb",
+    repl_backlog_disk_size: Annotated[
+        str,
+        typer.Option(
+            envvar=_env("REPL_BACKLOG_DISK_SIZE"),
+            help="Disk-backed replication log in --dir/backlog (e.g. 10gb; 0 = off): replicas "
+            "away longer than the memory backlog covers still partially resync, also after "
+            "a restart of replproxy.",
+        ),
+    ] = "0",
+    repl_backlog_disk_ttl: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("REPL_BACKLOG_DISK_TTL"),
+            help="Drop disk-log segments older than this many seconds (0 = only the size "
+            "limit applies).",
+        ),
+    ] = 0.0,
     reconnect_backoff_max: Annotated[
         float,
         typer.Option(
@@ -206,6 +223,8 @@ def run(
             replica_announce_ip=replica_announce_ip,
             repl_timeout=repl_timeout,
             repl_backlog_size=parse_size(repl_backlog_size),
+            repl_backlog_disk_size=parse_size(repl_backlog_disk_size),
+            repl_backlog_disk_ttl=repl_backlog_disk_ttl,
             reconnect_backoff_max=reconnect_backoff_max,
             save=parse_save(save),
             dbfilename=dbfilename,

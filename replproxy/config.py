@@ -152,6 +152,9 @@ class Config:
     replica_announce_ip: str | None = None
     repl_timeout: float = 60.0
     repl_backlog_size: int = 128 * 1024 * 1024
+    # The disk-backed log (0 = off) and the age past which its oldest segments go (0 = none).
+    repl_backlog_disk_size: int = 0
+    repl_backlog_disk_ttl: float = 0.0
     reconnect_backoff_min: float = 0.5
     reconnect_backoff_max: float = 10.0
     ready_max_lag_bytes: int = 16 * 1024 * 1024
@@ -188,6 +191,8 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0..65535, got {v}")
         if self.repl_timeout <= 0:
             raise ConfigError("--repl-timeout must be positive")
+        if self.repl_backlog_disk_size < 0 or self.repl_backlog_disk_ttl < 0:
+            raise ConfigError("--repl-backlog-disk-size and --repl-backlog-disk-ttl must be >= 0")
         if self.repl_backlog_size < 16 * 1024:
             raise ConfigError("--repl-backlog-size must be at least 16kb (Redis's minimum)")
         if (

@@ -75,6 +75,20 @@ class Backlog:
         self.histlen = 0
         self.first_byte_offset = next_offset
 
+    # History events, so a backlog with a persistent tier (disklog.TieredBacklog) can keep
+    # what stays valid; the memory ring just starts over.
+
+    def new_history(self, next_offset: int, replid: str | None) -> None:
+        """A full resync: a new history starts at `next_offset`."""
+        self.reset(next_offset)
+
+    def resume(self, next_offset: int, replids: list[str]) -> None:
+        """A restart from a snapshot at `next_offset - 1` of the history named `replids`."""
+        self.reset(next_offset)
+
+    def renamed(self, replid: str) -> None:
+        """The same history goes on under one more replication id (a failover)."""
+
     def append(self, data: bytes) -> None:
         if not data:
             return
@@ -96,6 +110,15 @@ class Backlog:
     @property
     def last_offset(self) -> int:
         return self.first_byte_offset + self.histlen - 1
+
+    @property
+    def servable_first_byte_offset(self) -> int:
+        """The oldest offset a partial resync can start from (a disk tier reaches further)."""
+        return self.first_byte_offset
+
+    @property
+    def servable_histlen(self) -> int:
+        return self.histlen
 
     def covers(self, offset: int) -> bool:
         """Whether a replica asking for `offset` (first byte it lacks) can continue from here."""
@@ -181,7 +204,8 @@ class ProcessResult:
 class Replication:
     """Owner of replid/replid2/offsets/backlog and of the stream's current DB."""
 
-    def __init__(self, dataset: Dataset, backlog_size: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, dataset: Dataset, backlog_size: int = 64 * 1024 * 1024,
+                 backlog: Backlog | None = None) -> None:
         self.dataset = dataset
         self.replid = random_replid()
         self.replid2 = NULL_REPLID
@@ -192,7 +216,7 @@ class Replication:
         # so the link may PSYNC with it (Redis's "cached master").
         self.has_history = False
         self.stream_db = 0
-        self.backlog = Backlog(backlog_size)
+        self.backlog = backlog if backlog is not None else Backlog(backlog_size)
         self.stats = ReplStats()
         self._multi: list[StreamCommand] | None = None
         # Called with no argument after bytes were appended to the backlog or the history
@@ -237,7 +261,7 @@ class Replication:
         self.replid2 = NULL_REPLID
         self.second_replid_offset = -1
         self.stream_db = stream_db
-        self.backlog.reset(self.repl_offset + 1)
+        self.backlog.new_history(self.repl_offset + 1, replid)
         self._new_history()
 
     def restore(
@@ -262,7 +286,7 @@ class Replication:
         self.second_replid_offset = second_replid_offset
         self.stream_db = stream_db
         self.has_history = True
-        self.backlog.reset(offset + 1)
+        self.backlog.resume(offset + 1, [replid, replid2])
         self._new_history()
 
     def partial_resync(self, new_replid: str | None) -> bool:
@@ -282,6 +306,7 @@ class Replication:
         self.replid2 = self.replid
         self.second_replid_offset = self.repl_offset + 1
         self.replid = new_replid
+        self.backlog.renamed(new_replid)
         self._new_history()
         return True
 

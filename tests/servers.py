@@ -181,8 +181,9 @@ def start_server(
     conf.update(extra or {})
     args = [kind.binary]
     for k, v in conf.items():
-        # `save "900 1 300 10"` is several arguments; `save ""` one empty argument.
-        args += [f"--{k}", *(v.split() if k == "save" and v else [v])]
+        # `save "900 1 300 10"` and `replicaof "host port"` are several arguments; `save ""`
+        # one empty argument.
+        args += [f"--{k}", *(v.split() if k in ("save", "replicaof") and v else [v])]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(kind, port, dir, proc, password=password, logfile=logfile)
     if wait:

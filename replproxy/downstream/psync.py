@@ -163,7 +163,11 @@ class History:
     def of(cls, repl: Replication) -> History:
         b = repl.backlog
         return cls(
-            repl.replid, repl.replid2, repl.second_replid_offset, b.first_byte_offset, b.histlen
+            repl.replid,
+            repl.replid2,
+            repl.second_replid_offset,
+            b.servable_first_byte_offset,
+            b.servable_histlen,
         )
 
 

@@ -1,0 +1,240 @@
+"""The disk-backed replication log: the applied stream kept in `--dir/backlog/` segment files.
+
+An in-memory backlog covers a short absence; this log covers hours (x-pipe's keeper keeps
+its command files for the same reason): a downstream replica that comes back after
+`--repl-backlog-disk-size` bytes or `--repl-backlog-disk-ttl` seconds of writes at most still
+partially resyncs. It also survives a restart of replproxy, so replicas that were behind when
+it stopped can still continue.
+
+Layout: `<first offset, 20 digits>.seg` files holding the stream bytes from that offset on,
+each up to `segment_size`; `meta.json` names the replication ids whose history the offsets
+belong to (a full resync starts a new history and empties the log). Whole segments are
+dropped from the head when the size or age limit is passed; the newest is never dropped.
+
+`TieredBacklog` puts the memory ring in front of this log behind the `Backlog` interface
+the PSYNC server already reads (`covers`, `read_from`, `read_some`, `first_byte_offset`,
+`histlen`), so serving a replica from disk needs no code of its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from replproxy.replication import Backlog
+
+log = logging.getLogger("replproxy.disklog")
+
+SEGMENT_SIZE = 64 * 1024 * 1024
+
+
+class DiskLog:
+    def __init__(self, dir: Path, max_bytes: int, ttl: float = 0.0,
+                 segment_size: int = SEGMENT_SIZE,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_bytes <= 0:
+            raise ValueError("disk log size must be positive")
+        self.dir = dir
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.segment_size = max(1, min(segment_size, max_bytes))
+        self.clock = clock
+        dir.mkdir(parents=True, exist_ok=True)
+        self._starts: list[int] = []  # first offset of each segment, ascending
+        self._sizes: list[int] = []
+        self._file: BinaryIO | None = None  # the newest segment, open for appends
+        self.replids: list[str] = []
+        self._scan()
+
+    # ---- state ----
+
+    def _scan(self) -> None:
+        """Pick up the segments a previous run left, keeping only a contiguous run."""
+        segs = sorted(p for p in self.dir.glob("*.seg") if p.stem.isdigit())
+        for p in segs:
+            start, size = int(p.stem), p.stat().st_size
+            if self._starts and start != self._starts[-1] + self._sizes[-1]:
+                log.warning("disk log: gap before %s; dropping older segments", p.name)
+                self._drop_all_files(keep=p)
+                self._starts, self._sizes = [], []
+            self._starts.append(start)
+            self._sizes.append(size)
+        try:
+            meta = json.loads((self.dir / "meta.json").read_text())
+            self.replids = [str(x) for x in meta.get("replids", [])]
+        except (OSError, ValueError):
+            self.replids = []
+        self.next_offset = self._starts[-1] + self._sizes[-1] if self._starts else 1
+
+    @property
+    def first_byte_offset(self) -> int:
+        return self._starts[0] if self._starts else self.next_offset
+
+    @property
+    def histlen(self) -> int:
+        return self.next_offset - self.first_byte_offset
+
+    def covers(self, offset: int) -> bool:
+        return self.first_byte_offset <= offset <= self.next_offset
+
+    def _write_meta(self) -> None:
+        tmp = self.dir / "meta.json.tmp"
+        tmp.write_text(json.dumps({"replids": self.replids[-8:]}))
+        os.replace(tmp, self.dir / "meta.json")
+
+    def _drop_all_files(self, keep: Path | None = None) -> None:
+        self._close()
+        for p in self.dir.glob("*.seg"):
+            if p != keep:
+                p.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # ---- history changes ----
+
+    def reset(self, next_offset: int, replid: str | None) -> None:
+        """A new history (full resync): nothing before `next_offset` means anything now."""
+        self._drop_all_files()
+        self._starts, self._sizes = [], []
+        self.next_offset = next_offset
+        self.replids = [replid] if replid else []
+        self._write_meta()
+
+    def add_replid(self, replid: str) -> None:
+        """The master's id changed (`+CONTINUE <new>`): same offsets, one more name."""
+        if replid not in self.replids:
+            self.replids.append(replid)
+            self._write_meta()
+
+    def resume(self, next_offset: int, replids: list[str]) -> bool:
+        """After a restart from a snapshot at `next_offset - 1`: keep what the log has of
+        that history up to there (bytes past it were applied after the snapshot and will
+        come again from the master). Returns False (and empties the log) when it cannot."""
+        same_history = bool(set(replids) & set(self.replids))
+        if same_history and self.first_byte_offset <= next_offset <= self.next_offset:
+            self._truncate(next_offset)
+            for r in replids:
+                self.add_replid(r)
+            return True
+        self.reset(next_offset, replids[0] if replids else None)
+        return False
+
+    def _truncate(self, next_offset: int) -> None:
+        self._close()
+        while self._starts and self._starts[-1] >= next_offset and len(self._starts) > 1:
+            self._path(self._starts.pop()).unlink(missing_ok=True)
+            self._sizes.pop()
+        if self._starts:
+            keep = next_offset - self._starts[-1]
+            with open(self._path(self._starts[-1]), "r+b") as f:
+                f.truncate(keep)
+            self._sizes[-1] = keep
+        self.next_offset = next_offset
+
+    # ---- the stream ----
+
+    def _path(self, start: int) -> Path:
+        return self.dir / f"{start:020d}.seg"
+
+    def append(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._file is None or self._sizes[-1] >= self.segment_size:
+            self._close()
+            self._starts.append(self.next_offset)
+            self._sizes.append(0)
+            self._file = open(self._path(self.next_offset), "ab")  # noqa: SIM115 - kept open
+        assert self._file is not None
+        self._file.write(data)
+        self._file.flush()  # readers open the files separately
+        self._sizes[-1] += len(data)
+        self.next_offset += len(data)
+        self._trim()
+
+    def _trim(self) -> None:
+        total = self.next_offset - self.first_byte_offset
+        while len(self._starts) > 1:
+            oldest = self._path(self._starts[0])
+            too_big = total - self._sizes[0] >= self.max_bytes or total > self.max_bytes
+            too_old = self.ttl > 0 and self._age(oldest) > self.ttl
+            if not (too_big or too_old):
+                break
+            oldest.unlink(missing_ok=True)
+            total -= self._sizes[0]
+            self._starts.pop(0)
+            self._sizes.pop(0)
+
+    def _age(self, path: Path) -> float:
+        try:
+            return self.clock() - path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def read_some(self, offset: int, max_bytes: int) -> bytes:
+        if not self.covers(offset):
+            raise ValueError(f"offset {offset} not in the disk log")
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i < 0 or offset == self.next_offset:
+            return b""
+        with open(self._path(self._starts[i]), "rb") as f:
+            f.seek(offset - self._starts[i])
+            return f.read(min(max_bytes, self._starts[i] + self._sizes[i] - offset))
+
+
+class TieredBacklog(Backlog):
+    """The memory ring in front, the disk log behind: what PSYNC can be served from."""
+
+    def __init__(self, size: int, disk: DiskLog) -> None:
+        super().__init__(size)
+        self.disk = disk
+
+    def new_history(self, next_offset: int, replid: str | None) -> None:
+        super().new_history(next_offset, replid)
+        self.disk.reset(next_offset, replid)
+
+    def resume(self, next_offset: int, replids: list[str]) -> None:
+        super().resume(next_offset, replids)
+        if self.disk.resume(next_offset, replids):
+            log.info("disk log kept: replicas can continue from offset %d",
+                     self.disk.first_byte_offset)
+
+    def renamed(self, replid: str) -> None:
+        self.disk.add_replid(replid)
+
+    def append(self, data: bytes) -> None:
+        super().append(data)
+        self.disk.append(data)
+
+    def covers(self, offset: int) -> bool:
+        return super().covers(offset) or self.disk.covers(offset)
+
+    def read_some(self, offset: int, max_bytes: int) -> bytes:
+        if super().covers(offset):
+            return super().read_some(offset, max_bytes)
+        return self.disk.read_some(offset, max_bytes)
+
+    def read_from(self, offset: int) -> bytes:
+        out: list[bytes] = []
+        while True:
+            data = self.read_some(offset, 1 << 20)
+            if not data:
+                return b"".join(out)
+            out.append(data)
+            offset += len(data)
+
+    @property
+    def servable_first_byte_offset(self) -> int:
+        return min(self.first_byte_offset, self.disk.first_byte_offset)
+
+    @property
+    def servable_histlen(self) -> int:
+        return self.first_byte_offset + self.histlen - self.servable_first_byte_offset
