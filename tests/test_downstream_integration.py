@@ -8,13 +8,17 @@ everyone.
 
 from __future__ import annotations
 
+import shutil
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from tests.conftest import kind_by_name
 from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, wait_for
+from tests.servers import RedisServer, ServerKind, start_server, wait_for
 from tests.workload import Workload
 
 pytestmark = pytest.mark.timeout(180)
@@ -246,3 +250,143 @@ def test_downstream_replicas_of_a_restarted_relay_partially_resync(
     assert full == 0 and partial == len(replicas)  # served: partial resyncs only
     for r in replicas:
         assert r.log().count(PARTIAL_ACCEPTED) >= 1
+
+
+def slave_lines(relay: RelayProcess) -> list[dict[str, Any]]:
+    info = relay.info("replication")
+    return [info[f"slave{i}"] for i in range(int(info["connected_slaves"]))]  # type: ignore[call-overload, misc]
+
+
+def test_eight_downstream_replicas_at_once_share_one_snapshot(
+    start: Any, server_kind: ServerKind, relays: list[RelayProcess]
+) -> None:
+    """A reconnect storm: 8 replicas ask at once; the backlog no longer covers the upstream
+    snapshot, so one forked snapshot is made and every replica is served from it."""
+    master, relay, replicas = chain(
+        start, relays, replica_kinds(server_kind, 8), "--repl-backlog-size", "16kb"
+    )
+    Workload(master, seed=81, dbs=DBS).run(600)
+    relay.wait_in_sync_with(master)
+    for r in replicas:  # tight loop: all within the --repl-diskless-sync-delay window
+        replicate_from(r, ("127.0.0.1", relay.port))
+    assert_same_digests(master, relay, replicas)
+    wait_for(
+        lambda: [s["state"] for s in slave_lines(relay)] == ["online"] * 8,
+        10,
+        what="8 online slave lines",
+    )
+    assert sorted(s["port"] for s in slave_lines(relay)) == sorted(r.port for r in replicas)
+    m = relay.metrics()
+    assert m["replproxy_downstream_snapshots_made_total"] == 1
+    assert m["replproxy_downstream_snapshots_reused_total"] == 8  # every sync served from it
+    assert m["replproxy_downstream_sync_full_total"] == 8
+    assert m['replproxy_downstream_replicas{state="online"}'] == 8
+    assert relay.log().count("Starting BGSAVE for downstream SYNC") == 1
+    assert stats(master)[0] == 1  # the master untouched
+    assert master.info("replication")["connected_slaves"] == 1
+
+
+def test_stopped_downstream_replica_dropped_at_output_limit_others_keep_up(
+    start: Any, server_kind: ServerKind, relays: list[RelayProcess]
+) -> None:
+    """A SIGSTOP-ed replica reads nothing: its unsent bytes pass the soft limit for its
+    seconds and replproxy drops it, while the other replica keeps streaming."""
+    master, relay, (stopped, live) = chain(
+        start, relays, [server_kind] * 2,
+        "--client-output-buffer-limit-replica", "1mb 512kb 2",
+        "--repl-backlog-size", "64mb",  # the hard limit is raised to it: the soft one acts
+    )
+    Workload(master, seed=91, dbs=DBS).run(200)
+    for r in (stopped, live):
+        replicate_from(r, ("127.0.0.1", relay.port))
+    wait_replicas_synced(master, [stopped, live])
+    _, partial, _ = stats(relay)
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        value = b"x" * (256 * 1024)
+        with master.client() as c:
+            for i in range(48):  # 12 MB: more than the kernel's socket buffers absorb
+                c.set(f"big:{i}", value)
+        wait_for(
+            lambda: relay.metrics().get(
+                'replproxy_downstream_dropped_total{reason="output_limit"}'
+            ) == 1,
+            20,
+            what="the stopped replica dropped at its output limit",
+        )
+        assert [s["port"] for s in slave_lines(relay)] == [live.port]
+        assert slave_lines(relay)[0]["state"] == "online"
+        assert "overcoming of output buffer soft limit" in relay.log()
+        Workload(master, seed=92, dbs=DBS).run(100)
+        assert_same_digests(master, relay, [live])
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    # Back, it continues from the backlog (64 MB holds what it missed).
+    wait_for(lambda: stats(relay)[1] == partial + 1, 30, what="the stopped one to PSYNC")
+    assert_same_digests(master, relay, [live, stopped])
+    assert stats(master)[0] == 1
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not on PATH")
+def test_redis_cli_rdb_against_replproxy_gives_a_loadable_snapshot(
+    start: Any, server_kind: ServerKind, relays: list[RelayProcess], tmp_path: Any
+) -> None:
+    """`redis-cli --rdb` (REPLCONF rdb-only 1, then SYNC): the snapshot only, then closed."""
+    master, relay, _ = chain(start, relays, [])
+    w = Workload(master, seed=101, dbs=DBS)
+    w.run(300)
+    relay.wait_in_sync_with(master)
+    w.run(200)  # past the upstream snapshot: it + the backlog would be stale without a stream
+    relay.wait_in_sync_with(master)
+    out = tmp_path / "dump.rdb"
+    cli = subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(relay.port), "--rdb", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    verify = subprocess.run(
+        [sys.executable, "-m", "replproxy", "rdb", "verify", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    wait_for(lambda: not slave_lines(relay), 10, what="the rdb-only replica gone")
+    assert relay.metrics()["replproxy_downstream_snapshots_made_total"] == 1
+    loaded = start_server(server_kind, dir=tmp_path, dbfilename="dump.rdb")
+    try:
+        assert_same_digests(master, relay, [])
+        wait_for(lambda: digest(loaded) == digest(master), 10, what="the loaded digest")
+    finally:
+        loaded.stop()
+    assert stats(master)[0] == 1
+
+
+def test_upstream_full_resync_drops_downstream_replicas_they_full_sync_again(
+    start: Any, server_kind: ServerKind, relays: list[RelayProcess]
+) -> None:
+    """The master restarts empty (no persistence): a new history. replproxy full-syncs, drops
+    its replicas (their position is in the old history) and serves them a full sync."""
+    master, relay, replicas = chain(
+        start, relays, [server_kind] * 2, "--reconnect-backoff-max", "1"
+    )
+    Workload(master, seed=111, dbs=DBS).run(300)
+    for r in replicas:
+        replicate_from(r, ("127.0.0.1", relay.port))
+    assert_same_digests(master, relay, replicas)
+    full, partial, _ = stats(relay)
+    old_replid = master.info("replication")["master_replid"]
+    master.restart(extra={"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"})
+    assert master.info("replication")["master_replid"] != old_replid
+    w = Workload(master, seed=112, dbs=DBS)
+    w.run(300)
+    wait_for(lambda: stats(relay)[0] == full + 2, 60, what="two more full syncs served")
+    w.run(200)
+    assert_same_digests(master, relay, replicas)
+    assert stats(relay)[1] == partial  # no partial resync into the new history
+    m = relay.metrics()
+    assert m['replproxy_downstream_dropped_total{reason="history"}'] == 2
+    assert m["replproxy_resyncs_full_total"] == 2  # replproxy's own: before and after
+    assert stats(master)[0] == 1  # the restarted master: one full sync, replproxy's
+    assert master.info("replication")["connected_slaves"] == 1
+    for r in replicas:
+        rid = r.info("replication")["master_replid"]
+        assert rid == master.info("replication")["master_replid"]

@@ -441,8 +441,11 @@ class Downstream:
     ) -> tuple[Snapshot, IO[bytes]]:
         """A usable snapshot, opened; makes (or joins) a fresh one when none is usable."""
         filt = r.hs.rdb_filter
+        # An rdb-only replica (`redis-cli --rdb`) gets no stream after the snapshot: only one
+        # at the current offset will do, never an older one plus the backlog.
+        at = self.replication.repl_offset if r.hs.rdb_only else None
         while True:
-            found = self._usable(filt)
+            found = self._usable(filt, at)
             if found is not None:
                 self.stats.snapshots_reused += 1
                 return found
@@ -462,12 +465,17 @@ class Downstream:
                     reply.error(b"ERR BGSAVE failed, replication can't continue")
                 )
                 raise ReplicaDropped(f"snapshot failed: {job.error}")
+            if at is not None and job.result is not None:
+                at = job.result.offset  # the one made for it, even if the stream moved on
 
     def _covers(self, snap: Snapshot) -> bool:
         repl = self.replication
         return snap.epoch == repl.history_epoch and repl.backlog.covers(snap.offset + 1)
 
-    def _usable(self, filt: RdbFilter | None) -> tuple[Snapshot, IO[bytes]] | None:
+    def _usable(
+        self, filt: RdbFilter | None, at: int | None = None
+    ) -> tuple[Snapshot, IO[bytes]] | None:
+        """The newest snapshot the backlog can continue from (or exactly at offset `at`)."""
         candidates = []
         made = self._made.get(filt)
         if made is not None and self._covers(made):
@@ -476,6 +484,8 @@ class Downstream:
             upstream = self._upstream_snapshot()
             if upstream is not None and self._covers(upstream):
                 candidates.append(upstream)
+        if at is not None:
+            candidates = [s for s in candidates if s.offset == at]
         for snap in sorted(candidates, key=lambda s: -s.offset):
             try:
                 f = open(snap.path, "rb")  # noqa: SIM115 - the caller closes it
