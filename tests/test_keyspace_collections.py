@@ -22,18 +22,15 @@ import pytest
 import redis
 
 import replproxy.keyspace.commands  # noqa: F401 - fills WRITE_COMMANDS
-from replproxy.keyspace import WRITE_COMMANDS, Keyspace
+from replproxy.keyspace import Keyspace
 from replproxy.rdb.model import HashValue
+from tests.appliers import run
 from tests.mirror import Mirror, assert_mirrors, raw_client, send
 from tests.servers import RedisServer, wait_for
 
 # ---- helpers ----
 
 
-def run(ks: Keyspace, *args: object, db: int = 0) -> None:
-    """Call the registered applier directly, so a failure raises instead of being counted."""
-    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    WRITE_COMMANDS[argv[0].lower()].handler(ks, db, argv)
 
 
 def b(*items: object) -> list[bytes]:

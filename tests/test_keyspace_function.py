@@ -14,19 +14,14 @@ import struct
 import pytest
 import redis
 
-from replproxy.keyspace import WRITE_COMMANDS, ApplyError, Keyspace
+from replproxy.keyspace import ApplyError, Keyspace
 from replproxy.keyspace.t_function import parse_function_dump
 from replproxy.rdb.encode import rdb_length, rdb_string
 from replproxy.rdb.encodings import crc64
 from replproxy.rdb.model import RDBError
+from tests.appliers import run
 from tests.mirror import Mirror, compare_with_master, raw_client
 from tests.servers import RedisServer
-
-
-def run(ks: Keyspace, *args: object) -> None:
-    """Call the registered applier directly, so a failure raises instead of being counted."""
-    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    WRITE_COMMANDS[argv[0].lower()].handler(ks, 0, argv)
 
 
 def library(name: str, *functions: str, body: str = "return 1") -> bytes:

@@ -28,7 +28,7 @@ from collections import OrderedDict
 import pytest
 import redis
 
-from replproxy.keyspace import WRITE_COMMANDS, ApplyError, Keyspace
+from replproxy.keyspace import ApplyError, Keyspace
 from replproxy.keyspace.t_stream import (
     MAX_ID,
     consumer_group_lag,
@@ -36,6 +36,7 @@ from replproxy.keyspace.t_stream import (
     parse_stream_id,
 )
 from replproxy.rdb.model import StreamValue
+from tests.appliers import run
 from tests.mirror import Mirror, raw_client, send, settle
 from tests.servers import RedisServer, ServerKind
 
@@ -50,10 +51,6 @@ def assert_mirrors(mirror: Mirror) -> None:
     assert not any(n.startswith("x") for n in mirror.keyspace.unsupported_commands)
 
 
-def run(ks: Keyspace, *args: object, db: int = 0) -> None:
-    """Call the registered applier directly, so a failure raises instead of being counted."""
-    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    WRITE_COMMANDS[argv[0].lower()].handler(ks, db, argv)
 
 
 def stream(ks: Keyspace, key: bytes = b"s") -> StreamValue:

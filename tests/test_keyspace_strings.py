@@ -19,28 +19,17 @@ import time
 import pytest
 import redis
 
-from replproxy.keyspace import WRITE_COMMANDS, ApplyError, Keyspace
+from replproxy.keyspace import ApplyError, Keyspace
+from tests.appliers import FixedClock, run
 from tests.mirror import Mirror, assert_mirrors, send
 from tests.servers import RedisServer, ServerKind
 
 # ---- helpers ----
 
 
-def run(ks: Keyspace, *args: object, db: int = 0) -> None:
-    """Call the registered applier directly, so a failure raises instead of being counted."""
-    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    WRITE_COMMANDS[argv[0].lower()].handler(ks, db, argv)
 
 
 
-
-class FixedClock(Keyspace):
-    def __init__(self, now: int = 1_000_000) -> None:
-        super().__init__()
-        self.now = now
-
-    def now_ms(self) -> int:
-        return self.now
 
 
 # ---- the random workload ----

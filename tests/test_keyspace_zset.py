@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import redis
 
-from replproxy.keyspace import WRITE_COMMANDS, Keyspace, t_geo
+from replproxy.keyspace import Keyspace, t_geo
 from replproxy.keyspace.digest import digest_style_for, digest_value
 from replproxy.keyspace.t_geo import (
     V50,
@@ -42,6 +42,7 @@ from replproxy.keyspace.t_geo import (
     geohash_encode,
 )
 from replproxy.keyspace.values import ZSet
+from tests.appliers import run
 from tests.mirror import Mirror, compare_with_master, raw_client, send
 from tests.mirror import assert_mirrors as _assert_mirrors
 from tests.servers import RedisServer, wait_for
@@ -54,10 +55,6 @@ def assert_mirrors(mirror: Mirror) -> None:
     _assert_mirrors(mirror, lambda m: _signed_zero_diffs(m) or _digest_diffs(m))
 
 
-def run(ks: Keyspace, *args: object, db: int = 0) -> None:
-    """Call the registered applier directly, so a failure raises instead of being counted."""
-    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    WRITE_COMMANDS[argv[0].lower()].handler(ks, db, argv)
 
 
 def zget(ks: Keyspace, key: str, db: int = 0) -> dict[bytes, float] | None:
