@@ -395,7 +395,13 @@ class Downstream:
             )
             await stream.send_all(eof_header(mark) if mark else bulk_header(size))
             while chunk := f.read(FILE_CHUNK):
-                await stream.send_all(chunk)
+                # A replica that stops reading mid-snapshot is dropped after repl-timeout
+                # without progress, as replicationCron does for SEND_BULK replicas.
+                with trio.move_on_after(self.config.repl_timeout) as cs:
+                    await stream.send_all(chunk)
+                if cs.cancelled_caught:
+                    self._drop(r, "Disconnecting timedout replica (full sync)", "timeout")
+                    raise ReplicaDropped("no progress sending the snapshot")
                 self.stats.net_output_bytes += len(chunk)
             if mark:
                 await stream.send_all(mark)
