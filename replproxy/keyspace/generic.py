@@ -126,14 +126,19 @@ def _rename(ks: Keyspace, db: int, argv: list[bytes], nx: bool) -> None:
         raise ApplyError(f"RENAME of a missing key {src!r}")
     if nx and dst in ks.dbs[db]:
         return
-    tainted = _tainted(ks, db, src)
-    when = ks.get_expire(db, src)
-    ks.set(db, dst, value)
+    _relocate(ks, db, src, db, dst, value)
+
+
+def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, value: Value) -> None:
+    """Move a value with its TTL (and its unsupported mark) to another key or DB."""
+    tainted = _tainted(ks, db, key)
+    when = ks.get_expire(db, key)
+    ks.set(to_db, to_key, value)
     if when is not None:
-        ks.set_expire(db, dst, when)
-    ks.delete(db, src)
+        ks.set_expire(to_db, to_key, when)
+    ks.delete(db, key)
     if tainted:
-        ks.unsupported_keys.add((db, dst))
+        ks.unsupported_keys.add((to_db, to_key))
 
 
 @write_command("rename", keys=(1, 2, 1))
@@ -156,14 +161,7 @@ def move(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     value = ks.get(db, key)
     if value is None or key in ks.dbs[dst]:
         return
-    tainted = _tainted(ks, db, key)
-    when = ks.get_expire(db, key)
-    ks.set(dst, key, value)
-    if when is not None:
-        ks.set_expire(dst, key, when)
-    ks.delete(db, key)
-    if tainted:
-        ks.unsupported_keys.add((dst, key))
+    _relocate(ks, db, key, dst, key, value)
 
 
 @write_command("copy", keys=(2, 2, 1))
