@@ -27,6 +27,7 @@ from replproxy.downstream.server import Downstream
 from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
 from replproxy.keyspace.digest import DigestStyle, digest_style_for
+from replproxy.keyspace.reads import upstream_identity
 from replproxy.link.driver import UpstreamLink
 from replproxy.persistence import Persistence
 from replproxy.replication import Replication
@@ -209,17 +210,8 @@ class Relay:
 
     def digest_style(self) -> DigestStyle:
         """How DEBUG DIGEST formats scores: as the upstream's version does (from its RDB)."""
-        aux = self.keyspace.loaded_aux
-        if b"valkey-ver" in aux:
-            name, raw = "valkey", aux[b"valkey-ver"]
-        else:
-            name, raw = "redis", aux.get(b"redis-ver", b"7.2.0")
-        try:
-            parts = [int(x) for x in raw.decode().split(".")[:3]]
-            version = [*parts, 0, 0, 0][:3]
-        except ValueError:
-            version = [7, 2, 0]
-        return digest_style_for(name, (version[0], version[1], version[2]))
+        name, version = upstream_identity(self.keyspace)
+        return digest_style_for(name, version)
 
     async def _watch_signals(self) -> None:
         assert self._nursery is not None

@@ -200,6 +200,55 @@ def run(
             "master link is down; no: refuse with -NOMASTERLINK as Redis does.",
         ),
     ] = "yes",
+    maxclients: Annotated[
+        int,
+        typer.Option(envvar=_env("MAXCLIENTS"),
+                     help="Most client connections at once; more get "
+                     "'-ERR max number of clients reached'."),
+    ] = 10000,
+    timeout: Annotated[
+        int,
+        typer.Option(envvar=_env("TIMEOUT"),
+                     help="Close a client idle for this many seconds (0 = never; subscribers "
+                     "and blocked clients are exempt, as in Redis)."),
+    ] = 0,
+    client_query_buffer_limit: Annotated[
+        str,
+        typer.Option(envvar=_env("CLIENT_QUERY_BUFFER_LIMIT"),
+                     help="Largest unparsed request buffer a client may hold."),
+    ] = "1gb",
+    proto_max_bulk_len: Annotated[
+        str,
+        typer.Option(envvar=_env("PROTO_MAX_BULK_LEN"),
+                     help="Largest bulk string a client may send."),
+    ] = "512mb",
+    client_output_buffer_limit_normal: Annotated[
+        str,
+        typer.Option(envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_NORMAL"),
+                     help='"<hard> <soft> <soft-seconds>" for normal clients (0 = no limit).'),
+    ] = "0 0 0",
+    client_output_buffer_limit_pubsub: Annotated[
+        str,
+        typer.Option(envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB"),
+                     help='"<hard> <soft> <soft-seconds>" for Pub/Sub subscribers.'),
+    ] = "32mb 8mb 60",
+    replica_serve_stale_data: Annotated[
+        str,
+        typer.Option(envvar=_env("REPLICA_SERVE_STALE_DATA"),
+                     help="yes: answer reads while the master link is down (Redis's default); "
+                     "no: answer -MASTERDOWN except to STALE-flagged commands."),
+    ] = "yes",
+    requirepass: Annotated[
+        str | None,
+        typer.Option(envvar=_env("REQUIREPASS"),
+                     help="Password of the 'default' user: clients must AUTH."),
+    ] = None,
+    aclfile: Annotated[
+        Path | None,
+        typer.Option(envvar=_env("ACLFILE"),
+                     help="ACL file of users (redis aclfile syntax: 'user <name> on >pass'); "
+                     "every user is read-only here."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -236,6 +285,21 @@ def run(
             replica_serve_psync_when_down=parse_yes_no(
                 "replica-serve-psync-when-down", replica_serve_psync_when_down
             ),
+            maxclients=maxclients,
+            timeout=timeout,
+            client_query_buffer_limit=parse_size(client_query_buffer_limit),
+            proto_max_bulk_len=parse_size(proto_max_bulk_len),
+            client_output_buffer_limit_normal=parse_output_limit(
+                client_output_buffer_limit_normal, "client-output-buffer-limit-normal"
+            ),
+            client_output_buffer_limit_pubsub=parse_output_limit(
+                client_output_buffer_limit_pubsub, "client-output-buffer-limit-pubsub"
+            ),
+            replica_serve_stale_data=parse_yes_no(
+                "replica-serve-stale-data", replica_serve_stale_data
+            ),
+            requirepass=requirepass,
+            aclfile=aclfile,
         )
         relay = Relay(config)
     except ConfigError as e:

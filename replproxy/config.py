@@ -81,16 +81,13 @@ class OutputLimit:
         return f"{self.hard} {self.soft} {self.soft_seconds}"
 
 
-def parse_output_limit(text: str) -> OutputLimit:
+def parse_output_limit(text: str, name: str = "client-output-buffer-limit-replica") -> OutputLimit:
     """`"256mb 64mb 60"`: hard limit, soft limit, seconds the soft limit may be exceeded."""
     words = text.split()
     if len(words) != 3:
-        raise ConfigError(
-            f"--client-output-buffer-limit-replica needs <hard> <soft> <soft-seconds>, "
-            f"got {text!r}"
-        )
+        raise ConfigError(f"--{name} needs <hard> <soft> <soft-seconds>, got {text!r}")
     if not words[2].isdigit():
-        raise ConfigError(f"--client-output-buffer-limit-replica: bad seconds {words[2]!r}")
+        raise ConfigError(f"--{name}: bad seconds {words[2]!r}")
     return OutputLimit(parse_size(words[0]), parse_size(words[1]), int(words[2]))
 
 
@@ -168,6 +165,19 @@ class Config:
         256 * 1024 * 1024, 64 * 1024 * 1024, 60
     )
     replica_serve_psync_when_down: bool = True
+    # The client endpoint (replproxy.server), with redis.conf's names and defaults.
+    maxclients: int = 10000
+    timeout: int = 0  # seconds a client may idle before it is closed (0 = never)
+    client_query_buffer_limit: int = 1024 * 1024 * 1024
+    proto_max_bulk_len: int = 512 * 1024 * 1024
+    client_output_buffer_limit_normal: OutputLimit = OutputLimit(0, 0, 0)
+    client_output_buffer_limit_pubsub: OutputLimit = OutputLimit(
+        32 * 1024 * 1024, 8 * 1024 * 1024, 60
+    )
+    replica_serve_stale_data: bool = True
+    # Clients must AUTH: the `default` user's password, and/or users from an ACL file.
+    requirepass: str | None = None
+    aclfile: Path | None = None
 
     @property
     def listening_port(self) -> int:
@@ -210,3 +220,11 @@ class Config:
             raise ConfigError("--shutdown-timeout must be >= 0")
         if self.repl_diskless_sync_delay < 0:
             raise ConfigError("--repl-diskless-sync-delay must be >= 0")
+        if self.maxclients < 1:
+            raise ConfigError("--maxclients must be at least 1")
+        if self.timeout < 0:
+            raise ConfigError("--timeout must be >= 0")
+        if self.client_query_buffer_limit < 1024 * 1024:
+            raise ConfigError("--client-query-buffer-limit must be at least 1mb (Redis's minimum)")
+        if self.proto_max_bulk_len < 1024 * 1024:
+            raise ConfigError("--proto-max-bulk-len must be at least 1mb (Redis's minimum)")

@@ -52,25 +52,65 @@ def section_server(relay: Relay) -> str:
 
 
 def section_clients(relay: Relay) -> str:
+    srv = relay.resp_server
+    subscribers = sum(1 for c in srv.clients.values() if c.subscribed)
+    watching = sum(1 for c in srv.clients.values() if c.watched)
     return _lines(
         "Clients",
         [
             ("connected_clients", relay.connected_clients),
-            ("blocked_clients", 0),
-            ("maxclients", 10000),
+            ("cluster_connections", 0),
+            ("maxclients", relay.config.maxclients),
+            ("client_recent_max_input_buffer", 0),
+            ("client_recent_max_output_buffer", 0),
+            ("blocked_clients", srv.blocked_clients),
+            ("tracking_clients", 0),
+            ("pubsub_clients", subscribers),
+            ("watching_clients", watching),
+            ("clients_in_timeout_table", srv.blocked_clients),
+            ("total_watched_keys", len(srv.watchers)),
+            ("total_blocking_keys", len(srv.blocked)),
         ],
     )
 
 
+def _human(n: float) -> str:
+    """`bytesToHuman`: 1.50K, 12.34M..."""
+    for unit, size in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{int(n)}B"
+
+
+def _rss() -> int:
+    """The current resident set size (statm), falling back to the peak (getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def section_memory(relay: Relay) -> str:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # Python keeps no allocator total cheaply: the process's RSS stands for used_memory.
+    rss = _rss()
+    peak = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return _lines(
         "Memory",
         [
             ("used_memory", rss),
+            ("used_memory_human", _human(rss)),
             ("used_memory_rss", rss),
+            ("used_memory_rss_human", _human(rss)),
+            ("used_memory_peak", peak),
+            ("used_memory_peak_human", _human(peak)),
+            ("maxmemory", 0),
+            ("maxmemory_human", "0B"),
+            ("maxmemory_policy", "noeviction"),
+            ("mem_fragmentation_ratio", "1.00"),
             ("mem_replication_backlog", relay.replication.backlog.histlen),
             ("mem_clients_slaves", 0),
+            ("mem_clients_normal", sum(c.out_bytes for c in relay.resp_server.clients.values())),
         ],
     )
 
@@ -113,6 +153,14 @@ def section_stats(relay: Relay) -> str:
         [
             ("total_connections_received", relay.total_connections),
             ("total_commands_processed", relay.total_commands),
+            ("rejected_connections", relay.resp_server.rejected_connections),
+            ("expired_keys", 0),  # a replica never expires keys itself
+            ("evicted_keys", 0),
+            ("keyspace_hits", 0),
+            ("keyspace_misses", 0),
+            ("pubsub_channels", len(relay.resp_server.pubsub.channels)),
+            ("pubsub_patterns", len(relay.resp_server.pubsub.patterns)),
+            ("pubsubshard_channels", len(relay.resp_server.pubsub.shard_channels)),
             # What replproxy SERVED to its downstream replicas, as a Redis master counts them;
             # its own syncs with the upstream are the replproxy_resyncs_* metrics.
             ("sync_full", served.sync_full),
@@ -179,6 +227,20 @@ def section_replication(relay: Relay) -> str:
     return _lines("Replication", fields)
 
 
+def section_cpu(relay: Relay) -> str:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _lines(
+        "CPU",
+        [
+            ("used_cpu_sys", f"{me.ru_stime:.6f}"),
+            ("used_cpu_user", f"{me.ru_utime:.6f}"),
+            ("used_cpu_sys_children", f"{kids.ru_stime:.6f}"),
+            ("used_cpu_user_children", f"{kids.ru_utime:.6f}"),
+        ],
+    )
+
+
 def section_keyspace(relay: Relay) -> str:
     ks = relay.keyspace
     fields: list[tuple[str, object]] = []
@@ -195,6 +257,7 @@ SECTIONS: dict[str, Callable[[Relay], str]] = {
     "persistence": section_persistence,
     "stats": section_stats,
     "replication": section_replication,
+    "cpu": section_cpu,
     "keyspace": section_keyspace,
 }
 DEFAULT_SECTIONS = list(SECTIONS)

@@ -132,6 +132,7 @@ class RelayCollector(Collector):
             "link_connect_attempts", "Connection attempts to the master.", st.connect_attempts
         )
         yield from _downstream_metrics(relay)
+        yield from _client_metrics(relay)
         keys = GaugeMetricFamily("replproxy_db_keys", "Keys per database.", labels=["db"])
         for i, d in enumerate(relay.keyspace.dbs):
             if d:
@@ -188,6 +189,28 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
     for reason, n in ds.stats.dropped.items():
         dropped.add_metric([reason], n)
     yield dropped
+
+
+def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The read-only client endpoint (INFO clients/stats under Prometheus names)."""
+    srv = relay.resp_server
+    yield GaugeMetricFamily("replproxy_connected_clients",
+                            "Client connections (INFO connected_clients).",
+                            value=relay.connected_clients)
+    yield GaugeMetricFamily("replproxy_blocked_clients",
+                            "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
+                            value=srv.blocked_clients)
+    yield GaugeMetricFamily("replproxy_pubsub_clients", "Clients subscribed to something.",
+                            value=sum(1 for c in srv.clients.values() if c.subscribed))
+    for name, doc, value in (
+        ("connections_received", "Client connections accepted (INFO "
+         "total_connections_received).", relay.total_connections),
+        ("commands_processed", "Client commands executed (INFO total_commands_processed).",
+         relay.total_commands),
+        ("rejected_connections", "Connections refused at maxclients.",
+         srv.rejected_connections),
+    ):
+        yield CounterMetricFamily(f"replproxy_{name}", doc, value=value)
 
 
 def make_registry(relay: Relay) -> CollectorRegistry:

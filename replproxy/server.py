@@ -1,32 +1,59 @@
-"""The client RESP endpoint on `--port`: connection handling and command dispatch.
+"""The client RESP endpoint on `--port`: connections, per-client state and command dispatch.
 
-This module owns client connections: reading requests (pipelined, through the sans-I/O
-`RequestParser`), per-client state, and writing replies. A malformed request gets
-`-ERR Protocol error: ...` and closes that client only; an exception in one connection never
-reaches the others. Command semantics live in the command table (`COMMANDS`), not here.
+Every request goes through `RespServer.dispatch`, which applies Redis's `processCommand`
+checks in Redis's order, driven by the upstream's command table (`replproxy.commandtable`,
+captured from the real server, so arity, flags and error texts are the master's):
 
-For now the table holds the connection and introspection commands an operator needs to watch
-the link (PING, ECHO, INFO, ROLE, DBSIZE, QUIT, CLIENT SETINFO/SETNAME); the full read-only
-command set is added by the read path.
+1. unknown command / subcommand, wrong arity (inside MULTI these also doom the EXEC);
+2. `NOAUTH` unless the command may run unauthenticated;
+3. `no-multi` commands inside MULTI;
+4. `-READONLY` for every write-flagged command: the relay is a read-only replica;
+5. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
+6. `-MASTERDOWN` when the link is down and `--replica-serve-stale-data no`, for commands
+   without the `stale` flag; `-LOADING` until the first snapshot is loaded, for commands
+   without the `loading` flag;
+7. inside MULTI the command is queued (`+QUEUED`), else it runs.
+
+Handlers are the per-type read commands (`READ_COMMANDS`, in the keyspace modules) and the
+connection/server commands (`SERVER_COMMANDS`, in `replproxy.server_commands`); both take
+`(client, argv)` and return the encoded reply. A handler runs synchronously between two trio
+checkpoints, and EXEC runs its whole queue in one go, so a reader never sees half of a
+replicated transaction, and MULTI/EXEC on the relay is atomic too. Writes from the stream
+touch keys (`Keyspace.on_key_modified`): that invalidates WATCH and wakes blocked XREADs.
+
+Each connection is one task that reads, dispatches and writes its replies in order
+(pipelining: a chunk's replies go out in one send). Pushes that arrive on their own (Pub/Sub
+messages) go through a per-client queue and a writer task, started at the first push; from
+then on replies use the same queue, so order is kept. A malformed request gets `-ERR Protocol
+error: ...` and closes that client only; an exception in one connection never reaches others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
+from replproxy.commandtable import CommandSpec, CommandTable, ResolveError, table_for
 from replproxy.downstream.psync import ReplicaHandshake
-from replproxy.downstream.server import cmd_replconf, cmd_sync
-from replproxy.info import info_text
-from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
+from replproxy.keyspace.reads import (
+    READ_COMMANDS,
+    BlockingRead,
+    ReadContext,
+    ReplyError,
+    double_style_of,
+    upstream_identity,
+)
 from replproxy.keyspace.util import now_ms
-from replproxy.persistence import SaveError, SaveInProgress
+from replproxy.link.protocol import LinkState
+from replproxy.pubsub import PubSub
 from replproxy.resp import reply
-from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser, string2ll
+from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser
 
 if TYPE_CHECKING:
     from replproxy.app import Relay
@@ -35,349 +62,565 @@ log = logging.getLogger("replproxy.server")
 
 RECV_SIZE = 64 * 1024
 
-
-@dataclass
-class Client:
-    id: int
-    addr: str
-    db: int = 0
-    proto: int = 2
-    name: bytes = b""
-    closing: bool = False
-    # Set by a command that must wait (SHUTDOWN): the connection awaits it for the reply.
-    pending: Callable[[], Awaitable[bytes]] | None = None
-    # REPLCONF state, then (SYNC/PSYNC) who owns the connection from now on: replproxy.downstream.
-    replica: ReplicaHandshake | None = None
-    takeover: Callable[[trio.SocketStream, RequestParser], Awaitable[None]] | None = None
-
-
-Handler = Callable[["RespServer", Client, list[bytes]], bytes]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    arity: int  # Redis convention: n = exactly n args incl. name, -n = at least n
-    handler: Handler
-    # Redis's `loading` flag: allowed while the start-up snapshot loads (else -LOADING).
-    ok_loading: bool = False
-
+Handler = Callable[["Client", list[bytes]], bytes]
 
 LOADING = reply.error(b"LOADING Redis is loading the dataset in memory")
+MASTERDOWN = reply.error(
+    b"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+)
+READONLY = reply.error(b"READONLY You can't write against a read only replica.")
+NOAUTH = reply.error(b"NOAUTH Authentication required.")
+NO_MULTI = reply.error(b"ERR Command not allowed inside a transaction")
+QUEUED = b"+QUEUED\r\n"
+
+# What RESP2 subscribers may still run (`processCommand`).
+_PUBSUB_OK = frozenset(
+    [b"ping", b"subscribe", b"ssubscribe", b"unsubscribe", b"sunsubscribe", b"psubscribe",
+     b"punsubscribe", b"quit", b"reset"]
+)
+# Run at once even inside MULTI.
+_MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
 
 
-def _arity_ok(cmd: Command, argc: int) -> bool:
-    return argc == cmd.arity if cmd.arity >= 0 else argc >= -cmd.arity
+class Client(ReadContext):
+    """One connection's state (Redis's `client`): what CLIENT LIST shows and MULTI, WATCH,
+    Pub/Sub and blocking reads need."""
 
+    def __init__(self, srv: RespServer, cid: int, addr: str, laddr: str) -> None:
+        super().__init__(srv.relay.keyspace, dstyle=srv.dstyle)
+        self.srv = srv
+        self.id = cid
+        self.addr = addr
+        self.laddr = laddr
+        self.ctime = time.monotonic()
+        self.last_active = self.ctime
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.user = b"default"
+        self.authed = not srv.users.default_needs_auth
+        self.last_cmd = b"NULL"
+        self.commands = 0
+        self.net_in = 0
+        self.net_out = 0
+        self.no_evict = False
+        self.no_touch = False
+        # CLIENT REPLY OFF, and SKIP (counts down over its own and the next command).
+        self.reply_off = False
+        self.skip = 0
+        self.closing = False
+        # MULTI: the queue (None outside MULTI), and whether an error dooms the EXEC.
+        self.multi: list[tuple[Entry, list[bytes]]] | None = None
+        self.multi_dirty = False
+        self.used_multi = False
+        # WATCH: (db, key) -> the key was live at WATCH time; dirty once one is touched.
+        self.watched: dict[tuple[int, bytes], bool] = {}
+        self.watch_dirty = False
+        self.watch_epoch = 0
+        # Pub/Sub (dicts as ordered sets).
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.shard_channels: dict[bytes, None] = {}
+        # A blocked XREAD: set to wake it; CLIENT UNBLOCK leaves its reply in `unblock`.
+        self.blocked = False
+        self.wake: trio.Event | None = None
+        self.unblock: bytes | None = None
+        # Set by a command that must wait (SHUTDOWN, XREAD BLOCK): awaited for the reply.
+        self.pending: Callable[[], Awaitable[bytes]] | None = None
+        # REPLCONF state, then (SYNC/PSYNC) who owns the connection from now on.
+        self.replica: ReplicaHandshake | None = None
+        self.takeover: Callable[[trio.SocketStream, RequestParser], Awaitable[None]] | None = None
+        # Output: direct sends until the first push, then a queue drained by a writer task.
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.soft_since: float | None = None
+        self.writer_active = False
+        self.writer_wake: trio.Event | None = None
+        self.sending = False
+        self.send_done: trio.Event | None = None
+        self.scope: trio.CancelScope | None = None
+        self.nursery: trio.Nursery | None = None
+        self.stream: trio.SocketStream | None = None
 
-def cmd_ping(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    if len(argv) > 2:
-        return reply.error(b"ERR wrong number of arguments for 'ping' command")
-    return reply.simple_string(b"PONG") if len(argv) == 1 else reply.bulk(argv[1])
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.channels or self.patterns or self.shard_channels)
 
+    def kill(self, why: str = "") -> None:
+        """Close this connection (CLIENT KILL, output limits, idle timeout)."""
+        if why:
+            log.info("closing client id=%d addr=%s: %s", self.id, self.addr, why)
+        self.closing = True
+        if self.scope is not None:
+            self.scope.cancel()
 
-def cmd_echo(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    return reply.bulk(argv[1])
+    def push(self, data: bytes) -> None:
+        """Queue bytes for the writer task (Pub/Sub messages; then every reply)."""
+        self.out.append(data)
+        self.out_bytes += len(data)
+        self._check_output_limit()
+        if not self.writer_active and self.nursery is not None and self.stream is not None:
+            self.writer_active = True
+            self.nursery.start_soon(self.srv._writer, self)
+        wake = self.writer_wake
+        if wake is not None:
+            self.writer_wake = None
+            wake.set()
 
-
-def cmd_quit(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    c.closing = True
-    return reply.simple_string(b"OK")
-
-
-def cmd_info(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    text = info_text(srv.relay, [a.decode("utf-8", "replace") for a in argv[1:]])
-    return reply.verbatim(text.encode(), c.proto)
-
-
-def cmd_role(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    relay = srv.relay
-    up = relay.link.upstream
-    st = relay.link.status
-    return reply.array(
-        [
-            reply.bulk(b"slave"),
-            reply.bulk(up.host.encode()),
-            reply.integer(up.port),
-            reply.bulk(st.state.role_state.encode()),
-            reply.integer(relay.replication.repl_offset),
-        ]
-    )
-
-
-def cmd_dbsize(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    return reply.integer(srv.relay.keyspace.dbsize(c.db))
-
-
-def cmd_client(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    sub = argv[1].lower()
-    if sub == b"setinfo" and len(argv) == 4:
-        return reply.simple_string(b"OK")
-    if sub == b"setname" and len(argv) == 3:
-        c.name = argv[2]
-        return reply.simple_string(b"OK")
-    if sub == b"getname" and len(argv) == 2:
-        return reply.bulk(c.name) if c.name else reply.null(c.proto)
-    if sub == b"id" and len(argv) == 2:
-        return reply.integer(c.id)
-    sub_name = argv[1].decode("utf-8", "replace")
-    return reply.error(f"ERR unknown subcommand '{sub_name}'. Try CLIENT HELP.".encode())
-
-
-def cmd_select(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    db = string2ll(argv[1])
-    if db is None:
-        return reply.error(b"ERR value is not an integer or out of range")
-    if not 0 <= db < srv.relay.keyspace.databases:
-        return reply.error(b"ERR DB index is out of range")
-    c.db = db
-    return reply.simple_string(b"OK")
-
-
-def unsupported_key_error(key: bytes) -> bytes:
-    """The reply for a key whose last write replproxy could not apply: never serve it stale."""
-    return reply.error(
-        b"ERR replproxy cannot serve key '" + key.replace(b"\r", b" ").replace(b"\n", b" ")
-        + b"': a command from the master touching it could not be applied (see the "
-        b"replproxy_unsupported_commands_total metric)"
-    )
-
-
-def _read_string(srv: RespServer, c: Client, key: bytes) -> bytes | Exception | None:
-    ks = srv.relay.keyspace
-    if (c.db, key) in ks.unsupported_keys:
-        return LookupError(key)
-    value = ks.get(c.db, key)
-    if value is None:
-        return None
-    exp = ks.get_expire(c.db, key)
-    if exp is not None and exp <= now_ms():
-        return None  # logically expired: a replica hides it until the master's DEL
-    if not isinstance(value, bytes):
-        return Exception()
-    return value
-
-
-WRONGTYPE = reply.error(b"WRONGTYPE Operation against a key holding the wrong kind of value")
-
-
-def cmd_get(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    v = _read_string(srv, c, argv[1])
-    if isinstance(v, LookupError):
-        return unsupported_key_error(argv[1])
-    if isinstance(v, Exception):
-        return WRONGTYPE
-    return reply.null(c.proto) if v is None else reply.bulk(v)
-
-
-def cmd_mget(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    out = []
-    for key in argv[1:]:
-        v = _read_string(srv, c, key)
-        if isinstance(v, LookupError):
-            return unsupported_key_error(key)
-        out.append(None if v is None or isinstance(v, Exception) else v)
-    return reply.bulk_array(out, c.proto)
-
-
-def cmd_debug(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    ks = srv.relay.keyspace
-    sub = argv[1].lower()
-    style = srv.relay.digest_style()
-    try:
-        if sub == b"digest" and len(argv) == 2:
-            return reply.simple_string(digest(ks, style))
-        if sub == b"digest-value":
-            return reply.array(
-                [reply.simple_string(digest_value(ks, c.db, k, style)) for k in argv[2:]]
-            )
-    except DigestUnavailable as e:
-        return reply.error(f"ERR {e}".encode())
-    return reply.error(b"ERR DEBUG subcommand not supported by replproxy (DIGEST, DIGEST-VALUE)")
-
-
-# ---- persistence (replproxy.persistence does the work; these are Redis's replies) ----
-
-SAVE_IN_PROGRESS = reply.error(b"ERR Background save already in progress")
-SYNTAX_ERROR = reply.error(b"ERR syntax error")
-
-
-def cmd_save(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    try:
-        srv.relay.persistence.save()
-    except SaveInProgress:
-        return SAVE_IN_PROGRESS
-    except SaveError:
-        return reply.error(b"ERR")
-    return reply.simple_string(b"OK")
-
-
-def cmd_bgsave(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    # SCHEDULE only matters when another kind of child runs; replproxy has none.
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
-        return SYNTAX_ERROR
-    try:
-        srv.relay.persistence.bgsave()
-    except SaveInProgress:
-        return SAVE_IN_PROGRESS
-    except SaveError:
-        return reply.error(b"ERR")
-    return reply.simple_string(b"Background saving started")
-
-
-def cmd_lastsave(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    return reply.integer(int(srv.relay.persistence.lastsave))
-
-
-def cmd_shutdown(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the relay's graceful exit (`Relay.shutdown`).
-
-    On success the process exits and the connection closes without a reply, as in Redis.
-    """
-    save: bool | None = None
-    now = force = False
-    for arg in argv[1:]:
-        word = arg.lower()
-        if word in (b"nosave", b"save") and save is None:
-            save = word == b"save"
-        elif word == b"now":
-            now = True
-        elif word == b"force":
-            force = True
+    def _check_output_limit(self) -> None:
+        cfg = self.srv.relay.config
+        limit = (cfg.client_output_buffer_limit_pubsub if self.subscribed
+                 else cfg.client_output_buffer_limit_normal)
+        used = self.out_bytes
+        if limit.hard and used > limit.hard:
+            self.kill(f"output buffer of {used} bytes over the hard limit {limit.hard}")
+        elif limit.soft and used > limit.soft:
+            now = time.monotonic()
+            if self.soft_since is None:
+                self.soft_since = now
+            elif now - self.soft_since > limit.soft_seconds:
+                self.kill(f"output buffer over the soft limit {limit.soft} for "
+                          f"{limit.soft_seconds} s")
         else:
-            return SYNTAX_ERROR
-    relay = srv.relay
-
-    async def shutdown() -> bytes:
-        await relay.shutdown(save=save, force=force, now=now, reason=f"SHUTDOWN from {c.addr}")
-        # Reached only when it failed: on success the relay is stopping.
-        return reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
-
-    c.pending = shutdown
-    return b""
+            self.soft_since = None
 
 
-def cmd_replicaof(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    """REPLICAOF host port: follow a failover to another master, keeping our history.
+class Entry:
+    """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    `REPLICAOF NO ONE` would make replproxy a master that takes writes: a relay never does.
-    """
-    if argv[1].lower() == b"no" and argv[2].lower() == b"one":
-        return reply.error(b"ERR replproxy is a relay and always replicates from a master: "
-                           b"REPLICAOF NO ONE is not supported")
-    port = string2ll(argv[2])
-    if port is None or not 0 < port < 65536:
-        return reply.error(b"ERR Invalid master port")
-    host = argv[1].decode("utf-8", "replace")
-    if not srv.relay.link.repoint(host, port):
-        return reply.simple_string(b"OK Already connected to specified master")
-    return reply.simple_string(b"OK")
+    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "spec", "stale",
+                 "write")
 
-
-COMMANDS: dict[bytes, Command] = {
-    c.name.encode(): c
-    for c in [
-        Command("ping", -1, cmd_ping),
-        Command("echo", 2, cmd_echo),
-        Command("quit", -1, cmd_quit, ok_loading=True),
-        Command("info", -1, cmd_info, ok_loading=True),
-        Command("role", 1, cmd_role, ok_loading=True),
-        Command("dbsize", 1, cmd_dbsize),
-        Command("client", -2, cmd_client, ok_loading=True),
-        Command("select", 2, cmd_select, ok_loading=True),
-        Command("get", 2, cmd_get),
-        Command("mget", -2, cmd_mget),
-        Command("debug", -2, cmd_debug, ok_loading=True),
-        Command("save", 1, cmd_save),
-        Command("bgsave", -1, cmd_bgsave),
-        Command("lastsave", 1, cmd_lastsave, ok_loading=True),
-        Command("shutdown", -1, cmd_shutdown, ok_loading=True),
-        Command("replconf", -1, cmd_replconf, ok_loading=True),
-        Command("sync", 1, cmd_sync),
-        Command("psync", -3, cmd_sync),
-        Command("replicaof", 3, cmd_replicaof, ok_loading=True),
-        Command("slaveof", 3, cmd_replicaof, ok_loading=True),
-    ]
-}
+    def __init__(self, spec: CommandSpec, handler: Handler) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.arity = spec.arity
+        self.handler = handler
+        flags = spec.flags
+        self.write = "write" in flags
+        self.stale = "stale" in flags
+        self.loading = "loading" in flags
+        self.noauth = "no_auth" in flags
+        self.nomulti = "no_multi" in flags
 
 
-def unknown_command(argv: list[bytes]) -> bytes:
-    args = " ".join(f"'{a.decode('utf-8', 'replace')}'" for a in argv[1:])
-    name = argv[0].decode("utf-8", "replace")
-    return reply.error(f"ERR unknown command '{name}', with args beginning with: {args}".encode())
+def not_supported(c: Client, argv: list[bytes]) -> bytes:
+    # `last_cmd` is the full name (`memory|stats`), set by `RespServer.call`.
+    name = c.last_cmd.decode("utf-8", "replace")
+    raise ReplyError(f"ERR replproxy does not support the '{name}' command".encode())
+
+
+def _help_handler(text: bytes) -> Handler:
+    """`<container> HELP`: the upstream's own text, captured with the command table."""
+    return lambda c, argv: text
+
+
+def _build_entries(table: CommandTable) -> dict[bytes, Entry]:
+    from replproxy.server_commands import SERVER_COMMANDS
+
+    entries: dict[bytes, Entry] = {}
+
+    def add(spec: CommandSpec) -> None:
+        handler = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(spec.name)
+        if handler is None and spec.container is not None and spec.name.endswith(b"|help"):
+            text = table.subcommand_help(spec.container)
+            if text is not None:
+                handler = _help_handler(text)
+        if handler is None:
+            # A subcommand may be served by its container's handler (CLIENT, CONFIG...).
+            if spec.container is not None:
+                handler = SERVER_COMMANDS.get(spec.container) or READ_COMMANDS.get(
+                    spec.container)
+            if handler is None:
+                handler = not_supported
+        entries[spec.name] = Entry(spec, handler)
+        for sub in spec.subcommands.values():
+            add(sub)
+
+    for spec in table:
+        add(spec)
+    return entries
 
 
 class RespServer:
     def __init__(self, relay: Relay) -> None:
+        from replproxy.auth import Users
+
         self.relay = relay
+        cfg = relay.config
+        self.users = Users(cfg.requirepass, cfg.aclfile)
         self._next_id = 1
         self._accepting = trio.CancelScope()
+        self.clients: dict[int, Client] = {}
+        self.pubsub = PubSub()
+        relay.keyspace.on_publish = self.pubsub.publish
+        relay.keyspace.on_spublish = self.pubsub.spublish
+        self.watchers: dict[tuple[int, bytes], dict[int, Client]] = {}
+        self.blocked: dict[tuple[int, bytes], dict[int, Client]] = {}
+        self.blocked_clients = 0
+        self.rejected_connections = 0
+        self.expired_clients = 0
+        self.dstyle = double_style_of(relay.keyspace)
+        self._aux: object = None
+        self.server_name = "redis"
+        self.server_version = "7.0.15"
+        self.table: CommandTable = table_for("redis")
+        self.entries: dict[bytes, Entry] = {}
+        self.fast: dict[bytes, Entry] = {}
+        self._refresh_identity()
 
-    def dispatch(self, client: Client, argv: list[bytes]) -> bytes:
+    # ---- the upstream decides the dialect ----
+
+    def _refresh_identity(self) -> None:
+        """Follow the master's kind and version (from its snapshot): command table, error
+        texts, double formatting."""
+        ks = self.relay.keyspace
+        self._aux = ks.loaded_aux
+        name, _version = upstream_identity(ks)
+        raw = ks.loaded_aux.get(b"valkey-ver" if name == "valkey" else b"redis-ver")
+        self.server_version = raw.decode("ascii", "replace") if raw else "7.0.15"
+        self.dstyle = double_style_of(ks)
+        for c in self.clients.values():
+            c.dstyle = self.dstyle
+        if name != self.server_name or not self.entries:
+            self.server_name = name
+            self.table = table_for(name)
+            self.entries = _build_entries(self.table)
+            # Exact spellings clients send, so the hot path skips `.lower()`; containers
+            # (CLIENT, OBJECT...) go through the table's resolution.
+            self.fast = {}
+            for key, e in self.entries.items():
+                if b"|" in key or e.spec.subcommands:
+                    continue
+                self.fast[key] = self.fast[key.upper()] = e
+
+    @property
+    def valkey(self) -> bool:
+        return self.server_name == "valkey"
+
+    # ---- dispatch ----
+
+    def dispatch(self, c: Client, argv: list[bytes]) -> bytes:
+        relay = self.relay
+        if relay.keyspace.loaded_aux is not self._aux:
+            self._refresh_identity()
+        e = self.fast.get(argv[0])
+        if e is None or not (len(argv) == e.arity if e.arity >= 0 else len(argv) >= -e.arity):
+            resolved = self.table.resolve(argv)
+            if isinstance(resolved, ResolveError):
+                return self._resolve_error(c, argv, resolved)
+            e = self.entries[resolved.name]
+        if not c.authed and not e.noauth:
+            return self._reject(c, NOAUTH)
+        if c.multi is not None and e.nomulti:
+            return self._reject(c, NO_MULTI)
+        if e.write:
+            return self._reject(c, READONLY)
+        if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
+                and e.name not in _PUBSUB_OK:
+            name = e.name.decode("utf-8", "replace")
+            return self._reject(c, reply.error(
+                f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                "QUIT / RESET are allowed in this context".encode()))
+        if not e.stale and not relay.config.replica_serve_stale_data \
+                and relay.link.status.state is not LinkState.CONNECTED:
+            return self._reject(c, MASTERDOWN)
+        if not e.loading and (relay.persistence.loading or not relay.replication.has_history):
+            return self._reject(c, LOADING)
+        if c.multi is not None and e.name not in _MULTI_CONTROL:
+            c.multi.append((e, argv))
+            return QUEUED
+        return self.call(c, e, argv)
+
+    def _resolve_error(self, c: Client, argv: list[bytes], err: ResolveError) -> bytes:
+        name = argv[0].lower()
+        if name in (b"host:", b"post"):
+            # An HTTP request sent to the RESP port (a cross-protocol attack): Redis closes
+            # the connection without a reply (`securityWarningCommand`).
+            log.warning("possible security attack: %r sent to the client port by %s; "
+                        "connection closed", argv[0], c.addr)
+            c.closing = True
+            return b""
+        if c.multi is not None:
+            c.multi_dirty = True
+            if name == b"exec":  # EXEC with arguments discards the transaction (EXECABORT)
+                c.multi = None
+                c.multi_dirty = False
+                self.unwatch(c)
+        return reply.error(err.msg)
+
+    def _reject(self, c: Client, err: bytes) -> bytes:
+        if c.multi is not None:
+            c.multi_dirty = True  # `flagTransaction`
+        return err
+
+    def call(self, c: Client, e: Entry, argv: list[bytes]) -> bytes:
+        c.now = now_ms()
+        c.last_cmd = e.name
+        c.commands += 1
         self.relay.total_commands += 1
-        cmd = COMMANDS.get(argv[0].lower())
-        if cmd is None:
-            return unknown_command(argv)
-        if not _arity_ok(cmd, len(argv)):
-            return reply.error(f"ERR wrong number of arguments for '{cmd.name}' command".encode())
-        if not cmd.ok_loading and self.relay.persistence.loading:
-            return LOADING
-        return cmd.handler(self, client, argv)
+        try:
+            return e.handler(c, argv)
+        except ReplyError as err:
+            return reply.error(err.msg)
+        except BlockingRead as br:
+            c.pending = partial(self._block, c, e, br)
+            return b""
+
+    # ---- keys touched by the stream: WATCH and blocked reads ----
+
+    def _hook(self) -> None:
+        """Keep `on_key_modified` installed only while someone needs it: the stream's hot
+        path skips the call otherwise."""
+        need = bool(self.watchers or self.blocked)
+        self.relay.keyspace.on_key_modified = self._key_modified if need else None
+
+    def _key_modified(self, db: int, key: bytes) -> None:
+        k = (db, key)
+        watching = self.watchers.get(k)
+        if watching:
+            for c in watching.values():
+                c.watch_dirty = True
+        waiting = self.blocked.get(k)
+        if waiting:
+            for c in waiting.values():
+                if c.wake is not None:
+                    c.wake.set()
+
+    def watch(self, c: Client, keys: list[bytes]) -> None:
+        if not c.watched:
+            c.watch_epoch = self.relay.keyspace.epoch
+        for key in keys:
+            k = (c.db, key)
+            if k in c.watched:
+                continue
+            value = self.relay.keyspace.dbs[c.db].get(key)
+            expire = self.relay.keyspace.expires[c.db].get(key)
+            c.watched[k] = value is not None and (expire is None or expire > now_ms())
+            self.watchers.setdefault(k, {})[c.id] = c
+        self._hook()
+
+    def unwatch(self, c: Client) -> None:
+        for k in c.watched:
+            subs = self.watchers.get(k)
+            if subs is not None:
+                subs.pop(c.id, None)
+                if not subs:
+                    del self.watchers[k]
+        c.watched = {}
+        c.watch_dirty = False
+        self._hook()
+
+    def watch_failed(self, c: Client) -> bool:
+        """EXEC must abort: a watched key was written, the dataset was replaced, or a key
+        live at WATCH time has expired since (`isWatchedKeyExpired`)."""
+        if c.watch_dirty:
+            return True
+        if c.watched and c.watch_epoch != self.relay.keyspace.epoch:
+            return True
+        now = now_ms()
+        ks = self.relay.keyspace
+        for (db, key), was_live in c.watched.items():
+            if was_live:
+                expire = ks.expires[db].get(key)
+                if expire is not None and expire <= now:
+                    return True
+        return False
+
+    async def _block(self, c: Client, e: Entry, br: BlockingRead) -> bytes:
+        keys = [(c.db, k) for k in br.keys]
+        deadline = (float("inf") if br.timeout_ms == 0
+                    else trio.current_time() + br.timeout_ms / 1000)
+        nothing = reply.null_array(c.proto)
+        c.blocked = True
+        c.unblock = None
+        self.blocked_clients += 1
+        try:
+            while True:
+                wake = c.wake = trio.Event()
+                for k in keys:
+                    self.blocked.setdefault(k, {})[c.id] = c
+                self._hook()
+                try:
+                    with trio.move_on_at(deadline):
+                        await wake.wait()
+                finally:
+                    for k in keys:
+                        subs = self.blocked.get(k)
+                        if subs is not None:
+                            subs.pop(c.id, None)
+                            if not subs:
+                                del self.blocked[k]
+                    self._hook()
+                if c.unblock is not None:
+                    return c.unblock
+                if not wake.is_set():
+                    return nothing
+                c.now = now_ms()
+                try:
+                    out = e.handler(c, br.retry)
+                except ReplyError as err:
+                    if err.msg.startswith(b"WRONGTYPE"):
+                        # The key came back as another type: Redis wakes blocked stream
+                        # readers for stream keys only, so the client keeps waiting.
+                        continue
+                    return reply.error(err.msg)
+                except BlockingRead:
+                    continue
+                if out != nothing:
+                    return out
+        finally:
+            c.blocked = False
+            c.wake = None
+            self.blocked_clients -= 1
+
+    # ---- connections ----
+
+    def _new_parser(self, c: Client) -> RequestParser:
+        cfg = self.relay.config
+        return RequestParser(
+            cfg.client_query_buffer_limit,
+            cfg.proto_max_bulk_len,
+            auth_required=not c.authed,
+            strict_crlf=self.valkey,
+            sticky_blank_inline=self.valkey,
+        )
 
     async def handle(self, stream: trio.SocketStream) -> None:
         relay = self.relay
-        client = Client(self._next_id, _peer(stream))
+        if len(self.clients) >= relay.config.maxclients:
+            self.rejected_connections += 1
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await stream.send_all(b"-ERR max number of clients reached\r\n")
+            await stream.aclose()
+            return
+        c = Client(self, self._next_id, _peer(stream), _local(stream))
         self._next_id += 1
+        self.clients[c.id] = c
         relay.connected_clients += 1
         relay.total_connections += 1
-        parser = RequestParser()
         try:
-            async with stream:
-                while not client.closing:
-                    data = await stream.receive_some(RECV_SIZE)
-                    if not data:
-                        return
-                    parser.feed(data)
-                    out: list[bytes] = []
-                    try:
-                        for argv in parser.next_requests():
-                            if argv:
-                                answer = self.dispatch(client, argv)
-                                if client.pending is not None:
-                                    pending, client.pending = client.pending, None
-                                    if out:
-                                        await stream.send_all(b"".join(out))
-                                        out = []
-                                    answer = await pending()
-                                out.append(answer)
-                                if client.takeover is not None:
-                                    # SYNC/PSYNC: the connection is a replica's from here on
-                                    # (requests pipelined after it are dropped: a replica
-                                    # sends none before the reply). Replicas are not clients.
-                                    if data := b"".join(out):
-                                        await stream.send_all(data)
-                                    relay.connected_clients -= 1
-                                    try:
-                                        await client.takeover(stream, parser)
-                                    finally:
-                                        relay.connected_clients += 1
-                                    return
-                            if client.closing:
-                                break
-                    except QueryBufferLimitError:
-                        log.warning("closing client %s: query buffer limit reached", client.addr)
-                        client.closing = True
-                    except ProtocolError as e:
-                        out.append(e.reply)
-                        client.closing = True
-                    if out:
-                        await stream.send_all(b"".join(out))
+            async with stream, trio.open_nursery() as nursery:
+                c.scope = nursery.cancel_scope
+                c.nursery = nursery
+                c.stream = stream
+                await self._serve_client(c, stream)
+                nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         except Exception:  # one client's bug never takes the server down
-            log.exception("error serving client %s", client.addr)
+            log.exception("error serving client %s", c.addr)
         finally:
+            self.clients.pop(c.id, None)
+            self.pubsub.drop_client(c)
+            self.unwatch(c)
             relay.connected_clients -= 1
+
+    async def _serve_client(self, c: Client, stream: trio.SocketStream) -> None:
+        relay = self.relay
+        parser = self._new_parser(c)
+        limit = relay.config.client_output_buffer_limit_normal.hard
+        while not c.closing:
+            data = await stream.receive_some(RECV_SIZE)
+            if not data:
+                return
+            c.last_active = time.monotonic()
+            c.net_in += len(data)
+            out: list[bytes] = []
+            try:
+                parser.feed(data)
+                while not c.closing:
+                    requests = parser.next_requests()
+                    if not requests:
+                        break
+                    for argv in requests:
+                        answer = self.dispatch(c, argv)
+                        if c.pending is not None:
+                            pending, c.pending = c.pending, None
+                            if out:
+                                await self._send(c, b"".join(out))
+                                out = []
+                            answer = await pending()
+                        if c.reply_off or c.skip:
+                            if c.skip:
+                                c.skip -= 1
+                            answer = b""
+                        if answer:
+                            out.append(answer)
+                        if c.takeover is not None:
+                            # SYNC/PSYNC: the connection is a replica's from here on (requests
+                            # pipelined after it are dropped: a replica sends none before the
+                            # reply). Replicas are not clients.
+                            if out:
+                                await self._send(c, b"".join(out))
+                            self.clients.pop(c.id, None)
+                            relay.connected_clients -= 1
+                            try:
+                                await c.takeover(stream, parser)
+                            finally:
+                                relay.connected_clients += 1
+                            c.closing = True
+                            return
+                        if c.closing:
+                            break
+                    parser.auth_required = not c.authed
+            except QueryBufferLimitError:
+                log.warning("closing client %s: query buffer limit reached", c.addr)
+                c.closing = True
+            except ProtocolError as e:
+                out.append(e.reply)
+                c.closing = True
+            if out:
+                payload = b"".join(out)
+                if limit and len(payload) > limit and not c.closing:
+                    c.kill(f"output of {len(payload)} bytes over the normal clients' hard "
+                           f"limit {limit}")
+                    return
+                await self._send(c, payload)
+        if c.writer_active:
+            await self._drain(c)
+
+    async def _send(self, c: Client, data: bytes) -> None:
+        if c.writer_active:
+            c.push(data)
+            return
+        stream = c.stream
+        assert stream is not None
+        c.sending = True
+        try:
+            await stream.send_all(data)
+            c.net_out += len(data)
+        finally:
+            c.sending = False
+            done = c.send_done
+            if done is not None:
+                c.send_done = None
+                done.set()
+
+    async def _writer(self, c: Client) -> None:
+        stream = c.stream
+        assert stream is not None
+        while True:
+            while not c.out:
+                wake = c.writer_wake = trio.Event()
+                await wake.wait()
+            while c.sending:  # a direct send started before the first push
+                done = c.send_done = trio.Event()
+                await done.wait()
+            data = b"".join(c.out)
+            c.out.clear()
+            await stream.send_all(data)
+            c.out_bytes -= len(data)
+            c.net_out += len(data)
+            if c.out_bytes <= 0:
+                c.out_bytes = 0
+                c.soft_since = None
+
+    async def _drain(self, c: Client) -> None:
+        """QUIT after pushes: let the writer send what is queued before the close."""
+        with trio.move_on_after(5):
+            while c.out:
+                await trio.sleep(0.01)
 
     async def serve(
         self, port: int, host: str, *, task_status: trio.TaskStatus[list[trio.SocketListener]]
@@ -387,11 +630,26 @@ class RespServer:
         # accepting (shutdown) closes the listeners and leaves connected clients alone.
         async with trio.open_nursery() as connections:
             connections.start_soon(self._accept, listeners, connections)
+            connections.start_soon(self._cron)
             task_status.started(listeners)
 
     async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
         with self._accepting:
             await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
+
+    async def _cron(self) -> None:
+        """Once a second: close idle clients (`timeout`) and enforce the soft output limits
+        of subscribers that stopped reading (`clientsCron`)."""
+        while True:
+            await trio.sleep(1)
+            idle = self.relay.config.timeout
+            now = time.monotonic()
+            for c in list(self.clients.values()):
+                if c.out:
+                    c._check_output_limit()
+                if idle and not c.blocked and not c.subscribed and now - c.last_active > idle:
+                    self.expired_clients += 1
+                    c.kill("idle timeout")
 
     def stop_accepting(self) -> None:
         """Close the listening sockets (new clients are refused); connected ones stay."""
@@ -401,6 +659,14 @@ class RespServer:
 def _peer(stream: trio.SocketStream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
+
+
+def _local(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getsockname()[:2]
         return f"{host}:{port}"
     except OSError:
         return "?"

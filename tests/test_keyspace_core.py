@@ -77,10 +77,11 @@ def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -
 
     relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
     srv = RespServer(relay)
+    relay.replication.has_history = True  # as after a sync
     ks = relay.keyspace
     ks.set(0, b"doc", b"old")
     ks.apply(0, [b"JSON.SET", b"doc", b"$", b"{}"])
-    client = Client(1, "test")
+    client = Client(srv, 1, "test", "test")
     got = srv.dispatch(client, [b"GET", b"doc"])
     assert got.startswith(b"-ERR replproxy cannot serve key 'doc'")
     assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")

@@ -319,7 +319,9 @@ async def test_clients_get_loading_over_the_wire_during_the_startup_load(tmp_pat
 
 def test_clients_get_loading_while_the_snapshot_loads() -> None:
     relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
-    srv, client = RespServer(relay), Client(1, "test")
+    srv = RespServer(relay)
+    client = Client(srv, 1, "test", "test")
+    relay.replication.has_history = True  # a restart's load, not a first sync
     relay.persistence.loading = True
     loading = b"-LOADING Redis is loading the dataset in memory\r\n"
     for argv in ([b"PING"], [b"GET", b"k"], [b"DBSIZE"], [b"BGSAVE"], [b"SAVE"]):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from replproxy.keyspace.scan import ScanCursors
 from replproxy.keyspace.util import now_ms as _now_ms
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
 
@@ -92,7 +93,12 @@ class Keyspace:
         # Called with (db, key) after every write to a key: WATCH, blocking reads.
         self.on_key_modified: Callable[[int, bytes], None] | None = None
         # Called with (channel, message) for PUBLISH from the master.
-        self.on_publish: Callable[[bytes, bytes], None] | None = None
+        self.on_publish: Callable[[bytes, bytes], object] | None = None
+        self.on_spublish: Callable[[bytes, bytes], object] | None = None
+        # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
+        self.epoch = 0
+        # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).
+        self.scans = ScanCursors()
 
     # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
 
@@ -286,6 +292,7 @@ class KeyspaceLoader:
         t.dbs, t.expires, t.functions = self.dbs, self.expires, self.functions
         t.loaded_aux = self.aux
         t.unsupported_keys = set()
+        t.epoch += 1
 
 
 def _zset(v: ZSetValue) -> Value:

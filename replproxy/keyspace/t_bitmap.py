@@ -10,19 +10,49 @@ the result is empty.
 What arrives (every version, verbatim): `SETBIT`, `BITFIELD` (the whole command, GET
 sub-operations included: they change nothing and are skipped here), `BITOP AND|OR|XOR|NOT`
 and Redis 8.2's `DIFF|DIFF1|ANDOR|ONE`. `BITFIELD_RO`, `GETBIT`, `BITCOUNT`, `BITPOS` are
-reads and are not registered. Since 7.0 a replica does not apply the 512 MB offset limit
-to its master (`mustObeyClient`), so neither does this module.
+reads, never propagated: they are read commands below. Since 7.0 a replica does not apply
+the 512 MB offset limit to its master (`mustObeyClient`), so neither do the appliers (the
+reads, answering clients, do).
 
 Masters before 6.0.6 (all of 5.x) mishandle signed 64-bit fields (`((uint64_t)-1) << 64`,
 fixed by "Fix BITFIELD i64 type handling, see #7417"): a negative i64 reads as -1 and a
 wrapped i64 becomes -1 or 0. Their replicas compute the same, so for such a master (the
 snapshot's `redis-ver`) this module does too: the dataset must be the master's.
+
+Read commands (`@read_command`), as `bitops.c` answers them:
+
+- `GETBIT key offset`: the offset is checked first (`getBitOffsetFromArgument`: a
+  non-negative long long whose byte, offset >> 3, is below `proto-max-bulk-len`, assumed
+  the default 512 MB: so offsets up to 2^32 - 1); a missing key or a bit past the end is 0.
+- `BITCOUNT key [start end [BYTE|BIT]]`, `BITPOS key bit [start [end [BYTE|BIT]]]`: the
+  order of the checks moved between versions. Redis up to 7.2 and Valkey 7.2 look the key
+  up first (a missing key answers 0 / -1|0 even with bad arguments; BITCOUNT's "start > end,
+  both negative" answers 0 before BYTE|BIT is checked); Redis 7.4+ and Valkey 8 parse
+  everything first. Valkey 8 also accepts `BITCOUNT key start` (end = the last byte) and
+  checks BYTE|BIT before parsing end. The range arithmetic is the same everywhere.
+- `BITFIELD_RO key [GET type offset] ...`: parsed as BITFIELD (`OVERFLOW` accepted, `SET`/
+  `INCRBY` parsed in full, value included) and then refused with "BITFIELD_RO only supports
+  the GET subcommand" when one is present, before the key's type is checked. `#n` offsets
+  are n * bits in 64-bit wrapping arithmetic, as C computes them.
 """
 
 from __future__ import annotations
 
+import re
+
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    WRONGTYPE,
+    ReadContext,
+    ReplyError,
+    lookup,
+    read_command,
+    upstream_identity,
+)
 from replproxy.keyspace.util import parse_int
+from replproxy.resp.request import string2ll
 
 _U64 = (1 << 64) - 1
 
@@ -249,3 +279,299 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         raise ApplyError(f"BITOP operation {argv[1]!r} is not supported")
     ks.set(db, dest, result.to_bytes(maxlen, "big"))
+
+
+# ---- reads ----
+
+_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024  # the default; the master's own setting is unknown
+_BIT_OFFSET_ERR = b"ERR bit offset is not an integer or out of range"
+_BITFIELD_TYPE_ERR = (
+    b"ERR Invalid bitfield type. Use something like i16 u8. "
+    b"Note that u64 is not supported but i64 is."
+)
+_ZERO = b":0\r\n"
+_NOT_ZERO = re.compile(rb"[^\x00]")
+_NOT_FF = re.compile(rb"[^\xff]")
+
+
+def _ll(raw: bytes) -> int:
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(NOT_INTEGER)
+    return v
+
+
+def _read_string(c: ReadContext, key: bytes) -> bytes | None:
+    v = lookup(c, key)
+    if v is None or type(v) is bytes:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def _cstr_lower(raw: bytes) -> bytes:
+    """An argument as `strcasecmp` sees it: a C string, ending at its first NUL."""
+    nul = raw.find(b"\0")
+    return (raw if nul < 0 else raw[:nul]).lower()
+
+
+def _is_bit_unit(raw: bytes) -> bool:
+    """BYTE (False) or BIT (True) at the end of BITCOUNT / BITPOS, else a syntax error."""
+    unit = _cstr_lower(raw)
+    if unit == b"bit":
+        return True
+    if unit == b"byte":
+        return False
+    raise ReplyError(SYNTAX)
+
+
+def _read_bit_offset(raw: bytes, bits: int = 0) -> int:
+    """`getBitOffsetFromArgument` for a client: with `bits`, `#n` means n * bits (wrapping
+    at 64 bits as the C multiplication does)."""
+    usehash = bits > 0 and raw[:1] == b"#"
+    offset = string2ll(raw[1:] if usehash else raw)
+    if offset is None:
+        raise ReplyError(_BIT_OFFSET_ERR)
+    if usehash:
+        offset = ((offset * bits + (1 << 63)) & _U64) - (1 << 63)
+    if offset < 0 or (offset >> 3) >= _PROTO_MAX_BULK_LEN:
+        raise ReplyError(_BIT_OFFSET_ERR)
+    return offset
+
+
+def _read_bitfield_type(raw: bytes) -> tuple[bool, int]:
+    """`getBitfieldTypeFromArgument`: (signed, bits), with the client-facing error."""
+    sign = raw[:1]
+    if sign != b"i" and sign != b"u":
+        raise ReplyError(_BITFIELD_TYPE_ERR)
+    rest = raw[1:]
+    nul = rest.find(b"\0")  # strlen(p+1)
+    bits = string2ll(rest if nul < 0 else rest[:nul])
+    signed = sign == b"i"
+    if bits is None or bits < 1 or bits > (64 if signed else 63):
+        raise ReplyError(_BITFIELD_TYPE_ERR)
+    return signed, bits
+
+
+def _range_rules(c: ReadContext) -> tuple[bool, bool]:
+    """(parse the arguments before the lookup, BITCOUNT accepts a lone start): see the
+    module docstring."""
+    name, version = upstream_identity(c.ks)
+    if name == "valkey":
+        new = version >= (8, 0, 0)
+        return new, new
+    return version >= (7, 4, 0), False
+
+
+def _byte_range(
+    start: int, end: int, length: int, isbit: bool
+) -> tuple[int, int, int, int]:
+    """The C range arithmetic shared by BITCOUNT and BITPOS: (first byte, last byte,
+    first_byte_neg_mask, last_byte_neg_mask); first > last means an empty range."""
+    total = length << 3 if isbit else length
+    if start < 0:
+        start += total
+    if end < 0:
+        end += total
+    start = max(start, 0)
+    end = max(end, 0)
+    if end >= total:
+        end = total - 1
+    first_mask = last_mask = 0
+    if isbit and start <= end:
+        first_mask = ~((1 << (8 - (start & 7))) - 1) & 0xFF
+        last_mask = (1 << (7 - (end & 7))) - 1
+        start >>= 3
+        end >>= 3
+    return start, end, first_mask, last_mask
+
+
+@read_command("getbit")
+def getbit(c: ReadContext, argv: list[bytes]) -> bytes:
+    offset = _read_bit_offset(argv[2])
+    v = _read_string(c, argv[1])
+    byte = offset >> 3
+    if v is None or byte >= len(v):
+        return _ZERO
+    return b":1\r\n" if v[byte] & (0x80 >> (offset & 7)) else _ZERO
+
+
+@read_command("bitcount")
+def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
+    argc = len(argv)
+    parse_first, lone_start = _range_rules(c)
+    isbit = False
+    if not parse_first:
+        v = _read_string(c, argv[1])
+        if v is None:
+            return _ZERO
+        if argc == 4 or argc == 5:
+            start = _ll(argv[2])
+            end = _ll(argv[3])
+            if start < 0 and end < 0 and start > end:
+                return _ZERO
+            if argc == 5:
+                isbit = _is_bit_unit(argv[4])
+        elif argc == 2:
+            start, end = 0, len(v) - 1
+        else:
+            raise ReplyError(SYNTAX)
+    elif argc == 4 or argc == 5 or (argc == 3 and lone_start):
+        start = _ll(argv[2])
+        if lone_start:  # Valkey: BYTE|BIT before end
+            if argc == 5:
+                isbit = _is_bit_unit(argv[4])
+            end = _ll(argv[3]) if argc >= 4 else 0
+        else:
+            end = _ll(argv[3])
+            if argc == 5:
+                isbit = _is_bit_unit(argv[4])
+        v = _read_string(c, argv[1])
+        if argc == 3:
+            end = len(v or b"") - 1
+        if start < 0 and end < 0 and start > end:
+            return _ZERO
+        if v is None:
+            return _ZERO
+    elif argc == 2:
+        v = _read_string(c, argv[1])
+        if v is None:
+            return _ZERO
+        start, end = 0, len(v) - 1
+    else:
+        raise ReplyError(SYNTAX)
+    if argc > 2:
+        start, end, first_mask, last_mask = _byte_range(start, end, len(v), isbit)
+    else:
+        first_mask = last_mask = 0
+    if start > end:
+        return _ZERO
+    count = int.from_bytes(memoryview(v)[start : end + 1], "little").bit_count()
+    if first_mask:
+        count -= (v[start] & first_mask).bit_count()
+    if last_mask:
+        count -= (v[end] & last_mask).bit_count()
+    return b":%d\r\n" % count
+
+
+def _first_bit(buf: bytes, lo: int, hi: int, bit: int) -> int:
+    """`redisBitpos(buf + lo, hi - lo, bit)`: the position of the first `bit` from lo*8; when
+    there is none, -1 for a 1 and (hi - lo) * 8 for a 0 (the right is taken as zero-padded)."""
+    m = (_NOT_ZERO if bit else _NOT_FF).search(buf, lo, hi)
+    if m is None:
+        return -1 if bit else (hi - lo) << 3
+    k = m.start()
+    byte = buf[k] if bit else buf[k] ^ 0xFF
+    return ((k - lo) << 3) + 8 - byte.bit_length()
+
+
+@read_command("bitpos")
+def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
+    bit = _ll(argv[2])
+    if bit != 0 and bit != 1:
+        raise ReplyError(b"ERR The bit argument must be 1 or 0.")
+    missing = b":-1\r\n" if bit else _ZERO
+    argc = len(argv)
+    parse_first, _ = _range_rules(c)
+    isbit = end_given = False
+    start = end = 0
+    if not parse_first:
+        v = _read_string(c, argv[1])
+        if v is None:
+            return missing
+    if argc == 4 or argc == 5 or argc == 6:
+        start = _ll(argv[3])
+        if argc == 6:
+            isbit = _is_bit_unit(argv[5])
+        if argc >= 5:
+            end = _ll(argv[4])
+            end_given = True
+        if parse_first:
+            v = _read_string(c, argv[1])
+        length = len(v or b"")
+        if not end_given:
+            end = length - 1  # `(totlen<<3) + 7` with BIT, which needs an explicit end
+        start, end, first_mask, last_mask = _byte_range(start, end, length, isbit)
+    elif argc == 3:
+        if parse_first:
+            v = _read_string(c, argv[1])
+        start, end, first_mask, last_mask = 0, len(v or b"") - 1, 0, 0
+    else:
+        raise ReplyError(SYNTAX)
+    if v is None:
+        return missing
+    if start > end:
+        return b":-1\r\n"
+    # bitposCommand's three steps: a masked first byte, the whole bytes, a masked last byte.
+    nbytes = end - start + 1
+    pos = -1
+    done = False
+    if first_mask:
+        tmp = v[start] & ~first_mask & 0xFF if bit else v[start] | first_mask
+        if last_mask and nbytes == 1:
+            tmp = tmp & ~last_mask & 0xFF if bit else tmp | last_mask
+        pos = _first_bit(bytes((tmp,)), 0, 1, bit)
+        if nbytes == 1 or (pos != -1 and pos != 8):
+            done = True
+        else:
+            start += 1
+            nbytes -= 1
+    if not done:
+        whole = nbytes - (1 if last_mask else 0)
+        if whole > 0:
+            pos = _first_bit(v, start, start + whole, bit)
+            if nbytes == whole or (pos != -1 and pos != whole << 3):
+                done = True
+            else:
+                start += whole
+                nbytes -= whole
+        if not done:
+            tmp = v[end] & ~last_mask & 0xFF if bit else v[end] | last_mask
+            pos = _first_bit(bytes((tmp,)), 0, 1, bit)
+    if end_given and bit == 0 and pos == nbytes << 3:
+        return b":-1\r\n"
+    if pos != -1:
+        pos += start << 3
+    return b":%d\r\n" % pos
+
+
+@read_command("bitfield_ro")
+def bitfield_ro(c: ReadContext, argv: list[bytes]) -> bytes:
+    gets: list[tuple[int, int, bool]] = []  # offset, bits, signed
+    readonly = True
+    j, argc = 2, len(argv)
+    while j < argc:
+        left = argc - j - 1
+        sub = _cstr_lower(argv[j])
+        if sub == b"get" and left >= 2:
+            is_get = True
+        elif (sub == b"set" or sub == b"incrby") and left >= 3:
+            is_get = False
+        elif sub == b"overflow" and left >= 1:
+            if _cstr_lower(argv[j + 1]) not in (b"wrap", b"sat", b"fail"):
+                raise ReplyError(b"ERR Invalid OVERFLOW type specified")
+            j += 2
+            continue
+        else:
+            raise ReplyError(SYNTAX)
+        signed, bits = _read_bitfield_type(argv[j + 1])
+        offset = _read_bit_offset(argv[j + 2], bits)
+        if is_get:
+            gets.append((offset, bits, signed))
+            j += 3
+        else:
+            readonly = False
+            _ll(argv[j + 3])
+            j += 4
+    if not readonly:
+        raise ReplyError(b"ERR BITFIELD_RO only supports the GET subcommand")
+    v = _read_string(c, argv[1]) or b""
+    out = [b"*%d\r\n" % len(gets)]
+    for offset, bits, signed in gets:
+        byte = offset >> 3
+        # As the C code: up to 9 bytes from the field's first byte, zero-padded.
+        window = int.from_bytes(v[byte : byte + 9].ljust(9, b"\0"), "big")
+        value = (window >> (72 - (offset & 7) - bits)) & ((1 << bits) - 1)
+        if signed and value >> (bits - 1):
+            value -= 1 << bits
+        out.append(b":%d\r\n" % value)
+    return b"".join(out)

@@ -19,7 +19,12 @@ this module is a line-by-line port of Redis's `geohash.c`, `geohash_helper.c`, `
 The variant is read from the `redis-ver` / `valkey-ver` field of the master's last snapshot
 (`Keyspace.loaded_aux`); without one the newest is used. Python floats are C doubles and
 `math.sin`/`cos`/`asin`/`sqrt` are the C library's, so evaluating each expression in C's
-order gives the master's bits. Nothing here checks expiry or answers clients.
+order gives the master's bits. The appliers do not check expiry.
+
+The geo read commands live here too (see "Reads" at the end): GEOPOS, GEODIST, GEOHASH,
+GEOSEARCH, GEORADIUS_RO and GEORADIUSBYMEMBER_RO run the same search (`geo_search`) and
+answer with Redis's exact text for distances (`%.4f`-like fixed point) and coordinates
+(`%.17Lf` trimmed), and its exact errors.
 """
 
 from __future__ import annotations
@@ -30,15 +35,29 @@ from dataclasses import dataclass
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.pqsort import pqsort
+from replproxy.keyspace.reads import (
+    NOT_FLOAT,
+    NOT_INTEGER,
+    SYNTAX,
+    ReadContext,
+    ReplyError,
+    lookup_zset,
+    read_command,
+)
 from replproxy.keyspace.t_zset import (
+    c_string,
     double_arg,
     master_version,
     store_zset,
+    string2d,
+    word,
     zadd,
     zset_for_write,
 )
 from replproxy.keyspace.util import parse_int
 from replproxy.keyspace.values import ZSet
+from replproxy.resp import reply
+from replproxy.resp.request import string2ll
 
 # ---- geohash.c / geohash_helper.c ----
 
@@ -138,9 +157,29 @@ def geohash_decode(bits: int, step: int) -> tuple[float, float, float, float]:
     return lon_min, lon_max, lat_min, lat_max
 
 
+_TWO63 = 9223372036854775808.0
+_TWO64 = 18446744073709551616.0
+
+
+def score_bits(score: float) -> int:
+    """`(uint64_t)score` as gcc compiles it on x86-64 (scores of a zset that was not made by
+    GEOADD can be anything): truncation, wrapping negatives; below -2^63 (and -inf) the
+    "integer indefinite" 2^63, from 2^64 up (and inf) 0."""
+    if score < -_TWO63:
+        return 1 << 63
+    if score >= _TWO64:
+        return 0
+    return int(score) & _M64
+
+
+def score_long_long(score: float) -> int:
+    """`(long long)score` on x86-64 (`cvttsd2si`): truncation, LLONG_MIN when out of range."""
+    return int(score) if -_TWO63 <= score < _TWO63 else -(1 << 63)
+
+
 def decode_score(score: float, clamp: bool) -> tuple[float, float]:
     """`decodeGeohash`: the centre of a member's 52-bit cell, (longitude, latitude)."""
-    lon_min, lon_max, lat_min, lat_max = geohash_decode(int(score) & _M64, GEO_STEP_MAX)
+    lon_min, lon_max, lat_min, lat_max = geohash_decode(score_bits(score), GEO_STEP_MAX)
     lon = (lon_min + lon_max) / 2
     lat = (lat_min + lat_max) / 2
     if clamp:  # 6.0+ (geohashDecodeAreaToLongLat)
@@ -213,6 +252,12 @@ def _rad_deg(ang: float) -> float:
     return ang / D_R
 
 
+def _c_cos(x: float) -> float:
+    # C's cos(inf) is NaN where Python raises: an infinite radius (a valid argument) gets
+    # there, and the NaN bounds it makes then keep every neighbour, as on the master.
+    return math.cos(x) if math.isfinite(x) else math.nan
+
+
 def distance_v50(lon1d: float, lat1d: float, lon2d: float, lat2d: float) -> float:
     """`geohashGetDistance` up to 6.2."""
     lat1r = _deg_rad(lat1d)
@@ -275,9 +320,9 @@ def _areas(shape: GeoShape, variant: int) -> list[Box]:
         width = shape.conversion * (shape.radius if circular else shape.width / 2)
         lat_delta = _rad_deg(height / EARTH_RADIUS_IN_METERS)
         long_delta_top = _rad_deg(
-            width / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(latitude + lat_delta)))
+            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude + lat_delta)))
         long_delta_bottom = _rad_deg(
-            width / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(latitude - lat_delta)))
+            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude - lat_delta)))
         long_delta = long_delta_bottom if latitude < 0 else long_delta_top
         min_lon, max_lon = longitude - long_delta, longitude + long_delta
         min_lat, max_lat = latitude - lat_delta, latitude + lat_delta
@@ -455,6 +500,27 @@ def _member_lonlat(zs: ZSet, member: bytes, clamp: bool) -> tuple[float, float]:
     return decode_score(score, clamp)
 
 
+def geo_search(zs: ZSet, shape: GeoShape, variant: int, count: int, any_: bool, sort: int,
+               ordered: bool = True) -> list[Point]:
+    """The search of `georadiusGeneric` once its arguments are known: the candidates of the
+    nine boxes, sorted as Redis sorts them (`qsort`, glibc's stable merge sort, when all are
+    kept; the partial `pqsort` when COUNT cuts), cut to COUNT. With `ordered` False a full
+    result is left unsorted (a STORE does not need the order)."""
+    if variant < V62:
+        any_ = False  # no ANY before 6.2 (the master would have refused it)
+    if count and sort == SORT_NONE and not any_:
+        sort = SORT_ASC
+    boxes = _areas(shape, variant)
+    ga = _members_of_all_neighbors(zs, boxes, _within(shape, variant), count if any_ else 0)
+    returned = len(ga) if count == 0 or len(ga) < count else count
+    if sort != SORT_NONE and (ordered or returned < len(ga)):
+        if returned == len(ga) or variant < V62:
+            ga.sort(key=lambda p: p[0], reverse=sort == SORT_DESC)
+        else:
+            pqsort(ga, _cmp_asc if sort == SORT_ASC else _cmp_desc, 0, returned - 1)
+    return ga[:returned]
+
+
 def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> None:
     """`georadiusGeneric` for the forms that store (a search without STORE writes nothing)."""
     variant = geo_variant(ks)
@@ -538,28 +604,14 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
     if geosearch and shape.type == 0:
         raise ApplyError("GEOSEARCHSTORE needs BYRADIUS or BYBOX")
 
-    if variant < V62:
-        any_ = False  # no ANY before 6.2 (the master would have refused it)
-    if count and sort == SORT_NONE and not any_:
-        sort = SORT_ASC
-
-    boxes = _areas(shape, variant)
-    ga = _members_of_all_neighbors(zs, boxes, _within(shape, variant), count if any_ else 0)
-
-    returned = len(ga) if count == 0 or len(ga) < count else count
-    if sort != SORT_NONE and returned < len(ga):
-        # When everything is kept the order does not matter (a zset is stored); when COUNT
-        # cuts, which of equally distant points are kept depends on the sort Redis ran.
-        if variant >= V62:
-            pqsort(ga, _cmp_asc if sort == SORT_ASC else _cmp_desc, 0, returned - 1)
-        else:
-            ga.sort(key=lambda p: p[0], reverse=sort == SORT_DESC)  # glibc msort: stable
-
+    # When everything is kept the order does not matter (a zset is stored); when COUNT cuts,
+    # which of equally distant points are kept depends on the sort Redis ran.
+    found = geo_search(zs, shape, variant, count, any_, sort, ordered=False)
     conversion = shape.conversion
     if storedist:
-        result = {member: d / conversion for d, _, member in ga[:returned]}
+        result = {member: d / conversion for d, _, member in found}
     else:
-        result = {member: score for _, score, member in ga[:returned]}
+        result = {member: score for _, score, member in found}
     store_zset(ks, db, storekey, result)
 
 
@@ -602,3 +654,286 @@ def geoadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         assert bits is not None
         zargv += [b"%d" % geohash_align52(bits, GEO_STEP_MAX), argv[j + 2]]
     zadd(ks, db, zargv)
+
+
+# =============================================================================================
+# Reads: GEOPOS GEODIST GEOHASH GEOSEARCH GEORADIUS_RO GEORADIUSBYMEMBER_RO (geo.c)
+# =============================================================================================
+#
+# The searches run the same code as the STORE appliers above (`geo_search`), in the master's
+# variant, so the same members come back in the same order. What is particular to replies:
+# distances print as `fixedpoint_d2string(d, 4)` (a bulk string even in RESP3), coordinates
+# as `addReplyHumanLongDouble` (`%.17Lf` trimmed; a RESP3 double), WITHHASH as the score
+# converted to a long long. Arguments are checked in `georadiusGeneric`'s order: the key's
+# type first, then the centre and radius, then the options, then their combinations.
+
+_NOSTORE_COORDS, _NOSTORE_MEMBER, _GEOSEARCH = 11, 12, 13
+_UNIT_ERROR = b"ERR unsupported unit provided. please use M, KM, FT, MI"
+_NO_MEMBER = b"ERR could not decode requested zset member"
+_GEOALPHABET = b"0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def _read_double(raw: bytes, msg: bytes = NOT_FLOAT) -> float:
+    v = string2d(raw)
+    if v is None:
+        raise ReplyError(msg)
+    return v
+
+
+def _read_unit(raw: bytes) -> float:
+    """`extractUnitOrReply`."""
+    conv = _UNITS.get(word(raw))
+    if conv is None:
+        raise ReplyError(_UNIT_ERROR)
+    return conv
+
+
+def _read_lonlat(lon_raw: bytes, lat_raw: bytes) -> tuple[float, float]:
+    """`extractLongLatOrReply`."""
+    lon = _read_double(lon_raw)
+    lat = _read_double(lat_raw)
+    if lon < GEO_LONG_MIN or lon > GEO_LONG_MAX or lat < GEO_LAT_MIN or lat > GEO_LAT_MAX:
+        raise ReplyError(b"ERR invalid longitude,latitude pair %f,%f" % (lon, lat))
+    return lon, lat
+
+
+def _read_distance(raw: bytes, unit: bytes) -> tuple[float, float]:
+    """`extractDistanceOrReply`: (radius, conversion)."""
+    radius = _read_double(raw, b"ERR need numeric radius")
+    if radius < 0:
+        raise ReplyError(b"ERR radius cannot be negative")
+    return radius, _read_unit(unit)
+
+
+def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes) -> tuple[float, float, float]:
+    """`extractBoxOrReply`: (width, height, conversion)."""
+    width = _read_double(w_raw, b"ERR need numeric width")
+    height = _read_double(h_raw, b"ERR need numeric height")
+    if height < 0 or width < 0:
+        raise ReplyError(b"ERR height or width cannot be negative")
+    return width, height, _read_unit(unit)
+
+
+def fixed4(d: float) -> bytes:
+    """`fixedpoint_d2string(d, 4)`: `llrint(d * 10^4)` written with four decimals."""
+    if d == 0:
+        return b"0.0000"
+    v = d * 10000.0
+    n = round(v) if -_TWO63 <= v < _TWO63 else -(1 << 63)  # llrint: to nearest, ties even
+    digits = b"%d" % abs(n)
+    if len(digits) <= 4:
+        text = b"0." + digits.rjust(4, b"0")
+    else:
+        text = digits[:-4] + b"." + digits[-4:]
+    return b"-" + text if n < 0 else text
+
+
+def human_coord(x: float, proto: int) -> bytes:
+    """`addReplyHumanLongDouble` of a double: `%.17Lf` without trailing zeros (the long
+    double holds the double exactly, and Python's `%.17f` rounds the exact value as glibc
+    does), `-0` as `0`; a bulk string in RESP2, a double in RESP3."""
+    text = (b"%.17f" % x).rstrip(b"0").rstrip(b".")
+    if text == b"-0":
+        text = b"0"
+    if proto == 2:
+        return b"$%d\r\n%b\r\n" % (len(text), text)
+    return b",%b\r\n" % text
+
+
+def _distance(variant: int) -> Callable[[float, float, float, float], float]:
+    return distance_v70 if variant >= V70 else distance_v50
+
+
+@read_command("geopos")
+def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    zs = lookup_zset(c, argv[1])
+    clamp = geo_variant(c.ks) >= V60
+    out = [b"*%d\r\n" % (len(argv) - 2)]
+    missing = reply.null_array(c.proto)
+    for member in argv[2:]:
+        score = zs.get(member) if zs is not None else None
+        if score is None:
+            out.append(missing)
+            continue
+        lon, lat = decode_score(score, clamp)
+        out.append(b"*2\r\n%b%b" % (human_coord(lon, c.proto), human_coord(lat, c.proto)))
+    return b"".join(out)
+
+
+def _geohash_string(lon: float, lat: float) -> bytes:
+    """GEOHASH's 11 characters: the position re-encoded over the standard ranges (latitude
+    -90..90, not the -85..85 of the scores), 52 bits, the 11th character always `0`."""
+    bits = 0
+    if not (lon > GEO_LONG_MAX or lon < GEO_LONG_MIN or lat > GEO_LAT_MAX or lat < GEO_LAT_MIN):
+        lat_offset = (lat - -90.0) / (90.0 - -90.0) * float(1 << GEO_STEP_MAX)
+        long_offset = (lon - -180.0) / (180.0 - -180.0) * float(1 << GEO_STEP_MAX)
+        bits = _interleave64(int(lat_offset) & 0xFFFFFFFF, int(long_offset) & 0xFFFFFFFF)
+    chars = bytearray(11)
+    for i in range(10):
+        chars[i] = _GEOALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F]
+    chars[10] = _GEOALPHABET[0]
+    return bytes(chars)
+
+
+@read_command("geohash")
+def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    zs = lookup_zset(c, argv[1])
+    clamp = geo_variant(c.ks) >= V60
+    out = [b"*%d\r\n" % (len(argv) - 2)]
+    missing = reply.null(c.proto)
+    for member in argv[2:]:
+        score = zs.get(member) if zs is not None else None
+        if score is None:
+            out.append(missing)
+        else:
+            out.append(b"$11\r\n%b\r\n" % _geohash_string(*decode_score(score, clamp)))
+    return b"".join(out)
+
+
+@read_command("geodist")
+def geodist_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    to_meter = 1.0
+    if len(argv) == 5:
+        to_meter = _read_unit(argv[4])
+    elif len(argv) > 5:
+        raise ReplyError(SYNTAX)
+    zs = lookup_zset(c, argv[1])
+    if zs is None:
+        return reply.null(c.proto)
+    s1, s2 = zs.get(argv[2]), zs.get(argv[3])
+    if s1 is None or s2 is None:
+        return reply.null(c.proto)
+    variant = geo_variant(c.ks)
+    x1, y1 = decode_score(s1, variant >= V60)
+    x2, y2 = decode_score(s2, variant >= V60)
+    return reply.bulk(fixed4(_distance(variant)(x1, y1, x2, y2) / to_meter))
+
+
+def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
+    """`georadiusGeneric` without STORE (GEOSEARCH and the _RO forms)."""
+    variant = geo_variant(c.ks)
+    clamp = variant >= V60
+    zs = lookup_zset(c, argv[1])
+    shape = GeoShape()
+    if mode == _NOSTORE_COORDS:
+        base = 6
+        shape.type = CIRCULAR
+        shape.lon, shape.lat = _read_lonlat(argv[2], argv[3])
+        shape.radius, shape.conversion = _read_distance(argv[4], argv[5])
+    elif mode == _NOSTORE_MEMBER:
+        base = 5
+        if zs is not None:  # without a key the radius is not even parsed
+            shape.type = CIRCULAR
+            score = zs.get(argv[2])
+            if score is None:
+                raise ReplyError(_NO_MEMBER)
+            shape.lon, shape.lat = decode_score(score, clamp)
+            shape.radius, shape.conversion = _read_distance(argv[3], argv[4])
+    else:
+        base = 2
+
+    withdist = withhash = withcoord = False
+    frommember = fromloc = byradius = bybox = False
+    sort = SORT_NONE
+    any_ = False
+    count = 0
+    geosearch = mode == _GEOSEARCH
+    n = len(argv)
+    i = base
+    while i < n:
+        arg = word(argv[i])
+        left = n - i - 1
+        if arg == b"withdist":
+            withdist = True
+        elif arg == b"withhash":
+            withhash = True
+        elif arg == b"withcoord":
+            withcoord = True
+        elif arg == b"any":
+            any_ = True
+        elif arg == b"asc":
+            sort = SORT_ASC
+        elif arg == b"desc":
+            sort = SORT_DESC
+        elif arg == b"count" and left >= 1:
+            v = string2ll(argv[i + 1])
+            if v is None:
+                raise ReplyError(NOT_INTEGER)
+            if v <= 0:
+                raise ReplyError(b"ERR COUNT must be > 0")
+            count = v
+            i += 1
+        elif arg == b"frommember" and left >= 1 and geosearch and not fromloc:
+            if zs is not None:
+                score = zs.get(argv[i + 1])
+                if score is None:
+                    raise ReplyError(_NO_MEMBER)
+                shape.lon, shape.lat = decode_score(score, clamp)
+            frommember = True
+            i += 1
+        elif arg == b"fromlonlat" and left >= 2 and geosearch and not frommember:
+            shape.lon, shape.lat = _read_lonlat(argv[i + 1], argv[i + 2])
+            fromloc = True
+            i += 2
+        elif arg == b"byradius" and left >= 2 and geosearch and not bybox:
+            shape.radius, shape.conversion = _read_distance(argv[i + 1], argv[i + 2])
+            shape.type = CIRCULAR
+            byradius = True
+            i += 2
+        elif arg == b"bybox" and left >= 3 and geosearch and not byradius:
+            shape.width, shape.height, shape.conversion = _read_box(
+                argv[i + 1], argv[i + 2], argv[i + 3])
+            shape.type = RECTANGLE
+            bybox = True
+            i += 3
+        else:
+            raise ReplyError(SYNTAX)
+        i += 1
+
+    if geosearch and not (frommember or fromloc):
+        raise ReplyError(b"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for %b"
+                         % c_string(argv[0]))
+    if geosearch and not (byradius or bybox):
+        raise ReplyError(b"ERR exactly one of BYRADIUS and BYBOX can be specified for %b"
+                         % c_string(argv[0]))
+    if any_ and not count:
+        raise ReplyError(b"ERR the ANY argument requires COUNT argument")
+    if zs is None:
+        return reply.EMPTY_ARRAY
+
+    found = geo_search(zs, shape, variant, count, any_, sort)
+    if not found:
+        return reply.EMPTY_ARRAY
+    options = withdist + withhash + withcoord
+    if not options:
+        return reply.bulk_array([member for _, _, member in found])
+    proto = c.proto
+    conversion = shape.conversion
+    head = b"*%d\r\n" % (options + 1)
+    out = [b"*%d\r\n" % len(found)]
+    for dist, score, member in found:
+        out.append(head)
+        out.append(b"$%d\r\n%b\r\n" % (len(member), member))
+        if withdist:
+            out.append(reply.bulk(fixed4(dist / conversion)))
+        if withhash:
+            out.append(b":%d\r\n" % score_long_long(score))
+        if withcoord:
+            lon, lat = decode_score(score, clamp)
+            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto), human_coord(lat, proto)))
+    return b"".join(out)
+
+
+@read_command("geosearch")
+def geosearch_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _georadius_read(c, argv, _GEOSEARCH)
+
+
+@read_command("georadius_ro")
+def georadius_ro_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _georadius_read(c, argv, _NOSTORE_COORDS)
+
+
+@read_command("georadiusbymember_ro")
+def georadiusbymember_ro_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _georadius_read(c, argv, _NOSTORE_MEMBER)

@@ -1,11 +1,12 @@
-"""Hashes: the master's hash writes, applied to `dict[bytes, bytes]` / `HashValue` values.
+"""Hashes: the master's hash writes, applied to `dict[bytes, bytes]` / `HashValue` values,
+and the hash reads served from them.
 
 This module owns the appliers of the hash commands a master propagates, including the hash
-field TTLs of Redis 7.4+/8.x and Valkey 9; it touches no other type. A hash without field
-TTLs is a plain `dict`; the first field TTL turns it into a `HashValue` (a dict with an
-`expires` map field -> absolute unix ms), which then stays one even when its last field TTL
-goes (an empty `expires` compares equal to a dict). Insertion order is kept as listpack
-encoding keeps it. A hash that becomes empty is deleted.
+field TTLs of Redis 7.4+/8.x and Valkey 9, and the hash read commands; it touches no other
+type. A hash without field TTLs is a plain `dict`; the first field TTL turns it into a
+`HashValue` (a dict with an `expires` map field -> absolute unix ms), which then stays one
+even when its last field TTL goes (an empty `expires` compares equal to a dict). Insertion
+order is kept as listpack encoding keeps it. A hash that becomes empty is deleted.
 
 What arrives (read from `src/t_hash.c` of Redis 5.0, 7.0, 7.4, 8.x and Valkey 8/9):
 
@@ -23,20 +24,59 @@ What arrives (read from `src/t_hash.c` of Redis 5.0, 7.0, 7.4, 8.x and Valkey 8/
   never arrive themselves and are not registered.
 - Field expiry and eviction: `HDEL k f`.
 
-Like a replica, nothing here looks at the clock to decide that a field has expired: a field
+Like a replica, no applier looks at the clock to decide that a field has expired: a field
 with a past TTL stays until the master's HDEL (`checkAlreadyExpired` is false on a replica,
 and `hashTypeGetValue` treats every field as alive for the master client).
+
+Reads (`t_hash.c` of Redis 7.0/7.4 and Valkey 8.1):
+
+- HGET, HMGET, HGETALL (a map in RESP3), HKEYS, HVALS, HLEN, HEXISTS, HSTRLEN, HRANDFIELD,
+  HSCAN. Field order is the dict's insertion order, which is the master's order for a
+  listpack hash (at most 512 fields, fields and values of at most 64 bytes); a hashtable
+  hash's order is the master's own hash seed, so it differs from any replica's.
+- Field TTLs: a field whose TTL has passed (`expires < now`, `hashTypeIsExpired`) is hidden
+  from every read but still counted by HLEN, as a 7.4 replica does for a user client (it
+  never deletes the field itself; the master's HDEL will come).
+- HRANDFIELD key [count [WITHVALUES]]: count parsed in -LONG_MAX..LONG_MAX, WITHVALUES with
+  |count| <= LONG_MAX/2; a negative count may repeat fields; a count >= the size answers the
+  whole hash in its order. RESP3 WITHVALUES is an array of [field, value] arrays.
+- HSCAN key cursor [MATCH p] [COUNT n] [NOVALUES]: the cursor is parsed before the lookup,
+  the options after it (a missing key answers an empty scan whatever the options). A hash
+  the master keeps as a listpack is answered whole, with cursor 0, whatever the cursor, as
+  `scanGenericCommand` does; a bigger one through `Keyspace.scans` (see scan.py). NOVALUES
+  exists from Redis 7.4 and Valkey 8; NOSCORES (Redis 8, Valkey 8) is refused by name.
+- HTTL, HPTTL, HEXPIRETIME, HPEXPIRETIME key FIELDS n field... (Redis 7.4+, served only when
+  the upstream has them): -2 no such field (or hidden), -1 no TTL, else the time left or the
+  unix time, seconds rounded up as `httlGenericCommand` does.
+
+The scan option parser lives here for HSCAN and is shared with SSCAN; MATCH patterns use
+`scan.glob_matcher` (Redis's `stringmatchlen`, `replproxy.glob`).
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from itertools import chain
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    ReadContext,
+    ReplyError,
+    lookup_hash,
+    read_command,
+    upstream_identity,
+)
+from replproxy.keyspace.scan import glob_matcher, parse_cursor
 from replproxy.keyspace.util import parse_int
 from replproxy.rdb.model import HashValue
+from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
+from replproxy.resp.request import string2ll
 
 Hash = dict[bytes, bytes]
 
@@ -324,3 +364,325 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         h.update(zip(fields, argv[first + 1 :: 2]))
     else:
         _set_fields(h, argv, first)
+
+
+# ---- reads ----
+
+_LONG_MAX = 2**63 - 1
+_EMPTY_ARRAY = b"*0\r\n"
+EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
+_OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
+    -_LONG_MAX, _LONG_MAX)
+# A negative count makes Redis stream |count| random picks until its output buffer limit
+# closes the client; replproxy builds a reply in memory, so it refuses absurd ones.
+MAX_RANDOM_REPLY = 1 << 24
+_TOO_MANY = b"ERR replproxy refuses to build a reply of more than %d random elements" % (
+    MAX_RANDOM_REPLY)
+
+# The master's hash-max-listpack-entries / -value (defaults: the relay cannot read its config).
+HASH_MAX_LISTPACK_ENTRIES = 512
+HASH_MAX_LISTPACK_VALUE = 64
+
+
+def option_name(raw: bytes) -> bytes:
+    """An option word as `strcasecmp` compares it: lowercased and cut at its first NUL."""
+    nul = raw.find(b"\0")
+    return (raw if nul < 0 else raw[:nul]).lower()
+
+
+def get_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
+    """`getLongFromObjectOrReply`: `msg` is also the error for a non-number."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(msg)
+    return v
+
+
+def get_random_count(raw: bytes) -> int:
+    """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX."""
+    n = get_long(raw)
+    if n < -_LONG_MAX:
+        raise ReplyError(_OUT_OF_RANGE_LONG)
+    return n
+
+
+def check_random_reply_size(n: int) -> None:
+    if n > MAX_RANDOM_REPLY:
+        raise ReplyError(_TOO_MANY)
+
+
+def _hidden(h: Hash, now: int) -> set[bytes] | None:
+    """The fields of `h` whose TTL has passed (`hashTypeIsExpired`: expire < now), or None."""
+    if type(h) is not HashValue or not h.expires:
+        return None
+    dead = {f for f, t in h.expires.items() if t < now}
+    return dead or None
+
+
+def _live(h: Hash, now: int) -> Hash:
+    """`h` without its hidden fields (`h` itself when none is hidden)."""
+    dead = _hidden(h, now)
+    if dead is None:
+        return h
+    return {f: v for f, v in h.items() if f not in dead}
+
+
+def _field_value(h: Hash, field: bytes, now: int) -> bytes | None:
+    v = h.get(field)
+    if v is not None and type(h) is HashValue:
+        t = h.expires.get(field)
+        if t is not None and t < now:
+            return None
+    return v
+
+
+def is_listpack_hash(h: Hash) -> bool:
+    """Whether the master keeps `h` as a listpack (by size; a master never converts a
+    hashtable back, so a hash that shrank is guessed wrong, as any replica would)."""
+    if len(h) > HASH_MAX_LISTPACK_ENTRIES:
+        return False
+    lim = HASH_MAX_LISTPACK_VALUE
+    return all(len(f) <= lim and len(v) <= lim for f, v in h.items())
+
+
+@read_command("hget")
+def hget(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    v = None if h is None else _field_value(h, argv[2], c.now)
+    return reply.null(c.proto) if v is None else b"$%d\r\n%b\r\n" % (len(v), v)
+
+
+@read_command("hmget")
+def hmget(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return reply.bulk_array([None] * (len(argv) - 2), c.proto)
+    if type(h) is HashValue and h.expires:
+        now = c.now
+        return reply.bulk_array([_field_value(h, f, now) for f in argv[2:]], c.proto)
+    get = h.get
+    return reply.bulk_array([get(f) for f in argv[2:]], c.proto)
+
+
+@read_command("hgetall")
+def hgetall(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return reply.map_len(0, c.proto)
+    if type(h) is HashValue:
+        h = _live(h, c.now)
+    return reply.bulk_map(list(chain.from_iterable(h.items())), c.proto)
+
+
+@read_command("hkeys")
+def hkeys(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return _EMPTY_ARRAY
+    if type(h) is HashValue:
+        h = _live(h, c.now)
+    return reply.bulk_array(list(h))
+
+
+@read_command("hvals")
+def hvals(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return _EMPTY_ARRAY
+    if type(h) is HashValue:
+        h = _live(h, c.now)
+    return reply.bulk_array(list(h.values()))
+
+
+@read_command("hlen")
+def hlen(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    return b":%d\r\n" % (0 if h is None else len(h))  # hidden fields count (notes 4)
+
+
+@read_command("hexists")
+def hexists(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    found = h is not None and _field_value(h, argv[2], c.now) is not None
+    return b":1\r\n" if found else b":0\r\n"
+
+
+@read_command("hstrlen")
+def hstrlen(c: ReadContext, argv: list[bytes]) -> bytes:
+    h = lookup_hash(c, argv[1])
+    v = None if h is None else _field_value(h, argv[2], c.now)
+    return b":%d\r\n" % (0 if v is None else len(v))
+
+
+@read_command("hrandfield")
+def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
+    argc = len(argv)
+    if argc < 3:
+        h = lookup_hash(c, argv[1])
+        if h is not None:
+            h = _live(h, c.now)
+        if not h:
+            return reply.null(c.proto)
+        return reply.bulk(random.choice(list(h)))
+    n = get_random_count(argv[2])
+    if argc > 4 or (argc == 4 and option_name(argv[3]) != b"withvalues"):
+        raise ReplyError(SYNTAX)
+    withvalues = argc == 4
+    if withvalues and not -(_LONG_MAX // 2) <= n <= _LONG_MAX // 2:  # C truncates -LONG_MAX/2
+        raise ReplyError(b"ERR value is out of range")
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return _EMPTY_ARRAY
+    h = _live(h, c.now)
+    if n == 0 or not h:
+        return _EMPTY_ARRAY
+    if n < 0 or n == 1:
+        # CASE 1: independent picks, repeats allowed
+        check_random_reply_size(-n)
+        picks: Iterable[tuple[bytes, bytes]] = random.choices(list(h.items()), k=abs(n))
+    elif n >= len(h):
+        picks = h.items()  # CASE 2: the whole hash, in its order
+    else:
+        picks = random.sample(list(h.items()), n)
+    if not withvalues:
+        return reply.bulk_array([f for f, _ in picks])
+    if c.proto == 2:
+        return reply.bulk_array(list(chain.from_iterable(picks)))
+    pairs = [b"*2\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(f), f, len(v), v) for f, v in picks]
+    return b"*%d\r\n%b" % (len(pairs), b"".join(pairs))
+
+
+# ---- HSCAN / SSCAN ----
+
+
+def _scan_options_known(c: ReadContext) -> tuple[bool, bool]:
+    """(NOVALUES, NOSCORES) known to the upstream: Redis 7.4 / 8.0, Valkey 8."""
+    name, version = upstream_identity(c.ks)
+    if name == "valkey":
+        return version >= (8, 0, 0), version >= (8, 0, 0)
+    return version >= (7, 4, 0), version >= (8, 0, 0)
+
+
+def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
+                       ) -> tuple[int, bytes | None, bool]:
+    """`scanGenericCommand`'s option loop for HSCAN (`is_hash`) and SSCAN, from argv[3]:
+    (count, pattern or None when it matches everything, novalues)."""
+    count = 10
+    pattern: bytes | None = None
+    novalues = False
+    argc = len(argv)
+    i = 3
+    known: tuple[bool, bool] | None = None
+    while i < argc:
+        opt = option_name(argv[i])
+        more = argc - i
+        if opt == b"count" and more >= 2:
+            count = get_long(argv[i + 1])
+            if count < 1:
+                raise ReplyError(SYNTAX)
+            i += 2
+        elif opt == b"match" and more >= 2:
+            pattern = argv[i + 1]
+            i += 2
+        elif opt in (b"novalues", b"noscores"):
+            if known is None:
+                known = _scan_options_known(c)
+            if opt == b"novalues" and known[0]:
+                if not is_hash:
+                    raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
+                novalues = True
+            elif opt == b"noscores" and known[1]:
+                raise ReplyError(b"ERR NOSCORES option can only be used in ZSCAN")
+            else:
+                raise ReplyError(SYNTAX)
+            i += 1
+        else:
+            raise ReplyError(SYNTAX)
+    if pattern == b"*":
+        pattern = None  # `use_pattern` is off for exactly "*"
+    return count, pattern, novalues
+
+
+def scan_reply(cursor: int, items: list[bytes]) -> bytes:
+    return b"*2\r\n$%d\r\n%d\r\n%b" % (len(b"%d" % cursor), cursor, reply.bulk_array(items))
+
+
+@read_command("hscan")
+def hscan(c: ReadContext, argv: list[bytes]) -> bytes:
+    cursor = parse_cursor(argv[2], c.ks)
+    h = lookup_hash(c, argv[1])
+    if h is None:
+        return EMPTY_SCAN
+    count, pattern, novalues = parse_scan_options(c, argv, is_hash=True)
+    match = glob_matcher(pattern, c.ks) if pattern is not None else None
+    now = c.now
+    out: list[bytes] = []
+    if is_listpack_hash(h):
+        fields: Iterable[bytes] = h
+        cursor = 0
+    else:
+        hv = h
+        cursor, fields = c.ks.scans.step(cursor, lambda: list(hv), count)
+    for f in fields:
+        v = _field_value(h, f, now)  # None: deleted since the snapshot, or hidden
+        if v is None or (match is not None and not match(f)):
+            continue
+        out.append(f)
+        if not novalues:
+            out.append(v)
+    return scan_reply(cursor, out)
+
+
+# ---- HTTL, HPTTL, HEXPIRETIME, HPEXPIRETIME (Redis 7.4+) ----
+
+
+def _httl(c: ReadContext, argv: list[bytes], relative: bool, seconds: bool) -> bytes:
+    """`httlGenericCommand` (7.4): the type is checked first, then FIELDS, numfields (1..)
+    and that it matches the arguments left."""
+    h = lookup_hash(c, argv[1])
+    if option_name(argv[2]) != b"fields":
+        raise ReplyError(b"ERR Mandatory argument FIELDS is missing or not at the right position")
+    msg = b"ERR Number of fields must be a positive integer"
+    n = get_long(argv[3], msg)
+    if n < 1:
+        raise ReplyError(msg)
+    if n != len(argv) - 4:
+        raise ReplyError(b"ERR The `numfields` parameter must match the number of arguments")
+    now = c.now
+    base = now if relative else 0
+    expires = h.expires if type(h) is HashValue else None
+    out = []
+    for f in argv[4:]:
+        if h is None or f not in h:
+            out.append(-2)
+            continue
+        t = expires.get(f) if expires else None
+        if t is None:
+            out.append(-1)
+        elif t < now:
+            out.append(-2)
+        elif seconds:
+            out.append((t + 999 - base) // 1000)
+        else:
+            out.append(t - base)
+    return b"*%d\r\n%b" % (len(out), b"".join([b":%d\r\n" % x for x in out]))
+
+
+@read_command("httl")
+def httl(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _httl(c, argv, relative=True, seconds=True)
+
+
+@read_command("hpttl")
+def hpttl(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _httl(c, argv, relative=True, seconds=False)
+
+
+@read_command("hexpiretime")
+def hexpiretime(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _httl(c, argv, relative=False, seconds=True)
+
+
+@read_command("hpexpiretime")
+def hpexpiretime(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _httl(c, argv, relative=False, seconds=False)

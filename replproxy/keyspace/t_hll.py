@@ -34,6 +34,25 @@ to give identical results, and the same tests pass here against Valkey 8.1):
 
 `pfcount` and `pfdebug` are in the write table because the master propagates them when they
 wrote; to a client of the relay PFCOUNT is a read command.
+
+The read (`@read_command("pfcount")`, what a client of the relay gets):
+
+- One key: the cached cardinality when the cache is valid, else `hllCount` computed and
+  NOT stored. The master stores it (and propagates the PFCOUNT that the applier above
+  replays), so the relay's bytes stay the master's: a client's PFCOUNT here must never be
+  a second, unsynchronised writer.
+- Several keys: the count of the registers' maximum (`hllMerge` into a raw HLL), never
+  stored anywhere, on the master either.
+- Errors, in key order: a non-string is WRONGTYPE; a string that is not an HLL (`HYLL`
+  magic, encoding <= 1, a dense one exactly 12304 bytes) is "WRONGTYPE Key is not a valid
+  HyperLogLog string value."; a sparse HLL whose opcodes do not cover exactly 16384
+  registers is "INVALIDOBJ Corrupted HLL object detected", for one key as for several. The
+  walk is the C one: to the end of the string, a cut XZERO at the end reading the string's
+  NUL terminator as its second byte (so such a value is valid when that completes 16384).
+  Released 7.0.15 source lets `hllMerge` stop silently at a VAL past the last register; the
+  builds tested (Debian's 7.0.15, Valkey 8.1.8, both carrying the CVE-2025-32023 fix) refuse
+  it like any other overrun, and so does this. A valid cache is returned without looking
+  at the registers at all (a corrupted value with a valid cache counts on one key).
 """
 
 from __future__ import annotations
@@ -46,6 +65,7 @@ from collections import Counter
 from itertools import accumulate
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import WRONGTYPE, ReadContext, ReplyError, lookup, read_command
 
 HLL_P = 14
 HLL_Q = 64 - HLL_P
@@ -530,7 +550,17 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         card = count_from_histogram(_dense_histogram(dense_registers(value)))
         ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
         return
-    sparse = _take_sparse(value, _sparse_max_bytes(ks))
+    try:
+        sparse = _take_sparse(value, _sparse_max_bytes(ks))
+    except ApplyError:
+        # Opcodes the strict parser refuses but `hllSparseRegHisto` counts (a SET value
+        # ending in a cut XZERO): the master stored a count, so store the same.
+        try:
+            card = _count_one(value)
+        except ReplyError:
+            raise ApplyError(f"{key!r} is a corrupted sparse HyperLogLog") from None
+        ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        return
     card = count_from_histogram(sparse.histogram())
     new = value[:8] + card.to_bytes(8, "little") + value[16:]
     ks.set(db, key, _keep_sparse(new, sparse), keepttl=True)
@@ -579,3 +609,103 @@ def pfdebug(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     regs = sparse_registers(value)
     ks.set(db, argv[2], _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(regs), keepttl=True)
+
+
+# ---- the read ----
+
+_NOT_HLL = b"WRONGTYPE Key is not a valid HyperLogLog string value."
+_CORRUPT = b"INVALIDOBJ Corrupted HLL object detected"
+
+
+def _read_hll(c: ReadContext, key: bytes) -> bytes | None:
+    """`lookupKeyRead` + `isHLLObjectOrReply`."""
+    v = lookup(c, key)
+    if v is None:
+        return None
+    if type(v) is not bytes:
+        raise ReplyError(WRONGTYPE)
+    if not is_hll(v):
+        raise ReplyError(_NOT_HLL)
+    return v
+
+
+def _sparse_ops_exact(value: bytes) -> list[tuple[int, int]]:
+    """(run length, register value) of each opcode as the C loops walk them: to the end of
+    the string, a last cut XZERO reading the NUL terminator as its second byte. Only for
+    values the strict parser (`_Sparse`) refused."""
+    data = value + b"\0"
+    end = len(value)
+    ops = []
+    p = HLL_HDR_SIZE
+    while p < end:
+        b = data[p]
+        if b < 0x40:  # ZERO
+            ops.append((b + 1, 0))
+            p += 1
+        elif b < 0x80:  # XZERO
+            ops.append((((b & 0x3F) << 8 | data[p + 1]) + 1, 0))
+            p += 2
+        else:  # VAL
+            ops.append(((b & 3) + 1, ((b >> 2) & 0x1F) + 1))
+            p += 1
+    return ops
+
+
+def _count_one(value: bytes) -> int:
+    """`hllCount` of one stored HLL, or INVALIDOBJ as `hllSparseRegHisto` decides it."""
+    if value[4] == HLL_DENSE:
+        return count_from_histogram(_dense_histogram(dense_registers(value)))
+    try:
+        hist = _peek_sparse(value).histogram()
+    except ApplyError:
+        hist = [0] * 64
+        total = 0
+        for run, val in _sparse_ops_exact(value):
+            total += run
+            hist[val] += run
+        if total != HLL_REGISTERS:
+            raise ReplyError(_CORRUPT) from None
+    return count_from_histogram(hist)
+
+
+def _merge_registers(value: bytes) -> bytes:
+    """The registers `hllMerge` takes the maximum with, or INVALIDOBJ."""
+    if value[4] == HLL_DENSE:
+        return dense_registers(value)
+    try:
+        return sparse_registers(value)
+    except ApplyError:
+        pass
+    regs = bytearray(HLL_REGISTERS)
+    i = 0
+    for run, val in _sparse_ops_exact(value):
+        if i + run > HLL_REGISTERS:
+            raise ReplyError(_CORRUPT)
+        if val:
+            regs[i : i + run] = bytes((val,)) * run
+        i += run
+    if i != HLL_REGISTERS:
+        raise ReplyError(_CORRUPT)
+    return bytes(regs)
+
+
+@read_command("pfcount")
+def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    if len(argv) == 2:
+        value = _read_hll(c, argv[1])
+        if value is None:
+            return b":0\r\n"
+        card = cached_count(value)
+        if card is None:
+            card = _count_one(value)  # computed, not stored: see the module docstring
+        return b":%d\r\n" % card
+    maxregs: bytes | None = None
+    for key in argv[1:]:
+        value = _read_hll(c, key)
+        if value is None:
+            continue
+        regs = _merge_registers(value)
+        maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
+    if maxregs is None:
+        maxregs = bytes(HLL_REGISTERS)
+    return b":%d\r\n" % count_from_histogram(_dense_histogram(maxregs))

@@ -1,9 +1,11 @@
-"""Lists: the master's list writes, applied to `list[bytes]` values (head first).
+"""Lists: the master's list writes, applied to `list[bytes]` values (head first), and the
+list reads.
 
-This module owns the appliers of the list commands a master propagates; it touches no other
-type. Redis's encodings (ziplist, quicklist, listpack) only change memory layout, never the
-order of elements, so a plain Python list is exact. A list that becomes empty is deleted, as
-every popping command in `t_list.c` does (`listElementsRemoved` / `dbDelete`).
+This module owns the appliers of the list commands a master propagates and the list read
+commands; it touches no other type. Redis's encodings (ziplist, quicklist, listpack) only
+change memory layout, never the order of elements, so a plain Python list is exact. A list
+that becomes empty is deleted, as every popping command in `t_list.c` does
+(`listElementsRemoved` / `dbDelete`).
 
 What arrives (read from `src/t_list.c`, 5.0 to 8.x, and Valkey 8):
 
@@ -14,12 +16,35 @@ What arrives (read from `src/t_list.c`, 5.0 to 8.x, and Valkey 8):
   propagates `RPOP src` then `LPUSH dst v` (`serveClientBlockedOnList`): plain pops and pushes.
 - The blocking commands themselves never arrive; they are not registered, so one that did
   would be reported as unsupported rather than guessed at.
+
+Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same `list[bytes]`:
+
+- LLEN, LINDEX, LRANGE. LRANGE parses both indexes before looking the key up (a bad number
+  beats WRONGTYPE); LINDEX looks the key up first (a missing key answers null whatever the
+  index). Elements a listpack stores as integers are printed back from the same digits, so
+  the bytes are the ones pushed.
+- LPOS element [RANK r] [COUNT n] [MAXLEN m]: options parsed in order before the lookup;
+  COUNT and MAXLEN refuse a negative or non-numeric value with their own texts. RANK
+  LONG_MIN: Redis up to 7.0 negates it in place (it stays LONG_MIN, and the COUNT test
+  overflows), which acts as "every match from the tail"; 7.2+ and Valkey refuse it as out
+  of range (`getRangeLongFromObjectOrReply`, -LONG_MAX..LONG_MAX).
 """
 
 from __future__ import annotations
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    ReadContext,
+    ReplyError,
+    lookup_list,
+    read_command,
+    upstream_identity,
+)
 from replproxy.keyspace.util import parse_int
+from replproxy.resp import reply
+from replproxy.resp.request import string2ll
 
 
 def _list(ks: Keyspace, db: int, key: bytes) -> list[bytes] | None:
@@ -226,3 +251,143 @@ def lmove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 @write_command("rpoplpush", keys=(1, 2, 1))
 def rpoplpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _move(ks, db, argv[1], argv[2], from_head=False, to_head=True)
+
+
+# ---- reads ----
+
+_LONG_MIN = -(2**63)
+_LONG_MAX = 2**63 - 1
+_EMPTY_ARRAY = b"*0\r\n"
+_RANK_ZERO = (
+    b"ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+    b"or use negative to start from the end of the list"
+)
+_OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
+    -_LONG_MAX, _LONG_MAX)
+
+
+def _get_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
+    """`getLongFromObjectOrReply`: `msg` is also the error for a non-number."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(msg)
+    return v
+
+
+@read_command("llen")
+def llen(c: ReadContext, argv: list[bytes]) -> bytes:
+    lst = lookup_list(c, argv[1])
+    return b":%d\r\n" % (0 if lst is None else len(lst))
+
+
+@read_command("lindex")
+def lindex(c: ReadContext, argv: list[bytes]) -> bytes:
+    lst = lookup_list(c, argv[1])
+    if lst is None:
+        return reply.null(c.proto)
+    index = _get_long(argv[2])
+    n = len(lst)
+    if index < 0:
+        index += n
+    if 0 <= index < n:
+        return reply.bulk(lst[index])
+    return reply.null(c.proto)
+
+
+@read_command("lrange")
+def lrange(c: ReadContext, argv: list[bytes]) -> bytes:
+    start, end = _get_long(argv[2]), _get_long(argv[3])
+    lst = lookup_list(c, argv[1])
+    if lst is None:
+        return _EMPTY_ARRAY
+    # addListRangeReply's index arithmetic
+    n = len(lst)
+    if start < 0:
+        start += n
+        if start < 0:
+            start = 0
+    if end < 0:
+        end += n
+    if start > end or start >= n:
+        return _EMPTY_ARRAY
+    return reply.bulk_array(lst[start : end + 1])
+
+
+def _rank_has_range_check(c: ReadContext) -> bool:
+    """Redis 7.2 (#12167) and Valkey refuse RANK LONG_MIN; Redis up to 7.0 accepts it."""
+    name, version = upstream_identity(c.ks)
+    return name == "valkey" or version >= (7, 2, 0)
+
+
+@read_command("lpos")
+def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
+    ele = argv[2]
+    rank, count, maxlen = 1, -1, 0  # count -1: no COUNT option
+    last = len(argv) - 1
+    j = 3
+    while j <= last:
+        opt = argv[j].split(b"\0", 1)[0].lower()  # strcasecmp stops at a NUL
+        if opt == b"rank" and j < last:
+            j += 1
+            rank = _get_long(argv[j])
+            if rank == _LONG_MIN and _rank_has_range_check(c):
+                raise ReplyError(_OUT_OF_RANGE_LONG)
+            if rank == 0:
+                raise ReplyError(_RANK_ZERO)
+        elif opt == b"count" and j < last:
+            j += 1
+            count = _get_long(argv[j], b"ERR COUNT can't be negative")
+            if count < 0:
+                raise ReplyError(b"ERR COUNT can't be negative")
+        elif opt == b"maxlen" and j < last:
+            j += 1
+            maxlen = _get_long(argv[j], b"ERR MAXLEN can't be negative")
+            if maxlen < 0:
+                raise ReplyError(b"ERR MAXLEN can't be negative")
+        else:
+            raise ReplyError(SYNTAX)
+        j += 1
+
+    lst = lookup_list(c, argv[1])
+    if lst is None:
+        return _EMPTY_ARRAY if count != -1 else reply.null(c.proto)
+
+    from_tail = rank < 0
+    if rank == _LONG_MIN:
+        # `rank = -rank` leaves LONG_MIN negative: every match passes `matches >= rank`
+        # and `matches - rank + 1 >= count` overflows to negative, so nothing stops early.
+        rank, limit = 1, 0
+    else:
+        rank, limit = abs(rank), count
+    found = _match_positions(lst, ele, from_tail, maxlen, rank, limit if count != -1 else 1)
+    if count == -1:
+        return b":%d\r\n" % found[0] if found else reply.null(c.proto)
+    return b"*%d\r\n%b" % (len(found), b"".join([b":%d\r\n" % i for i in found]))
+
+
+def _match_positions(lst: list[bytes], ele: bytes, from_tail: bool, maxlen: int, rank: int,
+                     limit: int) -> list[int]:
+    """Indexes (from the head) of the rank-th and following matches of `ele`, scanning from
+    the head or the tail and looking at no more than `maxlen` elements (0: all); at most
+    `limit` of them (0: all)."""
+    n = len(lst)
+    if from_tail:
+        lo = n - maxlen if maxlen and maxlen < n else 0
+        seq = lst[lo:][::-1]  # C-speed pointer copy, so .index() can do the scan
+    else:
+        seq = lst if not maxlen or maxlen >= n else lst[:maxlen]
+    out: list[int] = []
+    matches = 0
+    i = -1
+    index = seq.index
+    while True:
+        try:
+            i = index(ele, i + 1)
+        except ValueError:
+            break
+        matches += 1
+        if matches >= rank:
+            out.append(n - 1 - i if from_tail else i)
+            if limit and len(out) >= limit:
+                break
+    return out

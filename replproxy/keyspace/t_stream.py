@@ -58,15 +58,50 @@ in name order (rax order); each PEL id owned by exactly one consumer's `pending`
 sorted). A stream is never deleted when it becomes empty, as in Redis. A stream trimmed or
 drained from its head gets an `OrderedDict` for `entries`, whose head can be popped in O(1)
 (a plain dict would rescan its deleted head slots on every `XADD ... MAXLEN`).
+
+Read commands (end of the module), answered as Redis 7.0 / 7.2+ / Valkey 8 do, by the
+snapshot's version (`_Shapes`):
+
+- XLEN; XRANGE / XREVRANGE (`-`, `+`, `(` exclusive, incomplete `ms` IDs, COUNT; IDs are
+  checked before COUNT and COUNT before the key, as `xrangeGenericCommand` does).
+- XREAD [COUNT n] [BLOCK ms] STREAMS key... id... with `$`, and `+` (the last entry) on
+  Redis 7.4+ / Valkey 8+. When BLOCK is given and nothing is there, it raises
+  `BlockingRead` with a retry argv: no BLOCK, each `$` made the ID it meant when the command
+  ran, and on Redis < 7.2 `COUNT 1000` when no COUNT was given (what such a master serves a
+  woken client). Inside MULTI (`can_block` False) it answers a null array, as Redis does.
+  XREADGROUP writes (the dispatcher refuses it).
+- XPENDING summary and extended form ([IDLE ms] start end count [consumer]; idle times
+  from `ReadContext.now`).
+- XINFO STREAM [FULL [COUNT n]] | GROUPS | CONSUMERS | HELP, with the 7.0 fields
+  (entries-added, max-deleted-entry-id, recorded-first-entry-id, entries-read, lag by the
+  master's `lag_rules`) and the 7.2 ones (active-time, inactive). `radix-tree-keys` /
+  `radix-tree-nodes` come from the listpack node layout XADD builds for the live entries:
+  exact for a stream that only grew, an estimate once XDEL/XTRIM left holes in the
+  master's nodes (the model keeps no node boundaries).
+
+Reads keep per-stream indexes (`_ReadCache`: the sorted ID list, the node layout) that the
+appliers above update as they change the entries.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    BlockingRead,
+    ReadContext,
+    ReplyError,
+    lookup_stream,
+    read_command,
+    upstream_identity,
+)
 from replproxy.keyspace.util import parse_int
 from replproxy.rdb.model import (
     StreamConsumer,
@@ -75,6 +110,7 @@ from replproxy.rdb.model import (
     StreamPendingEntry,
     StreamValue,
 )
+from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 
 UINT64_MAX = 2**64 - 1
@@ -294,6 +330,57 @@ def lag_rules(ks: Keyspace) -> int:
     return _stream_semantics(ks).lag_rules
 
 
+# ---- what the read commands keep on a stream, maintained by the appliers ----
+
+
+class _ReadCache:
+    """Per-stream indexes of the read commands, kept in the stream's `__dict__["_rc"]` (the
+    model has no field for them; deep copies and equality ignore it as they should).
+
+    `ids` is `list(s.entries)`, for bisecting a range's start (XRANGE from the middle,
+    XREAD's tail): built on first use, then kept current here at each change, so readers
+    following a growing stream pay O(log n), not O(n), per read. `layout` is the listpack
+    node layout XINFO STREAM reports (see `_node_keys`): extended by XADD, dropped by any
+    other change to the entries.
+    """
+
+    __slots__ = ("ids", "layout")
+
+    def __init__(self) -> None:
+        self.ids: list[StreamID] | None = None
+        self.layout: _Layout | None = None
+
+    def added(self, sid: StreamID, fields: list[tuple[bytes, bytes]]) -> None:
+        """XADD: `sid` is above every ID."""
+        if self.ids is not None:
+            self.ids.append(sid)
+        if self.layout is not None:
+            self.layout.append(sid, fields)
+
+    def trimmed(self, n: int) -> None:
+        """The first `n` entries went."""
+        if self.ids is not None:
+            del self.ids[:n]
+        self.layout = None
+
+    def deleted(self, sid: StreamID) -> None:
+        ids = self.ids
+        if ids is not None:
+            i = bisect_left(ids, sid)
+            if i < len(ids) and ids[i] == sid:
+                del ids[i]
+            else:
+                self.ids = None
+        self.layout = None
+
+
+def _read_cache(s: StreamValue) -> _ReadCache:
+    rc = s.__dict__.get("_rc")
+    if rc is None:
+        rc = s.__dict__["_rc"] = _ReadCache()
+    return rc
+
+
 # ---- access helpers ----
 
 
@@ -408,6 +495,9 @@ def _delete_entries(s: StreamValue, ids: list[StreamID]) -> int:
             if sid > s.max_deleted_id:
                 s.max_deleted_id = sid
             deleted += 1
+            rc = s.__dict__.get("_rc")
+            if rc is not None:
+                rc.deleted(sid)
     if deleted:
         s.length -= deleted
         if not s.length:
@@ -516,6 +606,9 @@ def _trim(s: StreamValue, args: _TrimArgs) -> int:
         return 0
     s.length = len(e)
     s.first_id = next(iter(e)) if e else ZERO_ID
+    rc = s.__dict__.get("_rc")
+    if rc is not None:
+        rc.trimmed(len(removed))
     if args.policy == _DELREF and removed:
         _remove_references(s, removed)
     return len(removed)
@@ -563,7 +656,10 @@ def xadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             f"{format_stream_id(last)!r}"
         )
     f = idpos + 1
-    s.entries[sid] = list(zip(argv[f::2], argv[f + 1 :: 2]))
+    fields = s.entries[sid] = list(zip(argv[f::2], argv[f + 1 :: 2]))
+    rc = s.__dict__.get("_rc")
+    if rc is not None:
+        rc.added(sid, fields)
     s.length += 1
     s.entries_added += 1
     s.last_id = sid
@@ -870,3 +966,762 @@ def xack(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         acked = _pel_remove(g, sid) or acked
     if acked:
         ks.touched(db, argv[1])
+
+
+# ---- read commands: XLEN XRANGE XREVRANGE XREAD XPENDING XINFO ----
+
+_INVALID_ID = b"ERR Invalid stream ID specified as stream command argument"
+_NO_SUCH_KEY = b"ERR no such key"
+# XREAD BLOCK without COUNT: Redis < 7.2 serves a woken client at most this many entries
+# per stream (`XREAD_BLOCKED_DEFAULT_COUNT`); 7.2+ re-runs the command as given.
+_XREAD_BLOCKED_DEFAULT_COUNT = 1000
+_LLONG_MAX = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    """What the read commands answer differently by the master's version."""
+
+    meta: bool  # 7.0+: entries-added, max-deleted-entry-id, entries-read, lag...
+    times: bool  # 7.2+ (and Valkey): active-time / inactive, the 7.2 error texts
+    plus_id: bool  # XREAD's `+` ID: Redis 7.4+, Valkey 8.0+
+
+
+_shapes_aux: object = None
+_shapes: _Shapes = _Shapes(True, True, True)
+
+
+def _shapes_of(c: ReadContext) -> _Shapes:
+    global _shapes_aux, _shapes
+    aux = c.ks.loaded_aux
+    if aux is not _shapes_aux:  # a new snapshot: its AUX fields say who the master is
+        name, v = upstream_identity(c.ks)
+        valkey = name == "valkey"
+        _shapes = _Shapes(
+            valkey or v >= (7, 0, 0),
+            valkey or v >= (7, 2, 0),
+            v >= (8, 0, 0) if valkey else v >= (7, 4, 0),
+        )
+        _shapes_aux = aux
+    return _shapes
+
+
+def _cstr(raw: bytes) -> bytes:
+    """An argument as C string functions (`strcasecmp`, `strcmp`, `%s`) see it."""
+    nul = raw.find(b"\0")
+    return raw if nul < 0 else raw[:nul]
+
+
+def _ll(raw: bytes, err: bytes = NOT_INTEGER) -> int:
+    """`getLongLongFromObjectOrReply`."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(err)
+    return v
+
+
+def _incr_id(sid: StreamID) -> StreamID | None:
+    """`streamIncrID` (None for the maximum ID)."""
+    ms, seq = sid
+    if seq < UINT64_MAX:
+        return (ms, seq + 1)
+    return None if ms == UINT64_MAX else (ms + 1, 0)
+
+
+def _decr_id(sid: StreamID) -> StreamID | None:
+    """`streamDecrID` (None for 0-0)."""
+    ms, seq = sid
+    if seq:
+        return (ms, seq - 1)
+    return None if not ms else (ms - 1, UINT64_MAX)
+
+
+def _interval_start(raw: bytes) -> StreamID:
+    """`streamParseIntervalIDOrReply` for a range's start: `(id` excludes it."""
+    exclude = len(raw) > 1 and raw[0] == 0x28  # "("
+    sid = parse_stream_id(raw[1:] if exclude else raw, 0, strict=exclude)
+    if sid is None:
+        raise ReplyError(_INVALID_ID)
+    if exclude:
+        sid = _incr_id(sid)
+        if sid is None:
+            raise ReplyError(b"ERR invalid start ID for the interval")
+    return sid
+
+
+def _interval_end(raw: bytes) -> StreamID:
+    """The range's end: an incomplete ID `ms` means `ms-<max seq>`."""
+    exclude = len(raw) > 1 and raw[0] == 0x28
+    sid = parse_stream_id(raw[1:] if exclude else raw, UINT64_MAX, strict=exclude)
+    if sid is None:
+        raise ReplyError(_INVALID_ID)
+    if exclude:
+        sid = _decr_id(sid)
+        if sid is None:
+            raise ReplyError(b"ERR invalid end ID for the interval")
+    return sid
+
+
+def _index(s: StreamValue) -> list[StreamID]:
+    """The stream's IDs in order, for bisecting (see `_ReadCache`)."""
+    rc = _read_cache(s)
+    ids = rc.ids
+    if ids is None or len(ids) != len(s.entries):
+        ids = rc.ids = list(s.entries)
+    return ids
+
+
+def _select(
+    s: StreamValue, start: StreamID, end: StreamID, count: int, rev: bool
+) -> list[StreamID]:
+    """`streamIteratorStart` + iteration: the live IDs in [start, end], at most `count` (0:
+    no limit), ascending or (`rev`) descending."""
+    entries = s.entries
+    if not entries or start > end:
+        return []
+    if not rev and start <= next(iter(entries)):
+        # From the head (XRANGE - ..., XREAD 0): no index needed.
+        out: list[StreamID] = []
+        for sid in entries:
+            if sid > end:
+                break
+            out.append(sid)
+            if len(out) == count:
+                break
+        return out
+    if rev and end >= next(reversed(entries)):
+        out = []
+        for sid in reversed(entries):
+            if sid < start:
+                break
+            out.append(sid)
+            if len(out) == count:
+                break
+        return out
+    ids = _index(s)
+    i = bisect_left(ids, start)
+    j = bisect_right(ids, end)
+    if count and j - i > count:
+        if rev:
+            i = j - count
+        else:
+            j = i + count
+    sel = ids[i:j]
+    if rev:
+        sel.reverse()
+    return sel
+
+
+def _append_entry(
+    append: Callable[[bytes], None], sid: StreamID, fields: list[tuple[bytes, bytes]]
+) -> None:
+    """Write one entry: [id, [field, value, ...]]."""
+    idb = b"%d-%d" % sid
+    if len(fields) <= 4:  # a format per pair beats building the flat list for pack_command
+        append(b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(idb), idb, 2 * len(fields)))
+        for f, v in fields:
+            append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(f), f, len(v), v))
+    else:
+        append(b"*2\r\n$%d\r\n%b\r\n" % (len(idb), idb))
+        append(reply.bulk_array([x for fv in fields for x in fv]))
+
+
+def _entry(sid: StreamID, fields: list[tuple[bytes, bytes]]) -> bytes:
+    out: list[bytes] = []
+    _append_entry(out.append, sid, fields)
+    return b"".join(out)
+
+
+def _entries(s: StreamValue, ids: list[StreamID]) -> bytes:
+    """An array of entries (XRANGE, XREAD's part for one stream)."""
+    entries = s.entries
+    out = [b"*%d\r\n" % len(ids)]
+    append = out.append
+    for sid in ids:
+        _append_entry(append, sid, entries[sid])
+    return b"".join(out)
+
+
+def _id_bulk(sid: StreamID) -> bytes:
+    idb = b"%d-%d" % sid
+    return b"$%d\r\n%b\r\n" % (len(idb), idb)
+
+
+@read_command("xlen")
+def xlen(c: ReadContext, argv: list[bytes]) -> bytes:
+    s = lookup_stream(c, argv[1])
+    return b":%d\r\n" % (0 if s is None else s.length)
+
+
+def _xrange(c: ReadContext, argv: list[bytes], rev: bool) -> bytes:
+    """`xrangeGenericCommand`: IDs, then COUNT, then the key."""
+    if rev:  # XREVRANGE key end start: the start is still parsed first
+        start = _interval_start(argv[3])
+        end = _interval_end(argv[2])
+    else:
+        start = _interval_start(argv[2])
+        end = _interval_end(argv[3])
+    count = -1
+    n = len(argv)
+    j = 4
+    while j < n:
+        if j + 1 < n and _cstr(argv[j]).lower() == b"count":
+            count = max(_ll(argv[j + 1]), 0)
+            j += 2
+        else:
+            raise ReplyError(SYNTAX)
+    s = lookup_stream(c, argv[1])
+    if s is None:
+        return b"*0\r\n"
+    if count == 0:
+        return reply.null_array(c.proto)
+    return _entries(s, _select(s, start, end, max(count, 0), rev))
+
+
+@read_command("xrange")
+def xrange(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _xrange(c, argv, False)
+
+
+@read_command("xrevrange")
+def xrevrange(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _xrange(c, argv, True)
+
+
+def _block_timeout(c: ReadContext, raw: bytes, shapes: _Shapes) -> int:
+    """`getTimeoutFromObjectOrReply` in ms, relative (0: forever)."""
+    t = _ll(raw, b"ERR timeout is not an integer or out of range")
+    if t < 0:
+        raise ReplyError(b"ERR timeout is negative")
+    if t > _LLONG_MAX - c.now:
+        if shapes.times:
+            raise ReplyError(b"ERR timeout is out of range")
+        # Redis < 7.2: `now + timeout` wraps negative, a deadline its timeout table (keyed
+        # by the unsigned value) never reaches: the client waits for data only.
+        return 0
+    return t
+
+
+@read_command("xread")
+def xread(c: ReadContext, argv: list[bytes]) -> bytes:
+    """`xreadCommand` without GROUP (XREADGROUP writes: the dispatcher refuses it)."""
+    shapes = _shapes_of(c)
+    n = len(argv)
+    timeout = -1  # no BLOCK
+    count = 0
+    streams_arg = 0
+    i = 1
+    while i < n:
+        more = n - i - 1
+        opt = _cstr(argv[i]).lower()
+        if opt == b"block" and more:
+            i += 1
+            timeout = _block_timeout(c, argv[i], shapes)
+        elif opt == b"count" and more:
+            i += 1
+            count = max(_ll(argv[i]), 0)
+        elif opt == b"streams" and more:
+            streams_arg = i + 1
+            if (n - streams_arg) % 2:
+                raise ReplyError(
+                    b"ERR Unbalanced 'xread' list of streams: for each stream key an ID or "
+                    b"'$' must be specified."
+                    if shapes.times
+                    else b"ERR Unbalanced XREAD list of streams: for each stream key an ID or "
+                    b"'$' must be specified."
+                )
+            break
+        elif opt == b"group" and more >= 2:
+            raise ReplyError(
+                b"ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
+            )
+        elif opt == b"noack":
+            raise ReplyError(
+                b"ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
+            )
+        else:
+            raise ReplyError(SYNTAX)
+        i += 1
+    if not streams_arg:
+        raise ReplyError(SYNTAX)
+    nstreams = (n - streams_arg) // 2
+    keys = argv[streams_arg : streams_arg + nstreams]
+    raw_ids = argv[streams_arg + nstreams :]
+    streams: list[StreamValue | None] = []
+    after: list[StreamID] = []  # serve IDs greater than these
+    # Each key is looked up (WRONGTYPE) before its ID is parsed, key by key.
+    for key, raw in zip(keys, raw_ids):
+        s = lookup_stream(c, key)
+        streams.append(s)
+        word = _cstr(raw)
+        if word == b"$":
+            after.append(s.last_id if s is not None else ZERO_ID)
+        elif word == b"+" and shapes.plus_id:
+            # The last entry: everything after last_id - 1 (nothing if it was deleted).
+            if s is None:
+                after.append(ZERO_ID)
+            else:
+                prev = _decr_id(s.last_id)
+                if prev is None:
+                    raise ReplyError(b"ERR the stream last element ID is 0-0")
+                after.append(prev)
+        elif word == b">":
+            raise ReplyError(
+                b"ERR The > ID can be specified only when calling XREADGROUP using the GROUP "
+                b"<group> <consumer> option."
+            )
+        else:
+            sid = parse_stream_id(raw)
+            if sid is None:
+                raise ReplyError(_INVALID_ID)
+            after.append(sid)
+    parts: list[bytes] = []
+    served = 0
+    resp2 = c.proto == 2
+    for key, s, gt in zip(keys, streams, after):
+        # Served when the last live entry is past the ID (`streamLastValidID`).
+        if s is None or not s.entries or next(reversed(s.entries)) <= gt:
+            continue
+        start = _incr_id(gt)
+        assert start is not None  # gt is below an existing ID
+        served += 1
+        if resp2:
+            parts.append(b"*2\r\n")
+        parts.append(reply.bulk(key))
+        parts.append(_entries(s, _select(s, start, MAX_ID, count, False)))
+    if served:
+        return (b"*%d\r\n" if resp2 else b"%%%d\r\n") % served + b"".join(parts)
+    if timeout != -1 and c.can_block:
+        # Wait for a write to one of the keys, then run `retry`: the same read without
+        # BLOCK, `$` made the ID it stood for now (the master's blocked client keeps those
+        # IDs: re-resolving `$` later would skip what arrived meanwhile).
+        retry = [argv[0]]
+        limit = count or (0 if shapes.times else _XREAD_BLOCKED_DEFAULT_COUNT)
+        if limit:
+            retry += [b"COUNT", b"%d" % limit]
+        retry.append(b"STREAMS")
+        retry += keys
+        for raw, gt in zip(raw_ids, after):
+            retry.append(format_stream_id(gt) if _cstr(raw) == b"$" else raw)
+        raise BlockingRead(list(keys), timeout, retry)
+    # No BLOCK, or blocking denied (inside MULTI): as a timeout.
+    return reply.null_array(c.proto)
+
+
+# ---- XPENDING ----
+
+
+def _no_group(key: bytes, group: bytes) -> ReplyError:
+    return ReplyError(
+        b"NOGROUP No such key '%b' or consumer group '%b'" % (_cstr(key), _cstr(group))
+    )
+
+
+@read_command("xpending")
+def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
+    """`xpendingCommand`: the summary (key group) or the extended form
+    `[IDLE ms] start end count [consumer]`; arguments are checked before the key."""
+    n = len(argv)
+    if n != 3 and not 6 <= n <= 9:
+        raise ReplyError(SYNTAX)
+    minidle = 0
+    count = 0
+    start = end = ZERO_ID
+    consumer_name: bytes | None = None
+    if n >= 6:
+        at = 3
+        if _cstr(argv[3]).lower() == b"idle":
+            minidle = _ll(argv[4])
+            if n < 8:
+                raise ReplyError(SYNTAX)
+            at = 5
+        count = max(_ll(argv[at + 2]), 0)
+        start = _interval_start(argv[at])
+        end = _interval_end(argv[at + 1])
+        if at + 3 < n:
+            consumer_name = argv[at + 3]  # anything after it is ignored, as in Redis
+    s = lookup_stream(c, argv[1])
+    g = _group(s, argv[2]) if s is not None else None
+    if g is None:
+        raise _no_group(argv[1], argv[2])
+    pel = g.pel
+    if n == 3:
+        if not pel:
+            null = reply.null(c.proto)
+            return b"*4\r\n:0\r\n" + null + null + reply.null_array(c.proto)
+        owners = [(x.name, len(x.pending)) for x in g.consumers if x.pending]
+        return b"*4\r\n:%d\r\n%b%b*%d\r\n%b" % (
+            len(pel),
+            _id_bulk(next(iter(pel))),
+            _id_bulk(next(reversed(pel))),
+            len(owners),
+            b"".join([b"*2\r\n" + reply.bulk(name) + reply.bulk(b"%d" % k) for name, k in owners]),
+        )
+    owner: StreamConsumer | None = None
+    if consumer_name is not None:
+        owner = _consumer(g, consumer_name)
+        if owner is None:
+            return b"*0\r\n"
+        ids = owner.pending
+    else:
+        ids = list(pel)
+    now = c.now
+    out: list[bytes] = []
+    i = bisect_left(ids, start)
+    while count and i < len(ids) and ids[i] <= end:
+        sid = ids[i]
+        i += 1
+        nack = pel.get(sid)
+        if nack is None:  # not a state the appliers leave; skip rather than fail
+            continue
+        if minidle and now - nack.delivery_time < minidle:
+            continue
+        count -= 1
+        who = owner if owner is not None else _owner(g, sid)
+        out.append(
+            b"*4\r\n%b%b:%d\r\n:%d\r\n" % (
+                _id_bulk(sid),
+                reply.bulk(who.name if who is not None else b""),
+                max(now - nack.delivery_time, 0),
+                nack.delivery_count,
+            )
+        )
+    return b"*%d\r\n%b" % (len(out), b"".join(out))
+
+
+# ---- XINFO ----
+
+_XINFO_HELP = (
+    b"CONSUMERS <key> <groupname>",
+    b"    Show consumers of <groupname>.",
+    b"GROUPS <key>",
+    b"    Show the stream consumer groups.",
+    b"STREAM <key> [FULL [COUNT <count>]",
+    b"    Show information about the stream.",
+)
+
+
+def _subcommand_error(argv: list[bytes]) -> ReplyError:
+    """`addReplySubcommandSyntaxError`."""
+    return ReplyError(
+        b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
+        % (_cstr(argv[1])[:128], _cstr(argv[0]).upper())
+    )
+
+
+@read_command("xinfo|help")
+def xinfo_help(c: ReadContext, argv: list[bytes]) -> bytes:
+    lines = [
+        b"%b <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % _cstr(argv[0]).upper(),
+        *_XINFO_HELP,
+        b"HELP",
+        b"    Print this help." if _shapes_of(c).times else b"    Prints this help.",
+    ]
+    return b"*%d\r\n%b" % (len(lines), b"".join([reply.simple_string(x) for x in lines]))
+
+
+def _xinfo_stream_of(c: ReadContext, key: bytes) -> StreamValue:
+    s = lookup_stream(c, key)
+    if s is None:
+        raise ReplyError(_NO_SUCH_KEY)
+    return s
+
+
+def _int_or_null(v: int | None, proto: int) -> bytes:
+    return reply.null(proto) if v is None else b":%d\r\n" % v
+
+
+def _entries_read(c: ReadContext, s: StreamValue, g: StreamGroup) -> int | None:
+    """A group's read counter as XINFO shows it (null when unknown)."""
+    er = g.entries_read
+    if er is None:  # a snapshot older than 7.0: what Redis derives when loading one
+        er = estimate_distance_from_first_ever_entry(s, g.last_id, lag_rules(c.ks))
+    return None if er == SCG_INVALID_ENTRIES_READ else er
+
+
+def _active_time(x: StreamConsumer) -> int:
+    # A snapshot without active times: Redis loads the seen time as the active time.
+    return x.seen_time if x.active_time is None else x.active_time
+
+
+@read_command("xinfo|groups")
+def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
+    s = _xinfo_stream_of(c, argv[2])
+    if len(argv) != 3:
+        raise _subcommand_error(argv)
+    proto = c.proto
+    meta = _shapes_of(c).meta
+    rules = lag_rules(c.ks)
+    out = [b"*%d\r\n" % len(s.groups)]
+    for g in s.groups:
+        out.append(reply.map_len(6 if meta else 4, proto))
+        out.append(
+            b"$4\r\nname\r\n%b$9\r\nconsumers\r\n:%d\r\n$7\r\npending\r\n:%d\r\n"
+            b"$17\r\nlast-delivered-id\r\n%b"
+            % (reply.bulk(g.name), len(g.consumers), len(g.pel), _id_bulk(g.last_id))
+        )
+        if meta:
+            out.append(
+                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b" % (
+                    _int_or_null(_entries_read(c, s, g), proto),
+                    _int_or_null(consumer_group_lag(s, g, rules), proto),
+                )
+            )
+    return b"".join(out)
+
+
+@read_command("xinfo|consumers")
+def xinfo_consumers(c: ReadContext, argv: list[bytes]) -> bytes:
+    s = _xinfo_stream_of(c, argv[2])
+    if len(argv) != 4:
+        raise _subcommand_error(argv)
+    g = _group(s, argv[3])
+    if g is None:
+        raise ReplyError(
+            b"NOGROUP No such consumer group '%b' for key name '%b'"
+            % (_cstr(argv[3]), _cstr(argv[2]))
+        )
+    proto = c.proto
+    times = _shapes_of(c).times
+    now = c.now
+    out = [b"*%d\r\n" % len(g.consumers)]
+    for x in g.consumers:
+        out.append(reply.map_len(4 if times else 3, proto))
+        out.append(
+            b"$4\r\nname\r\n%b$7\r\npending\r\n:%d\r\n$4\r\nidle\r\n:%d\r\n"
+            % (reply.bulk(x.name), len(x.pending), max(now - x.seen_time, 0))
+        )
+        if times:
+            active = _active_time(x)
+            out.append(b"$8\r\ninactive\r\n:%d\r\n" % (now - active if active != -1 else -1))
+    return b"".join(out)
+
+
+@read_command("xinfo|stream")
+def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
+    """`xinfoReplyWithStreamInfo`: the key is looked up before the options are parsed."""
+    s = _xinfo_stream_of(c, argv[2])
+    opts = argv[3:]
+    full = bool(opts)
+    count = 10  # FULL's default, "so we don't block the server"
+    if opts:
+        if len(opts) not in (1, 3) or _cstr(opts[0]).lower() != b"full":
+            raise _subcommand_error(argv)
+        if len(opts) == 3:
+            if _cstr(opts[1]).lower() != b"count":
+                raise _subcommand_error(argv)
+            count = _ll(opts[2])
+            if count < 0:
+                count = 10
+    proto = c.proto
+    shapes = _shapes_of(c)
+    nodes = _node_keys(s)
+    out = [
+        reply.map_len((9 if full else 10) if shapes.meta else (6 if full else 7), proto),
+        b"$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
+        b"$16\r\nradix-tree-nodes\r\n:%d\r\n$17\r\nlast-generated-id\r\n%b"
+        % (s.length, len(nodes), _rax_nodes(nodes), _id_bulk(s.last_id)),
+    ]
+    if shapes.meta:
+        out.append(
+            b"$20\r\nmax-deleted-entry-id\r\n%b$13\r\nentries-added\r\n:%d\r\n"
+            b"$23\r\nrecorded-first-entry-id\r\n%b"
+            % (_id_bulk(s.max_deleted_id), s.entries_added, _id_bulk(s.first_id))
+        )
+    entries = s.entries
+    if not full:
+        out.append(b"$6\r\ngroups\r\n:%d\r\n" % len(s.groups))
+        null = reply.null(proto)
+        if entries:
+            first = next(iter(entries))
+            last = next(reversed(entries))
+            out.append(b"$11\r\nfirst-entry\r\n" + _entry(first, entries[first]))
+            out.append(b"$10\r\nlast-entry\r\n" + _entry(last, entries[last]))
+        else:
+            out.append(b"$11\r\nfirst-entry\r\n" + null + b"$10\r\nlast-entry\r\n" + null)
+        return b"".join(out)
+    out.append(b"$7\r\nentries\r\n")
+    out.append(_entries(s, _select(s, ZERO_ID, MAX_ID, count, False)))
+    out.append(b"$6\r\ngroups\r\n*%d\r\n" % len(s.groups))
+    rules = lag_rules(c.ks)
+    for g in s.groups:
+        out.append(reply.map_len(7 if shapes.meta else 5, proto))
+        out.append(
+            b"$4\r\nname\r\n%b$17\r\nlast-delivered-id\r\n%b"
+            % (reply.bulk(g.name), _id_bulk(g.last_id))
+        )
+        if shapes.meta:
+            out.append(
+                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b" % (
+                    _int_or_null(_entries_read(c, s, g), proto),
+                    _int_or_null(consumer_group_lag(s, g, rules), proto),
+                )
+            )
+        pel = g.pel
+        owner_of = {sid: x.name for x in g.consumers for sid in x.pending}
+        shown = list(islice(pel.items(), count or None))
+        out.append(b"$9\r\npel-count\r\n:%d\r\n$7\r\npending\r\n*%d\r\n" % (len(pel), len(shown)))
+        out += [
+            b"*4\r\n%b%b:%d\r\n:%d\r\n" % (
+                _id_bulk(sid), reply.bulk(owner_of.get(sid, b"")),
+                nack.delivery_time, nack.delivery_count,
+            )
+            for sid, nack in shown
+        ]
+        out.append(b"$9\r\nconsumers\r\n*%d\r\n" % len(g.consumers))
+        for x in g.consumers:
+            out.append(reply.map_len(5 if shapes.times else 4, proto))
+            out.append(b"$4\r\nname\r\n%b$9\r\nseen-time\r\n:%d\r\n" % (
+                reply.bulk(x.name), x.seen_time))
+            if shapes.times:
+                out.append(b"$11\r\nactive-time\r\n:%d\r\n" % _active_time(x))
+            mine = x.pending[:count] if count else x.pending
+            out.append(b"$9\r\npel-count\r\n:%d\r\n$7\r\npending\r\n*%d\r\n" % (
+                len(x.pending), len(mine)))
+            for sid in mine:
+                nack = pel.get(sid) or StreamPendingEntry(0, 0)
+                out.append(b"*3\r\n%b:%d\r\n:%d\r\n" % (
+                    _id_bulk(sid), nack.delivery_time, nack.delivery_count))
+    return b"".join(out)
+
+
+# ---- XINFO STREAM's radix-tree-keys / radix-tree-nodes ----
+
+# The defaults of stream-node-max-bytes / stream-node-max-entries (the master's own settings
+# are not known here).
+_NODE_MAX_BYTES = 4096
+_NODE_MAX_ENTRIES = 100
+
+
+def _lp_int_size(v: int) -> int:
+    """Bytes of a listpack integer entry (`lpEncodeIntegerGetType` + the backlen byte)."""
+    if 0 <= v <= 127:
+        return 2
+    if -4096 <= v <= 4095:
+        return 3
+    if -0x8000 <= v <= 0x7FFF:
+        return 4
+    if -0x800000 <= v <= 0x7FFFFF:
+        return 5
+    if -0x80000000 <= v <= 0x7FFFFFFF:
+        return 6
+    return 10
+
+
+def _lp_size(b: bytes) -> int:
+    """Bytes of a listpack entry holding `b` (`lpAppend`: integers when canonical)."""
+    n = len(b)
+    if n and n <= 20 and b[0] in b"-0123456789":
+        v = string2ll(b)
+        if v is not None:
+            return _lp_int_size(v)
+    body = n + (1 if n < 64 else 2 if n < 4096 else 5)
+    return body + (1 if body <= 127 else 2 if body < 16383 else 3 if body < 2097151
+                   else 4 if body < 268435455 else 5)
+
+
+def _i64(v: int) -> int:
+    """A uint64 difference as the int64 Redis appends to the listpack."""
+    v &= UINT64_MAX
+    return v - (1 << 64) if v >> 63 else v
+
+
+class _Layout:
+    """The listpack nodes `streamAppendItem` builds: their master IDs, and the tail node's
+    state (entries, bytes, master ID and fields) to place the next XADD."""
+
+    __slots__ = ("count", "keys", "lp_bytes", "master_fields", "master_id")
+
+    def __init__(self) -> None:
+        self.keys: list[StreamID] = []
+        self.count = 0
+        self.lp_bytes = 0
+        self.master_id = ZERO_ID
+        self.master_fields: list[bytes] = []
+
+    def append(self, sid: StreamID, fields: list[tuple[bytes, bytes]]) -> None:
+        totelelen = sum([len(f) + len(v) for f, v in fields])
+        if self.count and (
+            self.lp_bytes + totelelen >= _NODE_MAX_BYTES or self.count >= _NODE_MAX_ENTRIES
+        ):
+            self.count = 0
+        if not self.count:
+            self.keys.append(sid)
+            self.master_id = sid
+            master_fields = self.master_fields = [f for f, _ in fields]
+            # Header and end byte (7), then the master entry: count, deleted, #fields,
+            # fields..., 0 (the counters stay one-byte integers: at most 100 entries).
+            self.lp_bytes = 7 + 6 + _lp_int_size(len(master_fields))
+            self.lp_bytes += sum([_lp_size(f) for f in master_fields])
+            same = True
+        else:
+            master_fields = self.master_fields
+            same = len(fields) == len(master_fields) and all(
+                f == m for (f, _), m in zip(fields, master_fields)
+            )
+        master = self.master_id
+        # flags, ms and seq deltas, the values (SAMEFIELDS) or #fields and the pairs,
+        # then the entry's own element count.
+        size = 2 + _lp_int_size(_i64(sid[0] - master[0])) + _lp_int_size(_i64(sid[1] - master[1]))
+        if same:
+            size += sum([_lp_size(v) for _, v in fields]) + _lp_int_size(len(fields) + 3)
+        else:
+            size += _lp_int_size(len(fields)) + _lp_int_size(2 * len(fields) + 4)
+            size += sum([_lp_size(f) + _lp_size(v) for f, v in fields])
+        self.lp_bytes += size
+        self.count += 1
+
+
+def _node_keys(s: StreamValue) -> list[StreamID]:
+    """The master IDs of the listpack nodes holding the stream, as `streamAppendItem` lays
+    out its live entries appended in order (kept by the appliers through XADD, rebuilt
+    after other changes).
+
+    This is the master's layout for a stream that only ever grew by XADD. Deleted and
+    trimmed entries keep their room in the master's nodes until a whole node empties; the
+    model keeps only live entries, so after XDEL/XTRIM these counts are an estimate.
+    """
+    rc = _read_cache(s)
+    if rc.layout is None:
+        layout = _Layout()
+        for sid, fields in s.entries.items():
+            layout.append(sid, fields)
+        rc.layout = layout
+    return rc.layout.keys
+
+
+def _rax_nodes(keys: list[StreamID]) -> int:
+    """`rax->numnodes` of a rax holding these keys (16-byte big-endian IDs, sorted).
+
+    rax keeps itself compressed: each run of single-child nodes is one node, so the count is
+    that of the compact trie - one node per branching point, one per edge longer than its
+    first byte (the rest of the edge), one per key, and the head.
+    """
+    if not keys:
+        return 1  # the empty head
+    raw = [ms.to_bytes(8, "big") + seq.to_bytes(8, "big") for ms, seq in keys]
+
+    def node(lo: int, hi: int, depth: int) -> int:  # raw[lo:hi] share raw[:depth]
+        if depth == 16:
+            return 1  # the key's leaf
+        if hi - lo == 1:
+            return 2  # the rest of the key as one node, then the leaf
+        a, b = raw[lo], raw[hi - 1]
+        p = depth
+        while a[p] == b[p]:
+            p += 1
+        return (1 if p > depth else 0) + branch(lo, hi, p)
+
+    def branch(lo: int, hi: int, depth: int) -> int:
+        total = 1
+        i = lo
+        while i < hi:
+            byte = raw[i][depth]
+            j = i + 1
+            while j < hi and raw[j][depth] == byte:
+                j += 1
+            total += node(i, j, depth + 1)
+            i = j
+        return total
+
+    return node(0, len(raw), 0)

@@ -22,11 +22,31 @@ What arrives (read from `src/t_string.c`, 5.0 to 8.x, and Valkey 8.1):
 
 `GETEX`, `GETDEL` and `INCRBYFLOAT` never arrive from any released master; they are applied
 anyway (as a replica would run them) so an unusual master does not leave keys unsupported.
-`GET`, `STRLEN`, `GETRANGE`, `LCS`/`STRALGO` are reads and are not registered.
+`GET`, `MGET`, `STRLEN`, `GETRANGE`/`SUBSTR` and `LCS` are reads, never propagated: they
+are read commands below (`STRALGO`, removed in 7.0, is not served).
 
 Like a replica, nothing here checks expiry; keys are created and replaced with `ks.set`
 (dropping the TTL unless Redis keeps it: `KEEPTTL`, and the in-place commands `APPEND`,
 `SETRANGE`, `INCR*`, which use `dbOverwrite`/`dbAdd` in Redis and so keep it).
+
+Read commands (`@read_command`, answered to the relay's clients as a replica does):
+
+- `GET key`, `MGET key...`: the hottest commands of the server, kept to a dict lookup and
+  one encoder call. MGET answers nil for a key of another type (not WRONGTYPE), as Redis.
+- `GETRANGE`/`SUBSTR key start end`: both numbers are parsed before the key is looked up;
+  a missing key is an empty string. Index rules follow the master: up to Redis 7.x and in
+  Valkey 8.1 a negative end clamps to 0 (`GETRANGE k -10 -7` on "hello" is "h"); Redis 8.0
+  (#12272) answers "" whenever the range falls entirely outside the string.
+- `STRLEN key`.
+- `LCS a b [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]` (7.0+): WRONGTYPE-like error first
+  ("The specified keys must contain string values"), then options, then the
+  `proto-max-bulk-len` (default 512 MB) limit on the C table `(len(a)+1)*(len(b)+1)*4`.
+  The C table of 32-bit lengths is not built: its rows are kept as one bit per cell (the
+  row's increments), computed with Hyyrö's bit-parallel recurrence on Python integers, and
+  the walk back makes the C traceback's choices exactly (on a mismatch it moves left iff
+  LCS(i, j-1) == LCS(i, j)), so the string and the IDX ranges are the master's. LIMIT: the
+  first string drives a Python-level loop (one iteration per byte); a multi-megabyte first
+  key against a short second one is slow (seconds), where the master's C loop is fast.
 """
 
 from __future__ import annotations
@@ -35,8 +55,21 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    WRONGTYPE,
+    ReadContext,
+    ReplyError,
+    lookup,
+    read_command,
+    unsupported_key_error,
+    upstream_identity,
+)
 from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, parse_int
+from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
+from replproxy.resp.request import string2ll
 
 
 def _string(ks: Keyspace, db: int, key: bytes) -> bytes | None:
@@ -311,3 +344,291 @@ def _long_double(raw: bytes) -> Fraction:
     if not isinstance(value, Fraction):
         raise ApplyError(f"float out of range: {raw!r}")
     return value
+
+
+# ---- reads ----
+
+
+def _ll(raw: bytes) -> int:
+    """`getLongLongFromObjectOrReply` with the default error."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(NOT_INTEGER)
+    return v
+
+
+def read_string(c: ReadContext, key: bytes) -> bytes | None:
+    """`lookupKeyRead` + `checkType(OBJ_STRING)`: None when missing, WRONGTYPE otherwise."""
+    v = lookup(c, key)
+    if v is None or type(v) is bytes:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+@read_command("get")
+def get(c: ReadContext, argv: list[bytes]) -> bytes:
+    """`lookup`'s rules inlined (GET is the hottest command of all)."""
+    ks = c.ks
+    db = c.db
+    key = argv[1]
+    if ks.unsupported_keys and (db, key) in ks.unsupported_keys:
+        raise ReplyError(unsupported_key_error(key))
+    v = ks.dbs[db].get(key)
+    if v is not None:
+        expires = ks.expires[db]
+        if expires:
+            when = expires.get(key)
+            if when is not None and when <= c.now:
+                v = None
+    if type(v) is bytes:
+        return b"$%d\r\n%b\r\n" % (len(v), v)
+    if v is None:
+        return b"$-1\r\n" if c.proto == 2 else b"_\r\n"
+    raise ReplyError(WRONGTYPE)
+
+
+@read_command("mget")
+def mget(c: ReadContext, argv: list[bytes]) -> bytes:
+    """Nil for a missing, expired or non-string key. `lookup`'s rules, inlined: MGET of many
+    keys is the one read whose per-key cost is the whole cost."""
+    ks = c.ks
+    db = c.db
+    keys = argv[1:]
+    if ks.unsupported_keys:
+        for k in keys:
+            if (db, k) in ks.unsupported_keys:
+                raise ReplyError(unsupported_key_error(k))
+    values = map(ks.dbs[db].get, keys)
+    expires = ks.expires[db]
+    if expires:
+        now = c.now
+        when = expires.get
+        out = [
+            v if type(v) is bytes and ((t := when(k)) is None or t > now) else None
+            for k, v in zip(keys, values)
+        ]
+    else:
+        out = [v if type(v) is bytes else None for v in values]
+    return reply.bulk_array(out, c.proto)
+
+
+_EMPTY_BULK = b"$0\r\n\r\n"
+
+
+@read_command("getrange", "substr")
+def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
+    start = _ll(argv[2])
+    end = _ll(argv[3])
+    v = read_string(c, argv[1])
+    if v is None:
+        return _EMPTY_BULK
+    n = len(v)
+    name, version = upstream_identity(c.ks)
+    if name == "redis" and version >= (8, 0, 0):
+        # Redis 8.0 (#12272): a range wholly before or after the string is empty.
+        if start < 0:
+            start += n
+        if end < 0:
+            end += n
+        if n == 0 or start >= n or end < 0 or start > end:
+            return _EMPTY_BULK
+        start = max(start, 0)
+        end = min(end, n - 1)
+        return reply.bulk(v[start : end + 1])
+    if start < 0 and end < 0 and start > end:
+        return _EMPTY_BULK
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    start = max(start, 0)
+    end = min(max(end, 0), n - 1)
+    if start > end or n == 0:
+        return _EMPTY_BULK
+    return reply.bulk(v[start : end + 1])
+
+
+@read_command("strlen")
+def strlen(c: ReadContext, argv: list[bytes]) -> bytes:
+    v = read_string(c, argv[1])
+    return b":%d\r\n" % (0 if v is None else len(v))
+
+
+# ---- LCS ----
+
+_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024  # the default; the master's own setting is unknown
+_UINT32_MAX = (1 << 32) - 1
+_LCS_NOT_STRINGS = b"ERR The specified keys must contain string values"
+
+
+def _cstr_upper(raw: bytes) -> bytes:
+    """An argument as `strcasecmp` sees it: a C string, ending at its first NUL."""
+    nul = raw.find(b"\0")
+    return (raw if nul < 0 else raw[:nul]).upper()
+
+
+@read_command("lcs")
+def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
+    a = lookup(c, argv[1])
+    b = lookup(c, argv[2])
+    if (a is not None and type(a) is not bytes) or (b is not None and type(b) is not bytes):
+        raise ReplyError(_LCS_NOT_STRINGS)
+    a = a or b""
+    b = b or b""
+    getlen = getidx = withmatchlen = False
+    minmatchlen = 0
+    j, argc = 3, len(argv)
+    while j < argc:
+        opt = _cstr_upper(argv[j])
+        if opt == b"IDX":
+            getidx = True
+        elif opt == b"LEN":
+            getlen = True
+        elif opt == b"WITHMATCHLEN":
+            withmatchlen = True
+        elif opt == b"MINMATCHLEN" and j + 1 < argc:
+            minmatchlen = max(_ll(argv[j + 1]), 0)
+            j += 1
+        else:
+            raise ReplyError(SYNTAX)
+        j += 1
+    if getlen and getidx:
+        raise ReplyError(b"ERR If you want both the length and indexes, please just use IDX.")
+    alen, blen = len(a), len(b)
+    if alen >= _UINT32_MAX - 1 or blen >= _UINT32_MAX - 1:
+        raise ReplyError(b"ERR String too long for LCS")
+    if (alen + 1) * (blen + 1) * 4 > _PROTO_MAX_BULK_LEN:
+        raise ReplyError(
+            b"ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+    rows, total, masks = _lcs_rows(a, b)
+    if getlen and not getidx:
+        return b":%d\r\n" % total
+    text, ranges = _lcs_walk(a, b, rows, total, masks, minmatchlen if getidx else None)
+    if not getidx:
+        return reply.bulk(text)
+    parts = [reply.map_len(2, c.proto), b"$7\r\nmatches\r\n*%d\r\n" % len(ranges)]
+    for a0, a1, b0, b1 in ranges:
+        if withmatchlen:
+            parts.append(
+                b"*3\r\n*2\r\n:%d\r\n:%d\r\n*2\r\n:%d\r\n:%d\r\n:%d\r\n"
+                % (a0, a1, b0, b1, a1 - a0 + 1)
+            )
+        else:
+            parts.append(b"*2\r\n*2\r\n:%d\r\n:%d\r\n*2\r\n:%d\r\n:%d\r\n" % (a0, a1, b0, b1))
+    parts.append(b"$3\r\nlen\r\n:%d\r\n" % total)
+    return b"".join(parts)
+
+
+class _LcsRows:
+    """Row i (0..len(a)) of the LCS table in difference form: bit k of `row(i)` is 0 iff
+    LCS(a[:i], b[:k+1]) == LCS(a[:i], b[:k]) + 1. Stored as packed little-endian bytes."""
+
+    __slots__ = ("data", "nbytes")
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.data = bytearray()
+
+    def bit(self, i: int, k: int) -> int:
+        return (self.data[i * self.nbytes + (k >> 3)] >> (k & 7)) & 1
+
+    def row(self, i: int) -> int:
+        n = self.nbytes
+        return int.from_bytes(self.data[i * n : (i + 1) * n], "little")
+
+
+def _char_masks(a: bytes, b: bytes) -> dict[int, int]:
+    """For each byte value of `a` also in `b`, the integer whose bit k is set iff b[k] is
+    that byte (the only masks the recurrence and the walk look up)."""
+    masks: dict[int, int] = {}
+    if len(b) <= 64:
+        wanted = set(a)
+        for k, ch in enumerate(b):
+            if ch in wanted:
+                masks[ch] = masks.get(ch, 0) | (1 << k)
+        return masks
+    rev = b[::-1]  # int(..., 2) reads the most significant digit first
+    for ch in set(a).intersection(b):
+        table = bytearray(b"0" * 256)
+        table[ch] = 0x31  # "1"
+        masks[ch] = int(rev.translate(table), 2)
+    return masks
+
+
+def _lcs_rows(a: bytes, b: bytes) -> tuple[_LcsRows, int, dict[int, int]]:
+    """Every row of the table (Hyyrö's bit-parallel recurrence), LCS(a, b) and the masks of
+    `_char_masks(a, b)`."""
+    n = len(b)
+    nbytes = (n + 7) >> 3
+    rows = _LcsRows(nbytes)
+    if n == 0:
+        return rows, 0, {}
+    full = (1 << n) - 1
+    masks = _char_masks(a, b)
+    v = full
+    data = rows.data
+    data += v.to_bytes(nbytes, "little")
+    get = masks.get
+    for ch in a:
+        u = v & get(ch, 0)
+        v = ((v + u) | (v - u)) & full
+        data += v.to_bytes(nbytes, "little")
+    return rows, n - v.bit_count(), masks
+
+
+def _lcs_walk(
+    a: bytes,
+    b: bytes,
+    rows: _LcsRows,
+    total: int,
+    masks: dict[int, int],
+    minmatchlen: int | None,
+) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+    """`lcsCommand`'s walk back from (len(a), len(b)): the LCS string and, when
+    `minmatchlen` is not None, the IDX ranges it emits (a_start, a_end, b_start, b_end)."""
+    alen = len(a)
+    result = bytearray(total)
+    ranges: list[tuple[int, int, int, int]] = []
+    idx = total
+    a_start = alen  # alen means "no range open"
+    a_end = b_start = b_end = 0
+    i, j = alen, len(b)
+    while i > 0 and j > 0:
+        emit = False
+        ch = a[i - 1]
+        if ch == b[j - 1]:
+            result[idx - 1] = ch
+            if a_start == alen:
+                a_start = a_end = i - 1
+                b_start = b_end = j - 1
+            elif a_start == i and b_start == j:
+                a_start -= 1
+                b_start -= 1
+            else:
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            idx -= 1
+            i -= 1
+            j -= 1
+        else:
+            # lcs1 = LCS(i-1, j) > lcs2 = LCS(i, j-1) exactly when the row increases at j.
+            if rows.bit(i, j - 1):
+                # Left, and on along the row while neither a match nor an increase stops
+                # the C loop: one big-integer scan instead of a step per column.
+                j -= 1
+                if j > 0 and b[j - 1] != ch and rows.bit(i, j - 1):
+                    stops = (~rows.row(i) | masks.get(ch, 0)) & ((1 << j) - 1)
+                    j = stops.bit_length()
+            else:
+                i -= 1
+            if a_start != alen:
+                emit = True
+        if emit:
+            if minmatchlen is not None and (
+                minmatchlen == 0 or a_end - a_start + 1 >= minmatchlen
+            ):
+                ranges.append((a_start, a_end, b_start, b_end))
+            a_start = alen
+    return bytes(result), ranges

@@ -29,14 +29,36 @@ What must match the master bit for bit, and why the code looks the way it does:
 
 Appliers never check expiry and assume a consistent stream: a wrong type or a NaN that the
 master would have refused raises `ApplyError`.
+
+The read commands a replica answers live here too (see "Reads" below): ZCARD, ZSCORE,
+ZMSCORE, ZCOUNT, ZLEXCOUNT, ZRANK/ZREVRANK (WITHSCORE from 7.2), the ZRANGE family (BYSCORE,
+BYLEX, REV, LIMIT, WITHSCORES), ZRANDMEMBER, ZUNION/ZINTER/ZDIFF (computed by `zsetop`, the
+code of the STORE appliers), ZINTERCARD and ZSCAN. They read keys as a replica does
+(`reads.lookup`), parse numbers with Redis's own rules and errors, and follow the master's
+version where replies differ (double text, ZSCAN cursors, LIMIT with a negative offset on a
+skiplist from 7.4) and its encoding where that shows (`ZSet.listpack`: ZSCAN).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.keyspace.reads import (
+    NOT_INTEGER,
+    SYNTAX,
+    WRONGTYPE,
+    ReadContext,
+    ReplyError,
+    lookup,
+    lookup_zset,
+    read_command,
+)
+from replproxy.keyspace.scan import glob_matcher, parse_cursor
 from replproxy.keyspace.util import parse_double, parse_int
 from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
@@ -46,6 +68,9 @@ from replproxy.keyspace.values import (
     fits_listpack,
 )
 from replproxy.rdb.model import ZSetValue
+from replproxy.resp import reply
+from replproxy.resp.reply import DoubleStyle, format_double
+from replproxy.resp.request import string2ll
 
 # ---- the master's version (its snapshot's `redis-ver` / `valkey-ver`) ----
 
@@ -390,31 +415,10 @@ def _aggregate(target: float, val: float, aggregate: int) -> float:
     return val if val > target else target
 
 
-def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
-    """`zunionInterDiffGenericCommand` with a destination key."""
-    dst = argv[1]
-    setnum = parse_int(argv[2])
-    n = len(argv)
-    if setnum < 1 or setnum > n - 3:
-        raise ApplyError("ZUNION/ZINTER/ZDIFF STORE: bad numkeys")
-    srcs = [_source(ks, db, k) for k in argv[3:3 + setnum]]
-    weights = [1.0] * setnum
-    aggregate = _SUM
-    j = 3 + setnum
-    while j < n:
-        opt = argv[j].lower()
-        if op != _DIFF and opt == b"weights" and n - j >= setnum + 1:
-            weights = [double_arg(w) for w in argv[j + 1:j + 1 + setnum]]
-            j += 1 + setnum
-        elif op != _DIFF and opt == b"aggregate" and n - j >= 2:
-            agg = _AGGREGATES.get(argv[j + 1].lower())
-            if agg is None:
-                raise ApplyError(f"unknown AGGREGATE {argv[j + 1]!r}")
-            aggregate = agg
-            j += 2
-        else:
-            raise ApplyError(f"syntax error at {argv[j]!r}")
-
+def zsetop(srcs: list[Source], weights: list[float], aggregate: int,
+           op: int) -> dict[bytes, float]:
+    """The result of ZUNION/ZINTER/ZDIFF[STORE] (`zunionInterDiffGenericCommand`): member ->
+    score, shared by the STORE appliers and the read commands."""
     result: dict[bytes, float] = {}
     if op == _DIFF:
         first = srcs[0]
@@ -454,7 +458,35 @@ def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
                         score = 0.0
                     old = result.get(m)
                     result[m] = score if old is None else _aggregate(old, score, aggregate)
-    store_zset(ks, db, dst, result)
+    return result
+
+
+def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
+    """`zunionInterDiffGenericCommand` with a destination key."""
+    dst = argv[1]
+    setnum = parse_int(argv[2])
+    n = len(argv)
+    if setnum < 1 or setnum > n - 3:
+        raise ApplyError("ZUNION/ZINTER/ZDIFF STORE: bad numkeys")
+    srcs = [_source(ks, db, k) for k in argv[3:3 + setnum]]
+    weights = [1.0] * setnum
+    aggregate = _SUM
+    j = 3 + setnum
+    while j < n:
+        opt = argv[j].lower()
+        if op != _DIFF and opt == b"weights" and n - j >= setnum + 1:
+            weights = [double_arg(w) for w in argv[j + 1:j + 1 + setnum]]
+            j += 1 + setnum
+        elif op != _DIFF and opt == b"aggregate" and n - j >= 2:
+            agg = _AGGREGATES.get(argv[j + 1].lower())
+            if agg is None:
+                raise ApplyError(f"unknown AGGREGATE {argv[j + 1]!r}")
+            aggregate = agg
+            j += 2
+        else:
+            raise ApplyError(f"syntax error at {argv[j]!r}")
+
+    store_zset(ks, db, dst, zsetop(srcs, weights, aggregate, op))
 
 
 @write_command("zunionstore")
@@ -516,18 +548,10 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         else:
             lo_b, hi_b = parse_lex_bound(lo_arg), parse_lex_bound(hi_arg)
             bounds = zs.lex_range(lo_b, hi_b, rev) if zs is not None else (0, 0)
-        # A negative offset walks off the end before emitting anything (`while (offset--)`);
-        # a negative count is no limit.
-        if zs is not None and offset >= 0:
-            a, b = bounds
-            if rev:
-                b -= offset
-                if limit >= 0:
-                    a = max(a, b - limit)
-            else:
-                a += offset
-                if limit >= 0:
-                    b = min(b, a + limit)
+        # LIMIT as the master's version walks it (see `limit_bounds`).
+        if zs is not None:
+            a, b = limit_bounds(bounds, offset, limit, rev,
+                                offset < 0 and not zs.listpack and _nth_in_range(ks))
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
@@ -545,3 +569,589 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             listpack = False
         result[member] = 0.0 if listpack and drops and score == 0.0 else score
     ks.set(db, dst, ZSet(result, listpack))
+
+
+# =============================================================================================
+# Reads: the commands a read-only replica answers (t_zset.c, and db.c for ZSCAN)
+# =============================================================================================
+#
+# ZCARD ZSCORE ZMSCORE ZCOUNT ZLEXCOUNT ZRANK ZREVRANK ZRANGE ZREVRANGE ZRANGEBYSCORE
+# ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZRANDMEMBER ZUNION ZINTER ZDIFF ZINTERCARD ZSCAN.
+# Each checks its arguments in the order Redis does and answers with Redis's exact bytes:
+#
+# - Numbers are read as Redis reads them: counts and indexes by `string2ll`, WEIGHTS by
+#   `string2d` (strict strtod: no blanks, no overflow, no NaN), score ranges by the bare
+#   `strtod` of `zslParseRange` (leading blanks, `inf`, hex, overflow to infinity, an empty
+#   string is 0), all on the argument as a C string (it ends at a NUL byte).
+# - Scores print as the master's `addReplyDouble` (`c.dstyle`). WITHSCORES replies are flat
+#   [member, score, ...] in RESP2 and [[member, score], ...] in RESP3.
+# - ZSCAN mirrors the master's encoding (`ZSet.listpack`): a listpack zset answers everything
+#   at once with cursor 0, in rank order, its scores as the listpack stores them (an integer,
+#   else `d2string`); a skiplist zset is scanned through `Keyspace.scans` and its scores print
+#   with `%.17Lg` (`ld2string`).
+# - ZRANDMEMBER's picks are random, as Redis's; a count covering the whole zset returns it as
+#   Redis does, from the highest rank down.
+
+_LONG_MAX = 2**63 - 1
+_C_SPACES = frozenset(b" \t\n\v\f\r")
+_EMPTY = reply.EMPTY_ARRAY
+_EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
+_RANGE_NOT_FLOAT = b"ERR min or max is not a float"
+_LEX_NOT_VALID = b"ERR min or max not valid string range item"
+
+# glibc strtod's grammar in the C locale: blanks, a sign, then inf[inity], nan[(chars)], a
+# hex float or a decimal one. The match tells how much strtod consumes; the value comes from
+# Python, whose float() and float.fromhex() round exactly as glibc does.
+_STRTOD_RE = re.compile(
+    rb"[ \t\n\v\f\r]*([+-]?)(?:(inf(?:inity)?)|(nan(?:\([0-9a-z_]*\))?)"
+    rb"|0x((?:[0-9a-f]+(?:\.[0-9a-f]*)?|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?)"
+    rb"|((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?))",
+    re.IGNORECASE,
+)
+_NONZERO_DEC = re.compile(rb"[1-9]")
+_NONZERO_HEX = re.compile(rb"[1-9a-f]", re.IGNORECASE)
+
+
+def c_string(raw: bytes) -> bytes:
+    """The argument as C code sees `argv[i]->ptr`: up to its first NUL byte."""
+    nul = raw.find(b"\0")
+    return raw if nul < 0 else raw[:nul]
+
+
+def strtod_prefix(s: bytes) -> tuple[float, int, bool]:
+    """glibc `strtod` on `s` (a C string): (value, bytes consumed, ERANGE). When nothing can
+    be converted: (0.0, 0, False), as strtod sets `endptr` to the start."""
+    m = _STRTOD_RE.match(s)
+    if m is None:
+        return 0.0, 0, False
+    sign, inf, nan, hexa, dec = m.groups()
+    erange = False
+    if inf is not None:
+        v = math.inf
+    elif nan is not None:
+        v = math.nan
+    elif hexa is not None:
+        try:
+            v = float.fromhex(hexa.decode())
+        except OverflowError:
+            v, erange = math.inf, True
+        else:
+            mantissa = hexa.lower().split(b"p")[0]
+            erange = v == 0.0 and _NONZERO_HEX.search(mantissa) is not None
+    else:
+        v = float(dec)
+        if v == math.inf:
+            erange = True
+        elif v == 0.0:
+            erange = _NONZERO_DEC.search(dec.lower().split(b"e")[0]) is not None
+    return (-v if sign == b"-" else v), m.end(), erange
+
+
+def string2d(raw: bytes) -> float | None:
+    """`string2d` (`getDoubleFromObject`): the whole string a double, no leading blank, no
+    overflow or underflow to zero, no NaN; None otherwise."""
+    if not raw or raw[0] in _C_SPACES:
+        return None
+    v, end, erange = strtod_prefix(raw)
+    if end != len(raw) or v != v or (erange and (v == 0.0 or v in (math.inf, -math.inf))):
+        return None
+    return v
+
+
+def long_arg(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
+    """`getLongFromObjectOrReply` (a long is a long long on 64-bit Linux)."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(msg)
+    return v
+
+
+def word(raw: bytes) -> bytes:
+    """An option word for comparing with `strcasecmp` (which stops at a NUL byte)."""
+    return (raw if b"\0" not in raw else c_string(raw)).lower()
+
+
+def read_score_bound(raw: bytes) -> tuple[float, bool]:
+    """One side of `zslParseRange`: (value, exclusive); `ReplyError` when not a float."""
+    s = c_string(raw)
+    ex = s[:1] == b"("
+    if ex:
+        s = s[1:]
+    v, end, _ = strtod_prefix(s)
+    if end != len(s) or v != v:
+        raise ReplyError(_RANGE_NOT_FLOAT)
+    return v, ex
+
+
+_LEX_MIN = LexBound(b"", True, -1)
+_LEX_MAX = LexBound(b"", True, 1)
+
+
+def read_lex_bound(raw: bytes) -> LexBound:
+    """`zslParseLexRangeItem` with its error: `[m`, `(m`, `-`, `+` (the last two must end
+    the C string)."""
+    c = raw[:1]
+    if c == b"[":
+        return LexBound(raw[1:], False)
+    if c == b"(":
+        return LexBound(raw[1:], True)
+    if c == b"+" and raw[1:2] in (b"", b"\0"):
+        return _LEX_MAX
+    if c == b"-" and raw[1:2] in (b"", b"\0"):
+        return _LEX_MIN
+    raise ReplyError(_LEX_NOT_VALID)
+
+
+def _new_server(ks: Keyspace) -> bool:
+    """Valkey, or Redis 7.2+: ZRANK WITHSCORE."""
+    valkey, major, minor = master_version(ks)
+    return valkey or (major, minor) >= (7, 2)
+
+
+def _nth_in_range(ks: Keyspace) -> bool:
+    """Valkey, or Redis 7.4+: a skiplist's LIMIT offset is found by `zslNthInRange`."""
+    valkey, major, minor = master_version(ks)
+    return valkey or (major, minor) >= (7, 4)
+
+
+def scored_reply(items: Sequence[tuple[float, bytes]], proto: int, style: DoubleStyle) -> bytes:
+    """Members with their scores: a flat array in RESP2, [member, double] pairs in RESP3."""
+    if not items:
+        return _EMPTY
+    if style == "g17":
+        # `%.17g` prints inf/-inf as Redis does, and a zset holds no NaN: no need for the
+        # checks of format_double on this hot path.
+        if proto == 2:
+            return reply.bulk_array([x for s, m in items for x in (m, b"%.17g" % s)])
+        return b"*%d\r\n%b" % (len(items), b"".join(
+            [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, b"%.17g" % s) for s, m in items]))
+    if proto == 2:
+        return reply.bulk_array([x for s, m in items for x in (m, format_double(s, style))])
+    return b"*%d\r\n%b" % (len(items), b"".join(
+        [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, format_double(s, style)) for s, m in items]))
+
+
+# ---- ZCARD / ZSCORE / ZMSCORE / ZRANK / ZREVRANK ----
+
+
+@read_command("zcard")
+def zcard_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    zs = lookup_zset(c, argv[1])
+    return b":%d\r\n" % (len(zs) if zs is not None else 0)
+
+
+@read_command("zscore")
+def zscore_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    zs = lookup_zset(c, argv[1])
+    score = zs.get(argv[2]) if zs is not None else None
+    if score is None:
+        return reply.null(c.proto)
+    return reply.double(score, c.proto, c.dstyle)
+
+
+@read_command("zmscore")
+def zmscore_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    zs = lookup_zset(c, argv[1])
+    nul = reply.null(c.proto)
+    scores: dict[bytes, float] = zs if zs is not None else {}
+    out = [b"*%d\r\n" % (len(argv) - 2)]
+    for member in argv[2:]:
+        score = scores.get(member)
+        out.append(nul if score is None else reply.double(score, c.proto, c.dstyle))
+    return b"".join(out)
+
+
+def _zrank(c: ReadContext, argv: list[bytes], reverse: bool) -> bytes:
+    withscore = False
+    if len(argv) > 3:
+        # WITHSCORE came with 7.2 (arity -3); 7.0's arity 3 makes the dispatcher refuse it.
+        if len(argv) > 4 or not _new_server(c.ks):
+            raise ReplyError(b"ERR wrong number of arguments for '%b' command"
+                             % (b"zrevrank" if reverse else b"zrank"))
+        if word(argv[3]) != b"withscore":
+            raise ReplyError(SYNTAX)
+        withscore = True
+    zs = lookup_zset(c, argv[1])
+    score = zs.get(argv[2]) if zs is not None else None
+    if zs is None or score is None:
+        return reply.null_array(c.proto) if withscore else reply.null(c.proto)
+    rank = zs.index.index((score, argv[2]))
+    if reverse:
+        rank = len(zs) - 1 - rank
+    if withscore:
+        return b"*2\r\n:%d\r\n%b" % (rank, reply.double(score, c.proto, c.dstyle))
+    return b":%d\r\n" % rank
+
+
+@read_command("zrank")
+def zrank_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrank(c, argv, False)
+
+
+@read_command("zrevrank")
+def zrevrank_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrank(c, argv, True)
+
+
+# ---- ZCOUNT / ZLEXCOUNT ----
+
+
+@read_command("zcount")
+def zcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    lo, lo_ex = read_score_bound(argv[2])
+    hi, hi_ex = read_score_bound(argv[3])
+    zs = lookup_zset(c, argv[1])
+    if zs is None:
+        return b":0\r\n"
+    start, end = zs.score_range(lo, lo_ex, hi, hi_ex)
+    return b":%d\r\n" % (end - start)
+
+
+@read_command("zlexcount")
+def zlexcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    lo, hi = read_lex_bound(argv[2]), read_lex_bound(argv[3])
+    zs = lookup_zset(c, argv[1])
+    if zs is None:
+        return b":0\r\n"
+    start, end = zs.lex_range(lo, hi)
+    return b":%d\r\n" % (end - start)
+
+
+# ---- the ZRANGE family (zrangeGenericCommand) ----
+
+_AUTO, _BY_RANK, _BY_SCORE, _BY_LEX = 0, 1, 2, 3
+
+
+def limit_bounds(bounds: tuple[int, int], offset: int, limit: int, rev: bool,
+                 nth: bool = False) -> tuple[int, int]:
+    """LIMIT applied to a score or lex range's slice bounds `[start, end)`: skip `offset`
+    elements from the first one in range (the last one with `rev`), then take up to `limit`
+    (a negative limit is no limit).
+
+    A negative offset walks off the end (nothing), except with `nth`: from Redis 7.4 and in
+    Valkey a skiplist finds its first element with `zslNthInRange(offset)` (or, reversed,
+    `-offset - 1`), where a negative n counts from the other end of the range."""
+    start, end = bounds
+    if start >= end:
+        return start, start
+    if offset >= 0:
+        if rev:
+            top = end - offset  # one past the first element returned
+            a = start if limit < 0 else max(start, top - limit)
+            return (a, top) if a < top else (start, start)
+        a = start + offset
+        b = end if limit < 0 else min(end, a + limit)
+        return (a, b) if a < b else (start, start)
+    if not nth:
+        return start, start
+    if rev:
+        top = start - offset  # index start + n + 1, with n = -offset - 1
+        if top > end:
+            return start, start
+        a = start if limit < 0 else max(start, top - limit)
+        return (a, top) if a < top else (start, start)
+    a = end + offset
+    if a < start:
+        return start, start
+    b = end if limit < 0 else min(end, a + limit)
+    return (a, b) if a < b else (start, start)
+
+
+def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None) -> bytes:
+    """`zrangeGenericCommand` for a client: `rangetype` _AUTO and `rev` None let ZRANGE's
+    BYSCORE/BYLEX/REV options choose."""
+    withscores = False
+    offset, limit = 0, -1
+    n = len(argv)
+    j = 4
+    while j < n:
+        opt = word(argv[j])
+        if opt == b"withscores":
+            withscores = True
+        elif opt == b"limit" and n - j - 1 >= 2:
+            offset = long_arg(argv[j + 1])
+            limit = long_arg(argv[j + 2])
+            j += 2
+        elif rev is None and opt == b"rev":
+            rev = True
+        elif rangetype == _AUTO and opt == b"bylex":
+            rangetype = _BY_LEX
+        elif rangetype == _AUTO and opt == b"byscore":
+            rangetype = _BY_SCORE
+        else:
+            raise ReplyError(SYNTAX)
+        j += 1
+    rev = bool(rev)
+    if rangetype == _AUTO:
+        rangetype = _BY_RANK
+    if limit != -1 and rangetype == _BY_RANK:
+        raise ReplyError(b"ERR syntax error, LIMIT is only supported in combination with "
+                         b"either BYSCORE or BYLEX")
+    if withscores and rangetype == _BY_LEX:
+        raise ReplyError(b"ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+    min_arg, max_arg = (argv[3], argv[2]) if rev and rangetype != _BY_RANK else (argv[2], argv[3])
+
+    if rangetype == _BY_RANK:
+        start, end = long_arg(min_arg), long_arg(max_arg)
+        zs = lookup_zset(c, argv[1])
+        if zs is None:
+            return _EMPTY
+        size = len(zs)
+        a, b = rank_range(start, end, size)
+        if rev:
+            a, b = size - b, size - a
+    elif rangetype == _BY_SCORE:
+        lo, lo_ex = read_score_bound(min_arg)
+        hi, hi_ex = read_score_bound(max_arg)
+        zs = lookup_zset(c, argv[1])
+        if zs is None:
+            return _EMPTY
+        a, b = limit_bounds(zs.score_range(lo, lo_ex, hi, hi_ex), offset, limit, rev,
+                            offset < 0 and not zs.listpack and _nth_in_range(c.ks))
+    else:
+        lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
+        zs = lookup_zset(c, argv[1])
+        if zs is None:
+            return _EMPTY
+        a, b = limit_bounds(zs.lex_range(lo_b, hi_b, rev), offset, limit, rev,
+                            offset < 0 and not zs.listpack and _nth_in_range(c.ks))
+    if a >= b:
+        return _EMPTY
+    items = zs.index[a:b]  # slicing a SortedList copies whole sublists: faster than islice
+    if rev:
+        items.reverse()
+    if withscores:
+        return scored_reply(items, c.proto, c.dstyle)
+    return reply.bulk_array([m for _, m in items])
+
+
+@read_command("zrange")
+def zrange_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _AUTO, None)
+
+
+@read_command("zrevrange")
+def zrevrange_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _BY_RANK, True)
+
+
+@read_command("zrangebyscore")
+def zrangebyscore_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _BY_SCORE, False)
+
+
+@read_command("zrevrangebyscore")
+def zrevrangebyscore_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _BY_SCORE, True)
+
+
+@read_command("zrangebylex")
+def zrangebylex_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _BY_LEX, False)
+
+
+@read_command("zrevrangebylex")
+def zrevrangebylex_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zrange(c, argv, _BY_LEX, True)
+
+
+# ---- ZRANDMEMBER ----
+
+
+@read_command("zrandmember")
+def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    n = len(argv)
+    if n < 3:
+        zs = lookup_zset(c, argv[1])
+        if zs is None:
+            return reply.null(c.proto)
+        return reply.bulk(zs.index[random.randrange(len(zs))][1])
+    count = long_arg(argv[2])
+    if count < -_LONG_MAX:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
+        raise ReplyError(b"ERR value is out of range, value must between %d and %d"
+                         % (-_LONG_MAX, _LONG_MAX))
+    withscores = False
+    if n > 4 or (n == 4 and word(argv[3]) != b"withscores"):
+        raise ReplyError(SYNTAX)
+    if n == 4:
+        withscores = True
+        if not -(_LONG_MAX // 2) <= count <= _LONG_MAX // 2:
+            raise ReplyError(b"ERR value is out of range")
+    zs = lookup_zset(c, argv[1])
+    if zs is None or count == 0:
+        return _EMPTY
+    size = len(zs)
+    index = zs.index
+    items: Sequence[tuple[float, bytes]]
+    if count < 0 or count == 1:
+        # Repeats allowed, random order (CASE 1). A huge count over a small zset picks from
+        # a plain list rather than the SortedList (O(1) indexing).
+        k = -count if count < 0 else 1
+        items = random.choices(list(index) if k > size else index, k=k)
+    elif count >= size:
+        # CASE 2: the whole zset in `zuiNext` order, which walks from the tail.
+        items = index[:]
+        items.reverse()
+    else:
+        items = [index[i] for i in random.sample(range(size), count)]
+    if withscores:
+        return scored_reply(items, c.proto, c.dstyle)
+    return reply.bulk_array([m for _, m in items])
+
+
+# ---- ZUNION / ZINTER / ZDIFF / ZINTERCARD ----
+
+
+def _read_source(c: ReadContext, key: bytes) -> Source:
+    v = lookup(c, key)
+    if v is None or isinstance(v, ZSet) or type(v) is set:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: bool) -> bytes:
+    """`zunionInterDiffGenericCommand` without a destination key."""
+    setnum = long_arg(argv[1])
+    if setnum < 1:
+        raise ReplyError(b"ERR at least 1 input key is needed for '%b' command"
+                         % argv[0].lower())
+    n = len(argv)
+    if setnum > n - 2:
+        raise ReplyError(SYNTAX)
+    srcs = [_read_source(c, k) for k in argv[2:2 + setnum]]
+    weights = [1.0] * setnum
+    aggregate = _SUM
+    withscores = False
+    limit = 0
+    j = 2 + setnum
+    while j < n:
+        opt = word(argv[j])
+        remaining = n - j
+        if op != _DIFF and not cardinality_only and remaining >= setnum + 1 \
+                and opt == b"weights":
+            for i in range(setnum):
+                w = string2d(argv[j + 1 + i])
+                if w is None:
+                    raise ReplyError(b"ERR weight value is not a float")
+                weights[i] = w
+            j += 1 + setnum
+        elif op != _DIFF and not cardinality_only and remaining >= 2 and opt == b"aggregate":
+            agg = _AGGREGATES.get(word(argv[j + 1]))
+            if agg is None:
+                raise ReplyError(SYNTAX)
+            aggregate = agg
+            j += 2
+        elif not cardinality_only and opt == b"withscores":
+            withscores = True
+            j += 1
+        elif cardinality_only and remaining >= 2 and opt == b"limit":
+            limit = long_arg(argv[j + 1], b"ERR LIMIT can't be negative")
+            if limit < 0:
+                raise ReplyError(b"ERR LIMIT can't be negative")
+            j += 2
+        else:
+            raise ReplyError(SYNTAX)
+    result = zsetop(srcs, weights, aggregate, op)
+    if cardinality_only:
+        card = len(result)
+        return b":%d\r\n" % (min(card, limit) if limit else card)
+    items = sorted([(s, m) for m, s in result.items()])
+    if withscores:
+        return scored_reply(items, c.proto, c.dstyle)
+    return reply.bulk_array([m for _, m in items])
+
+
+@read_command("zunion")
+def zunion_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zsetop_read(c, argv, _UNION, False)
+
+
+@read_command("zinter")
+def zinter_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zsetop_read(c, argv, _INTER, False)
+
+
+@read_command("zdiff")
+def zdiff_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zsetop_read(c, argv, _DIFF, False)
+
+
+@read_command("zintercard")
+def zintercard_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    return _zsetop_read(c, argv, _INTER, True)
+
+
+# ---- ZSCAN ----
+
+
+def listpack_score_text(score: float, style: DoubleStyle) -> bytes:
+    """A score as a listpack holds it (`zzlInsertAt`): an integer when `double2ll` takes it
+    (so -0 is 0), else the text of `d2string`."""
+    if -4611686018427387904.0 <= score <= 4611686018427387904.0 and score.is_integer():
+        return b"%d" % int(score)
+    return format_double(score, style)
+
+
+def _skiplist_score_text(score: float) -> bytes:
+    # ld2string(LD_STR_AUTO): "%.17Lg" of the double, which prints as "%.17g" does.
+    if score in (math.inf, -math.inf):
+        return b"inf" if score > 0 else b"-inf"
+    return b"%.17g" % score
+
+
+@read_command("zscan")
+def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    valkey, major, minor = master_version(c.ks)
+    cursor = parse_cursor(argv[2], c.ks)
+    key = argv[1]
+    zs = lookup_zset(c, key)
+    if zs is None:
+        return _EMPTY_SCAN
+    count = 10
+    match = None
+    noscores = False
+    i, n = 3, len(argv)
+    while i < n:
+        opt = word(argv[i])
+        if opt == b"count" and n - i >= 2:
+            count = long_arg(argv[i + 1])
+            if count < 1:
+                raise ReplyError(SYNTAX)
+            i += 2
+        elif opt == b"match" and n - i >= 2:
+            match = glob_matcher(argv[i + 1], c.ks)  # None for `*`: as if absent
+            i += 2
+        elif opt == b"novalues" and (valkey or (major, minor) >= (7, 4)):
+            raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
+        elif opt == b"noscores" and (valkey or major >= 8):
+            noscores = True
+            i += 1
+        else:
+            raise ReplyError(SYNTAX)
+
+    out: list[bytes] = []
+    if zs.listpack:
+        # Everything at once, in listpack (rank) order, whatever the cursor.
+        style = c.dstyle
+        for score, member in zs.index:
+            if match is None or match(member):
+                out.append(member)
+                if not noscores:
+                    out.append(listpack_score_text(score, style))
+        nxt = 0
+    else:
+        members = zs
+        # The cursor is bound to this key: another key's cursor is an invalid one.
+        nxt, batch = c.ks.scans.step(cursor, lambda: list(members), count,
+                                     ("zscan", c.db, key))
+        get = zs.get
+        for member in batch:
+            score = get(member)
+            if score is None:
+                continue  # removed since the scan started
+            if match is None or match(member):
+                out.append(member)
+                if not noscores:
+                    out.append(_skiplist_score_text(score))
+    cur = b"%d" % nxt
+    return b"*2\r\n$%d\r\n%b\r\n%b" % (len(cur), cur, reply.bulk_array(out))

@@ -248,10 +248,18 @@ def bulk_array(items: Sequence[bytes | None], proto: int = 2) -> bytes:
     return b"*%d\r\n%b" % (len(items), _bulks(items, proto))
 
 
+def _reheaded(header: bytes, items: Sequence[bytes]) -> bytes:
+    """`header` + the bulks of `items`, encoded in C by hiredis (its `*n` header dropped)."""
+    packed = _pack_command(tuple(items))
+    return b"".join((header, memoryview(packed)[packed.index(b"\r\n") + 2:]))
+
+
 def bulk_map(flat: Sequence[bytes | None], proto: int) -> bytes:
     """A map given as flat [k1, v1, k2, v2...] of bulk strings (HGETALL, CONFIG GET...)."""
     if proto == 2:
         return bulk_array(flat, 2)
+    if flat and None not in flat:
+        return _reheaded(b"%%%d\r\n" % (len(flat) // 2), flat)  # type: ignore[arg-type]
     return b"%%%d\r\n%b" % (len(flat) // 2, _bulks(flat, proto))
 
 
@@ -259,7 +267,9 @@ def bulk_set(items: Sequence[bytes], proto: int) -> bytes:
     """A set of bulk strings (SMEMBERS, SINTER...)."""
     if proto == 2:
         return bulk_array(items, 2)
-    return b"~%d\r\n%b" % (len(items), _bulks(items, proto))
+    if items:
+        return _reheaded(b"~%d\r\n" % len(items), items)
+    return b"~0\r\n"
 
 
 # --- the generic encoder ---------------------------------------------------------------------

@@ -1,0 +1,208 @@
+"""The read side of the keyspace: what a read command sees, how it fails, how it is registered.
+
+Read commands live in the per-type modules beside their appliers (`t_hash.py` holds HGET as
+well as HSET), registered with `@read_command("hget")`. A handler takes the client's
+`ReadContext` and the full argv (argv[0] is the command name as sent) and returns the
+encoded reply. The server's dispatcher has already checked the arity, the LOADING/MASTERDOWN
+states, auth and MULTI, using the command table (`replproxy.commandtable`), so a handler
+checks only what the command itself checks (syntax, numbers, types).
+
+Errors are raised as `ReplyError(b"ERR ...")`: the dispatcher turns one into the `-ERR ...`
+reply. Inside a handler, nothing may be half-written: a handler builds its whole reply and
+returns it, or raises before returning anything.
+
+Keys are read as a Redis replica reads them (`lookupKeyRead` on a replica): a key whose TTL
+has passed reads as missing but is NOT deleted (the master's DEL will come through the
+stream); a key whose last write replproxy could not apply is refused with an error rather
+than served stale (`Keyspace.unsupported_keys`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from replproxy.rdb.model import StreamValue, Value, ZSetValue
+from replproxy.resp.reply import DoubleStyle
+
+if TYPE_CHECKING:
+    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.values import ZSet
+
+
+class ReplyError(Exception):
+    """A command's error reply: `msg` is the text after `-`, starting with its code."""
+
+    def __init__(self, msg: bytes) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
+# Redis's shared error texts (server.c `createSharedObjects`).
+WRONGTYPE = b"WRONGTYPE Operation against a key holding the wrong kind of value"
+SYNTAX = b"ERR syntax error"
+NOT_INTEGER = b"ERR value is not an integer or out of range"
+NOT_FLOAT = b"ERR value is not a valid float"
+OUT_OF_RANGE = b"ERR index out of range"
+
+
+class ReadContext:
+    """What a read handler sees: one per client connection (the server's client state
+    extends it). `now` is the command's time in unix ms, fixed for the whole command (and
+    for a whole EXEC), as Redis's `commandTimeSnapshot`."""
+
+    def __init__(self, ks: Keyspace, db: int = 0, proto: int = 2,
+                 dstyle: DoubleStyle = "shortest", now: int = 0) -> None:
+        self.ks = ks
+        self.db = db
+        self.proto = proto
+        # How doubles are printed: the upstream's style ("g17" up to Redis 7.0).
+        self.dstyle: DoubleStyle = dstyle
+        self.now = now
+        # False inside EXEC (and scripts): a blocking command then answers at once, as Redis.
+        self.can_block = True
+
+
+class BlockingRead(Exception):
+    """Raised by a blocking read (XREAD BLOCK) that has nothing to return yet.
+
+    The server parks the client until one of `keys` (in the client's DB) is written or
+    `timeout_ms` passes (0 = forever), then calls the handler again with `retry`: the same
+    command without BLOCK and with ids like `$` made concrete, so a retry that still finds
+    nothing returns its "nothing" reply and the server waits again. On timeout the client
+    gets a null array (`*-1` / `_`).
+    """
+
+    def __init__(self, keys: list[bytes], timeout_ms: int, retry: list[bytes]) -> None:
+        super().__init__(keys, timeout_ms)
+        self.keys = keys
+        self.timeout_ms = timeout_ms
+        self.retry = retry
+
+
+ReadHandler = Callable[[ReadContext, list[bytes]], bytes]
+
+# Lowercase name -> handler. A subcommand is registered as "container|sub" ("object|encoding",
+# "xinfo|stream"), as Redis names them in COMMAND INFO.
+READ_COMMANDS: dict[bytes, ReadHandler] = {}
+
+
+def read_command(*names: str) -> Callable[[ReadHandler], ReadHandler]:
+    """Register a read command handler under one or more names (lowercase, `a|b` for
+    subcommands)."""
+
+    def register(fn: ReadHandler) -> ReadHandler:
+        for n in names:
+            b = n.lower().encode()
+            if b in READ_COMMANDS:
+                raise RuntimeError(f"read command {n!r} registered twice")
+            READ_COMMANDS[b] = fn
+        return fn
+
+    return register
+
+
+def unsupported_key_error(key: bytes) -> bytes:
+    """The error for a key whose last write replproxy could not apply: never serve it stale."""
+    return (
+        b"ERR replproxy cannot serve key '" + key.replace(b"\r", b" ").replace(b"\n", b" ")
+        + b"': a command from the master touching it could not be applied (see the "
+        b"replproxy_unsupported_commands_total metric)"
+    )
+
+
+def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
+    """The value at `key` as a replica's `lookupKeyRead` sees it: None when missing or
+    logically expired (not deleted); `ReplyError` when the key is unsupported."""
+    ks = c.ks
+    if db is None:
+        db = c.db
+    if ks.unsupported_keys and (db, key) in ks.unsupported_keys:
+        raise ReplyError(unsupported_key_error(key))
+    v = ks.dbs[db].get(key)
+    if v is None:
+        return None
+    expires = ks.expires[db]
+    if expires:
+        when = expires.get(key)
+        if when is not None and when <= c.now:
+            return None
+    if type(v) is ZSetValue:
+        v = ks.get(db, key)  # builds the sorted index on first use
+    return v
+
+
+def is_expired(c: ReadContext, key: bytes, db: int | None = None) -> bool:
+    """Whether `key` exists but its TTL has passed (KEYS/SCAN/RANDOMKEY skip such keys)."""
+    when = c.ks.expires[c.db if db is None else db].get(key)
+    return when is not None and when <= c.now
+
+
+def lookup_string(c: ReadContext, key: bytes) -> bytes | None:
+    v = lookup(c, key)
+    if v is None or type(v) is bytes:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def lookup_list(c: ReadContext, key: bytes) -> list[bytes] | None:
+    v = lookup(c, key)
+    if v is None or type(v) is list:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def lookup_set(c: ReadContext, key: bytes) -> set[bytes] | None:
+    v = lookup(c, key)
+    if v is None or type(v) is set:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def lookup_hash(c: ReadContext, key: bytes) -> dict[bytes, bytes] | None:
+    """A hash is a `dict` or a `HashValue` (with `.expires` for field TTLs); a sorted set
+    is a dict subclass too, and is not a hash."""
+    v = lookup(c, key)
+    if v is None or (isinstance(v, dict) and not isinstance(v, ZSetValue)):
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def lookup_zset(c: ReadContext, key: bytes) -> ZSet | None:
+    from replproxy.keyspace.values import ZSet
+
+    v = lookup(c, key)
+    if v is None or isinstance(v, ZSet):
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def lookup_stream(c: ReadContext, key: bytes) -> StreamValue | None:
+    v = lookup(c, key)
+    if v is None or type(v) is StreamValue:
+        return v
+    raise ReplyError(WRONGTYPE)
+
+
+def upstream_identity(ks: Keyspace) -> tuple[str, tuple[int, int, int]]:
+    """The master's server ("redis" or "valkey") and version, from its snapshot's AUX fields
+    (`valkey-ver` / `redis-ver`); Redis 7.2 when the snapshot said nothing."""
+    aux = ks.loaded_aux
+    if b"valkey-ver" in aux:
+        name, raw = "valkey", aux[b"valkey-ver"]
+    else:
+        name, raw = "redis", aux.get(b"redis-ver", b"7.2.0")
+    try:
+        parts = [int(x) for x in raw.decode().split(".")[:3]]
+    except ValueError:
+        parts = [7, 2, 0]
+    v = [*parts, 0, 0, 0]
+    return name, (v[0], v[1], v[2])
+
+
+def double_style_of(ks: Keyspace) -> DoubleStyle:
+    """How the master prints doubles in replies: `%.17g` up to Redis 7.0, else shortest."""
+    from replproxy.resp.reply import double_style
+
+    name, version = upstream_identity(ks)
+    return double_style(name, version)

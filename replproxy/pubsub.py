@@ -1,0 +1,159 @@
+"""Pub/Sub on the client endpoint: subscribers get what the master publishes.
+
+The master propagates `PUBLISH` (and, from 7.0, `SPUBLISH`) to its replicas; the keyspace
+hands each one to `PubSub.publish` (`Keyspace.on_publish`) while the stream applies, and a
+client's own `PUBLISH` on the relay reaches the relay's subscribers, as on a Redis replica.
+Delivery never awaits: a message is queued on each subscriber (`Client.push`), whose writer
+task sends it; a subscriber that does not read is dropped at the pub/sub output buffer limit
+(`client-output-buffer-limit pubsub`, 32mb 8mb 60 by default).
+
+Replies follow `pubsub.c`: one `subscribe`/`unsubscribe` confirmation per channel, an
+unsubscribe from nothing answers `[unsubscribe, nil, 0]`, RESP3 uses push frames (`>`) for
+all of them, and the count is the client's total of channels plus patterns (shard channels
+count apart). Channels and patterns are kept in subscription order per client, as Redis's
+dicts are iterated for UNSUBSCRIBE with no arguments (Redis's order is its hash order; the
+set of replies is the same).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from replproxy.glob import stringmatch
+from replproxy.resp import reply
+
+if TYPE_CHECKING:
+    from replproxy.server import Client
+
+
+def _kind_frame(kind: bytes, name: bytes | None, count: int, proto: int) -> bytes:
+    head = reply.push_len(3, proto)
+    return head + reply.bulk(kind) + (reply.null(proto) if name is None else reply.bulk(name)) \
+        + reply.integer(count)
+
+
+class PubSub:
+    def __init__(self) -> None:
+        # channel -> subscribers (dict as an ordered set, by client id)
+        self.channels: dict[bytes, dict[int, Client]] = {}
+        self.patterns: dict[bytes, dict[int, Client]] = {}
+        self.shard_channels: dict[bytes, dict[int, Client]] = {}
+
+    # ---- delivery ----
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """Deliver to channel subscribers, then to pattern subscribers; the receiver count."""
+        n = 0
+        subs = self.channels.get(channel)
+        if subs:
+            for c in list(subs.values()):
+                c.push(reply.push_len(3, c.proto) + b"$7\r\nmessage\r\n" + reply.bulk(channel)
+                       + reply.bulk(message))
+                n += 1
+        if self.patterns:
+            for pattern, psubs in list(self.patterns.items()):
+                if not stringmatch(pattern, channel):
+                    continue
+                for c in list(psubs.values()):
+                    c.push(reply.push_len(4, c.proto) + b"$8\r\npmessage\r\n" + reply.bulk(pattern)
+                           + reply.bulk(channel) + reply.bulk(message))
+                    n += 1
+        return n
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        subs = self.shard_channels.get(channel)
+        if not subs:
+            return 0
+        for c in list(subs.values()):
+            c.push(reply.push_len(3, c.proto) + b"$8\r\nsmessage\r\n" + reply.bulk(channel)
+                   + reply.bulk(message))
+        return len(subs)
+
+    # ---- per client ----
+
+    def subscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
+        table = self.shard_channels if shard else self.channels
+        mine = c.shard_channels if shard else c.channels
+        kind = b"ssubscribe" if shard else b"subscribe"
+        out = []
+        for ch in names:
+            if ch not in mine:
+                mine[ch] = None
+                table.setdefault(ch, {})[c.id] = c
+            out.append(_kind_frame(kind, ch, _count(c, shard), c.proto))
+        return b"".join(out)
+
+    def unsubscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
+        table = self.shard_channels if shard else self.channels
+        mine = c.shard_channels if shard else c.channels
+        kind = b"sunsubscribe" if shard else b"unsubscribe"
+        if not names:
+            names = list(mine)
+            if not names:
+                return _kind_frame(kind, None, _count(c, shard), c.proto)
+        out = []
+        for ch in names:
+            if ch in mine:
+                del mine[ch]
+                _drop(table, ch, c.id)
+            out.append(_kind_frame(kind, ch, _count(c, shard), c.proto))
+        return b"".join(out)
+
+    def psubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
+        out = []
+        for p in patterns:
+            if p not in c.patterns:
+                c.patterns[p] = None
+                self.patterns.setdefault(p, {})[c.id] = c
+            out.append(_kind_frame(b"psubscribe", p, _count(c, False), c.proto))
+        return b"".join(out)
+
+    def punsubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
+        if not patterns:
+            patterns = list(c.patterns)
+            if not patterns:
+                return _kind_frame(b"punsubscribe", None, _count(c, False), c.proto)
+        out = []
+        for p in patterns:
+            if p in c.patterns:
+                del c.patterns[p]
+                _drop(self.patterns, p, c.id)
+            out.append(_kind_frame(b"punsubscribe", p, _count(c, False), c.proto))
+        return b"".join(out)
+
+    def drop_client(self, c: Client) -> None:
+        """A closing (or RESET) client leaves every channel and pattern, silently."""
+        for ch in c.channels:
+            _drop(self.channels, ch, c.id)
+        for p in c.patterns:
+            _drop(self.patterns, p, c.id)
+        for ch in c.shard_channels:
+            _drop(self.shard_channels, ch, c.id)
+        c.channels.clear()
+        c.patterns.clear()
+        c.shard_channels.clear()
+
+    # ---- PUBSUB introspection ----
+
+    def active_channels(self, pattern: bytes | None, shard: bool = False) -> list[bytes]:
+        table = self.shard_channels if shard else self.channels
+        return [ch for ch in table if pattern is None or stringmatch(pattern, ch)]
+
+    def numsub(self, channels: list[bytes], shard: bool = False) -> list[tuple[bytes, int]]:
+        table = self.shard_channels if shard else self.channels
+        return [(ch, len(table.get(ch, ()))) for ch in channels]
+
+    def numpat(self) -> int:
+        return len(self.patterns)
+
+
+def _count(c: Client, shard: bool) -> int:
+    return len(c.shard_channels) if shard else len(c.channels) + len(c.patterns)
+
+
+def _drop(table: dict[bytes, dict[int, Client]], name: bytes, cid: int) -> None:
+    subs = table.get(name)
+    if subs is not None:
+        subs.pop(cid, None)
+        if not subs:
+            del table[name]

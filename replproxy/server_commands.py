@@ -1,0 +1,859 @@
+"""Connection and server commands of the client endpoint (`SERVER_COMMANDS`).
+
+The per-type read commands live with their data types (`replproxy.keyspace.t_*`); these are
+the ones about the connection (PING, AUTH, HELLO, CLIENT, SELECT, RESET, QUIT), transactions
+(MULTI, EXEC, DISCARD, WATCH), Pub/Sub, and the server (INFO, ROLE, CONFIG GET, COMMAND, TIME,
+DBSIZE, persistence, replication). Each answers as a read-only Redis replica of the
+upstream's kind and version would; where Redis 7.0 and Valkey 8 differ (texts, CLIENT LIST
+fields), `c.srv.valkey` picks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from replproxy.commandtable import command_command
+from replproxy.downstream.server import cmd_replconf, cmd_sync
+from replproxy.glob import stringmatch
+from replproxy.info import info_text
+from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
+from replproxy.keyspace.reads import ReplyError
+from replproxy.persistence import SaveError, SaveInProgress
+from replproxy.resp import reply
+from replproxy.resp.request import string2ll
+
+if TYPE_CHECKING:
+    from replproxy.server import Client
+
+Handler = Callable[["Client", list[bytes]], bytes]
+SERVER_COMMANDS: dict[bytes, Handler] = {}
+
+
+def command(*names: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for n in names:
+            SERVER_COMMANDS[n.encode()] = fn
+        return fn
+
+    return register
+
+
+SYNTAX = b"ERR syntax error"
+OK = reply.OK
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def _unknown_sub(argv: list[bytes]) -> ReplyError:
+    return ReplyError(
+        f"ERR unknown subcommand '{_s(argv[1])[:128]}'. Try {_s(argv[0]).upper()} HELP.".encode()
+    )
+
+
+# ---- connection ----
+
+
+@command("ping")
+def cmd_ping(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 2:
+        raise ReplyError(b"ERR wrong number of arguments for 'ping' command")
+    if c.proto == 2 and c.subscribed:
+        return b"*2\r\n$4\r\npong\r\n" + reply.bulk(argv[1] if len(argv) == 2 else b"")
+    return reply.PONG if len(argv) == 1 else reply.bulk(argv[1])
+
+
+@command("echo")
+def cmd_echo(c: Client, argv: list[bytes]) -> bytes:
+    return reply.bulk(argv[1])
+
+
+@command("quit")
+def cmd_quit(c: Client, argv: list[bytes]) -> bytes:
+    c.closing = True
+    return OK
+
+
+@command("select")
+def cmd_select(c: Client, argv: list[bytes]) -> bytes:
+    db = string2ll(argv[1])
+    if db is None or not -(2**31) <= db < 2**31:
+        raise ReplyError(b"ERR value is not an integer or out of range")
+    if not 0 <= db < c.ks.databases:
+        raise ReplyError(b"ERR DB index is out of range")
+    c.db = db
+    return OK
+
+
+WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
+
+
+def _authenticate(c: Client, user: bytes, password: bytes) -> None:
+    if not c.srv.users.check(user, password):
+        raise ReplyError(WRONGPASS)
+    c.user = user
+    c.authed = True
+
+
+@command("auth")
+def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 3:
+        raise ReplyError(SYNTAX)
+    if len(argv) == 2:
+        if not c.srv.users.default_has_password:
+            raise ReplyError(
+                b"ERR AUTH <password> called without any password configured for the default "
+                b"user. Are you sure your configuration is correct?"
+            )
+        _authenticate(c, b"default", argv[1])
+    else:
+        _authenticate(c, argv[1], argv[2])
+    return OK
+
+
+def _valid_name(name: bytes) -> bool:
+    return all(33 <= b <= 126 for b in name)
+
+
+@command("hello")
+def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
+    proto = c.proto
+    i = 1
+    if len(argv) >= 2:
+        ver = string2ll(argv[1])
+        if ver is None:
+            raise ReplyError(b"ERR Protocol version is not an integer or out of range")
+        if ver < 2 or ver > 3:
+            raise ReplyError(b"NOPROTO unsupported protocol version")
+        proto = ver
+        i = 2
+    setname: bytes | None = None
+    auth: tuple[bytes, bytes] | None = None
+    while i < len(argv):
+        more = len(argv) - i - 1
+        opt = argv[i].lower()
+        if opt == b"auth" and more >= 2:
+            auth = (argv[i + 1], argv[i + 2])
+            i += 3
+        elif opt == b"setname" and more >= 1:
+            setname = argv[i + 1]
+            i += 2
+        else:
+            raise ReplyError(f"ERR Syntax error in HELLO option '{_s(argv[i])}'".encode())
+    if auth is not None:
+        _authenticate(c, *auth)
+    if not c.authed:
+        raise ReplyError(
+            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            b"HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            b"select the RESP protocol version at the same time"
+        )
+    if setname is not None:
+        if not _valid_name(setname):
+            raise ReplyError(
+                b"ERR Client names cannot contain spaces, newlines or special characters.")
+        c.name = setname
+    c.proto = proto
+    srv = c.srv
+    return b"".join([
+        reply.map_len(7, proto),
+        reply.bulk(b"server"), reply.bulk(srv.server_name.encode()),
+        reply.bulk(b"version"), reply.bulk(srv.server_version.encode()),
+        reply.bulk(b"proto"), reply.integer(proto),
+        reply.bulk(b"id"), reply.integer(c.id),
+        reply.bulk(b"mode"), reply.bulk(b"standalone"),
+        reply.bulk(b"role"), reply.bulk(b"replica"),
+        reply.bulk(b"modules"), reply.EMPTY_ARRAY,
+    ])
+
+
+@command("reset")
+def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
+    """`clearClientConnectionState`: as if the connection were new (but keep it)."""
+    srv = c.srv
+    c.multi = None
+    c.multi_dirty = False
+    srv.unwatch(c)
+    srv.pubsub.drop_client(c)
+    c.db = 0
+    c.proto = 2
+    c.name = b""
+    c.reply_off = False
+    c.skip = 0
+    c.no_evict = c.no_touch = False
+    c.user = b"default"
+    c.authed = not srv.users.default_needs_auth
+    return b"+RESET\r\n"
+
+
+@command("readonly", "readwrite")
+def cmd_readonly(c: Client, argv: list[bytes]) -> bytes:
+    if c.srv.valkey:  # Valkey accepts them outside cluster mode
+        return OK
+    raise ReplyError(b"ERR This instance has cluster support disabled")
+
+
+@command("wait")
+def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
+    if c.srv.valkey:
+        raise ReplyError(
+            b"ERR WAIT cannot be used with replica instances. Please also note that if a replica "
+            b"is configured to be writable (which is not the default) writes to replicas are "
+            b"just local and are not propagated.")
+    raise ReplyError(
+        b"ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 "
+        b"if a replica is configured to be writable (which is not the default) writes to "
+        b"replicas are just local and are not propagated.")
+
+
+# ---- CLIENT ----
+
+
+def client_line(c: Client, me: Client) -> str:
+    """One CLIENT LIST line, with the upstream kind's fields (`catClientInfoString`)."""
+    now = time.monotonic()
+    flags = ""
+    if c.multi is not None:
+        flags += "x"
+    if c.blocked:
+        flags += "b"
+    if c.subscribed:
+        flags += "P"
+    if c.no_evict:
+        flags += "e"
+    if c.no_touch:
+        flags += "T"
+    if c.closing:
+        flags += "c"
+    flags = flags or "N"
+    fields = [
+        ("id", c.id), ("addr", c.addr), ("laddr", c.laddr), ("fd", 0),
+        ("name", _s(c.name)), ("age", int(now - c.ctime)), ("idle", int(now - c.last_active)),
+        ("flags", flags),
+    ]
+    valkey = me.srv.valkey
+    if valkey:
+        fields.append(("capa", ""))
+    fields += [
+        ("db", c.db), ("sub", len(c.channels)), ("psub", len(c.patterns)),
+        ("ssub", len(c.shard_channels)),
+        # Valkey keeps the transaction state once allocated: `multi=0` after a MULTI.
+        ("multi", len(c.multi) if c.multi is not None
+         else (0 if valkey and c.used_multi else -1)),
+    ]
+    if valkey:
+        fields.append(("watch", len(c.watched)))
+    fields += [
+        ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
+        ("rbp", 0), ("obl", 0), ("oll", len(c.out)), ("omem", c.out_bytes),
+        ("tot-mem", 16384 + c.out_bytes), ("events", "r"),
+        ("cmd", _s(c.last_cmd)), ("user", _s(c.user)), ("redir", -1), ("resp", c.proto),
+    ]
+    if valkey:
+        fields += [("lib-name", _s(c.lib_name)), ("lib-ver", _s(c.lib_ver)),
+                   ("tot-net-in", c.net_in), ("tot-net-out", c.net_out),
+                   ("tot-cmds", c.commands)]
+    return " ".join(f"{k}={v}" for k, v in fields) + "\n"
+
+
+def _client_type_matches(c: Client, kind: bytes) -> bool:
+    if kind == b"normal":
+        return not c.subscribed
+    if kind == b"pubsub":
+        return c.subscribed
+    return False  # master / replica / primary: replicas are not clients here
+
+
+@command("client")
+def cmd_client(c: Client, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    n = len(argv)
+    srv = c.srv
+    if sub == b"id" and n == 2:
+        return reply.integer(c.id)
+    if sub == b"setname" and n == 3:
+        if not _valid_name(argv[2]):
+            raise ReplyError(
+                b"ERR Client names cannot contain spaces, newlines or special characters.")
+        c.name = argv[2]
+        return OK
+    if sub == b"getname" and n == 2:
+        return reply.bulk(c.name) if c.name else reply.null(c.proto)
+    if sub == b"setinfo" and n == 4:
+        attr = argv[2].lower()
+        if attr not in (b"lib-name", b"lib-ver"):
+            raise ReplyError(f"ERR Unrecognized option '{_s(argv[2])}'".encode())
+        if not _valid_name(argv[3]):
+            raise ReplyError(
+                f"ERR {_s(attr)} cannot contain spaces, newlines or special characters.".encode())
+        if attr == b"lib-name":
+            c.lib_name = argv[3]
+        else:
+            c.lib_ver = argv[3]
+        return OK
+    if sub == b"info" and n == 2:
+        return reply.verbatim(client_line(c, c).encode(), c.proto)
+    if sub == b"list":
+        chosen = list(srv.clients.values())
+        i = 2
+        while i < n:
+            opt = argv[i].lower()
+            if opt == b"type" and i + 1 < n:
+                kind = argv[i + 1].lower()
+                if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub", b"primary"):
+                    raise ReplyError(f"ERR Unknown client type '{_s(argv[i + 1])}'".encode())
+                chosen = [x for x in chosen if _client_type_matches(x, kind)]
+                i += 2
+            elif opt == b"id" and i + 1 < n:
+                ids = []
+                for raw in argv[i + 1:]:
+                    v = string2ll(raw)
+                    if v is None or v <= 0:
+                        raise ReplyError(b"ERR Invalid client ID")
+                    ids.append(v)
+                chosen = [x for x in chosen if x.id in ids]
+                i = n
+            else:
+                raise ReplyError(SYNTAX)
+        text = "".join(client_line(x, c) for x in chosen)
+        return reply.verbatim(text.encode(), c.proto)
+    if sub == b"kill":
+        return _client_kill(c, argv)
+    if sub in (b"no-evict", b"no-touch") and n == 3:
+        mode = argv[2].lower()
+        if mode not in (b"on", b"off"):
+            raise ReplyError(SYNTAX)
+        if sub == b"no-evict":
+            c.no_evict = mode == b"on"
+        else:
+            c.no_touch = mode == b"on"
+        return OK
+    if sub == b"reply" and n == 3:
+        mode = argv[2].lower()
+        if mode == b"on":
+            c.reply_off = False
+            c.skip = 0
+            return OK
+        if mode == b"off":
+            c.reply_off = True
+            return b""
+        if mode == b"skip":
+            c.skip = 2  # this command's (empty) reply and the next one
+            return b""
+        raise ReplyError(SYNTAX)
+    if sub == b"unblock" and n in (3, 4):
+        target_id = string2ll(argv[2])
+        if target_id is None:
+            raise ReplyError(b"ERR value is not an integer or out of range")
+        how = argv[3].lower() if n == 4 else b"timeout"
+        if how not in (b"timeout", b"error"):
+            raise ReplyError(b"ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        target = srv.clients.get(target_id)
+        if target is None or not target.blocked or target.wake is None:
+            return reply.integer(0)
+        target.unblock = (reply.null_array(target.proto) if how == b"timeout" else reply.error(
+            b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+        target.wake.set()
+        return reply.integer(1)
+    if sub == b"getredir" and n == 2:
+        return reply.integer(-1)
+    if sub in (b"pause", b"unpause"):
+        # A relay takes no writes from clients; pausing its readers is not offered.
+        raise ReplyError(b"ERR replproxy does not support CLIENT PAUSE")
+    raise _unknown_sub(argv)
+
+
+def _client_kill(c: Client, argv: list[bytes]) -> bytes:
+    srv = c.srv
+    n = len(argv)
+    if n == 3:  # old form: CLIENT KILL addr
+        for x in srv.clients.values():
+            if x.addr == _s(argv[2]):
+                _kill(c, x)
+                return OK
+        raise ReplyError(b"ERR No such client")
+    if n % 2:
+        raise ReplyError(SYNTAX)
+    chosen = list(srv.clients.values())
+    skipme = True
+    for i in range(2, n, 2):
+        opt, val = argv[i].lower(), argv[i + 1]
+        if opt == b"id":
+            v = string2ll(val)
+            if v is None or v <= 0:
+                raise ReplyError(b"ERR client-id should be greater than 0")
+            chosen = [x for x in chosen if x.id == v]
+        elif opt == b"type":
+            kind = val.lower()
+            if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub", b"primary"):
+                raise ReplyError(f"ERR Unknown client type '{_s(val)}'".encode())
+            chosen = [x for x in chosen if _client_type_matches(x, kind)]
+        elif opt == b"addr":
+            chosen = [x for x in chosen if x.addr == _s(val)]
+        elif opt == b"laddr":
+            chosen = [x for x in chosen if x.laddr == _s(val)]
+        elif opt == b"user":
+            if val not in srv.users.users:
+                raise ReplyError(f"ERR No such user '{_s(val)}'".encode())
+            chosen = [x for x in chosen if x.user == val]
+        elif opt == b"skipme":
+            low = val.lower()
+            if low not in (b"yes", b"no"):
+                raise ReplyError(SYNTAX)
+            skipme = low == b"yes"
+        elif opt == b"maxage":
+            v = string2ll(val)
+            if v is None:
+                raise ReplyError(b"ERR value is not an integer or out of range")
+            now = time.monotonic()
+            chosen = [x for x in chosen if now - x.ctime >= v]
+        else:
+            raise ReplyError(SYNTAX)
+    killed = 0
+    for x in chosen:
+        if x is c and skipme:
+            continue
+        _kill(c, x)
+        killed += 1
+    return reply.integer(killed)
+
+
+def _kill(me: Client, target: Client) -> None:
+    if target is me:
+        me.closing = True  # after this reply, as Redis's CLIENT_CLOSE_AFTER_REPLY
+    else:
+        target.kill(f"CLIENT KILL from {me.addr}")
+
+
+# ---- transactions ----
+
+
+@command("multi")
+def cmd_multi(c: Client, argv: list[bytes]) -> bytes:
+    if c.multi is not None:
+        raise ReplyError(b"ERR MULTI calls can not be nested")
+    c.used_multi = True
+    c.multi = []
+    c.multi_dirty = False
+    return OK
+
+
+@command("discard")
+def cmd_discard(c: Client, argv: list[bytes]) -> bytes:
+    if c.multi is None:
+        raise ReplyError(b"ERR DISCARD without MULTI")
+    c.multi = None
+    c.multi_dirty = False
+    c.srv.unwatch(c)
+    return OK
+
+
+@command("exec")
+def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
+    srv = c.srv
+    if c.multi is None:
+        raise ReplyError(b"ERR EXEC without MULTI")
+    queued, dirty = c.multi, c.multi_dirty
+    c.multi = None
+    c.multi_dirty = False
+    if dirty:
+        srv.unwatch(c)
+        raise ReplyError(b"EXECABORT Transaction discarded because of previous errors.")
+    if srv.watch_failed(c):
+        srv.unwatch(c)
+        return reply.null_array(c.proto)
+    srv.unwatch(c)
+    # All queued commands run now, with no checkpoint in between: nothing from the stream
+    # lands inside the transaction. Blocking reads answer at once, as in Redis.
+    c.can_block = False
+    try:
+        replies = [srv.call(c, e, a) for e, a in queued]
+    finally:
+        c.can_block = True
+    return reply.array(replies)
+
+
+@command("watch")
+def cmd_watch(c: Client, argv: list[bytes]) -> bytes:
+    if c.multi is not None:
+        raise ReplyError(b"ERR WATCH inside MULTI is not allowed")
+    c.srv.watch(c, argv[1:])
+    return OK
+
+
+@command("unwatch")
+def cmd_unwatch(c: Client, argv: list[bytes]) -> bytes:
+    c.srv.unwatch(c)
+    return OK
+
+
+# ---- Pub/Sub ----
+
+
+@command("subscribe")
+def cmd_subscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.subscribe(c, argv[1:])
+
+
+@command("unsubscribe")
+def cmd_unsubscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.unsubscribe(c, argv[1:])
+
+
+@command("ssubscribe")
+def cmd_ssubscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.subscribe(c, argv[1:], shard=True)
+
+
+@command("sunsubscribe")
+def cmd_sunsubscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.unsubscribe(c, argv[1:], shard=True)
+
+
+@command("psubscribe")
+def cmd_psubscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.psubscribe(c, argv[1:])
+
+
+@command("punsubscribe")
+def cmd_punsubscribe(c: Client, argv: list[bytes]) -> bytes:
+    return c.srv.pubsub.punsubscribe(c, argv[1:])
+
+
+@command("publish")
+def cmd_publish(c: Client, argv: list[bytes]) -> bytes:
+    # Not a write: on a replica it reaches the replica's own subscribers only.
+    return reply.integer(c.srv.pubsub.publish(argv[1], argv[2]))
+
+
+@command("spublish")
+def cmd_spublish(c: Client, argv: list[bytes]) -> bytes:
+    return reply.integer(c.srv.pubsub.spublish(argv[1], argv[2]))
+
+
+@command("pubsub")
+def cmd_pubsub(c: Client, argv: list[bytes]) -> bytes:
+    ps = c.srv.pubsub
+    sub = argv[1].lower()
+    n = len(argv)
+    if sub in (b"channels", b"shardchannels") and n in (2, 3):
+        names = ps.active_channels(argv[2] if n == 3 else None, shard=sub == b"shardchannels")
+        return reply.bulk_array(names, c.proto)
+    if sub in (b"numsub", b"shardnumsub"):
+        pairs = ps.numsub(argv[2:], shard=sub == b"shardnumsub")
+        # An array of name, count pairs even in RESP3 (`pubsubCommand`).
+        out = [reply.array_len(2 * len(pairs))]
+        for ch, count in pairs:
+            out.append(reply.bulk(ch) + reply.integer(count))
+        return b"".join(out)
+    if sub == b"numpat" and n == 2:
+        return reply.integer(ps.numpat())
+    raise _unknown_sub(argv)
+
+
+# ---- scripts ----
+
+
+@command("evalsha", "evalsha_ro")
+def cmd_evalsha(c: Client, argv: list[bytes]) -> bytes:
+    # Scripts replicate by their effects, so a relay's script cache is always empty.
+    if c.srv.valkey:
+        raise ReplyError(b"NOSCRIPT No matching script.")
+    raise ReplyError(b"NOSCRIPT No matching script. Please use EVAL.")
+
+
+@command("script|exists")
+def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
+    return reply.array([reply.integer(0)] * (len(argv) - 2))
+
+
+# ---- server ----
+
+
+@command("info")
+def cmd_info(c: Client, argv: list[bytes]) -> bytes:
+    text = info_text(c.srv.relay, [_s(a) for a in argv[1:]])
+    return reply.verbatim(text.encode(), c.proto)
+
+
+@command("role")
+def cmd_role(c: Client, argv: list[bytes]) -> bytes:
+    relay = c.srv.relay
+    up = relay.link.upstream
+    st = relay.link.status
+    return reply.array([
+        reply.bulk(b"slave"),
+        reply.bulk(up.host.encode()),
+        reply.integer(up.port),
+        reply.bulk(st.state.role_state.encode()),
+        reply.integer(relay.replication.repl_offset),
+    ])
+
+
+@command("time")
+def cmd_time(c: Client, argv: list[bytes]) -> bytes:
+    now = time.time_ns() // 1000
+    return reply.bulk_array([b"%d" % (now // 1_000_000), b"%d" % (now % 1_000_000)])
+
+
+@command("dbsize")
+def cmd_dbsize(c: Client, argv: list[bytes]) -> bytes:
+    return reply.integer(c.ks.dbsize(c.db))
+
+
+@command("lastsave")
+def cmd_lastsave(c: Client, argv: list[bytes]) -> bytes:
+    return reply.integer(int(c.srv.relay.persistence.lastsave))
+
+
+@command("command")
+def cmd_command(c: Client, argv: list[bytes]) -> bytes:
+    return command_command(c.srv.table, argv, c.proto)
+
+
+def config_params(c: Client) -> dict[str, str]:
+    """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
+    cfg = c.srv.relay.config
+    up = cfg.upstream
+
+    def limit(name: str, lim: object) -> str:
+        return f"{name} {lim}"
+
+    return {
+        "bind": cfg.bind,
+        "port": str(c.srv.relay.bound_port or cfg.port),
+        "databases": str(c.ks.databases),
+        "dir": str(cfg.dir.resolve()),
+        "dbfilename": cfg.dbfilename,
+        "save": " ".join(f"{s} {n}" for s, n in cfg.save),
+        "appendonly": "no",
+        "maxclients": str(cfg.maxclients),
+        "timeout": str(cfg.timeout),
+        "client-query-buffer-limit": str(cfg.client_query_buffer_limit),
+        "proto-max-bulk-len": str(cfg.proto_max_bulk_len),
+        "client-output-buffer-limit": " ".join([
+            limit("normal", cfg.client_output_buffer_limit_normal),
+            limit("slave", cfg.client_output_buffer_limit_replica),
+            limit("pubsub", cfg.client_output_buffer_limit_pubsub),
+        ]),
+        "replicaof": f"{up.host} {up.port}",
+        "slaveof": f"{up.host} {up.port}",
+        "replica-read-only": "yes",
+        "slave-read-only": "yes",
+        "replica-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
+        "slave-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
+        "repl-backlog-size": str(cfg.repl_backlog_size),
+        "repl-timeout": str(int(cfg.repl_timeout)),
+        "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
+        "requirepass": cfg.requirepass or "",
+        "masterauth": up.password or "",
+        "masteruser": up.username or "",
+        "aclfile": str(cfg.aclfile) if cfg.aclfile else "",
+        "maxmemory": "0",
+        "maxmemory-policy": "noeviction",
+        "replica-announce-ip": cfg.replica_announce_ip or "",
+        "replica-announce-port": str(cfg.replica_announce_port or 0),
+        "hz": "10",
+        "loglevel": "notice",
+        "enable-debug-command": "yes",
+        # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
+        "hash-max-listpack-entries": "512",
+        "hash-max-listpack-value": "64",
+        "hash-max-ziplist-entries": "512",
+        "hash-max-ziplist-value": "64",
+        "zset-max-listpack-entries": "128",
+        "zset-max-listpack-value": "64",
+        "zset-max-ziplist-entries": "128",
+        "zset-max-ziplist-value": "64",
+        "set-max-intset-entries": "512",
+        "list-max-listpack-size": "-2",
+        "list-max-ziplist-size": "-2",
+        "stream-node-max-bytes": "4096",
+        "stream-node-max-entries": "100",
+        "hll-sparse-max-bytes": "3000",
+        **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
+           if c.srv.valkey else {}),
+    }
+
+
+@command("config")
+def cmd_config(c: Client, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    if sub == b"get":
+        params = config_params(c)
+        flat: list[bytes] = []
+        seen: set[str] = set()
+        for raw in argv[2:]:
+            pattern = raw.lower()
+            exact = params.get(pattern.decode("utf-8", "replace"))
+            if exact is not None and not any(ch in raw for ch in b"*?["):
+                # A plain name is answered under the spelling the client used.
+                name = pattern.decode("utf-8", "replace")
+                if name not in seen:
+                    seen.add(name)
+                    flat += [raw, exact.encode()]
+                continue
+            for name, value in params.items():
+                if name not in seen and stringmatch(pattern, name.encode()):
+                    seen.add(name)
+                    flat += [name.encode(), value.encode()]
+        return reply.bulk_map(flat, c.proto)
+    if sub == b"resetstat":
+        return OK
+    if sub in (b"set", b"rewrite"):
+        raise ReplyError(
+            b"ERR replproxy is configured by its command line and environment: CONFIG "
+            + sub.upper() + b" is not supported")
+    raise _unknown_sub(argv)
+
+
+@command("memory|doctor")
+def cmd_memory_doctor(c: Client, argv: list[bytes]) -> bytes:
+    return reply.verbatim(
+        b"Hi Sam, I can't find any memory issue in your instance. I can only account for what "
+        b"occurs on this base.\n", c.proto)
+
+
+@command("memory|malloc-stats")
+def cmd_memory_malloc_stats(c: Client, argv: list[bytes]) -> bytes:
+    # What Redis answers when not built with jemalloc: Python's allocator keeps no such stats.
+    return reply.bulk(b"Stats not supported for the current allocator")
+
+
+@command("memory|stats")
+def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
+    """MEMORY STATS with the fields the relay can know (RSS stands for allocated memory)."""
+    from replproxy.info import _rss
+
+    relay = c.srv.relay
+    rss = _rss()
+    ks = c.ks
+    keys = ks.total_keys()
+    out = [reply.map_len(8 + sum(1 for d in ks.dbs if d), c.proto)]
+    for name, value in (
+        (b"peak.allocated", rss), (b"total.allocated", rss),
+        (b"replication.backlog", relay.replication.backlog.histlen),
+        (b"clients.slaves", 0),
+        (b"clients.normal", sum(x.out_bytes for x in c.srv.clients.values())),
+    ):
+        out.append(reply.bulk(name) + reply.integer(value))
+    for i, d in enumerate(ks.dbs):
+        if d:
+            out.append(reply.bulk(b"db.%d" % i) + reply.map_len(2, c.proto)
+                       + reply.bulk(b"overhead.hashtable.main") + reply.integer(len(d) * 8)
+                       + reply.bulk(b"overhead.hashtable.expires")
+                       + reply.integer(len(ks.expires[i]) * 8))
+    out.append(reply.bulk(b"keys.count") + reply.integer(keys))
+    out.append(reply.bulk(b"keys.bytes-per-key") + reply.integer(rss // keys if keys else 0))
+    out.append(reply.bulk(b"dataset.bytes") + reply.integer(rss))
+    return b"".join(out)
+
+
+@command("debug")
+def cmd_debug(c: Client, argv: list[bytes]) -> bytes:
+    ks = c.ks
+    sub = argv[1].lower()
+    style = c.srv.relay.digest_style()
+    try:
+        if sub == b"digest" and len(argv) == 2:
+            return reply.simple_string(digest(ks, style))
+        if sub == b"digest-value":
+            return reply.array(
+                [reply.simple_string(digest_value(ks, c.db, k, style)) for k in argv[2:]]
+            )
+    except DigestUnavailable as e:
+        raise ReplyError(f"ERR {e}".encode()) from e
+    raise ReplyError(b"ERR DEBUG subcommand not supported by replproxy (DIGEST, DIGEST-VALUE)")
+
+
+# ---- persistence (replproxy.persistence does the work; these are Redis's replies) ----
+
+SAVE_IN_PROGRESS = b"ERR Background save already in progress"
+
+
+@command("save")
+def cmd_save(c: Client, argv: list[bytes]) -> bytes:
+    try:
+        c.srv.relay.persistence.save()
+    except SaveInProgress:
+        raise ReplyError(SAVE_IN_PROGRESS) from None
+    except SaveError:
+        raise ReplyError(b"ERR") from None
+    return OK
+
+
+@command("bgsave")
+def cmd_bgsave(c: Client, argv: list[bytes]) -> bytes:
+    # SCHEDULE only matters when another kind of child runs; replproxy has none.
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
+        raise ReplyError(SYNTAX)
+    try:
+        c.srv.relay.persistence.bgsave()
+    except SaveInProgress:
+        raise ReplyError(SAVE_IN_PROGRESS) from None
+    except SaveError:
+        raise ReplyError(b"ERR") from None
+    return reply.simple_string(b"Background saving started")
+
+
+@command("shutdown")
+def cmd_shutdown(c: Client, argv: list[bytes]) -> bytes:
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: the relay's graceful exit (`Relay.shutdown`).
+
+    On success the process exits and the connection closes without a reply, as in Redis.
+    """
+    save: bool | None = None
+    now = force = False
+    for arg in argv[1:]:
+        word = arg.lower()
+        if word in (b"nosave", b"save") and save is None:
+            save = word == b"save"
+        elif word == b"now":
+            now = True
+        elif word == b"force":
+            force = True
+        else:
+            raise ReplyError(SYNTAX)
+    relay = c.srv.relay
+
+    async def shutdown() -> bytes:
+        await relay.shutdown(save=save, force=force, now=now, reason=f"SHUTDOWN from {c.addr}")
+        # Reached only when it failed: on success the relay is stopping.
+        return reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
+
+    c.pending = shutdown
+    return b""
+
+
+# ---- replication ----
+
+
+@command("replicaof", "slaveof")
+def cmd_replicaof(c: Client, argv: list[bytes]) -> bytes:
+    """REPLICAOF host port: follow a failover to another master, keeping our history.
+
+    `REPLICAOF NO ONE` would make replproxy a master that takes writes: a relay never does.
+    """
+    if argv[1].lower() == b"no" and argv[2].lower() == b"one":
+        raise ReplyError(b"ERR replproxy is a relay and always replicates from a master: "
+                         b"REPLICAOF NO ONE is not supported")
+    port = string2ll(argv[2])
+    if port is None or not 0 < port < 65536:
+        raise ReplyError(b"ERR Invalid master port")
+    host = _s(argv[1])
+    if not c.srv.relay.link.repoint(host, port):
+        return reply.simple_string(b"OK Already connected to specified master")
+    return OK
+
+
+@command("replconf")
+def cmd_replconf_(c: Client, argv: list[bytes]) -> bytes:
+    return cmd_replconf(c.srv, c, argv)
+
+
+@command("sync", "psync")
+def cmd_sync_(c: Client, argv: list[bytes]) -> bytes:
+    return cmd_sync(c.srv, c, argv)

@@ -1,0 +1,488 @@
+"""The client endpoint as a whole, against a running relay and a real read-only replica.
+
+Connection state, transactions, Pub/Sub, blocking reads, auth, link states and limits: each
+scripted session runs against replproxy AND a real replica of the same master over raw
+sockets, and the replies must be the same bytes (ids, ports and times aside).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.readcheck import RawConnection, read_reply, reply_end
+from tests.relay import RelayProcess, start_relay, upstream_url
+from tests.servers import RedisServer, free_port, start_server, wait_for
+
+
+@pytest.fixture
+def chain(master: RedisServer) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
+    """A master, a real read-only replica of it, and a relay of it, all in sync."""
+    replica = start_server(master.kind, extra={"replicaof": f"{master.host} {master.port}"})
+    relay = start_relay(upstream_url(master))
+    try:
+        with master.client() as c:
+            c.set("k", "v")
+            c.rpush("l", "a", "b")
+            c.hset("h", "f", "v")
+            c.xadd("s", {"f": "v"}, id="1-1")
+        wait_replica(master, replica)
+        relay.wait_in_sync_with(master)
+        yield master, replica, relay
+    finally:
+        relay.stop()
+        replica.stop()
+
+
+def wait_replica(master: RedisServer, replica: RedisServer) -> None:
+    def synced() -> bool:
+        off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+        info = replica.info("replication")
+        return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
+
+    wait_for(synced, 30, what="replica in sync")
+
+
+class Session:
+    """A raw connection that can read several replies per command (Pub/Sub)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.buf = bytearray()
+
+    def send(self, *argv: bytes | str | int) -> None:
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in argv]
+        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(
+            b"$%d\r\n%b\r\n" % (len(p), p) for p in parts))
+
+    def read(self) -> bytes:
+        return read_reply(self.sock, self.buf)
+
+    def call(self, *argv: bytes | str | int, replies: int = 1) -> bytes:
+        self.send(*argv)
+        return b"".join(self.read() for _ in range(replies))
+
+    def nothing_pending(self, wait: float = 0.3) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            return not self.buf
+        finally:
+            self.sock.settimeout(10)
+        self.buf += data
+        return False
+
+    def closed(self, wait: float = 5) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    return True
+                self.buf += data
+        except (TimeoutError, ConnectionResetError):
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _no_ids(r: bytes) -> bytes:
+    """HELLO's connection id differs between servers."""
+    return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:N\r\n", r)
+
+
+def compare_session(replica: RedisServer, relay: RelayProcess,
+                    script: Sequence[tuple[Sequence[str | bytes], int]]) -> None:
+    a = Session(replica.host, replica.port)
+    b = Session("127.0.0.1", relay.port)
+    try:
+        for argv, n in script:
+            theirs = _no_ids(a.call(*argv, replies=n))
+            mine = _no_ids(b.call(*argv, replies=n))
+            assert mine == theirs, f"{argv}: relay {mine!r} != replica {theirs!r}"
+    finally:
+        a.close()
+        b.close()
+
+
+TRANSACTIONS = [
+    (["multi"], 1), (["get", "k"], 1), (["lrange", "l", "0", "-1"], 1), (["exec"], 1),
+    (["multi"], 1), (["set", "k", "x"], 1), (["get", "k"], 1), (["exec"], 1),
+    (["multi"], 1), (["nosuchcommand"], 1), (["exec"], 1),
+    (["multi"], 1), (["get"], 1), (["exec"], 1),
+    (["multi"], 1), (["discard"], 1), (["discard"], 1), (["exec"], 1),
+    (["multi"], 1), (["hgetall", "l"], 1), (["get", "k"], 1), (["exec"], 1),
+    (["watch", "k"], 1), (["multi"], 1), (["get", "k"], 1), (["exec"], 1),
+    (["unwatch"], 1), (["get", "k"], 1),
+    (["multi"], 1), (["ping"], 1), (["echo", "x"], 1), (["select", "2"], 1), (["get", "k"], 1),
+    (["select", "0"], 1), (["exec"], 1),
+    (["multi"], 1), (["xread", "block", "100", "streams", "s", "$"], 1), (["exec"], 1),
+    (["multi"], 1), (["get", "k"], 1), (["exec", "x"], 1), (["exec"], 1),
+    (["multi"], 1), (["watch", "k"], 1), (["multi"], 1), (["exec"], 1),
+]
+
+CONNECTION = [
+    (["ping"], 1), (["ping", "hi"], 1), (["ping", "a", "b"], 1), (["echo", "x"], 1),
+    (["select", "3"], 1), (["get", "k"], 1), (["select", "0"], 1), (["select", "99"], 1),
+    (["select", "x"], 1), (["get", "k"], 1), (["client", "setname", "a b"], 1),
+    (["client", "setname", "me"], 1), (["client", "getname"], 1), (["client", "nosuch"], 1),
+    (["client"], 1), (["auth", "x"], 1), (["auth", "u", "p"], 1), (["hello", "4"], 1),
+    (["hello", "x"], 1), (["wait", "1", "0"], 1), (["readonly"], 1), (["set", "a", "b"], 1),
+    (["del", "k"], 1), (["sort", "l"], 1), (["xreadgroup", "group", "g", "c", "streams", "s",
+                                             ">"], 1),
+    (["pfadd", "hll", "a"], 1), (["publish", "nobody", "m"], 1), (["nosuch", "a", "b"], 1),
+    (["get", "a", "b"], 1), (["config", "get", "maxclients"], 1), (["config", "nosuch"], 1),
+    (["client", "reply", "skip"], 0), (["echo", "skipped"], 0), (["echo", "seen"], 1),
+    (["client", "reply", "off"], 0), (["echo", "hidden"], 0), (["client", "reply", "on"], 1),
+    (["hello", "3"], 1), (["reset"], 1), (["client", "getname"], 1),
+]
+
+PUBSUB = [
+    (["subscribe", "c1", "c2"], 2), (["get", "k"], 1), (["ping"], 1), (["ping", "x"], 1),
+    (["psubscribe", "p*", "q?"], 2), (["publish", "c1", "m"], 1),
+    (["unsubscribe", "c1"], 1), (["unsubscribe"], 1), (["unsubscribe"], 1),
+    (["punsubscribe", "p*"], 1),
+    (["punsubscribe"], 1), (["punsubscribe"], 1), (["ssubscribe", "s1"], 1),
+    (["sunsubscribe"], 1), (["get", "k"], 1),
+    (["subscribe", "x"], 1), (["reset"], 1), (["get", "k"], 1),
+    (["hello", "3"], 1), (["subscribe", "c1"], 1), (["get", "k"], 1), (["ping"], 1),
+    (["pubsub", "numpat"], 1), (["pubsub", "numsub", "c1", "zz"], 1),
+    (["pubsub", "channels", "c*"], 1),
+]
+
+
+@pytest.mark.parametrize("script", [TRANSACTIONS, CONNECTION, PUBSUB],
+                         ids=["transactions", "connection", "pubsub"])
+def test_sessions_match_a_real_replica(
+        chain: tuple[RedisServer, RedisServer, RelayProcess],
+        script: list[tuple[list[str], int]]) -> None:
+    _, replica, relay = chain
+    compare_session(replica, relay, script)
+
+
+def test_hello_shape(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    _, replica, relay = chain
+    for proto in ("2", "3"):
+        a = Session(replica.host, replica.port).call("hello", proto)
+        b = Session("127.0.0.1", relay.port).call("hello", proto)
+        # The same map but for the connection id.
+        def strip(r):
+            return (r.split(b"$2\r\nid\r\n")[0] + r.split(b"$4\r\nmode")[1])
+        assert strip(a) == strip(b)
+
+
+def test_watch_is_invalidated_by_replicated_writes(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    master, _, relay = chain
+    s = Session("127.0.0.1", relay.port)
+    assert s.call("watch", "k") == b"+OK\r\n"
+    with master.client() as c:
+        c.set("k", "changed")
+    relay.wait_in_sync_with(master)
+    assert s.call("multi") == b"+OK\r\n"
+    assert s.call("get", "k") == b"+QUEUED\r\n"
+    assert s.call("exec") == b"*-1\r\n"
+    # Untouched: EXEC runs.
+    assert s.call("watch", "k") == b"+OK\r\n"
+    s.call("multi")
+    s.call("get", "k")
+    assert s.call("exec") == b"*1\r\n$7\r\nchanged\r\n"
+
+
+def test_transactions_from_the_master_are_never_half_visible(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    master, _, relay = chain
+    stop = threading.Event()
+
+    def writer() -> None:
+        with master.client() as c:
+            while not stop.is_set():
+                p = c.pipeline(transaction=True)
+                p.incr("a")
+                p.incr("b")
+                p.execute()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        s = Session("127.0.0.1", relay.port)
+        seen = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            r = s.call("mget", "a", "b")
+            parts = r.split(b"\r\n")
+            if parts[1] != b"$-1":
+                assert parts[2] == parts[4], r
+                seen += 1
+        assert seen > 0
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_pubsub_delivers_what_the_master_publishes(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    master, replica, relay = chain
+    subs = []
+    for port in (replica.port, relay.port):
+        for proto in (2, 3):
+            s = Session("127.0.0.1", port)
+            if proto == 3:
+                s.call("hello", "3")
+            s.call("subscribe", "news")
+            s.call("psubscribe", "n*")
+            subs.append(s)
+    shard = [Session("127.0.0.1", port) for port in (replica.port, relay.port)]
+    for s in shard:
+        s.call("ssubscribe", "news")
+    with master.client() as c:
+        assert c.publish("news", "hello") == 0  # the master has no subscribers of its own
+        c.execute_command("spublish", "news", "sharded")
+    assert shard[0].read() == shard[1].read() == (
+        b"*3\r\n$8\r\nsmessage\r\n$4\r\nnews\r\n$7\r\nsharded\r\n")
+    got = [s.read() + s.read() for s in subs]
+    assert got[0] == got[2]  # RESP2: replica == relay
+    assert got[1] == got[3]  # RESP3
+    assert got[0] == (b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+                      b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n")
+    assert got[1].startswith(b">3\r\n$7\r\nmessage")
+
+
+def test_xread_block_is_woken_by_a_replicated_xadd(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    master, replica, relay = chain
+    sessions = [Session(replica.host, replica.port), Session("127.0.0.1", relay.port)]
+    for s in sessions:
+        s.send("xread", "block", "0", "streams", "s", "$")
+    for s in sessions:
+        assert s.nothing_pending()
+    with master.client() as c:
+        c.xadd("s", {"new": "entry"}, id="5-1")
+    replies = [s.read() for s in sessions]
+    assert replies[0] == replies[1]
+    assert b"5-1" in replies[1]
+    # Timeout: null array.
+    assert sessions[1].call("xread", "block", "100", "streams", "s", "$") == b"*-1\r\n"
+
+
+def test_loading_until_the_first_sync(tmp_path: Path) -> None:
+    """A relay whose master is unreachable has no data yet: -LOADING, except for commands
+    flagged `loading` (INFO, PING is not one of them)."""
+    dead = free_port()
+    relay = start_relay(f"redis://127.0.0.1:{dead}", dir=tmp_path, wait_ready=False)
+    try:
+        s = Session("127.0.0.1", relay.port)
+        assert s.call("get", "k") == b"-LOADING Redis is loading the dataset in memory\r\n"
+        assert s.call("ping") == b"-LOADING Redis is loading the dataset in memory\r\n"
+        assert s.call("info", "replication").startswith(b"$")
+        assert s.call("select", "1") == b"+OK\r\n"
+    finally:
+        relay.stop()
+
+
+def test_masterdown_when_stale_data_is_refused(master: RedisServer) -> None:
+    relay = start_relay(upstream_url(master), "--replica-serve-stale-data", "no")
+    try:
+        with master.client() as c:
+            c.set("k", "v")
+        relay.wait_in_sync_with(master)
+        s = Session("127.0.0.1", relay.port)
+        assert s.call("get", "k") == b"$1\r\nv\r\n"
+        master.stop()
+        err = (b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
+               b"'no'.\r\n")
+        wait_for(lambda: s.call("get", "k") == err, 30, what="MASTERDOWN")
+        assert s.call("ping") == err
+        assert s.call("info", "server").startswith(b"$")  # STALE-flagged
+        assert s.call("config", "get", "replica-serve-stale-data") == (
+            b"*2\r\n$24\r\nreplica-serve-stale-data\r\n$2\r\nno\r\n")
+    finally:
+        relay.stop()
+
+
+def test_default_serves_stale_data(master: RedisServer) -> None:
+    relay = start_relay(upstream_url(master))
+    try:
+        with master.client() as c:
+            c.set("k", "v")
+        relay.wait_in_sync_with(master)
+        master.stop()
+        s = Session("127.0.0.1", relay.port)
+        wait_for(lambda: relay.info()["master_link_status"] == "down", 30, what="link down")
+        assert s.call("get", "k") == b"$1\r\nv\r\n"
+    finally:
+        relay.stop()
+
+
+def test_auth_requirepass_and_acl_users(master: RedisServer, tmp_path: Path) -> None:
+    acl = tmp_path / "users.acl"
+    acl.write_text("user reader on >secret ~* +@read\nuser off-user off >pw\n")
+    relay = start_relay(upstream_url(master), "--requirepass", "topsecret", "--aclfile", str(acl))
+    try:
+        s = Session("127.0.0.1", relay.port)
+        assert s.call("get", "k") == b"-NOAUTH Authentication required.\r\n"
+        assert s.call("auth", "wrong") == (
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+        assert s.call("hello", "3").startswith(b"-NOAUTH HELLO must be called")
+        assert s.call("auth", "topsecret") == b"+OK\r\n"
+        assert s.call("get", "k") == b"$-1\r\n"
+        s2 = Session("127.0.0.1", relay.port)
+        assert s2.call("auth", "off-user", "pw").startswith(b"-WRONGPASS")
+        assert s2.call("hello", "3", "auth", "reader", "secret", "setname", "r1").startswith(b"%7")
+        assert s2.call("client", "getname") == b"$2\r\nr1\r\n"
+        assert b"user=reader" in s2.call("client", "info")
+        assert s2.call("set", "a", "b") == (
+            b"-READONLY You can't write against a read only replica.\r\n")
+    finally:
+        relay.stop()
+
+
+def test_limits(master: RedisServer) -> None:
+    relay = start_relay(upstream_url(master), "--maxclients", "3", "--timeout", "1",
+                        "--proto-max-bulk-len", "1mb",
+                        "--client-output-buffer-limit-pubsub", "64kb 0 0")
+    try:
+        # maxclients: the relay's own health probe is HTTP, so 3 client slots are ours.
+        held = [Session("127.0.0.1", relay.port) for _ in range(3)]
+        for s in held:
+            assert s.call("subscribe", "keepalive") .startswith(b"*3")  # exempt from timeout
+        extra = Session("127.0.0.1", relay.port)
+        assert extra.read() == b"-ERR max number of clients reached\r\n"
+        assert extra.closed()
+        held[0].close()
+        held[1].close()
+        time.sleep(0.3)
+        # Idle timeout: a plain client is closed after ~1 s of silence.
+        idle = Session("127.0.0.1", relay.port)
+        assert idle.call("ping") == b"+PONG\r\n"
+        assert idle.closed(wait=5)
+        # proto-max-bulk-len: a bigger bulk is a protocol error; only that client goes.
+        big = Session("127.0.0.1", relay.port)
+        big.sock.sendall(b"*2\r\n$3\r\nget\r\n$2000000\r\n")
+        assert big.read() == b"-ERR Protocol error: invalid bulk length\r\n"
+        assert big.closed()
+        # A subscriber that does not read is dropped at its output buffer limit.
+        slow = held[2]
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with master.client() as c:
+            payload = "x" * 65536
+            for _ in range(200):
+                c.publish("keepalive", payload)
+        wait_for(lambda: "output buffer" in relay.log(), 30, what="subscriber dropped")
+    finally:
+        relay.stop()
+
+
+def test_protocol_error_closes_only_that_client(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    _, replica, relay = chain
+    for port in (replica.port, relay.port):
+        good = Session("127.0.0.1", port)
+        bad = Session("127.0.0.1", port)
+        bad.sock.sendall(b"*1\r\n$x\r\n")
+        assert bad.read() == b"-ERR Protocol error: invalid bulk length\r\n"
+        assert bad.closed()
+        assert good.call("get", "k") == b"$1\r\nv\r\n"
+        # An HTTP request on the RESP port: closed without a reply.
+        http = Session("127.0.0.1", port)
+        http.sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert http.closed()
+        assert not http.buf
+
+
+def test_client_list_kill_and_info(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    _, replica, relay = chain
+    me = Session("127.0.0.1", relay.port)
+    other = Session("127.0.0.1", relay.port)
+    other.call("client", "setname", "victim")
+    listing = me.call("client", "list").decode()
+    lines = [ln for ln in listing.split("\r\n", 1)[1].splitlines() if ln]
+    assert len(lines) == 2
+    theirs = Session(replica.host, replica.port).call("client", "info").decode()
+    # Same fields, in the same order, as the upstream kind's CLIENT INFO.
+    field_names = [kv.split("=")[0] for kv in theirs.split("\r\n", 1)[1].split()]
+    mine = me.call("client", "info").decode()
+    assert [kv.split("=")[0] for kv in mine.split("\r\n", 1)[1].split()] == field_names
+    victim_id = next(ln for ln in lines if "name=victim" in ln).split()[0].split("=")[1]
+    assert me.call("client", "kill", "id", victim_id) == b":1\r\n"
+    assert other.closed()
+    assert me.call("client", "kill", "id", "999999") == b":0\r\n"
+    m = relay.metrics()
+    assert m["replproxy_connected_clients"] >= 1
+    assert m["replproxy_commands_processed_total"] >= 5
+    assert m["replproxy_connections_received_total"] >= 2
+
+
+def test_thousand_pipelining_clients_while_the_stream_applies(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    """1000 clients, each pipelining reads of keys the master keeps rewriting with a
+    self-checking value: every reply is well-formed and consistent; every client finishes."""
+    master, _, relay = chain
+    with master.client() as c:
+        c.mset({f"key:{i}": f"{i}:0" for i in range(100)})
+    relay.wait_in_sync_with(master)
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        with master.client() as c:
+            while not stop.is_set():
+                n += 1
+                c.mset({f"key:{i}": f"{i}:{n}" for i in range(0, 100, 7)})
+
+    t = threading.Thread(target=writer)
+    t.start()
+    done = [0] * 1000
+    errors: list[str] = []
+
+    def worker(slot: int, socks: list[socket.socket]) -> None:
+        for _ in range(5):
+            for s in socks:
+                keys = [f"key:{(slot * 7 + j) % 100}" for j in range(10)]
+                req = b"".join(b"*2\r\n$3\r\nget\r\n$%d\r\n%b\r\n" % (len(k), k.encode())
+                               for k in keys)
+                s.sendall(req)
+            for s in socks:
+                buf = bytearray()
+                got = []
+                while len(got) < 10:
+                    end = reply_end(buf, 0)
+                    if end is None:
+                        buf += s.recv(65536)
+                        continue
+                    got.append(bytes(buf[:end]))
+                    del buf[:end]
+                for j, r in enumerate(got):
+                    i = (slot * 7 + j) % 100
+                    if not r.startswith(b"$") or not r.split(b"\r\n")[1].startswith(b"%d:" % i):
+                        errors.append(f"client reply {r!r} for key:{i}")
+        for s in socks:
+            done[socks_index[s]] = 1
+
+    socks_all = [socket.create_connection(("127.0.0.1", relay.port), timeout=30)
+                 for _ in range(1000)]
+    socks_index = {s: i for i, s in enumerate(socks_all)}
+    threads = [threading.Thread(target=worker, args=(k, socks_all[k * 50:(k + 1) * 50]))
+               for k in range(20)]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        assert not errors, errors[:5]
+        assert sum(done) == 1000
+        raw = RawConnection(master)
+        assert raw.call(["ping"]) == b"+PONG\r\n"
+    finally:
+        stop.set()
+        t.join()
+        for s in socks_all:
+            s.close()
