@@ -1,6 +1,7 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
-`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace. It is optional:
+`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace, and
+`replproxy.resp._encode` the encoding of client replies. Both are optional:
 where it cannot be compiled (no compiler, no Python headers) the install still succeeds and
 the reader uses its pure-Python path. `pip install -e .` builds it in place.
 """
@@ -13,6 +14,13 @@ setup(
             "replproxy.rdb._speedups",
             sources=["replproxy/rdb/_speedups.c"],
             optional=True,
-        )
+        ),
+        # Arrays of bulk strings for client replies (replproxy.resp.reply falls back to
+        # Python without it).
+        Extension(
+            "replproxy.resp._encode",
+            sources=["replproxy/resp/_encode.c"],
+            optional=True,
+        ),
     ]
 )

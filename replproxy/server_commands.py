@@ -209,6 +209,11 @@ def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
         b"replicas are just local and are not propagated.")
 
 
+@command("acl|whoami")
+def cmd_acl_whoami(c: Client, argv: list[bytes]) -> bytes:
+    return reply.bulk(c.user)
+
+
 # ---- CLIENT ----
 
 

@@ -48,6 +48,7 @@ from replproxy.resp import (
     null,
     null_array,
     push_len,
+    reply,
     round_long_double,
     set_len,
     simple_string,
@@ -365,3 +366,21 @@ def test_long_double_text_equals_the_servers_incrbyfloat(server: RedisServer) ->
         expected = bulk(incrbyfloat(a, b))
         assert (a, b, replies[4 * i + 1]) == (a, b, expected)
         assert (a, b, replies[4 * i + 3]) == (a, b, expected)
+
+
+def test_the_c_bulk_encoder_equals_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """replproxy/resp/_encode.c (when built) must give exactly the Python encoder's bytes."""
+    if reply._C_BULKS is None:
+        pytest.skip("the C encoder is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+    rng = random.Random(7)
+    cases: list[list[bytes | None]] = [[], [b""], [None], [b"\r\n", None, b"\x00" * 300]]
+    for _ in range(300):
+        cases.append([None if rng.random() < 0.1 else rng.randbytes(rng.choice([0, 1, 9, 10,
+                                                                             99, 100, 70000]))
+                      for _ in range(rng.randint(0, 40))])
+    c_out = [(reply.bulk_array(x, p), reply.bulk_map(x, p), reply.bulk_set(
+        [y for y in x if y is not None], p)) for x in cases for p in (2, 3)]
+    monkeypatch.setattr(reply, "_C_BULKS", None)
+    py_out = [(reply.bulk_array(x, p), reply.bulk_map(x, p), reply.bulk_set(
+        [y for y in x if y is not None], p)) for x in cases for p in (2, 3)]
+    assert c_out == py_out

@@ -142,7 +142,8 @@ CONNECTION = [
     (["get", "a", "b"], 1), (["config", "get", "maxclients"], 1), (["config", "nosuch"], 1),
     (["client", "reply", "skip"], 0), (["echo", "skipped"], 0), (["echo", "seen"], 1),
     (["client", "reply", "off"], 0), (["echo", "hidden"], 0), (["client", "reply", "on"], 1),
-    (["hello", "3"], 1), (["reset"], 1), (["client", "getname"], 1),
+    (["hello", "3"], 1), (["reset"], 1), (["client", "getname"], 1), (["acl", "whoami"], 1),
+    (["client", "help"], 1), (["config", "help"], 1), (["object", "help"], 1),
 ]
 
 PUBSUB = [

@@ -39,6 +39,7 @@ value; `round_long_double` rounds an exact value to the x87 80-bit format Redis 
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -98,6 +99,21 @@ _NULL3 = b"_\r\n"
 
 # hiredis's stub types pack_command as taking a 1-tuple
 _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
+
+
+def _c_bulks() -> Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None:
+    """The C encoder of `replproxy/resp/_encode.c`, or None (not built, or
+    REPLPROXY_NO_SPEEDUPS set: the Python path below is the reference)."""
+    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        from replproxy.resp._encode import bulks  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes], bulks)
+
+
+_C_BULKS = _c_bulks()
 _LLONG_MIN = -(2**63)
 _LLONG_MAX = 2**63 - 1
 
@@ -242,6 +258,11 @@ def _bulks(items: Sequence[bytes | None], proto: int) -> bytes:
 
 def bulk_array(items: Sequence[bytes | None], proto: int = 2) -> bytes:
     """An array of bulk strings, None for a null element (MGET, LRANGE, KEYS...)."""
+    if _C_BULKS is not None:
+        try:
+            return _C_BULKS(b"*%d\r\n" % len(items), items, _NULL2 if proto == 2 else _NULL3)
+        except TypeError:
+            pass  # not all bytes (a bytearray, a memoryview): the generic path below
     if None not in items:
         # hiredis's command encoder writes exactly `*n` + `$len` bulks, in C.
         return _pack_command(tuple(items))
@@ -249,7 +270,12 @@ def bulk_array(items: Sequence[bytes | None], proto: int = 2) -> bytes:
 
 
 def _reheaded(header: bytes, items: Sequence[bytes]) -> bytes:
-    """`header` + the bulks of `items`, encoded in C by hiredis (its `*n` header dropped)."""
+    """`header` + the bulks of `items`, encoded in C (ours, else hiredis's `*n` dropped)."""
+    if _C_BULKS is not None:
+        try:
+            return _C_BULKS(header, items, _NULL3)
+        except TypeError:
+            pass
     packed = _pack_command(tuple(items))
     return b"".join((header, memoryview(packed)[packed.index(b"\r\n") + 2:]))
 
