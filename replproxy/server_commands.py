@@ -825,8 +825,10 @@ def cmd_shutdown(c: Client, argv: list[bytes]) -> bytes:
     relay = c.srv.relay
 
     async def shutdown() -> bytes:
-        await relay.shutdown(save=save, force=force, now=now, reason=f"SHUTDOWN from {c.addr}")
-        # Reached only when it failed: on success the relay is stopping.
+        if await relay.shutdown(save=save, force=force, now=now,
+                                reason=f"SHUTDOWN from {c.addr}"):
+            c.closing = True  # the relay is stopping: the connection closes without a reply
+            return b""
         return reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
 
     c.pending = shutdown
