@@ -25,7 +25,11 @@ from tests.servers import RedisServer, free_port, start_server, wait_for
 def chain(master: RedisServer) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
     """A master, a real read-only replica of it, and a relay of it, all in sync."""
     replica = start_server(master.kind, extra={"replicaof": f"{master.host} {master.port}"})
-    relay = start_relay(upstream_url(master))
+    try:
+        relay = start_relay(upstream_url(master))
+    except BaseException:
+        replica.stop()  # a relay that fails to start must not leak the replica
+        raise
     try:
         with master.client() as c:
             c.set("k", "v")
