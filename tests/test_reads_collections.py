@@ -735,3 +735,24 @@ def test_option_words_are_compared_as_c_strings(env: Env) -> None:
     assert rc.same("sscan", "s:int", "0\x00garbage", "MATCH", "1*")
     assert rc.same("sintercard", "2", "s:int", "s:int2", "LIMIT\x00x", "3")
     assert rc.same("sscan", "s:int", "0", "MATCH", "1\x00*")  # the pattern itself is binary
+
+
+def test_a_scan_cursor_belongs_to_its_command_and_key() -> None:
+    """HSCAN/SSCAN cursors name a snapshot of ONE collection: reusing one for another key or
+    another command is an invalid cursor, not a page of somebody else's elements."""
+    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
+
+    ks = Keyspace()
+    for name in (b"h1", b"h2"):
+        ks.set(0, name, {b"f%d" % i: b"v" for i in range(600)})  # beyond listpack size
+    ks.set(0, b"s1", {b"m%d" % i for i in range(600)})
+    c = ReadContext(ks)
+    first = READ_COMMANDS[b"hscan"](c, [b"hscan", b"h1", b"0", b"COUNT", b"10"])
+    cursor = first.split(b"\r\n")[2]
+    assert cursor != b"0"
+    READ_COMMANDS[b"hscan"](c, [b"hscan", b"h1", cursor])  # the same key: fine
+    for cmd, key in ((b"hscan", b"h2"), (b"sscan", b"s1")):
+        with pytest.raises(ReplyError) as e:
+            READ_COMMANDS[cmd](c, [cmd, key, cursor])
+        assert e.value.msg == b"ERR invalid cursor"

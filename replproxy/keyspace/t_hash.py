@@ -622,7 +622,8 @@ def hscan(c: ReadContext, argv: list[bytes]) -> bytes:
         cursor = 0
     else:
         hv = h
-        cursor, fields = c.ks.scans.step(cursor, lambda: list(hv), count)
+        cursor, fields = c.ks.scans.step(cursor, lambda: list(hv), count,
+                                              ("hscan", c.db, argv[1]))
     for f in fields:
         v = _field_value(h, f, now)  # None: deleted since the snapshot, or hidden
         if v is None or (match is not None and not match(f)):

@@ -336,7 +336,8 @@ def sscan(c: ReadContext, argv: list[bytes]) -> bytes:
         live = None
     else:
         snap = s
-        cursor, members = c.ks.scans.step(cursor, lambda: list(snap), count)
+        cursor, members = c.ks.scans.step(cursor, lambda: list(snap), count,
+                                               ("sscan", c.db, argv[1]))
         live = s  # drop members removed since the snapshot
     match = glob_matcher(pattern, c.ks) if pattern is not None else None
     if match is not None:
