@@ -48,6 +48,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from replproxy.glob import stringmatch
+from replproxy.keyspace.util import option_word
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 
@@ -478,12 +479,6 @@ KeyRef = tuple[int, tuple[str, ...]]  # (argv position, key flags)
 _NO_FLAGS: tuple[str, ...] = ()
 
 
-def _word(arg: bytes) -> bytes:
-    """An argument as `strcasecmp` sees it: up to its first NUL, lowercased (ASCII)."""
-    nul = arg.find(b"\0")
-    return (arg if nul < 0 else arg[:nul]).lower()
-
-
 def _c_div(a: int, b: int) -> int:
     """C integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -493,7 +488,7 @@ def _c_div(a: int, b: int) -> int:
 def _atoi(arg: bytes) -> int:
     """glibc atoi: (int) strtol(s, NULL, 10): leading blanks, a sign, digits; clamped to a
     long, then truncated to 32 bits."""
-    s = _word(arg)
+    s = option_word(arg)
     i, n = 0, len(s)
     while i < n and s[i] in b" \t\n\v\f\r":
         i += 1
@@ -529,7 +524,7 @@ def _keys_from_specs(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef] |
             while i != end:  # the last argument is never a keyword (it could not start keys)
                 if i >= argc or i < 1:
                     break
-                if _word(argv[i]) == ks.keyword:
+                if option_word(argv[i]) == ks.keyword:
                     first = i + 1
                     break
                 i += step
@@ -599,7 +594,7 @@ def _sort_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     argc = len(argv)
     i = 2
     while i < argc:
-        w = _word(argv[i])
+        w = option_word(argv[i])
         if w == b"limit":
             i += 2
         elif w == b"store" and i + 1 < argc:
@@ -619,7 +614,7 @@ def _migrate_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     if argc > 6:
         i = 6
         while i < argc:
-            w = _word(argv[i])
+            w = option_word(argv[i])
             if w == b"keys":
                 if argv[3]:
                     num = 0  # a syntax error for MIGRATE itself
@@ -638,7 +633,7 @@ def _georadius_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     argc = len(argv)
     i = 5
     while i < argc:
-        if _word(argv[i]) in (b"store", b"storedist") and i + 1 < argc:
+        if option_word(argv[i]) in (b"store", b"storedist") and i + 1 < argc:
             stored = i + 1
             i += 1
         i += 1
@@ -654,7 +649,7 @@ def _xread_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     streams = -1
     i = 1
     while i < argc:
-        w = _word(argv[i])
+        w = option_word(argv[i])
         if w in (b"block", b"count"):
             i += 1
         elif w == b"group":
@@ -675,7 +670,7 @@ def _xread_keys(argv: Sequence[bytes]) -> list[KeyRef]:
 
 def _set_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     """`setGetKeys`: SET with GET reads the key too."""
-    if any(_word(a) == b"get" for a in argv[3:]):
+    if any(option_word(a) == b"get" for a in argv[3:]):
         return [(1, ("RW", "access", "update"))]
     return [(1, ("OW", "update"))]
 
@@ -687,7 +682,7 @@ def _bitfield_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     i = 2
     while i < argc:
         rem = argc - i - 1
-        w = _word(argv[i])
+        w = option_word(argv[i])
         if w == b"get" and rem >= 2:
             i += 2
         elif w in (b"set", b"incrby") and rem >= 3:
@@ -813,8 +808,8 @@ def command_list(table: CommandTable, args: Sequence[bytes]) -> bytes:
     arg = b""
     i = 0
     while i < len(args):
-        if _word(args[i]) == b"filterby" and len(args) - 1 - i == 2:
-            kind = _word(args[i + 1])
+        if option_word(args[i]) == b"filterby" and len(args) - 1 - i == 2:
+            kind = option_word(args[i + 1])
             if kind not in (b"module", b"aclcat", b"pattern"):
                 return reply.error(SYNTAX_ERROR)
             arg = args[i + 2]
@@ -826,7 +821,7 @@ def command_list(table: CommandTable, args: Sequence[bytes]) -> bytes:
         names = []  # no modules upstream
     elif kind == b"aclcat":
         # ACLGetCommandCategoryFlagByName (strcasecmp): an unknown category lists nothing.
-        cat = "@" + _word(arg).decode("latin-1")
+        cat = "@" + option_word(arg).decode("latin-1")
         names = [n for n in names if cat in _lower_categories(table, n)]
     elif kind == b"pattern":
         names = [n for n in names if stringmatch(arg, n, nocase=True)]

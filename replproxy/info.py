@@ -82,7 +82,7 @@ def _human(n: float) -> str:
     return f"{int(n)}B"
 
 
-def _rss() -> int:
+def rss_bytes() -> int:
     """The current resident set size (statm), falling back to the peak (getrusage)."""
     try:
         with open("/proc/self/statm") as f:
@@ -93,7 +93,7 @@ def _rss() -> int:
 
 def section_memory(relay: Relay) -> str:
     # Python keeps no allocator total cheaply: the process's RSS stands for used_memory.
-    rss = _rss()
+    rss = rss_bytes()
     peak = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return _lines(
         "Memory",

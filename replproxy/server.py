@@ -260,7 +260,6 @@ class RespServer:
         self.blocked: dict[tuple[int, bytes], dict[int, Client]] = {}
         self.blocked_clients = 0
         self.rejected_connections = 0
-        self.expired_clients = 0
         self.dstyle = double_style_of(relay.keyspace)
         self._aux: object = None
         self.server_name = "redis"
@@ -653,7 +652,6 @@ class RespServer:
                 if c.out:
                     c._check_output_limit()
                 if idle and not c.blocked and not c.subscribed and now - c.last_active > idle:
-                    self.expired_clients += 1
                     c.kill("idle timeout")
 
     def stop_accepting(self) -> None:

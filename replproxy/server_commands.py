@@ -114,6 +114,9 @@ def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
+BAD_NAME = b"ERR Client names cannot contain spaces, newlines or special characters."
+
+
 def _valid_name(name: bytes) -> bool:
     return all(33 <= b <= 126 for b in name)
 
@@ -153,8 +156,7 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         )
     if setname is not None:
         if not _valid_name(setname):
-            raise ReplyError(
-                b"ERR Client names cannot contain spaces, newlines or special characters.")
+            raise ReplyError(BAD_NAME)
         c.name = setname
     c.proto = proto
     srv = c.srv
@@ -281,8 +283,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
         return reply.integer(c.id)
     if sub == b"setname" and n == 3:
         if not _valid_name(argv[2]):
-            raise ReplyError(
-                b"ERR Client names cannot contain spaces, newlines or special characters.")
+            raise ReplyError(BAD_NAME)
         c.name = argv[2]
         return OK
     if sub == b"getname" and n == 2:
@@ -731,10 +732,10 @@ def cmd_memory_malloc_stats(c: Client, argv: list[bytes]) -> bytes:
 @command("memory|stats")
 def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
     """MEMORY STATS with the fields the relay can know (RSS stands for allocated memory)."""
-    from replproxy.info import _rss
+    from replproxy.info import rss_bytes
 
     relay = c.srv.relay
-    rss = _rss()
+    rss = rss_bytes()
     ks = c.ks
     keys = ks.total_keys()
     out = [reply.map_len(8 + sum(1 for d in ks.dbs if d), c.proto)]

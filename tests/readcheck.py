@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError, double_style_of
 from replproxy.keyspace.util import now_ms
@@ -66,6 +68,48 @@ def reply_end(buf: bytes | bytearray, pos: int) -> int | None:
             return reply_end(buf, after)
         return after
     return after  # + - : _ , # (
+
+
+@dataclass
+class Agg:
+    """A parsed aggregate reply that keeps its RESP kind (hiredis merges sets into lists)."""
+
+    kind: str  # "*" array, "~" set, ">" push, "%" map (items flat: k, v, k, v)
+    items: list[Any]
+
+
+def parse_reply(buf: bytes) -> Any:
+    """One whole reply: bytes for bulks, int, None for nulls, `Agg` for aggregates, and
+    `(kind, text)` for simple strings and errors (`("-", b"ERR ...")`)."""
+    value, end = _parse(buf, 0)
+    assert end == len(buf), buf
+    return value
+
+
+def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
+    nl = buf.index(b"\r\n", pos)
+    kind, head, after = chr(buf[pos]), buf[pos + 1 : nl], nl + 2
+    if kind == "$":
+        n = int(head)
+        if n < 0:
+            return None, after
+        return buf[after : after + n], after + n + 2
+    if kind in "*~%>":
+        n = int(head)
+        if n < 0:
+            return None, after
+        items = []
+        for _ in range(2 * n if kind == "%" else n):
+            v, after = _parse(buf, after)
+            items.append(v)
+        return Agg(kind, items), after
+    if kind == ":":
+        return int(head), after
+    if kind == "_":
+        return None, after
+    if kind in "-+,":
+        return (kind, head), after
+    raise AssertionError(f"unexpected reply {buf[pos:]!r}")
 
 
 class RawConnection:

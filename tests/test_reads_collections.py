@@ -29,7 +29,7 @@ from replproxy.rdb.model import HashValue
 from replproxy.resp import reply
 from tests.appliers import run
 from tests.mirror import Mirror
-from tests.readcheck import ReadCheck
+from tests.readcheck import Agg, ReadCheck, parse_reply
 from tests.servers import RedisServer, ServerKind, available_kinds, start_server
 
 # Redis 5 has neither RESP3 nor most of these commands (LPOS, HRANDFIELD, SMISMEMBER...).
@@ -51,50 +51,13 @@ EDGE_COUNTS = ["0", "1", "-1", "2", "-2", "3", "7", "-7", "19", "20", "21", "-20
 # ---- a small RESP parser that keeps the reply kinds (hiredis merges sets into lists) ----
 
 
-@dataclass
-class Agg:
-    kind: str  # "*", "~", "%"
-    items: list[Any]
-
-
-def parse(buf: bytes) -> Any:
-    value, end = _parse(buf, 0)
-    assert end == len(buf), buf
-    return value
-
-
-def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
-    nl = buf.index(b"\r\n", pos)
-    kind, head, after = chr(buf[pos]), buf[pos + 1 : nl], nl + 2
-    if kind == "$":
-        n = int(head)
-        if n < 0:
-            return None, after
-        return buf[after : after + n], after + n + 2
-    if kind in "*~%":
-        n = int(head)
-        if n < 0:
-            return None, after
-        items = []
-        for _ in range(2 * n if kind == "%" else n):
-            v, after = _parse(buf, after)
-            items.append(v)
-        if kind == "%":
-            items = list(zip(items[::2], items[1::2]))
-        return Agg(kind, items), after
-    if kind == ":":
-        return int(head), after
-    if kind == "_":
-        return None, after
-    if kind == "-":
-        return ("error", head), after
-    if kind == "+":
-        return ("status", head), after
-    raise AssertionError(f"unexpected reply {buf[pos:]!r}")
 
 
 def canon(v: Any) -> Any:
     """A reply with every aggregate's order forgotten (a multiset), kinds kept."""
+    if isinstance(v, Agg) and v.kind == "%":  # a map: a multiset of (field, value) pairs
+        pairs = zip(v.items[::2], v.items[1::2])
+        return ("%", tuple(sorted(((canon(k), canon(x)) for k, x in pairs), key=repr)))
     if isinstance(v, Agg):
         return (v.kind, tuple(sorted((canon(x) for x in v.items), key=repr)))
     if isinstance(v, tuple):
@@ -108,7 +71,7 @@ def same_multiset(rc: ReadCheck, *argv: Any) -> bool:
         mine, theirs = rc.both(argv, proto)
         if mine == theirs:
             continue
-        if theirs[:1] == b"-" or canon(parse(mine)) != canon(parse(theirs)):
+        if theirs[:1] == b"-" or canon(parse_reply(mine)) != canon(parse_reply(theirs)):
             print(f"RESP{proto} {argv!r}:\n  replproxy {mine!r}\n  master    {theirs!r}")
             return False
     return True
@@ -314,7 +277,7 @@ def _master_can_answer(key_exists: bool, count: str, withvalues: bool = False) -
 def _check_hrandfield_shape(env: Env, key: str, count: int, withvalues: bool, proto: int,
                             raw: bytes) -> None:
     h = env.hashes.get(key, {})
-    v = parse(raw)
+    v = parse_reply(raw)
     assert isinstance(v, Agg) and v.kind == "*", raw
     if withvalues and proto == 3:
         assert all(isinstance(p, Agg) and p.kind == "*" and len(p.items) == 2 for p in v.items)
@@ -360,7 +323,7 @@ def test_hrandfield(env: Env) -> None:
         for proto in (2, 3):
             mine, theirs = rc.both(["hrandfield", k], proto)
             if k in env.hashes:
-                assert parse(mine) in env.hashes[k] and parse(theirs) in env.hashes[k]
+                assert parse_reply(mine) in env.hashes[k] and parse_reply(theirs) in env.hashes[k]
             else:
                 assert mine == theirs
     # negative counts repeat fields: a 1-field hash answers the same field n times
@@ -434,7 +397,7 @@ def _full_scan(rc: ReadCheck, where: str, cmd: str, key: str, opts: list[Any],
     for _ in range(100000):
         argv = [cmd, key, cursor, *opts]
         raw = rc.relay_reply(argv, proto) if where == "relay" else rc.master_reply(argv, proto)
-        v = parse(raw)
+        v = parse_reply(raw)
         assert isinstance(v, Agg) and v.kind == "*" and len(v.items) == 2, raw
         cursor, items = v.items
         assert isinstance(items, Agg) and items.kind == "*"
@@ -554,7 +517,7 @@ def test_sinter_sunion_sdiff(env: Env) -> None:
         for cmd in ("sinter", "sunion", "sdiff"):
             theirs = rc.master_reply([cmd, *keys])
             deterministic = _set_intset_only(env, keys) and (
-                theirs[:1] == b"-" or len(parse(theirs).items) <= 512)
+                theirs[:1] == b"-" or len(parse_reply(theirs).items) <= 512)
             if deterministic:
                 assert rc.same(cmd, *keys)
             else:
@@ -595,7 +558,7 @@ def test_srandmember(env: Env) -> None:
                     continue
                 n = int(count)
                 for raw in (mine, theirs):
-                    v = parse(raw)
+                    v = parse_reply(raw)
                     assert isinstance(v, Agg) and v.kind == "*"  # an array even in RESP3
                     assert set(v.items) <= s
                     if n >= 0:
@@ -610,7 +573,7 @@ def test_srandmember(env: Env) -> None:
             if s is None:
                 assert mine == theirs
             else:
-                assert parse(mine) in s and parse(theirs) in s
+                assert parse_reply(mine) in s and parse_reply(theirs) in s
 
 
 # ---- without a server: field TTLs, HTTL & co., limits ----
@@ -662,15 +625,15 @@ def test_hash_fields_past_their_ttl_are_hidden_but_counted() -> None:
         assert call("hscan", "h", "0") == b"*2\r\n$1\r\n0\r\n" + reply.bulk_array(live)
         for _ in range(50):
             assert call("hrandfield", "h") != reply.bulk(b"gone")
-            picked = parse(call("hrandfield", "h", "-10", "withvalues"))
+            picked = parse_reply(call("hrandfield", "h", "-10", "withvalues"))
             pairs = [tuple(p.items) for p in picked.items] if proto == 3 else list(
                 zip(picked.items[::2], picked.items[1::2]))
             assert len(pairs) == 10
             assert all((f, v) in {(b"soon", b"22"), (b"keep", b"333"), (b"edge", b"4")}
                        for f, v in pairs)
-            flat = parse(call("hrandfield", "h", "10"))
+            flat = parse_reply(call("hrandfield", "h", "10"))
             assert set(flat.items) == {b"soon", b"keep", b"edge"}
-            many = parse(call("hrandfield", "h", "-30"))
+            many = parse_reply(call("hrandfield", "h", "-30"))
             assert len(many.items) == 30 and b"gone" not in many.items
     # a moment later "soon" and "edge" are hidden too; once every field is, the hash reads
     # empty (but HLEN still counts them: the master's HDELs have not come)

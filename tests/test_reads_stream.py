@@ -51,7 +51,7 @@ from replproxy.resp import reply
 from replproxy.resp.request import encode_command
 from tests.appliers import run
 from tests.mirror import Mirror
-from tests.readcheck import RawConnection, ReadCheck, read_reply
+from tests.readcheck import Agg, RawConnection, ReadCheck, parse_reply, read_reply
 from tests.servers import RedisServer, ServerKind, available_kinds, start_server
 
 KINDS = available_kinds()
@@ -73,42 +73,6 @@ EDGE_COUNTS = ["0", "1", "-1", "2", "3", "10", "99", "100", "101", "1000", str(L
 # ---- replies: a small RESP parser, comparison with time-dependent fields masked ----
 
 
-@dataclass
-class Agg:
-    kind: str  # "*" (array), "%" (map: items are flat k, v, k, v)
-    items: list[Any]
-
-
-def parse(buf: bytes) -> Any:
-    value, end = _parse(buf, 0)
-    assert end == len(buf), buf
-    return value
-
-
-def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
-    nl = buf.index(b"\r\n", pos)
-    kind, head, after = chr(buf[pos]), buf[pos + 1 : nl], nl + 2
-    if kind == "$":
-        n = int(head)
-        if n < 0:
-            return None, after
-        return buf[after : after + n], after + n + 2
-    if kind in "*%":
-        n = int(head)
-        if n < 0:
-            return None, after
-        items = []
-        for _ in range(2 * n if kind == "%" else n):
-            v, after = _parse(buf, after)
-            items.append(v)
-        return Agg(kind, items), after
-    if kind == ":":
-        return int(head), after
-    if kind == "_":
-        return None, after
-    if kind in "-+":
-        return (kind, head), after
-    raise AssertionError(f"unexpected reply {buf[pos:]!r}")
 
 
 def _masked_equal(a: Any, b: Any, mask: frozenset[bytes], pairs: list[tuple[bytes, Any, Any]]
@@ -158,7 +122,8 @@ def same_except(rc: ReadCheck, mask: frozenset[bytes],
         if mine == theirs:
             continue
         pairs: list[tuple[bytes, Any, Any]] = []
-        if theirs[:1] == b"-" or not _masked_equal(parse(mine), parse(theirs), mask, pairs) \
+        if theirs[:1] == b"-" \
+                or not _masked_equal(parse_reply(mine), parse_reply(theirs), mask, pairs) \
                 or not check(pairs):
             print(f"RESP{proto} {argv!r}:\n  replproxy {mine!r}\n  master    {theirs!r}")
             return False
@@ -711,7 +676,7 @@ def _same_pending(rc: ReadCheck, *argv: Any) -> bool:
             continue
         ok = theirs[:1] != b"-"
         if ok:
-            a, b = parse(mine), parse(theirs)
+            a, b = parse_reply(mine), parse_reply(theirs)
             ok = isinstance(a, Agg) and isinstance(b, Agg) and len(a.items) == len(b.items)
             if ok:
                 for x, y in zip(a.items, b.items):

@@ -71,12 +71,13 @@ from replproxy.keyspace.reads import (
     ReadContext,
     ReplyError,
     lookup,
+    peek,
     read_command,
     unsupported_key_error,
     upstream_identity,
 )
 from replproxy.keyspace.scan import glob_matcher, parse_cursor
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import c_string, parse_int
 from replproxy.keyspace.values import ZSet
 from replproxy.rdb.dump import dump_payload, parse_dump_payload
 from replproxy.rdb.encode import (
@@ -363,12 +364,6 @@ _DBL_MIN = 2.2250738585072014e-308  # the smallest normal double
 SORT_SCORE_ERROR = b"ERR One or more scores can't be converted into double"
 
 
-def _cstr(raw: bytes) -> bytes:
-    """What C string functions (strchr, strstr, strtod) see of an sds: up to the first NUL."""
-    nul = raw.find(b"\0")
-    return raw if nul < 0 else raw[:nul]
-
-
 class _SortArgs(NamedTuple):
     desc: bool
     alpha: bool
@@ -411,7 +406,7 @@ def _parse_sort(argv: list[bytes], readonly: bool) -> _SortArgs:
             j += 1
         elif opt == b"by" and left >= 1:
             sortby = argv[j + 1]
-            if b"*" not in _cstr(sortby):
+            if b"*" not in c_string(sortby):
                 dontsort = True
             j += 1
         elif opt == b"get" and left >= 1:
@@ -431,7 +426,7 @@ def _by_pattern(get: Getter, pattern: bytes, subst: bytes, now: int | None = Non
     element; `key->field` reads a hash field; anything else reads a string key. `get` is
     the key lookup (a replica's read hides expired keys; the applier sees them all); with
     `now`, a hash field whose TTL has passed reads as missing."""
-    cpat = _cstr(pattern)
+    cpat = c_string(pattern)
     if cpat == b"#":
         return subst
     star = cpat.find(b"*")
@@ -459,7 +454,7 @@ def strtod_score(raw: bytes) -> float | None:
     error: trailing garbage, NaN, or ERANGE (an overflow to infinity, or an underflow: a
     subnormal or zero result that is not exact, as glibc reports it). Leading blanks are
     allowed, the text ends at a NUL, an empty string is 0."""
-    text = _cstr(raw)
+    text = c_string(raw)
     if not text:
         return 0.0
     body = text.lstrip(_C_SPACE)
@@ -641,10 +636,10 @@ def _sorted(
     a NUL byte is ignored, so such elements can tie too.
     """
     keys: list[Any]
-    text: Callable[[bytes], bytes] = (lambda b: b) if store else _cstr
+    text: Callable[[bytes], bytes] = (lambda b: b) if store else c_string
     if alpha:
         if sortby is None:
-            keys = elems if store else [_cstr(e) for e in elems]
+            keys = elems if store else [c_string(e) for e in elems]
         else:
             keys = []
             for e in elems:
@@ -689,28 +684,10 @@ def script(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- reads: what a read-only replica answers (see the module docstring) ----
 
 
-def _peek(c: ReadContext, key: bytes) -> Value | None:
-    """`lookup` without upgrading a snapshot-loaded sorted set to an indexed `ZSet`
-    (EXISTS, TYPE, TTL... need no index, and building one costs O(n log n))."""
-    ks = c.ks
-    db = c.db
-    if ks.unsupported_keys and (db, key) in ks.unsupported_keys:
-        raise ReplyError(unsupported_key_error(key))
-    v = ks.dbs[db].get(key)
-    if v is None:
-        return None
-    expires = ks.expires[db]
-    if expires:
-        when = expires.get(key)
-        if when is not None and when <= c.now:
-            return None
-    return v
-
-
 def _count_live(c: ReadContext, keys: list[bytes]) -> int:
     n = 0
     for k in keys:
-        if _peek(c, k) is not None:
+        if peek(c, k) is not None:
             n += 1
     return n
 
@@ -731,13 +708,13 @@ def touch(c: ReadContext, argv: list[bytes]) -> bytes:
 @read_command("type")
 def type_(c: ReadContext, argv: list[bytes]) -> bytes:
     """TYPE key: `+none` when missing; a module value answers its module type's name."""
-    v = _peek(c, argv[1])
+    v = peek(c, argv[1])
     return reply.simple_string(b"none" if v is None else type_name(v).encode())
 
 
 def _ttl(c: ReadContext, key: bytes, ms: bool, absolute: bool) -> bytes:
     """`ttlGenericCommand`: -2 missing, -1 no TTL; seconds are (ms + 500) / 1000."""
-    if _peek(c, key) is None:
+    if peek(c, key) is None:
         return b":-2\r\n"
     when = c.ks.expires[c.db].get(key)
     if when is None:
@@ -819,11 +796,11 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
             pattern = argv[i + 1]
             i += 2
         elif opt == b"type" and n - i >= 2:
-            want = _cstr(argv[i + 1]).lower()
+            want = c_string(argv[i + 1]).lower()
             # Valkey checks the name against its types and loaded module types; the relay
             # does not know the master's modules, but a module type name has 9 characters.
             if valkey and want not in _SCAN_TYPES and len(want) != 9:
-                raise ReplyError(b"ERR unknown type name '" + _cstr(argv[i + 1]) + b"'")
+                raise ReplyError(b"ERR unknown type name '" + c_string(argv[i + 1]) + b"'")
             i += 2
         elif valkey and opt == b"novalues":
             raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
@@ -892,7 +869,7 @@ def dump(c: ReadContext, argv: list[bytes]) -> bytes:
     RDB 10, 7.2 11, 7.4 12; Valkey 7.2-8.1 11), so RESTORE on the master (or any server
     of its version or newer) accepts it. The bytes may differ from the master's DUMP:
     the encoding chosen (listpack or not) depends on a value's history there."""
-    v = _peek(c, argv[1])
+    v = peek(c, argv[1])
     if v is None:
         return reply.null(c.proto)
     from replproxy.persistence import snapshot_format
@@ -917,7 +894,7 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(WRONGTYPE)
 
     def get(key: bytes) -> Value | None:
-        return _peek(c, key)
+        return peek(c, key)
 
     now = c.now
     picked = _sort_pick(value, get, a, store=False, score=_read_score, now=now)
@@ -946,7 +923,7 @@ _LFU_NOT_SELECTED = (
 
 def _object_value(c: ReadContext, argv: list[bytes]) -> Value | None:
     """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH)."""
-    return _peek(c, argv[2])
+    return peek(c, argv[2])
 
 
 def _is_int_string(v: bytes) -> bool:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from replproxy.rdb.model import StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
+from replproxy.resp.request import string2ll
 
 if TYPE_CHECKING:
     from replproxy.keyspace import Keyspace
@@ -44,6 +45,13 @@ SYNTAX = b"ERR syntax error"
 NOT_INTEGER = b"ERR value is not an integer or out of range"
 NOT_FLOAT = b"ERR value is not a valid float"
 OUT_OF_RANGE = b"ERR index out of range"
+OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
+    -(2**63 - 1), 2**63 - 1)  # `getRangeLongFromObjectOrReply` over (-LONG_MAX, LONG_MAX)
+# The reply of a SCAN-family command with nothing to return: cursor 0, no elements.
+EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
+# The master's `proto-max-bulk-len` bounds bit offsets and LCS tables; the relay cannot read
+# the master's setting, so it assumes the default.
+PROTO_MAX_BULK_LEN = 512 * 1024 * 1024
 
 
 class ReadContext:
@@ -111,9 +119,10 @@ def unsupported_key_error(key: bytes) -> bytes:
     )
 
 
-def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
+def peek(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
     """The value at `key` as a replica's `lookupKeyRead` sees it: None when missing or
-    logically expired (not deleted); `ReplyError` when the key is unsupported."""
+    logically expired (not deleted); `ReplyError` when the key is unsupported. A sorted set
+    loaded from a snapshot is returned as it is (EXISTS, TYPE, TTL... need no index)."""
     ks = c.ks
     if db is None:
         db = c.db
@@ -127,8 +136,23 @@ def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
         when = expires.get(key)
         if when is not None and when <= c.now:
             return None
+    return v
+
+
+def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
+    """`peek`, with a sorted set's index built on first use (ranks and ranges need it)."""
+    v = peek(c, key, db)
     if type(v) is ZSetValue:
-        v = ks.get(db, key)  # builds the sorted index on first use
+        v = c.ks.get(c.db if db is None else db, key)
+    return v
+
+
+def arg_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
+    """`getLongLongFromObjectOrReply` (a long is a long long on 64-bit Linux): `msg` is the
+    error for anything `string2ll` refuses."""
+    v = string2ll(raw)
+    if v is None:
+        raise ReplyError(msg)
     return v
 
 

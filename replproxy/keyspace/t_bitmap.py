@@ -42,16 +42,16 @@ import re
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
+    PROTO_MAX_BULK_LEN,
     SYNTAX,
-    WRONGTYPE,
     ReadContext,
     ReplyError,
-    lookup,
+    arg_long,
+    lookup_string,
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import option_word, parse_int
 from replproxy.resp.request import string2ll
 
 _U64 = (1 << 64) - 1
@@ -283,7 +283,6 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 
 # ---- reads ----
 
-_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024  # the default; the master's own setting is unknown
 _BIT_OFFSET_ERR = b"ERR bit offset is not an integer or out of range"
 _BITFIELD_TYPE_ERR = (
     b"ERR Invalid bitfield type. Use something like i16 u8. "
@@ -294,29 +293,9 @@ _NOT_ZERO = re.compile(rb"[^\x00]")
 _NOT_FF = re.compile(rb"[^\xff]")
 
 
-def _ll(raw: bytes) -> int:
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(NOT_INTEGER)
-    return v
-
-
-def _read_string(c: ReadContext, key: bytes) -> bytes | None:
-    v = lookup(c, key)
-    if v is None or type(v) is bytes:
-        return v
-    raise ReplyError(WRONGTYPE)
-
-
-def _cstr_lower(raw: bytes) -> bytes:
-    """An argument as `strcasecmp` sees it: a C string, ending at its first NUL."""
-    nul = raw.find(b"\0")
-    return (raw if nul < 0 else raw[:nul]).lower()
-
-
 def _is_bit_unit(raw: bytes) -> bool:
     """BYTE (False) or BIT (True) at the end of BITCOUNT / BITPOS, else a syntax error."""
-    unit = _cstr_lower(raw)
+    unit = option_word(raw)
     if unit == b"bit":
         return True
     if unit == b"byte":
@@ -333,7 +312,7 @@ def _read_bit_offset(raw: bytes, bits: int = 0) -> int:
         raise ReplyError(_BIT_OFFSET_ERR)
     if usehash:
         offset = ((offset * bits + (1 << 63)) & _U64) - (1 << 63)
-    if offset < 0 or (offset >> 3) >= _PROTO_MAX_BULK_LEN:
+    if offset < 0 or (offset >> 3) >= PROTO_MAX_BULK_LEN:
         raise ReplyError(_BIT_OFFSET_ERR)
     return offset
 
@@ -388,7 +367,7 @@ def _byte_range(
 @read_command("getbit")
 def getbit(c: ReadContext, argv: list[bytes]) -> bytes:
     offset = _read_bit_offset(argv[2])
-    v = _read_string(c, argv[1])
+    v = lookup_string(c, argv[1])
     byte = offset >> 3
     if v is None or byte >= len(v):
         return _ZERO
@@ -401,12 +380,12 @@ def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
     parse_first, lone_start = _range_rules(c)
     isbit = False
     if not parse_first:
-        v = _read_string(c, argv[1])
+        v = lookup_string(c, argv[1])
         if v is None:
             return _ZERO
         if argc == 4 or argc == 5:
-            start = _ll(argv[2])
-            end = _ll(argv[3])
+            start = arg_long(argv[2])
+            end = arg_long(argv[3])
             if start < 0 and end < 0 and start > end:
                 return _ZERO
             if argc == 5:
@@ -416,16 +395,16 @@ def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
         else:
             raise ReplyError(SYNTAX)
     elif argc == 4 or argc == 5 or (argc == 3 and lone_start):
-        start = _ll(argv[2])
+        start = arg_long(argv[2])
         if lone_start:  # Valkey: BYTE|BIT before end
             if argc == 5:
                 isbit = _is_bit_unit(argv[4])
-            end = _ll(argv[3]) if argc >= 4 else 0
+            end = arg_long(argv[3]) if argc >= 4 else 0
         else:
-            end = _ll(argv[3])
+            end = arg_long(argv[3])
             if argc == 5:
                 isbit = _is_bit_unit(argv[4])
-        v = _read_string(c, argv[1])
+        v = lookup_string(c, argv[1])
         if argc == 3:
             end = len(v or b"") - 1
         if start < 0 and end < 0 and start > end:
@@ -433,7 +412,7 @@ def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
         if v is None:
             return _ZERO
     elif argc == 2:
-        v = _read_string(c, argv[1])
+        v = lookup_string(c, argv[1])
         if v is None:
             return _ZERO
         start, end = 0, len(v) - 1
@@ -466,7 +445,7 @@ def _first_bit(buf: bytes, lo: int, hi: int, bit: int) -> int:
 
 @read_command("bitpos")
 def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
-    bit = _ll(argv[2])
+    bit = arg_long(argv[2])
     if bit != 0 and bit != 1:
         raise ReplyError(b"ERR The bit argument must be 1 or 0.")
     missing = b":-1\r\n" if bit else _ZERO
@@ -475,25 +454,25 @@ def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
     isbit = end_given = False
     start = end = 0
     if not parse_first:
-        v = _read_string(c, argv[1])
+        v = lookup_string(c, argv[1])
         if v is None:
             return missing
     if argc == 4 or argc == 5 or argc == 6:
-        start = _ll(argv[3])
+        start = arg_long(argv[3])
         if argc == 6:
             isbit = _is_bit_unit(argv[5])
         if argc >= 5:
-            end = _ll(argv[4])
+            end = arg_long(argv[4])
             end_given = True
         if parse_first:
-            v = _read_string(c, argv[1])
+            v = lookup_string(c, argv[1])
         length = len(v or b"")
         if not end_given:
             end = length - 1  # `(totlen<<3) + 7` with BIT, which needs an explicit end
         start, end, first_mask, last_mask = _byte_range(start, end, length, isbit)
     elif argc == 3:
         if parse_first:
-            v = _read_string(c, argv[1])
+            v = lookup_string(c, argv[1])
         start, end, first_mask, last_mask = 0, len(v or b"") - 1, 0, 0
     else:
         raise ReplyError(SYNTAX)
@@ -541,13 +520,13 @@ def bitfield_ro(c: ReadContext, argv: list[bytes]) -> bytes:
     j, argc = 2, len(argv)
     while j < argc:
         left = argc - j - 1
-        sub = _cstr_lower(argv[j])
+        sub = option_word(argv[j])
         if sub == b"get" and left >= 2:
             is_get = True
         elif (sub == b"set" or sub == b"incrby") and left >= 3:
             is_get = False
         elif sub == b"overflow" and left >= 1:
-            if _cstr_lower(argv[j + 1]) not in (b"wrap", b"sat", b"fail"):
+            if option_word(argv[j + 1]) not in (b"wrap", b"sat", b"fail"):
                 raise ReplyError(b"ERR Invalid OVERFLOW type specified")
             j += 2
             continue
@@ -560,11 +539,11 @@ def bitfield_ro(c: ReadContext, argv: list[bytes]) -> bytes:
             j += 3
         else:
             readonly = False
-            _ll(argv[j + 3])
+            arg_long(argv[j + 3])
             j += 4
     if not readonly:
         raise ReplyError(b"ERR BITFIELD_RO only supports the GET subcommand")
-    v = _read_string(c, argv[1]) or b""
+    v = lookup_string(c, argv[1]) or b""
     out = [b"*%d\r\n" % len(gets)]
     for offset, bits, signed in gets:
         byte = offset >> 3

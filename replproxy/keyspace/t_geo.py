@@ -45,16 +45,14 @@ from replproxy.keyspace.reads import (
     read_command,
 )
 from replproxy.keyspace.t_zset import (
-    c_string,
     double_arg,
     master_version,
     store_zset,
     string2d,
-    word,
     zadd,
     zset_for_write,
 )
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import c_string, option_word, parse_int
 from replproxy.keyspace.values import ZSet
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
@@ -682,7 +680,7 @@ def _read_double(raw: bytes, msg: bytes = NOT_FLOAT) -> float:
 
 def _read_unit(raw: bytes) -> float:
     """`extractUnitOrReply`."""
-    conv = _UNITS.get(word(raw))
+    conv = _UNITS.get(option_word(raw))
     if conv is None:
         raise ReplyError(_UNIT_ERROR)
     return conv
@@ -841,7 +839,7 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
     n = len(argv)
     i = base
     while i < n:
-        arg = word(argv[i])
+        arg = option_word(argv[i])
         left = n - i - 1
         if arg == b"withdist":
             withdist = True

@@ -63,20 +63,21 @@ from itertools import chain
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
+    EMPTY_SCAN,
+    OUT_OF_RANGE_LONG,
     SYNTAX,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup_hash,
     read_command,
     upstream_identity,
 )
 from replproxy.keyspace.scan import glob_matcher, parse_cursor
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import LLONG_MAX, option_word, parse_int
 from replproxy.rdb.model import HashValue
 from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
-from replproxy.resp.request import string2ll
 
 Hash = dict[bytes, bytes]
 
@@ -368,11 +369,6 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 
 # ---- reads ----
 
-_LONG_MAX = 2**63 - 1
-_EMPTY_ARRAY = b"*0\r\n"
-EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
-_OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
-    -_LONG_MAX, _LONG_MAX)
 # A negative count makes Redis stream |count| random picks until its output buffer limit
 # closes the client; replproxy builds a reply in memory, so it refuses absurd ones.
 MAX_RANDOM_REPLY = 1 << 24
@@ -384,25 +380,11 @@ HASH_MAX_LISTPACK_ENTRIES = 512
 HASH_MAX_LISTPACK_VALUE = 64
 
 
-def option_name(raw: bytes) -> bytes:
-    """An option word as `strcasecmp` compares it: lowercased and cut at its first NUL."""
-    nul = raw.find(b"\0")
-    return (raw if nul < 0 else raw[:nul]).lower()
-
-
-def get_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
-    """`getLongFromObjectOrReply`: `msg` is also the error for a non-number."""
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(msg)
-    return v
-
-
 def get_random_count(raw: bytes) -> int:
     """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX."""
-    n = get_long(raw)
-    if n < -_LONG_MAX:
-        raise ReplyError(_OUT_OF_RANGE_LONG)
+    n = arg_long(raw)
+    if n < -LLONG_MAX:
+        raise ReplyError(OUT_OF_RANGE_LONG)
     return n
 
 
@@ -478,7 +460,7 @@ def hgetall(c: ReadContext, argv: list[bytes]) -> bytes:
 def hkeys(c: ReadContext, argv: list[bytes]) -> bytes:
     h = lookup_hash(c, argv[1])
     if h is None:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     if type(h) is HashValue:
         h = _live(h, c.now)
     return reply.bulk_array(list(h))
@@ -488,7 +470,7 @@ def hkeys(c: ReadContext, argv: list[bytes]) -> bytes:
 def hvals(c: ReadContext, argv: list[bytes]) -> bytes:
     h = lookup_hash(c, argv[1])
     if h is None:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     if type(h) is HashValue:
         h = _live(h, c.now)
     return reply.bulk_array(list(h.values()))
@@ -525,17 +507,17 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
             return reply.null(c.proto)
         return reply.bulk(random.choice(list(h)))
     n = get_random_count(argv[2])
-    if argc > 4 or (argc == 4 and option_name(argv[3]) != b"withvalues"):
+    if argc > 4 or (argc == 4 and option_word(argv[3]) != b"withvalues"):
         raise ReplyError(SYNTAX)
     withvalues = argc == 4
-    if withvalues and not -(_LONG_MAX // 2) <= n <= _LONG_MAX // 2:  # C truncates -LONG_MAX/2
+    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2:  # C truncates -LONG_MAX/2
         raise ReplyError(b"ERR value is out of range")
     h = lookup_hash(c, argv[1])
     if h is None:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     h = _live(h, c.now)
     if n == 0 or not h:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     if n < 0 or n == 1:
         # CASE 1: independent picks, repeats allowed
         check_random_reply_size(-n)
@@ -574,10 +556,10 @@ def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
     i = 3
     known: tuple[bool, bool] | None = None
     while i < argc:
-        opt = option_name(argv[i])
+        opt = option_word(argv[i])
         more = argc - i
         if opt == b"count" and more >= 2:
-            count = get_long(argv[i + 1])
+            count = arg_long(argv[i + 1])
             if count < 1:
                 raise ReplyError(SYNTAX)
             i += 2
@@ -641,10 +623,10 @@ def _httl(c: ReadContext, argv: list[bytes], relative: bool, seconds: bool) -> b
     """`httlGenericCommand` (7.4): the type is checked first, then FIELDS, numfields (1..)
     and that it matches the arguments left."""
     h = lookup_hash(c, argv[1])
-    if option_name(argv[2]) != b"fields":
+    if option_word(argv[2]) != b"fields":
         raise ReplyError(b"ERR Mandatory argument FIELDS is missing or not at the right position")
     msg = b"ERR Number of fields must be a positive integer"
-    n = get_long(argv[3], msg)
+    n = arg_long(argv[3], msg)
     if n < 1:
         raise ReplyError(msg)
     if n != len(argv) - 4:

@@ -34,17 +34,17 @@ from __future__ import annotations
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
+    OUT_OF_RANGE_LONG,
     SYNTAX,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup_list,
     read_command,
     upstream_identity,
 )
 from replproxy.keyspace.util import parse_int
 from replproxy.resp import reply
-from replproxy.resp.request import string2ll
 
 
 def _list(ks: Keyspace, db: int, key: bytes) -> list[bytes] | None:
@@ -256,22 +256,10 @@ def rpoplpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- reads ----
 
 _LONG_MIN = -(2**63)
-_LONG_MAX = 2**63 - 1
-_EMPTY_ARRAY = b"*0\r\n"
 _RANK_ZERO = (
     b"ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
     b"or use negative to start from the end of the list"
 )
-_OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
-    -_LONG_MAX, _LONG_MAX)
-
-
-def _get_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
-    """`getLongFromObjectOrReply`: `msg` is also the error for a non-number."""
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(msg)
-    return v
 
 
 @read_command("llen")
@@ -285,7 +273,7 @@ def lindex(c: ReadContext, argv: list[bytes]) -> bytes:
     lst = lookup_list(c, argv[1])
     if lst is None:
         return reply.null(c.proto)
-    index = _get_long(argv[2])
+    index = arg_long(argv[2])
     n = len(lst)
     if index < 0:
         index += n
@@ -296,10 +284,10 @@ def lindex(c: ReadContext, argv: list[bytes]) -> bytes:
 
 @read_command("lrange")
 def lrange(c: ReadContext, argv: list[bytes]) -> bytes:
-    start, end = _get_long(argv[2]), _get_long(argv[3])
+    start, end = arg_long(argv[2]), arg_long(argv[3])
     lst = lookup_list(c, argv[1])
     if lst is None:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     # addListRangeReply's index arithmetic
     n = len(lst)
     if start < 0:
@@ -309,7 +297,7 @@ def lrange(c: ReadContext, argv: list[bytes]) -> bytes:
     if end < 0:
         end += n
     if start > end or start >= n:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     return reply.bulk_array(lst[start : end + 1])
 
 
@@ -329,19 +317,19 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
         opt = argv[j].split(b"\0", 1)[0].lower()  # strcasecmp stops at a NUL
         if opt == b"rank" and j < last:
             j += 1
-            rank = _get_long(argv[j])
+            rank = arg_long(argv[j])
             if rank == _LONG_MIN and _rank_has_range_check(c):
-                raise ReplyError(_OUT_OF_RANGE_LONG)
+                raise ReplyError(OUT_OF_RANGE_LONG)
             if rank == 0:
                 raise ReplyError(_RANK_ZERO)
         elif opt == b"count" and j < last:
             j += 1
-            count = _get_long(argv[j], b"ERR COUNT can't be negative")
+            count = arg_long(argv[j], b"ERR COUNT can't be negative")
             if count < 0:
                 raise ReplyError(b"ERR COUNT can't be negative")
         elif opt == b"maxlen" and j < last:
             j += 1
-            maxlen = _get_long(argv[j], b"ERR MAXLEN can't be negative")
+            maxlen = arg_long(argv[j], b"ERR MAXLEN can't be negative")
             if maxlen < 0:
                 raise ReplyError(b"ERR MAXLEN can't be negative")
         else:
@@ -350,7 +338,7 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
 
     lst = lookup_list(c, argv[1])
     if lst is None:
-        return _EMPTY_ARRAY if count != -1 else reply.null(c.proto)
+        return reply.EMPTY_ARRAY if count != -1 else reply.null(c.proto)
 
     from_tail = rank < 0
     if rank == _LONG_MIN:

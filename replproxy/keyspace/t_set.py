@@ -45,23 +45,23 @@ from collections.abc import Iterable
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
+    EMPTY_SCAN,
     SYNTAX,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup_set,
     read_command,
     upstream_identity,
 )
 from replproxy.keyspace.scan import glob_matcher, parse_cursor
 from replproxy.keyspace.t_hash import (
-    EMPTY_SCAN,
     check_random_reply_size,
-    get_long,
     get_random_count,
-    option_name,
     parse_scan_options,
     scan_reply,
 )
+from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, option_word
 from replproxy.resp import reply
 
 
@@ -159,9 +159,6 @@ def sdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 SET_MAX_INTSET_ENTRIES = 512
 SET_MAX_LISTPACK_ENTRIES = 128
 SET_MAX_LISTPACK_VALUE = 64
-_LLONG_MIN = -(2**63)
-_LLONG_MAX = 2**63 - 1
-_EMPTY_ARRAY = b"*0\r\n"
 # Members joined by \n, all in string2ll's canonical form (no sign but -, no leading 0).
 _INTS = re.compile(rb"(?:0|-?[1-9][0-9]{0,18})(?:\n(?:0|-?[1-9][0-9]{0,18}))*")
 
@@ -177,7 +174,7 @@ def intset_order(members: set[bytes]) -> list[bytes] | None:
     if joined.count(b"\n") != n - 1 or _INTS.fullmatch(joined) is None:
         return None
     out = sorted(members, key=int)
-    if int(out[0]) < _LLONG_MIN or int(out[-1]) > _LLONG_MAX:
+    if int(out[0]) < LLONG_MIN or int(out[-1]) > LLONG_MAX:
         return None
     return out
 
@@ -256,7 +253,7 @@ def sdiff(c: ReadContext, argv: list[bytes]) -> bytes:
 @read_command("sintercard")
 def sintercard(c: ReadContext, argv: list[bytes]) -> bytes:
     msg = b"ERR numkeys should be greater than 0"
-    numkeys = get_long(argv[1], msg)
+    numkeys = arg_long(argv[1], msg)
     if numkeys < 1:
         raise ReplyError(msg)
     if numkeys > len(argv) - 2:
@@ -265,9 +262,9 @@ def sintercard(c: ReadContext, argv: list[bytes]) -> bytes:
     last = len(argv) - 1
     j = 2 + numkeys
     while j <= last:
-        if option_name(argv[j]) == b"limit" and j < last:
+        if option_word(argv[j]) == b"limit" and j < last:
             j += 1
-            limit = get_long(argv[j], b"ERR LIMIT can't be negative")
+            limit = arg_long(argv[j], b"ERR LIMIT can't be negative")
             if limit < 0:
                 raise ReplyError(b"ERR LIMIT can't be negative")
         else:
@@ -302,7 +299,7 @@ def srandmember(c: ReadContext, argv: list[bytes]) -> bytes:
     n = get_random_count(argv[2])
     s = lookup_set(c, argv[1])
     if s is None or n == 0:
-        return _EMPTY_ARRAY
+        return reply.EMPTY_ARRAY
     if n < 0 or n == 1:
         check_random_reply_size(-n)
         return reply.bulk_array(random.choices(list(s), k=abs(n)))

@@ -93,16 +93,16 @@ from itertools import islice
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
     SYNTAX,
     BlockingRead,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup_stream,
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import LLONG_MAX, c_string, parse_int
 from replproxy.rdb.model import (
     StreamConsumer,
     StreamGroup,
@@ -975,7 +975,6 @@ _NO_SUCH_KEY = b"ERR no such key"
 # XREAD BLOCK without COUNT: Redis < 7.2 serves a woken client at most this many entries
 # per stream (`XREAD_BLOCKED_DEFAULT_COUNT`); 7.2+ re-runs the command as given.
 _XREAD_BLOCKED_DEFAULT_COUNT = 1000
-_LLONG_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -1004,20 +1003,6 @@ def _shapes_of(c: ReadContext) -> _Shapes:
         )
         _shapes_aux = aux
     return _shapes
-
-
-def _cstr(raw: bytes) -> bytes:
-    """An argument as C string functions (`strcasecmp`, `strcmp`, `%s`) see it."""
-    nul = raw.find(b"\0")
-    return raw if nul < 0 else raw[:nul]
-
-
-def _ll(raw: bytes, err: bytes = NOT_INTEGER) -> int:
-    """`getLongLongFromObjectOrReply`."""
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(err)
-    return v
 
 
 def _incr_id(sid: StreamID) -> StreamID | None:
@@ -1165,8 +1150,8 @@ def _xrange(c: ReadContext, argv: list[bytes], rev: bool) -> bytes:
     n = len(argv)
     j = 4
     while j < n:
-        if j + 1 < n and _cstr(argv[j]).lower() == b"count":
-            count = max(_ll(argv[j + 1]), 0)
+        if j + 1 < n and c_string(argv[j]).lower() == b"count":
+            count = max(arg_long(argv[j + 1]), 0)
             j += 2
         else:
             raise ReplyError(SYNTAX)
@@ -1190,10 +1175,10 @@ def xrevrange(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _block_timeout(c: ReadContext, raw: bytes, shapes: _Shapes) -> int:
     """`getTimeoutFromObjectOrReply` in ms, relative (0: forever)."""
-    t = _ll(raw, b"ERR timeout is not an integer or out of range")
+    t = arg_long(raw, b"ERR timeout is not an integer or out of range")
     if t < 0:
         raise ReplyError(b"ERR timeout is negative")
-    if t > _LLONG_MAX - c.now:
+    if t > LLONG_MAX - c.now:
         if shapes.times:
             raise ReplyError(b"ERR timeout is out of range")
         # Redis < 7.2: `now + timeout` wraps negative, a deadline its timeout table (keyed
@@ -1213,13 +1198,13 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
     i = 1
     while i < n:
         more = n - i - 1
-        opt = _cstr(argv[i]).lower()
+        opt = c_string(argv[i]).lower()
         if opt == b"block" and more:
             i += 1
             timeout = _block_timeout(c, argv[i], shapes)
         elif opt == b"count" and more:
             i += 1
-            count = max(_ll(argv[i]), 0)
+            count = max(arg_long(argv[i]), 0)
         elif opt == b"streams" and more:
             streams_arg = i + 1
             if (n - streams_arg) % 2:
@@ -1253,7 +1238,7 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
     for key, raw in zip(keys, raw_ids):
         s = lookup_stream(c, key)
         streams.append(s)
-        word = _cstr(raw)
+        word = c_string(raw)
         if word == b"$":
             after.append(s.last_id if s is not None else ZERO_ID)
         elif word == b"+" and shapes.plus_id:
@@ -1302,7 +1287,7 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
         retry.append(b"STREAMS")
         retry += keys
         for raw, gt in zip(raw_ids, after):
-            retry.append(format_stream_id(gt) if _cstr(raw) == b"$" else raw)
+            retry.append(format_stream_id(gt) if c_string(raw) == b"$" else raw)
         raise BlockingRead(list(keys), timeout, retry)
     # No BLOCK, or blocking denied (inside MULTI): as a timeout.
     return reply.null_array(c.proto)
@@ -1313,7 +1298,7 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _no_group(key: bytes, group: bytes) -> ReplyError:
     return ReplyError(
-        b"NOGROUP No such key '%b' or consumer group '%b'" % (_cstr(key), _cstr(group))
+        b"NOGROUP No such key '%b' or consumer group '%b'" % (c_string(key), c_string(group))
     )
 
 
@@ -1330,12 +1315,12 @@ def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
     consumer_name: bytes | None = None
     if n >= 6:
         at = 3
-        if _cstr(argv[3]).lower() == b"idle":
-            minidle = _ll(argv[4])
+        if c_string(argv[3]).lower() == b"idle":
+            minidle = arg_long(argv[4])
             if n < 8:
                 raise ReplyError(SYNTAX)
             at = 5
-        count = max(_ll(argv[at + 2]), 0)
+        count = max(arg_long(argv[at + 2]), 0)
         start = _interval_start(argv[at])
         end = _interval_end(argv[at + 1])
         if at + 3 < n:
@@ -1405,14 +1390,14 @@ def _subcommand_error(argv: list[bytes]) -> ReplyError:
     """`addReplySubcommandSyntaxError`."""
     return ReplyError(
         b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
-        % (_cstr(argv[1])[:128], _cstr(argv[0]).upper())
+        % (c_string(argv[1])[:128], c_string(argv[0]).upper())
     )
 
 
 @read_command("xinfo|help")
 def xinfo_help(c: ReadContext, argv: list[bytes]) -> bytes:
     lines = [
-        b"%b <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % _cstr(argv[0]).upper(),
+        b"%b <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % c_string(argv[0]).upper(),
         *_XINFO_HELP,
         b"HELP",
         b"    Print this help." if _shapes_of(c).times else b"    Prints this help.",
@@ -1479,7 +1464,7 @@ def xinfo_consumers(c: ReadContext, argv: list[bytes]) -> bytes:
     if g is None:
         raise ReplyError(
             b"NOGROUP No such consumer group '%b' for key name '%b'"
-            % (_cstr(argv[3]), _cstr(argv[2]))
+            % (c_string(argv[3]), c_string(argv[2]))
         )
     proto = c.proto
     times = _shapes_of(c).times
@@ -1505,12 +1490,12 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     full = bool(opts)
     count = 10  # FULL's default, "so we don't block the server"
     if opts:
-        if len(opts) not in (1, 3) or _cstr(opts[0]).lower() != b"full":
+        if len(opts) not in (1, 3) or c_string(opts[0]).lower() != b"full":
             raise _subcommand_error(argv)
         if len(opts) == 3:
-            if _cstr(opts[1]).lower() != b"count":
+            if c_string(opts[1]).lower() != b"count":
                 raise _subcommand_error(argv)
-            count = _ll(opts[2])
+            count = arg_long(opts[2])
             if count < 0:
                 count = 10
     proto = c.proto

@@ -56,20 +56,21 @@ from fractions import Fraction
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
+    PROTO_MAX_BULK_LEN,
     SYNTAX,
     WRONGTYPE,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup,
+    lookup_string,
     read_command,
     unsupported_key_error,
     upstream_identity,
 )
-from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, parse_int
+from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, option_word, parse_int
 from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
-from replproxy.resp.request import string2ll
 
 
 def _string(ks: Keyspace, db: int, key: bytes) -> bytes | None:
@@ -349,22 +350,6 @@ def _long_double(raw: bytes) -> Fraction:
 # ---- reads ----
 
 
-def _ll(raw: bytes) -> int:
-    """`getLongLongFromObjectOrReply` with the default error."""
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(NOT_INTEGER)
-    return v
-
-
-def read_string(c: ReadContext, key: bytes) -> bytes | None:
-    """`lookupKeyRead` + `checkType(OBJ_STRING)`: None when missing, WRONGTYPE otherwise."""
-    v = lookup(c, key)
-    if v is None or type(v) is bytes:
-        return v
-    raise ReplyError(WRONGTYPE)
-
-
 @read_command("get")
 def get(c: ReadContext, argv: list[bytes]) -> bytes:
     """`lookup`'s rules inlined (GET is the hottest command of all)."""
@@ -417,9 +402,9 @@ _EMPTY_BULK = b"$0\r\n\r\n"
 
 @read_command("getrange", "substr")
 def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
-    start = _ll(argv[2])
-    end = _ll(argv[3])
-    v = read_string(c, argv[1])
+    start = arg_long(argv[2])
+    end = arg_long(argv[3])
+    v = lookup_string(c, argv[1])
     if v is None:
         return _EMPTY_BULK
     n = len(v)
@@ -450,21 +435,14 @@ def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
 
 @read_command("strlen")
 def strlen(c: ReadContext, argv: list[bytes]) -> bytes:
-    v = read_string(c, argv[1])
+    v = lookup_string(c, argv[1])
     return b":%d\r\n" % (0 if v is None else len(v))
 
 
 # ---- LCS ----
 
-_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024  # the default; the master's own setting is unknown
 _UINT32_MAX = (1 << 32) - 1
 _LCS_NOT_STRINGS = b"ERR The specified keys must contain string values"
-
-
-def _cstr_upper(raw: bytes) -> bytes:
-    """An argument as `strcasecmp` sees it: a C string, ending at its first NUL."""
-    nul = raw.find(b"\0")
-    return (raw if nul < 0 else raw[:nul]).upper()
 
 
 @read_command("lcs")
@@ -479,15 +457,15 @@ def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
     minmatchlen = 0
     j, argc = 3, len(argv)
     while j < argc:
-        opt = _cstr_upper(argv[j])
-        if opt == b"IDX":
+        opt = option_word(argv[j])
+        if opt == b"idx":
             getidx = True
-        elif opt == b"LEN":
+        elif opt == b"len":
             getlen = True
-        elif opt == b"WITHMATCHLEN":
+        elif opt == b"withmatchlen":
             withmatchlen = True
-        elif opt == b"MINMATCHLEN" and j + 1 < argc:
-            minmatchlen = max(_ll(argv[j + 1]), 0)
+        elif opt == b"minmatchlen" and j + 1 < argc:
+            minmatchlen = max(arg_long(argv[j + 1]), 0)
             j += 1
         else:
             raise ReplyError(SYNTAX)
@@ -497,7 +475,7 @@ def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
     alen, blen = len(a), len(b)
     if alen >= _UINT32_MAX - 1 or blen >= _UINT32_MAX - 1:
         raise ReplyError(b"ERR String too long for LCS")
-    if (alen + 1) * (blen + 1) * 4 > _PROTO_MAX_BULK_LEN:
+    if (alen + 1) * (blen + 1) * 4 > PROTO_MAX_BULK_LEN:
         raise ReplyError(
             b"ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
         )

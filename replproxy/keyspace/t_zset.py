@@ -49,17 +49,18 @@ from collections.abc import Set as AbstractSet
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
-    NOT_INTEGER,
+    EMPTY_SCAN,
     SYNTAX,
     WRONGTYPE,
     ReadContext,
     ReplyError,
+    arg_long,
     lookup,
     lookup_zset,
     read_command,
 )
 from replproxy.keyspace.scan import glob_matcher, parse_cursor
-from replproxy.keyspace.util import parse_double, parse_int
+from replproxy.keyspace.util import LLONG_MAX, c_string, option_word, parse_double, parse_int
 from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
@@ -70,7 +71,6 @@ from replproxy.keyspace.values import (
 from replproxy.rdb.model import ZSetValue
 from replproxy.resp import reply
 from replproxy.resp.reply import DoubleStyle, format_double
-from replproxy.resp.request import string2ll
 
 # ---- the master's version (its snapshot's `redis-ver` / `valkey-ver`) ----
 
@@ -592,10 +592,8 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # - ZRANDMEMBER's picks are random, as Redis's; a count covering the whole zset returns it as
 #   Redis does, from the highest rank down.
 
-_LONG_MAX = 2**63 - 1
 _C_SPACES = frozenset(b" \t\n\v\f\r")
 _EMPTY = reply.EMPTY_ARRAY
-_EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
 _RANGE_NOT_FLOAT = b"ERR min or max is not a float"
 _LEX_NOT_VALID = b"ERR min or max not valid string range item"
 
@@ -610,12 +608,6 @@ _STRTOD_RE = re.compile(
 )
 _NONZERO_DEC = re.compile(rb"[1-9]")
 _NONZERO_HEX = re.compile(rb"[1-9a-f]", re.IGNORECASE)
-
-
-def c_string(raw: bytes) -> bytes:
-    """The argument as C code sees `argv[i]->ptr`: up to its first NUL byte."""
-    nul = raw.find(b"\0")
-    return raw if nul < 0 else raw[:nul]
 
 
 def strtod_prefix(s: bytes) -> tuple[float, int, bool]:
@@ -656,19 +648,6 @@ def string2d(raw: bytes) -> float | None:
     if end != len(raw) or v != v or (erange and (v == 0.0 or v in (math.inf, -math.inf))):
         return None
     return v
-
-
-def long_arg(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
-    """`getLongFromObjectOrReply` (a long is a long long on 64-bit Linux)."""
-    v = string2ll(raw)
-    if v is None:
-        raise ReplyError(msg)
-    return v
-
-
-def word(raw: bytes) -> bytes:
-    """An option word for comparing with `strcasecmp` (which stops at a NUL byte)."""
-    return (raw if b"\0" not in raw else c_string(raw)).lower()
 
 
 def read_score_bound(raw: bytes) -> tuple[float, bool]:
@@ -768,7 +747,7 @@ def _zrank(c: ReadContext, argv: list[bytes], reverse: bool) -> bytes:
         if len(argv) > 4 or not _new_server(c.ks):
             raise ReplyError(b"ERR wrong number of arguments for '%b' command"
                              % (b"zrevrank" if reverse else b"zrank"))
-        if word(argv[3]) != b"withscore":
+        if option_word(argv[3]) != b"withscore":
             raise ReplyError(SYNTAX)
         withscore = True
     zs = lookup_zset(c, argv[1])
@@ -865,12 +844,12 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
     n = len(argv)
     j = 4
     while j < n:
-        opt = word(argv[j])
+        opt = option_word(argv[j])
         if opt == b"withscores":
             withscores = True
         elif opt == b"limit" and n - j - 1 >= 2:
-            offset = long_arg(argv[j + 1])
-            limit = long_arg(argv[j + 2])
+            offset = arg_long(argv[j + 1])
+            limit = arg_long(argv[j + 2])
             j += 2
         elif rev is None and opt == b"rev":
             rev = True
@@ -892,7 +871,7 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
     min_arg, max_arg = (argv[3], argv[2]) if rev and rangetype != _BY_RANK else (argv[2], argv[3])
 
     if rangetype == _BY_RANK:
-        start, end = long_arg(min_arg), long_arg(max_arg)
+        start, end = arg_long(min_arg), arg_long(max_arg)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
@@ -966,16 +945,16 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
         if zs is None:
             return reply.null(c.proto)
         return reply.bulk(zs.index[random.randrange(len(zs))][1])
-    count = long_arg(argv[2])
-    if count < -_LONG_MAX:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
+    count = arg_long(argv[2])
+    if count < -LLONG_MAX:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
         raise ReplyError(b"ERR value is out of range, value must between %d and %d"
-                         % (-_LONG_MAX, _LONG_MAX))
+                         % (-LLONG_MAX, LLONG_MAX))
     withscores = False
-    if n > 4 or (n == 4 and word(argv[3]) != b"withscores"):
+    if n > 4 or (n == 4 and option_word(argv[3]) != b"withscores"):
         raise ReplyError(SYNTAX)
     if n == 4:
         withscores = True
-        if not -(_LONG_MAX // 2) <= count <= _LONG_MAX // 2:
+        if not -(LLONG_MAX // 2) <= count <= LLONG_MAX // 2:
             raise ReplyError(b"ERR value is out of range")
     zs = lookup_zset(c, argv[1])
     if zs is None or count == 0:
@@ -1011,7 +990,7 @@ def _read_source(c: ReadContext, key: bytes) -> Source:
 
 def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: bool) -> bytes:
     """`zunionInterDiffGenericCommand` without a destination key."""
-    setnum = long_arg(argv[1])
+    setnum = arg_long(argv[1])
     if setnum < 1:
         raise ReplyError(b"ERR at least 1 input key is needed for '%b' command"
                          % argv[0].lower())
@@ -1025,7 +1004,7 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
     limit = 0
     j = 2 + setnum
     while j < n:
-        opt = word(argv[j])
+        opt = option_word(argv[j])
         remaining = n - j
         if op != _DIFF and not cardinality_only and remaining >= setnum + 1 \
                 and opt == b"weights":
@@ -1036,7 +1015,7 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
                 weights[i] = w
             j += 1 + setnum
         elif op != _DIFF and not cardinality_only and remaining >= 2 and opt == b"aggregate":
-            agg = _AGGREGATES.get(word(argv[j + 1]))
+            agg = _AGGREGATES.get(option_word(argv[j + 1]))
             if agg is None:
                 raise ReplyError(SYNTAX)
             aggregate = agg
@@ -1045,7 +1024,7 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
             withscores = True
             j += 1
         elif cardinality_only and remaining >= 2 and opt == b"limit":
-            limit = long_arg(argv[j + 1], b"ERR LIMIT can't be negative")
+            limit = arg_long(argv[j + 1], b"ERR LIMIT can't be negative")
             if limit < 0:
                 raise ReplyError(b"ERR LIMIT can't be negative")
             j += 2
@@ -1106,15 +1085,15 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
     key = argv[1]
     zs = lookup_zset(c, key)
     if zs is None:
-        return _EMPTY_SCAN
+        return EMPTY_SCAN
     count = 10
     match = None
     noscores = False
     i, n = 3, len(argv)
     while i < n:
-        opt = word(argv[i])
+        opt = option_word(argv[i])
         if opt == b"count" and n - i >= 2:
-            count = long_arg(argv[i + 1])
+            count = arg_long(argv[i + 1])
             if count < 1:
                 raise ReplyError(SYNTAX)
             i += 2

@@ -49,6 +49,18 @@ def parse_double(raw: bytes) -> float:
     return v
 
 
+def c_string(raw: bytes) -> bytes:
+    """An argument as C string functions (`strcasecmp`, `strtod`, `%s`) see `argv[i]->ptr`:
+    up to its first NUL byte."""
+    nul = raw.find(b"\0")
+    return raw if nul < 0 else raw[:nul]
+
+
+def option_word(raw: bytes) -> bytes:
+    """An argument as `strcasecmp` compares it with an option name: a C string, lowercased."""
+    return c_string(raw).lower()
+
+
 def now_ms() -> int:
     """The relay's clock, for the relative TTLs older masters send (`EXPIRE k 10` on 5.x)."""
     return int(time.time() * 1000)
