@@ -91,7 +91,9 @@ class Session:
                 if not data:
                     return True
                 self.buf += data
-        except (TimeoutError, ConnectionResetError):
+        except ConnectionResetError:
+            return True  # closed with our bytes unread: the kernel answers with a reset
+        except TimeoutError:
             return False
 
     def close(self) -> None:
@@ -491,3 +493,77 @@ def test_thousand_pipelining_clients_while_the_stream_applies(
         t.join()
         for s in socks_all:
             s.close()
+
+
+def _info(raw: bytes) -> dict[str, list[tuple[str, str]]]:
+    """INFO text -> {section: [(field, value), ...]} in order."""
+    text = raw.split(b"\r\n", 1)[1].decode()
+    out: dict[str, list[tuple[str, str]]] = {}
+    section = ""
+    for line in text.split("\r\n"):
+        if line.startswith("# "):
+            section = line[2:]
+            out[section] = []
+        elif ":" in line:
+            k, _, v = line.partition(":")
+            out[section].append((k, v))
+    return out
+
+
+def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    """INFO answers every section a replica shows by default; Replication has the replica's
+    fields in the replica's order (Redis 7.0's, which monitoring parses by name and order);
+    Server has a 40-hex-char run_id; Keyspace counts the same keys."""
+    master, replica, relay = chain
+    wait_replica(master, replica)
+    relay.wait_in_sync_with(master)
+    mine = _info(Session("127.0.0.1", relay.port).call("info", "all"))
+    theirs = _info(Session(replica.host, replica.port).call("info", "all"))
+    for section in ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU",
+                    "Keyspace"):
+        assert section in mine, section
+    run_id = dict(mine["Server"])["run_id"]
+    assert len(run_id) == 40 and all(ch in "0123456789abcdef" for ch in run_id)
+    assert dict(mine["Replication"])["role"] == "slave"
+    if master.kind.name == "redis7":
+        assert [k for k, _ in mine["Replication"]] == [k for k, _ in theirs["Replication"]]
+    else:  # Valkey adds fields of its own; the Redis ones are there, in Redis's order
+        names = [k for k, _ in theirs["Replication"]]
+        assert [k for k, _ in mine["Replication"]] == [k for k in names
+                                                      if k in dict(mine["Replication"])]
+    def counts(kv: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, v.rsplit(",avg_ttl", 1)[0]) for k, v in kv]
+
+    assert counts(mine["Keyspace"]) == counts(theirs["Keyspace"])
+    for field in ("connected_clients", "blocked_clients", "maxclients"):
+        assert field in dict(mine["Clients"])
+    for field in ("used_memory", "used_memory_human", "used_memory_rss"):
+        assert field in dict(mine["Memory"])
+    for field in ("total_connections_received", "total_commands_processed"):
+        assert field in dict(mine["Stats"])
+
+
+def test_query_and_normal_output_limits(master: RedisServer) -> None:
+    """client-query-buffer-limit closes a client whose unparsed request grows past it; a
+    normal client's reply past the normal hard limit closes that client; others go on."""
+    with master.client() as c:
+        c.set("big", "x" * (3 * 1024 * 1024))
+        c.set("k", "v")
+    relay = start_relay(upstream_url(master), "--client-query-buffer-limit", "1mb",
+                        "--client-output-buffer-limit-normal", "2mb 0 0")
+    try:
+        relay.wait_in_sync_with(master)
+        bystander = Session("127.0.0.1", relay.port)
+        greedy = Session("127.0.0.1", relay.port)
+        # A 1.5 MB argument inside a 2 MB bulk that never completes.
+        greedy.sock.sendall(b"*2\r\n$3\r\nget\r\n$2000000\r\n" + b"a" * 1_500_000)
+        assert greedy.closed()
+        wait_for(lambda: "query buffer limit" in relay.log(), 10, what="the log line")
+        reader = Session("127.0.0.1", relay.port)
+        assert reader.call("strlen", "big") == b":3145728\r\n"
+        reader.send("get", "big")
+        assert reader.closed()
+        assert "over the normal clients' hard limit" in relay.log()
+        assert bystander.call("get", "k") == b"$1\r\nv\r\n"
+    finally:
+        relay.stop()
