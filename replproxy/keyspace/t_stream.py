@@ -90,6 +90,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
+from typing import cast
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
@@ -334,8 +335,8 @@ def lag_rules(ks: Keyspace) -> int:
 
 
 class _ReadCache:
-    """Per-stream indexes of the read commands, kept in the stream's `__dict__["_rc"]` (the
-    model has no field for them; deep copies and equality ignore it as they should).
+    """Per-stream indexes of the read commands, kept in `StreamValue.read_cache` (equality
+    ignores it; a copied stream copies it, still matching its entries).
 
     `ids` is `list(s.entries)`, for bisecting a range's start (XRANGE from the middle,
     XREAD's tail): built on first use, then kept current here at each change, so readers
@@ -374,10 +375,16 @@ class _ReadCache:
         self.layout = None
 
 
+def _cached(s: StreamValue) -> _ReadCache | None:
+    """The stream's read indexes if a read built them (appliers keep them current)."""
+    return cast("_ReadCache | None", s.read_cache)
+
+
 def _read_cache(s: StreamValue) -> _ReadCache:
-    rc = s.__dict__.get("_rc")
+    rc = _cached(s)
     if rc is None:
-        rc = s.__dict__["_rc"] = _ReadCache()
+        rc = _ReadCache()
+        s.read_cache = rc
     return rc
 
 
@@ -495,7 +502,7 @@ def _delete_entries(s: StreamValue, ids: list[StreamID]) -> int:
             if sid > s.max_deleted_id:
                 s.max_deleted_id = sid
             deleted += 1
-            rc = s.__dict__.get("_rc")
+            rc = _cached(s)
             if rc is not None:
                 rc.deleted(sid)
     if deleted:
@@ -606,7 +613,7 @@ def _trim(s: StreamValue, args: _TrimArgs) -> int:
         return 0
     s.length = len(e)
     s.first_id = next(iter(e)) if e else ZERO_ID
-    rc = s.__dict__.get("_rc")
+    rc = _cached(s)
     if rc is not None:
         rc.trimmed(len(removed))
     if args.policy == _DELREF and removed:
@@ -657,7 +664,7 @@ def xadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         )
     f = idpos + 1
     fields = s.entries[sid] = list(zip(argv[f::2], argv[f + 1 :: 2]))
-    rc = s.__dict__.get("_rc")
+    rc = _cached(s)
     if rc is not None:
         rc.added(sid, fields)
     s.length += 1

@@ -145,6 +145,9 @@ class StreamValue:
     max_deleted_id: StreamID = (0, 0)
     entries_added: int = 0
     groups: list[StreamGroup] = field(default_factory=list)
+    # Indexes the read commands derive from `entries` (replproxy.keyspace.t_stream): not
+    # part of the value, so equality and repr ignore them.
+    read_cache: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(eq=True)
