@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -142,6 +143,15 @@ class Client(ReadContext):
         self.scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
         self.stream: trio.SocketStream | None = None
+        # Input: the socket, its parser, and parsed requests not run yet (`RespServer._run`).
+        self.fd = -1
+        self.parser: RequestParser | None = None
+        self.todo: list[list[bytes]] = []
+        self.todo_i = 0
+        # Left by the reactor for the client's task: output the socket did not take, and
+        # whether the peer closed.
+        self.unsent = b""
+        self.eof = False
 
     @property
     def subscribed(self) -> bool:
@@ -268,6 +278,9 @@ class RespServer:
         self.entries: dict[bytes, Entry] = {}
         self.fast: dict[bytes, Entry] = {}
         self._refresh_identity()
+        # Set while `serve` runs (Linux, unless REPLPROXY_NO_REACTOR is set); without it
+        # every client task does its own I/O.
+        self.reactor: Reactor | None = None
 
     # ---- the upstream decides the dialect ----
 
@@ -520,69 +533,162 @@ class RespServer:
 
     async def _serve_client(self, c: Client, stream: trio.SocketStream) -> None:
         relay = self.relay
-        parser = self._new_parser(c)
-        limit = relay.config.client_output_buffer_limit_normal.hard
-        fd = stream.socket.fileno()
+        c.parser = self._new_parser(c)
+        fd = c.fd = stream.socket.fileno()
+        reactor = self.reactor
         while not c.closing:
-            data = await _receive(fd)
-            if not data:
+            if c.unsent:
+                data, c.unsent = c.unsent, b""
+                await self._send(c, data)
+                continue
+            if c.pending is not None:
+                pending, c.pending = c.pending, None
+                answer = await pending()
+                if c.reply_off or c.skip:
+                    if c.skip:
+                        c.skip -= 1
+                    answer = b""
+                if answer:
+                    await self._send(c, answer)
+                data = b""  # then run the requests pipelined behind it
+            elif c.takeover is not None:
+                # SYNC/PSYNC: the connection is a replica's from here on (requests pipelined
+                # after it are dropped: a replica sends none before the reply). Replicas are
+                # not clients.
+                self.clients.pop(c.id, None)
+                relay.connected_clients -= 1
+                try:
+                    await c.takeover(stream, c.parser)
+                finally:
+                    relay.connected_clients += 1
+                c.closing = True
                 return
-            c.last_active = time.monotonic()
-            c.now = now_ms()
-            c.net_in += len(data)
-            out: list[bytes] = []
-            try:
-                parser.feed(data)
-                while not c.closing:
-                    requests = parser.next_requests()
-                    if not requests:
-                        break
-                    for argv in requests:
-                        answer = self.dispatch(c, argv)
-                        if c.pending is not None:
-                            pending, c.pending = c.pending, None
-                            if out:
-                                await self._send(c, b"".join(out))
-                                out = []
-                            answer = await pending()
-                        if c.reply_off or c.skip:
-                            if c.skip:
-                                c.skip -= 1
-                            answer = b""
-                        if answer:
-                            out.append(answer)
-                        if c.takeover is not None:
-                            # SYNC/PSYNC: the connection is a replica's from here on (requests
-                            # pipelined after it are dropped: a replica sends none before the
-                            # reply). Replicas are not clients.
-                            if out:
-                                await self._send(c, b"".join(out))
-                            self.clients.pop(c.id, None)
-                            relay.connected_clients -= 1
-                            try:
-                                await c.takeover(stream, parser)
-                            finally:
-                                relay.connected_clients += 1
-                            c.closing = True
-                            return
-                        if c.closing:
-                            break
-                    parser.auth_required = not c.authed
-            except QueryBufferLimitError:
-                log.warning("closing client %s: query buffer limit reached", c.addr)
-                c.closing = True
-            except ProtocolError as e:
-                out.append(e.reply)
-                c.closing = True
-            if out:
-                payload = b"".join(out)
-                if limit and len(payload) > limit and not c.closing:
-                    c.kill(f"output of {len(payload)} bytes over the normal clients' hard "
-                           f"limit {limit}")
-                    return
+            elif reactor is not None:
+                # Idle: the reactor reads and answers this client until a request needs the
+                # event loop (or the socket's send buffer is full, or the peer closed).
+                await reactor.park(c)
+                if c.eof:
+                    break
+                continue
+            else:
+                data = await _receive(fd)
+                if not data:
+                    break
+                c.last_active = time.monotonic()
+                c.now = now_ms()
+                c.net_in += len(data)
+            payload = self._run(c, data)
+            if payload and self._output_allowed(c, payload):
                 await self._send(c, payload)
         if c.writer_active:
             await self._drain(c)
+
+    def _run(self, c: Client, data: bytes) -> bytes:
+        """Feed `data` and run every request that can complete now, in order; returns their
+        replies. Stops early, leaving the rest in `c.todo`, when a request must wait for the
+        event loop (`c.pending`: XREAD BLOCK, SHUTDOWN) or hands the connection over
+        (`c.takeover`)."""
+        parser = c.parser
+        assert parser is not None
+        out: list[bytes] = []
+        try:
+            if data:
+                parser.feed(data)
+            while not c.closing:
+                todo = c.todo
+                if c.todo_i >= len(todo):
+                    if self._plain(c):
+                        ks = self.relay.keyspace
+                        replies, n, last = parser.string_reads(
+                            ks.dbs[c.db], ks.expires[c.db], c.now, reply.null(c.proto))
+                        if n:
+                            out.append(replies)
+                            c.commands += n
+                            self.relay.total_commands += n
+                            c.last_cmd = b"get" if last == 1 else b"mget"
+                    # Re-evaluated after every batch: AUTH may have succeeded (Redis parses
+                    # unauthenticated clients one command at a time with tighter limits).
+                    parser.auth_required = not c.authed
+                    todo = c.todo = parser.next_requests()
+                    c.todo_i = 0
+                    if not todo:
+                        break
+                argv = todo[c.todo_i]
+                c.todo_i += 1
+                answer = self.dispatch(c, argv)
+                if c.pending is not None:
+                    break
+                if c.reply_off or c.skip:
+                    if c.skip:
+                        c.skip -= 1
+                    answer = b""
+                if answer:
+                    out.append(answer)
+                if c.takeover is not None:
+                    break
+        except QueryBufferLimitError:
+            log.warning("closing client %s: query buffer limit reached", c.addr)
+            c.closing = True
+        except ProtocolError as e:
+            out.append(e.reply)
+            c.closing = True
+        return b"".join(out)
+
+    def _plain(self, c: Client) -> bool:
+        """Whether a GET/MGET from `c` would run now, answered by the command alone: every
+        `dispatch` check passes and the reply is sent (the GET/MGET fast lane's condition)."""
+        relay = self.relay
+        ks = relay.keyspace
+        return (
+            c.authed
+            and c.multi is None
+            and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
+            and not ks.unsupported_keys
+            and ks.loaded_aux is self._aux
+            and not relay.persistence.loading
+            and relay.replication.has_history
+            and (relay.config.replica_serve_stale_data
+                 or relay.link.status.state is LinkState.CONNECTED)
+        )
+
+    def _output_allowed(self, c: Client, payload: bytes) -> bool:
+        limit = self.relay.config.client_output_buffer_limit_normal.hard
+        if limit and len(payload) > limit and not c.closing:
+            c.kill(f"output of {len(payload)} bytes over the normal clients' hard limit {limit}")
+            return False
+        return True
+
+    def serve_ready(self, c: Client) -> bool:
+        """The reactor's turn for a parked client whose socket is readable: read, run and
+        answer synchronously. Returns False to hand the client back to its task."""
+        try:
+            data = os.read(c.fd, RECV_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            c.eof = True
+            return False
+        c.last_active = time.monotonic()
+        c.now = now_ms()
+        c.net_in += len(data)
+        payload = self._run(c, data)
+        if payload and self._output_allowed(c, payload):
+            if c.writer_active:
+                c.push(payload)
+            else:
+                try:
+                    n = os.write(c.fd, payload)
+                except BlockingIOError:
+                    n = 0
+                except OSError:
+                    c.eof = True
+                    return False
+                c.net_out += n
+                if n < len(payload):
+                    c.unsent = payload[n:]
+        return not (c.closing or c.unsent or c.pending is not None or c.takeover is not None)
 
     async def _send(self, c: Client, data: bytes) -> None:
         if c.writer_active:
@@ -633,6 +739,9 @@ class RespServer:
         # Connections live in this nursery, the accept loop in its own scope: stopping
         # accepting (shutdown) closes the listeners and leaves connected clients alone.
         async with trio.open_nursery() as connections:
+            if hasattr(select, "epoll") and os.environ.get("REPLPROXY_NO_REACTOR", "") in ("", "0"):
+                self.reactor = Reactor(self)
+                connections.start_soon(self.reactor.run)
             connections.start_soon(self._accept, listeners, connections)
             connections.start_soon(self._cron)
             task_status.started(listeners)
@@ -657,6 +766,62 @@ class RespServer:
     def stop_accepting(self) -> None:
         """Close the listening sockets (new clients are refused); connected ones stay."""
         self._accepting.cancel()
+
+
+class Reactor:
+    """Serves every idle client from one task, as Redis's event loop does.
+
+    A client task that waits for its own socket costs a trip through trio's scheduler per
+    request (register the fd, sleep, wake, switch): at `-P 1` that was most of a GET. Idle
+    clients are parked here instead: one epoll set, registered once per park, and one wait
+    for all of them; each readable client is read, run and answered synchronously
+    (`RespServer.serve_ready`), in the order epoll reports them, once per round. A client
+    goes back to its own task when a request must wait (XREAD BLOCK, SHUTDOWN, a
+    replica's PSYNC), its socket does not take the whole reply, or it closes; its task owns
+    the connection all along, so cancelling it (CLIENT KILL, shutdown) unparks it."""
+
+    def __init__(self, srv: RespServer) -> None:
+        self.srv = srv
+        self.epoll = select.epoll()
+        self.parked: dict[int, tuple[Client, trio.Event]] = {}
+
+    async def park(self, c: Client) -> None:
+        """Until the reactor hands `c` back (or the task is cancelled)."""
+        done = trio.Event()
+        self.parked[c.fd] = (c, done)
+        self.epoll.register(c.fd, select.EPOLLIN)
+        try:
+            await done.wait()
+        finally:
+            del self.parked[c.fd]
+            with contextlib.suppress(OSError):
+                self.epoll.unregister(c.fd)
+
+    async def run(self) -> None:
+        epoll = self.epoll
+        serve_ready = self.srv.serve_ready
+        parked = self.parked
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                for fd, _ in epoll.poll(0):
+                    entry = parked.get(fd)
+                    if entry is None:
+                        continue
+                    c, done = entry
+                    if done.is_set() or c.closing:
+                        continue
+                    try:
+                        keep = serve_ready(c)
+                    except Exception:  # one client's bug never takes the server down
+                        log.exception("error serving client %s", c.addr)
+                        c.kill()
+                        keep = False
+                    if not keep:
+                        done.set()
+        finally:
+            self.srv.reactor = None
+            epoll.close()
 
 
 # Client I/O goes straight to the socket's file descriptor (trio owns and closes it): a

@@ -6,6 +6,7 @@ calls in tests from stalling it, and exercises the real entry point, signals and
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -101,9 +102,10 @@ def upstream_url(
 
 def start_relay(
     upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True,
-    port: int | None = None,
+    port: int | None = None, env: dict[str, str] | None = None,
 ) -> RelayProcess:
-    """Start replproxy; `port` to come back where its downstream replicas expect it."""
+    """Start replproxy; `port` to come back where its downstream replicas expect it; `env`
+    added to the environment (REPLPROXY_NO_SPEEDUPS...)."""
     dir = dir or Path(tempfile.mkdtemp(prefix="replproxy-relay-"))
     port, mport = port or free_port(), free_port()
     logfile = dir / f"relay-{port}.log"
@@ -125,7 +127,8 @@ def start_relay(
         *args,
     ]
     with open(logfile, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env} if env else None)
     relay = RelayProcess(port, mport, dir, proc, logfile)
 
     def listening() -> bool:

@@ -548,3 +548,83 @@ def test_real_server_query_buffer_limit_closes_without_reply(server: RedisServer
         assert talk(s, data, chunk=16384) == b"$1\r\na\r\n"
     finally:
         s.stop()
+
+
+def test_the_get_mget_lane_equals_parsing_and_running_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`RequestParser.string_reads` (C) runs GET/MGET straight from the buffer: whatever the
+    pipeline and its cuts, the replies and the commands left for the exact parser must be
+    those of parsing everything and running GET/MGET's Python handlers."""
+    import random
+
+    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.reads import ReadContext, ReplyError
+    from replproxy.keyspace.t_string import get, mget
+    from replproxy.resp import request
+
+    if request._C_STRING_READS is None:
+        pytest.skip("the C lane is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+    now = 1_000_000
+    ks = Keyspace()
+    db, expires = ks.dbs[0], ks.expires[0]
+    for i in range(40):
+        db[b"s%d" % i] = b"v" * i
+    db[b"list"] = [b"a"]
+    db[b""] = b"empty key"
+    expires.update({b"s1": now, b"s2": now - 5, b"s3": now + 1, b"list": now + 9})
+    keys = [*db, b"nosuch", b"s\r\n", b"x" * 300]
+    rng = random.Random(5)
+
+    def command() -> bytes:
+        r = rng.random()
+        if r < 0.35:
+            return encode_command([rng.choice([b"GET", b"get", b"gEt"]), rng.choice(keys)])
+        if r < 0.6:
+            n = rng.choice([1, 2, 5, 63, 64, 65, 200])
+            return encode_command([b"MGET", *(rng.choice(keys) for _ in range(n))])
+        return rng.choice([
+            encode_command([b"GET"]), encode_command([b"GET", b"a", b"b"]),
+            encode_command([b"MGET"]), encode_command([b"GETX", b"k"]),
+            encode_command([b"PING"]), b"GET s5\r\n", b"*2\r\n$3\r\nGET\r\n$02\r\ns5\r\n",
+            b"*02\r\n$3\r\nGET\r\n$2\r\ns5\r\n", b"*2\r\n$3\r\nGET\r\n$+2\r\ns5\r\n",
+            b"*2\r\n$3\r\nGET\r\n$2\r\ns5XY", b"*0\r\n", b"\r\n",
+        ])
+
+    def run(argv: list[bytes], proto: int) -> bytes:
+        ctx = ReadContext(ks, proto=proto, now=now)
+        name = argv[0].lower()
+        if name == b"get" and len(argv) == 2:
+            handler = get
+        elif name == b"mget" and len(argv) >= 2:
+            handler = mget
+        else:
+            return b"<%r>" % argv
+        try:
+            return handler(ctx, argv)
+        except ReplyError as e:
+            return b"-%b\r\n" % e.msg
+
+    def serve(chunks: list[bytes], proto: int, lane: bool) -> bytes:
+        parser = RequestParser()
+        out: list[bytes] = []
+        try:
+            for chunk in chunks:
+                parser.feed(chunk)
+                while True:
+                    if lane:
+                        replies, _, _ = parser.string_reads(db, expires, now,
+                                                            b"$-1\r\n" if proto == 2 else b"_\r\n")
+                        out.append(replies)
+                    todo = parser.next_requests()
+                    if not todo:
+                        break
+                    out.extend(run(argv, proto) for argv in todo)
+        except ProtocolError as e:
+            out.append(e.reply)
+        return b"".join(out)
+
+    for _ in range(300):
+        blob = b"".join(command() for _ in range(rng.randint(1, 30)))
+        cuts = sorted(rng.sample(range(1, len(blob)), min(len(blob) - 1, rng.randint(0, 8))))
+        chunks = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]
+        for proto in (2, 3):
+            assert serve(chunks, proto, lane=True) == serve(chunks, proto, lane=False)

@@ -7,6 +7,7 @@ sockets, and the replies must be the same bytes (ids, ports and times aside).
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
@@ -16,17 +17,25 @@ from pathlib import Path
 
 import pytest
 
+from replproxy.resp.request import encode_command
 from tests.readcheck import RawConnection, read_reply, reply_end
 from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, free_port, start_server, wait_for
 
+# The relay's reference paths: per-client tasks doing their own I/O instead of the reactor,
+# and no C fast lanes (GET/MGET, WITHSCORES replies, bulk arrays). Used where epoll or a
+# compiler is missing; a test runs them with `@pytest.mark.parametrize("chain", [PURE_PYTHON],
+# indirect=True)`.
+PURE_PYTHON = {"REPLPROXY_NO_REACTOR": "1", "REPLPROXY_NO_SPEEDUPS": "1"}
+
 
 @pytest.fixture
-def chain(master: RedisServer) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
+def chain(request: pytest.FixtureRequest,
+          master: RedisServer) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
     """A master, a real read-only replica of it, and a relay of it, all in sync."""
     replica = start_server(master.kind, extra={"replicaof": f"{master.host} {master.port}"})
     try:
-        relay = start_relay(upstream_url(master))
+        relay = start_relay(upstream_url(master), env=getattr(request, "param", None))
     except BaseException:
         replica.stop()  # a relay that fails to start must not leak the replica
         raise
@@ -173,6 +182,76 @@ def test_sessions_match_a_real_replica(
         script: list[tuple[list[str], int]]) -> None:
     _, replica, relay = chain
     compare_session(replica, relay, script)
+
+
+@pytest.mark.parametrize("chain", [PURE_PYTHON], indirect=True, ids=["pure-python"])
+def test_sessions_match_on_the_pure_python_paths(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    _, replica, relay = chain
+    for script in (TRANSACTIONS, CONNECTION, PUBSUB):
+        compare_session(replica, relay, script)
+    _compare_pipelined_reads(*chain)
+
+
+def _pipelined_reads(many: list[bytes]) -> list[list[bytes]]:
+    """GET/MGET in every state that decides their replies, pipelined with other commands:
+    the GET/MGET fast lane must stop wherever its answer would differ."""
+    return [
+        [b"GET", b"k"], [b"get", b"h"], [b"GeT", b"nosuch"], [b"MGET", b"k", b"h", b"nosuch"],
+        [b"GET"], [b"GET", b"a", b"b"], [b"MGET"], [b"mget", *many],
+        [b"SELECT", b"1"], [b"GET", b"k"], [b"GET", b"k1"], [b"MGET", b"k", b"k1"],
+        [b"SELECT", b"0"], [b"CLIENT", b"REPLY", b"SKIP"], [b"GET", b"k"], [b"GET", b"k"],
+        [b"MULTI"], [b"GET", b"k"], [b"MGET", b"k", b"l"], [b"EXEC"],
+        [b"HELLO", b"3"], [b"GET", b"nosuch"], [b"MGET", b"nosuch", b"k"], [b"get", b"l"],
+        [b"HELLO", b"2"], [b"SUBSCRIBE", b"ch"], [b"GET", b"k"], [b"UNSUBSCRIBE"],
+        [b"GET", b"k"], [b"GET", b""], [b"MGET", b"", b"k"],
+    ]
+
+
+def _compare_pipelined_reads(master: RedisServer, replica: RedisServer,
+                             relay: RelayProcess) -> None:
+    many = [b"m%d" % i for i in range(150)]  # more keys than the lane's stack arrays
+    with master.client() as c:
+        c.mset({k: k * 3 for k in many[::2]})
+        c.set("", "empty")
+        c.execute_command("SELECT", 1)
+        c.set("k1", "in db 1")
+        c.execute_command("SELECT", 0)
+    wait_replica(master, replica)
+    relay.wait_in_sync_with(master)
+    commands = [encode_command(argv) for argv in _pipelined_reads(many)]
+    # Then an inline GET, and a bulk length with a leading zero: a protocol error that
+    # closes the connection, so everything up to it is compared.
+    commands += [b"GET k\r\n", b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n"]
+    blob = b"".join(commands)
+    rnd = random.Random(7)
+    cuts = sorted(rnd.sample(range(1, len(blob)), 40))
+    # Each command on its own (so each starts a batch: the lane's case), then the same bytes
+    # cut at random places (commands split across reads, several in one read).
+    for chunks in (commands,
+                   [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]):
+        got = []
+        for host, port in ((replica.host, replica.port), ("127.0.0.1", relay.port)):
+            s = Session(host, port)
+            # No Nagle: a command must not wait for the previous one's ACK and be merged
+            # with the next (the lane only sees commands that start a read).
+            s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                for chunk in chunks:
+                    s.sock.sendall(chunk)
+                    time.sleep(0.002)
+                assert s.closed()
+                got.append(_no_ids(bytes(s.buf)))
+            finally:
+                s.close()
+        theirs, mine = got
+        assert b"Protocol error" in theirs
+        assert mine == theirs
+
+
+def test_pipelined_reads_match_a_real_replica(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    _compare_pipelined_reads(*chain)
 
 
 def test_hello_shape(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:

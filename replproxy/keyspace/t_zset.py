@@ -46,6 +46,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from functools import partial
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
@@ -70,7 +71,7 @@ from replproxy.keyspace.values import (
 )
 from replproxy.rdb.model import ZSetValue
 from replproxy.resp import reply
-from replproxy.resp.reply import DoubleStyle, format_double
+from replproxy.resp.reply import DoubleStyle, c_speedup, format_double
 
 # ---- the master's version (its snapshot's `redis-ver` / `valkey-ver`) ----
 
@@ -693,10 +694,16 @@ def _nth_in_range(ks: Keyspace) -> bool:
     return valkey or (major, minor) >= (7, 4)
 
 
+_C_SCORED = c_speedup("scored")
+_FORMAT_SHORTEST = partial(format_double, style="shortest")
+
+
 def scored_reply(items: Sequence[tuple[float, bytes]], proto: int, style: DoubleStyle) -> bytes:
     """Members with their scores: a flat array in RESP2, [member, double] pairs in RESP3."""
     if not items:
         return _EMPTY
+    if _C_SCORED is not None and type(items) is list:
+        return _C_SCORED(items, proto, style == "g17", _FORMAT_SHORTEST)
     if style == "g17":
         # `%.17g` prints inf/-inf as Redis does, and a zset holds no NaN: no need for the
         # checks of format_double on this hot path.

@@ -10,11 +10,31 @@
  *     null encoding: "$-1\r\n" or "_\r\n"). Any other item type raises TypeError, so callers
  *     can fall back to the Python encoder.
  *
+ * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk)
+ *         -> (pos, replies, count, last)
+ *     The server's fast lane for pipelined GET and MGET (see `RequestParser.string_reads`):
+ *     runs the commands of `buf` from `pos` while each is a complete, canonically encoded
+ *     GET or MGET within the limits, reading `db` / `expires` (one database's dicts) as a
+ *     replica reads (a key whose TTL is <= `now` is missing). Stops at anything else - other
+ *     commands, an incomplete one, any spelling Redis would parse with care (leading zeros,
+ *     odd lengths) - and leaves it to the exact Python parser. `last`: 0 nothing ran, 1 GET,
+ *     2 MGET.
+ *
+ * scored(items, proto, g17, fmt) -> bytes
+ *     A sorted set range WITH SCORES: `items` a list of (score: float, member: bytes); a
+ *     flat array of member, score bulks in RESP2, [member, double] pairs in RESP3. Scores
+ *     are printed as the upstream prints them: `%.17g` when `g17`, else Redis 7.2's rules
+ *     (integers as such, 0 and -0, inf) with `fmt(score) -> bytes` for the rest (the
+ *     shortest round-trip text, computed in Python).
+ *
  * Optional, like replproxy.rdb._speedups: replproxy.resp.reply works without it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <strings.h>
+#include <math.h>
+#include <stdio.h>
 
 static Py_ssize_t digits(Py_ssize_t n)
 {
@@ -97,16 +117,371 @@ static PyObject *bulks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- the GET/MGET fast lane ---- */
+
+#define WRONGTYPE "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} outbuf;
+
+static int out_reserve(outbuf *o, Py_ssize_t more)
+{
+    if (o->len + more <= o->cap)
+        return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + more)
+        cap *= 2;
+    char *d = PyMem_Realloc(o->data, (size_t)cap);
+    if (d == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->data = d;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(outbuf *o, const char *s, Py_ssize_t n)
+{
+    if (out_reserve(o, n) < 0)
+        return -1;
+    memcpy(o->data + o->len, s, (size_t)n);
+    o->len += n;
+    return 0;
+}
+
+/* "<lead><digits>\r\n" at *p, canonical only ("0" or no leading zero, at most 18 digits,
+ * <= max). Returns 1 and moves *p past it, or 0: incomplete or not canonical. */
+static int canonical_len(const char **p, const char *end, char lead, long long max,
+                         long long *out)
+{
+    const char *q = *p;
+    if (q >= end || *q != lead)
+        return 0;
+    q++;
+    const char *digits_at = q;
+    long long v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && q - digits_at < 18) {
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    Py_ssize_t nd = q - digits_at;
+    if (nd == 0 || (nd > 1 && *digits_at == '0') || v > max)
+        return 0;
+    if (q + 2 > end || q[0] != '\r' || q[1] != '\n')
+        return 0;
+    *p = q + 2;
+    *out = v;
+    return 1;
+}
+
+/* One value as a replica's GET sees it: borrowed, NULL when missing or expired; -1 on error. */
+static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
+                  Py_ssize_t klen, PyObject **value)
+{
+    PyObject *key = PyBytes_FromStringAndSize(k, klen);
+    if (key == NULL)
+        return -1;
+    PyObject *v = PyDict_GetItemWithError(db, key);
+    if (v == NULL && PyErr_Occurred()) {
+        Py_DECREF(key);
+        return -1;
+    }
+    if (v != NULL && PyDict_GET_SIZE(expires)) {
+        PyObject *t = PyDict_GetItemWithError(expires, key);
+        if (t == NULL && PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+        if (t != NULL) {
+            long long when = PyLong_AsLongLong(t);
+            if (when == -1 && PyErr_Occurred()) {
+                Py_DECREF(key);
+                return -1;
+            }
+            if (when <= now)
+                v = NULL;
+        }
+    }
+    Py_DECREF(key);
+    *value = v;
+    return 0;
+}
+
+static int put_bulk(outbuf *o, PyObject *v)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(v), nd = digits(len);
+    if (out_reserve(o, 1 + nd + 2 + len + 2) < 0)
+        return -1;
+    char *p = o->data + o->len;
+    *p++ = '$';
+    p = write_len(p, len, nd);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, PyBytes_AS_STRING(v), (size_t)len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    o->len = p - o->data;
+    return 0;
+}
+
+static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk)");
+        return NULL;
+    }
+    PyObject *db = args[2], *expires = args[3], *null = args[5];
+    if (!PyByteArray_Check(args[0]) || !PyDict_Check(db) || !PyDict_Check(expires) ||
+        !PyBytes_Check(null)) {
+        PyErr_SetString(PyExc_TypeError, "bytearray, int, dict, dict, int, bytes, int, int");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    long long now = PyLong_AsLongLong(args[4]);
+    long long max_bulk = PyLong_AsLongLong(args[6]);
+    long long max_mbulk = PyLong_AsLongLong(args[7]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t size = PyByteArray_GET_SIZE(args[0]);
+    if (pos < 0 || pos > size) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        return NULL;
+    }
+    /* No Python code runs below (dict lookups of exact bytes keys), so the buffer stays. */
+    const char *base = PyByteArray_AS_STRING(args[0]);
+    const char *end = base + size;
+    const char *p = base + pos;
+    outbuf o = {NULL, 0, 0};
+    long count = 0;
+    int last = 0;
+    const char *argp[64];
+    Py_ssize_t argl[64];
+    const char **ap = argp;
+    Py_ssize_t *al = argl;
+    Py_ssize_t acap = 64;
+
+    while (p < end) {
+        const char *q = p;
+        long long n, len;
+        if (!canonical_len(&q, end, '*', max_mbulk, &n) || n < 2)
+            break;
+        if (!canonical_len(&q, end, '$', max_bulk, &len) || q + len + 2 > end ||
+            q[len] != '\r' || q[len + 1] != '\n')
+            break;
+        int kind = 0;
+        if (len == 3 && n == 2 && strncasecmp(q, "get", 3) == 0)
+            kind = 1;
+        else if (len == 4 && strncasecmp(q, "mget", 4) == 0)
+            kind = 2;
+        if (!kind)
+            break;
+        q += len + 2;
+        long long nkeys = n - 1;
+        if (nkeys > acap) {
+            /* More keys than the stack arrays hold: grow (heap) arrays once. */
+            const char **nap = PyMem_Malloc((size_t)nkeys * sizeof(*nap));
+            Py_ssize_t *nal = PyMem_Malloc((size_t)nkeys * sizeof(*nal));
+            if (nap == NULL || nal == NULL) {
+                PyMem_Free(nap);
+                PyMem_Free(nal);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            if (ap != argp) {
+                PyMem_Free(ap);
+                PyMem_Free(al);
+            }
+            ap = nap;
+            al = nal;
+            acap = (Py_ssize_t)nkeys;
+        }
+        long long i;
+        for (i = 0; i < nkeys; i++) {
+            if (!canonical_len(&q, end, '$', max_bulk, &len) || q + len + 2 > end ||
+                q[len] != '\r' || q[len + 1] != '\n')
+                break;
+            ap[i] = q;
+            al[i] = (Py_ssize_t)len;
+            q += len + 2;
+        }
+        if (i < nkeys)
+            break; /* incomplete (or odd) command: the Python parser takes it from here */
+        if (kind == 1) {
+            PyObject *v;
+            if (lookup(db, expires, now, ap[0], al[0], &v) < 0)
+                goto fail;
+            int r;
+            if (v == NULL)
+                r = out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
+            else if (PyBytes_CheckExact(v))
+                r = put_bulk(&o, v);
+            else
+                r = out_put(&o, WRONGTYPE, (Py_ssize_t)strlen(WRONGTYPE));
+            if (r < 0)
+                goto fail;
+        } else {
+            char hdr[32];
+            int hl = snprintf(hdr, sizeof(hdr), "*%lld\r\n", nkeys);
+            if (out_put(&o, hdr, hl) < 0)
+                goto fail;
+            for (i = 0; i < nkeys; i++) {
+                PyObject *v;
+                if (lookup(db, expires, now, ap[i], al[i], &v) < 0)
+                    goto fail;
+                int r = (v != NULL && PyBytes_CheckExact(v))
+                            ? put_bulk(&o, v)
+                            : out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
+                if (r < 0)
+                    goto fail;
+            }
+        }
+        last = kind;
+        count++;
+        p = q;
+    }
+    if (ap != argp) {
+        PyMem_Free(ap);
+        PyMem_Free(al);
+    }
+    PyObject *replies = PyBytes_FromStringAndSize(o.data ? o.data : "", o.len);
+    PyMem_Free(o.data);
+    if (replies == NULL)
+        return NULL;
+    return Py_BuildValue("(nNli)", (Py_ssize_t)(p - base), replies, count, last);
+
+fail:
+    if (ap != argp) {
+        PyMem_Free(ap);
+        PyMem_Free(al);
+    }
+    PyMem_Free(o.data);
+    return NULL;
+}
+
+/* ---- sorted set ranges with scores ---- */
+
+/* The score's text into buf (>= 64 bytes): its length, or -1 with a Python error. */
+static Py_ssize_t score_text(double x, int g17, PyObject *fmt, PyObject *score, char *buf)
+{
+    if (x == 0.0) {
+        memcpy(buf, signbit(x) ? "-0" : "0", 2);
+        return signbit(x) ? 2 : 1;
+    }
+    /* Integral scores (the common case: counters, timestamps) are their digits in both
+     * styles: `%.17g` prints an integer below 1e17 in fixed notation without a point. */
+    if (x == floor(x) && ((g17 && fabs(x) < 1e17) ||
+                          (!g17 && fabs(x) <= 4611686018427387904.0))) {
+        long long v = (long long)x;
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        char *p = buf;
+        if (v < 0)
+            *p++ = '-';
+        Py_ssize_t nd = 1;
+        for (unsigned long long t = u; t >= 10; t /= 10)
+            nd++;
+        for (Py_ssize_t i = nd - 1; i >= 0; i--) {
+            p[i] = (char)('0' + u % 10);
+            u /= 10;
+        }
+        return (p - buf) + nd;
+    }
+    if (g17)
+        return snprintf(buf, 64, "%.17g", x);
+    if (isinf(x))
+        return snprintf(buf, 64, "%s", x > 0 ? "inf" : "-inf");
+    PyObject *text = PyObject_CallOneArg(fmt, score);
+    if (text == NULL)
+        return -1;
+    if (!PyBytes_Check(text) || PyBytes_GET_SIZE(text) >= 64) {
+        Py_DECREF(text);
+        PyErr_SetString(PyExc_TypeError, "fmt must return a short bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(text);
+    memcpy(buf, PyBytes_AS_STRING(text), (size_t)n);
+    Py_DECREF(text);
+    return n;
+}
+
+static PyObject *scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scored(items: list, proto, g17, fmt)");
+        return NULL;
+    }
+    PyObject *items = args[0], *fmt = args[3];
+    long proto = PyLong_AsLong(args[1]);
+    int g17 = PyObject_IsTrue(args[2]);
+    if ((proto == -1 || g17 < 0) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    outbuf o = {NULL, 0, 0};
+    char hdr[32], num[64];
+    int hl = snprintf(hdr, sizeof(hdr), "*%zd\r\n", proto == 2 ? 2 * n : n);
+    if (out_put(&o, hdr, hl) < 0)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 2 ||
+            !PyFloat_Check(PyTuple_GET_ITEM(it, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(it, 1))) {
+            PyErr_SetString(PyExc_TypeError, "items must be (float, bytes) tuples");
+            goto fail;
+        }
+        PyObject *score = PyTuple_GET_ITEM(it, 0);
+        Py_ssize_t sl = score_text(PyFloat_AS_DOUBLE(score), g17, fmt, score, num);
+        if (sl < 0)
+            goto fail;
+        if (proto != 2 && out_put(&o, "*2\r\n", 4) < 0)
+            goto fail;
+        if (put_bulk(&o, PyTuple_GET_ITEM(it, 1)) < 0)
+            goto fail;
+        if (out_reserve(&o, 1 + 20 + 2 + sl + 2) < 0)
+            goto fail;
+        char *p = o.data + o.len;
+        if (proto == 2) {
+            *p++ = '$';
+            p = write_len(p, sl, digits(sl));
+            *p++ = '\r';
+            *p++ = '\n';
+        } else {
+            *p++ = ',';
+        }
+        memcpy(p, num, (size_t)sl);
+        p += sl;
+        *p++ = '\r';
+        *p++ = '\n';
+        o.len = p - o.data;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(o.data, o.len);
+    PyMem_Free(o.data);
+    return out;
+
+fail:
+    PyMem_Free(o.data);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"bulks", (PyCFunction)(void (*)(void))bulks, METH_FASTCALL,
      "bulks(header, items, null) -> header + the bulk strings of items (None -> null)"},
+    {"string_reads", (PyCFunction)(void (*)(void))string_reads, METH_FASTCALL,
+     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk) -> "
+     "(pos, replies, count, last): the GET/MGET fast lane"},
+    {"scored", (PyCFunction)(void (*)(void))scored, METH_FASTCALL,
+     "scored(items, proto, g17, fmt) -> a sorted set range with its scores"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "replproxy.resp._encode",
-    "C fast path for arrays of bulk strings (see replproxy/resp/_encode.c).",
+    "C fast paths of the client endpoint (see replproxy/resp/_encode.c).",
     0,
     methods,
     NULL,

@@ -101,19 +101,20 @@ _NULL3 = b"_\r\n"
 _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
-def _c_bulks() -> Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None:
-    """The C encoder of `replproxy/resp/_encode.c`, or None (not built, or
-    REPLPROXY_NO_SPEEDUPS set: the Python path below is the reference)."""
+def c_speedup(name: str) -> Any:
+    """A function of the C accelerator `replproxy/resp/_encode.c`, or None (not built, or
+    REPLPROXY_NO_SPEEDUPS set: the Python paths are the reference)."""
     if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
         return None
     try:
-        from replproxy.resp._encode import bulks  # type: ignore[import-not-found,unused-ignore]
+        from replproxy.resp import _encode  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    return cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes], bulks)
+    return getattr(_encode, name, None)
 
 
-_C_BULKS = _c_bulks()
+_C_BULKS = cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None,
+                c_speedup("bulks"))
 _LLONG_MIN = -(2**63)
 _LLONG_MAX = 2**63 - 1
 

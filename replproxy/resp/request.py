@@ -37,6 +37,8 @@ from typing import Any, cast
 
 import hiredis
 
+from replproxy.resp.reply import c_speedup
+
 __all__ = [
     "INT_MAX",
     "PROTO_INLINE_MAX_SIZE",
@@ -197,6 +199,10 @@ def split_args(line: bytes) -> list[bytes] | None:
 _STAR = 0x2A
 _DOLLAR = 0x24
 _REQ_NONE, _REQ_INLINE, _REQ_MULTIBULK = 0, 1, 2
+# The GET/MGET fast lane (`RequestParser.string_reads`).
+_C_STRING_READS = cast(Callable[..., tuple[int, bytes, int, int]] | None,
+                       c_speedup("string_reads"))
+
 _FAST_ATTEMPTS_PER_CALL = 4  # bounds hiredis re-feeds on pathological (non-canonical) input
 
 
@@ -526,6 +532,30 @@ class RequestParser:
             self._error = QueryBufferLimitError(qlen, self.max_query_buffer)
             raise self._error
         self._scan.buf += data
+
+    def string_reads(
+        self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes
+    ) -> tuple[bytes, int, int]:
+        """Run the GET/MGET commands at the head of the buffer without building their argv
+        (the C fast lane; see `_encode.c`): (replies, how many ran, the last one's kind: 1
+        GET, 2 MGET). Stops at anything else, which `next_requests` then parses exactly. The
+        caller has checked that nothing but the command itself decides these replies."""
+        scan = self._scan
+        if (
+            _C_STRING_READS is None
+            or self._error is not None
+            or scan.auth_required
+            or not scan.at_boundary
+            or scan.pos >= len(scan.buf)
+        ):
+            return b"", 0, 0
+        pos, replies, count, last = _C_STRING_READS(
+            scan.buf, scan.pos, db, expires, now, null, scan.max_bulk_len,
+            scan.max_multibulk_len)
+        if count:
+            scan.start = scan.pos = pos
+            scan.discard_before(pos)
+        return replies, count, last
 
     def next_requests(self) -> list[list[bytes]]:
         """Every complete command parsed so far (see the class docstring for errors)."""
