@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from replproxy.cli import GC_THRESHOLD
 from replproxy.keyspace import Keyspace
 from replproxy.link.protocol import LinkConfig, LinkState, ReplicaLink
 from replproxy.replication import Replication
@@ -148,6 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=300_000, help="per redis-benchmark test")
     args = ap.parse_args()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)  # the replay runs as the relay process does
     kinds = {k.name: k for k in available_kinds()}
     print("| master | replay: commands | replay: s | applied commands/s | live: stream MB/s "
           "| lag p50 (s) | lag p99 (s) | lag max (s) | byte lag p99 | byte lag max |")

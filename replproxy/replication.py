@@ -42,6 +42,19 @@ _NO_EFFECT = frozenset({b"ping", b"exec", b"discard"})
 _SPECIAL = _NO_EFFECT | {b"multi", b"select", b"replconf"}
 
 
+# Spelling as sent -> its lowercase name if the core handles it, else b"": one dict lookup
+# per command instead of a `.lower()` (masters send a handful of spellings).
+_SPECIAL_SPELLINGS: dict[bytes, bytes] = {}
+
+
+def _special_name(spelling: bytes) -> bytes:
+    name = spelling.lower()
+    kind = name if name in _SPECIAL else b""
+    if len(_SPECIAL_SPELLINGS) < 1024:
+        _SPECIAL_SPELLINGS[spelling] = kind
+    return kind
+
+
 class Dataset(Protocol):
     """What the replication core needs from the keyspace (filled in by the keyspace module)."""
 
@@ -345,8 +358,10 @@ class Replication:
                     multi = None
                 continue
             if argv:
-                name = argv[0].lower()
-                if name not in _SPECIAL:
+                name = _SPECIAL_SPELLINGS.get(argv[0])
+                if name is None:
+                    name = _special_name(argv[0])
+                if not name:
                     apply(db, argv)
                     applied += 1
                 elif name == b"multi":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -229,7 +230,7 @@ def mirror_value(ks: Keyspace, db: int, key: bytes) -> tuple[str, Any]:
         return "none", None
     if isinstance(v, bytes):
         return "string", v
-    if isinstance(v, list):
+    if isinstance(v, list | deque):  # a snapshot's list, or a written ListValue
         return "list", list(v)
     if isinstance(v, set):
         return "set", set(v)

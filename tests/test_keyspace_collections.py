@@ -585,6 +585,20 @@ def test_list_edge_cases_match_master(master: RedisServer) -> None:
         ):
             c.rpush(f"trim{i}", *range(10))
             c.ltrim(f"trim{i}", start, stop)
+        # Many matches and long pops: the deque rebuilds what it keeps instead of deleting
+        # one by one (ListValue), and must land on the same elements.
+        many = [x for i in range(30) for x in ("x", f"e{i}")]
+        for i, count in enumerate([20, -20, 0, 9, -9]):
+            c.rpush(f"remmany{i}", *many)
+            c.lrem(f"remmany{i}", count, "x")
+        if v >= (6, 2, 0):  # LPOP/RPOP with a count
+            for i, (side, count) in enumerate([("l", 25), ("r", 25), ("l", 3), ("r", 3),
+                                               ("l", 59), ("r", 61)]):
+                c.rpush(f"pops{i}", *many)
+                c.execute_command("LPOP" if side == "l" else "RPOP", f"pops{i}", count)
+        for i, (start, stop) in enumerate([(1, -2), (25, 30), (2, 57)]):
+            c.rpush(f"bigtrim{i}", *many)
+            c.ltrim(f"bigtrim{i}", start, stop)
         c.rpush("one", "solo")
         c.rpoplpush("one", "one")  # a one-element list rotates onto itself
         c.rpush("rot", 1, 2, 3)

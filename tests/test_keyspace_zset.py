@@ -778,3 +778,36 @@ def test_geo_boundaries_tell_versions_apart(master: RedisServer, wrong: str,
 
     _boundary_workload(master, collect)
     assert found
+
+
+@pytest.mark.parametrize("resort_max", [200_000, 50], ids=["re-sort", "apply-queue"])
+def test_lazy_index_matches_the_members_whatever_the_interleaving(
+        monkeypatch: pytest.MonkeyPatch, resort_max: int) -> None:
+    """ZSet queues index changes until a read (or re-sorts after many): ranks and ranges
+    must always be those of the members and scores, however writes and reads interleave."""
+    from replproxy.keyspace import values
+
+    monkeypatch.setattr(values, "_ZSET_RESORT_MAX", resort_max)
+    monkeypatch.setattr(values, "_ZSET_PENDING_MAX", 40)
+    rng = random.Random(3)
+    zs = ZSet()
+    for step in range(6000):
+        r = rng.random()
+        member = b"m%d" % rng.randrange(300)
+        if r < 0.6:
+            zs.add(member, float(rng.choice([rng.randrange(50), -0.0, 0.0, 1.5])))
+        elif r < 0.8:
+            zs.discard(member)
+        elif r < 0.85 and len(zs):
+            zs.zpop(rng.randint(1, 3), highest=rng.random() < 0.5)
+        elif r < 0.9 and len(zs):
+            a = rng.randrange(len(zs))
+            zs.remove_range(a, min(len(zs), a + rng.randint(1, 4)))
+        if r > 0.995 or step % 997 == 0:  # reads rare enough for long queues
+            expected = sorted((s, m) for m, s in zs.items())
+            assert list(zs.index) == expected
+            if expected:
+                s, m = expected[len(expected) // 2]
+                assert zs.rank(m) == len(expected) // 2
+                lo, hi = zs.score_range(s, False, s, False)
+                assert [x for x in expected if x[0] == s] == list(zs.index[lo:hi])

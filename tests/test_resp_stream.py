@@ -18,11 +18,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replproxy.resp import StreamCommand, StreamProtocolError, StreamSplitter, encode_command
+from replproxy.resp import (
+    StreamCommand,
+    StreamProtocolError,
+    StreamSplitter,
+    encode_command,
+    stream,
+)
 from tests.servers import RedisServer, ServerKind, available_kinds, start_server
 
 MODES = [True, False]
 MODE_IDS = ["hiredis", "pure"]
+
+
+@pytest.fixture(autouse=True, params=["c-lane", "python"])
+def c_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with the C splitter of canonical commands (`_encode.c`) in front of
+    the scanner, and without it (the scanner alone must be exact)."""
+    if request.param == "python":
+        monkeypatch.setattr(stream, "_C_SPLIT", None)
+    elif stream._C_SPLIT is None:
+        pytest.skip("the C splitter is not built (or REPLPROXY_NO_SPEEDUPS is set)")
 
 Result = tuple[list[StreamCommand], str | None, int | None]
 

@@ -30,6 +30,7 @@ what proves a relay's dataset equal to its master's, so it follows `computeDatas
 from __future__ import annotations
 
 import math
+from collections import deque
 from hashlib import sha1
 from typing import Literal
 
@@ -97,7 +98,7 @@ def object_digest(value: Value, has_expire: bool, style: DigestStyle, d: int = 0
     mix, h = _mix, _h
     if isinstance(value, bytes):
         d = mix(mix(d, _TYPE[OBJ_STRING]), value)
-    elif isinstance(value, list):
+    elif isinstance(value, list | deque):  # a list, or the keyspace's ListValue
         d = mix(d, _TYPE[OBJ_LIST])
         for element in value:
             d = mix(d, element)

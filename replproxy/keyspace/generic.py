@@ -57,6 +57,7 @@ import dataclasses
 import math
 import random
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from fractions import Fraction
@@ -263,8 +264,8 @@ def duplicate(value: Value) -> Value:
     per-type dup functions)."""
     if type(value) is bytes:
         return value
-    if type(value) is list:
-        return list(value)
+    if isinstance(value, list | deque):
+        return list(value)  # upgraded by its first write, as a snapshot's lists
     if type(value) is set:
         return set(value)
     if type(value) is dict:
@@ -546,7 +547,7 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if storekey is None:
         return
     value = ks.get(db, argv[1])  # not `dbs`: `get` gives a sorted set its index
-    if value is not None and not isinstance(value, list | set | ZSet):
+    if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ApplyError(f"WRONGTYPE: SORT of a {type(value).__name__}")
     get = ks.dbs[db].get
     picked = _sort_pick(value, get, a, store=True, score=_sort_score)
@@ -566,7 +567,7 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 
 
 def _sort_pick(
-    value: list[bytes] | set[bytes] | ZSet | None,
+    value: list[bytes] | deque[bytes] | set[bytes] | ZSet | None,
     get: Getter,
     a: _SortArgs,
     *,
@@ -600,8 +601,10 @@ def _sort_pick(
     if dontsort:
         # Lists and sorted sets keep their own order (reversed by DESC); a set is loaded
         # in iteration order and nothing reverses it.
-        if isinstance(value, list):
-            seq = value[::-1] if desc else value
+        if isinstance(value, list | deque):
+            seq = list(value)
+            if desc:
+                seq.reverse()
             return seq[start : end + 1]
         if isinstance(value, set):
             return _intset_order(value)[start : end + 1]
@@ -890,7 +893,7 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
     (expired ones are missing)."""
     a = _parse_sort(argv, readonly=True)
     value = lookup(c, argv[1])
-    if value is not None and not isinstance(value, list | set | ZSet):
+    if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ReplyError(WRONGTYPE)
 
     def get(key: bytes) -> Value | None:
@@ -967,7 +970,7 @@ def object_encoding(key: bytes, value: Value, server: str, version: tuple[int, i
             if n + len(key) <= (39 if has_ttl and len(key) >= 32 else 41):
                 return b"embstr"
         return b"raw"
-    if type(value) is list:
+    if isinstance(value, list | deque):
         if not compact_lists:
             return b"quicklist"
         if _listpack_bytes(value, _LIST_MAX_LISTPACK_BYTES) <= _LIST_MAX_LISTPACK_BYTES:
@@ -1224,7 +1227,7 @@ def _table(n: int, valkey: bool) -> int:
 
 
 def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> int:
-    if type(value) is list:
+    if isinstance(value, list | deque):
         items = value
         if enc == b"listpack":
             return _je(_listpack_bytes(items, 1 << 62))

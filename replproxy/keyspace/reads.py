@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from replproxy.keyspace.values import ListValue
 from replproxy.rdb.model import StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
 from replproxy.resp.request import string2ll
@@ -169,9 +170,10 @@ def lookup_string(c: ReadContext, key: bytes) -> bytes | None:
     raise ReplyError(WRONGTYPE)
 
 
-def lookup_list(c: ReadContext, key: bytes) -> list[bytes] | None:
+def lookup_list(c: ReadContext, key: bytes) -> list[bytes] | ListValue | None:
+    """A plain list (as loaded from a snapshot) or a `ListValue` (once written)."""
     v = lookup(c, key)
-    if v is None or type(v) is list:
+    if v is None or type(v) is ListValue or type(v) is list:
         return v
     raise ReplyError(WRONGTYPE)
 

@@ -1,9 +1,12 @@
-"""Lists: the master's list writes, applied to `list[bytes]` values (head first), and the
+"""Lists: the master's list writes, applied to `ListValue` deques (head first), and the
 list reads.
 
 This module owns the appliers of the list commands a master propagates and the list read
 commands; it touches no other type. Redis's encodings (ziplist, quicklist, listpack) only
-change memory layout, never the order of elements, so a plain Python list is exact. A list
+change memory layout, never the order of elements, so a sequence of the elements is exact.
+It is a deque because the master's list ends are O(1): a Python list moves every element
+on LPUSH/LPOP. A snapshot's lists arrive as plain lists and are upgraded by their first
+write (`_list`); reads accept both. A list
 that becomes empty is deleted, as every popping command in `t_list.c` does
 (`listElementsRemoved` / `dbDelete`).
 
@@ -17,7 +20,7 @@ What arrives (read from `src/t_list.c`, 5.0 to 8.x, and Valkey 8):
 - The blocking commands themselves never arrive; they are not registered, so one that did
   would be reported as unsupported rather than guessed at.
 
-Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same `list[bytes]`:
+Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same values:
 
 - LLEN, LINDEX, LRANGE. LRANGE parses both indexes before looking the key up (a bad number
   beats WRONGTYPE); LINDEX looks the key up first (a missing key answers null whatever the
@@ -32,6 +35,8 @@ Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same `list[bytes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
     OUT_OF_RANGE_LONG,
@@ -44,17 +49,21 @@ from replproxy.keyspace.reads import (
     upstream_identity,
 )
 from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.values import ListValue, list_slice
 from replproxy.resp import reply
 
 
-def _list(ks: Keyspace, db: int, key: bytes) -> list[bytes] | None:
+def _list(ks: Keyspace, db: int, key: bytes) -> ListValue | None:
     value = ks.get(db, key)
-    if value is None or type(value) is list:
+    if value is None or type(value) is ListValue:
         return value
+    if type(value) is list:  # loaded from a snapshot: upgraded in place by its first write
+        lv = ks.dbs[db][key] = ListValue(value)
+        return lv
     raise ApplyError(f"WRONGTYPE: {key!r} holds a {type(value).__name__}, not a list")
 
 
-def _emptied(ks: Keyspace, db: int, key: bytes, lst: list[bytes]) -> None:
+def _emptied(ks: Keyspace, db: int, key: bytes, lst: ListValue) -> None:
     """After removing elements: delete the key when the list is empty, else report the change."""
     if lst:
         ks.touched(db, key)
@@ -67,9 +76,9 @@ def lpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     key = argv[1]
     lst = _list(ks, db, key)
     if lst is None:
-        ks.set(db, key, argv[:1:-1])  # each element is pushed on the head in turn
+        ks.set(db, key, ListValue(argv[:1:-1]))  # each element is pushed on the head in turn
     else:
-        lst[0:0] = argv[:1:-1]
+        lst.extendleft(argv[2:])  # ditto: extendleft pushes one by one
         ks.touched(db, key)
 
 
@@ -78,9 +87,9 @@ def rpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     key = argv[1]
     lst = _list(ks, db, key)
     if lst is None:
-        ks.set(db, key, argv[2:])
+        ks.set(db, key, ListValue(argv[2:]))
     else:
-        lst += argv[2:]
+        lst.extend(argv[2:])
         ks.touched(db, key)
 
 
@@ -88,7 +97,7 @@ def rpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def lpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     lst = _list(ks, db, argv[1])
     if lst is not None:
-        lst[0:0] = argv[:1:-1]
+        lst.extendleft(argv[2:])
         ks.touched(db, argv[1])
 
 
@@ -96,7 +105,7 @@ def lpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def rpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     lst = _list(ks, db, argv[1])
     if lst is not None:
-        lst += argv[2:]
+        lst.extend(argv[2:])
         ks.touched(db, argv[1])
 
 
@@ -141,24 +150,37 @@ def lrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     count = parse_int(argv[2])
     elem = argv[3]
     before = len(lst)
+    n = before
     if count == 0:
-        lst[:] = [x for x in lst if x != elem]
-    elif count > 0:
-        i = 0
-        while count:
-            try:
-                i = lst.index(elem, i)
-            except ValueError:
-                break
-            del lst[i]
-            count -= 1
+        kept = [x for x in lst if x != elem]
+        if len(kept) != n:
+            lst.clear()
+            lst.extend(kept)
     else:
-        i = len(lst) - 1
-        while count and i >= 0:
-            if lst[i] == elem:
+        # The indexes of the first |count| matches from the head (count > 0) or the tail.
+        found: list[int] = []
+        if count > 0:
+            i = -1
+            while len(found) < count:
+                try:
+                    i = lst.index(elem, i + 1)
+                except ValueError:
+                    break
+                found.append(i)
+        else:
+            for j, x in enumerate(reversed(lst)):
+                if x == elem:
+                    found.append(n - 1 - j)
+                    if len(found) >= -count:
+                        break
+        if len(found) <= 8:
+            for i in sorted(found, reverse=True):
                 del lst[i]
-                count += 1
-            i -= 1
+        else:
+            gone = set(found)
+            kept = [x for i, x in enumerate(lst) if i not in gone]
+            lst.clear()
+            lst.extend(kept)
     if len(lst) != before:
         _emptied(ks, db, key, lst)
 
@@ -181,9 +203,25 @@ def ltrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if start > end or start >= llen:
         lst.clear()
     else:
-        del lst[end + 1 :]
-        del lst[:start]
+        _drop_ends(lst, start, llen - 1 - min(end, llen - 1))
     _emptied(ks, db, key, lst)
+
+
+def _drop_ends(lst: ListValue, head: int, tail: int) -> None:
+    """Remove `head` elements from the head and `tail` from the tail (both <= len): one by
+    one when few (O(1) each), else by rebuilding from what is kept."""
+    n = len(lst)
+    if head + tail >= n:
+        lst.clear()
+    elif head + tail > (n - head - tail):
+        kept = list_slice(lst, head, n - tail)
+        lst.clear()
+        lst.extend(kept)
+    else:
+        for _ in range(head):
+            lst.popleft()
+        for _ in range(tail):
+            lst.pop()
 
 
 def _pop(ks: Keyspace, db: int, argv: list[bytes], head: bool) -> None:
@@ -194,12 +232,14 @@ def _pop(ks: Keyspace, db: int, argv: list[bytes], head: bool) -> None:
     count = parse_int(argv[2]) if len(argv) > 2 else 1
     if count <= 0:
         return  # `LPOP k 0` changes nothing
-    if head:
-        del lst[:count]
-    elif count >= len(lst):
-        lst.clear()
+    count = min(count, len(lst))
+    if count == 1:
+        if head:
+            lst.popleft()
+        else:
+            lst.pop()
     else:
-        del lst[-count:]
+        _drop_ends(lst, count if head else 0, 0 if head else count)
     _emptied(ks, db, key, lst)
 
 
@@ -219,15 +259,15 @@ def _move(
     src = _list(ks, db, src_key)
     if not src:
         return
-    elem = src.pop(0 if from_head else -1)
+    elem = src.popleft() if from_head else src.pop()
     # Looked up after the pop but before the source may be deleted, as lmoveGenericCommand
     # holds `dobj` across the pop: with src == dst a one-element list rotates onto itself.
     dst = _list(ks, db, dst_key)
     if dst is None:
-        ks.set(db, dst_key, [elem])
+        ks.set(db, dst_key, ListValue([elem]))
     else:
         if to_head:
-            dst.insert(0, elem)
+            dst.appendleft(elem)
         else:
             dst.append(elem)
         ks.touched(db, dst_key)
@@ -298,7 +338,7 @@ def lrange(c: ReadContext, argv: list[bytes]) -> bytes:
         end += n
     if start > end or start >= n:
         return reply.EMPTY_ARRAY
-    return reply.bulk_array(lst[start : end + 1])
+    return reply.bulk_array(list_slice(lst, start, min(end + 1, n)))
 
 
 def _rank_has_range_check(c: ReadContext) -> bool:
@@ -353,17 +393,18 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
     return b"*%d\r\n%b" % (len(found), b"".join([b":%d\r\n" % i for i in found]))
 
 
-def _match_positions(lst: list[bytes], ele: bytes, from_tail: bool, maxlen: int, rank: int,
+def _match_positions(lst: Sequence[bytes], ele: bytes, from_tail: bool, maxlen: int, rank: int,
                      limit: int) -> list[int]:
     """Indexes (from the head) of the rank-th and following matches of `ele`, scanning from
     the head or the tail and looking at no more than `maxlen` elements (0: all); at most
     `limit` of them (0: all)."""
     n = len(lst)
+    # C-speed pointer copies, so .index() can do the scan.
     if from_tail:
         lo = n - maxlen if maxlen and maxlen < n else 0
-        seq = lst[lo:][::-1]  # C-speed pointer copy, so .index() can do the scan
+        seq = list_slice(lst, lo, n)[::-1]
     else:
-        seq = lst if not maxlen or maxlen >= n else lst[:maxlen]
+        seq = list_slice(lst, 0, maxlen if maxlen and maxlen < n else n)
     out: list[int] = []
     matches = 0
     i = -1

@@ -1,8 +1,16 @@
 """Value classes the keyspace needs beyond the RDB model's plain Python types.
 
-`ZSet` is the only one: a sorted set must answer ranks and score/lex ranges in O(log n), so
+`ListValue` is a list key once the stream has written it: a deque, O(1) at both ends as
+Redis's quicklist is. A Python list moves every element on LPUSH/LPOP: a queue of 400k
+elements made the relay apply ~10k LPOPs a second while the master did 500k. A snapshot
+loads lists as plain `list`s (the RDB model's type, and the cheapest to build); the first
+write upgrades one, so code reading `dbs` directly must accept both (`isinstance(v, list |
+deque)`, `list_slice`).
+
+`ZSet`: a sorted set must answer ranks and score/lex ranges in O(log n), so
 it keeps a `SortedList` of (score, member) beside the member -> score dict it inherits from
-`ZSetValue` (which keeps it writable by the RDB writer unchanged). Redis orders equal scores
+`ZSetValue` (which keeps it writable by the RDB writer unchanged), maintained lazily (see
+the class). Redis orders equal scores
 by member bytes (`zslInsert` compares with `sdscmp`, i.e. memcmp), exactly as Python compares
 `bytes`. Mutate a ZSet only through its methods, or the index goes stale.
 
@@ -20,7 +28,9 @@ Ranges are answered as `(lo, hi)` slice bounds into `index`, with Redis's range 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 from sortedcontainers import SortedList
 
@@ -35,6 +45,39 @@ ZSET_MAX_LISTPACK_VALUE = 64
 def fits_listpack(count: int, max_member_len: int) -> bool:
     """`zsetConvertToListpackIfNeeded` / `zsetTypeCreate` limits."""
     return count <= ZSET_MAX_LISTPACK_ENTRIES and max_member_len <= ZSET_MAX_LISTPACK_VALUE
+
+
+class ListValue(deque[bytes]):
+    """A list key (see the module docstring). Equal to a list or deque of the same
+    elements, so a dataset compares equal whichever form its lists are in."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list | deque):
+            return len(self) == len(other) and all(map(bytes.__eq__, self, other))
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    __hash__ = None
+
+
+def list_slice(lst: Sequence[bytes] | deque[bytes], start: int, stop: int) -> list[bytes]:
+    """`lst[start:stop]` for 0 <= start <= stop <= len: a deque is walked from the nearer
+    end (LRANGE -100 -1 of a long list must not cost the whole list)."""
+    if isinstance(lst, list):
+        return lst[start:stop]
+    if not isinstance(lst, deque):
+        return list(lst[start:stop])
+    n = len(lst)
+    if start <= n - stop:
+        return list(islice(lst, start, stop))
+    out = list(islice(reversed(lst), n - stop, n - start))
+    out.reverse()
+    return out
 
 
 class LexBound:
@@ -72,13 +115,28 @@ def _lex_lte_max(member: bytes, hi: LexBound) -> bool:
     return member < hi.value if hi.exclusive else member <= hi.value
 
 
+# A sorted set's queued index changes: past a quarter of its size, a zset of up to this many
+# members is re-sorted by its next read (~0.1 s at this size); a bigger one applies its
+# queue once it is this long, so no read waits for more than ~0.1 s of inserts.
+_ZSET_RESORT_MAX = 200_000
+_ZSET_PENDING_MAX = 50_000
+
+
 class ZSet(ZSetValue):
-    __slots__ = ("index", "listpack")
+    """A sorted set: the member -> score dict, and `index`, the (score, member) pairs in
+    order, built on first use and kept up to date lazily: writes queue their changes and a
+    read applies them. A zset the stream writes faster than anyone reads (a leaderboard fed
+    at full speed) would otherwise pay a sorted insert per ZADD, three times what the master
+    pays (see `_ZSET_RESORT_MAX` for how long the queue gets)."""
+
+    __slots__ = ("_index", "_pending", "listpack")
 
     def __init__(self, items: Iterable[tuple[bytes, float]] | dict[bytes, float] = (),
                  listpack: bool | None = None) -> None:
         super().__init__(items)
-        self.index: SortedList = SortedList((s, m) for m, s in self.items())
+        self._index: SortedList | None = None
+        # Changes not yet in `_index`, in order: (True, item) added, (False, item) removed.
+        self._pending: list[tuple[bool, tuple[float, bytes]]] = []
         if listpack is None:
             # A -0 score cannot be in a 7.0+ listpack: such a zset was a skiplist.
             n = len(self)
@@ -88,21 +146,49 @@ class ZSet(ZSetValue):
                                     for s in self.values()))
         self.listpack: bool = listpack
 
+    @property
+    def index(self) -> SortedList:
+        """The (score, member) pairs in Redis's order (score, then member bytes)."""
+        idx = self._index
+        if idx is None:
+            idx = self._index = SortedList((s, m) for m, s in self.items())
+        elif self._pending:
+            for added, item in self._pending:
+                if added:
+                    idx.add(item)
+                else:
+                    idx.remove(item)
+            self._pending.clear()
+        return idx
+
+    def _queue(self, added: bool, item: tuple[float, bytes]) -> None:
+        if self._index is None:
+            return  # rebuilt from the dict when next read
+        pending = self._pending
+        pending.append((added, item))
+        n = len(self)
+        if n <= _ZSET_RESORT_MAX:
+            if len(pending) > 64 + (n >> 2):
+                self._index = None  # a re-sort now costs less than the queued inserts
+                pending.clear()
+        elif len(pending) >= _ZSET_PENDING_MAX:
+            self.index  # noqa: B018  (applies the queue: a read never stalls on a long one)
+
     def add(self, member: bytes, score: float) -> None:
         old = self.get(member)
         if old is not None:
             if old == score:  # as zsetAdd: `score != curscore` is false for 0 vs -0 too
                 return
-            self.index.remove((old, member))
+            self._queue(False, (old, member))
         dict.__setitem__(self, member, score)
-        self.index.add((score, member))
+        self._queue(True, (score, member))
 
     def discard(self, member: bytes) -> bool:
         old = self.get(member)
         if old is None:
             return False
         dict.__delitem__(self, member)
-        self.index.remove((old, member))
+        self._queue(False, (old, member))
         return True
 
     def rank(self, member: bytes) -> int | None:

@@ -41,7 +41,7 @@ import json
 import math
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,7 +148,7 @@ def value_json(value: Value) -> Any:
     e = encode_bytes
     if isinstance(value, bytes):
         return e(value)
-    if isinstance(value, list):
+    if isinstance(value, list | deque):
         return [e(v) for v in value]
     if isinstance(value, set):
         return [e(v) for v in sorted(value)]

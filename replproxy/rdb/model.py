@@ -21,6 +21,7 @@ Value model (what `KeyEntry.value` holds, by Redis type):
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 # RDB object type numbers (src/rdb.h). The number also tells the encoding a file used.
@@ -164,8 +165,10 @@ class ModuleValue:
     raw: bytes
 
 
+# A list is a `list`; the keyspace keeps lists it has written as deques (`ListValue`).
 Value = (
-    bytes | list[bytes] | set[bytes] | dict[bytes, bytes] | ZSetValue | StreamValue | ModuleValue
+    bytes | list[bytes] | deque[bytes] | set[bytes] | dict[bytes, bytes] | ZSetValue
+    | StreamValue | ModuleValue
 )
 
 
@@ -173,7 +176,7 @@ def type_name(value: Value) -> str:
     """The name `TYPE` answers for a value (a module value answers its module's name)."""
     if isinstance(value, bytes):
         return "string"
-    if isinstance(value, list):
+    if isinstance(value, list | deque):  # the keyspace's ListValue is a deque
         return "list"
     if isinstance(value, set):
         return "set"

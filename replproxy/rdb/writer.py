@@ -23,6 +23,7 @@ import os
 import struct
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +191,8 @@ def encode_object(
         return RDB_TYPE_STRING, enc.rdb_string(bytes(value), compress)
     if isinstance(value, list):
         return _encode_list(value, target, compress)
+    if isinstance(value, deque):  # the keyspace's ListValue
+        return _encode_list(list(value), target, compress)
     if isinstance(value, set | frozenset):
         return _encode_set(value, target, compress)
     if isinstance(value, ZSetValue):

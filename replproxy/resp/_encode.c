@@ -27,6 +27,13 @@
  *     (integers as such, 0 and -0, inf) with `fmt(score) -> bytes` for the rest (the
  *     shortest round-trip text, computed in Python).
  *
+ * split_commands(buf, pos, offset, cls) -> (commands, pos, offset)
+ *     The replication stream's fast lane (see `StreamSplitter.next_commands`): the complete,
+ *     canonically encoded multibulk commands of `buf` from `pos`, each as
+ *     `cls(argv, raw, end_offset)` (`cls` a tuple subclass: StreamCommand), `offset` being
+ *     the replication offset of the byte before `pos`. Stops at anything else (inline,
+ *     `*0`, leading zeros, an incomplete command), which the exact Python scanner takes.
+ *
  * Optional, like replproxy.rdb._speedups: replproxy.resp.reply works without it.
  */
 #define PY_SSIZE_T_CLEAN
@@ -252,8 +259,11 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "pos out of range");
         return NULL;
     }
-    /* No Python code runs below (dict lookups of exact bytes keys), so the buffer stays. */
-    const char *base = PyByteArray_AS_STRING(args[0]);
+    /* A buffer export pins the bytearray: nothing run by an allocation can resize it. */
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *base = view.buf;
     const char *end = base + size;
     const char *p = base + pos;
     outbuf o = {NULL, 0, 0};
@@ -270,7 +280,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         long long n, len;
         if (!canonical_len(&q, end, '*', max_mbulk, &n) || n < 2)
             break;
-        if (!canonical_len(&q, end, '$', max_bulk, &len) || q + len + 2 > end ||
+        if (!canonical_len(&q, end, '$', max_bulk, &len) || len > end - q || end - q - len < 2 ||
             q[len] != '\r' || q[len + 1] != '\n')
             break;
         int kind = 0;
@@ -282,6 +292,8 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             break;
         q += len + 2;
         long long nkeys = n - 1;
+        if (nkeys > (end - q) / 6)
+            break; /* cannot be complete ("$0\r\n\r\n" per key at least): wait for more */
         if (nkeys > acap) {
             /* More keys than the stack arrays hold: grow (heap) arrays once. */
             const char **nap = PyMem_Malloc((size_t)nkeys * sizeof(*nap));
@@ -302,7 +314,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         }
         long long i;
         for (i = 0; i < nkeys; i++) {
-            if (!canonical_len(&q, end, '$', max_bulk, &len) || q + len + 2 > end ||
+            if (!canonical_len(&q, end, '$', max_bulk, &len) || len > end - q || end - q - len < 2 ||
                 q[len] != '\r' || q[len + 1] != '\n')
                 break;
             ap[i] = q;
@@ -348,6 +360,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyMem_Free(ap);
         PyMem_Free(al);
     }
+    PyBuffer_Release(&view);
     PyObject *replies = PyBytes_FromStringAndSize(o.data ? o.data : "", o.len);
     PyMem_Free(o.data);
     if (replies == NULL)
@@ -359,6 +372,7 @@ fail:
         PyMem_Free(ap);
         PyMem_Free(al);
     }
+    PyBuffer_Release(&view);
     PyMem_Free(o.data);
     return NULL;
 }
@@ -467,6 +481,115 @@ fail:
     return NULL;
 }
 
+/* ---- the replication stream's splitter ---- */
+
+/* Command names repeat: the splitter hands out one shared bytes object per spelling seen
+ * (at most NAME_CACHE of them), which saves an allocation per command and lets the
+ * dispatchers' dict lookups use its cached hash. */
+#define NAME_CACHE 32
+#define NAME_MAX_LEN 24
+static PyObject *name_cache[NAME_CACHE];
+static int name_cache_n;
+
+static PyObject *command_name(const char *s, Py_ssize_t len)
+{
+    if (len <= NAME_MAX_LEN) {
+        for (int i = 0; i < name_cache_n; i++) {
+            PyObject *o = name_cache[i];
+            if (PyBytes_GET_SIZE(o) == len && memcmp(PyBytes_AS_STRING(o), s, (size_t)len) == 0) {
+                Py_INCREF(o);
+                return o;
+            }
+        }
+    }
+    PyObject *o = PyBytes_FromStringAndSize(s, len);
+    if (o != NULL && len <= NAME_MAX_LEN && name_cache_n < NAME_CACHE) {
+        Py_INCREF(o);
+        name_cache[name_cache_n++] = o;
+    }
+    return o;
+}
+
+static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyByteArray_Check(args[0]) || !PyType_Check(args[3]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[3], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "split_commands(buf: bytearray, pos, offset, cls: tuple subclass)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[3];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    long long offset = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    /* A buffer export pins the bytearray: nothing run by an allocation can resize it. */
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *base = view.buf, *end = base + view.len, *p = base + pos;
+    PyObject *out = PyList_New(0);
+    if (out == NULL || pos < 0 || pos > view.len) {
+        if (out != NULL)
+            PyErr_SetString(PyExc_ValueError, "pos out of range");
+        goto fail;
+    }
+    while (p < end) {
+        const char *q = p;
+        long long n, len;
+        if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1)
+            break;
+        PyObject *argv = PyList_New((Py_ssize_t)n);
+        if (argv == NULL)
+            goto fail;
+        long long i;
+        for (i = 0; i < n; i++) {
+            if (!canonical_len(&q, end, '$', 0x7fffffffffffffffLL, &len) || len > end - q ||
+                end - q - len < 2 || q[len] != '\r' || q[len + 1] != '\n')
+                break;
+            PyObject *arg = i ? PyBytes_FromStringAndSize(q, (Py_ssize_t)len)
+                              : command_name(q, (Py_ssize_t)len);
+            if (arg == NULL) {
+                Py_DECREF(argv);
+                goto fail;
+            }
+            PyList_SET_ITEM(argv, (Py_ssize_t)i, arg);
+            q += len + 2;
+        }
+        if (i < n) {
+            Py_DECREF(argv);
+            break;
+        }
+        PyObject *raw = PyBytes_FromStringAndSize(p, q - p);
+        PyObject *endoff = PyLong_FromLongLong(offset + (q - p));
+        PyObject *cmd = cls->tp_alloc(cls, 3);
+        if (raw == NULL || endoff == NULL || cmd == NULL) {
+            Py_XDECREF(raw);
+            Py_XDECREF(endoff);
+            Py_XDECREF(cmd);
+            Py_DECREF(argv);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(cmd, 0, argv);
+        PyTuple_SET_ITEM(cmd, 1, raw);
+        PyTuple_SET_ITEM(cmd, 2, endoff);
+        int r = PyList_Append(out, cmd);
+        Py_DECREF(cmd);
+        if (r < 0)
+            goto fail;
+        offset += q - p;
+        p = q;
+    }
+    Py_ssize_t newpos = p - base;
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(NnL)", out, newpos, offset);
+
+fail:
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"bulks", (PyCFunction)(void (*)(void))bulks, METH_FASTCALL,
      "bulks(header, items, null) -> header + the bulk strings of items (None -> null)"},
@@ -475,13 +598,16 @@ static PyMethodDef methods[] = {
      "(pos, replies, count, last): the GET/MGET fast lane"},
     {"scored", (PyCFunction)(void (*)(void))scored, METH_FASTCALL,
      "scored(items, proto, g17, fmt) -> a sorted set range with its scores"},
+    {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
+     "split_commands(buf, pos, offset, cls) -> (commands, pos, offset): the stream's fast "
+     "lane"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "replproxy.resp._encode",
-    "C fast paths of the client endpoint (see replproxy/resp/_encode.c).",
+    "C fast paths of RESP: client replies, GET/MGET, the replication stream (see _encode.c).",
     0,
     methods,
     NULL,

@@ -21,9 +21,11 @@ non-canonical commands go through the exact scanner shared with `request.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import accumulate
 from typing import NamedTuple
 
+from replproxy.resp.reply import c_speedup
 from replproxy.resp.request import (
     _FAST_ATTEMPTS_PER_CALL,
     _STAR,
@@ -57,6 +59,9 @@ class StreamProtocolError(Exception):
 # NamedTuple's generated __new__ is a Python-level wrapper; tuple.__new__ builds the same
 # object at C speed (this runs once per stream command).
 _new_command = tuple.__new__
+# The C splitter of canonical commands (`_encode.c`), or None: the scanner below is exact.
+_C_SPLIT: Callable[[bytearray, int, int, type], tuple[list[StreamCommand], int, int]] | None = (
+    c_speedup("split_commands"))
 
 
 class StreamSplitter:
@@ -115,6 +120,13 @@ class StreamSplitter:
         fast_attempts = _FAST_ATTEMPTS_PER_CALL if scan.use_hiredis else 0
         try:
             while scan.pos < len(buf):
+                if _C_SPLIT is not None and scan.at_boundary and buf[scan.pos] == _STAR:
+                    split, scan.pos, self._offset = _C_SPLIT(buf, scan.pos, self._offset,
+                                                             StreamCommand)
+                    scan.start = scan.pos
+                    if split:
+                        out.extend(split)
+                        continue
                 if fast_attempts and scan.at_boundary and buf[scan.pos] == _STAR:
                     fast_attempts -= 1
                     cmds, raws, to_the_end = scan.fast_batch()
