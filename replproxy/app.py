@@ -65,7 +65,6 @@ class Relay:
         self.started_at = time.time()
         self.bound_port: int | None = None
         # Client-side counters for INFO (owned here, bumped by the RESP server).
-        self.connected_clients = 0
         self.total_connections = 0
         self.total_commands = 0
         self._nursery: trio.Nursery | None = None
@@ -75,6 +74,11 @@ class Relay:
         self._shutdown_in_progress = False
         self._exit_even_if_save_fails = False  # a signal arrived during a SHUTDOWN
         self._signals = 0
+
+    @property
+    def connected_clients(self) -> int:
+        """INFO connected_clients: the RESP server's clients (replicas after SYNC are not)."""
+        return len(self.resp_server.clients)
 
     async def run(
         self,

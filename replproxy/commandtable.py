@@ -48,6 +48,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from replproxy.glob import stringmatch
+from replproxy.keyspace.reads import SYNTAX
 from replproxy.keyspace.util import option_word
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
@@ -61,8 +62,6 @@ __all__ = [
     "get_keys",
     "table_for",
 ]
-
-SYNTAX_ERROR = b"ERR syntax error"
 
 # `addReplyFlagsForKeyArgs` prints key flags in this order (db.c CMD_KEY_*).
 _KEY_FLAG_ORDER = ("RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key",
@@ -147,10 +146,6 @@ class CommandSpec:
     def is_container(self) -> bool:
         return bool(self.subcommands)
 
-    @property
-    def movable_keys(self) -> bool:
-        return "movablekeys" in self.flags
-
     def __repr__(self) -> str:
         return f"CommandSpec({self.name.decode('latin-1')!r}, arity={self.arity})"
 
@@ -161,9 +156,6 @@ class ResolveError:
 
     kind: Literal["unknown_command", "unknown_subcommand", "arity"]
     msg: bytes
-
-    def reply(self) -> bytes:
-        return reply.error(self.msg)
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -501,9 +493,7 @@ def _atoi(arg: bytes) -> int:
         j += 1
     v = int(s[i:j]) if j > i else 0
     v = -v if neg else v
-    v = max(-(2**63), min(v, 2**63 - 1))
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >= 1 << 31 else v
+    return _c_int(max(-(2**63), min(v, 2**63 - 1)))
 
 
 def _keys_from_specs(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef] | None:
@@ -732,9 +722,12 @@ _GETKEYS_OF: dict[bytes, str] = {
 
 def has_keys(spec: CommandSpec) -> bool:
     """`doesCommandHaveKeys`: a fallback function, or a spec that is not `not_key`."""
-    return spec.getkeys_proc is not None or any(
-        "not_key" not in ks.flags for ks in spec.key_specs
-    )
+    return spec.getkeys_proc is not None or _has_keyspec(spec.key_specs)
+
+
+def _has_keyspec(specs: Sequence[KeySpec]) -> bool:
+    """Whether a key spec finds keys (one that is not `not_key`)."""
+    return any("not_key" not in ks.flags for ks in specs)
 
 
 def get_keys(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef]:
@@ -743,7 +736,7 @@ def get_keys(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef]:
     Empty when the arguments are not valid for the key specs and the fallback finds nothing
     either. The fallbacks of some commands report no flags, as in Redis."""
     specs = spec.key_specs
-    has_keyspec = any("not_key" not in ks.flags for ks in specs)
+    has_keyspec = _has_keyspec(specs)
     varflags = any("variable_flags" in ks.flags for ks in specs)
     if has_keyspec and not varflags:
         keys = _keys_from_specs(spec, argv)
@@ -811,11 +804,11 @@ def command_list(table: CommandTable, args: Sequence[bytes]) -> bytes:
         if option_word(args[i]) == b"filterby" and len(args) - 1 - i == 2:
             kind = option_word(args[i + 1])
             if kind not in (b"module", b"aclcat", b"pattern"):
-                return reply.error(SYNTAX_ERROR)
+                return reply.error(SYNTAX)
             arg = args[i + 2]
             i += 3
         else:
-            return reply.error(SYNTAX_ERROR)
+            return reply.error(SYNTAX)
     names: Sequence[bytes] = table.full_names()
     if kind == b"module":
         names = []  # no modules upstream

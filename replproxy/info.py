@@ -53,7 +53,6 @@ def section_server(relay: Relay) -> str:
 
 def section_clients(relay: Relay) -> str:
     srv = relay.resp_server
-    subscribers = sum(1 for c in srv.clients.values() if c.subscribed)
     watching = sum(1 for c in srv.clients.values() if c.watched)
     return _lines(
         "Clients",
@@ -65,7 +64,7 @@ def section_clients(relay: Relay) -> str:
             ("client_recent_max_output_buffer", 0),
             ("blocked_clients", srv.blocked_clients),
             ("tracking_clients", 0),
-            ("pubsub_clients", subscribers),
+            ("pubsub_clients", srv.pubsub_clients),
             ("watching_clients", watching),
             ("clients_in_timeout_table", srv.blocked_clients),
             ("total_watched_keys", len(srv.watchers)),
@@ -110,7 +109,7 @@ def section_memory(relay: Relay) -> str:
             ("mem_fragmentation_ratio", "1.00"),
             ("mem_replication_backlog", relay.replication.backlog.histlen),
             ("mem_clients_slaves", 0),
-            ("mem_clients_normal", sum(c.out_bytes for c in relay.resp_server.clients.values())),
+            ("mem_clients_normal", relay.resp_server.clients_out_bytes),
         ],
     )
 

@@ -9,7 +9,7 @@ nothing for observability. Names follow redis_exporter's where one exists (with 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     from replproxy.app import Relay
 
 
+def gauge(name: str, doc: str, value: float | None = None,
+          labels: Sequence[str] | None = None) -> GaugeMetricFamily:
+    """A gauge named `replproxy_<name>`: one `value`, or `labels` for samples added after."""
+    return GaugeMetricFamily(f"replproxy_{name}", doc, value=value, labels=labels)
+
+
+def counter(name: str, doc: str, value: float | None = None,
+            labels: Sequence[str] | None = None) -> CounterMetricFamily:
+    """A counter named `replproxy_<name>`: one `value`, or `labels` for samples added after."""
+    return CounterMetricFamily(f"replproxy_{name}", doc, value=value, labels=labels)
+
+
 class RelayCollector(Collector):
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -31,20 +43,13 @@ class RelayCollector(Collector):
         repl = relay.replication
         st = relay.link.status
         now = time.monotonic()
-
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"replproxy_{name}", doc, value=value)
-
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(f"replproxy_{name}", doc, value=value)
-
         yield gauge(
             "master_link_up",
             "1 when the link with the master is up and streaming.",
             1 if st.up else 0,
         )
-        states = GaugeMetricFamily(
-            "replproxy_master_link_state",
+        states = gauge(
+            "master_link_state",
             "Current phase of the upstream link (1 for the current one).",
             labels=["state"],
         )
@@ -133,13 +138,13 @@ class RelayCollector(Collector):
         )
         yield from _downstream_metrics(relay)
         yield from _client_metrics(relay)
-        keys = GaugeMetricFamily("replproxy_db_keys", "Keys per database.", labels=["db"])
+        keys = gauge("db_keys", "Keys per database.", labels=["db"])
         for i, d in enumerate(relay.keyspace.dbs):
             if d:
                 keys.add_metric([str(i)], len(d))
         yield keys
-        unsupported = CounterMetricFamily(
-            "replproxy_unsupported_commands",
+        unsupported = counter(
+            "unsupported_commands",
             "Stream commands that could not be applied.",
             labels=["command"],
         )
@@ -152,8 +157,8 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
     """replproxy as a master: its downstream replicas and what it served them."""
     ds = relay.downstream
     served = ds.stats
-    replicas = GaugeMetricFamily(
-        "replproxy_downstream_replicas",
+    replicas = gauge(
+        "downstream_replicas",
         "Downstream replicas connected, by state (INFO connected_slaves is their sum).",
         labels=["state"],
     )
@@ -161,10 +166,10 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
         replicas.add_metric([state], sum(1 for r in ds.replicas if r.state.value == state))
     yield replicas
     offset = relay.replication.repl_offset
-    yield GaugeMetricFamily(
-        "replproxy_downstream_max_unsent_bytes",
+    yield gauge(
+        "downstream_max_unsent_bytes",
         "Largest stream backlog not yet written to one downstream replica.",
-        value=max((r.unsent(offset) for r in ds.replicas), default=0),
+        max((r.unsent(offset) for r in ds.replicas), default=0),
     )
     for name, doc, value in (
         ("sync_full", "Full syncs served to downstream replicas (INFO sync_full).",
@@ -180,9 +185,9 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
         ("snapshots_reused", "Downstream full syncs served from an existing snapshot.",
          served.snapshots_reused),
     ):
-        yield CounterMetricFamily(f"replproxy_downstream_{name}", doc, value=value)
-    dropped = CounterMetricFamily(
-        "replproxy_downstream_dropped",
+        yield counter(f"downstream_{name}", doc, value)
+    dropped = counter(
+        "downstream_dropped",
         "Downstream replicas disconnected by replproxy, by reason.",
         labels=["reason"],
     )
@@ -194,14 +199,11 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
 def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """The read-only client endpoint (INFO clients/stats under Prometheus names)."""
     srv = relay.resp_server
-    yield GaugeMetricFamily("replproxy_connected_clients",
-                            "Client connections (INFO connected_clients).",
-                            value=relay.connected_clients)
-    yield GaugeMetricFamily("replproxy_blocked_clients",
-                            "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
-                            value=srv.blocked_clients)
-    yield GaugeMetricFamily("replproxy_pubsub_clients", "Clients subscribed to something.",
-                            value=sum(1 for c in srv.clients.values() if c.subscribed))
+    yield gauge("connected_clients", "Client connections (INFO connected_clients).",
+                relay.connected_clients)
+    yield gauge("blocked_clients", "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
+                srv.blocked_clients)
+    yield gauge("pubsub_clients", "Clients subscribed to something.", srv.pubsub_clients)
     for name, doc, value in (
         ("connections_received", "Client connections accepted (INFO "
          "total_connections_received).", relay.total_connections),
@@ -210,7 +212,7 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
         ("rejected_connections", "Connections refused at maxclients.",
          srv.rejected_connections),
     ):
-        yield CounterMetricFamily(f"replproxy_{name}", doc, value=value)
+        yield counter(name, doc, value)
 
 
 def make_registry(relay: Relay) -> CollectorRegistry:

@@ -17,7 +17,7 @@ set of replies is the same).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from replproxy.glob import stringmatch
 from replproxy.resp import reply
@@ -46,17 +46,18 @@ class PubSub:
         n = 0
         subs = self.channels.get(channel)
         if subs:
+            body = b"$7\r\nmessage\r\n" + reply.bulk(channel) + reply.bulk(message)
             for c in list(subs.values()):
-                c.push(reply.push_len(3, c.proto) + b"$7\r\nmessage\r\n" + reply.bulk(channel)
-                       + reply.bulk(message))
+                c.push(reply.push_len(3, c.proto) + body)
                 n += 1
         if self.patterns:
             for pattern, psubs in list(self.patterns.items()):
                 if not stringmatch(pattern, channel):
                     continue
+                body = (b"$8\r\npmessage\r\n" + reply.bulk(pattern) + reply.bulk(channel)
+                        + reply.bulk(message))
                 for c in list(psubs.values()):
-                    c.push(reply.push_len(4, c.proto) + b"$8\r\npmessage\r\n" + reply.bulk(pattern)
-                           + reply.bulk(channel) + reply.bulk(message))
+                    c.push(reply.push_len(4, c.proto) + body)
                     n += 1
         return n
 
@@ -64,74 +65,38 @@ class PubSub:
         subs = self.shard_channels.get(channel)
         if not subs:
             return 0
+        body = b"$8\r\nsmessage\r\n" + reply.bulk(channel) + reply.bulk(message)
         for c in list(subs.values()):
-            c.push(reply.push_len(3, c.proto) + b"$8\r\nsmessage\r\n" + reply.bulk(channel)
-                   + reply.bulk(message))
+            c.push(reply.push_len(3, c.proto) + body)
         return len(subs)
 
     # ---- per client ----
 
     def subscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
-        table = self.shard_channels if shard else self.channels
-        mine = c.shard_channels if shard else c.channels
-        kind = b"ssubscribe" if shard else b"subscribe"
-        out = []
-        for ch in names:
-            if ch not in mine:
-                mine[ch] = None
-                table.setdefault(ch, {})[c.id] = c
-            out.append(_kind_frame(kind, ch, _count(c, shard), c.proto))
-        return b"".join(out)
+        if shard:
+            return _subscribe(c, names, self.shard_channels, c.shard_channels, b"ssubscribe",
+                              shard)
+        return _subscribe(c, names, self.channels, c.channels, b"subscribe", shard)
 
     def unsubscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
-        table = self.shard_channels if shard else self.channels
-        mine = c.shard_channels if shard else c.channels
-        kind = b"sunsubscribe" if shard else b"unsubscribe"
-        if not names:
-            names = list(mine)
-            if not names:
-                return _kind_frame(kind, None, _count(c, shard), c.proto)
-        out = []
-        for ch in names:
-            if ch in mine:
-                del mine[ch]
-                _drop(table, ch, c.id)
-            out.append(_kind_frame(kind, ch, _count(c, shard), c.proto))
-        return b"".join(out)
+        if shard:
+            return _unsubscribe(c, names, self.shard_channels, c.shard_channels,
+                                b"sunsubscribe", shard)
+        return _unsubscribe(c, names, self.channels, c.channels, b"unsubscribe", shard)
 
     def psubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
-        out = []
-        for p in patterns:
-            if p not in c.patterns:
-                c.patterns[p] = None
-                self.patterns.setdefault(p, {})[c.id] = c
-            out.append(_kind_frame(b"psubscribe", p, _count(c, False), c.proto))
-        return b"".join(out)
+        return _subscribe(c, patterns, self.patterns, c.patterns, b"psubscribe", False)
 
     def punsubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
-        if not patterns:
-            patterns = list(c.patterns)
-            if not patterns:
-                return _kind_frame(b"punsubscribe", None, _count(c, False), c.proto)
-        out = []
-        for p in patterns:
-            if p in c.patterns:
-                del c.patterns[p]
-                _drop(self.patterns, p, c.id)
-            out.append(_kind_frame(b"punsubscribe", p, _count(c, False), c.proto))
-        return b"".join(out)
+        return _unsubscribe(c, patterns, self.patterns, c.patterns, b"punsubscribe", False)
 
     def drop_client(self, c: Client) -> None:
         """A closing (or RESET) client leaves every channel and pattern, silently."""
-        for ch in c.channels:
-            _drop(self.channels, ch, c.id)
-        for p in c.patterns:
-            _drop(self.patterns, p, c.id)
-        for ch in c.shard_channels:
-            _drop(self.shard_channels, ch, c.id)
-        c.channels.clear()
-        c.patterns.clear()
-        c.shard_channels.clear()
+        for table, mine in ((self.channels, c.channels), (self.patterns, c.patterns),
+                            (self.shard_channels, c.shard_channels)):
+            for name in mine:
+                unregister(table, name, c.id)
+            mine.clear()
 
     # ---- PUBSUB introspection ----
 
@@ -147,13 +112,46 @@ class PubSub:
         return len(self.patterns)
 
 
+def _subscribe(c: Client, names: list[bytes], table: dict[bytes, dict[int, Client]],
+               mine: dict[bytes, None], kind: bytes, shard: bool) -> bytes:
+    """(S|P)SUBSCRIBE: `table` is the server's subscribers by name, `mine` the client's."""
+    out = []
+    for name in names:
+        if name not in mine:
+            mine[name] = None
+            table.setdefault(name, {})[c.id] = c
+        out.append(_kind_frame(kind, name, _count(c, shard), c.proto))
+    return b"".join(out)
+
+
+def _unsubscribe(c: Client, names: list[bytes], table: dict[bytes, dict[int, Client]],
+                 mine: dict[bytes, None], kind: bytes, shard: bool) -> bytes:
+    """(S|P)UNSUBSCRIBE; with no names, from everything the client has in `mine`."""
+    if not names:
+        names = list(mine)
+        if not names:
+            return _kind_frame(kind, None, _count(c, shard), c.proto)
+    out = []
+    for name in names:
+        if name in mine:
+            del mine[name]
+            unregister(table, name, c.id)
+        out.append(_kind_frame(kind, name, _count(c, shard), c.proto))
+    return b"".join(out)
+
+
 def _count(c: Client, shard: bool) -> int:
     return len(c.shard_channels) if shard else len(c.channels) + len(c.patterns)
 
 
-def _drop(table: dict[bytes, dict[int, Client]], name: bytes, cid: int) -> None:
-    subs = table.get(name)
+K = TypeVar("K")
+
+
+def unregister(table: dict[K, dict[int, Client]], key: K, cid: int) -> None:
+    """Remove client `cid` from `table[key]`, and the key once nobody is left (subscribers
+    here; the server's watchers and blocked readers too)."""
+    subs = table.get(key)
     if subs is not None:
         subs.pop(cid, None)
         if not subs:
-            del table[name]
+            del table[key]

@@ -164,28 +164,24 @@ class Backlog:
             start, it = self.first_byte_offset, iter(chunks)
             for chunk in it:
                 if start + len(chunk) > offset:
-                    out, n = [chunk[offset - start :]], start + len(chunk) - offset
                     break
                 start += len(chunk)
             else:
                 return b""
-            for chunk in it:
-                if n >= max_bytes:
+            first, rest = chunk, it
+        else:
+            tail: list[bytes] = []
+            start = self.first_byte_offset + self.histlen
+            for chunk in reversed(chunks):
+                start -= len(chunk)
+                tail.append(chunk)
+                if start <= offset:
                     break
-                out.append(chunk)
-                n += len(chunk)
-            return b"".join(out)
-        tail: list[bytes] = []
-        start = self.first_byte_offset + self.histlen
-        for chunk in reversed(chunks):
-            start -= len(chunk)
-            tail.append(chunk)
-            if start <= offset:
-                break
-        tail.reverse()
-        tail[0] = tail[0][offset - start :]
-        out, n = [], 0
-        for chunk in tail:
+            tail.reverse()
+            first, rest = tail[0], iter(tail[1:])
+        out = [first[offset - start :]]
+        n = len(out[0])
+        for chunk in rest:
             if n >= max_bytes:
                 break
             out.append(chunk)
@@ -233,9 +229,9 @@ class Replication:
         self.stats = ReplStats()
         self._multi: list[StreamCommand] | None = None
         # Called with no argument after bytes were appended to the backlog or the history
-        # changed: the downstream server wakes its senders there. Empty, it costs one test a
-        # batch. `history_epoch` moves when positions served before mean nothing any more (a
-        # full resync, a restore, a new replid): downstream replicas must reconnect.
+        # changed: the downstream server wakes its senders there. `history_epoch` moves
+        # when positions served before mean nothing any more (a full resync, a restore, a
+        # new replid): downstream replicas must reconnect.
         self.listeners: list[Callable[[], None]] = []
         self.history_epoch = 0
 

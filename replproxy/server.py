@@ -48,12 +48,11 @@ from replproxy.keyspace.reads import (
     BlockingRead,
     ReadContext,
     ReplyError,
-    double_style_of,
     upstream_identity,
 )
 from replproxy.keyspace.util import now_ms
 from replproxy.link.protocol import LinkState
-from replproxy.pubsub import PubSub
+from replproxy.pubsub import PubSub, unregister
 from replproxy.resp import reply
 from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser
 
@@ -221,6 +220,15 @@ def not_supported(c: Client, argv: list[bytes]) -> bytes:
     raise ReplyError(f"ERR replproxy does not support the '{name}' command".encode())
 
 
+def _reply_dropped(c: Client) -> bool:
+    """CLIENT REPLY OFF / SKIP: whether the reply of the command that just ran is dropped
+    (SKIP counts down over its own command and the next one)."""
+    if c.skip:
+        c.skip -= 1
+        return True
+    return c.reply_off
+
+
 def _help_handler(text: bytes) -> Handler:
     """`<container> HELP`: the upstream's own text, captured with the command table."""
     return lambda c, argv: text
@@ -270,11 +278,12 @@ class RespServer:
         self.blocked: dict[tuple[int, bytes], dict[int, Client]] = {}
         self.blocked_clients = 0
         self.rejected_connections = 0
-        self.dstyle = double_style_of(relay.keyspace)
-        self._aux: object = None
-        self.server_name = "redis"
-        self.server_version = "7.0.15"
-        self.table: CommandTable = table_for("redis")
+        # The upstream's dialect, set by `_refresh_identity`.
+        self._aux: object
+        self.server_name = ""
+        self.server_version: str
+        self.dstyle: reply.DoubleStyle
+        self.table: CommandTable
         self.entries: dict[bytes, Entry] = {}
         self.fast: dict[bytes, Entry] = {}
         self._refresh_identity()
@@ -289,10 +298,10 @@ class RespServer:
         texts, double formatting."""
         ks = self.relay.keyspace
         self._aux = ks.loaded_aux
-        name, _version = upstream_identity(ks)
+        name, version = upstream_identity(ks)
         raw = ks.loaded_aux.get(b"valkey-ver" if name == "valkey" else b"redis-ver")
         self.server_version = raw.decode("ascii", "replace") if raw else "7.0.15"
-        self.dstyle = double_style_of(ks)
+        self.dstyle = reply.double_style(name, version)
         for c in self.clients.values():
             c.dstyle = self.dstyle
         if name != self.server_name or not self.entries:
@@ -310,6 +319,16 @@ class RespServer:
     @property
     def valkey(self) -> bool:
         return self.server_name == "valkey"
+
+    @property
+    def pubsub_clients(self) -> int:
+        """Clients subscribed to something (INFO pubsub_clients)."""
+        return sum(1 for c in self.clients.values() if c.subscribed)
+
+    @property
+    def clients_out_bytes(self) -> int:
+        """Output queued for clients (INFO mem_clients_normal, MEMORY STATS clients.normal)."""
+        return sum(c.out_bytes for c in self.clients.values())
 
     # ---- dispatch ----
 
@@ -368,9 +387,7 @@ class RespServer:
         return err
 
     def call(self, c: Client, e: Entry, argv: list[bytes]) -> bytes:
-        # `c.now` is set once per batch of pipelined requests (`_serve_client`): expiry is
-        # judged at millisecond precision, and a clock read per command costs as much as a
-        # GET.
+        # `c.now` was set once for the whole read (`_run`).
         c.last_cmd = e.name
         c.commands += 1
         self.relay.total_commands += 1
@@ -417,11 +434,7 @@ class RespServer:
 
     def unwatch(self, c: Client) -> None:
         for k in c.watched:
-            subs = self.watchers.get(k)
-            if subs is not None:
-                subs.pop(c.id, None)
-                if not subs:
-                    del self.watchers[k]
+            unregister(self.watchers, k, c.id)
         c.watched = {}
         c.watch_dirty = False
         self._hook()
@@ -451,22 +464,15 @@ class RespServer:
         c.unblock = None
         self.blocked_clients += 1
         try:
+            # Registered once for the whole wait: the retries below run between two
+            # checkpoints, so no write can land while they run.
+            for k in keys:
+                self.blocked.setdefault(k, {})[c.id] = c
+            self._hook()
             while True:
                 wake = c.wake = trio.Event()
-                for k in keys:
-                    self.blocked.setdefault(k, {})[c.id] = c
-                self._hook()
-                try:
-                    with trio.move_on_at(deadline):
-                        await wake.wait()
-                finally:
-                    for k in keys:
-                        subs = self.blocked.get(k)
-                        if subs is not None:
-                            subs.pop(c.id, None)
-                            if not subs:
-                                del self.blocked[k]
-                    self._hook()
+                with trio.move_on_at(deadline):
+                    await wake.wait()
                 if c.unblock is not None:
                     return c.unblock
                 if not wake.is_set():
@@ -485,6 +491,9 @@ class RespServer:
                 if out != nothing:
                     return out
         finally:
+            for k in keys:
+                unregister(self.blocked, k, c.id)
+            self._hook()
             c.blocked = False
             c.wake = None
             self.blocked_clients -= 1
@@ -512,7 +521,6 @@ class RespServer:
         c = Client(self, self._next_id, _peer(stream), _local(stream))
         self._next_id += 1
         self.clients[c.id] = c
-        relay.connected_clients += 1
         relay.total_connections += 1
         try:
             async with stream, trio.open_nursery() as nursery:
@@ -529,10 +537,8 @@ class RespServer:
             self.clients.pop(c.id, None)
             self.pubsub.drop_client(c)
             self.unwatch(c)
-            relay.connected_clients -= 1
 
     async def _serve_client(self, c: Client, stream: trio.SocketStream) -> None:
-        relay = self.relay
         c.parser = self._new_parser(c)
         fd = c.fd = stream.socket.fileno()
         reactor = self.reactor
@@ -544,9 +550,7 @@ class RespServer:
             if c.pending is not None:
                 pending, c.pending = c.pending, None
                 answer = await pending()
-                if c.reply_off or c.skip:
-                    if c.skip:
-                        c.skip -= 1
+                if _reply_dropped(c):
                     answer = b""
                 if answer:
                     await self._send(c, answer)
@@ -556,11 +560,7 @@ class RespServer:
                 # after it are dropped: a replica sends none before the reply). Replicas are
                 # not clients.
                 self.clients.pop(c.id, None)
-                relay.connected_clients -= 1
-                try:
-                    await c.takeover(stream, c.parser)
-                finally:
-                    relay.connected_clients += 1
+                await c.takeover(stream, c.parser)
                 c.closing = True
                 return
             elif reactor is not None:
@@ -574,18 +574,16 @@ class RespServer:
                 data = await _receive(fd)
                 if not data:
                     break
-                c.last_active = time.monotonic()
-                c.now = now_ms()
-                c.net_in += len(data)
             payload = self._run(c, data)
-            if payload and self._output_allowed(c, payload):
+            if payload:
                 await self._send(c, payload)
         if c.writer_active:
             await self._drain(c)
 
     def _run(self, c: Client, data: bytes) -> bytes:
         """Feed `data` and run every request that can complete now, in order; returns their
-        replies. Stops early, leaving the rest in `c.todo`, when a request must wait for the
+        replies (none when over the normal clients' hard output limit: the client is then
+        closed). Stops early, leaving the rest in `c.todo`, when a request must wait for the
         event loop (`c.pending`: XREAD BLOCK, SHUTDOWN) or hands the connection over
         (`c.takeover`)."""
         parser = c.parser
@@ -593,6 +591,11 @@ class RespServer:
         out: list[bytes] = []
         try:
             if data:
+                # `c.now` is the time of the whole read: expiry is judged at millisecond
+                # precision, and a clock read per command costs as much as a GET.
+                c.last_active = time.monotonic()
+                c.now = now_ms()
+                c.net_in += len(data)
                 parser.feed(data)
             while not c.closing:
                 todo = c.todo
@@ -618,9 +621,7 @@ class RespServer:
                 answer = self.dispatch(c, argv)
                 if c.pending is not None:
                     break
-                if c.reply_off or c.skip:
-                    if c.skip:
-                        c.skip -= 1
+                if (c.reply_off or c.skip) and _reply_dropped(c):  # the test spares a call
                     answer = b""
                 if answer:
                     out.append(answer)
@@ -632,7 +633,10 @@ class RespServer:
         except ProtocolError as e:
             out.append(e.reply)
             c.closing = True
-        return b"".join(out)
+        payload = b"".join(out)
+        if payload and not self._output_allowed(c, payload):
+            return b""
+        return payload
 
     def _plain(self, c: Client) -> bool:
         """Whether a GET/MGET from `c` would run now, answered by the command alone: every
@@ -670,11 +674,8 @@ class RespServer:
         if not data:
             c.eof = True
             return False
-        c.last_active = time.monotonic()
-        c.now = now_ms()
-        c.net_in += len(data)
         payload = self._run(c, data)
-        if payload and self._output_allowed(c, payload):
+        if payload:
             if c.writer_active:
                 c.push(payload)
             else:

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from replproxy.commandtable import command_command
+from replproxy.commandtable import command_command, unknown_subcommand_error
 from replproxy.downstream.server import cmd_replconf, cmd_sync
 from replproxy.glob import stringmatch
-from replproxy.info import info_text
+from replproxy.info import info_text, rss_bytes
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
-from replproxy.keyspace.reads import ReplyError
+from replproxy.keyspace.reads import NOT_INTEGER, SYNTAX, ReplyError, arg_long
 from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
@@ -40,7 +40,6 @@ def command(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
-SYNTAX = b"ERR syntax error"
 OK = reply.OK
 
 
@@ -49,9 +48,9 @@ def _s(b: bytes) -> str:
 
 
 def _unknown_sub(argv: list[bytes]) -> ReplyError:
-    return ReplyError(
-        f"ERR unknown subcommand '{_s(argv[1])[:128]}'. Try {_s(argv[0]).upper()} HELP.".encode()
-    )
+    # A subcommand the table knows (dispatch refused the others) that the handler does not
+    # serve: ASCII names, short, without NUL or CR/LF.
+    return ReplyError(unknown_subcommand_error(argv))
 
 
 # ---- connection ----
@@ -79,9 +78,9 @@ def cmd_quit(c: Client, argv: list[bytes]) -> bytes:
 
 @command("select")
 def cmd_select(c: Client, argv: list[bytes]) -> bytes:
-    db = string2ll(argv[1])
-    if db is None or not -(2**31) <= db < 2**31:
-        raise ReplyError(b"ERR value is not an integer or out of range")
+    db = arg_long(argv[1])
+    if not -(2**31) <= db < 2**31:
+        raise ReplyError(NOT_INTEGER)
     if not 0 <= db < c.ks.databases:
         raise ReplyError(b"ERR DB index is out of range")
     c.db = db
@@ -266,6 +265,14 @@ def client_line(c: Client, me: Client) -> str:
     return " ".join(f"{k}={v}" for k, v in fields) + "\n"
 
 
+def _client_type(raw: bytes) -> bytes:
+    """The TYPE of CLIENT LIST / CLIENT KILL, lowercase."""
+    kind = raw.lower()
+    if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub", b"primary"):
+        raise ReplyError(f"ERR Unknown client type '{_s(raw)}'".encode())
+    return kind
+
+
 def _client_type_matches(c: Client, kind: bytes) -> bool:
     if kind == b"normal":
         return not c.subscribed
@@ -308,9 +315,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
         while i < n:
             opt = argv[i].lower()
             if opt == b"type" and i + 1 < n:
-                kind = argv[i + 1].lower()
-                if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub", b"primary"):
-                    raise ReplyError(f"ERR Unknown client type '{_s(argv[i + 1])}'".encode())
+                kind = _client_type(argv[i + 1])
                 chosen = [x for x in chosen if _client_type_matches(x, kind)]
                 i += 2
             elif opt == b"id" and i + 1 < n:
@@ -351,9 +356,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
             return b""
         raise ReplyError(SYNTAX)
     if sub == b"unblock" and n in (3, 4):
-        target_id = string2ll(argv[2])
-        if target_id is None:
-            raise ReplyError(b"ERR value is not an integer or out of range")
+        target_id = arg_long(argv[2])
         how = argv[3].lower() if n == 4 else b"timeout"
         if how not in (b"timeout", b"error"):
             raise ReplyError(b"ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
@@ -393,9 +396,7 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
                 raise ReplyError(b"ERR client-id should be greater than 0")
             chosen = [x for x in chosen if x.id == v]
         elif opt == b"type":
-            kind = val.lower()
-            if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub", b"primary"):
-                raise ReplyError(f"ERR Unknown client type '{_s(val)}'".encode())
+            kind = _client_type(val)
             chosen = [x for x in chosen if _client_type_matches(x, kind)]
         elif opt == b"addr":
             chosen = [x for x in chosen if x.addr == _s(val)]
@@ -411,9 +412,7 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
                 raise ReplyError(SYNTAX)
             skipme = low == b"yes"
         elif opt == b"maxage":
-            v = string2ll(val)
-            if v is None:
-                raise ReplyError(b"ERR value is not an integer or out of range")
+            v = arg_long(val)
             now = time.monotonic()
             chosen = [x for x in chosen if now - x.ctime >= v]
         else:
@@ -465,13 +464,12 @@ def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
     queued, dirty = c.multi, c.multi_dirty
     c.multi = None
     c.multi_dirty = False
-    if dirty:
-        srv.unwatch(c)
-        raise ReplyError(b"EXECABORT Transaction discarded because of previous errors.")
-    if srv.watch_failed(c):
-        srv.unwatch(c)
-        return reply.null_array(c.proto)
+    failed = not dirty and srv.watch_failed(c)
     srv.unwatch(c)
+    if dirty:
+        raise ReplyError(b"EXECABORT Transaction discarded because of previous errors.")
+    if failed:
+        return reply.null_array(c.proto)
     # All queued commands run now, with no checkpoint in between: nothing from the stream
     # lands inside the transaction. Blocking reads answer at once, as in Redis.
     c.can_block = False
@@ -732,8 +730,6 @@ def cmd_memory_malloc_stats(c: Client, argv: list[bytes]) -> bytes:
 @command("memory|stats")
 def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
     """MEMORY STATS with the fields the relay can know (RSS stands for allocated memory)."""
-    from replproxy.info import rss_bytes
-
     relay = c.srv.relay
     rss = rss_bytes()
     ks = c.ks
@@ -743,7 +739,7 @@ def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
         (b"peak.allocated", rss), (b"total.allocated", rss),
         (b"replication.backlog", relay.replication.backlog.histlen),
         (b"clients.slaves", 0),
-        (b"clients.normal", sum(x.out_bytes for x in c.srv.clients.values())),
+        (b"clients.normal", c.srv.clients_out_bytes),
     ):
         out.append(reply.bulk(name) + reply.integer(value))
     for i, d in enumerate(ks.dbs):
@@ -780,14 +776,18 @@ def cmd_debug(c: Client, argv: list[bytes]) -> bytes:
 SAVE_IN_PROGRESS = b"ERR Background save already in progress"
 
 
-@command("save")
-def cmd_save(c: Client, argv: list[bytes]) -> bytes:
+def _start_save(start: Callable[[], object]) -> None:
     try:
-        c.srv.relay.persistence.save()
+        start()
     except SaveInProgress:
         raise ReplyError(SAVE_IN_PROGRESS) from None
     except SaveError:
         raise ReplyError(b"ERR") from None
+
+
+@command("save")
+def cmd_save(c: Client, argv: list[bytes]) -> bytes:
+    _start_save(c.srv.relay.persistence.save)
     return OK
 
 
@@ -796,12 +796,7 @@ def cmd_bgsave(c: Client, argv: list[bytes]) -> bytes:
     # SCHEDULE only matters when another kind of child runs; replproxy has none.
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
         raise ReplyError(SYNTAX)
-    try:
-        c.srv.relay.persistence.bgsave()
-    except SaveInProgress:
-        raise ReplyError(SAVE_IN_PROGRESS) from None
-    except SaveError:
-        raise ReplyError(b"ERR") from None
+    _start_save(c.srv.relay.persistence.bgsave)
     return reply.simple_string(b"Background saving started")
 
 

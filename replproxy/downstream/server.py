@@ -260,6 +260,8 @@ class Downstream:
     # ---- the stream's listener (synchronous: runs inside Replication.process) ----
 
     def _on_stream(self) -> None:
+        if not self.replicas:
+            return  # only replicas' senders wait on `_wake`: nothing to do per batch
         self._wake.set()
         self._wake = trio.Event()
         hard = self.hard_limit

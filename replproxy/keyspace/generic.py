@@ -63,6 +63,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, NamedTuple, cast
 
+from replproxy.commandtable import table_for
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import (
@@ -77,17 +78,18 @@ from replproxy.keyspace.reads import (
     unsupported_key_error,
     upstream_identity,
 )
-from replproxy.keyspace.scan import glob_matcher, parse_cursor
-from replproxy.keyspace.util import c_string, parse_int
-from replproxy.keyspace.values import ZSet
-from replproxy.rdb.dump import dump_payload, parse_dump_payload
-from replproxy.rdb.encode import (
-    LP_EMPTY_SIZE,
-    double_to_int64,
-    format_double,
-    lp_entry,
-    parse_int64,
+from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
+from replproxy.keyspace.t_hash import is_listpack_hash
+from replproxy.keyspace.t_set import (
+    SET_MAX_INTSET_ENTRIES,
+    SET_MAX_LISTPACK_ENTRIES,
+    SET_MAX_LISTPACK_VALUE,
+    iteration_order,
 )
+from replproxy.keyspace.util import c_string, parse_int
+from replproxy.keyspace.values import ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE, ZSet
+from replproxy.rdb.dump import dump_payload, parse_dump_payload
+from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
 from replproxy.rdb.model import (
     HashValue,
     ModuleValue,
@@ -96,11 +98,9 @@ from replproxy.rdb.model import (
     ZSetValue,
     type_name,
 )
-from replproxy.rdb.writer import RDBEncodeError
+from replproxy.rdb.writer import RDBEncodeError, zset_score_entry
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
-
-_SET_MAX_INTSET_ENTRIES = 512  # set-max-intset-entries (default)
 
 
 def _db_index(ks: Keyspace, raw: bytes) -> int:
@@ -513,16 +513,6 @@ def _read_score(raw: bytes) -> float:
     return v
 
 
-def _intset_order(value: set[bytes]) -> list[bytes]:
-    """A set's members in the order Redis iterates it: an intset-sized set of integers is
-    an intset (sorted); any other order is the hash table's own (not reproducible)."""
-    if len(value) <= _SET_MAX_INTSET_ENTRIES:
-        ints = [parse_int64(m) for m in value]
-        if None not in ints:
-            return [m for _, m in sorted(zip(cast("list[int]", ints), value))]
-    return list(value)
-
-
 @write_command("sort", keys=(1, 0, 1))  # the key written is STORE's: marked here on failure
 def sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
@@ -607,14 +597,14 @@ def _sort_pick(
                 seq.reverse()
             return seq[start : end + 1]
         if isinstance(value, set):
-            return _intset_order(value)[start : end + 1]
+            return iteration_order(value)[start : end + 1]
         index = value.index
         if desc:
             return [index[length - 1 - i][1] for i in range(start, end + 1)]
         return [m for _s, m in index.islice(start, end + 1)]
     # Every element is scored even when LIMIT leaves nothing to output: a bad score is an
     # error whatever the range.
-    elems = _intset_order(value) if isinstance(value, set) else list(value)
+    elems = iteration_order(value) if isinstance(value, set) else list(value)
     return _sorted(get, elems, desc, alpha, sortby, start, end, store, score, now)
 
 
@@ -695,16 +685,11 @@ def _count_live(c: ReadContext, keys: list[bytes]) -> int:
     return n
 
 
-@read_command("exists")
+@read_command("exists", "touch")
 def exists(c: ReadContext, argv: list[bytes]) -> bytes:
-    """EXISTS key [key ...]: a key named twice counts twice."""
-    return reply.integer(_count_live(c, argv[1:]))
-
-
-@read_command("touch")
-def touch(c: ReadContext, argv: list[bytes]) -> bytes:
-    """TOUCH key [key ...]: the keys that exist. The access time it would update is not
-    kept by the relay (see OBJECT IDLETIME), so it has no effect here."""
+    """EXISTS key [key ...]: a key named twice counts twice. TOUCH answers the same: the
+    access time it would update is not kept by the relay (see OBJECT IDLETIME), so it has
+    no effect here."""
     return reply.integer(_count_live(c, argv[1:]))
 
 
@@ -818,9 +803,7 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
     names = [k for k in batch if k in dbd and (match is None or match(k))]
     if want is not None:
         names = [k for k in names if type_name(dbd[k]).lower().encode() == want]
-    names = _drop_expired(c, names)
-    cur = b"%d" % nxt
-    return b"*2\r\n$%d\r\n%b\r\n%b" % (len(cur), cur, reply.bulk_array(names, c.proto))
+    return scan_reply(nxt, _drop_expired(c, names))
 
 
 @read_command("randomkey")
@@ -911,10 +894,6 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
 
 _OBJ_SHARED_INTEGERS = 10_000
 _OBJ_SHARED_REFCOUNT = 2_147_483_647
-_SET_MAX_LISTPACK_ENTRIES = 128
-_LISTPACK_VALUE = 64  # set/zset/hash-max-listpack-value
-_ZSET_MAX_LISTPACK_ENTRIES = 128
-_HASH_MAX_LISTPACK_ENTRIES = 512
 _LIST_MAX_LISTPACK_BYTES = 8192  # list-max-listpack-size -2
 _EMBSTR_SIZE_LIMIT = 44
 _LFU_NOT_SELECTED = (
@@ -930,8 +909,9 @@ def _object_value(c: ReadContext, argv: list[bytes]) -> Value | None:
 
 
 def _is_int_string(v: bytes) -> bool:
-    """`tryObjectEncoding`'s test: up to 20 chars and `string2l` (a long is 64 bits)."""
-    return len(v) <= 20 and parse_int64(v) is not None
+    """`tryObjectEncoding`'s test: up to 20 chars and `string2l` (a long is 64 bits), both
+    checked by `parse_int64`."""
+    return parse_int64(v) is not None
 
 
 def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
@@ -942,10 +922,6 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
         if total > limit:
             break
     return total
-
-
-def _fits_listpack(items: Iterable[bytes], count: int, max_entries: int) -> bool:
-    return count <= max_entries and all(len(x) <= _LISTPACK_VALUE for x in items)
 
 
 def object_encoding(key: bytes, value: Value, server: str, version: tuple[int, int, int],
@@ -978,20 +954,22 @@ def object_encoding(key: bytes, value: Value, server: str, version: tuple[int, i
         return b"quicklist"
     if type(value) is set:
         n = len(value)
-        if n <= _SET_MAX_INTSET_ENTRIES and all(parse_int64(m) is not None for m in value):
+        if n <= SET_MAX_INTSET_ENTRIES and all(parse_int64(m) is not None for m in value):
             return b"intset"
-        if compact_lists and _fits_listpack(value, n, _SET_MAX_LISTPACK_ENTRIES):
+        if compact_lists and n <= SET_MAX_LISTPACK_ENTRIES and all(
+            len(m) <= SET_MAX_LISTPACK_VALUE for m in value
+        ):
             return b"listpack"
         return b"hashtable"
     if isinstance(value, ZSetValue):
-        if _fits_listpack(value, len(value), _ZSET_MAX_LISTPACK_ENTRIES):
+        if len(value) <= ZSET_MAX_LISTPACK_ENTRIES and all(
+            len(m) <= ZSET_MAX_LISTPACK_VALUE for m in value
+        ):
             return b"listpack"
         return b"skiplist"
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
-        if len(h) <= _HASH_MAX_LISTPACK_ENTRIES and all(
-            len(f) <= _LISTPACK_VALUE and len(v) <= _LISTPACK_VALUE for f, v in h.items()
-        ):
+        if is_listpack_hash(h):
             if isinstance(h, HashValue) and h.expires and not valkey:
                 return b"listpackex"  # Redis 7.4+ hash with field TTLs
             return b"listpack"
@@ -1045,52 +1023,23 @@ def object_freq(c: ReadContext, argv: list[bytes]) -> bytes:
     raise ReplyError(_LFU_NOT_SELECTED)
 
 
-def _help(c: ReadContext, argv: list[bytes], lines: tuple[bytes, ...]) -> bytes:
-    """`addReplyHelp`: a header naming the command as sent (upper-cased), the lines, and
-    the HELP footer ("Prints this help." in Redis 7.0, "Print this help." in Valkey)."""
-    valkey = upstream_identity(c.ks)[0] == "valkey"
-    out = [argv[0].upper() + b" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-           *lines, b"HELP", b"    Print this help." if valkey else b"    Prints this help."]
-    return reply.array([reply.simple_string(x) for x in out])
-
-
-_OBJECT_HELP = (
-    b"ENCODING <key>",
-    b"    Return the kind of internal representation used in order to store the value",
-    b"    associated with a <key>.",
-    b"FREQ <key>",
-    b"    Return the access frequency index of the <key>. The returned integer is",
-    b"    proportional to the logarithm of the recent access frequency of the key.",
-    b"IDLETIME <key>",
-    b"    Return the idle time of the <key>, that is the approximated number of",
-    b"    seconds elapsed since the last access to the key.",
-    b"REFCOUNT <key>",
-    b"    Return the number of references of the value associated with the specified",
-    b"    <key>.",
-)
-_MEMORY_HELP = (
-    b"DOCTOR",
-    b"    Return memory problems reports.",
-    b"MALLOC-STATS",
-    b"    Return internal statistics report from the memory allocator.",
-    b"PURGE",
-    b"    Attempt to purge dirty pages for reclamation by the allocator.",
-    b"STATS",
-    b"    Return information about the memory usage of the server.",
-    b"USAGE <key> [SAMPLES <count>]",
-    b"    Return memory in bytes used by <key> and its value. Nested values are",
-    b"    sampled up to <count> times (default: 5, 0 means sample all).",
-)
+def _help(c: ReadContext, container: bytes) -> bytes:
+    """`<container> HELP`: the upstream's own text, captured with its command table. The
+    server answers any other `<container> HELP` with it directly; OBJECT and MEMORY keep
+    theirs registered so that `READ_COMMANDS` covers every subcommand they answer."""
+    text = table_for(upstream_identity(c.ks)[0]).subcommand_help(container)
+    assert text is not None  # both tables carry OBJECT HELP and MEMORY HELP
+    return text
 
 
 @read_command("object|help")
 def object_help(c: ReadContext, argv: list[bytes]) -> bytes:
-    return _help(c, argv, _OBJECT_HELP)
+    return _help(c, b"object")
 
 
 @read_command("memory|help")
 def memory_help(c: ReadContext, argv: list[bytes]) -> bytes:
-    return _help(c, argv, _MEMORY_HELP)
+    return _help(c, b"memory")
 
 
 @read_command("memory|usage")
@@ -1114,7 +1063,7 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
             raise ReplyError(SYNTAX)
     ks = c.ks
     key = argv[2]
-    if ks.unsupported_keys and (c.db, key) in ks.unsupported_keys:
+    if _tainted(ks, c.db, key):
         raise ReplyError(unsupported_key_error(key))
     value = ks.dbs[c.db].get(key)
     if value is None:
@@ -1172,11 +1121,6 @@ def _sampled(total: int, costs: Iterable[int], samples: int) -> int:
         if n >= samples:
             break
     return int(s / n * total) if n else 0
-
-
-def _score_entry(score: float) -> bytes | int:
-    i = double_to_int64(score)
-    return i if i is not None else format_double(score)
 
 
 def memory_usage(key: bytes, value: Value, samples: int, server: str,
@@ -1269,7 +1213,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
         if enc == b"listpack":
             flat: list[bytes | int] = []
             for m, s in value.items():
-                flat += (m, _score_entry(s))
+                flat += (m, zset_score_entry(s))
             return _je(LP_EMPTY_SIZE + sum(len(lp_entry(e)) for e in flat))
         # zset + skiplist + table, the 32-level header node, then per element its sds, a
         # table entry and a skiplist node (1.33 levels on average).

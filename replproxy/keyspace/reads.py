@@ -45,7 +45,6 @@ WRONGTYPE = b"WRONGTYPE Operation against a key holding the wrong kind of value"
 SYNTAX = b"ERR syntax error"
 NOT_INTEGER = b"ERR value is not an integer or out of range"
 NOT_FLOAT = b"ERR value is not a valid float"
-OUT_OF_RANGE = b"ERR index out of range"
 OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
     -(2**63 - 1), 2**63 - 1)  # `getRangeLongFromObjectOrReply` over (-LONG_MAX, LONG_MAX)
 # The reply of a SCAN-family command with nothing to return: cursor 0, no elements.
@@ -157,12 +156,6 @@ def arg_long(raw: bytes, msg: bytes = NOT_INTEGER) -> int:
     return v
 
 
-def is_expired(c: ReadContext, key: bytes, db: int | None = None) -> bool:
-    """Whether `key` exists but its TTL has passed (KEYS/SCAN/RANDOMKEY skip such keys)."""
-    when = c.ks.expires[c.db if db is None else db].get(key)
-    return when is not None and when <= c.now
-
-
 def lookup_string(c: ReadContext, key: bytes) -> bytes | None:
     v = lookup(c, key)
     if v is None or type(v) is bytes:
@@ -212,8 +205,21 @@ def lookup_stream(c: ReadContext, key: bytes) -> StreamValue | None:
 
 def upstream_identity(ks: Keyspace) -> tuple[str, tuple[int, int, int]]:
     """The master's server ("redis" or "valkey") and version, from its snapshot's AUX fields
-    (`valkey-ver` / `redis-ver`); Redis 7.2 when the snapshot said nothing."""
+    (`valkey-ver` / `redis-ver`); Redis 7.2 when the snapshot said nothing.
+
+    Reads ask several times per command, so the answer is kept on the keyspace with the
+    dict it was read from: a snapshot load replaces `loaded_aux` (`KeyspaceLoader.commit`)
+    and nothing edits it in place, so the same dict means the same answer."""
     aux = ks.loaded_aux
+    cached = ks.identity_cache
+    if cached is not None and cached[0] is aux:
+        return cached[1]
+    identity = _parse_identity(aux)
+    ks.identity_cache = (aux, identity)
+    return identity
+
+
+def _parse_identity(aux: dict[bytes, bytes]) -> tuple[str, tuple[int, int, int]]:
     if b"valkey-ver" in aux:
         name, raw = "valkey", aux[b"valkey-ver"]
     else:

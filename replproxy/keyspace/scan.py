@@ -24,6 +24,7 @@ Also here, shared by the *SCAN commands and KEYS:
   `string2ull`; they differ on "", leading blanks and signs).
 - `glob_matcher`: MATCH / KEYS patterns with `stringmatchlen`'s exact semantics, compiled
   to one regular expression so filtering a million names runs at C speed.
+- `scan_reply`: the two-element reply (cursor, elements) every *SCAN command answers.
 - `ScanCursors.key_names`: a recent snapshot of a DB's key names, from which RANDOMKEY
   draws in O(1) (a dict has no random access).
 """
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from replproxy.glob import matcher
 from replproxy.keyspace.reads import ReplyError, upstream_identity
+from replproxy.keyspace.util import c_string
+from replproxy.resp import reply
 
 if TYPE_CHECKING:
     from replproxy.keyspace import Keyspace
@@ -70,8 +73,7 @@ def parse_cursor(raw: bytes, ks: Keyspace | None = None) -> int:
     string is cursor 0, a leading blank is refused, a sign is accepted (`-1` is 2^64-1).
     Valkey (`string2ull`): a plain non-negative integer, else strtoull's reading of it
     (leading blanks, `+`, `-0` and wrapped negatives accepted), but never "" nor `-5`."""
-    nul = raw.find(b"\0")
-    s = raw if nul < 0 else raw[:nul]
+    s = c_string(raw)
     valkey = ks is not None and upstream_identity(ks)[0] == "valkey"
     if valkey:
         if s[:1] == b"-" and s[1:].isdigit() and s[1:2] != b"0" and int(s[1:]) <= 2**63:
@@ -196,6 +198,11 @@ class ScanCursors:
                        if now - v[1] <= max_age and k != ident}
         self._names[ident] = (names, now)
         return names, True
+
+
+def scan_reply(cursor: int, items: list[bytes]) -> bytes:
+    """A SCAN-family reply: the next cursor, then the elements."""
+    return b"*2\r\n$%d\r\n%d\r\n%b" % (len(b"%d" % cursor), cursor, reply.bulk_array(items))
 
 
 def glob_nesting_limit(ks: Keyspace | None) -> bool:

@@ -51,7 +51,7 @@ from replproxy.keyspace.reads import (
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.util import option_word, parse_int
+from replproxy.keyspace.util import c_string, option_word, parse_int
 from replproxy.resp.request import string2ll
 
 _U64 = (1 << 64) - 1
@@ -107,14 +107,10 @@ _OVERFLOW = {b"WRAP": _WRAP, b"SAT": _SAT, b"FAIL": _FAIL}
 
 def _bitfield_type(raw: bytes) -> tuple[bool, int]:
     """`getBitfieldTypeFromArgument`: (signed, bits); i1..i64 or u1..u63."""
-    sign = raw[:1]
-    if sign not in (b"i", b"u"):
-        raise ApplyError(f"invalid bitfield type {raw!r}")
-    bits = parse_int(raw[1:].split(b"\0", 1)[0])
-    signed = sign == b"i"
-    if bits < 1 or bits > (64 if signed else 63):
-        raise ApplyError(f"invalid bitfield type {raw!r}")
-    return signed, bits
+    try:
+        return _read_bitfield_type(raw)
+    except ReplyError:
+        raise ApplyError(f"invalid bitfield type {raw!r}") from None
 
 
 def _legacy_i64(ks: Keyspace) -> bool:
@@ -322,9 +318,7 @@ def _read_bitfield_type(raw: bytes) -> tuple[bool, int]:
     sign = raw[:1]
     if sign != b"i" and sign != b"u":
         raise ReplyError(_BITFIELD_TYPE_ERR)
-    rest = raw[1:]
-    nul = rest.find(b"\0")  # strlen(p+1)
-    bits = string2ll(rest if nul < 0 else rest[:nul])
+    bits = string2ll(c_string(raw[1:]))  # strlen(p+1)
     signed = sign == b"i"
     if bits is None or bits < 1 or bits > (64 if signed else 63):
         raise ReplyError(_BITFIELD_TYPE_ERR)

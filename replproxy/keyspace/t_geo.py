@@ -727,12 +727,8 @@ def fixed4(d: float) -> bytes:
 
 
 def human_coord(x: float, proto: int) -> bytes:
-    """`addReplyHumanLongDouble` of a double: `%.17Lf` without trailing zeros (the long
-    double holds the double exactly, and Python's `%.17f` rounds the exact value as glibc
-    does), `-0` as `0`; a bulk string in RESP2, a double in RESP3."""
-    text = (b"%.17f" % x).rstrip(b"0").rstrip(b".")
-    if text == b"-0":
-        text = b"0"
+    """`addReplyHumanLongDouble` of a double: a bulk string in RESP2, a double in RESP3."""
+    text = reply.format_long_double(x)
     if proto == 2:
         return b"$%d\r\n%b\r\n" % (len(text), text)
     return b",%b\r\n" % text

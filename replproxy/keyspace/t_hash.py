@@ -56,7 +56,7 @@ The scan option parser lives here for HSCAN and is shared with SSCAN; MATCH patt
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import chain
@@ -73,7 +73,7 @@ from replproxy.keyspace.reads import (
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.scan import glob_matcher, parse_cursor
+from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.util import LLONG_MAX, option_word, parse_int
 from replproxy.rdb.model import HashValue
 from replproxy.resp import reply
@@ -546,9 +546,9 @@ def _scan_options_known(c: ReadContext) -> tuple[bool, bool]:
 
 
 def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
-                       ) -> tuple[int, bytes | None, bool]:
+                       ) -> tuple[int, Callable[[bytes], object] | None, bool]:
     """`scanGenericCommand`'s option loop for HSCAN (`is_hash`) and SSCAN, from argv[3]:
-    (count, pattern or None when it matches everything, novalues)."""
+    (count, the MATCH predicate or None when everything matches, novalues)."""
     count = 10
     pattern: bytes | None = None
     novalues = False
@@ -580,13 +580,8 @@ def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
             i += 1
         else:
             raise ReplyError(SYNTAX)
-    if pattern == b"*":
-        pattern = None  # `use_pattern` is off for exactly "*"
-    return count, pattern, novalues
-
-
-def scan_reply(cursor: int, items: list[bytes]) -> bytes:
-    return b"*2\r\n$%d\r\n%d\r\n%b" % (len(b"%d" % cursor), cursor, reply.bulk_array(items))
+    # `use_pattern` is off for exactly "*": `glob_matcher` gives None for it.
+    return count, glob_matcher(pattern, c.ks) if pattern is not None else None, novalues
 
 
 @read_command("hscan")
@@ -595,8 +590,7 @@ def hscan(c: ReadContext, argv: list[bytes]) -> bytes:
     h = lookup_hash(c, argv[1])
     if h is None:
         return EMPTY_SCAN
-    count, pattern, novalues = parse_scan_options(c, argv, is_hash=True)
-    match = glob_matcher(pattern, c.ks) if pattern is not None else None
+    count, match, novalues = parse_scan_options(c, argv, is_hash=True)
     now = c.now
     out: list[bytes] = []
     if is_listpack_hash(h):

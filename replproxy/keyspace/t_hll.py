@@ -653,28 +653,25 @@ def _sparse_ops_exact(value: bytes) -> list[tuple[int, int]]:
 
 def _count_one(value: bytes) -> int:
     """`hllCount` of one stored HLL, or INVALIDOBJ as `hllSparseRegHisto` decides it."""
-    if value[4] == HLL_DENSE:
-        return count_from_histogram(_dense_histogram(dense_registers(value)))
     try:
-        hist = _peek_sparse(value).histogram()
-    except ApplyError:
-        hist = [0] * 64
-        total = 0
-        for run, val in _sparse_ops_exact(value):
-            total += run
-            hist[val] += run
-        if total != HLL_REGISTERS:
-            raise ReplyError(_CORRUPT) from None
+        return hll_count(value)
+    except ApplyError:  # a sparse value the strict parser refused
+        pass
+    hist = [0] * 64
+    total = 0
+    for run, val in _sparse_ops_exact(value):
+        total += run
+        hist[val] += run
+    if total != HLL_REGISTERS:
+        raise ReplyError(_CORRUPT)
     return count_from_histogram(hist)
 
 
 def _merge_registers(value: bytes) -> bytes:
     """The registers `hllMerge` takes the maximum with, or INVALIDOBJ."""
-    if value[4] == HLL_DENSE:
-        return dense_registers(value)
     try:
-        return sparse_registers(value)
-    except ApplyError:
+        return registers(value)
+    except ApplyError:  # a sparse value the strict parser refused
         pass
     regs = bytearray(HLL_REGISTERS)
     i = 0

@@ -35,7 +35,7 @@ Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same values:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
@@ -48,7 +48,7 @@ from replproxy.keyspace.reads import (
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.util import parse_int
+from replproxy.keyspace.util import option_word, parse_int
 from replproxy.keyspace.values import ListValue, list_slice
 from replproxy.resp import reply
 
@@ -354,7 +354,7 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
     last = len(argv) - 1
     j = 3
     while j <= last:
-        opt = argv[j].split(b"\0", 1)[0].lower()  # strcasecmp stops at a NUL
+        opt = option_word(argv[j])
         if opt == b"rank" and j < last:
             j += 1
             rank = arg_long(argv[j])
@@ -393,8 +393,8 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
     return b"*%d\r\n%b" % (len(found), b"".join([b":%d\r\n" % i for i in found]))
 
 
-def _match_positions(lst: Sequence[bytes], ele: bytes, from_tail: bool, maxlen: int, rank: int,
-                     limit: int) -> list[int]:
+def _match_positions(lst: list[bytes] | deque[bytes], ele: bytes, from_tail: bool,
+                     maxlen: int, rank: int, limit: int) -> list[int]:
     """Indexes (from the head) of the rank-th and following matches of `ele`, scanning from
     the head or the tail and looking at no more than `maxlen` elements (0: all); at most
     `limit` of them (0: all)."""

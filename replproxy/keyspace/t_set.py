@@ -54,12 +54,11 @@ from replproxy.keyspace.reads import (
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.scan import glob_matcher, parse_cursor
+from replproxy.keyspace.scan import parse_cursor, scan_reply
 from replproxy.keyspace.t_hash import (
     check_random_reply_size,
     get_random_count,
     parse_scan_options,
-    scan_reply,
 )
 from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, option_word
 from replproxy.resp import reply
@@ -179,7 +178,9 @@ def intset_order(members: set[bytes]) -> list[bytes] | None:
     return out
 
 
-def _ordered(members: set[bytes]) -> list[bytes]:
+def iteration_order(members: set[bytes]) -> list[bytes]:
+    """The members in the order the master iterates them: an intset's ascending order, else
+    the set's own (the master's hash table order is not reproducible)."""
     ordered = intset_order(members)
     return list(members) if ordered is None else ordered
 
@@ -187,7 +188,7 @@ def _ordered(members: set[bytes]) -> list[bytes]:
 def _set_reply(members: set[bytes], proto: int) -> bytes:
     if not members:
         return b"*0\r\n" if proto == 2 else b"~0\r\n"
-    return reply.bulk_set(_ordered(members), proto)
+    return reply.bulk_set(iteration_order(members), proto)
 
 
 @read_command("scard")
@@ -214,7 +215,7 @@ def smembers(c: ReadContext, argv: list[bytes]) -> bytes:
     s = lookup_set(c, argv[1])
     if s is None:
         return b"*0\r\n" if c.proto == 2 else b"~0\r\n"
-    return reply.bulk_set(_ordered(s), c.proto)
+    return reply.bulk_set(iteration_order(s), c.proto)
 
 
 def _lookup_sets(c: ReadContext, keys: Iterable[bytes]) -> list[set[bytes] | None]:
@@ -304,7 +305,7 @@ def srandmember(c: ReadContext, argv: list[bytes]) -> bytes:
         check_random_reply_size(-n)
         return reply.bulk_array(random.choices(list(s), k=abs(n)))
     if n >= len(s):
-        return reply.bulk_array(_ordered(s))  # the whole set, in its order
+        return reply.bulk_array(iteration_order(s))  # the whole set, in its order
     return reply.bulk_array(random.sample(list(s), n))
 
 
@@ -324,7 +325,7 @@ def sscan(c: ReadContext, argv: list[bytes]) -> bytes:
     s = lookup_set(c, argv[1])
     if s is None:
         return EMPTY_SCAN
-    count, pattern, _ = parse_scan_options(c, argv, is_hash=False)
+    count, match, _ = parse_scan_options(c, argv, is_hash=False)
     members: Iterable[bytes] | None = intset_order(s)
     if members is not None or _is_valkey_listpack(c, s):
         if members is None:
@@ -336,7 +337,6 @@ def sscan(c: ReadContext, argv: list[bytes]) -> bytes:
         cursor, members = c.ks.scans.step(cursor, lambda: list(snap), count,
                                                ("sscan", c.db, argv[1]))
         live = s  # drop members removed since the snapshot
-    match = glob_matcher(pattern, c.ks) if pattern is not None else None
     if match is not None:
         members = [m for m in members if match(m)]
     if live is not None:

@@ -215,17 +215,7 @@ def getex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def mset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if len(argv) % 2 == 0:
         raise ApplyError("MSET with an odd number of arguments")
-    # `Keyspace.set` per pair, in bulk: MSET of 10 keys at full speed is the stream's
-    # heaviest string command (a later duplicate key wins, as in Redis).
-    keys = argv[1::2]
-    ks.dbs[db].update(zip(keys, argv[2::2]))
-    expires = ks.expires[db]
-    if expires:
-        for k in keys:
-            expires.pop(k, None)
-    if ks.unsupported_keys or ks.on_key_modified is not None:
-        for k in keys:
-            ks.touched(db, k)
+    ks.set_many(db, argv[1::2], argv[2::2])  # a later duplicate key wins, as in Redis
 
 
 @write_command("msetnx", keys=(1, -1, 2))
@@ -235,8 +225,7 @@ def msetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     dbd = ks.dbs[db]
     if any(argv[i] in dbd for i in range(1, len(argv), 2)):
         return
-    for i in range(1, len(argv), 2):
-        ks.set(db, argv[i], argv[i + 1])
+    ks.set_many(db, argv[1::2], argv[2::2])
 
 
 # ---- in-place edits: the TTL stays ----

@@ -69,6 +69,7 @@ from replproxy.keyspace.values import (
     ZSet,
     fits_listpack,
 )
+from replproxy.rdb.encode import double_to_int64
 from replproxy.rdb.model import ZSetValue
 from replproxy.resp import reply
 from replproxy.resp.reply import DoubleStyle, c_speedup, format_double
@@ -704,17 +705,17 @@ def scored_reply(items: Sequence[tuple[float, bytes]], proto: int, style: Double
         return _EMPTY
     if _C_SCORED is not None and type(items) is list:
         return _C_SCORED(items, proto, style == "g17", _FORMAT_SHORTEST)
-    if style == "g17":
-        # `%.17g` prints inf/-inf as Redis does, and a zset holds no NaN: no need for the
-        # checks of format_double on this hot path.
-        if proto == 2:
-            return reply.bulk_array([x for s, m in items for x in (m, b"%.17g" % s)])
-        return b"*%d\r\n%b" % (len(items), b"".join(
-            [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, b"%.17g" % s) for s, m in items]))
+    # The reference path (no C accelerator): `%.17g` prints inf/-inf as Redis does, and a
+    # zset holds no NaN, so the g17 style needs none of format_double's checks.
+    fmt = _g17 if style == "g17" else _FORMAT_SHORTEST
     if proto == 2:
-        return reply.bulk_array([x for s, m in items for x in (m, format_double(s, style))])
+        return reply.bulk_array([x for s, m in items for x in (m, fmt(s))])
     return b"*%d\r\n%b" % (len(items), b"".join(
-        [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, format_double(s, style)) for s, m in items]))
+        [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, fmt(s)) for s, m in items]))
+
+
+def _g17(score: float) -> bytes:
+    return b"%.17g" % score
 
 
 # ---- ZCARD / ZSCORE / ZMSCORE / ZRANK / ZREVRANK ----
@@ -1073,16 +1074,8 @@ def zintercard_read(c: ReadContext, argv: list[bytes]) -> bytes:
 def listpack_score_text(score: float, style: DoubleStyle) -> bytes:
     """A score as a listpack holds it (`zzlInsertAt`): an integer when `double2ll` takes it
     (so -0 is 0), else the text of `d2string`."""
-    if -4611686018427387904.0 <= score <= 4611686018427387904.0 and score.is_integer():
-        return b"%d" % int(score)
-    return format_double(score, style)
-
-
-def _skiplist_score_text(score: float) -> bytes:
-    # ld2string(LD_STR_AUTO): "%.17Lg" of the double, which prints as "%.17g" does.
-    if score in (math.inf, -math.inf):
-        return b"inf" if score > 0 else b"-inf"
-    return b"%.17g" % score
+    i = double_to_int64(score)
+    return b"%d" % i if i is not None else format_double(score, style)
 
 
 @read_command("zscan")
@@ -1138,6 +1131,7 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
             if match is None or match(member):
                 out.append(member)
                 if not noscores:
-                    out.append(_skiplist_score_text(score))
+                    # ld2string(LD_STR_AUTO): "%.17Lg" of the double, as "%.17g" prints it.
+                    out.append(format_double(score, "g17"))
     cur = b"%d" % nxt
     return b"*2\r\n$%d\r\n%b\r\n%b" % (len(cur), cur, reply.bulk_array(out))

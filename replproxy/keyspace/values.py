@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from sortedcontainers import SortedList
@@ -65,13 +65,11 @@ class ListValue(deque[bytes]):
     __hash__ = None
 
 
-def list_slice(lst: Sequence[bytes] | deque[bytes], start: int, stop: int) -> list[bytes]:
+def list_slice(lst: list[bytes] | deque[bytes], start: int, stop: int) -> list[bytes]:
     """`lst[start:stop]` for 0 <= start <= stop <= len: a deque is walked from the nearer
     end (LRANGE -100 -1 of a long list must not cost the whole list)."""
     if isinstance(lst, list):
         return lst[start:stop]
-    if not isinstance(lst, deque):
-        return list(lst[start:stop])
     n = len(lst)
     if start <= n - stop:
         return list(islice(lst, start, stop))

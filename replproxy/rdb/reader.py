@@ -40,7 +40,6 @@ means the Redis 7.4 release-candidate hash-with-TTL types; types 22-25 are refus
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import struct
 from collections.abc import Callable, Generator, Iterator
@@ -80,6 +79,7 @@ from replproxy.rdb.model import (
     Value,
     ZSetValue,
 )
+from replproxy.speedups import c_function
 
 __all__ = [
     "KeySink",
@@ -115,13 +115,7 @@ _LoadRecords = Callable[
 
 def _load_speedups() -> _LoadRecords | None:
     """The C sink-mode fast path, or None (not built, or REPLPROXY_NO_SPEEDUPS set)."""
-    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        speedups = importlib.import_module("replproxy.rdb._speedups")
-    except ImportError:
-        return None
-    fn: _LoadRecords = speedups.load_records
+    fn: _LoadRecords | None = c_function("replproxy.rdb._speedups", "load_records")
     return fn
 
 

@@ -302,7 +302,7 @@ def _encode_set(
     return RDB_TYPE_SET, b"".join(parts)
 
 
-def _zset_score_entry(score: float) -> enc.Entry:
+def zset_score_entry(score: float) -> enc.Entry:
     # zzlInsertAt: an integral score (double2ll) is appended as an integer, else as d2string.
     i = enc.double_to_int64(score)
     return i if i is not None else enc.format_double(score)
@@ -319,7 +319,7 @@ def _encode_zset(zset: ZSetValue, target: Target, compress: bool) -> tuple[int, 
         flat: list[enc.Entry] = []
         for member, score in ordered:
             flat.append(member)
-            flat.append(_zset_score_entry(score))
+            flat.append(zset_score_entry(score))
         if target.listpacks:
             return RDB_TYPE_ZSET_LISTPACK, enc.rdb_string(enc.listpack(flat), compress)
         return RDB_TYPE_ZSET_ZIPLIST, enc.rdb_string(enc.ziplist(flat), compress)

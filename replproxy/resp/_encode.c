@@ -64,6 +64,20 @@ static char *write_len(char *p, Py_ssize_t n, Py_ssize_t nd)
     return end;
 }
 
+/* "$<n>\r\n<s>\r\n" at p (room for 1 + digits(n) + 2 + n + 2 bytes); returns its end. */
+static char *write_bulk(char *p, const char *s, Py_ssize_t n)
+{
+    *p++ = '$';
+    p = write_len(p, n, digits(n));
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, s, (size_t)n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
 static PyObject *bulks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
@@ -110,15 +124,7 @@ static PyObject *bulks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             p += nlen;
             continue;
         }
-        Py_ssize_t len = PyBytes_GET_SIZE(it);
-        *p++ = '$';
-        p = write_len(p, len, digits(len));
-        *p++ = '\r';
-        *p++ = '\n';
-        memcpy(p, PyBytes_AS_STRING(it), (size_t)len);
-        p += len;
-        *p++ = '\r';
-        *p++ = '\n';
+        p = write_bulk(p, PyBytes_AS_STRING(it), PyBytes_GET_SIZE(it));
     }
     Py_DECREF(fast);
     return out;
@@ -184,6 +190,22 @@ static int canonical_len(const char **p, const char *end, char lead, long long m
     return 1;
 }
 
+/* "$<len>\r\n<data>\r\n" at *p, canonical (see canonical_len) and complete: 1 with the
+ * data's place and length, *p moved past it; else 0. */
+static int canonical_bulk(const char **p, const char *end, long long max, const char **data,
+                          Py_ssize_t *size)
+{
+    const char *q = *p;
+    long long len;
+    if (!canonical_len(&q, end, '$', max, &len) || len > end - q || end - q - len < 2 ||
+        q[len] != '\r' || q[len + 1] != '\n')
+        return 0;
+    *data = q;
+    *size = (Py_ssize_t)len;
+    *p = q + len + 2;
+    return 1;
+}
+
 /* One value as a replica's GET sees it: borrowed, NULL when missing or expired; -1 on error. */
 static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
                   Py_ssize_t klen, PyObject **value)
@@ -217,21 +239,11 @@ static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
     return 0;
 }
 
-static int put_bulk(outbuf *o, PyObject *v)
+static int put_bulk(outbuf *o, const char *s, Py_ssize_t len)
 {
-    Py_ssize_t len = PyBytes_GET_SIZE(v), nd = digits(len);
-    if (out_reserve(o, 1 + nd + 2 + len + 2) < 0)
+    if (out_reserve(o, 1 + digits(len) + 2 + len + 2) < 0)
         return -1;
-    char *p = o->data + o->len;
-    *p++ = '$';
-    p = write_len(p, len, nd);
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, PyBytes_AS_STRING(v), (size_t)len);
-    p += len;
-    *p++ = '\r';
-    *p++ = '\n';
-    o->len = p - o->data;
+    o->len = write_bulk(o->data + o->len, s, len) - o->data;
     return 0;
 }
 
@@ -277,20 +289,20 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
 
     while (p < end) {
         const char *q = p;
-        long long n, len;
+        long long n;
         if (!canonical_len(&q, end, '*', max_mbulk, &n) || n < 2)
             break;
-        if (!canonical_len(&q, end, '$', max_bulk, &len) || len > end - q || end - q - len < 2 ||
-            q[len] != '\r' || q[len + 1] != '\n')
+        const char *name;
+        Py_ssize_t len;
+        if (!canonical_bulk(&q, end, max_bulk, &name, &len))
             break;
         int kind = 0;
-        if (len == 3 && n == 2 && strncasecmp(q, "get", 3) == 0)
+        if (len == 3 && n == 2 && strncasecmp(name, "get", 3) == 0)
             kind = 1;
-        else if (len == 4 && strncasecmp(q, "mget", 4) == 0)
+        else if (len == 4 && strncasecmp(name, "mget", 4) == 0)
             kind = 2;
         if (!kind)
             break;
-        q += len + 2;
         long long nkeys = n - 1;
         if (nkeys > (end - q) / 6)
             break; /* cannot be complete ("$0\r\n\r\n" per key at least): wait for more */
@@ -314,12 +326,8 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         }
         long long i;
         for (i = 0; i < nkeys; i++) {
-            if (!canonical_len(&q, end, '$', max_bulk, &len) || len > end - q || end - q - len < 2 ||
-                q[len] != '\r' || q[len + 1] != '\n')
+            if (!canonical_bulk(&q, end, max_bulk, &ap[i], &al[i]))
                 break;
-            ap[i] = q;
-            al[i] = (Py_ssize_t)len;
-            q += len + 2;
         }
         if (i < nkeys)
             break; /* incomplete (or odd) command: the Python parser takes it from here */
@@ -331,7 +339,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             if (v == NULL)
                 r = out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
             else if (PyBytes_CheckExact(v))
-                r = put_bulk(&o, v);
+                r = put_bulk(&o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
             else
                 r = out_put(&o, WRONGTYPE, (Py_ssize_t)strlen(WRONGTYPE));
             if (r < 0)
@@ -346,7 +354,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
                 if (lookup(db, expires, now, ap[i], al[i], &v) < 0)
                     goto fail;
                 int r = (v != NULL && PyBytes_CheckExact(v))
-                            ? put_bulk(&o, v)
+                            ? put_bulk(&o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
                             : out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
                 if (r < 0)
                     goto fail;
@@ -390,19 +398,12 @@ static Py_ssize_t score_text(double x, int g17, PyObject *fmt, PyObject *score, 
      * styles: `%.17g` prints an integer below 1e17 in fixed notation without a point. */
     if (x == floor(x) && ((g17 && fabs(x) < 1e17) ||
                           (!g17 && fabs(x) <= 4611686018427387904.0))) {
-        long long v = (long long)x;
-        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        /* |x| <= 2**62 here: its magnitude fits a Py_ssize_t. */
+        Py_ssize_t u = (Py_ssize_t)fabs(x);
         char *p = buf;
-        if (v < 0)
+        if (x < 0)
             *p++ = '-';
-        Py_ssize_t nd = 1;
-        for (unsigned long long t = u; t >= 10; t /= 10)
-            nd++;
-        for (Py_ssize_t i = nd - 1; i >= 0; i--) {
-            p[i] = (char)('0' + u % 10);
-            u /= 10;
-        }
-        return (p - buf) + nd;
+        return write_len(p, u, digits(u)) - buf;
     }
     if (g17)
         return snprintf(buf, 64, "%.17g", x);
@@ -453,24 +454,16 @@ static PyObject *scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto fail;
         if (proto != 2 && out_put(&o, "*2\r\n", 4) < 0)
             goto fail;
-        if (put_bulk(&o, PyTuple_GET_ITEM(it, 1)) < 0)
+        PyObject *member = PyTuple_GET_ITEM(it, 1);
+        if (put_bulk(&o, PyBytes_AS_STRING(member), PyBytes_GET_SIZE(member)) < 0)
             goto fail;
-        if (out_reserve(&o, 1 + 20 + 2 + sl + 2) < 0)
-            goto fail;
-        char *p = o.data + o.len;
         if (proto == 2) {
-            *p++ = '$';
-            p = write_len(p, sl, digits(sl));
-            *p++ = '\r';
-            *p++ = '\n';
-        } else {
-            *p++ = ',';
+            if (put_bulk(&o, num, sl) < 0)
+                goto fail;
+        } else if (out_put(&o, ",", 1) < 0 || out_put(&o, num, sl) < 0 ||
+                   out_put(&o, "\r\n", 2) < 0) {
+            goto fail;
         }
-        memcpy(p, num, (size_t)sl);
-        p += sl;
-        *p++ = '\r';
-        *p++ = '\n';
-        o.len = p - o.data;
     }
     PyObject *out = PyBytes_FromStringAndSize(o.data, o.len);
     PyMem_Free(o.data);
@@ -482,33 +475,6 @@ fail:
 }
 
 /* ---- the replication stream's splitter ---- */
-
-/* Command names repeat: the splitter hands out one shared bytes object per spelling seen
- * (at most NAME_CACHE of them), which saves an allocation per command and lets the
- * dispatchers' dict lookups use its cached hash. */
-#define NAME_CACHE 32
-#define NAME_MAX_LEN 24
-static PyObject *name_cache[NAME_CACHE];
-static int name_cache_n;
-
-static PyObject *command_name(const char *s, Py_ssize_t len)
-{
-    if (len <= NAME_MAX_LEN) {
-        for (int i = 0; i < name_cache_n; i++) {
-            PyObject *o = name_cache[i];
-            if (PyBytes_GET_SIZE(o) == len && memcmp(PyBytes_AS_STRING(o), s, (size_t)len) == 0) {
-                Py_INCREF(o);
-                return o;
-            }
-        }
-    }
-    PyObject *o = PyBytes_FromStringAndSize(s, len);
-    if (o != NULL && len <= NAME_MAX_LEN && name_cache_n < NAME_CACHE) {
-        Py_INCREF(o);
-        name_cache[name_cache_n++] = o;
-    }
-    return o;
-}
 
 static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -536,7 +502,7 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
     }
     while (p < end) {
         const char *q = p;
-        long long n, len;
+        long long n;
         if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1)
             break;
         PyObject *argv = PyList_New((Py_ssize_t)n);
@@ -544,17 +510,16 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
             goto fail;
         long long i;
         for (i = 0; i < n; i++) {
-            if (!canonical_len(&q, end, '$', 0x7fffffffffffffffLL, &len) || len > end - q ||
-                end - q - len < 2 || q[len] != '\r' || q[len + 1] != '\n')
+            const char *data;
+            Py_ssize_t len;
+            if (!canonical_bulk(&q, end, 0x7fffffffffffffffLL, &data, &len))
                 break;
-            PyObject *arg = i ? PyBytes_FromStringAndSize(q, (Py_ssize_t)len)
-                              : command_name(q, (Py_ssize_t)len);
+            PyObject *arg = PyBytes_FromStringAndSize(data, len);
             if (arg == NULL) {
                 Py_DECREF(argv);
                 goto fail;
             }
             PyList_SET_ITEM(argv, (Py_ssize_t)i, arg);
-            q += len + 2;
         }
         if (i < n) {
             Py_DECREF(argv);

@@ -39,7 +39,6 @@ value; `round_long_double` rounds an exact value to the x87 80-bit format Redis 
 from __future__ import annotations
 
 import math
-import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -48,6 +47,8 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple, cast
 
 import hiredis
+
+from replproxy.speedups import c_function
 
 __all__ = [
     "CRLF",
@@ -104,13 +105,7 @@ _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 def c_speedup(name: str) -> Any:
     """A function of the C accelerator `replproxy/resp/_encode.c`, or None (not built, or
     REPLPROXY_NO_SPEEDUPS set: the Python paths are the reference)."""
-    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        from replproxy.resp import _encode  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return getattr(_encode, name, None)
+    return c_function("replproxy.resp._encode", name)
 
 
 _C_BULKS = cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None,
@@ -576,6 +571,11 @@ def format_long_double(x: Fraction | Decimal | int | float) -> bytes:
         return b"nan"
     if isinstance(x, float | Decimal) and (x == math.inf or x == -math.inf):
         return b"inf" if x > 0 else b"-inf"
+    if isinstance(x, float):
+        # The long double holds the double exactly, and Python's `%.17f` rounds the exact
+        # value as glibc does: the same text, without the Fraction arithmetic.
+        out = (b"%.17f" % x).rstrip(b"0").rstrip(b".")
+        return b"0" if out == b"-0" else out
     q = Fraction(x)
     scaled = round(q * 10**17)  # printf rounds the exact binary value, ties to even
     if scaled == 0:

@@ -117,7 +117,9 @@ class StreamSplitter:
         scan = self._scan
         buf = scan.buf
         out: list[StreamCommand] = []
-        fast_attempts = _FAST_ATTEMPTS_PER_CALL if scan.use_hiredis else 0
+        # hiredis's lane accepts only canonical commands, like the C splitter: where the C
+        # one stopped (an incomplete command, usually) hiredis would stop too.
+        fast_attempts = _FAST_ATTEMPTS_PER_CALL if scan.use_hiredis and _C_SPLIT is None else 0
         try:
             while scan.pos < len(buf):
                 if _C_SPLIT is not None and scan.at_boundary and buf[scan.pos] == _STAR:
