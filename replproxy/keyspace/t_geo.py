@@ -738,19 +738,24 @@ def _distance(variant: int) -> Callable[[float, float, float, float], float]:
     return distance_v70 if variant >= V70 else distance_v50
 
 
-@read_command("geopos")
-def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
+def _positions(c: ReadContext, argv: list[bytes]) -> list[tuple[float, float] | None]:
+    """GEOPOS / GEOHASH: the position of each member named after the key (None: missing)."""
     zs = lookup_zset(c, argv[1])
     clamp = geo_variant(c.ks) >= V60
+    scores = [zs.get(m) if zs is not None else None for m in argv[2:]]
+    return [None if s is None else decode_score(s, clamp) for s in scores]
+
+
+@read_command("geopos")
+def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
     out = [b"*%d\r\n" % (len(argv) - 2)]
     missing = reply.null_array(c.proto)
-    for member in argv[2:]:
-        score = zs.get(member) if zs is not None else None
-        if score is None:
+    for pos in _positions(c, argv):
+        if pos is None:
             out.append(missing)
-            continue
-        lon, lat = decode_score(score, clamp)
-        out.append(b"*2\r\n%b%b" % (human_coord(lon, c.proto), human_coord(lat, c.proto)))
+        else:
+            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto),
+                                          human_coord(pos[1], c.proto)))
     return b"".join(out)
 
 
@@ -771,16 +776,10 @@ def _geohash_string(lon: float, lat: float) -> bytes:
 
 @read_command("geohash")
 def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
-    zs = lookup_zset(c, argv[1])
-    clamp = geo_variant(c.ks) >= V60
     out = [b"*%d\r\n" % (len(argv) - 2)]
     missing = reply.null(c.proto)
-    for member in argv[2:]:
-        score = zs.get(member) if zs is not None else None
-        if score is None:
-            out.append(missing)
-        else:
-            out.append(b"$11\r\n%b\r\n" % _geohash_string(*decode_score(score, clamp)))
+    for pos in _positions(c, argv):
+        out.append(missing if pos is None else b"$11\r\n%b\r\n" % _geohash_string(*pos))
     return b"".join(out)
 
 
