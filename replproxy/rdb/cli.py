@@ -47,7 +47,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from replproxy.rdb.model import (
@@ -185,7 +184,7 @@ def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(
+    with typer.progressbar(
         length=path.stat().st_size, label=label, file=sys.stderr, show_eta=True
     ) as bar:
         yield bar.update
