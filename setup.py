@@ -1,7 +1,8 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
-`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace, and
-`replproxy.resp._encode` the encoding of client replies. Both are optional:
+`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace,
+`replproxy.resp._encode` the encoding of client replies and the stream's splitting, and
+`replproxy.keyspace._store` MSET's stores. All are optional:
 where it cannot be compiled (no compiler, no Python headers) the install still succeeds and
 the reader uses its pure-Python path. `pip install -e .` builds it in place.
 """
@@ -20,6 +21,12 @@ setup(
         Extension(
             "replproxy.resp._encode",
             sources=["replproxy/resp/_encode.c"],
+            optional=True,
+        ),
+        # MSET's stores with memory prefetching (replproxy.keyspace falls back to dict.update).
+        Extension(
+            "replproxy.keyspace._store",
+            sources=["replproxy/keyspace/_store.c"],
             optional=True,
         ),
     ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 
+from replproxy import keyspace
 from replproxy.keyspace import Keyspace, library_name
-from replproxy.keyspace.values import ZSet
+from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
 
 
@@ -87,3 +89,50 @@ def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -
     assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")
     ks.apply(0, [b"SET", b"doc", b"new"])  # replaced by a write we understand
     assert srv.dispatch(client, [b"GET", b"doc"]) == b"$3\r\nnew\r\n"
+
+
+@pytest.mark.parametrize("store", ["c", "python"])
+def test_mset_stores_are_dict_updates_whatever_the_dict(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MSET's store (the C one prefetches through CPython's dict layout) is exactly
+    `update` plus dropping each key's TTL, at every dict size and with duplicate keys: a
+    dict that resizes mid-batch, keys of other types replaced, a later duplicate winning."""
+    if store == "python":
+        monkeypatch.setattr(keyspace, "_STORE_PAIRS", None)
+    elif keyspace._STORE_PAIRS is None:
+        pytest.skip("the C store is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+    rng = random.Random(7)
+    for trial in range(150):
+        size = rng.choice([1, 5, 100, 3000, 40_000])
+        ks = Keyspace(databases=1)
+        model: dict[bytes, object] = {}
+        for _ in range(rng.randrange(size + 1)):
+            model[b"k%d" % rng.randrange(size)] = b"old"
+        if trial % 3 == 0:
+            model[b"k0"] = ListValue([b"a"])  # another type, replaced
+        ks.dbs[0].update(model)
+        ttls = {k: 1 for k in list(model)[: rng.randrange(len(model) + 1)]}
+        ks.expires[0].update(ttls)
+        argv = [b"MSET"]
+        for _ in range(rng.randrange(1, 400)):
+            argv += [b"k%d" % rng.randrange(size), b"v%d" % rng.randrange(10**6)]
+        ks.apply(0, argv)
+        model.update(zip(argv[1::2], argv[2::2]))
+        for k in argv[1::2]:
+            ttls.pop(k, None)
+        assert ks.dbs[0] == model and list(ks.dbs[0]) == list(model)
+        assert ks.expires[0] == ttls
+    assert not ks.apply_errors
+
+
+def test_the_c_store_refuses_what_is_not_whole_bytes_pairs() -> None:
+    store = keyspace._STORE_PAIRS
+    if store is None:
+        pytest.skip("the C store is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+    d: dict[bytes, bytes] = {}
+    with pytest.raises(ValueError, match="whole"):
+        store(d, {}, [b"MSET", b"k"], 1)
+    with pytest.raises(TypeError, match="bytes"):
+        store(d, {}, [b"MSET", b"k", 1], 1)
+    assert d == {}  # checked before storing anything

@@ -215,7 +215,7 @@ def getex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def mset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if len(argv) % 2 == 0:
         raise ApplyError("MSET with an odd number of arguments")
-    ks.set_many(db, argv[1::2], argv[2::2])  # a later duplicate key wins, as in Redis
+    ks.set_pairs(db, argv, 1)  # a later duplicate key wins, as in Redis
 
 
 @write_command("msetnx", keys=(1, -1, 2))
@@ -225,7 +225,7 @@ def msetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     dbd = ks.dbs[db]
     if any(argv[i] in dbd for i in range(1, len(argv), 2)):
         return
-    ks.set_many(db, argv[1::2], argv[2::2])
+    ks.set_pairs(db, argv, 1)
 
 
 # ---- in-place edits: the TTL stays ----
