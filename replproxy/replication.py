@@ -341,7 +341,7 @@ class Replication:
         applied_offset = self.repl_offset
         applied = 0
         for cmd in commands:
-            argv, raw, end = cmd
+            argv, raw, end, ncommands = cmd
             if multi is not None:
                 multi.append(cmd)
                 if argv and argv[0].lower() == b"exec":
@@ -350,7 +350,7 @@ class Replication:
                     applied_raw.extend([c[1] for c in multi])
                     applied_offset = end
                     self.stats.transactions_applied += 1
-                    applied += len(body)
+                    applied += sum([c[3] for c in multi[1:-1]])
                     multi = None
                 continue
             if argv:
@@ -359,7 +359,7 @@ class Replication:
                     name = _special_name(argv[0])
                 if not name:
                     apply(db, argv)
-                    applied += 1
+                    applied += ncommands
                 elif name == b"multi":
                     multi = [cmd]
                     continue

@@ -18,6 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from replproxy.keyspace import Keyspace
+from replproxy.replication import Replication
 from replproxy.resp import (
     StreamCommand,
     StreamProtocolError,
@@ -399,3 +401,141 @@ def test_real_master_keepalive_ping_is_part_of_the_stream(master: RedisServer) -
     commands, error, _ = split(data, replica.offset)
     assert error is None and [b"ping"] in [c.argv for c in commands]
     check_accounting(data, replica.offset, (commands, error, None))
+
+
+# --- merged runs of plain SETs and MSETs (merge_sets) ---------------------------------------
+
+
+def is_plain_set(argv: list[bytes]) -> bool:
+    name = argv[0].lower() if argv else b""
+    return (name == b"set" and len(argv) == 3) or (
+        name == b"mset" and len(argv) >= 3 and len(argv) % 2 == 1)
+
+
+def check_merged(data: bytes, start: int, merged: Result, plain: Result) -> None:
+    """`merged` is `plain` with runs of plain SET/MSET folded: same bytes, same offsets where
+    items end, the counts add up, and a folded item's MSET holds the run's pairs in order."""
+    check_accounting(data, start, merged)
+    assert merged[1:] == plain[1:]
+    rest = iter(plain[0])
+    for item in merged[0]:
+        run = list(itertools.islice(rest, item.commands))
+        assert len(run) == item.commands >= 1
+        assert b"".join(c.raw for c in run) == item.raw
+        assert run[-1].end_offset == item.end_offset
+        if item.commands == 1:
+            assert item.argv == run[0].argv
+        else:
+            assert all(is_plain_set(c.argv) for c in run)
+            assert item.argv == [b"MSET"] + [a for c in run for a in c.argv[1:]]
+    assert next(rest, None) is None
+
+
+def test_merged_sets_fold_into_one_mset_with_the_count(c_lane: None) -> None:
+    cmds = [[b"SET", b"a", b"1"], [b"set", b"b", b"2"], [b"MSET", b"c", b"3", b"a", b"4"],
+            [b"DEL", b"a"], [b"SET", b"e", b"5"], [b"SET", b"f", b"6", b"EX", b"10"],
+            [b"Set", b"g", b"7"], [b"mset", b"h", b"8"]]
+    data = b"".join(encode_command(a) for a in cmds)
+    items, err, _ = split(data, 10, merge_sets=True)
+    assert err is None
+    if stream._C_SPLIT is None:  # only the C lane merges; the scanner hands out each one
+        assert [c.argv for c in items] == cmds and {c.commands for c in items} == {1}
+        return
+    assert [(c.argv, c.commands) for c in items] == [
+        ([b"MSET", b"a", b"1", b"b", b"2", b"c", b"3", b"a", b"4"], 3),
+        ([b"DEL", b"a"], 1),
+        ([b"SET", b"e", b"5"], 1),  # a lone one stays as it came
+        ([b"SET", b"f", b"6", b"EX", b"10"], 1),  # options: not a plain SET
+        ([b"MSET", b"g", b"7", b"h", b"8"], 2),
+    ]
+    check_merged(data, 10, (items, None, None), split(data, 10))
+
+
+def random_set_stream(rng: random.Random, n: int) -> list[bytes]:
+    """Encoded commands, mostly plain SET/MSET runs, with what must break a run between them:
+    other writes, SETs with options, SELECT, MULTI/EXEC, and encodings only the exact scanner
+    takes (inline, non-canonical)."""
+    keys = [b"k%d" % i for i in range(8)]
+    out: list[bytes] = []
+    for _ in range(n):
+        r = rng.random()
+        k, v = rng.choice(keys), b"v%d" % rng.randrange(1000) * rng.choice([1, 1, 50])
+        if r < 0.35:
+            out.append(encode_command([rng.choice([b"SET", b"set", b"sEt"]), k, v]))
+        elif r < 0.55:
+            pairs = [a for _ in range(rng.randint(1, 4)) for a in (rng.choice(keys), v)]
+            out.append(encode_command([rng.choice([b"MSET", b"mset"]), *pairs]))
+        elif r < 0.62:
+            out.append(encode_command([b"SET", k, v, b"PXAT", b"%d" % (2**41 + rng.randrange(9))]))
+        elif r < 0.67:
+            out.append(encode_command([b"SELECT", b"%d" % rng.randrange(3)]))
+        elif r < 0.72:
+            out.append(encode_command([b"MULTI"]) + encode_command([b"SET", k, v])
+                       + encode_command([b"INCR", b"n"]) + encode_command([b"MSET", k, v])
+                       + encode_command([b"EXEC"]))
+        elif r < 0.77:
+            # A list for a later SET/MSET to replace (as the master does, DEL first).
+            out.append(encode_command([b"DEL", k]) + encode_command([b"LPUSH", k, v]))
+        elif r < 0.82:
+            out.append(encode_command([b"PEXPIREAT", k, b"%d" % (2**41)]))  # a TTL to drop
+        elif r < 0.86:
+            # Not canonical: a header's \r then any byte, a bulk then any two bytes.
+            out.append(b"*3\rX$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nxYZ" % (len(k), k))
+        elif r < 0.89:
+            out.append(b"SET %s inline\r\n" % k)
+        elif r < 0.92:
+            out.append(encode_command([b"MSETNX", k, v]))
+        else:
+            out.append(encode_command([b"DEL", k]))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 2**40), st.lists(st.integers(min_value=0),
+       max_size=12))
+def test_merged_runs_keep_every_byte_offset_and_pair(
+    seed: int, start: int, cuts: list[int]
+) -> None:
+    data = b"".join(random_set_stream(random.Random(seed), 40))
+    chunks = random_chunks(data, cuts)
+    plain = split(data, start)
+    check_merged(data, start, split_chunks(chunks, start, merge_sets=True), plain)
+    check_merged(data, start, split(data, start, merge_sets=True), plain)
+
+
+def test_merging_stops_at_a_bounded_mset() -> None:
+    pairs = [a for i in range(500) for a in (b"k%d" % i, b"v")]
+    data = b"".join(encode_command([b"MSET", *pairs]) for _ in range(200))
+    items, err, _ = split(data, 0, merge_sets=True)
+    assert err is None and sum(c.commands for c in items) == 200
+    if stream._C_SPLIT is not None:
+        assert 1 < len(items) < 200 and max(len(c.argv) for c in items) <= 65536
+    check_merged(data, 0, (items, None, None), split(data, 0))
+
+
+def apply_stream(chunks: list[bytes], merge: bool) -> tuple[Replication, Keyspace]:
+    ks = Keyspace(databases=3)
+    repl = Replication(ks)
+    repl.full_resync("a" * 40, 100, stream_db=0)
+    s = StreamSplitter(100, merge_sets=merge)
+    for chunk in chunks:
+        s.feed(chunk)
+        repl.process(s.next_commands())
+    return repl, ks
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32), st.lists(st.integers(min_value=0), max_size=8))
+def test_a_merged_run_applies_as_its_commands_one_by_one(seed: int, cuts: list[int]) -> None:
+    """Same dataset (values, types replaced, TTLs dropped, last write winning), offsets,
+    backlog and counters as applying every command alone."""
+    data = b"".join(random_set_stream(random.Random(seed), 60))
+    chunks = random_chunks(data, cuts)
+    one, ks_one = apply_stream(chunks, merge=False)
+    merged, ks_merged = apply_stream(chunks, merge=True)
+    assert ks_merged.dbs == ks_one.dbs and ks_merged.expires == ks_one.expires
+    assert merged.repl_offset == one.repl_offset == 100 + len(data)
+    assert merged.backlog.read_from(101) == one.backlog.read_from(101) == data
+    assert merged.stats.commands_applied == one.stats.commands_applied
+    assert merged.stats.transactions_applied == one.stats.transactions_applied
+    assert not ks_merged.apply_errors and not ks_merged.unsupported_commands

@@ -195,7 +195,7 @@ class ReplicaLink:
         """
         self._expect(LinkState.LOADING)
         self.state = LinkState.CONNECTED
-        self._splitter = StreamSplitter(self._stream_offset)
+        self._splitter = StreamSplitter(self._stream_offset, merge_sets=True)
         self.send_ack(self._stream_offset)
         rest = bytes(self._in)
         self._in.clear()
@@ -335,7 +335,7 @@ class ReplicaLink:
             self._events.append(PartialResync(new_id))
             self._stream_offset = self.psync_offset - 1
             self.state = LinkState.CONNECTED
-            self._splitter = StreamSplitter(self._stream_offset)
+            self._splitter = StreamSplitter(self._stream_offset, merge_sets=True)
             rest = bytes(self._in)
             self._in.clear()
             if rest:  # stream bytes can follow the +CONTINUE line in the same packet

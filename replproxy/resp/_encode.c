@@ -27,12 +27,17 @@
  *     (integers as such, 0 and -0, inf) with `fmt(score) -> bytes` for the rest (the
  *     shortest round-trip text, computed in Python).
  *
- * split_commands(buf, pos, offset, cls) -> (commands, pos, offset)
+ * split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset)
  *     The replication stream's fast lane (see `StreamSplitter.next_commands`): the complete,
  *     canonically encoded multibulk commands of `buf` from `pos`, each as
- *     `cls(argv, raw, end_offset)` (`cls` a tuple subclass: StreamCommand), `offset` being
- *     the replication offset of the byte before `pos`. Stops at anything else (inline,
+ *     `cls(argv, raw, end_offset, commands)` (`cls` a tuple subclass: StreamCommand), `offset`
+ *     being the replication offset of the byte before `pos`. Stops at anything else (inline,
  *     `*0`, leading zeros, an incomplete command), which the exact Python scanner takes.
+ *     With `merge_sets`, consecutive SETs without options and MSETs become one item: argv
+ *     ["MSET", k1, v1, k2, v2, ...] with every pair in stream order, raw their bytes
+ *     together, `commands` their number (a lone one is left as it is). Applying
+ *     that MSET is applying them in turn: each stores a string and drops the key's TTL,
+ *     whatever it held, a later pair winning.
  *
  * Optional, like replproxy.rdb._speedups: replproxy.resp.reply works without it.
  */
@@ -476,24 +481,126 @@ fail:
 
 /* ---- the replication stream's splitter ---- */
 
+/* Is the canonical multibulk of `n` arguments at q (just past its "*n\r\n") a SET without
+ * options or an MSET? Peeks at the name only. */
+static int plain_set_at(const char *q, const char *end, long long n)
+{
+    const char *data;
+    Py_ssize_t len;
+    if (n < 3 || n % 2 == 0 || !canonical_bulk(&q, end, 4, &data, &len))
+        return 0;
+    return (len == 3 && n == 3 && strncasecmp(data, "set", 3) == 0) ||
+           (len == 4 && strncasecmp(data, "mset", 4) == 0);
+}
+
+/* A run of plain SET/MSET commands being merged: `argv` is the first command's own argv
+ * while the run has one command, then ["MSET", k1, v1, ...] with every pair in order. */
+typedef struct {
+    PyObject *argv;
+    const char *start;
+    long long count;
+} set_run;
+
+static PyObject *mset_name;
+
+/* Add the command `argv` (a plain SET or MSET starting at p) to the run; steals argv. */
+static int run_add(set_run *run, PyObject *argv, const char *p)
+{
+    if (run->count == 0) {
+        run->argv = argv;
+        run->start = p;
+        run->count = 1;
+        return 0;
+    }
+    if (run->count == 1) {
+        PyObject *first = run->argv;
+        Py_ssize_t n = PyList_GET_SIZE(first);
+        PyObject *merged = PyList_New(n);
+        if (merged == NULL) {
+            Py_DECREF(argv);
+            return -1;
+        }
+        Py_INCREF(mset_name);
+        PyList_SET_ITEM(merged, 0, mset_name);
+        for (Py_ssize_t i = 1; i < n; i++) {
+            PyObject *a = PyList_GET_ITEM(first, i);
+            Py_INCREF(a);
+            PyList_SET_ITEM(merged, i, a);
+        }
+        Py_DECREF(first);
+        run->argv = merged;
+    }
+    int r = 0;
+    for (Py_ssize_t i = 1; i < PyList_GET_SIZE(argv) && r == 0; i++)
+        r = PyList_Append(run->argv, PyList_GET_ITEM(argv, i));
+    Py_DECREF(argv);
+    run->count++;
+    return r;
+}
+
+/* Append one item, cls(argv, raw, end_offset, commands), to out; steals argv. */
+static int emit(PyObject *out, PyTypeObject *cls, PyObject *argv, const char *from,
+                const char *to, long long end_offset, long long count)
+{
+    PyObject *raw = PyBytes_FromStringAndSize(from, to - from);
+    PyObject *endoff = PyLong_FromLongLong(end_offset);
+    PyObject *n = PyLong_FromLongLong(count);
+    PyObject *cmd = cls->tp_alloc(cls, 4);
+    if (raw == NULL || endoff == NULL || n == NULL || cmd == NULL) {
+        Py_XDECREF(raw);
+        Py_XDECREF(endoff);
+        Py_XDECREF(n);
+        Py_XDECREF(cmd);
+        Py_DECREF(argv);
+        return -1;
+    }
+    PyTuple_SET_ITEM(cmd, 0, argv);
+    PyTuple_SET_ITEM(cmd, 1, raw);
+    PyTuple_SET_ITEM(cmd, 2, endoff);
+    PyTuple_SET_ITEM(cmd, 3, n);
+    int r = PyList_Append(out, cmd);
+    Py_DECREF(cmd);
+    return r;
+}
+
+/* Emit the run (its commands end at `to`, offset `end_offset`) and empty it. */
+static int run_flush(set_run *run, PyObject *out, PyTypeObject *cls, const char *to,
+                     long long end_offset)
+{
+    if (run->count == 0)
+        return 0;
+    PyObject *argv = run->argv;
+    long long count = run->count;
+    run->argv = NULL;
+    run->count = 0;
+    return emit(out, cls, argv, run->start, to, end_offset, count);
+}
+
+/* A merged run stops growing at this many arguments: one item stays a bounded list. */
+#define RUN_MAX_ARGS 65536
+
 static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyByteArray_Check(args[0]) || !PyType_Check(args[3]) ||
+    if (nargs != 5 || !PyByteArray_Check(args[0]) || !PyType_Check(args[3]) ||
         !PyType_IsSubtype((PyTypeObject *)args[3], &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "split_commands(buf: bytearray, pos, offset, cls: tuple subclass)");
+        PyErr_SetString(PyExc_TypeError, "split_commands(buf: bytearray, pos, offset, "
+                                         "cls: tuple subclass, merge_sets: bool)");
         return NULL;
     }
     PyTypeObject *cls = (PyTypeObject *)args[3];
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long offset = PyLong_AsLongLong(args[2]);
+    int merge = PyObject_IsTrue(args[4]);
     if (PyErr_Occurred())
+        return NULL;
+    if (mset_name == NULL && (mset_name = PyBytes_FromString("MSET")) == NULL)
         return NULL;
     /* A buffer export pins the bytearray: nothing run by an allocation can resize it. */
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     const char *base = view.buf, *end = base + view.len, *p = base + pos;
+    set_run run = {NULL, NULL, 0};
     PyObject *out = PyList_New(0);
     if (out == NULL || pos < 0 || pos > view.len) {
         if (out != NULL)
@@ -505,6 +612,7 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
         long long n;
         if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1)
             break;
+        int plain_set = merge && plain_set_at(q, end, n);
         PyObject *argv = PyList_New((Py_ssize_t)n);
         if (argv == NULL)
             goto fail;
@@ -525,31 +633,29 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
             Py_DECREF(argv);
             break;
         }
-        PyObject *raw = PyBytes_FromStringAndSize(p, q - p);
-        PyObject *endoff = PyLong_FromLongLong(offset + (q - p));
-        PyObject *cmd = cls->tp_alloc(cls, 3);
-        if (raw == NULL || endoff == NULL || cmd == NULL) {
-            Py_XDECREF(raw);
-            Py_XDECREF(endoff);
-            Py_XDECREF(cmd);
-            Py_DECREF(argv);
+        if (plain_set) {
+            if (run.count && PyList_GET_SIZE(run.argv) + n > RUN_MAX_ARGS &&
+                run_flush(&run, out, cls, p, offset) < 0) {
+                Py_DECREF(argv);
+                goto fail;
+            }
+            if (run_add(&run, argv, p) < 0)
+                goto fail;
+        } else if (run_flush(&run, out, cls, p, offset) < 0 ||
+                   emit(out, cls, argv, p, q, offset + (q - p), 1) < 0) {
             goto fail;
         }
-        PyTuple_SET_ITEM(cmd, 0, argv);
-        PyTuple_SET_ITEM(cmd, 1, raw);
-        PyTuple_SET_ITEM(cmd, 2, endoff);
-        int r = PyList_Append(out, cmd);
-        Py_DECREF(cmd);
-        if (r < 0)
-            goto fail;
         offset += q - p;
         p = q;
     }
+    if (run_flush(&run, out, cls, p, offset) < 0)
+        goto fail;
     Py_ssize_t newpos = p - base;
     PyBuffer_Release(&view);
     return Py_BuildValue("(NnL)", out, newpos, offset);
 
 fail:
+    Py_XDECREF(run.argv);
     Py_XDECREF(out);
     PyBuffer_Release(&view);
     return NULL;
@@ -564,8 +670,8 @@ static PyMethodDef methods[] = {
     {"scored", (PyCFunction)(void (*)(void))scored, METH_FASTCALL,
      "scored(items, proto, g17, fmt) -> a sorted set range with its scores"},
     {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
-     "split_commands(buf, pos, offset, cls) -> (commands, pos, offset): the stream's fast "
-     "lane"},
+     "split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset): the "
+     "stream's fast lane"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,9 +14,13 @@ drops its master link on an inline command ("Master using the inline protocol. D
 inline line is split like a client's and handed out (the brief for a relay: be robust, keep
 every byte).
 
-Speed: runs of complete canonically encoded commands are parsed by hiredis and proved by their
-re-encoding (`raw` is that re-encoding, equal to the stream bytes); partial, inline and
-non-canonical commands go through the exact scanner shared with `request.py`.
+Speed: runs of complete canonically encoded commands are cut by the C splitter (`_encode.c`),
+or, without it, parsed by hiredis and proved by their re-encoding (`raw` is that re-encoding,
+equal to the stream bytes); partial, inline and non-canonical commands go through the exact
+scanner shared with `request.py`. With `merge_sets`, the C splitter hands out a run of
+consecutive plain SETs and MSETs as one MSET item (`commands` says how many it was): at
+full write speed they are the bulk of the stream, and one item costs one dispatch and one
+batch of dict stores instead of one of each per command.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class StreamCommand(NamedTuple):
     argv: list[bytes]
     raw: bytes  # its exact bytes in the stream
     end_offset: int  # replication offset of its last byte
+    # How many of the master's commands this is: more than 1 only for a merged run of plain
+    # SETs and MSETs (`StreamSplitter(merge_sets=True)`), whose argv is then one MSET.
+    commands: int = 1
 
 
 class StreamProtocolError(Exception):
@@ -60,8 +67,9 @@ class StreamProtocolError(Exception):
 # object at C speed (this runs once per stream command).
 _new_command = tuple.__new__
 # The C splitter of canonical commands (`_encode.c`), or None: the scanner below is exact.
-_C_SPLIT: Callable[[bytearray, int, int, type], tuple[list[StreamCommand], int, int]] | None = (
-    c_speedup("split_commands"))
+_C_SPLIT: (
+    Callable[[bytearray, int, int, type, bool], tuple[list[StreamCommand], int, int]] | None
+) = c_speedup("split_commands")
 
 
 class StreamSplitter:
@@ -72,7 +80,8 @@ class StreamSplitter:
     `next_commands()` returns every complete command in order. After a malformed command, the
     commands before it are returned first, then every call raises `StreamProtocolError`.
     `strict_crlf` refuses what Valkey 8.1 refuses: a header `\r` or a bulk not followed by
-    `\r\n` ("invalid CRLF in request").
+    `\r\n` ("invalid CRLF in request"). `merge_sets` lets the C splitter merge runs of plain
+    SETs and MSETs (see the module's docstring); bytes and offsets stay exact.
     """
 
     def __init__(
@@ -82,8 +91,10 @@ class StreamSplitter:
         max_inline: int = PROTO_INLINE_MAX_SIZE,
         strict_crlf: bool = False,
         use_hiredis: bool = True,
+        merge_sets: bool = False,
     ) -> None:
         self._offset = start_offset
+        self._merge_sets = merge_sets
         self._scan = _InputScanner(
             master=True,
             max_bulk_len=0,  # not checked for a master
@@ -124,7 +135,7 @@ class StreamSplitter:
             while scan.pos < len(buf):
                 if _C_SPLIT is not None and scan.at_boundary and buf[scan.pos] == _STAR:
                     split, scan.pos, self._offset = _C_SPLIT(buf, scan.pos, self._offset,
-                                                             StreamCommand)
+                                                             StreamCommand, self._merge_sets)
                     scan.start = scan.pos
                     if split:
                         out.extend(split)
@@ -137,7 +148,8 @@ class StreamSplitter:
                     if cmds:
                         ends = accumulate(map(len, raws), initial=self._offset)
                         next(ends)
-                        out.extend([_new_command(StreamCommand, t) for t in zip(cmds, raws, ends)])
+                        out.extend([_new_command(StreamCommand, (*t, 1))
+                                    for t in zip(cmds, raws, ends)])
                         self._offset = out[-1].end_offset
                         continue
                 argv = scan.parse_one()
@@ -146,7 +158,7 @@ class StreamSplitter:
                 with memoryview(buf) as view:  # one copy, even for a 512 MB value
                     raw = view[scan.start : scan.pos].tobytes()
                 self._offset += len(raw)
-                out.append(_new_command(StreamCommand, (argv, raw, self._offset)))
+                out.append(_new_command(StreamCommand, (argv, raw, self._offset, 1)))
         except _ScanError as e:
             self._error = StreamProtocolError(e.message, self._offset + 1)
         finally:
