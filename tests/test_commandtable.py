@@ -34,6 +34,8 @@ from tests.conftest import KINDS
 from tests.readcheck import RawConnection, reply_end
 from tests.servers import RedisServer, start_server
 
+pytestmark = pytest.mark.client_dialect
+
 SERVER_OF = {"redis7": "redis", "valkey8": "valkey"}
 
 

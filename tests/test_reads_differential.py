@@ -68,6 +68,8 @@ from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, ServerKind, start_server, wait_for
 from tests.workload import Workload
 
+pytestmark = pytest.mark.client_dialect
+
 AGAINST = os.environ.get("READS_DIFF_AGAINST", "relay")
 SEED = int(os.environ.get("READS_DIFF_SEED", "5150"))
 STEPS = int(os.environ.get("READS_DIFF_STEPS", "4000"))

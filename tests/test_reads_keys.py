@@ -34,6 +34,8 @@ from tests.mirror import Mirror, master_value, raw_client
 from tests.readcheck import ReadCheck, reply_end
 from tests.servers import RedisServer, ServerKind, start_server
 
+pytestmark = pytest.mark.client_dialect
+
 SEED = 20240517
 EMPTY_DB = 5
 VOLATILE_DB = 6  # every key has a TTL, all of them passed

@@ -54,6 +54,8 @@ from tests.mirror import Mirror
 from tests.readcheck import Agg, RawConnection, ReadCheck, parse_reply, read_reply
 from tests.servers import RedisServer, ServerKind, available_kinds, start_server
 
+pytestmark = pytest.mark.client_dialect
+
 KINDS = available_kinds()
 U64 = 2**64 - 1
 LLONG_MAX = 2**63 - 1

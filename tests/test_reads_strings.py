@@ -25,6 +25,8 @@ from tests.readcheck import ReadCheck
 from tests.servers import RedisServer, ServerKind, start_server
 from tests.test_keyspace_hll import element_for
 
+pytestmark = pytest.mark.client_dialect
+
 LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 

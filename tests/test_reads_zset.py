@@ -23,6 +23,8 @@ from tests.mirror import Mirror, raw_client
 from tests.readcheck import ReadCheck, reply_end
 from tests.servers import RedisServer, ServerKind, start_server
 
+pytestmark = pytest.mark.client_dialect
+
 # ---- data ----
 
 SPECIAL_SCORES = ["inf", "-inf", "0", "1e-300", "1e300", "0.1", "2.5e-8", "1e21", "-1.5e-7",

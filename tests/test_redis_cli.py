@@ -42,9 +42,12 @@ from tests.servers import RedisServer, ServerKind, start_server, wait_for
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
-pytestmark = pytest.mark.skipif(
-    not Path(REDIS_CLI).exists(), reason="redis-cli (Debian's redis-tools) is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(REDIS_CLI).exists(), reason="redis-cli (Debian's redis-tools) is not installed"
+    ),
+    pytest.mark.client_dialect,
+]
 
 PASSWORD = "pw-for-default"
 ACL_FILE = (

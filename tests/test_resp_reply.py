@@ -244,8 +244,10 @@ KINDS = available_kinds()
 @pytest.fixture(scope="module", params=KINDS, ids=[k.name for k in KINDS])
 def server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     kind: ServerKind = request.param
-    # a skiplist zset keeps -0.0 (a listpack stores an integral score as an integer: 0)
-    s = start_server(kind, extra={"zset-max-listpack-entries": "0"})
+    # a skiplist zset keeps -0.0 (a listpack stores an integral score as an integer: 0);
+    # Redis 5/6 call the compact encoding a ziplist
+    compact = "listpack" if kind.is_valkey or kind.version >= (7, 0) else "ziplist"
+    s = start_server(kind, extra={f"zset-max-{compact}-entries": "0"})
     try:
         yield s
     finally:
@@ -317,6 +319,11 @@ def test_double_text_equals_the_servers_zscore_in_resp2_and_resp3(server: RedisS
             zadd += [repr(x).encode(), m]
         assert raw.replies([zadd]) == [b":%d\r\n" % len(xs)]
         resp2 = raw.replies([[b"ZSCORE", b"doubles", m] for m in members])
+        if not server.kind.is_valkey and server.kind.version < (6, 0):
+            # Redis 5 has no RESP3 (no HELLO): its RESP2 texts are the whole check
+            for x, r2 in zip(xs, resp2):
+                assert (x, r2) == (x, double(x, 2, style))  # type: ignore[arg-type]
+            return
         raw.sock.sendall(encode_command([b"HELLO", b"3"]))
         reader = hiredis.Reader()  # the HELLO map, read with hiredis (nothing follows it)
         reader.feed(raw.buf)

@@ -513,6 +513,7 @@ def test_real_server_accepts_a_count_above_one_million(server: RedisServer) -> N
     server_agrees(server, data, **flavour(server.kind))
 
 
+@pytest.mark.client_dialect
 def test_real_server_unauthenticated_limits(server: RedisServer) -> None:
     s = start_server(server.kind, password="pw")
     try:

@@ -175,6 +175,7 @@ PUBSUB = [
 ]
 
 
+@pytest.mark.client_dialect
 @pytest.mark.parametrize("script", [TRANSACTIONS, CONNECTION, PUBSUB],
                          ids=["transactions", "connection", "pubsub"])
 def test_sessions_match_a_real_replica(
@@ -184,6 +185,7 @@ def test_sessions_match_a_real_replica(
     compare_session(replica, relay, script)
 
 
+@pytest.mark.client_dialect
 @pytest.mark.parametrize("chain", [PURE_PYTHON], indirect=True, ids=["pure-python"])
 def test_sessions_match_on_the_pure_python_paths(
         chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
@@ -249,11 +251,13 @@ def _compare_pipelined_reads(master: RedisServer, replica: RedisServer,
         assert mine == theirs
 
 
+@pytest.mark.client_dialect
 def test_pipelined_reads_match_a_real_replica(
         chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     _compare_pipelined_reads(*chain)
 
 
+@pytest.mark.client_dialect
 def test_hello_shape(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     _, replica, relay = chain
     for proto in ("2", "3"):
@@ -314,6 +318,7 @@ def test_transactions_from_the_master_are_never_half_visible(
         t.join()
 
 
+@pytest.mark.client_dialect
 def test_pubsub_delivers_what_the_master_publishes(
         chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     master, replica, relay = chain
@@ -484,6 +489,7 @@ def test_protocol_error_closes_only_that_client(
         assert not http.buf
 
 
+@pytest.mark.client_dialect
 def test_client_list_kill_and_info(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     _, replica, relay = chain
     me = Session("127.0.0.1", relay.port)
@@ -589,6 +595,7 @@ def _info(raw: bytes) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+@pytest.mark.client_dialect
 def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     """INFO answers every section a replica shows by default; Replication has the replica's
     fields in the replica's order (Redis 7.0's, which monitoring parses by name and order);
