@@ -1,7 +1,8 @@
 """The relay holds exactly the master's data after any workload: the issue's end-to-end proofs.
 
 Oracles: the master's own `DEBUG DIGEST` / `DEBUG DIGEST-VALUE` against the relay process's,
-and a key-by-key dump (type, value, TTL) of an in-process replica built from the same code.
+a key-by-key dump (type, value, TTL) of the master against the relay's, both read over RESP,
+and the same dump of an in-process replica built from the same code.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from tests.mirror import Mirror, compare_with_master
+from tests.mirror import Mirror, compare_servers, compare_with_master
 from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, wait_for
 from tests.workload import Workload
@@ -51,6 +52,8 @@ def assert_same_dataset(master: RedisServer, relay: RelayProcess, timeout: float
                     rd = rc.execute_command("DEBUG", "DIGEST-VALUE", *keys)
                     diffs += [(db, k, mc.type(k)) for k, a, b in zip(keys, md, rd) if a != b]
         raise AssertionError(f"digests {last}; differing keys: {diffs[:20]}") from None
+    # The same, read key by key as a client sees it, against the relay process itself.
+    assert compare_servers(master, relay, range(DBS)) == []
 
 
 def test_workload_leaves_relay_identical_to_master(
