@@ -552,7 +552,7 @@ class RespServer:
                 answer = await pending()
                 if _reply_dropped(c):
                     answer = b""
-                if answer:
+                if answer and self._output_allowed(c, answer):
                     await self._send(c, answer)
                 data = b""  # then run the requests pipelined behind it
             elif c.takeover is not None:
@@ -597,10 +597,14 @@ class RespServer:
                 c.now = now_ms()
                 c.net_in += len(data)
                 parser.feed(data)
+            # The GET/MGET lane can only take whole commands at the head of the input: after
+            # next_requests() has parsed everything complete it has nothing left to take,
+            # unless the parser went one command at a time (an unauthenticated client).
+            try_fast = True
             while not c.closing:
                 todo = c.todo
                 if c.todo_i >= len(todo):
-                    if self._plain(c):
+                    if try_fast and self._plain(c):
                         ks = self.relay.keyspace
                         replies, n, last = parser.string_reads(
                             ks.dbs[c.db], ks.expires[c.db], c.now, reply.null(c.proto))
@@ -611,7 +615,7 @@ class RespServer:
                             c.last_cmd = b"get" if last == 1 else b"mget"
                     # Re-evaluated after every batch: AUTH may have succeeded (Redis parses
                     # unauthenticated clients one command at a time with tighter limits).
-                    parser.auth_required = not c.authed
+                    parser.auth_required = try_fast = not c.authed
                     todo = c.todo = parser.next_requests()
                     c.todo_i = 0
                     if not todo:

@@ -87,7 +87,12 @@ from replproxy.keyspace.t_set import (
     iteration_order,
 )
 from replproxy.keyspace.util import c_string, parse_int
-from replproxy.keyspace.values import ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE, ZSet
+from replproxy.keyspace.values import (
+    ZSET_MAX_LISTPACK_ENTRIES,
+    ZSET_MAX_LISTPACK_VALUE,
+    ZSet,
+    list_slice,
+)
 from replproxy.rdb.dump import dump_payload, parse_dump_payload
 from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
 from replproxy.rdb.model import (
@@ -591,11 +596,10 @@ def _sort_pick(
     if dontsort:
         # Lists and sorted sets keep their own order (reversed by DESC); a set is loaded
         # in iteration order and nothing reverses it.
-        if isinstance(value, list | deque):
-            seq = list(value)
+        if isinstance(value, list | deque):  # only the LIMIT window is copied
             if desc:
-                seq.reverse()
-            return seq[start : end + 1]
+                return list_slice(value, length - 1 - end, length - start)[::-1]
+            return list_slice(value, start, end + 1)
         if isinstance(value, set):
             return iteration_order(value)[start : end + 1]
         index = value.index

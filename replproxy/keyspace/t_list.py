@@ -36,6 +36,7 @@ Reads (`t_list.c`, Redis 7.0 and Valkey 8.1), answered from the same values:
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import (
@@ -149,8 +150,7 @@ def lrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     count = parse_int(argv[2])
     elem = argv[3]
-    before = len(lst)
-    n = before
+    n = len(lst)
     if count == 0:
         kept = [x for x in lst if x != elem]
         if len(kept) != n:
@@ -181,7 +181,7 @@ def lrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             kept = [x for i, x in enumerate(lst) if i not in gone]
             lst.clear()
             lst.extend(kept)
-    if len(lst) != before:
+    if len(lst) != n:
         _emptied(ks, db, key, lst)
 
 
@@ -399,24 +399,27 @@ def _match_positions(lst: list[bytes] | deque[bytes], ele: bytes, from_tail: boo
     the head or the tail and looking at no more than `maxlen` elements (0: all); at most
     `limit` of them (0: all)."""
     n = len(lst)
-    # C-speed pointer copies, so .index() can do the scan.
-    if from_tail:
-        lo = n - maxlen if maxlen and maxlen < n else 0
-        seq = list_slice(lst, lo, n)[::-1]
-    else:
-        seq = list_slice(lst, 0, maxlen if maxlen and maxlen < n else n)
+    span = maxlen if maxlen and maxlen < n else n
+    # One pass from the chosen end, copied in growing chunks so `.index()` scans at C speed
+    # and a match near that end costs a short copy, not the whole list.
+    it = reversed(lst) if from_tail else iter(lst)
     out: list[int] = []
-    matches = 0
-    i = -1
-    index = seq.index
-    while True:
-        try:
-            i = index(ele, i + 1)
-        except ValueError:
-            break
-        matches += 1
-        if matches >= rank:
-            out.append(n - 1 - i if from_tail else i)
-            if limit and len(out) >= limit:
+    matches = base = 0
+    size = 64
+    while base < span:
+        chunk = list(islice(it, min(size, span - base)))
+        i = -1
+        index = chunk.index
+        while True:
+            try:
+                i = index(ele, i + 1)
+            except ValueError:
                 break
+            matches += 1
+            if matches >= rank:
+                out.append(n - 1 - (base + i) if from_tail else base + i)
+                if limit and len(out) >= limit:
+                    return out
+        base += len(chunk)
+        size = min(size * 4, 1 << 16)
     return out

@@ -103,7 +103,7 @@ from replproxy.keyspace.reads import (
     read_command,
     upstream_identity,
 )
-from replproxy.keyspace.util import LLONG_MAX, c_string, parse_int
+from replproxy.keyspace.util import LLONG_MAX, c_string, option_word, parse_int
 from replproxy.rdb.model import (
     StreamConsumer,
     StreamGroup,
@@ -1157,7 +1157,7 @@ def _xrange(c: ReadContext, argv: list[bytes], rev: bool) -> bytes:
     n = len(argv)
     j = 4
     while j < n:
-        if j + 1 < n and c_string(argv[j]).lower() == b"count":
+        if j + 1 < n and option_word(argv[j]) == b"count":
             count = max(arg_long(argv[j + 1]), 0)
             j += 2
         else:
@@ -1205,7 +1205,7 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
     i = 1
     while i < n:
         more = n - i - 1
-        opt = c_string(argv[i]).lower()
+        opt = option_word(argv[i])
         if opt == b"block" and more:
             i += 1
             timeout = _block_timeout(c, argv[i], shapes)
@@ -1322,7 +1322,7 @@ def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
     consumer_name: bytes | None = None
     if n >= 6:
         at = 3
-        if c_string(argv[3]).lower() == b"idle":
+        if option_word(argv[3]) == b"idle":
             minidle = arg_long(argv[4])
             if n < 8:
                 raise ReplyError(SYNTAX)
@@ -1497,10 +1497,10 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     full = bool(opts)
     count = 10  # FULL's default, "so we don't block the server"
     if opts:
-        if len(opts) not in (1, 3) or c_string(opts[0]).lower() != b"full":
+        if len(opts) not in (1, 3) or option_word(opts[0]) != b"full":
             raise _subcommand_error(argv)
         if len(opts) == 3:
-            if c_string(opts[1]).lower() != b"count":
+            if option_word(opts[1]) != b"count":
                 raise _subcommand_error(argv)
             count = arg_long(opts[2])
             if count < 0:

@@ -60,7 +60,7 @@ from replproxy.keyspace.reads import (
     lookup_zset,
     read_command,
 )
-from replproxy.keyspace.scan import glob_matcher, parse_cursor
+from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.util import LLONG_MAX, c_string, option_word, parse_double, parse_int
 from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
@@ -1133,5 +1133,4 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
                 if not noscores:
                     # ld2string(LD_STR_AUTO): "%.17Lg" of the double, as "%.17g" prints it.
                     out.append(format_double(score, "g17"))
-    cur = b"%d" % nxt
-    return b"*2\r\n$%d\r\n%b\r\n%b" % (len(cur), cur, reply.bulk_array(out))
+    return scan_reply(nxt, out)

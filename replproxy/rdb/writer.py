@@ -189,10 +189,8 @@ def encode_object(
     """The RDB object type and encoded value a server of `target` would save for `value`."""
     if isinstance(value, bytes | bytearray | memoryview):
         return RDB_TYPE_STRING, enc.rdb_string(bytes(value), compress)
-    if isinstance(value, list):
+    if isinstance(value, list | deque):  # a deque: the keyspace's ListValue
         return _encode_list(value, target, compress)
-    if isinstance(value, deque):  # the keyspace's ListValue
-        return _encode_list(list(value), target, compress)
     if isinstance(value, set | frozenset):
         return _encode_set(value, target, compress)
     if isinstance(value, ZSetValue):
@@ -216,7 +214,7 @@ def is_empty_collection(value: Value) -> bool:
     return not value and not isinstance(value, bytes | bytearray | memoryview)
 
 
-def _encode_list(items: list[bytes], target: Target, compress: bool) -> tuple[int, bytes]:
+def _encode_list(items: Iterable[bytes], target: Target, compress: bool) -> tuple[int, bytes]:
     if target.listpacks:
         nodes = _quicklist_nodes(items, target.plain_threshold, listpack=True)
         parts = [enc.rdb_length(len(nodes))]
@@ -231,7 +229,7 @@ def _encode_list(items: list[bytes], target: Target, compress: bool) -> tuple[in
 
 
 def _quicklist_nodes(
-    items: list[bytes], plain_threshold: int | None, *, listpack: bool
+    items: Iterable[bytes], plain_threshold: int | None, *, listpack: bool
 ) -> list[tuple[int, bytes]]:
     """Split a list into quicklist nodes the way `quicklistPushTail` fills them (fill -2)."""
     nodes: list[tuple[int, bytes]] = []

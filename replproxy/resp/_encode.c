@@ -610,7 +610,9 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
     while (p < end) {
         const char *q = p;
         long long n;
-        if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1)
+        /* Each argument takes at least 6 bytes ("$0\r\n\r\n"): a count the buffer cannot
+         * hold yet is an incomplete command, left before allocating its argv. */
+        if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1 || n > (end - q) / 6)
             break;
         int plain_set = merge && plain_set_at(q, end, n);
         PyObject *argv = PyList_New((Py_ssize_t)n);
@@ -641,9 +643,13 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
             }
             if (run_add(&run, argv, p) < 0)
                 goto fail;
-        } else if (run_flush(&run, out, cls, p, offset) < 0 ||
-                   emit(out, cls, argv, p, q, offset + (q - p), 1) < 0) {
-            goto fail;
+        } else {
+            if (run_flush(&run, out, cls, p, offset) < 0) {
+                Py_DECREF(argv);
+                goto fail;
+            }
+            if (emit(out, cls, argv, p, q, offset + (q - p), 1) < 0)
+                goto fail;
         }
         offset += q - p;
         p = q;

@@ -137,9 +137,10 @@ class StreamSplitter:
                     split, scan.pos, self._offset = _C_SPLIT(buf, scan.pos, self._offset,
                                                              StreamCommand, self._merge_sets)
                     scan.start = scan.pos
-                    if split:
-                        out.extend(split)
-                        continue
+                    out.extend(split)
+                    # It stops only where it cannot go on: the exact scanner takes that.
+                    if scan.pos >= len(buf):
+                        break
                 if fast_attempts and scan.at_boundary and buf[scan.pos] == _STAR:
                     fast_attempts -= 1
                     cmds, raws, to_the_end = scan.fast_batch()
