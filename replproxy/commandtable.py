@@ -217,7 +217,7 @@ class CommandTable:
         """The table of "redis" or "valkey", read from the package data once per process."""
         table = cls._cache.get(server)
         if table is None:
-            if server not in ("redis", "valkey"):
+            if server not in ("redis", "valkey", "redis-8.2"):
                 raise ValueError(f"no command table for server {server!r}")
             path = resources.files("replproxy").joinpath("data", f"commands-{server}.json.gz")
             data = json.loads(gzip.decompress(path.read_bytes()))
@@ -350,9 +350,12 @@ def _latin1(s: str) -> bytes:
     return s.encode("latin-1")
 
 
-def table_for(server_name: str) -> CommandTable:
-    """The table of the upstream's kind: "valkey" -> Valkey 8.1's, anything else Redis 7.0's."""
-    return CommandTable.load("valkey" if server_name.lower() == "valkey" else "redis")
+def table_for(server_name: str, version: tuple[int, int, int] = (7, 0, 0)) -> CommandTable:
+    """The table of the upstream's kind and version: Valkey 8.1's for Valkey, Redis 8.2's for
+    Redis 8.x, Redis 7.0's for any other Redis."""
+    if server_name.lower() == "valkey":
+        return CommandTable.load("valkey")
+    return CommandTable.load("redis-8.2" if version >= (8, 0, 0) else "redis")
 
 
 # --- error texts ------------------------------------------------------------------------------

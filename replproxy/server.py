@@ -304,9 +304,10 @@ class RespServer:
         self.dstyle = reply.double_style(name, version)
         for c in self.clients.values():
             c.dstyle = self.dstyle
-        if name != self.server_name or not self.entries:
+        table = table_for(name, version)
+        if name != self.server_name or not self.entries or table is not self.table:
             self.server_name = name
-            self.table = table_for(name)
+            self.table = table
             self.entries = _build_entries(self.table)
             # Exact spellings clients send, so the hot path skips `.lower()`; containers
             # (CLIENT, OBJECT...) go through the table's resolution.

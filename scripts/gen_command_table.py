@@ -45,12 +45,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import KINDS  # noqa: E402
 from tests.readcheck import RawConnection, reply_end  # noqa: E402
-from tests.servers import ServerKind, start_server  # noqa: E402
+from tests.servers import ServerKind, all_kinds, start_server  # noqa: E402
 
 DATA_DIR = ROOT / "replproxy" / "data"
-SERVER_NAME = {"redis7": "redis", "valkey8": "valkey"}
+SERVER_NAME = {"redis7": "redis", "valkey8": "valkey", "redis8": "redis"}
+# The data file of each kind: `commands-<stem>.json.gz` (Redis 7.0 keeps the plain "redis").
+FILE_STEM = {"redis7": "redis", "valkey8": "valkey", "redis8": "redis-8.2"}
 
 
 # --- a small RESP2/RESP3 reader ---------------------------------------------------------------
@@ -268,17 +269,18 @@ def main() -> int:
     args = ap.parse_args()
     wanted = args.kind or sorted(SERVER_NAME)
     done = 0
-    for kind in KINDS:
+    kinds = all_kinds()
+    for kind in kinds:
         if kind.name not in wanted:
             continue
         data = capture(kind)
-        path = DATA_DIR / f"commands-{data['server']}.json.gz"
+        path = DATA_DIR / f"commands-{FILE_STEM[kind.name]}.json.gz"
         write(data, path)
         subs = len(data["meta"]) - len(data["commands"])
         print(f"{kind.name} {data['version']}: {len(data['commands'])} commands, {subs} "
               f"subcommands -> {path} ({path.stat().st_size} bytes)")
         done += 1
-    missing = set(wanted) - {k.name for k in KINDS}
+    missing = set(wanted) - {k.name for k in kinds}
     for m in sorted(missing):
         print(f"{m}: server binary not found, skipped", file=sys.stderr)
     return 0 if done else 1

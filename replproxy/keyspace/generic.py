@@ -1031,7 +1031,7 @@ def _help(c: ReadContext, container: bytes) -> bytes:
     """`<container> HELP`: the upstream's own text, captured with its command table. The
     server answers any other `<container> HELP` with it directly; OBJECT and MEMORY keep
     theirs registered so that `READ_COMMANDS` covers every subcommand they answer."""
-    text = table_for(upstream_identity(c.ks)[0]).subcommand_help(container)
+    text = table_for(*upstream_identity(c.ks)).subcommand_help(container)
     assert text is not None  # both tables carry OBJECT HELP and MEMORY HELP
     return text
 
