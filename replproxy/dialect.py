@@ -58,9 +58,11 @@ class MasterDialect:
     @property
     def version_text(self) -> str:
         """`HELLO`'s version and INFO's `redis_version`/`valkey_version` (x.y.z)."""
-        return "%d.%d.%d" % self.version
+        return ".".join(str(n) for n in self.version)
 
-    def at_least(self, redis: tuple[int, ...] | None, valkey: tuple[int, ...] | None = None) -> bool:
+    def at_least(
+        self, redis: tuple[int, ...] | None, valkey: tuple[int, ...] | None = None
+    ) -> bool:
         """Whether this master is at least `redis` (for Redis) or `valkey` (for Valkey);
         None means "never" for that server."""
         want = valkey if self.valkey else redis
