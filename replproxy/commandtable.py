@@ -47,9 +47,9 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from replproxy.args import option_word
+from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
-from replproxy.keyspace.reads import SYNTAX
-from replproxy.keyspace.util import option_word
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 
