@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from replproxy.keyspace import store as keyspace
 from replproxy.keyspace import Keyspace, library_name
+from replproxy.keyspace import store as keyspace
 from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
 
