@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from replproxy.commandtable import CommandSpec, CommandTable, ResolveError, table_for
+from replproxy.commandtable.spec import CommandSpec, ResolveError
+from replproxy.commandtable.table import CommandTable, table_for
 from replproxy.downstream.psync import ReplicaHandshake
 from replproxy.keyspace.reads import (
     READ_COMMANDS,

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from replproxy.commandtable import command_command, unknown_subcommand_error
+from replproxy.commandtable.errors import unknown_subcommand_error
+from replproxy.commandtable.replies import command_command
 from replproxy.downstream.server import cmd_replconf, cmd_sync
 from replproxy.glob import stringmatch
 from replproxy.info import info_text, rss_bytes

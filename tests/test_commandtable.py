@@ -21,13 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from replproxy.commandtable import (
-    CommandSpec,
-    CommandTable,
-    ResolveError,
-    command_command,
-    table_for,
-)
+from replproxy.commandtable.replies import command_command
+from replproxy.commandtable.spec import CommandSpec, ResolveError
+from replproxy.commandtable.table import CommandTable, table_for
 from replproxy.glob import stringmatch
 from replproxy.resp import reply
 from tests.conftest import KINDS

@@ -63,7 +63,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, NamedTuple, cast
 
-from replproxy.commandtable import table_for
+from replproxy.commandtable.table import table_for
 from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import (

@@ -1,0 +1,290 @@
+"""The upstream's command table, as data: load, lookup, `resolve` (the first checks of
+`processCommand`) and the raw COMMAND INFO / DOCS entries of every command.
+
+Sans-I/O: the only I/O is reading a package data file once per table. It never executes
+commands, extracts keys (`keyspecs`) or assembles COMMAND replies (`replies`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from replproxy.commandtable.errors import (
+    arity_error,
+    unknown_command_error,
+    unknown_subcommand_error,
+)
+from replproxy.commandtable.keyspecs import GETKEYS_OF
+from replproxy.commandtable.spec import CommandSpec, KeySpec, ResolveError
+from replproxy.resp import reply
+
+__all__ = ["CommandTable", "table_for"]
+
+
+class CommandTable:
+    """The command table of one server kind ("redis" or "valkey"). Immutable once loaded."""
+
+    _cache: ClassVar[dict[str, CommandTable]] = {}
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.server: str = data["server"]
+        self.version: str = data["version"]
+        meta: Mapping[str, Any] = data["meta"]
+        # Raw entries, by full name and protocol: COMMAND INFO entry, COMMAND DOCS map.
+        self._info: dict[int, dict[bytes, bytes]] = {2: {}, 3: {}}
+        self._docs: dict[int, dict[bytes, bytes]] = {2: {}, 3: {}}
+        self._help = {2: _latin1(data["help2"]), 3: _latin1(data["help3"])}
+        # `<container> HELP` replies, by container name (b"client").
+        self._helps = {k.encode("latin-1"): _latin1(v) for k, v in data.get("helps", {}).items()}
+        self._top: dict[bytes, CommandSpec] = {}
+        # resolve's index: name in lower and upper case -> (spec, its subcommand index).
+        self._lookup: dict[bytes, tuple[CommandSpec, dict[bytes, CommandSpec] | None]] = {}
+        for sname in sorted(data["commands"]):
+            raw = data["commands"][sname]
+            name = sname.encode("latin-1")
+            sub_names: list[bytes] = []
+            for proto in (2, 3):
+                info = _latin1(raw[f"info{proto}"])
+                docs = _latin1(raw[f"docs{proto}"])
+                self._info[proto][name] = info
+                self._docs[proto][name] = docs
+                sub_info = _sub_info_entries(info)
+                self._info[proto].update(sub_info)
+                self._docs[proto].update(_sub_docs_entries(docs))
+                sub_names = sorted(sub_info)
+            subs: dict[bytes, CommandSpec] = {}
+            for full in sub_names:
+                sub = full.partition(b"|")[2]
+                subs[sub] = _spec(full, meta[full.decode("latin-1")], {}, name)
+            spec = _spec(name, meta[sname], subs, None)
+            self._top[name] = spec
+            index = None
+            if subs:
+                index = {}
+                for sub, sspec in subs.items():
+                    index[sub] = index[sub.upper()] = sspec
+            self._lookup[name] = self._lookup[name.upper()] = (spec, index)
+        self._all_info: dict[int, bytes] = {}
+        self._all_docs: dict[int, bytes] = {}
+        names: list[bytes] = []
+        for top in self._top.values():
+            names.append(top.name)
+            names += [s.name for s in top.subcommands.values()]
+        self._list = tuple(names)
+
+    @classmethod
+    def load(cls, server: str) -> CommandTable:
+        """The table of "redis" or "valkey", read from the package data once per process."""
+        table = cls._cache.get(server)
+        if table is None:
+            if server not in ("redis", "valkey", "redis-8.2"):
+                raise ValueError(f"no command table for server {server!r}")
+            path = resources.files("replproxy").joinpath("data", f"commands-{server}.json.gz")
+            data = json.loads(gzip.decompress(path.read_bytes()))
+            table = cls._cache[server] = cls(data)
+        return table
+
+    def __iter__(self) -> Iterator[CommandSpec]:
+        return iter(self._top.values())
+
+    def __len__(self) -> int:
+        return len(self._top)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._top
+
+    def get(self, name: bytes) -> CommandSpec | None:
+        """A top-level command by its lowercase name."""
+        return self._top.get(name)
+
+    def lookup(self, fullname: bytes) -> CommandSpec | None:
+        """`lookupCommandBySds`: "get" or "object|encoding", any case; a container by its own
+        name; None for anything else (more than one `|`, a subcommand of a plain command...).
+        """
+        parts = fullname.lower().split(b"|")
+        if len(parts) > 2 or not fullname:
+            return None
+        base = self._top.get(parts[0])
+        if base is None or len(parts) == 1:
+            return base
+        return base.subcommands.get(parts[1])
+
+    def find(self, argv: Sequence[bytes]) -> CommandSpec | None:
+        """`lookupCommand`: the command or subcommand `argv` names (a container when no
+        subcommand follows), or None. No arity check."""
+        entry = self._lookup.get(argv[0].lower())
+        if entry is None:
+            return None
+        spec, subs = entry
+        if subs is not None and len(argv) > 1:
+            return subs.get(argv[1].lower())
+        return spec
+
+    def resolve(self, argv: Sequence[bytes]) -> CommandSpec | ResolveError:
+        """`processCommand`'s first checks: the command (or subcommand) `argv` names, or the
+        exact error the server replies when it is unknown or has the wrong arity."""
+        entry = self._lookup.get(argv[0])
+        if entry is None:
+            entry = self._lookup.get(argv[0].lower())
+            if entry is None:
+                return ResolveError("unknown_command", unknown_command_error(argv))
+        spec, subs = entry
+        n = len(argv)
+        if subs is not None and n > 1:
+            sub = subs.get(argv[1])
+            if sub is None:
+                sub = subs.get(argv[1].lower())
+                if sub is None:
+                    return ResolveError("unknown_subcommand", unknown_subcommand_error(argv))
+            spec = sub
+        arity = spec.arity
+        if (arity > 0 and n != arity) or n < -arity:
+            return ResolveError("arity", arity_error(spec))
+        return spec
+
+    # --- COMMAND replies ----------------------------------------------------------------------
+
+    def info_entry(self, spec: CommandSpec | None, proto: int) -> bytes:
+        """`addReplyCommandInfo`: the entry of one command, a null for None."""
+        if spec is None:
+            return reply.null(proto)
+        return self._info[proto][spec.name]
+
+    def docs_entry(self, spec: CommandSpec, proto: int) -> bytes:
+        """`addReplyCommandDocs`: the documentation map of one command."""
+        return self._docs[proto][spec.name]
+
+    def all_info(self, proto: int) -> bytes:
+        """`COMMAND` / `COMMAND INFO` without names."""
+        out = self._all_info.get(proto)
+        if out is None:
+            entries = self._info[proto]
+            out = self._all_info[proto] = reply.array([entries[n] for n in self._top])
+        return out
+
+    def all_docs(self, proto: int) -> bytes:
+        """`COMMAND DOCS` without names."""
+        out = self._all_docs.get(proto)
+        if out is None:
+            docs = self._docs[proto]
+            out = self._all_docs[proto] = reply.map_len(len(self._top), proto) + b"".join(
+                reply.bulk(n) + docs[n] for n in self._top
+            )
+        return out
+
+    def help(self, proto: int) -> bytes:
+        return self._help[proto]
+
+    def subcommand_help(self, container: bytes) -> bytes | None:
+        """The server's reply to `<container> HELP` (OBJECT HELP, CLIENT HELP...)."""
+        return self._helps.get(container)
+
+    def full_names(self) -> tuple[bytes, ...]:
+        """Every command and subcommand name, each container followed by its subcommands
+        (the walk of `COMMAND LIST`)."""
+        return self._list
+
+
+def _spec(
+    name: bytes, m: Mapping[str, Any], subs: dict[bytes, CommandSpec], container: bytes | None
+) -> CommandSpec:
+    return CommandSpec(
+        name=name,
+        arity=m["arity"],
+        flags=frozenset(m["flags"]),
+        first_key=m["first_key"],
+        last_key=m["last_key"],
+        key_step=m["key_step"],
+        acl_categories=tuple(m["acl_categories"]),
+        subcommands=MappingProxyType(subs),
+        container=container,
+        key_specs=tuple(KeySpec.from_json(k) for k in m["key_specs"]),
+        tips=tuple(m["tips"]),
+        group=m.get("group") or "",
+        since=m.get("since") or "",
+        doc_flags=tuple(m.get("doc_flags", ())),
+        getkeys_proc=GETKEYS_OF.get(name),
+    )
+
+
+def _latin1(s: str) -> bytes:
+    return s.encode("latin-1")
+
+
+def table_for(server_name: str, version: tuple[int, int, int] = (7, 0, 0)) -> CommandTable:
+    """The table of the upstream's kind and version: Valkey 8.1's for Valkey, Redis 8.2's for
+    Redis 8.x, Redis 7.0's for any other Redis."""
+    if server_name.lower() == "valkey":
+        return CommandTable.load("valkey")
+    return CommandTable.load("redis-8.2" if version >= (8, 0, 0) else "redis")
+
+
+# --- raw entry surgery ------------------------------------------------------------------------
+
+
+def _reply_end(buf: bytes, pos: int) -> int:
+    """Where the (complete) reply at `pos` ends."""
+    nl = buf.index(b"\r\n", pos)
+    kind = buf[pos]
+    after = nl + 2
+    if kind in b"$=!":
+        n = int(buf[pos + 1 : nl])
+        return after if n < 0 else after + n + 2
+    if kind in b"*~>%|":
+        n = int(buf[pos + 1 : nl])
+        if kind in b"%|":
+            n *= 2
+        for _ in range(max(n, 0)):
+            after = _reply_end(buf, after)
+        return _reply_end(buf, after) if kind == ord("|") else after
+    return after
+
+
+def _spans(buf: bytes, pos: int) -> list[tuple[int, int]]:
+    """The (start, end) of each element of the aggregate at `pos` (a map's keys and values
+    alternate)."""
+    nl = buf.index(b"\r\n", pos)
+    n = int(buf[pos + 1 : nl])
+    if buf[pos] == ord("%"):
+        n *= 2
+    out = []
+    at = nl + 2
+    for _ in range(n):
+        end = _reply_end(buf, at)
+        out.append((at, end))
+        at = end
+    return out
+
+
+def _bulk_value(buf: bytes, span: tuple[int, int]) -> bytes:
+    a, b = span
+    return buf[buf.index(b"\r\n", a) + 2 : b - 2]
+
+
+def _sub_info_entries(info: bytes) -> dict[bytes, bytes]:
+    """The subcommand entries inside a COMMAND INFO entry (its 10th element)."""
+    subs_at = _spans(info, 0)[9][0]
+    out = {}
+    for a, b in _spans(info, subs_at):
+        entry = info[a:b]
+        out[_bulk_value(entry, _spans(entry, 0)[0])] = entry
+    return out
+
+
+def _sub_docs_entries(docs: bytes) -> dict[bytes, bytes]:
+    """The subcommand documentation maps inside a COMMAND DOCS map (key "subcommands")."""
+    spans = _spans(docs, 0)
+    for i in range(0, len(spans), 2):
+        if _bulk_value(docs, spans[i]) == b"subcommands":
+            v = docs[spans[i + 1][0] : spans[i + 1][1]]
+            inner = _spans(v, 0)
+            return {
+                _bulk_value(v, inner[j]): v[inner[j + 1][0] : inner[j + 1][1]]
+                for j in range(0, len(inner), 2)
+            }
+    return {}
