@@ -14,7 +14,10 @@ Feature flags are named properties, so a reader sees WHAT differs (`listpack_set
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from replproxy.commandtable.table import CommandTable
 
 ServerName = Literal["redis", "valkey"]
 
@@ -67,6 +70,15 @@ class MasterDialect:
         None means "never" for that server."""
         want = valkey if self.valkey else redis
         return want is not None and self.version >= tuple(want)
+
+    @property
+    def command_table(self) -> CommandTable:
+        """The master's own command table: which commands exist, their arity, COMMAND's
+        replies and the error texts (`commandtable.versions.choose_table` says which table
+        answers for which version)."""
+        from replproxy.commandtable.table import table_for
+
+        return table_for(self.server, self.version)
 
     # ---- named behaviours (add here; never compare versions elsewhere) ----
 

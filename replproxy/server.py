@@ -314,7 +314,7 @@ class RespServer:
             # (CLIENT, OBJECT...) go through the table's resolution.
             self.fast = {}
             for key, e in self.entries.items():
-                if b"|" in key or e.spec.subcommands:
+                if self.table.needs_resolve(e.spec):
                     continue
                 self.fast[key] = self.fast[key.upper()] = e
 

@@ -76,13 +76,42 @@ _KNOWN_FLAGS = {f for f, _ in _FLAG_ORDER}
 
 # `ACLCommandCategories` (acl.c), the same list in every version with key specs.
 _ACL_ORDER = [
-    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
-    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking",
-    "dangerous", "connection", "transaction", "scripting",
-]  # fmt: skip
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+]
 
-_KEY_FLAG_ORDER = ["RO", "RW", "OW", "RM", "ACCESS", "UPDATE", "INSERT", "DELETE", "NOT_KEY",
-                   "INCOMPLETE", "VARIABLE_FLAGS"]  # fmt: skip
+_KEY_FLAG_ORDER = [
+    "RO",
+    "RW",
+    "OW",
+    "RM",
+    "ACCESS",
+    "UPDATE",
+    "INSERT",
+    "DELETE",
+    "NOT_KEY",
+    "INCOMPLETE",
+    "VARIABLE_FLAGS",
+]
 # `addReplyFlagsForKeyArgs` prints these names.
 _KEY_FLAG_NAME = {f: (f if f in ("RO", "RW", "OW", "RM") else f.lower()) for f in _KEY_FLAG_ORDER}
 
@@ -269,25 +298,53 @@ class Command:
             bs, fk = ks["begin_search"], ks["find_keys"]
             out.append(r.bulk("begin_search") + r.map(2) + r.bulk("type"))
             if bs.get("index"):
-                out += [r.bulk("index"), r.bulk("spec"), r.map(1), r.bulk("index"),
-                        r.int(bs["index"]["pos"])]  # fmt: skip
+                out += [
+                    r.bulk("index"),
+                    r.bulk("spec"),
+                    r.map(1),
+                    r.bulk("index"),
+                    r.int(bs["index"]["pos"]),
+                ]
             elif bs.get("keyword"):
                 kw = bs["keyword"]
-                out += [r.bulk("keyword"), r.bulk("spec"), r.map(2), r.bulk("keyword"),
-                        r.bulk(_c(kw["keyword"])), r.bulk("startfrom"), r.int(kw["startfrom"])]  # fmt: skip
+                out += [
+                    r.bulk("keyword"),
+                    r.bulk("spec"),
+                    r.map(2),
+                    r.bulk("keyword"),
+                    r.bulk(_c(kw["keyword"])),
+                    r.bulk("startfrom"),
+                    r.int(kw["startfrom"]),
+                ]
             else:
                 out += [r.bulk("unknown"), r.bulk("spec"), r.map(0)]
             out.append(r.bulk("find_keys") + r.map(2) + r.bulk("type"))
             if fk.get("range"):
                 rg = fk["range"]
-                out += [r.bulk("range"), r.bulk("spec"), r.map(3), r.bulk("lastkey"),
-                        r.int(rg["lastkey"]), r.bulk("keystep"), r.int(rg["step"]),
-                        r.bulk("limit"), r.int(rg["limit"])]  # fmt: skip
+                out += [
+                    r.bulk("range"),
+                    r.bulk("spec"),
+                    r.map(3),
+                    r.bulk("lastkey"),
+                    r.int(rg["lastkey"]),
+                    r.bulk("keystep"),
+                    r.int(rg["step"]),
+                    r.bulk("limit"),
+                    r.int(rg["limit"]),
+                ]
             elif fk.get("keynum"):
                 kn = fk["keynum"]
-                out += [r.bulk("keynum"), r.bulk("spec"), r.map(3), r.bulk("keynumidx"),
-                        r.int(kn["keynumidx"]), r.bulk("firstkey"), r.int(kn["firstkey"]),
-                        r.bulk("keystep"), r.int(kn["step"])]  # fmt: skip
+                out += [
+                    r.bulk("keynum"),
+                    r.bulk("spec"),
+                    r.map(3),
+                    r.bulk("keynumidx"),
+                    r.int(kn["keynumidx"]),
+                    r.bulk("firstkey"),
+                    r.int(kn["firstkey"]),
+                    r.bulk("keystep"),
+                    r.int(kn["step"]),
+                ]
             else:
                 out += [r.bulk("unknown"), r.bulk("spec"), r.map(0)]
         return b"".join(out)
@@ -318,14 +375,22 @@ class Command:
                 put(name, r.bulk(v))
         history = d.get("history") or []
         if history:
-            put("history", r.set(len(history)) + b"".join(
-                r.array(2) + r.bulk(_c(since)) + r.bulk(_c(text)) for since, text in history))  # fmt: skip
+            put(
+                "history",
+                r.set(len(history))
+                + b"".join(
+                    r.array(2) + r.bulk(_c(since)) + r.bulk(_c(text)) for since, text in history
+                ),
+            )
         args = d.get("arguments") or []
         if args:
             put("arguments", _arg_list(r, args, display_text))
         if self.subcommands:
-            put("subcommands", r.map(len(self.subcommands)) + b"".join(
-                r.bulk(s.fullname) + s.docs(r, display_text) for s in self.subcommands))  # fmt: skip
+            put(
+                "subcommands",
+                r.map(len(self.subcommands))
+                + b"".join(r.bulk(s.fullname) + s.docs(r, display_text) for s in self.subcommands),
+            )
         return r.map(len(fields)) + b"".join(fields)
 
     group: str = ""
@@ -490,8 +555,12 @@ def help_footer(src_dir: Path) -> str:
 def help_reply(container: str, lines: list[str], footer: str) -> str:
     """`addReplyHelp` as the capture asked it (`<container> help`, lowercase): a header naming
     the command in upper case, the lines, and the HELP footer, as simple strings."""
-    items = [f"{container.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-             *lines, "HELP", footer]  # fmt: skip
+    items = [
+        f"{container.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        *lines,
+        "HELP",
+        footer,
+    ]
     return f"*{len(items)}\r\n" + "".join(f"+{s}\r\n" for s in items)
 
 

@@ -92,6 +92,8 @@ def canonical_info(entry: bytes) -> bytes:
     if entry[:1] != b"*" or entry.startswith(b"*-1"):
         return entry
     el = spans(entry)
+    if len(el) < 10:  # before Redis 7.0: no subcommands
+        return entry
     sub_at = el[9][0]
     head = entry[:sub_at]
     subs = entry[sub_at:]

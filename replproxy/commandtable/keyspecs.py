@@ -47,7 +47,16 @@ def _atoi(arg: bytes) -> int:
     return _c_int(max(-(2**63), min(v, 2**63 - 1)))
 
 
-def _keys_from_specs(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef] | None:
+# How a keynum spec turns numkeys into the last key (`getKeysUsingKeySpecs`): "int" (Redis
+# 7.0/7.2, Valkey 8: `first + (int)numkeys - 1`, so 4294967298 counts as 2), "long" (Redis
+# 7.4 and 8: no truncation), "valkey9" (`first + (numkeys - 1) * step`, refused outside the
+# int range). `versions.keynum_mode` says which a table uses.
+KeynumMode = str
+
+
+def _keys_from_specs(
+    spec: CommandSpec, argv: Sequence[bytes], keynum: KeynumMode = "int"
+) -> list[KeyRef] | None:
     """`getKeysUsingKeySpecs` (GET_KEYSPEC_DEFAULT): None when a spec is invalid here."""
     argc = len(argv)
     keys: list[KeyRef] = []
@@ -90,7 +99,14 @@ def _keys_from_specs(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef] |
             if numkeys is None or numkeys < 0:
                 return None
             first += ks.firstkey
-            last = first + _c_int(numkeys) - 1
+            if keynum == "int":
+                last = first + _c_int(numkeys) - 1
+            elif keynum == "long":
+                last = first + numkeys - 1
+            else:
+                last = first + (numkeys - 1) * step
+                if not -(2**31) <= last < 2**31:
+                    return None
         else:
             return None
         if last >= argc or last < first or first >= argc:
@@ -169,6 +185,19 @@ def _migrate_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     return [(first + i, ("RW", "access", "delete")) for i in range(num)]
 
 
+def _legacy_migrate_keys(argv: Sequence[bytes]) -> list[KeyRef]:
+    """Redis 5.0 / 6.2 `migrateGetKeys`: no AUTH/AUTH2 skipping, and a KEYS after a
+    non-empty argv[3] is passed over (the search goes on)."""
+    first, num = 3, 1
+    argc = len(argv)
+    if argc > 6:
+        for i in range(6, argc):
+            if option_word(argv[i]) == b"keys" and not argv[3]:
+                first, num = i + 1, argc - i - 1
+                break
+    return [(first + i, _NO_FLAGS) for i in range(num)]
+
+
 def _georadius_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     """`georadiusGetKeys`: the key, and the last STORE/STOREDIST key."""
     stored = -1
@@ -239,7 +268,7 @@ def _bitfield_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     return [(1, ("RO", "access") if readonly else ("RW", "access", "update"))]
 
 
-_GETKEYS_PROCS: dict[str, Callable[[Sequence[bytes]], list[KeyRef]]] = {
+GETKEYS_PROCS: dict[str, Callable[[Sequence[bytes]], list[KeyRef]]] = {
     "sintercard": _generic(0, 1, 2, 1),
     "zunionInterDiffStore": _generic(1, 2, 3, 1),
     "zunionInterDiff": _generic(0, 1, 2, 1),
@@ -251,6 +280,7 @@ _GETKEYS_PROCS: dict[str, Callable[[Sequence[bytes]], list[KeyRef]]] = {
     "sortRO": _sort_ro_keys,
     "sort": _sort_keys,
     "migrate": _migrate_keys,
+    "migrateLegacy": _legacy_migrate_keys,
     "georadius": _georadius_keys,
     "xread": _xread_keys,
     "set": _set_keys,
@@ -300,7 +330,7 @@ def _has_keyspec(specs: Sequence[KeySpec]) -> bool:
     return any("not_key" not in ks.flags for ks in specs)
 
 
-def get_keys(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef]:
+def get_keys(spec: CommandSpec, argv: Sequence[bytes], keynum: KeynumMode = "int") -> list[KeyRef]:
     """`getKeysFromCommandWithSpecs`: the (position, flags) of each key in `argv` (argv[0]
     is the command name; for a subcommand, argv[1] its name; the arity already checked).
     Empty when the arguments are not valid for the key specs and the fallback finds nothing
@@ -309,9 +339,9 @@ def get_keys(spec: CommandSpec, argv: Sequence[bytes]) -> list[KeyRef]:
     has_keyspec = _has_keyspec(specs)
     varflags = any("variable_flags" in ks.flags for ks in specs)
     if has_keyspec and not varflags:
-        keys = _keys_from_specs(spec, argv)
+        keys = _keys_from_specs(spec, argv, keynum)
         if keys is not None:
             return keys
     if spec.getkeys_proc is not None:
-        return _GETKEYS_PROCS[spec.getkeys_proc](argv)
+        return GETKEYS_PROCS[spec.getkeys_proc](argv)
     return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from replproxy.commandtable.keyspecs import get_keys, has_keys
+from replproxy.commandtable.keyspecs import GETKEYS_OF, GETKEYS_PROCS, get_keys, has_keys
 from replproxy.commandtable.spec import ResolveError
 from replproxy.commandtable.table import CommandTable
 from replproxy.glob import stringmatch
@@ -42,6 +42,8 @@ _KEY_FLAG_ORDER = (
 
 def command_command(table: CommandTable, argv: Sequence[bytes], proto: int) -> bytes:
     """The whole COMMAND command (argv[0] is "command" in any case): the encoded reply."""
+    if table.legacy:
+        return legacy_command_command(table, argv, proto)
     r = table.resolve(argv)
     if isinstance(r, ResolveError):
         return reply.error(r.msg)
@@ -80,7 +82,7 @@ def command_docs(table: CommandTable, names: Sequence[bytes], proto: int) -> byt
     for n in names:
         spec = table.lookup(n)
         if spec is not None:
-            parts.append(reply.bulk(spec.name) + table.docs_entry(spec, proto))
+            parts.append(reply.bulk(table.shown(spec.name)) + table.docs_entry(spec, proto))
     return reply.map_len(len(parts), proto) + b"".join(parts)
 
 
@@ -129,7 +131,7 @@ def command_getkeys(
     n, arity = len(cmd_argv), spec.arity
     if (arity > 0 and n != arity) or n < -arity:
         return reply.error(b"ERR Invalid number of arguments specified for command")
-    keys = get_keys(spec, cmd_argv)
+    keys = get_keys(spec, cmd_argv, table.keynum)
     if not keys:
         if "no_mandatory_keys" in spec.flags:
             return reply.array_len(0)
@@ -149,3 +151,66 @@ def _key_flags_reply(flags: tuple[str, ...], proto: int) -> bytes:
     ordered = [f for f in _KEY_FLAG_ORDER if f in flags]
     ordered += [f for f in flags if f not in _KEY_FLAG_ORDER]
     return reply.set_len(len(ordered), proto) + b"".join(b"+%s\r\n" % f.encode() for f in ordered)
+
+
+# --- before Redis 7.0 -------------------------------------------------------------------------
+
+
+def legacy_command_command(table: CommandTable, argv: Sequence[bytes], proto: int) -> bytes:
+    """Redis 5.0 / 6.2 `commandCommand`: HELP (alone), no argument, INFO, COUNT (alone),
+    GETKEYS; anything else is the subcommand syntax error. No DOCS, LIST, GETKEYSANDFLAGS."""
+    n = len(argv)
+    sub = option_word(argv[1]) if n > 1 else b""
+    if n == 2 and sub == b"help":
+        return table.help(proto)
+    if n == 1:
+        return table.all_info(proto)
+    if sub == b"info":
+        # `dictFetchValue(server.commands, name)`: the whole name, any case; 5.0 answers
+        # an unknown one with a null bulk, 6.2 with RESP3's null.
+        return reply.array([table.info_entry(table.get(name.lower()), proto) for name in argv[2:]])
+    if sub == b"count" and n == 2:
+        return reply.integer(len(table))
+    if sub == b"getkeys" and n >= 3:
+        return _legacy_getkeys(table, argv[2:])
+    return reply.error(table.legacy_subcommand_error(argv))
+
+
+# The `*GetKeys` functions that changed in 7.0, by their 7.0 name: the older one.
+_LEGACY_PROCS = {"migrate": "migrateLegacy"}
+
+
+def _legacy_getkeys(table: CommandTable, cmd_argv: Sequence[bytes]) -> bytes:
+    """COMMAND GETKEYS before 7.0: the legacy (first, last, step) range, or the command's
+    `*GetKeys` function where it has one (its COMMAND INFO says movablekeys): those are
+    7.0's key specs and fallbacks (the same positions for the commands 5.0/6.2 have)."""
+    spec = table.get(cmd_argv[0].lower())
+    if spec is None:
+        return reply.error(b"ERR Invalid command specified")
+    movable = "movablekeys" in spec.flags
+    if not movable and spec.first_key == 0:
+        return reply.error(b"ERR The command has no key arguments")
+    n, arity = len(cmd_argv), spec.arity
+    if (arity > 0 and n != arity) or n < -arity:
+        return reply.error(b"ERR Invalid number of arguments specified for command")
+    if movable:
+        proc_name = GETKEYS_OF.get(spec.name, "")
+        proc = GETKEYS_PROCS.get(_LEGACY_PROCS.get(proc_name, proc_name))
+        if proc is not None:  # the same functions, keys in the same order
+            positions = [pos for pos, _ in proc(cmd_argv)]
+            if not positions and proc_name == "migrate" and table.version.startswith("5."):
+                return reply.array_len(0)  # 5.0 tests the array (never NULL here), not its size
+        else:
+            modern = CommandTable.load("redis-7.0").find(cmd_argv)
+            positions = [pos for pos, _ in get_keys(modern, cmd_argv)] if modern else []
+    else:
+        # `getKeysUsingCommandTable`
+        last = spec.last_key if spec.last_key >= 0 else n + spec.last_key
+        positions = list(range(spec.first_key, last + 1, spec.key_step))
+        if positions and positions[-1] >= n:
+            positions = []
+        elif not positions and table.version.startswith("5."):
+            return reply.array_len(0)  # 5.0 checks the array, not the count
+    if not positions:
+        return reply.error(b"ERR Invalid arguments specified for command")
+    return reply.bulk_array([cmd_argv[p] for p in positions])
