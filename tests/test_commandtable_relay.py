@@ -97,8 +97,13 @@ def test_the_relay_uses_its_masters_table(pair: Pair) -> None:
 
 
 def test_command_count_and_help(pair: Pair) -> None:
-    for argv in (["command", "count"], ["COMMAND", "HELP"], ["command", "help", "x"],
-                 ["command", "count", "x"], ["command", "nosuch"]):
+    for argv in (
+        ["command", "count"],
+        ["COMMAND", "HELP"],
+        ["command", "help", "x"],
+        ["command", "count", "x"],
+        ["command", "nosuch"],
+    ):
         pair.same(argv)
 
 
@@ -160,8 +165,9 @@ def test_command_getkeys(pair: Pair) -> None:
             pair.same([b"command", sub, *_split(case)])
 
 
-@pytest.mark.parametrize("argv", UNKNOWN_COMMANDS + UNKNOWN_SUBCOMMANDS,
-                         ids=lambda a: repr(b" ".join(a)[:40]))
+@pytest.mark.parametrize(
+    "argv", UNKNOWN_COMMANDS + UNKNOWN_SUBCOMMANDS, ids=lambda a: repr(b" ".join(a)[:40])
+)
 def test_unknown_command_and_subcommand_errors(pair: Pair, argv: list[bytes]) -> None:
     pair.same(argv)
 
