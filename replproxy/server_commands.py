@@ -10,6 +10,7 @@ fields), `c.srv.valkey` picks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,6 +28,8 @@ from replproxy.resp.request import string2ll
 
 if TYPE_CHECKING:
     from replproxy.server import Client
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[["Client", list[bytes]], bytes]
 SERVER_COMMANDS: dict[bytes, Handler] = {}
@@ -612,6 +615,17 @@ def cmd_dbsize(c: Client, argv: list[bytes]) -> bytes:
 @command("lastsave")
 def cmd_lastsave(c: Client, argv: list[bytes]) -> bytes:
     return reply.integer(int(c.srv.relay.persistence.lastsave))
+
+
+@command("post", "host:")
+def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
+    """`securityWarningCommand`: before Redis 7.0, POST and HOST: are commands of the
+    table (7.0 catches them as unknown commands, `RespServer._resolve_error`). Either way
+    an HTTP request on the RESP port closes the connection without a reply."""
+    log.warning("possible security attack: %r sent to the client port by %s; "
+                "connection closed", argv[0], c.addr)
+    c.closing = True
+    return b""
 
 
 @command("command")

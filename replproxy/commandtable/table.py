@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -92,6 +93,11 @@ class CommandTable:
             if self.legacy:
                 subs = self._routing_subcommands(name)
             spec = _spec(name, meta[sname], subs, None, self._implied_flags(name))
+            if self.legacy and name == b"auth" and spec.arity == 2:
+                # Redis 5.0's AUTH takes only a password; the relay's users (--aclfile) are
+                # its own on every master, so `AUTH user pass` stays possible (COMMAND INFO
+                # still prints 5.0's arity: that is the raw entry).
+                spec = replace(spec, arity=-2)
             self._top[name] = spec
             index = None
             if subs:
