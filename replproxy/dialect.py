@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from replproxy.commandtable.table import CommandTable, table_for
+
 ServerName = Literal["redis", "valkey"]
 
 # What the relay takes a master for until a snapshot names it, and a snapshot without a
@@ -76,6 +78,13 @@ class MasterDialect:
         None means "never" for that server."""
         want = valkey if self.valkey else redis
         return want is not None and self.version >= tuple(want)
+
+    @property
+    def command_table(self) -> CommandTable:
+        """The master's own command table: which commands exist, their arity, COMMAND's
+        replies and the error texts (`commandtable.versions.choose_table` says which table
+        answers for which version)."""
+        return table_for(self.server, self.version)
 
     # ---- named behaviours (add here; never compare versions elsewhere) ----
     # Each says what differs and since when, with the change that introduced it.

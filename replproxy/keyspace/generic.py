@@ -64,7 +64,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple, cast
 
 from replproxy.args import c_string, parse_int
-from replproxy.commandtable import table_for
+from replproxy.commandtable.table import table_for
 from replproxy.dialect import MasterDialect
 from replproxy.errors import SYNTAX
 from replproxy.keyspace.pqsort import pqsort

@@ -10,10 +10,12 @@ fields), the master's dialect (`c.ks.dialect`) picks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-from replproxy.commandtable import command_command, unknown_subcommand_error
+from replproxy.commandtable.errors import unknown_subcommand_error
+from replproxy.commandtable.replies import command_command
 from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
 from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
@@ -24,6 +26,8 @@ from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 from replproxy.session.client import ClientSession, ShutdownWait
+
+log = logging.getLogger("replproxy.session")
 
 # Handlers take the session (named `c`, Redis's `client *c`).
 Client = ClientSession
@@ -610,6 +614,17 @@ def cmd_dbsize(c: Client, argv: list[bytes]) -> bytes:
 @command("lastsave")
 def cmd_lastsave(c: Client, argv: list[bytes]) -> bytes:
     return reply.integer(int(c.hub.view.persistence.lastsave))
+
+
+@command("post", "host:")
+def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
+    """`securityWarningCommand`: before Redis 7.0, POST and HOST: are commands of the
+    table (7.0 catches them as unknown commands, `SessionHub._resolve_error`). Either way
+    an HTTP request on the RESP port closes the connection without a reply."""
+    log.warning("possible security attack: %r sent to the client port by %s; "
+                "connection closed", argv[0], c.addr)
+    c.closing = True
+    return b""
 
 
 @command("command")

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from replproxy.auth import Users
-from replproxy.commandtable import CommandSpec, CommandTable, ResolveError, table_for
+from replproxy.commandtable.spec import CommandSpec, ResolveError
+from replproxy.commandtable.table import CommandTable
 from replproxy.errors import ReplyError
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
@@ -244,8 +245,7 @@ class SessionHub:
 
     def dialect_changed(self) -> None:
         """A snapshot loaded: follow the master's kind and version (its command table)."""
-        d = self.keyspace.dialect
-        table = table_for(d.server, d.version)
+        table = self.keyspace.dialect.command_table
         if self.entries and table is self.table:
             return
         self.table = table
@@ -254,7 +254,7 @@ class SessionHub:
         # (CLIENT, OBJECT...) go through the table's resolution.
         self.fast = {}
         for key, e in self.entries.items():
-            if b"|" in key or e.spec.subcommands:
+            if table.needs_resolve(e.spec):
                 continue
             self.fast[key] = self.fast[key.upper()] = e
 
