@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from replproxy.keyspace import ApplyError, Keyspace
-from replproxy.keyspace.generic import _sort_score, duplicate
+from replproxy.keyspace.keys import duplicate
+from replproxy.keyspace.sort import _sort_score
 from replproxy.keyspace.values import ZSet
 from replproxy.rdb.dump import dump_payload
 from replproxy.rdb.model import (

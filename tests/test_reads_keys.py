@@ -1,4 +1,4 @@
-"""Generic key reads (keyspace/generic.py, keyspace/scan.py) judged against a real master.
+"""Generic key reads (keyspace/keys.py, keyspace/scan.py) judged against a real master.
 
 One master per server kind for the whole module, holding a seeded random keyspace of every
 type (small and big encodings, binary and glob-hostile names, the empty name), keys with

@@ -37,13 +37,14 @@ import pytest
 
 from replproxy.args import now_ms
 from replproxy.keyspace import Keyspace
+from replproxy.keyspace.internals import rax_nodes as _rax_nodes
 from replproxy.keyspace.reads import (
     READ_COMMANDS,
     BlockingRead,
     ReadContext,
     ReplyError,
 )
-from replproxy.keyspace.t_stream import _node_keys, _rax_nodes
+from replproxy.keyspace.t_stream import _node_keys
 from replproxy.rdb.model import StreamValue
 from replproxy.rdb.reader import _read_len, _read_string
 from replproxy.resp import reply

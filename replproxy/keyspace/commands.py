@@ -4,7 +4,9 @@ The package imports it: importing anything from `replproxy.keyspace` gives the f
 """
 
 # Imported for their registrations.
-import replproxy.keyspace.generic
+import replproxy.keyspace.keys
+import replproxy.keyspace.object
+import replproxy.keyspace.sort
 import replproxy.keyspace.t_bitmap
 import replproxy.keyspace.t_function
 import replproxy.keyspace.t_geo

@@ -94,6 +94,7 @@ from typing import cast
 
 from replproxy.args import LLONG_MAX, c_string, option_word, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace.internals import StreamLayout, rax_nodes
 from replproxy.keyspace.reads import (
     BlockingRead,
     ReadContext,
@@ -317,7 +318,7 @@ class _ReadCache:
 
     def __init__(self) -> None:
         self.ids: list[StreamID] | None = None
-        self.layout: _Layout | None = None
+        self.layout: StreamLayout | None = None
 
     def added(self, sid: StreamID, fields: list[tuple[bytes, bytes]]) -> None:
         """XADD: `sid` is above every ID."""
@@ -1465,7 +1466,7 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
         reply.map_len((9 if full else 10) if shapes.meta else (6 if full else 7), proto),
         b"$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
         b"$16\r\nradix-tree-nodes\r\n:%d\r\n$17\r\nlast-generated-id\r\n%b"
-        % (s.length, len(nodes), _rax_nodes(nodes), _id_bulk(s.last_id)),
+        % (s.length, len(nodes), rax_nodes(nodes), _id_bulk(s.last_id)),
     ]
     if shapes.meta:
         out.append(
@@ -1532,90 +1533,6 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
 
 # ---- XINFO STREAM's radix-tree-keys / radix-tree-nodes ----
 
-# The defaults of stream-node-max-bytes / stream-node-max-entries (the master's own settings
-# are not known here).
-_NODE_MAX_BYTES = 4096
-_NODE_MAX_ENTRIES = 100
-
-
-def _lp_int_size(v: int) -> int:
-    """Bytes of a listpack integer entry (`lpEncodeIntegerGetType` + the backlen byte)."""
-    if 0 <= v <= 127:
-        return 2
-    if -4096 <= v <= 4095:
-        return 3
-    if -0x8000 <= v <= 0x7FFF:
-        return 4
-    if -0x800000 <= v <= 0x7FFFFF:
-        return 5
-    if -0x80000000 <= v <= 0x7FFFFFFF:
-        return 6
-    return 10
-
-
-def _lp_size(b: bytes) -> int:
-    """Bytes of a listpack entry holding `b` (`lpAppend`: integers when canonical)."""
-    n = len(b)
-    if n and n <= 20 and b[0] in b"-0123456789":
-        v = string2ll(b)
-        if v is not None:
-            return _lp_int_size(v)
-    body = n + (1 if n < 64 else 2 if n < 4096 else 5)
-    return body + (1 if body <= 127 else 2 if body < 16383 else 3 if body < 2097151
-                   else 4 if body < 268435455 else 5)
-
-
-def _i64(v: int) -> int:
-    """A uint64 difference as the int64 Redis appends to the listpack."""
-    v &= UINT64_MAX
-    return v - (1 << 64) if v >> 63 else v
-
-
-class _Layout:
-    """The listpack nodes `streamAppendItem` builds: their master IDs, and the tail node's
-    state (entries, bytes, master ID and fields) to place the next XADD."""
-
-    __slots__ = ("count", "keys", "lp_bytes", "master_fields", "master_id")
-
-    def __init__(self) -> None:
-        self.keys: list[StreamID] = []
-        self.count = 0
-        self.lp_bytes = 0
-        self.master_id = ZERO_ID
-        self.master_fields: list[bytes] = []
-
-    def append(self, sid: StreamID, fields: list[tuple[bytes, bytes]]) -> None:
-        totelelen = sum([len(f) + len(v) for f, v in fields])
-        if self.count and (
-            self.lp_bytes + totelelen >= _NODE_MAX_BYTES or self.count >= _NODE_MAX_ENTRIES
-        ):
-            self.count = 0
-        if not self.count:
-            self.keys.append(sid)
-            self.master_id = sid
-            master_fields = self.master_fields = [f for f, _ in fields]
-            # Header and end byte (7), then the master entry: count, deleted, #fields,
-            # fields..., 0 (the counters stay one-byte integers: at most 100 entries).
-            self.lp_bytes = 7 + 6 + _lp_int_size(len(master_fields))
-            self.lp_bytes += sum([_lp_size(f) for f in master_fields])
-            same = True
-        else:
-            master_fields = self.master_fields
-            same = len(fields) == len(master_fields) and all(
-                f == m for (f, _), m in zip(fields, master_fields)
-            )
-        master = self.master_id
-        # flags, ms and seq deltas, the values (SAMEFIELDS) or #fields and the pairs,
-        # then the entry's own element count.
-        size = 2 + _lp_int_size(_i64(sid[0] - master[0])) + _lp_int_size(_i64(sid[1] - master[1]))
-        if same:
-            size += sum([_lp_size(v) for _, v in fields]) + _lp_int_size(len(fields) + 3)
-        else:
-            size += _lp_int_size(len(fields)) + _lp_int_size(2 * len(fields) + 4)
-            size += sum([_lp_size(f) + _lp_size(v) for f, v in fields])
-        self.lp_bytes += size
-        self.count += 1
-
 
 def _node_keys(s: StreamValue) -> list[StreamID]:
     """The master IDs of the listpack nodes holding the stream, as `streamAppendItem` lays
@@ -1628,45 +1545,8 @@ def _node_keys(s: StreamValue) -> list[StreamID]:
     """
     rc = _read_cache(s)
     if rc.layout is None:
-        layout = _Layout()
+        layout = StreamLayout()
         for sid, fields in s.entries.items():
             layout.append(sid, fields)
         rc.layout = layout
     return rc.layout.keys
-
-
-def _rax_nodes(keys: list[StreamID]) -> int:
-    """`rax->numnodes` of a rax holding these keys (16-byte big-endian IDs, sorted).
-
-    rax keeps itself compressed: each run of single-child nodes is one node, so the count is
-    that of the compact trie - one node per branching point, one per edge longer than its
-    first byte (the rest of the edge), one per key, and the head.
-    """
-    if not keys:
-        return 1  # the empty head
-    raw = [ms.to_bytes(8, "big") + seq.to_bytes(8, "big") for ms, seq in keys]
-
-    def node(lo: int, hi: int, depth: int) -> int:  # raw[lo:hi] share raw[:depth]
-        if depth == 16:
-            return 1  # the key's leaf
-        if hi - lo == 1:
-            return 2  # the rest of the key as one node, then the leaf
-        a, b = raw[lo], raw[hi - 1]
-        p = depth
-        while a[p] == b[p]:
-            p += 1
-        return (1 if p > depth else 0) + branch(lo, hi, p)
-
-    def branch(lo: int, hi: int, depth: int) -> int:
-        total = 1
-        i = lo
-        while i < hi:
-            byte = raw[i][depth]
-            j = i + 1
-            while j < hi and raw[j][depth] == byte:
-                j += 1
-            total += node(i, j, depth + 1)
-            i = j
-        return total
-
-    return node(0, len(raw), 0)
