@@ -1,8 +1,9 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
 `replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace,
-`replproxy.resp._encode` the encoding of client replies and the stream's splitting, and
-`replproxy.keyspace._store` MSET's stores. All are optional:
+`replproxy.resp._replies` the encoding of client replies, `replproxy.resp._lanes` the fast
+lanes of canonical input (GET/MGET, the replication stream), and `replproxy.keyspace._store`
+MSET's stores. All are optional:
 where it cannot be compiled (no compiler, no Python headers) the install still succeeds and
 the reader uses its pure-Python path. `pip install -e .` builds it in place.
 """
@@ -16,11 +17,20 @@ setup(
             sources=["replproxy/rdb/_speedups.c"],
             optional=True,
         ),
-        # Arrays of bulk strings for client replies (replproxy.resp.reply falls back to
-        # Python without it).
+        # Arrays of bulk strings and scored ranges for client replies (replproxy.resp.reply
+        # encodes the same bytes in Python without it).
         Extension(
-            "replproxy.resp._encode",
-            sources=["replproxy/resp/_encode.c"],
+            "replproxy.resp._replies",
+            sources=["replproxy/resp/_replies.c"],
+            depends=["replproxy/resp/_resp.h"],
+            optional=True,
+        ),
+        # GET/MGET and the replication stream's canonical commands (replproxy.resp.request
+        # and replproxy.resp.stream take the same input in Python without it).
+        Extension(
+            "replproxy.resp._lanes",
+            sources=["replproxy/resp/_lanes.c"],
+            depends=["replproxy/resp/_resp.h"],
             optional=True,
         ),
         # MSET's stores with memory prefetching (replproxy.keyspace falls back to dict.update).

@@ -1,9 +1,14 @@
-"""The optional C accelerators (`replproxy/rdb/_speedups.c`, `replproxy/resp/_encode.c`,
-`replproxy/keyspace/_store.c`).
+"""The optional C accelerators, and the one switch that turns them off.
 
-Each is built when a compiler is there and is never required: every caller keeps the Python
-path, which is the reference. `REPLPROXY_NO_SPEEDUPS=1` turns them all off (read when the
-caller looks its function up, usually at import).
+- `replproxy/rdb/_speedups.c`: loading RDB records straight into the keyspace;
+- `replproxy/resp/_replies.c`: arrays of bulk strings and scored ranges in replies;
+- `replproxy/resp/_lanes.c`: GET/MGET and the replication stream's canonical commands;
+- `replproxy/keyspace/_store.c`: MSET's stores with memory prefetching.
+
+Each is built when a compiler is there and is never required: every caller keeps a Python
+twin with the same semantics, which is the reference (the tests run both). One switch:
+`REPLPROXY_NO_SPEEDUPS=1` in the environment turns them all off, read once, when this module
+is imported; callers look their functions up at import.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import os
 from typing import Any
 
 
+ENABLED = os.environ.get("REPLPROXY_NO_SPEEDUPS", "") in ("", "0")
+
+
 def c_function(module: str, name: str) -> Any:
     """`module.name` of a C accelerator, or None (not built, or REPLPROXY_NO_SPEEDUPS set)."""
-    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
+    if not ENABLED:
         return None
     try:
         return getattr(importlib.import_module(module), name, None)

@@ -377,7 +377,7 @@ def test_long_double_text_equals_the_servers_incrbyfloat(server: RedisServer) ->
 
 
 def test_the_c_bulk_encoder_equals_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """replproxy/resp/_encode.c (when built) must give exactly the Python encoder's bytes."""
+    """replproxy/resp/_replies.c (when built) must give exactly the Python encoder's bytes."""
     if reply._C_BULKS is None:
         pytest.skip("the C encoder is not built (or REPLPROXY_NO_SPEEDUPS is set)")
     rng = random.Random(7)

@@ -101,10 +101,19 @@ _NULL3 = b"_\r\n"
 _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
+# Which C module of the RESP accelerators holds each function.
+_C_MODULES = {
+    "bulks": "replproxy.resp._replies",
+    "scored": "replproxy.resp._replies",
+    "string_reads": "replproxy.resp._lanes",
+    "split_commands": "replproxy.resp._lanes",
+}
+
+
 def c_speedup(name: str) -> Any:
-    """A function of the C accelerator `replproxy/resp/_encode.c`, or None (not built, or
-    REPLPROXY_NO_SPEEDUPS set: the Python paths are the reference)."""
-    return c_function("replproxy.resp._encode", name)
+    """A function of the RESP accelerators (`_replies.c`, `_lanes.c`), or None (not built,
+    or REPLPROXY_NO_SPEEDUPS set: the Python paths are the reference)."""
+    return c_function(_C_MODULES[name], name)
 
 
 _C_BULKS = cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None,

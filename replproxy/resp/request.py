@@ -537,7 +537,7 @@ class RequestParser:
         self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes
     ) -> tuple[bytes, int, int]:
         """Run the GET/MGET commands at the head of the buffer without building their argv
-        (the C fast lane; see `_encode.c`): (replies, how many ran, the last one's kind: 1
+        (the C fast lane; see `_lanes.c`): (replies, how many ran, the last one's kind: 1
         GET, 2 MGET). Stops at anything else, which `next_requests` then parses exactly. The
         caller has checked that nothing but the command itself decides these replies."""
         scan = self._scan

@@ -14,10 +14,11 @@ drops its master link on an inline command ("Master using the inline protocol. D
 inline line is split like a client's and handed out (the brief for a relay: be robust, keep
 every byte).
 
-Speed: runs of complete canonically encoded commands are cut by the C splitter (`_encode.c`),
+Speed: runs of complete canonically encoded commands are cut by the C splitter (`_lanes.c`),
 or, without it, parsed by hiredis and proved by their re-encoding (`raw` is that re-encoding,
 equal to the stream bytes); partial, inline and non-canonical commands go through the exact
-scanner shared with `request.py`. With `merge_sets`, the C splitter hands out a run of
+scanner shared with `request.py`. With `merge_sets`, the splitter (C, or its Python twin
+`merge_set_runs`) hands out a run of
 consecutive plain SETs and MSETs as one MSET item (`commands` says how many it was): at
 full write speed they are the bulk of the stream, and one item costs one dispatch and one
 batch of dict stores instead of one of each per command.
@@ -66,10 +67,66 @@ class StreamProtocolError(Exception):
 # NamedTuple's generated __new__ is a Python-level wrapper; tuple.__new__ builds the same
 # object at C speed (this runs once per stream command).
 _new_command = tuple.__new__
-# The C splitter of canonical commands (`_encode.c`), or None: the scanner below is exact.
+# The C splitter of canonical commands (`_lanes.c`), or None: the scanner below is exact.
 _C_SPLIT: (
     Callable[[bytearray, int, int, type, bool], tuple[list[StreamCommand], int, int]] | None
 ) = c_speedup("split_commands")
+
+
+# A merged run stops growing at this many arguments: one item stays a bounded list (the C
+# splitter's RUN_MAX_ARGS).
+RUN_MAX_ARGS = 65536
+
+
+def _plain_set(argv: list[bytes]) -> bool:
+    """A SET without options or an MSET (`plain_set_at` in the C splitter)."""
+    n = len(argv)
+    if n < 3 or n % 2 == 0:
+        return False
+    name = argv[0]
+    return (n == 3 and len(name) == 3 and name.lower() == b"set") or (
+        len(name) == 4 and name.lower() == b"mset"
+    )
+
+
+def merge_set_runs(commands: list[StreamCommand]) -> list[StreamCommand]:
+    """The pure-Python twin of the C splitter's merging: each run of consecutive plain SETs
+    and MSETs in `commands` (canonical commands, one split's worth) becomes one item whose
+    argv is `MSET k1 v1 ...` with every pair in order, whose raw bytes are the run's and
+    whose `commands` counts them; a run of one stays as it was. A SET and an MSET are the
+    same write (store the string, drop the TTL, whatever the key held), so applying the
+    merged item is applying the run."""
+    out: list[StreamCommand] = []
+    run: list[StreamCommand] = []
+    run_args = 0
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            argv = [b"MSET"]
+            for cmd in run:
+                argv += cmd[0][1:]
+            raw = b"".join([cmd[1] for cmd in run])
+            out.append(_new_command(StreamCommand, (argv, raw, run[-1][2], len(run))))
+        run.clear()
+
+    for cmd in commands:
+        argv = cmd[0]
+        if not _plain_set(argv):
+            flush()
+            run_args = 0
+            out.append(cmd)
+            continue
+        if run and run_args + len(argv) > RUN_MAX_ARGS:
+            flush()
+        if not run:
+            run_args = len(argv)
+        else:
+            run_args += len(argv) - 1
+        run.append(cmd)
+    flush()
+    return out
 
 
 class StreamSplitter:
@@ -80,8 +137,9 @@ class StreamSplitter:
     `next_commands()` returns every complete command in order. After a malformed command, the
     commands before it are returned first, then every call raises `StreamProtocolError`.
     `strict_crlf` refuses what Valkey 8.1 refuses: a header `\r` or a bulk not followed by
-    `\r\n` ("invalid CRLF in request"). `merge_sets` lets the C splitter merge runs of plain
-    SETs and MSETs (see the module's docstring); bytes and offsets stay exact.
+    `\r\n` ("invalid CRLF in request"). `merge_sets` merges runs of plain SETs and MSETs
+    (`merge_set_runs`, in C or Python; see the module's docstring); bytes and offsets stay
+    exact.
     """
 
     def __init__(
@@ -149,8 +207,9 @@ class StreamSplitter:
                     if cmds:
                         ends = accumulate(map(len, raws), initial=self._offset)
                         next(ends)
-                        out.extend([_new_command(StreamCommand, (*t, 1))
-                                    for t in zip(cmds, raws, ends)])
+                        batch = [_new_command(StreamCommand, (*t, 1))
+                                 for t in zip(cmds, raws, ends)]
+                        out.extend(merge_set_runs(batch) if self._merge_sets else batch)
                         self._offset = out[-1].end_offset
                         continue
                 argv = scan.parse_one()

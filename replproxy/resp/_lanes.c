@@ -1,217 +1,33 @@
-/* C fast path for the reply encoder's hottest shape: an array of bulk strings.
+/* The fast lanes of canonical RESP input (module replproxy.resp._lanes).
  *
- * LRANGE, HGETALL, SMEMBERS, ZRANGE ... WITHSCORES and MGET replies are arrays of bulk
- * strings; building them in Python (or with hiredis's generic command packer, which
- * sprintf's every length) is where pipelined reads spend most of their time. `bulks` sizes
- * the whole reply first, then writes it with memcpy and a digit loop into one bytes object.
- *
- * bulks(header: bytes, items: list | tuple) -> bytes
- *     header + "$<len>\r\n<item>\r\n" for every item; None items become `null` (the caller's
- *     null encoding: "$-1\r\n" or "_\r\n"). Any other item type raises TypeError, so callers
- *     can fall back to the Python encoder.
+ * Each lane takes runs of complete, canonically encoded multibulk commands and stops at
+ * anything else (inline, `*0`, leading zeros, an incomplete command), which the exact Python
+ * scanner then takes; each has a pure-Python twin with the same semantics, which is the
+ * reference (the tests compare them).
  *
  * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk)
  *         -> (pos, replies, count, last)
- *     The server's fast lane for pipelined GET and MGET (see `RequestParser.string_reads`):
- *     runs the commands of `buf` from `pos` while each is a complete, canonically encoded
- *     GET or MGET within the limits, reading `db` / `expires` (one database's dicts) as a
- *     replica reads (a key whose TTL is <= `now` is missing). Stops at anything else - other
- *     commands, an incomplete one, any spelling Redis would parse with care (leading zeros,
- *     odd lengths) - and leaves it to the exact Python parser. `last`: 0 nothing ran, 1 GET,
- *     2 MGET.
- *
- * scored(items, proto, g17, fmt) -> bytes
- *     A sorted set range WITH SCORES: `items` a list of (score: float, member: bytes); a
- *     flat array of member, score bulks in RESP2, [member, double] pairs in RESP3. Scores
- *     are printed as the upstream prints them: `%.17g` when `g17`, else Redis 7.2's rules
- *     (integers as such, 0 and -0, inf) with `fmt(score) -> bytes` for the rest (the
- *     shortest round-trip text, computed in Python).
+ *     The client session's lane for pipelined GET and MGET (see `RequestParser.string_reads`;
+ *     its twin is the ordinary dispatch of GET/MGET): runs the commands of `buf` from `pos`
+ *     while each is a GET or MGET within the limits, reading `db` / `expires` (one
+ *     database's dicts) as a replica reads (a key whose TTL is <= `now` is missing, a value
+ *     that is not a string is WRONGTYPE). `last`: 0 nothing ran, 1 GET, 2 MGET.
  *
  * split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset)
- *     The replication stream's fast lane (see `StreamSplitter.next_commands`): the complete,
- *     canonically encoded multibulk commands of `buf` from `pos`, each as
- *     `cls(argv, raw, end_offset, commands)` (`cls` a tuple subclass: StreamCommand), `offset`
- *     being the replication offset of the byte before `pos`. Stops at anything else (inline,
- *     `*0`, leading zeros, an incomplete command), which the exact Python scanner takes.
- *     With `merge_sets`, consecutive SETs without options and MSETs become one item: argv
+ *     The replication stream's lane (see `StreamSplitter.next_commands`; its twin is
+ *     hiredis's canonical lane plus `merge_set_runs`): the commands of `buf` from `pos`, each
+ *     as `cls(argv, raw, end_offset, commands)` (`cls` a tuple subclass: StreamCommand),
+ *     `offset` being the replication offset of the byte before `pos`. With `merge_sets`,
+ *     consecutive SETs without options and MSETs become one item: argv
  *     ["MSET", k1, v1, k2, v2, ...] with every pair in stream order, raw their bytes
- *     together, `commands` their number (a lone one is left as it is). Applying
- *     that MSET is applying them in turn: each stores a string and drops the key's TTL,
- *     whatever it held, a later pair winning.
- *
- * Optional, like replproxy.rdb._speedups: replproxy.resp.reply works without it.
+ *     together, `commands` their number (a lone one is left as it is). Applying that MSET
+ *     is applying them in turn: each stores a string and drops the key's TTL, whatever it
+ *     held, a later pair winning.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <string.h>
-#include <strings.h>
-#include <math.h>
-#include <stdio.h>
-
-static Py_ssize_t digits(Py_ssize_t n)
-{
-    Py_ssize_t d = 1;
-    while (n >= 10) {
-        n /= 10;
-        d++;
-    }
-    return d;
-}
-
-static char *write_len(char *p, Py_ssize_t n, Py_ssize_t nd)
-{
-    char *end = p + nd;
-    char *q = end;
-    do {
-        *--q = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    return end;
-}
-
-/* "$<n>\r\n<s>\r\n" at p (room for 1 + digits(n) + 2 + n + 2 bytes); returns its end. */
-static char *write_bulk(char *p, const char *s, Py_ssize_t n)
-{
-    *p++ = '$';
-    p = write_len(p, n, digits(n));
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, s, (size_t)n);
-    p += n;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
-}
-
-static PyObject *bulks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "bulks(header, items, null)");
-        return NULL;
-    }
-    PyObject *header = args[0], *seq = args[1], *null = args[2];
-    if (!PyBytes_Check(header) || !PyBytes_Check(null)) {
-        PyErr_SetString(PyExc_TypeError, "header and null must be bytes");
-        return NULL;
-    }
-    PyObject *fast = PySequence_Fast(seq, "items must be a sequence");
-    if (fast == NULL)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    PyObject **items = PySequence_Fast_ITEMS(fast);
-    Py_ssize_t hlen = PyBytes_GET_SIZE(header), nlen = PyBytes_GET_SIZE(null);
-    Py_ssize_t total = hlen;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = items[i];
-        if (PyBytes_CheckExact(it)) {
-            Py_ssize_t len = PyBytes_GET_SIZE(it);
-            total += 1 + digits(len) + 2 + len + 2;
-        } else if (it == Py_None) {
-            total += nlen;
-        } else {
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_TypeError, "items must be bytes or None");
-            return NULL;
-        }
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
-    if (out == NULL) {
-        Py_DECREF(fast);
-        return NULL;
-    }
-    char *p = PyBytes_AS_STRING(out);
-    memcpy(p, PyBytes_AS_STRING(header), (size_t)hlen);
-    p += hlen;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = items[i];
-        if (it == Py_None) {
-            memcpy(p, PyBytes_AS_STRING(null), (size_t)nlen);
-            p += nlen;
-            continue;
-        }
-        p = write_bulk(p, PyBytes_AS_STRING(it), PyBytes_GET_SIZE(it));
-    }
-    Py_DECREF(fast);
-    return out;
-}
-
-/* ---- the GET/MGET fast lane ---- */
+#include "_resp.h"
 
 #define WRONGTYPE "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-} outbuf;
-
-static int out_reserve(outbuf *o, Py_ssize_t more)
-{
-    if (o->len + more <= o->cap)
-        return 0;
-    Py_ssize_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + more)
-        cap *= 2;
-    char *d = PyMem_Realloc(o->data, (size_t)cap);
-    if (d == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    o->data = d;
-    o->cap = cap;
-    return 0;
-}
-
-static int out_put(outbuf *o, const char *s, Py_ssize_t n)
-{
-    if (out_reserve(o, n) < 0)
-        return -1;
-    memcpy(o->data + o->len, s, (size_t)n);
-    o->len += n;
-    return 0;
-}
-
-/* "<lead><digits>\r\n" at *p, canonical only ("0" or no leading zero, at most 18 digits,
- * <= max). Returns 1 and moves *p past it, or 0: incomplete or not canonical. */
-static int canonical_len(const char **p, const char *end, char lead, long long max,
-                         long long *out)
-{
-    const char *q = *p;
-    if (q >= end || *q != lead)
-        return 0;
-    q++;
-    const char *digits_at = q;
-    long long v = 0;
-    while (q < end && *q >= '0' && *q <= '9' && q - digits_at < 18) {
-        v = v * 10 + (*q - '0');
-        q++;
-    }
-    Py_ssize_t nd = q - digits_at;
-    if (nd == 0 || (nd > 1 && *digits_at == '0') || v > max)
-        return 0;
-    if (q + 2 > end || q[0] != '\r' || q[1] != '\n')
-        return 0;
-    *p = q + 2;
-    *out = v;
-    return 1;
-}
-
-/* "$<len>\r\n<data>\r\n" at *p, canonical (see canonical_len) and complete: 1 with the
- * data's place and length, *p moved past it; else 0. */
-static int canonical_bulk(const char **p, const char *end, long long max, const char **data,
-                          Py_ssize_t *size)
-{
-    const char *q = *p;
-    long long len;
-    if (!canonical_len(&q, end, '$', max, &len) || len > end - q || end - q - len < 2 ||
-        q[len] != '\r' || q[len + 1] != '\n')
-        return 0;
-    *data = q;
-    *size = (Py_ssize_t)len;
-    *p = q + len + 2;
-    return 1;
-}
-
-/* One value as a replica's GET sees it: borrowed, NULL when missing or expired; -1 on error. */
 static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
                   Py_ssize_t klen, PyObject **value)
 {
@@ -241,14 +57,6 @@ static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
     }
     Py_DECREF(key);
     *value = v;
-    return 0;
-}
-
-static int put_bulk(outbuf *o, const char *s, Py_ssize_t len)
-{
-    if (out_reserve(o, 1 + digits(len) + 2 + len + 2) < 0)
-        return -1;
-    o->len = write_bulk(o->data + o->len, s, len) - o->data;
     return 0;
 }
 
@@ -386,95 +194,6 @@ fail:
         PyMem_Free(al);
     }
     PyBuffer_Release(&view);
-    PyMem_Free(o.data);
-    return NULL;
-}
-
-/* ---- sorted set ranges with scores ---- */
-
-/* The score's text into buf (>= 64 bytes): its length, or -1 with a Python error. */
-static Py_ssize_t score_text(double x, int g17, PyObject *fmt, PyObject *score, char *buf)
-{
-    if (x == 0.0) {
-        memcpy(buf, signbit(x) ? "-0" : "0", 2);
-        return signbit(x) ? 2 : 1;
-    }
-    /* Integral scores (the common case: counters, timestamps) are their digits in both
-     * styles: `%.17g` prints an integer below 1e17 in fixed notation without a point. */
-    if (x == floor(x) && ((g17 && fabs(x) < 1e17) ||
-                          (!g17 && fabs(x) <= 4611686018427387904.0))) {
-        /* |x| <= 2**62 here: its magnitude fits a Py_ssize_t. */
-        Py_ssize_t u = (Py_ssize_t)fabs(x);
-        char *p = buf;
-        if (x < 0)
-            *p++ = '-';
-        return write_len(p, u, digits(u)) - buf;
-    }
-    if (g17)
-        return snprintf(buf, 64, "%.17g", x);
-    if (isinf(x))
-        return snprintf(buf, 64, "%s", x > 0 ? "inf" : "-inf");
-    PyObject *text = PyObject_CallOneArg(fmt, score);
-    if (text == NULL)
-        return -1;
-    if (!PyBytes_Check(text) || PyBytes_GET_SIZE(text) >= 64) {
-        Py_DECREF(text);
-        PyErr_SetString(PyExc_TypeError, "fmt must return a short bytes");
-        return -1;
-    }
-    Py_ssize_t n = PyBytes_GET_SIZE(text);
-    memcpy(buf, PyBytes_AS_STRING(text), (size_t)n);
-    Py_DECREF(text);
-    return n;
-}
-
-static PyObject *scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "scored(items: list, proto, g17, fmt)");
-        return NULL;
-    }
-    PyObject *items = args[0], *fmt = args[3];
-    long proto = PyLong_AsLong(args[1]);
-    int g17 = PyObject_IsTrue(args[2]);
-    if ((proto == -1 || g17 < 0) && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    outbuf o = {NULL, 0, 0};
-    char hdr[32], num[64];
-    int hl = snprintf(hdr, sizeof(hdr), "*%zd\r\n", proto == 2 ? 2 * n : n);
-    if (out_put(&o, hdr, hl) < 0)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PyList_GET_ITEM(items, i);
-        if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 2 ||
-            !PyFloat_Check(PyTuple_GET_ITEM(it, 0)) ||
-            !PyBytes_CheckExact(PyTuple_GET_ITEM(it, 1))) {
-            PyErr_SetString(PyExc_TypeError, "items must be (float, bytes) tuples");
-            goto fail;
-        }
-        PyObject *score = PyTuple_GET_ITEM(it, 0);
-        Py_ssize_t sl = score_text(PyFloat_AS_DOUBLE(score), g17, fmt, score, num);
-        if (sl < 0)
-            goto fail;
-        if (proto != 2 && out_put(&o, "*2\r\n", 4) < 0)
-            goto fail;
-        PyObject *member = PyTuple_GET_ITEM(it, 1);
-        if (put_bulk(&o, PyBytes_AS_STRING(member), PyBytes_GET_SIZE(member)) < 0)
-            goto fail;
-        if (proto == 2) {
-            if (put_bulk(&o, num, sl) < 0)
-                goto fail;
-        } else if (out_put(&o, ",", 1) < 0 || out_put(&o, num, sl) < 0 ||
-                   out_put(&o, "\r\n", 2) < 0) {
-            goto fail;
-        }
-    }
-    PyObject *out = PyBytes_FromStringAndSize(o.data, o.len);
-    PyMem_Free(o.data);
-    return out;
-
-fail:
     PyMem_Free(o.data);
     return NULL;
 }
@@ -668,13 +387,9 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"bulks", (PyCFunction)(void (*)(void))bulks, METH_FASTCALL,
-     "bulks(header, items, null) -> header + the bulk strings of items (None -> null)"},
     {"string_reads", (PyCFunction)(void (*)(void))string_reads, METH_FASTCALL,
      "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk) -> "
      "(pos, replies, count, last): the GET/MGET fast lane"},
-    {"scored", (PyCFunction)(void (*)(void))scored, METH_FASTCALL,
-     "scored(items, proto, g17, fmt) -> a sorted set range with its scores"},
     {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
      "split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset): the "
      "stream's fast lane"},
@@ -683,8 +398,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "replproxy.resp._encode",
-    "C fast paths of RESP: client replies, GET/MGET, the replication stream (see _encode.c).",
+    "replproxy.resp._lanes",
+    "The fast lanes of canonical RESP input: GET/MGET, the replication stream (see _lanes.c).",
     0,
     methods,
     NULL,
@@ -693,4 +408,4 @@ static struct PyModuleDef module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__encode(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__lanes(void) { return PyModule_Create(&module); }
