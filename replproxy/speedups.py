@@ -17,7 +17,6 @@ import importlib
 import os
 from typing import Any
 
-
 ENABLED = os.environ.get("REPLPROXY_NO_SPEEDUPS", "") in ("", "0")
 
 
