@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +25,55 @@ CLIENT_DIALECT_SKIP = (
 )
 
 
+# What in a test's or a fixture's source means it starts a process (a server or the relay).
+_STARTS_PROCESSES = ("start_server(", "start_relay(", "subprocess.", "RelayProcess(",
+                     "start_cluster(", "Popen(")
+
+
+def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
+    if fn in seen:
+        return seen[fn]
+    seen[fn] = False
+    try:
+        src = inspect.getsource(fn)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+    seen[fn] = any(word in src for word in _STARTS_PROCESSES)
+    return seen[fn]
+
+
+def _starts_processes(item: pytest.Item, seen: dict[object, bool]) -> bool:
+    """Whether `item` needs real server (or relay) processes: its own source or a fixture's
+    starts one, or it is parametrized with a server kind."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(
+        isinstance(v, ServerKind) or (isinstance(v, tuple) and any(isinstance(x, ServerKind)
+                                                                  for x in v))
+        for v in callspec.params.values()
+    ):
+        return True
+    fn = getattr(item, "function", None)
+    if fn is not None and _source_starts_processes(fn, seen):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for defs in info.name2fixturedefs.values():
+        for d in defs:
+            if _source_starts_processes(d.func, seen):
+                return True
+    return False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip `client_dialect` tests parametrized with the Redis 5 kind, saying why: what
-    they check (the relay's answers to clients) follows Redis 7.0 for every Redis master."""
+    """Mark every test `server` (it starts real server processes) or `unit` (sans-I/O, no
+    process: `pytest -m unit` runs those alone, in seconds), and skip `client_dialect` tests
+    parametrized with the Redis 5 kind, saying why."""
+    seen: dict[object, bool] = {}
+    for item in items:
+        if item.get_closest_marker("server") is None and item.get_closest_marker("unit") is None:
+            item.add_marker(
+                pytest.mark.server if _starts_processes(item, seen) else pytest.mark.unit)
     skip = pytest.mark.skip(reason=CLIENT_DIALECT_SKIP)
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -37,6 +85,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def kind_by_name(name: str) -> ServerKind | None:
     return next((k for k in KINDS if k.name == name), None)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `unit` test that starts a process was misclassified: fail it, so `-m unit` stays
+    server-free (mark it `server` explicitly)."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise AssertionError("a unit-marked test started a process: mark it `server`")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
 @pytest.fixture(params=KINDS, ids=[k.name for k in KINDS])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import struct
 import time
@@ -30,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import replproxy.speedups
 from replproxy.keyspace import Keyspace
 from replproxy.rdb import encode as enc
 from replproxy.rdb.model import (
@@ -62,18 +62,14 @@ def speedups(enabled: bool) -> Iterator[None]:
     """Readers made inside use the C path (skip the test if it is not built) or not."""
     if enabled and not speedups_available():
         pytest.skip("replproxy.rdb._speedups is not built (or REPLPROXY_NO_SPEEDUPS is set)")
-    old = os.environ.get("REPLPROXY_NO_SPEEDUPS")
-    if enabled:
-        os.environ.pop("REPLPROXY_NO_SPEEDUPS", None)
-    else:
-        os.environ["REPLPROXY_NO_SPEEDUPS"] = "1"
+    # The process-wide switch (REPLPROXY_NO_SPEEDUPS, read once at import), flipped for the
+    # readers made inside: each looks the C path up when it is made.
+    old = replproxy.speedups.ENABLED
+    replproxy.speedups.ENABLED = enabled
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("REPLPROXY_NO_SPEEDUPS", None)
-        else:
-            os.environ["REPLPROXY_NO_SPEEDUPS"] = old
+        replproxy.speedups.ENABLED = old
 
 
 def canon(v: Any) -> Any:
