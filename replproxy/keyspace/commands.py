@@ -14,5 +14,6 @@ from replproxy.keyspace import (  # noqa: F401 - imported for their registration
     t_set,
     t_stream,
     t_string,
+    t_vset,
     t_zset,
 )

@@ -1238,7 +1238,9 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
     if isinstance(value, StreamValue):
         return _stream_usage(value)
     if isinstance(value, ModuleValue):
-        return len(value.raw)
+        # A module type the relay models answers its module's own estimate (mem_usage).
+        mem_usage = getattr(value, "mem_usage", None)
+        return mem_usage() if mem_usage is not None else len(value.raw)
     return 0
 
 
