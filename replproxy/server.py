@@ -240,7 +240,9 @@ def _build_entries(table: CommandTable) -> dict[bytes, Entry]:
     entries: dict[bytes, Entry] = {}
 
     def add(spec: CommandSpec) -> None:
-        handler = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(spec.name)
+        # Module commands keep the case they were registered with (`VCARD`, Redis 8's
+        # vector sets); handlers are registered lowercase.
+        handler = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(spec.name.lower())
         if handler is None and spec.container is not None and spec.name.endswith(b"|help"):
             text = table.subcommand_help(spec.container)
             if text is not None:
