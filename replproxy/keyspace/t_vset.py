@@ -739,7 +739,7 @@ def vsim(c: ReadContext, argv: list[bytes]) -> bytes:
             epsilon = eps
             j += 1
         elif opt == b"ef" and has_arg:
-            ef = _count_arg(argv[j + 1], b"ERR invalid EF", 1, 1_000_000)
+            ef = _count_arg(argv[j + 1], b"ERR invalid EF", 1, None)  # no upper bound in 8.2
             j += 1
         elif opt == b"filter-ef" and has_arg:
             _count_arg(argv[j + 1], b"ERR invalid FILTER-EF", 1, None)

@@ -333,7 +333,9 @@ class _Tokenizer:
                 cur = self.number()
             elif c in (0x22, 0x27):
                 cur = self.string()
-            elif c == 0x2E and self.at(1) != 0 and self.at(1) in _SELECTOR_CHARS:
+            elif c == 0x2E and (self.at(1) == 0 or self.at(1) in _SELECTOR_CHARS):
+                # `strchr("_-", '\0')` finds the terminator: a final `.` is an empty
+                # selector (never matching), not an error.
                 cur = self.selector()
             elif c == 0x5B:
                 cur = self.tuple()
