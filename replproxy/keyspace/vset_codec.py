@@ -112,7 +112,15 @@ class _Stream:
 
 
 def decode(raw: bytes) -> VsetData:
-    """`VectorSetRdbLoad` (encver 0) over the opcode stream `raw` (ending with EOF)."""
+    """`VectorSetRdbLoad` (encver 0) over the opcode stream `raw` (ending with EOF); a
+    ValueError says why it is not a vector set."""
+    try:
+        return _decode(raw)
+    except (IndexError, struct.error) as e:
+        raise ValueError(f"truncated vector set serialization ({e})") from None
+
+
+def _decode(raw: bytes) -> VsetData:
     s = _Stream(raw)
     dim = s.uint() & 0xFFFFFFFF
     elements = s.uint()

@@ -121,7 +121,9 @@ def roundf(x: F32Array) -> F32Array:
 
 def quantize_q8(vec: F32Array) -> tuple[bytes, float]:
     """`quantize_to_q8`: (int8 quants, range)."""
-    max_abs = F32(np.max(np.abs(vec))) if vec.size else _ZERO
+    # `if (x > max_abs)`: a NaN component never wins.
+    mag = np.abs(vec)
+    max_abs = F32(np.max(np.where(np.isnan(mag), _ZERO, mag))) if vec.size else _ZERO
     if not max_abs > 0:  # 0 (or NaN: `x > max_abs` never true)
         return bytes(len(vec)), 0.0
     scale = F32(127.0) / max_abs
@@ -168,7 +170,7 @@ def project(matrix: F32Array, vec: F32Array) -> F32Array:
 
 def projection_matrix(input_dim: int, output_dim: int) -> F32Array:
     """`createProjectionMatrix`: +-1/sqrt(input_dim) by the parity of popcount(i & j)."""
-    scale = F32(1.0) / F32(np.sqrt(np.float64(input_dim)))
+    scale = F32(1.0 / np.sqrt(np.float64(input_dim)))  # `1.0f / sqrt(n)`: a double division
     i = np.arange(output_dim, dtype=np.uint32)[:, np.newaxis]
     j = np.arange(input_dim, dtype=np.uint32)[np.newaxis, :]
     odd = np.bitwise_count(i & j) % 2 == 1
