@@ -216,6 +216,12 @@ def stream_writes(c: redis.Redis, rnd: random.Random, keys: dict[bytes, VKey]) -
     for i in range(12):
         vadd(c, rnd, newr, b"r%d" % i, [b"BIN"], reduce=4)
     newr.touched = True
+    # REDUCE created by the relay itself, unquantized: the projection matrix it builds must
+    # be the module's to the bit (VEMB RAW and the digest show the projected floats).
+    newf = keys[b"v:newredf"] = VKey(b"v:newredf", 12, "noquant")
+    for i in range(10):
+        vadd(c, rnd, newf, b"p%d" % i, [b"NOQUANT"], reduce=5)
+    newf.touched = True
     payload = c.dump("v:m6")
     c.restore("v:restored", 0, payload)
     keys[b"v:restored"] = VKey(b"v:restored", 5, "q8", list(keys[b"v:m6"].elements), touched=True)
