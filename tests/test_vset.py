@@ -86,6 +86,7 @@ def _built(quant: bytes, n: int = 40, dim: int = 10, reduce: int = 0) -> Keyspac
 
 def _shape(data):  # type: ignore[no-untyped-def]
     h = data.hnsw
+    h.ensure_graph()
     return {
         n.item: (
             n.id,
@@ -102,6 +103,7 @@ def _shape(data):  # type: ignore[no-untyped-def]
 
 def _check_graph(h: HNSW) -> None:
     """The invariants `hnsw_deserialize_index` checks, and the link bounds."""
+    h.ensure_graph()
     nodes = list(h.nodes())
     assert len(nodes) == h.node_count
     ids = {n.id for n in nodes}

@@ -62,6 +62,7 @@ from replproxy.keyspace.vset_filter import (
     Expr,
     ExprSyntaxError,
     compile_expr,
+    strtod_whole,
     syntax_error_text,
 )
 from replproxy.keyspace.vset_hnsw import (
@@ -215,15 +216,19 @@ MODULE_TYPES[VSET_NAME] = _from_rdb
 # ---- vectors from arguments ----
 
 
+_C_SPACE = b" \t\n\v\f\r"
+
+
 def _to_double(raw: bytes) -> float | None:
     """`RedisModule_StringToDouble` (`string2d`... `getDoubleFromObject`): the whole string
     by strtod, no leading space, no NaN, no overflow or inexact underflow."""
     text = raw
-    if not text or text[:1] in b" \t\n\v\f\r" or b"\0" in text:
+    if not text or text[:1] in _C_SPACE or text[-1:] in _C_SPACE or b"\0" in text:
         return None
-    from replproxy.keyspace.vset_filter import strtod_whole
-
-    v = strtod_whole(text)
+    try:
+        v = float(text) if b"_" not in text else None  # Python's float: no `_` in C
+    except ValueError:
+        v = strtod_whole(text)  # hex floats
     if v is None or v != v:
         return None
     low = text.lower().lstrip(b"+-")
@@ -531,13 +536,18 @@ def vinfo(c: ReadContext, argv: list[bytes]) -> bytes:
     v = peek(c, argv[1])
     assert isinstance(v, VectorSet)
     h = d.hnsw
+    # max-level without building pending links: the top level of the nodes (what the
+    # entry point has once they are linked, short of deletions moving it lower).
+    max_level = h.max_level
+    if h.pending:
+        max_level = max((n.level for n in h.nodes()), default=0)
     fields = [
         (b"quant-type", reply.simple_string(_QUANT_NAMES[h.quant])),
         (b"hnsw-m", reply.integer(h.M)),
         (b"vector-dim", reply.integer(h.dim)),
         (b"projection-input-dim", reply.integer(d.proj_input)),
         (b"size", reply.integer(h.node_count)),
-        (b"max-level", reply.integer(h.max_level)),
+        (b"max-level", reply.integer(max_level)),
         (b"attributes-count", reply.integer(d.numattribs)),
         (b"vset-uid", reply.integer(v.uid)),
         (b"hnsw-max-node-uid", reply.integer(h.last_id)),
@@ -561,6 +571,7 @@ def vlinks(c: ReadContext, argv: list[bytes]) -> bytes:
     if d is None or node is None:
         return reply.null(c.proto)
     h = d.hnsw
+    h.ensure_graph()
     out = [reply.array_len(node.level + 1)]
     for level in range(node.level, -1, -1):
         links = node.links[level]

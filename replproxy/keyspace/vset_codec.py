@@ -180,6 +180,7 @@ def _str(v: bytes) -> bytes:
 def encode(data: VsetData) -> bytes:
     """`VectorSetRdbSave`: the opcode stream after the module id, EOF included."""
     h = data.hnsw
+    h.ensure_graph()
     out = [_uint(h.dim), _uint(h.node_count), _uint((h.quant & 0xFF) | ((h.M & 0xFFFF) << 8))]
     flags = (FLAG_PROJECTION if data.proj is not None else 0) | (
         FLAG_ATTRIBS if data.numattribs else 0
