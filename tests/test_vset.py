@@ -397,3 +397,15 @@ def test_vset_strtod_whole() -> None:
     assert strtod_whole(b"12\x00abc") == 12.0
     for bad in (b"", b"1e", b"1.2.3", b"x", b"1 ", b"infin"):
         assert strtod_whole(bad) is None, bad
+
+
+def test_vset_copy_and_rename_move_the_value() -> None:
+    ks = _built(b"NOQUANT", n=10)
+    ks.apply(0, [b"COPY", b"k", b"c"])
+    ks.apply(0, [b"VREM", b"c", b"e1"])
+    a, c = ks.get(0, b"k"), ks.get(0, b"c")
+    assert isinstance(a, VectorSet) and isinstance(c, VectorSet)
+    assert b"e1" in a.data.by_item and b"e1" not in c.data.by_item  # a deep copy
+    ks.apply(0, [b"RENAME", b"k", b"r"])
+    assert ks.get(0, b"r") is a and ks.get(0, b"k") is None
+    assert not ks.apply_errors
