@@ -409,3 +409,20 @@ def test_vset_copy_and_rename_move_the_value() -> None:
     ks.apply(0, [b"RENAME", b"k", b"r"])
     assert ks.get(0, b"r") is a and ks.get(0, b"k") is None
     assert not ks.apply_errors
+
+
+def test_vset_nearest_follows_the_module_queue_tie_rules() -> None:
+    """Equal distances: while the queue has room a push goes nearer than its equals; once
+    full, an equal to the worst is dropped. Pushed from the head of the list (newest first)."""
+    from replproxy.keyspace.t_vset import nearest
+
+    ks = Keyspace()
+    for name in (b"a", b"b", b"c", b"d", b"e"):
+        ks.apply(0, [b"VADD", b"k", b"VALUES", b"2", b"1", b"0", name, b"NOQUANT"])
+    v = ks.get(0, b"k")
+    assert isinstance(v, VectorSet)
+    h = v.data.hnsw
+    assert [n.item for n in h.nodes()] == [b"e", b"d", b"c", b"b", b"a"]
+    q = np.array([1, 0], dtype=F)
+    assert [n.item for _, n in nearest(h, q, 3, None)] == [b"c", b"d", b"e"]
+    assert [n.item for _, n in nearest(h, q, 10, None)] == [b"a", b"b", b"c", b"d", b"e"]
