@@ -6,8 +6,8 @@ Setup (module-scoped, redis8 kind only): the master holds vector sets of every q
 default EF, attributes of every JSON shape the FILTER language reads (numbers, strings with
 escapes, booleans, null, arrays, objects, invalid JSON); the replica and the relay sync from
 its snapshot; then the stream brings VADD (new elements, CAS, new keys with every option),
-VREM (down to deleting a key), VSETATTR (set, replace, remove), RESTORE of a DUMP, RENAME
-and DEL. Updates of an existing element's vector are left out: Redis 8.2.3 does not
+VREM (down to deleting a key), VSETATTR (set, replace, remove), RESTORE of a DUMP, RENAME,
+DEL, UNLINK and MOVE. Updates of an existing element's vector are left out: Redis 8.2.3 does not
 replicate them, so its own replica's digest would differ from the master's.
 
 Then:
@@ -170,6 +170,9 @@ def fill_snapshot(c: redis.Redis, rnd: random.Random) -> dict[bytes, VKey]:
     new("v:one", 3, "noquant", 1)
     new("v:big", 8, "q8", 260)
     new("v:gone", 4, "bin", 3)
+    new("v:del", 4, "q8", 5)
+    new("v:unlink", 4, "noquant", 5)
+    new("v:move", 4, "q8", 5)
     fx = keys[b"v:fx"] = VKey(b"v:fx", 3, "q8")
     for i, attrib in enumerate(FILTER_ATTRIBS):
         c.execute_command("VADD", fx.name, "VALUES", 3, 1, i, i % 3, b"x%d" % i, "SETATTR", attrib)
@@ -229,6 +232,11 @@ def stream_writes(c: redis.Redis, rnd: random.Random, keys: dict[bytes, VKey]) -
     k = keys.pop(b"v:one")
     k.name = b"v:renamed"
     keys[b"v:renamed"] = k
+    c.delete("v:del")
+    c.unlink("v:unlink")
+    c.move("v:move", 1)
+    for name in (b"v:del", b"v:unlink", b"v:move"):
+        del keys[name]
     c.set("plain2", "y")
 
 
@@ -762,6 +770,9 @@ def test_vset_digest_equal_on_master_replica_relay(env: Env) -> None:
     assert d.startswith(b"+") and d != b"+" + b"0" * 40 + b"\r\n"
     assert _digest(env.replica.port) == d
     assert _digest(env.relay.port) == d
+    moved = [b"SELECT", b"1"], [b"VCARD", b"v:move"], [b"TYPE", b"v:move"]
+    for raw in (Raw(env.replica.port, 2), Raw(env.relay.port, 2)):
+        assert [raw.call(list(a)) for a in moved] == [b"+OK\r\n", b":5\r\n", b"+vectorset\r\n"]
     for name in env.keys:
         argv = [b"DEBUG", b"DIGEST-VALUE", name]
         want = Raw(env.master.port, 2).call(argv)
