@@ -654,10 +654,16 @@ def nearest(h: HNSW, vec: F32Array, k: int, flt: Expr | None) -> list[tuple[floa
     """The k nearest nodes to `vec` (distance, node), nearest first, as
     `hnsw_ground_truth_with_filter` finds them: every node from the head of the list
     (passing the filter) pushed in turn into a queue of k, with the queue's tie rules."""
-    nodes = [n for n in h.nodes() if flt is None or flt.run(n.attrib)]
-    if not nodes or k <= 0:
+    if k <= 0 or h.node_count == 0:
         return []
     q, qrange = query_row(h, vec)
+    if flt is not None:
+        quick = _nearest_filtered(h, q, qrange, k, flt)
+        if quick is not None:
+            return quick
+    nodes = [n for n in h.nodes() if flt is None or flt.run(n.attrib)]
+    if not nodes:
+        return []
     dists = h.vectors.distances(q, qrange, [n.slot for n in nodes])
     if len(nodes) > k:
         threshold = np.partition(dists, k - 1)[k - 1]
@@ -680,6 +686,28 @@ def nearest(h: HNSW, vec: F32Array, k: int, flt: Expr | None) -> list[tuple[floa
         keys.insert(pos, dist)
         vals.insert(pos, nodes[i])
     return list(zip(keys, vals, strict=True))
+
+
+def _nearest_filtered(
+    h: HNSW, q: np.ndarray, qrange: float, k: int, flt: Expr
+) -> list[tuple[float, Node]] | None:
+    """`nearest` with a filter, evaluating it in distance order until k elements pass
+    (a FILTER costs a JSON parse per element it looks at). Without ties among the distances
+    looked at, the queue's answer is just these in distance order; with ties the queue's
+    placement depends on how many passing elements came earlier in the list, so None asks
+    for the full scan."""
+    nodes = list(h.nodes())
+    dists = h.vectors.distances(q, qrange, [n.slot for n in nodes])
+    out: list[tuple[float, Node]] = []
+    for i in np.argsort(dists, kind="stable").tolist():
+        d = float(dists[i])
+        if len(out) == k and d != out[-1][0]:
+            return out
+        if flt.run(nodes[i].attrib):
+            if out and d == out[-1][0]:
+                return None  # a tie the queue may order (or keep) otherwise
+            out.append((d, nodes[i]))
+    return out
 
 
 def _count_arg(raw: bytes, msg: bytes, lo: int, hi: int | None) -> int:

@@ -224,13 +224,21 @@ class Vectors:
     def distances(
         self, q: npt.NDArray, qrange: float, slots: Sequence[int] | npt.NDArray
     ) -> F32Array:
-        """`hnsw_distance` from a query row to the rows at `slots`, as float32."""
+        """`hnsw_distance` from a query row to the rows at `slots`, as float32 (in blocks,
+        so a scan of a big set needs little temporary memory)."""
         idx = np.asarray(slots, dtype=np.intp)
+        if idx.size > _BLOCK:
+            return np.concatenate(
+                [self.distances(q, qrange, idx[i : i + _BLOCK]) for i in range(0, idx.size, _BLOCK)]
+            )
         if self.quant == QUANT_NONE:
             return float_distances(self.rows[idx], q)
         if self.quant == QUANT_Q8:
             return q8_distances(self.rows[idx], self.ranges[idx], q, F32(qrange))
         return bin_distances(self.rows[idx], q, self.dim)
+
+
+_BLOCK = 8192  # rows per vectorized distance pass
 
 
 def float_distances(rows: F32Array, q: F32Array) -> F32Array:
@@ -252,7 +260,10 @@ def q8_distances(
     rows: npt.NDArray, ranges: F32Array, q: npt.NDArray, qrange: np.float32
 ) -> F32Array:
     """`vectors_distance_q8` of each row (with its range) against `q` (with `qrange`)."""
-    dots = rows.astype(np.int64) @ q.astype(np.int64)
+    # The integer dot product, exactly: float32 BLAS is exact while |dot| < 2**24 (127*127
+    # per component: up to 1040 dimensions), float64 beyond.
+    wide = np.float32 if rows.shape[1] <= 1040 else np.float64
+    dots = rows.astype(wide) @ q.astype(wide)
     scale = ((ranges / F32(127)).astype(F32) * (qrange / F32(127))).astype(F32)
     dist = (_ONE - (dots.astype(F32) * scale).astype(F32)).astype(F32)
     dist = np.clip(dist, _ZERO, F32(2.0)).astype(F32)
