@@ -4,6 +4,10 @@ Owned tasks: the client RESP server, the metrics/health HTTP server, the signal 
 the replication service (the start-up snapshot load, then the upstream link and the save
 policy). Nothing runs outside this nursery; cancelling it stops everything.
 
+`Relay` is the composition root: it builds every part and hands each only what it needs
+(the serving gate, the `Control` and `StatusView` interfaces of `replproxy.interfaces`, the
+forker); no part holds the relay itself.
+
 Shutdown (SIGTERM/SIGINT or `SHUTDOWN`) is one path, `Relay.shutdown`, in the order Redis's
 `prepareForShutdown` and a Kubernetes sidecar need: readiness off, stop replicating (the state
 is now final), let downstream replicas drain (a hook, for the downstream server), persist,
@@ -21,17 +25,18 @@ from functools import partial
 
 import trio
 
-from replproxy.config import Config
+from replproxy.config import Config, Upstream
 from replproxy.disklog import DiskLog, TieredBacklog
-from replproxy.downstream.server import Downstream
+from replproxy.downstream.server import Downstream, DownstreamReplica, DownstreamStats
+from replproxy.fork import Forker
+from replproxy.gate import ServingGate
 from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
-from replproxy.keyspace.digest import DigestStyle, digest_style_for
-from replproxy.keyspace.reads import upstream_identity
-from replproxy.link.driver import UpstreamLink
+from replproxy.link.driver import LinkStatus, UpstreamLink
 from replproxy.persistence import Persistence
 from replproxy.replication import Replication
 from replproxy.server import RespServer
+from replproxy.session.hub import SessionHub
 
 log = logging.getLogger("replproxy")
 
@@ -57,16 +62,22 @@ class Relay:
             )
         self.replication = Replication(self.keyspace, config.repl_backlog_size, backlog)
         self.link = UpstreamLink(config, self.replication, self.keyspace)
-        self.persistence = Persistence(config, self.keyspace, self.replication)
-        self.resp_server = RespServer(self)
-        self.downstream = Downstream(self)
-        self.shutting_down = False
+        self.forker = Forker()
+        self.persistence = Persistence(config, self.keyspace, self.replication, self.forker)
+        self.gate = ServingGate(
+            config, self.replication, self.link.status, lambda: self.persistence.loading
+        )
+        self.downstream = Downstream(
+            config, self.replication, self.keyspace, self.gate, self.link.status, self.forker
+        )
+        self.sessions = SessionHub(
+            config, self.keyspace, self.gate, control=self, view=self, downstream=self.downstream
+        )
+        self.replication.snapshot_listeners.append(self.sessions.dialect_changed)
+        self.resp_server = RespServer(self.sessions, self, self.downstream)
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
         self.bound_port: int | None = None
-        # Client-side counters for INFO (owned here, bumped by the RESP server).
-        self.total_connections = 0
-        self.total_commands = 0
         self._nursery: trio.Nursery | None = None
         self._replication_scope: trio.CancelScope | None = None
         self._replication_stopped = trio.Event()
@@ -75,10 +86,38 @@ class Relay:
         self._exit_even_if_save_fails = False  # a signal arrived during a SHUTDOWN
         self._signals = 0
 
+    # ---- StatusView (replproxy.interfaces): what INFO, /metrics and probes read ----
+
     @property
-    def connected_clients(self) -> int:
-        """INFO connected_clients: the RESP server's clients (replicas after SYNC are not)."""
-        return len(self.resp_server.clients)
+    def shutting_down(self) -> bool:
+        return self.gate.shutting_down
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.link.upstream
+
+    @property
+    def link_status(self) -> LinkStatus:
+        return self.link.status
+
+    @property
+    def downstream_stats(self) -> DownstreamStats:
+        return self.downstream.stats
+
+    @property
+    def downstream_replicas(self) -> list[DownstreamReplica]:
+        return self.downstream.replicas
+
+    # ---- Control (replproxy.interfaces): what clients may ask ----
+
+    def repoint(self, host: str, port: int) -> bool:
+        return self.link.repoint(host, port)
+
+    def save(self) -> None:
+        self.persistence.save()
+
+    def bgsave(self) -> int:
+        return self.persistence.bgsave()
 
     async def run(
         self,
@@ -93,13 +132,10 @@ class Relay:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
                 http_listeners = await nursery.start(
-                    HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
+                    HttpServer(self, self.gate).serve, cfg.metrics_port, cfg.metrics_bind
                 )
                 resp_listeners = await nursery.start(self.resp_server.serve, cfg.port, cfg.bind)
-                listeners = [*http_listeners, *resp_listeners]
-                self.persistence.child_close_fds = lambda: [
-                    fd for fd in (li.socket.fileno() for li in listeners) if fd >= 0
-                ]
+                self.forker.listening([*http_listeners, *resp_listeners])
                 if handle_signals:
                     nursery.start_soon(self._watch_signals)
                 ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
@@ -180,7 +216,7 @@ class Relay:
             log.warning("the snapshot is still loading: exiting without saving")
             save = False
         log.warning("%s: shutting down%s", reason, "" if save else " without saving")
-        self.shutting_down = True  # /readyz answers 503 from now on
+        self.gate.shutting_down = True  # /readyz answers 503 from now on
         ok = True
         with trio.move_on_after(cfg.shutdown_timeout) as deadline:
             if force:
@@ -199,7 +235,7 @@ class Relay:
             )
         if not ok and not (force or self._exit_even_if_save_fails):
             log.warning("Errors trying to shut down: resuming service. Check the logs.")
-            self.shutting_down = False
+            self.gate.shutting_down = False
             self._shutdown_in_progress = False
             assert self._nursery is not None
             await self._nursery.start(self._replicate)
@@ -211,11 +247,6 @@ class Relay:
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
         return True
-
-    def digest_style(self) -> DigestStyle:
-        """How DEBUG DIGEST formats scores: as the upstream's version does (from its RDB)."""
-        name, version = upstream_identity(self.keyspace)
-        return digest_style_for(name, version)
 
     async def _watch_signals(self) -> None:
         assert self._nursery is not None
@@ -233,7 +264,7 @@ class Relay:
                     )
                     continue
                 log.warning("received %s again: exiting now, without waiting", name)
-                self.shutting_down = True
+                self.gate.shutting_down = True
                 self.exit_code = 1
                 self._nursery.cancel_scope.cancel()  # run()'s finally kills a save child
                 return

@@ -14,13 +14,17 @@ Feature flags are named properties, so a reader sees WHAT differs (`listpack_set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
+
+from replproxy.commandtable.table import CommandTable, table_for
 
 ServerName = Literal["redis", "valkey"]
 
-# What a snapshot without a version AUX field is taken for (RDB files of Redis < 4.0 carry
-# none; the relay's own snapshots always keep the master's).
-_DEFAULT_VERSION = (7, 2, 0)
+# What the relay takes a master for until a snapshot names it, and a snapshot without a
+# version AUX field (only Redis < 3.2 writes none; the relay's own snapshots keep the
+# master's): the newest Redis the relay knows.
+_DEFAULT_VERSION = (8, 2, 3)
 
 
 def _parse_version(raw: bytes) -> tuple[int, int, int] | None:
@@ -32,7 +36,9 @@ def _parse_version(raw: bytes) -> tuple[int, int, int] | None:
     return parts[0], parts[1], parts[2]
 
 
-@dataclass(frozen=True, slots=True)
+# Frozen, so one dialect can be shared; not slotted, so each behaviour is computed once
+# (`cached_property` stores into the instance dict): appliers ask on every command.
+@dataclass(frozen=True)
 class MasterDialect:
     """The master's kind and version, and every behaviour that follows from them."""
 
@@ -60,6 +66,11 @@ class MasterDialect:
         """`HELLO`'s version and INFO's `redis_version`/`valkey_version` (x.y.z)."""
         return ".".join(str(n) for n in self.version)
 
+    @property
+    def redis_version_text(self) -> str:
+        """INFO's `redis_version`: Valkey reports the Redis version it is compatible with."""
+        return "7.2.4" if self.valkey else self.version_text
+
     def at_least(
         self, redis: tuple[int, ...] | None, valkey: tuple[int, ...] | None = None
     ) -> bool:
@@ -68,23 +79,196 @@ class MasterDialect:
         want = valkey if self.valkey else redis
         return want is not None and self.version >= tuple(want)
 
-    # ---- named behaviours (add here; never compare versions elsewhere) ----
-
     @property
+    def command_table(self) -> CommandTable:
+        """The master's own command table: which commands exist, their arity, COMMAND's
+        replies and the error texts (`commandtable.versions.choose_table` says which table
+        answers for which version)."""
+        return table_for(self.server, self.version)
+
+    # ---- named behaviours (add here; never compare versions elsewhere) ----
+    # Each says what differs and since when, with the change that introduced it.
+
+    @cached_property
     def resp3(self) -> bool:
         """HELLO and RESP3 exist from Redis 6.0."""
-        return self.at_least((6, 0), (7, 2))
+        return self.at_least((6, 0), (0,))
 
-    @property
+    @cached_property
     def shortest_doubles(self) -> bool:
         """Doubles print in the shortest round-trip form (fpconv) from Redis 7.2 and in every
-        Valkey; `%.17g` before."""
-        return self.at_least((7, 2), (7, 2))
+        Valkey; `%.17g` before. Replies and DEBUG DIGEST switched together."""
+        return self.at_least((7, 2), (0,))
 
-    @property
+    @cached_property
+    def double_style(self) -> Literal["shortest", "g17"]:
+        return "shortest" if self.shortest_doubles else "g17"
+
+    @cached_property
     def listpack_sets(self) -> bool:
         """Small non-integer sets are listpacks (insertion order) from Redis 7.2 / Valkey."""
-        return self.at_least((7, 2), (7, 2))
+        return self.at_least((7, 2), (0,))
 
+    @cached_property
+    def listpack_lists(self) -> bool:
+        """Small lists are plain listpacks (not quicklists) from Redis 7.2 / Valkey."""
+        return self.at_least((7, 2), (0,))
+
+    @cached_property
+    def embedded_keys(self) -> bool:
+        """Valkey 8 embeds the key (and TTL) in the value object: embstr limits, MEMORY USAGE
+        and OBJECT REFCOUNT (no shared integers) follow."""
+        return self.at_least(None, (8, 0))
+
+    @cached_property
+    def shared_integers(self) -> bool:
+        """Strings 0..9999 are Redis's shared objects (OBJECT REFCOUNT 2147483647)."""
+        return not self.valkey
+
+    @cached_property
+    def getrange_empty_outside(self) -> bool:
+        """GETRANGE of a range wholly before or after the string is empty (Redis 8.0, #12272)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def bit_range_args_first(self) -> bool:
+        """BITCOUNT/BITPOS parse their range before the key lookup (Redis 7.4, Valkey 8)."""
+        return self.at_least((7, 4), (8, 0))
+
+    @cached_property
+    def bitcount_lone_start(self) -> bool:
+        """BITCOUNT accepts a start without an end (Valkey 8)."""
+        return self.at_least(None, (8, 0))
+
+    @cached_property
+    def bitfield_legacy_i64(self) -> bool:
+        """BITFIELD's i64 overflow arithmetic before Redis 6.0.6 (see t_bitmap)."""
+        return not self.valkey and self.version < (6, 0, 6)
+
+    @cached_property
+    def lpos_rank_range_check(self) -> bool:
+        """LPOS RANK LONG_MIN is refused (Redis 7.2, #12167; every Valkey)."""
+        return self.at_least((7, 2), (0,))
+
+    @cached_property
+    def scan_novalues(self) -> bool:
+        """HSCAN NOVALUES (Redis 7.4, Valkey 8)."""
+        return self.at_least((7, 4), (8, 0))
+
+    @cached_property
+    def scan_noscores(self) -> bool:
+        """ZSCAN NOSCORES (Redis 8.0, Valkey 8)."""
+        return self.at_least((8, 0), (8, 0))
+
+    @cached_property
+    def valkey_scan_cursor(self) -> bool:
+        """Cursors parsed by `string2ull` (Valkey) rather than `strtoul` (Redis)."""
+        return self.valkey
+
+    @cached_property
+    def glob_nesting_limit(self) -> bool:
+        """Pattern recursion cut at depth 1000 (CVE-2024-31228: Redis 6.2.16+, 7.2.6+,
+        7.4.1+, not 7.0; Valkey 7.2.7+, 8.0.1+)."""
+        v = self.version
+        if self.valkey:
+            return v >= (8, 0, 1) or (7, 2, 7) <= v < (8, 0, 0)
+        return v >= (7, 4, 1) or (7, 2, 6) <= v < (7, 4, 0) or (6, 2, 16) <= v < (7, 0, 0)
+
+    # Sorted sets (t_zset): how ZADD creates and converts listpacks.
+
+    @cached_property
+    def zset_listpack_drops_zero_sign(self) -> bool:
+        """A listpack zset stores -0 as 0 from Redis 7.0 (before, a ziplist keeps "-0")."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def zset_create_rule(self) -> Literal["first_member", "count_first", "count_longest"]:
+        """How ZADD creates a zset / converts a listpack before adding: by the first member's
+        length (up to 7.0), also by the number of pairs (Redis 7.2+), by the number of pairs
+        and the longest member (Valkey 8+)."""
+        if self.at_least(None, (8, 0)):
+            return "count_longest"
+        if self.at_least((7, 2), (0,)):
+            return "count_first"
+        return "first_member"
+
+    @cached_property
+    def zrank_withscore(self) -> bool:
+        """ZRANK/ZREVRANK WITHSCORE (Redis 7.2, Valkey)."""
+        return self.at_least((7, 2), (0,))
+
+    @cached_property
+    def zset_nth_in_range(self) -> bool:
+        """A skiplist's LIMIT offset is found by `zslNthInRange` (Redis 7.4, Valkey)."""
+        return self.at_least((7, 4), (0,))
+
+    @cached_property
+    def geo_variant(self) -> int:
+        """Which geo code the master runs: 50, 60, 62 or 70 (the first version of each)."""
+        if self.at_least((7, 0), (0,)):
+            return 70
+        if self.version >= (6, 2, 0):
+            return 62
+        if self.version >= (6, 0, 0):
+            return 60
+        return 50
+
+    # Streams (t_stream).
+
+    @cached_property
+    def stream_lag_rules(self) -> Literal["70", "redis13473", "valkey81"]:
+        """How XINFO computes a group's lag (redis#13338/#13473 fixed in 7.2.7 and 7.4.2;
+        Valkey 8.1.1 has its own)."""
+        v = self.version
+        if self.valkey:
+            return "valkey81" if v >= (8, 1, 1) else "70"
+        if v >= (7, 4, 2) or (7, 2, 7) <= v < (7, 4, 0):
+            return "redis13473"
+        return "70"
+
+    @cached_property
+    def stream_claim_drops_deleted(self) -> bool:
+        """XCLAIM drops the PEL entry of an ID no longer in the stream (Redis 7.0; before,
+        it claims it)."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def stream_replay_entries_read(self) -> bool:
+        """XREADGROUP moves `entries_read` without propagating it (Redis 7.0-7.2, Valkey
+        before 8): the replica's counter is what the XCLAIMs leave (redis#12898)."""
+        v = self.version
+        if self.valkey:
+            return v < (8, 0, 0)
+        return (7, 0, 0) <= v < (7, 4, 0)
+
+    @cached_property
+    def xinfo_shapes(self) -> tuple[bool, bool, bool]:
+        """What stream reads answer by version: (Redis 7.0's entries-added/entries-read/lag
+        fields, Redis 7.2's and Valkey's active-time and error texts, XREAD's `+` ID of
+        Redis 7.4 / Valkey 8)."""
+        return (
+            self.at_least((7, 0), (0,)),
+            self.at_least((7, 2), (0,)),
+            self.at_least((7, 4), (8, 0)),
+        )
+
+    # Snapshots.
+
+    @cached_property
+    def rdb_version(self) -> int:
+        """The RDB version the master writes (rdb.h RDB_VERSION): Redis 7.4+ 12, 7.2 11,
+        7.0 10, 5.0-6.2 9, 4.0 8, older 7; Valkey 9 80, other Valkeys 11."""
+        if self.valkey:
+            return 80 if self.version >= (9, 0, 0) else 11
+        for since, version in _REDIS_RDB_VERSIONS:
+            if self.version >= since:
+                return version
+        return 7
+
+
+# What each Redis release writes, newest first.
+_REDIS_RDB_VERSIONS = (
+    ((7, 4, 0), 12), ((7, 2, 0), 11), ((7, 0, 0), 10), ((5, 0, 0), 9), ((4, 0, 0), 8)
+)
 
 DEFAULT_DIALECT = MasterDialect()

@@ -12,7 +12,6 @@ a thread). Each connection serves one request and closes. Probes:
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -21,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from replproxy.metrics import make_registry, render
 
 if TYPE_CHECKING:
-    from replproxy.app import Relay
+    from replproxy.gate import ServingGate
+    from replproxy.interfaces import StatusView
 
 log = logging.getLogger("replproxy.http")
 
@@ -29,28 +29,11 @@ MAX_REQUEST = 8192
 REQUEST_TIMEOUT = 10.0
 
 
-def readiness(relay: Relay) -> tuple[bool, str]:
-    """Whether a load balancer may send reads here, and why not when it may not."""
-    st = relay.link.status
-    cfg = relay.config
-    if relay.shutting_down:
-        return False, "shutting down"
-    if not st.initial_sync_done:
-        return False, "initial sync not complete"
-    if not st.up:
-        return False, f"master link down: {st.last_error or 'connecting'}"
-    if st.last_io is None or time.monotonic() - st.last_io > cfg.ready_max_io_seconds:
-        return False, f"no data from master for more than {cfg.ready_max_io_seconds:g}s"
-    lag = relay.replication.read_offset - relay.replication.repl_offset
-    if lag > cfg.ready_max_lag_bytes:
-        return False, f"lag {lag} bytes over {cfg.ready_max_lag_bytes}"
-    return True, "ready"
-
-
 class HttpServer:
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.registry = make_registry(relay)
+    def __init__(self, view: StatusView, gate: ServingGate) -> None:
+        self.view = view
+        self.gate = gate
+        self.registry = make_registry(view)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
@@ -92,11 +75,11 @@ class HttpServer:
         if path in ("/livez", "/healthz"):
             return "200 OK", "text/plain", b"ok\n"
         if path == "/startupz":
-            if self.relay.link.status.initial_sync_done:
+            if self.view.link_status.initial_sync_done:
                 return "200 OK", "text/plain", b"initial sync complete\n"
             return "503 Service Unavailable", "text/plain", b"initial sync not complete\n"
         if path == "/readyz":
-            ok, why = readiness(self.relay)
+            ok, why = self.gate.readiness()
             return (
                 ("200 OK" if ok else "503 Service Unavailable"),
                 "text/plain",

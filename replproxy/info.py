@@ -17,11 +17,9 @@ from replproxy import __version__
 from replproxy.link.protocol import LinkState
 
 if TYPE_CHECKING:
-    from replproxy.app import Relay
+    from replproxy.downstream.server import DownstreamReplica
+    from replproxy.interfaces import StatusView as Relay
 
-# The Redis version replproxy presents itself as (redis-cli and client libraries gate
-# features on it); replproxy's own version is in `replproxy_version`.
-REDIS_COMPAT_VERSION = "7.0.15"
 
 
 def _lines(title: str, fields: list[tuple[str, object]]) -> str:
@@ -34,7 +32,9 @@ def section_server(relay: Relay) -> str:
     return _lines(
         "Server",
         [
-            ("redis_version", REDIS_COMPAT_VERSION),
+            # The master's version: redis-cli and client libraries gate features on it, and
+            # the relay answers as a replica of that version. Its own is `replproxy_version`.
+            ("redis_version", relay.keyspace.dialect.redis_version_text),
             ("replproxy_version", __version__),
             ("redis_mode", "standalone"),
             ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
@@ -52,23 +52,24 @@ def section_server(relay: Relay) -> str:
 
 
 def section_clients(relay: Relay) -> str:
-    srv = relay.resp_server
+    srv = relay.sessions
+    watches = srv.watches
     watching = sum(1 for c in srv.clients.values() if c.watched)
     return _lines(
         "Clients",
         [
-            ("connected_clients", relay.connected_clients),
+            ("connected_clients", len(srv.clients)),
             ("cluster_connections", 0),
             ("maxclients", relay.config.maxclients),
             ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0),
-            ("blocked_clients", srv.blocked_clients),
+            ("blocked_clients", watches.blocked_clients),
             ("tracking_clients", 0),
             ("pubsub_clients", srv.pubsub_clients),
             ("watching_clients", watching),
-            ("clients_in_timeout_table", srv.blocked_clients),
-            ("total_watched_keys", len(srv.watchers)),
-            ("total_blocking_keys", len(srv.blocked)),
+            ("clients_in_timeout_table", watches.blocked_clients),
+            ("total_watched_keys", len(watches.watchers)),
+            ("total_blocking_keys", len(watches.blocked)),
         ],
     )
 
@@ -109,13 +110,13 @@ def section_memory(relay: Relay) -> str:
             ("mem_fragmentation_ratio", "1.00"),
             ("mem_replication_backlog", relay.replication.backlog.histlen),
             ("mem_clients_slaves", 0),
-            ("mem_clients_normal", relay.resp_server.clients_out_bytes),
+            ("mem_clients_normal", relay.sessions.clients_out_bytes),
         ],
     )
 
 
 def section_persistence(relay: Relay) -> str:
-    st = relay.link.status
+    st = relay.link_status
     p = relay.persistence
     fields: list[tuple[str, object]] = [
         ("loading", 1 if p.loading or st.state is LinkState.LOADING else 0),
@@ -146,20 +147,22 @@ def section_persistence(relay: Relay) -> str:
 
 def section_stats(relay: Relay) -> str:
     s = relay.replication.stats
-    served = relay.downstream.stats
+    served = relay.downstream_stats
+    clients = relay.sessions.stats
+    pubsub = relay.sessions.pubsub
     return _lines(
         "Stats",
         [
-            ("total_connections_received", relay.total_connections),
-            ("total_commands_processed", relay.total_commands),
-            ("rejected_connections", relay.resp_server.rejected_connections),
+            ("total_connections_received", clients.total_connections),
+            ("total_commands_processed", clients.total_commands),
+            ("rejected_connections", clients.rejected_connections),
             ("expired_keys", 0),  # a replica never expires keys itself
             ("evicted_keys", 0),
             ("keyspace_hits", 0),
             ("keyspace_misses", 0),
-            ("pubsub_channels", len(relay.resp_server.pubsub.channels)),
-            ("pubsub_patterns", len(relay.resp_server.pubsub.patterns)),
-            ("pubsubshard_channels", len(relay.resp_server.pubsub.shard_channels)),
+            ("pubsub_channels", len(pubsub.channels)),
+            ("pubsub_patterns", len(pubsub.patterns)),
+            ("pubsubshard_channels", len(pubsub.shard_channels)),
             # What replproxy SERVED to its downstream replicas, as a Redis master counts them;
             # its own syncs with the upstream are the replproxy_resyncs_* metrics.
             ("sync_full", served.sync_full),
@@ -173,8 +176,8 @@ def section_stats(relay: Relay) -> str:
 
 def section_replication(relay: Relay) -> str:
     repl = relay.replication
-    st = relay.link.status
-    up = relay.link.upstream
+    st = relay.link_status
+    up = relay.upstream
     now = time.monotonic()
     fields: list[tuple[str, object]] = [
         ("role", "slave"),
@@ -212,7 +215,7 @@ def section_replication(relay: Relay) -> str:
         ("slave_priority", 0),  # never promote a relay (x-pipe's keeper does the same)
         ("slave_read_only", 1),
         ("replica_announced", 1),
-        *relay.downstream.info_lines(),
+        *replica_lines(relay.downstream_replicas, now),
         ("master_failover_state", "no-failover"),
         ("master_replid", repl.replid),
         ("master_replid2", repl.replid2),
@@ -224,6 +227,21 @@ def section_replication(relay: Relay) -> str:
         ("repl_backlog_histlen", repl.backlog.histlen),
     ]
     return _lines("Replication", fields)
+
+
+def replica_lines(replicas: list[DownstreamReplica], now: float) -> list[tuple[str, object]]:
+    """`connected_slaves` and the `slaveN:` lines of INFO replication (`lag` is seconds
+    since the replica's last ACK, as Redis shows it)."""
+    fields: list[tuple[str, object]] = [("connected_slaves", len(replicas))]
+    for i, r in enumerate(replicas):
+        fields.append(
+            (
+                f"slave{i}",
+                f"ip={r.ip},port={r.hs.listening_port},state={r.state.value},"
+                f"offset={r.input.ack_offset},lag={int(now - r.ack_time)}",
+            )
+        )
+    return fields
 
 
 def section_cpu(relay: Relay) -> str:

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from replproxy.link.protocol import LinkState
 
 if TYPE_CHECKING:
-    from replproxy.app import Relay
+    from replproxy.interfaces import StatusView as Relay
 
 
 def gauge(name: str, doc: str, value: float | None = None,
@@ -41,7 +41,7 @@ class RelayCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
         relay = self.relay
         repl = relay.replication
-        st = relay.link.status
+        st = relay.link_status
         now = time.monotonic()
         yield gauge(
             "master_link_up",
@@ -155,21 +155,21 @@ class RelayCollector(Collector):
 
 def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """replproxy as a master: its downstream replicas and what it served them."""
-    ds = relay.downstream
-    served = ds.stats
+    served = relay.downstream_stats
+    downstream_replicas = relay.downstream_replicas
     replicas = gauge(
         "downstream_replicas",
         "Downstream replicas connected, by state (INFO connected_slaves is their sum).",
         labels=["state"],
     )
     for state in ("wait_bgsave", "send_bulk", "online"):
-        replicas.add_metric([state], sum(1 for r in ds.replicas if r.state.value == state))
+        replicas.add_metric([state], sum(1 for r in downstream_replicas if r.state.value == state))
     yield replicas
     offset = relay.replication.repl_offset
     yield gauge(
         "downstream_max_unsent_bytes",
         "Largest stream backlog not yet written to one downstream replica.",
-        max((r.unsent(offset) for r in ds.replicas), default=0),
+        max((r.unsent(offset) for r in downstream_replicas), default=0),
     )
     for name, doc, value in (
         ("sync_full", "Full syncs served to downstream replicas (INFO sync_full).",
@@ -191,26 +191,27 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
         "Downstream replicas disconnected by replproxy, by reason.",
         labels=["reason"],
     )
-    for reason, n in ds.stats.dropped.items():
+    for reason, n in served.dropped.items():
         dropped.add_metric([reason], n)
     yield dropped
 
 
 def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """The read-only client endpoint (INFO clients/stats under Prometheus names)."""
-    srv = relay.resp_server
+    srv = relay.sessions
+    stats = srv.stats
     yield gauge("connected_clients", "Client connections (INFO connected_clients).",
-                relay.connected_clients)
+                len(srv.clients))
     yield gauge("blocked_clients", "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
-                srv.blocked_clients)
+                srv.watches.blocked_clients)
     yield gauge("pubsub_clients", "Clients subscribed to something.", srv.pubsub_clients)
     for name, doc, value in (
         ("connections_received", "Client connections accepted (INFO "
-         "total_connections_received).", relay.total_connections),
+         "total_connections_received).", stats.total_connections),
         ("commands_processed", "Client commands executed (INFO total_commands_processed).",
-         relay.total_commands),
+         stats.total_commands),
         ("rejected_connections", "Connections refused at maxclients.",
-         srv.rejected_connections),
+         stats.rejected_connections),
     ):
         yield counter(name, doc, value)
 

@@ -33,49 +33,41 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
-import gc
 import json
 import logging
 import os
-import signal
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from replproxy.config import Config, SavePoint
+from replproxy.fork import Child, ChildResult, Forker
 from replproxy.rdb.model import (
-    RDB_VERSION_VALKEY_9,
     Event,
     KeyEntry,
     ResizeDB,
     SelectDB,
 )
 from replproxy.rdb.writer import write_rdb
+from replproxy.replication import Position
 
 if TYPE_CHECKING:
-    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.store import Keyspace
     from replproxy.replication import Replication
 
 log = logging.getLogger("replproxy.persistence")
 
 STATE_FORMAT = 1
-# The version written when the master's version is unknown (no version AUX field seen yet).
-DEFAULT_RDB_VERSION = 11
 CRON_PERIOD = 0.1  # serverCron runs at hz 10
 BGSAVE_RETRY_DELAY = 5.0  # CONFIG_BGSAVE_RETRY_DELAY: after a failed save, policy retries wait
 LOAD_CHUNK = 1 << 20
 LOAD_PROGRESS_PERIOD = 1.0
 CHILD_POLL = 0.02
-_REPORT_MAX = 60_000  # a child's report must fit in the pipe buffer (64 KB): it never blocks
 
-# What each Redis release writes (rdb.h RDB_VERSION): 7.4+ 12, 7.2 11, 7.0 10, 5.0-6.2 9, 4.0 8.
-_REDIS_RDB_VERSIONS = (((7, 4), 12), ((7, 2), 11), ((7, 0), 10), ((5, 0), 9), ((4, 0), 8))
 _VERSION_AUX = (b"redis-ver", b"valkey-ver")
 
 
@@ -88,55 +80,6 @@ class SaveInProgress(SaveError):
 
 
 # ---- what a snapshot holds ----
-
-
-@dataclass(frozen=True)
-class Position:
-    """The replication position a snapshot is taken at, captured with the keyspace image."""
-
-    replid: str | None  # None: no position in the master's history (never synced)
-    repl_offset: int
-    stream_db: int
-    replid2: str
-    second_replid_offset: int
-
-    @classmethod
-    def of(cls, repl: Replication) -> Position:
-        return cls(
-            repl.replid if repl.has_history else None,
-            repl.repl_offset,
-            repl.stream_db,
-            repl.replid2,
-            repl.second_replid_offset,
-        )
-
-
-def _major_minor(raw: bytes) -> tuple[int, int] | None:
-    try:
-        parts = raw.decode().split(".")
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
-def snapshot_format(aux: dict[bytes, bytes]) -> tuple[int, bool]:
-    """(RDB version, Valkey dialect) the master writes, from its snapshot's version AUX field.
-
-    The restart snapshot is written as the master would have written it, so every value of
-    the master's dataset is representable and a downstream replica of the master's version
-    could load it.
-    """
-    if b"valkey-ver" in aux:
-        mm = _major_minor(aux[b"valkey-ver"])
-        return (RDB_VERSION_VALKEY_9 if mm is not None and mm[0] >= 9 else 11), True
-    raw = aux.get(b"redis-ver")
-    mm = _major_minor(raw) if raw is not None else None
-    if mm is None:
-        return DEFAULT_RDB_VERSION, False
-    for since, version in _REDIS_RDB_VERSIONS:
-        if mm >= since:
-            return version, False
-    return 7, False
 
 
 def keyspace_events(ks: Keyspace) -> Iterator[Event]:
@@ -179,7 +122,7 @@ def write_snapshot(path: Path, ks: Keyspace, position: Position, upstream: str) 
     pid = os.getpid()
     state_path = state_path_of(path)
     tmp, state_tmp = temp_path_of(path, pid), temp_path_of(state_path, pid)
-    version, valkey = snapshot_format(ks.loaded_aux)
+    version, valkey = ks.dialect.rdb_version, ks.dialect.valkey
     history = position.replid is not None
     try:
         with open(tmp, "wb", buffering=1 << 20) as f:
@@ -319,103 +262,21 @@ def save_point_due(
     return None
 
 
-# ---- the fork ----
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _detach(parent: int, close_fds: list[int]) -> None:
-    """First thing in the child: it must not act on the parent's signals, sockets or event loop.
-
-    Python-level signal handlers would write to trio's wakeup fd, shared with the parent;
-    closing the listening sockets frees the ports if the parent dies first (Redis closes
-    them in its child too); a garbage collection would write into every object header and
-    turn the copy-on-write image into a full copy. On Linux the child dies with its parent.
-    """
-    gc.disable()
-    with contextlib.suppress(ValueError, OSError):
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
-    for fd in close_fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _child_main(
-    work: Callable[[], dict[str, Any]], parent: int, report_fd: int, close_fds: list[int]
-) -> NoReturn:
-    """Run `work` in the forked child, write its report to the pipe and `_exit`: never returns."""
-    code = 1
-    report: dict[str, Any] = {"error": "the child failed before starting"}
-    try:
-        _detach(parent, close_fds)
-        report = work()
-        code = 0
-    except BaseException as e:
-        report = {"error": f"{type(e).__name__}: {e}"[:4096]}
-    finally:
-        try:
-            os.write(report_fd, json.dumps(report).encode()[:_REPORT_MAX])
-        finally:
-            os._exit(code)
-
-
-@dataclass
-class _Child:
-    pid: int
-    report_fd: int
-    started: float  # monotonic
-    # (commands applied, full syncs) when forked: what "changes since the last save" restarts
-    # from when this save succeeds (Redis's dirty_before_bgsave).
-    marks: tuple[int, int]
-    temp_files: tuple[Path, ...]
-
-
-def _read_report(fd: int) -> dict[str, Any]:
-    chunks = []
-    try:
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    try:
-        report = json.loads(b"".join(chunks) or b"{}")
-    except ValueError:
-        return {}
-    return report if isinstance(report, dict) else {}
-
-
 # ---- the trio side ----
 
 
 class Persistence:
     """Saves (foreground, forked, by policy, at shutdown) and the start-up load, with INFO state."""
 
-    def __init__(self, config: Config, keyspace: Keyspace, replication: Replication) -> None:
+    def __init__(
+        self, config: Config, keyspace: Keyspace, replication: Replication, forker: Forker
+    ) -> None:
         self.config = config
         self.keyspace = keyspace
         self.replication = replication
+        self.forker = forker
         self.path = config.dbfile_path
         self.state_path = state_path_of(self.path)
-        # File descriptors a forked child closes at once (the listening sockets), asked for at
-        # each fork because listeners close and their numbers get reused.
-        self.child_close_fds: Callable[[], list[int]] = list
         # Start-up load, for -LOADING and INFO persistence.
         self.loading = False
         self.loading_started = 0.0  # unix time
@@ -428,7 +289,11 @@ class Persistence:
         self.last_bgsave_ok = True
         self.last_bgsave_seconds = -1
         self.saves = 0
-        self.child: _Child | None = None
+        self.child: Child | None = None
+        # What "changes since the last save" restarts from when the running child's save
+        # succeeds (Redis's dirty_before_bgsave), and the temp files it writes.
+        self._child_marks = (0, 0)
+        self._child_temp_files: tuple[Path, ...] = ()
         self._last_try = -BGSAVE_RETRY_DELAY  # monotonic time of the last save attempt
         self._saved_marks = self._marks()
 
@@ -488,42 +353,29 @@ class Persistence:
         # Captured with the fork, between two checkpoints: the image and the position agree.
         position, marks = Position.of(self.replication), self._marks()
         self._last_try = time.monotonic()
-        parent = os.getpid()
-        read_fd, write_fd = os.pipe()
-        close_fds = [fd for fd in self.child_close_fds() if fd not in (read_fd, write_fd)]
         try:
-            pid = os.fork()
+            child = self.forker.fork(lambda: write_snapshot(path, ks, position, upstream))
         except OSError as e:
-            os.close(read_fd)
-            os.close(write_fd)
             self.last_bgsave_ok = False
             log.error("Can't save in background: fork: %s", e)
             raise SaveError(f"fork: {e}") from e
-        if pid == 0:
-            os.close(read_fd)
-            _child_main(
-                lambda: write_snapshot(path, ks, position, upstream), parent, write_fd, close_fds
-            )
-        os.close(write_fd)
-        self.child = _Child(
-            pid,
-            read_fd,
-            time.monotonic(),
-            marks,
-            (temp_path_of(path, pid), temp_path_of(self.state_path, pid)),
+        self.child = child
+        self._child_marks = marks
+        self._child_temp_files = (
+            temp_path_of(path, child.pid), temp_path_of(self.state_path, child.pid)
         )
-        log.info("Background saving started by pid %d (offset %d)", pid, position.repl_offset)
-        return pid
+        log.info(
+            "Background saving started by pid %d (offset %d)", child.pid, position.repl_offset
+        )
+        return child.pid
 
     def check_child(self) -> bool | None:
         """Reap the save child if it has exited: its success, or None while it runs."""
         child = self.child
         if child is None:
             return None
-        pid, status = os.waitpid(child.pid, os.WNOHANG)
-        if pid == 0:
-            return None
-        return self._child_exited(child, status)
+        result = child.poll()
+        return None if result is None else self._child_exited(result)
 
     async def wait_child(self) -> bool:
         """Wait for the running save child (if any); the outcome of the last save."""
@@ -540,29 +392,20 @@ class Persistence:
         if child is None:
             return
         log.warning("killing the background save child %d: %s", child.pid, why)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signal.SIGKILL)
-        _, status = os.waitpid(child.pid, 0)
-        self._child_exited(child, status)
+        self._child_exited(child.kill())
 
-    def _child_exited(self, child: _Child, status: int) -> bool:
+    def _child_exited(self, result: ChildResult) -> bool:
         self.child = None
-        report = _read_report(child.report_fd)
-        elapsed = time.monotonic() - child.started
-        code = os.waitstatus_to_exitcode(status)
-        if code == 0 and "error" not in report:
-            self._saved(child.marks, report, elapsed)
-            log.info("DB saved on disk: %s", _describe(report))
+        if result.ok:
+            self._saved(self._child_marks, result.report, result.seconds)
+            log.info("DB saved on disk: %s", _describe(result.report))
             log.info("Background saving terminated with success")
             return True
-        for p in child.temp_files:
+        for p in self._child_temp_files:
             with contextlib.suppress(OSError):
                 p.unlink()
         self.last_bgsave_ok = False
-        if code < 0:
-            log.error("Background saving terminated by signal %d", -code)
-        else:
-            log.error("Background saving error: %s", report.get("error", f"exit code {code}"))
+        log.error("Background saving error: %s", result.error)
         return False
 
     def _saved(self, marks: tuple[int, int], state: dict[str, Any], elapsed: float) -> None:
@@ -642,8 +485,6 @@ class Persistence:
         finally:
             self.loading = False
         self.last_load_keys = loaded.keys
-        if loaded.unsupported_keys:
-            self.keyspace.unsupported_keys = set(loaded.unsupported_keys)
         pos = loaded.position
         elapsed = time.time() - self.loading_started
         if pos is None or pos.replid is None:
@@ -661,9 +502,6 @@ class Persistence:
                 path,
                 loaded.state_note,
             )
-        self.replication.restore(
-            pos.replid, pos.repl_offset, pos.stream_db, pos.replid2, pos.second_replid_offset
-        )
         log.info(
             "snapshot %s loaded: %d keys in %.2fs; replid %s offset %d: asking the master "
             "for a partial resync (PSYNC %s %d)",
@@ -723,7 +561,8 @@ class Persistence:
                         state.get("upstream"),
                         self._upstream(),
                     )
-        loader.commit()
+        # Swapped in with its position in one step, before the next checkpoint.
+        self.replication.load_restart(loader, position, unsupported)
         return LoadedSnapshot(loader.keys, size, position, unsupported, note)
 
     def _set_aside(self, path: Path, error: Exception) -> None:

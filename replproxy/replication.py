@@ -21,9 +21,12 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from replproxy.resp.stream import StreamCommand
+
+if TYPE_CHECKING:
+    from replproxy.keyspace import KeyspaceLoader
 
 NULL_REPLID = "0" * 40
 
@@ -202,6 +205,27 @@ class ReplStats:
     unsupported_commands: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Position:
+    """A position in the master's history, as a snapshot holds it (with its keyspace image)."""
+
+    replid: str | None  # None: no position in the master's history (never synced)
+    repl_offset: int
+    stream_db: int
+    replid2: str
+    second_replid_offset: int
+
+    @classmethod
+    def of(cls, repl: Replication) -> Position:
+        return cls(
+            repl.replid if repl.has_history else None,
+            repl.repl_offset,
+            repl.stream_db,
+            repl.replid2,
+            repl.second_replid_offset,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessResult:
     """What processing a batch of stream commands asks of the caller."""
@@ -234,6 +258,9 @@ class Replication:
         # new replid): downstream replicas must reconnect.
         self.listeners: list[Callable[[], None]] = []
         self.history_epoch = 0
+        # Called with no argument after a snapshot replaced the dataset (a full sync, or the
+        # start-up load): its AUX fields named the master's dialect, which may have changed.
+        self.snapshot_listeners: list[Callable[[], None]] = []
 
     def _notify(self) -> None:
         for listener in self.listeners:
@@ -242,6 +269,38 @@ class Replication:
     def _new_history(self) -> None:
         self.history_epoch += 1
         self._notify()
+
+    # ---- snapshots: the dataset and the position change together ----
+
+    def load_full_sync(self, loader: KeyspaceLoader, replid: str | None, offset: int) -> None:
+        """The master's snapshot at `offset` is whole in `loader`: swap it in and restart our
+        history there (`full_resync`), as one step."""
+        loader.commit()
+        self.full_resync(replid, offset, loader.stream_db)
+        self._snapshot_loaded()
+
+    def load_restart(
+        self,
+        loader: KeyspaceLoader,
+        position: Position | None,
+        unsupported_keys: frozenset[tuple[int, bytes]] = frozenset(),
+    ) -> None:
+        """Our own snapshot, whole in `loader`, is the dataset at `position` (a restart):
+        swap it in, keep the keys it marks unsupported, and resume that position (`restore`)
+        when it has one."""
+        loader.commit()
+        if unsupported_keys:
+            loader.target.unsupported_keys = set(unsupported_keys)
+        if position is not None and position.replid is not None:
+            self.restore(
+                position.replid, position.repl_offset, position.stream_db, position.replid2,
+                position.second_replid_offset,
+            )
+        self._snapshot_loaded()
+
+    def _snapshot_loaded(self) -> None:
+        for listener in self.snapshot_listeners:
+            listener()
 
     # ---- identity changes driven by the upstream link ----
 

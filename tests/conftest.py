@@ -17,8 +17,9 @@ SHARED_RDB = Path(__file__).resolve().parent.parent.parent / "shared" / "fixture
 # Why a `client_dialect` test does not run against a Redis 5 master (see pytest_collection_
 # modifyitems): its oracle is a server of the master's own version, answering clients.
 CLIENT_DIALECT_SKIP = (
-    "with a Redis 5/6 master the relay answers clients in Redis 7.0's dialect (command table, "
-    "error texts, reply shapes: docs/clients.md), so a Redis 5 server is not this test's oracle"
+    "with a Redis 5 master the relay's replies follow Redis 7.0's shapes (its command table and "
+    "first-check errors follow the master: test_commandtable_relay), so a Redis 5 server is not "
+    "this test's oracle"
 )
 
 

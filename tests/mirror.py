@@ -199,10 +199,9 @@ def _master_stream_meta(c: redis.Redis, key: bytes, info: dict[bytes, Any]) -> A
 
 def _mirror_stream_meta(ks: Keyspace, v: StreamValue) -> Any:
     """`_master_stream_meta` computed from the mirror's model (lag by the master's rules)."""
-    from replproxy.keyspace.t_stream import consumer_group_lag, lag_rules, master_version
+    from replproxy.keyspace.t_stream import consumer_group_lag, lag_rules
 
-    known = master_version(ks)
-    if known is None or (known[0] == "redis" and known[1] < (7, 0, 0)):
+    if not ks.dialect.stream_claim_drops_deleted:  # no stream metadata before Redis 7.0
         return None
     rules = lag_rules(ks)
     groups = [(g.name, -1 if g.entries_read is None else g.entries_read,

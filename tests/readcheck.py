@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError, double_style_of
-from replproxy.keyspace.util import now_ms
+from replproxy.args import now_ms
+from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
 from replproxy.resp import reply
 from replproxy.resp.request import encode_command
 from tests.mirror import Mirror
@@ -158,7 +158,7 @@ class ReadCheck:
         if handler is None and len(args) > 1:
             handler = READ_COMMANDS.get(args[0].lower() + b"|" + args[1].lower())
         assert handler is not None, f"no read handler for {args[0]!r}"
-        ctx = ReadContext(ks, db=db, proto=proto, dstyle=double_style_of(ks), now=now_ms())
+        ctx = ReadContext(ks, db=db, proto=proto, now=now_ms())
         try:
             return handler(ctx, args)
         except ReplyError as e:

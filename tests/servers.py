@@ -28,6 +28,8 @@ from pathlib import Path
 
 import redis
 
+from replproxy.dialect import MasterDialect
+
 
 @dataclass(frozen=True)
 class ServerKind:
@@ -38,6 +40,11 @@ class ServerKind:
     @property
     def is_valkey(self) -> bool:
         return self.name.startswith("valkey")
+
+    @property
+    def dialect(self) -> MasterDialect:
+        """What the relay makes of a master of this kind (from its snapshot's AUX fields)."""
+        return MasterDialect("valkey" if self.is_valkey else "redis", self.version)
 
     @property
     def major(self) -> int:

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from replproxy import keyspace
 from replproxy.keyspace import Keyspace, library_name
+from replproxy.keyspace import store as keyspace
 from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
 
@@ -75,15 +75,15 @@ def test_library_name() -> None:
 def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -> None:
     from replproxy.app import Relay
     from replproxy.config import Config, Upstream
-    from replproxy.server import Client, RespServer
 
     relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
-    srv = RespServer(relay)
+    srv = relay.sessions
     relay.replication.has_history = True  # as after a sync
     ks = relay.keyspace
     ks.set(0, b"doc", b"old")
     ks.apply(0, [b"JSON.SET", b"doc", b"$", b"{}"])
-    client = Client(srv, 1, "test", "test")
+    client = srv.open_session("test", "test")
+    assert client is not None
     got = srv.dispatch(client, [b"GET", b"doc"])
     assert got.startswith(b"-ERR replproxy cannot serve key 'doc'")
     assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")

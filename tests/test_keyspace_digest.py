@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from replproxy.dialect import MasterDialect
 from replproxy.keyspace import Keyspace
 from replproxy.keyspace.digest import (
     ZERO_DIGEST,
     DigestStyle,
     DigestUnavailable,
     digest,
-    digest_style_for,
     digest_value,
     score_text,
 )
@@ -32,7 +32,7 @@ from tests.servers import RedisServer, ServerKind, wait_for
 
 
 def _style(kind: ServerKind) -> DigestStyle:
-    return digest_style_for("valkey" if kind.is_valkey else "redis", kind.version)
+    return kind.dialect.double_style
 
 
 def _master_digest(server: RedisServer) -> bytes:
@@ -163,13 +163,14 @@ def _add_streams(c: Any, rnd: random.Random, createconsumer: bool) -> None:
 
 
 def test_digest_style_for_versions() -> None:
-    assert digest_style_for("redis", (5, 0, 7)) == "g17"
-    assert digest_style_for("redis", (6, 2, 14)) == "g17"
-    assert digest_style_for("redis", (7, 0, 15)) == "g17"
-    assert digest_style_for("redis", (7, 2, 0)) == "shortest"
-    assert digest_style_for("redis", (8, 0, 2)) == "shortest"
-    assert digest_style_for("valkey", (7, 2, 4)) == "shortest"
-    assert digest_style_for("valkey", (8, 1, 8)) == "shortest"
+    # DEBUG DIGEST prints scores as replies do: the switch was one change in Redis 7.2.
+    assert MasterDialect("redis", (5, 0, 7)).double_style == "g17"
+    assert MasterDialect("redis", (6, 2, 14)).double_style == "g17"
+    assert MasterDialect("redis", (7, 0, 15)).double_style == "g17"
+    assert MasterDialect("redis", (7, 2, 0)).double_style == "shortest"
+    assert MasterDialect("redis", (8, 0, 2)).double_style == "shortest"
+    assert MasterDialect("valkey", (7, 2, 4)).double_style == "shortest"
+    assert MasterDialect("valkey", (8, 1, 8)).double_style == "shortest"
 
 
 def test_score_text_is_snprintf_or_raw_fpconv() -> None:

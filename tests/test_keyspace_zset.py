@@ -30,7 +30,7 @@ import pytest
 import redis
 
 from replproxy.keyspace import Keyspace, t_geo
-from replproxy.keyspace.digest import digest_style_for, digest_value
+from replproxy.keyspace.digest import digest_value
 from replproxy.keyspace.t_geo import (
     V50,
     V60,
@@ -90,7 +90,7 @@ def _signed_zero_diffs(mirror: Mirror) -> list[str]:
 def _digest_diffs(mirror: Mirror) -> list[str]:
     """DEBUG DIGEST-VALUE of every live key (score texts included) against the relay's."""
     kind = mirror.server.kind
-    style = digest_style_for("valkey" if kind.is_valkey else "redis", kind.version)
+    style = kind.dialect.double_style
     diffs = []
     now_ms = time.time() * 1000
     with raw_client(mirror.server) as c:

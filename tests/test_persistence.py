@@ -25,22 +25,21 @@ from redis.retry import Retry
 
 from replproxy.app import Relay
 from replproxy.config import Config, ConfigError, Upstream, parse_save
+from replproxy.dialect import MasterDialect
+from replproxy.fork import Forker
 from replproxy.keyspace import Keyspace
 from replproxy.persistence import (
     Persistence,
-    Position,
     SaveError,
     SaveInProgress,
     save_point_due,
-    snapshot_format,
     state_path_of,
     write_snapshot,
 )
 from replproxy.rdb.model import Aux, Function, HashValue, KeyEntry, ZSetValue
 from replproxy.rdb.reader import read_file
 from replproxy.rdb.writer import RDBEncodeError
-from replproxy.replication import NULL_REPLID, Replication
-from replproxy.server import Client, RespServer
+from replproxy.replication import NULL_REPLID, Position, Replication
 from tests.conftest import KINDS
 from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, wait_for
@@ -114,14 +113,16 @@ def test_dbfilename_must_be_a_plain_name_of_our_own(name: str, error: str) -> No
         ({b"redis-ver": b"4.0.14"}, (8, False)),
         ({b"valkey-ver": b"8.1.8"}, (11, True)),
         ({b"valkey-ver": b"9.0.0"}, (80, True)),
-        ({}, (11, False)),
-        ({b"redis-ver": b"garbage"}, (11, False)),
+        # Unknown: the newest Redis the relay knows (MasterDialect's default).
+        ({}, (12, False)),
+        ({b"redis-ver": b"garbage"}, (12, False)),
     ],
 )
 def test_snapshot_is_written_in_the_masters_rdb_version(
     aux: dict[bytes, bytes], expected: tuple[int, bool]
 ) -> None:
-    assert snapshot_format(aux) == expected
+    d = MasterDialect.from_aux(aux)
+    assert (d.rdb_version, d.valkey) == expected
 
 
 def sample_keyspace(version_aux: dict[bytes, bytes] | None = None) -> Keyspace:
@@ -172,7 +173,7 @@ def test_snapshot_without_a_position_has_no_repl_aux(tmp_path: Path) -> None:
 def make_persistence(tmp_path: Path, ks: Keyspace | None = None) -> Persistence:
     ks = ks if ks is not None else Keyspace()
     config = Config(upstream=Upstream("m", 6379), dir=tmp_path)
-    return Persistence(config, ks, Replication(ks))
+    return Persistence(config, ks, Replication(ks), Forker())
 
 
 async def test_restart_restores_position_replid2_and_unsupported_keys(tmp_path: Path) -> None:
@@ -319,8 +320,9 @@ async def test_clients_get_loading_over_the_wire_during_the_startup_load(tmp_pat
 
 def test_clients_get_loading_while_the_snapshot_loads() -> None:
     relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
-    srv = RespServer(relay)
-    client = Client(srv, 1, "test", "test")
+    srv = relay.sessions
+    client = srv.open_session("test", "test")
+    assert client is not None
     relay.replication.has_history = True  # a restart's load, not a first sync
     relay.persistence.loading = True
     loading = b"-LOADING Redis is loading the dataset in memory\r\n"

@@ -35,16 +35,15 @@ from typing import Any
 
 import pytest
 
+from replproxy.args import now_ms
 from replproxy.keyspace import Keyspace
 from replproxy.keyspace.reads import (
     READ_COMMANDS,
     BlockingRead,
     ReadContext,
     ReplyError,
-    double_style_of,
 )
 from replproxy.keyspace.t_stream import _node_keys, _rax_nodes
-from replproxy.keyspace.util import now_ms
 from replproxy.rdb.model import StreamValue
 from replproxy.rdb.reader import _read_len, _read_string
 from replproxy.resp import reply
@@ -496,7 +495,7 @@ def test_xread_edges_and_errors(env: Env) -> None:
 
 def _ctx(env: Env, proto: int = 2) -> ReadContext:
     ks = env.mirror.keyspace
-    return ReadContext(ks, proto=proto, dstyle=double_style_of(ks), now=now_ms())
+    return ReadContext(ks, proto=proto, now=now_ms())
 
 
 def _call(env: Env, argv: list[bytes], proto: int = 2, can_block: bool = True) -> bytes:

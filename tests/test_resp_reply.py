@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from replproxy.dialect import MasterDialect
 from replproxy.resp import (
     NULL_ARRAY,
     BigNumber,
@@ -38,7 +39,6 @@ from replproxy.resp import (
     bulk_map,
     bulk_set,
     double,
-    double_style,
     encode,
     encode_command,
     error,
@@ -195,10 +195,10 @@ def test_nan_texts() -> None:
 
 
 def test_double_style_by_server() -> None:
-    assert double_style("redis", (7, 0, 15)) == "g17"
-    assert double_style("redis", (6, 2, 0)) == "g17"
-    assert double_style("redis", (7, 2, 0)) == "shortest"
-    assert double_style("valkey", (7, 2, 4)) == "shortest"
+    assert MasterDialect("redis", (7, 0, 15)).double_style == "g17"
+    assert MasterDialect("redis", (6, 2, 0)).double_style == "g17"
+    assert MasterDialect("redis", (7, 2, 0)).double_style == "shortest"
+    assert MasterDialect("valkey", (7, 2, 4)).double_style == "shortest"
 
 
 @settings(max_examples=500, deadline=None)
@@ -255,7 +255,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
 
 
 def style_of(server: RedisServer) -> str:
-    return double_style("valkey" if server.kind.is_valkey else "redis", server.kind.version)
+    return server.kind.dialect.double_style
 
 
 class Raw:

@@ -391,7 +391,9 @@ def test_masterdown_when_stale_data_is_refused(master: RedisServer) -> None:
         err = (b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
                b"'no'.\r\n")
         wait_for(lambda: s.call("get", "k") == err, 30, what="MASTERDOWN")
-        assert s.call("ping") == err
+        # PING is flagged stale before Redis 7.0 (as that master's replica answers).
+        pong = master.kind.version < (7, 0, 0)
+        assert s.call("ping") == (b"+PONG\r\n" if pong else err)
         assert s.call("info", "server").startswith(b"$")  # STALE-flagged
         assert s.call("config", "get", "replica-serve-stale-data") == (
             b"*2\r\n$24\r\nreplica-serve-stale-data\r\n$2\r\nno\r\n")
@@ -422,14 +424,25 @@ def test_auth_requirepass_and_acl_users(master: RedisServer, tmp_path: Path) -> 
         assert s.call("get", "k") == b"-NOAUTH Authentication required.\r\n"
         assert s.call("auth", "wrong") == (
             b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
-        assert s.call("hello", "3").startswith(b"-NOAUTH HELLO must be called")
+        # Redis 5.0 has no HELLO: its replica answers "unknown command" before any auth.
+        no_hello = master.kind.version < (6, 0, 0)
+        if no_hello:
+            assert s.call("hello", "3").startswith(b"-ERR unknown command `hello`")
+        else:
+            assert s.call("hello", "3").startswith(b"-NOAUTH HELLO must be called")
         assert s.call("auth", "topsecret") == b"+OK\r\n"
         assert s.call("get", "k") == b"$-1\r\n"
         s2 = Session("127.0.0.1", relay.port)
         assert s2.call("auth", "off-user", "pw").startswith(b"-WRONGPASS")
-        assert s2.call("hello", "3", "auth", "reader", "secret", "setname", "r1").startswith(b"%7")
+        if no_hello:  # the relay's users work with `AUTH user pass` on every master
+            assert s2.call("auth", "reader", "secret") == b"+OK\r\n"
+            assert s2.call("client", "setname", "r1") == b"+OK\r\n"
+        else:
+            hello = s2.call("hello", "3", "auth", "reader", "secret", "setname", "r1")
+            assert hello.startswith(b"%7")
         assert s2.call("client", "getname") == b"$2\r\nr1\r\n"
-        assert b"user=reader" in s2.call("client", "info")
+        if master.kind.version >= (6, 2, 0):  # CLIENT INFO is a 6.2 command
+            assert b"user=reader" in s2.call("client", "info")
         assert s2.call("set", "a", "b") == (
             b"-READONLY You can't write against a read only replica.\r\n")
     finally:

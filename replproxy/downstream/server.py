@@ -1,7 +1,8 @@
 """The trio shell of downstream replication: replproxy as the master of its own replicas.
 
-A client on the RESP port that sends `SYNC`/`PSYNC` stops being a client: `RespServer` hands
-its stream to `Downstream.serve`, which owns it until it closes. This module owns the replica
+A client on the RESP port that sends `SYNC`/`PSYNC` stops being a client: its session asks
+`Downstream.refusal` first, then the client shell (`replproxy.server`) hands the stream to
+`Downstream.serve`, which owns it until it closes. This module owns the replica
 connections, the snapshots made for them and the counters of what was served. It reads the
 replication position from `Replication` (the one owner of replid/offsets/backlog) and never
 changes it; the decisions and byte framing are `replproxy.downstream.psync`'s (sans-I/O).
@@ -37,7 +38,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -57,20 +57,21 @@ from replproxy.downstream.psync import (
     eof_header,
     fullresync_line,
     new_eof_mark,
-    parse_sync,
-    replconf,
 )
 from replproxy.link.protocol import LinkState
-from replproxy.persistence import _detach, keyspace_events, snapshot_format
+from replproxy.persistence import keyspace_events
 from replproxy.rdb.model import Event, Function
 from replproxy.rdb.writer import write_rdb
 from replproxy.resp import reply
 from replproxy.resp.request import RequestError, RequestParser
 
 if TYPE_CHECKING:
-    from replproxy.app import Relay
+    from replproxy.config import Config
+    from replproxy.fork import Forker
+    from replproxy.gate import ServingGate
     from replproxy.keyspace import Keyspace
-    from replproxy.server import Client, RespServer
+    from replproxy.link.driver import LinkStatus
+    from replproxy.replication import Replication
 
 log = logging.getLogger("replproxy.downstream")
 
@@ -170,36 +171,25 @@ class DownstreamStats:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
-# ---- the commands (in RespServer's table) ----
-
-
-def cmd_replconf(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    if c.replica is None:
-        c.replica = ReplicaHandshake()
-    return replconf(c.replica, argv)
-
-
-def cmd_sync(srv: RespServer, c: Client, argv: list[bytes]) -> bytes:
-    """SYNC / PSYNC: refuse, or make the connection a replica's (`Client.takeover`)."""
-    hs = c.replica or ReplicaHandshake()
-    refused = srv.relay.downstream.refusal(hs)
-    if refused is not None:
-        return refused
-    req = parse_sync(argv)
-    if isinstance(req, bytes):
-        return req
-    c.takeover = partial(srv.relay.downstream.serve, hs, req, c.addr)
-    return b""
-
-
 # ---- the component ----
 
 
 class Downstream:
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.config = relay.config
-        self.replication = relay.replication
+    def __init__(
+        self,
+        config: Config,
+        replication: Replication,
+        keyspace: Keyspace,
+        gate: ServingGate,
+        link_status: LinkStatus,
+        forker: Forker,
+    ) -> None:
+        self.config = config
+        self.replication = replication
+        self.keyspace = keyspace
+        self.gate = gate
+        self.link_status = link_status
+        self.forker = forker
         self.replicas: list[DownstreamReplica] = []
         self.stats = DownstreamStats()
         self._next_id = 1
@@ -247,10 +237,7 @@ class Downstream:
 
     def refusal(self, hs: ReplicaHandshake) -> bytes | None:
         """The error a SYNC/PSYNC gets before anything else happens, in `syncCommand`'s order."""
-        up = self.relay.link.status.up
-        if not self.replication.has_history or (
-            not up and not self.config.replica_serve_psync_when_down
-        ):
+        if not self.gate.serves_psync():
             # No position in the master's history yet: nothing a replica could continue from.
             return NOMASTERLINK
         if hs.rdb_filter is not None and not hs.capa_eof:
@@ -507,8 +494,7 @@ class Downstream:
 
     def _upstream_snapshot(self) -> Snapshot | None:
         """The snapshot the link kept, when its `.json` names a position in our history."""
-        st = self.relay.link.status
-        if st.state in (LinkState.TRANSFER, LinkState.LOADING):
+        if self.link_status.state in (LinkState.TRANSFER, LinkState.LOADING):
             return None  # a new upstream.rdb may already be in place, its .json not yet
         path = self.config.snapshot_path
         try:
@@ -557,7 +543,7 @@ class Downstream:
             job.done.set()
 
     async def _fork_and_write(self, filt: RdbFilter | None) -> Snapshot:
-        repl, ks = self.replication, self.relay.keyspace
+        repl, ks = self.replication, self.keyspace
         # Captured between two checkpoints, with the fork: the image and the position agree.
         replid, offset, stream_db, epoch = (
             repl.replid, repl.repl_offset, repl.stream_db, repl.history_epoch
@@ -566,7 +552,7 @@ class Downstream:
             "downstream-functions.rdb" if filt.functions else "downstream-empty.rdb"
         )
         path = self.config.dir / name
-        version, valkey = snapshot_format(ks.loaded_aux)
+        version, valkey = ks.dialect.rdb_version, ks.dialect.valkey
         aux = {k: ks.loaded_aux[k] for k in _VERSION_AUX if k in ks.loaded_aux}
         if ks.unsupported_keys and filt is None:
             log.warning(
@@ -574,67 +560,35 @@ class Downstream:
                 "for downstream replicas holds their last known values",
                 len(ks.unsupported_keys),
             )
-        close_fds = self.relay.persistence.child_close_fds()
-        parent = os.getpid()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child: write, and leave without running anything of the parent's
-            code = 1
-            try:
-                _detach(parent, close_fds)
-                tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-                with open(tmp, "wb", buffering=1 << 20) as f:
-                    write_rdb(
-                        f, _events(ks, filt), version, replid, offset, stream_db,
-                        valkey=valkey, aux=aux,
-                    )
-                os.replace(tmp, path)
-                code = 0
-            finally:
-                os._exit(code)
+
+        def work() -> dict[str, object]:
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+            with open(tmp, "wb", buffering=1 << 20) as f:
+                write_rdb(
+                    f, _events(ks, filt), version, replid, offset, stream_db,
+                    valkey=valkey, aux=aux,
+                )
+            os.replace(tmp, path)
+            return {}
+
+        child = self.forker.fork(work)
         log.info(
             "Starting BGSAVE for downstream SYNC (pid %d, offset %d, RDB version %d)",
-            pid, offset, version,
+            child.pid, offset, version,
         )
         try:
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                await trio.sleep(CHILD_POLL)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            with contextlib.suppress(OSError):
-                path.with_name(f"{path.name}.tmp-{pid}").unlink()
-            raise
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            with contextlib.suppress(OSError):
-                path.with_name(f"{path.name}.tmp-{pid}").unlink()
-            raise RuntimeError(f"snapshot child exited with {code}")
+            result = await child.wait()  # killed if the wait is cancelled
+        finally:
+            if child.result is None or not child.result.ok:
+                with contextlib.suppress(OSError):
+                    path.with_name(f"{path.name}.tmp-{child.pid}").unlink()
+        if not result.ok:
+            raise RuntimeError(f"snapshot child failed: {result.error}")
         log.info(
             "Snapshot for downstream replicas done: %s, %d bytes in %.2fs",
-            path, path.stat().st_size, time.monotonic() - started,
+            path, path.stat().st_size, result.seconds,
         )
         return Snapshot(path, replid, offset, epoch, "fresh")
-
-    # ---- what INFO and /metrics show ----
-
-    def info_lines(self) -> list[tuple[str, object]]:
-        """`connected_slaves` and the `slaveN:` lines of INFO replication."""
-        now = time.monotonic()
-        fields: list[tuple[str, object]] = [("connected_slaves", len(self.replicas))]
-        for i, r in enumerate(self.replicas):
-            fields.append(
-                (
-                    f"slave{i}",
-                    f"ip={r.ip},port={r.hs.listening_port},state={r.state.value},"
-                    f"offset={r.input.ack_offset},lag={int(now - r.ack_time)}",
-                )
-            )
-        return fields
 
 
 def _events(ks: Keyspace, filt: RdbFilter | None) -> Iterator[Event]:

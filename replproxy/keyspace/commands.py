@@ -1,19 +1,18 @@
 """Imports every per-type module so their `@write_command` appliers fill WRITE_COMMANDS.
 
-Import this (not the type modules one by one) wherever the complete table is needed.
+The package imports it: importing anything from `replproxy.keyspace` gives the full table.
 """
 
-from replproxy.keyspace import (  # noqa: F401 - imported for their registrations
-    generic,
-    t_bitmap,
-    t_function,
-    t_geo,
-    t_hash,
-    t_hll,
-    t_list,
-    t_set,
-    t_stream,
-    t_string,
-    t_vset,
-    t_zset,
-)
+# Imported for their registrations.
+import replproxy.keyspace.generic
+import replproxy.keyspace.t_bitmap
+import replproxy.keyspace.t_function
+import replproxy.keyspace.t_geo
+import replproxy.keyspace.t_hash
+import replproxy.keyspace.t_hll
+import replproxy.keyspace.t_list
+import replproxy.keyspace.t_set
+import replproxy.keyspace.t_stream
+import replproxy.keyspace.t_string
+import replproxy.keyspace.t_vset
+import replproxy.keyspace.t_zset  # noqa: F401

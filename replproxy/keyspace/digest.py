@@ -36,9 +36,9 @@ from collections import deque
 from hashlib import sha1
 from typing import Literal
 
-from replproxy.keyspace import Keyspace
+from replproxy.keyspace.store import Keyspace
 from replproxy.rdb.model import HashValue, ModuleValue, StreamValue, Value, ZSetValue
-from replproxy.resp.reply import _fpconv_dtoa, double_style, format_double  # raw Grisu2
+from replproxy.resp.reply import _fpconv_dtoa, format_double  # raw Grisu2
 
 DigestStyle = Literal["g17", "shortest"]
 
@@ -60,15 +60,6 @@ _HEXPIRE = int.from_bytes(sha1(b"!!hexpire!!").digest(), "big")
 class DigestUnavailable(Exception):
     """The digest depends on something the relay cannot compute (a module's callback)."""
 
-
-def digest_style_for(server_name: str, version: tuple[int, int, int]) -> DigestStyle:
-    """The score text of a server's DEBUG DIGEST: "g17" for Redis <= 7.0, else "shortest".
-
-    `server_name` is INFO's `server_name` ("redis" when absent, "valkey"). Valkey reports
-    `redis_version:7.2.4` and has always used fpconv. The switch happened in Redis 7.2 for
-    replies and digests at once, so this is the reply rule (`double_style`).
-    """
-    return double_style(server_name, version)
 
 
 def _h(data: bytes) -> int:

@@ -63,12 +63,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, NamedTuple, cast
 
-from replproxy.commandtable import table_for
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import c_string, parse_int
+from replproxy.commandtable.table import table_for
+from replproxy.dialect import MasterDialect
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import (
     NOT_INTEGER,
-    SYNTAX,
     WRONGTYPE,
     ReadContext,
     ReplyError,
@@ -76,9 +77,10 @@ from replproxy.keyspace.reads import (
     peek,
     read_command,
     unsupported_key_error,
-    upstream_identity,
 )
+from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_hash import is_listpack_hash
 from replproxy.keyspace.t_set import (
     SET_MAX_INTSET_ENTRIES,
@@ -86,7 +88,6 @@ from replproxy.keyspace.t_set import (
     SET_MAX_LISTPACK_VALUE,
     iteration_order,
 )
-from replproxy.keyspace.util import c_string, parse_int
 from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
@@ -769,7 +770,7 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
     return fewer than COUNT names, or none, before the scan is over."""
     ks = c.ks
     cursor = parse_cursor(argv[1], ks)
-    valkey = upstream_identity(ks)[0] == "valkey"
+    valkey = ks.dialect.valkey
     count = 10
     pattern: bytes | None = None
     want: bytes | None = None
@@ -862,11 +863,9 @@ def dump(c: ReadContext, argv: list[bytes]) -> bytes:
     v = peek(c, argv[1])
     if v is None:
         return reply.null(c.proto)
-    from replproxy.persistence import snapshot_format
-
-    version, valkey = snapshot_format(c.ks.loaded_aux)
+    d = c.ks.dialect
     try:
-        payload = dump_payload(v, version, valkey=valkey)
+        payload = dump_payload(v, d.rdb_version, valkey=d.valkey)
     except RDBEncodeError as e:
         raise ReplyError(b"ERR " + str(e).encode()) from None
     return reply.bulk(payload)
@@ -928,20 +927,19 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
     return total
 
 
-def object_encoding(key: bytes, value: Value, server: str, version: tuple[int, int, int],
-                    has_ttl: bool) -> bytes:
+def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool) -> bytes:
     """The encoding the master most likely holds `value` in, as a replica that loaded it
     from a snapshot would pick it, with the default thresholds (`*-max-listpack-*`,
     `set-max-intset-entries`). A master can differ: it keeps a big encoding after the value
     shrinks, and APPEND/SETRANGE make raw strings of any length."""
-    valkey = server == "valkey"
-    compact_lists = valkey or version >= (7, 2, 0)
+    valkey = dialect.valkey
+    compact_lists = dialect.listpack_lists
     if type(value) is bytes:
         if _is_int_string(value):
             return b"int"
         n = len(value)
         if n <= _EMBSTR_SIZE_LIMIT:
-            if not valkey or version < (8, 0, 0):
+            if not dialect.embedded_keys:
                 return b"embstr"
             # Valkey 8 embeds the key (and the expire time) in the value's allocation,
             # and keeps a string embedded only while the whole fits 64 bytes. Measured on
@@ -989,9 +987,8 @@ def object_encoding_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     v = _object_value(c, argv)
     if v is None:
         return reply.null(c.proto)
-    name, version = upstream_identity(c.ks)
     has_ttl = argv[2] in c.ks.expires[c.db]
-    return reply.bulk(object_encoding(argv[2], v, name, version, has_ttl))
+    return reply.bulk(object_encoding(argv[2], v, c.ks.dialect, has_ttl))
 
 
 @read_command("object|refcount")
@@ -1002,8 +999,7 @@ def object_refcount(c: ReadContext, argv: list[bytes]) -> bytes:
     v = _object_value(c, argv)
     if v is None:
         return reply.null(c.proto)
-    name, _version = upstream_identity(c.ks)
-    if (name == "redis" and type(v) is bytes and _is_int_string(v)
+    if (c.ks.dialect.shared_integers and type(v) is bytes and _is_int_string(v)
             and 0 <= int(v) < _OBJ_SHARED_INTEGERS):
         return reply.integer(_OBJ_SHARED_REFCOUNT)
     return b":1\r\n"
@@ -1031,7 +1027,7 @@ def _help(c: ReadContext, container: bytes) -> bytes:
     """`<container> HELP`: the upstream's own text, captured with its command table. The
     server answers any other `<container> HELP` with it directly; OBJECT and MEMORY keep
     theirs registered so that `READ_COMMANDS` covers every subcommand they answer."""
-    text = table_for(*upstream_identity(c.ks)).subcommand_help(container)
+    text = table_for(c.ks.dialect.server, c.ks.dialect.version).subcommand_help(container)
     assert text is not None  # both tables carry OBJECT HELP and MEMORY HELP
     return text
 
@@ -1072,9 +1068,8 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     value = ks.dbs[c.db].get(key)
     if value is None:
         return reply.null(c.proto)
-    name, version = upstream_identity(ks)
     has_ttl = key in ks.expires[c.db]
-    return reply.integer(memory_usage(key, value, samples, name, version, has_ttl))
+    return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl))
 
 
 def _je(n: int) -> int:
@@ -1127,8 +1122,8 @@ def _sampled(total: int, costs: Iterable[int], samples: int) -> int:
     return int(s / n * total) if n else 0
 
 
-def memory_usage(key: bytes, value: Value, samples: int, server: str,
-                 version: tuple[int, int, int], has_ttl: bool) -> int:
+def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
+                 has_ttl: bool) -> int:
     """An estimate of MEMORY USAGE: `objectComputeSize` (the encoding `object_encoding`
     guesses, element sizes sampled the same way, jemalloc's size classes) plus what the
     key itself takes. Redis keeps a key in a dict entry (24 bytes) and its own sds; Valkey
@@ -1137,8 +1132,8 @@ def memory_usage(key: bytes, value: Value, samples: int, server: str,
     master matters (stream nodes preallocated, big encodings kept after shrinking, sds
     slack, an allocator other than jemalloc) the master's figure can differ by tens of
     percent either way."""
-    valkey = server == "valkey" and version >= (8, 0, 0)
-    enc = object_encoding(key, value, server, version, has_ttl)
+    valkey = dialect.embedded_keys
+    enc = object_encoding(key, value, dialect, has_ttl)
     if valkey:
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:

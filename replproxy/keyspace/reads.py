@@ -22,31 +22,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from replproxy.errors import (
+    NOT_INTEGER,
+    WRONGTYPE,
+    ReplyError,
+)
 from replproxy.keyspace.values import ListValue
 from replproxy.rdb.model import StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
 from replproxy.resp.request import string2ll
 
 if TYPE_CHECKING:
-    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.store import Keyspace
     from replproxy.keyspace.values import ZSet
 
 
-class ReplyError(Exception):
-    """A command's error reply: `msg` is the text after `-`, starting with its code."""
-
-    def __init__(self, msg: bytes) -> None:
-        super().__init__(msg)
-        self.msg = msg
-
-
-# Redis's shared error texts (server.c `createSharedObjects`).
-WRONGTYPE = b"WRONGTYPE Operation against a key holding the wrong kind of value"
-SYNTAX = b"ERR syntax error"
-NOT_INTEGER = b"ERR value is not an integer or out of range"
-NOT_FLOAT = b"ERR value is not a valid float"
-OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
-    -(2**63 - 1), 2**63 - 1)  # `getRangeLongFromObjectOrReply` over (-LONG_MAX, LONG_MAX)
+# The error reply and shared texts live in `replproxy.errors`; re-exported here because every
+# read command raises them.
 # The reply of a SCAN-family command with nothing to return: cursor 0, no elements.
 EMPTY_SCAN = b"*2\r\n$1\r\n0\r\n*0\r\n"
 # The master's `proto-max-bulk-len` bounds bit offsets and LCS tables; the relay cannot read
@@ -60,15 +52,18 @@ class ReadContext:
     for a whole EXEC), as Redis's `commandTimeSnapshot`."""
 
     def __init__(self, ks: Keyspace, db: int = 0, proto: int = 2,
-                 dstyle: DoubleStyle = "shortest", now: int = 0) -> None:
+                 now: int = 0) -> None:
         self.ks = ks
         self.db = db
         self.proto = proto
-        # How doubles are printed: the upstream's style ("g17" up to Redis 7.0).
-        self.dstyle: DoubleStyle = dstyle
         self.now = now
         # False inside EXEC (and scripts): a blocking command then answers at once, as Redis.
         self.can_block = True
+
+    @property
+    def dstyle(self) -> DoubleStyle:
+        """How doubles are printed: the master's style (`%.17g` up to Redis 7.0)."""
+        return self.ks.dialect.double_style
 
 
 class BlockingRead(Exception):
@@ -201,40 +196,3 @@ def lookup_stream(c: ReadContext, key: bytes) -> StreamValue | None:
     if v is None or type(v) is StreamValue:
         return v
     raise ReplyError(WRONGTYPE)
-
-
-def upstream_identity(ks: Keyspace) -> tuple[str, tuple[int, int, int]]:
-    """The master's server ("redis" or "valkey") and version, from its snapshot's AUX fields
-    (`valkey-ver` / `redis-ver`); Redis 7.2 when the snapshot said nothing.
-
-    Reads ask several times per command, so the answer is kept on the keyspace with the
-    dict it was read from: a snapshot load replaces `loaded_aux` (`KeyspaceLoader.commit`)
-    and nothing edits it in place, so the same dict means the same answer."""
-    aux = ks.loaded_aux
-    cached = ks.identity_cache
-    if cached is not None and cached[0] is aux:
-        return cached[1]
-    identity = _parse_identity(aux)
-    ks.identity_cache = (aux, identity)
-    return identity
-
-
-def _parse_identity(aux: dict[bytes, bytes]) -> tuple[str, tuple[int, int, int]]:
-    if b"valkey-ver" in aux:
-        name, raw = "valkey", aux[b"valkey-ver"]
-    else:
-        name, raw = "redis", aux.get(b"redis-ver", b"7.2.0")
-    try:
-        parts = [int(x) for x in raw.decode().split(".")[:3]]
-    except ValueError:
-        parts = [7, 2, 0]
-    v = [*parts, 0, 0, 0]
-    return name, (v[0], v[1], v[2])
-
-
-def double_style_of(ks: Keyspace) -> DoubleStyle:
-    """How the master prints doubles in replies: `%.17g` up to Redis 7.0, else shortest."""
-    from replproxy.resp.reply import double_style
-
-    name, version = upstream_identity(ks)
-    return double_style(name, version)

@@ -37,13 +37,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from replproxy.args import c_string
+from replproxy.errors import ReplyError
 from replproxy.glob import matcher
-from replproxy.keyspace.reads import ReplyError, upstream_identity
-from replproxy.keyspace.util import c_string
 from replproxy.resp import reply
 
 if TYPE_CHECKING:
-    from replproxy.keyspace import Keyspace
+    from replproxy.keyspace.store import Keyspace
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def parse_cursor(raw: bytes, ks: Keyspace | None = None) -> int:
     Valkey (`string2ull`): a plain non-negative integer, else strtoull's reading of it
     (leading blanks, `+`, `-0` and wrapped negatives accepted), but never "" nor `-5`."""
     s = c_string(raw)
-    valkey = ks is not None and upstream_identity(ks)[0] == "valkey"
+    valkey = ks is not None and ks.dialect.valkey_scan_cursor
     if valkey:
         if s[:1] == b"-" and s[1:].isdigit() and s[1:2] != b"0" and int(s[1:]) <= 2**63:
             return _invalid()  # string2ll reads a negative long long: out of range
@@ -210,10 +210,7 @@ def glob_nesting_limit(ks: Keyspace | None) -> bool:
     6.2.16+, 7.2.6+, 7.4.1+, not 7.0; Valkey 7.2.7+, 8.0.1+)."""
     if ks is None:
         return True
-    name, v = upstream_identity(ks)
-    if name == "valkey":
-        return v >= (8, 0, 1) or (7, 2, 7) <= v < (8, 0, 0)
-    return v >= (7, 4, 1) or (7, 2, 6) <= v < (7, 4, 0) or (6, 2, 16) <= v < (7, 0, 0)
+    return ks.dialect.glob_nesting_limit
 
 
 def glob_matcher(pattern: bytes, ks: Keyspace | None = None) -> Callable[[bytes], object] | None:

@@ -40,18 +40,18 @@ from __future__ import annotations
 
 import re
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import c_string, option_word, parse_int
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.reads import (
     PROTO_MAX_BULK_LEN,
-    SYNTAX,
     ReadContext,
     ReplyError,
     arg_long,
     lookup_string,
     read_command,
-    upstream_identity,
 )
-from replproxy.keyspace.util import c_string, option_word, parse_int
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.resp.request import string2ll
 
 _U64 = (1 << 64) - 1
@@ -113,17 +113,6 @@ def _bitfield_type(raw: bytes) -> tuple[bool, int]:
         raise ApplyError(f"invalid bitfield type {raw!r}") from None
 
 
-def _legacy_i64(ks: Keyspace) -> bool:
-    """True when the master is a Redis before 6.0.6 (see the module docstring)."""
-    ver = ks.loaded_aux.get(b"redis-ver")
-    if ver is None:
-        return False
-    try:
-        return tuple(int(x) for x in ver.split(b".")[:3]) < (6, 0, 6)
-    except ValueError:
-        return False
-
-
 def _overflowed(value: int, bits: int, signed: bool, owtype: int) -> int | None:
     """The value to store for the exact result `value`, or None when OVERFLOW FAIL refuses
     it. `checkSignedBitfieldOverflow`/`checkUnsignedBitfieldOverflow` reduce, for every
@@ -178,7 +167,7 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             raise ApplyError(f"BITFIELD syntax error at {argv[j]!r}")
     if not writes:
         return
-    legacy = any(w[2] == 64 for w in writes) and _legacy_i64(ks)
+    legacy = any(w[2] == 64 for w in writes) and ks.dialect.bitfield_legacy_i64
     current = _string(ks, db, key)
     buf = bytearray(current or b"")
     need = (highest >> 3) + 1
@@ -325,16 +314,6 @@ def _read_bitfield_type(raw: bytes) -> tuple[bool, int]:
     return signed, bits
 
 
-def _range_rules(c: ReadContext) -> tuple[bool, bool]:
-    """(parse the arguments before the lookup, BITCOUNT accepts a lone start): see the
-    module docstring."""
-    name, version = upstream_identity(c.ks)
-    if name == "valkey":
-        new = version >= (8, 0, 0)
-        return new, new
-    return version >= (7, 4, 0), False
-
-
 def _byte_range(
     start: int, end: int, length: int, isbit: bool
 ) -> tuple[int, int, int, int]:
@@ -371,7 +350,8 @@ def getbit(c: ReadContext, argv: list[bytes]) -> bytes:
 @read_command("bitcount")
 def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
     argc = len(argv)
-    parse_first, lone_start = _range_rules(c)
+    d = c.ks.dialect
+    parse_first, lone_start = d.bit_range_args_first, d.bitcount_lone_start
     isbit = False
     if not parse_first:
         v = lookup_string(c, argv[1])
@@ -444,7 +424,7 @@ def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(b"ERR The bit argument must be 1 or 0.")
     missing = b":-1\r\n" if bit else _ZERO
     argc = len(argv)
-    parse_first, _ = _range_rules(c)
+    parse_first = c.ks.dialect.bit_range_args_first
     isbit = end_given = False
     start = end = 0
     if not parse_first:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import struct
 
-from replproxy.keyspace import ApplyError, Keyspace, library_name, write_command
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace, library_name
 from replproxy.rdb.dump import DUMP_FOOTER_SIZE
 from replproxy.rdb.encodings import crc64
 from replproxy.rdb.model import (

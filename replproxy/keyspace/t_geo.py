@@ -33,26 +33,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import c_string, option_word, parse_int
+from replproxy.errors import NOT_FLOAT, SYNTAX
 from replproxy.keyspace.pqsort import pqsort
-from replproxy.keyspace.reads import (
-    NOT_FLOAT,
-    NOT_INTEGER,
-    SYNTAX,
-    ReadContext,
-    ReplyError,
-    lookup_zset,
-    read_command,
-)
+from replproxy.keyspace.reads import NOT_INTEGER, ReadContext, ReplyError, lookup_zset, read_command
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_zset import (
     double_arg,
-    master_version,
     store_zset,
     string2d,
     zadd,
     zset_for_write,
 )
-from replproxy.keyspace.util import c_string, option_word, parse_int
 from replproxy.keyspace.values import ZSet
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
@@ -80,15 +73,8 @@ V50, V60, V62, V70 = 50, 60, 62, 70
 
 
 def geo_variant(ks: Keyspace) -> int:
-    """Which geo code the master runs, from its snapshot's version field."""
-    valkey, major, minor = master_version(ks)
-    if valkey or (major, minor) >= (7, 0):
-        return V70
-    if (major, minor) >= (6, 2):
-        return V62
-    if major >= 6:
-        return V60
-    return V50
+    """Which geo code the master runs (`MasterDialect.geo_variant`: V50, V60, V62 or V70)."""
+    return ks.dialect.geo_variant
 
 
 def _interleave64(xlo: int, ylo: int) -> int:

@@ -61,20 +61,19 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import chain
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import LLONG_MAX, option_word, parse_int
+from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
-    OUT_OF_RANGE_LONG,
-    SYNTAX,
     ReadContext,
     ReplyError,
     arg_long,
     lookup_hash,
     read_command,
-    upstream_identity,
 )
+from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
-from replproxy.keyspace.util import LLONG_MAX, option_word, parse_int
+from replproxy.keyspace.store import Keyspace
 from replproxy.rdb.model import HashValue
 from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
@@ -537,14 +536,6 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
 # ---- HSCAN / SSCAN ----
 
 
-def _scan_options_known(c: ReadContext) -> tuple[bool, bool]:
-    """(NOVALUES, NOSCORES) known to the upstream: Redis 7.4 / 8.0, Valkey 8."""
-    name, version = upstream_identity(c.ks)
-    if name == "valkey":
-        return version >= (8, 0, 0), version >= (8, 0, 0)
-    return version >= (7, 4, 0), version >= (8, 0, 0)
-
-
 def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
                        ) -> tuple[int, Callable[[bytes], object] | None, bool]:
     """`scanGenericCommand`'s option loop for HSCAN (`is_hash`) and SSCAN, from argv[3]:
@@ -568,7 +559,7 @@ def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
             i += 2
         elif opt in (b"novalues", b"noscores"):
             if known is None:
-                known = _scan_options_known(c)
+                known = (c.ks.dialect.scan_novalues, c.ks.dialect.scan_noscores)
             if opt == b"novalues" and known[0]:
                 if not is_hash:
                     raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")

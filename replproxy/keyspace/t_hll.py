@@ -64,8 +64,9 @@ from bisect import bisect_right
 from collections import Counter
 from itertools import accumulate
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
 from replproxy.keyspace.reads import WRONGTYPE, ReadContext, ReplyError, lookup, read_command
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 
 HLL_P = 14
 HLL_Q = 64 - HLL_P

@@ -38,18 +38,11 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
-from replproxy.keyspace.reads import (
-    OUT_OF_RANGE_LONG,
-    SYNTAX,
-    ReadContext,
-    ReplyError,
-    arg_long,
-    lookup_list,
-    read_command,
-    upstream_identity,
-)
-from replproxy.keyspace.util import option_word, parse_int
+from replproxy.args import option_word, parse_int
+from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
+from replproxy.keyspace.reads import ReadContext, ReplyError, arg_long, lookup_list, read_command
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import ListValue, list_slice
 from replproxy.resp import reply
 
@@ -341,12 +334,6 @@ def lrange(c: ReadContext, argv: list[bytes]) -> bytes:
     return reply.bulk_array(list_slice(lst, start, min(end + 1, n)))
 
 
-def _rank_has_range_check(c: ReadContext) -> bool:
-    """Redis 7.2 (#12167) and Valkey refuse RANK LONG_MIN; Redis up to 7.0 accepts it."""
-    name, version = upstream_identity(c.ks)
-    return name == "valkey" or version >= (7, 2, 0)
-
-
 @read_command("lpos")
 def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
     ele = argv[2]
@@ -358,7 +345,7 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
         if opt == b"rank" and j < last:
             j += 1
             rank = arg_long(argv[j])
-            if rank == _LONG_MIN and _rank_has_range_check(c):
+            if rank == _LONG_MIN and c.ks.dialect.lpos_rank_range_check:
                 raise ReplyError(OUT_OF_RANGE_LONG)
             if rank == 0:
                 raise ReplyError(_RANK_ZERO)

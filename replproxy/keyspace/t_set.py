@@ -43,24 +43,24 @@ import random
 import re
 from collections.abc import Iterable
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import LLONG_MAX, LLONG_MIN, option_word
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
-    SYNTAX,
     ReadContext,
     ReplyError,
     arg_long,
     lookup_set,
     read_command,
-    upstream_identity,
 )
+from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import parse_cursor, scan_reply
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_hash import (
     check_random_reply_size,
     get_random_count,
     parse_scan_options,
 )
-from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, option_word
 from replproxy.resp import reply
 
 
@@ -313,8 +313,7 @@ def _is_valkey_listpack(c: ReadContext, s: set[bytes]) -> bool:
     """A set Valkey (and Redis 7.2+) keeps as a listpack, by size."""
     if len(s) > SET_MAX_LISTPACK_ENTRIES:
         return False
-    name, version = upstream_identity(c.ks)
-    if name != "valkey" and version < (7, 2, 0):
+    if not c.ks.dialect.listpack_sets:
         return False
     return all(len(m) <= SET_MAX_LISTPACK_VALUE for m in s)
 

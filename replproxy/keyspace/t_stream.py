@@ -92,18 +92,18 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import cast
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import LLONG_MAX, c_string, option_word, parse_int
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.reads import (
-    SYNTAX,
     BlockingRead,
     ReadContext,
     ReplyError,
     arg_long,
     lookup_stream,
     read_command,
-    upstream_identity,
 )
-from replproxy.keyspace.util import LLONG_MAX, c_string, option_word, parse_int
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.rdb.model import (
     StreamConsumer,
     StreamGroup,
@@ -283,47 +283,15 @@ class _StreamSemantics:
     lag_rules: int
 
 
-_LATEST = _StreamSemantics(True, False, LAG_RULES_REDIS_13473)
-_semantics_aux: object = None
-_semantics: _StreamSemantics = _LATEST
-
-
-def master_version(ks: Keyspace) -> tuple[str, tuple[int, int, int]] | None:
-    """("redis"|"valkey", version) from the loaded snapshot's AUX fields, when it has them."""
-    aux = ks.loaded_aux
-    for name, field in (("valkey", b"valkey-ver"), ("redis", b"redis-ver")):
-        raw = aux.get(field)
-        if raw is None:
-            continue
-        try:
-            parts = [int(x) for x in raw.split(b".")[:3]]
-        except ValueError:
-            return None
-        parts += [0] * (3 - len(parts))
-        return name, (parts[0], parts[1], parts[2])
-    return None
-
-
-def _semantics_of(known: tuple[str, tuple[int, int, int]] | None) -> _StreamSemantics:
-    if known is None:
-        return _LATEST
-    name, v = known
-    if name == "valkey":  # Valkey 7.2 is Redis 7.2.4; Valkey 8 propagates entries_read
-        return _StreamSemantics(
-            True, v < (8, 0, 0), LAG_RULES_VALKEY81 if v >= (8, 1, 1) else LAG_RULES_70
-        )
-    fixed = v >= (7, 4, 2) or (7, 2, 7) <= v < (7, 4, 0)  # redis#13338 and #13473
-    return _StreamSemantics(
-        v >= (7, 0, 0), (7, 0, 0) <= v < (7, 4, 0), LAG_RULES_REDIS_13473 if fixed else LAG_RULES_70
-    )
+_LAG_RULES = {"70": LAG_RULES_70, "valkey81": LAG_RULES_VALKEY81,
+              "redis13473": LAG_RULES_REDIS_13473}
 
 
 def _stream_semantics(ks: Keyspace) -> _StreamSemantics:
-    global _semantics_aux, _semantics
-    aux = ks.loaded_aux
-    if aux is not _semantics_aux:  # a new snapshot (identity is safe: we hold a reference)
-        _semantics_aux, _semantics = aux, _semantics_of(master_version(ks))
-    return _semantics
+    d = ks.dialect
+    return _StreamSemantics(
+        d.stream_claim_drops_deleted, d.stream_replay_entries_read, _LAG_RULES[d.stream_lag_rules]
+    )
 
 
 def lag_rules(ks: Keyspace) -> int:
@@ -993,23 +961,8 @@ class _Shapes:
     plus_id: bool  # XREAD's `+` ID: Redis 7.4+, Valkey 8.0+
 
 
-_shapes_aux: object = None
-_shapes: _Shapes = _Shapes(True, True, True)
-
-
 def _shapes_of(c: ReadContext) -> _Shapes:
-    global _shapes_aux, _shapes
-    aux = c.ks.loaded_aux
-    if aux is not _shapes_aux:  # a new snapshot: its AUX fields say who the master is
-        name, v = upstream_identity(c.ks)
-        valkey = name == "valkey"
-        _shapes = _Shapes(
-            valkey or v >= (7, 0, 0),
-            valkey or v >= (7, 2, 0),
-            v >= (8, 0, 0) if valkey else v >= (7, 4, 0),
-        )
-        _shapes_aux = aux
-    return _shapes
+    return _Shapes(*c.ks.dialect.xinfo_shapes)
 
 
 def _incr_id(sid: StreamID) -> StreamID | None:

@@ -54,10 +54,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import LLONG_MAX, LLONG_MIN, option_word, parse_int
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.reads import (
     PROTO_MAX_BULK_LEN,
-    SYNTAX,
     WRONGTYPE,
     ReadContext,
     ReplyError,
@@ -66,9 +66,9 @@ from replproxy.keyspace.reads import (
     lookup_string,
     read_command,
     unsupported_key_error,
-    upstream_identity,
 )
-from replproxy.keyspace.util import LLONG_MAX, LLONG_MIN, option_word, parse_int
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.resp import reply
 from replproxy.resp.reply import format_long_double, round_long_double
 
@@ -406,8 +406,7 @@ def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return _EMPTY_BULK
     n = len(v)
-    name, version = upstream_identity(c.ks)
-    if name == "redis" and version >= (8, 0, 0):
+    if c.ks.dialect.getrange_empty_outside:
         # Redis 8.0 (#12272): a range wholly before or after the string is empty.
         if start < 0:
             start += n

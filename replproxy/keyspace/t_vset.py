@@ -47,7 +47,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import c_string
 from replproxy.keyspace.reads import (
     WRONGTYPE,
     ReadContext,
@@ -56,7 +56,8 @@ from replproxy.keyspace.reads import (
     read_command,
     unsupported_key_error,
 )
-from replproxy.keyspace.util import c_string
+from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.vset_codec import MAX_DIM, VsetData, decode, encode
 from replproxy.keyspace.vset_filter import (
     Expr,

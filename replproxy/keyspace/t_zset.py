@@ -48,10 +48,10 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
 
-from replproxy.keyspace import ApplyError, Keyspace, write_command
+from replproxy.args import LLONG_MAX, c_string, option_word, parse_double, parse_int
+from replproxy.errors import SYNTAX
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
-    SYNTAX,
     WRONGTYPE,
     ReadContext,
     ReplyError,
@@ -60,8 +60,9 @@ from replproxy.keyspace.reads import (
     lookup_zset,
     read_command,
 )
+from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
-from replproxy.keyspace.util import LLONG_MAX, c_string, option_word, parse_double, parse_int
+from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
@@ -74,46 +75,21 @@ from replproxy.rdb.model import ZSetValue
 from replproxy.resp import reply
 from replproxy.resp.reply import DoubleStyle, c_speedup, format_double
 
-# ---- the master's version (its snapshot's `redis-ver` / `valkey-ver`) ----
-
-_version_cache: tuple[object, tuple[bool, int, int]] = (None, (False, 0, 0))
-
-
-def master_version(ks: Keyspace) -> tuple[bool, int, int]:
-    """(is_valkey, major, minor) of the master, from the AUX fields of its last snapshot;
-    an unknown version reads as the newest Redis."""
-    global _version_cache
-    aux = ks.loaded_aux
-    if _version_cache[0] is aux:
-        return _version_cache[1]
-    valkey = b"valkey-ver" in aux
-    raw = aux.get(b"valkey-ver") or aux.get(b"redis-ver")
-    try:
-        major, minor = (int(x) for x in (raw or b"").split(b".")[:2])
-    except ValueError:
-        major, minor = 99, 0
-    version = (valkey, major, minor)
-    _version_cache = (aux, version)
-    return version
-
-
 # How a master creates a zset for ZADD and converts an existing listpack before adding:
-# up to 7.0 by the first member's length only; Redis 7.2+ also by the number of pairs;
-# Valkey 8+ by the number of pairs and the longest member.
+# `MasterDialect.zset_create_rule` (by the first member's length up to 7.0; Redis 7.2+ also by
+# the number of pairs; Valkey 8+ by the number of pairs and the longest member).
 _CREATE_FIRST_MEMBER, _CREATE_COUNT_FIRST, _CREATE_COUNT_LONGEST = 0, 1, 2
+_CREATE_RULES = {
+    "first_member": _CREATE_FIRST_MEMBER,
+    "count_first": _CREATE_COUNT_FIRST,
+    "count_longest": _CREATE_COUNT_LONGEST,
+}
 
 
 def _zset_rules(ks: Keyspace) -> tuple[bool, int]:
     """(does a listpack drop the sign of zero, the ZADD creation rule)."""
-    valkey, major, minor = master_version(ks)
-    drops = valkey or major >= 7
-    if valkey and major >= 8:
-        return drops, _CREATE_COUNT_LONGEST
-    if (major, minor) >= (7, 2):
-        return drops, _CREATE_COUNT_FIRST
-    return drops, _CREATE_FIRST_MEMBER
-
-# ---- argument parsing (the master validated everything; these read it as Redis did) ----
+    d = ks.dialect
+    return d.zset_listpack_drops_zero_sign, _CREATE_RULES[d.zset_create_rule]
 
 
 def double_arg(raw: bytes) -> float:
@@ -553,7 +529,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         # LIMIT as the master's version walks it (see `limit_bounds`).
         if zs is not None:
             a, b = limit_bounds(bounds, offset, limit, rev,
-                                offset < 0 and not zs.listpack and _nth_in_range(ks))
+                                offset < 0 and not zs.listpack and ks.dialect.zset_nth_in_range)
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
@@ -683,18 +659,6 @@ def read_lex_bound(raw: bytes) -> LexBound:
     raise ReplyError(_LEX_NOT_VALID)
 
 
-def _new_server(ks: Keyspace) -> bool:
-    """Valkey, or Redis 7.2+: ZRANK WITHSCORE."""
-    valkey, major, minor = master_version(ks)
-    return valkey or (major, minor) >= (7, 2)
-
-
-def _nth_in_range(ks: Keyspace) -> bool:
-    """Valkey, or Redis 7.4+: a skiplist's LIMIT offset is found by `zslNthInRange`."""
-    valkey, major, minor = master_version(ks)
-    return valkey or (major, minor) >= (7, 4)
-
-
 _C_SCORED = c_speedup("scored")
 _FORMAT_SHORTEST = partial(format_double, style="shortest")
 
@@ -752,7 +716,7 @@ def _zrank(c: ReadContext, argv: list[bytes], reverse: bool) -> bytes:
     withscore = False
     if len(argv) > 3:
         # WITHSCORE came with 7.2 (arity -3); 7.0's arity 3 makes the dispatcher refuse it.
-        if len(argv) > 4 or not _new_server(c.ks):
+        if len(argv) > 4 or not c.ks.dialect.zrank_withscore:
             raise ReplyError(b"ERR wrong number of arguments for '%b' command"
                              % (b"zrevrank" if reverse else b"zrank"))
         if option_word(argv[3]) != b"withscore":
@@ -894,14 +858,14 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
         if zs is None:
             return _EMPTY
         a, b = limit_bounds(zs.score_range(lo, lo_ex, hi, hi_ex), offset, limit, rev,
-                            offset < 0 and not zs.listpack and _nth_in_range(c.ks))
+                            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range)
     else:
         lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
         a, b = limit_bounds(zs.lex_range(lo_b, hi_b, rev), offset, limit, rev,
-                            offset < 0 and not zs.listpack and _nth_in_range(c.ks))
+                            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range)
     if a >= b:
         return _EMPTY
     items = zs.index[a:b]  # slicing a SortedList copies whole sublists: faster than islice
@@ -1080,7 +1044,7 @@ def listpack_score_text(score: float, style: DoubleStyle) -> bytes:
 
 @read_command("zscan")
 def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
-    valkey, major, minor = master_version(c.ks)
+    dialect = c.ks.dialect
     cursor = parse_cursor(argv[2], c.ks)
     key = argv[1]
     zs = lookup_zset(c, key)
@@ -1100,9 +1064,9 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
         elif opt == b"match" and n - i >= 2:
             match = glob_matcher(argv[i + 1], c.ks)  # None for `*`: as if absent
             i += 2
-        elif opt == b"novalues" and (valkey or (major, minor) >= (7, 4)):
+        elif opt == b"novalues" and dialect.scan_novalues:
             raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
-        elif opt == b"noscores" and (valkey or major >= 8):
+        elif opt == b"noscores" and dialect.scan_noscores:
             noscores = True
             i += 1
         else:

@@ -56,7 +56,6 @@ class LinkStatus:
     """What INFO, ROLE, /metrics and the health checks read about the upstream link."""
 
     state: LinkState = LinkState.CONNECT
-    up: bool = False
     initial_sync_done: bool = False
     sync_in_progress: bool = False
     last_io: float | None = None  # trio/monotonic time of the last byte from the master
@@ -67,6 +66,11 @@ class LinkStatus:
     last_error: str | None = None
     connect_attempts: int = 0
     master_offset_seen: int = 0  # the highest master offset we know of (read offset)
+
+    @property
+    def up(self) -> bool:
+        """`master_link_status:up`: Redis's REPL_STATE_CONNECTED, and only that."""
+        return self.state is LinkState.CONNECTED
 
 
 class Backoff:
@@ -170,7 +174,6 @@ class UpstreamLink:
         st = self.status
         if st.up or st.down_since is None:
             st.down_since = time.monotonic()
-        st.up = False
         st.sync_in_progress = False
         st.state = LinkState.CONNECT
         st.last_error = reason
@@ -320,8 +323,7 @@ class UpstreamLink:
         except (RDBError, ValueError) as e:
             path.unlink(missing_ok=True)
             raise LinkFailure(f"snapshot from master refused, will ask again: {e}") from e
-        loader.commit()
-        self.replication.full_resync(full.replid, full.offset, loader.stream_db)
+        self.replication.load_full_sync(loader, full.replid, full.offset)
         self.status.initial_sync_done = True
         _write_meta(path, full.replid, full.offset, loader.stream_db)
         log.info(
@@ -336,7 +338,6 @@ class UpstreamLink:
 
     def _online(self) -> None:
         st = self.status
-        st.up = True
         st.down_since = None
         st.sync_in_progress = False
         st.state = LinkState.CONNECTED

@@ -19,7 +19,7 @@ walks nested Python values for tests and rare commands. `proto` is the connectio
 | verbatim       | bulk string, text only       | `=<len+4>` + `txt:` + text  |
 | push           | `*n`                         | `>n`                        |
 
-Double text (`addReplyDouble`), by the master's version - see `double_style`:
+Double text (`addReplyDouble`), by the master's version - see `MasterDialect.double_style`:
 
 - "g17" (Redis <= 7.0): `%.17g` (glibc; Python's `%` formatting matches it digit for digit);
   `inf`, `-inf`; `-0`; NaN prints `nan`, or `-nan` when its sign bit is set (glibc).
@@ -72,7 +72,6 @@ __all__ = [
     "bulk_map",
     "bulk_set",
     "double",
-    "double_style",
     "encode",
     "error",
     "format_double",
@@ -354,13 +353,6 @@ def _encode_into(value: object, proto: int, style: DoubleStyle, out: list[bytes]
 
 
 # --- doubles ---------------------------------------------------------------------------------
-
-
-def double_style(server: str, version: tuple[int, ...]) -> DoubleStyle:
-    """The double text of a server: `server` is INFO's "redis" or "valkey" (`server_name`)."""
-    if server.lower() == "valkey" or tuple(version[:2]) >= (7, 2):
-        return "shortest"
-    return "g17"
 
 
 _HALF_LLONG = float(_LLONG_MAX // 2)  # (double)(LLONG_MAX/2) == 2**62

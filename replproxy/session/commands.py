@@ -5,29 +5,33 @@ the ones about the connection (PING, AUTH, HELLO, CLIENT, SELECT, RESET, QUIT), 
 (MULTI, EXEC, DISCARD, WATCH), Pub/Sub, and the server (INFO, ROLE, CONFIG GET, COMMAND, TIME,
 DBSIZE, persistence, replication). Each answers as a read-only Redis replica of the
 upstream's kind and version would; where Redis 7.0 and Valkey 8 differ (texts, CLIENT LIST
-fields), `c.srv.valkey` picks.
+fields), the master's dialect (`c.ks.dialect`) picks.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from replproxy.commandtable import command_command, unknown_subcommand_error
-from replproxy.downstream.server import cmd_replconf, cmd_sync
+from replproxy.commandtable.errors import unknown_subcommand_error
+from replproxy.commandtable.replies import command_command
+from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
+from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
 from replproxy.info import info_text, rss_bytes
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
-from replproxy.keyspace.reads import NOT_INTEGER, SYNTAX, ReplyError, arg_long
+from replproxy.keyspace.reads import NOT_INTEGER, ReplyError, arg_long
 from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
+from replproxy.session.client import ClientSession, ShutdownWait
 
-if TYPE_CHECKING:
-    from replproxy.server import Client
+log = logging.getLogger("replproxy.session")
 
-Handler = Callable[["Client", list[bytes]], bytes]
+# Handlers take the session (named `c`, Redis's `client *c`).
+Client = ClientSession
+Handler = Callable[[ClientSession, list[bytes]], bytes]
 SERVER_COMMANDS: dict[bytes, Handler] = {}
 
 
@@ -91,7 +95,7 @@ WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
 
 
 def _authenticate(c: Client, user: bytes, password: bytes) -> None:
-    if not c.srv.users.check(user, password):
+    if not c.hub.users.check(user, password):
         raise ReplyError(WRONGPASS)
     c.user = user
     c.authed = True
@@ -102,7 +106,7 @@ def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
-        if not c.srv.users.default_has_password:
+        if not c.hub.users.default_has_password:
             raise ReplyError(
                 b"ERR AUTH <password> called without any password configured for the default "
                 b"user. Are you sure your configuration is correct?"
@@ -158,11 +162,11 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
             raise ReplyError(BAD_NAME)
         c.name = setname
     c.proto = proto
-    srv = c.srv
+    d = c.ks.dialect
     return b"".join([
         reply.map_len(7, proto),
-        reply.bulk(b"server"), reply.bulk(srv.server_name.encode()),
-        reply.bulk(b"version"), reply.bulk(srv.server_version.encode()),
+        reply.bulk(b"server"), reply.bulk(d.server.encode()),
+        reply.bulk(b"version"), reply.bulk(d.version_text.encode()),
         reply.bulk(b"proto"), reply.integer(proto),
         reply.bulk(b"id"), reply.integer(c.id),
         reply.bulk(b"mode"), reply.bulk(b"standalone"),
@@ -174,11 +178,11 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
 @command("reset")
 def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     """`clearClientConnectionState`: as if the connection were new (but keep it)."""
-    srv = c.srv
+    hub = c.hub
     c.multi = None
     c.multi_dirty = False
-    srv.unwatch(c)
-    srv.pubsub.drop_client(c)
+    hub.watches.unwatch(c)
+    hub.pubsub.drop_client(c)
     c.db = 0
     c.proto = 2
     c.name = b""
@@ -186,20 +190,20 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.skip = 0
     c.no_evict = c.no_touch = False
     c.user = b"default"
-    c.authed = not srv.users.default_needs_auth
+    c.authed = not hub.users.default_needs_auth
     return b"+RESET\r\n"
 
 
 @command("readonly", "readwrite")
 def cmd_readonly(c: Client, argv: list[bytes]) -> bytes:
-    if c.srv.valkey:  # Valkey accepts them outside cluster mode
+    if c.ks.dialect.valkey:  # Valkey accepts them outside cluster mode
         return OK
     raise ReplyError(b"ERR This instance has cluster support disabled")
 
 
 @command("wait")
 def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
-    if c.srv.valkey:
+    if c.ks.dialect.valkey:
         raise ReplyError(
             b"ERR WAIT cannot be used with replica instances. Please also note that if a replica "
             b"is configured to be writable (which is not the default) writes to replicas are "
@@ -240,7 +244,7 @@ def client_line(c: Client, me: Client) -> str:
         ("name", _s(c.name)), ("age", int(now - c.ctime)), ("idle", int(now - c.last_active)),
         ("flags", flags),
     ]
-    valkey = me.srv.valkey
+    valkey = me.ks.dialect.valkey
     if valkey:
         fields.append(("capa", ""))
     fields += [
@@ -254,7 +258,7 @@ def client_line(c: Client, me: Client) -> str:
         fields.append(("watch", len(c.watched)))
     fields += [
         ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
-        ("rbp", 0), ("obl", 0), ("oll", len(c.out)), ("omem", c.out_bytes),
+        ("rbp", 0), ("obl", 0), ("oll", len(c.outbox)), ("omem", c.out_bytes),
         ("tot-mem", 16384 + c.out_bytes), ("events", "r"),
         ("cmd", _s(c.last_cmd)), ("user", _s(c.user)), ("redir", -1), ("resp", c.proto),
     ]
@@ -285,7 +289,7 @@ def _client_type_matches(c: Client, kind: bytes) -> bool:
 def cmd_client(c: Client, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     n = len(argv)
-    srv = c.srv
+    hub = c.hub
     if sub == b"id" and n == 2:
         return reply.integer(c.id)
     if sub == b"setname" and n == 3:
@@ -310,7 +314,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"info" and n == 2:
         return reply.verbatim(client_line(c, c).encode(), c.proto)
     if sub == b"list":
-        chosen = list(srv.clients.values())
+        chosen = list(hub.clients.values())
         i = 2
         while i < n:
             opt = argv[i].lower()
@@ -360,12 +364,12 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
         how = argv[3].lower() if n == 4 else b"timeout"
         if how not in (b"timeout", b"error"):
             raise ReplyError(b"ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
-        target = srv.clients.get(target_id)
-        if target is None or not target.blocked or target.wake is None:
+        target = hub.clients.get(target_id)
+        if target is None or not target.blocked:
             return reply.integer(0)
         target.unblock = (reply.null_array(target.proto) if how == b"timeout" else reply.error(
             b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))
-        target.wake.set()
+        target.wakeup()
         return reply.integer(1)
     if sub == b"getredir" and n == 2:
         return reply.integer(-1)
@@ -376,17 +380,17 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
 
 
 def _client_kill(c: Client, argv: list[bytes]) -> bytes:
-    srv = c.srv
+    hub = c.hub
     n = len(argv)
     if n == 3:  # old form: CLIENT KILL addr
-        for x in srv.clients.values():
+        for x in hub.clients.values():
             if x.addr == _s(argv[2]):
                 _kill(c, x)
                 return OK
         raise ReplyError(b"ERR No such client")
     if n % 2:
         raise ReplyError(SYNTAX)
-    chosen = list(srv.clients.values())
+    chosen = list(hub.clients.values())
     skipme = True
     for i in range(2, n, 2):
         opt, val = argv[i].lower(), argv[i + 1]
@@ -403,7 +407,7 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
         elif opt == b"laddr":
             chosen = [x for x in chosen if x.laddr == _s(val)]
         elif opt == b"user":
-            if val not in srv.users.users:
+            if val not in hub.users.users:
                 raise ReplyError(f"ERR No such user '{_s(val)}'".encode())
             chosen = [x for x in chosen if x.user == val]
         elif opt == b"skipme":
@@ -452,20 +456,20 @@ def cmd_discard(c: Client, argv: list[bytes]) -> bytes:
         raise ReplyError(b"ERR DISCARD without MULTI")
     c.multi = None
     c.multi_dirty = False
-    c.srv.unwatch(c)
+    c.hub.watches.unwatch(c)
     return OK
 
 
 @command("exec")
 def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
-    srv = c.srv
+    hub = c.hub
     if c.multi is None:
         raise ReplyError(b"ERR EXEC without MULTI")
     queued, dirty = c.multi, c.multi_dirty
     c.multi = None
     c.multi_dirty = False
-    failed = not dirty and srv.watch_failed(c)
-    srv.unwatch(c)
+    failed = not dirty and hub.watches.watch_failed(c)
+    hub.watches.unwatch(c)
     if dirty:
         raise ReplyError(b"EXECABORT Transaction discarded because of previous errors.")
     if failed:
@@ -474,7 +478,7 @@ def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
     # lands inside the transaction. Blocking reads answer at once, as in Redis.
     c.can_block = False
     try:
-        replies = [srv.call(c, e, a) for e, a in queued]
+        replies = [hub.call(c, e, a) for e, a in queued]
     finally:
         c.can_block = True
     return reply.array(replies)
@@ -484,13 +488,13 @@ def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
 def cmd_watch(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is not None:
         raise ReplyError(b"ERR WATCH inside MULTI is not allowed")
-    c.srv.watch(c, argv[1:])
+    c.hub.watches.watch(c, argv[1:])
     return OK
 
 
 @command("unwatch")
 def cmd_unwatch(c: Client, argv: list[bytes]) -> bytes:
-    c.srv.unwatch(c)
+    c.hub.watches.unwatch(c)
     return OK
 
 
@@ -499,48 +503,48 @@ def cmd_unwatch(c: Client, argv: list[bytes]) -> bytes:
 
 @command("subscribe")
 def cmd_subscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.subscribe(c, argv[1:])
+    return c.hub.pubsub.subscribe(c, argv[1:])
 
 
 @command("unsubscribe")
 def cmd_unsubscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.unsubscribe(c, argv[1:])
+    return c.hub.pubsub.unsubscribe(c, argv[1:])
 
 
 @command("ssubscribe")
 def cmd_ssubscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.subscribe(c, argv[1:], shard=True)
+    return c.hub.pubsub.subscribe(c, argv[1:], shard=True)
 
 
 @command("sunsubscribe")
 def cmd_sunsubscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.unsubscribe(c, argv[1:], shard=True)
+    return c.hub.pubsub.unsubscribe(c, argv[1:], shard=True)
 
 
 @command("psubscribe")
 def cmd_psubscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.psubscribe(c, argv[1:])
+    return c.hub.pubsub.psubscribe(c, argv[1:])
 
 
 @command("punsubscribe")
 def cmd_punsubscribe(c: Client, argv: list[bytes]) -> bytes:
-    return c.srv.pubsub.punsubscribe(c, argv[1:])
+    return c.hub.pubsub.punsubscribe(c, argv[1:])
 
 
 @command("publish")
 def cmd_publish(c: Client, argv: list[bytes]) -> bytes:
     # Not a write: on a replica it reaches the replica's own subscribers only.
-    return reply.integer(c.srv.pubsub.publish(argv[1], argv[2]))
+    return reply.integer(c.hub.pubsub.publish(argv[1], argv[2]))
 
 
 @command("spublish")
 def cmd_spublish(c: Client, argv: list[bytes]) -> bytes:
-    return reply.integer(c.srv.pubsub.spublish(argv[1], argv[2]))
+    return reply.integer(c.hub.pubsub.spublish(argv[1], argv[2]))
 
 
 @command("pubsub")
 def cmd_pubsub(c: Client, argv: list[bytes]) -> bytes:
-    ps = c.srv.pubsub
+    ps = c.hub.pubsub
     sub = argv[1].lower()
     n = len(argv)
     if sub in (b"channels", b"shardchannels") and n in (2, 3):
@@ -564,7 +568,7 @@ def cmd_pubsub(c: Client, argv: list[bytes]) -> bytes:
 @command("evalsha", "evalsha_ro")
 def cmd_evalsha(c: Client, argv: list[bytes]) -> bytes:
     # Scripts replicate by their effects, so a relay's script cache is always empty.
-    if c.srv.valkey:
+    if c.ks.dialect.valkey:
         raise ReplyError(b"NOSCRIPT No matching script.")
     raise ReplyError(b"NOSCRIPT No matching script. Please use EVAL.")
 
@@ -579,21 +583,20 @@ def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
 
 @command("info")
 def cmd_info(c: Client, argv: list[bytes]) -> bytes:
-    text = info_text(c.srv.relay, [_s(a) for a in argv[1:]])
+    text = info_text(c.hub.view, [_s(a) for a in argv[1:]])
     return reply.verbatim(text.encode(), c.proto)
 
 
 @command("role")
 def cmd_role(c: Client, argv: list[bytes]) -> bytes:
-    relay = c.srv.relay
-    up = relay.link.upstream
-    st = relay.link.status
+    view = c.hub.view
+    up = view.upstream
     return reply.array([
         reply.bulk(b"slave"),
         reply.bulk(up.host.encode()),
         reply.integer(up.port),
-        reply.bulk(st.state.role_state.encode()),
-        reply.integer(relay.replication.repl_offset),
+        reply.bulk(view.link_status.state.role_state.encode()),
+        reply.integer(view.replication.repl_offset),
     ])
 
 
@@ -610,17 +613,28 @@ def cmd_dbsize(c: Client, argv: list[bytes]) -> bytes:
 
 @command("lastsave")
 def cmd_lastsave(c: Client, argv: list[bytes]) -> bytes:
-    return reply.integer(int(c.srv.relay.persistence.lastsave))
+    return reply.integer(int(c.hub.view.persistence.lastsave))
+
+
+@command("post", "host:")
+def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
+    """`securityWarningCommand`: before Redis 7.0, POST and HOST: are commands of the
+    table (7.0 catches them as unknown commands, `SessionHub._resolve_error`). Either way
+    an HTTP request on the RESP port closes the connection without a reply."""
+    log.warning("possible security attack: %r sent to the client port by %s; "
+                "connection closed", argv[0], c.addr)
+    c.closing = True
+    return b""
 
 
 @command("command")
 def cmd_command(c: Client, argv: list[bytes]) -> bytes:
-    return command_command(c.srv.table, argv, c.proto)
+    return command_command(c.hub.table, argv, c.proto)
 
 
 def config_params(c: Client) -> dict[str, str]:
     """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
-    cfg = c.srv.relay.config
+    cfg = c.hub.config
     up = cfg.upstream
 
     def limit(name: str, lim: object) -> str:
@@ -628,7 +642,7 @@ def config_params(c: Client) -> dict[str, str]:
 
     return {
         "bind": cfg.bind,
-        "port": str(c.srv.relay.bound_port or cfg.port),
+        "port": str(c.hub.view.bound_port or cfg.port),
         "databases": str(c.ks.databases),
         "dir": str(cfg.dir.resolve()),
         "dbfilename": cfg.dbfilename,
@@ -679,7 +693,7 @@ def config_params(c: Client) -> dict[str, str]:
         "stream-node-max-entries": "100",
         "hll-sparse-max-bytes": "3000",
         **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
-           if c.srv.valkey else {}),
+           if c.ks.dialect.valkey else {}),
     }
 
 
@@ -730,16 +744,16 @@ def cmd_memory_malloc_stats(c: Client, argv: list[bytes]) -> bytes:
 @command("memory|stats")
 def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
     """MEMORY STATS with the fields the relay can know (RSS stands for allocated memory)."""
-    relay = c.srv.relay
+    view = c.hub.view
     rss = rss_bytes()
     ks = c.ks
     keys = ks.total_keys()
     out = [reply.map_len(8 + sum(1 for d in ks.dbs if d), c.proto)]
     for name, value in (
         (b"peak.allocated", rss), (b"total.allocated", rss),
-        (b"replication.backlog", relay.replication.backlog.histlen),
+        (b"replication.backlog", view.replication.backlog.histlen),
         (b"clients.slaves", 0),
-        (b"clients.normal", c.srv.clients_out_bytes),
+        (b"clients.normal", c.hub.clients_out_bytes),
     ):
         out.append(reply.bulk(name) + reply.integer(value))
     for i, d in enumerate(ks.dbs):
@@ -758,7 +772,7 @@ def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
 def cmd_debug(c: Client, argv: list[bytes]) -> bytes:
     ks = c.ks
     sub = argv[1].lower()
-    style = c.srv.relay.digest_style()
+    style = ks.dialect.double_style
     try:
         if sub == b"digest" and len(argv) == 2:
             return reply.simple_string(digest(ks, style))
@@ -787,7 +801,7 @@ def _start_save(start: Callable[[], object]) -> None:
 
 @command("save")
 def cmd_save(c: Client, argv: list[bytes]) -> bytes:
-    _start_save(c.srv.relay.persistence.save)
+    _start_save(c.hub.control.save)
     return OK
 
 
@@ -796,7 +810,7 @@ def cmd_bgsave(c: Client, argv: list[bytes]) -> bytes:
     # SCHEDULE only matters when another kind of child runs; replproxy has none.
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
         raise ReplyError(SYNTAX)
-    _start_save(c.srv.relay.persistence.bgsave)
+    _start_save(c.hub.control.bgsave)
     return reply.simple_string(b"Background saving started")
 
 
@@ -818,17 +832,21 @@ def cmd_shutdown(c: Client, argv: list[bytes]) -> bytes:
             force = True
         else:
             raise ReplyError(SYNTAX)
-    relay = c.srv.relay
-
-    async def shutdown() -> bytes:
-        if await relay.shutdown(save=save, force=force, now=now,
-                                reason=f"SHUTDOWN from {c.addr}"):
-            c.closing = True  # the relay is stopping: the connection closes without a reply
-            return b""
-        return reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
-
-    c.pending = shutdown
+    # The shell runs the relay's shutdown (it must wait for the event loop): on success the
+    # connection closes without a reply, else `SHUTDOWN_FAILED` (`shutdown_reply`).
+    c.wait = ShutdownWait(save, force, now)
     return b""
+
+
+SHUTDOWN_FAILED = reply.error(b"ERR Errors trying to SHUTDOWN. Check logs.")
+
+
+def shutdown_reply(c: ClientSession, ok: bool) -> bytes:
+    """What a SHUTDOWN that waited answers: nothing on success (the connection closes)."""
+    if ok:
+        c.closing = True  # the relay is stopping
+        return b""
+    return SHUTDOWN_FAILED
 
 
 # ---- replication ----
@@ -847,16 +865,27 @@ def cmd_replicaof(c: Client, argv: list[bytes]) -> bytes:
     if port is None or not 0 < port < 65536:
         raise ReplyError(b"ERR Invalid master port")
     host = _s(argv[1])
-    if not c.srv.relay.link.repoint(host, port):
+    if not c.hub.control.repoint(host, port):
         return reply.simple_string(b"OK Already connected to specified master")
     return OK
 
 
 @command("replconf")
-def cmd_replconf_(c: Client, argv: list[bytes]) -> bytes:
-    return cmd_replconf(c.srv, c, argv)
+def cmd_replconf(c: Client, argv: list[bytes]) -> bytes:
+    if c.replica is None:
+        c.replica = ReplicaHandshake()
+    return replconf(c.replica, argv)
 
 
 @command("sync", "psync")
-def cmd_sync_(c: Client, argv: list[bytes]) -> bytes:
-    return cmd_sync(c.srv, c, argv)
+def cmd_sync(c: Client, argv: list[bytes]) -> bytes:
+    """SYNC / PSYNC: refuse, or make the connection a replica's (`ClientSession.takeover`)."""
+    hs = c.replica or ReplicaHandshake()
+    refused = c.hub.downstream.refusal(hs)
+    if refused is not None:
+        return refused
+    req = parse_sync(argv)
+    if isinstance(req, bytes):
+        return req
+    c.takeover = (hs, req)
+    return b""

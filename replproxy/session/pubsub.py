@@ -23,7 +23,7 @@ from replproxy.glob import stringmatch
 from replproxy.resp import reply
 
 if TYPE_CHECKING:
-    from replproxy.server import Client
+    from replproxy.session.client import ClientSession as Client
 
 
 def _kind_frame(kind: bytes, name: bytes | None, count: int, proto: int) -> bytes:

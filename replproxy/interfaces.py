@@ -1,0 +1,112 @@
+"""The narrow interfaces between the relay's parts (typing only: no behaviour here).
+
+The composition root (`replproxy.app.Relay`) builds the parts and implements these; the parts
+that need something from another part ask through one of them instead of holding the whole
+relay:
+
+- `Control`: what clients may ask the process to do (SHUTDOWN, REPLICAOF, SAVE, BGSAVE);
+- `StatusView`: the read-only state INFO, ROLE, CONFIG GET, /metrics and the HTTP probes
+  show;
+- `Downstream`: what the client session needs from the downstream server (may a replica
+  SYNC now?).
+
+Nothing here imports a concrete part at run time, so any layer may import this module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from replproxy.config import Config, Upstream
+    from replproxy.downstream.psync import ReplicaHandshake
+    from replproxy.downstream.server import DownstreamReplica, DownstreamStats
+    from replproxy.keyspace import Keyspace
+    from replproxy.link.driver import LinkStatus
+    from replproxy.persistence import Persistence
+    from replproxy.replication import Replication
+    from replproxy.session.hub import SessionHub
+
+
+class Control(Protocol):
+    """What clients may ask the process to do."""
+
+    async def shutdown(
+        self, *, save: bool | None = None, force: bool = False, now: bool = False, reason: str
+    ) -> bool:
+        """Stop gracefully (see `Relay.shutdown`); False when it failed and the relay goes on."""
+        ...
+
+    def repoint(self, host: str, port: int) -> bool:
+        """Follow another master (REPLICAOF); False when it is the current one already."""
+        ...
+
+    def save(self) -> None:
+        """SAVE: write the snapshot now (raises `persistence.SaveError`)."""
+        ...
+
+    def bgsave(self) -> int:
+        """BGSAVE: fork a child that writes the snapshot; its pid."""
+        ...
+
+
+class Downstream(Protocol):
+    """What the client session asks the downstream server."""
+
+    def refusal(self, hs: ReplicaHandshake) -> bytes | None:
+        """The error a SYNC/PSYNC gets before anything else happens, or None to serve it."""
+        ...
+
+
+class StatusView(Protocol):
+    """Read-only state of the whole relay, for INFO, ROLE, CONFIG GET, /metrics and probes.
+
+    Attributes are the parts' own state objects; readers must not change them.
+    """
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def started_at(self) -> float:
+        """Unix time the process started."""
+        ...
+
+    @property
+    def bound_port(self) -> int | None:
+        """The client port actually bound (`--port 0` picks one)."""
+        ...
+
+    @property
+    def upstream(self) -> Upstream:
+        """The master replicated from now (REPLICAOF changes it)."""
+        ...
+
+    @property
+    def link_status(self) -> LinkStatus: ...
+
+    @property
+    def replication(self) -> Replication: ...
+
+    @property
+    def keyspace(self) -> Keyspace: ...
+
+    @property
+    def persistence(self) -> Persistence: ...
+
+    @property
+    def downstream_stats(self) -> DownstreamStats: ...
+
+    @property
+    def downstream_replicas(self) -> list[DownstreamReplica]: ...
+
+    @property
+    def sessions(self) -> SessionHub:
+        """The client sessions and their counters."""
+        ...
+
+    @property
+    def shutting_down(self) -> bool: ...

@@ -1,0 +1,299 @@
+"""The dataset itself: `Keyspace` (numbered DBs of typed values) and `KeyspaceLoader`.
+
+See the package docstring for the model. This module owns the dicts, their TTLs, the marks of
+keys that could not be applied, and the swap-in of a whole snapshot; the per-type behaviour
+lives in the `t_*` modules, reached through the registry (`registry.HANDLERS`).
+"""
+
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from replproxy.args import now_ms as _now_ms
+from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
+from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
+from replproxy.keyspace.scan import ScanCursors
+from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+from replproxy.speedups import c_function
+
+if TYPE_CHECKING:
+    from replproxy.rdb.reader import KeySink, RDBReader
+
+log = logging.getLogger("replproxy.keyspace")
+
+# MSET's stores with memory prefetching (`_store.c`), or None: dict.update is the reference.
+_STORE_PAIRS: Callable[[dict, dict, list[bytes], int], None] | None = c_function(
+    "replproxy.keyspace._store", "store_pairs")
+
+
+class Keyspace:
+    def __init__(self, databases: int = 16) -> None:
+        self.databases = databases
+        self.dbs: list[dict[bytes, Value]] = [{} for _ in range(databases)]
+        self.expires: list[dict[bytes, int]] = [{} for _ in range(databases)]
+        # Function libraries by name: the library source (`#!lua name=...`). Kept because a
+        # snapshot served downstream must carry them.
+        self.functions: dict[bytes, Function] = {}
+        self.unsupported_commands: dict[str, int] = {}
+        self.apply_errors: dict[str, int] = {}
+        self.unsupported_keys: set[tuple[int, bytes]] = set()
+        # The AUX fields of the snapshot the dataset came from, and the master's dialect they
+        # name (see `loaded_aux`).
+        self._aux: dict[bytes, bytes] = {}
+        self.dialect = DEFAULT_DIALECT
+        # Called with (db, key) after every write to a key: WATCH, blocking reads.
+        self.on_key_modified: Callable[[int, bytes], None] | None = None
+        # Called with (channel, message) for PUBLISH from the master.
+        self.on_publish: Callable[[bytes, bytes], object] | None = None
+        self.on_spublish: Callable[[bytes, bytes], object] | None = None
+        # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
+        self.epoch = 0
+        # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).
+        self.scans = ScanCursors()
+
+    @property
+    def loaded_aux(self) -> dict[bytes, bytes]:
+        """The AUX fields of the last snapshot loaded. Setting them (a snapshot's commit, a
+        test) sets `dialect`: which master the dataset follows and how it behaves."""
+        return self._aux
+
+    @loaded_aux.setter
+    def loaded_aux(self, aux: dict[bytes, bytes]) -> None:
+        self._aux = aux
+        self.dialect = MasterDialect.from_aux(aux)
+
+    # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
+
+    def get(self, db: int, key: bytes) -> Value | None:
+        v = self.dbs[db].get(key)
+        if type(v) is ZSetValue:
+            # Snapshots load sorted sets as plain member->score dicts (cheap); the sorted
+            # index is built on first use.
+            v = self.dbs[db][key] = _zset(v)
+        return v
+
+    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
+        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
+        self.dbs[db][key] = value
+        if not keepttl:
+            expires = self.expires[db]
+            if expires:
+                expires.pop(key, None)
+        # `touched`, inlined: this is the hottest write path.
+        if self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
+        if self.on_key_modified is not None:
+            self.on_key_modified(db, key)
+
+    def set_pairs(self, db: int, items: list[bytes], start: int) -> None:
+        """`set` (TTL dropped) for each (key, value) pair of `items[start:]`, a later
+        duplicate key winning. MSET's path, and the stream's runs of SET/MSET (which the
+        splitter merges into one MSET): at full speed they are the heaviest string load,
+        bound by the dict's cache misses, which the C store overlaps (`_store.c`)."""
+        dbd, expires = self.dbs[db], self.expires[db]
+        if _STORE_PAIRS is not None:
+            _STORE_PAIRS(dbd, expires, items, start)
+        else:
+            dbd.update(zip(items[start::2], items[start + 1 :: 2]))
+            if expires:
+                for k in items[start::2]:
+                    expires.pop(k, None)
+        if self.unsupported_keys or self.on_key_modified is not None:
+            for k in items[start::2]:
+                self.touched(db, k)
+
+    def delete(self, db: int, key: bytes) -> bool:
+        existed = self.dbs[db].pop(key, None) is not None
+        self.expires[db].pop(key, None)
+        if existed:
+            self.touched(db, key)
+        return existed
+
+    def set_expire(self, db: int, key: bytes, when_ms: int) -> None:
+        if key in self.dbs[db]:
+            self.expires[db][key] = when_ms
+            self.touched(db, key)
+
+    def persist(self, db: int, key: bytes) -> bool:
+        removed = self.expires[db].pop(key, None) is not None
+        if removed:
+            self.touched(db, key)
+        return removed
+
+    def get_expire(self, db: int, key: bytes) -> int | None:
+        return self.expires[db].get(key)
+
+    def now_ms(self) -> int:
+        """The relay's clock in ms (relative TTLs from 5.x/6.x masters); tests may replace it."""
+        return _now_ms()
+
+    def touched(self, db: int, key: bytes) -> None:
+        """A key changed: a replaced key is trustworthy again; watchers are told."""
+        if self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
+        if self.on_key_modified is not None:
+            self.on_key_modified(db, key)
+
+    def flush_db(self, db: int) -> None:
+        for key in list(self.dbs[db]):
+            self.touched(db, key)
+        self.dbs[db] = {}
+        self.expires[db] = {}
+        self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
+
+    def dbsize(self, db: int) -> int:
+        return len(self.dbs[db])
+
+    def total_keys(self) -> int:
+        return sum(len(d) for d in self.dbs)
+
+    # ---- the stream ----
+
+    def apply(self, db: int, argv: list[bytes]) -> None:
+        cmd = HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
+        if cmd is None:
+            name = argv[0].lower().decode("utf-8", "replace")
+            self._unsupported(name, db, argv, (1, 1, 1), self.unsupported_commands,
+                              "cannot be applied (not supported)")
+            return
+        try:
+            cmd.handler(self, db, argv)
+        except Exception as e:  # a bug must not stop the stream: mark the keys, go on
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, cmd.keys,
+                              self.apply_errors, f"failed to apply: {e!r}")
+
+    def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
+        for argv in commands:
+            if argv and argv[0].lower() == b"select" and len(argv) == 2:
+                db = int(argv[1])
+            elif argv:
+                self.apply(db, argv)
+        return db
+
+    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: tuple[int, int, int],
+                     counter: dict[str, int], why: str) -> None:
+        n = counter.get(name, 0)
+        if n == 0:
+            log.warning("command %r from the master %s; its bytes are still relayed and the "
+                        "keys it names are reported as unsupported (logged once per command)",
+                        name, why)
+        counter[name] = n + 1
+        first, last, step = keys
+        end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)
+        for i in range(first, end + 1, max(step, 1)):
+            self.unsupported_keys.add((db, argv[i]))
+
+    # ---- snapshots ----
+
+    def new_loader(self) -> KeyspaceLoader:
+        return KeyspaceLoader(self)
+
+
+class KeyspaceLoader:
+    """Builds a fresh dataset from a snapshot; `commit()` swaps it in at once.
+
+    Two ways in: `feed(chunk)`/`feed_eof()` with the raw RDB bytes (a sink-mode reader stores
+    keys straight into the new dicts, through the C fast path when built), or `add(events)`
+    with reader events. `keys` counts the keys stored either way.
+    """
+
+    def __init__(self, target: Keyspace) -> None:
+        self.target = target
+        n = target.databases
+        self.dbs: list[dict[bytes, Value]] = [{} for _ in range(n)]
+        self.expires: list[dict[bytes, int]] = [{} for _ in range(n)]
+        self.functions: dict[bytes, Function] = {}
+        self.aux: dict[bytes, bytes] = {}
+        self._added = 0  # keys from add()
+        # The sink-mode reader (replproxy.rdb.reader.RDBReader), made by the first feed.
+        self.reader: RDBReader | None = None
+        self._sink: KeySink | None = None
+
+    @property
+    def keys(self) -> int:
+        """Keys stored so far (a key repeated in the snapshot counts each time)."""
+        return self._added + (self._sink.keys if self._sink is not None else 0)
+
+    def _reader(self) -> RDBReader:
+        reader = self.reader
+        if reader is None:
+            # The reader is heavy to import: only a loader that is fed pays for it.
+            from replproxy.rdb.reader import KeySink, RDBReader
+
+            self._sink = KeySink(self.dbs, self.expires)
+            reader = self.reader = RDBReader(sink=self._sink)
+        return reader
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The next bytes of the RDB snapshot (any size). Raises `RDBError` for a bad file;
+        a key in a DB beyond `databases` is an `RDBSinkError` (also a `ValueError`)."""
+        reader = self._reader()
+        reader.feed(chunk)
+        self.add(reader.next_events())
+
+    def feed_eof(self) -> None:
+        """The snapshot's bytes are all fed: raises `RDBError` if it is incomplete."""
+        reader = self._reader()
+        reader.feed_eof()
+        self.add(reader.next_events())
+
+    def add(self, events: Iterable[Event]) -> None:
+        dbs, expires = self.dbs, self.expires
+        ndbs = len(dbs)
+        for ev in events:
+            if type(ev) is KeyEntry:
+                db = ev.db
+                if db >= ndbs:
+                    raise ValueError(
+                        f"snapshot has DB {db} but only {ndbs} databases are configured"
+                    )
+                dbs[db][ev.key] = ev.value
+                if ev.expire_ms is not None:
+                    expires[db][ev.key] = ev.expire_ms
+                self._added += 1
+            elif isinstance(ev, Aux):
+                self.aux[ev.key] = ev.value
+            elif isinstance(ev, Function):
+                # A 7.0-RC record (opcode 246) names its library outside the code.
+                self.functions[ev.name or library_name(ev.code)] = ev
+
+    @property
+    def stream_db(self) -> int:
+        """AUX `repl-stream-db`: the DB the stream continues in (0 when absent)."""
+        raw = self.aux.get(b"repl-stream-db")
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError:
+            return 0
+
+    def commit(self) -> None:
+        t = self.target
+        t.dbs, t.expires, t.functions = self.dbs, self.expires, self.functions
+        t.loaded_aux = self.aux
+        t.unsupported_keys = set()
+        t.epoch += 1
+
+
+def _zset(v: ZSetValue) -> Value:
+    from replproxy.keyspace.values import ZSet
+
+    return ZSet(v)
+
+
+def library_name(code: bytes) -> bytes:
+    """The library name from a function source's shebang: `#!lua name=mylib ...`.
+
+    As `functionExtractLibMetaData`: the `name=` key is matched case-insensitively and the
+    value may be quoted.
+    """
+    first = code.split(b"\n", 1)[0]
+    for part in first.split()[1:]:
+        if part[:5].lower() == b"name=":
+            name = part[5:]
+            if len(name) >= 2 and name[:1] == name[-1:] and name[:1] in (b'"', b"'"):
+                name = name[1:-1]
+            return name
+    return b""
