@@ -3,10 +3,12 @@
 
 This module owns the in-memory vector set structure below the element names: nodes with
 their quantized vectors, levels and bidirectional links, the node list, the entry point and
-the id counter; insertion and deletion as `hnsw_insert` / `hnsw_delete_node` do them; the
-serialized node form (`hnsw_serialize_node` / `hnsw_insert_serialized`); and the float
-arithmetic of normalization, quantization and distances. It knows nothing of keys, replies
-or RDB framing (`t_vset` and `vset_codec` do).
+the id counter; insertion and deletion (`hnsw_insert` / `hnsw_delete_node`: the node list,
+ids and vectors at once, the links deferred to `HNSW.ensure_graph`, with the module's
+neighbour selection and deletion repair over candidates measured exactly rather than found
+by a walk); the serialized node form (`hnsw_serialize_node` / `hnsw_insert_serialized`);
+and the float arithmetic of normalization, quantization and distances. It knows nothing of
+keys, replies or RDB framing (`t_vset` and `vset_codec` do).
 
 Exactness. Every distance and every stored vector is computed with the module's own float32
 operations in the module's order, so scores and quantized bytes match a real replica bit for
