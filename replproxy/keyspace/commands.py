@@ -16,4 +16,5 @@ import replproxy.keyspace.t_list
 import replproxy.keyspace.t_set
 import replproxy.keyspace.t_stream
 import replproxy.keyspace.t_string
+import replproxy.keyspace.t_vset
 import replproxy.keyspace.t_zset  # noqa: F401

@@ -21,7 +21,9 @@ what proves a relay's dataset equal to its master's, so it follows `computeDatas
 - Score text: Redis <= 7.0 `snprintf("%.17g")`; Redis 7.2+ and every Valkey the raw
   `fpconv_dtoa` (Grisu2; NOT `d2string`'s integer shortcut, so 2^62 digests as
   `4611686018427388000`). `digest_style_for` picks one from the server's name and version.
-- Module values: `debug.c` asks the module's digest callback, which the relay does not have;
+- Module values: `debug.c` mixes the type (5), then xors in the 20 bytes of the module
+  digest context's `x` as its callback left them. Vector sets digest as `VectorSetDigest`
+  does (`t_vset.vset_digest`); for any other module the relay lacks the callback and
   `DigestUnavailable` is raised rather than a digest that would look valid and be wrong.
 - DIGEST-VALUE: the object digest alone (no key name, no DB id); a missing or logically
   expired key (a replica's `lookupKeyRead` hides it) digests as zeros.
@@ -116,6 +118,13 @@ def object_digest(value: Value, has_expire: bool, style: DigestStyle, d: int = 0
             d = mix(d, b"%d.%d" % (ms, seq))
             for name, data in entry:
                 d = mix(mix(d, name), data)
+    elif isinstance(value, ModuleValue) and value.name == "vectorset":
+        from replproxy.keyspace.t_vset import VectorSet, vset_digest
+
+        if not isinstance(value, VectorSet):
+            raise DigestUnavailable("a vectorset value of an unknown encoding version")
+        d = mix(d, _TYPE[OBJ_MODULE])
+        d ^= h(vset_digest(value.data))
     elif isinstance(value, ModuleValue):
         raise DigestUnavailable(
             f"a value of module type {value.name!r} is digested by the module itself, which "

@@ -120,7 +120,7 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
     return b"raw"  # a module value (createModuleObject keeps the default encoding)
 
 
-def _je(n: int) -> int:
+def je_size(n: int) -> int:
     """jemalloc's size class for a request of n bytes (4 classes per doubling)."""
     if n <= 8:
         return 8
@@ -142,7 +142,7 @@ def _sds_alloc(n: int, min_type8: bool = False) -> int:
         hdr = 9
     else:
         hdr = 17
-    return _je(hdr + n + 1)
+    return je_size(hdr + n + 1)
 
 
 def _dict_slots(n: int) -> int:
@@ -186,17 +186,17 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:
             if enc == b"int":
-                return _je(head)
+                return je_size(head)
             if enc == b"embstr":
-                return _je(head + 3 + len(value) + 1)
-            return _je(head) + _sds_alloc(len(value))
-        return _je(head) + _container_usage(value, enc, samples, valkey)
+                return je_size(head + 3 + len(value) + 1)
+            return je_size(head) + _sds_alloc(len(value))
+        return je_size(head) + _container_usage(value, enc, samples, valkey)
     keypart = _sds_alloc(len(key)) + _DICT_ENTRY
     if type(value) is bytes:
         if enc == b"int":
             return keypart + _ROBJ
         if enc == b"embstr":
-            return keypart + _je(_ROBJ + 3 + len(value) + 1)
+            return keypart + je_size(_ROBJ + 3 + len(value) + 1)
         return keypart + _ROBJ + _sds_alloc(len(value))
     return keypart + _ROBJ + _container_usage(value, enc, samples, valkey)
 
@@ -221,7 +221,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
     if isinstance(value, list | deque):
         items = value
         if enc == b"listpack":
-            return _je(_listpack_bytes(items, 1 << 62))
+            return je_size(_listpack_bytes(items, 1 << 62))
         # Quicklist: 40-byte header, then per node a 32-byte node plus its listpack, the
         # nodes filled up to 8 KB (`_quicklistNodeAllowInsert`).
         nodes: list[int] = []
@@ -238,7 +238,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
             count += 1
         else:
             nodes.append(size)
-        per_node = sum(32 + _je(s) for s in nodes) / len(nodes)
+        per_node = sum(32 + je_size(s) for s in nodes) / len(nodes)
         per_item = count / len(nodes) if count >= len(nodes) else 1
         node_count = max(1, math.ceil(len(items) / per_item))
         return 40 + int(per_node * node_count)
@@ -249,9 +249,9 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
             width = 2
             if any(not -(1 << 15) <= x < 1 << 15 for x in ints):
                 width = 4 if all(-(1 << 31) <= x < 1 << 31 for x in ints) else 8
-            return _je(8 + width * n)
+            return je_size(8 + width * n)
         if enc == b"listpack":
-            return _je(_listpack_bytes(value, 1 << 62))
+            return je_size(_listpack_bytes(value, 1 << 62))
         entry = 0 if valkey else _DICT_ENTRY  # Valkey's buckets point at the sds itself
         return _table(n, valkey) + _sampled(
             n, (entry + _sds_alloc(len(m), True) for m in value), samples)
@@ -261,7 +261,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
             flat: list[bytes | int] = []
             for m, s in value.items():
                 flat += (m, zset_score_entry(s))
-            return _je(LP_EMPTY_SIZE + sum(len(lp_entry(e)) for e in flat))
+            return je_size(LP_EMPTY_SIZE + sum(len(lp_entry(e)) for e in flat))
         # zset + skiplist + table, the 32-level header node, then per element its sds, a
         # table entry and a skiplist node (1.33 levels on average).
         entry = 0 if valkey else _DICT_ENTRY
@@ -271,9 +271,9 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
         h = cast("dict[bytes, bytes]", value)
         n = len(h)
         if enc in (b"listpack", b"listpackex"):
-            return _je(_listpack_bytes((x for kv in h.items() for x in kv), 1 << 62))
+            return je_size(_listpack_bytes((x for kv in h.items() for x in kv), 1 << 62))
         if valkey:  # one allocation per entry: field and value embedded
-            costs = (_je(8 + _sds_len(len(f)) + _sds_len(len(v))) for f, v in h.items())
+            costs = (je_size(8 + _sds_len(len(f)) + _sds_len(len(v))) for f, v in h.items())
         else:
             costs = (_sds_alloc(len(f), True) + _sds_alloc(len(v), True) + _DICT_ENTRY
                      for f, v in h.items())
@@ -281,7 +281,9 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
     if isinstance(value, StreamValue):
         return _stream_usage(value)
     if isinstance(value, ModuleValue):
-        return len(value.raw)
+        # A module type the relay models answers its module's own estimate (mem_usage).
+        mem_usage = getattr(value, "mem_usage", None)
+        return mem_usage() if mem_usage is not None else len(value.raw)
     return 0
 
 
@@ -304,7 +306,7 @@ def _stream_usage(s: StreamValue) -> int:
         # same ones), the entry's length; small integers take 2 bytes.
         size = 8 + sum(len(v) + 2 for _f, v in fields)
         if node_entries >= 100 or (node_entries and node_bytes + size > 4096):
-            lp_total += _je(node_bytes)
+            lp_total += je_size(node_bytes)
             nodes += 1
             node_bytes = node_entries = 0
         if not node_entries:
@@ -312,7 +314,7 @@ def _stream_usage(s: StreamValue) -> int:
         node_bytes += size
         node_entries += 1
     if node_entries:
-        lp_total += _je(max(node_bytes, 4096))
+        lp_total += je_size(max(node_bytes, 4096))
         nodes += 1
     usage = 80 + _rax_usage(nodes) + lp_total
     for g in s.groups:

@@ -22,6 +22,7 @@ Value model (what `KeyEntry.value` holds, by Redis type):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # RDB object type numbers (src/rdb.h). The number also tells the encoding a file used.
@@ -163,6 +164,20 @@ class ModuleValue:
     name: str  # 9-char module name decoded from the id
     encver: int  # low 10 bits of the id
     raw: bytes
+
+
+# Module types the keyspace models itself, by 9-char type name: the reader builds the value
+# of such a module through its factory (module id, name, encoding version, raw) instead of
+# a plain `ModuleValue` (e.g. `replproxy.keyspace.t_vset` registers "vectorset").
+MODULE_TYPES: dict[str, Callable[[int, str, int, bytes], ModuleValue]] = {}
+
+
+def module_value(module_id: int, name: str, encver: int, raw: bytes) -> ModuleValue:
+    """The value of a module record: a registered model of its type, else kept opaque."""
+    factory = MODULE_TYPES.get(name)
+    if factory is not None:
+        return factory(module_id, name, encver, raw)
+    return ModuleValue(module_id, name, encver, raw)
 
 
 # A list is a `list`; the keyspace keeps lists it has written as deques (`ListValue`).

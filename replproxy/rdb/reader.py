@@ -64,7 +64,6 @@ from replproxy.rdb.model import (
     Header,
     KeyEntry,
     ModuleAux,
-    ModuleValue,
     RDBChecksumError,
     RDBError,
     RDBUnsupportedError,
@@ -78,6 +77,7 @@ from replproxy.rdb.model import (
     StreamValue,
     Value,
     ZSetValue,
+    module_value,
 )
 from replproxy.speedups import c_function
 
@@ -444,7 +444,7 @@ def _v_module(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
     mid, p = _read_len(buf, p, end)
     raw_start = p
     p = _module_stream_end(buf, p, end)
-    return ModuleValue(mid, module_name(mid), mid & 1023, buf[raw_start:p]), p
+    return module_value(mid, module_name(mid), mid & 1023, buf[raw_start:p]), p
 
 
 def _blob_error(e: RDBError, what: str, p: int) -> RDBError:

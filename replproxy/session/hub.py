@@ -102,7 +102,10 @@ def build_entries(table: CommandTable) -> dict[bytes, Entry]:
     entries: dict[bytes, Entry] = {}
 
     def add(spec: CommandSpec) -> None:
-        handler: Handler | None = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(spec.name)
+        # Module commands keep the case they were registered with (`VCARD`, Redis 8's
+        # vector sets); read handlers are registered lowercase.
+        handler: Handler | None = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(
+            spec.name.lower())
         if handler is None and spec.container is not None and spec.name.endswith(b"|help"):
             text = table.subcommand_help(spec.container)
             if text is not None:
