@@ -5,14 +5,16 @@ checks in Redis's order, driven by the upstream's command table (`replproxy.comm
 captured from the real server, so arity, flags and error texts are the master's):
 
 1. unknown command / subcommand, wrong arity (inside MULTI these also doom the EXEC);
-2. `NOAUTH` unless the command may run unauthenticated;
-3. `no-multi` commands inside MULTI;
-4. `-READONLY` for every write-flagged command: the relay is a read-only replica;
-5. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
-6. `-MASTERDOWN` when the link is down and `--replica-serve-stale-data no`, for commands
+2. a protected command (DEBUG, REPLICAOF) its `enable-*-command` option refuses;
+3. `NOAUTH` unless the command may run unauthenticated;
+4. `no-multi` commands inside MULTI;
+5. `NOPERM` when the user's ACL forbids the command, a key or a channel (`replproxy.acl`);
+6. `-READONLY` for every write-flagged command: the relay is a read-only replica;
+7. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
+8. `-MASTERDOWN` when the link is down and `--replica-serve-stale-data no`, for commands
    without the `stale` flag; `-LOADING` until the first snapshot is loaded, for commands
    without the `loading` flag;
-7. inside MULTI the command is queued (`+QUEUED`), else it runs.
+9. inside MULTI the command is queued (`+QUEUED`), else it runs.
 
 Handlers are the per-type read commands (`READ_COMMANDS`, in the keyspace modules) and the
 connection/server commands (`SERVER_COMMANDS`, in `replproxy.server_commands`); both take
@@ -41,6 +43,15 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from replproxy.acl_commands import (
+    PROTECTED,
+    build_acl,
+    command_denied,
+    connection_denied,
+    peer_host,
+    protected_denied,
+    set_acl_context,
+)
 from replproxy.commandtable import CommandSpec, CommandTable, ResolveError, table_for
 from replproxy.downstream.psync import ReplicaHandshake
 from replproxy.keyspace.reads import (
@@ -99,7 +110,7 @@ class Client(ReadContext):
         self.lib_name = b""
         self.lib_ver = b""
         self.user = b"default"
-        self.authed = not srv.users.default_needs_auth
+        self.authed = srv.acl.default_authenticated()
         self.last_cmd = b"NULL"
         self.commands = 0
         self.net_in = 0
@@ -263,11 +274,8 @@ def _build_entries(table: CommandTable) -> dict[bytes, Entry]:
 
 class RespServer:
     def __init__(self, relay: Relay) -> None:
-        from replproxy.auth import Users
-
         self.relay = relay
-        cfg = relay.config
-        self.users = Users(cfg.requirepass, cfg.aclfile)
+        self.acl = build_acl(relay.config, relay.keyspace)
         self._next_id = 1
         self._accepting = trio.CancelScope()
         self.clients: dict[int, Client] = {}
@@ -305,6 +313,7 @@ class RespServer:
         for c in self.clients.values():
             c.dstyle = self.dstyle
         table = table_for(name, version)
+        set_acl_context(self.acl, table, ks.loaded_aux)
         if name != self.server_name or not self.entries or table is not self.table:
             self.server_name = name
             self.table = table
@@ -343,23 +352,27 @@ class RespServer:
             if isinstance(resolved, ResolveError):
                 return self._resolve_error(c, argv, resolved)
             e = self.entries[resolved.name]
-        if not c.authed and not e.noauth:
-            return self._reject(c, NOAUTH)
+        if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
+            return self._reject(c, e, err)
+        if not c.authed and not e.noauth and self.acl.auth_required(c.authed):
+            return self._reject(c, e, NOAUTH)
         if c.multi is not None and e.nomulti:
-            return self._reject(c, NO_MULTI)
+            return self._reject(c, e, NO_MULTI)
+        if (err := command_denied(c, e.spec, argv)) is not None:
+            return self._reject(c, e, err)
         if e.write:
-            return self._reject(c, READONLY)
+            return self._reject(c, e, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
             name = e.name.decode("utf-8", "replace")
-            return self._reject(c, reply.error(
+            return self._reject(c, e, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                 "QUIT / RESET are allowed in this context".encode()))
         if not e.stale and not relay.config.replica_serve_stale_data \
                 and relay.link.status.state is not LinkState.CONNECTED:
-            return self._reject(c, MASTERDOWN)
+            return self._reject(c, e, MASTERDOWN)
         if not e.loading and (relay.persistence.loading or not relay.replication.has_history):
-            return self._reject(c, LOADING)
+            return self._reject(c, e, LOADING)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -382,7 +395,14 @@ class RespServer:
                 self.unwatch(c)
         return reply.error(err.msg)
 
-    def _reject(self, c: Client, err: bytes) -> bytes:
+    def _reject(self, c: Client, e: Entry, err: bytes) -> bytes:
+        """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
+        why (`execCommandAbort`)."""
+        if e.name == b"exec":
+            c.multi = None
+            c.multi_dirty = False
+            self.unwatch(c)
+            return reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
         if c.multi is not None:
             c.multi_dirty = True  # `flagTransaction`
         return err
@@ -519,7 +539,15 @@ class RespServer:
                 await stream.send_all(b"-ERR max number of clients reached\r\n")
             await stream.aclose()
             return
-        c = Client(self, self._next_id, _peer(stream), _local(stream))
+        peer = _peer(stream)
+        denied = connection_denied(self, peer_host(peer))
+        if denied is not None:  # protected mode (`clientAcceptHandler`)
+            self.rejected_connections += 1
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await stream.send_all(denied)
+            await stream.aclose()
+            return
+        c = Client(self, self._next_id, peer, _local(stream))
         self._next_id += 1
         self.clients[c.id] = c
         relay.total_connections += 1
@@ -650,6 +678,7 @@ class RespServer:
         ks = relay.keyspace
         return (
             c.authed
+            and self.acl.unrestricted(c.user)
             and c.multi is None
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not ks.unsupported_keys

@@ -87,14 +87,10 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
+def _authenticate(c: Client, user: bytes, password: bytes, command_name: bytes) -> None:
+    from replproxy.acl_commands import authenticate
 
-
-def _authenticate(c: Client, user: bytes, password: bytes) -> None:
-    if not c.srv.users.check(user, password):
-        raise ReplyError(WRONGPASS)
-    c.user = user
-    c.authed = True
+    authenticate(c, user, password, command_name)
 
 
 @command("auth")
@@ -102,14 +98,14 @@ def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
-        if not c.srv.users.default_has_password:
+        if c.srv.acl.default_user.nopass:
             raise ReplyError(
                 b"ERR AUTH <password> called without any password configured for the default "
                 b"user. Are you sure your configuration is correct?"
             )
-        _authenticate(c, b"default", argv[1])
+        _authenticate(c, b"default", argv[1], argv[0])
     else:
-        _authenticate(c, argv[1], argv[2])
+        _authenticate(c, argv[1], argv[2], argv[0])
     return OK
 
 
@@ -146,7 +142,7 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         else:
             raise ReplyError(f"ERR Syntax error in HELLO option '{_s(argv[i])}'".encode())
     if auth is not None:
-        _authenticate(c, *auth)
+        _authenticate(c, *auth, argv[0])
     if not c.authed:
         raise ReplyError(
             b"NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -186,7 +182,7 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.skip = 0
     c.no_evict = c.no_touch = False
     c.user = b"default"
-    c.authed = not srv.users.default_needs_auth
+    c.authed = srv.acl.default_authenticated()
     return b"+RESET\r\n"
 
 
@@ -208,11 +204,6 @@ def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
         b"ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 "
         b"if a replica is configured to be writable (which is not the default) writes to "
         b"replicas are just local and are not propagated.")
-
-
-@command("acl|whoami")
-def cmd_acl_whoami(c: Client, argv: list[bytes]) -> bytes:
-    return reply.bulk(c.user)
 
 
 # ---- CLIENT ----
@@ -403,7 +394,7 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
         elif opt == b"laddr":
             chosen = [x for x in chosen if x.laddr == _s(val)]
         elif opt == b"user":
-            if val not in srv.users.users:
+            if val not in srv.acl.users:
                 raise ReplyError(f"ERR No such user '{_s(val)}'".encode())
             chosen = [x for x in chosen if x.user == val]
         elif opt == b"skipme":
@@ -474,7 +465,8 @@ def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
     # lands inside the transaction. Blocking reads answer at once, as in Redis.
     c.can_block = False
     try:
-        replies = [srv.call(c, e, a) for e, a in queued]
+        replies = [acl_commands.exec_denied(c, e.spec, a) or srv.call(c, e, a)
+                   for e, a in queued]
     finally:
         c.can_block = True
     return reply.array(replies)
@@ -618,6 +610,9 @@ def cmd_command(c: Client, argv: list[bytes]) -> bytes:
     return command_command(c.srv.table, argv, c.proto)
 
 
+REDACTED = "<redacted>"
+
+
 def config_params(c: Client) -> dict[str, str]:
     """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
     cfg = c.srv.relay.config
@@ -652,8 +647,9 @@ def config_params(c: Client) -> dict[str, str]:
         "repl-backlog-size": str(cfg.repl_backlog_size),
         "repl-timeout": str(int(cfg.repl_timeout)),
         "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
-        "requirepass": cfg.requirepass or "",
-        "masterauth": up.password or "",
+        # Secrets are never shown: a set one reads as REDACTED (docs/security.md).
+        "requirepass": REDACTED if cfg.requirepass else "",
+        "masterauth": REDACTED if up.password else "",
         "masteruser": up.username or "",
         "aclfile": str(cfg.aclfile) if cfg.aclfile else "",
         "maxmemory": "0",
@@ -662,7 +658,11 @@ def config_params(c: Client) -> dict[str, str]:
         "replica-announce-port": str(cfg.replica_announce_port or 0),
         "hz": "10",
         "loglevel": "notice",
-        "enable-debug-command": "yes",
+        "enable-debug-command": cfg.enable_debug_command,
+        "protected-mode": "yes" if cfg.protected_mode else "no",
+        "acllog-max-len": str(cfg.acllog_max_len),
+        "acl-pubsub-default": ("allchannels" if c.srv.acl.dialect.channels_default_all
+                               else "resetchannels"),
         # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
         "hash-max-listpack-entries": "512",
         "hash-max-listpack-value": "64",
@@ -860,3 +860,8 @@ def cmd_replconf_(c: Client, argv: list[bytes]) -> bytes:
 @command("sync", "psync")
 def cmd_sync_(c: Client, argv: list[bytes]) -> bytes:
     return cmd_sync(c.srv, c, argv)
+
+
+# The ACL command and the security hooks live in their own module; importing it registers
+# its handlers here (a module import: the two modules import each other).
+from replproxy import acl_commands  # noqa: E402
