@@ -174,6 +174,10 @@ class AclDialect:
 
     @classmethod
     def of(cls, d: MasterDialect) -> AclDialect:
+        """The master's rules; before Redis 6.2 (no channels, or no ACL at all) the relay
+        answers clients as Redis 7.0 does (docs/clients.md)."""
+        if not d.valkey and d.version < (6, 2, 0):
+            return cls(False, (7, 0, 0))
         return cls(d.valkey, d.version)
 
     def _at_least(self, redis: tuple[int, int]) -> bool:
@@ -275,7 +279,7 @@ def denied_text(dialect: AclDialect) -> bytes:
             b"above things in order for the server to start accepting connections from the "
             b"outside.\r\n"
         )
-    return (
+    text = (
         b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
         b"password is set for the default user. In this mode connections are only accepted "
         b"from the loopback interface. If you want to connect from external computers to Redis "
@@ -291,6 +295,9 @@ def denied_text(dialect: AclDialect) -> bytes:
         b"above things in order for the server to start accepting connections from the "
         b"outside.\r\n"
     )
+    if dialect.kept_rules:  # Redis 7.2 fixed the grammar (#11192)
+        text = text.replace(b"4) Setup a an ", b"4) Set up an ")
+    return text
 
 
 def protected_command_error(name: str, option: str) -> bytes:
