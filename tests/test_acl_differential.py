@@ -45,8 +45,10 @@ USERS: dict[str, tuple[str | None, str]] = {
     "admin": ("apw", "on >apw ~* &* +@all"),
     "rw": ("rwpw", "on >rwpw %R~app:* %W~tmp:* resetchannels -@all +@read +@write"),
     "chan": ("cpw", "on >cpw resetkeys &news:* &exact -@all +@pubsub +ping"),
-    "sel": ("spw", "on >spw ~app:* resetchannels -@all +get (~secret:* +strlen) "
-                   "(%R~tmp:* +@string)"),
+    "sel": (
+        "spw",
+        "on >spw ~app:* resetchannels -@all +get (~secret:* +strlen) (%R~tmp:* +@string)",
+    ),
     "first": ("fpw", "on >fpw ~* resetchannels -@all +select|0 +client|getname +config|get"),
     "off": ("opw", "off >opw ~* &* +@all"),
     "free": (None, "on nopass ~* &* -@all +ping +@connection"),
@@ -102,7 +104,7 @@ COMMANDS: list[Cmd] = [
     (("acl", "whoami"), True),
     (("acl", "cat"), True),
     (("acl", "users"), True),
-    (("acl", "deluser", "nobody"), ACL),
+    (("acl", "deluser", "nobody"), EXACT),
     (("subscribe", "news"), True),
     (("subscribe", "news:1"), True),
     (("subscribe", "other"), True),
@@ -181,6 +183,7 @@ class Pair:
     master: RedisServer
     replica: RedisServer
     relay: RelayProcess
+    files: tuple[Path, Path]  # the replica's and the relay's ACL files
 
     @property
     def ports(self) -> tuple[int, int]:
@@ -210,22 +213,29 @@ def wait_replica(master: RedisServer, replica: RedisServer) -> None:
 
 
 @pytest.fixture(scope="module", params=ACL_KINDS, ids=[k.name for k in ACL_KINDS])
-def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
     kind: ServerKind = request.param
     d = tmp_path_factory.mktemp(f"acl-{kind.name}")
-    acl = d / "users.acl"
-    acl.write_text(ACL_TEXT)
+    # One file each: ACL SAVE rewrites it (the relay runs with --acl-writable to be compared
+    # on ACL SETUSER / DELUSER / SAVE / LOAD too).
+    replica_acl, relay_acl = d / "replica.acl", d / "relay.acl"
+    replica_acl.write_text(ACL_TEXT)
+    relay_acl.write_text(ACL_TEXT)
     master = start_server(kind)
     replica = relay = None
     try:
         fill(master)
-        replica = start_server(kind, extra={
-            "replicaof": f"127.0.0.1 {master.port}", "aclfile": str(acl),
-        }, wait=False)
-        relay = start_relay(upstream_url(master), "--aclfile", str(acl))
+        replica = start_server(
+            kind,
+            extra={"replicaof": f"127.0.0.1 {master.port}", "aclfile": str(replica_acl)},
+            wait=False,
+        )
+        relay = start_relay(upstream_url(master), "--aclfile", str(relay_acl), "--acl-writable")
         wait_replica(master, replica)
         relay.wait_in_sync_with(master)
-        yield Pair(kind, master, replica, relay)
+        yield Pair(kind, master, replica, relay, (replica_acl, relay_acl))
     finally:
         for s in (relay, replica, master):
             if s is not None:
@@ -269,12 +279,14 @@ def test_risky_admin_commands_refused(pair: Pair) -> None:
     both, and both keep running and replicating."""
     for user in ("reader", "rw", "chan", "sel", "first", "free", "nodanger", "hashed"):
         for argv in RISKY:
-            dry = raw_call(pair.replica.port, ("auth", "admin", "apw"),
-                           ("acl", "dryrun", user, *argv))[1]
+            dry = raw_call(
+                pair.replica.port, ("auth", "admin", "apw"), ("acl", "dryrun", user, *argv)
+            )[1]
             assert dry != b"+OK\r\n", f"{user} may run {argv} on the replica: not a safe case"
             theirs, mine = (raw_call(p, *login(user), argv) for p in pair.ports)
             assert [classify(r, True) for r in mine] == [classify(r, True) for r in theirs], (
-                f"{user} {argv}: replica {theirs!r} relay {mine!r}")
+                f"{user} {argv}: replica {theirs!r} relay {mine!r}"
+            )
     assert pair.relay.alive()
     with pair.relay.client(username="admin", password="apw") as c:
         info = c.info("replication")
@@ -305,12 +317,18 @@ def _rebuilt(kind: ServerKind) -> bool:
 def test_acl_introspection(pair: Pair) -> None:
     rebuilt = _rebuilt(pair.kind)
     admin = ("auth", "admin", "apw")
-    for cmd in (("acl", "whoami"), ("acl", "users"), ("acl", "getuser", "nobody"),
-                ("acl", "cat", "nosuch"), ("acl", "genpass", "0"), ("acl", "genpass", "x"),
-                ("acl", "log", "x"), ("acl", "load"), ("acl", "save")):
+    for cmd in (
+        ("acl", "whoami"),
+        ("acl", "users"),
+        ("acl", "getuser", "nobody"),
+        ("acl", "cat", "nosuch"),
+        ("acl", "genpass", "0"),
+        ("acl", "genpass", "x"),
+        ("acl", "log", "x"),
+        ("acl", "load"),
+        ("acl", "save"),
+    ):
         theirs, mine = (raw_call(p, admin, cmd)[1] for p in pair.ports)
-        if cmd[1] in ("load", "save"):
-            continue  # the relay refuses them without --acl-writable (tested elsewhere)
         assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
     # ACL LIST
     theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
@@ -320,15 +338,19 @@ def test_acl_introspection(pair: Pair) -> None:
         for user in USERS:
             theirs, mine = (
                 raw_call(p, admin, ("hello", proto), ("acl", "getuser", user))[2]
-                for p in pair.ports)
+                for p in pair.ports
+            )
             if not rebuilt:
                 assert mine == theirs, f"GETUSER {user}: replica {theirs!r} relay {mine!r}"
             else:
-                assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), \
+                assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), (
                     f"GETUSER {user}: replica {theirs!r} relay {mine!r}"
+                )
     # ACL CAT: the same names (Redis lists a category's commands in hash order)
-    for cmd in (("acl", "cat"), *[("acl", "cat", c) for c in ("read", "admin", "slow",
-                                                              "connection", "pubsub")]):
+    for cmd in (
+        ("acl", "cat"),
+        *[("acl", "cat", c) for c in ("read", "admin", "slow", "connection", "pubsub")],
+    ):
         theirs, mine = (items(raw_call(p, admin, cmd)[1]) for p in pair.ports)
         if len(cmd) == 2:
             assert mine == theirs
@@ -349,13 +371,18 @@ def _getuser_norm(v: object) -> object:
 def test_acl_dryrun(pair: Pair) -> None:
     admin = ("auth", "admin", "apw")
     cases = [(user, argv) for user in USERS for argv, _ in COMMANDS[:30]] + [
-        (user, argv) for user in USERS for argv in RISKY]
-    cases += [("nobody", ("get", "x")), ("reader", ("nosuchcmd",)), ("reader", ("get",)),
-              ("reader", ("config", "nosuch")), ("reader", ("config", "get"))]
+        (user, argv) for user in USERS for argv in RISKY
+    ]
+    cases += [
+        ("nobody", ("get", "x")),
+        ("reader", ("nosuchcmd",)),
+        ("reader", ("get",)),
+        ("reader", ("config", "nosuch")),
+        ("reader", ("config", "get")),
+    ]
     diffs = []
     for user, argv in cases:
-        theirs, mine = (raw_call(p, admin, ("acl", "dryrun", user, *argv))[1]
-                        for p in pair.ports)
+        theirs, mine = (raw_call(p, admin, ("acl", "dryrun", user, *argv))[1] for p in pair.ports)
         if mine != theirs:
             diffs.append(f"DRYRUN {user} {argv}: replica {theirs!r} relay {mine!r}")
     assert not diffs, "\n".join(diffs)
@@ -397,14 +424,19 @@ def test_acl_log(pair: Pair) -> None:
         if b"entry-id" in fa:
             assert fa[b"entry-id"] == fb[b"entry-id"]
             assert int(fb[b"timestamp-last-updated"]) >= int(fb[b"timestamp-created"])
-    short_a, short_b = (len(items(raw_call(p, admin, ("acl", "log", "2"))[1]))
-                        for p in pair.ports)
+    short_a, short_b = (len(items(raw_call(p, admin, ("acl", "log", "2"))[1])) for p in pair.ports)
     assert short_a == short_b == 2
 
 
 def test_exec_rechecks_after_auth_in_multi(pair: Pair) -> None:
-    script = [("auth", "admin", "apw"), ("multi",), ("auth", "reader", "rpw"),
-              ("get", "secret:1"), ("get", "app:1"), ("exec",)]
+    script = [
+        ("auth", "admin", "apw"),
+        ("multi",),
+        ("auth", "reader", "rpw"),
+        ("get", "secret:1"),
+        ("get", "app:1"),
+        ("exec",),
+    ]
     theirs, mine = (raw_call(p, *script) for p in pair.ports)
     assert mine == theirs
 
@@ -420,17 +452,92 @@ def test_relay_aclfile_errors_are_redis_errors(tmp_path: Path) -> None:
         import sys
 
         out = subprocess.run(
-            [sys.executable, "-m", "replproxy", "run", "--upstream", upstream_url(master),
-             "--aclfile", str(bad), "--port", "0", "--metrics-port", "0"],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "replproxy",
+                "run",
+                "--upstream",
+                upstream_url(master),
+                "--aclfile",
+                str(bad),
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 2
-        assert (f"{bad}:1: Error in applying operation '+nosuchcmd': Unknown command or "
-                f"category name in ACL. ") in out.stderr
+        assert (
+            f"{bad}:1: Error in applying operation '+nosuchcmd': Unknown command or "
+            f"category name in ACL. "
+        ) in out.stderr
         assert f"{bad}:2: Adding a pattern after the * pattern" in out.stderr
         assert f"{bad}:3 should start with user keyword followed by the username." in out.stderr
         assert "WARNING: Duplicate user 'a' found on line 4." in out.stderr
         assert out.stderr.rstrip().endswith(
             "WARNING: ACL errors detected, no change to the previously active ACL rules was "
-            "performed")
+            "performed"
+        )
     finally:
         master.stop()
+
+
+SETUSER_SCRIPT: list[tuple[str, ...]] = [
+    ("acl", "setuser", "x1", "on", ">p1", "~k:*", "&ch", "+get"),
+    ("acl", "setuser", "x1", "+nosuch"),
+    ("acl", "setuser", "x1", "allkeys", "~a"),
+    ("acl", "setuser", "x1", "<nope"),
+    ("acl", "setuser", "x1", "#bad"),
+    ("acl", "setuser", "x1", "(~a", "+get"),
+    ("acl", "setuser", "x1", "(~a +get)", "(", "%R~b", "+@read", ")"),
+    ("acl", "setuser", "x1", "+config|get|x"),
+    ("acl", "setuser", "x1", "+select|"),
+    ("acl", "setuser", "x 2", "on"),
+    ("acl", "setuser", "x1", "-@nosuch"),
+    ("acl", "setuser", "x1", "%X~a"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x1", "clearselectors", "resetkeys", "%RW~rw:*", "resetchannels"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x1", "reset"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x2", "on", "nopass", "+@all", "-@dangerous", "+debug", "~*", "&*"),
+    ("acl", "setuser", "x3", "on", ">a", ">b", "<a", "+client|id", "+select|0", "+select|1"),
+    ("acl", "getuser", "x3"),
+    ("acl", "deluser", "x3", "nobody"),
+    ("acl", "deluser", "default"),
+    ("acl", "users"),
+    ("acl", "save"),
+    ("acl", "load"),
+    ("acl", "users"),
+]
+
+
+def test_setuser_deluser_save_load(pair: Pair) -> None:
+    """With --acl-writable the relay changes users as the replica does: the same replies
+    (rule errors included), the same users, and ACL SAVE writes the same file."""
+    rebuilt = _rebuilt(pair.kind)
+    admin = ("auth", "admin", "apw")
+    for cmd in SETUSER_SCRIPT:
+        theirs, mine = (raw_call(p, admin, cmd)[1] for p in pair.ports)
+        if cmd[1] == "getuser" and rebuilt:
+            assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), cmd
+        else:
+            assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
+    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
+    assert [_norm_rules(x, rebuilt) for x in mine] == [_norm_rules(x, rebuilt) for x in theirs]
+    theirs_file, mine_file = (f.read_bytes().splitlines() for f in pair.files)
+    assert [_norm_rules(x, rebuilt) for x in mine_file] == [
+        _norm_rules(x, rebuilt) for x in theirs_file
+    ]
+    # a user a client is logged in as, deleted: that client is closed on both
+    for port in pair.ports:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(encode_command([b"auth", b"x2", b"any"]))
+            assert read_reply(s, bytearray()) == b"+OK\r\n"
+            assert raw_call(port, admin, ("acl", "deluser", "x2"))[1] == b":1\r\n"
+            s.settimeout(5)
+            assert s.recv(100) == b""

@@ -86,8 +86,9 @@ def master(kind: ServerKind) -> Iterator[RedisServer]:
         m.stop()
 
 
-def test_protected_mode_as_a_real_server(kind: ServerKind, master: RedisServer,
-                                         relays: list[RelayProcess]) -> None:
+def test_protected_mode_as_a_real_server(
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess]
+) -> None:
     """No password for `default`: a non-local peer gets Redis's -DENIED and is closed; which
     peers are local is the version's (`127.0.0.2` is not local for 7.0, is for 7.2+)."""
     real = start_server(kind, extra={"protected-mode": "yes"})
@@ -98,7 +99,7 @@ def test_protected_mode_as_a_real_server(kind: ServerKind, master: RedisServer,
             theirs = call_from(src, real.port, ("ping",), ("get", "k"))
             mine = call_from(src, relay.port, ("ping",), ("get", "k"))
             if theirs[0].startswith(b"-DENIED"):
-                assert mine == theirs[:1] + [b"<closed>"] == theirs, (src, mine, theirs)
+                assert mine == [*theirs[:1], b"<closed>"] == theirs, (src, mine, theirs)
             else:
                 assert mine[0] == theirs[0] == b"+PONG\r\n", (src, mine, theirs)
         if own_address() is not None:
@@ -114,7 +115,8 @@ def test_protected_mode_as_a_real_server(kind: ServerKind, master: RedisServer,
 
 
 def test_protected_mode_off_with_a_password_or_the_option(
-        kind: ServerKind, master: RedisServer, relays: list[RelayProcess]) -> None:
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess]
+) -> None:
     own = own_address()
     if own is None:
         pytest.skip("this machine has no non-loopback address to connect from")
@@ -127,13 +129,13 @@ def test_protected_mode_off_with_a_password_or_the_option(
     assert call_from(own, off.port, ("ping",)) == [b"+PONG\r\n"]
 
 
-def test_replicaof_needs_the_acl_permission(kind: ServerKind, master: RedisServer,
-                                            relays: list[RelayProcess], tmp_path: Path) -> None:
+def test_replicaof_needs_the_acl_permission(
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess], tmp_path: Path
+) -> None:
     """A user without @admin cannot re-point the relay (to a server that would collect the
     master's credentials): NOPERM, and the relay keeps replicating its master."""
     acl = tmp_path / "users.acl"
-    acl.write_text("user default on nopass ~* &* +@all\n"
-                   "user app on >apppw ~* &* +@all -@admin\n")
+    acl.write_text("user default on nopass ~* &* +@all\nuser app on >apppw ~* &* +@all -@admin\n")
     relay = start_relay(upstream_url(master), "--aclfile", str(acl))
     relays.append(relay)
     bait = socket.socket()
@@ -141,9 +143,13 @@ def test_replicaof_needs_the_acl_permission(kind: ServerKind, master: RedisServe
     bait.listen()
     bait_port = bait.getsockname()[1]
     try:
-        r = call_from("127.0.0.1", relay.port, ("auth", "app", "apppw"),
-                      ("replicaof", "127.0.0.1", str(bait_port)),
-                      ("slaveof", "127.0.0.1", str(bait_port)))
+        r = call_from(
+            "127.0.0.1",
+            relay.port,
+            ("auth", "app", "apppw"),
+            ("replicaof", "127.0.0.1", str(bait_port)),
+            ("slaveof", "127.0.0.1", str(bait_port)),
+        )
         assert r[0] == b"+OK\r\n"
         assert r[1].startswith(b"-NOPERM") and b"'replicaof' command" in r[1]
         assert r[2].startswith(b"-NOPERM") and b"'slaveof' command" in r[2]
@@ -158,21 +164,25 @@ def test_replicaof_needs_the_acl_permission(kind: ServerKind, master: RedisServe
     assert b"replicaof" in log or b"slaveof" in log
 
 
-def test_enable_replicaof_command_local(kind: ServerKind, master: RedisServer,
-                                        relays: list[RelayProcess]) -> None:
+def test_enable_replicaof_command_local(
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess]
+) -> None:
     own = own_address()
     if own is None:
         pytest.skip("this machine has no non-loopback address to connect from")
-    relay = start_relay(upstream_url(master), "--protected-mode", "no",
-                        "--enable-replicaof-command", "local")
+    relay = start_relay(
+        upstream_url(master), "--protected-mode", "no", "--enable-replicaof-command", "local"
+    )
     relays.append(relay)
     other = start_server(kind)
     try:
         r = call_from(own, relay.port, ("replicaof", "127.0.0.1", str(other.port)))
-        assert r == [b'-ERR REPLICAOF command not allowed. If the enable-replicaof-command '
-                     b'option is set to "local", you can run it from a local connection, '
-                     b'otherwise you need to set this option in the configuration file, and '
-                     b'then restart the server.\r\n']
+        assert r == [
+            b"-ERR REPLICAOF command not allowed. If the enable-replicaof-command "
+            b'option is set to "local", you can run it from a local connection, '
+            b"otherwise you need to set this option in the configuration file, and "
+            b"then restart the server.\r\n"
+        ]
         assert relay.info("replication")["master_port"] == master.port
         # inside MULTI the refusal dooms the transaction, as any rejected command
         r = call_from(own, relay.port, ("multi",), ("slaveof", "127.0.0.1", "1"), ("exec",))
@@ -180,14 +190,18 @@ def test_enable_replicaof_command_local(kind: ServerKind, master: RedisServer,
         assert r[2].startswith(b"-EXECABORT")
         r = call_from("127.0.0.1", relay.port, ("replicaof", "127.0.0.1", str(other.port)))
         assert r == [b"+OK\r\n"]
-        wait_for(lambda: relay.info("replication")["master_port"] == other.port, 30,
-                 what="the relay re-pointed by a local client")
+        wait_for(
+            lambda: relay.info("replication")["master_port"] == other.port,
+            30,
+            what="the relay re-pointed by a local client",
+        )
     finally:
         other.stop()
 
 
-def test_enable_debug_command_as_a_real_server(kind: ServerKind, master: RedisServer,
-                                               relays: list[RelayProcess]) -> None:
+def test_enable_debug_command_as_a_real_server(
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess]
+) -> None:
     own = own_address()
     if own is None:
         pytest.skip("this machine has no non-loopback address to connect from")
@@ -204,26 +218,36 @@ def test_enable_debug_command_as_a_real_server(kind: ServerKind, master: RedisSe
         real.stop()
 
 
-def test_refused_acl_changes_without_acl_writable(master: RedisServer,
-                                                  relays: list[RelayProcess]) -> None:
+def test_refused_acl_changes_without_acl_writable(
+    master: RedisServer, relays: list[RelayProcess]
+) -> None:
     relay = start_relay(upstream_url(master))
     relays.append(relay)
-    r = call_from("127.0.0.1", relay.port, ("acl", "setuser", "eve", "on", "nopass", "+@all"),
-                  ("acl", "deluser", "x"), ("acl", "load"), ("acl", "save"), ("acl", "users"))
+    r = call_from(
+        "127.0.0.1",
+        relay.port,
+        ("acl", "setuser", "eve", "on", "nopass", "+@all"),
+        ("acl", "deluser", "x"),
+        ("acl", "load"),
+        ("acl", "save"),
+        ("acl", "users"),
+    )
     for line in r[:4]:
         assert line.startswith(b"-ERR ACL ") and b"--acl-writable" in line
     assert r[4] == b"*1\r\n$7\r\ndefault\r\n"
 
 
-def test_acl_writable_setuser_deluser_save_load(master: RedisServer, relays: list[RelayProcess],
-                                                tmp_path: Path) -> None:
+def test_acl_writable_setuser_deluser_save_load(
+    master: RedisServer, relays: list[RelayProcess], tmp_path: Path
+) -> None:
     acl = tmp_path / "users.acl"
     acl.write_text("user default on nopass ~* &* +@all\n")
     relay = start_relay(upstream_url(master), "--aclfile", str(acl), "--acl-writable")
     relays.append(relay)
     port = relay.port
-    assert call_from("127.0.0.1", port, ("acl", "setuser", "bob", "on", ">bpw", "~k", "+get")) \
-        == [b"+OK\r\n"]
+    assert call_from("127.0.0.1", port, ("acl", "setuser", "bob", "on", ">bpw", "~k", "+get")) == [
+        b"+OK\r\n"
+    ]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as bob:
         buf = bytearray()
         bob.sendall(encode_command([b"auth", b"bob", b"bpw"]) + encode_command([b"get", b"k"]))
@@ -232,45 +256,69 @@ def test_acl_writable_setuser_deluser_save_load(master: RedisServer, relays: lis
         assert call_from("127.0.0.1", port, ("acl", "deluser", "bob")) == [b":1\r\n"]
         bob.settimeout(5)
         assert bob.recv(100) == b""  # its client was closed with the user
-    r = call_from("127.0.0.1", port, ("acl", "setuser", "carol", "on", ">cpw", "~*", "+@read"),
-                  ("acl", "save"))
+    r = call_from(
+        "127.0.0.1",
+        port,
+        ("acl", "setuser", "carol", "on", ">cpw", "~*", "+@read"),
+        ("acl", "save"),
+    )
     assert r == [b"+OK\r\n", b"+OK\r\n"]
     text = acl.read_text()
     assert "user carol on" in text and "user default on nopass" in text and "bob" not in text
     acl.write_text(text.replace("user carol on", "user carol off"))
     assert call_from("127.0.0.1", port, ("acl", "load"), ("auth", "carol", "cpw")) == [
-        b"+OK\r\n", b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"]
+        b"+OK\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    ]
     acl.write_text("user x on +nosuch\n")
     r = call_from("127.0.0.1", port, ("acl", "load"))[0]
     assert r.startswith(b"-ERR ") and b"Error in applying operation '+nosuch'" in r
     assert b"no change to the previously active ACL rules was performed" in r
     assert call_from("127.0.0.1", port, ("acl", "users")) == [
-        b"*2\r\n$5\r\ncarol\r\n$7\r\ndefault\r\n"]
+        b"*2\r\n$5\r\ncarol\r\n$7\r\ndefault\r\n"
+    ]
 
 
 # --- downstream replicas authenticate like any client ---------------------------------------
 
 
 def test_downstream_replica_needs_credentials_and_permissions(
-        kind: ServerKind, master: RedisServer, relays: list[RelayProcess],
-        tmp_path: Path) -> None:
+    kind: ServerKind, master: RedisServer, relays: list[RelayProcess], tmp_path: Path
+) -> None:
     """A replica of the relay logs in with its masteruser/masterauth, and its user needs the
     replication commands (PSYNC, REPLCONF, PING); one whose user lacks PSYNC is refused and
     the refusal is in the relay's ACL LOG."""
     acl = tmp_path / "users.acl"
-    acl.write_text("user default on >adminpw ~* &* +@all\n"
-                   "user repl on >replpw -@all +psync +replconf +ping\n"
-                   "user weak on >weakpw -@all +replconf +ping\n")
+    acl.write_text(
+        "user default on >adminpw ~* &* +@all\n"
+        "user repl on >replpw -@all +psync +replconf +ping\n"
+        "user weak on >weakpw -@all +replconf +ping\n"
+    )
     relay = start_relay(upstream_url(master), "--aclfile", str(acl))
     relays.append(relay)
-    good = start_server(kind, extra={"replicaof": f"127.0.0.1 {relay.port}",
-                                     "masteruser": "repl", "masterauth": "replpw"})
-    bad = start_server(kind, extra={"replicaof": f"127.0.0.1 {relay.port}",
-                                    "masteruser": "weak", "masterauth": "weakpw"})
+    good = start_server(
+        kind,
+        extra={
+            "replicaof": f"127.0.0.1 {relay.port}",
+            "masteruser": "repl",
+            "masterauth": "replpw",
+        },
+    )
+    bad = start_server(
+        kind,
+        extra={
+            "replicaof": f"127.0.0.1 {relay.port}",
+            "masteruser": "weak",
+            "masterauth": "weakpw",
+        },
+    )
     nopw = start_server(kind, extra={"replicaof": f"127.0.0.1 {relay.port}"})
     try:
-        wait_for(lambda: good.info("replication")["master_link_status"] == "up", 60,
-                 what="the replica with the right user in sync")
+        wait_for(
+            lambda: good.info("replication")["master_link_status"] == "up",
+            60,
+            what="the replica with the right user in sync",
+        )
         with good.client() as c:
             assert c.get("k") == b"v"
         assert bad.info("replication")["master_link_status"] == "down"
@@ -279,6 +327,7 @@ def test_downstream_replica_needs_credentials_and_permissions(
         def logged() -> bool:
             r = call_from("127.0.0.1", relay.port, ("auth", "adminpw"), ("acl", "log"))[1]
             return b"weak" in r and b"psync" in r
+
         wait_for(logged, 30, what="the weak replica's PSYNC in the ACL LOG")
     finally:
         for s in (good, bad, nopw):
@@ -297,22 +346,32 @@ def _everything_shown(relay: RelayProcess) -> str:
     password given in --upstream is in it by definition)."""
     out = [relay.log(), relay.http("/metrics")[1]]
     auth = ("auth", CLIENT_PW)
-    for cmd in (("info", "everything"), ("info", "all"), ("config", "get", "*"),
-                ("config", "get", "masterauth"), ("config", "get", "requirepass"),
-                ("client", "list"), ("client", "info"), ("acl", "list"), ("acl", "log"),
-                ("role",)):
+    for cmd in (
+        ("info", "everything"),
+        ("info", "all"),
+        ("config", "get", "*"),
+        ("config", "get", "masterauth"),
+        ("config", "get", "requirepass"),
+        ("client", "list"),
+        ("client", "info"),
+        ("acl", "list"),
+        ("acl", "log"),
+        ("role",),
+    ):
         out.append(repr(call_from("127.0.0.1", relay.port, auth, cmd)[1]))
     return "\n".join(out)
 
 
 @pytest.mark.parametrize("how", ["url", "password-file", "env-file"])
-def test_secrets_never_shown(kind: ServerKind, relays: list[RelayProcess], tmp_path: Path,
-                             how: str) -> None:
+def test_secrets_never_shown(
+    kind: ServerKind, relays: list[RelayProcess], tmp_path: Path, how: str
+) -> None:
     master = start_server(kind, password="admin-pw")
     try:
         with master.client() as c:
-            c.execute_command("ACL", "SETUSER", "relayuser", "on", f">{MASTER_PW}", "+psync",
-                              "+replconf", "+ping")
+            c.execute_command(
+                "ACL", "SETUSER", "relayuser", "on", f">{MASTER_PW}", "+psync", "+replconf", "+ping"
+            )
             c.set("k", "v")
         pwfile = tmp_path / "masterpw"
         pwfile.write_text(MASTER_PW + "\n")
@@ -320,13 +379,24 @@ def test_secrets_never_shown(kind: ServerKind, relays: list[RelayProcess], tmp_p
         if how == "url":
             args = [upstream_url(master, username="relayuser", password=MASTER_PW)]
         elif how == "password-file":
-            args = [f"redis://relayuser@127.0.0.1:{master.port}", "--upstream-password-file",
-                    str(pwfile)]
+            args = [
+                f"redis://relayuser@127.0.0.1:{master.port}",
+                "--upstream-password-file",
+                str(pwfile),
+            ]
         else:
             args = [f"redis://relayuser@127.0.0.1:{master.port}"]
             env = {"REPLPROXY_UPSTREAM_PASSWORD_FILE": str(pwfile)}
-        relay = start_relay(args[0], *args[1:], "--requirepass", CLIENT_PW, "--log-level",
-                            "debug", wait_ready=False, env=env)
+        relay = start_relay(
+            args[0],
+            *args[1:],
+            "--requirepass",
+            CLIENT_PW,
+            "--log-level",
+            "debug",
+            wait_ready=False,
+            env=env,
+        )
         relays.append(relay)
         wait_for(lambda: relay.http("/startupz")[0] == 200, 60, what="the relay's first sync")
         # a failed AUTH and a wrong masterauth-like attempt are logged without the secret
@@ -334,8 +404,9 @@ def test_secrets_never_shown(kind: ServerKind, relays: list[RelayProcess], tmp_p
         shown = _everything_shown(relay)
         assert MASTER_PW not in shown
         assert CLIENT_PW not in shown
-        config = call_from("127.0.0.1", relay.port, ("auth", CLIENT_PW),
-                           ("config", "get", "masterauth"))[1]
+        config = call_from(
+            "127.0.0.1", relay.port, ("auth", CLIENT_PW), ("config", "get", "masterauth")
+        )[1]
         assert config == b"*2\r\n$10\r\nmasterauth\r\n$10\r\n<redacted>\r\n"
         if how != "url":
             with open(f"/proc/{relay.proc.pid}/cmdline", "rb") as f:
@@ -347,9 +418,25 @@ def test_secrets_never_shown(kind: ServerKind, relays: list[RelayProcess], tmp_p
 def test_config_errors_mask_the_upstream_password(tmp_path: Path) -> None:
     for url in (f"redis://u:{MASTER_PW}@127.0.0.1:notaport", f"http://u:{MASTER_PW}@h:1"):
         out = subprocess.run(
-            [sys.executable, "-m", "replproxy", "run", "--upstream", url, "--port", "0",
-             "--metrics-port", str(free_port()), "--dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=60, env={**os.environ})
+            [
+                sys.executable,
+                "-m",
+                "replproxy",
+                "run",
+                "--upstream",
+                url,
+                "--port",
+                "0",
+                "--metrics-port",
+                str(free_port()),
+                "--dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        )
         assert out.returncode == 2
         assert MASTER_PW not in out.stdout + out.stderr
         assert "u:***@" in out.stderr
@@ -358,16 +445,31 @@ def test_config_errors_mask_the_upstream_password(tmp_path: Path) -> None:
 def test_password_file_errors(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "replproxy", "run", *args, "--port", "0", "--metrics-port",
-             str(free_port()), "--dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "replproxy",
+                "run",
+                *args,
+                "--port",
+                "0",
+                "--metrics-port",
+                str(free_port()),
+                "--dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     empty = tmp_path / "empty"
     empty.write_text("")
     out = run("--upstream", "redis://u@127.0.0.1:1", "--upstream-password-file", str(empty))
     assert out.returncode == 2 and "the file is empty" in out.stderr
-    out = run("--upstream", "redis://u@127.0.0.1:1", "--upstream-password-file",
-              str(tmp_path / "missing"))
+    out = run(
+        "--upstream", "redis://u@127.0.0.1:1", "--upstream-password-file", str(tmp_path / "missing")
+    )
     assert out.returncode == 2 and "No such file" in out.stderr
     pw = tmp_path / "pw"
     pw.write_text("x\n")
