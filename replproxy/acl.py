@@ -209,6 +209,11 @@ class AclDialect:
         return self._at_least((7, 2))
 
     @property
+    def info_acl_stats(self) -> bool:
+        """INFO stats has the acl_access_denied_* counters (Redis 7.2)."""
+        return self._at_least((7, 2))
+
+    @property
     def user_named_noperm(self) -> bool:
         """NOPERM names the user (`User alice has no permissions ...`) from Redis 7.2."""
         return self._at_least((7, 2))
@@ -883,6 +888,9 @@ class Acl:
         self.denied: dict[int, int] = dict.fromkeys(_REASONS, 0)
         self.users: dict[bytes, User] = {}
         self._applier = RuleApplier(self.cmds, dialect)
+        # The aclfile's text while the users are exactly what it defines (none after ACL
+        # SETUSER / DELUSER): `set_context` reads it again rather than replaying rules.
+        self._loaded: tuple[bytes, str] | None = None
         self.users[b"default"] = self._default_user()
         if requirepass is not None:
             self._apply_history(self.users[b"default"], [b"resetpass", b">" + requirepass.encode()])
@@ -917,8 +925,13 @@ class Acl:
         self.table, self.cmds, self.dialect = table, index_of(table), dialect
         self._applier = RuleApplier(self.cmds, dialect)
         try:
-            self.users = {name: self._rebuild(u) for name, u in self.users.items()}
-        except AclRuleError:
+            if self._loaded is not None:
+                # Users exactly as the file defined them: read it again as this version
+                # reads a file (6.2 resets a redefined default, for one).
+                self.users = self.parse_acl_text(*self._loaded)
+            else:
+                self.users = {name: self._rebuild(u) for name, u in self.users.items()}
+        except (AclRuleError, AclLoadError):
             self.table, self.cmds, self.dialect, self._applier = old
             raise
 
@@ -931,11 +944,19 @@ class Acl:
             raw = path.read_bytes()
         except OSError as e:
             raise AclLoadError(f"Error loading ACLs, opening file '{name}': {e.strerror}") from None
-        return self.parse_acl_text(raw, name)
+        users = self.parse_acl_text(raw, name)
+        self._loaded = (raw, name)
+        return users
 
     def parse_acl_text(self, raw: bytes, filename: str) -> dict[bytes, User]:
+        """The users an aclfile's text defines, or AclLoadError with all its errors.
+
+        Before 7.0 (`legacy`) the new set starts with a fresh `default`, a user defined
+        again is reset and redefined (no duplicate error; `default` thus gets the `reset`
+        flags), and every failing rule is reported as "file:line: error."."""
+        legacy = not self.dialect.selectors
         errors: list[str] = []
-        users: dict[bytes, User] = {}
+        users: dict[bytes, User] = {b"default": self._default_user()} if legacy else {}
         for i, line in enumerate(raw.split(b"\n"), 1):
             line = line.strip(b" \t\r\n")
             if not line:
@@ -952,10 +973,14 @@ class Acl:
                     f"'{filename}:{i}: username '{_s(uname)}' contains invalid characters. "
                 )
                 continue
-            if uname in users:
+            if uname in users and not legacy:
                 errors.append(f"WARNING: Duplicate user '{_s(uname)}' found on line {i}. ")
                 continue
-            u = users[uname] = _new_user(uname, self.dialect)
+            u = users.get(uname)
+            if u is None:
+                u = users[uname] = _new_user(uname, self.dialect)
+            else:  # legacy: an existing user starts again from `reset`
+                self._apply_history(u, [b"reset"])
             merged = merge_selector_args(argv[2:], self.dialect)
             if isinstance(merged, int):
                 errors.append(f"{filename}:{i}: Unmatched parenthesis in selector definition.")
@@ -967,7 +992,9 @@ class Acl:
                     self._applier.set_user(u, op)
                     u.history.append(op)
                 except AclRuleError as e:
-                    if e.code == "ENOENT":
+                    if legacy:
+                        errors.append(f"{filename}:{i}: {e.message}. ")
+                    elif e.code == "ENOENT":
                         errors.append(
                             f"{filename}:{i}: Error in applying operation '{_s(op)}': {e.message}. "
                         )
@@ -1034,6 +1061,7 @@ class Acl:
             u.history.append(op)
         self.users[name] = u
         self.users = dict(sorted(self.users.items()))
+        self._loaded = None
         return u
 
     def channels_revoked(self, old: User, new: User) -> Callable[[bytes, bool], bool] | None:
@@ -1057,6 +1085,7 @@ class Acl:
         for n in names:
             if self.users.pop(n, None) is not None:
                 deleted += 1
+                self._loaded = None
         return deleted
 
     # --- authentication ---
@@ -1107,6 +1136,10 @@ class Acl:
             if result > relevant or (result == relevant and idx > last_idx):
                 relevant, last_idx = result, idx
         return relevant, last_idx
+
+    def denied_by_reason(self) -> dict[str, int]:
+        """Denials since start by ACL LOG reason (auth, command, key, channel)."""
+        return {_REASONS[r].decode(): n for r, n in self.denied.items()}
 
     def unrestricted(self, username: bytes) -> bool:
         u = self.users.get(username)

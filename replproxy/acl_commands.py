@@ -398,9 +398,10 @@ def set_acl_context(acl: Acl, table: CommandTable, aux: dict[bytes, bytes]) -> N
     """The master is known (or changed): judge users by its command table and version."""
     try:
         acl.set_context(table, AclDialect.of(MasterDialect.from_aux(aux)))
-    except AclRuleError as e:
+    except (AclRuleError, AclLoadError) as e:
+        why = e.message if isinstance(e, AclRuleError) else e.errors
         log.error(
             "the ACL users' rules are not valid for this master's version (%s); the "
             "previous rules stay in force",
-            e.message,
+            why,
         )

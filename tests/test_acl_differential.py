@@ -34,7 +34,6 @@ from tests.servers import RedisServer, ServerKind, start_server, wait_for
 
 ACL_KINDS = [k for k in KINDS if k.name in ("redis7", "redis8", "valkey8")]
 
-pytestmark = pytest.mark.skipif(not ACL_KINDS, reason="no redis7/redis8/valkey8 kind here")
 
 HASHED = hashlib.sha256(b"hpw").hexdigest()
 
@@ -441,6 +440,7 @@ def test_exec_rechecks_after_auth_in_multi(pair: Pair) -> None:
     assert mine == theirs
 
 
+@pytest.mark.skipif(not ACL_KINDS, reason="no redis7/redis8/valkey8 kind here")
 def test_relay_aclfile_errors_are_redis_errors(tmp_path: Path) -> None:
     """A file Redis refuses to start with is refused with Redis's own error text."""
     kind = ACL_KINDS[0]
@@ -541,3 +541,97 @@ def test_setuser_deluser_save_load(pair: Pair) -> None:
             assert raw_call(port, admin, ("acl", "deluser", "x2"))[1] == b":1\r\n"
             s.settimeout(5)
             assert s.recv(100) == b""
+
+
+def test_denial_counters(pair: Pair) -> None:
+    """INFO's acl_access_denied_* (7.2+) count what every test above was refused, the same
+    on both: each test sent both servers the same commands."""
+    admin = ("auth", "admin", "apw")
+
+    def counters(port: int) -> dict[str, str]:
+        text = raw_call(port, admin, ("info", "stats"))[1].decode()
+        return dict(
+            line.split(":", 1) for line in text.split("\r\n") if line.startswith("acl_access")
+        )
+
+    theirs, mine = (counters(p) for p in pair.ports)
+    assert mine == theirs
+    if not _rebuilt(pair.kind):
+        assert len(mine) == 4 and int(mine["acl_access_denied_cmd"]) > 0
+
+
+# --- Redis 6.2: its texts and reply shapes, where its command table agrees with 7.0's -------
+
+R62 = [k for k in KINDS if k.name == "redis62"]
+ACL62 = (
+    "user default on nopass ~* &* +@all\n"
+    "user reader on >rpw ~app:* resetchannels &news -@all +@read\n"
+    "user chan on >cpw resetkeys resetchannels &news:* &exact -@all +@pubsub\n"
+    "user admin on >apw ~* &* +@all\n"
+)
+SCRIPT62: list[tuple[str, ...]] = [
+    ("get", "app:1"),
+    ("get", "secret:1"),
+    ("mget", "app:1", "secret:1"),
+    ("set", "app:1", "x"),
+    ("keys", "*"),
+    ("subscribe", "news:1"),
+    ("subscribe", "news:1", "other"),
+    ("psubscribe", "news:*"),
+    ("psubscribe", "*"),
+    ("publish", "exact", "m"),
+    ("publish", "other", "m"),
+    ("hgetall", "app:h"),
+]
+
+
+@pytest.mark.skipif(not R62, reason="redis62 is not among REPLPROXY_TEST_KINDS here")
+def test_redis62_texts_and_shapes(tmp_path: Path) -> None:
+    """A 6.2 master: NOPERM texts, the default user an aclfile resets, ACL GETUSER's 6.2
+    shape and the 7-field ACL LOG. (The relay judges commands with Redis 7.0's command
+    table, whose categories differ from 6.2's for some commands - SELECT, CLIENT, ACL...: those
+    are not compared here; docs/security.md says so.)"""
+    kind = R62[0]
+    for name in ("replica.acl", "relay.acl"):
+        (tmp_path / name).write_text(ACL62)
+    master = start_server(kind)
+    replica = relay = None
+    try:
+        fill(master)
+        replica = start_server(
+            kind,
+            extra={
+                "replicaof": f"127.0.0.1 {master.port}",
+                "aclfile": str(tmp_path / "replica.acl"),
+            },
+            wait=False,
+        )
+        relay = start_relay(upstream_url(master), "--aclfile", str(tmp_path / "relay.acl"))
+        wait_replica(master, replica)
+        relay.wait_in_sync_with(master)
+        ports = (replica.port, relay.port)
+        for user, pw in (("reader", "rpw"), ("chan", "cpw")):
+            for argv in SCRIPT62:
+                theirs, mine = (raw_call(p, ("auth", user, pw), argv) for p in ports)
+                assert [classify(r, EXACT) for r in mine] == [classify(r, EXACT) for r in theirs], (
+                    f"{user} {argv}: replica {theirs!r} relay {mine!r}"
+                )
+        admin = ("auth", "admin", "apw")
+        for cmd in (
+            ("acl", "getuser", "reader"),
+            ("acl", "getuser", "chan"),
+            ("acl", "getuser", "default"),
+            ("acl", "users"),
+        ):
+            theirs, mine = (raw_call(p, admin, cmd)[1] for p in ports)
+            assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
+        theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in ports)
+        assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
+        theirs, mine = (items(raw_call(p, admin, ("acl", "log", "3"))[1]) for p in ports)
+        for a, b in zip(theirs, mine, strict=True):
+            assert len(a.items) == len(b.items) == 14
+            assert a.items[:10] == b.items[:10]  # count, reason, context, object, username
+    finally:
+        for s in (relay, replica, master):
+            if s is not None:
+                s.stop()
