@@ -405,3 +405,47 @@ def set_acl_context(acl: Acl, table: CommandTable, aux: dict[bytes, bytes]) -> N
             "previous rules stay in force",
             why,
         )
+
+
+# ---- SORT_RO's BY and GET patterns read keys no key spec names ----
+
+
+@command("sort_ro")
+def cmd_sort_ro(c: Client, argv: list[bytes]) -> bytes:
+    """`sortCommandGeneric`'s ACL rule: a BY pattern with `*` or any GET pattern reads keys
+    the ACL check could not see, so they need read access to every key. The options are
+    walked as Redis parses them, so an earlier option's error still comes first (from the
+    read handler)."""
+    from replproxy.keyspace.reads import READ_COMMANDS
+
+    handler = READ_COMMANDS[b"sort_ro"]
+    acl = c.srv.acl
+    if acl.unrestricted(c.user):
+        return handler(c, argv)
+    spec = c.srv.table.get(b"sort_ro")
+    assert spec is not None
+    full: bool | None = None
+    j = 2
+    while j < len(argv):
+        left = len(argv) - j - 1
+        word = argv[j].lower()
+        if word in (b"asc", b"desc", b"alpha"):
+            pass
+        elif word == b"limit" and left >= 2:
+            if string2ll(argv[j + 1]) is None or string2ll(argv[j + 2]) is None:
+                break  # the handler's error
+            j += 2
+        elif word in (b"by", b"get") and left >= 1:
+            if word == b"get" or b"*" in argv[j + 1]:
+                if full is None:
+                    full = acl.unrestricted_key_access(c.user, spec, argv, ("access",))
+                if not full:
+                    raise ReplyError(
+                        b"ERR " + word.upper() + b" option of SORT denied due to "
+                        b"insufficient ACL permissions."
+                    )
+            j += 1
+        else:
+            break  # the handler's syntax error
+        j += 1
+    return handler(c, argv)

@@ -476,3 +476,25 @@ def test_password_file_errors(tmp_path: Path) -> None:
     out = run("--upstream", "redis://u:y@127.0.0.1:1", "--upstream-password-file", str(pw))
     assert out.returncode == 2 and "give it in one place only" in out.stderr
     assert "u:y@" not in out.stderr
+
+
+def test_upstream_password_stays_out_of_reprs_and_messages(tmp_path: Path) -> None:
+    from replproxy.config import Config, ConfigError, mask_url, parse_upstream_url
+
+    assert mask_url("redis://u:p@ss@h:1/0") == "redis://u:***@h:1/0"
+    assert mask_url("redis://:pw@h") == "redis://:***@h"
+    assert mask_url("redis://h:6379") == "redis://h:6379"
+    up = parse_upstream_url(f"redis://u:{MASTER_PW}@h:1")
+    assert up.password == MASTER_PW and MASTER_PW not in repr(up) and str(up) == "h:1"
+    cfg = Config(upstream=up, requirepass=CLIENT_PW)
+    assert MASTER_PW not in repr(cfg) and CLIENT_PW not in repr(cfg)
+    f = tmp_path / "pw"
+    f.write_text(MASTER_PW + "\r\nignored\n")
+    assert parse_upstream_url("redis://u@h", f).password == MASTER_PW
+    for bad in (f"redis://u:{MASTER_PW}@h:x", f"http://u:{MASTER_PW}@h"):
+        with pytest.raises(ConfigError) as e:
+            parse_upstream_url(bad)
+        assert MASTER_PW not in str(e.value) and "***" in str(e.value)
+    for name, value in (("enable_debug_command", "maybe"), ("enable_replicaof_command", "")):
+        with pytest.raises(ConfigError, match="must be no, yes or local"):
+            Config(upstream=up, **{name: value}).validate()
