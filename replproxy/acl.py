@@ -209,6 +209,12 @@ class AclDialect:
         return self._at_least((7, 2))
 
     @property
+    def pattern_needs_permission(self) -> bool:
+        """`%~pattern` (no R or W) is refused from Redis 7.2.6 (CVE-2024-31227); before, it
+        made a pattern that grants nothing."""
+        return self.valkey or self.version >= (7, 2, 6)
+
+    @property
     def info_acl_stats(self) -> bool:
         """INFO stats has the acl_access_denied_* counters (Redis 7.2)."""
         return self._at_least((7, 2))
@@ -657,15 +663,15 @@ class RuleApplier:
             offset = 1
             while True:
                 if offset >= len(op):
-                    # `%R` with no `~`: the loop ran out, and 7.0 takes the rest (nothing)
-                    # as the pattern; 7.2 refuses a `%~` without permissions only.
+                    # `%R` with no `~`: Redis's loop runs out and takes the rest (nothing)
+                    # as the pattern.
                     break
                 ch = op[offset : offset + 1].upper()
                 if ch == b"R" and not flags & PERM_R:
                     flags |= PERM_R
                 elif ch == b"W" and not flags & PERM_W:
                     flags |= PERM_W
-                elif ch == b"~" and (flags or not self.dialect.kept_rules):
+                elif ch == b"~" and (flags or not self.dialect.pattern_needs_permission):
                     offset += 1
                     break
                 else:

@@ -127,8 +127,10 @@ def test_key_patterns() -> None:
     assert listed(acl) == "off ~x resetchannels -@all"
     assert err("%X~a").endswith("Syntax error")
     assert err("%RR~a").endswith("Syntax error")
-    # 7.0 takes `%~a` (a pattern with no permission); 7.2 refuses it
-    assert err("%~a", V72).endswith("Syntax error")
+    # 7.0 takes `%~a` (a pattern with no permission); 7.2.6+ refuses it (CVE-2024-31227)
+    assert err("%~a", AclDialect(False, (7, 2, 6))).endswith("Syntax error")
+    assert err("%~a", VK8).endswith("Syntax error")
+    make("%~a", V72)
     assert err("%R~a", V62).endswith("Syntax error")  # no %R~ before 7.0
 
 
