@@ -23,6 +23,7 @@ from replproxy.config import (
     Config,
     ConfigError,
     parse_output_limit,
+    parse_protected_action,
     parse_save,
     parse_size,
     parse_upstream_url,
@@ -77,9 +78,18 @@ def run(
         str,
         typer.Option(
             envvar=_env("UPSTREAM"),
-            help="The master: redis://[user:password@]host:port (rediss:// is reserved for TLS).",
+            help="The master: redis://[user:password@]host:port (rediss:// is reserved for TLS). "
+            "The password may come from --upstream-password-file instead.",
         ),
     ],
+    upstream_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=_env("UPSTREAM_PASSWORD_FILE"),
+            help="File whose first line is the master's password (masterauth), to keep it out "
+            "of the command line; the --upstream URL then has none (redis://user@host).",
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
     ] = 6380,
@@ -245,14 +255,47 @@ def run(
     requirepass: Annotated[
         str | None,
         typer.Option(envvar=_env("REQUIREPASS"),
-                     help="Password of the 'default' user: clients must AUTH."),
+                     help="Password of the 'default' user: clients must AUTH (not with "
+                     "--aclfile: set the default user's password there)."),
     ] = None,
     aclfile: Annotated[
         Path | None,
         typer.Option(envvar=_env("ACLFILE"),
-                     help="ACL file of users (redis aclfile syntax: 'user <name> on >pass'); "
-                     "every user is read-only here."),
+                     help="ACL file of users, in Redis's aclfile syntax and with its full rule "
+                     "language ('user alice on >pass ~app:* &news -@all +@read'), enforced "
+                     "as the master's version enforces it (docs/security.md)."),
     ] = None,
+    acl_writable: Annotated[
+        bool,
+        typer.Option("--acl-writable", envvar=_env("ACL_WRITABLE"),
+                     help="Allow ACL SETUSER, DELUSER, LOAD and SAVE (SAVE rewrites --aclfile); "
+                     "without it the users are configuration only."),
+    ] = False,
+    acllog_max_len: Annotated[
+        int,
+        typer.Option(envvar=_env("ACLLOG_MAX_LEN"),
+                     help="Entries kept in the ACL LOG (Redis's acllog-max-len)."),
+    ] = 128,
+    protected_mode: Annotated[
+        str,
+        typer.Option(envvar=_env("PROTECTED_MODE"),
+                     help="yes: while the default user has no password, refuse clients that "
+                     "are not local with Redis's -DENIED error (Redis's protected mode); no: "
+                     "serve them."),
+    ] = "yes",
+    enable_debug_command: Annotated[
+        str,
+        typer.Option(envvar=_env("ENABLE_DEBUG_COMMAND"),
+                     help="Who may run DEBUG (DIGEST): no, yes, or local (clients on "
+                     "127.0.0.1 / ::1), as Redis's enable-debug-command; ACLs apply too."),
+    ] = "local",
+    enable_replicaof_command: Annotated[
+        str,
+        typer.Option(envvar=_env("ENABLE_REPLICAOF_COMMAND"),
+                     help="Who may run REPLICAOF/SLAVEOF (re-pointing the relay, which then "
+                     "authenticates to the new master with its credentials): no, yes, or "
+                     "local. yes lets remote Sentinels fail it over; ACLs apply too."),
+    ] = "yes",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -266,7 +309,7 @@ def run(
     setup_logging(log_level, log_format)
     try:
         config = Config(
-            upstream=parse_upstream_url(upstream),
+            upstream=parse_upstream_url(upstream, upstream_password_file),
             port=port,
             bind=bind,
             metrics_port=metrics_port,
@@ -302,8 +345,15 @@ def run(
             replica_serve_stale_data=parse_yes_no(
                 "replica-serve-stale-data", replica_serve_stale_data
             ),
-            requirepass=requirepass,
+            requirepass=requirepass or None,  # an empty password is none, as in Redis
             aclfile=aclfile,
+            acl_writable=acl_writable,
+            acllog_max_len=acllog_max_len,
+            protected_mode=parse_yes_no("protected-mode", protected_mode),
+            enable_debug_command=parse_protected_action(
+                "enable-debug-command", enable_debug_command),
+            enable_replicaof_command=parse_protected_action(
+                "enable-replicaof-command", enable_replicaof_command),
         )
         relay = Relay(config)
     except ConfigError as e:

@@ -6,7 +6,8 @@ and are larger where a relay's job differs (the backlog: a relay exists to absor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,33 +21,72 @@ class Upstream:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    # The master's password (masterauth): never in a repr, a log line or an error message.
+    password: str | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
 
-def parse_upstream_url(url: str) -> Upstream:
-    """`redis://[user:password@]host[:port][/db]`: the master to replicate from.
+# The userinfo of a URL: everything between "//" and the last "@" before the path.
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/]*@")
 
-    `rediss://` (TLS) is reserved and refused with a clear message until it is supported.
+
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by `***` (`redis://user:***@host`), for messages."""
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)
+
+
+def parse_upstream_url(url: str, password_file: Path | None = None) -> Upstream:
+    """`redis://[user[:password]@]host[:port][/db]`: the master to replicate from.
+
+    The password may come from `password_file` instead (its first line), which keeps it out
+    of the process's arguments; the URL must not carry one then. Error messages show the URL
+    with its password masked. `rediss://` (TLS) is reserved and refused with a clear message
+    until it is supported.
     """
+    shown = mask_url(url)
     parts = urlsplit(url)
     if parts.scheme == "rediss":
         raise ConfigError("rediss:// (TLS to the master) is not supported yet; use redis://")
     if parts.scheme != "redis":
-        raise ConfigError(f"--upstream must be a redis:// URL, got {url!r}")
+        raise ConfigError(f"--upstream must be a redis:// URL, got {shown!r}")
     if not parts.hostname:
-        raise ConfigError(f"--upstream has no host: {url!r}")
+        raise ConfigError(f"--upstream has no host: {shown!r}")
     try:
         port = parts.port or 6379
-    except ValueError as e:
-        raise ConfigError(f"--upstream has an invalid port: {url!r}") from e
+    except ValueError:
+        raise ConfigError(f"--upstream has an invalid port: {shown!r}") from None
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
+    if password_file is not None:
+        if password is not None:
+            raise ConfigError(
+                "--upstream-password-file: the --upstream URL has a password "
+                "too; give it in one place only"
+            )
+        password = read_password_file(password_file, "--upstream-password-file")
     if username and password is None:
-        raise ConfigError("--upstream names a user without a password (redis://user:pass@host)")
+        raise ConfigError(
+            "--upstream names a user without a password (redis://user:pass@host, "
+            "or --upstream-password-file)"
+        )
     return Upstream(parts.hostname, port, username, password)
+
+
+def read_password_file(path: Path, flag: str) -> str:
+    """A password kept in a file (a Kubernetes secret): its first line, without the line
+    break."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{flag} {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{flag} {path}: not UTF-8 text") from None
+    password = text.split("\n", 1)[0].removesuffix("\r")
+    if not password:
+        raise ConfigError(f"{flag} {path}: the file is empty")
+    return password
 
 
 def parse_size(text: str) -> int:
@@ -89,6 +129,17 @@ def parse_output_limit(text: str, name: str = "client-output-buffer-limit-replic
     if not words[2].isdigit():
         raise ConfigError(f"--{name}: bad seconds {words[2]!r}")
     return OutputLimit(parse_size(words[0]), parse_size(words[1]), int(words[2]))
+
+
+PROTECTED_ACTIONS = ("no", "yes", "local")
+
+
+def parse_protected_action(name: str, text: str) -> str:
+    """`enable-debug-command`-style options: no, yes or local (only from 127.0.0.1/::1)."""
+    t = text.strip().lower()
+    if t not in PROTECTED_ACTIONS:
+        raise ConfigError(f"--{name} must be no, yes or local, got {text!r}")
+    return t
 
 
 def parse_yes_no(name: str, text: str) -> bool:
@@ -175,9 +226,17 @@ class Config:
         32 * 1024 * 1024, 8 * 1024 * 1024, 60
     )
     replica_serve_stale_data: bool = True
-    # Clients must AUTH: the `default` user's password, and/or users from an ACL file.
-    requirepass: str | None = None
+    # Clients must AUTH: the `default` user's password, or users from an ACL file
+    # (`replproxy.acl`); never both (Redis silently lets the file's `default` win).
+    requirepass: str | None = field(default=None, repr=False)
     aclfile: Path | None = None
+    acl_writable: bool = False  # ACL SETUSER/DELUSER/LOAD/SAVE allowed at run time
+    acllog_max_len: int = 128
+    # Non-local clients are refused while `default` has no password (Redis's protected mode).
+    protected_mode: bool = True
+    # Who may run DEBUG and REPLICAOF: "no", "yes" or "local" (Redis's enable-*-command).
+    enable_debug_command: str = "local"
+    enable_replicaof_command: str = "yes"
 
     @property
     def listening_port(self) -> int:
@@ -228,3 +287,14 @@ class Config:
             raise ConfigError("--client-query-buffer-limit must be at least 1mb (Redis's minimum)")
         if self.proto_max_bulk_len < 1024 * 1024:
             raise ConfigError("--proto-max-bulk-len must be at least 1mb (Redis's minimum)")
+        if self.requirepass is not None and self.aclfile is not None:
+            raise ConfigError(
+                "--requirepass and --aclfile: give the default user's password in the ACL file "
+                "('user default on >password ...'); Redis would let the file silently replace "
+                "--requirepass"
+            )
+        for name in ("enable_debug_command", "enable_replicaof_command"):
+            if getattr(self, name) not in PROTECTED_ACTIONS:
+                raise ConfigError(f"--{name.replace('_', '-')} must be no, yes or local")
+        if self.acllog_max_len < 0:
+            raise ConfigError("--acllog-max-len must be >= 0")

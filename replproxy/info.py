@@ -170,8 +170,19 @@ def section_stats(relay: Relay) -> str:
             ("sync_partial_err", served.sync_partial_err),
             ("total_net_repl_input_bytes", s.net_repl_input_bytes),
             ("total_net_repl_output_bytes", served.net_output_bytes),
+            *_acl_stats(relay),
         ],
     )
+
+
+def _acl_stats(relay: Relay) -> list[tuple[str, object]]:
+    """`acl_access_denied_*` (Redis 7.2+ and Valkey list them)."""
+    acl = relay.sessions.acl
+    if not acl.dialect.info_acl_stats:
+        return []
+    d = acl.denied_by_reason()
+    return [(f"acl_access_denied_{k}", d[r]) for k, r in
+            (("auth", "auth"), ("cmd", "command"), ("key", "key"), ("channel", "channel"))]
 
 
 def section_replication(relay: Relay) -> str:

@@ -210,10 +210,15 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
          "total_connections_received).", stats.total_connections),
         ("commands_processed", "Client commands executed (INFO total_commands_processed).",
          stats.total_commands),
-        ("rejected_connections", "Connections refused at maxclients.",
+        ("rejected_connections", "Connections refused at maxclients or by protected mode.",
          stats.rejected_connections),
     ):
         yield counter(name, doc, value)
+    denied = counter("acl_denied", "Refused by the ACL, by reason: auth (a failed AUTH/HELLO), "
+                     "command, key, channel (INFO acl_access_denied_*).", labels=["reason"])
+    for reason, n in srv.acl.denied_by_reason().items():
+        denied.add_metric([reason], n)
+    yield denied
 
 
 def make_registry(relay: Relay) -> CollectorRegistry:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("replproxy.server")
 
 RECV_SIZE = 64 * 1024
-MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 
 
 class Connection:
@@ -129,9 +128,9 @@ class RespServer:
 
     async def handle(self, stream: trio.SocketStream) -> None:
         c = self.hub.open_session(_peer(stream), _local(stream))
-        if c is None:
+        if isinstance(c, bytes):  # refused: maxclients, protected mode
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                await stream.send_all(MAX_CLIENTS_ERROR)
+                await stream.send_all(c)
             await stream.aclose()
             return
         try:

@@ -81,7 +81,7 @@ class ClientSession(ReadContext):
         self.lib_name = b""
         self.lib_ver = b""
         self.user = b"default"
-        self.authed = not hub.users.default_needs_auth
+        self.authed = hub.acl.default_authenticated()
         self.last_cmd = b"NULL"
         self.commands = 0
         self.net_in = 0

@@ -26,23 +26,11 @@ from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 from replproxy.session.client import ClientSession, ShutdownWait
+from replproxy.session.clientinfo import client_line
+from replproxy.session.registry import Client, command
+from replproxy.session.security import authenticate, exec_denied
 
 log = logging.getLogger("replproxy.session")
-
-# Handlers take the session (named `c`, Redis's `client *c`).
-Client = ClientSession
-Handler = Callable[[ClientSession, list[bytes]], bytes]
-SERVER_COMMANDS: dict[bytes, Handler] = {}
-
-
-def command(*names: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for n in names:
-            SERVER_COMMANDS[n.encode()] = fn
-        return fn
-
-    return register
-
 
 OK = reply.OK
 
@@ -91,14 +79,6 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
-
-
-def _authenticate(c: Client, user: bytes, password: bytes) -> None:
-    if not c.hub.users.check(user, password):
-        raise ReplyError(WRONGPASS)
-    c.user = user
-    c.authed = True
 
 
 @command("auth")
@@ -106,14 +86,14 @@ def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
-        if not c.hub.users.default_has_password:
+        if c.hub.acl.default_user.nopass:
             raise ReplyError(
                 b"ERR AUTH <password> called without any password configured for the default "
                 b"user. Are you sure your configuration is correct?"
             )
-        _authenticate(c, b"default", argv[1])
+        authenticate(c, b"default", argv[1], argv[0])
     else:
-        _authenticate(c, argv[1], argv[2])
+        authenticate(c, argv[1], argv[2], argv[0])
     return OK
 
 
@@ -150,7 +130,7 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         else:
             raise ReplyError(f"ERR Syntax error in HELLO option '{_s(argv[i])}'".encode())
     if auth is not None:
-        _authenticate(c, *auth)
+        authenticate(c, *auth, argv[0])
     if not c.authed:
         raise ReplyError(
             b"NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -190,7 +170,7 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.skip = 0
     c.no_evict = c.no_touch = False
     c.user = b"default"
-    c.authed = not hub.users.default_needs_auth
+    c.authed = hub.acl.default_authenticated()
     return b"+RESET\r\n"
 
 
@@ -214,59 +194,7 @@ def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
         b"replicas are just local and are not propagated.")
 
 
-@command("acl|whoami")
-def cmd_acl_whoami(c: Client, argv: list[bytes]) -> bytes:
-    return reply.bulk(c.user)
-
-
 # ---- CLIENT ----
-
-
-def client_line(c: Client, me: Client) -> str:
-    """One CLIENT LIST line, with the upstream kind's fields (`catClientInfoString`)."""
-    now = time.monotonic()
-    flags = ""
-    if c.multi is not None:
-        flags += "x"
-    if c.blocked:
-        flags += "b"
-    if c.subscribed:
-        flags += "P"
-    if c.no_evict:
-        flags += "e"
-    if c.no_touch:
-        flags += "T"
-    if c.closing:
-        flags += "c"
-    flags = flags or "N"
-    fields = [
-        ("id", c.id), ("addr", c.addr), ("laddr", c.laddr), ("fd", 0),
-        ("name", _s(c.name)), ("age", int(now - c.ctime)), ("idle", int(now - c.last_active)),
-        ("flags", flags),
-    ]
-    valkey = me.ks.dialect.valkey
-    if valkey:
-        fields.append(("capa", ""))
-    fields += [
-        ("db", c.db), ("sub", len(c.channels)), ("psub", len(c.patterns)),
-        ("ssub", len(c.shard_channels)),
-        # Valkey keeps the transaction state once allocated: `multi=0` after a MULTI.
-        ("multi", len(c.multi) if c.multi is not None
-         else (0 if valkey and c.used_multi else -1)),
-    ]
-    if valkey:
-        fields.append(("watch", len(c.watched)))
-    fields += [
-        ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
-        ("rbp", 0), ("obl", 0), ("oll", len(c.outbox)), ("omem", c.out_bytes),
-        ("tot-mem", 16384 + c.out_bytes), ("events", "r"),
-        ("cmd", _s(c.last_cmd)), ("user", _s(c.user)), ("redir", -1), ("resp", c.proto),
-    ]
-    if valkey:
-        fields += [("lib-name", _s(c.lib_name)), ("lib-ver", _s(c.lib_ver)),
-                   ("tot-net-in", c.net_in), ("tot-net-out", c.net_out),
-                   ("tot-cmds", c.commands)]
-    return " ".join(f"{k}={v}" for k, v in fields) + "\n"
 
 
 def _client_type(raw: bytes) -> bytes:
@@ -407,7 +335,7 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
         elif opt == b"laddr":
             chosen = [x for x in chosen if x.laddr == _s(val)]
         elif opt == b"user":
-            if val not in hub.users.users:
+            if val not in hub.acl.users:
                 raise ReplyError(f"ERR No such user '{_s(val)}'".encode())
             chosen = [x for x in chosen if x.user == val]
         elif opt == b"skipme":
@@ -478,7 +406,7 @@ def cmd_exec(c: Client, argv: list[bytes]) -> bytes:
     # lands inside the transaction. Blocking reads answer at once, as in Redis.
     c.can_block = False
     try:
-        replies = [hub.call(c, e, a) for e, a in queued]
+        replies = [exec_denied(c, e.spec, a) or hub.call(c, e, a) for e, a in queued]
     finally:
         c.can_block = True
     return reply.array(replies)
@@ -632,6 +560,9 @@ def cmd_command(c: Client, argv: list[bytes]) -> bytes:
     return command_command(c.hub.table, argv, c.proto)
 
 
+REDACTED = "<redacted>"
+
+
 def config_params(c: Client) -> dict[str, str]:
     """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
     cfg = c.hub.config
@@ -666,8 +597,9 @@ def config_params(c: Client) -> dict[str, str]:
         "repl-backlog-size": str(cfg.repl_backlog_size),
         "repl-timeout": str(int(cfg.repl_timeout)),
         "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
-        "requirepass": cfg.requirepass or "",
-        "masterauth": up.password or "",
+        # Secrets are never shown: a set one reads as REDACTED (docs/security.md).
+        "requirepass": REDACTED if cfg.requirepass else "",
+        "masterauth": REDACTED if up.password else "",
         "masteruser": up.username or "",
         "aclfile": str(cfg.aclfile) if cfg.aclfile else "",
         "maxmemory": "0",
@@ -676,7 +608,11 @@ def config_params(c: Client) -> dict[str, str]:
         "replica-announce-port": str(cfg.replica_announce_port or 0),
         "hz": "10",
         "loglevel": "notice",
-        "enable-debug-command": "yes",
+        "enable-debug-command": cfg.enable_debug_command,
+        "protected-mode": "yes" if cfg.protected_mode else "no",
+        "acllog-max-len": str(cfg.acllog_max_len),
+        "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
+                               else "resetchannels"),
         # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
         "hash-max-listpack-entries": "512",
         "hash-max-listpack-value": "64",

@@ -6,12 +6,16 @@ captured from the real server of the master's version, so arity, flags and error
 the master's):
 
 1. unknown command / subcommand, wrong arity (inside MULTI these also doom the EXEC);
-2. `NOAUTH` unless the command may run unauthenticated;
-3. `no-multi` commands inside MULTI;
-4. `-READONLY` for every write-flagged command: the relay is a read-only replica;
-5. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
-6. `-MASTERDOWN` / `-LOADING`, as the serving gate says (`replproxy.gate`);
-7. inside MULTI the command is queued (`+QUEUED`), else it runs.
+2. a protected command (DEBUG, REPLICAOF) its `enable-*-command` option refuses;
+3. `NOAUTH` unless the command may run unauthenticated;
+4. `no-multi` commands inside MULTI;
+5. `NOPERM` when the user's ACL forbids the command, a key or a channel (`replproxy.acl`);
+6. `-READONLY` for every write-flagged command: the relay is a read-only replica;
+7. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
+8. `-MASTERDOWN` / `-LOADING`, as the serving gate says (`replproxy.gate`);
+9. inside MULTI the command is queued (`+QUEUED`), else it runs.
+
+A refused EXEC discards its transaction and says why (`execCommandAbort`).
 
 Handlers are the per-type read commands (`READ_COMMANDS`, in the keyspace modules) and the
 connection/server commands (`SERVER_COMMANDS`, in `replproxy.session.commands`); both take
@@ -32,16 +36,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from replproxy.auth import Users
 from replproxy.commandtable.spec import CommandSpec, ResolveError
 from replproxy.commandtable.table import CommandTable
 from replproxy.errors import ReplyError
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
 from replproxy.resp.request import RequestParser
+from replproxy.session import acl_commands, commands  # noqa: F401 - register their handlers
 from replproxy.session.client import ClientSession, ShutdownWait
-from replproxy.session.commands import SERVER_COMMANDS
 from replproxy.session.pubsub import PubSub, unregister
+from replproxy.session.registry import SERVER_COMMANDS
+from replproxy.session.security import (
+    PROTECTED,
+    build_acl,
+    command_denied,
+    connection_denied,
+    peer_host,
+    protected_denied,
+    set_acl_context,
+)
 
 if TYPE_CHECKING:
     from replproxy.config import Config
@@ -57,6 +70,7 @@ READONLY = reply.error(b"READONLY You can't write against a read only replica.")
 NOAUTH = reply.error(b"NOAUTH Authentication required.")
 NO_MULTI = reply.error(b"ERR Command not allowed inside a transaction")
 QUEUED = b"+QUEUED\r\n"
+MAX_CLIENTS = reply.error(b"ERR max number of clients reached")
 
 # What RESP2 subscribers may still run (`processCommand`).
 _PUBSUB_OK = frozenset(
@@ -230,7 +244,7 @@ class SessionHub:
         self.view = view
         self.downstream = downstream
         self.clock = clock
-        self.users = Users(config.requirepass, config.aclfile)
+        self.acl = build_acl(config, keyspace)
         self.clients: dict[int, ClientSession] = {}
         self.pubsub = PubSub()
         keyspace.on_publish = self.pubsub.publish
@@ -248,7 +262,9 @@ class SessionHub:
 
     def dialect_changed(self) -> None:
         """A snapshot loaded: follow the master's kind and version (its command table)."""
-        table = self.keyspace.dialect.command_table
+        dialect = self.keyspace.dialect
+        table = dialect.command_table
+        set_acl_context(self.acl, table, dialect)
         if self.entries and table is self.table:
             return
         self.table = table
@@ -267,12 +283,16 @@ class SessionHub:
 
     # ---- sessions ----
 
-    def open_session(self, addr: str, laddr: str) -> ClientSession | None:
-        """A new connection's session, or None when `maxclients` are connected (the shell
-        then answers Redis's error and closes)."""
+    def open_session(self, addr: str, laddr: str) -> ClientSession | bytes:
+        """A new connection's session, or the error line the shell sends before it closes
+        the connection: `maxclients` are connected, or protected mode refuses the peer."""
         if len(self.clients) >= self.config.maxclients:
             self.stats.rejected_connections += 1
-            return None
+            return MAX_CLIENTS
+        denied = connection_denied(self, peer_host(addr))
+        if denied is not None:  # protected mode (`clientAcceptHandler`)
+            self.stats.rejected_connections += 1
+            return denied
         c = ClientSession(self, self._next_id, addr, laddr, self.clock())
         self._next_id += 1
         self.clients[c.id] = c
@@ -329,22 +349,26 @@ class SessionHub:
             if isinstance(resolved, ResolveError):
                 return self._resolve_error(c, argv, resolved)
             e = self.entries[resolved.name]
-        if not c.authed and not e.noauth:
-            return self._reject(c, NOAUTH)
+        if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
+            return self._reject(c, e, err)
+        if not c.authed and not e.noauth and self.acl.auth_required(c.authed):
+            return self._reject(c, e, NOAUTH)
         if c.multi is not None and e.nomulti:
-            return self._reject(c, NO_MULTI)
+            return self._reject(c, e, NO_MULTI)
+        if (err := command_denied(c, e.spec, argv)) is not None:
+            return self._reject(c, e, err)
         if e.write:
-            return self._reject(c, READONLY)
+            return self._reject(c, e, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
             name = e.name.decode("utf-8", "replace")
-            return self._reject(c, reply.error(
+            return self._reject(c, e, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                 "QUIT / RESET are allowed in this context".encode()))
         if not (e.stale and e.loading):
             refused = self.gate.refusal(e.stale, e.loading)
             if refused is not None:
-                return self._reject(c, refused)
+                return self._reject(c, e, refused)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -367,7 +391,14 @@ class SessionHub:
                 self.watches.unwatch(c)
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, err: bytes) -> bytes:
+    def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
+        """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
+        why (`execCommandAbort`)."""
+        if e.name == b"exec":
+            c.multi = None
+            c.multi_dirty = False
+            self.watches.unwatch(c)
+            return reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
         if c.multi is not None:
             c.multi_dirty = True  # `flagTransaction`
         return err
@@ -390,6 +421,7 @@ class SessionHub:
         `dispatch` check passes and the reply is sent (the GET/MGET fast lane's condition)."""
         return (
             c.authed
+            and self.acl.unrestricted(c.user)
             and c.multi is None
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not self.keyspace.unsupported_keys

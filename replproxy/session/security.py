@@ -1,0 +1,168 @@
+"""The client session's side of `replproxy.acl`: the security checks the hub makes, in
+Redis's order, and authentication.
+
+`replproxy.acl` decides (sans-I/O); this module applies its decisions to a session: it knows
+the session (its user, address, MULTI state, CLIENT LIST line) and the relay's
+configuration. Hooks, in `processCommand`'s order (see `SessionHub.dispatch`):
+
+1. `connection_denied(hub, peer_host)` when a connection opens (protected mode, after the
+   maxclients check, as `clientAcceptHandler`);
+2. `protected_denied(c, name)` after the command lookup and arity check
+   (`enable-debug-command`, and the relay's own `enable-replicaof-command`), before NOAUTH;
+3. `command_denied(c, spec, argv)` after NOAUTH and the no-multi check, before READONLY
+   (`ACLCheckAllPerm`);
+4. `exec_denied(c, spec, argv)` for each queued command when EXEC runs it (`execCommand`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from replproxy.acl import (
+    ACL_DENIED_CMD,
+    ACL_OK,
+    WRONGPASS,
+    Acl,
+    AclDialect,
+    AclLoadError,
+    AclRuleError,
+    allow_protected,
+    denied_text,
+    is_local_host,
+    protected_command_error,
+)
+from replproxy.commandtable.spec import CommandSpec
+from replproxy.commandtable.table import CommandTable
+from replproxy.config import Config, ConfigError
+from replproxy.dialect import MasterDialect
+from replproxy.errors import ReplyError
+from replproxy.resp import reply
+from replproxy.session.client import ClientSession as Client
+from replproxy.session.clientinfo import client_line
+
+if TYPE_CHECKING:
+    from replproxy.keyspace import Keyspace
+    from replproxy.session.hub import SessionHub
+
+log = logging.getLogger("replproxy.acl")
+
+
+def peer_host(addr: str) -> str:
+    """The host part of a client's `ip:port` (IPv6 addresses have colons of their own)."""
+    return addr.rpartition(":")[0]
+
+
+# ---- hooks for the accept loop and the dispatcher ----
+
+
+def connection_denied(hub: SessionHub, host: str) -> bytes | None:
+    """Protected mode (`clientAcceptHandler`): the `-DENIED` line for a peer that is not
+    local while the default user has no password, else None."""
+    acl = hub.acl
+    if not hub.config.protected_mode or not acl.default_user.nopass:
+        return None
+    if is_local_host(host, acl.dialect):
+        return None
+    return denied_text(acl.dialect)
+
+
+# The commands an `enable-*-command` option guards: Redis's DEBUG, and the relay's REPLICAOF
+# (a remote client re-pointing the relay makes it send its master credentials there).
+PROTECTED = frozenset([b"debug", b"replicaof", b"slaveof"])
+
+
+def protected_denied(c: Client, name: bytes) -> bytes | None:
+    """`processCommand`'s protected-command check (`allowProtectedAction`)."""
+    cfg = c.hub.config
+    dialect = c.hub.acl.dialect
+    if name == b"debug":
+        if not dialect.protected_commands:
+            return None  # Redis 6.2 had no enable-debug-command
+        setting, option = cfg.enable_debug_command, "enable-debug-command"
+    else:
+        setting, option = cfg.enable_replicaof_command, "enable-replicaof-command"
+    if allow_protected(setting, peer_host(c.addr), dialect):
+        return None
+    return reply.error(protected_command_error(name.decode().upper(), option))
+
+
+def _cinfo(c: Client) -> bytes:
+    return client_line(c, c).rstrip("\n").encode()
+
+
+def command_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | None:
+    """The ACL check of `processCommand`: None, or the NOPERM reply (logged in ACL LOG)."""
+    acl = c.hub.acl
+    if acl.unrestricted(c.user):
+        return None
+    result, idx = acl.check(c.user, spec, argv)
+    if result == ACL_OK:
+        return None
+    c.last_cmd = spec.name  # Redis sets `lastcmd` at the lookup: CLIENT LIST shows it
+    obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+    context = "multi" if c.multi is not None else "toplevel"
+    acl.add_log(result, context, obj, c.user, c.now, _cinfo(c))
+    return acl.noperm(result, c.user, spec)
+
+
+def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | None:
+    """EXEC checks each queued command again: AUTH inside the transaction (or an ACL change)
+    may have taken a permission away since it was queued."""
+    acl = c.hub.acl
+    if acl.unrestricted(c.user):
+        return None
+    result, idx = acl.check(c.user, spec, argv)
+    if result == ACL_OK:
+        return None
+    obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+    acl.add_log(result, "multi", obj, c.user, c.now, _cinfo(c))
+    return acl.exec_noperm(result)
+
+
+# ---- authentication ----
+
+
+def authenticate(c: Client, user: bytes, password: bytes, command_name: bytes) -> None:
+    """`ACLAuthenticateUser`: log the client in as `user`, or log the failure and raise
+    WRONGPASS."""
+    acl = c.hub.acl
+    if not acl.check_credentials(user, password):
+        acl.log_auth_failure(command_name, user, c.multi is not None, c.now, _cinfo(c))
+        raise ReplyError(WRONGPASS)
+    c.user = user
+    c.authed = True
+
+
+# ---- building and following the users ----
+
+
+def build_acl(cfg: Config, ks: Keyspace) -> Acl:
+    """The users at start-up: `--requirepass` and `--aclfile` (a file Redis would refuse is
+    a configuration error), judged against the command table of the master known so far."""
+    try:
+        return Acl(
+            ks.dialect.command_table,
+            AclDialect.of(ks.dialect),
+            aclfile=cfg.aclfile,
+            requirepass=cfg.requirepass,
+            log_max_len=cfg.acllog_max_len,
+        )
+    except AclLoadError as e:
+        raise ConfigError(f"--aclfile: {e.errors}") from None
+
+
+def set_acl_context(acl: Acl, table: CommandTable, dialect: MasterDialect) -> None:
+    """The master is known (or changed): judge users by its command table and version."""
+    try:
+        acl.set_context(table, AclDialect.of(dialect))
+    except (AclRuleError, AclLoadError) as e:
+        why = e.message if isinstance(e, AclRuleError) else e.errors
+        log.error(
+            "the ACL users' rules are not valid for this master's version (%s); the "
+            "previous rules stay in force",
+            why,
+        )
+
+
