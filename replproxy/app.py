@@ -30,8 +30,11 @@ from replproxy.keyspace.digest import DigestStyle, digest_style_for
 from replproxy.keyspace.reads import upstream_identity
 from replproxy.link.driver import UpstreamLink
 from replproxy.persistence import Persistence
+from replproxy.probe import MasterProbe
+from replproxy.progress import watch_sync
 from replproxy.replication import Replication
 from replproxy.server import RespServer
+from replproxy.startup import listen, startup_line
 
 log = logging.getLogger("replproxy")
 
@@ -60,6 +63,7 @@ class Relay:
         self.persistence = Persistence(config, self.keyspace, self.replication)
         self.resp_server = RespServer(self)
         self.downstream = Downstream(self)
+        self.probe = MasterProbe(self)  # the lag behind the master (metrics, INFO, /readyz)
         self.shutting_down = False
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
@@ -92,10 +96,13 @@ class Relay:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
-                http_listeners = await nursery.start(
-                    HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
+                http_listeners = await listen(
+                    nursery, "--metrics-port", HttpServer(self).serve, cfg.metrics_port,
+                    cfg.metrics_bind,
                 )
-                resp_listeners = await nursery.start(self.resp_server.serve, cfg.port, cfg.bind)
+                resp_listeners = await listen(
+                    nursery, "--port", self.resp_server.serve, cfg.port, cfg.bind
+                )
                 listeners = [*http_listeners, *resp_listeners]
                 self.persistence.child_close_fds = lambda: [
                     fd for fd in (li.socket.fileno() for li in listeners) if fd >= 0
@@ -104,16 +111,11 @@ class Relay:
                     nursery.start_soon(self._watch_signals)
                 ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
                 self.bound_port = ports.port
-                log.info(
-                    "replproxy %s serving clients on %s:%d, metrics on %s:%d, master %s",
-                    self.run_id[:8],
-                    cfg.bind,
-                    ports.port,
-                    cfg.metrics_bind,
-                    ports.metrics_port,
-                    cfg.upstream,
-                )
+                log.info("%s", startup_line(resp_listeners, http_listeners, str(cfg.upstream),
+                                            self.run_id, cfg.master_offset_probe))
                 task_status.started(ports)
+                nursery.start_soon(self.probe.run)
+                nursery.start_soon(watch_sync, self)
                 await nursery.start(self._replicate)
         finally:
             self.persistence.kill_child("replproxy is exiting")

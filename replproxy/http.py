@@ -5,8 +5,9 @@ a thread). Each connection serves one request and closes. Probes:
 
 - `/livez` (`/healthz`): the event loop answers - never depends on the master.
 - `/startupz`: the first sync (snapshot load or partial resync) completed.
-- `/readyz`: link up AND first sync done AND last I/O from the master recent AND byte lag
-  under the threshold; the body says which condition failed.
+- `/readyz`: link up AND first sync done AND last I/O from the master recent AND the lag
+  behind the master (`replproxy.probe`) under `--ready-max-lag-bytes` and
+  `--ready-max-lag-seconds`; the body says which condition failed.
 """
 
 from __future__ import annotations
@@ -41,9 +42,20 @@ def readiness(relay: Relay) -> tuple[bool, str]:
         return False, f"master link down: {st.last_error or 'connecting'}"
     if st.last_io is None or time.monotonic() - st.last_io > cfg.ready_max_io_seconds:
         return False, f"no data from master for more than {cfg.ready_max_io_seconds:g}s"
-    lag = relay.replication.read_offset - relay.replication.repl_offset
-    if lag > cfg.ready_max_lag_bytes:
-        return False, f"lag {lag} bytes over {cfg.ready_max_lag_bytes}"
+    lag = relay.probe.lag()
+    # Without the probe the bytes are those received and not yet applied (all that is known).
+    behind = (
+        lag.bytes
+        if lag.bytes is not None
+        else (relay.replication.read_offset - relay.replication.repl_offset)
+    )
+    if behind > cfg.ready_max_lag_bytes:
+        return False, f"lag {behind} bytes over --ready-max-lag-bytes {cfg.ready_max_lag_bytes}"
+    if lag.seconds is not None and lag.seconds > cfg.ready_max_lag_seconds:
+        return False, (
+            f"lag {lag.seconds:.1f}s ({lag.source}) over --ready-max-lag-seconds "
+            f"{cfg.ready_max_lag_seconds:g}"
+        )
     return True, "ready"
 
 
