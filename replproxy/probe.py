@@ -6,7 +6,7 @@ own position, so this module asks the master for it on a second, ordinary client
 (`INFO replication` -> `master_repl_offset`, every second) and keeps a short history of
 (time, master offset). Then, for an applied offset A:
 
-- lag in bytes = the master's newest offset - A;
+- lag in bytes = the master's offset - the relay's applied offset, both read at the probe;
 - lag in seconds = now - the time the master first went past A (the first byte the relay
   lacks existed from then on), 0 when the relay has everything the master had.
 
@@ -225,6 +225,7 @@ class LagTracker:
         self.pings = PingClock()
         self.master_replids: tuple[str, str] | None = None
         self.probed_at: float | None = None  # when the last probe answered
+        self.applied_at_probe = 0  # the relay's applied offset when it asked
         self._relay_epoch: int | None = None
         # Wall-clock times (unix) the relay last did a full / partial sync with its master,
         # noticed from the counters moving.
@@ -258,13 +259,19 @@ class LagTracker:
                 self.last_partial_sync = wall
         self._syncs = (sync_full, sync_partial)
 
-    def observe_master(self, now: float, replid: str, replid2: str, offset: int) -> None:
-        """What the probe read from the master's INFO replication."""
+    def observe_master(
+        self, now: float, replid: str, replid2: str, offset: int, applied: int
+    ) -> None:
+        """What the probe read from the master's INFO replication, with the relay's applied
+        offset read just before asking: the lag in bytes is their difference, one
+        measurement (a master offset up to a second old against the applied offset of now
+        would hide any lag shorter than a second)."""
         if self.master_replids is not None and self.master_replids[0] != replid:
             self.master.clear()  # another history: offsets do not compare
         self.master_replids = (replid, replid2)
         self.master.record(now, offset)
         self.probed_at = now
+        self.applied_at_probe = applied
 
     # ---- reading ----
 
@@ -284,7 +291,9 @@ class LagTracker:
             assert latest is not None
             return Lag(
                 "probe",
-                max(0, latest[1] - applied),
+                max(0, latest[1] - self.applied_at_probe),
+                # The time the master went past what is applied NOW: a lower bound, late by
+                # at most one probe interval.
                 self.master.seconds_behind(applied, now),
                 master_offset,
             )
@@ -297,11 +306,12 @@ class LagTracker:
         """A replica that acknowledged `ack`, given the relay's own `lag`."""
         relay_seconds = self.relay.seconds_behind(ack, now)
         if lag.source == "probe":
-            assert lag.master_offset is not None
+            assert lag.bytes is not None
             return ReplicaLag(
                 max(0, applied - ack),
                 relay_seconds,
-                max(0, lag.master_offset - ack),
+                # Behind the relay now, plus the relay's own measured lag.
+                max(0, applied - ack) + lag.bytes,
                 self.master.seconds_behind(ack, now),
             )
         master_seconds = None if lag.seconds is None else relay_seconds + lag.seconds
@@ -364,6 +374,7 @@ class MasterProbe:
 
     async def _probe_once(self) -> None:
         upstream = self.relay.link.upstream
+        applied = self.relay.replication.repl_offset
         try:
             with trio.fail_after(PROBE_TIMEOUT * 2):
                 replid, replid2, offset = await trio.to_thread.run_sync(
@@ -375,7 +386,7 @@ class MasterProbe:
         if self.last_error is not None:
             log.info("master offset probe of %s works again: lag measured by the probe", upstream)
             self.last_error = None
-        self.tracker.observe_master(time.monotonic(), replid, replid2, offset)
+        self.tracker.observe_master(time.monotonic(), replid, replid2, offset, applied)
 
     def _failed(self, upstream: Upstream, e: Exception) -> None:
         why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

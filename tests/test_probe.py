@@ -55,27 +55,32 @@ def test_ping_clock_estimates_staleness_beyond_the_period() -> None:
 
 def test_lag_from_the_probe_bytes_and_seconds() -> None:
     t = LagTracker(probe_interval=1.0)
-    t.observe_master(0.0, REPLID, NULL, 1000)
-    t.observe_master(1.0, REPLID, NULL, 1500)
-    t.observe_master(2.0, REPLID, NULL, 2500)
+    t.observe_master(0.0, REPLID, NULL, 1000, applied=1000)
+    t.observe_master(1.0, REPLID, NULL, 1500, applied=1200)
+    t.observe_master(2.0, REPLID, NULL, 2500, applied=1200)
     lag = t.lag(2.5, replid=REPLID, applied=1200, has_history=True)
     assert lag.source == "probe"
-    assert lag.bytes == 1300
+    assert lag.bytes == 1300  # master and applied offsets read together at the probe
     assert lag.seconds == 1.5  # the master went past 1200 at t=1
-    caught_up = t.lag(2.5, replid=REPLID, applied=2500, has_history=True)
+    # The relay applied more since the probe: bytes stay the probe's measurement (the
+    # master moved on too), seconds follow what is applied now.
+    later = t.lag(2.5, replid=REPLID, applied=2500, has_history=True)
+    assert (later.bytes, later.seconds) == (1300, 0.0)
+    t.observe_master(3.0, REPLID, NULL, 2600, applied=2600)
+    caught_up = t.lag(3.5, replid=REPLID, applied=2600, has_history=True)
     assert (caught_up.bytes, caught_up.seconds) == (0, 0.0)
-    # Applied ahead of the last probe (the probe is up to a second old): never negative.
-    ahead = t.lag(2.5, replid=REPLID, applied=2600, has_history=True)
-    assert (ahead.bytes, ahead.seconds) == (0, 0.0)
+    # Applied past what the master had when asked (it answered late): never negative.
+    t.observe_master(4.0, REPLID, NULL, 2600, applied=2700)
+    assert t.lag(4.0, replid=REPLID, applied=2700, has_history=True).bytes == 0
 
 
 def test_probe_of_another_history_or_stale_falls_back_to_pings() -> None:
     t = LagTracker(probe_interval=1.0)
     t.observe_relay(0.0, 0.0, epoch=1, applied=100, pings=0, sync_full=1, sync_partial=0)
-    t.observe_master(0.0, OTHER, NULL, 5000)
+    t.observe_master(0.0, OTHER, NULL, 5000, applied=100)
     assert t.lag(1.0, replid=REPLID, applied=100, has_history=True).source == "ping"
     # The master's replid2 is ours (it was promoted): offsets still compare.
-    t.observe_master(1.0, OTHER, REPLID, 5100)
+    t.observe_master(1.0, OTHER, REPLID, 5100, applied=100)
     assert t.lag(1.5, replid=REPLID, applied=100, has_history=True).source == "probe"
     # No answer for a long time: the probed offset is stale.
     late = t.lag(60.0, replid=REPLID, applied=100, has_history=True)
@@ -86,21 +91,21 @@ def test_probe_of_another_history_or_stale_falls_back_to_pings() -> None:
 
 def test_a_new_master_history_clears_the_old_samples() -> None:
     t = LagTracker()
-    t.observe_master(0.0, REPLID, NULL, 9000)
-    t.observe_master(1.0, OTHER, NULL, 10)
+    t.observe_master(0.0, REPLID, NULL, 9000, applied=0)
+    t.observe_master(1.0, OTHER, NULL, 10, applied=0)
     assert t.master.latest == (1.0, 10) and len(t.master) == 1
 
 
 def test_replica_lag_behind_relay_and_master() -> None:
     t = LagTracker(probe_interval=1.0)
     for now, applied, master in [(0.0, 100, 100), (1.0, 300, 400), (2.0, 600, 900)]:
-        t.observe_relay(now, now, epoch=1, applied=applied, pings=0, sync_full=0,
-                        sync_partial=0)
-        t.observe_master(now, REPLID, NULL, master)
+        t.observe_relay(now, now, epoch=1, applied=applied, pings=0, sync_full=0, sync_partial=0)
+        t.observe_master(now, REPLID, NULL, master, applied=applied)
     lag = t.lag(2.0, replid=REPLID, applied=600, has_history=True)
+    assert lag.bytes == 300
     r = t.replica_lag(2.0, lag, applied=600, ack=250)
     assert (r.relay_bytes, r.relay_seconds) == (350, 1.0)  # the relay went past 250 at t=1
-    assert (r.master_bytes, r.master_seconds) == (650, 1.0)
+    assert (r.master_bytes, r.master_seconds) == (650, 1.0)  # 350 + the relay's 300
     # Without the probe: behind the master = behind the relay + the relay's own estimate.
     t2 = LagTracker()
     t2.observe_relay(0.0, 0.0, epoch=1, applied=100, pings=0, sync_full=0, sync_partial=0)
@@ -121,6 +126,6 @@ def test_sync_times_are_noticed_from_the_counters() -> None:
 
 
 def test_parse_info_keeps_replids_as_text() -> None:
-    text = "# Replication\r\nrole:master\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:42\r\n"
+    text = f"# Replication\r\nrole:master\r\nmaster_replid2:{NULL}\r\nmaster_repl_offset:42\r\n"
     info = parse_info(text)
     assert info["master_replid2"] == NULL and info["master_repl_offset"] == "42"
