@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from replproxy.cli import app
@@ -73,15 +72,3 @@ def test_settings_come_from_the_environment() -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert "--port must be 0..65535, got 70000" in res.stderr
-
-
-def test_compose_file_describes_master_relay_and_replica() -> None:
-    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = spec["services"]
-    assert {"master", "replproxy", "replica"} <= set(services)
-    relay = services["replproxy"]
-    assert relay["environment"]["REPLPROXY_UPSTREAM"] == "redis://master:6379"
-    assert relay["depends_on"]["master"]["condition"] == "service_healthy"
-    port = relay["environment"]["REPLPROXY_PORT"]
-    assert services["replica"]["command"][1:4] == ["--replicaof", "replproxy", port]
-    assert "healthcheck" in services["master"] and "healthcheck" in relay
