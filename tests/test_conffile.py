@@ -12,16 +12,32 @@ import pytest
 
 from replproxy.conffile import ConfigFileError, read_config_file, split_args
 
-FLAGS = {"upstream", "port", "metrics-port", "maxclients", "timeout", "master-offset-probe",
-         "client-output-buffer-limit-replica", "save", "log-level"}
+FLAGS = {
+    "upstream",
+    "port",
+    "metrics-port",
+    "maxclients",
+    "timeout",
+    "master-offset-probe",
+    "client-output-buffer-limit-replica",
+    "save",
+    "log-level",
+}
 
 
-def run(args: list[str], env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("REPLPROXY_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "replproxy", "run", *args], env=full_env,
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "replproxy", "run", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 def effective(out: str) -> dict[str, tuple[str, str]]:
@@ -101,8 +117,9 @@ def test_bad_lines_name_the_file_and_line(tmp_path: Path, line: str, reason: str
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
     f = tmp_path / "r.conf"
-    f.write_text("replicaof 10.0.0.1 6379\nmaxclients 50\ntimeout 30\nport 7000\n"
-                 "repl-backlog-size 1mb\n")
+    f.write_text(
+        "replicaof 10.0.0.1 6379\nmaxclients 50\ntimeout 30\nport 7000\nrepl-backlog-size 1mb\n"
+    )
     res = run(
         ["--config", str(f), "--timeout", "50", "--dir", str(tmp_path / "d"), "--check-config"],
         env={"REPLPROXY_PORT": "7001", "REPLPROXY_TIMEOUT": "40"},
@@ -121,8 +138,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None
 def test_config_file_from_the_environment_and_masked_secrets(tmp_path: Path) -> None:
     f = tmp_path / "r.conf"
     f.write_text("replicaof 10.0.0.1 6379\nmasteruser relay\nmasterauth s3cret\n")
-    res = run(["--dir", str(tmp_path / "d"), "--check-config"],
-              env={"REPLPROXY_CONFIG": str(f)})
+    res = run(["--dir", str(tmp_path / "d"), "--check-config"], env={"REPLPROXY_CONFIG": str(f)})
     assert res.returncode == 0, res.stderr
     eff = effective(res.stdout)
     assert eff["masterauth"][0] == "(set)" and "s3cret" not in res.stdout
@@ -169,10 +185,14 @@ def test_no_master_anywhere_is_one_line(tmp_path: Path) -> None:
         ("replicaof h 1\nfoo bar\n", "line 2: >>> 'foo bar': Bad directive"),
         ("replicaof h 1\nmetrics-port abc\n", "line 2: >>> 'metrics-port abc': "),
         # A value the file passes but the relay refuses still names its line.
-        ("replicaof h 1\nrepl-backlog-size 1kb\n",
-         "line 2: >>> 'repl-backlog-size 1kb': --repl-backlog-size must be at least 16kb"),
-        ("replicaof h 1\nmaxclients 0\n",
-         "line 2: >>> 'maxclients 0': argument must be between 1 and"),
+        (
+            "replicaof h 1\nrepl-backlog-size 1kb\n",
+            "line 2: >>> 'repl-backlog-size 1kb': --repl-backlog-size must be at least 16kb",
+        ),
+        (
+            "replicaof h 1\nmaxclients 0\n",
+            "line 2: >>> 'maxclients 0': argument must be between 1 and",
+        ),
     ],
 )
 def test_bad_config_file_lines_stop_start_up(tmp_path: Path, content: str, message: str) -> None:

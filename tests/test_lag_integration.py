@@ -53,8 +53,10 @@ class Offsets:
     def _run(self) -> None:
         with self.master.client() as m, self.relay.client() as r:
             while not self._stop.is_set():
-                for client, field, out in ((m, "master_repl_offset", self.masters),
-                                           (r, "slave_repl_offset", self.applied)):
+                for client, field, out in (
+                    (m, "master_repl_offset", self.masters),
+                    (r, "slave_repl_offset", self.applied),
+                ):
                     sent = time.monotonic()
                     off = int(client.info("replication")[field])
                     out.append(Reading(sent, time.monotonic(), off))
@@ -65,8 +67,9 @@ class Offsets:
         self._thread.join(10)
 
 
-def assert_brackets(readings: list[Reading], value: int, at: tuple[float, float],
-                    slack: float) -> None:
+def assert_brackets(
+    readings: list[Reading], value: int, at: tuple[float, float], slack: float
+) -> None:
     """`value` was read from a growing offset between `at[0] - slack` and `at[1]`: every
     reading asked after that is at least it, every reading answered before is at most it."""
     for r in readings:
@@ -97,9 +100,28 @@ def test_lag_tracks_the_master_under_redis_benchmark(master: RedisServer) -> Non
         offsets = Offsets(master, relay)
         time.sleep(0.3)
         bench = subprocess.Popen(
-            [bench_bin, "-h", master.host, "-p", str(master.port), "-t", "set", "-n",
-             "100000000", "-r", "100000", "-d", "100", "-c", "4", "-P", "16", "-q"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                bench_bin,
+                "-h",
+                master.host,
+                "-p",
+                str(master.port),
+                "-t",
+                "set",
+                "-n",
+                "100000000",
+                "-r",
+                "100000",
+                "-d",
+                "100",
+                "-c",
+                "4",
+                "-P",
+                "16",
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         scrapes = []
         deadline = time.monotonic() + 10
@@ -126,8 +148,9 @@ def test_lag_tracks_the_master_under_redis_benchmark(master: RedisServer) -> Non
             # ...and the bytes are it minus the relay's applied offset read just before
             # asking (within the probe's own timeout).
             if lag_b > 0:
-                assert_brackets(offsets.applied, probed - lag_b, probed_at,
-                                2 * PROBE_TIMEOUT + NOTICE_SLACK)
+                assert_brackets(
+                    offsets.applied, probed - lag_b, probed_at, 2 * PROBE_TIMEOUT + NOTICE_SLACK
+                )
                 seen_behind += 1
             # The seconds: the master first went past `applied` (as of the scrape) between
             # the last reading at or below it and the first above it; the relay says "now
@@ -186,8 +209,12 @@ def test_stalled_replication_connection_lag_grows_readyz_503_then_recovers(
     proxy = PsyncStallProxy(master.host, master.port)
     relay = start_relay(
         f"redis://127.0.0.1:{proxy.port}",
-        "--ready-max-lag-seconds", "4", "--ready-max-lag-bytes", "64kb",
-        "--repl-timeout", "120",
+        "--ready-max-lag-seconds",
+        "4",
+        "--ready-max-lag-bytes",
+        "64kb",
+        "--repl-timeout",
+        "120",
     )
     replica = start_server(master.kind)
     writer: Writer | None = None
@@ -195,8 +222,14 @@ def test_stalled_replication_connection_lag_grows_readyz_503_then_recovers(
         with replica.client() as c:
             c.execute_command("REPLICAOF", "127.0.0.1", relay.port)
         relay.wait_in_sync_with(master)
-        wait_for(lambda: relay.info()["connected_slaves"] == 1
-                 and relay.info()["slave0"]["state"] == "online", 60, what="replica online")
+        wait_for(
+            lambda: (
+                relay.info()["connected_slaves"] == 1
+                and relay.info()["slave0"]["state"] == "online"
+            ),
+            60,
+            what="replica online",
+        )
         wait_for(lambda: readyz(relay)[0] == 200, 30, what="/readyz 200")
         assert proxy.replication_connections == 1
         writer = Writer(master)
@@ -226,9 +259,9 @@ def test_stalled_replication_connection_lag_grows_readyz_503_then_recovers(
         name = f"127.0.0.1:{replica.port}"
         assert m[f'replproxy_downstream_replica_lag_bytes{{behind="relay",replica="{name}"}}'] == 0
         assert m[f'replproxy_downstream_replica_lag_bytes{{behind="master",replica="{name}"}}'] > 0
-        assert m[
-            f'replproxy_downstream_replica_lag_seconds{{behind="master",replica="{name}"}}'
-        ] > 4
+        assert (
+            m[f'replproxy_downstream_replica_lag_seconds{{behind="master",replica="{name}"}}'] > 4
+        )
         info = relay.info()
         assert info["replproxy_master_lag_source"] == "probe"
         assert float(info["replproxy_master_lag_seconds"]) > 4  # type: ignore[arg-type]
@@ -273,8 +306,13 @@ def test_without_the_probe_the_master_pings_give_the_lag(master: RedisServer) ->
         c.config_set("repl-ping-replica-period", 1)
     proxy = PsyncStallProxy(master.host, master.port)
     relay = start_relay(
-        f"redis://127.0.0.1:{proxy.port}", "--master-offset-probe", "no",
-        "--ready-max-lag-seconds", "3", "--repl-timeout", "120",
+        f"redis://127.0.0.1:{proxy.port}",
+        "--master-offset-probe",
+        "no",
+        "--ready-max-lag-seconds",
+        "3",
+        "--repl-timeout",
+        "120",
     )
     try:
         relay.wait_in_sync_with(master)
@@ -286,14 +324,23 @@ def test_without_the_probe_the_master_pings_give_the_lag(master: RedisServer) ->
         assert m["replproxy_master_lag_seconds"] == 0
         assert proxy.replication_connections == 1
         proxy.stall()
-        body = wait_for(lambda: (r := readyz(relay))[0] == 503 and r[1], 60, interval=0.5,
-                        what="/readyz 503 from the PING estimate")
+        body = wait_for(
+            lambda: (r := readyz(relay))[0] == 503 and r[1],
+            60,
+            interval=0.5,
+            what="/readyz 503 from the PING estimate",
+        )
         assert "(ping) over --ready-max-lag-seconds 3" in body, body
         assert relay.metrics()["replproxy_master_lag_seconds"] > 3
         proxy.resume()
         relay.wait_in_sync_with(master)
-        wait_for(lambda: relay.metrics()["replproxy_master_lag_seconds"] == 0
-                 and readyz(relay)[0] == 200, 30, what="lag back to 0")
+        wait_for(
+            lambda: (
+                relay.metrics()["replproxy_master_lag_seconds"] == 0 and readyz(relay)[0] == 200
+            ),
+            30,
+            what="lag back to 0",
+        )
     finally:
         proxy.resume()
         relay.stop()

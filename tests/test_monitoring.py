@@ -52,8 +52,14 @@ def test_compose_file_runs_the_whole_stack() -> None:
     spec = yaml.safe_load(COMPOSE.read_text())
     services: dict[str, Any] = spec["services"]
     assert set(services) == {
-        "master", "replproxy", "replica1", "replica2", "redis-exporter-relay",
-        "redis-exporter-master", "prometheus", "grafana",
+        "master",
+        "replproxy",
+        "replica1",
+        "replica2",
+        "redis-exporter-relay",
+        "redis-exporter-master",
+        "prometheus",
+        "grafana",
     }
     relay = services["replproxy"]
     env = relay["environment"]
@@ -100,8 +106,9 @@ def test_compose_file_runs_the_whole_stack() -> None:
 
     # Prometheus scrapes services of this file, on the ports they serve.
     prom = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
-    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]]
+    targets = [
+        t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    ]
     assert sorted(targets) == sorted(
         [f"replproxy:{mport}", "redis-exporter-relay:9121", "redis-exporter-master:9121"]
     )
@@ -122,13 +129,15 @@ def test_compose_file_runs_the_whole_stack() -> None:
 
 def test_alert_rules_load_and_a_stalled_link_fires_the_lag_alert() -> None:
     promtool = tool("promtool")
-    check = subprocess.run([promtool, "check", "rules", "alerts.yml"], cwd=PROM_DIR,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [promtool, "check", "rules", "alerts.yml"], cwd=PROM_DIR, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 9 rules found" in check.stdout
     # Compressed time: the replication connection stalls at 2m, the link still looks up.
-    run = subprocess.run([promtool, "test", "rules", "alerts_test.yml"], cwd=PROM_DIR,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [promtool, "test", "rules", "alerts_test.yml"], cwd=PROM_DIR, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout
 
@@ -170,9 +179,13 @@ def _start_exporter(redis_port: int, logdir: Path) -> tuple[str, subprocess.Pope
     addr = f"127.0.0.1:{free_port()}"
     log = open(logdir / f"exporter-{redis_port}.log", "wb")  # noqa: SIM115 - the process's
     proc = subprocess.Popen(
-        [tool("prometheus-redis-exporter"), f"--redis.addr=redis://127.0.0.1:{redis_port}",
-         f"--web.listen-address={addr}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            tool("prometheus-redis-exporter"),
+            f"--redis.addr=redis://127.0.0.1:{redis_port}",
+            f"--web.listen-address={addr}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     wait_for(lambda: _http_ok(f"http://{addr}/metrics"), 20, what="redis_exporter")
     return addr, proc
@@ -206,29 +219,45 @@ def stack() -> Iterator[Stack]:
             for i in range(200):
                 c.set(f"k{i}", i)
         relay.wait_in_sync_with(master)
-        wait_for(lambda: relay.info()["connected_slaves"] == 1
-                 and relay.info()["slave0"]["state"] == "online", 60, what="replica online")
+        wait_for(
+            lambda: (
+                relay.info()["connected_slaves"] == 1
+                and relay.info()["slave0"]["state"] == "online"
+            ),
+            60,
+            what="replica online",
+        )
         relay_exp, p1 = _start_exporter(relay.port, tmp)
         master_exp, p2 = _start_exporter(master.port, tmp)
         procs += [p1, p2]
         prom = f"127.0.0.1:{free_port()}"
-        config = prometheus_config_for({
-            f"replproxy:{9480}": f"127.0.0.1:{relay.metrics_port}",
-            "redis-exporter-relay:9121": relay_exp,
-            "redis-exporter-master:9121": master_exp,
-        }, tmp)
-        check = subprocess.run([tool("promtool"), "check", "config", str(config)],
-                               capture_output=True, text=True)
+        config = prometheus_config_for(
+            {
+                f"replproxy:{9480}": f"127.0.0.1:{relay.metrics_port}",
+                "redis-exporter-relay:9121": relay_exp,
+                "redis-exporter-master:9121": master_exp,
+            },
+            tmp,
+        )
+        check = subprocess.run(
+            [tool("promtool"), "check", "config", str(config)], capture_output=True, text=True
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115 - the process's
-        procs.append(subprocess.Popen(
-            [tool("prometheus"), f"--config.file={config}",
-             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address={prom}"],
-            stdout=log, stderr=subprocess.STDOUT,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    tool("prometheus"),
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address={prom}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_for(lambda: _http_ok(f"http://{prom}/-/ready"), 60, what="Prometheus ready")
-        s = Stack(master, relay, replica, {"relay": relay_exp, "master": master_exp}, prom,
-                  procs)
+        s = Stack(master, relay, replica, {"relay": relay_exp, "master": master_exp}, prom, procs)
 
         def all_up() -> bool:
             active = s.api("targets")["activeTargets"]
@@ -293,8 +322,9 @@ _NOT_METRICS = {"rate", "increase", "on", "by", "sum", "instance", "job", "role"
 def test_dashboard_queries_metrics_that_exist_and_run(stack: Stack) -> None:
     dash = json.loads(DASHBOARD.read_text())
     assert dash["uid"] == "replproxy" and dash["templating"]["list"][0]["name"] == "instance"
-    targets = [(p["title"], t["expr"]) for p in dash["panels"] if p["type"] != "row"
-               for t in p["targets"]]
+    targets = [
+        (p["title"], t["expr"]) for p in dash["panels"] if p["type"] != "row" for t in p["targets"]
+    ]
     assert len(targets) > 20
     for p in dash["panels"]:
         if p["type"] != "row":
@@ -308,9 +338,17 @@ def test_dashboard_queries_metrics_that_exist_and_run(stack: Stack) -> None:
             exporter_declared |= _metric_names(r.read().decode())[0]
 
     titles = {p["title"] for p in dash["panels"]}
-    for wanted in ("Lag (seconds)", "Lag (bytes)", "Offsets", "Syncs with the master",
-                   "Backlog in memory", "Backlog on disk", "Replica lag (seconds)", "Clients",
-                   "Memory"):
+    for wanted in (
+        "Lag (seconds)",
+        "Lag (bytes)",
+        "Offsets",
+        "Syncs with the master",
+        "Backlog in memory",
+        "Backlog on disk",
+        "Replica lag (seconds)",
+        "Clients",
+        "Memory",
+    ):
         assert wanted in titles
 
     for title, expr in targets:
@@ -329,3 +367,26 @@ def test_dashboard_queries_metrics_that_exist_and_run(stack: Stack) -> None:
         result = stack.query(concrete)
         if all(n in relay_sampled or n.startswith("redis_") for n in names):
             assert result, (title, concrete)
+
+
+def test_kubernetes_manifests_probe_what_the_relay_serves(stack: Stack) -> None:
+    """docs/kubernetes.md: its manifests parse, the probes name endpoints the relay answers,
+    the grace period covers --shutdown-timeout, the PodMonitor scrapes the metrics port."""
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    docs = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    by_kind = {d["kind"]: d for d in docs}
+    assert set(by_kind) == {"Deployment", "PodMonitor"}
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    sidecar = next(c for c in pod["containers"] if c["name"] == "replproxy")
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert pod["terminationGracePeriodSeconds"] > float(env["REPLPROXY_SHUTDOWN_TIMEOUT"])
+    assert env["REPLPROXY_METRICS_BIND"] == "0.0.0.0"
+    port_names = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        http = sidecar[probe]["httpGet"]
+        assert http["port"] in port_names
+        status, _ = stack.relay.http(http["path"])
+        assert status == 200, (probe, http["path"])
+    endpoint = by_kind["PodMonitor"]["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
+    assert by_kind["PodMonitor"]["spec"]["selector"] == by_kind["Deployment"]["spec"]["selector"]

@@ -23,12 +23,19 @@ pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def replproxy(*args: str, env: dict[str, str] | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def replproxy(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("REPLPROXY_")}
     full_env.update({"COLUMNS": "200"}, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "replproxy", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "replproxy", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_status_shows_link_lag_backlog_replicas_and_clients(master: RedisServer) -> None:
@@ -52,8 +59,9 @@ def test_status_shows_link_lag_backlog_replicas_and_clients(master: RedisServer)
             )
 
         wait_for(both_online, 60, what="two online replicas, caught up")
-        wait_for(lambda: relay.info()["replproxy_master_offset_probe"] == "ok", 10,
-                 what="the probe")
+        wait_for(
+            lambda: relay.info()["replproxy_master_offset_probe"] == "ok", 10, what="the probe"
+        )
         info = relay.info()
         res = replproxy("status", "--url", f"redis://127.0.0.1:{relay.port}")
         assert res.returncode == 0, res.stderr
@@ -82,8 +90,16 @@ def test_status_shows_link_lag_backlog_replicas_and_clients(master: RedisServer)
         assert re.search(r"memory\s+RSS \S+ \(peak", out)
         assert "db0: 100 keys" in row("keys")
 
-        watched = replproxy("status", "--url", f"redis://127.0.0.1:{relay.port}", "--watch",
-                            "--interval", "0.2", "--count", "2")
+        watched = replproxy(
+            "status",
+            "--url",
+            f"redis://127.0.0.1:{relay.port}",
+            "--watch",
+            "--interval",
+            "0.2",
+            "--count",
+            "2",
+        )
         assert watched.returncode == 0, watched.stderr
         assert watched.stdout.count("Downstream replicas (2)") == 2
     finally:
@@ -127,8 +143,17 @@ def test_port_in_use_is_one_line_naming_it(flag: str, tmp_path: Path) -> None:
     busy, port = listening_socket()
     try:
         other = "--metrics-port" if flag == "--port" else "--port"
-        res = replproxy("run", "--upstream", "redis://127.0.0.1:1", "--dir", str(tmp_path),
-                        flag, str(port), other, str(free_port()))
+        res = replproxy(
+            "run",
+            "--upstream",
+            "redis://127.0.0.1:1",
+            "--dir",
+            str(tmp_path),
+            flag,
+            str(port),
+            other,
+            str(free_port()),
+        )
     finally:
         busy.close()
     assert res.returncode == 1
@@ -142,8 +167,10 @@ def test_port_in_use_is_one_line_naming_it(flag: str, tmp_path: Path) -> None:
     "make,message",
     [
         (lambda p: (p / "afile").write_text("x") and p / "afile", "not a directory"),
-        (lambda p: (p / "afile").write_text("x") and p / "afile" / "sub",
-         "cannot create it: Not a directory"),
+        (
+            lambda p: (p / "afile").write_text("x") and p / "afile" / "sub",
+            "cannot create it: Not a directory",
+        ),
         (lambda p: Path("/sys"), "not writable: Permission denied"),
     ],
     ids=["a-file", "under-a-file", "read-only"],
@@ -173,8 +200,9 @@ def test_unreadable_dir_is_one_line() -> None:
 def test_start_up_line_progress_and_dialect_in_the_log(server_kind, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # A master that waits 3 s before its (diskless) transfer: the relay says what it waits
     # for instead of staying silent while clients get -LOADING.
-    master = start_server(server_kind, extra={"repl-diskless-sync": "yes",
-                                              "repl-diskless-sync-delay": "3"})
+    master = start_server(
+        server_kind, extra={"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "3"}
+    )
     relay = start_relay(upstream_url(master))
     try:
         log = relay.log()
@@ -183,40 +211,66 @@ def test_start_up_line_progress_and_dialect_in_the_log(server_kind, tmp_path: Pa
             r"replproxy 0\.1\.0 \(run id [0-9a-f]{8}; C accelerators: (rdb, resp, store|"
             r"none \(pure Python\))\) serving clients on 127\.0\.0\.1:"
             f"{relay.port}, metrics and health on 127\\.0\\.0\\.1:{relay.metrics_port}; "
-            f"master 127\\.0\\.0\\.1:{master.port}; master offset probe on", line), line
-        assert re.search(r"waiting \ds for the master to start sending its snapshot.*"
-                         r"clients get -LOADING until it is loaded", log), log
+            f"master 127\\.0\\.0\\.1:{master.port}; master offset probe on",
+            line,
+        ), line
+        assert re.search(
+            r"waiting \ds for the master to start sending its snapshot.*"
+            r"clients get -LOADING until it is loaded",
+            log,
+        ), log
         name = "valkey" if server_kind.is_valkey else "redis"
         version = ".".join(map(str, server_kind.version))
         if server_kind.major >= 4:  # RDB files before Redis 4 name no version
-            wait_for(lambda: f"master dialect: {name} {version}" in relay.log(), 10,
-                     what="the dialect line")
+            wait_for(
+                lambda: f"master dialect: {name} {version}" in relay.log(),
+                10,
+                what="the dialect line",
+            )
     finally:
         relay.stop()
         master.stop()
 
 
 def test_accelerators_off_are_named_in_the_start_up_line(master: RedisServer) -> None:
-    relay = start_relay(upstream_url(master), env={"REPLPROXY_NO_SPEEDUPS": "1"},
-                        wait_ready=False)
+    relay = start_relay(upstream_url(master), env={"REPLPROXY_NO_SPEEDUPS": "1"}, wait_ready=False)
     try:
-        wait_for(lambda: "C accelerators: none (pure Python)" in relay.log(), 10,
-                 what="the start-up line")
+        wait_for(
+            lambda: "C accelerators: none (pure Python)" in relay.log(),
+            10,
+            what="the start-up line",
+        )
     finally:
         relay.stop()
 
 
 def test_progress_bar_on_a_terminal(server_kind, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    master = start_server(server_kind, extra={"repl-diskless-sync": "yes",
-                                              "repl-diskless-sync-delay": "3"})
+    master = start_server(
+        server_kind, extra={"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "3"}
+    )
     main, sub = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPLPROXY_")}
     env.update(COLUMNS="150", TERM="xterm")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "replproxy", "run", "--upstream", upstream_url(master),
-         "--port", str(free_port()), "--metrics-port", str(free_port()), "--dir",
-         str(tmp_path)],
-        stdin=sub, stdout=sub, stderr=sub, env=env, close_fds=True,
+        [
+            sys.executable,
+            "-m",
+            "replproxy",
+            "run",
+            "--upstream",
+            upstream_url(master),
+            "--port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--dir",
+            str(tmp_path),
+        ],
+        stdin=sub,
+        stdout=sub,
+        stderr=sub,
+        env=env,
+        close_fds=True,
     )
     os.close(sub)
     out = b""
@@ -261,17 +315,26 @@ def test_config_file_drives_a_real_relay(tmp_path: Path, server_kind) -> None:  
     log = tmp_path / "relay.log"
     with open(log, "wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "replproxy", "run", "--config", str(conf),
-             "--metrics-port", str(mport)],
-            stdout=f, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "replproxy",
+                "run",
+                "--config",
+                str(conf),
+                "--metrics-port",
+                str(mport),
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     relay = RelayProcess(port, mport, tmp_path / "data", proc, log)
     try:
         wait_for(lambda: proc.poll() is None and _ready(relay), 60, what="relay ready")
         relay.wait_in_sync_with(master)
         with relay.client() as c:
-            got = dict(zip(*[iter(c.execute_command(
-                "CONFIG", "GET", "*"))] * 2, strict=True))
+            got = dict(zip(*[iter(c.execute_command("CONFIG", "GET", "*"))] * 2, strict=True))
         got = {k.decode(): v.decode() for k, v in got.items()}
         assert got["maxclients"] == "77"
         assert got["timeout"] == "45"
@@ -294,8 +357,9 @@ def test_gitignore_covers_everything_the_relay_writes(master: RedisServer) -> No
     """A relay run with the default `--dir .` in a checkout leaves nothing untracked:
     its snapshots, their state files, the kept upstream snapshot, the downstream snapshots
     and the disk backlog are all ignored by the repository's .gitignore."""
-    relay = start_relay(upstream_url(master), "--repl-backlog-disk-size", "1mb",
-                        "--repl-backlog-size", "16kb")
+    relay = start_relay(
+        upstream_url(master), "--repl-backlog-disk-size", "1mb", "--repl-backlog-size", "16kb"
+    )
     replica = start_server(master.kind)
     try:
         with master.client() as c:
@@ -304,23 +368,33 @@ def test_gitignore_covers_everything_the_relay_writes(master: RedisServer) -> No
         relay.wait_in_sync_with(master)
         with replica.client() as c:
             c.execute_command("REPLICAOF", "127.0.0.1", relay.port)
-        wait_for(lambda: relay.info()["connected_slaves"] == 1
-                 and relay.info()["slave0"]["state"] == "online", 60, what="replica online")
+        wait_for(
+            lambda: (
+                relay.info()["connected_slaves"] == 1
+                and relay.info()["slave0"]["state"] == "online"
+            ),
+            60,
+            what="replica online",
+        )
         with relay.client() as c:
             c.execute_command("SAVE")
     finally:
         replica.stop()
         relay.stop()
     written = sorted(
-        str(p.relative_to(relay.dir)) for p in relay.dir.rglob("*")
+        str(p.relative_to(relay.dir))
+        for p in relay.dir.rglob("*")
         if p.is_file() and p != relay.logfile  # the test harness's own log
     )
     assert {"upstream.rdb", "upstream.rdb.json", "replproxy.rdb", "replproxy.rdb.json"} <= set(
         written
     )
     assert any(w.startswith("backlog/") for w in written)
-    res = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching",
-                          *written], cwd=ROOT, capture_output=True, text=True)
-    not_ignored = [line.split("\t")[1] for line in res.stdout.splitlines()
-                   if line.startswith("::")]
+    res = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--verbose", "--non-matching", *written],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    not_ignored = [line.split("\t")[1] for line in res.stdout.splitlines() if line.startswith("::")]
     assert not not_ignored, f"written by the relay and not in .gitignore: {not_ignored}"
