@@ -332,9 +332,13 @@ def run(
 
     try:
         values, origin = _settings(ctx, config)
-        setup_logging(values["log_level"], values["log_format"])
-        relay = Relay(_build_config(values, origin))
-        check_dir(relay.config.dir)
+        try:
+            setup_logging(values["log_level"], values["log_format"])
+        except ConfigError as e:
+            raise _located(str(e), origin) from None
+        cfg = _build_config(values, origin)
+        check_dir(cfg.dir)  # before anything writes there (the disk backlog, snapshots)
+        relay = Relay(cfg)
     except (ConfigError, StartupError) as e:
         typer.echo(f"replproxy: {e}", err=True)
         raise typer.Exit(1) from None
@@ -358,7 +362,9 @@ def run(
         raise typer.Exit(relay.exit_code)
 
 
-def _settings(ctx: typer.Context, config: Path | None) -> tuple[dict[str, Any], dict[str, Setting]]:
+def _settings(
+    ctx: typer.Context, config: Path | None
+) -> tuple[dict[str, Any], dict[str, Setting]]:
     """Every `run` setting's value with its precedence applied: flag > env > file > default.
 
     Returns the values (by parameter name) and, for those the file gave, where it did.
@@ -367,7 +373,11 @@ def _settings(ctx: typer.Context, config: Path | None) -> tuple[dict[str, Any], 
     origin: dict[str, Setting] = {}
     if config is None:
         return values, origin
-    params = {p.opts[0][2:]: p for p in ctx.command.params if p.opts and p.name != "config"}
+    params = {
+        p.opts[0][2:]: p
+        for p in ctx.command.params
+        if p.opts and p.name not in ("config", "check_config")
+    }
     for flag, setting in read_config_file(config, params).items():
         param = params.get(flag)
         if param is None or param.name is None:
