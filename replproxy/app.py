@@ -34,9 +34,12 @@ from replproxy.http import HttpServer
 from replproxy.keyspace import Keyspace
 from replproxy.link.driver import LinkStatus, UpstreamLink
 from replproxy.persistence import Persistence
+from replproxy.probe import MasterProbe
+from replproxy.progress import watch_sync
 from replproxy.replication import Replication
 from replproxy.server import RespServer
 from replproxy.session.hub import SessionHub
+from replproxy.startup import listen, startup_line
 
 log = logging.getLogger("replproxy")
 
@@ -64,8 +67,10 @@ class Relay:
         self.link = UpstreamLink(config, self.replication, self.keyspace)
         self.forker = Forker()
         self.persistence = Persistence(config, self.keyspace, self.replication, self.forker)
+        self.probe = MasterProbe(self)  # the lag behind the master (metrics, INFO, /readyz)
         self.gate = ServingGate(
-            config, self.replication, self.link.status, lambda: self.persistence.loading
+            config, self.replication, self.link.status, lambda: self.persistence.loading,
+            self.probe.lag,
         )
         self.downstream = Downstream(
             config, self.replication, self.keyspace, self.gate, self.link.status, self.forker
@@ -131,25 +136,23 @@ class Relay:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
-                http_listeners = await nursery.start(
-                    HttpServer(self, self.gate).serve, cfg.metrics_port, cfg.metrics_bind
+                http_listeners = await listen(
+                    nursery, "--metrics-port", HttpServer(self, self.gate).serve,
+                    cfg.metrics_port, cfg.metrics_bind,
                 )
-                resp_listeners = await nursery.start(self.resp_server.serve, cfg.port, cfg.bind)
+                resp_listeners = await listen(
+                    nursery, "--port", self.resp_server.serve, cfg.port, cfg.bind
+                )
                 self.forker.listening([*http_listeners, *resp_listeners])
                 if handle_signals:
                     nursery.start_soon(self._watch_signals)
                 ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
                 self.bound_port = ports.port
-                log.info(
-                    "replproxy %s serving clients on %s:%d, metrics on %s:%d, master %s",
-                    self.run_id[:8],
-                    cfg.bind,
-                    ports.port,
-                    cfg.metrics_bind,
-                    ports.metrics_port,
-                    cfg.upstream,
-                )
+                log.info("%s", startup_line(resp_listeners, http_listeners, str(cfg.upstream),
+                                            self.run_id, cfg.master_offset_probe))
                 task_status.started(ports)
+                nursery.start_soon(self.probe.run)
+                nursery.start_soon(watch_sync, self)
                 await nursery.start(self._replicate)
         finally:
             self.persistence.kill_child("replproxy is exiting")

@@ -9,19 +9,23 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import trio
 import typer
 
 from replproxy import __version__
+from replproxy.conffile import BAD_DIRECTIVE, Setting, read_config_file
 from replproxy.config import (
     DEFAULT_SAVE,
     Config,
     ConfigError,
+    Upstream,
     parse_output_limit,
     parse_protected_action,
     parse_save,
@@ -30,6 +34,7 @@ from replproxy.config import (
     parse_yes_no,
 )
 from replproxy.rdb.cli import app as rdb_app
+from replproxy.startup import StartupError, check_dir, find_startup_error
 
 # Allocations between two runs of the cyclic GC's youngest generation (CPython: 700).
 GC_THRESHOLD = 50_000
@@ -39,6 +44,7 @@ app = typer.Typer(
     "replica and serves the dataset read-only over RESP, with Prometheus metrics.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
 
@@ -61,7 +67,14 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def setup_logging(level: str, fmt: str) -> None:
+    if level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"--log-level must be debug, info, warning or error, got {level!r}")
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"--log-format must be text or json, got {fmt!r}")
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
@@ -74,14 +87,25 @@ def setup_logging(level: str, fmt: str) -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=_env("CONFIG"),
+            help="A config file in redis.conf syntax (redis.conf's names, e.g. port, "
+            "replicaof, masterauth; replproxy's own settings by their flag names). Flags "
+            "and REPLPROXY_* variables win over it.",
+        ),
+    ] = None,
     upstream: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar=_env("UPSTREAM"),
-            help="The master: redis://[user:password@]host:port (rediss:// is reserved for TLS). "
-            "The password may come from --upstream-password-file instead.",
+            help="The master: redis://host:port, or redis://user:password@host:port "
+            "(rediss:// is reserved for TLS); or 'replicaof host port' in --config. The "
+            "password may come from --upstream-password-file instead.",
         ),
-    ],
+    ] = None,
     upstream_password_file: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +113,16 @@ def run(
             help="File whose first line is the master's password (masterauth), to keep it out "
             "of the command line; the --upstream URL then has none (redis://user@host).",
         ),
+    ] = None,
+    masteruser: Annotated[
+        str | None,
+        typer.Option(envvar=_env("MASTERUSER"),
+                     help="ACL user for the master when --upstream names none (masteruser)."),
+    ] = None,
+    masterauth: Annotated[
+        str | None,
+        typer.Option(envvar=_env("MASTERAUTH"),
+                     help="Password for the master when --upstream gives none (masterauth)."),
     ] = None,
     port: Annotated[
         int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
@@ -104,8 +138,10 @@ def run(
         ),
     ] = 9480,
     metrics_bind: Annotated[
-        str, typer.Option(envvar=_env("METRICS_BIND"), help="Address the HTTP port listens on.")
-    ] = "0.0.0.0",
+        str,
+        typer.Option(envvar=_env("METRICS_BIND"),
+                     help="Address the HTTP port listens on (0.0.0.0 in a container)."),
+    ] = "127.0.0.1",
     dir: Annotated[
         Path,
         typer.Option(
@@ -296,6 +332,37 @@ def run(
                      "authenticates to the new master with its credentials): no, yes, or "
                      "local. yes lets remote Sentinels fail it over; ACLs apply too."),
     ] = "yes",
+    master_offset_probe: Annotated[
+        str,
+        typer.Option(envvar=_env("MASTER_OFFSET_PROBE"),
+                     help="yes: a second connection reads the master's offset every second "
+                     "(INFO replication; its user needs +info) for the true lag; no: the lag "
+                     "in seconds is estimated from the master's PINGs."),
+    ] = "yes",
+    ready_max_lag_bytes: Annotated[
+        str,
+        typer.Option(envvar=_env("READY_MAX_LAG_BYTES"),
+                     help="/readyz answers 503 while the relay is more than this far behind "
+                     "the master (e.g. 16mb)."),
+    ] = "16mb",
+    ready_max_lag_seconds: Annotated[
+        float,
+        typer.Option(envvar=_env("READY_MAX_LAG_SECONDS"),
+                     help="/readyz answers 503 while the relay's data is more than this many "
+                     "seconds behind the master."),
+    ] = 30.0,
+    progress: Annotated[
+        str,
+        typer.Option(envvar=_env("PROGRESS"),
+                     help="A progress bar for the initial sync: auto (on a terminal), yes, "
+                     "no. Progress log lines are written either way."),
+    ] = "auto",
+    check_config: Annotated[
+        bool,
+        typer.Option("--check-config",
+                     help="Check the settings (and --dir), print each with where it came "
+                     "from (flag, env, config file line, default), and exit."),
+    ] = False,
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -306,66 +373,226 @@ def run(
     """Replicate from the master and serve the dataset, until SIGTERM/SIGINT."""
     from replproxy.app import Relay
 
-    setup_logging(log_level, log_format)
     try:
-        config = Config(
-            upstream=parse_upstream_url(upstream, upstream_password_file),
-            port=port,
-            bind=bind,
-            metrics_port=metrics_port,
-            metrics_bind=metrics_bind,
-            dir=dir,
-            replica_announce_port=replica_announce_port,
-            replica_announce_ip=replica_announce_ip,
-            repl_timeout=repl_timeout,
-            repl_backlog_size=parse_size(repl_backlog_size),
-            repl_backlog_disk_size=parse_size(repl_backlog_disk_size),
-            repl_backlog_disk_ttl=repl_backlog_disk_ttl,
-            reconnect_backoff_max=reconnect_backoff_max,
-            save=parse_save(save),
-            dbfilename=dbfilename,
-            shutdown_timeout=shutdown_timeout,
-            repl_diskless_sync_delay=repl_diskless_sync_delay,
-            client_output_buffer_limit_replica=parse_output_limit(
-                client_output_buffer_limit_replica
-            ),
-            replica_serve_psync_when_down=parse_yes_no(
-                "replica-serve-psync-when-down", replica_serve_psync_when_down
-            ),
-            maxclients=maxclients,
-            timeout=timeout,
-            client_query_buffer_limit=parse_size(client_query_buffer_limit),
-            proto_max_bulk_len=parse_size(proto_max_bulk_len),
-            client_output_buffer_limit_normal=parse_output_limit(
-                client_output_buffer_limit_normal, "client-output-buffer-limit-normal"
-            ),
-            client_output_buffer_limit_pubsub=parse_output_limit(
-                client_output_buffer_limit_pubsub, "client-output-buffer-limit-pubsub"
-            ),
-            replica_serve_stale_data=parse_yes_no(
-                "replica-serve-stale-data", replica_serve_stale_data
-            ),
-            requirepass=requirepass or None,  # an empty password is none, as in Redis
-            aclfile=aclfile,
-            acl_writable=acl_writable,
-            acllog_max_len=acllog_max_len,
-            protected_mode=parse_yes_no("protected-mode", protected_mode),
-            enable_debug_command=parse_protected_action(
-                "enable-debug-command", enable_debug_command),
-            enable_replicaof_command=parse_protected_action(
-                "enable-replicaof-command", enable_replicaof_command),
-        )
-        relay = Relay(config)
-    except ConfigError as e:
+        values, origin = _settings(ctx, config)
+        try:
+            setup_logging(values["log_level"], values["log_format"])
+        except ConfigError as e:
+            raise _located(str(e), origin) from None
+        cfg = _build_config(values, origin)
+        check_dir(cfg.dir)  # before anything writes there (the disk backlog, snapshots)
+        relay = Relay(cfg)
+    except (ConfigError, StartupError) as e:
         typer.echo(f"replproxy: {e}", err=True)
-        raise typer.Exit(2) from e
+        raise typer.Exit(1) from None
+    if check_config:
+        for line in _describe(ctx, values, origin):
+            typer.echo(line)
+        return
     # The stream allocates two containers per command (argv and its record) that die young
     # and never form cycles; with CPython's default first threshold (700) the cyclic
     # collector re-scanned them for a quarter of the apply time (benchmarks/apply.py).
     gc.set_threshold(GC_THRESHOLD, 20, 100)
-    trio.run(relay.run)
+    try:
+        trio.run(relay.run)
+    except BaseException as e:
+        err = find_startup_error(e)
+        if err is None:
+            raise
+        typer.echo(f"replproxy: {err}", err=True)
+        raise typer.Exit(1) from None
     if relay.exit_code:
         raise typer.Exit(relay.exit_code)
+
+
+def _settings(
+    ctx: typer.Context, config: Path | None
+) -> tuple[dict[str, Any], dict[str, Setting]]:
+    """Every `run` setting's value with its precedence applied: flag > env > file > default.
+
+    Returns the values (by parameter name) and, for those the file gave, where it did.
+    """
+    values = dict(ctx.params)
+    origin: dict[str, Setting] = {}
+    if config is None:
+        return values, origin
+    params = {
+        p.opts[0][2:]: p
+        for p in ctx.command.params
+        if p.opts and p.name not in ("config", "check_config")
+    }
+    for flag, setting in read_config_file(config, params).items():
+        param = params.get(flag)
+        if param is None or param.name is None:
+            raise setting.error(BAD_DIRECTIVE)
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            continue  # a flag or an environment variable wins over the file
+        try:
+            values[param.name] = param.process_value(ctx, setting.value)
+        except Exception as e:  # the CLI library's BadParameter: say it Redis's way
+            raise setting.error(_click_message(e)) from None
+        origin[param.name] = setting
+    return values, origin
+
+
+_SECRETS = ("masterauth", "requirepass")
+
+
+def _describe(ctx: typer.Context, values: dict[str, Any], origin: dict[str, Setting]) -> list[str]:
+    """`--check-config`: every setting, its value and where the value came from."""
+    out = []
+    for p in ctx.command.params:
+        name = p.name
+        if not name or not p.opts or name in ("config", "check_config"):
+            continue
+        value = values.get(name)
+        if name in _SECRETS and value is not None:
+            value = "(set)"
+        elif name == "upstream" and value is not None:
+            value = re.sub(r"//[^@/]*@", "//(credentials)@", str(value))
+        if name in origin:
+            where = f"config file {origin[name].where}"
+        else:
+            source = ctx.get_parameter_source(name)
+            kind = source.name if source is not None else "DEFAULT"
+            where = {"COMMANDLINE": "flag", "ENVIRONMENT": "env"}.get(kind, "default")
+            if kind == "ENVIRONMENT":
+                where = f"env {_env(name.upper())}"
+        shown = "" if value is None else str(value)
+        if not shown or any(ch.isspace() or ch in "\"'" for ch in shown):
+            shown = '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        out.append(f"{p.opts[0][2:]} {shown}  # {where}")
+    return out
+
+
+def _click_message(e: Exception) -> str:
+    message = getattr(e, "message", None) or str(e)
+    return str(message).splitlines()[0] if message else type(e).__name__
+
+
+_FLAG = re.compile(r"--([a-z0-9-]+)")
+
+
+def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
+    """The `Config` from the settings; a bad value from the file names its file and line."""
+
+    def parsed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(values[name], *args)
+        except ConfigError as e:
+            flag = "--" + name.replace("_", "-")
+            msg = str(e) if flag in str(e) else f"{flag}: {e}"
+            raise _located(msg, origin) from None
+
+    def yes_no(name: str) -> bool:
+        return bool(parsed(name, lambda v: parse_yes_no(name.replace("_", "-"), v)))
+
+    if values["upstream"] is None:
+        raise ConfigError(
+            "no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, or "
+            "'replicaof <host> <port>' in the --config file"
+        )
+    password_file = values["upstream_password_file"]
+    upstream = parsed("upstream", parse_upstream_url, password_file)
+    if upstream.password is None and values["masterauth"] is not None:
+        upstream = Upstream(upstream.host, upstream.port, values["masteruser"],
+                            values["masterauth"])
+    elif upstream.password is None and values["masteruser"] is not None:
+        raise _located("--masteruser needs --masterauth (the user's password)", origin)
+    if values["progress"] not in ("auto", "yes", "no"):
+        raise _located(f"--progress must be auto, yes or no, got {values['progress']!r}", origin)
+    progress_bar = values["progress"] == "yes" or (
+        values["progress"] == "auto" and sys.stdout.isatty() and values["log_format"] == "text"
+    )
+    try:
+        config = Config(
+            upstream=upstream,
+            port=values["port"],
+            bind=values["bind"],
+            metrics_port=values["metrics_port"],
+            metrics_bind=values["metrics_bind"],
+            dir=Path(values["dir"]),
+            replica_announce_port=values["replica_announce_port"],
+            replica_announce_ip=values["replica_announce_ip"],
+            repl_timeout=values["repl_timeout"],
+            repl_backlog_size=parsed("repl_backlog_size", parse_size),
+            repl_backlog_disk_size=parsed("repl_backlog_disk_size", parse_size),
+            repl_backlog_disk_ttl=values["repl_backlog_disk_ttl"],
+            reconnect_backoff_max=values["reconnect_backoff_max"],
+            save=parsed("save", parse_save),
+            dbfilename=values["dbfilename"],
+            shutdown_timeout=values["shutdown_timeout"],
+            repl_diskless_sync_delay=values["repl_diskless_sync_delay"],
+            client_output_buffer_limit_replica=parsed(
+                "client_output_buffer_limit_replica", parse_output_limit
+            ),
+            replica_serve_psync_when_down=yes_no("replica_serve_psync_when_down"),
+            maxclients=values["maxclients"],
+            timeout=values["timeout"],
+            client_query_buffer_limit=parsed("client_query_buffer_limit", parse_size),
+            proto_max_bulk_len=parsed("proto_max_bulk_len", parse_size),
+            client_output_buffer_limit_normal=parsed(
+                "client_output_buffer_limit_normal", parse_output_limit,
+                "client-output-buffer-limit-normal",
+            ),
+            client_output_buffer_limit_pubsub=parsed(
+                "client_output_buffer_limit_pubsub", parse_output_limit,
+                "client-output-buffer-limit-pubsub",
+            ),
+            replica_serve_stale_data=yes_no("replica_serve_stale_data"),
+            requirepass=values["requirepass"],
+            aclfile=Path(values["aclfile"]) if values["aclfile"] is not None else None,
+            acl_writable=values["acl_writable"],
+            acllog_max_len=values["acllog_max_len"],
+            protected_mode=yes_no("protected_mode"),
+            enable_debug_command=parsed(
+                "enable_debug_command",
+                lambda v: parse_protected_action("enable-debug-command", v),
+            ),
+            enable_replicaof_command=parsed(
+                "enable_replicaof_command",
+                lambda v: parse_protected_action("enable-replicaof-command", v),
+            ),
+            master_offset_probe=yes_no("master_offset_probe"),
+            ready_max_lag_bytes=parsed("ready_max_lag_bytes", parse_size),
+            ready_max_lag_seconds=values["ready_max_lag_seconds"],
+            progress_bar=progress_bar,
+        )
+        config.validate()
+    except ConfigError as e:
+        raise _located(str(e), origin) from None
+    return config
+
+
+def _located(message: str, origin: dict[str, Setting]) -> ConfigError:
+    """`message` about a `--flag`; when the config file set that flag, name its line."""
+    m = _FLAG.search(message)
+    setting = origin.get(m.group(1).replace("-", "_")) if m else None
+    return setting.error(message) if setting is not None else ConfigError(message)
+
+
+@app.command()
+def status(
+    url: Annotated[
+        str,
+        typer.Option(envvar=_env("STATUS_URL"),
+                     help="The relay: redis://[[user:password@]]host:port (its client port)."),
+    ] = "redis://127.0.0.1:6380",
+    watch: Annotated[bool, typer.Option("--watch", help="Redraw every --interval.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between redraws.")] = 1.0,
+    count: Annotated[
+        int | None, typer.Option(help="With --watch: stop after this many screens.")
+    ] = None,
+) -> None:
+    """The relay's state on one screen: link, lag, syncs, backlog, replicas, clients."""
+    from replproxy.status import StatusError, status_command
+
+    try:
+        status_command(url, watch, interval, count)
+    except StatusError as e:
+        typer.echo(f"replproxy: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -375,7 +602,19 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    """The `replproxy` command: a bad flag is one line and exit status 1 (redis-server's way),
+    not a usage box."""
+    try:
+        rv = app(standalone_mode=False)
+    except Exception as e:
+        # The CLI library's usage errors (BadParameter, NoSuchOption, ...) carry these two.
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help was printed: not an error
+            sys.exit(0)
+        typer.echo(f"replproxy: {e.format_message()}", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ class Config:
     port: int = 6380
     bind: str = "127.0.0.1"
     metrics_port: int = 9480
-    metrics_bind: str = "0.0.0.0"
+    metrics_bind: str = "127.0.0.1"
     dir: Path = Path(".")
     replica_announce_port: int | None = None
     replica_announce_ip: str | None = None
@@ -206,6 +206,10 @@ class Config:
     reconnect_backoff_min: float = 0.5
     reconnect_backoff_max: float = 10.0
     ready_max_lag_bytes: int = 16 * 1024 * 1024
+    ready_max_lag_seconds: float = 30.0
+    # A second connection to the master reads its offset every second: the true lag.
+    master_offset_probe: bool = True
+    progress_bar: bool = False  # a progress bar for the initial sync (the CLI: on a terminal)
     ready_max_io_seconds: float = 30.0
     save: tuple[SavePoint, ...] = parse_save(DEFAULT_SAVE)
     dbfilename: str = "replproxy.rdb"
@@ -275,6 +279,8 @@ class Config:
         upstream = self.snapshot_path.name
         if name == upstream or name.startswith(upstream + "."):
             raise ConfigError(f"--dbfilename {name!r} collides with the link's {upstream}")
+        if self.ready_max_lag_bytes < 0 or self.ready_max_lag_seconds < 0:
+            raise ConfigError("--ready-max-lag-bytes and --ready-max-lag-seconds must be >= 0")
         if self.shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must be >= 0")
         if self.repl_diskless_sync_delay < 0:

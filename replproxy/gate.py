@@ -25,6 +25,7 @@ from replproxy.resp import reply
 if TYPE_CHECKING:
     from replproxy.config import Config
     from replproxy.link.driver import LinkStatus
+    from replproxy.probe import Lag
     from replproxy.replication import Replication
 
 LOADING = reply.error(b"LOADING Redis is loading the dataset in memory")
@@ -40,11 +41,15 @@ class ServingGate:
         replication: Replication,
         status: LinkStatus,
         start_up_loading: Callable[[], bool],
+        lag: Callable[[], Lag] | None = None,
     ) -> None:
         self.config = config
         self.replication = replication
         self.status = status
         self._start_up_loading = start_up_loading
+        # The lag behind the master (`replproxy.probe`), for readiness; None: only what was
+        # received and not yet applied is known.
+        self._lag = lag
         # Set by the shutdown path: readiness turns off at once.
         self.shutting_down = False
 
@@ -93,7 +98,19 @@ class ServingGate:
         now = time.monotonic() if now is None else now
         if st.last_io is None or now - st.last_io > cfg.ready_max_io_seconds:
             return False, f"no data from master for more than {cfg.ready_max_io_seconds:g}s"
-        lag = self.replication.read_offset - self.replication.repl_offset
-        if lag > cfg.ready_max_lag_bytes:
-            return False, f"lag {lag} bytes over {cfg.ready_max_lag_bytes}"
+        lag = self._lag() if self._lag is not None else None
+        # Without the probe the bytes are those received and not yet applied (all that is
+        # known).
+        behind = (
+            lag.bytes
+            if lag is not None and lag.bytes is not None
+            else (self.replication.read_offset - self.replication.repl_offset)
+        )
+        if behind > cfg.ready_max_lag_bytes:
+            return False, f"lag {behind} bytes over --ready-max-lag-bytes {cfg.ready_max_lag_bytes}"
+        if lag is not None and lag.seconds is not None and lag.seconds > cfg.ready_max_lag_seconds:
+            return False, (
+                f"lag {lag.seconds:.1f}s ({lag.source}) over --ready-max-lag-seconds "
+                f"{cfg.ready_max_lag_seconds:g}"
+            )
         return True, "ready"

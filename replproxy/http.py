@@ -5,8 +5,9 @@ a thread). Each connection serves one request and closes. Probes:
 
 - `/livez` (`/healthz`): the event loop answers - never depends on the master.
 - `/startupz`: the first sync (snapshot load or partial resync) completed.
-- `/readyz`: link up AND first sync done AND last I/O from the master recent AND byte lag
-  under the threshold; the body says which condition failed.
+- `/readyz`: link up AND first sync done AND last I/O from the master recent AND the lag
+  behind the master (`replproxy.probe`) under `--ready-max-lag-bytes` and
+  `--ready-max-lag-seconds`; the body says which condition failed.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from replproxy import __version__
 from replproxy.link.protocol import LinkState
+from replproxy.probe import info_fields
 
 if TYPE_CHECKING:
     from replproxy.downstream.server import DownstreamReplica
@@ -236,6 +237,7 @@ def section_replication(relay: Relay) -> str:
         ("repl_backlog_size", repl.backlog.size),
         ("repl_backlog_first_byte_offset", repl.backlog.first_byte_offset),
         ("repl_backlog_histlen", repl.backlog.histlen),
+        *info_fields(relay, now),  # replproxy's own, after Redis's
     ]
     return _lines("Replication", fields)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from replproxy.keyspace import Keyspace
     from replproxy.link.driver import LinkStatus
     from replproxy.persistence import Persistence
+    from replproxy.probe import MasterProbe
     from replproxy.replication import Replication
     from replproxy.session.hub import SessionHub
 
@@ -106,6 +107,11 @@ class StatusView(Protocol):
     @property
     def sessions(self) -> SessionHub:
         """The client sessions and their counters."""
+        ...
+
+    @property
+    def probe(self) -> MasterProbe:
+        """The lag behind the master."""
         ...
 
     @property

@@ -12,11 +12,12 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from replproxy.link.protocol import LinkState
+from replproxy.probe import SOURCES
 
 if TYPE_CHECKING:
     from replproxy.interfaces import StatusView as Relay
@@ -96,9 +97,11 @@ class RelayCollector(Collector):
         )
         yield gauge(
             "repl_lag_bytes",
-            "Bytes received from the master but not yet applied.",
+            "Bytes received from the master but not yet applied (not the lag behind the "
+            "master: see replproxy_master_lag_bytes).",
             repl.read_offset - repl.repl_offset,
         )
+        yield from _lag_metrics(relay, now)
         yield gauge(
             "repl_backlog_first_byte_offset",
             "First offset held in the backlog.",
@@ -110,6 +113,15 @@ class RelayCollector(Collector):
             repl.backlog.histlen,
         )
         yield gauge("repl_backlog_size_bytes", "Configured backlog capacity.", repl.backlog.size)
+        disk = getattr(repl.backlog, "disk", None)  # a TieredBacklog's disk log
+        if disk is not None:
+            yield gauge("repl_backlog_disk_histlen_bytes",
+                        "Bytes of history held in the disk log (--repl-backlog-disk-size).",
+                        disk.histlen)
+            yield gauge("repl_backlog_disk_size_bytes", "Configured disk log capacity.",
+                        disk.max_bytes)
+            yield gauge("repl_backlog_disk_first_byte_offset",
+                        "First offset held in the disk log.", disk.first_byte_offset)
         yield gauge(
             "master_sync_total_bytes",
             "Size of the snapshot being received (-1 diskless).",
@@ -153,6 +165,85 @@ class RelayCollector(Collector):
         yield unsupported
 
 
+def _lag_metrics(relay: Relay, now: float) -> Iterator[GaugeMetricFamily]:
+    """How far behind the master the relay, and each downstream replica, is (probe.py)."""
+    probe = relay.probe
+    lag = probe.lag(now)
+    t = probe.tracker
+    source = gauge(
+        "master_lag_source",
+        "Which estimate the lag metrics use (1 for the current one): probe (the master's "
+        "INFO, every second), ping (the master's PINGs, seconds only) or none.",
+        labels=["source"],
+    )
+    for s in SOURCES:
+        source.add_metric([s], 1 if lag.source == s else 0)
+    yield source
+    lag_bytes = gauge(
+        "master_lag_bytes",
+        "Master offset minus applied offset, from the master offset probe (absent without it).",
+    )
+    if lag.bytes is not None:
+        lag_bytes.add_metric([], lag.bytes)
+    yield lag_bytes
+    lag_seconds = gauge(
+        "master_lag_seconds",
+        "Seconds since the master first went past the applied offset (0 when caught up).",
+    )
+    if lag.seconds is not None:
+        lag_seconds.add_metric([], lag.seconds)
+    yield lag_seconds
+    yield gauge(
+        "master_offset_probe_up",
+        "1 when the last master offset probe answered (0 when off or failing).",
+        1 if probe.enabled and probe.last_error is None and t.probed_at is not None else 0,
+    )
+    probed = gauge(
+        "master_probed_repl_offset",
+        "The master's own master_repl_offset, as the probe last read it.",
+    )
+    if lag.master_offset is not None:
+        probed.add_metric([], lag.master_offset)
+    yield probed
+    yield gauge(
+        "master_offset_probe_age_seconds",
+        "Seconds since the master offset probe last answered (-1 never).",
+        -1 if t.probed_at is None else now - t.probed_at,
+    )
+    for name, doc, value in (
+        ("master_last_full_sync_timestamp_seconds",
+         "Unix time of the last full sync with the master (0 none since start).",
+         t.last_full_sync),
+        ("master_last_partial_sync_timestamp_seconds",
+         "Unix time of the last partial resync with the master (0 none since start).",
+         t.last_partial_sync),
+    ):
+        yield gauge(name, doc, value or 0)
+    rb = gauge("downstream_replica_lag_bytes",
+               "Bytes an online downstream replica has not acknowledged, behind the relay or "
+               "the master.", labels=["replica", "behind"])
+    rs = gauge("downstream_replica_lag_seconds",
+               "Seconds an online downstream replica is behind the relay or the master.",
+               labels=["replica", "behind"])
+    off = gauge("downstream_replica_offset", "Offset an online downstream replica "
+                "acknowledged last.", labels=["replica"])
+    ack = gauge("downstream_replica_last_ack_seconds",
+                "Seconds since a downstream replica's last ACK.", labels=["replica"])
+    for r in relay.downstream_replicas:
+        if r.state.value != "online" or not r.psync:
+            continue
+        rl = probe.replica_lag(r.input.ack_offset, lag, now)
+        rb.add_metric([r.name, "relay"], rl.relay_bytes)
+        rs.add_metric([r.name, "relay"], rl.relay_seconds)
+        if rl.master_bytes is not None:
+            rb.add_metric([r.name, "master"], rl.master_bytes)
+        if rl.master_seconds is not None:
+            rs.add_metric([r.name, "master"], rl.master_seconds)
+        off.add_metric([r.name], r.input.ack_offset)
+        ack.add_metric([r.name], now - r.ack_time)
+    yield from (rb, rs, off, ack)
+
+
 def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """replproxy as a master: its downstream replicas and what it served them."""
     served = relay.downstream_stats
@@ -182,8 +273,11 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
          served.net_output_bytes),
         ("snapshots_made", "Fresh snapshots of the keyspace made for downstream full syncs.",
          served.snapshots_made),
-        ("snapshots_reused", "Downstream full syncs served from an existing snapshot.",
+        ("snapshots_reused", "Downstream full syncs served from a snapshot that existed when "
+         "the replica asked (the kept upstream one or an earlier fresh one).",
          served.snapshots_reused),
+        ("snapshot_waits", "Downstream full syncs that waited for a fresh snapshot (made for "
+         "them, maybe shared with others).", served.snapshot_waits),
     ):
         yield counter(f"downstream_{name}", doc, value)
     dropped = counter(
@@ -224,6 +318,9 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
 def make_registry(relay: Relay) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RelayCollector(relay))
+    # process_resident_memory_bytes, process_cpu_seconds_total, open fds...: the standard
+    # process metrics every Prometheus dashboard knows.
+    ProcessCollector(registry=registry)
     return registry
 
 

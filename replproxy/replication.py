@@ -202,6 +202,8 @@ class ReplStats:
     net_repl_input_bytes: int = 0
     commands_applied: int = 0
     transactions_applied: int = 0
+    # The master's keepalive PINGs applied: the lag estimate without the probe (probe.py).
+    pings_applied: int = 0
     unsupported_commands: dict[str, int] = field(default_factory=dict)
 
 
@@ -399,6 +401,7 @@ class Replication:
         multi = self._multi
         applied_offset = self.repl_offset
         applied = 0
+        pings = 0
         for cmd in commands:
             argv, raw, end, ncommands = cmd
             if multi is not None:
@@ -424,6 +427,8 @@ class Replication:
                     continue
                 elif name == b"select" and len(argv) == 2:
                     db = int(argv[1])
+                elif name == b"ping":
+                    pings += 1
                 elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":
                     acks.append(applied_offset)
             keep(raw)
@@ -434,6 +439,8 @@ class Replication:
         self.stream_db = db
         self._multi = multi
         self.stats.commands_applied += applied
+        if pings:
+            self.stats.pings_applied += pings
         if applied_raw:
             self.backlog.append(b"".join(applied_raw))
             if self.listeners:

@@ -28,3 +28,25 @@ def c_function(module: str, name: str) -> Any:
         return getattr(importlib.import_module(module), name, None)
     except ImportError:
         return None
+
+
+# Each accelerator's short name (the start-up line's) and module.
+ACCELERATORS = {
+    "rdb": "replproxy.rdb._speedups",
+    "resp": "replproxy.resp._encode",
+    "store": "replproxy.keyspace._store",
+}
+
+
+def accelerators_in_use() -> list[str]:
+    """The short names of the accelerators this process uses (built and not turned off)."""
+    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
+        return []
+    found = []
+    for short, module in ACCELERATORS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        found.append(short)
+    return found

@@ -152,6 +152,8 @@ def test_three_downstream_replicas_under_workload_match_the_master(
     assert m["replproxy_downstream_sync_full_total"] == 3
     assert m["replproxy_resyncs_full_total"] == 1  # replproxy's own, with the master
     assert m["replproxy_downstream_snapshots_made_total"] == 0  # the upstream's was reused
+    assert m["replproxy_downstream_snapshots_reused_total"] == 3
+    assert m["replproxy_downstream_snapshot_waits_total"] == 0
 
 
 def test_downstream_replica_link_killed_partially_resyncs(
@@ -208,8 +210,21 @@ def test_downstream_full_sync_from_a_fresh_snapshot_shared_by_replicas(
     m = relay.metrics()
     assert m["replproxy_downstream_snapshots_made_total"] == 1
     assert m["replproxy_downstream_sync_full_total"] == 2
+    # The first asked before any usable snapshot existed: it waited for the one made, it did
+    # not reuse one (the second may have joined it or come after it was made).
+    waits = m["replproxy_downstream_snapshot_waits_total"]
+    assert waits >= 1 and waits + m["replproxy_downstream_snapshots_reused_total"] == 2
     assert relay.log().count("Starting BGSAVE for downstream SYNC") == 1
     assert stats(master)[0] == 1
+    # A later replica reuses the snapshot made then (the backlog still covers it).
+    late = start(kind=server_kind)
+    replicate_from(late, ("127.0.0.1", relay.port))
+    assert_same_digests(master, relay, [*replicas, late])
+    m2 = relay.metrics()
+    assert m2["replproxy_downstream_snapshots_made_total"] == 1
+    assert m2["replproxy_downstream_snapshots_reused_total"] == (
+        m["replproxy_downstream_snapshots_reused_total"] + 1
+    )
 
 
 def test_psync_refused_with_nomasterlink_when_configured_and_link_down(
@@ -279,7 +294,9 @@ def test_eight_downstream_replicas_at_once_share_one_snapshot(
     assert sorted(s["port"] for s in slave_lines(relay)) == sorted(r.port for r in replicas)
     m = relay.metrics()
     assert m["replproxy_downstream_snapshots_made_total"] == 1
-    assert m["replproxy_downstream_snapshots_reused_total"] == 8  # every sync served from it
+    # Every sync was served from it: those that asked before it was done waited for it.
+    waits = m["replproxy_downstream_snapshot_waits_total"]
+    assert waits >= 1 and waits + m["replproxy_downstream_snapshots_reused_total"] == 8
     assert m["replproxy_downstream_sync_full_total"] == 8
     assert m['replproxy_downstream_replicas{state="online"}'] == 8
     assert relay.log().count("Starting BGSAVE for downstream SYNC") == 1
@@ -351,7 +368,10 @@ def test_redis_cli_rdb_against_replproxy_gives_a_loadable_snapshot(
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     wait_for(lambda: not slave_lines(relay), 10, what="the rdb-only replica gone")
-    assert relay.metrics()["replproxy_downstream_snapshots_made_total"] == 1
+    m = relay.metrics()
+    assert m["replproxy_downstream_snapshots_made_total"] == 1
+    assert m["replproxy_downstream_snapshot_waits_total"] == 1  # made for it: not a reuse
+    assert m["replproxy_downstream_snapshots_reused_total"] == 0
     loaded = start_server(server_kind, dir=tmp_path, dbfilename="dump.rdb")
     try:
         assert_same_digests(master, relay, [])

@@ -644,6 +644,6 @@ def test_new_flags_have_env_vars_and_bad_values_are_refused() -> None:
         assert f"REPLPROXY_{flag.upper().replace('-', '_')}" in out
     env = {"REPLPROXY_UPSTREAM": "redis://127.0.0.1:1", "REPLPROXY_SAVE": "60"}
     res = CliRunner().invoke(app, ["run", "--port", "0"], env=env)
-    assert res.exit_code == 2 and "--save needs <seconds> <changes> pairs" in res.output
+    assert res.exit_code == 1 and "--save needs <seconds> <changes> pairs" in res.output
     res = CliRunner().invoke(app, ["run", "--dbfilename", "a/b"], env=env | {"REPLPROXY_SAVE": ""})
-    assert res.exit_code == 2 and "--dbfilename must be a file name" in res.output
+    assert res.exit_code == 1 and "--dbfilename must be a file name" in res.output

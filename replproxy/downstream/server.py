@@ -166,8 +166,12 @@ class DownstreamStats:
     sync_partial_ok: int = 0
     sync_partial_err: int = 0
     net_output_bytes: int = 0
-    snapshots_made: int = 0
+    snapshots_made: int = 0  # fresh snapshots forked for full syncs
+    # Full syncs served from a snapshot that already existed when the replica asked (the
+    # kept upstream one, or an earlier fresh one)...
     snapshots_reused: int = 0
+    # ...and full syncs that waited for a fresh one (made for them, maybe shared).
+    snapshot_waits: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -439,11 +443,16 @@ class Downstream:
         # An rdb-only replica (`redis-cli --rdb`) gets no stream after the snapshot: only one
         # at the current offset will do, never an older one plus the backlog.
         at = self.replication.repl_offset if r.hs.rdb_only else None
+        waited = False
         while True:
             found = self._usable(filt, at)
             if found is not None:
-                self.stats.snapshots_reused += 1
+                if waited:
+                    self.stats.snapshot_waits += 1
+                else:
+                    self.stats.snapshots_reused += 1
                 return found
+            waited = True
             job = self._jobs.get(filt)
             if job is None:
                 if self._nursery is None:

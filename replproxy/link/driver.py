@@ -63,6 +63,7 @@ class LinkStatus:
     transfer_size: int | None = None  # -1/None for a diskless transfer of unknown size
     transfer_read: int = 0
     transfer_last_io: float | None = None
+    load_read: int = 0  # bytes of the received snapshot loaded so far (progress.py)
     last_error: str | None = None
     connect_attempts: int = 0
     master_offset_seen: int = 0  # the highest master offset we know of (read offset)
@@ -305,6 +306,7 @@ class UpstreamLink:
         self.status.state = LinkState.LOADING
         loader = self.keyspace.new_loader()
         started = last_keepalive = trio.current_time()
+        self.status.load_read = 0
         try:
             with open(path, "rb") as f:
                 while True:
@@ -314,6 +316,7 @@ class UpstreamLink:
                         loader.feed_eof()
                         break
                     loader.feed(chunk)
+                    self.status.load_read += len(chunk)
                     now = trio.current_time()
                     if now - last_keepalive >= LOADING_KEEPALIVE_PERIOD:
                         link.send_loading_keepalive()
