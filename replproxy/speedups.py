@@ -33,14 +33,15 @@ def c_function(module: str, name: str) -> Any:
 # Each accelerator's short name (the start-up line's) and module.
 ACCELERATORS = {
     "rdb": "replproxy.rdb._speedups",
-    "resp": "replproxy.resp._encode",
+    "replies": "replproxy.resp._replies",
+    "lanes": "replproxy.resp._lanes",
     "store": "replproxy.keyspace._store",
 }
 
 
 def accelerators_in_use() -> list[str]:
     """The short names of the accelerators this process uses (built and not turned off)."""
-    if os.environ.get("REPLPROXY_NO_SPEEDUPS", "") not in ("", "0"):
+    if not ENABLED:
         return []
     found = []
     for short, module in ACCELERATORS.items():

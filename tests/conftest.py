@@ -31,6 +31,7 @@ _STARTS_PROCESSES = ("start_server(", "start_relay(", "subprocess.", "RelayProce
 
 
 def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
+    """Whether `fn`'s source, or that of a test-suite function it names, starts a process."""
     if fn in seen:
         return seen[fn]
     seen[fn] = False
@@ -38,8 +39,22 @@ def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
         src = inspect.getsource(fn)  # type: ignore[arg-type]
     except (OSError, TypeError):
         return False
-    seen[fn] = any(word in src for word in _STARTS_PROCESSES)
-    return seen[fn]
+    found = any(word in src for word in _STARTS_PROCESSES)
+    code = getattr(fn, "__code__", None)
+    if not found and code is not None:
+        names = set(code.co_names)
+        for const in code.co_consts:  # nested functions and lambdas
+            if inspect.iscode(const):
+                names.update(const.co_names)
+        env = getattr(fn, "__globals__", {})
+        for name in names:
+            callee = env.get(name)
+            if inspect.isfunction(callee) and callee.__module__.startswith("tests"):
+                if _source_starts_processes(callee, seen):
+                    found = True
+                    break
+    seen[fn] = found
+    return found
 
 
 def _starts_processes(item: pytest.Item, seen: dict[object, bool]) -> bool:
