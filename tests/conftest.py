@@ -49,10 +49,10 @@ def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
         env = getattr(fn, "__globals__", {})
         for name in names:
             callee = env.get(name)
-            if inspect.isfunction(callee) and callee.__module__.startswith("tests"):
-                if _source_starts_processes(callee, seen):
-                    found = True
-                    break
+            if (inspect.isfunction(callee) and callee.__module__.startswith("tests")
+                    and _source_starts_processes(callee, seen)):
+                found = True
+                break
     seen[fn] = found
     return found
 
