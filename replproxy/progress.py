@@ -25,7 +25,7 @@ from replproxy.dialect import MasterDialect
 from replproxy.link.protocol import LinkState
 
 if TYPE_CHECKING:
-    from replproxy.app import Relay
+    from replproxy.interfaces import StatusView as Relay
 
 log = logging.getLogger("replproxy.progress")
 
@@ -135,10 +135,10 @@ class SyncProgress:
 
 
 def view_of(relay: Relay) -> SyncView:
-    st = relay.link.status
+    st = relay.link_status
     p = relay.persistence
     return SyncView(
-        master=str(relay.link.upstream),
+        master=str(relay.upstream),
         state=st.state,
         initial_sync_done=st.initial_sync_done,
         transfer_size=st.transfer_size,
