@@ -1,6 +1,6 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
-`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace,
+`replproxy.rdb._loader` speeds up loading RDB snapshots into the keyspace,
 `replproxy.resp._encode` the encoding of client replies and the stream's splitting, and
 `replproxy.keyspace._store` MSET's stores. All are optional:
 where it cannot be compiled (no compiler, no Python headers) the install still succeeds and
@@ -12,8 +12,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "replproxy.rdb._speedups",
-            sources=["replproxy/rdb/_speedups.c"],
+            "replproxy.rdb._loader",
+            sources=["replproxy/rdb/_loader.c"],
             optional=True,
         ),
         # Arrays of bulk strings for client replies (replproxy.resp.reply falls back to

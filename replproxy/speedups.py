@@ -1,4 +1,4 @@
-"""The optional C accelerators (`replproxy/rdb/_speedups.c`, `replproxy/resp/_encode.c`,
+"""The optional C accelerators (`replproxy/rdb/_loader.c`, `replproxy/resp/_encode.c`,
 `replproxy/keyspace/_store.c`).
 
 Each is built when a compiler is there and is never required: every caller keeps the Python

@@ -1,4 +1,4 @@
-"""The C fast path of sink-mode loading (`replproxy/rdb/_speedups.c`) against the pure-Python
+"""The C fast path of sink-mode loading (`replproxy/rdb/_loader.c`) against the pure-Python
 reader it accelerates.
 
 The Python reader is the reference: on every input both paths must leave the same keyspace
@@ -61,7 +61,7 @@ NDBS = 16
 def speedups(enabled: bool) -> Iterator[None]:
     """Readers made inside use the C path (skip the test if it is not built) or not."""
     if enabled and not speedups_available():
-        pytest.skip("replproxy.rdb._speedups is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+        pytest.skip("replproxy.rdb._loader is not built (or REPLPROXY_NO_SPEEDUPS is set)")
     old = os.environ.get("REPLPROXY_NO_SPEEDUPS")
     if enabled:
         os.environ.pop("REPLPROXY_NO_SPEEDUPS", None)

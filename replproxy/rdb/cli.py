@@ -49,6 +49,7 @@ from typing import Any
 
 import typer
 
+from replproxy.rdb.decoders import type_encoding_name
 from replproxy.rdb.model import (
     Aux,
     End,
@@ -67,7 +68,7 @@ from replproxy.rdb.model import (
     ZSetValue,
     type_name,
 )
-from replproxy.rdb.reader import RDBReader, type_encoding_name
+from replproxy.rdb.reader import RDBReader
 
 app = typer.Typer(
     help="Read RDB snapshots: summary (info), JSON Lines (dump), integrity check (verify).",

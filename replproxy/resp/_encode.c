@@ -39,7 +39,7 @@
  *     that MSET is applying them in turn: each stores a string and drops the key's TTL,
  *     whatever it held, a later pair winning.
  *
- * Optional, like replproxy.rdb._speedups: replproxy.resp.reply works without it.
+ * Optional, like replproxy.rdb._loader: replproxy.resp.reply works without it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

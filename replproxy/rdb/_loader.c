@@ -1,5 +1,5 @@
 /*
- * replproxy.rdb._speedups: the C fast path of the RDB reader's sink mode.
+ * replproxy.rdb._loader: the C fast path of the RDB reader's sink mode (loading keys).
  *
  * One function, `load_records`, parses a run of consecutive *simple* key records of an RDB
  * buffer straight into the keyspace's per-DB dicts, exactly as `replproxy.rdb.reader`'s pure
@@ -1401,8 +1401,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "replproxy.rdb._speedups",
-    "C fast path for the RDB reader's sink mode (see replproxy/rdb/_speedups.c).",
+    "replproxy.rdb._loader",
+    "C fast path for the RDB reader's sink mode (see replproxy/rdb/_loader.c).",
     0,
     methods,
     NULL,
@@ -1411,4 +1411,4 @@ static struct PyModuleDef module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__loader(void) { return PyModule_Create(&module); }
