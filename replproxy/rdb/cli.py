@@ -15,6 +15,12 @@ Commands:
 
 A progress bar over the bytes read is drawn on stderr when stderr is a terminal.
 
+All three read through the reader's sink modes, so the optional C loader
+(`replproxy/rdb/_loader.c`) does the per-key work, as in a full sync: `verify` and `info`
+count keys (`KeyCounter`: every value decoded and checked, then dropped; memory stays flat),
+`dump` collects `(db, key, value, expire)` tuples a chunk at a time (`KeyCollector`) and
+writes them out before reading on.
+
 `dump` line format: `{"db": 0, "key": K, "type": T, "value": V, "expire_ms": null|int}`,
 plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs. Binary-safe strings
 (keys, members, fields, values): a byte string that is valid UTF-8 with no control character
@@ -44,6 +50,7 @@ import sys
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from json.encoder import encode_basestring as _json_str
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,7 @@ import typer
 
 from replproxy.rdb.decoders import type_encoding_name
 from replproxy.rdb.model import (
+    RDB_TYPE_MODULE_2,
     Aux,
     End,
     Event,
@@ -68,7 +76,7 @@ from replproxy.rdb.model import (
     ZSetValue,
     type_name,
 )
-from replproxy.rdb.reader import RDBReader
+from replproxy.rdb.reader import KeyCollector, KeyCounter, RDBReader
 
 app = typer.Typer(
     help="Read RDB snapshots: summary (info), JSON Lines (dump), integrity check (verify).",
@@ -76,14 +84,21 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_CHUNK = 1 << 14
+# 1 MiB reads: the sink modes keep nothing per chunk (count) or hand it on at once (dump).
+_CHUNK = 1 << 20
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# For ASCII strings, the same test on the bytes (U+0080-U+009F are not ASCII).
+_CONTROL_ASCII = re.compile(b"[\x00-\x1f\x7f]")
 
 FileArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="An RDB file.")
 
 
 def encode_bytes(b: bytes) -> str | dict[str, str]:
     """A JSON-safe form of a byte string (see the module docstring)."""
+    if b.isascii():
+        if _CONTROL_ASCII.search(b):
+            return {"b64": base64.b64encode(b).decode("ascii")}
+        return b.decode("ascii")
     try:
         s = b.decode("utf-8")
     except UnicodeDecodeError:
@@ -91,6 +106,29 @@ def encode_bytes(b: bytes) -> str | dict[str, str]:
     if _CONTROL.search(s):
         return {"b64": base64.b64encode(b).decode("ascii")}
     return s
+
+
+def _json_bytes(b: bytes) -> str:
+    """`json.dumps(encode_bytes(b), ensure_ascii=False)`, the common cases without a dict."""
+    if b.isascii() and not _CONTROL_ASCII.search(b):
+        return _json_str(b.decode("ascii"))
+    return json.dumps(encode_bytes(b), ensure_ascii=False)
+
+
+def key_line(db: int, key: bytes, value: Value, expire_ms: int | None) -> str:
+    """One `dump` line (without its newline): `json.dumps(key_json(...))`, byte for byte.
+
+    String values, the most common keys, are written without building the dict.
+    """
+    if value.__class__ is bytes:
+        return (
+            f'{{"db": {db}, "key": {_json_bytes(key)}, "type": "string", '
+            f'"value": {_json_bytes(value)}, '
+            f'"expire_ms": {"null" if expire_ms is None else expire_ms}}}'
+        )
+    return json.dumps(
+        key_json(KeyEntry(db, key, value, expire_ms)), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _score(x: float) -> float | str:
@@ -191,8 +229,16 @@ def _progress(path: Path, label: str) -> Iterator[Callable[[int], None] | None]:
         yield bar.update
 
 
-def _events(path: Path, label: str, reader: RDBReader | None = None) -> Iterator[Event]:
-    """The events of the file at `path`, fed through `reader` (a checking one by default)."""
+def _events(
+    path: Path,
+    label: str,
+    reader: RDBReader | None = None,
+    on_chunk: Callable[[], None] | None = None,
+) -> Iterator[Event]:
+    """The events of the file at `path`, fed through `reader` (a checking one by default).
+
+    `on_chunk()` is called after each chunk was fed and its events yielded.
+    """
     reader = reader or RDBReader()
     with _progress(path, label) as on_progress, open(path, "rb") as f:
         while not reader.done and (chunk := f.read(_CHUNK)):
@@ -200,6 +246,8 @@ def _events(path: Path, label: str, reader: RDBReader | None = None) -> Iterator
                 reader.feed(chunk)
             finally:
                 yield from reader.next_events()
+            if on_chunk is not None:
+                on_chunk()
             if on_progress is not None:
                 on_progress(len(chunk))
         if not reader.done:
@@ -226,19 +274,14 @@ def info(
         lambda: {"keys": 0, "expires": 0, "by_type": Counter(), "by_encoding": Counter()}
     )
     functions = module_aux = 0
-    reader = RDBReader(verify_checksum=False)
+    counter = KeyCounter()
+    reader = RDBReader(verify_checksum=False, sink=counter)
     error: str | None = None
     end: End | None = None
     valkey = False
     try:
         for ev in _events(file, "reading", reader):
-            if isinstance(ev, KeyEntry):
-                d = dbs[ev.db]
-                d["keys"] += 1
-                d["expires"] += ev.expire_ms is not None
-                d["by_type"][type_name(ev.value)] += 1
-                d["by_encoding"]["/".join(type_encoding_name(ev.rdb_type, valkey))] += 1
-            elif isinstance(ev, Header):
+            if isinstance(ev, Header):
                 valkey = ev.magic == b"VALKEY"
                 summary["magic"] = ev.magic.decode()
                 summary["version"] = ev.version
@@ -256,6 +299,7 @@ def info(
                 end = ev
     except RDBError as e:
         error = str(e)
+    _count_keys(counter, dbs, valkey)
     summary["aux"] = aux
     summary["functions"] = functions
     summary["module_aux"] = module_aux
@@ -281,6 +325,26 @@ def info(
         _fail(error)
     if summary["checksum"].startswith("MISMATCH"):
         raise typer.Exit(1)
+
+
+def _count_keys(counter: KeyCounter, dbs: dict[int, dict[str, Any]], valkey: bool) -> None:
+    """Add what a counting reader tallied (per DB, type byte and expiry) to `dbs`."""
+    for db, counts in sorted(counter.counts.items()):
+        for t in range(len(counts) // 2):
+            plain, with_expiry = counts[2 * t], counts[2 * t + 1]
+            n = plain + with_expiry
+            if not n:
+                continue
+            d = dbs[db]
+            d["keys"] += n
+            d["expires"] += with_expiry
+            kind, encoding = type_encoding_name(t, valkey)
+            d["by_encoding"][f"{kind}/{encoding}"] += n
+            if t != RDB_TYPE_MODULE_2:
+                d["by_type"][kind] += n
+    # Module values answer TYPE with their module's name.
+    for (db, name), n in counter.module_types.items():
+        dbs[db]["by_type"][name] += n
 
 
 def _checksum_status(end: End, reader: RDBReader) -> str:
@@ -320,32 +384,40 @@ def _print_info(s: dict[str, Any]) -> None:
 def dump(file: Path = FileArg) -> None:
     """Write every key as one JSON object per line (JSON Lines) on stdout."""
     out = sys.stdout
+    collector = KeyCollector()
+    keys = collector.keys_out
+
+    def flush() -> None:
+        # The keys of each chunk, in file order, written before the next chunk is read.
+        if keys:
+            out.write("".join([key_line(*k) + "\n" for k in keys]))
+            keys.clear()
+
     try:
-        for ev in _events(file, "dumping"):
-            if isinstance(ev, KeyEntry):
-                out.write(json.dumps(key_json(ev), ensure_ascii=False, allow_nan=False))
-                out.write("\n")
+        for _ in _events(file, "dumping", RDBReader(sink=collector), on_chunk=flush):
+            pass
     except RDBError as e:
+        flush()
         out.flush()
         _fail(str(e))
+    flush()
 
 
 @app.command()
 def verify(file: Path = FileArg) -> None:
     """Parse the whole file and check its CRC64: exit 0 if sound, 1 otherwise."""
-    keys = 0
+    counter = KeyCounter()
     header: Header | None = None
     end: End | None = None
     try:
-        for ev in _events(file, "verifying"):
-            if isinstance(ev, KeyEntry):
-                keys += 1
-            elif isinstance(ev, Header):
+        for ev in _events(file, "verifying", RDBReader(sink=counter)):
+            if isinstance(ev, Header):
                 header = ev
             elif isinstance(ev, End):
                 end = ev
     except RDBError as e:
         _fail(str(e))
+    keys = counter.keys
     assert header is not None and end is not None
     if end.checksum is None:
         crc = "no checksum (RDB version < 5)"

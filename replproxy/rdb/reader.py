@@ -44,6 +44,8 @@ from __future__ import annotations
 import gc
 import os
 import struct
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final, NoReturn
 
@@ -62,6 +64,7 @@ from replproxy.rdb.decoders import (
 )
 from replproxy.rdb.encodings import crc64
 from replproxy.rdb.model import (
+    RDB_TYPE_MODULE_2,
     RDB_VERSION_MAX_REDIS,
     RDB_VERSION_VALKEY_9,
     Aux,
@@ -79,11 +82,15 @@ from replproxy.rdb.model import (
     SlotInfo,
     Value,
     ZSetValue,
+    type_name,
 )
 from replproxy.rdb.scanner import ScanGen, scan_record
 from replproxy.speedups import c_function
 
 __all__ = [
+    "COUNT_SLOTS",
+    "KeyCollector",
+    "KeyCounter",
     "KeySink",
     "RDBReader",
     "RDBSinkError",
@@ -99,18 +106,32 @@ __all__ = [
 _u64: Final = struct.Struct("<Q").unpack_from
 _i64: Final = struct.Struct("<q").unpack_from
 _i32: Final = struct.Struct("<i").unpack_from
+_NO_COUNTS: Final = array("Q")  # counts of a reader that does not count
 _CHUNK: Final = 1 << 14  # iter_file read size: small feeds keep fresh objects in CPU caches
 _GC_PAUSE_MIN: Final = 1 << 18  # feeds this big are parsed with the cyclic GC paused
 
-# load_records(buf, pos, db, expire, dbs, expires, zset_type) -> (pos, expire, stored, skipped)
-_LoadRecords = Callable[
-    [bytes, int, int, int | None, list, list, type], tuple[int, int | None, int, int]
-]
+# The C entry points (replproxy/rdb/_loader.c) all return
+# (pos, expire, keys, skipped, cut): where they stopped, the prefix state there, the keys
+# they handled, the empty collections they skipped, and `cut`: 0, or, when they stopped
+# because that key record is cut by the end of the buffer, the buffer size it should need
+# (exact from a string's length, else estimated from the members read so far).
+_CResult = tuple[int, int | None, int, int, int]
+# load_records(buf, pos, db, expire, dbs, expires, zset_type)
+# count_records(buf, pos, expire, counts, zset_type)
+# collect_records(buf, pos, db, expire, out, zset_type)
+_LoadRecords = Callable[..., _CResult]
+
+# Reader modes: events, or one of the three sinks; and each sink's C entry point.
+_EVENTS, _LOAD, _COUNT, _COLLECT = 0, 1, 2, 3
+_C_ENTRY: Final = {_LOAD: "load_records", _COUNT: "count_records", _COLLECT: "collect_records"}
+
+COUNT_SLOTS: Final = 128
+"""`KeyCounter` slots per DB: index 2 * rdb_type + (1 if the key has an expiry else 0)."""
 
 
-def _load_speedups() -> _LoadRecords | None:
-    """The C sink-mode fast path, or None (not built, or REPLPROXY_NO_SPEEDUPS set)."""
-    fn: _LoadRecords | None = c_function("replproxy.rdb._loader", "load_records")
+def _load_speedups(name: str = "load_records") -> _LoadRecords | None:
+    """A C sink-mode fast path, or None (not built, or REPLPROXY_NO_SPEEDUPS set)."""
+    fn: _LoadRecords | None = c_function("replproxy.rdb._loader", name)
     return fn
 
 
@@ -134,6 +155,47 @@ class KeySink:
         self.dbs = dbs
         self.expires = expires
         self.keys = 0
+
+
+class KeyCounter:
+    """Where a counting `RDBReader` tallies keys instead of keeping them (`rdb verify`/`info`).
+
+    Every key record is still decoded and checked exactly as a load would, then dropped.
+    `counts[db]` is an `array("Q")` of `COUNT_SLOTS` slots: `[2 * rdb_type + has_expiry]`.
+    `module_types[(db, name)]` counts module values by what TYPE would answer for them (their
+    module's name). `keys` is the total.
+    """
+
+    __slots__ = ("counts", "keys", "module_types")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, array[int]] = {}
+        self.module_types: Counter[tuple[int, str]] = Counter()
+        self.keys = 0
+
+    def for_db(self, db: int) -> array[int]:
+        counts = self.counts.get(db)
+        if counts is None:
+            counts = self.counts[db] = array("Q", bytes(8 * COUNT_SLOTS))
+        return counts
+
+
+class KeyCollector:
+    """Where a collecting `RDBReader` puts keys as `(db, key, value, expire_ms)` tuples.
+
+    `keys_out` grows in file order (a repeated key appears each time); its consumer takes
+    them between feeds and empties it, so memory stays bounded by a feed's worth of keys.
+    IDLE and FREQ are dropped; `keys` counts every key collected so far.
+    """
+
+    __slots__ = ("keys", "keys_out")
+
+    def __init__(self) -> None:
+        self.keys_out: list[tuple[int, bytes, Value, int | None]] = []
+        self.keys = 0
+
+
+Sink = KeySink | KeyCounter | KeyCollector
 
 
 class RDBSinkError(RDBError, ValueError):
@@ -185,7 +247,9 @@ class RDBReader:
 
     With `sink=KeySink(dbs, expires)` keys are stored into those dicts instead (see `KeySink`)
     and produce no event; IDLE/FREQ are dropped; a key of a DB the sink has no dict for is an
-    `RDBSinkError` (also a `ValueError`). All other events are produced as usual.
+    `RDBSinkError` (also a `ValueError`). With `sink=KeyCounter()` keys are checked and
+    counted, and with `sink=KeyCollector()` collected as tuples (see those classes). All other
+    events are produced as usual.
 
     Errors are `RDBError` (malformed or truncated), `RDBUnsupportedError` (unknown version,
     type or opcode) or `RDBChecksumError`, each with the file byte offset. They are raised by
@@ -193,11 +257,25 @@ class RDBReader:
     still returned by `next_events()`, which then raises the same error again.
     """
 
-    def __init__(self, verify_checksum: bool = True, *, sink: KeySink | None = None) -> None:
+    def __init__(self, verify_checksum: bool = True, *, sink: Sink | None = None) -> None:
         self.verify_checksum = verify_checksum
-        # Sink mode: keys are stored into `sink` instead of becoming KeyEntry events.
+        # Sink mode: keys are stored, counted or collected instead of becoming KeyEntry events.
         self.sink = sink
-        self._fast: _LoadRecords | None = _load_speedups() if sink is not None else None
+        if sink is None:
+            self._mode = _EVENTS
+        elif isinstance(sink, KeySink):
+            self._mode = _LOAD
+        elif isinstance(sink, KeyCounter):
+            self._mode = _COUNT
+        elif isinstance(sink, KeyCollector):
+            self._mode = _COLLECT
+        else:
+            raise TypeError(f"not a sink: {type(sink).__name__}")
+        self._fast: _LoadRecords | None = (
+            _load_speedups(_C_ENTRY[self._mode]) if sink is not None else None
+        )
+        # The C path stopped at a record cut by the end of the buffer (see _parse).
+        self._c_cut = False
         self.version: int | None = None
         self.valkey = False
         self.skipped_empty_keys = 0
@@ -251,7 +329,7 @@ class RDBReader:
             return
         tail = self._tail
         if tail is not None:
-            if len(data) >= len(tail):
+            if len(data) >= len(tail) and len(tail) + len(data) >= self._need:
                 # The buffer at least doubles: retrying the decoder costs no more than the
                 # new bytes (amortised linear), and a cut small record needs nothing else.
                 self._tail = None
@@ -349,9 +427,12 @@ class RDBReader:
             self._scanner = None
             need = inc.need - rec
             # Did the scanner call this record complete while the decoder wants more? Then
-            # stop trusting the scanner for it and wait until the buffer doubles.
-            self._scan_failed = after_scan and rec == 0
-            self._need = max(need, 2 * len(tail)) if self._scan_failed else need
+            # stop trusting the scanner for it and wait until the buffer doubles. The same
+            # when the C path found the record cut: it is retried at C speed, no scanner.
+            c_cut, self._c_cut = self._c_cut, False
+            distrust = after_scan and rec == 0 and not c_cut
+            self._scan_failed = distrust or c_cut
+            self._need = max(need, 2 * len(tail)) if distrust else need
             return
         except RDBError as e:
             self._fail(rebased(e, self._base))
@@ -383,17 +464,29 @@ class RDBReader:
         readers = self._readers
         key_entry = KeyEntry
         rs = read_string
-        # Sink mode: `kd`/`kx` are the current DB's dicts (None: the sink has no such DB).
+        # Sink modes. Load: `kd`/`kx` are the current DB's dicts (None: the sink has no such
+        # DB). Count: `counts` is the current DB's slots. Collect: `out` takes the tuples.
+        mode = self._mode
         sink = self.sink
         fast = self._fast
         sdbs: list[dict[bytes, Value]] = []
         sexp: list[dict[bytes, int]] = []
         kd: dict[bytes, Value] | None = None
         kx: dict[bytes, int] = {}
-        if sink is not None:
+        counter: KeyCounter | None = None
+        counts: array[int] = _NO_COUNTS
+        out: list[tuple[int, bytes, Value, int | None]] = []
+        if isinstance(sink, KeySink):
             sdbs, sexp = sink.dbs, sink.expires
             if db < len(sdbs):
                 kd, kx = sdbs[db], sexp[db]
+        elif isinstance(sink, KeyCounter):
+            counter = sink
+            counts = sink.for_db(db)
+        elif isinstance(sink, KeyCollector):
+            out = sink.keys_out
+        out_append = out.append
+        cut = 0
         stored = 0
         skipped = 0
         try:
@@ -403,13 +496,27 @@ class RDBReader:
             version: int = self.version  # type: ignore[assignment]
             while pos < end:
                 if fast is not None:
-                    # The C path stores a run of simple key records and stops at the first
+                    # The C path handles a run of simple key records and stops at the first
                     # record (prefixes included) it leaves to the code below.
-                    pos, expire, n, n_skipped = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue)
+                    if mode == _LOAD:
+                        res = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue)
+                    elif mode == _COUNT:
+                        res = fast(buf, pos, expire, counts, ZSetValue)
+                    else:
+                        res = fast(buf, pos, db, expire, out, ZSetValue)
+                    pos, expire, n, n_skipped, cut = res
                     stored += n
                     skipped += n_skipped
                     if pos >= end:
                         break
+                    # `cut`: the key record after the prefixes at `pos` is cut by the end of
+                    # the buffer, and all of it that is here was accepted by C. Decoding it
+                    # again in Python only to learn that (or scanning it in Python) costs
+                    # Python time for a big value: below, once the prefixes are read, the
+                    # reader waits for the bytes C expects the record to need and lets C try
+                    # again, at C speed. At EOF Python decodes it, for the exact error.
+                    if self._eof:
+                        cut = 0
                 t = buf[pos]
                 if t == 0:
                     # The common record: string key and string value, both < 64 bytes. Reading
@@ -422,7 +529,7 @@ class RDBReader:
                             if c < 64:
                                 ve = ke + 1 + c
                                 if ve <= end:
-                                    if sink is None:
+                                    if mode == _EVENTS:
                                         append(
                                             key_entry(
                                                 db,
@@ -440,6 +547,14 @@ class RDBReader:
                                         if expire is not None:
                                             kx[key] = expire
                                         stored += 1
+                                    elif mode == _COUNT:
+                                        counts[expire is not None] += 1
+                                        stored += 1
+                                    elif mode == _COLLECT:
+                                        out_append(
+                                            (db, buf[pos + 2 : ke], buf[ke + 1 : ve], expire)
+                                        )
+                                        stored += 1
                                     else:
                                         raise self._no_db(db, len(sdbs), pos)
                                     pos = ve
@@ -448,6 +563,14 @@ class RDBReader:
                     except IndexError:
                         pass
                 if t < 64:
+                    if cut:
+                        # C's estimate plus 1/32, kept between 1.25x and 16x the record's
+                        # bytes here: one or two C retries for a big value, and no
+                        # unbounded wait on a wild estimate.
+                        have = end - pos
+                        self._c_cut = True
+                        want = cut + (cut - pos) // 32
+                        raise Incomplete(max(end + have // 4 + 1, min(want, end + 15 * have)))
                     reader = readers.get(t)
                     if reader is None:
                         raise unknown_type(t, version, self.valkey, pos)
@@ -464,12 +587,20 @@ class RDBReader:
                         raise rebased(e, 0, f"key {key!r} ({describe(t, self.valkey)}): ") from None
                     if not value and value.__class__ is not bytes:
                         skipped += 1
-                    elif sink is None:
+                    elif mode == _EVENTS:
                         append(key_entry(db, key, value, expire, idle, freq, t))
                     elif kd is not None:
                         kd[key] = value
                         if expire is not None:
                             kx[key] = expire
+                        stored += 1
+                    elif counter is not None:
+                        counts[2 * t + (expire is not None)] += 1
+                        if t == RDB_TYPE_MODULE_2:
+                            counter.module_types[(db, type_name(value))] += 1
+                        stored += 1
+                    elif mode == _COLLECT:
+                        out_append((db, key, value, expire))
                         stored += 1
                     else:
                         raise self._no_db(db, len(sdbs), pos)
@@ -496,11 +627,13 @@ class RDBReader:
                     db, p = read_len(buf, pos + 1, end)
                     append(SelectDB(db))
                     pos = p
-                    if sink is not None:
+                    if mode == _LOAD:
                         if db < len(sdbs):
                             kd, kx = sdbs[db], sexp[db]
                         else:
                             kd = None
+                    elif counter is not None:
+                        counts = counter.for_db(db)
                 elif t == 251:  # RESIZEDB
                     size, p = read_len(buf, pos + 1, end)
                     expires, p = read_len(buf, p, end)
