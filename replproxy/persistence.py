@@ -74,8 +74,16 @@ LOAD_PROGRESS_PERIOD = 1.0
 CHILD_POLL = 0.02
 _REPORT_MAX = 60_000  # a child's report must fit in the pipe buffer (64 KB): it never blocks
 
-# What each Redis release writes (rdb.h RDB_VERSION): 7.4+ 12, 7.2 11, 7.0 10, 5.0-6.2 9, 4.0 8.
-_REDIS_RDB_VERSIONS = (((7, 4), 12), ((7, 2), 11), ((7, 0), 10), ((5, 0), 9), ((4, 0), 8))
+# What each Redis release writes (rdb.h RDB_VERSION): 8.6+ 13, 7.4-8.4 12, 7.2 11, 7.0 10,
+# 5.0-6.2 9, 4.0 8.
+_REDIS_RDB_VERSIONS = (
+    ((8, 6), 13),
+    ((7, 4), 12),
+    ((7, 2), 11),
+    ((7, 0), 10),
+    ((5, 0), 9),
+    ((4, 0), 8),
+)
 _VERSION_AUX = (b"redis-ver", b"valkey-ver")
 
 

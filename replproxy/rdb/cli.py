@@ -22,9 +22,11 @@ count keys (`KeyCounter`: every value decoded and checked, then dropped; memory 
 writes them out before reading on.
 
 `dump` line format: `{"db": 0, "key": K, "type": T, "value": V, "expire_ms": null|int}`,
-plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs. Binary-safe strings
-(keys, members, fields, values): a byte string that is valid UTF-8 with no control character
-(U+0000-U+001F, U+007F-U+009F) is a JSON string; any other is `{"b64": "<base64>"}`.
+plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs and `"meta": [{"class",
+"version", "flags", "raw"}, ...]` for a key with module metadata (KEY_META, RDB 13).
+Binary-safe strings (keys, members, fields, values): a byte string that is valid UTF-8 with
+no control character (U+0000-U+001F, U+007F-U+009F) is a JSON string; any other is
+`{"b64": "<base64>"}`.
 `type` is what TYPE answers (a module value gives its module name). `value` by type:
 
 * string: S
@@ -37,6 +39,8 @@ plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs. Binary-sa
   "entries": [{"id": "ms-seq", "fields": [[f, v], ...]}],
   "groups": [{"name", "last_id", "entries_read", "pel": [{"id", "delivery_time",
   "delivery_count"}], "consumers": [{"name", "seen_time", "active_time", "pending": [id]}]}]}
+  plus, for a stream saved with IDMP state (type 26), "idmp": {"duration", "max_entries",
+  "producers": [{"pid", "entries": [[iid, id], ...]}], "iids_added", "iids_duplicates"}
 * module value: {"module": name, "encver": n, "raw": {"b64": ...}}
 """
 
@@ -71,6 +75,7 @@ from replproxy.rdb.model import (
     RDBError,
     ResizeDB,
     SelectDB,
+    SlotImport,
     StreamValue,
     Value,
     ZSetValue,
@@ -143,7 +148,7 @@ def _sid(i: tuple[int, int]) -> str:
 
 def _stream_json(s: StreamValue) -> dict[str, Any]:
     e = encode_bytes
-    return {
+    out = {
         "length": s.length,
         "last_id": _sid(s.last_id),
         "first_id": _sid(s.first_id),
@@ -179,6 +184,18 @@ def _stream_json(s: StreamValue) -> dict[str, Any]:
             for g in s.groups
         ],
     }
+    if s.idmp is not None:
+        out["idmp"] = {
+            "duration": s.idmp.duration,
+            "max_entries": s.idmp.max_entries,
+            "producers": [
+                {"pid": e(pid), "entries": [[e(iid), _sid(sid)] for iid, sid in tracked]}
+                for pid, tracked in s.idmp.producers.items()
+            ],
+            "iids_added": s.idmp.iids_added,
+            "iids_duplicates": s.idmp.iids_duplicates,
+        }
+    return out
 
 
 def value_json(value: Value) -> Any:
@@ -214,6 +231,11 @@ def key_json(entry: KeyEntry) -> dict[str, Any]:
     }
     if isinstance(entry.value, HashValue) and entry.value.expires:
         out["field_expires"] = [[encode_bytes(f), ms] for f, ms in entry.value.expires.items()]
+    if entry.meta:
+        out["meta"] = [
+            {"class": m.name, "version": m.version, "flags": m.flags, "raw": encode_bytes(m.raw)}
+            for m in entry.meta
+        ]
     return out
 
 
@@ -273,7 +295,7 @@ def info(
     dbs: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"keys": 0, "expires": 0, "by_type": Counter(), "by_encoding": Counter()}
     )
-    functions = module_aux = 0
+    functions = module_aux = slot_imports = 0
     counter = KeyCounter()
     reader = RDBReader(verify_checksum=False, sink=counter)
     error: str | None = None
@@ -291,6 +313,8 @@ def info(
                 functions += 1
             elif isinstance(ev, ModuleAux):
                 module_aux += 1
+            elif isinstance(ev, SlotImport):
+                slot_imports += 1
             elif isinstance(ev, SelectDB):
                 dbs[ev.db]
             elif isinstance(ev, ResizeDB):
@@ -303,6 +327,7 @@ def info(
     summary["aux"] = aux
     summary["functions"] = functions
     summary["module_aux"] = module_aux
+    summary["slot_imports"] = slot_imports
     summary["dbs"] = {
         str(n): {
             "keys": d["keys"],
@@ -370,6 +395,8 @@ def _print_info(s: dict[str, Any]) -> None:
             echo(f"  {k}: {v if isinstance(v, str) else json.dumps(v)}")
     echo(f"functions: {s['functions']}")
     echo(f"module aux records: {s['module_aux']}")
+    if s["slot_imports"]:
+        echo(f"slot imports in progress: {s['slot_imports']}")
     echo(f"keys: {s['keys']}")
     for n, d in s["dbs"].items():
         echo(f"db {n}: {d['keys']} keys, {d['expires']} with expiry")
@@ -390,7 +417,21 @@ def dump(file: Path = FileArg) -> None:
     def flush() -> None:
         # The keys of each chunk, in file order, written before the next chunk is read.
         if keys:
-            out.write("".join([key_line(*k) + "\n" for k in keys]))
+            meta = collector.meta
+            if meta:
+                lines = [
+                    json.dumps(
+                        key_json(KeyEntry(*k, meta=meta[i])), ensure_ascii=False, allow_nan=False
+                    )
+                    if i in meta
+                    else key_line(*k)
+                    for i, k in enumerate(keys)
+                ]
+                meta.clear()
+            else:
+                lines = [key_line(*k) for k in keys]
+            lines.append("")
+            out.write("\n".join(lines))
             keys.clear()
 
     try:

@@ -31,13 +31,17 @@ from replproxy.rdb.encodings import (
     lzf_decompress,
 )
 from replproxy.rdb.model import (
+    KEY_META_MAX_CLASSES,
     HashValue,
+    KeyMeta,
     ModuleValue,
     RDBError,
     RDBUnsupportedError,
+    SlotImport,
     StreamConsumer,
     StreamGroup,
     StreamID,
+    StreamIdmp,
     StreamPendingEntry,
     StreamValue,
     Value,
@@ -52,7 +56,9 @@ __all__ = [
     "module_name",
     "module_stream_end",
     "read_fixed",
+    "read_key_meta",
     "read_len",
+    "read_slot_import",
     "read_string",
     "rebased",
     "skip_string",
@@ -62,6 +68,7 @@ __all__ = [
 ]
 
 _u64: Final = struct.Struct("<Q").unpack_from
+_u32: Final = struct.Struct("<I").unpack_from
 _i64: Final = struct.Struct("<q").unpack_from
 _i32: Final = struct.Struct("<i").unpack_from
 _i16: Final = struct.Struct("<h").unpack_from
@@ -103,6 +110,7 @@ _TYPE_ENCODINGS: Final = {
     23: ("hash", "listpack with field TTLs (7.4 RC)"),
     24: ("hash", "hashtable with field TTLs"),
     25: ("hash", "listpack with field TTLs"),
+    26: ("stream", "stream listpacks v4 (IDMP)"),
 }
 _VALKEY_TYPE_ENCODINGS: Final = {22: ("hash", "hashtable with field TTLs (HASH_2)")}
 
@@ -671,7 +679,7 @@ def _read_id_lens(buf: bytes, p: int, end: int) -> tuple[StreamID, int]:
 
 
 def _v_stream(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    """Types 15/19/21 (`rdbLoadObject`, RDB_TYPE_STREAM_LISTPACKS*)."""
+    """Types 15/19/21/26 (`rdbLoadObject`, RDB_TYPE_STREAM_LISTPACKS*)."""
     n_lp, p = read_len(buf, p, end)
     entries: dict[StreamID, list[tuple[bytes, bytes]]] = {}
     for _ in range(n_lp):
@@ -760,7 +768,41 @@ def _v_stream(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
                 raise RDBError(f"duplicate PEL entry in consumer {cname!r}", at)
             group.consumers.append(consumer)
         s.groups.append(group)
+    if t >= 26:
+        s.idmp, p = _read_stream_idmp(buf, p, end)
     return s, p
+
+
+def _read_stream_idmp(buf: bytes, p: int, end: int) -> tuple[StreamIdmp, int]:
+    """The IDMP section of a type-26 stream (RDB 13), after its consumer groups.
+
+    duration, max_entries, n_producers; per producer: pid string, n_entries, then per entry
+    an iid string and the entry id (ms, seq lengths); then iids_added, iids_duplicates.
+    """
+    duration, p = read_len(buf, p, end)
+    max_entries, p = read_len(buf, p, end)
+    n_producers, p = read_len(buf, p, end)
+    producers: dict[bytes, list[tuple[bytes, StreamID]]] = {}
+    for _ in range(n_producers):
+        at = p
+        pid, p = read_string(buf, p, end)
+        if pid in producers:
+            raise RDBError(f"duplicate stream IDMP producer {pid!r}", at)
+        n_entries, p = read_len(buf, p, end)
+        tracked: list[tuple[bytes, StreamID]] = []
+        seen: set[bytes] = set()
+        for _ in range(n_entries):
+            at = p
+            iid, p = read_string(buf, p, end)
+            if iid in seen:
+                raise RDBError(f"duplicate IDMP id {iid!r} of producer {pid!r}", at)
+            seen.add(iid)
+            eid, p = _read_id_lens(buf, p, end)
+            tracked.append((iid, eid))
+        producers[pid] = tracked
+    iids_added, p = read_len(buf, p, end)
+    iids_duplicates, p = read_len(buf, p, end)
+    return StreamIdmp(duration, max_entries, producers, iids_added, iids_duplicates), p
 
 
 _COMMON_READERS: Final[dict[int, ValueReader]] = {
@@ -787,6 +829,64 @@ _COMMON_READERS: Final[dict[int, ValueReader]] = {
     21: _v_stream,
 }
 
+KEY_META_SPEC_SIZE: Final = 4  # a class spec: 32 bits, native (little-endian) order
+
+
+def read_key_meta(buf: bytes, p: int, end: int) -> tuple[tuple[KeyMeta, ...], int]:
+    """A KEY_META record after its opcode (RDB 13, `rdbLoadKeyMetadata`): the classes.
+
+    n_classes (at most 7), then per class: the 4-byte class spec and its value, a module
+    opcode stream through its EOF (0).
+    """
+    start = p
+    n, p = read_len(buf, p, end)
+    if n > KEY_META_MAX_CLASSES:
+        raise RDBError(
+            f"key metadata lists {n} classes, more than the {KEY_META_MAX_CLASSES} that exist",
+            start,
+        )
+    classes = []
+    for _ in range(n):
+        p = read_fixed(p, KEY_META_SPEC_SIZE, end)
+        spec = _u32(buf, p - KEY_META_SPEC_SIZE)[0]
+        value_start = p
+        try:
+            p = module_stream_end(buf, p, end)
+        except RDBError as e:
+            raise rebased(e, 0, f"key metadata class {KeyMeta(spec, b'').name!r}: ") from None
+        classes.append(KeyMeta(spec, buf[value_start:p]))
+    return tuple(classes), p
+
+
+SLOT_IMPORT_NAME_LEN: Final = 40  # CLUSTER_NAMELEN: a job name is 40 hex characters
+CLUSTER_SLOTS: Final = 16384
+
+
+def read_slot_import(buf: bytes, p: int, end: int) -> tuple[SlotImport, int]:
+    """A Valkey 9 SLOT_IMPORT record after its opcode (`clusterRDBLoadSlotImport`).
+
+    The job name (a string of exactly 40 bytes), n_ranges, then (start, end) slot lengths
+    per range with 0 <= start <= end < 16384; Valkey refuses anything else, so does this.
+    """
+    at = p
+    name, p = read_string(buf, p, end)
+    if len(name) != SLOT_IMPORT_NAME_LEN:
+        raise RDBError(
+            f"invalid slot import job name length {len(name)} "
+            f"(a job name has {SLOT_IMPORT_NAME_LEN} characters)",
+            at,
+        )
+    n, p = read_len(buf, p, end)
+    ranges = []
+    for _ in range(n):
+        at = p
+        first, p = read_len(buf, p, end)
+        last, p = read_len(buf, p, end)
+        if not first <= last < CLUSTER_SLOTS:
+            raise RDBError(f"invalid slot import range: start={first} end={last}", at)
+        ranges.append((first, last))
+    return SlotImport(name, tuple(ranges)), p
+
 
 def value_readers(version: int, valkey: bool) -> dict[int, ValueReader]:
     """The object types a file of this dialect/version may hold, with their readers."""
@@ -798,6 +898,8 @@ def value_readers(version: int, valkey: bool) -> dict[int, ValueReader]:
         readers[23] = _v_hash_listpack_ex
         readers[24] = _v_hash_metadata
         readers[25] = _v_hash_listpack_ex
+        if version >= 13:
+            readers[26] = _v_stream
     return readers
 
 

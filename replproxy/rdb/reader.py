@@ -55,7 +55,9 @@ from replproxy.rdb.decoders import (
     describe,
     module_name,
     module_stream_end,
+    read_key_meta,
     read_len,
+    read_slot_import,
     read_string,
     rebased,
     type_encoding_name,
@@ -73,6 +75,7 @@ from replproxy.rdb.model import (
     Function,
     Header,
     KeyEntry,
+    KeyMeta,
     ModuleAux,
     RDBChecksumError,
     RDBError,
@@ -184,14 +187,16 @@ class KeyCollector:
     """Where a collecting `RDBReader` puts keys as `(db, key, value, expire_ms)` tuples.
 
     `keys_out` grows in file order (a repeated key appears each time); its consumer takes
-    them between feeds and empties it, so memory stays bounded by a feed's worth of keys.
-    IDLE and FREQ are dropped; `keys` counts every key collected so far.
+    them between feeds and empties it (and `meta`), so memory stays bounded by a feed's worth
+    of keys. `meta` maps the index in `keys_out` of a key with module metadata (KEY_META,
+    RDB 13) to its classes. IDLE and FREQ are dropped; `keys` counts every key collected.
     """
 
-    __slots__ = ("keys", "keys_out")
+    __slots__ = ("keys", "keys_out", "meta")
 
     def __init__(self) -> None:
         self.keys_out: list[tuple[int, bytes, Value, int | None]] = []
+        self.meta: dict[int, tuple[KeyMeta, ...]] = {}
         self.keys = 0
 
 
@@ -289,6 +294,7 @@ class RDBReader:
         self._expire: int | None = None
         self._idle: int | None = None
         self._freq: int | None = None
+        self._meta: tuple[KeyMeta, ...] = ()  # KEY_META classes pending for the next key
         self._readers: dict[int, ValueReader] = {}
         self._tail: bytearray | None = None  # slow mode: the bytes of a cut record
         self._scanner: ScanGen | None = None
@@ -461,6 +467,7 @@ class RDBReader:
         expire = self._expire
         idle = self._idle
         freq = self._freq
+        meta = self._meta
         readers = self._readers
         key_entry = KeyEntry
         rs = read_string
@@ -476,6 +483,7 @@ class RDBReader:
         counter: KeyCounter | None = None
         counts: array[int] = _NO_COUNTS
         out: list[tuple[int, bytes, Value, int | None]] = []
+        out_meta: dict[int, tuple[KeyMeta, ...]] = {}
         if isinstance(sink, KeySink):
             sdbs, sexp = sink.dbs, sink.expires
             if db < len(sdbs):
@@ -484,7 +492,7 @@ class RDBReader:
             counter = sink
             counts = sink.for_db(db)
         elif isinstance(sink, KeyCollector):
-            out = sink.keys_out
+            out, out_meta = sink.keys_out, sink.meta
         out_append = out.append
         cut = 0
         stored = 0
@@ -495,7 +503,8 @@ class RDBReader:
                 readers = self._readers
             version: int = self.version  # type: ignore[assignment]
             while pos < end:
-                if fast is not None:
+                # C stores keys without module metadata: a key after KEY_META is Python's.
+                if fast is not None and not meta:
                     # The C path handles a run of simple key records and stops at the first
                     # record (prefixes included) it leaves to the code below.
                     if mode == _LOAD:
@@ -518,7 +527,7 @@ class RDBReader:
                     if self._eof:
                         cut = 0
                 t = buf[pos]
-                if t == 0:
+                if t == 0 and not meta:
                     # The common record: string key and string value, both < 64 bytes. Reading
                     # past the end raises IndexError and leaves it to the general path.
                     try:
@@ -585,10 +594,12 @@ class RDBReader:
                         value, p = reader(buf, p, end, t)
                     except RDBError as e:
                         raise rebased(e, 0, f"key {key!r} ({describe(t, self.valkey)}): ") from None
+                    if meta and mode != _EVENTS:
+                        meta = self._key_meta_kept(key, meta, pos)
                     if not value and value.__class__ is not bytes:
                         skipped += 1
                     elif mode == _EVENTS:
-                        append(key_entry(db, key, value, expire, idle, freq, t))
+                        append(key_entry(db, key, value, expire, idle, freq, t, meta))
                     elif kd is not None:
                         kd[key] = value
                         if expire is not None:
@@ -600,12 +611,15 @@ class RDBReader:
                             counter.module_types[(db, type_name(value))] += 1
                         stored += 1
                     elif mode == _COLLECT:
+                        if meta:
+                            out_meta[len(out)] = meta
                         out_append((db, key, value, expire))
                         stored += 1
                     else:
                         raise self._no_db(db, len(sdbs), pos)
                     pos = p
                     expire = idle = freq = None
+                    meta = ()
                 elif t == 252:  # EXPIRETIME_MS
                     if pos + 9 > end:
                         raise Incomplete(pos + 9)
@@ -644,6 +658,9 @@ class RDBReader:
                     v, p = rs(buf, p, end)
                     append(Aux(k, v))
                     pos = p
+                elif t == 243 and not self.valkey and version >= 13:  # KEY_META
+                    meta, p = read_key_meta(buf, pos + 1, end)
+                    pos = p
                 elif t == 255:  # EOF
                     return self._parse_eof(buf, pos, end, version)
                 else:
@@ -655,9 +672,28 @@ class RDBReader:
             self._expire = expire
             self._idle = idle
             self._freq = freq
+            self._meta = meta
             self.skipped_empty_keys += skipped
             if sink is not None:
                 sink.keys += stored
+
+    def _key_meta_kept(
+        self, key: bytes, meta: tuple[KeyMeta, ...], pos: int
+    ) -> tuple[KeyMeta, ...]:
+        """The module metadata of `key` a sink keeps (see `RDBReader`); may raise."""
+        if self._mode != _LOAD:
+            return meta  # counted or collected as they are
+        for m in meta:
+            if not m.allow_ignore:
+                # Redis without the class: "RDB load key metadata failed: Class '%s' not
+                # registered or missing rdb_load()".
+                raise RDBUnsupportedError(
+                    f"key {key!r} carries module metadata of class {m.name!r} (version "
+                    f"{m.version}), which this relay cannot keep and whose flags do not "
+                    "allow ignoring it",
+                    pos,
+                )
+        return ()
 
     @staticmethod
     def _no_db(db: int, ndbs: int, pos: int) -> RDBSinkError:
@@ -686,11 +722,11 @@ class RDBReader:
                     f"(known: VALKEY{RDB_VERSION_VALKEY_9:03d})",
                     len(magic),
                 )
-        elif 13 <= version <= 15:
+        elif RDB_VERSION_MAX_REDIS < version < RDB_VERSION_VALKEY_9:
             raise RDBUnsupportedError(
-                f"unsupported RDB version {version} (Redis 8.6+): its new object types and "
-                f"opcodes are not supported; this reader knows RDB 1-{RDB_VERSION_MAX_REDIS} "
-                f"and VALKEY080",
+                f"unsupported RDB version {version} (newer than Redis 8.6's RDB "
+                f"{RDB_VERSION_MAX_REDIS}): its new object types and opcodes are not known "
+                f"here; this reader knows RDB 1-{RDB_VERSION_MAX_REDIS} and VALKEY080",
                 5,
             )
         elif not 1 <= version <= RDB_VERSION_MAX_REDIS:
@@ -756,6 +792,10 @@ class RDBReader:
             except RDBError as e:
                 raise rebased(e, 0, f"module aux of {module_name(mid)!r}: ") from None
             append(ModuleAux(mid, module_name(mid), when, buf[raw_start:p]))
+            return p
+        if t == 243 and self.valkey:  # SLOT_IMPORT (Valkey 9)
+            slot_import, p = read_slot_import(buf, pos + 1, end)
+            append(slot_import)
             return p
         if t == 244:  # SLOT_INFO
             slot, p = read_len(buf, pos + 1, end)

@@ -117,6 +117,14 @@ def _g_stream(tail: bytearray, p: int, t: int) -> ScanGen:
             p += 16 if t >= 21 else 8  # seen_time [+ active_time]
             n, p = yield from _g_len(tail, p)
             p += 16 * n
+    if t >= 26:  # IDMP: duration, max entries, producers (pid, n, n x (iid, ms, seq)), 2 counters
+        p = yield from _g_items(tail, p, 1, ("L", "L"))
+        n_producers, p = yield from _g_len(tail, p)
+        for _ in range(n_producers):
+            p = yield from _g_str(tail, p)
+            n, p = yield from _g_len(tail, p)
+            p = yield from _g_items(tail, p, n, ("S", "L", "L"))
+        p = yield from _g_items(tail, p, 1, ("L", "L"))
     return p
 
 
@@ -141,7 +149,7 @@ def _g_value(tail: bytearray, p: int, t: int, valkey: bool) -> ScanGen:
     if t == 18:
         n, p = yield from _g_len(tail, p)
         return (yield from _g_items(tail, p, n, ("L", "S")))
-    if t in (15, 19, 21):
+    if t in (15, 19, 21, 26):
         return (yield from _g_stream(tail, p, t))
     if t == 22 and valkey:
         n, p = yield from _g_len(tail, p)
@@ -200,6 +208,15 @@ def scan_record(
         elif t == 247:
             p = yield from _g_items(tail, p, 1, ("L", "L", "L"))
             p = yield from _g_module_stream(tail, p)
+        elif t == 243 and valkey:  # SLOT_IMPORT: name, n, n x (start, end)
+            p = yield from _g_str(tail, p)
+            n, p = yield from _g_len(tail, p)
+            p = yield from _g_items(tail, p, n, ("L", "L"))
+        elif t == 243 and version >= 13:  # KEY_META: n, n x (4-byte spec, module stream)
+            n, p = yield from _g_len(tail, p)
+            for _ in range(n):
+                p = yield from _g_need(tail, p + 4)
+                p = yield from _g_module_stream(tail, p)
         else:
             return len(tail)
         return (yield from _g_need(tail, p))
