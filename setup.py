@@ -1,6 +1,7 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
-`replproxy.rdb._loader` speeds up loading RDB snapshots into the keyspace,
+`replproxy.rdb._loader` speeds up loading RDB snapshots into the keyspace (and the
+`replproxy rdb` commands), `replproxy.rdb._jsonl` the JSON Lines of `replproxy rdb dump`,
 `replproxy.resp._encode` the encoding of client replies and the stream's splitting, and
 `replproxy.keyspace._store` MSET's stores. All are optional:
 where it cannot be compiled (no compiler, no Python headers) the install still succeeds and
@@ -14,6 +15,12 @@ setup(
         Extension(
             "replproxy.rdb._loader",
             sources=["replproxy/rdb/_loader.c"],
+            optional=True,
+        ),
+        # The JSON Lines of `replproxy rdb dump` (replproxy.rdb.cli falls back to Python).
+        Extension(
+            "replproxy.rdb._jsonl",
+            sources=["replproxy/rdb/_jsonl.c"],
             optional=True,
         ),
         # Arrays of bulk strings for client replies (replproxy.resp.reply falls back to

@@ -1,5 +1,5 @@
-"""The optional C accelerators (`replproxy/rdb/_loader.c`, `replproxy/resp/_encode.c`,
-`replproxy/keyspace/_store.c`).
+"""The optional C accelerators (`replproxy/rdb/_loader.c`, `replproxy/rdb/_jsonl.c`,
+`replproxy/resp/_encode.c`, `replproxy/keyspace/_store.c`).
 
 Each is built when a compiler is there and is never required: every caller keeps the Python
 path, which is the reference. `REPLPROXY_NO_SPEEDUPS=1` turns them all off (read when the

@@ -19,7 +19,9 @@ All three read through the reader's sink modes, so the optional C loader
 (`replproxy/rdb/_loader.c`) does the per-key work, as in a full sync: `verify` and `info`
 count keys (`KeyCounter`: every value decoded and checked, then dropped; memory stays flat),
 `dump` collects `(db, key, value, expire)` tuples a chunk at a time (`KeyCollector`) and
-writes them out before reading on.
+writes them out before reading on, through the optional C encoder `_jsonl.dump_lines`
+(byte for byte `key_line`/`key_json`, which it falls back on for streams, module values and
+hashes with field TTLs).
 
 `dump` line format: `{"db": 0, "key": K, "type": T, "value": V, "expire_ms": null|int}`,
 plus `"field_expires": [[field, ms], ...]` for a hash with field TTLs and `"meta": [{"class",
@@ -82,6 +84,7 @@ from replproxy.rdb.model import (
     type_name,
 )
 from replproxy.rdb.reader import KeyCollector, KeyCounter, RDBReader
+from replproxy.speedups import c_function
 
 app = typer.Typer(
     help="Read RDB snapshots: summary (info), JSON Lines (dump), integrity check (verify).",
@@ -414,6 +417,8 @@ def dump(file: Path = FileArg) -> None:
     collector = KeyCollector()
     keys = collector.keys_out
 
+    c_lines = c_function("replproxy.rdb._jsonl", "dump_lines")
+
     def flush() -> None:
         # The keys of each chunk, in file order, written before the next chunk is read.
         if keys:
@@ -427,11 +432,15 @@ def dump(file: Path = FileArg) -> None:
                     else key_line(*k)
                     for i, k in enumerate(keys)
                 ]
+                lines.append("")
+                out.write("\n".join(lines))
                 meta.clear()
+            elif c_lines is not None:
+                out.write(c_lines(keys, ZSetValue, key_line))
             else:
                 lines = [key_line(*k) for k in keys]
-            lines.append("")
-            out.write("\n".join(lines))
+                lines.append("")
+                out.write("\n".join(lines))
             keys.clear()
 
     try:
