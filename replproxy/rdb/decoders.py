@@ -10,8 +10,10 @@ records, opcodes or feeding: that is `reader` (the record grammar and the driver
 `scanner` (finding where a record cut by a chunk boundary ends).
 
 Which types a file may hold depends on its dialect and version (`value_readers`): the type
-numbers 22/23 mean Valkey's HASH_2 in a `VALKEY` file and the Redis 7.4 release-candidate
-hash-with-TTL types in a `REDIS` file of version >= 12.
+number 22 means Valkey's HASH_2 in a `VALKEY` file; 22-25 are Redis's hash-with-TTL types
+in a `REDIS` file of version >= 12, 26 its stream with IDMP state from version 13. The two
+records numbered 243 are decoded here too: KEY_META (`read_key_meta`, Redis RDB 13) and
+SLOT_IMPORT (`read_slot_import`, Valkey 9).
 
 Module values: `decode_module_value` is the one place that turns a module-value record
 (type 7) into a value; today every module value stays a raw `ModuleValue`.

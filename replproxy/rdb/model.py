@@ -15,7 +15,7 @@ Value model (what `KeyEntry.value` holds, by Redis type):
 | set | `set[bytes]` |
 | zset | `ZSetValue` (dict member -> float score) |
 | hash | `dict[bytes, bytes]`; `HashValue` (a dict with per-field expiry) when a field has a TTL |
-| stream | `StreamValue` |
+| stream | `StreamValue` (its IDMP state, RDB 13, in `StreamIdmp`) |
 | module value | `ModuleValue` (opaque raw bytes, kept so it can be written out again) |
 """
 

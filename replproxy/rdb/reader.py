@@ -2,12 +2,12 @@
 
 This module owns the RDB record grammar (`src/rdb.c` `rdbLoadRioWithLoadingCtx`): the
 header, the opcodes, the key records and their prefixes, the EOF and CRC64, for RDB versions
-1-12 (`REDIS0001`..`REDIS0012`) and Valkey 9 (`VALKEY080`); and the driver that feeds it
-chunks of any size. Object values are decoded by `decoders` (one function per type), the
-blob formats inside them (ziplist, listpack, intset, zipmap, LZF, CRC64) by `encodings`;
-`scanner` finds where a record cut by a chunk boundary ends. The value and event shapes live
-in `model`. It never opens files or sockets: `read_file`/`iter_file` are thin loops that
-feed an `RDBReader`. `decode_value` decodes one DUMP-style value.
+1-13 (`REDIS0001`..`REDIS0013`, Redis 2.2-8.6) and Valkey 9 (`VALKEY080`); and the driver
+that feeds it chunks of any size. Object values are decoded by `decoders` (one function per
+type), the blob formats inside them (ziplist, listpack, intset, zipmap, LZF, CRC64) by
+`encodings`; `scanner` finds where a record cut by a chunk boundary ends. The value and
+event shapes live in `model`. It never opens files or sockets: `read_file`/`iter_file` are
+thin loops that feed an `RDBReader`. `decode_value` decodes one DUMP-style value.
 
 Design, for speed and bounded memory:
 
@@ -23,20 +23,24 @@ Design, for speed and bounded memory:
   decoder ever disagree, the reader falls back to waiting until the buffered size doubles,
   which is still linear.
 * The CRC64 is computed over consumed bytes as they are dropped, one C call per chunk.
-* Sink mode (`RDBReader(sink=KeySink(dbs, expires))`): keys go straight into per-DB dicts
-  instead of becoming `KeyEntry` events (IDLE/FREQ are dropped); every other record is still
-  an event. There the optional C accelerator `_loader.load_records` parses runs of simple
-  key records (strings, plain and compact collections) into the dicts and stops at anything
-  else, including any malformation: this module then parses that record itself, so it stays
-  the reference for values and the only source of errors. `REPLPROXY_NO_SPEEDUPS=1` (read
-  when a reader is made) turns the accelerator off.
+* Sink modes: `KeySink(dbs, expires)` stores keys straight into per-DB dicts (a full sync),
+  `KeyCounter()` checks and counts them (`rdb verify|info`), `KeyCollector()` hands them on
+  as tuples (`rdb dump`), instead of `KeyEntry` events (IDLE/FREQ are dropped); every other
+  record is still an event. There the optional C accelerator (`_loader.c`: `load_records`,
+  `count_records`, `collect_records`) handles runs of simple key records (strings, plain and
+  compact collections) and stops at anything else, including any malformation: this module
+  then parses that record itself, so it stays the reference for values and the only source
+  of errors. A key record C finds cut by the end of the buffer is retried in C once the
+  bytes it should need are there, not decoded or scanned in Python.
+  `REPLPROXY_NO_SPEEDUPS=1` (read when a reader is made) turns the accelerator off.
 
 Redis behaviours kept on purpose: empty collections are skipped like `rdbLoadObject` does
 (counted in `skipped_empty_keys`); duplicate members, NaN scores in types 3/5 and consumer
-PEL entries missing from their group PEL are corruption. Dialect rule for the colliding type
-numbers 22/23: a `VALKEY` file means Valkey's HASH_2 (22); a `REDIS` file of version >= 12
-means the Redis 7.4 release-candidate hash-with-TTL types; types 22-25 are refused in older
-`REDIS` files. RDB 13-15 (Redis 8.6+) are refused: their new types are not documented here.
+PEL entries missing from their group PEL are corruption. Dialect rule for the colliding
+numbers: a `VALKEY` file means Valkey's HASH_2 (type 22) and SLOT_IMPORT (opcode 243); a
+`REDIS` file of version >= 12 means Redis's types 22-25, of version >= 13 also type 26 and
+KEY_META (opcode 243, module metadata before a key's type byte); older `REDIS` files have
+none of them. RDB 14 and later are refused, naming the version (docs/rdb.md).
 """
 
 from __future__ import annotations
