@@ -10,10 +10,9 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["rdb"]:
-        from replproxy.rdb.cli import app
+        from replproxy.rdb.cli import main as rdb_main
 
-        app(args=sys.argv[2:], prog_name="replproxy rdb")
-        return
+        sys.exit(rdb_main(sys.argv[2:]))
     from replproxy.cli import main as cli_main
 
     cli_main()
