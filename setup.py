@@ -1,6 +1,7 @@
 """Build script for the optional C accelerator; all metadata lives in pyproject.toml.
 
-`replproxy.rdb._speedups` speeds up loading RDB snapshots into the keyspace,
+`replproxy.rdb._loader` speeds up loading RDB snapshots into the keyspace (and the
+`replproxy rdb` commands), `replproxy.rdb._jsonl` the JSON Lines of `replproxy rdb dump`,
 `replproxy.resp._replies` the encoding of client replies, `replproxy.resp._lanes` the fast
 lanes of canonical input (GET/MGET, the replication stream), and `replproxy.keyspace._store`
 MSET's stores. All are optional:
@@ -13,8 +14,14 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "replproxy.rdb._speedups",
-            sources=["replproxy/rdb/_speedups.c"],
+            "replproxy.rdb._loader",
+            sources=["replproxy/rdb/_loader.c"],
+            optional=True,
+        ),
+        # The JSON Lines of `replproxy rdb dump` (replproxy.rdb.cli falls back to Python).
+        Extension(
+            "replproxy.rdb._jsonl",
+            sources=["replproxy/rdb/_jsonl.c"],
             optional=True,
         ),
         # Arrays of bulk strings and scored ranges for client replies (replproxy.resp.reply

@@ -256,8 +256,8 @@ class MasterDialect:
 
     @cached_property
     def rdb_version(self) -> int:
-        """The RDB version the master writes (rdb.h RDB_VERSION): Redis 7.4+ 12, 7.2 11,
-        7.0 10, 5.0-6.2 9, 4.0 8, older 7; Valkey 9 80, other Valkeys 11."""
+        """The RDB version the master writes (rdb.h RDB_VERSION): Redis 8.6+ 13, 7.4-8.4 12,
+        7.2 11, 7.0 10, 5.0-6.2 9, 4.0 8, older 7; Valkey 9 80, other Valkeys 11."""
         if self.valkey:
             return 80 if self.version >= (9, 0, 0) else 11
         for since, version in _REDIS_RDB_VERSIONS:
@@ -268,6 +268,7 @@ class MasterDialect:
 
 # What each Redis release writes, newest first.
 _REDIS_RDB_VERSIONS = (
+    ((8, 6, 0), 13),
     ((7, 4, 0), 12), ((7, 2, 0), 11), ((7, 0, 0), 10), ((5, 0, 0), 9), ((4, 0, 0), 8)
 )
 

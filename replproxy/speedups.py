@@ -1,6 +1,8 @@
 """The optional C accelerators, and the one switch that turns them off.
 
-- `replproxy/rdb/_speedups.c`: loading RDB records straight into the keyspace;
+- `replproxy/rdb/_loader.c`: loading RDB records straight into the keyspace (and counting
+  them for `replproxy rdb info|verify`);
+- `replproxy/rdb/_jsonl.c`: the JSON Lines of `replproxy rdb dump`;
 - `replproxy/resp/_replies.c`: arrays of bulk strings and scored ranges in replies;
 - `replproxy/resp/_lanes.c`: GET/MGET and the replication stream's canonical commands;
 - `replproxy/keyspace/_store.c`: MSET's stores with memory prefetching.
@@ -32,7 +34,8 @@ def c_function(module: str, name: str) -> Any:
 
 # Each accelerator's short name (the start-up line's) and module.
 ACCELERATORS = {
-    "rdb": "replproxy.rdb._speedups",
+    "rdb": "replproxy.rdb._loader",
+    "jsonl": "replproxy.rdb._jsonl",
     "replies": "replproxy.resp._replies",
     "lanes": "replproxy.resp._lanes",
     "store": "replproxy.keyspace._store",

@@ -11,6 +11,7 @@ from replproxy.keyspace import Keyspace, library_name
 from replproxy.keyspace import store as keyspace
 from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
+from replproxy.session.client import ClientSession
 
 
 def test_unknown_command_is_counted_logged_once_and_marks_its_key(
@@ -82,8 +83,8 @@ def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -
     ks = relay.keyspace
     ks.set(0, b"doc", b"old")
     ks.apply(0, [b"JSON.SET", b"doc", b"$", b"{}"])
-    client = srv.open_session("test", "test")
-    assert client is not None
+    client = srv.open_session("127.0.0.1:40000", "127.0.0.1:6380")
+    assert isinstance(client, ClientSession)
     got = srv.dispatch(client, [b"GET", b"doc"])
     assert got.startswith(b"-ERR replproxy cannot serve key 'doc'")
     assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")

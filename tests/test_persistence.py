@@ -40,6 +40,7 @@ from replproxy.rdb.model import Aux, Function, HashValue, KeyEntry, ZSetValue
 from replproxy.rdb.reader import read_file
 from replproxy.rdb.writer import RDBEncodeError
 from replproxy.replication import NULL_REPLID, Position, Replication
+from replproxy.session.client import ClientSession
 from tests.conftest import KINDS
 from tests.relay import RelayProcess, start_relay, upstream_url
 from tests.servers import RedisServer, wait_for
@@ -321,8 +322,8 @@ async def test_clients_get_loading_over_the_wire_during_the_startup_load(tmp_pat
 def test_clients_get_loading_while_the_snapshot_loads() -> None:
     relay = Relay(Config(upstream=Upstream("127.0.0.1", 1)))
     srv = relay.sessions
-    client = srv.open_session("test", "test")
-    assert client is not None
+    client = srv.open_session("127.0.0.1:40000", "127.0.0.1:6380")
+    assert isinstance(client, ClientSession)
     relay.replication.has_history = True  # a restart's load, not a first sync
     relay.persistence.loading = True
     loading = b"-LOADING Redis is loading the dataset in memory\r\n"

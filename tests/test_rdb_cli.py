@@ -174,3 +174,33 @@ def test_dump_stops_with_an_error_on_a_corrupt_file(shared_rdb: Path) -> None:
 def test_no_command_shows_help() -> None:
     result = runner.invoke(app, [])
     assert "info" in result.output and "dump" in result.output and "verify" in result.output
+
+
+def test_main_runs_the_plain_forms_directly_like_typer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`replproxy rdb` runs `verify|dump|info [--json] FILE` without typer's dispatch: same
+    output and exit status as through typer."""
+    from replproxy.rdb.cli import main
+
+    good = tmp_path / "good.rdb"
+    good.write_bytes(rdb(rkey(0, b"k", rstr(b"v")), rkey(1, b"l", rlen(1) + rstr(b"x"))))
+    bad = tmp_path / "bad.rdb"
+    bad.write_bytes(good.read_bytes()[:-3])
+    for argv in (
+        ["verify", str(good)],
+        ["verify", str(bad)],
+        ["dump", str(good)],
+        ["dump", str(bad)],
+        ["info", str(good)],
+        ["info", "--json", str(good)],
+        ["info", str(good), "--json"],
+        ["info", str(bad)],
+    ):
+        code, out, err = run(*argv)
+        assert main(argv) == code, argv
+        got = capsys.readouterr()
+        assert (got.out, got.err) == (out, err), argv
+    with pytest.raises(SystemExit) as info:  # not a plain form: typer's usage error
+        main(["verify", str(tmp_path / "missing.rdb")])
+    assert info.value.code == 2

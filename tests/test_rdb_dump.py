@@ -215,8 +215,9 @@ def test_payload_from_a_newer_version_is_refused(server: RedisServer) -> None:
     payload = dump_payload(b"v", 9)
     with pytest.raises(redis.ResponseError, match=DUMP_ERROR):
         raw(server).execute_command("RESTORE", "k", 0, _with_version(payload, newer))
-    with pytest.raises(RDBUnsupportedError, match="RDB version 13"):
-        verify_dump_payload(_with_version(payload, 13))
+    with pytest.raises(RDBUnsupportedError, match="RDB version 14"):
+        verify_dump_payload(_with_version(payload, 14))
+    assert verify_dump_payload(_with_version(payload, 13)) == 13
     assert verify_dump_payload(_with_version(payload, 12)) == 12
     assert verify_dump_payload(dump_payload(b"v", 80, valkey=True)) == 80
 

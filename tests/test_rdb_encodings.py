@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replproxy.rdb import RDBError, decode_value
+from replproxy.rdb.decoders import read_string
 from replproxy.rdb.encodings import (
     crc64,
     decode_intset,
@@ -26,7 +27,6 @@ from replproxy.rdb.encodings import (
     lzf_decompress,
     ziplist_strings,
 )
-from replproxy.rdb.reader import _read_string
 from tests.servers import RedisServer
 
 # ---- an independent encoder for test blobs (ziplist.c / listpack.c / intset.c / zipmap.c) ----
@@ -348,7 +348,7 @@ def _dump_blob(client, key: str) -> tuple[int, bytes, int]:  # type: ignore[no-u
     payload = client.dump(key)
     version = int.from_bytes(payload[-10:-8], "little")
     body = payload[1:-10]
-    blob, _ = _read_string(body, 0, len(body))
+    blob, _ = read_string(body, 0, len(body))
     return payload[0], blob, version
 
 
@@ -364,11 +364,11 @@ def test_server_written_blobs(master: RedisServer) -> None:
     if t == 18:  # quicklist 2: container, then the node string
         body = c.dump("list")[1:-10]
         assert body[1] == 2  # PACKED
-        blob, _ = _read_string(body, 2, len(body))
+        blob, _ = read_string(body, 2, len(body))
         assert listpack_strings(blob) == expected_list
     elif t == 14:
         body = c.dump("list")[1:-10]
-        blob, _ = _read_string(body, 1, len(body))
+        blob, _ = read_string(body, 1, len(body))
         assert ziplist_strings(blob) == expected_list
     else:
         raise AssertionError(f"unexpected list encoding {t}")

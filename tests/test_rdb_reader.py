@@ -371,7 +371,7 @@ def test_dialect_of_the_colliding_type_numbers() -> None:
     with pytest.raises(RDBUnsupportedError, match="object type 24 in a VALKEY080"):
         parse(rdb(rkey(24, b"h", rlen(0)), version=80, magic=b"VALKEY"))
     with pytest.raises(RDBUnsupportedError, match="opcode 243"):
-        parse(rdb(b"\xf3" + rstr(b"job"), version=80, magic=b"VALKEY"))
+        parse(rdb(b"\xf3" + rlen(0), version=12))
     with pytest.raises(RDBUnsupportedError, match="object type 26"):
         parse(rdb(rkey(26, b"x", rlen(0)), version=12))
 
@@ -379,7 +379,7 @@ def test_dialect_of_the_colliding_type_numbers() -> None:
 @pytest.mark.parametrize(
     ("head", "cls", "words"),
     [
-        (b"REDIS0013", RDBUnsupportedError, "RDB version 13"),
+        (b"REDIS0014", RDBUnsupportedError, "RDB version 14"),
         (b"REDIS0015", RDBUnsupportedError, "RDB version 15"),
         (b"REDIS0000", RDBUnsupportedError, "RDB version 0"),
         (b"VALKEY079", RDBUnsupportedError, "Valkey RDB version 79"),

@@ -289,7 +289,7 @@ def test_valkey_dialect_versions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "valkey"), [(6, False), (13, False), (80, False), (12, True), (79, True), (9, True)]
+    ("version", "valkey"), [(6, False), (14, False), (80, False), (12, True), (79, True), (9, True)]
 )
 def test_unsupported_target_versions_are_refused_clearly(version: int, valkey: bool) -> None:
     with pytest.raises(RDBEncodeError, match=f"unsupported target version {version}"):

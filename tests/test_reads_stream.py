@@ -45,8 +45,8 @@ from replproxy.keyspace.reads import (
     ReplyError,
 )
 from replproxy.keyspace.t_stream import _node_keys
+from replproxy.rdb.decoders import read_len, read_string
 from replproxy.rdb.model import StreamValue
-from replproxy.rdb.reader import _read_len, _read_string
 from replproxy.resp import reply
 from replproxy.resp.request import encode_command
 from tests.appliers import run
@@ -789,11 +789,11 @@ def test_radix_counts_match_the_masters_layout(env: Env) -> None:
             payload = c.dump(key)
             assert isinstance(payload, bytes)
             end = len(payload) - 10  # RDB version and CRC
-            n, p = _read_len(payload, 1, end)
+            n, p = read_len(payload, 1, end)
             keys = []
             for _ in range(n):
-                nodekey, p = _read_string(payload, p, end)
-                _, p = _read_string(payload, p, end)
+                nodekey, p = read_string(payload, p, end)
+                _, p = read_string(payload, p, end)
                 keys.append((int.from_bytes(nodekey[:8], "big"),
                              int.from_bytes(nodekey[8:], "big")))
             info = c.xinfo_stream(key)

@@ -25,6 +25,7 @@ import struct
 
 from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.store import Keyspace, library_name
+from replproxy.rdb.decoders import Incomplete, read_len, read_string
 from replproxy.rdb.dump import DUMP_FOOTER_SIZE
 from replproxy.rdb.encodings import crc64
 from replproxy.rdb.model import (
@@ -36,7 +37,6 @@ from replproxy.rdb.model import (
     RDBChecksumError,
     RDBError,
 )
-from replproxy.rdb.reader import _Incomplete, _read_len, _read_string
 
 
 def _verify_footer(payload: bytes) -> None:
@@ -65,19 +65,19 @@ def parse_function_dump(payload: bytes) -> list[Function]:
         while p < end:
             opcode = payload[p]
             if opcode == RDB_OPCODE_FUNCTION2:
-                code, p = _read_string(payload, p + 1, end)
+                code, p = read_string(payload, p + 1, end)
             elif opcode == RDB_OPCODE_FUNCTION_PRE_GA:
-                name, p = _read_string(payload, p + 1, end)
-                engine, p = _read_string(payload, p, end)
-                has_desc, p = _read_len(payload, p, end)
+                name, p = read_string(payload, p + 1, end)
+                engine, p = read_string(payload, p, end)
+                has_desc, p = read_len(payload, p, end)
                 if has_desc:
-                    _, p = _read_string(payload, p, end)
-                body, p = _read_string(payload, p, end)
+                    _, p = read_string(payload, p, end)
+                body, p = read_string(payload, p, end)
                 code = b"#!%s name=%s\n%s" % (engine, name, body)
             else:
                 raise RDBError(f"given type {opcode} is not a function", p)
             libraries.append(Function(code))
-    except _Incomplete:
+    except Incomplete:
         raise RDBError("function payload record is cut short", p) from None
     return libraries
 

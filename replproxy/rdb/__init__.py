@@ -1,11 +1,15 @@
-"""RDB snapshots: the shared value model and the streaming reader.
+"""RDB snapshots: the shared value model, the streaming reader and the writer.
 
 `model` holds the values and events; `reader` turns RDB bytes into those events
 (`RDBReader`, `read_file`, `iter_file`) and decodes single DUMP-style values
-(`decode_value`); `encodings` holds the blob decoders (ziplist, listpack, intset, zipmap,
-LZF, CRC64). `cli` is the `replproxy rdb` command group (imported on demand, not here).
+(`decode_value`); `decoders` holds the per-type value decoders it uses, `scanner` the
+resumable scanner that finds where a record cut by a chunk boundary ends, `encodings` the
+blob decoders (ziplist, listpack, intset, zipmap, LZF, CRC64). `writer`/`encode` write RDB
+files and DUMP payloads (`dump`). `cli` is the `replproxy rdb` command group (imported on
+demand, not here).
 """
 
+from replproxy.rdb.decoders import module_name, type_encoding_name
 from replproxy.rdb.model import (
     RDB_VERSION_MAX_REDIS,
     RDB_VERSION_VALKEY_9,
@@ -16,6 +20,7 @@ from replproxy.rdb.model import (
     HashValue,
     Header,
     KeyEntry,
+    KeyMeta,
     ModuleAux,
     ModuleValue,
     RDBChecksumError,
@@ -23,10 +28,12 @@ from replproxy.rdb.model import (
     RDBUnsupportedError,
     ResizeDB,
     SelectDB,
+    SlotImport,
     SlotInfo,
     StreamConsumer,
     StreamGroup,
     StreamID,
+    StreamIdmp,
     StreamPendingEntry,
     StreamValue,
     Value,
@@ -38,9 +45,7 @@ from replproxy.rdb.reader import (
     decode_value,
     decode_value_prefix,
     iter_file,
-    module_name,
     read_file,
-    type_encoding_name,
 )
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "HashValue",
     "Header",
     "KeyEntry",
+    "KeyMeta",
     "ModuleAux",
     "ModuleValue",
     "RDBChecksumError",
@@ -61,10 +67,12 @@ __all__ = [
     "RDBUnsupportedError",
     "ResizeDB",
     "SelectDB",
+    "SlotImport",
     "SlotInfo",
     "StreamConsumer",
     "StreamGroup",
     "StreamID",
+    "StreamIdmp",
     "StreamPendingEntry",
     "StreamValue",
     "Value",

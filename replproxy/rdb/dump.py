@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 
 from replproxy.rdb.model import (
+    RDB_OPCODE_KEY_META,
     RDB_VERSION_MAX_REDIS,
     RDB_VERSION_VALKEY_9,
     RDBChecksumError,
@@ -75,13 +76,34 @@ def verify_dump_payload(payload: bytes) -> int:
 
 
 def parse_dump_payload(payload: bytes) -> tuple[int, Value, int]:
-    """(rdb type, value, rdb version) of a DUMP payload, after verifying its footer."""
-    version = verify_dump_payload(payload)
-    from replproxy.rdb.reader import decode_value  # the reader may land after this module
+    """(rdb type, value, rdb version) of a DUMP payload, after verifying its footer.
 
-    rdb_type = payload[0]
-    body = bytes(memoryview(payload)[1 : len(payload) - DUMP_FOOTER_SIZE])
-    value = decode_value(
-        rdb_type, body, rdb_version=version, valkey=version == RDB_VERSION_VALKEY_9
-    )
+    From RDB 13 a payload may start with the key's module metadata (KEY_META, then the type
+    byte). This relay keeps no module metadata: classes whose flags allow ignoring them are
+    dropped, as a server without their module does; any other is an `RDBUnsupportedError`.
+    """
+    version = verify_dump_payload(payload)
+    from replproxy.rdb.decoders import Incomplete, read_key_meta  # loaded when first needed
+    from replproxy.rdb.reader import decode_value
+
+    valkey = version == RDB_VERSION_VALKEY_9
+    body = bytes(memoryview(payload)[: len(payload) - DUMP_FOOTER_SIZE])
+    start = 0
+    if body[0] == RDB_OPCODE_KEY_META and not valkey and version >= 13:
+        try:
+            meta, start = read_key_meta(body, 1, len(body))
+        except Incomplete:
+            raise RDBError(f"{DUMP_ERROR}: the payload ends inside its key metadata", 1) from None
+        for m in meta:
+            if not m.allow_ignore:
+                raise RDBUnsupportedError(
+                    f"DUMP payload carries module metadata of class {m.name!r} (version "
+                    f"{m.version}), which this relay cannot keep and whose flags do not allow "
+                    "ignoring it",
+                    1,
+                )
+        if start >= len(body):
+            raise RDBError(f"{DUMP_ERROR}: no value after the key metadata", start)
+    rdb_type = body[start]
+    value = decode_value(rdb_type, body[start + 1 :], rdb_version=version, valkey=valkey)
     return rdb_type, value, version

@@ -15,7 +15,7 @@ Value model (what `KeyEntry.value` holds, by Redis type):
 | set | `set[bytes]` |
 | zset | `ZSetValue` (dict member -> float score) |
 | hash | `dict[bytes, bytes]`; `HashValue` (a dict with per-field expiry) when a field has a TTL |
-| stream | `StreamValue` |
+| stream | `StreamValue` (its IDMP state, RDB 13, in `StreamIdmp`) |
 | module value | `ModuleValue` (opaque raw bytes, kept so it can be written out again) |
 """
 
@@ -53,8 +53,12 @@ RDB_TYPE_HASH_LISTPACK_EX_PRE_GA = 23
 RDB_TYPE_VALKEY_HASH_2 = 22
 RDB_TYPE_HASH_METADATA = 24
 RDB_TYPE_HASH_LISTPACK_EX = 25
+RDB_TYPE_STREAM_LISTPACKS_4 = 26  # RDB 13 (Redis 8.6): streams with IDMP state
 
 # Opcodes (src/rdb.h).
+# 243 means different things in REDIS (RDB 13+: KEY_META) and VALKEY (SLOT_IMPORT) files.
+RDB_OPCODE_KEY_META = 243
+RDB_OPCODE_SLOT_IMPORT = 243
 RDB_OPCODE_SLOT_INFO = 244
 RDB_OPCODE_FUNCTION2 = 245
 RDB_OPCODE_FUNCTION_PRE_GA = 246
@@ -69,8 +73,20 @@ RDB_OPCODE_SELECTDB = 254
 RDB_OPCODE_EOF = 255
 
 # Newest RDB versions each dialect writes that this project reads.
-RDB_VERSION_MAX_REDIS = 12
+RDB_VERSION_MAX_REDIS = 13  # Redis 8.6
 RDB_VERSION_VALKEY_9 = 80
+
+# KEY_META (RDB 13): at most 7 module metadata classes per key (keymeta.h
+# KEY_META_MAX_NUM_MODULES); a class spec's flag bit 0 is KEY_META_FLAG_ALLOW_IGNORE.
+KEY_META_MAX_CLASSES = 7
+KEY_META_FLAG_ALLOW_IGNORE = 1
+# The 6-bit alphabet of metadata class names (keymeta.c keyMetaCharSet; note "_-", where
+# module type names use "-_").
+KEY_META_CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+# IDMP defaults a Redis 8.6 stream has when none were saved (stream-idmp-duration,
+# stream-idmp-maxsize).
+STREAM_IDMP_DEFAULT_DURATION = 100
+STREAM_IDMP_DEFAULT_MAX_ENTRIES = 100
 
 StreamID = tuple[int, int]
 """A stream entry id as (ms, seq)."""
@@ -137,6 +153,21 @@ class StreamGroup:
 
 
 @dataclass(eq=True)
+class StreamIdmp:
+    """A stream's idempotent-producer state (XADD IDMP, Redis 8.6; stream type 26).
+
+    `producers` maps a producer id to its tracked (idempotency id, entry id) pairs, both in
+    file order.
+    """
+
+    duration: int = STREAM_IDMP_DEFAULT_DURATION  # seconds an IID is remembered
+    max_entries: int = STREAM_IDMP_DEFAULT_MAX_ENTRIES  # IIDs remembered per producer
+    producers: dict[bytes, list[tuple[bytes, StreamID]]] = field(default_factory=dict)
+    iids_added: int = 0  # all-time count of entries added with an IID
+    iids_duplicates: int = 0  # all-time count of duplicate IIDs detected
+
+
+@dataclass(eq=True)
 class StreamValue:
     entries: dict[StreamID, list[tuple[bytes, bytes]]] = field(default_factory=dict)  # id order
     length: int = 0  # number of live entries (== len(entries) for a sound file)
@@ -147,6 +178,8 @@ class StreamValue:
     max_deleted_id: StreamID = (0, 0)
     entries_added: int = 0
     groups: list[StreamGroup] = field(default_factory=list)
+    # IDMP state from a type-26 stream (RDB 13+); None when the file predates it.
+    idmp: StreamIdmp | None = None
     # Indexes the read commands derive from `entries` (replproxy.keyspace.t_stream): not
     # part of the value, so equality and repr ignore them.
     read_cache: object = field(default=None, compare=False, repr=False)
@@ -182,8 +215,14 @@ def module_value(module_id: int, name: str, encver: int, raw: bytes) -> ModuleVa
 
 # A list is a `list`; the keyspace keeps lists it has written as deques (`ListValue`).
 Value = (
-    bytes | list[bytes] | deque[bytes] | set[bytes] | dict[bytes, bytes] | ZSetValue
-    | StreamValue | ModuleValue
+    bytes
+    | list[bytes]
+    | deque[bytes]
+    | set[bytes]
+    | dict[bytes, bytes]
+    | ZSetValue
+    | StreamValue
+    | ModuleValue
 )
 
 
@@ -262,6 +301,48 @@ class SlotInfo:
     expires_slot_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class SlotImport:
+    """Valkey 9 SLOT_IMPORT (opcode 243 in a VALKEY file): a slot import job in progress.
+
+    `name` is the job's 40-character name; `ranges` its (start, end) slot ranges, inclusive.
+    """
+
+    name: bytes
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMeta:
+    """One module metadata class attached to a key (KEY_META, RDB 13), kept raw.
+
+    `class_spec` is the 32-bit spec as stored: the class's 4-character name (24 bits, 6 per
+    character, first character highest), its version (5 bits) and flags (3 bits, bit 0 =
+    ALLOW_IGNORE: a server without the class skips it). `raw` is the value: a module opcode
+    stream through its EOF opcode (0), as in the file.
+    """
+
+    class_spec: int
+    raw: bytes
+
+    @property
+    def name(self) -> str:
+        x = self.class_spec >> 8
+        return "".join(KEY_META_CHARSET[(x >> shift) & 63] for shift in (18, 12, 6, 0))
+
+    @property
+    def version(self) -> int:
+        return (self.class_spec >> 3) & 31
+
+    @property
+    def flags(self) -> int:
+        return self.class_spec & 7
+
+    @property
+    def allow_ignore(self) -> bool:
+        return bool(self.class_spec & KEY_META_FLAG_ALLOW_IGNORE)
+
+
 @dataclass(slots=True)
 class KeyEntry:
     db: int
@@ -271,6 +352,7 @@ class KeyEntry:
     idle: int | None = None  # seconds (LRU), from the IDLE opcode
     freq: int | None = None  # LFU counter, from the FREQ opcode
     rdb_type: int = -1  # the object type byte as found in the file (tells the encoding)
+    meta: tuple[KeyMeta, ...] = ()  # module metadata classes (KEY_META, RDB 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +362,18 @@ class End:
     checksum: int | None
 
 
-Event = Header | Aux | ModuleAux | Function | SelectDB | ResizeDB | SlotInfo | KeyEntry | End
+Event = (
+    Header
+    | Aux
+    | ModuleAux
+    | Function
+    | SelectDB
+    | ResizeDB
+    | SlotInfo
+    | SlotImport
+    | KeyEntry
+    | End
+)
 
 
 class RDBError(Exception):

@@ -8,7 +8,7 @@ sans-I/O: every method returns the bytes it produced and, when given a `write` c
 also hands them to it; the only function touching the file system is `write_rdb`. Byte-level
 building blocks live in `encode.py`; decoding belongs to the reader, never here.
 
-Target versions: Redis dialect 7..12; Valkey dialect 11 (Valkey 7.2-8.1 write `REDIS0011`
+Target versions: Redis dialect 7..13; Valkey dialect 11 (Valkey 7.2-8.1 write `REDIS0011`
 with `valkey-ver`) and 80 (`VALKEY080`). A value the target cannot represent raises
 `RDBEncodeError` naming the key, type and version; functions below RDB 10 are skipped and
 counted instead, because a server of that version has no functions at all.
@@ -39,9 +39,11 @@ from replproxy.rdb.model import (
     RDB_OPCODE_FREQ,
     RDB_OPCODE_FUNCTION2,
     RDB_OPCODE_IDLE,
+    RDB_OPCODE_KEY_META,
     RDB_OPCODE_MODULE_AUX,
     RDB_OPCODE_RESIZEDB,
     RDB_OPCODE_SELECTDB,
+    RDB_OPCODE_SLOT_IMPORT,
     RDB_OPCODE_SLOT_INFO,
     RDB_TYPE_HASH,
     RDB_TYPE_HASH_LISTPACK,
@@ -57,6 +59,7 @@ from replproxy.rdb.model import (
     RDB_TYPE_STREAM_LISTPACKS,
     RDB_TYPE_STREAM_LISTPACKS_2,
     RDB_TYPE_STREAM_LISTPACKS_3,
+    RDB_TYPE_STREAM_LISTPACKS_4,
     RDB_TYPE_STRING,
     RDB_TYPE_VALKEY_HASH_2,
     RDB_TYPE_ZSET,
@@ -76,10 +79,12 @@ from replproxy.rdb.model import (
     ModuleValue,
     ResizeDB,
     SelectDB,
+    SlotImport,
     SlotInfo,
     StreamConsumer,
     StreamGroup,
     StreamID,
+    StreamIdmp,
     StreamValue,
     Value,
     ZSetValue,
@@ -117,6 +122,7 @@ REDIS_VER_FOR_RDB = {
     10: b"7.0.15",
     11: b"7.2.4",
     12: b"7.4.0",
+    13: b"8.6.0",
 }
 VALKEY_VER_FOR_RDB = {11: b"8.1.0", RDB_VERSION_VALKEY_9: b"9.0.0"}
 
@@ -541,13 +547,36 @@ def _encode_stream(s: StreamValue, target: Target, compress: bool) -> tuple[int,
         parts.append(
             _encode_stream_group(g, s, target, ids, last_id, first_id, entries_added, compress)
         )
-    if target.version >= 11:
+    idmp = s.idmp
+    if target.version >= 13 and not target.valkey:
+        # Redis 8.6 saves every stream as type 26; one loaded from an older file has the
+        # default IDMP settings and nothing tracked.
+        rdb_type = RDB_TYPE_STREAM_LISTPACKS_4
+        parts.append(_encode_stream_idmp(idmp or StreamIdmp(), compress))
+    elif idmp is not None and idmp != StreamIdmp():
+        raise _type_error("stream IDMP state (XADD IDMP producers, settings or counters)", target)
+    elif target.version >= 11:
         rdb_type = RDB_TYPE_STREAM_LISTPACKS_3
     elif target.version == 10:
         rdb_type = RDB_TYPE_STREAM_LISTPACKS_2
     else:
         rdb_type = RDB_TYPE_STREAM_LISTPACKS
     return rdb_type, b"".join(parts)
+
+
+def _encode_stream_idmp(idmp: StreamIdmp, compress: bool) -> bytes:
+    """The IDMP section of a type-26 stream, after its consumer groups (see the reader)."""
+    parts = [
+        enc.rdb_length(idmp.duration),
+        enc.rdb_length(idmp.max_entries),
+        enc.rdb_length(len(idmp.producers)),
+    ]
+    for pid, tracked in idmp.producers.items():
+        parts += [enc.rdb_string(pid, compress), enc.rdb_length(len(tracked))]
+        for iid, (ms, seq) in tracked:
+            parts += [enc.rdb_string(iid, compress), enc.rdb_length(ms), enc.rdb_length(seq)]
+    parts += [enc.rdb_length(idmp.iids_added), enc.rdb_length(idmp.iids_duplicates)]
+    return b"".join(parts)
 
 
 def _encode_stream_group(
@@ -640,6 +669,8 @@ class RDBWriter:
         self.skipped_functions = 0  # functions a pre-7.0 target cannot hold
         self.skipped_empty_keys = 0  # empty collections (no server has them)
         self.skipped_slot_info = 0  # SLOT_INFO records a non-Redis-7.4 target has no opcode for
+        self.skipped_slot_imports = 0  # SLOT_IMPORT records a non-Valkey-9 target cannot hold
+        self.skipped_key_meta = 0  # ignorable KEY_META classes a pre-RDB-13 target drops
 
     @property
     def version(self) -> int:
@@ -749,6 +780,42 @@ class RDBWriter:
             + enc.rdb_length(info.expires_slot_size)
         )
 
+    def slot_import(self, job: SlotImport) -> bytes:
+        """SLOT_IMPORT (Valkey RDB 80 only; skipped and counted for other targets, as a
+        Valkey 9 saving an older version does)."""
+        self._check_open()
+        if not (self.target.valkey and self.target.version >= RDB_VERSION_VALKEY_9):
+            self.skipped_slot_imports += 1
+            return b""
+        parts = [
+            bytes((RDB_OPCODE_SLOT_IMPORT,)),
+            enc.rdb_string(job.name, self.compress),
+            enc.rdb_length(len(job.ranges)),
+        ]
+        for first, last in job.ranges:
+            parts += [enc.rdb_length(first), enc.rdb_length(last)]
+        return self._emit(b"".join(parts))
+
+    def _key_meta(self, entry: KeyEntry) -> bytes:
+        """KEY_META before the type byte (Redis RDB 13+). An older target cannot hold it: a
+        class whose flags allow ignoring it is dropped (as a server without it would), any
+        other is an `RDBEncodeError`."""
+        t = self.target
+        if t.valkey or t.version < 13:
+            for m in entry.meta:
+                if not m.allow_ignore:
+                    raise RDBEncodeError(
+                        f"key {entry.key!r} (db {entry.db}): module metadata class "
+                        f"{m.name!r} cannot be represented in "
+                        f"{'Valkey' if t.valkey else 'Redis'} RDB version {t.version}"
+                    )
+            self.skipped_key_meta += len(entry.meta)
+            return b""
+        parts = [bytes((RDB_OPCODE_KEY_META,)), enc.rdb_length(len(entry.meta))]
+        for m in entry.meta:
+            parts += [struct.pack("<I", m.class_spec), m.raw]
+        return b"".join(parts)
+
     def key(self, entry: KeyEntry) -> bytes:
         """One key with its expire / IDLE / FREQ prefixes; SELECTDB first if its db changed."""
         if self._state != "open":
@@ -771,6 +838,8 @@ class RDBWriter:
                 raise RDBEncodeError(f"key {entry.key!r} (db {entry.db}): {e}") from None
         out = b"" if entry.db == self._db else self.select_db(entry.db)
         record = _TYPE_BYTE[rdb_type] + enc.rdb_string(entry.key, self.compress) + payload
+        if entry.meta:
+            record = self._key_meta(entry) + record
         if entry.expire_ms is not None or entry.idle is not None or entry.freq is not None:
             record = self._key_prefixes(entry) + record
         self.keys_written += 1
@@ -859,6 +928,8 @@ def write_events(writer: RDBWriter, events_or_keys: Iterable[Event]) -> None:
                 writer.select_db(pending_db)
                 pending_db = None
             writer.slot_info(ev)
+        elif isinstance(ev, SlotImport):
+            writer.slot_import(ev)
         elif isinstance(ev, Header | End):
             continue
         else:

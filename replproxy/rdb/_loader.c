@@ -1,10 +1,18 @@
 /*
- * replproxy.rdb._speedups: the C fast path of the RDB reader's sink mode.
+ * replproxy.rdb._loader: the C fast path of the RDB reader's sink modes (loading keys).
  *
- * One function, `load_records`, parses a run of consecutive *simple* key records of an RDB
- * buffer straight into the keyspace's per-DB dicts, exactly as `replproxy.rdb.reader`'s pure
- * Python path would, and returns where it stopped. It handles the key prefixes
- * EXPIRETIME / EXPIRETIME_MS / IDLE / FREQ (IDLE and FREQ are dropped) and the object types
+ * Three entry points share one record loop: from a position in an RDB buffer it parses a
+ * run of consecutive *simple* key records, exactly as `replproxy.rdb.reader`'s pure Python
+ * path would, and returns where it stopped. What it does with each key is the mode:
+ *
+ *   load_records    stores it into the keyspace's per-DB dicts (a full sync);
+ *   count_records   counts it per type byte and expiry, keeping nothing (`rdb verify|info`):
+ *                   keys and string values are checked without being built, other values
+ *                   are built (so that duplicates etc. are refused as on load) and dropped;
+ *   collect_records appends a (db, key, value, expire) tuple to a list (`rdb dump`).
+ *
+ * It handles the key prefixes EXPIRETIME / EXPIRETIME_MS / IDLE / FREQ (IDLE and FREQ are
+ * dropped) and the object types
  *
  *   0 string (raw, int-encoded, LZF), 1 list, 2 set, 3 zset (string scores), 4 hash,
  *   5 zset (binary scores), 10 list ziplist, 11 intset, 12 zset ziplist, 13 hash ziplist,
@@ -17,10 +25,16 @@
  * strict subset of what the Python path accepts and builds the same values (bytes, list,
  * set, dict, ZSetValue with float scores; ziplist/listpack/intset integers as decimal bytes).
  *
- * Every read is bounds-checked against the buffer (or the blob) before it happens; counts
- * are checked against the bytes present before anything is allocated for them; LZF output
- * is bounded by the same 88x ratio the Python path enforces. The only exceptions it raises
- * are MemoryError (and TypeError for wrong argument types).
+ * A key record cut by the end of the buffer is told apart (RS_MORE): everything of it that
+ * is present was accepted, so the Python path would only run out of bytes too. The reader
+ * then waits for the bytes the record should need (exact from a string's length, else
+ * estimated from the members read so far) and calls C again, instead of decoding or
+ * scanning a half-read big value in Python.
+ *
+ * Every read is bounds-checked against the buffer (or the blob) before it happens; nothing
+ * is allocated from a count before the bytes for it are there (containers grow as members
+ * are read); LZF output is bounded by the same 88x ratio the Python path enforces. The only
+ * exceptions it raises are MemoryError (and TypeError/ValueError for wrong arguments).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -33,7 +47,8 @@
 typedef unsigned char u8;
 
 #define RS_OK 0
-#define RS_STOP 1  /* not handled here: malformed, incomplete or unsupported */
+#define RS_STOP 1  /* not handled here: malformed or unsupported */
+#define RS_MORE 2  /* ran out of bytes: everything before was accepted, the record is cut */
 #define RS_ERR (-1) /* a Python exception is set */
 
 #define LZF_MAX_RATIO 88
@@ -470,7 +485,34 @@ typedef struct {
     EntVec vec;
     u8 *scratch; /* LZF output for blobs */
     size_t scratch_cap;
+    /* When a record is cut (RS_MORE): the buffer size it is expected to need, exact where a
+     * length says it (a long string), else estimated from the members read so far. */
+    Py_ssize_t need;
 } Ctx;
+
+/* RS_MORE, noting that the record is expected to need `need` bytes of buffer. Ctx objects
+ * are never const themselves; functions only take them const because they do not parse
+ * differently for it. */
+static inline int more_need(const Ctx *c, Py_ssize_t need)
+{
+    Ctx *m = (Ctx *)c;
+    if (need > m->need)
+        m->need = need;
+    return RS_MORE;
+}
+
+/* RS_MORE from inside a run of n members that started at `start`, `i` of them read (up to
+ * p): the record is expected to need about as many bytes per member for the rest. */
+static int more_members(const Ctx *c, Py_ssize_t start, Py_ssize_t p, uint64_t i, uint64_t n)
+{
+    if (i > 0 && n > i) {
+        double est = (double)start + (double)(p - start) * ((double)n / (double)i);
+        if (est > (double)(PY_SSIZE_T_MAX / 2))
+            est = (double)(PY_SSIZE_T_MAX / 2);
+        return more_need(c, (Py_ssize_t)est);
+    }
+    return RS_MORE;
+}
 
 /* rdbLoadLen: 6/14/32/64-bit lengths; the encoded-string forms (0xC0+) are refused. */
 static inline int read_len(const Ctx *c, Py_ssize_t *pp, uint64_t *out)
@@ -479,7 +521,7 @@ static inline int read_len(const Ctx *c, Py_ssize_t *pp, uint64_t *out)
     Py_ssize_t p = *pp, end = c->end;
     unsigned x;
     if (p >= end)
-        return RS_STOP;
+        return RS_MORE;
     x = b[p];
     if (x < 0x40) {
         *out = x;
@@ -488,21 +530,21 @@ static inline int read_len(const Ctx *c, Py_ssize_t *pp, uint64_t *out)
     }
     if (x < 0x80) {
         if (end - p < 2)
-            return RS_STOP;
+            return RS_MORE;
         *out = ((uint64_t)(x & 0x3F) << 8) | b[p + 1];
         *pp = p + 2;
         return RS_OK;
     }
     if (x == 0x80) {
         if (end - p < 5)
-            return RS_STOP;
+            return RS_MORE;
         *out = be32(b + p + 1);
         *pp = p + 5;
         return RS_OK;
     }
     if (x == 0x81) {
         if (end - p < 9)
-            return RS_STOP;
+            return RS_MORE;
         *out = be64(b + p + 1);
         *pp = p + 9;
         return RS_OK;
@@ -529,23 +571,25 @@ static int str_header(const Ctx *c, Py_ssize_t *pp, StrHdr *h)
     Py_ssize_t p = *pp, end = c->end;
     unsigned x;
     uint64_t ln;
+    int r;
     if (p >= end)
-        return RS_STOP;
+        return RS_MORE;
     x = b[p];
     if (x < 0x40) {
         h->kind = S_RAW;
         h->s = p + 1;
         if ((Py_ssize_t)x > end - h->s)
-            return RS_STOP;
+            return RS_MORE;
         h->len = x;
         *pp = h->s + x;
         return RS_OK;
     }
     if (x < 0xC0) {
-        if (read_len(c, &p, &ln) != RS_OK)
-            return RS_STOP;
+        if ((r = read_len(c, &p, &ln)) != RS_OK)
+            return r;
         if (ln > (uint64_t)(end - p))
-            return RS_STOP;
+            return more_need(c, ln > (uint64_t)(PY_SSIZE_T_MAX / 2) ? PY_SSIZE_T_MAX / 2
+                                                                   : p + (Py_ssize_t)ln);
         h->kind = S_RAW;
         h->s = p;
         h->len = (Py_ssize_t)ln;
@@ -554,7 +598,7 @@ static int str_header(const Ctx *c, Py_ssize_t *pp, StrHdr *h)
     }
     if (x == 0xC0) {
         if (end - p < 2)
-            return RS_STOP;
+            return RS_MORE;
         h->kind = S_INT;
         h->iv = (int8_t)b[p + 1];
         *pp = p + 2;
@@ -562,7 +606,7 @@ static int str_header(const Ctx *c, Py_ssize_t *pp, StrHdr *h)
     }
     if (x == 0xC1) {
         if (end - p < 3)
-            return RS_STOP;
+            return RS_MORE;
         h->kind = S_INT;
         h->iv = i16le(b + p + 1);
         *pp = p + 3;
@@ -570,7 +614,7 @@ static int str_header(const Ctx *c, Py_ssize_t *pp, StrHdr *h)
     }
     if (x == 0xC2) {
         if (end - p < 5)
-            return RS_STOP;
+            return RS_MORE;
         h->kind = S_INT;
         h->iv = i32le(b + p + 1);
         *pp = p + 5;
@@ -579,10 +623,11 @@ static int str_header(const Ctx *c, Py_ssize_t *pp, StrHdr *h)
     if (x == 0xC3) {
         uint64_t clen, ulen;
         p += 1;
-        if (read_len(c, &p, &clen) != RS_OK || read_len(c, &p, &ulen) != RS_OK)
-            return RS_STOP;
+        if ((r = read_len(c, &p, &clen)) != RS_OK || (r = read_len(c, &p, &ulen)) != RS_OK)
+            return r;
         if (clen > (uint64_t)(end - p))
-            return RS_STOP;
+            return more_need(c, clen > (uint64_t)(PY_SSIZE_T_MAX / 2) ? PY_SSIZE_T_MAX / 2
+                                                                     : p + (Py_ssize_t)clen);
         if (ulen > clen * LZF_MAX_RATIO)
             return RS_STOP;
         h->kind = S_LZF;
@@ -606,7 +651,7 @@ static int read_str(const Ctx *c, Py_ssize_t *pp, PyObject **out)
     if (p < c->end && b[p] < 0x40) {
         Py_ssize_t n = b[p];
         if (n > c->end - p - 1)
-            return RS_STOP;
+            return RS_MORE;
         *out = PyBytes_FromStringAndSize((const char *)b + p + 1, n);
         if (*out == NULL)
             return RS_ERR;
@@ -900,24 +945,45 @@ static int ents_zset(const Ctx *c, const EntVec *vec, PyObject **out)
         }                               \
     } while (0)
 
+/* As TRY, inside a loop over n members from `start` with `i` read up to `p`: a cut record
+ * also notes the buffer size it is expected to need. */
+#define TRY_M(expr)                                        \
+    do {                                                   \
+        int r_ = (expr);                                   \
+        if (r_ != RS_OK) {                                 \
+            Py_XDECREF(out);                               \
+            if (r_ == RS_MORE)                             \
+                r_ = more_members(c, start, p, (uint64_t)i, n); \
+            return r_;                                     \
+        }                                                  \
+    } while (0)
+
 /* type 1 (list) and 2 (set): n strings */
 static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **res)
 {
     Py_ssize_t p = *pp, i;
     uint64_t n;
     PyObject *out = NULL;
-    if (read_len(c, &p, &n) != RS_OK)
-        return RS_STOP;
-    if (n > (uint64_t)(c->end - p)) /* each member takes at least one byte */
-        return RS_STOP;
+    int r0 = read_len(c, &p, &n);
+    /* Each member takes at least one byte: a count beyond the bytes present means the
+     * record is cut (or the count is bogus). Nothing is allocated for it up front; the
+     * members present are read one by one until the bytes run out (RS_MORE), so a cut
+     * record is accepted or refused exactly as far as the Python path would. */
+    int cut = 0;
+    Py_ssize_t start = p;
+    if (r0 != RS_OK)
+        return r0;
+    start = p;
+    if (n > (uint64_t)(c->end - p))
+        cut = 1;
     if (as_set) {
         out = PySet_New(NULL);
         if (out == NULL)
             return RS_ERR;
-        for (i = 0; i < (Py_ssize_t)n; i++) {
+        for (i = 0; (uint64_t)i < n; i++) {
             PyObject *m = NULL;
             int r;
-            TRY(read_str(c, &p, &m));
+            TRY_M(read_str(c, &p, &m));
             r = PySet_Add(out, m);
             Py_DECREF(m);
             if (r < 0) {
@@ -928,6 +994,20 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
         if (PySet_GET_SIZE(out) != (Py_ssize_t)n) {
             Py_DECREF(out);
             return RS_STOP;
+        }
+    }
+    else if (cut) {
+        out = PyList_New(0);
+        if (out == NULL)
+            return RS_ERR;
+        for (i = 0;; i++) { /* ends with RS_MORE (or a refusal) before n members */
+            PyObject *m = NULL;
+            int r;
+            TRY_M(read_str(c, &p, &m));
+            r = PyList_Append(out, m);
+            Py_DECREF(m);
+            if (r < 0)
+                TRY(RS_ERR);
         }
     }
     else {
@@ -951,22 +1031,24 @@ static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
     Py_ssize_t p = *pp, i;
     uint64_t n;
     PyObject *out = NULL;
-    if (read_len(c, &p, &n) != RS_OK)
-        return RS_STOP;
-    if (n > (uint64_t)(c->end - p) / 2)
-        return RS_STOP;
+    int r0 = read_len(c, &p, &n);
+    if (r0 != RS_OK)
+        return r0;
+    /* No up-front check of n against the bytes present: the dict grows as fields are read,
+     * and a cut record ends in RS_MORE where the bytes run out. */
+    Py_ssize_t start = p;
     out = PyDict_New();
     if (out == NULL)
         return RS_ERR;
-    for (i = 0; i < (Py_ssize_t)n; i++) {
+    for (i = 0; (uint64_t)i < n; i++) {
         PyObject *f = NULL, *v = NULL;
         int r;
-        TRY(read_str(c, &p, &f));
+        TRY_M(read_str(c, &p, &f));
         r = read_str(c, &p, &v);
         if (r != RS_OK) {
             Py_DECREF(f);
             Py_DECREF(out);
-            return r;
+            return r == RS_MORE ? more_members(c, start, p, (uint64_t)i, n) : r;
         }
         r = PyDict_SetItem(out, f, v);
         Py_DECREF(f);
@@ -992,24 +1074,25 @@ static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
     Py_ssize_t p = *pp, i, end = c->end;
     uint64_t n;
     PyObject *out = NULL;
-    if (read_len(c, &p, &n) != RS_OK)
-        return RS_STOP;
-    if (n > (uint64_t)(end - p) / (binary ? 9 : 2))
-        return RS_STOP;
+    int r0 = read_len(c, &p, &n);
+    if (r0 != RS_OK)
+        return r0;
+    /* as v_hash: no up-front check, RS_MORE where the bytes run out */
+    Py_ssize_t start = p;
     out = PyObject_CallNoArgs(c->zset_type);
     if (out == NULL)
         return RS_ERR;
-    for (i = 0; i < (Py_ssize_t)n; i++) {
+    for (i = 0; (uint64_t)i < n; i++) {
         PyObject *m = NULL, *sv;
         double s;
         int r;
-        TRY(read_str(c, &p, &m));
+        TRY_M(read_str(c, &p, &m));
         if (binary) {
             uint64_t bits;
             if (end - p < 8) {
                 Py_DECREF(m);
                 Py_DECREF(out);
-                return RS_STOP;
+                return more_members(c, start, p, (uint64_t)i, n);
             }
             bits = le64(b + p);
             memcpy(&s, &bits, 8);
@@ -1020,7 +1103,7 @@ static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
             if (p >= end || x == 253) { /* incomplete, or NaN (refused) */
                 Py_DECREF(m);
                 Py_DECREF(out);
-                return RS_STOP;
+                return p >= end ? more_members(c, start, p, (uint64_t)i, n) : RS_STOP;
             }
             if (x == 254) {
                 s = Py_HUGE_VAL;
@@ -1034,7 +1117,7 @@ static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
                 if ((Py_ssize_t)x > end - p - 1) {
                     Py_DECREF(m);
                     Py_DECREF(out);
-                    return RS_STOP;
+                    return more_members(c, start, p, (uint64_t)i, n);
                 }
                 r = parse_float(b + p + 1, x, &s);
                 if (r != RS_OK) {
@@ -1079,22 +1162,23 @@ static int v_quicklist(Ctx *c, Py_ssize_t *pp, int v2, PyObject **res)
     Py_ssize_t p = *pp, i;
     uint64_t n;
     PyObject *out = NULL;
-    if (read_len(c, &p, &n) != RS_OK)
-        return RS_STOP;
-    if (n > (uint64_t)(c->end - p)) /* each node takes at least one byte */
-        return RS_STOP;
-    for (i = 0; i < (Py_ssize_t)n; i++) {
+    int r0 = read_len(c, &p, &n);
+    if (r0 != RS_OK)
+        return r0;
+    /* the list grows node by node: a cut record ends in RS_MORE where the bytes run out */
+    Py_ssize_t start = p;
+    for (i = 0; (uint64_t)i < n; i++) {
         const u8 *blob;
         Py_ssize_t blen;
         if (v2) {
             uint64_t container;
-            TRY(read_len(c, &p, &container));
+            TRY_M(read_len(c, &p, &container));
             if (container != 2) {
                 PyObject *elem = NULL;
                 int r;
                 if (container != 1)
                     TRY(RS_STOP);
-                TRY(read_str(c, &p, &elem));
+                TRY_M(read_str(c, &p, &elem));
                 if (PyBytes_GET_SIZE(elem) == 0) { /* "empty quicklist node" */
                     Py_DECREF(elem);
                     TRY(RS_STOP);
@@ -1110,7 +1194,7 @@ static int v_quicklist(Ctx *c, Py_ssize_t *pp, int v2, PyObject **res)
                 continue;
             }
         }
-        TRY(read_blob(c, &p, &blob, &blen));
+        TRY_M(read_blob(c, &p, &blob, &blen));
         TRY(v2 ? decode_listpack(&c->vec, blob, blen) : decode_ziplist(&c->vec, blob, blen));
         if (out == NULL && (out = PyList_New(0)) == NULL)
             return RS_ERR;
@@ -1216,67 +1300,92 @@ static inline Py_ssize_t container_size(PyObject *v)
     return 1; /* bytes: an empty string is a value, never skipped */
 }
 
-/* ---- the entry point ---- */
+/* ---- the entry points ---- */
 
-PyDoc_STRVAR(load_records_doc,
-"load_records(buf, pos, db, expire, dbs, expires, zset_type) -> (pos, expire, keys, skipped)\n"
-"\n"
-"Parse consecutive simple key records of `buf` from `pos` into `dbs[db]` (values) and\n"
-"`expires[db]` (expiry ms), exactly as the pure-Python sink path would. `expire` is the\n"
-"EXPIRETIME prefix already read for the record at `pos` (or None). Returns where it stopped\n"
-"(the start of a record it leaves to Python, prefixes included), the prefix state there,\n"
-"the keys stored and the empty collections skipped.");
-
-static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* An RDB string checked but not built (a key or a string value in count mode): the same
+ * acceptance as read_str, LZF included (decompressed into the scratch buffer). */
+static int check_str(Ctx *c, Py_ssize_t *pp)
 {
-    PyObject *bufobj, *dbs, *expires, *d, *x, *result = NULL, *rec_exp_obj;
-    Py_ssize_t pos, end, rec, ndbs;
-    long long db;
-    int overflow = 0, have_exp = 0;
+    StrHdr h;
+    Py_ssize_t p = *pp;
+    int r = str_header(c, &p, &h);
+    if (r != RS_OK)
+        return r;
+    if (h.kind == S_LZF && h.ulen) {
+        if ((size_t)h.ulen > c->scratch_cap) {
+            u8 *s = PyMem_Realloc(c->scratch, (size_t)h.ulen);
+            if (s == NULL) {
+                PyErr_NoMemory();
+                return RS_ERR;
+            }
+            c->scratch = s;
+            c->scratch_cap = (size_t)h.ulen;
+        }
+        if (lzf_dec(c->buf + h.s, h.len, c->scratch, h.ulen) < 0)
+            return RS_STOP;
+    }
+    *pp = p;
+    return RS_OK;
+}
+
+#define MODE_LOAD 0    /* store into dbs[db] / expires[db] */
+#define MODE_COUNT 1   /* tally per type, keep nothing */
+#define MODE_COLLECT 2 /* append (db, key, value, expire) tuples to a list */
+
+#define COUNT_SLOTS 128 /* count mode: counts[2 * type + has_expire], types < 64 */
+
+typedef struct {
+    int mode;
+    PyObject *d, *x;      /* load: the DB's dicts */
+    uint64_t *counts;     /* count */
+    PyObject *out, *dbo;  /* collect: the list and the DB number object */
+} Dest;
+
+/* One key record parsed (key may be NULL in count mode): store, count or collect it.
+ * Steals nothing; returns RS_OK or RS_ERR. */
+static int put_key(Dest *dst, unsigned t, PyObject *key, PyObject *val, int have_exp,
+                   int64_t exp, Py_ssize_t *nkeys)
+{
+    PyObject *eo = NULL;
+    int r;
+    if (dst->mode == MODE_COUNT) {
+        dst->counts[2 * t + (have_exp ? 1 : 0)]++;
+        (*nkeys)++;
+        return RS_OK;
+    }
+    if (have_exp && (eo = PyLong_FromLongLong(exp)) == NULL)
+        return RS_ERR;
+    if (dst->mode == MODE_LOAD) {
+        r = PyDict_SetItem(dst->d, key, val);
+        if (r == 0 && eo != NULL)
+            r = PyDict_SetItem(dst->x, key, eo);
+    }
+    else {
+        PyObject *tup = PyTuple_Pack(4, dst->dbo, key, val, eo ? eo : Py_None);
+        r = tup == NULL ? -1 : PyList_Append(dst->out, tup);
+        Py_XDECREF(tup);
+    }
+    Py_XDECREF(eo);
+    if (r < 0)
+        return RS_ERR;
+    (*nkeys)++;
+    return RS_OK;
+}
+
+/* The record loop shared by the three entry points: from pos, parse key records (and their
+ * prefixes) until the first one left to Python. Returns the result tuple
+ * (pos, expire, keys, skipped, more) or NULL with an exception set. */
+static PyObject *run_records(PyObject *bufobj, Py_ssize_t pos, PyObject *rec_exp_obj,
+                             PyObject *zset_type, Dest *dst)
+{
+    PyObject *result = NULL;
+    Py_ssize_t end = PyBytes_GET_SIZE(bufobj), rec;
+    int have_exp = 0, overflow = 0;
+    Py_ssize_t need = 0; /* the record at rec is cut: the buffer size it should need */
     int64_t exp = 0;
     Py_ssize_t nkeys = 0, nskipped = 0;
     Ctx c;
-    (void)self;
 
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "load_records() takes exactly 7 arguments");
-        return NULL;
-    }
-    bufobj = args[0];
-    if (!PyBytes_Check(bufobj)) {
-        PyErr_SetString(PyExc_TypeError, "load_records(): buf must be bytes");
-        return NULL;
-    }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred())
-        return NULL;
-    end = PyBytes_GET_SIZE(bufobj);
-    if (pos < 0 || pos > end) {
-        PyErr_SetString(PyExc_ValueError, "load_records(): pos out of range");
-        return NULL;
-    }
-    dbs = args[4];
-    expires = args[5];
-    if (!PyType_Check(args[6]) || !PyType_IsSubtype((PyTypeObject *)args[6], &PyDict_Type)) {
-        PyErr_SetString(PyExc_TypeError, "load_records(): zset_type must be a dict subclass");
-        return NULL;
-    }
-    rec_exp_obj = args[3];
-
-    /* Anything unusual (a DB out of range, a non-dict DB, a huge prefix value): parse
-     * nothing and let the Python path handle it, errors included. */
-    if (!PyList_CheckExact(dbs) || !PyList_CheckExact(expires) || !PyLong_Check(args[2]))
-        goto nothing;
-    db = PyLong_AsLongLongAndOverflow(args[2], &overflow);
-    if (db == -1 && PyErr_Occurred())
-        return NULL;
-    ndbs = PyList_GET_SIZE(dbs);
-    if (overflow || db < 0 || db >= ndbs || db >= PyList_GET_SIZE(expires))
-        goto nothing;
-    d = PyList_GET_ITEM(dbs, (Py_ssize_t)db);
-    x = PyList_GET_ITEM(expires, (Py_ssize_t)db);
-    if (!PyDict_CheckExact(d) || !PyDict_CheckExact(x))
-        goto nothing;
     if (rec_exp_obj != Py_None) {
         long long e;
         if (!PyLong_Check(rec_exp_obj))
@@ -1292,59 +1401,59 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
 
     c.buf = (const u8 *)PyBytes_AS_STRING(bufobj);
     c.end = end;
-    c.zset_type = args[6];
+    c.zset_type = zset_type;
     c.vec.e = NULL;
     c.vec.n = c.vec.cap = 0;
     c.scratch = NULL;
     c.scratch_cap = 0;
+    c.need = 0;
 
-    Py_INCREF(d);
-    Py_INCREF(x);
     rec = pos;
     while (pos < end) {
         unsigned t = c.buf[pos];
         if (handled_type(t)) {
             Py_ssize_t p = pos + 1;
             PyObject *key = NULL, *val = NULL;
-            int r = read_str(&c, &p, &key);
-            if (r == RS_OK) {
-                r = read_value(&c, (int)t, &p, &val);
-                if (r != RS_OK)
-                    Py_DECREF(key);
+            int r;
+            c.need = 0;
+            if (dst->mode == MODE_COUNT) {
+                /* neither the key nor a string value is needed: check them, build nothing */
+                r = check_str(&c, &p);
+                if (r == RS_OK) {
+                    if (t == 0)
+                        r = check_str(&c, &p);
+                    else
+                        r = read_value(&c, (int)t, &p, &val);
+                }
+            }
+            else {
+                r = read_str(&c, &p, &key);
+                if (r == RS_OK) {
+                    r = read_value(&c, (int)t, &p, &val);
+                    if (r != RS_OK)
+                        Py_CLEAR(key);
+                }
             }
             if (r == RS_ERR)
                 goto error;
-            if (r == RS_STOP)
+            if (r != RS_OK) {
+                /* `more`: the key record itself is cut (a cut prefix is left to Python,
+                 * which reads prefixes as records of their own) */
+                if (r == RS_MORE)
+                    need = c.need > end ? c.need : end + 1;
                 break;
-            if (container_size(val) == 0) {
+            }
+            if (val != NULL && container_size(val) == 0) {
                 nskipped++;
+                r = RS_OK;
             }
             else {
-                if (PyDict_SetItem(d, key, val) < 0) {
-                    Py_DECREF(key);
-                    Py_DECREF(val);
-                    goto error;
-                }
-                if (have_exp) {
-                    PyObject *eo = PyLong_FromLongLong(exp);
-                    int rr;
-                    if (eo == NULL) {
-                        Py_DECREF(key);
-                        Py_DECREF(val);
-                        goto error;
-                    }
-                    rr = PyDict_SetItem(x, key, eo);
-                    Py_DECREF(eo);
-                    if (rr < 0) {
-                        Py_DECREF(key);
-                        Py_DECREF(val);
-                        goto error;
-                    }
-                }
-                nkeys++;
+                r = put_key(dst, t, key, val, have_exp, exp, &nkeys);
             }
-            Py_DECREF(key);
-            Py_DECREF(val);
+            Py_XDECREF(key);
+            Py_XDECREF(val);
+            if (r != RS_OK)
+                goto error;
             pos = rec = p;
             have_exp = 0;
             rec_exp_obj = Py_None;
@@ -1380,29 +1489,180 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
             break;
         }
     }
-    result = Py_BuildValue("(nOnn)", rec, rec_exp_obj, nkeys, nskipped);
+    result = Py_BuildValue("(nOnnn)", rec, rec_exp_obj, nkeys, nskipped, need);
     goto done;
 error:
     result = NULL;
 done:
-    Py_DECREF(d);
-    Py_DECREF(x);
     PyMem_Free(c.vec.e);
     PyMem_Free(c.scratch);
     return result;
 nothing:
-    return Py_BuildValue("(nOnn)", pos, rec_exp_obj, (Py_ssize_t)0, (Py_ssize_t)0);
+    return Py_BuildValue("(nOnnn)", pos, rec_exp_obj, (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0);
+}
+
+/* The buffer and position arguments every entry point starts with. */
+static int buf_pos_args(const char *fname, PyObject *const *args, Py_ssize_t *pos)
+{
+    if (!PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s(): buf must be bytes", fname);
+        return -1;
+    }
+    *pos = PyLong_AsSsize_t(args[1]);
+    if (*pos == -1 && PyErr_Occurred())
+        return -1;
+    if (*pos < 0 || *pos > PyBytes_GET_SIZE(args[0])) {
+        PyErr_Format(PyExc_ValueError, "%s(): pos out of range", fname);
+        return -1;
+    }
+    return 0;
+}
+
+static int zset_type_arg(const char *fname, PyObject *z)
+{
+    if (!PyType_Check(z) || !PyType_IsSubtype((PyTypeObject *)z, &PyDict_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s(): zset_type must be a dict subclass", fname);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(load_records_doc,
+"load_records(buf, pos, db, expire, dbs, expires, zset_type)\n"
+"    -> (pos, expire, keys, skipped, cut)\n"
+"\n"
+"Parse consecutive simple key records of `buf` from `pos` into `dbs[db]` (values) and\n"
+"`expires[db]` (expiry ms), exactly as the pure-Python sink path would. `expire` is the\n"
+"EXPIRETIME prefix already read for the record at `pos` (or None). Returns where it stopped\n"
+"(the start of a record it leaves to Python, prefixes included), the prefix state there,\n"
+"the keys stored, the empty collections skipped, and `cut`: 0, or, when that key record is\n"
+"cut by the end of `buf` (all of it present accepted), the buffer size it should need\n"
+"(exact from a string's length, else estimated from the members read so far).");
+
+static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *dbs, *expires, *result;
+    Py_ssize_t pos, ndbs;
+    long long db;
+    int overflow = 0;
+    Dest dst;
+    (void)self;
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "load_records() takes exactly 7 arguments");
+        return NULL;
+    }
+    if (buf_pos_args("load_records", args, &pos) < 0 || zset_type_arg("load_records", args[6]) < 0)
+        return NULL;
+    dbs = args[4];
+    expires = args[5];
+
+    /* Anything unusual (a DB out of range, a non-dict DB): parse nothing and let the Python
+     * path handle it, errors included. */
+    if (!PyList_CheckExact(dbs) || !PyList_CheckExact(expires) || !PyLong_Check(args[2]))
+        goto nothing;
+    db = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (db == -1 && PyErr_Occurred())
+        return NULL;
+    ndbs = PyList_GET_SIZE(dbs);
+    if (overflow || db < 0 || db >= ndbs || db >= PyList_GET_SIZE(expires))
+        goto nothing;
+    dst.mode = MODE_LOAD;
+    dst.d = PyList_GET_ITEM(dbs, (Py_ssize_t)db);
+    dst.x = PyList_GET_ITEM(expires, (Py_ssize_t)db);
+    if (!PyDict_CheckExact(dst.d) || !PyDict_CheckExact(dst.x))
+        goto nothing;
+    Py_INCREF(dst.d);
+    Py_INCREF(dst.x);
+    result = run_records(args[0], pos, args[3], args[6], &dst);
+    Py_DECREF(dst.d);
+    Py_DECREF(dst.x);
+    return result;
+nothing:
+    return Py_BuildValue("(nOnnn)", pos, args[3], (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0);
+}
+
+PyDoc_STRVAR(count_records_doc,
+"count_records(buf, pos, expire, counts, zset_type) -> (pos, expire, keys, skipped, cut)\n"
+"\n"
+"As load_records, but keep nothing: each key record is checked exactly as it would be\n"
+"loaded (values built and dropped; keys and string values checked without being built)\n"
+"and counted in `counts` (a writable buffer of 128 native uint64: index 2 * type + 1 if\n"
+"the key has an expiry, else 2 * type).");
+
+static PyObject *count_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    PyObject *result;
+    Py_ssize_t pos;
+    Dest dst;
+    (void)self;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "count_records() takes exactly 5 arguments");
+        return NULL;
+    }
+    if (buf_pos_args("count_records", args, &pos) < 0 ||
+        zset_type_arg("count_records", args[4]) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (view.len < (Py_ssize_t)(COUNT_SLOTS * sizeof(uint64_t)) ||
+        ((uintptr_t)view.buf % sizeof(uint64_t)) != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError,
+                        "count_records(): counts must hold 128 aligned uint64 slots");
+        return NULL;
+    }
+    dst.mode = MODE_COUNT;
+    dst.counts = (uint64_t *)view.buf;
+    result = run_records(args[0], pos, args[2], args[4], &dst);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(collect_records_doc,
+"collect_records(buf, pos, db, expire, out, zset_type) -> (pos, expire, keys, skipped, cut)\n"
+"\n"
+"As load_records, but append one (db, key, value, expire_ms_or_None) tuple per key to the\n"
+"list `out`, in file order (a repeated key appears each time).");
+
+static PyObject *collect_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t pos;
+    Dest dst;
+    (void)self;
+
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "collect_records() takes exactly 6 arguments");
+        return NULL;
+    }
+    if (buf_pos_args("collect_records", args, &pos) < 0 ||
+        zset_type_arg("collect_records", args[5]) < 0)
+        return NULL;
+    if (!PyList_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "collect_records(): out must be a list");
+        return NULL;
+    }
+    dst.mode = MODE_COLLECT;
+    dst.out = args[4];
+    dst.dbo = args[2];
+    return run_records(args[0], pos, args[3], args[5], &dst);
 }
 
 static PyMethodDef methods[] = {
     {"load_records", (PyCFunction)(void (*)(void))load_records, METH_FASTCALL, load_records_doc},
+    {"count_records", (PyCFunction)(void (*)(void))count_records, METH_FASTCALL,
+     count_records_doc},
+    {"collect_records", (PyCFunction)(void (*)(void))collect_records, METH_FASTCALL,
+     collect_records_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "replproxy.rdb._speedups",
-    "C fast path for the RDB reader's sink mode (see replproxy/rdb/_speedups.c).",
+    "replproxy.rdb._loader",
+    "C fast path for the RDB reader's sink modes (see replproxy/rdb/_loader.c).",
     0,
     methods,
     NULL,
@@ -1411,4 +1671,4 @@ static struct PyModuleDef module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__loader(void) { return PyModule_Create(&module); }
