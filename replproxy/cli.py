@@ -22,13 +22,17 @@ from replproxy.config import (
     DEFAULT_SAVE,
     Config,
     ConfigError,
+    Upstream,
     parse_output_limit,
     parse_save,
     parse_size,
     parse_upstream_url,
     parse_yes_no,
+    upstream_url_wants_tls,
 )
 from replproxy.rdb.cli import app as rdb_app
+from replproxy.sentinel import SentinelSettings, parse_sentinel_addrs
+from replproxy.tls import TlsSettings
 
 # Allocations between two runs of the cyclic GC's youngest generation (CPython: 700).
 GC_THRESHOLD = 50_000
@@ -72,14 +76,34 @@ def setup_logging(level: str, fmt: str) -> None:
 
 
 @app.command()
+def _path(p: str | None) -> Path | None:
+    return Path(p) if p else None
+
+
+def upstream_of(url: str | None, masteruser: str | None, masterauth: str | None) -> Upstream:
+    """The configured master: `--upstream` (absent with Sentinels: found at run time), with
+    `--masteruser`/`--masterauth` as redis.conf's credentials when the URL has none."""
+    up = parse_upstream_url(url) if url else Upstream("", 0)
+    if masterauth is None and masteruser is None:
+        return up
+    if up.password is not None or up.username is not None:
+        raise ConfigError("give the master's credentials in --upstream or with --masteruser/"
+                          "--masterauth, not both")
+    if masterauth is None:
+        raise ConfigError("--masteruser needs --masterauth")
+    return Upstream(up.host, up.port, masteruser, masterauth)
+
+
+@app.command()
 def run(
     upstream: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar=_env("UPSTREAM"),
-            help="The master: redis://[user:password@]host:port (rediss:// is reserved for TLS).",
+            help="The master: redis://[user:password@]host:port, or rediss://... for TLS. "
+            "Optional with --sentinel (then the fallback when no Sentinel answers).",
         ),
-    ],
+    ] = None,
     port: Annotated[
         int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
     ] = 6380,
@@ -253,6 +277,134 @@ def run(
                      help="ACL file of users (redis aclfile syntax: 'user <name> on >pass'); "
                      "every user is read-only here."),
     ] = None,
+    masteruser: Annotated[
+        str | None,
+        typer.Option(envvar=_env("MASTERUSER"),
+                     help="ACL user for the master (redis.conf masteruser), when --upstream "
+                     "carries no credentials (with --sentinel)."),
+    ] = None,
+    masterauth: Annotated[
+        str | None,
+        typer.Option(envvar=_env("MASTERAUTH"),
+                     help="Password for the master (redis.conf masterauth)."),
+    ] = None,
+    tls_port: Annotated[
+        int,
+        typer.Option(envvar=_env("TLS_PORT"),
+                     help="TLS client port (clients and downstream replicas); 0 = none. With "
+                     "it, --port 0 disables the plain port."),
+    ] = 0,
+    tls_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CERT_FILE"),
+                     help="PEM certificate (chain) of the TLS ports; also the client "
+                     "certificate towards the master unless --tls-client-cert-file."),
+    ] = None,
+    tls_key_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_KEY_FILE"), help="PEM private key of --tls-cert-file."),
+    ] = None,
+    tls_key_file_pass: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_KEY_FILE_PASS"),
+                     help="Passphrase of --tls-key-file."),
+    ] = None,
+    tls_client_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_CERT_FILE"),
+                     help="Client certificate for outgoing TLS (master, Sentinels)."),
+    ] = None,
+    tls_client_key_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE"),
+                     help="Private key of --tls-client-cert-file."),
+    ] = None,
+    tls_client_key_file_pass: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE_PASS"),
+                     help="Passphrase of --tls-client-key-file."),
+    ] = None,
+    tls_ca_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CA_CERT_FILE"),
+                     help="CA bundle verifying peers (the master, Sentinels, client "
+                     "certificates); without it or --tls-ca-cert-dir the master is verified "
+                     "against the system's trust store."),
+    ] = None,
+    tls_ca_cert_dir: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CA_CERT_DIR"),
+                     help="Directory of CA certificates (OpenSSL hashed names)."),
+    ] = None,
+    tls_dh_params_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_DH_PARAMS_FILE"),
+                     help="DH parameters for the TLS ports (older OpenSSL only)."),
+    ] = None,
+    tls_auth_clients: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_AUTH_CLIENTS"),
+                     help="Client certificates on --tls-port: yes (required), optional, no."),
+    ] = "yes",
+    tls_replication: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_REPLICATION"),
+                     help="yes: the link to the master uses TLS (rediss:// implies it)."),
+    ] = "no",
+    tls_protocols: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_PROTOCOLS"),
+                     help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'),
+    ] = None,
+    tls_ciphers: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CIPHERS"),
+                     help="OpenSSL cipher list for TLS <= 1.2."),
+    ] = None,
+    tls_ciphersuites: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CIPHERSUITES"),
+                     help="OpenSSL TLS 1.3 cipher suites."),
+    ] = None,
+    tls_prefer_server_ciphers: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_PREFER_SERVER_CIPHERS"),
+                     help="yes: the TLS ports choose the cipher by their own preference."),
+    ] = "no",
+    tls_verify_hostname: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_VERIFY_HOSTNAME"),
+                     help="yes: the master's (and Sentinels') certificate must name the host "
+                     "connected to; no: only the chain is verified."),
+    ] = "yes",
+    metrics_tls: Annotated[
+        str,
+        typer.Option(envvar=_env("METRICS_TLS"),
+                     help="yes: /metrics and the probes over HTTPS (--tls-cert-file)."),
+    ] = "no",
+    sentinel: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL"),
+                     help="Sentinels to ask for the master: host:port[,host:port...]."),
+    ] = None,
+    sentinel_master: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_MASTER"),
+                     help="The master's name in the Sentinels (sentinel monitor NAME ...)."),
+    ] = None,
+    sentinel_username: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_USERNAME"), help="ACL user for the Sentinels."),
+    ] = None,
+    sentinel_password: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_PASSWORD"), help="Password for the Sentinels."),
+    ] = None,
+    sentinel_tls: Annotated[
+        str,
+        typer.Option(envvar=_env("SENTINEL_TLS"),
+                     help="yes: connect to the Sentinels over TLS (the client settings)."),
+    ] = "no",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -265,8 +417,41 @@ def run(
 
     setup_logging(log_level, log_format)
     try:
+        tls = TlsSettings(
+            port=tls_port,
+            cert_file=_path(tls_cert_file),
+            key_file=_path(tls_key_file),
+            key_file_pass=tls_key_file_pass,
+            client_cert_file=_path(tls_client_cert_file),
+            client_key_file=_path(tls_client_key_file),
+            client_key_file_pass=tls_client_key_file_pass,
+            ca_cert_file=_path(tls_ca_cert_file),
+            ca_cert_dir=_path(tls_ca_cert_dir),
+            dh_params_file=_path(tls_dh_params_file),
+            auth_clients=tls_auth_clients.strip().lower(),
+            replication=parse_yes_no("tls-replication", tls_replication)
+            or (upstream is not None and upstream_url_wants_tls(upstream)),
+            protocols=tls_protocols,
+            ciphers=tls_ciphers,
+            ciphersuites=tls_ciphersuites,
+            prefer_server_ciphers=parse_yes_no(
+                "tls-prefer-server-ciphers", tls_prefer_server_ciphers),
+            verify_hostname=parse_yes_no("tls-verify-hostname", tls_verify_hostname),
+            metrics=parse_yes_no("metrics-tls", metrics_tls),
+        )
+        sentinels = None
+        if sentinel or sentinel_master:
+            sentinels = SentinelSettings(
+                parse_sentinel_addrs(sentinel or ""),
+                sentinel_master or "",
+                sentinel_username,
+                sentinel_password,
+                parse_yes_no("sentinel-tls", sentinel_tls),
+            )
         config = Config(
-            upstream=parse_upstream_url(upstream),
+            upstream=upstream_of(upstream, masteruser, masterauth),
+            tls=tls,
+            sentinel=sentinels,
             port=port,
             bind=bind,
             metrics_port=metrics_port,

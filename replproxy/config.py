@@ -6,9 +6,14 @@ and are larger where a relay's job differs (the backlog: a relay exists to absor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from replproxy.sentinel import SentinelSettings
+    from replproxy.tls import TlsSettings
 
 
 class ConfigError(ValueError):
@@ -27,15 +32,14 @@ class Upstream:
 
 
 def parse_upstream_url(url: str) -> Upstream:
-    """`redis://[user:password@]host[:port][/db]`: the master to replicate from.
+    """`redis[s]://[user:password@]host[:port][/db]`: the master to replicate from.
 
-    `rediss://` (TLS) is reserved and refused with a clear message until it is supported.
+    `rediss://` is the same with TLS: the CLI turns `--tls-replication` on for it
+    (`upstream_url_wants_tls`).
     """
     parts = urlsplit(url)
-    if parts.scheme == "rediss":
-        raise ConfigError("rediss:// (TLS to the master) is not supported yet; use redis://")
-    if parts.scheme != "redis":
-        raise ConfigError(f"--upstream must be a redis:// URL, got {url!r}")
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(f"--upstream must be a redis:// or rediss:// URL, got {url!r}")
     if not parts.hostname:
         raise ConfigError(f"--upstream has no host: {url!r}")
     try:
@@ -47,6 +51,17 @@ def parse_upstream_url(url: str) -> Upstream:
     if username and password is None:
         raise ConfigError("--upstream names a user without a password (redis://user:pass@host)")
     return Upstream(parts.hostname, port, username, password)
+
+
+def upstream_url_wants_tls(url: str) -> bool:
+    """`rediss://`: the link to the master uses TLS (as `tls-replication yes`)."""
+    return urlsplit(url).scheme == "rediss"
+
+
+def _no_tls() -> TlsSettings:
+    from replproxy.tls import TlsSettings  # tls.py imports this module: import it late
+
+    return TlsSettings()
 
 
 def parse_size(text: str) -> int:
@@ -178,11 +193,25 @@ class Config:
     # Clients must AUTH: the `default` user's password, and/or users from an ACL file.
     requirepass: str | None = None
     aclfile: Path | None = None
+    # TLS (replproxy.tls) and the Sentinel-aware upstream (replproxy.sentinel).
+    tls: TlsSettings = field(default_factory=_no_tls)
+    sentinel: SentinelSettings | None = None
+
+    @property
+    def plain_port_enabled(self) -> bool:
+        """`--port 0` with a `--tls-port` disables the plain port, as Redis; without one it
+        picks a free port (a relay listening nowhere would be useless)."""
+        return self.port != 0 or self.tls.port == 0
 
     @property
     def listening_port(self) -> int:
-        """What we tell the master in `REPLCONF listening-port` (announce port wins)."""
-        return self.replica_announce_port or self.port
+        """What we tell the master in `REPLCONF listening-port`: the announce port, else the
+        TLS port when the link uses TLS (Redis's rule) or the plain port is off, else --port."""
+        if self.replica_announce_port:
+            return self.replica_announce_port
+        if self.tls.port and (self.tls.replication or not self.plain_port_enabled):
+            return self.tls.port
+        return self.port
 
     @property
     def snapshot_path(self) -> Path:
@@ -228,3 +257,8 @@ class Config:
             raise ConfigError("--client-query-buffer-limit must be at least 1mb (Redis's minimum)")
         if self.proto_max_bulk_len < 1024 * 1024:
             raise ConfigError("--proto-max-bulk-len must be at least 1mb (Redis's minimum)")
+        self.tls.validate()
+        if self.sentinel is not None:
+            self.sentinel.validate()
+        elif not self.upstream.host:
+            raise ConfigError("--upstream is required (or --sentinel with --sentinel-master)")
