@@ -97,7 +97,10 @@ class Connection:
             return
         self.sending = True
         try:
-            await self._write(data)
+            if self.tls:
+                await self.stream.send_all(data)
+            else:
+                await _send_all(self.fd, data)
             self.session.net_out += len(data)
         finally:
             self.sending = False
@@ -117,24 +120,19 @@ class Connection:
                 await done.wait()
             data = b"".join(c.outbox)
             c.outbox.clear()
-            await self._write(data)
+            if self.tls:
+                await self.stream.send_all(data)
+            else:
+                await _send_all(self.fd, data)
             c.sent(len(data))
 
-    async def _write(self, data: bytes) -> None:
-        if self.tls:
-            await self.stream.send_all(data)
-        else:
-            await _send_all(self.fd, data)
-
-    async def receive(self) -> bytes:
-        """Up to RECV_SIZE bytes the client sent (b"" when it closed)."""
-        if self.tls:
-            try:
-                return bytes(await self.stream.receive_some(RECV_SIZE))
-            except trio.BrokenResourceError:
-                # Most clients close without a TLS close_notify: an end of stream all the same.
-                return b""
-        return await _receive(self.fd)
+    async def receive_tls(self) -> bytes:
+        """Up to RECV_SIZE bytes a TLS client sent (b"" when it closed)."""
+        try:
+            return bytes(await self.stream.receive_some(RECV_SIZE))
+        except trio.BrokenResourceError:
+            # Most clients close without a TLS close_notify: an end of stream all the same.
+            return b""
 
     async def drain(self) -> None:
         """QUIT after pushes: let the writer send what is queued before the close."""
@@ -219,7 +217,7 @@ class RespServer:
                     break
                 continue
             else:
-                data = await conn.receive()
+                data = await conn.receive_tls() if conn.tls else await _receive(conn.fd)
                 if not data:
                     break
             payload = c.feed(data, now_ms(), time.monotonic())

@@ -97,6 +97,15 @@ def test_upstream_is_required_without_sentinels() -> None:
     assert "--upstream is required (or --sentinel with --sentinel-master)" in res.output
 
 
+def test_every_flag_is_documented_in_configuration_md() -> None:
+    import typer.main
+
+    run = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    flags = [o for p in run.params for o in p.opts if o.startswith("--") and o != "--help"]
+    assert [f for f in flags if f"`{f}`" not in doc] == []
+
+
 def test_settings_come_from_the_environment() -> None:
     # A wrong setting read from the environment proves the variable is honoured.
     env = dict(os.environ, REPLPROXY_UPSTREAM="redis://127.0.0.1:1", REPLPROXY_PORT="70000")
