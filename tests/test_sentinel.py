@@ -238,3 +238,57 @@ def test_sentinels_over_tls_with_a_password(stack: list[object]) -> None:
     stack.append(relay)
     assert relay.info("replication")["master_port"] == master.port
     assert f"sentinel 127.0.0.1:{tls_sentinel.port}: master 'mymaster' is at" in relay.log()
+
+
+@pytest.mark.slow
+def test_a_restart_after_a_failover_follows_the_new_master_unless_upstream_changed(
+    stack: list[object],
+) -> None:
+    """Without Sentinels: the relay re-pointed the way Sentinel reconfigures a replica (its
+    MULTI / SLAVEOF / CONFIG REWRITE / CLIENT KILL / EXEC) restarts on the new master while
+    `--upstream` still names the old one, and on the configured one once it changes."""
+    kind = next(k for k in available_kinds() if k.major >= 7)
+    old = start_server(kind)
+    stack.append(old)
+    new = start_server(kind, extra={"replicaof": f"127.0.0.1 {old.port}"})
+    stack.append(new)
+    relay = start_relay(f"redis://127.0.0.1:{old.port}")
+    stack.append(relay)
+    Workload(old, seed=173, dbs=DBS).run(200)
+    wait_for(
+        lambda: offset_of(new) == offset_of(relay) == offset_of(old),
+        60,
+        what="the standby and the relay at the master's offset",
+    )
+    with new.client() as c:
+        c.execute_command("REPLICAOF", "NO", "ONE")
+    with relay.client() as c:
+        p = c.pipeline(transaction=True)
+        p.execute_command("SLAVEOF", "127.0.0.1", new.port)
+        p.execute_command("CONFIG", "REWRITE")
+        p.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        p.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        replies = p.execute(raise_on_error=False)
+    assert replies[0] in (True, b"OK")  # redis-py turns +OK into True
+    assert isinstance(replies[1], redis.ResponseError)  # CONFIG REWRITE: not offered
+    wait_for(
+        lambda: relay.info("replication")["master_port"] == new.port,
+        30,
+        what="the relay re-pointed",
+    )
+    relay.wait_in_sync_with(new)
+    relay.stop()  # SIGTERM: the final save records the master followed
+
+    again = start_relay(f"redis://127.0.0.1:{old.port}", dir=relay.dir, port=relay.port)
+    stack.append(again)
+    assert again.info("replication")["master_port"] == new.port
+    assert "the master followed before the restart (state file)" in again.log()
+    again.stop()
+
+    # A changed --upstream is the operator's new choice: it wins over the state file.
+    other = start_server(kind, extra={"replicaof": f"127.0.0.1 {new.port}"})
+    stack.append(other)
+    wait_for(lambda: offset_of(other) == offset_of(new), 60, what="the chained replica")
+    third = start_relay(f"redis://127.0.0.1:{other.port}", dir=relay.dir, port=relay.port)
+    stack.append(third)
+    assert third.info("replication")["master_port"] == other.port
