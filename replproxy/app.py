@@ -1,8 +1,9 @@
 """The process: one `Relay` wires the parts together and runs them under one nursery.
 
-Owned tasks: the client RESP server, the metrics/health HTTP server, the signal watcher, and
-the replication service (the start-up snapshot load, then the upstream link and the save
-policy). Nothing runs outside this nursery; cancelling it stops everything.
+Owned tasks: the client RESP server (plain and TLS ports), the metrics/health HTTP server, the
+signal watcher, and the replication service (the start-up snapshot load, then the upstream
+link, the save policy and, with Sentinels, the `+switch-master` watch). Nothing runs outside
+this nursery; cancelling it stops everything. SIGHUP reloads the TLS certificates.
 
 `Relay` is the composition root: it builds every part and hands each only what it needs
 (the serving gate, the `Control` and `StatusView` interfaces of `replproxy.interfaces`, the
@@ -12,6 +13,8 @@ Shutdown (SIGTERM/SIGINT or `SHUTDOWN`) is one path, `Relay.shutdown`, in the or
 `prepareForShutdown` and a Kubernetes sidecar need: readiness off, stop replicating (the state
 is now final), let downstream replicas drain (a hook, for the downstream server), persist,
 stop accepting clients, exit - all within `--shutdown-timeout`. A second signal exits at once.
+The drain has its own bound (`DRAIN_SHARE` of the timeout, as Redis's `shutdown-timeout` bounds
+its wait for replica ACKs and then proceeds): a replica that never ACKs cannot cost the save.
 """
 
 from __future__ import annotations
@@ -37,17 +40,24 @@ from replproxy.persistence import Persistence
 from replproxy.probe import MasterProbe
 from replproxy.progress import watch_sync
 from replproxy.replication import Replication
+from replproxy.sentinel import SentinelClient
 from replproxy.server import RespServer
 from replproxy.session.hub import SessionHub
 from replproxy.startup import listen, startup_line
+from replproxy.tls import TlsContexts
 
 log = logging.getLogger("replproxy")
+
+# The part of --shutdown-timeout the shutdown may spend waiting for downstream replicas to
+# acknowledge the final offset; the rest is the final save's.
+DRAIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class BoundPorts:
-    port: int
+    port: int  # the plain client port (0 when disabled: `--port 0` with a `--tls-port`)
     metrics_port: int
+    tls_port: int = 0
 
 
 class Relay:
@@ -64,10 +74,25 @@ class Relay:
                         config.repl_backlog_disk_ttl),
             )
         self.replication = Replication(self.keyspace, config.repl_backlog_size, backlog)
-        self.link = UpstreamLink(config, self.replication, self.keyspace)
+        sentinel = config.sentinel
+        # Built (and so checked) now: a certificate that does not load stops the start-up.
+        self.tls = TlsContexts(
+            config.tls, client=config.tls.replication or bool(sentinel and sentinel.tls)
+        )
+        self.sentinel = (
+            SentinelClient(sentinel, lambda: self.tls.client, config.reconnect_backoff_min,
+                           config.reconnect_backoff_max)
+            if sentinel is not None else None
+        )
+        self.link = UpstreamLink(
+            config, self.replication, self.keyspace,
+            tls_context=(lambda: self.tls.client) if config.tls.replication else None,
+            find_master=self.sentinel.master_address if self.sentinel is not None else None,
+        )
         self.forker = Forker()
         self.persistence = Persistence(config, self.keyspace, self.replication, self.forker)
         self.probe = MasterProbe(self)  # the lag behind the master (metrics, INFO, /readyz)
+        self.persistence.current_master = lambda: self.link.upstream
         self.gate = ServingGate(
             config, self.replication, self.link.status, lambda: self.persistence.loading,
             self.probe.lag,
@@ -80,6 +105,7 @@ class Relay:
         )
         self.replication.snapshot_listeners.append(self.sessions.dialect_changed)
         self.resp_server = RespServer(self.sessions, self, self.downstream)
+        self.resp_server.tls_context = lambda: self.tls.server
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
         self.bound_port: int | None = None
@@ -137,19 +163,25 @@ class Relay:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
                 http_listeners = await listen(
-                    nursery, "--metrics-port", HttpServer(self, self.gate).serve,
+                    nursery, "--metrics-port",
+                    HttpServer(self, self.gate, lambda: self.tls.metrics).serve,
                     cfg.metrics_port, cfg.metrics_bind,
                 )
-                resp_listeners = await listen(
-                    nursery, "--port", self.resp_server.serve, cfg.port, cfg.bind
+                plain, secure = await listen(
+                    nursery, "--port / --tls-port",
+                    partial(self.resp_server.serve, tls_port=cfg.tls.port),
+                    cfg.port if cfg.plain_port_enabled else None, cfg.bind,
                 )
-                self.forker.listening([*http_listeners, *resp_listeners])
+                self.forker.listening([*http_listeners, *plain, *secure])
                 if handle_signals:
                     nursery.start_soon(self._watch_signals)
-                ports = BoundPorts(_port_of(resp_listeners), _port_of(http_listeners))
-                self.bound_port = ports.port
-                log.info("%s", startup_line(resp_listeners, http_listeners, str(cfg.upstream),
-                                            self.run_id, cfg.master_offset_probe))
+                ports = BoundPorts(_port_of(plain), _port_of(http_listeners), _port_of(secure))
+                # INFO's tcp_port: the plain port, else the TLS one (as Redis).
+                self.bound_port = ports.port or ports.tls_port
+                master = (f"{cfg.sentinel.master_name!r} (from the Sentinels)" if cfg.sentinel
+                          else str(cfg.upstream))
+                log.info("%s", startup_line(plain, secure, http_listeners, cfg.tls.metrics,
+                                            master, self.run_id, cfg.master_offset_probe))
                 task_status.started(ports)
                 nursery.start_soon(self.probe.run)
                 nursery.start_soon(watch_sync, self)
@@ -173,9 +205,15 @@ class Relay:
                 if not self._started_up:
                     await self.persistence.load_at_startup()
                     self._started_up = True
+                    known = self.persistence.known_master
+                    if known is not None:
+                        self.link.use_master(*known, why="the master followed before the "
+                                             "restart (state file)")
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.link.run)
                     nursery.start_soon(self.persistence.run_save_policy)
+                    if self.sentinel is not None:
+                        nursery.start_soon(self.sentinel.watch, self.link.repoint)
         finally:
             self._replication_stopped.set()
 
@@ -189,10 +227,26 @@ class Relay:
     async def drain_downstream_replicas(self) -> None:
         """Shutdown hook: let downstream replicas receive everything applied before we exit.
 
-        Waits (within --shutdown-timeout, as Redis 7 waits for replica ACKs) until every
-        online replica has acknowledged `replication.repl_offset`.
+        Waits until every online replica has acknowledged `replication.repl_offset`, for at
+        most `DRAIN_SHARE` of --shutdown-timeout (Redis 7 waits `shutdown-timeout` for replica
+        ACKs, then logs the lagging ones and goes on to save).
         """
-        await self.downstream.drain()
+        budget = self.config.shutdown_timeout * DRAIN_SHARE
+        with trio.move_on_after(budget):
+            await self.downstream.drain()
+            return
+        lagging = self.downstream.lagging()
+        target = self.replication.repl_offset
+        for r in lagging:
+            log.warning(
+                "Lagging replica %s reported offset %d behind master, lag=%d, state=%s.",
+                r.name, r.input.ack_offset, target - r.input.ack_offset, r.state.value,
+            )
+        total = len(self.downstream.replicas)
+        log.warning(
+            "%d of %d replicas are in sync when shutting down (waited %gs, the rest of "
+            "--shutdown-timeout is the save's).", total - len(lagging), total, budget,
+        )
 
     async def shutdown(
         self, *, save: bool | None = None, force: bool = False, now: bool = False, reason: str
@@ -253,9 +307,14 @@ class Relay:
 
     async def _watch_signals(self) -> None:
         assert self._nursery is not None
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
+                if signum == signal.SIGHUP:
+                    # Redis ignores SIGHUP; here it reloads the certificates (Kubernetes
+                    # secrets and cert-manager renew the files in place).
+                    self.tls.reload()
+                    continue
                 self._signals += 1
                 if self._signals == 1:
                     self._nursery.start_soon(
@@ -274,4 +333,4 @@ class Relay:
 
 
 def _port_of(listeners: list[trio.SocketListener]) -> int:
-    return int(listeners[0].socket.getsockname()[1])
+    return int(listeners[0].socket.getsockname()[1]) if listeners else 0

@@ -25,13 +25,17 @@ from replproxy.config import (
     DEFAULT_SAVE,
     Config,
     ConfigError,
+    SentinelSettings,
+    TlsSettings,
     Upstream,
     parse_output_limit,
     parse_protected_action,
     parse_save,
+    parse_sentinel_addrs,
     parse_size,
     parse_upstream_url,
     parse_yes_no,
+    upstream_url_wants_tls,
 )
 from replproxy.rdb.cli import app as rdb_app
 from replproxy.startup import StartupError, check_dir, find_startup_error
@@ -363,6 +367,123 @@ def run(
                      help="Check the settings (and --dir), print each with where it came "
                      "from (flag, env, config file line, default), and exit."),
     ] = False,
+    tls_port: Annotated[
+        int,
+        typer.Option(envvar=_env("TLS_PORT"),
+                     help="TLS client port (clients and downstream replicas); 0 = none. With "
+                     "it, --port 0 disables the plain port."),
+    ] = 0,
+    tls_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CERT_FILE"),
+                     help="PEM certificate (chain) of the TLS ports; also the client "
+                     "certificate towards the master unless --tls-client-cert-file."),
+    ] = None,
+    tls_key_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_KEY_FILE"), help="PEM private key of --tls-cert-file."),
+    ] = None,
+    tls_key_file_pass: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_KEY_FILE_PASS"),
+                     help="Passphrase of --tls-key-file."),
+    ] = None,
+    tls_client_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_CERT_FILE"),
+                     help="Client certificate for outgoing TLS (master, Sentinels)."),
+    ] = None,
+    tls_client_key_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE"),
+                     help="Private key of --tls-client-cert-file."),
+    ] = None,
+    tls_client_key_file_pass: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE_PASS"),
+                     help="Passphrase of --tls-client-key-file."),
+    ] = None,
+    tls_ca_cert_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CA_CERT_FILE"),
+                     help="CA bundle verifying peers (the master, Sentinels, client "
+                     "certificates); without it or --tls-ca-cert-dir the master is verified "
+                     "against the system's trust store."),
+    ] = None,
+    tls_ca_cert_dir: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CA_CERT_DIR"),
+                     help="Directory of CA certificates (OpenSSL hashed names)."),
+    ] = None,
+    tls_dh_params_file: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_DH_PARAMS_FILE"),
+                     help="DH parameters for the TLS ports (older OpenSSL only)."),
+    ] = None,
+    tls_auth_clients: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_AUTH_CLIENTS"),
+                     help="Client certificates on --tls-port: yes (required), optional, no."),
+    ] = "yes",
+    tls_replication: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_REPLICATION"),
+                     help="yes: the link to the master uses TLS (rediss:// implies it)."),
+    ] = "no",
+    tls_protocols: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_PROTOCOLS"),
+                     help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'),
+    ] = None,
+    tls_ciphers: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CIPHERS"),
+                     help="OpenSSL cipher list for TLS <= 1.2."),
+    ] = None,
+    tls_ciphersuites: Annotated[
+        str | None,
+        typer.Option(envvar=_env("TLS_CIPHERSUITES"),
+                     help="OpenSSL TLS 1.3 cipher suites."),
+    ] = None,
+    tls_prefer_server_ciphers: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_PREFER_SERVER_CIPHERS"),
+                     help="yes: the TLS ports choose the cipher by their own preference."),
+    ] = "no",
+    tls_verify_hostname: Annotated[
+        str,
+        typer.Option(envvar=_env("TLS_VERIFY_HOSTNAME"),
+                     help="yes: the master's (and Sentinels') certificate must name the host "
+                     "connected to; no: only the chain is verified."),
+    ] = "yes",
+    metrics_tls: Annotated[
+        str,
+        typer.Option(envvar=_env("METRICS_TLS"),
+                     help="yes: /metrics and the probes over HTTPS (--tls-cert-file)."),
+    ] = "no",
+    sentinel: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL"),
+                     help="Sentinels to ask for the master: host:port[,host:port...]."),
+    ] = None,
+    sentinel_master: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_MASTER"),
+                     help="The master's name in the Sentinels (sentinel monitor NAME ...)."),
+    ] = None,
+    sentinel_username: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_USERNAME"), help="ACL user for the Sentinels."),
+    ] = None,
+    sentinel_password: Annotated[
+        str | None,
+        typer.Option(envvar=_env("SENTINEL_PASSWORD"), help="Password for the Sentinels."),
+    ] = None,
+    sentinel_tls: Annotated[
+        str,
+        typer.Option(envvar=_env("SENTINEL_TLS"),
+                     help="yes: connect to the Sentinels over TLS (the client settings)."),
+    ] = "no",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -488,13 +609,47 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
     def yes_no(name: str) -> bool:
         return bool(parsed(name, lambda v: parse_yes_no(name.replace("_", "-"), v)))
 
-    if values["upstream"] is None:
+    sentinels = None
+    if values["sentinel"] or values["sentinel_master"]:
+        sentinels = SentinelSettings(
+            parsed("sentinel", lambda v: parse_sentinel_addrs(v or "")),
+            values["sentinel_master"] or "",
+            values["sentinel_username"],
+            values["sentinel_password"],
+            yes_no("sentinel_tls"),
+        )
+    if values["upstream"] is None and sentinels is None:
         raise ConfigError(
-            "no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, or "
-            "'replicaof <host> <port>' in the --config file"
+            "no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, "
+            "'replicaof <host> <port>' in the --config file, or --sentinel with "
+            "--sentinel-master"
         )
     password_file = values["upstream_password_file"]
-    upstream = parsed("upstream", parse_upstream_url, password_file)
+    if values["upstream"] is None:  # with Sentinels: the master is found at run time
+        upstream = Upstream("", 0)
+    else:
+        upstream = parsed("upstream", parse_upstream_url, password_file)
+    tls = TlsSettings(
+        port=values["tls_port"],
+        cert_file=_path(values["tls_cert_file"]),
+        key_file=_path(values["tls_key_file"]),
+        key_file_pass=values["tls_key_file_pass"],
+        client_cert_file=_path(values["tls_client_cert_file"]),
+        client_key_file=_path(values["tls_client_key_file"]),
+        client_key_file_pass=values["tls_client_key_file_pass"],
+        ca_cert_file=_path(values["tls_ca_cert_file"]),
+        ca_cert_dir=_path(values["tls_ca_cert_dir"]),
+        dh_params_file=_path(values["tls_dh_params_file"]),
+        auth_clients=values["tls_auth_clients"].strip().lower(),
+        replication=yes_no("tls_replication")
+        or (values["upstream"] is not None and upstream_url_wants_tls(values["upstream"])),
+        protocols=values["tls_protocols"],
+        ciphers=values["tls_ciphers"],
+        ciphersuites=values["tls_ciphersuites"],
+        prefer_server_ciphers=yes_no("tls_prefer_server_ciphers"),
+        verify_hostname=yes_no("tls_verify_hostname"),
+        metrics=yes_no("metrics_tls"),
+    )
     if upstream.password is None and values["masterauth"] is not None:
         upstream = Upstream(upstream.host, upstream.port, values["masteruser"],
                             values["masterauth"])
@@ -508,6 +663,8 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
     try:
         config = Config(
             upstream=upstream,
+            tls=tls,
+            sentinel=sentinels,
             port=values["port"],
             bind=values["bind"],
             metrics_port=values["metrics_port"],
@@ -563,6 +720,10 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
     except ConfigError as e:
         raise _located(str(e), origin) from None
     return config
+
+
+def _path(p: str | None) -> Path | None:
+    return Path(p) if p else None
 
 
 def _located(message: str, origin: dict[str, Setting]) -> ConfigError:

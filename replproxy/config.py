@@ -7,6 +7,7 @@ and are larger where a relay's job differs (the backlog: a relay exists to absor
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -38,19 +39,17 @@ def mask_url(url: str) -> str:
 
 
 def parse_upstream_url(url: str, password_file: Path | None = None) -> Upstream:
-    """`redis://[user[:password]@]host[:port][/db]`: the master to replicate from.
+    """`redis[s]://[user[:password]@]host[:port][/db]`: the master to replicate from.
 
     The password may come from `password_file` instead (its first line), which keeps it out
     of the process's arguments; the URL must not carry one then. Error messages show the URL
-    with its password masked. `rediss://` (TLS) is reserved and refused with a clear message
-    until it is supported.
+    with its password masked. `rediss://` is the same with TLS: the CLI turns
+    `--tls-replication` on for it (`upstream_url_wants_tls`).
     """
     shown = mask_url(url)
     parts = urlsplit(url)
-    if parts.scheme == "rediss":
-        raise ConfigError("rediss:// (TLS to the master) is not supported yet; use redis://")
-    if parts.scheme != "redis":
-        raise ConfigError(f"--upstream must be a redis:// URL, got {shown!r}")
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(f"--upstream must be a redis:// or rediss:// URL, got {shown!r}")
     if not parts.hostname:
         raise ConfigError(f"--upstream has no host: {shown!r}")
     try:
@@ -87,6 +86,164 @@ def read_password_file(path: Path, flag: str) -> str:
     if not password:
         raise ConfigError(f"{flag} {path}: the file is empty")
     return password
+
+
+def upstream_url_wants_tls(url: str) -> bool:
+    """`rediss://`: the link to the master uses TLS (as `tls-replication yes`)."""
+    return urlsplit(url).scheme == "rediss"
+
+
+# ---- TLS and Sentinel settings (their contexts and clients: replproxy.tls, .sentinel) ----
+
+SENTINEL_DEFAULT_PORT = 26379
+
+AUTH_CLIENTS = ("yes", "no", "optional")
+
+_PROTOCOLS = {
+    "tlsv1": ssl.TLSVersion.TLSv1,
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+}
+_ORDER = list(_PROTOCOLS.values())
+# REDIS_TLS_PROTO_DEFAULT
+DEFAULT_PROTOCOLS = (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+
+
+def parse_protocols(text: str | None) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    """`tls-protocols "TLSv1.2 TLSv1.3"`: the lowest and highest version allowed.
+
+    Redis turns each version off or on; Python's ssl can only set a range, so a set with a
+    hole (`TLSv1 TLSv1.3`) is refused rather than silently widened.
+    """
+    if text is None or not text.strip():
+        return DEFAULT_PROTOCOLS
+    chosen = set()
+    for word in text.split():
+        v = _PROTOCOLS.get(word.lower())
+        if v is None:
+            raise ConfigError(
+                f"--tls-protocols: invalid protocol {word!r}: use a combination of 'TLSv1', "
+                "'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'"
+            )
+        chosen.add(v)
+    idx = sorted(_ORDER.index(v) for v in chosen)
+    if idx != list(range(idx[0], idx[-1] + 1)):
+        raise ConfigError(
+            f"--tls-protocols {text!r}: the versions must be consecutive (Python's ssl "
+            "module sets a minimum and a maximum version)"
+        )
+    return _ORDER[idx[0]], _ORDER[idx[-1]]
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The `tls-*` settings, with redis.conf's names and defaults (plus `verify_hostname`
+    and `metrics`, the relay's own)."""
+
+    port: int = 0  # the TLS client port; 0: none
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_file_pass: str | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    client_key_file_pass: str | None = None
+    ca_cert_file: Path | None = None
+    ca_cert_dir: Path | None = None
+    dh_params_file: Path | None = None
+    auth_clients: str = "yes"
+    replication: bool = False  # the link to the master uses TLS (rediss:// sets it)
+    protocols: str | None = None
+    ciphers: str | None = None
+    ciphersuites: str | None = None
+    prefer_server_ciphers: bool = False
+    verify_hostname: bool = True
+    metrics: bool = False  # /metrics and the probes over HTTPS
+
+    @property
+    def serves(self) -> bool:
+        """Whether the relay accepts TLS connections anywhere (it then needs a certificate)."""
+        return self.port != 0 or self.metrics
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, with Redis's reasons where Redis has them."""
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--tls-port must be 0..65535, got {self.port}")
+        if self.auth_clients not in AUTH_CLIENTS:
+            raise ConfigError(
+                f"--tls-auth-clients must be yes, no or optional, got {self.auth_clients!r}"
+            )
+        parse_protocols(self.protocols)
+        if self.serves and (self.cert_file is None or self.key_file is None):
+            what = "--tls-port" if self.port else "--metrics-tls yes"
+            raise ConfigError(f"{what} needs --tls-cert-file and --tls-key-file")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("--tls-cert-file and --tls-key-file go together")
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ConfigError("--tls-client-cert-file and --tls-client-key-file go together")
+        if self.port and self.auth_clients != "no" and not self.has_ca:
+            raise ConfigError(
+                "Either --tls-ca-cert-file or --tls-ca-cert-dir must be specified when "
+                "--tls-auth-clients is enabled (yes or optional, Redis's default is yes)"
+            )
+
+    @property
+    def has_ca(self) -> bool:
+        return self.ca_cert_file is not None or self.ca_cert_dir is not None
+
+    def client_identity(self) -> tuple[Path, Path, str | None] | None:
+        """The certificate the relay presents as a client (`redis_tls_client_ctx`, else the
+        server one), or None."""
+        if self.client_cert_file is not None and self.client_key_file is not None:
+            return self.client_cert_file, self.client_key_file, self.client_key_file_pass
+        if self.cert_file is not None and self.key_file is not None:
+            return self.cert_file, self.key_file, self.key_file_pass
+        return None
+
+
+@dataclass(frozen=True)
+class SentinelSettings:
+    addrs: tuple[tuple[str, int], ...]
+    master_name: str
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False  # connect to the Sentinels over TLS (the client context of replproxy.tls)
+
+    def validate(self) -> None:
+        if not self.addrs:
+            raise ConfigError("--sentinel needs at least one host:port")
+        if not self.master_name:
+            raise ConfigError("--sentinel needs --sentinel-master NAME")
+        if self.username and self.password is None:
+            raise ConfigError("--sentinel-username needs --sentinel-password")
+
+
+def parse_sentinel_addrs(text: str) -> tuple[tuple[str, int], ...]:
+    """`host:port[,host:port...]` (`[v6]:port` for IPv6; the port defaults to 26379)."""
+    out: list[tuple[str, int]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, port_text = item, ""
+        if item.startswith("["):
+            end = item.find("]")
+            if end < 0:
+                raise ConfigError(f"--sentinel: bad address {item!r}")
+            host, rest = item[1:end], item[end + 1 :]
+            port_text = rest[1:] if rest.startswith(":") else rest
+        elif item.count(":") == 1:
+            host, port_text = item.split(":")
+        try:
+            port = int(port_text) if port_text else SENTINEL_DEFAULT_PORT
+        except ValueError:
+            raise ConfigError(f"--sentinel: bad port in {item!r}") from None
+        if not host or not 0 < port < 65536:
+            raise ConfigError(f"--sentinel: bad address {item!r}")
+        out.append((host, port))
+    if not out:
+        raise ConfigError("--sentinel needs at least one host:port")
+    return tuple(out)
 
 
 def parse_size(text: str) -> int:
@@ -241,11 +398,25 @@ class Config:
     # Who may run DEBUG and REPLICAOF: "no", "yes" or "local" (Redis's enable-*-command).
     enable_debug_command: str = "local"
     enable_replicaof_command: str = "yes"
+    # TLS (replproxy.tls) and the Sentinel-aware upstream (replproxy.sentinel).
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    sentinel: SentinelSettings | None = None
+
+    @property
+    def plain_port_enabled(self) -> bool:
+        """`--port 0` with a `--tls-port` disables the plain port, as Redis; without one it
+        picks a free port (a relay listening nowhere would be useless)."""
+        return self.port != 0 or self.tls.port == 0
 
     @property
     def listening_port(self) -> int:
-        """What we tell the master in `REPLCONF listening-port` (announce port wins)."""
-        return self.replica_announce_port or self.port
+        """What we tell the master in `REPLCONF listening-port`: the announce port, else the
+        TLS port when the link uses TLS (Redis's rule) or the plain port is off, else --port."""
+        if self.replica_announce_port:
+            return self.replica_announce_port
+        if self.tls.port and (self.tls.replication or not self.plain_port_enabled):
+            return self.tls.port
+        return self.port
 
     @property
     def snapshot_path(self) -> Path:
@@ -304,3 +475,8 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} must be no, yes or local")
         if self.acllog_max_len < 0:
             raise ConfigError("--acllog-max-len must be >= 0")
+        self.tls.validate()
+        if self.sentinel is not None:
+            self.sentinel.validate()
+        elif not self.upstream.host:
+            raise ConfigError("--upstream is required (or --sentinel with --sentinel-master)")

@@ -61,7 +61,7 @@ def _detach(parent: int, close_fds: list[int]) -> None:
     gc.disable()
     with contextlib.suppress(ValueError, OSError):
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
     for fd in close_fds:
         with contextlib.suppress(OSError):

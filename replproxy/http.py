@@ -8,16 +8,22 @@ a thread). Each connection serves one request and closes. Probes:
 - `/readyz`: link up AND first sync done AND last I/O from the master recent AND the lag
   behind the master (`replproxy.probe`) under `--ready-max-lag-bytes` and
   `--ready-max-lag-seconds`; the body says which condition failed.
+
+With `--metrics-tls yes` it speaks HTTPS with the relay's certificate (`replproxy.tls`'s
+metrics context, which asks no client certificate).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from replproxy import tls
 from replproxy.metrics import make_registry, render
 
 if TYPE_CHECKING:
@@ -31,12 +37,26 @@ REQUEST_TIMEOUT = 10.0
 
 
 class HttpServer:
-    def __init__(self, view: StatusView, gate: ServingGate) -> None:
+    def __init__(
+        self,
+        view: StatusView,
+        gate: ServingGate,
+        tls_context: Callable[[], ssl.SSLContext | None] = lambda: None,
+    ) -> None:
         self.view = view
         self.gate = gate
         self.registry = make_registry(view)
+        self.tls_context = tls_context
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        ctx = self.tls_context()
+        if ctx is not None:
+            try:
+                stream = await tls.accept(stream, ctx, "an HTTP client", REQUEST_TIMEOUT)
+            except tls.TlsHandshakeError as e:
+                log.debug("HTTPS connection refused: %s", e)
+                await trio.aclose_forcefully(stream)
+                return
         try:
             async with stream:
                 with trio.move_on_after(REQUEST_TIMEOUT):
@@ -54,7 +74,7 @@ class HttpServer:
         except Exception:  # a bug here must never take the process down
             log.exception("error serving an HTTP request")
 
-    async def _read_head(self, stream: trio.SocketStream) -> str | None:
+    async def _read_head(self, stream: trio.abc.Stream) -> str | None:
         buf = b""
         while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
             data = await stream.receive_some(4096)

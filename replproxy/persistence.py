@@ -7,8 +7,9 @@ This module owns two files and nothing else:
   the AUX fields `repl-id`, `repl-offset` and `repl-stream-db` that `rdbPopulateSaveInfo`
   writes - so a plain redis-server could restart from it too.
 - `<dbfilename>.json`: what an RDB has no field for (replid2, second_replid_offset, the
-  upstream, keys marked unsupported), tied to its RDB by the RDB's CRC64. Written second: a
-  state file that does not match its RDB is ignored (the RDB alone is a valid restart state).
+  master followed and the configured one, keys marked unsupported), tied to its RDB by the
+  RDB's CRC64. Written second: a state file that does not match its RDB is ignored (the RDB
+  alone is a valid restart state).
 
 It reads the keyspace and the replication position (`Replication` stays their one owner) and
 changes them only at start-up, through `Keyspace.new_loader()` and `Replication.restore()`.
@@ -27,6 +28,10 @@ Start-up (`load_at_startup`). The snapshot is read through the keyspace loader, 
 while clients get `-LOADING`. A file that does not load is reported, renamed aside
 (`<dbfilename>.corrupt-<time>`) and never served; replproxy then full-syncs. A good one
 restores the replication position, so the link asks `PSYNC <repl-id> <repl-offset+1>`.
+It also tells which master to connect to (`known_master`): the one followed when the state was
+saved, if a failover (`REPLICAOF`, Sentinel) moved the relay away from the configured
+`--upstream` since - as a Redis replica whose config Sentinel rewrote - or, with Sentinels,
+as the fallback when none of them answers.
 """
 
 from __future__ import annotations
@@ -37,14 +42,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from replproxy.config import Config, SavePoint
+from replproxy.config import Config, SavePoint, Upstream
 from replproxy.fork import Child, ChildResult, Forker
 from replproxy.rdb.model import (
     Event,
@@ -112,7 +117,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_snapshot(path: Path, ks: Keyspace, position: Position, upstream: str) -> dict[str, Any]:
+def write_snapshot(
+    path: Path, ks: Keyspace, position: Position, upstream: str, configured: str | None = None
+) -> dict[str, Any]:
     """Write the RDB and its state file atomically; return the state written.
 
     Both go to temp files first (fsynced), then the RDB is renamed into place, then the state
@@ -151,7 +158,8 @@ def write_snapshot(path: Path, ks: Keyspace, position: Position, upstream: str) 
             "repl_stream_db": position.stream_db,
             "replid2": position.replid2,
             "second_replid_offset": position.second_replid_offset,
-            "upstream": upstream,
+            "upstream": upstream,  # the master followed (after any failover)
+            "configured_upstream": configured,  # --upstream at the time
             "saved_at": time.time(),
             "unsupported_keys": [
                 [db, base64.b64encode(key).decode()] for db, key in sorted(ks.unsupported_keys)
@@ -237,6 +245,18 @@ def _match_state(
     return state, None
 
 
+def parse_host_port(text: object) -> tuple[str, int] | None:
+    """`host:port` as the state file writes a master (None when it names none)."""
+    if not isinstance(text, str):
+        return None
+    host, _, port = text.rpartition(":")
+    try:
+        n = int(port)
+    except ValueError:
+        return None
+    return (host, n) if host and 0 < n < 65536 else None
+
+
 def _unsupported_from(state: dict[str, Any]) -> frozenset[tuple[int, bytes]]:
     out = set()
     for db, key in state.get("unsupported_keys", []):
@@ -296,6 +316,10 @@ class Persistence:
         self._child_temp_files: tuple[Path, ...] = ()
         self._last_try = -BGSAVE_RETRY_DELAY  # monotonic time of the last save attempt
         self._saved_marks = self._marks()
+        # The master followed now (the composition root points it at the link's), and the
+        # one the start-up state says to connect to (`load_at_startup`).
+        self.current_master: Callable[[], Upstream] = lambda: config.upstream
+        self.known_master: tuple[str, int] | None = None
 
     # ---- counters ----
 
@@ -324,7 +348,11 @@ class Persistence:
         return -1 if child is None else int(time.monotonic() - child.started)
 
     def _upstream(self) -> str:
-        return str(self.config.upstream)
+        return str(self.current_master())
+
+    def _configured(self) -> str | None:
+        up = self.config.upstream
+        return str(up) if up.host else None
 
     # ---- saving ----
 
@@ -336,7 +364,8 @@ class Persistence:
         self._last_try = started
         try:
             state = write_snapshot(
-                self.path, self.keyspace, Position.of(self.replication), self._upstream()
+                self.path, self.keyspace, Position.of(self.replication), self._upstream(),
+                self._configured(),
             )
         except Exception as e:
             self.last_bgsave_ok = False
@@ -350,11 +379,14 @@ class Persistence:
         if self.child is not None:
             raise SaveInProgress("Background save already in progress")
         ks, path, upstream = self.keyspace, self.path, self._upstream()
+        configured = self._configured()
         # Captured with the fork, between two checkpoints: the image and the position agree.
         position, marks = Position.of(self.replication), self._marks()
         self._last_try = time.monotonic()
         try:
-            child = self.forker.fork(lambda: write_snapshot(path, ks, position, upstream))
+            child = self.forker.fork(
+                lambda: write_snapshot(path, ks, position, upstream, configured)
+            )
         except OSError as e:
             self.last_bgsave_ok = False
             log.error("Can't save in background: fork: %s", e)
@@ -554,16 +586,32 @@ class Persistence:
                     int(state.get("second_replid_offset", -1)),
                 )
                 unsupported = _unsupported_from(state)
-                if state.get("upstream") != self._upstream():
+                self.known_master = self._master_to_resume(state)
+                resume = self.known_master or (
+                    self.config.upstream.host, self.config.upstream.port)
+                if parse_host_port(state.get("upstream")) != resume and not self.config.sentinel:
                     log.warning(
-                        "snapshot was taken from master %s, now replicating from %s: the "
+                        "snapshot was taken from master %s, now replicating from %s:%d: the "
                         "master decides whether the position continues its history",
                         state.get("upstream"),
-                        self._upstream(),
+                        *resume,
                     )
         # Swapped in with its position in one step, before the next checkpoint.
         self.replication.load_restart(loader, position, unsupported)
         return LoadedSnapshot(loader.keys, size, position, unsupported, note)
+
+    def _master_to_resume(self, state: dict[str, Any]) -> tuple[str, int] | None:
+        """The master a restart connects to, when the state file decides it (see the module
+        docstring): None to use `--upstream`."""
+        followed = parse_host_port(state.get("upstream"))
+        if followed is None:
+            return None
+        if self.config.sentinel is not None:
+            return followed  # the fallback when no Sentinel answers
+        configured = self._configured()
+        if configured is None or state.get("configured_upstream") != configured:
+            return None  # --upstream changed since: the operator's choice wins
+        return None if followed == parse_host_port(configured) else followed
 
     def _set_aside(self, path: Path, error: Exception) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -15,6 +15,10 @@ others.
 While a client is idle its task parks it with the `Reactor`, which serves every idle client
 from one task, as Redis's event loop does; a client goes back to its own task when a request
 must wait, its socket does not take the whole reply, or it closes.
+
+TLS connections (`--tls-port`) take the stream path: the handshake first (`replproxy.tls`),
+then reads and writes through the `trio.SSLStream`, never the reactor nor the raw fd (the
+bytes on the socket are not the client's). Plain connections keep the fast path.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ import contextlib
 import logging
 import os
 import select
+import ssl
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
+from replproxy import tls
 from replproxy.args import now_ms
 from replproxy.session.client import BlockedWait, ClientSession, ShutdownWait
 from replproxy.session.commands import shutdown_reply
@@ -45,11 +53,13 @@ RECV_SIZE = 64 * 1024
 class Connection:
     """The I/O side of one client: its socket, its task's scope and its writer's state."""
 
-    def __init__(self, session: ClientSession, stream: trio.SocketStream,
+    def __init__(self, session: ClientSession, stream: trio.abc.Stream,
                  nursery: trio.Nursery) -> None:
         self.session = session
         self.stream = stream
-        self.fd = stream.socket.fileno()
+        # A TLS connection goes through its stream; a plain one straight to its fd.
+        self.tls = isinstance(stream, trio.SSLStream)
+        self.fd = _socket_of(stream).fileno()
         self.nursery = nursery
         self.scope = nursery.cancel_scope
         # Output: direct sends until the first push, then the session's outbox, drained by a
@@ -86,7 +96,10 @@ class Connection:
             return
         self.sending = True
         try:
-            await _send_all(self.fd, data)
+            if self.tls:
+                await self.stream.send_all(data)
+            else:
+                await _send_all(self.fd, data)
             self.session.net_out += len(data)
         finally:
             self.sending = False
@@ -106,8 +119,19 @@ class Connection:
                 await done.wait()
             data = b"".join(c.outbox)
             c.outbox.clear()
-            await _send_all(self.fd, data)
+            if self.tls:
+                await self.stream.send_all(data)
+            else:
+                await _send_all(self.fd, data)
             c.sent(len(data))
+
+    async def receive_tls(self) -> bytes:
+        """Up to RECV_SIZE bytes a TLS client sent (b"" when it closed)."""
+        try:
+            return bytes(await self.stream.receive_some(RECV_SIZE))
+        except trio.BrokenResourceError:
+            # Most clients close without a TLS close_notify: an end of stream all the same.
+            return b""
 
     async def drain(self) -> None:
         """QUIT after pushes: let the writer send what is queued before the close."""
@@ -125,8 +149,25 @@ class RespServer:
         # Set while `serve` runs (Linux, unless REPLPROXY_NO_REACTOR is set); without it
         # every client task does its own I/O.
         self.reactor: Reactor | None = None
+        # The TLS port's context of the moment (it changes when certificates are reloaded).
+        self.tls_context: Callable[[], ssl.SSLContext | None] = lambda: None
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle_tls(self, stream: trio.SocketStream) -> None:
+        """A connection to the TLS port: the handshake, then the same service as `handle`."""
+        ctx = self.tls_context()
+        if ctx is None:
+            await stream.aclose()
+            return
+        peer = _peer(stream)
+        try:
+            secure = await tls.accept(stream, ctx, "the client")
+        except tls.TlsHandshakeError as e:
+            log.info("TLS connection from %s refused: %s", peer, e)
+            await trio.aclose_forcefully(stream)
+            return
+        await self.handle(secure)
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
         c = self.hub.open_session(_peer(stream), _local(stream))
         if isinstance(c, bytes):  # refused: maxclients, protected mode
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -167,7 +208,7 @@ class RespServer:
                 await self.downstream.serve(hs, req, c.addr, conn.stream, c.parser)
                 c.closing = True
                 return
-            elif reactor is not None:
+            elif reactor is not None and not conn.tls:
                 # Idle: the reactor reads and answers this client until a request needs the
                 # event loop (or the socket's send buffer is full, or the peer closed).
                 await reactor.park(conn)
@@ -175,7 +216,7 @@ class RespServer:
                     break
                 continue
             else:
-                data = await _receive(conn.fd)
+                data = await conn.receive_tls() if conn.tls else await _receive(conn.fd)
                 if not data:
                     break
             payload = c.feed(data, now_ms(), time.monotonic())
@@ -237,22 +278,35 @@ class RespServer:
         return not (c.closing or conn.unsent or c.wait is not None or c.takeover is not None)
 
     async def serve(
-        self, port: int, host: str, *, task_status: trio.TaskStatus[list[trio.SocketListener]]
+        self, port: int | None, host: str, *, tls_port: int = 0,
+        task_status: trio.TaskStatus[tuple[list[trio.SocketListener], list[trio.SocketListener]]],
     ) -> None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        """Listen on `port` (None: no plain port) and `tls_port` (0: none); the listeners
+        (plain, TLS) are what `task_status` gets."""
+        plain = await trio.open_tcp_listeners(port, host=host) if port is not None else []
+        secure = await trio.open_tcp_listeners(tls_port, host=host) if tls_port else []
         # Connections live in this nursery, the accept loop in its own scope: stopping
         # accepting (shutdown) closes the listeners and leaves connected clients alone.
         async with trio.open_nursery() as connections:
             if hasattr(select, "epoll") and os.environ.get("REPLPROXY_NO_REACTOR", "") in ("", "0"):
                 self.reactor = Reactor(self)
                 connections.start_soon(self.reactor.run)
-            connections.start_soon(self._accept, listeners, connections)
+            connections.start_soon(self._accept, plain, secure, connections)
             connections.start_soon(self._cron)
-            task_status.started(listeners)
+            task_status.started((plain, secure))
 
-    async def _accept(self, listeners: list[trio.SocketListener], nursery: trio.Nursery) -> None:
+    async def _accept(
+        self,
+        plain: list[trio.SocketListener],
+        secure: list[trio.SocketListener],
+        nursery: trio.Nursery,
+    ) -> None:
         with self._accepting:
-            await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for handler, listeners in ((self.handle, plain), (self.handle_tls, secure)):
+                    if listeners:
+                        accepting.start_soon(partial(
+                            trio.serve_listeners, handler, listeners, handler_nursery=nursery))
 
     async def _cron(self) -> None:
         while True:
@@ -355,17 +409,24 @@ async def _send_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _peer(stream: trio.SocketStream) -> str:
+def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream.socket
+
+
+def _peer(stream: trio.abc.Stream) -> str:
     try:
-        host, port = stream.socket.getpeername()[:2]
+        host, port = _socket_of(stream).getpeername()[:2]
         return f"{host}:{port}"
     except OSError:
         return "?"
 
 
-def _local(stream: trio.SocketStream) -> str:
+def _local(stream: trio.abc.Stream) -> str:
     try:
-        host, port = stream.socket.getsockname()[:2]
+        host, port = _socket_of(stream).getsockname()[:2]
         return f"{host}:{port}"
     except OSError:
         return "?"

@@ -65,17 +65,16 @@ async def listen(
     nursery: trio.Nursery,
     flag: str,
     serve: Callable[..., Awaitable[Any]],
-    port: int,
+    port: int | None,
     host: str,
-) -> list[trio.SocketListener]:
-    """Start `serve(port, host)` (which reports its listeners); a bind failure becomes a
-    `StartupError` naming the address and the flag that chose it."""
+) -> Any:
+    """Start `serve(port, host)` and return what it reports (its listeners); a bind failure
+    becomes a `StartupError` naming the address and the flag that chose it."""
     try:
-        listeners: list[trio.SocketListener] = await nursery.start(serve, port, host)
+        return await nursery.start(serve, port, host)
     except OSError as e:
         why = _WHY.get(e.errno or 0, e.strerror or str(e))
         raise StartupError(f"cannot listen on {host}:{port} ({flag}): {why}") from None
-    return listeners
 
 
 def find_startup_error(exc: BaseException) -> StartupError | None:
@@ -100,16 +99,22 @@ def addresses(listeners: Sequence[trio.SocketListener]) -> str:
 
 def startup_line(
     clients: Sequence[trio.SocketListener],
+    tls_clients: Sequence[trio.SocketListener],
     metrics: Sequence[trio.SocketListener],
+    metrics_tls: bool,
     master: str,
     run_id: str,
     probe: bool,
 ) -> str:
     accel = accelerators_in_use()
+    served = " and ".join(
+        x for x in (addresses(clients) if clients else "",
+                    f"TLS {addresses(tls_clients)}" if tls_clients else "") if x)
     return (
         f"replproxy {__version__} (run id {run_id[:8]}; C accelerators: "
         f"{', '.join(accel) if accel else 'none (pure Python)'}) serving clients on "
-        f"{addresses(clients)}, metrics and health on {addresses(metrics)}; master {master}"
+        f"{served}, metrics and health on {addresses(metrics)}"
+        f"{' (HTTPS)' if metrics_tls else ''}; master {master}"
         f"; master offset probe {'on' if probe else 'off'}; dialect: logged once the "
         "master's snapshot loads"
     )

@@ -7,6 +7,7 @@ calls in tests from stalling it, and exercises the real entry point, signals and
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ class RelayProcess:
     dir: Path
     proc: subprocess.Popen[bytes]
     logfile: Path
+    # Set for a relay serving HTTPS (`--metrics-tls yes`): what verifies its certificate.
+    http_context: ssl.SSLContext | None = None
 
     def client(self, **kw: object) -> redis.Redis:
         opts: dict[str, object] = {
@@ -43,9 +46,11 @@ class RelayProcess:
             return c.info(section)  # type: ignore[no-any-return]
 
     def http(self, path: str) -> tuple[int, str]:
+        scheme = "https" if self.http_context is not None else "http"
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}{path}", timeout=10
+                f"{scheme}://127.0.0.1:{self.metrics_port}{path}", timeout=10,
+                context=self.http_context,
             ) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
@@ -103,9 +108,11 @@ def upstream_url(
 def start_relay(
     upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True,
     port: int | None = None, env: dict[str, str] | None = None,
+    http_context: ssl.SSLContext | None = None,
 ) -> RelayProcess:
     """Start replproxy; `port` to come back where its downstream replicas expect it; `env`
-    added to the environment (REPLPROXY_NO_SPEEDUPS...)."""
+    added to the environment (REPLPROXY_NO_SPEEDUPS...); `http_context` to reach an HTTPS
+    metrics port."""
     dir = dir or Path(tempfile.mkdtemp(prefix="replproxy-relay-"))
     port, mport = port or free_port(), free_port()
     logfile = dir / f"relay-{port}.log"
@@ -129,7 +136,7 @@ def start_relay(
     with open(logfile, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, **env} if env else None)
-    relay = RelayProcess(port, mport, dir, proc, logfile)
+    relay = RelayProcess(port, mport, dir, proc, logfile, http_context)
 
     def listening() -> bool:
         if proc.poll() is not None:

@@ -226,17 +226,19 @@ class Downstream:
                 with contextlib.suppress(OSError):
                     snap.path.unlink()
 
+    def lagging(self) -> list[DownstreamReplica]:
+        """Online replicas that have not acknowledged everything applied yet."""
+        target = self.replication.repl_offset
+        return [
+            r
+            for r in self.replicas
+            if r.state is ReplicaState.ONLINE and r.psync and r.input.ack_offset < target
+        ]
+
     async def drain(self) -> None:
-        """Wait until every online replica acknowledged everything applied (shutdown)."""
-        while True:
-            target = self.replication.repl_offset
-            waiting = [
-                r
-                for r in self.replicas
-                if r.state is ReplicaState.ONLINE and r.psync and r.input.ack_offset < target
-            ]
-            if not waiting:
-                return
+        """Wait until every online replica acknowledged everything applied (shutdown). The
+        caller bounds the wait: a replica that never ACKs would hold it forever."""
+        while self.lagging():
             await trio.sleep(0.05)
 
     def refusal(self, hs: ReplicaHandshake) -> bytes | None:
@@ -295,7 +297,7 @@ class Downstream:
         hs: ReplicaHandshake,
         req: SyncRequest,
         peer: str,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         parser: RequestParser,
     ) -> None:
         """Serve a replica on `stream` until it closes or is dropped. Never raises for it."""
@@ -321,7 +323,7 @@ class Downstream:
             self.replicas.remove(r)
             log.warning("Connection with replica %s lost: %s", r.name, r.drop_reason or "done")
 
-    async def _read_acks(self, r: DownstreamReplica, stream: trio.SocketStream) -> None:
+    async def _read_acks(self, r: DownstreamReplica, stream: trio.abc.Stream) -> None:
         while True:
             try:
                 data = await stream.receive_some(RECV_SIZE)
@@ -332,7 +334,7 @@ class Downstream:
                 r.drop("connection closed by replica")
                 return
             try:
-                acks = r.input.receive_data(data)
+                acks = r.input.receive_data(bytes(data))  # TLS gives bytearrays
             except RequestError as e:
                 r.drop(f"protocol error from replica: {e}")
                 return
@@ -341,7 +343,7 @@ class Downstream:
                 r.first_ack.set()
 
     async def _sync(
-        self, r: DownstreamReplica, stream: trio.SocketStream, req: SyncRequest
+        self, r: DownstreamReplica, stream: trio.abc.Stream, req: SyncRequest
     ) -> None:
         repl = self.replication
         decision = None
@@ -368,7 +370,7 @@ class Downstream:
         await self._full_sync(r, stream, req)
 
     async def _full_sync(
-        self, r: DownstreamReplica, stream: trio.SocketStream, req: SyncRequest
+        self, r: DownstreamReplica, stream: trio.abc.Stream, req: SyncRequest
     ) -> None:
         repl = self.replication
         snap, f = await self._snapshot_for(r, stream)
@@ -412,7 +414,7 @@ class Downstream:
         log.info("Synchronization with replica %s succeeded", r.name)
         await self._stream(r, stream)
 
-    async def _stream(self, r: DownstreamReplica, stream: trio.SocketStream) -> None:
+    async def _stream(self, r: DownstreamReplica, stream: trio.abc.Stream) -> None:
         """Send the stream from `sent_offset + 1` forever, as the backlog grows."""
         repl, backlog = self.replication, self.replication.backlog
         assert r.sent_offset is not None
@@ -436,7 +438,7 @@ class Downstream:
     # ---- snapshots ----
 
     async def _snapshot_for(
-        self, r: DownstreamReplica, stream: trio.SocketStream
+        self, r: DownstreamReplica, stream: trio.abc.Stream
     ) -> tuple[Snapshot, IO[bytes]]:
         """A usable snapshot, opened; makes (or joins) a fresh one when none is usable."""
         filt = r.hs.rdb_filter

@@ -6,6 +6,12 @@ into the dataset, hands stream commands to `Replication` (the owner of offsets),
 ACKs. Every wait has a `repl-timeout` deadline, as `replicationCron` enforces one on every
 phase; a failed connection is retried with capped exponential backoff, and each retry asks
 for a partial resync when the replication state allows one.
+
+With TLS (`rediss://` or `--tls-replication yes`) the socket is wrapped with the client
+context of `replproxy.tls` before the handshake; a failed TLS handshake is a failed attempt
+like any other (logged with its reason, retried with backoff). With Sentinels, `find_master`
+(`replproxy.sentinel`) is asked where the master is before each attempt that follows a
+failure; a re-point (`REPLICAOF`, `+switch-master`) is trusted for the attempt it starts.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import logging
 import math
 import os
 import random
+import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from replproxy import tls
 from replproxy.config import Config, Upstream
 from replproxy.keyspace import Keyspace
 from replproxy.link.protocol import (
@@ -104,8 +113,19 @@ def snapshot_meta_path(snapshot: Path) -> Path:
 class UpstreamLink:
     """Replicates from the configured master for as long as it runs."""
 
-    def __init__(self, config: Config, replication: Replication, keyspace: Keyspace) -> None:
+    def __init__(
+        self,
+        config: Config,
+        replication: Replication,
+        keyspace: Keyspace,
+        tls_context: Callable[[], ssl.SSLContext | None] | None = None,
+        find_master: Callable[[], Awaitable[tuple[str, int] | None]] | None = None,
+    ) -> None:
         self.config = config
+        # The TLS client context of the moment (certificates reload on SIGHUP), or None.
+        self._tls_context = tls_context
+        # Where the master is now (Sentinel), asked before an attempt that follows a failure.
+        self.find_master = find_master
         self.replication = replication
         self.keyspace = keyspace
         self.status = LinkStatus()
@@ -125,12 +145,13 @@ class UpstreamLink:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        ask = True
         while True:
             self.status.connect_attempts += 1
             self._repointed = trio.Event()
             try:
                 with trio.CancelScope() as self._session_scope:
-                    await self._session()
+                    await self._session(ask)
                 reason = ("re-pointed to a new master" if self._session_scope.cancelled_caught
                           else "connection closed by master")
             except Exception as exc:
@@ -152,6 +173,9 @@ class UpstreamLink:
             )
             with trio.move_on_after(delay):
                 await self._repointed.wait()  # a REPLICAOF cuts the wait short
+            # Right after a re-point the new address is the news: Sentinels may not all know it
+            # yet. After a failure, ask them again.
+            ask = not self._repointed.is_set()
 
     def repoint(self, host: str, port: int) -> bool:
         """Replicate from another master from now on (`REPLICAOF host port` after a failover).
@@ -171,6 +195,16 @@ class UpstreamLink:
             self._session_scope.cancel()
         return True
 
+    def use_master(self, host: str, port: int, why: str) -> None:
+        """Connect to `host:port` from the next attempt on (a restart's or a Sentinel's
+        answer), keeping the credentials; the current connection, if any, is left alone."""
+        if (host, port) == (self.upstream.host, self.upstream.port):
+            return
+        old = self.upstream
+        self.upstream = Upstream(host, port, old.username, old.password)
+        was = str(old) if old.host else "unknown"
+        log.info("master is now %s (was %s): %s", self.upstream, was, why)
+
     def _mark_down(self, reason: str) -> None:
         st = self.status
         if st.up or st.down_since is None:
@@ -184,15 +218,29 @@ class UpstreamLink:
 
     # ---- one connection ----
 
-    async def _session(self) -> None:
+    async def _session(self, ask: bool = True) -> None:
         cfg = self.config
-        up = self.upstream
         self.status.state = LinkState.CONNECT
+        if self.find_master is not None and ask:
+            found = await self.find_master()
+            if found is not None:
+                self.use_master(*found, why="as the Sentinels say")
+            elif not self.upstream.host:
+                raise LinkFailure("no Sentinel could tell where the master is")
+        up = self.upstream
         log.info("connecting to master %s", up)
+        stream: trio.abc.Stream
         with trio.move_on_after(cfg.repl_timeout) as cs:
             stream = await trio.open_tcp_stream(up.host, up.port)
         if cs.cancelled_caught:
             raise LinkFailure("Timeout connecting to the MASTER")
+        ctx = self._tls_context() if self._tls_context is not None else None
+        if ctx is not None:
+            try:
+                stream = await tls.connect(stream, ctx, up.host, "the master", cfg.repl_timeout)
+            except tls.TlsHandshakeError as e:
+                await trio.aclose_forcefully(stream)
+                raise LinkFailure(f"TLS handshake with the master failed: {e}") from e
         async with stream:
             replid, offset = self.replication.psync_args()
             link = ReplicaLink(

@@ -29,6 +29,7 @@ from replproxy.session.client import ClientSession, ShutdownWait
 from replproxy.session.clientinfo import client_line
 from replproxy.session.registry import Client, command
 from replproxy.session.security import authenticate, exec_denied
+from replproxy.tls import config_params as tls_config_params
 
 log = logging.getLogger("replproxy.session")
 
@@ -566,14 +567,14 @@ REDACTED = "<redacted>"
 def config_params(c: Client) -> dict[str, str]:
     """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
     cfg = c.hub.config
-    up = cfg.upstream
+    up = c.hub.view.upstream  # the master followed now (REPLICAOF, Sentinel)
 
     def limit(name: str, lim: object) -> str:
         return f"{name} {lim}"
 
     return {
         "bind": cfg.bind,
-        "port": str(c.hub.view.bound_port or cfg.port),
+        "port": str(c.hub.view.bound_port or cfg.port) if cfg.plain_port_enabled else "0",
         "databases": str(c.ks.databases),
         "dir": str(cfg.dir.resolve()),
         "dbfilename": cfg.dbfilename,
@@ -630,6 +631,7 @@ def config_params(c: Client) -> dict[str, str]:
         "hll-sparse-max-bytes": "3000",
         **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
            if c.ks.dialect.valkey else {}),
+        **tls_config_params(cfg.tls, None),
     }
 
 
