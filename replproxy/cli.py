@@ -650,6 +650,11 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
         verify_hostname=yes_no("tls_verify_hostname"),
         metrics=yes_no("metrics_tls"),
     )
+    if values["masterauth"] is not None and (
+        upstream.password is not None or upstream.username is not None
+    ):
+        raise _located("give the master's credentials in --upstream or with --masteruser/"
+                       "--masterauth, not both", origin)
     if upstream.password is None and values["masterauth"] is not None:
         upstream = Upstream(upstream.host, upstream.port, values["masteruser"],
                             values["masterauth"])

@@ -344,7 +344,8 @@ class Reactor:
             await done.wait()
         finally:
             del self.parked[conn.fd]
-            with contextlib.suppress(OSError):
+            # OSError: the fd is gone; ValueError: the reactor stopped and closed its epoll.
+            with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(conn.fd)
 
     async def run(self) -> None:
