@@ -55,6 +55,17 @@ def _special_name(spelling: bytes) -> bytes:
     return kind
 
 
+def selected_db(arg: bytes, current: int, databases: int) -> int:
+    """The DB after a `SELECT arg` from the master: `current` when the index is not an
+    integer in range, as Redis's `selectCommand` then fails and changes nothing (the master
+    never sends such a SELECT; a broken one must not stop or misdirect the stream)."""
+    if arg.isdigit() and len(arg) <= 10:  # no sign, no spaces: what string2ll + range allow
+        n = int(arg)
+        if n < databases:
+            return n
+    return current
+
+
 class Dataset(Protocol):
     """What the replication core needs from the keyspace (filled in by the keyspace module)."""
 
@@ -364,7 +375,7 @@ class Replication:
                     multi = [cmd]
                     continue
                 elif name == b"select" and len(argv) == 2:
-                    db = int(argv[1])
+                    db = selected_db(argv[1], db, getattr(self.dataset, "databases", 16))
                 elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":
                     acks.append(applied_offset)
             keep(raw)

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.keyspace.util import now_ms as _now_ms
+from replproxy.link.quote import quote_master_bytes
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+from replproxy.replication import selected_db
 from replproxy.speedups import c_function
 
 if TYPE_CHECKING:
@@ -211,7 +213,7 @@ class Keyspace:
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:
             if argv and argv[0].lower() == b"select" and len(argv) == 2:
-                db = int(argv[1])
+                db = selected_db(argv[1], db, self.databases)
             elif argv:
                 self.apply(db, argv)
         return db
@@ -220,9 +222,9 @@ class Keyspace:
                      counter: dict[str, int], why: str) -> None:
         n = counter.get(name, 0)
         if n == 0:
-            log.warning("command %r from the master %s; its bytes are still relayed and the "
+            log.warning("command %s from the master %s; its bytes are still relayed and the "
                         "keys it names are reported as unsupported (logged once per command)",
-                        name, why)
+                        quote_master_bytes(name), quote_master_bytes(why, 300, quotes=False))
         counter[name] = n + 1
         first, last, step = keys
         end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)
