@@ -22,6 +22,14 @@ CLIENT_DIALECT_SKIP = (
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-seconds", type=float, default=None,
+        help="how long tests/test_faults.py's chaos test injects faults, per server kind "
+        "(default 60; also REPLPROXY_CHAOS_SECONDS)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip `client_dialect` tests parametrized with the Redis 5 kind, saying why: what
     they check (the relay's answers to clients) follows Redis 7.0 for every Redis master."""
