@@ -436,3 +436,29 @@ def test_quote_master_bytes() -> None:
     assert quote_master_bytes(b"x" * 70) == '"' + "x" * 64 + '..."(+6 more bytes)'
     assert quote_master_bytes(b"ab", total=10) == '"ab..."(+8 more bytes)'
     assert quote_master_bytes("got '\x01'", quotes=False) == "got '\\x01'"
+
+
+def test_snapshot_space_check() -> None:
+    from pathlib import Path
+
+    from replproxy.link.driver import snapshot_space_error
+
+    assert snapshot_space_error(100, 100, Path("/d")) is None
+    why = snapshot_space_error(100 * 2**30, 5 * 2**30, Path("/var/lib/replproxy"))
+    assert why is not None
+    assert f"snapshot of {100 * 2**30} bytes but only {5 * 2**30} bytes are free" in why
+    assert "/var/lib/replproxy" in why
+
+
+def test_disk_full_while_writing_a_snapshot_is_a_clear_link_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ENOSPC (here from /dev/full) while a diskless payload is written ends the attempt
+    with a line that says so, and the partial file is discarded."""
+    from replproxy.link.driver import LinkFailure, _SnapshotFile
+
+    snap = _SnapshotFile(tmp_path / "upstream.rdb")
+    snap.f.close()
+    snap.f = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed by discard()
+    with pytest.raises(LinkFailure, match=r"no space left in .* for the snapshot from master"):
+        snap.write(b"x" * 4096)
+    snap.discard()
+    assert not (tmp_path / "upstream.rdb.incoming").exists()

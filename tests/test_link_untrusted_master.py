@@ -26,11 +26,19 @@ def relay_for(fake: FakeMaster, relays: list[RelayProcess], *args: str) -> Relay
     return relay
 
 
-def test_inline_command_in_the_stream_drops_the_link_unapplied_and_uncounted(
-    relays: list[RelayProcess],
+@pytest.mark.parametrize(
+    "bad,logged,quoted",
+    [
+        (b"SET evil 1\r\n", "Master using the inline protocol. Desync?", '"SET evil 1\\r\\n'),
+        (b"*3\r\n$3\r\nSET\r\n$4\r\nevil\r\n:1\r\n", "expected '$', got ':'",
+         '"*3\\r\\n$3\\r\\nSET'),
+    ],
+    ids=["inline", "malformed"],
+)
+def test_bad_command_in_the_stream_drops_the_link_unapplied_and_uncounted(
+    relays: list[RelayProcess], bad: bytes, logged: str, quoted: str
 ) -> None:
     good = command("SET", "a", "1")
-    bad = b"SET evil 1\r\n"
 
     def script(peer: MasterPeer) -> None:
         argv = peer.handshake()
@@ -53,8 +61,8 @@ def test_inline_command_in_the_stream_drops_the_link_unapplied_and_uncounted(
             assert c.get("evil") is None and c.get("b") is None
         assert relay.info()["slave_repl_offset"] == 100 + len(good)
         log = relay.log()
-        assert "Master using the inline protocol. Desync?" in log
-        assert f'at offset {100 + len(good) + 1}, command "SET evil 1\\r\\n' in log
+        assert logged in log
+        assert f"at offset {100 + len(good) + 1}, command {quoted}" in log
 
 
 def test_continue_to_psync_question_mark_never_marks_the_link_up(
