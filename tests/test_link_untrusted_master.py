@@ -30,8 +30,11 @@ def relay_for(fake: FakeMaster, relays: list[RelayProcess], *args: str) -> Relay
     "bad,logged,quoted",
     [
         (b"SET evil 1\r\n", "Master using the inline protocol. Desync?", '"SET evil 1\\r\\n'),
-        (b"*3\r\n$3\r\nSET\r\n$4\r\nevil\r\n:1\r\n", "expected '$', got ':'",
-         '"*3\\r\\n$3\\r\\nSET'),
+        (
+            b"*3\r\n$3\r\nSET\r\n$4\r\nevil\r\n:1\r\n",
+            "expected '$', got ':'",
+            '"*3\\r\\n$3\\r\\nSET',
+        ),
     ],
     ids=["inline", "malformed"],
 )
