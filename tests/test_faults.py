@@ -150,14 +150,26 @@ def settle(chain: Chain, timeout: float = 90) -> None:
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
             return None
 
+    def state() -> str:
+        out = []
+        for p in chain.all():
+            try:
+                info = p.info("replication")
+                slaves = [v for k, v in info.items() if k.startswith("slave")]
+                out.append(f"{type(p).__name__}:{p.port} offset {offset_of(p)} link "
+                           f"{info.get('master_link_status', '-')} slaves {slaves}")
+            except redis.RedisError as e:
+                out.append(f"{type(p).__name__}:{p.port} {e!r}")
+        return "; ".join(out)
+
     deadline = time.monotonic() + timeout
     while True:
-        target = wait_for(
-            synced,
-            max(1, deadline - time.monotonic()),
-            interval=0.1,
-            what="every party at the master's offset",
-        )
+        try:
+            target = wait_for(synced, max(1, deadline - time.monotonic()), interval=0.1,
+                              what="every party at the master's offset")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {state()}; up {chain.up.connections}; "
+                                 f"down {chain.down.connections}") from None
         digests = {f"{type(p).__name__}:{p.port}": digest(p) for p in chain.all()}
         if len(set(digests.values())) == 1:
             return
@@ -398,7 +410,7 @@ class Writer(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 self.wl.run(10)
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            except redis.RedisError:  # the master stopped, or a connection cut mid-command
                 self.errors += 1
                 time.sleep(0.1)
                 try:
@@ -420,6 +432,7 @@ def chaos_seconds(config: pytest.Config) -> float:
     return float(opt or env or 60)
 
 
+@pytest.mark.timeout(0)  # bounded inside: --chaos-seconds, then settle()'s own timeout
 def test_chaos_random_faults_under_write_load(
     start,
     kind: ServerKind,
@@ -487,10 +500,11 @@ def test_chaos_random_faults_under_write_load(
     def pause(proc: Any, lo: float, hi: float) -> Callable[[], str]:
         def run() -> str:
             d = rng.uniform(lo, hi)
-            proc().send_signal(signal.SIGSTOP)
+            p = proc()  # once: SIGCONT must go to the process that got SIGSTOP
+            p.send_signal(signal.SIGSTOP)
             time.sleep(d)
-            proc().send_signal(signal.SIGCONT)
-            return f"{d:.1f}s"
+            p.send_signal(signal.SIGCONT)
+            return f"pid {p.pid} {d:.1f}s"
 
         return run
 
@@ -537,6 +551,7 @@ def test_chaos_random_faults_under_write_load(
     assert chain.relay.metrics()["replproxy_resyncs_full_total"] == 1
     # Downstream, a full sync is right only for a replica that asked PSYNC ? -1 (its first
     # sync, after a SIGKILL without persistence, or after a full sync cut short).
+    # (A SIGKILLed replica may also restart from the RDB it loaded and continue partially.)
     assert chain.down.avoidable_full_syncs() == []
-    assert down_full >= len(chain.replicas) + replica_kills
+    assert down_full >= len(chain.replicas)
     assert sync_stats(chain.relay)[0] == down_full
