@@ -64,3 +64,14 @@ def option_word(raw: bytes) -> bytes:
 def now_ms() -> int:
     """The relay's clock, for the relative TTLs older masters send (`EXPIRE k 10` on 5.x)."""
     return int(time.time() * 1000)
+
+
+def selected_db(arg: bytes, current: int, databases: int) -> int:
+    """The DB after a `SELECT arg` from the master: `current` when the index is not an
+    integer in range, as Redis's `selectCommand` then fails and changes nothing (the master
+    never sends such a SELECT; a broken one must not stop or misdirect the stream)."""
+    if arg.isdigit() and len(arg) <= 10:  # no sign, no spaces: what string2ll + range allow
+        n = int(arg)
+        if n < databases:
+            return n
+    return current

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from replproxy.args import selected_db
 from replproxy.resp.stream import StreamCommand
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def _special_name(spelling: bytes) -> bytes:
 
 class Dataset(Protocol):
     """What the replication core needs from the keyspace (filled in by the keyspace module)."""
+
+    databases: int
 
     def apply(self, db: int, argv: list[bytes]) -> None:
         """Apply one write command from the master to DB `db`."""
@@ -426,7 +429,7 @@ class Replication:
                     multi = [cmd]
                     continue
                 elif name == b"select" and len(argv) == 2:
-                    db = int(argv[1])
+                    db = selected_db(argv[1], db, self.dataset.databases)
                 elif name == b"ping":
                     pings += 1
                 elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":

@@ -80,6 +80,14 @@ def _starts_processes(item: pytest.Item, seen: dict[object, bool]) -> bool:
     return False
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-seconds", type=float, default=None,
+        help="how long tests/test_faults.py's chaos test injects faults, per server kind "
+        "(default 60; also REPLPROXY_CHAOS_SECONDS)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test `server` (it starts real server processes) or `unit` (sans-I/O, no
     process: `pytest -m unit` runs those alone, in seconds), and skip `client_dialect` tests

@@ -157,7 +157,7 @@ def test_auth_error_ends_the_attempt_with_a_clear_reason() -> None:
         LinkConfig(6380, password="bad"),
     )
     err = [e for e in out.events if isinstance(e, LinkError)]
-    assert err and err[0].auth and "Unable to AUTH to MASTER: -WRONGPASS" in err[0].reason
+    assert err and err[0].auth and 'Unable to AUTH to MASTER: "-WRONGPASS' in err[0].reason
     assert out.state is LinkState.CLOSED
 
 
@@ -172,7 +172,7 @@ def test_ping_errors_that_mean_auth_comes_next_are_accepted(reply: bytes) -> Non
 def test_other_ping_error_aborts() -> None:
     out = drive([b"-ERR something else\r\n"])
     assert isinstance(out.events[0], LinkError)
-    assert "Error reply to PING from master: '-ERR something else'" in out.events[0].reason
+    assert 'Error reply to PING from master: "-ERR something else"' in out.events[0].reason
 
 
 def test_replconf_errors_are_not_critical() -> None:
@@ -289,7 +289,7 @@ def test_psync_unknown_falls_back_to_sync() -> None:
 def test_master_abort_during_bulk_wait() -> None:
     out = drive([HANDSHAKE_OK + f"+FULLRESYNC {REPLID} 1\r\n".encode() + b"\n-ERR oops\r\n"])
     assert isinstance(out.events[-1], LinkError)
-    assert "MASTER aborted replication with an error: ERR oops" in out.events[-1].reason
+    assert 'MASTER aborted replication with an error: "ERR oops"' in out.events[-1].reason
 
 
 def test_bad_first_byte_of_payload() -> None:
@@ -299,7 +299,7 @@ def test_bad_first_byte_of_payload() -> None:
 
 def test_unexpected_psync_reply() -> None:
     out = drive([HANDSHAKE_OK + b"hello\r\n"])
-    assert "Unexpected reply to PSYNC from master: hello" in out.events[-1].reason  # type: ignore[union-attr]
+    assert 'Unexpected reply to PSYNC from master: "hello"' in out.events[-1].reason  # type: ignore[union-attr]
 
 
 def test_malformed_fullresync_is_logged_and_syncs_without_history() -> None:
@@ -336,3 +336,129 @@ def test_random_master_bytes_never_crash(garbage: bytes, cuts: list[int]) -> Non
     chunks.append(data[pos:])
     out = drive(chunks)  # must only ever produce events, never raise
     assert out.state in set(LinkState)
+
+
+# --- a master that is not trusted blindly -----------------------------------------------------
+
+
+def error_of(out: Outcome) -> LinkError:
+    errors = [e for e in out.events if isinstance(e, LinkError)]
+    assert errors, out.events
+    assert out.state is LinkState.CLOSED
+    return errors[-1]
+
+
+@pytest.mark.parametrize("reply", [b"PONG", b"$4", b":1", b"", b"\x1b[2Jgarbage", b"*1"])
+def test_garbage_ping_reply_is_a_protocol_error(reply: bytes) -> None:
+    out = drive([reply + b"\r\n"])
+    assert "Unexpected reply to PING from master" in error_of(out).reason
+    assert out.sent == b"PING\r\n"  # nothing more was sent to it
+
+
+@pytest.mark.parametrize("reply", [b"", b"OK", b"$2", b":0"])
+def test_handshake_reply_that_is_neither_status_nor_error_is_a_protocol_error(
+    reply: bytes,
+) -> None:
+    out = drive([b"+PONG\r\n" + reply + b"\r\n+OK\r\n"])
+    assert "Unexpected reply to REPLCONF listening-port from master" in error_of(out).reason
+    assert b"PSYNC" not in out.sent
+    out = drive([b"+PONG\r\n" + reply + b"\r\n"], LinkConfig(6380, password="pw"))
+    assert "Unexpected reply to AUTH from master" in error_of(out).reason
+
+
+@pytest.mark.parametrize("line", [b"+CONTINUE", f"+CONTINUE {REPLID}".encode()])
+def test_continue_to_psync_question_mark_is_a_protocol_error(line: bytes) -> None:
+    """Without history we asked for a full resync: going online on +CONTINUE would serve an
+    empty dataset as the master's (and /readyz would say ready while reads get LOADING)."""
+    out = drive([HANDSHAKE_OK + line + b"\r\n" + STREAM])
+    err = error_of(out)
+    assert "+CONTINUE to PSYNC ? -1" in err.reason and not err.retry_later
+    assert not any(isinstance(e, (PartialResync, Commands)) for e in out.events)
+
+
+def test_negative_fullresync_offset_syncs_without_history() -> None:
+    out = drive([HANDSHAKE_OK + f"+FULLRESYNC {REPLID} -5\r\n$0\r\n".encode()])
+    assert isinstance(out.events[0], LinkLog)
+    assert out.events[1] == FullResync(None, -1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"SET evil 1\r\n",
+        b"  \r\n",
+        b"*2\r\n$3\r\nDEL\r\n:1\r\n",
+        b"*1\r\n$-5\r\n",
+        b"*x\r\n",
+    ],
+)
+def test_inline_or_malformed_stream_command_drops_the_link_unapplied(bad: bytes) -> None:
+    before = cmd("SET", "k", "v") + b"\n"  # a keep-alive newline is fine
+    after = cmd("SET", "k2", "v2")
+    data = HANDSHAKE_OK + f"+CONTINUE {REPLID}\r\n".encode() + before + bad + after
+    out = assert_chunking_invariant(data, replid=REPLID, offset=101)
+    err = error_of(out)
+    assert "Protocol error from master in the replication stream" in err.reason
+    assert f"at offset {100 + len(before) + 1}" in err.reason
+    # The good command before it is handed out, with its offset; the bad one and the rest never.
+    assert [c[1] for c in out.commands] == [cmd("SET", "k", "v"), b"\n"]
+    assert out.commands[-1][2] == 100 + len(before)
+
+
+def test_stream_error_after_a_complete_batch_is_reported_at_once() -> None:
+    """The splitter hands out the good commands first, then the error: the link must fail
+    in the same `receive_data`, not wait for more bytes that may never come."""
+    link = ReplicaLink(CFG, REPLID, 11)
+    link.initiate()
+    link.receive_data(HANDSHAKE_OK + f"+CONTINUE {REPLID}\r\n".encode())
+    link.next_events()
+    link.receive_data(cmd("SET", "a", "1") + b"GARBAGE\r\n")
+    kinds = [type(e).__name__ for e in link.next_events()]
+    assert kinds == ["Commands", "LinkError"] and link.state is LinkState.CLOSED
+
+
+def test_master_bytes_in_reasons_are_escaped_and_cut_short() -> None:
+    evil = b"\x1b[31mred\x00" + b"z" * 5000
+    out = drive([evil + b"\r\n"])
+    reason = error_of(out).reason
+    assert "\x1b" not in reason and "\x00" not in reason
+    assert "\\x1b[31mred\\x00" in reason and "more bytes)" in reason
+    assert len(reason) < 200
+    data = HANDSHAKE_OK + f"+CONTINUE {REPLID}\r\n".encode() + b"\x07\xff" * 3000 + b"\n"
+    reason = error_of(drive([data], replid=REPLID, offset=1)).reason
+    assert "\\a\\xff" in reason and len(reason) < 400 and "\xff" not in reason
+
+
+def test_quote_master_bytes() -> None:
+    from replproxy.resp.quote import quote_master_bytes
+
+    assert quote_master_bytes(b'a"\\\r\n\t\x00\x7f\x80') == '"a\\"\\\\\\r\\n\\t\\x00\\x7f\\x80"'
+    assert quote_master_bytes(b"x" * 70) == '"' + "x" * 64 + '..."(+6 more bytes)'
+    assert quote_master_bytes(b"ab", total=10) == '"ab..."(+8 more bytes)'
+    assert quote_master_bytes("got '\x01'", quotes=False) == "got '\\x01'"
+
+
+def test_snapshot_space_check() -> None:
+    from pathlib import Path
+
+    from replproxy.link.driver import snapshot_space_error
+
+    assert snapshot_space_error(100, 100, Path("/d")) is None
+    why = snapshot_space_error(100 * 2**30, 5 * 2**30, Path("/var/lib/replproxy"))
+    assert why is not None
+    assert f"snapshot of {100 * 2**30} bytes but only {5 * 2**30} bytes are free" in why
+    assert "/var/lib/replproxy" in why
+
+
+def test_disk_full_while_writing_a_snapshot_is_a_clear_link_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ENOSPC (here from /dev/full) while a diskless payload is written ends the attempt
+    with a line that says so, and the partial file is discarded."""
+    from replproxy.link.driver import LinkFailure, _SnapshotFile
+
+    snap = _SnapshotFile(tmp_path / "upstream.rdb")
+    snap.f.close()
+    snap.f = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed by discard()
+    with pytest.raises(LinkFailure, match=r"no space left in .* for the snapshot from master"):
+        snap.write(b"x" * 4096)
+    snap.discard()
+    assert not (tmp_path / "upstream.rdb.incoming").exists()

@@ -147,3 +147,23 @@ def test_lone_exec_from_a_redis5_master_is_a_no_op() -> None:
     r.process(split(data, 0))
     assert ds.applied == [(0, [b"PFCOUNT", b"h"])]
     assert r.repl_offset == len(data) and r.backlog.read_from(1) == data
+
+
+@pytest.mark.parametrize("arg", [b"abc", b"-1", b"16", b" 1", b"+1", b"99999999999999999999", b""])
+def test_select_the_master_could_not_execute_leaves_the_db_unchanged(arg: bytes) -> None:
+    """Redis's `selectCommand` fails on these and changes nothing: no crash (which would
+    reconnect and replay the same bytes forever), no write into another DB."""
+    from replproxy.keyspace import Keyspace
+    from replproxy.resp.request import encode_command
+
+    ks = Keyspace(databases=16)
+    repl = Replication(ks)
+    repl.full_resync("a" * 40, 0, stream_db=3)
+    data = (encode_command([b"SELECT", arg]) + encode_command([b"SET", b"k", b"v"])
+            + encode_command([b"MULTI"]) + encode_command([b"SELECT", arg])
+            + encode_command([b"SET", b"t", b"v"]) + encode_command([b"EXEC"]))
+    s = StreamSplitter(0)
+    s.feed(data)
+    repl.process(s.next_commands())
+    assert repl.repl_offset == len(data) and repl.stream_db == 3
+    assert ks.dbs[3].keys() == {b"k", b"t"}

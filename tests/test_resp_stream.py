@@ -101,20 +101,36 @@ def test_commands_carry_their_bytes_and_end_offsets(use_hiredis: bool) -> None:
 
 
 @pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
-def test_empty_and_inline_commands_keep_their_bytes(use_hiredis: bool) -> None:
-    data = b"\n*0\r\n*-1\r\nPING\r\n  \r\n" + encode_command([b"ping"]) + b"SET a 'b c'\n"
+def test_empty_commands_keep_their_bytes(use_hiredis: bool) -> None:
+    data = b"\n*0\r\n*-1\r\n\r\n" + encode_command([b"ping"]) + b"\n"
     commands, error, _ = split(data, 10, use_hiredis=use_hiredis)
     assert error is None
     assert [(c.argv, c.raw) for c in commands] == [
         ([], b"\n"),
         ([], b"*0\r\n"),
         ([], b"*-1\r\n"),
-        ([b"PING"], b"PING\r\n"),
-        ([], b"  \r\n"),
+        ([], b"\r\n"),
         ([b"ping"], encode_command([b"ping"])),
-        ([b"SET", b"a", b"b c"], b"SET a 'b c'\n"),
+        ([], b"\n"),
     ]
     assert commands[-1].end_offset == 10 + len(data)
+
+
+@pytest.mark.parametrize("line", [b"PING\r\n", b"  \r\n", b"SET a 'b c'\n", b"\r\r\n", b"x\n"])
+@pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
+def test_inline_command_from_a_master_is_a_protocol_error(use_hiredis: bool, line: bytes) -> None:
+    """As `processInlineBuffer` for a master client: only a bare newline is allowed inline;
+    the commands before the inline one are handed out, it and what follows never are."""
+    good = encode_command([b"SET", b"k", b"v"])
+    s = StreamSplitter(100, use_hiredis=use_hiredis)
+    s.feed(good + line + encode_command([b"ping"]))
+    (first,) = s.next_commands()
+    assert first.raw == good and s.offset == 100 + len(good)
+    assert s.error is not None and s.error.message == "Master using the inline protocol. Desync?"
+    assert s.error.offset == 100 + len(good) + 1
+    assert s.error.data.startswith(line)
+    with pytest.raises(StreamProtocolError):
+        s.next_commands()
 
 
 @pytest.mark.parametrize("use_hiredis", MODES, ids=MODE_IDS)
@@ -158,7 +174,7 @@ def test_malformed_stream_reports_the_offset_of_the_bad_command(use_hiredis: boo
         (b"*2147483648\r\n", "invalid multibulk length"),
         (b"*1\r\n$-1\r\n", "invalid bulk length"),
         (b"*1\r\n+OK\r\n", "expected '$', got '+'"),
-        (b"'unbalanced\r\n", "unbalanced quotes in request"),
+        (b"'unbalanced\r\n", "Master using the inline protocol. Desync?"),
         (b"x" * 65537, "too big inline request"),
         (b"*" * 65537, "too big mbulk count string"),
         (b"*1\r\n$" + b"1" * 65536, "too big bulk count string"),
@@ -183,7 +199,8 @@ def test_strict_crlf_as_valkey_8_1(use_hiredis: bool) -> None:
 CORPUS = [
     b"".join(encode_command(a) for a in ([b"SELECT", b"9"], [b"SET", b"k\r\n", b""], [b"ping"])),
     encode_command([b"MULTI"]) + encode_command([b"x" * 500]) + encode_command([b"EXEC"]),
-    b"\n\n*0\r\nPING\r\n\r\n*1\r\n$4\r\nPINGxy*1\rX$4\rYPING\r\n",
+    b"\n\n*0\r\n\r\n*1\r\n$4\r\nPINGxy*1\rX$4\rYPING\r\n",
+    encode_command([b"ping"]) + b"PING\r\n" + encode_command([b"ping"]),
     encode_command([b"ping"]) + b"*1\r\n$4\r\nPI",
     encode_command([b"ping"]) + b"*2\r\n$1\r\na\r\n*1\r\n",
     encode_command([b"ping"]) + b"'x\r\n",
@@ -482,7 +499,7 @@ def random_set_stream(rng: random.Random, n: int) -> list[bytes]:
             # Not canonical: a header's \r then any byte, a bulk then any two bytes.
             out.append(b"*3\rX$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nxYZ" % (len(k), k))
         elif r < 0.89:
-            out.append(b"SET %s inline\r\n" % k)
+            out.append(rng.choice([b"\n", b"\r\n"]))  # a keep-alive: bytes, no command
         elif r < 0.92:
             out.append(encode_command([b"MSETNX", k, v]))
         else:

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from replproxy.args import now_ms as _now_ms
+from replproxy.args import selected_db
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
 from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+from replproxy.resp.quote import quote_master_bytes
 from replproxy.speedups import c_function
 
 if TYPE_CHECKING:
@@ -168,7 +170,7 @@ class Keyspace:
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:
             if argv and argv[0].lower() == b"select" and len(argv) == 2:
-                db = int(argv[1])
+                db = selected_db(argv[1], db, self.databases)
             elif argv:
                 self.apply(db, argv)
         return db
@@ -177,9 +179,9 @@ class Keyspace:
                      counter: dict[str, int], why: str) -> None:
         n = counter.get(name, 0)
         if n == 0:
-            log.warning("command %r from the master %s; its bytes are still relayed and the "
+            log.warning("command %s from the master %s; its bytes are still relayed and the "
                         "keys it names are reported as unsupported (logged once per command)",
-                        name, why)
+                        quote_master_bytes(name), quote_master_bytes(why, 300, quotes=False))
         counter[name] = n + 1
         first, last, step = keys
         end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)

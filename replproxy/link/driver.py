@@ -16,11 +16,13 @@ failure; a re-point (`REPLICAOF`, `+switch-master`) is trusted for the attempt i
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +49,7 @@ from replproxy.link.protocol import (
 )
 from replproxy.rdb.model import RDBError
 from replproxy.replication import Replication
+from replproxy.resp.quote import quote_master_bytes
 
 log = logging.getLogger("replproxy.link")
 
@@ -104,6 +107,22 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def snapshot_space_error(size: int, free: int, where: Path) -> str | None:
+    """Why a snapshot of `size` bytes cannot be received with `free` bytes free, or None.
+
+    The master announces the length before the payload (`$<len>`): a bogus or hostile length
+    (100 GB from a small master) must not fill the disk byte by byte until writes fail. The
+    previous snapshot stays in place until the new one is whole, so the new one needs its own
+    room.
+    """
+    if size <= free:
+        return None
+    return (
+        f"the master announced a snapshot of {size} bytes but only {free} bytes are free in "
+        f"{where}: not receiving it (free some space or point --dir elsewhere)"
+    )
 
 
 def snapshot_meta_path(snapshot: Path) -> Path:
@@ -313,6 +332,14 @@ class UpstreamLink:
                             ev.offset,
                         )
                     elif isinstance(ev, SnapshotBegin):
+                        where = self.config.snapshot_path.parent
+                        where.mkdir(parents=True, exist_ok=True)
+                        if ev.size is not None and (
+                            why := snapshot_space_error(
+                                ev.size, shutil.disk_usage(where).free, where
+                            )
+                        ):
+                            raise LinkFailure(why)
                         snapshot = _SnapshotFile(self.config.snapshot_path)
                         self.status.transfer_size = ev.size
                         self.status.transfer_read = 0
@@ -373,7 +400,8 @@ class UpstreamLink:
                     await trio.sleep(0)  # let clients, metrics and health checks run
         except (RDBError, ValueError) as e:
             path.unlink(missing_ok=True)
-            raise LinkFailure(f"snapshot from master refused, will ask again: {e}") from e
+            why = quote_master_bytes(str(e), 300, quotes=False)  # may quote the snapshot's bytes
+            raise LinkFailure(f"snapshot from master refused, will ask again: {why}") from e
         self.replication.load_full_sync(loader, full.replid, full.offset)
         self.status.initial_sync_done = True
         _write_meta(path, full.replid, full.offset, loader.stream_db)
@@ -438,7 +466,15 @@ class _SnapshotFile:
 
     def write(self, data: bytes) -> None:
         # Small sequential writes into the page cache: cheaper than a thread hop per chunk.
-        self.f.write(data)
+        try:
+            self.f.write(data)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LinkFailure(
+                    f"no space left in {self.path.parent} for the snapshot from master "
+                    f"after {self.f.tell()} bytes: {e.strerror}"
+                ) from e
+            raise
 
     async def finish(self) -> None:
         self.f.flush()

@@ -15,6 +15,14 @@ A connection's life:
                           +FULLRESYNC / SYNC fallback --> TRANSFER_WAIT_BULK --> TRANSFER
                             --> LOADING (driver loads; calls snapshot_loaded()) --> CONNECTED
     any fatal reply or framing error --> CLOSED (a LinkError event says why)
+
+The master is not trusted blindly: a reply that does not fit the state it arrives in is a
+protocol error that ends the connection (a PING reply that is neither `+...` nor an auth
+error, a handshake reply that is neither `+` nor `-`, `+CONTINUE` to `PSYNC ? -1`, a
+snapshot header that is not `$<len>`/`$EOF:<mark>`), and so is an inline or malformed command
+in the stream (`processInlineBuffer` / `processMultibulkBuffer` for a master client): the
+commands before it are handed out, the bad one never is. Every byte of the master's quoted in
+a message goes through `quote_master_bytes` (escaped, cut short).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from replproxy.resp.quote import quote_master_bytes
 from replproxy.resp.request import encode_command as _encode_argv
 from replproxy.resp.stream import StreamCommand, StreamProtocolError, StreamSplitter
 
@@ -229,7 +238,7 @@ class ReplicaLink:
         self.state = LinkState.CLOSED
         self._events.append(LinkError(reason, retry_later, auth))
 
-    def _read_line(self) -> str | None:
+    def _read_line(self) -> bytes | None:
         """One reply line without its terminator, or None when incomplete.
 
         Like `connSyncReadLine`, a line ends at `\\n` and a trailing `\\r` is dropped, so a bare
@@ -238,13 +247,16 @@ class ReplicaLink:
         nl = self._in.find(b"\n")
         if nl < 0:
             if len(self._in) > MAX_LINE:
-                self._fail(f"reply line from master longer than {MAX_LINE} bytes")
+                self._fail(
+                    f"reply line from master longer than {MAX_LINE} bytes: "
+                    f"{quote_master_bytes(self._in)}"
+                )
             return None
         line = bytes(self._in[:nl])
         del self._in[: nl + 1]
         if line.endswith(b"\r"):
             line = line[:-1]
-        return line.decode("utf-8", "replace")
+        return line
 
     def _advance(self) -> None:
         while self.state is not LinkState.CLOSED:
@@ -268,12 +280,15 @@ class ReplicaLink:
         line = self._read_line()
         if line is None:
             return
-        # A master with requirepass answers PING with -NOAUTH (or -NOPERM for an ACL user):
-        # that is fine, AUTH comes next (`syncWithMaster`).
-        if line.startswith("-") and not (
-            line[1:].startswith(("NOAUTH", "NOPERM", "ERR operation not permitted"))
-        ):
-            self._fail(f"Error reply to PING from master: '{line}'")
+        # `syncWithMaster` accepts a status reply (+PONG) or an auth error: a master with
+        # requirepass answers PING with -NOAUTH (-NOPERM for an ACL user); AUTH comes next.
+        # Anything else (another error, a bulk, garbage, a blank line) is not a master.
+        if line.startswith(b"-"):
+            if not line[1:].startswith((b"NOAUTH", b"NOPERM", b"ERR operation not permitted")):
+                self._fail(f"Error reply to PING from master: {quote_master_bytes(line)}")
+                return
+        elif not line.startswith(b"+"):
+            self._fail(f"Unexpected reply to PING from master: {quote_master_bytes(line)}")
             return
         cfg = self.config
         if cfg.password is not None:
@@ -296,14 +311,23 @@ class ReplicaLink:
         if line is None:
             return
         what = self._pending_replies.pop(0)
-        if line.startswith("-"):
+        if line.startswith(b"-"):
             if what == "auth":
-                self._fail(f"Unable to AUTH to MASTER: {line}", auth=True)
+                self._fail(f"Unable to AUTH to MASTER: {quote_master_bytes(line)}", auth=True)
                 return
             # Errors to REPLCONF are not critical (`syncWithMaster` logs and goes on).
             self._events.append(
-                LinkLog(f"(Non critical) Master does not understand REPLCONF {what}: {line}")
+                LinkLog(
+                    f"(Non critical) Master does not understand REPLCONF {what}: "
+                    f"{quote_master_bytes(line)}"
+                )
             )
+        elif not line.startswith(b"+"):
+            # AUTH and REPLCONF answer +OK or an error; anything else (a blank line, a bulk,
+            # garbage) means the replies are out of step with our commands.
+            name = "AUTH" if what == "auth" else f"REPLCONF {what}"
+            self._fail(f"Unexpected reply to {name} from master: {quote_master_bytes(line)}")
+            return
         if not self._pending_replies:
             # PSYNC only after every earlier reply was read: a master refuses it with
             # "-ERR SYNC and PSYNC are invalid with pending output" otherwise.
@@ -314,24 +338,40 @@ class ReplicaLink:
         line = self._read_line()
         if line is None:
             return
-        if line == "":
+        if line == b"":
             return  # keep-alive newline while the master prepares the snapshot
-        if line.startswith("+FULLRESYNC"):
-            parts = line.split()
+        if line.startswith(b"+FULLRESYNC"):
+            parts = line.split(b" ")
             replid: str | None = None
             offset = -1
-            if len(parts) == 3 and len(parts[1]) == 40 and _is_int(parts[2]):
-                replid, offset = parts[1], int(parts[2])
+            if (
+                len(parts) == 3
+                and _is_replid(parts[1])
+                and _is_int(parts[2])
+                and int(parts[2]) >= 0
+            ):
+                replid, offset = parts[1].decode(), int(parts[2])
             else:
+                # As Redis: go on with the full sync but with no history to PSYNC from later.
                 self._events.append(
-                    LinkLog(f"Master replied with wrong +FULLRESYNC syntax: {line}")
+                    LinkLog(
+                        f"Master replied with wrong +FULLRESYNC syntax: {quote_master_bytes(line)}"
+                    )
                 )
             self._events.append(FullResync(replid, offset))
             self._stream_offset = max(offset, 0)
             self.state = LinkState.TRANSFER_WAIT_BULK
-        elif line.startswith("+CONTINUE"):
-            parts = line.split()
-            new_id = parts[1] if len(parts) > 1 and len(parts[1]) == 40 else None
+        elif line.startswith(b"+CONTINUE"):
+            if self.psync_offset < 1 or self.psync_replid == "?":
+                # We asked `PSYNC ? -1`: there is no history to continue. Going online here
+                # would serve an empty dataset as if it were the master's.
+                self._fail(
+                    "Protocol error: master answered +CONTINUE to PSYNC ? -1 "
+                    f"(a full resync was asked): {quote_master_bytes(line)}"
+                )
+                return
+            parts = line.split(b" ")
+            new_id = parts[1].decode() if len(parts) > 1 and _is_replid(parts[1]) else None
             self._events.append(PartialResync(new_id))
             self._stream_offset = self.psync_offset - 1
             self.state = LinkState.CONNECTED
@@ -340,15 +380,19 @@ class ReplicaLink:
             self._in.clear()
             if rest:  # stream bytes can follow the +CONTINUE line in the same packet
                 self._feed_stream(rest)
-        elif line.startswith(("-NOMASTERLINK", "-LOADING")):
+        elif line.startswith((b"-NOMASTERLINK", b"-LOADING")):
             self._fail(
-                f"Master is currently unable to PSYNC but should be in the future: {line}",
+                "Master is currently unable to PSYNC but should be in the future: "
+                f"{quote_master_bytes(line)}",
                 retry_later=True,
             )
-        elif line.startswith("-"):
+        elif line.startswith(b"-"):
             # A master without PSYNC: fall back to the old SYNC (no replid, no offsets).
             self._events.append(
-                LinkLog(f"Unexpected reply to PSYNC from master: {line}; falling back to SYNC")
+                LinkLog(
+                    "Master does not support PSYNC or is in error state (reply: "
+                    f"{quote_master_bytes(line)}); falling back to SYNC"
+                )
             )
             self.used_sync_fallback = True
             self._out.append(b"SYNC\r\n")
@@ -356,25 +400,25 @@ class ReplicaLink:
             self._stream_offset = 0
             self.state = LinkState.TRANSFER_WAIT_BULK
         else:
-            self._fail(f"Unexpected reply to PSYNC from master: {line}")
+            self._fail(f"Unexpected reply to PSYNC from master: {quote_master_bytes(line)}")
 
     def _on_bulk_header(self) -> None:
         line = self._read_line()
         if line is None:
             return
-        if line == "":
+        if line == b"":
             return  # keep-alive newline before the payload
-        if line.startswith("-"):
-            self._fail(f"MASTER aborted replication with an error: {line[1:]}")
+        if line.startswith(b"-"):
+            self._fail(f"MASTER aborted replication with an error: {quote_master_bytes(line[1:])}")
             return
-        if not line.startswith("$"):
+        if not line.startswith(b"$"):
             self._fail(
                 f"Bad protocol from MASTER, the first byte is not '$' (we received "
-                f"'{line[:64]}'), are you sure the host and port are right?"
+                f"{quote_master_bytes(line)}), are you sure the host and port are right?"
             )
             return
-        if line.startswith("$EOF:") and len(line) >= 5 + EOF_MARK_SIZE:
-            self._eof_mark = line[5 : 5 + EOF_MARK_SIZE].encode()
+        if line.startswith(b"$EOF:") and len(line) >= 5 + EOF_MARK_SIZE:
+            self._eof_mark = line[5 : 5 + EOF_MARK_SIZE]
             self.transfer_size = None
             self._events.append(SnapshotBegin(None))
         elif _is_int(line[1:]) and int(line[1:]) >= 0:
@@ -383,7 +427,7 @@ class ReplicaLink:
             self.transfer_size = self._transfer_left
             self._events.append(SnapshotBegin(self._transfer_left))
         else:
-            self._fail(f"Bad snapshot length from MASTER: '{line[:64]}'")
+            self._fail(f"Bad snapshot length from MASTER: {quote_master_bytes(line)}")
             return
         self.transfer_read = 0
         self.state = LinkState.TRANSFER
@@ -424,16 +468,36 @@ class ReplicaLink:
         self.state = LinkState.LOADING
 
     def _feed_stream(self, data: bytes) -> None:
-        assert self._splitter is not None
-        self._splitter.feed(data)
+        splitter = self._splitter
+        assert splitter is not None
+        splitter.feed(data)
         try:
-            commands = self._splitter.next_commands()
+            commands = splitter.next_commands()
         except StreamProtocolError as e:
-            self._fail(f"Protocol error in the replication stream from master: {e}")
+            self._stream_error(e)
             return
         if commands:
             self._events.append(Commands(commands))
+        if splitter.error is not None:
+            # The commands before the bad one are handed out first (Redis executes them
+            # too); the bad one and everything after it never are.
+            self._stream_error(splitter.error)
+
+    def _stream_error(self, e: StreamProtocolError) -> None:
+        self._fail(
+            f"Protocol error from master in the replication stream: "
+            f"{quote_master_bytes(e.message, 200, quotes=False)} at offset {e.offset}, "
+            f"command {quote_master_bytes(e.data, total=e.size)}"
+        )
 
 
-def _is_int(s: str) -> bool:
-    return re.fullmatch(r"-?[0-9]+", s) is not None
+_INT = re.compile(rb"-?[0-9]+")
+_REPLID = re.compile(rb"[0-9a-zA-Z]{40}")
+
+
+def _is_int(s: bytes) -> bool:
+    return _INT.fullmatch(s) is not None
+
+
+def _is_replid(s: bytes) -> bool:
+    return _REPLID.fullmatch(s) is not None

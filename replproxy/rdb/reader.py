@@ -445,13 +445,15 @@ class RDBReader:
             self._need = max(need, 2 * len(tail)) if distrust else need
             return
         except RDBError as e:
-            self._fail(rebased(e, self._base))
+            err = rebased(e, self._base)
+            self._consume(buf, self._rec_start)  # `offset`: the records before it, whatever
+            self._fail(err)  # the chunking (found by fuzzing: tests/fuzz_corpus/rdb)
         except (IndexError, ValueError, TypeError, OverflowError, KeyError, struct.error) as e:
-            self._fail(
-                RDBError(
-                    f"malformed record ({type(e).__name__}: {e})", self._base + self._rec_start
-                )
+            err = RDBError(
+                f"malformed record ({type(e).__name__}: {e})", self._base + self._rec_start
             )
+            self._consume(buf, self._rec_start)
+            self._fail(err)
         if not self._done:
             self._consume(buf, pos)
 

@@ -320,6 +320,10 @@ class _InputScanner:
                 raise _ScanError("too big inline request")
             return None
         end = nl - 1 if nl != pos and buf[nl - 1] == 0x0D else nl
+        if self.master and end != pos:
+            # `processInlineBuffer` for CLIENT_MASTER: a master sends only multibulk commands
+            # and bare newlines (keep-alives); anything else is a desynchronized stream.
+            raise _ScanError("Master using the inline protocol. Desync?")
         argv = split_args(bytes(buf[pos:end]))
         if argv is None:
             raise _ScanError("unbalanced quotes in request")

@@ -9,10 +9,10 @@ CLIENT_MASTER): no `proto-max-bulk-len` limit, a header line ends at its first `
 after it is skipped, the two bytes after a bulk are skipped unchecked, `*0` / `*-1` are empty
 commands. Every byte belongs to exactly one `StreamCommand`, so `b"".join(c.raw ...)` is the
 stream and `end_offset`s are exact whatever the chunking. Commands whose argv is empty (`*0`,
-`*-1`, a bare `\\n` or blank line) carry bytes that count but do nothing. Unlike Redis, which
-drops its master link on an inline command ("Master using the inline protocol. Desync?"), an
-inline line is split like a client's and handed out (the brief for a relay: be robust, keep
-every byte).
+`*-1`, a bare `\\n` or `\\r\\n`) carry bytes that count but do nothing. As Redis does
+(`processInlineBuffer` for CLIENT_MASTER), any other inline line is a protocol error ("Master
+using the inline protocol. Desync?"): a master only sends multibulk commands, so inline bytes
+mean the stream is desynchronized, and applying or relaying them would spread the damage.
 
 Speed: runs of complete canonically encoded commands are cut by the C splitter (`_lanes.c`),
 or, without it, parsed by hiredis and proved by their re-encoding (`raw` is that re-encoding,
@@ -56,12 +56,19 @@ class StreamCommand(NamedTuple):
 
 class StreamProtocolError(Exception):
     """The stream is malformed. `offset` is the replication offset of the first byte of the
-    command that cannot be parsed (the splitter's `offset` + 1); `message` is Redis's text."""
+    command that cannot be parsed (the splitter's `offset` + 1); `message` is Redis's text;
+    `data` the first bytes of that command (at most `ERROR_DATA_MAX`) and `size` how many bytes
+    of it were received, for a log line that shows what came."""
 
-    def __init__(self, message: str, offset: int) -> None:
+    def __init__(self, message: str, offset: int, data: bytes = b"", size: int = 0) -> None:
         super().__init__(f"{message} (command starting at replication offset {offset})")
         self.message = message
         self.offset = offset
+        self.data = data
+        self.size = max(size, len(data))
+
+
+ERROR_DATA_MAX = 256
 
 
 # NamedTuple's generated __new__ is a Python-level wrapper; tuple.__new__ builds the same
@@ -169,6 +176,11 @@ class StreamSplitter:
         return self._offset
 
     @property
+    def error(self) -> StreamProtocolError | None:
+        """The protocol error found, if any: the next `next_commands()` raises it."""
+        return self._error
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes fed but not yet handed out (the start of an incomplete command)."""
         scan = self._scan
@@ -220,7 +232,10 @@ class StreamSplitter:
                 self._offset += len(raw)
                 out.append(_new_command(StreamCommand, (argv, raw, self._offset, 1)))
         except _ScanError as e:
-            self._error = StreamProtocolError(e.message, self._offset + 1)
+            bad = scan.buf[scan.start : scan.start + ERROR_DATA_MAX]
+            self._error = StreamProtocolError(
+                e.message, self._offset + 1, bytes(bad), len(scan.buf) - scan.start
+            )
         finally:
             scan.discard_before(scan.pos if scan.at_boundary else scan.start)
         if self._error is not None and not out:
