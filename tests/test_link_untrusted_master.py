@@ -18,10 +18,13 @@ from tests.servers import wait_for
 pytestmark = pytest.mark.timeout(120)
 
 FAST_RETRY = ("--reconnect-backoff-max", "0.5")
+# The fake master speaks replication only: the master offset probe's ordinary client
+# connection (CLIENT SETINFO, INFO) would look like a second replica to it.
+NO_PROBE = ("--master-offset-probe", "no")
 
 
 def relay_for(fake: FakeMaster, relays: list[RelayProcess], *args: str) -> RelayProcess:
-    relay = start_relay(fake.url, *FAST_RETRY, *args, wait_ready=False)
+    relay = start_relay(fake.url, *FAST_RETRY, *NO_PROBE, *args, wait_ready=False)
     relays.append(relay)
     return relay
 

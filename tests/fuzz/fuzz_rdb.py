@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import struct
 from collections.abc import Iterator
 from typing import Any
 
+import replproxy.speedups
 from replproxy.rdb.model import (
     HashValue,
     KeyEntry,
@@ -31,18 +31,14 @@ NDBS = 4
 
 @contextlib.contextmanager
 def speedups(enabled: bool) -> Iterator[None]:
-    old = os.environ.get("REPLPROXY_NO_SPEEDUPS")
-    if enabled:
-        os.environ.pop("REPLPROXY_NO_SPEEDUPS", None)
-    else:
-        os.environ["REPLPROXY_NO_SPEEDUPS"] = "1"
+    """Readers made inside use the C path or not (the process-wide switch, read once at
+    import, flipped: each reader looks the C path up when it is made)."""
+    old = replproxy.speedups.ENABLED
+    replproxy.speedups.ENABLED = enabled
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("REPLPROXY_NO_SPEEDUPS", None)
-        else:
-            os.environ["REPLPROXY_NO_SPEEDUPS"] = old
+        replproxy.speedups.ENABLED = old
 
 
 def canon(v: Any) -> Any:
