@@ -21,6 +21,7 @@ from functools import partial
 
 import trio
 
+from replproxy.cluster.node import ClusterNode
 from replproxy.config import Config
 from replproxy.disklog import DiskLog, TieredBacklog
 from replproxy.downstream.server import Downstream
@@ -58,6 +59,8 @@ class Relay:
         self.replication = Replication(self.keyspace, config.repl_backlog_size, backlog)
         self.link = UpstreamLink(config, self.replication, self.keyspace)
         self.persistence = Persistence(config, self.keyspace, self.replication)
+        # The cluster read endpoint (replproxy.cluster), with --cluster-topology.
+        self.cluster = ClusterNode(self) if config.cluster_topology is not None else None
         self.resp_server = RespServer(self)
         self.downstream = Downstream(self)
         self.shutting_down = False
@@ -92,6 +95,8 @@ class Relay:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
+                if self.cluster is not None:  # the topology, before the first client
+                    await nursery.start(self.cluster.run)
                 http_listeners = await nursery.start(
                     HttpServer(self).serve, cfg.metrics_port, cfg.metrics_bind
                 )

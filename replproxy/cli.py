@@ -47,6 +47,10 @@ def _env(name: str) -> str:
 
 
 class _JsonFormatter(logging.Formatter):
+    def __init__(self, shard: str | None = None) -> None:
+        super().__init__()
+        self.shard = shard
+
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -55,17 +59,23 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if self.shard is not None:
+            out["shard"] = self.shard
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
 
 
-def setup_logging(level: str, fmt: str) -> None:
+def setup_logging(level: str, fmt: str, shard: str | None = None) -> None:
+    """Log lines on stdout; `shard` (cluster mode) tags every line, as the relays of one
+    `replproxy cluster` share its stdout."""
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(_JsonFormatter(shard))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        tag = f"[shard {shard}] " if shard is not None else ""
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -253,6 +263,31 @@ def run(
                      help="ACL file of users (redis aclfile syntax: 'user <name> on >pass'); "
                      "every user is read-only here."),
     ] = None,
+    cluster_topology: Annotated[
+        str | None,
+        typer.Option(envvar=_env("CLUSTER_TOPOLOGY"),
+                     help="Cluster mode: the topology file (or http:// URL) that `replproxy "
+                     "cluster` writes; clients then see this relay as a cluster replica "
+                     "(CLUSTER SLOTS/SHARDS/NODES, -MOVED). See docs/cluster.md."),
+    ] = None,
+    cluster_shard: Annotated[
+        str,
+        typer.Option(envvar=_env("CLUSTER_SHARD"),
+                     help="Cluster mode: the name of this relay's shard in the topology."),
+    ] = "",
+    cluster_notify: Annotated[
+        str | None,
+        typer.Option(envvar=_env("CLUSTER_NOTIFY"),
+                     help="Cluster mode: host:port (UDP) of the supervisor, told when a "
+                     "refresh of the topology is due (-MOVED answered, link down, failover)."),
+    ] = None,
+    cluster_implicit_readonly: Annotated[
+        str,
+        typer.Option(envvar=_env("CLUSTER_IMPLICIT_READONLY"),
+                     help="Cluster mode: yes: connections start in READONLY mode, so plain "
+                     "cluster clients (redis-cli -c) read here; no: as a cluster replica, "
+                     "reads are redirected to the primary until the client sends READONLY."),
+    ] = "yes",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -263,7 +298,7 @@ def run(
     """Replicate from the master and serve the dataset, until SIGTERM/SIGINT."""
     from replproxy.app import Relay
 
-    setup_logging(log_level, log_format)
+    setup_logging(log_level, log_format, shard=cluster_shard or None)
     try:
         config = Config(
             upstream=parse_upstream_url(upstream),
@@ -304,6 +339,12 @@ def run(
             ),
             requirepass=requirepass,
             aclfile=aclfile,
+            cluster_topology=cluster_topology,
+            cluster_shard=cluster_shard,
+            cluster_notify=cluster_notify,
+            cluster_implicit_readonly=parse_yes_no(
+                "cluster-implicit-readonly", cluster_implicit_readonly
+            ),
         )
         relay = Relay(config)
     except ConfigError as e:
@@ -316,6 +357,115 @@ def run(
     trio.run(relay.run)
     if relay.exit_code:
         raise typer.Exit(relay.exit_code)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def cluster(
+    ctx: typer.Context,
+    seed: Annotated[
+        list[str],
+        typer.Option(envvar=_env("SEED"),
+                     help="A node of the cluster: redis://host:port or "
+                     "redis://user:password@host:port (repeat for more; the credentials are "
+                     "used for every node)."),
+    ],
+    dir: Annotated[
+        Path,
+        typer.Option(envvar=_env("DIR"),
+                     help="Base directory: topology.json, and shard-<n>/ for each relay."),
+    ] = Path("."),
+    port_base: Annotated[
+        int, typer.Option(envvar=_env("PORT_BASE"), help="Relay n listens on port-base + n.")
+    ] = 6380,
+    ports: Annotated[
+        str | None,
+        typer.Option(envvar=_env("PORTS"), help="Relay ports by shard, e.g. 7000,7001,7002 "
+                     "(instead of --port-base)."),
+    ] = None,
+    metrics_port_base: Annotated[
+        int, typer.Option(envvar=_env("METRICS_PORT_BASE"),
+                          help="Relay n serves /metrics on metrics-port-base + n.")
+    ] = 9481,
+    metrics_ports: Annotated[
+        str | None,
+        typer.Option(envvar=_env("METRICS_PORTS"), help="Relay metrics ports by shard."),
+    ] = None,
+    bind: Annotated[
+        str, typer.Option(envvar=_env("BIND"), help="Address the relays' client ports listen on.")
+    ] = "127.0.0.1",
+    metrics_bind: Annotated[
+        str, typer.Option(envvar=_env("METRICS_BIND"), help="Address the HTTP ports listen on.")
+    ] = "0.0.0.0",
+    announce_host: Annotated[
+        str | None,
+        typer.Option(envvar=_env("ANNOUNCE_HOST"),
+                     help="Address clients reach the relays at, as CLUSTER SLOTS and -MOVED "
+                     "name it (default: --bind)."),
+    ] = None,
+    metrics_port: Annotated[
+        int, typer.Option(envvar=_env("METRICS_PORT"),
+                          help="The supervisor's own /metrics, /livez, /readyz, /topology.")
+    ] = 9480,
+    refresh_interval: Annotated[
+        float, typer.Option(envvar=_env("REFRESH_INTERVAL"),
+                            help="Seconds between two reads of the cluster's topology (relays "
+                            "also ask for one after a -MOVED, a link loss or a failover).")
+    ] = 10.0,
+    restart_backoff_max: Annotated[
+        float, typer.Option(envvar=_env("RESTART_BACKOFF_MAX"),
+                            help="Cap of the delay before an exited relay is restarted.")
+    ] = 30.0,
+    shard_removal_grace: Annotated[
+        float, typer.Option(envvar=_env("SHARD_REMOVAL_GRACE"),
+                            help="Seconds a shard must be gone from the cluster before its "
+                            "relay is stopped.")
+    ] = 30.0,
+    shutdown_timeout: Annotated[
+        float, typer.Option(envvar=_env("SHUTDOWN_TIMEOUT"),
+                            help="Seconds each relay may take to stop after SIGTERM before it "
+                            "is killed.")
+    ] = 15.0,
+    log_level: Annotated[
+        str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
+    ] = "info",
+    log_format: Annotated[
+        str, typer.Option(envvar=_env("LOG_FORMAT"), help="text or json (one object a line).")
+    ] = "text",
+) -> None:
+    """Run one relay per shard of a Redis/Valkey Cluster, each its own `replproxy run`
+    process, following failovers, resharding and shards that come and go, until
+    SIGTERM/SIGINT. Arguments after `--` go to every relay (e.g. `-- --save ""`)."""
+    from replproxy.cluster.supervisor import PortPlan, Supervisor, SupervisorConfig
+
+    setup_logging(log_level, log_format)
+    try:
+        config = SupervisorConfig(
+            seeds=tuple(parse_upstream_url(s) for s in seed),
+            dir=dir.absolute(),
+            ports=PortPlan.parse(port_base, ports, "port"),
+            metrics_ports=PortPlan.parse(metrics_port_base, metrics_ports, "metrics-port"),
+            bind=bind,
+            metrics_bind=metrics_bind,
+            announce_host=announce_host or bind,
+            http_port=metrics_port,
+            http_bind=metrics_bind,
+            refresh_interval=refresh_interval,
+            restart_backoff_max=restart_backoff_max,
+            removal_grace=shard_removal_grace,
+            shutdown_timeout=shutdown_timeout,
+            relay_args=tuple(a for a in ctx.args if a != "--"),
+            log_level=log_level,
+            log_format=log_format,
+        )
+        supervisor = Supervisor(config)
+    except ConfigError as e:
+        typer.echo(f"replproxy: {e}", err=True)
+        raise typer.Exit(2) from e
+    trio.run(supervisor.run)
+    if supervisor.exit_code:
+        raise typer.Exit(supervisor.exit_code)
 
 
 @app.command()

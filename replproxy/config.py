@@ -178,6 +178,12 @@ class Config:
     # Clients must AUTH: the `default` user's password, and/or users from an ACL file.
     requirepass: str | None = None
     aclfile: Path | None = None
+    # Cluster mode (replproxy.cluster): the topology file or URL, this relay's shard in it,
+    # where to ask the supervisor for a refresh, and whether clients start in READONLY.
+    cluster_topology: str | None = None
+    cluster_shard: str = ""
+    cluster_notify: str | None = None
+    cluster_implicit_readonly: bool = True
 
     @property
     def listening_port(self) -> int:
@@ -228,3 +234,10 @@ class Config:
             raise ConfigError("--client-query-buffer-limit must be at least 1mb (Redis's minimum)")
         if self.proto_max_bulk_len < 1024 * 1024:
             raise ConfigError("--proto-max-bulk-len must be at least 1mb (Redis's minimum)")
+        if self.cluster_topology is not None and not self.cluster_shard:
+            raise ConfigError("--cluster-topology needs --cluster-shard (this relay's shard)")
+        if self.cluster_notify is not None:
+            host, _, port = self.cluster_notify.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"--cluster-notify must be host:port, got "
+                                  f"{self.cluster_notify!r}")

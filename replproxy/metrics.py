@@ -217,7 +217,12 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
 
 def make_registry(relay: Relay) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RelayCollector(relay))
+    collector: Collector = RelayCollector(relay)
+    if relay.cluster is not None:  # a `shard` label on every sample, and the cluster's own
+        from replproxy.cluster.metrics import ShardCollector
+
+        collector = ShardCollector(relay, collector)
+    registry.register(collector)
     return registry
 
 

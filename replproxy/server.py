@@ -106,6 +106,9 @@ class Client(ReadContext):
         self.net_out = 0
         self.no_evict = False
         self.no_touch = False
+        # Cluster mode: READONLY/READWRITE (None: the relay's default) and ASKING.
+        self.readonly: bool | None = None
+        self.asking = False
         # CLIENT REPLY OFF, and SKIP (counts down over its own and the next command).
         self.reply_off = False
         self.skip = 0
@@ -347,6 +350,8 @@ class RespServer:
             return self._reject(c, NOAUTH)
         if c.multi is not None and e.nomulti:
             return self._reject(c, NO_MULTI)
+        if relay.cluster is not None and (moved := relay.cluster.check(c, e, argv)):
+            return moved  # `getNodeByQuery`: -MOVED, -ASK, -CROSSSLOT, -CLUSTERDOWN...
         if e.write:
             return self._reject(c, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
@@ -651,6 +656,7 @@ class RespServer:
         return (
             c.authed
             and c.multi is None
+            and relay.cluster is None
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not ks.unsupported_keys
             and ks.loaded_aux is self._aux
