@@ -612,8 +612,10 @@ class RespServer:
                 if c.todo_i >= len(todo):
                     if try_fast and self._plain(c):
                         ks = self.relay.keyspace
+                        cluster = self.relay.cluster
                         replies, n, last = parser.string_reads(
-                            ks.dbs[c.db], ks.expires[c.db], c.now, reply.null(c.proto))
+                            ks.dbs[c.db], ks.expires[c.db], c.now, reply.null(c.proto),
+                            cluster.lane_slots(c) if cluster is not None else None)
                         if n:
                             out.append(replies)
                             c.commands += n
@@ -656,7 +658,7 @@ class RespServer:
         return (
             c.authed
             and c.multi is None
-            and relay.cluster is None
+            and (relay.cluster is None or relay.cluster.lane_slots(c) is not None)
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not ks.unsupported_keys
             and ks.loaded_aux is self._aux

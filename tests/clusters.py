@@ -286,7 +286,7 @@ def wait_relays_in_sync(cluster: Cluster, sup: SupervisorProcess, timeout: float
 
     def synced() -> bool:
         topo = current_topology(sup)
-        for s in topo["shards"]:
+        for s in (s for s in topo["shards"] if s["relay"]):
             p = cluster.by_port(s["primary"]["port"])
             off = int(p.info("replication")["master_repl_offset"])
             with sup.relay(s["name"]) as r:

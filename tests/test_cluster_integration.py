@@ -56,7 +56,8 @@ class Env:
     keys: list[bytes] = field(default_factory=list)
 
     def shards(self) -> list[dict[str, Any]]:
-        return list(current_topology(self.sup)["shards"])
+        """The shards with a relay (not a demoted primary a view shows alone)."""
+        return [s for s in current_topology(self.sup)["shards"] if s["relay"]]
 
     def relay_port(self, shard: dict[str, Any]) -> int:
         return int(shard["relay"]["port"])

@@ -309,3 +309,36 @@ def test_cluster_nodes_marks_myself_and_lists_relays_as_replicas() -> None:
     assert words[3] == _id("b") and words[6] == "2"
     prim = next(line for line in lines if line.startswith(_id("a")))
     assert prim.split()[2] == "master" and prim.endswith(" 0-5460")
+
+
+def test_the_get_mget_lane_serves_only_keys_of_the_relays_slots() -> None:
+    """The C lane's slot filter: a GET of a served slot runs there, anything else (another
+    slot, an MGET across slots) is left to the exact path, which redirects it; its CRC16
+    and hash tags are `key_hash_slot`'s."""
+    import random
+
+    from replproxy.resp import request
+    from replproxy.resp.request import RequestParser, encode_command
+
+    if request._C_STRING_READS is None:
+        pytest.skip("the C lane is not built (or REPLPROXY_NO_SPEEDUPS is set)")
+    rng = random.Random(7)
+    alphabet = b"ab{}x\x00\xff"
+    keys = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(300)]
+    db = {k: b"v" for k in keys}
+    for k in keys:
+        slot = key_hash_slot(k)
+        only = bytearray(16384)
+        only[slot] = 1
+        for mask, served in ((bytes(only), 1), (bytes(b ^ 1 for b in only), 0)):
+            parser = RequestParser()
+            parser.feed(encode_command([b"GET", k]))
+            assert parser.string_reads(db, {}, 0, b"$-1\r\n", mask)[1] == served, k
+    a, b = b"{b}1", b"{b}2"  # one slot
+    c = next(k for k in keys if key_hash_slot(k) != key_hash_slot(a))
+    mask = bytearray(16384)
+    mask[key_hash_slot(a)] = mask[key_hash_slot(c)] = 1
+    for argv, served in (([b"MGET", a, b], 1), ([b"MGET", a, c], 0), ([b"MGET", c], 1)):
+        parser = RequestParser()
+        parser.feed(encode_command(argv))
+        assert parser.string_reads(db, {}, 0, b"$-1\r\n", bytes(mask))[1] == served, argv

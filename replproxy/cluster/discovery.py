@@ -65,17 +65,20 @@ async def command_replies(
     argvs += [[a if isinstance(a, bytes) else a.encode() for a in cmd] for cmd in commands]
     reader = hiredis.Reader()
     out: list[Any] = []
-    with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream(*address)
-        async with stream:
-            await stream.send_all(b"".join(encode_command(a) for a in argvs))
-            while len(out) < len(argvs):
-                data = await stream.receive_some(256 * 1024)
-                if not data:
-                    raise OSError(f"{address[0]}:{address[1]} closed the connection")
-                reader.feed(data)
-                while (r := reader.gets()) is not False:
-                    out.append(r)
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_tcp_stream(*address)
+            async with stream:
+                await stream.send_all(b"".join(encode_command(a) for a in argvs))
+                while len(out) < len(argvs):
+                    data = await stream.receive_some(256 * 1024)
+                    if not data:
+                        raise OSError(f"{address[0]}:{address[1]} closed the connection")
+                    reader.feed(data)
+                    while (r := reader.gets()) is not False:
+                        out.append(r)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, hiredis.ProtocolError) as e:
+        raise OSError(f"{address[0]}:{address[1]}: {e!r}") from e
     if password is not None:
         auth = out.pop(0)
         if isinstance(auth, hiredis.ReplyError):

@@ -19,13 +19,17 @@ async def http_get(url: str, timeout: float = TIMEOUT) -> tuple[int, bytes]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port or 80)
-        async with stream:
-            await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode())
-            chunks = []
-            while data := await stream.receive_some(65536):
-                chunks.append(data)
+    chunks = []
+    try:
+        with trio.fail_after(timeout):
+            stream = await trio.open_tcp_stream(parts.hostname, parts.port or 80)
+            async with stream:
+                request = f"GET {path} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n"
+                await stream.send_all(request.encode())
+                while data := await stream.receive_some(65536):
+                    chunks.append(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+        raise OSError(f"GET {url}: {e!r}") from e
     raw = b"".join(chunks)
     head, _, body = raw.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()

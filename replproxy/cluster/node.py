@@ -208,6 +208,16 @@ class ClusterNode:
     def readonly(self, c: Client) -> bool:
         return self.implicit_readonly if c.readonly is None else c.readonly
 
+    def lane_slots(self, c: Client) -> bytes | None:
+        """The slots the GET/MGET fast lane may serve for `c` (16384 bytes, 1 for a slot of
+        this relay's shard), or None when `check` must see every command: a READWRITE or
+        ASKING client, a cluster that is down, open slots."""
+        if not self.readonly(c) or c.asking or not self.view.state_ok:
+            return None
+        if self.open_slots.migrating or self.open_slots.importing:
+            return None
+        return self.view.my_slots
+
     def my_offset(self) -> int:
         repl = self.relay.replication
         return repl.repl_offset if repl.has_history else 0

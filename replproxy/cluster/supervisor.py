@@ -274,7 +274,10 @@ class Supervisor:
 
     async def _loop(self) -> None:
         while not self._stopping:
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception:  # a bug in one round must not stop every relay: log, go on
+                log.exception("error in the supervisor's loop")
             with trio.move_on_after(TICK):
                 await self._wake.wait()
             self._wake = trio.Event()

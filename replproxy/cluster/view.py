@@ -96,6 +96,8 @@ class ClusterView:
         self.me: Node = mine.relay if mine is not None and mine.relay is not None else me
         self.my_shard: Shard | None = mine
         self.state_ok = topology.state_ok
+        # 1 for each slot this relay serves (the C GET/MGET lane's filter).
+        self.my_slots = bytes(1 if o == self.index and o >= 0 else 0 for o in self.owners)
 
     # ---- who serves what ----
 
