@@ -224,43 +224,35 @@ def start_supervisor(
     shards: int = 3,
     refresh_interval: float = 2.0,
     extra: tuple[str, ...] = (),
+    save: str = "",
+    again: SupervisorProcess | None = None,
 ) -> SupervisorProcess:
-    d = Path(tempfile.mkdtemp(prefix="replproxy-supervisor-"))
-    # Room for a shard more than the cluster has (a test may add one).
-    ports = [free_port() for _ in range(shards + 1)]
-    mports = [free_port() for _ in range(shards + 1)]
+    """`replproxy cluster` beside `cluster`; `again`: a stopped one to start anew with the
+    same directory and ports (its relays find their saved state)."""
+    if again is not None:
+        d, ports, mports = again.dir, again.ports, again.metrics_ports
+    else:
+        d = Path(tempfile.mkdtemp(prefix="replproxy-supervisor-"))
+        # Room for a shard more than the cluster has (a test may add one).
+        ports = [free_port() for _ in range(shards + 1)]
+        mports = [free_port() for _ in range(shards + 1)]
     http_port = free_port()
     seed = cluster.nodes[0]
-    logfile = d / "supervisor.log"
+    logfile = d / f"supervisor-{http_port}.log"
+    # fmt: off
     cmd = [
-        sys.executable,
-        "-m",
-        "replproxy",
-        "cluster",
-        "--seed",
-        f"redis://127.0.0.1:{seed.port}",
-        "--dir",
-        str(d),
-        "--ports",
-        ",".join(map(str, ports)),
-        "--metrics-ports",
-        ",".join(map(str, mports)),
-        "--metrics-port",
-        str(http_port),
-        "--metrics-bind",
-        "127.0.0.1",
-        "--refresh-interval",
-        str(refresh_interval),
-        "--shard-removal-grace",
-        "5",
+        sys.executable, "-m", "replproxy", "cluster",
+        "--seed", f"redis://127.0.0.1:{seed.port}",
+        "--dir", str(d),
+        "--ports", ",".join(map(str, ports)),
+        "--metrics-ports", ",".join(map(str, mports)),
+        "--metrics-port", str(http_port), "--metrics-bind", "127.0.0.1",
+        "--refresh-interval", str(refresh_interval),
+        "--shard-removal-grace", "5",
         *extra,
-        "--",
-        "--save",
-        "",
-        "--repl-backlog-size",
-        "16mb",
-        *relay_args,
+        "--", "--save", save, "--repl-backlog-size", "16mb", *relay_args,
     ]
+    # fmt: on
     with open(logfile, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     sup = SupervisorProcess(proc, d, ports, mports, http_port, logfile)

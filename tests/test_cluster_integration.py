@@ -39,7 +39,7 @@ from tests.clusters import (
 )
 from tests.conftest import KINDS
 from tests.relay import start_relay
-from tests.servers import RedisServer, ServerKind, wait_for
+from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -92,7 +92,8 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     cluster = start_cluster(kind)
     try:
         before = {p.port: int(p.info("stats")["sync_full"]) for p in cluster.primaries()}
-        e = Env(kind, cluster, start_supervisor(cluster), before)
+        # Relays save on shutdown: the last test restarts them from their own directories.
+        e = Env(kind, cluster, start_supervisor(cluster, save="3600 1"), before)
         try:
             yield e
         finally:
@@ -242,10 +243,29 @@ def test_each_relay_keeps_its_shard_and_each_primary_has_one_more_replica(env: E
         # The relay's one full sync, and no other.
         assert int(p.info("stats")["sync_full"]) == env.sync_full_before[p.port] + 1
         assert env.metric(s, "replproxy_resyncs_full_total") == 1
-    # The relays say they are in cluster mode, as a cluster node does.
+    # The relays say they are in cluster mode, as a cluster node does; their metrics carry
+    # their shard.
     with env.sup.relay(0) as r:
         assert r.info("cluster")["cluster_enabled"] == 1
         assert r.info("server")["redis_mode"] == "cluster"
+    s = env.shards()[0]
+    _, text = env.sup.http("/metrics", env.sup.metrics_ports[int(s["name"])])
+    assert f'replproxy_master_link_up{{shard="{s["name"]}"}} 1.0' in text
+    assert f'replproxy_cluster_slots{{shard="{s["name"]}"}} ' in text
+    # A relay of a shard still serves its own replicas (PSYNC), as any relay does.
+    downstream = start_server(env.kind, extra={"replicaof": f"127.0.0.1 {env.relay_port(s)}"})
+    try:
+        p = env.primary(s)
+        off = int(p.info("replication")["master_repl_offset"])
+        wait_for(
+            lambda: int(downstream.info("replication")["slave_repl_offset"]) == off,
+            60,
+            what="the relay's replica to catch up",
+        )
+        with downstream.client() as d, p.client() as c:
+            assert d.execute_command("DEBUG", "DIGEST") == c.execute_command("DEBUG", "DIGEST")
+    finally:
+        downstream.stop()
 
 
 def test_cluster_replies_are_formatted_as_the_clusters_replicas_format_them(env: Env) -> None:
@@ -645,6 +665,78 @@ def _ranges(c: redis.Redis) -> list[tuple[int, int, int]]:
     return [(int(e[0]), int(e[1]), int(e[2][1])) for e in c.execute_command("CLUSTER", "SLOTS")]
 
 
+def test_a_new_shard_gets_a_relay_and_a_removed_one_loses_it(env: Env) -> None:
+    extra = {
+        "cluster-enabled": "yes",
+        "cluster-config-file": "nodes.conf",
+        "cluster-node-timeout": "5000",
+        "cluster-port": str(free_port()),
+    }
+    d = env.cluster.dir / "added"
+    d.mkdir()
+    node = start_server(env.kind, dir=d, extra=extra)
+    env.cluster.nodes.append(node)
+    existing = env.cluster.primaries()[0]
+    env.cluster.cli("--cluster", "add-node", f"127.0.0.1:{node.port}", f"127.0.0.1:{existing.port}")
+    env.cluster.wait_stable()
+    node_id = env.cluster.myid(node)
+
+    def relay_of_new() -> dict[str, Any] | None:
+        if env.sup.http("/readyz")[0] != 200:
+            return None
+        return next((s for s in env.shards() if s["primary"]["id"] == node_id), None)
+
+    new = wait_for(relay_of_new, 120, what="a relay for the new shard")
+    assert new["name"] == "3" and new["slots"] == []
+    env.cluster.cli(
+        "--cluster",
+        "reshard",
+        f"127.0.0.1:{existing.port}",
+        "--cluster-from",
+        env.cluster.myid(existing),
+        "--cluster-to",
+        node_id,
+        "--cluster-slots",
+        "100",
+        "--cluster-yes",
+        timeout=300,
+    )
+    env.cluster.wait_stable()
+    wait_for(lambda: relay_of_new()["slots"], 60, what="the new shard's slots")  # type: ignore[index]
+    digests_equal(env)
+    with env.sup.relay(3) as r:
+        assert r.dbsize() > 0
+    # Scale in again: its slots back, the node removed: its relay stops (after the grace).
+    env.cluster.cli(
+        "--cluster",
+        "reshard",
+        f"127.0.0.1:{existing.port}",
+        "--cluster-from",
+        node_id,
+        "--cluster-to",
+        env.cluster.myid(existing),
+        "--cluster-slots",
+        "100",
+        "--cluster-yes",
+        timeout=300,
+    )
+    env.cluster.wait_stable()
+    env.cluster.cli("--cluster", "del-node", f"127.0.0.1:{existing.port}", node_id)
+    node.stop()
+    env.cluster.wait_stable()
+
+    def relay_gone() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", env.sup.ports[3]), timeout=2).close()
+        except OSError:
+            return all(s["primary"]["id"] != node_id for s in env.shards())
+        return False
+
+    wait_for(relay_gone, 120, what="the removed shard's relay to stop")
+    digests_equal(env)
+    assert env.sup.http("/readyz")[0] == 200
+
+
 def test_a_killed_relay_is_restarted_and_sigterm_stops_them_all(env: Env) -> None:
     s = env.shards()[0]
     port = env.relay_port(s)
@@ -662,6 +754,15 @@ def test_a_killed_relay_is_restarted_and_sigterm_stops_them_all(env: Env) -> Non
     for p in env.sup.ports[:3]:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", p), timeout=2).close()
+    # Started again on the same directory, every shard gets its relay back on its own
+    # ports, and each relay continues from what it saved: a partial resync, no full sync.
+    full = {p.port: int(p.info("stats")["sync_full"]) for p in env.cluster.primaries()}
+    env.sup = start_supervisor(env.cluster, save="3600 1", again=env.sup)
+    digests_equal(env)
+    for s in env.shards():
+        assert env.metric(s, "replproxy_resyncs_full_total") == 0
+        assert env.metric(s, "replproxy_resyncs_partial_total") == 1
+    assert {p.port: int(p.info("stats")["sync_full"]) for p in env.cluster.primaries()} == full
 
 
 def _check_discovery(cluster: Cluster) -> None:
