@@ -497,10 +497,11 @@ def test_without_implicit_readonly_a_relay_redirects_reads_as_a_replica_does(env
     s = env.shards()[0]
     real = env.cluster.replicas_of(env.primary(s))[0]
     mine = next(k for k in env.keys if env_slot_owner(env, k) == s["name"])
+    # The topology read from the supervisor's endpoint this time (a URL, not the file).
     relay = start_relay(
         f"redis://127.0.0.1:{s['primary']['port']}",
         "--cluster-topology",
-        str(env.sup.dir / "topology.json"),
+        f"http://127.0.0.1:{env.sup.http_port}/topology",
         "--cluster-shard",
         s["name"],
         "--cluster-implicit-readonly",
@@ -622,9 +623,26 @@ def test_resharding_keeps_each_relay_equal_to_its_shard_and_reads_follow(env: En
     shards = env.shards()
     src, dst = shards[0], shards[2]
     src_id, dst_id = src["primary"]["id"], dst["primary"]["id"]
-    rc = env.writer()
     moving = [k for k in env.keys if env_slot_owner(env, k) == src["name"]]
-    rc.close()
+    # A reader blocked on a stream in the first slot to move (redis-cli moves the source's
+    # lowest slots first): once the slot is gone, the relay redirects it, as a cluster
+    # replica does with a blocked client (`clusterRedirectBlockedClientIfNeeded`).
+    first = src["slots"][0][0]
+    stream = next(b"blk:%d" % i for i in range(10**6) if key_hash_slot(b"blk:%d" % i) == first)
+    with env.writer() as w:
+        w.xadd(stream, {"f": "v"})
+    wait_relays_in_sync(env.cluster, env.sup)
+    blocked: dict[str, object] = {}
+
+    def block() -> None:
+        with redis.Redis(port=env.relay_port(src), protocol=2, socket_timeout=120) as c:
+            try:
+                blocked["reply"] = c.execute_command("XREAD", "BLOCK", 0, "STREAMS", stream, "$")
+            except redis.ResponseError as e:  # redis-py strips the code: its type says it
+                blocked["error"] = (type(e).__name__, str(e))
+
+    reader = threading.Thread(target=block, daemon=True)
+    reader.start()
     with Writer(env, seed=3):
         env.cluster.cli(
             "--cluster",
@@ -642,10 +660,17 @@ def test_resharding_keeps_each_relay_equal_to_its_shard_and_reads_follow(env: En
     env.cluster.wait_stable()
 
     def relays_know() -> bool:
-        with env.sup.relay(src["name"]) as r, env.primary(src).client() as p:
-            return sorted(_ranges(r)) == sorted(_ranges(p))
+        with env.primary(src).client() as p:
+            theirs = sorted(_ranges(p))
+        for s in env.shards():
+            with env.sup.relay(s["name"]) as r:
+                if sorted(_ranges(r)) != theirs:
+                    return False
+        return True
 
     wait_for(relays_know, 60, what="the relays to learn the new slot owners")
+    reader.join(60)
+    assert blocked == {"error": ("MovedError", f"{first} 127.0.0.1:{env.relay_port(dst)}")}
     digests_equal(env)
     moved = [k for k in moving if env_slot_owner(env, k) == dst["name"]]
     assert moved, "the reshard moved no key of the workload"

@@ -34,6 +34,8 @@ from replproxy.cluster.http_client import http_get
 from replproxy.cluster.slots import CLUSTER_SLOTS, key_hash_slot
 from replproxy.cluster.topology import Node, Topology, TopologyError, from_json, relay_node_id
 from replproxy.cluster.view import (
+    CLUSTERDOWN,
+    CLUSTERDOWN_UNBOUND,
     ClusterView,
     OpenSlots,
     cluster_info,
@@ -53,7 +55,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("replproxy.cluster")
 
-POLL_INTERVAL = 0.5  # seconds between two looks at the topology source
+# Seconds between two looks at the topology source: a stat() for a file (cheap, and the
+# relays of one cluster disagree at most this long after the supervisor writes it: a client
+# could be sent back and forth meanwhile), a GET for a URL.
+FILE_POLL_INTERVAL = 0.1
+URL_POLL_INTERVAL = 1.0
 NOTIFY_MIN_INTERVAL = 1.0
 
 
@@ -110,6 +116,7 @@ class ClusterNode:
                 mine.primary.port,
                 mine.slot_count,
             )
+        self._redirect_blocked()
         p = mine.primary
         link = self.relay.link
         if not p.failed and (p.ip, p.port) != (link.upstream.host, link.upstream.port):
@@ -118,6 +125,33 @@ class ClusterNode:
             )
             self.open_slots.clear()  # the new primary's open slots come with its stream
             link.repoint(p.ip, p.port)
+
+    def _redirect_blocked(self) -> None:
+        """`clusterRedirectBlockedClientIfNeeded`: a client blocked (XREAD BLOCK) on a key
+        whose slot this relay no longer serves is answered the redirection now, instead of
+        waiting for writes that will never come here."""
+        view = self.view
+        for (_db, key), clients in list(self.relay.resp_server.blocked.items()):
+            slot = key_hash_slot(key)
+            owner = view.owners[slot]
+            for c in list(clients.values()):
+                if c.unblock is not None or c.wake is None:
+                    continue
+                if not view.state_ok:
+                    c.unblock = CLUSTERDOWN
+                elif owner < 0:
+                    c.unblock = CLUSTERDOWN_UNBOUND
+                elif owner != view.index or not self.readonly(c):
+                    if slot in self.open_slots.importing:
+                        continue
+                    shard = view.shards[owner]
+                    target = (
+                        view.reader(shard, self.my_offset()) if self.readonly(c) else shard.primary
+                    )
+                    c.unblock = view.moved(slot, target)
+                else:
+                    continue
+                c.wake.set()
 
     async def _read_source(self) -> bytes | None:
         """The topology's bytes when they changed since the last read, else None."""
@@ -163,9 +197,11 @@ class ClusterNode:
         link = self.relay.link
         repl = self.relay.replication
         was_up, replid, synced = link.status.up, repl.replid, repl.has_history
+        url = self.source.startswith(("http://", "https://"))
+        poll = URL_POLL_INTERVAL if url else FILE_POLL_INTERVAL
         try:
             while True:
-                await trio.sleep(POLL_INTERVAL)
+                await trio.sleep(poll)
                 await self.refresh()
                 st = link.status
                 if was_up and not st.up:

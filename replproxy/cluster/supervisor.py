@@ -578,7 +578,7 @@ class Supervisor:
         while True:
             data, _ = await sock.recvfrom(512)
             shard, _, reason = data.decode("utf-8", "replace").partition(" ")
-            log.info("relay of shard %s asks for a topology refresh (%s)", shard, reason)
+            log.debug("relay of shard %s asks for a topology refresh (%s)", shard, reason)
             self.request_refresh(reason or "unknown")
 
     async def _serve_http(self, *, task_status: trio.TaskStatus[list[trio.SocketListener]]) -> None:

@@ -98,6 +98,9 @@ class ClusterView:
         self.state_ok = topology.state_ok
         # 1 for each slot this relay serves (the C GET/MGET lane's filter).
         self.my_slots = bytes(1 if o == self.index and o >= 0 else 0 for o in self.owners)
+        # CLUSTER SLOTS, by (protocol, this relay synced): clients ask it at every connect.
+        self.slots_replies: dict[tuple[int, bool], bytes] = {}
+        self._ranges: list[tuple[int, SlotRange]] | None = None
 
     # ---- who serves what ----
 
@@ -266,7 +269,10 @@ def _node_entry(view: ClusterView, n: Node, proto: int) -> bytes:
 
 def _ranges(view: ClusterView) -> list[tuple[int, SlotRange]]:
     """(shard index, range) in slot order, as `clusterReplyMultiBulkSlots` walks them."""
+    if view._ranges is not None:
+        return view._ranges
     out: list[tuple[int, SlotRange]] = []
+    view._ranges = out
     owners = view.owners
     start = 0
     while start < CLUSTER_SLOTS:
@@ -281,6 +287,14 @@ def _ranges(view: ClusterView) -> list[tuple[int, SlotRange]]:
 
 
 def cluster_slots(view: ClusterView, proto: int, my_offset: int) -> bytes:
+    key = (proto, my_offset != 0)
+    cached = view.slots_replies.get(key)
+    if cached is None:
+        cached = view.slots_replies[key] = _cluster_slots(view, proto, my_offset)
+    return cached
+
+
+def _cluster_slots(view: ClusterView, proto: int, my_offset: int) -> bytes:
     items = []
     for i, (start, end) in _ranges(view):
         s = view.shards[i]
