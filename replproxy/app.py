@@ -139,6 +139,8 @@ class Relay:
                 if not self._started_up:
                     await self.persistence.load_at_startup()
                     self._started_up = True
+                if self.cluster is not None:  # its shard's primary comes with the topology
+                    await self.cluster.placed.wait()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.link.run)
                     nursery.start_soon(self.persistence.run_save_policy)

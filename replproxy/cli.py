@@ -392,6 +392,17 @@ def cluster(
         str | None,
         typer.Option(envvar=_env("METRICS_PORTS"), help="Relay metrics ports by shard."),
     ] = None,
+    port_step: Annotated[
+        int, typer.Option(envvar=_env("PORT_STEP"),
+                          help="Relay n's ports are base + step * n (0: the same ports for "
+                          "every relay, each on a host of its own: --relays external).")
+    ] = 1,
+    relays: Annotated[
+        str, typer.Option(envvar=_env("RELAYS"),
+                          help="spawn: run a relay process per shard here; external: relays "
+                          "run elsewhere (one pod per shard, reading /topology): only publish "
+                          "the topology and probe them at --announce-host.")
+    ] = "spawn",
     bind: Annotated[
         str, typer.Option(envvar=_env("BIND"), help="Address the relays' client ports listen on.")
     ] = "127.0.0.1",
@@ -402,7 +413,8 @@ def cluster(
         str | None,
         typer.Option(envvar=_env("ANNOUNCE_HOST"),
                      help="Address clients reach the relays at, as CLUSTER SLOTS and -MOVED "
-                     "name it (default: --bind)."),
+                     "name it (default: --bind); {shard} stands for the shard's name "
+                     "(replproxy-{shard}.replproxy)."),
     ] = None,
     metrics_port: Annotated[
         int, typer.Option(envvar=_env("METRICS_PORT"),
@@ -444,8 +456,9 @@ def cluster(
         config = SupervisorConfig(
             seeds=tuple(parse_upstream_url(s) for s in seed),
             dir=dir.absolute(),
-            ports=PortPlan.parse(port_base, ports, "port"),
-            metrics_ports=PortPlan.parse(metrics_port_base, metrics_ports, "metrics-port"),
+            ports=PortPlan.parse(port_base, ports, "port", port_step),
+            metrics_ports=PortPlan.parse(metrics_port_base, metrics_ports, "metrics-port",
+                                         port_step),
             bind=bind,
             metrics_bind=metrics_bind,
             announce_host=announce_host or bind,
@@ -458,7 +471,10 @@ def cluster(
             relay_args=tuple(a for a in ctx.args if a != "--"),
             log_level=log_level,
             log_format=log_format,
+            spawn=relays == "spawn",
         )
+        if relays not in ("spawn", "external"):
+            raise ConfigError(f"--relays must be spawn or external, got {relays!r}")
         supervisor = Supervisor(config)
     except ConfigError as e:
         typer.echo(f"replproxy: {e}", err=True)

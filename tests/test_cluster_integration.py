@@ -17,6 +17,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -760,6 +761,87 @@ def test_a_new_shard_gets_a_relay_and_a_removed_one_loses_it(env: Env) -> None:
     wait_for(relay_gone, 120, what="the removed shard's relay to stop")
     digests_equal(env)
     assert env.sup.http("/readyz")[0] == 200
+
+
+def test_relays_run_elsewhere_find_their_shard_in_the_published_topology(
+    env: Env, tmp_path: Path
+) -> None:
+    """--relays external (one pod per shard in Kubernetes): the supervisor only publishes
+    the topology; each relay, started with any node of the cluster as --upstream, reads
+    /topology, finds its shard's primary, replicates it, and is probed at its address."""
+    ports = [free_port() for _ in range(4)]
+    mports = [free_port() for _ in range(4)]
+    http = free_port()
+    seed = f"redis://127.0.0.1:{env.cluster.nodes[0].port}"
+    log = open(tmp_path / "external.log", "wb")  # noqa: SIM115 - closed below
+    # fmt: off
+    sup = subprocess.Popen([
+        sys.executable, "-m", "replproxy", "cluster", "--relays", "external",
+        "--seed", seed, "--dir", str(tmp_path),
+        "--ports", ",".join(map(str, ports)), "--metrics-ports", ",".join(map(str, mports)),
+        "--metrics-port", str(http), "--metrics-bind", "127.0.0.1",
+        "--refresh-interval", "2",
+    ], stdout=log, stderr=subprocess.STDOUT)
+    # fmt: on
+    relays = []
+    try:
+        url = f"http://127.0.0.1:{http}"
+
+        def published() -> list[dict[str, Any]] | None:
+            try:
+                status, body = env.sup.http("/topology", http)
+            except OSError:
+                return None
+            return json.loads(body)["shards"] if status == 200 else None
+
+        shards = [s for s in wait_for(published, 60, what="the topology") if s["relay"]]
+        assert env.sup.http("/readyz", http)[0] == 503  # no relay online yet
+        for s in shards:
+            i = int(s["name"])
+            relays.append(
+                start_relay(
+                    seed,
+                    "--metrics-port",
+                    str(mports[i]),
+                    "--cluster-topology",
+                    f"{url}/topology",
+                    "--cluster-shard",
+                    s["name"],
+                    "--cluster-notify",
+                    f"127.0.0.1:{http}",
+                    "--save",
+                    "",
+                    port=ports[i],
+                )
+            )
+        wait_for(
+            lambda: env.sup.http("/readyz", http)[0] == 200,
+            60,
+            what="the supervisor to see every relay online",
+        )
+        for s, relay in zip(shards, relays):
+            assert relay.info()["master_port"] == s["primary"]["port"]
+            with relay.client() as r:
+                nodes = [e[3][1] for e in r.execute_command("CLUSTER", "SLOTS")]
+            assert sorted(nodes) == sorted(ports[int(t["name"])] for t in shards)
+        wait_for(
+            lambda: all(
+                r.info()["slave_repl_offset"]
+                == env.primary(s).info("replication")["master_repl_offset"]
+                for s, r in zip(shards, relays)
+            ),
+            60,
+            what="relays in sync",
+        )
+        for s, relay in zip(shards, relays):
+            with relay.client() as r, env.primary(s).client() as p:
+                assert r.execute_command("DEBUG", "DIGEST") == p.execute_command("DEBUG", "DIGEST")
+    finally:
+        for r in relays:
+            r.stop()
+        sup.terminate()
+        assert sup.wait(60) == 0
+        log.close()
 
 
 def test_a_killed_relay_is_restarted_and_sigterm_stops_them_all(env: Env) -> None:

@@ -79,6 +79,9 @@ class ClusterNode:
         self.open_slots = OpenSlots()
         self.moved_total = 0
         self.loaded_at: float | None = None  # monotonic time of the last topology applied
+        # Set once a topology names this relay's shard: the link starts then, at the right
+        # primary (the --upstream given may be any node of the cluster).
+        self.placed = trio.Event()
         self.load_errors = 0
         self._fingerprint: object = None
         self._notify_addr = _host_port(cfg.cluster_notify) if cfg.cluster_notify else None
@@ -119,6 +122,7 @@ class ClusterNode:
         self._redirect_blocked()
         p = mine.primary
         link = self.relay.link
+        self.placed.set()
         if not p.failed and (p.ip, p.port) != (link.upstream.host, link.upstream.port):
             log.warning(
                 "shard %s has a new primary %s:%d: re-pointing the link", self.shard, p.ip, p.port

@@ -67,24 +67,27 @@ PROBE_TIMEOUT = 2.0
 RESTART_BACKOFF_MIN = 0.5
 RESTART_RESET_AFTER = 60.0  # a relay that ran this long restarts at the minimum backoff
 KILL_GRACE = 5.0  # after --shutdown-timeout, how long a SIGKILLed relay may take to go
+EXTERNAL_DOWN_AFTER = 3  # failed probes in a row that mark a relay elsewhere down
 
 
 @dataclass(frozen=True)
 class PortPlan:
-    """Ports of the relays: `base + index`, or the listed ones by index."""
+    """Ports of the relays: `base + step * index`, or the listed ones by index (step 0: the
+    same port everywhere, for relays on hosts of their own)."""
 
     base: int | None = None
     listed: tuple[int, ...] = ()
+    step: int = 1
 
     def port(self, index: int) -> int | None:
         if self.listed:
             return self.listed[index] if index < len(self.listed) else None
         assert self.base is not None
-        p = self.base + index
+        p = self.base + self.step * index
         return p if p < 65536 else None
 
     @classmethod
-    def parse(cls, base: int | None, listed: str | None, what: str) -> PortPlan:
+    def parse(cls, base: int | None, listed: str | None, what: str, step: int = 1) -> PortPlan:
         if listed:
             try:
                 ports = tuple(int(p) for p in listed.replace(",", " ").split())
@@ -95,7 +98,9 @@ class PortPlan:
             return cls(listed=ports)
         if base is None or not 0 < base < 65536:
             raise ConfigError(f"--{what}-base must be 1..65535, got {base!r}")
-        return cls(base=base)
+        if step < 0:
+            raise ConfigError(f"--port-step must be >= 0, got {step}")
+        return cls(base=base, step=step)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ class SupervisorConfig:
     log_level: str = "info"
     log_format: str = "text"
     python: str = sys.executable
+    # False: the relays run elsewhere (a StatefulSet, one pod per shard); the supervisor
+    # only publishes the topology and probes them at the announced addresses.
+    spawn: bool = True
 
     @property
     def topology_path(self) -> Path:
@@ -134,6 +142,20 @@ class SupervisorConfig:
                 "--announce-host: the address clients reach the relays at "
                 "(the bind address is a wildcard)"
             )
+        if (
+            not self.spawn
+            and "{shard}" not in self.announce_host
+            and self.ports.step == 0
+            and not self.ports.listed
+        ):
+            raise ConfigError(
+                "with --relays external on one port, --announce-host must name each relay's "
+                "host with {shard} (e.g. replproxy-{shard}.replproxy)"
+            )
+
+    def announce(self, shard: str) -> str:
+        """Where clients reach the relay of `shard` (`{shard}` in --announce-host replaced)."""
+        return self.announce_host.replace("{shard}", shard)
 
 
 # --- naming shards (pure) ---------------------------------------------------------------------
@@ -172,6 +194,7 @@ class RelayProcess:
     restarts: int = 0
     last_exit: int | None = None
     removed_since: float | None = None  # trio time its shard went missing
+    probe_failures: int = 0
     stopping: bool = False
     proc: trio.Process | None = None
     wake: trio.Event = field(default_factory=trio.Event)
@@ -219,7 +242,8 @@ class Supervisor:
         cfg.dir.mkdir(parents=True, exist_ok=True)
         self._load_previous()
         notify = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-        await notify.bind(("127.0.0.1", 0))
+        # Relays of ours ask on loopback; relays elsewhere on the endpoint's port, in UDP.
+        await notify.bind(("127.0.0.1", 0) if cfg.spawn else (cfg.http_bind, cfg.http_port))
         self.notify_port = notify.getsockname()[1]
         async with trio.open_nursery() as relays:
             self._nursery = relays
@@ -329,6 +353,7 @@ class Supervisor:
         shards = tuple(replace(s, name=n) for s, n in zip(topology.shards, names))
         self.discovered = replace(topology, shards=shards)
         present = set(names)
+        gone: list[str] = []
         for s in shards:
             if s.name:
                 self.known[s.name] = s
@@ -346,6 +371,10 @@ class Supervisor:
             elif now - r.removed_since >= self.config.removal_grace and not r.stopping:
                 log.warning("shard %s is gone: stopping its relay", name)
                 self._stop_relay(r)
+                if not self.config.spawn:
+                    gone.append(name)
+        for name in gone:
+            del self.relays[name]
         for name in list(self.known):
             if name not in present and name not in self.relays:
                 del self.known[name]
@@ -379,9 +408,10 @@ class Supervisor:
         state = r.state if r is not None else "starting"
         online = state == "online"
         down = state in ("down", "stopped")
+        host = self.config.announce(shard.name)
         return Node(
-            id=relay_node_id(self.config.announce_host, port),
-            ip=self.config.announce_host,
+            id=relay_node_id(host, port),
+            ip=host,
             port=port,
             cport=0,
             health="online" if online else "fail" if down else "loading",
@@ -449,7 +479,10 @@ class Supervisor:
                 continue
             r = RelayProcess(s.name, port, mport)
             self.relays[s.name] = r
-            self._nursery.start_soon(self._run_relay, r)
+            if self.config.spawn:
+                self._nursery.start_soon(self._run_relay, r)
+            else:
+                r.done.set()  # nothing to stop: probed at its address until its shard goes
 
     def _command(self, r: RelayProcess) -> list[str]:
         cfg = self.config
@@ -559,12 +592,20 @@ class Supervisor:
             await r.done.wait()
 
     async def _probe(self, r: RelayProcess) -> None:
-        if r.proc is None or r.proc.returncode is not None or r.stopping:
+        spawn = self.config.spawn
+        if spawn and (r.proc is None or r.proc.returncode is not None or r.stopping):
             return
+        host = "127.0.0.1" if spawn else self.config.announce(r.name)
         try:
-            status, _ = await http_get(f"http://127.0.0.1:{r.metrics_port}/startupz", PROBE_TIMEOUT)
+            status, _ = await http_get(f"http://{host}:{r.metrics_port}/startupz", PROBE_TIMEOUT)
         except (OSError, trio.TooSlowError):
-            return  # not listening yet (or busy): keep the last state
+            # A process of ours is not listening yet (or busy): its state stays. A relay
+            # elsewhere that does not answer a few probes in a row is down.
+            r.probe_failures += 1
+            if not spawn and r.probe_failures >= EXTERNAL_DOWN_AFTER:
+                r.state = "down"
+            return
+        r.probe_failures = 0
         r.state = "online" if status == 200 else "starting"
 
     async def _probe_all(self) -> None:
