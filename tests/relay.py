@@ -103,11 +103,12 @@ def upstream_url(
 def start_relay(
     upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True,
     port: int | None = None, env: dict[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> RelayProcess:
     """Start replproxy; `port` to come back where its downstream replicas expect it; `env`
     added to the environment (REPLPROXY_NO_SPEEDUPS...)."""
     dir = dir or Path(tempfile.mkdtemp(prefix="replproxy-relay-"))
-    port, mport = port or free_port(), free_port()
+    port, mport = port or free_port(), metrics_port or free_port()
     logfile = dir / f"relay-{port}.log"
     cmd = [
         sys.executable,

@@ -801,8 +801,6 @@ def test_relays_run_elsewhere_find_their_shard_in_the_published_topology(
             relays.append(
                 start_relay(
                     seed,
-                    "--metrics-port",
-                    str(mports[i]),
                     "--cluster-topology",
                     f"{url}/topology",
                     "--cluster-shard",
@@ -812,6 +810,7 @@ def test_relays_run_elsewhere_find_their_shard_in_the_published_topology(
                     "--save",
                     "",
                     port=ports[i],
+                    metrics_port=mports[i],
                 )
             )
         wait_for(
