@@ -6,7 +6,8 @@ captured from the real server, so arity, flags and error texts are the master's)
 
 1. unknown command / subcommand, wrong arity (inside MULTI these also doom the EXEC);
 2. `NOAUTH` unless the command may run unauthenticated;
-3. `no-multi` commands inside MULTI;
+3. `no-multi` commands inside MULTI; in cluster mode, the slot checks of `getNodeByQuery`
+   (`replproxy.cluster`: -MOVED, -CROSSSLOT...), where `processCommand` runs them;
 4. `-READONLY` for every write-flagged command: the relay is a read-only replica;
 5. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
 6. `-MASTERDOWN` when the link is down and `--replica-serve-stale-data no`, for commands
