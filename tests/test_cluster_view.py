@@ -342,3 +342,10 @@ def test_the_get_mget_lane_serves_only_keys_of_the_relays_slots() -> None:
         parser = RequestParser()
         parser.feed(encode_command(argv))
         assert parser.string_reads(db, {}, 0, b"$-1\r\n", bytes(mask))[1] == served, argv
+
+
+def test_open_slots_from_a_valkey_full_sync_snapshot() -> None:
+    a, b = _id("a"), _id("b")
+    opens = OpenSlots.from_snapshot(f"12<{a},700>{b},bad,99999<{a},".encode())
+    assert opens.importing == {12: a} and opens.migrating == {700: b}
+    assert not OpenSlots.from_snapshot(None).migrating

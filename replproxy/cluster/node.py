@@ -77,6 +77,7 @@ class ClusterNode:
         self.fallback = Node(relay_node_id(host, port), host, port, health="loading")
         self.view = ClusterView(Topology(()), self.shard, self.fallback)
         self.open_slots = OpenSlots()
+        self._aux_seen: dict[bytes, bytes] | None = None  # the snapshot they were read from
         self.moved_total = 0
         self.loaded_at: float | None = None  # monotonic time of the last topology applied
         # Set once a topology names this relay's shard: the link starts then, at the right
@@ -102,6 +103,7 @@ class ClusterNode:
         self.view = ClusterView(topology, self.shard, self.fallback)
         self.loaded_at = time.monotonic()
         mine = self.view.my_shard
+        self._redirect_blocked()
         if mine is None:
             log.warning(
                 "the topology (generation %d) has no shard %r: serving no slot",
@@ -119,14 +121,20 @@ class ClusterNode:
                 mine.primary.port,
                 mine.slot_count,
             )
-        self._redirect_blocked()
         p = mine.primary
         link = self.relay.link
+        first = not self.placed.is_set()
         self.placed.set()
         if not p.failed and (p.ip, p.port) != (link.upstream.host, link.upstream.port):
-            log.warning(
-                "shard %s has a new primary %s:%d: re-pointing the link", self.shard, p.ip, p.port
-            )
+            if first:  # --upstream named another node: the link has not started yet
+                log.info("shard %s: replicating its primary %s:%d", self.shard, p.ip, p.port)
+            else:
+                log.warning(
+                    "shard %s has a new primary %s:%d: re-pointing the link",
+                    self.shard,
+                    p.ip,
+                    p.port,
+                )
             self.open_slots.clear()  # the new primary's open slots come with its stream
             link.repoint(p.ip, p.port)
 
@@ -207,6 +215,7 @@ class ClusterNode:
             while True:
                 await trio.sleep(poll)
                 await self.refresh()
+                self._sync_open_slots()
                 st = link.status
                 if was_up and not st.up:
                     self.notify("link-down")
@@ -237,8 +246,16 @@ class ClusterNode:
         with contextlib.suppress(OSError):
             self._notify_sock.sendto(f"{self.shard} {reason}".encode(), self._notify_addr)
 
+    def _sync_open_slots(self) -> None:
+        """After a full sync the open slots are those the primary's snapshot carried."""
+        aux = self.relay.keyspace.loaded_aux
+        if aux is not self._aux_seen:
+            self._aux_seen = aux
+            self.open_slots = OpenSlots.from_snapshot(aux.get(b"cluster-slot-states"))
+
     def _stream_command(self, argv: list[bytes]) -> None:
         """A CLUSTER command from the master's stream (Valkey 8: SETSLOT)."""
+        self._sync_open_slots()  # the snapshot's state first, then what followed it
         self.open_slots.apply_setslot(argv)
         if len(argv) > 3 and argv[1].lower() == b"setslot" and argv[3].lower() == b"node":
             self.notify("setslot")

@@ -45,7 +45,8 @@ CLUSTERDOWN_UNBOUND = reply.error(b"CLUSTERDOWN Hash slot not served")
 @dataclass
 class OpenSlots:
     """This relay's shard's slots in migration, as a Valkey replica learns them from its
-    primary's stream (`CLUSTER SETSLOT` is replicated since Valkey 8.0): slot -> node id."""
+    primary: from the snapshot of a full sync, then from the stream (`CLUSTER SETSLOT` is
+    replicated since Valkey 8.0): slot -> node id."""
 
     migrating: dict[int, str] = field(default_factory=dict)
     importing: dict[int, str] = field(default_factory=dict)
@@ -78,6 +79,19 @@ class OpenSlots:
     def clear(self) -> None:
         self.migrating.clear()
         self.importing.clear()
+
+    @classmethod
+    def from_snapshot(cls, aux: bytes | None) -> OpenSlots:
+        """The open slots a Valkey primary sends with a full sync: the RDB aux field
+        `cluster-slot-states`, `<slot><node-id>,` for importing and `<slot>><node-id>,` for
+        migrating slots (`clusterEncodeOpenSlotsAuxField`). Unreadable entries are skipped."""
+        out = cls()
+        for entry in (aux or b"").decode("ascii", "replace").split(","):
+            for mark, states in (("<", out.importing), (">", out.migrating)):
+                slot, sep, node = entry.partition(mark)
+                if sep and slot.isdigit() and int(slot) < CLUSTER_SLOTS and len(node) == 40:
+                    states[int(slot)] = node
+        return out
 
 
 class ClusterView:
