@@ -39,7 +39,7 @@ from tests.clusters import (
     wait_relays_in_sync,
 )
 from tests.conftest import KINDS
-from tests.relay import start_relay
+from tests.relay import RelayProcess, start_relay
 from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -820,9 +820,16 @@ def test_relays_run_elsewhere_find_their_shard_in_the_published_topology(
         )
         for s, relay in zip(shards, relays):
             assert relay.info()["master_port"] == s["primary"]["port"]
-            with relay.client() as r:
-                nodes = [e[3][1] for e in r.execute_command("CLUSTER", "SLOTS")]
-            assert sorted(nodes) == sorted(ports[int(t["name"])] for t in shards)
+
+            def lists_the_relays(relay: RelayProcess = relay) -> bool:
+                # Each reads /topology once a second: it learns the others are online then.
+                with relay.client() as r:
+                    slots = r.execute_command("CLUSTER", "SLOTS")
+                return {e[3][1] if len(e) > 3 else 0 for e in slots} == {
+                    ports[int(t["name"])] for t in shards
+                }  # a shard can have several ranges after a reshard
+
+            wait_for(lists_the_relays, 30, what="the relay to list every relay")
         wait_for(
             lambda: all(
                 r.info()["slave_repl_offset"]
