@@ -140,7 +140,12 @@ def start_relay(
         except OSError:
             return False
 
-    wait_for(listening, 30, what="replproxy to listen")
-    if wait_ready:
-        wait_for(lambda: relay.http("/startupz")[0] == 200, 120, what="replproxy's initial sync")
+    try:
+        wait_for(listening, 30, what="replproxy to listen")
+        if wait_ready:
+            wait_for(lambda: relay.http("/startupz")[0] == 200, 120,
+                     what="replproxy's initial sync")
+    except BaseException:
+        relay.stop()  # a relay that did not come up must not outlive the test
+        raise
     return relay
