@@ -28,6 +28,7 @@ from functools import partial
 
 import trio
 
+from replproxy.cluster.node import ClusterNode
 from replproxy.config import Config, Upstream
 from replproxy.disklog import DiskLog, TieredBacklog
 from replproxy.downstream.server import Downstream, DownstreamReplica, DownstreamStats
@@ -104,6 +105,12 @@ class Relay:
             config, self.keyspace, self.gate, control=self, view=self, downstream=self.downstream
         )
         self.replication.snapshot_listeners.append(self.sessions.dialect_changed)
+        # The cluster read endpoint (replproxy.cluster), with --cluster-topology.
+        self.cluster = (
+            ClusterNode(config, self.keyspace, self, self)
+            if config.cluster_topology is not None else None
+        )
+        self.sessions.cluster = self.cluster
         self.resp_server = RespServer(self.sessions, self, self.downstream)
         self.resp_server.tls_context = lambda: self.tls.server
         self.exit_code = 0  # the process exit status once run() returns
@@ -162,6 +169,8 @@ class Relay:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.downstream.run)
+                if self.cluster is not None:  # the topology, before the first client
+                    await nursery.start(self.cluster.run)
                 http_listeners = await listen(
                     nursery, "--metrics-port",
                     HttpServer(self, self.gate, lambda: self.tls.metrics).serve,
@@ -205,6 +214,8 @@ class Relay:
                 if not self._started_up:
                     await self.persistence.load_at_startup()
                     self._started_up = True
+                if self.cluster is not None:  # its shard's primary comes with the topology
+                    await self.cluster.placed.wait()
                     known = self.persistence.known_master
                     if known is not None:
                         self.link.use_master(*known, why="the master followed before the "

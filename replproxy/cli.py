@@ -7,11 +7,8 @@ Every `run` flag is also read from the environment as `REPLPROXY_<FLAG_NAME>` (s
 from __future__ import annotations
 
 import gc
-import json
-import logging
 import re
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +17,7 @@ import trio
 import typer
 
 from replproxy import __version__
+from replproxy.cluster.cli import cluster as cluster_command
 from replproxy.conffile import BAD_DIRECTIVE, Setting, read_config_file
 from replproxy.config import (
     DEFAULT_SAVE,
@@ -37,6 +35,7 @@ from replproxy.config import (
     parse_yes_no,
     upstream_url_wants_tls,
 )
+from replproxy.logs import setup_logging
 from replproxy.rdb.cli import app as rdb_app
 from replproxy.startup import StartupError, check_dir, find_startup_error
 
@@ -51,42 +50,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
+# `replproxy cluster` (replproxy/cluster/cli.py); arguments after `--` go to every relay.
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    cluster_command)
 
 
 def _env(name: str) -> str:
     return f"REPLPROXY_{name}"
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    if level.lower() not in LOG_LEVELS:
-        raise ConfigError(f"--log-level must be debug, info, warning or error, got {level!r}")
-    if fmt not in ("text", "json"):
-        raise ConfigError(f"--log-format must be text or json, got {fmt!r}")
-    handler = logging.StreamHandler(sys.stdout)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 @app.command()
@@ -484,6 +454,31 @@ def run(
         typer.Option(envvar=_env("SENTINEL_TLS"),
                      help="yes: connect to the Sentinels over TLS (the client settings)."),
     ] = "no",
+    cluster_topology: Annotated[
+        str | None,
+        typer.Option(envvar=_env("CLUSTER_TOPOLOGY"),
+                     help="Cluster mode: the topology file (or http:// URL) that `replproxy "
+                     "cluster` writes; clients then see this relay as a cluster replica "
+                     "(CLUSTER SLOTS/SHARDS/NODES, -MOVED). See docs/cluster.md."),
+    ] = None,
+    cluster_shard: Annotated[
+        str,
+        typer.Option(envvar=_env("CLUSTER_SHARD"),
+                     help="Cluster mode: the name of this relay's shard in the topology."),
+    ] = "",
+    cluster_notify: Annotated[
+        str | None,
+        typer.Option(envvar=_env("CLUSTER_NOTIFY"),
+                     help="Cluster mode: host:port (UDP) of the supervisor, told when a "
+                     "refresh of the topology is due (-MOVED answered, link down, failover)."),
+    ] = None,
+    cluster_implicit_readonly: Annotated[
+        str,
+        typer.Option(envvar=_env("CLUSTER_IMPLICIT_READONLY"),
+                     help="Cluster mode: yes: connections start in READONLY mode, so plain "
+                     "cluster clients (redis-cli -c) read here; no: as a cluster replica, "
+                     "reads are redirected to the primary until the client sends READONLY."),
+    ] = "yes",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
     ] = "info",
@@ -497,7 +492,8 @@ def run(
     try:
         values, origin = _settings(ctx, config)
         try:
-            setup_logging(values["log_level"], values["log_format"])
+            setup_logging(values["log_level"], values["log_format"],
+                          shard=values["cluster_shard"] or None)
         except ConfigError as e:
             raise _located(str(e), origin) from None
         cfg = _build_config(values, origin)
@@ -670,6 +666,10 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             upstream=upstream,
             tls=tls,
             sentinel=sentinels,
+            cluster_topology=values["cluster_topology"],
+            cluster_shard=values["cluster_shard"],
+            cluster_notify=values["cluster_notify"],
+            cluster_implicit_readonly=yes_no("cluster_implicit_readonly"),
             port=values["port"],
             bind=values["bind"],
             metrics_port=values["metrics_port"],

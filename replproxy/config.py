@@ -398,6 +398,12 @@ class Config:
     # Who may run DEBUG and REPLICAOF: "no", "yes" or "local" (Redis's enable-*-command).
     enable_debug_command: str = "local"
     enable_replicaof_command: str = "yes"
+    # Cluster mode (replproxy.cluster): the topology file or URL, this relay's shard in it,
+    # where to ask the supervisor for a refresh, and whether clients start in READONLY.
+    cluster_topology: str | None = None
+    cluster_shard: str = ""
+    cluster_notify: str | None = None
+    cluster_implicit_readonly: bool = True
     # TLS (replproxy.tls) and the Sentinel-aware upstream (replproxy.sentinel).
     tls: TlsSettings = field(default_factory=TlsSettings)
     sentinel: SentinelSettings | None = None
@@ -475,6 +481,13 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} must be no, yes or local")
         if self.acllog_max_len < 0:
             raise ConfigError("--acllog-max-len must be >= 0")
+        if self.cluster_topology is not None and not self.cluster_shard:
+            raise ConfigError("--cluster-topology needs --cluster-shard (this relay's shard)")
+        if self.cluster_notify is not None:
+            host, _, port = self.cluster_notify.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"--cluster-notify must be host:port, got "
+                                  f"{self.cluster_notify!r}")
         self.tls.validate()
         if self.sentinel is not None:
             self.sentinel.validate()

@@ -37,7 +37,7 @@ def section_server(relay: Relay) -> str:
             # the relay answers as a replica of that version. Its own is `replproxy_version`.
             ("redis_version", relay.keyspace.dialect.redis_version_text),
             ("replproxy_version", __version__),
-            ("redis_mode", "standalone"),
+            ("redis_mode", "standalone" if relay.cluster is None else "cluster"),
             ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
             ("arch_bits", 64),
             ("multiplexing_api", "trio"),
@@ -271,6 +271,10 @@ def section_cpu(relay: Relay) -> str:
     )
 
 
+def section_cluster(relay: Relay) -> str:
+    return _lines("Cluster", [("cluster_enabled", int(relay.cluster is not None))])
+
+
 def section_keyspace(relay: Relay) -> str:
     ks = relay.keyspace
     fields: list[tuple[str, object]] = []
@@ -288,6 +292,7 @@ SECTIONS: dict[str, Callable[[Relay], str]] = {
     "stats": section_stats,
     "replication": section_replication,
     "cpu": section_cpu,
+    "cluster": section_cluster,
     "keyspace": section_keyspace,
 }
 DEFAULT_SECTIONS = list(SECTIONS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from replproxy.cluster.node import ClusterNode
     from replproxy.config import Config, Upstream
     from replproxy.downstream.psync import ReplicaHandshake
     from replproxy.downstream.server import DownstreamReplica, DownstreamStats
@@ -112,6 +113,11 @@ class StatusView(Protocol):
     @property
     def probe(self) -> MasterProbe:
         """The lag behind the master."""
+        ...
+
+    @property
+    def cluster(self) -> ClusterNode | None:
+        """The cluster read endpoint, in cluster mode."""
         ...
 
     @property

@@ -9,30 +9,20 @@ nothing for observability. Names follow redis_exporter's where one exists (with 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from replproxy.cluster.metrics import ShardCollector
+from replproxy.families import counter, gauge
 from replproxy.link.protocol import LinkState
 from replproxy.probe import SOURCES
 
 if TYPE_CHECKING:
     from replproxy.interfaces import StatusView as Relay
-
-
-def gauge(name: str, doc: str, value: float | None = None,
-          labels: Sequence[str] | None = None) -> GaugeMetricFamily:
-    """A gauge named `replproxy_<name>`: one `value`, or `labels` for samples added after."""
-    return GaugeMetricFamily(f"replproxy_{name}", doc, value=value, labels=labels)
-
-
-def counter(name: str, doc: str, value: float | None = None,
-            labels: Sequence[str] | None = None) -> CounterMetricFamily:
-    """A counter named `replproxy_<name>`: one `value`, or `labels` for samples added after."""
-    return CounterMetricFamily(f"replproxy_{name}", doc, value=value, labels=labels)
 
 
 class RelayCollector(Collector):
@@ -317,7 +307,10 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
 
 def make_registry(relay: Relay) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RelayCollector(relay))
+    collector: Collector = RelayCollector(relay)
+    if relay.cluster is not None:  # a `shard` label on every sample, and the cluster's own
+        collector = ShardCollector(relay, collector)
+    registry.register(collector)
     # process_resident_memory_bytes, process_cpu_seconds_total, open fds...: the standard
     # process metrics every Prometheus dashboard knows.
     ProcessCollector(registry=registry)

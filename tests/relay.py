@@ -109,12 +109,13 @@ def start_relay(
     upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True,
     port: int | None = None, env: dict[str, str] | None = None,
     http_context: ssl.SSLContext | None = None,
+    metrics_port: int | None = None,
 ) -> RelayProcess:
     """Start replproxy; `port` to come back where its downstream replicas expect it; `env`
     added to the environment (REPLPROXY_NO_SPEEDUPS...); `http_context` to reach an HTTPS
     metrics port."""
     dir = dir or Path(tempfile.mkdtemp(prefix="replproxy-relay-"))
-    port, mport = port or free_port(), free_port()
+    port, mport = port or free_port(), metrics_port or free_port()
     logfile = dir / f"relay-{port}.log"
     cmd = [
         sys.executable,
@@ -146,7 +147,12 @@ def start_relay(
         except OSError:
             return False
 
-    wait_for(listening, 30, what="replproxy to listen")
-    if wait_ready:
-        wait_for(lambda: relay.http("/startupz")[0] == 200, 120, what="replproxy's initial sync")
+    try:
+        wait_for(listening, 30, what="replproxy to listen")
+        if wait_ready:
+            wait_for(lambda: relay.http("/startupz")[0] == 200, 120,
+                     what="replproxy's initial sync")
+    except BaseException:
+        relay.stop()  # a relay that did not come up must not outlive the test
+        raise
     return relay

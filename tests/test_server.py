@@ -652,12 +652,32 @@ def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, Rel
         return [(k, v.rsplit(",avg_ttl", 1)[0]) for k, v in kv]
 
     assert counts(mine["Keyspace"]) == counts(theirs["Keyspace"])
+    assert mine["Cluster"] == theirs["Cluster"] == [("cluster_enabled", "0")]
     for field in ("connected_clients", "blocked_clients", "maxclients"):
         assert field in dict(mine["Clients"])
     for field in ("used_memory", "used_memory_human", "used_memory_rss"):
         assert field in dict(mine["Memory"])
     for field in ("total_connections_received", "total_commands_processed"):
         assert field in dict(mine["Stats"])
+
+
+@pytest.mark.client_dialect
+def test_cluster_commands_without_cluster_mode_like_a_replica(
+        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    """A relay started without --cluster-topology answers the cluster commands as a replica
+    of a master without cluster support (docs/cluster.md has the other case)."""
+    _, replica, relay = chain
+    mine = Session("127.0.0.1", relay.port)
+    theirs = Session(replica.host, replica.port)
+    for argv in (("CLUSTER", "INFO"), ("CLUSTER", "SLOTS"), ("CLUSTER", "KEYSLOT", "k"),
+                 ("CLUSTER", "NOPE"), ("ASKING",), ("READONLY",), ("READWRITE",),
+                 ("SELECT", "1"), ("HELLO",)):
+        a, b = mine.call(*argv), theirs.call(*argv)
+        if argv == ("HELLO",):  # ids and versions differ: the mode is what matters here
+            assert b"$4\r\nmode\r\n$10\r\nstandalone" in a and \
+                b"$4\r\nmode\r\n$10\r\nstandalone" in b
+        else:
+            assert a == b, argv
 
 
 def test_query_and_normal_output_limits(master: RedisServer) -> None:

@@ -345,3 +345,20 @@ def get_keys(spec: CommandSpec, argv: Sequence[bytes], keynum: KeynumMode = "int
     if spec.getkeys_proc is not None:
         return GETKEYS_PROCS[spec.getkeys_proc](argv)
     return []
+
+
+def keys_from_command(spec: CommandSpec, argv: Sequence[bytes]) -> list[int]:
+    """`getKeysFromCommand`: the key positions cluster routing (`getNodeByQuery`) hashes:
+    the command's own `*GetKeys` when it has one, else the legacy (first, last, step) range
+    of COMMAND INFO, which, unlike the key specs, includes the channels of SSUBSCRIBE and
+    SPUBLISH. No keys when a variadic command is too short for its range."""
+    if spec.getkeys_proc is not None:
+        return [pos for pos, _ in GETKEYS_PROCS[spec.getkeys_proc](argv)]
+    first = spec.first_key
+    if first <= 0:
+        return []
+    argc = len(argv)
+    last = spec.last_key if spec.last_key >= 0 else argc + spec.last_key
+    if last >= argc:
+        return []  # only a variadic command gets here (the arity check passed)
+    return list(range(first, last + 1, spec.key_step or 1))

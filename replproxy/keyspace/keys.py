@@ -17,11 +17,14 @@ What arrives (read from `src/expire.c`, `src/db.c`, `src/cluster.c`, 5.0 to 8.x,
   as such (a replica never deletes on its own: `checkAlreadyExpired` is false on replicas).
 - `RESTORE k ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`: 7.x+ rewrite a relative
   ttl to ABSTTL; 5.0/6.x send it as the client gave it (relative unless ABSTTL). ttl 0 = no
-  TTL. `MIGRATE` arrives as `DEL`.
+  TTL. `MIGRATE` arrives as `DEL`; in a cluster its target gets `RESTORE-ASKING`, applied
+  as RESTORE.
 - Verbatim: `DEL`, `UNLINK`, `PERSIST`, `RENAME`, `RENAMENX`, `MOVE`, `COPY [DB n]
   [REPLACE]` (6.2+), `SWAPDB`, `FLUSHALL`/`FLUSHDB [ASYNC|SYNC]` (FLUSHALL keeps the function
   libraries).
 - `PUBLISH`/`SPUBLISH`: handed to `ks.on_publish`. 5.x/6.x `SCRIPT LOAD|FLUSH`: no data.
+  `CLUSTER ...` (Valkey 8 replicates `CLUSTER SETSLOT`; Valkey 9 `CLUSTER SYNCSLOTS`): no
+  data, handed to `ks.on_cluster`.
 
 Read commands (`@read_command`, answered as a read-only replica of the master answers; a key
 whose TTL has passed reads as missing and is never deleted here):
@@ -293,7 +296,8 @@ def flushall(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- RESTORE ----
 
 
-@write_command("restore")
+# MIGRATE into a cluster node sends RESTORE-ASKING, which the target propagates as it ran it.
+@write_command("restore", "restore-asking")
 def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f].
 
@@ -336,6 +340,12 @@ def publish(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     hook = ks.on_spublish if argv[0][:1] in (b"s", b"S") else ks.on_publish
     if hook is not None:
         hook(argv[1], argv[2])
+
+
+@write_command("cluster", keys=(1, 0, 1))
+def cluster(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    if ks.on_cluster is not None:
+        ks.on_cluster(argv)
 
 
 @write_command("script", keys=(1, 0, 1))

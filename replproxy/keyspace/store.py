@@ -51,6 +51,9 @@ class Keyspace:
         # Called with (channel, message) for PUBLISH from the master.
         self.on_publish: Callable[[bytes, bytes], object] | None = None
         self.on_spublish: Callable[[bytes, bytes], object] | None = None
+        # Called with the argv of a CLUSTER command from the master (Valkey 8 replicates
+        # CLUSTER SETSLOT to its replicas; replproxy.cluster follows it).
+        self.on_cluster: Callable[[list[bytes]], object] | None = None
         # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
         self.epoch = 0
         # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).

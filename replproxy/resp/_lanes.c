@@ -5,13 +5,17 @@
  * scanner then takes; each has a pure-Python twin with the same semantics, which is the
  * reference (the tests compare them).
  *
- * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk)
+ * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk[, slots])
  *         -> (pos, replies, count, last)
  *     The client session's lane for pipelined GET and MGET (see `RequestParser.string_reads`;
  *     its twin is the ordinary dispatch of GET/MGET): runs the commands of `buf` from `pos`
  *     while each is a GET or MGET within the limits, reading `db` / `expires` (one
  *     database's dicts) as a replica reads (a key whose TTL is <= `now` is missing, a value
- *     that is not a string is WRONGTYPE). `last`: 0 nothing ran, 1 GET, 2 MGET.
+ *     that is not a string is WRONGTYPE). `last`: 0 nothing ran, 1 GET, 2 MGET. In cluster
+ *     mode `slots` (16384 bytes, non-zero for a slot served here) also stops it at a command
+ *     whose keys are not all in one served slot: the Python path answers those (-MOVED,
+ *     -CROSSSLOT). A key's slot is `keyHashSlot`'s: CRC16 (XMODEM) of the key, or of its
+ *     first non-empty `{...}` hash tag, modulo 16384.
  *
  * split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset)
  *     The replication stream's lane (see `StreamSplitter.next_commands`; its twin is
@@ -60,11 +64,49 @@ static int lookup(PyObject *db, PyObject *expires, long long now, const char *k,
     return 0;
 }
 
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), the table built at import. */
+static unsigned short crc16_table[256];
+
+static void crc16_init(void)
+{
+    for (int i = 0; i < 256; i++) {
+        unsigned short c = (unsigned short)(i << 8);
+        for (int b = 0; b < 8; b++)
+            c = (unsigned short)((c & 0x8000) ? (c << 1) ^ 0x1021 : c << 1);
+        crc16_table[i] = c;
+    }
+}
+
+static unsigned int crc16(const char *buf, Py_ssize_t len)
+{
+    unsigned short crc = 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        crc = (unsigned short)((crc << 8) ^
+                               crc16_table[((crc >> 8) ^ (unsigned char)buf[i]) & 0xff]);
+    return crc;
+}
+
+static unsigned int key_hash_slot(const char *key, Py_ssize_t len)
+{
+    Py_ssize_t s, e;
+    for (s = 0; s < len; s++)
+        if (key[s] == '{')
+            break;
+    if (s == len)
+        return crc16(key, len) & 16383;
+    for (e = s + 1; e < len; e++)
+        if (key[e] == '}')
+            break;
+    if (e == len || e == s + 1)
+        return crc16(key, len) & 16383;
+    return crc16(key + s + 1, e - s - 1) & 16383;
+}
+
 static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError,
-                        "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk)");
+    if (nargs != 8 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "string_reads(buf, pos, db, expires, now, null, "
+                                         "max_bulk, max_mbulk[, slots])");
         return NULL;
     }
     PyObject *db = args[2], *expires = args[3], *null = args[5];
@@ -72,6 +114,14 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         !PyBytes_Check(null)) {
         PyErr_SetString(PyExc_TypeError, "bytearray, int, dict, dict, int, bytes, int, int");
         return NULL;
+    }
+    const unsigned char *slots = NULL;
+    if (nargs == 9 && args[8] != Py_None) {
+        if (!PyBytes_Check(args[8]) || PyBytes_GET_SIZE(args[8]) != 16384) {
+            PyErr_SetString(PyExc_TypeError, "slots must be None or 16384 bytes");
+            return NULL;
+        }
+        slots = (const unsigned char *)PyBytes_AS_STRING(args[8]);
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long now = PyLong_AsLongLong(args[4]);
@@ -144,6 +194,16 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         }
         if (i < nkeys)
             break; /* incomplete (or odd) command: the Python parser takes it from here */
+        if (slots != NULL) {
+            unsigned int slot = key_hash_slot(ap[0], al[0]);
+            if (!slots[slot])
+                break;
+            for (i = 1; i < nkeys; i++)
+                if (key_hash_slot(ap[i], al[i]) != slot)
+                    break;
+            if (i < nkeys)
+                break;
+        }
         if (kind == 1) {
             PyObject *v;
             if (lookup(db, expires, now, ap[0], al[0], &v) < 0)
@@ -388,7 +448,7 @@ fail:
 
 static PyMethodDef methods[] = {
     {"string_reads", (PyCFunction)(void (*)(void))string_reads, METH_FASTCALL,
-     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk) -> "
+     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk[, slots]) -> "
      "(pos, replies, count, last): the GET/MGET fast lane"},
     {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
      "split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset): the "
@@ -408,4 +468,8 @@ static struct PyModuleDef module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__lanes(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__lanes(void)
+{
+    crc16_init();
+    return PyModule_Create(&module);
+}

@@ -538,12 +538,15 @@ class RequestParser:
         self._scan.buf += data
 
     def string_reads(
-        self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes
+        self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes,
+        slots: bytes | None = None,
     ) -> tuple[bytes, int, int]:
         """Run the GET/MGET commands at the head of the buffer without building their argv
         (the C fast lane; see `_lanes.c`): (replies, how many ran, the last one's kind: 1
         GET, 2 MGET). Stops at anything else, which `next_requests` then parses exactly. The
-        caller has checked that nothing but the command itself decides these replies."""
+        caller has checked that nothing but the command itself decides these replies; in
+        cluster mode, `slots` (16384 bytes) marks the slots served here: a command with a
+        key elsewhere, or keys in two slots, stops the lane too."""
         scan = self._scan
         if (
             _C_STRING_READS is None
@@ -555,7 +558,7 @@ class RequestParser:
             return b"", 0, 0
         pos, replies, count, last = _C_STRING_READS(
             scan.buf, scan.pos, db, expires, now, null, scan.max_bulk_len,
-            scan.max_multibulk_len)
+            scan.max_multibulk_len, slots)
         if count:
             scan.start = scan.pos = pos
             scan.discard_before(pos)

@@ -88,6 +88,9 @@ class ClientSession(ReadContext):
         self.net_out = 0
         self.no_evict = False
         self.no_touch = False
+        # Cluster mode: READONLY/READWRITE (None: the relay's default) and ASKING.
+        self.readonly: bool | None = None
+        self.asking = False
         # CLIENT REPLY OFF, and SKIP (counts down over its own and the next command).
         self.reply_off = False
         self.skip = 0
@@ -161,9 +164,11 @@ class ClientSession(ReadContext):
                 if self.todo_i >= len(todo):
                     if try_fast and hub.plain(self):
                         ks = hub.keyspace
+                        cluster = hub.cluster
                         replies, n, last = parser.string_reads(
                             ks.dbs[self.db], ks.expires[self.db], self.now,
-                            reply.null(self.proto))
+                            reply.null(self.proto),
+                            cluster.lane_slots(self) if cluster is not None else None)
                         if n:
                             out.append(replies)
                             self.commands += n

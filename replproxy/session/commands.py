@@ -74,6 +74,8 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
     db = arg_long(argv[1])
     if not -(2**31) <= db < 2**31:
         raise ReplyError(NOT_INTEGER)
+    if db != 0 and c.hub.cluster is not None:
+        raise ReplyError(b"ERR SELECT is not allowed in cluster mode")
     if not 0 <= db < c.ks.databases:
         raise ReplyError(b"ERR DB index is out of range")
     c.db = db
@@ -150,7 +152,8 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         reply.bulk(b"version"), reply.bulk(d.version_text.encode()),
         reply.bulk(b"proto"), reply.integer(proto),
         reply.bulk(b"id"), reply.integer(c.id),
-        reply.bulk(b"mode"), reply.bulk(b"standalone"),
+        reply.bulk(b"mode"),
+        reply.bulk(b"standalone" if c.hub.cluster is None else b"cluster"),
         reply.bulk(b"role"), reply.bulk(b"replica"),
         reply.bulk(b"modules"), reply.EMPTY_ARRAY,
     ])
@@ -170,6 +173,7 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.reply_off = False
     c.skip = 0
     c.no_evict = c.no_touch = False
+    c.readonly, c.asking = None, False  # `clearClientConnectionState`
     c.user = b"default"
     c.authed = hub.acl.default_authenticated()
     return b"+RESET\r\n"
@@ -177,6 +181,9 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
 
 @command("readonly", "readwrite")
 def cmd_readonly(c: Client, argv: list[bytes]) -> bytes:
+    if c.hub.cluster is not None:  # as on a cluster replica (replproxy.cluster)
+        c.readonly = argv[0].lower() == b"readonly"
+        return OK
     if c.ks.dialect.valkey:  # Valkey accepts them outside cluster mode
         return OK
     raise ReplyError(b"ERR This instance has cluster support disabled")

@@ -10,6 +10,8 @@ the master's):
 3. `NOAUTH` unless the command may run unauthenticated;
 4. `no-multi` commands inside MULTI;
 5. `NOPERM` when the user's ACL forbids the command, a key or a channel (`replproxy.acl`);
+   in cluster mode, then the slot checks of `getNodeByQuery` (`replproxy.cluster`: -MOVED,
+   -ASK, -CROSSSLOT...), where `processCommand` runs them;
 6. `-READONLY` for every write-flagged command: the relay is a read-only replica;
 7. RESP2 subscribers may only (un)subscribe, PING, QUIT and RESET;
 8. `-MASTERDOWN` / `-LOADING`, as the serving gate says (`replproxy.gate`);
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import replproxy.cluster.commands  # noqa: F401 - registers CLUSTER and ASKING
 from replproxy.commandtable.spec import CommandSpec, ResolveError
 from replproxy.commandtable.table import CommandTable
 from replproxy.errors import ReplyError
@@ -57,6 +60,7 @@ from replproxy.session.security import (
 )
 
 if TYPE_CHECKING:
+    from replproxy.cluster.node import ClusterNode
     from replproxy.config import Config
     from replproxy.gate import ServingGate
     from replproxy.interfaces import Control, Downstream, StatusView
@@ -251,6 +255,8 @@ class SessionHub:
         keyspace.on_spublish = self.pubsub.spublish
         self.watches = KeyWatches(keyspace)
         self.stats = ClientStats()
+        # The cluster read endpoint (replproxy.cluster.node), in cluster mode.
+        self.cluster: ClusterNode | None = None
         self._next_id = 1
         # The master's dialect: its command table and our entries for it.
         self.table: CommandTable
@@ -357,6 +363,8 @@ class SessionHub:
             return self._reject(c, e, NO_MULTI)
         if (err := command_denied(c, e.spec, argv)) is not None:
             return self._reject(c, e, err)
+        if self.cluster is not None and (moved := self.cluster.check(c, e, argv)):
+            return moved  # `getNodeByQuery`: -MOVED, -ASK, -CROSSSLOT, -CLUSTERDOWN...
         if e.write:
             return self._reject(c, e, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
@@ -423,6 +431,7 @@ class SessionHub:
             c.authed
             and self.acl.unrestricted(c.user)
             and c.multi is None
+            and (self.cluster is None or self.cluster.lane_slots(c) is not None)
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not self.keyspace.unsupported_keys
             and self.gate.serves_plain_reads()
