@@ -107,10 +107,32 @@ def available_kinds() -> list[ServerKind]:
     return [k for k in all_kinds() if k.name in names]
 
 
+# Under pytest-xdist each worker takes its ports from its own range below the kernel's
+# ephemeral ports (32768-60999 on Linux), so two workers never race for the port one of
+# them just found free; a single process asks the kernel.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_RANGE_START, _RANGE_SIZE = 20000, 1500
+_next_port = 0
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    global _next_port
+    if not _WORKER.startswith("gw"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    base = _RANGE_START + int(_WORKER[2:]) * _RANGE_SIZE
+    for _ in range(_RANGE_SIZE):
+        port = base + _next_port % _RANGE_SIZE
+        _next_port += 1
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}..{base + _RANGE_SIZE} for worker {_WORKER}")
 
 
 @dataclass
