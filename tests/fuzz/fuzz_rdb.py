@@ -1,4 +1,4 @@
-"""Fuzz target: the RDB reader, its C sink-mode path (`rdb/_speedups.c`) against Python.
+"""Fuzz target: the RDB reader, its C sink-mode path (`rdb/_loader.c`) against Python.
 
 The pure-Python reader is the reference. On any bytes, fed whole or in chunks, with or
 without checksum verification, the C path must leave the same keyspace (values, types, float

@@ -1,6 +1,6 @@
 """Fuzz target: the replication stream splitter (`replproxy/resp/stream.py`), C and Python.
 
-The splitter has three lanes: the C splitter of canonical commands (`_encode.c`
+The splitter has three lanes: the C splitter of canonical commands (`_lanes.c`
 `split_commands`), hiredis proved by re-encoding, and the exact Python scanner. Whatever the
 bytes, every lane and every chunking must give the same commands (argv, raw bytes, end
 offsets) and the same protocol error; the raw bytes must be exactly the stream's prefix; and
