@@ -91,9 +91,10 @@ class Relay:
             find_master=self.sentinel.master_address if self.sentinel is not None else None,
         )
         self.forker = Forker()
-        self.persistence = Persistence(config, self.keyspace, self.replication, self.forker)
+        self.persistence = Persistence(
+            config, self.keyspace, self.replication, self.forker, lambda: self.link.upstream
+        )
         self.probe = MasterProbe(self)  # the lag behind the master (metrics, INFO, /readyz)
-        self.persistence.current_master = lambda: self.link.upstream
         self.gate = ServingGate(
             config, self.replication, self.link.status, lambda: self.persistence.loading,
             self.probe.lag,
@@ -111,8 +112,9 @@ class Relay:
             if config.cluster_topology is not None else None
         )
         self.sessions.cluster = self.cluster
-        self.resp_server = RespServer(self.sessions, self, self.downstream)
-        self.resp_server.tls_context = lambda: self.tls.server
+        self.resp_server = RespServer(
+            self.sessions, self, self.downstream, tls_context=lambda: self.tls.server
+        )
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()
         self.bound_port: int | None = None

@@ -289,7 +289,12 @@ class Persistence:
     """Saves (foreground, forked, by policy, at shutdown) and the start-up load, with INFO state."""
 
     def __init__(
-        self, config: Config, keyspace: Keyspace, replication: Replication, forker: Forker
+        self,
+        config: Config,
+        keyspace: Keyspace,
+        replication: Replication,
+        forker: Forker,
+        current_master: Callable[[], Upstream] | None = None,
     ) -> None:
         self.config = config
         self.keyspace = keyspace
@@ -316,9 +321,9 @@ class Persistence:
         self._child_temp_files: tuple[Path, ...] = ()
         self._last_try = -BGSAVE_RETRY_DELAY  # monotonic time of the last save attempt
         self._saved_marks = self._marks()
-        # The master followed now (the composition root points it at the link's), and the
+        # The master followed now (the link's, after REPLICAOF or a Sentinel switch), and the
         # one the start-up state says to connect to (`load_at_startup`).
-        self.current_master: Callable[[], Upstream] = lambda: config.upstream
+        self.current_master: Callable[[], Upstream] = current_master or (lambda: config.upstream)
         self.known_master: tuple[str, int] | None = None
 
     # ---- counters ----

@@ -141,7 +141,13 @@ class Connection:
 
 
 class RespServer:
-    def __init__(self, hub: SessionHub, control: Control, downstream: Downstream) -> None:
+    def __init__(
+        self,
+        hub: SessionHub,
+        control: Control,
+        downstream: Downstream,
+        tls_context: Callable[[], ssl.SSLContext | None] = lambda: None,
+    ) -> None:
         self.hub = hub
         self.control = control
         self.downstream = downstream
@@ -150,7 +156,7 @@ class RespServer:
         # every client task does its own I/O.
         self.reactor: Reactor | None = None
         # The TLS port's context of the moment (it changes when certificates are reloaded).
-        self.tls_context: Callable[[], ssl.SSLContext | None] = lambda: None
+        self.tls_context = tls_context
 
     async def handle_tls(self, stream: trio.SocketStream) -> None:
         """A connection to the TLS port: the handshake, then the same service as `handle`."""
