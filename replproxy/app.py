@@ -179,7 +179,7 @@ class Relay:
                     cfg.metrics_port, cfg.metrics_bind,
                 )
                 plain, secure = await listen(
-                    nursery, "--port / --tls-port",
+                    nursery, "--port" if not cfg.tls.port else "--port or --tls-port",
                     partial(self.resp_server.serve, tls_port=cfg.tls.port),
                     cfg.port if cfg.plain_port_enabled else None, cfg.bind,
                 )
@@ -216,12 +216,12 @@ class Relay:
                 if not self._started_up:
                     await self.persistence.load_at_startup()
                     self._started_up = True
-                if self.cluster is not None:  # its shard's primary comes with the topology
-                    await self.cluster.placed.wait()
                     known = self.persistence.known_master
                     if known is not None:
                         self.link.use_master(*known, why="the master followed before the "
                                              "restart (state file)")
+                if self.cluster is not None:  # its shard's primary comes with the topology
+                    await self.cluster.placed.wait()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.link.run)
                     nursery.start_soon(self.persistence.run_save_policy)

@@ -614,6 +614,8 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             values["sentinel_password"],
             yes_no("sentinel_tls"),
         )
+    if not values["upstream"]:  # unset, or set empty (REPLPROXY_UPSTREAM="")
+        values["upstream"] = None
     if values["upstream"] is None and sentinels is None:
         raise ConfigError(
             "no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, "

@@ -473,7 +473,7 @@ def test_relay_aclfile_errors_are_redis_errors(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert out.returncode == 2
+        assert out.returncode == 1
         assert (
             f"{bad}:1: Error in applying operation '+nosuchcmd': Unknown command or "
             f"category name in ACL. "

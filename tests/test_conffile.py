@@ -174,8 +174,8 @@ def test_no_master_anywhere_is_one_line(tmp_path: Path) -> None:
     res = run(["--dir", str(tmp_path)])
     assert res.returncode == 1
     assert res.stderr == (
-        "replproxy: no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, or "
-        "'replicaof <host> <port>' in the --config file\n"
+        "replproxy: no master to replicate from: give --upstream, REPLPROXY_UPSTREAM, "
+        "'replicaof <host> <port>' in the --config file, or --sentinel with --sentinel-master\n"
     )
 
 

@@ -16,6 +16,8 @@ from replproxy.resp.stream import StreamSplitter
 class Recorder:
     """A dataset that records what it was asked to apply, and whether atomically."""
 
+    databases = 16
+
     def __init__(self) -> None:
         self.applied: list[tuple[int, list[bytes]]] = []
         self.transactions: list[list[list[bytes]]] = []

@@ -437,7 +437,7 @@ def test_config_errors_mask_the_upstream_password(tmp_path: Path) -> None:
             timeout=60,
             env={**os.environ},
         )
-        assert out.returncode == 2
+        assert out.returncode == 1
         assert MASTER_PW not in out.stdout + out.stderr
         assert "u:***@" in out.stderr
 
@@ -466,15 +466,15 @@ def test_password_file_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("")
     out = run("--upstream", "redis://u@127.0.0.1:1", "--upstream-password-file", str(empty))
-    assert out.returncode == 2 and "the file is empty" in out.stderr
+    assert out.returncode == 1 and "the file is empty" in out.stderr
     out = run(
         "--upstream", "redis://u@127.0.0.1:1", "--upstream-password-file", str(tmp_path / "missing")
     )
-    assert out.returncode == 2 and "No such file" in out.stderr
+    assert out.returncode == 1 and "No such file" in out.stderr
     pw = tmp_path / "pw"
     pw.write_text("x\n")
     out = run("--upstream", "redis://u:y@127.0.0.1:1", "--upstream-password-file", str(pw))
-    assert out.returncode == 2 and "give it in one place only" in out.stderr
+    assert out.returncode == 1 and "give it in one place only" in out.stderr
     assert "u:y@" not in out.stderr
 
 
