@@ -90,6 +90,17 @@ class MasterDialect:
     # Each says what differs and since when, with the change that introduced it.
 
     @cached_property
+    def info_cmdstat_failed_calls(self) -> bool:
+        """INFO commandstats has `rejected_calls` and `failed_calls` (Redis 6.2, #8217)."""
+        return self.at_least((6, 2), (7, 2))
+
+    @cached_property
+    def info_keyspace_subexpiry(self) -> bool:
+        """INFO keyspace lines end with `subexpiry=` (Redis 7.4's hash field TTLs; Valkey
+        9.0's too)."""
+        return self.at_least((7, 4), (9, 0))
+
+    @cached_property
     def resp3(self) -> bool:
         """HELLO and RESP3 exist from Redis 6.0."""
         return self.at_least((6, 0), (0,))

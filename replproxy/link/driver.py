@@ -60,6 +60,7 @@ class LinkStatus:
     sync_in_progress: bool = False
     last_io: float | None = None  # trio/monotonic time of the last byte from the master
     down_since: float | None = field(default_factory=time.monotonic)
+    up_since: float | None = None  # monotonic time the link last came up (INFO, Redis 8)
     transfer_size: int | None = None  # -1/None for a diskless transfer of unknown size
     transfer_read: int = 0
     transfer_last_io: float | None = None
@@ -342,6 +343,7 @@ class UpstreamLink:
     def _online(self) -> None:
         st = self.status
         st.down_since = None
+        st.up_since = time.monotonic()
         st.sync_in_progress = False
         st.state = LinkState.CONNECTED
         st.last_error = None

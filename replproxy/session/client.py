@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("replproxy.session")
 
+# Replies one `feed` builds before it hands them to the shell: the rest of a pipeline waits
+# (parsed, or still in the parser) until they are sent, so a client that does not read holds
+# at most this plus one reply, however much it pipelined (see `ClientSession.more`).
+FEED_CHUNK = 256 * 1024
+
 
 @dataclass(eq=False)
 class BlockedWait:
@@ -114,7 +119,13 @@ class ClientSession(ReadContext):
         self.takeover: tuple[ReplicaHandshake, SyncRequest] | None = None
         # Output queued for the shell's writer (pushes; then every reply, to keep order).
         self.outbox: list[bytes] = []
+        # Output built and not yet sent: the outbox, and what `feed` / `finish_wait`
+        # returned until the shell reports it sent (`sent`). What the limits are checked
+        # against (client-output-buffer-limit, maxmemory-clients).
         self.out_bytes = 0
+        # `feed` stopped with requests left (FEED_CHUNK of replies built): the shell calls
+        # `feed(b"")` again once what it returned is sent.
+        self.more = False
         self.soft_since: float | None = None
         # The shell's hooks: output was queued; the connection must close now; a blocked
         # read was woken. None in a session driven without a shell (tests).
@@ -144,6 +155,8 @@ class ClientSession(ReadContext):
         parser = self.parser
         hub = self.hub
         out: list[bytes] = []
+        batch = 0
+        self.more = False
         try:
             if data:
                 # `now` is the time of the whole read: expiry is judged at millisecond
@@ -161,14 +174,20 @@ class ClientSession(ReadContext):
                 if self.todo_i >= len(todo):
                     if try_fast and hub.plain(self):
                         ks = hub.keyspace
+                        t0 = hub.perf()
                         replies, n, last = parser.string_reads(
                             ks.dbs[self.db], ks.expires[self.db], self.now,
-                            reply.null(self.proto))
+                            reply.null(self.proto), FEED_CHUNK - batch)
                         if n:
+                            hub.fast_lane_ran(self, parser, n, hub.perf() - t0)
                             out.append(replies)
+                            batch += len(replies)
                             self.commands += n
                             hub.stats.total_commands += n
                             self.last_cmd = b"get" if last == 1 else b"mget"
+                            if batch >= FEED_CHUNK:
+                                self.more = True
+                                break
                     # Re-evaluated after every batch: AUTH may have succeeded (Redis parses
                     # unauthenticated clients one command at a time with tighter limits).
                     parser.auth_required = try_fast = not self.authed
@@ -185,6 +204,10 @@ class ClientSession(ReadContext):
                     answer = b""  # the test spares a call
                 if answer:
                     out.append(answer)
+                    batch += len(answer)
+                    if batch >= FEED_CHUNK:
+                        self.more = True
+                        break
                 if self.takeover is not None:
                     break
         except QueryBufferLimitError:
@@ -194,7 +217,7 @@ class ClientSession(ReadContext):
             out.append(e.reply)
             self.closing = True
         payload = b"".join(out)
-        if payload and not self.output_allowed(payload):
+        if payload and not self.output_allowed(payload, now):
             return b""
         return payload
 
@@ -204,7 +227,7 @@ class ClientSession(ReadContext):
         self.wait = None
         if self.reply_dropped():
             answer = b""
-        if answer and not self.output_allowed(answer):
+        if answer and not self.output_allowed(answer, self.hub.clock()):
             return b""
         return answer
 
@@ -267,17 +290,29 @@ class ClientSession(ReadContext):
     def push(self, data: bytes, now: float | None = None) -> None:
         """Queue bytes for the shell's writer (Pub/Sub messages; then every reply)."""
         self.outbox.append(data)
-        self.out_bytes += len(data)
+        self.grow(len(data))
         self.check_output_limit(self.hub.clock() if now is None else now)
+        self.hub.memory.check(self)
         if self.on_output is not None:
             self.on_output()
 
+    def requeue(self, data: bytes) -> None:
+        """Queue for the writer bytes `feed`/`finish_wait` returned (counted already)."""
+        self.outbox.append(data)
+        if self.on_output is not None:
+            self.on_output()
+
+    def grow(self, n: int) -> None:
+        self.out_bytes += n
+        self.hub.memory.total += n
+
     def sent(self, n: int) -> None:
-        """The shell's writer sent `n` bytes of the outbox."""
-        self.out_bytes -= n
+        """The shell sent `n` bytes of what was returned or queued."""
         self.net_out += n
+        n = min(n, self.out_bytes)
+        self.out_bytes -= n
+        self.hub.memory.total -= n
         if self.out_bytes <= 0:
-            self.out_bytes = 0
             self.soft_since = None
 
     def output_limit(self) -> OutputLimit:
@@ -290,23 +325,35 @@ class ClientSession(ReadContext):
         seconds, the client is closed."""
         limit = self.output_limit()
         used = self.out_bytes
+        if self.closing:
+            return
         if limit.hard and used > limit.hard:
+            self.hub.stats.output_limit_disconnections += 1
             self.kill(f"output buffer of {used} bytes over the hard limit {limit.hard}")
         elif limit.soft and used > limit.soft:
             if self.soft_since is None:
                 self.soft_since = now
             elif now - self.soft_since > limit.soft_seconds:
+                self.hub.stats.output_limit_disconnections += 1
                 self.kill(f"output buffer over the soft limit {limit.soft} for "
                           f"{limit.soft_seconds} s")
         else:
             self.soft_since = None
 
-    def output_allowed(self, payload: bytes) -> bool:
-        """A batch of replies over the normal clients' hard limit closes the client instead."""
-        limit = self.hub.config.client_output_buffer_limit_normal.hard
-        if limit and len(payload) > limit and not self.closing:
-            self.kill(f"output of {len(payload)} bytes over the normal clients' hard limit "
-                      f"{limit}")
+    def output_allowed(self, payload: bytes, now: float) -> bool:
+        """Count `payload` as this client's output until sent, and check the limits with it
+        (the client's own, and maxmemory-clients): a client over them is closed and gets
+        nothing more."""
+        self.grow(len(payload))
+        if self.closing:  # QUIT, a protocol error: the reply goes out, then the close
+            return True
+        self.check_output_limit(now)
+        if not self.closing:
+            self.hub.memory.check(self)
+        if self.closing:
+            n = len(payload)
+            self.out_bytes -= n
+            self.hub.memory.total -= n
             return False
         return True
 

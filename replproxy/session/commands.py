@@ -18,7 +18,6 @@ from replproxy.commandtable.errors import unknown_subcommand_error
 from replproxy.commandtable.replies import command_command
 from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
 from replproxy.errors import SYNTAX
-from replproxy.glob import stringmatch
 from replproxy.info import info_text, rss_bytes
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
 from replproxy.keyspace.reads import NOT_INTEGER, ReplyError, arg_long
@@ -558,110 +557,6 @@ def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
 @command("command")
 def cmd_command(c: Client, argv: list[bytes]) -> bytes:
     return command_command(c.hub.table, argv, c.proto)
-
-
-REDACTED = "<redacted>"
-
-
-def config_params(c: Client) -> dict[str, str]:
-    """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
-    cfg = c.hub.config
-    up = cfg.upstream
-
-    def limit(name: str, lim: object) -> str:
-        return f"{name} {lim}"
-
-    return {
-        "bind": cfg.bind,
-        "port": str(c.hub.view.bound_port or cfg.port),
-        "databases": str(c.ks.databases),
-        "dir": str(cfg.dir.resolve()),
-        "dbfilename": cfg.dbfilename,
-        "save": " ".join(f"{s} {n}" for s, n in cfg.save),
-        "appendonly": "no",
-        "maxclients": str(cfg.maxclients),
-        "timeout": str(cfg.timeout),
-        "client-query-buffer-limit": str(cfg.client_query_buffer_limit),
-        "proto-max-bulk-len": str(cfg.proto_max_bulk_len),
-        "client-output-buffer-limit": " ".join([
-            limit("normal", cfg.client_output_buffer_limit_normal),
-            limit("slave", cfg.client_output_buffer_limit_replica),
-            limit("pubsub", cfg.client_output_buffer_limit_pubsub),
-        ]),
-        "replicaof": f"{up.host} {up.port}",
-        "slaveof": f"{up.host} {up.port}",
-        "replica-read-only": "yes",
-        "slave-read-only": "yes",
-        "replica-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
-        "slave-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
-        "repl-backlog-size": str(cfg.repl_backlog_size),
-        "repl-timeout": str(int(cfg.repl_timeout)),
-        "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
-        # Secrets are never shown: a set one reads as REDACTED (docs/security.md).
-        "requirepass": REDACTED if cfg.requirepass else "",
-        "masterauth": REDACTED if up.password else "",
-        "masteruser": up.username or "",
-        "aclfile": str(cfg.aclfile) if cfg.aclfile else "",
-        "maxmemory": "0",
-        "maxmemory-policy": "noeviction",
-        "replica-announce-ip": cfg.replica_announce_ip or "",
-        "replica-announce-port": str(cfg.replica_announce_port or 0),
-        "hz": "10",
-        "loglevel": "notice",
-        "enable-debug-command": cfg.enable_debug_command,
-        "protected-mode": "yes" if cfg.protected_mode else "no",
-        "acllog-max-len": str(cfg.acllog_max_len),
-        "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
-                               else "resetchannels"),
-        # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
-        "hash-max-listpack-entries": "512",
-        "hash-max-listpack-value": "64",
-        "hash-max-ziplist-entries": "512",
-        "hash-max-ziplist-value": "64",
-        "zset-max-listpack-entries": "128",
-        "zset-max-listpack-value": "64",
-        "zset-max-ziplist-entries": "128",
-        "zset-max-ziplist-value": "64",
-        "set-max-intset-entries": "512",
-        "list-max-listpack-size": "-2",
-        "list-max-ziplist-size": "-2",
-        "stream-node-max-bytes": "4096",
-        "stream-node-max-entries": "100",
-        "hll-sparse-max-bytes": "3000",
-        **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
-           if c.ks.dialect.valkey else {}),
-    }
-
-
-@command("config")
-def cmd_config(c: Client, argv: list[bytes]) -> bytes:
-    sub = argv[1].lower()
-    if sub == b"get":
-        params = config_params(c)
-        flat: list[bytes] = []
-        seen: set[str] = set()
-        for raw in argv[2:]:
-            pattern = raw.lower()
-            exact = params.get(pattern.decode("utf-8", "replace"))
-            if exact is not None and not any(ch in raw for ch in b"*?["):
-                # A plain name is answered under the spelling the client used.
-                name = pattern.decode("utf-8", "replace")
-                if name not in seen:
-                    seen.add(name)
-                    flat += [raw, exact.encode()]
-                continue
-            for name, value in params.items():
-                if name not in seen and stringmatch(pattern, name.encode()):
-                    seen.add(name)
-                    flat += [name.encode(), value.encode()]
-        return reply.bulk_map(flat, c.proto)
-    if sub == b"resetstat":
-        return OK
-    if sub in (b"set", b"rewrite"):
-        raise ReplyError(
-            b"ERR replproxy is configured by its command line and environment: CONFIG "
-            + sub.upper() + b" is not supported")
-    raise _unknown_sub(argv)
 
 
 @command("memory|doctor")

@@ -42,8 +42,13 @@ from replproxy.errors import ReplyError
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
 from replproxy.resp.request import RequestParser
-from replproxy.session import acl_commands, commands  # noqa: F401 - register their handlers
+from replproxy.session import (  # noqa: F401 - register their handlers
+    acl_commands,
+    commands,
+    ops_commands,
+)
 from replproxy.session.client import ClientSession, ShutdownWait
+from replproxy.session.clientmem import ClientMemory
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
 from replproxy.session.security import (
@@ -55,6 +60,7 @@ from replproxy.session.security import (
     protected_denied,
     set_acl_context,
 )
+from replproxy.session.stats import CommandStats, LatencyMonitor, RateSampler, SlowLog
 
 if TYPE_CHECKING:
     from replproxy.config import Config
@@ -147,6 +153,11 @@ class ClientStats:
     total_connections: int = 0
     total_commands: int = 0
     rejected_connections: int = 0
+    # Bytes read from / written to clients that are gone (the live ones keep their own).
+    closed_net_input: int = 0
+    closed_net_output: int = 0
+    evicted_clients: int = 0  # closed by maxmemory-clients
+    output_limit_disconnections: int = 0  # closed by client-output-buffer-limit
 
 
 @dataclass(eq=False)
@@ -236,6 +247,8 @@ class SessionHub:
         view: StatusView,
         downstream: Downstream,
         clock: Callable[[], float] = time.monotonic,
+        perf: Callable[[], int] = time.perf_counter_ns,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.keyspace = keyspace
@@ -251,6 +264,15 @@ class SessionHub:
         keyspace.on_spublish = self.pubsub.spublish
         self.watches = KeyWatches(keyspace)
         self.stats = ClientStats()
+        # Command counters, SLOWLOG and LATENCY (`replproxy.session.stats`): `perf` times
+        # each call, `wall` dates slow log entries and latency samples.
+        self.perf = perf
+        self.wall = wall
+        self.cmdstats = CommandStats()
+        self.slowlog = SlowLog(config.slowlog_log_slower_than, config.slowlog_max_len)
+        self.latency = LatencyMonitor(config.latency_monitor_threshold)
+        self.rates = {name: RateSampler() for name in ("ops", "in", "out")}
+        self.memory = ClientMemory(self, config.maxmemory_clients)
         self._next_id = 1
         # The master's dialect: its command table and our entries for it.
         self.table: CommandTable
@@ -301,7 +323,10 @@ class SessionHub:
 
     def close_session(self, c: ClientSession) -> None:
         """The connection is gone (or became a replica's): forget everything of it."""
-        self.clients.pop(c.id, None)
+        if self.clients.pop(c.id, None) is not None:
+            self.stats.closed_net_input += c.net_in
+            self.stats.closed_net_output += c.net_out
+            self.memory.released(c)
         self.pubsub.drop_client(c)
         self.watches.unwatch(c)
         w = c.wait
@@ -334,8 +359,11 @@ class SessionHub:
         """Once a second (`clientsCron`): close idle clients (`timeout`) and enforce the soft
         output limits of subscribers that stopped reading."""
         idle = self.config.timeout
+        self.rates["ops"].sample(self.stats.total_commands, now)
+        self.rates["in"].sample(self.net_input_bytes, now)
+        self.rates["out"].sample(self.net_output_bytes, now)
         for c in list(self.clients.values()):
-            if c.outbox:
+            if c.out_bytes:
                 c.check_output_limit(now)
             if idle and not c.blocked and not c.subscribed and now - c.last_active > idle:
                 c.kill("idle timeout")
@@ -383,6 +411,7 @@ class SessionHub:
                         "connection closed", argv[0], c.addr)
             c.closing = True
             return b""
+        self.cmdstats.error_reply(err.msg if err.msg.startswith(b"-") else b"-" + err.msg)
         if c.multi is not None:
             c.multi_dirty = True
             if name == b"exec":  # EXEC with arguments discards the transaction (EXECABORT)
@@ -394,6 +423,8 @@ class SessionHub:
     def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
         """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
         why (`execCommandAbort`)."""
+        self.cmdstats.stat(e.name).rejected += 1
+        self.cmdstats.error_reply(err)
         if e.name == b"exec":
             c.multi = None
             c.multi_dirty = False
@@ -408,13 +439,67 @@ class SessionHub:
         c.last_cmd = e.name
         c.commands += 1
         self.stats.total_commands += 1
+        perf = self.perf
+        t0 = perf()
         try:
-            return e.handler(c, argv)
+            out = e.handler(c, argv)
         except ReplyError as err:
-            return reply.error(err.msg)
+            out = reply.error(err.msg)
         except BlockingRead as br:
             c.block(e, br, self.clock())
-            return b""
+            out = b""
+        ns = perf() - t0
+        self.cmdstats.record(e.name, ns)
+        if out[:1] == b"-":
+            self.cmdstats.commands[e.name].failed += 1
+            self.cmdstats.error_reply(out)
+        us = ns // 1000
+        if 0 <= self.slowlog.slower_than <= us or 0 < self.latency.threshold_ms * 1000 <= us:
+            self.slow_call(c, e, argv, ns)
+        return out
+
+    def slow_call(self, c: ClientSession, e: Entry, argv: list[bytes], ns: int) -> None:
+        """A call long enough for SLOWLOG or LATENCY (`call()`'s tail)."""
+        if "skip_slowlog" not in e.spec.flags:
+            self.slowlog.maybe_add(argv, ns // 1000, self.wall(), c.addr, c.name)
+        event = "fast-command" if "fast" in e.spec.flags else "command"
+        self.latency.maybe_add(event, ns // 1_000_000, self.wall())
+
+    def fast_lane_ran(self, c: ClientSession, parser: RequestParser, n: int, ns: int) -> None:
+        """The GET/MGET lane ran `n` commands in `ns`: count them as `call()` would, once
+        per batch (the lane's speed is the point)."""
+        ks = self.keyspace
+        ks.stat_keyspace_misses += parser.lane_misses
+        ks.stat_keyspace_hits += parser.lane_lookups - parser.lane_misses
+        gets = parser.lane_gets
+        stats = self.cmdstats
+        if gets:
+            stats.record(b"get", ns * gets // n, gets)
+            if parser.lane_wrongtype:
+                stats.commands[b"get"].failed += parser.lane_wrongtype
+                stats.error_reply(b"-WRONGTYPE ", parser.lane_wrongtype)
+        if n > gets:
+            stats.record(b"mget", ns * (n - gets) // n, n - gets)
+
+    @property
+    def net_input_bytes(self) -> int:
+        """INFO total_net_input_bytes: what clients sent (replicas' links excluded)."""
+        return self.stats.closed_net_input + sum(c.net_in for c in self.clients.values())
+
+    @property
+    def net_output_bytes(self) -> int:
+        return self.stats.closed_net_output + sum(c.net_out for c in self.clients.values())
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: what INFO counts starts again from zero."""
+        self.cmdstats.reset()
+        self.stats.total_connections = self.stats.total_commands = 0
+        self.stats.rejected_connections = self.stats.evicted_clients = 0
+        self.stats.closed_net_input = -sum(c.net_in for c in self.clients.values())
+        self.stats.closed_net_output = -sum(c.net_out for c in self.clients.values())
+        self.keyspace.stat_keyspace_hits = self.keyspace.stat_keyspace_misses = 0
+        self.slowlog.reset()
+        self.latency.reset()
 
     def plain(self, c: ClientSession) -> bool:
         """Whether a GET/MGET from `c` would run now, answered by the command alone: every
