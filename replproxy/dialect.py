@@ -95,6 +95,17 @@ class MasterDialect:
         return self.at_least((6, 2), (7, 2))
 
     @cached_property
+    def latency_docs_url(self) -> str | None:
+        """The page LATENCY DOCTOR points to when monitoring is off: redis.io's new docs
+        address since Redis 8.0; Valkey names none."""
+        if self.valkey:
+            return None
+        if self.version >= (8, 0, 0):
+            return ("https://redis.io/docs/latest/operate/oss_and_stack/management/"
+                    "optimization/latency-monitor")
+        return "https://redis.io/topics/latency-monitor"
+
+    @cached_property
     def info_keyspace_subexpiry(self) -> bool:
         """INFO keyspace lines end with `subexpiry=` (Redis 7.4's hash field TTLs; Valkey
         9.0's too)."""

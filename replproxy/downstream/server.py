@@ -119,6 +119,8 @@ class DownstreamReplica:
     first_ack: trio.Event = field(default_factory=trio.Event)
     drop_reason: str | None = None
     full_sync: bool = False  # a snapshot was sent: its outcome feeds the backoff
+    laddr: str = "?"  # our end of the connection (CLIENT LIST)
+    ctime: float = field(default_factory=time.monotonic)
 
     @property
     def ip(self) -> str:
@@ -255,6 +257,14 @@ class Downstream:
             return FILTER_NEEDS_EOF
         return None
 
+    def kill(self, replica_id: int) -> bool:
+        """CLIENT KILL of a downstream replica: dropped, as Redis frees a replica client."""
+        for r in self.replicas:
+            if r.id == replica_id:
+                self._drop(r, "killed by CLIENT KILL", "killed")
+                return True
+        return False
+
     # ---- the stream's listener (synchronous: runs inside Replication.process) ----
 
     def _on_stream(self) -> None:
@@ -311,6 +321,9 @@ class Downstream:
             ReplicaInput(parser),
         )
         self._next_id += 1
+        with contextlib.suppress(OSError, AttributeError):
+            host, port = stream.socket.getsockname()[:2]
+            r.laddr = f"{host}:{port}"
         self.replicas.append(r)
         log.info("Replica %s asks for synchronization", r.name)
         try:

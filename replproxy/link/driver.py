@@ -91,6 +91,16 @@ class Backoff:
         self.attempt = 0
 
 
+def _addresses(stream: trio.abc.Stream) -> tuple[str, str]:
+    """(peer, local) "ip:port" of a TCP stream."""
+    sock = getattr(stream, "socket", None)
+    try:
+        peer, local = sock.getpeername()[:2], sock.getsockname()[:2]  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return "?", "?"
+    return f"{peer[0]}:{peer[1]}", f"{local[0]}:{local[1]}"
+
+
 def _leaf(exc: BaseException) -> BaseException:
     """The first real exception inside (possibly nested) exception groups from nurseries."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -121,6 +131,10 @@ class UpstreamLink:
         self.upstream: Upstream = config.upstream
         self._session_scope: trio.CancelScope | None = None
         self._repointed = trio.Event()
+        self._killed = False
+        # The connection as CLIENT LIST shows it (addresses, when it was made).
+        self.conn_addr = self.conn_laddr = ""
+        self.conn_since = 0.0
 
     # ---- lifecycle ----
 
@@ -134,6 +148,8 @@ class UpstreamLink:
                     await self._session()
                 reason = ("re-pointed to a new master" if self._session_scope.cancelled_caught
                           else "connection closed by master")
+                if self._killed:
+                    reason = "killed by CLIENT KILL"
             except Exception as exc:
                 err = _leaf(exc)
                 if isinstance(err, LinkFailure):
@@ -143,6 +159,7 @@ class UpstreamLink:
                 else:
                     log.exception("unexpected error on the link with the master")
                     reason = f"internal error: {err!r}"
+            self._killed = False
             self._mark_down(reason)
             delay = 0.0 if self._repointed.is_set() else self.backoff.next_delay()
             log.warning(
@@ -170,6 +187,15 @@ class UpstreamLink:
         self._repointed.set()
         if self._session_scope is not None:
             self._session_scope.cancel()
+        return True
+
+    def kill(self) -> bool:
+        """CLIENT KILL TYPE master: drop the connection; it reconnects (PSYNC), as a
+        replica whose master client was killed does."""
+        if self._stream is None or self._session_scope is None:
+            return False
+        self._killed = True
+        self._session_scope.cancel()
         return True
 
     def _mark_down(self, reason: str) -> None:
@@ -202,6 +228,8 @@ class UpstreamLink:
                 offset,
             )
             self._stream, self._link = stream, link
+            self.conn_addr, self.conn_laddr = _addresses(stream)
+            self.conn_since = time.monotonic()
             link.initiate()
             await self._flush()
             log.info("master %s: connected; PSYNC %s %d", up, replid, offset)

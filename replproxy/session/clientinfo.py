@@ -1,14 +1,73 @@
 """A client as CLIENT LIST / CLIENT INFO (and ACL LOG's client-info) describe it.
 
 `catClientInfoString`, with the fields of the master's kind: Valkey 8 adds `capa`, `watch`,
-`lib-name`, `lib-ver`, `tot-net-in`, `tot-net-out` and `tot-cmds`.
+`lib-name`, `lib-ver`, `tot-net-in`, `tot-net-out` and `tot-cmds`. The replication
+connections (`LinkEntry`: the master link, `flags=M`, and downstream replicas, `flags=S`)
+are listed with the same fields, as Redis lists its master and replica clients.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from replproxy.interfaces import LinkClient
 from replproxy.session.client import ClientSession as Client
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    """A replication connection with the client id the hub gave it (CLIENT LIST/KILL)."""
+
+    id: int
+    info: LinkClient
+
+    @property
+    def addr(self) -> str:
+        return self.info.addr
+
+    @property
+    def laddr(self) -> str:
+        return self.info.laddr
+
+    @property
+    def user(self) -> bytes:
+        return self.info.user.encode()
+
+    @property
+    def ctime(self) -> float:
+        return self.info.ctime
+
+    @property
+    def kind(self) -> bytes:
+        return b"master" if self.info.flags == "M" else b"replica"
+
+
+def link_line(e: LinkEntry, me: Client) -> str:
+    """A replication connection's CLIENT LIST line (`catClientInfoString` of a master or
+    replica client: its db, its output, `user=(superuser)` for the master link)."""
+    now = time.monotonic()
+    i = e.info
+    valkey = me.ks.dialect.valkey
+    fields: list[tuple[str, object]] = [
+        ("id", e.id), ("addr", i.addr), ("laddr", i.laddr), ("fd", 0), ("name", ""),
+        ("age", int(now - i.ctime)), ("idle", int(now - i.last_active)), ("flags", i.flags),
+    ]
+    if valkey:
+        fields.append(("capa", ""))
+    fields += [("db", i.db), ("sub", 0), ("psub", 0), ("ssub", 0), ("multi", -1)]
+    if valkey:
+        fields.append(("watch", 0))
+    fields += [
+        ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
+        ("rbp", 0), ("obl", 0), ("oll", 1 if i.out_bytes else 0), ("omem", i.out_bytes),
+        ("tot-mem", 16384 + i.out_bytes), ("events", "r"), ("cmd", i.last_cmd),
+        ("user", i.user), ("redir", -1), ("resp", 2),
+    ]
+    if valkey:
+        fields += [("lib-name", ""), ("lib-ver", ""), ("tot-net-in", i.net_in),
+                   ("tot-net-out", i.net_out), ("tot-cmds", i.commands)]
+    return " ".join(f"{k}={v}" for k, v in fields) + "\n"
 
 
 def _s(b: bytes) -> str:

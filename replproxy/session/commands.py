@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from replproxy.commandtable.errors import unknown_subcommand_error
 from replproxy.commandtable.replies import command_command
@@ -25,9 +26,12 @@ from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 from replproxy.session.client import ClientSession, ShutdownWait
-from replproxy.session.clientinfo import client_line
+from replproxy.session.clientinfo import LinkEntry, client_line, link_line
 from replproxy.session.registry import Client, command
 from replproxy.session.security import authenticate, exec_denied
+
+if TYPE_CHECKING:
+    from replproxy.session.hub import SessionHub
 
 log = logging.getLogger("replproxy.session")
 
@@ -204,12 +208,25 @@ def _client_type(raw: bytes) -> bytes:
     return kind
 
 
-def _client_type_matches(c: Client, kind: bytes) -> bool:
+def _client_type_matches(c: Client | LinkEntry, kind: bytes) -> bool:
+    if isinstance(c, LinkEntry):  # the master link, a downstream replica
+        return c.kind == {b"slave": b"replica", b"primary": b"master"}.get(kind, kind)
     if kind == b"normal":
         return not c.subscribed
     if kind == b"pubsub":
         return c.subscribed
-    return False  # master / replica / primary: replicas are not clients here
+    return False
+
+
+def _everyone(hub: SessionHub) -> list[Client | LinkEntry]:
+    """Clients and replication connections, in id order (CLIENT LIST / KILL)."""
+    out: list[Client | LinkEntry] = [*hub.clients.values(), *hub.links()]
+    out.sort(key=lambda x: x.id)
+    return out
+
+
+def _line(x: Client | LinkEntry, me: Client) -> str:
+    return link_line(x, me) if isinstance(x, LinkEntry) else client_line(x, me)
 
 
 @command("client")
@@ -241,7 +258,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"info" and n == 2:
         return reply.verbatim(client_line(c, c).encode(), c.proto)
     if sub == b"list":
-        chosen = list(hub.clients.values())
+        chosen = _everyone(hub)
         i = 2
         while i < n:
             opt = argv[i].lower()
@@ -260,7 +277,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
                 i = n
             else:
                 raise ReplyError(SYNTAX)
-        text = "".join(client_line(x, c) for x in chosen)
+        text = "".join(_line(x, c) for x in chosen)
         return reply.verbatim(text.encode(), c.proto)
     if sub == b"kill":
         return _client_kill(c, argv)
@@ -310,14 +327,14 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
     hub = c.hub
     n = len(argv)
     if n == 3:  # old form: CLIENT KILL addr
-        for x in hub.clients.values():
+        for x in _everyone(hub):
             if x.addr == _s(argv[2]):
                 _kill(c, x)
                 return OK
         raise ReplyError(b"ERR No such client")
     if n % 2:
         raise ReplyError(SYNTAX)
-    chosen = list(hub.clients.values())
+    chosen = _everyone(hub)
     skipme = True
     for i in range(2, n, 2):
         opt, val = argv[i].lower(), argv[i + 1]
@@ -357,8 +374,12 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
     return reply.integer(killed)
 
 
-def _kill(me: Client, target: Client) -> None:
-    if target is me:
+def _kill(me: Client, target: Client | LinkEntry) -> None:
+    if isinstance(target, LinkEntry):
+        log.info("CLIENT KILL of the %s connection %s from %s", target.kind.decode(),
+                 target.addr, me.addr)
+        me.hub.control.kill_link(target.info.key)
+    elif target is me:
         me.closing = True  # after this reply, as Redis's CLIENT_CLOSE_AFTER_REPLY
     else:
         target.kill(f"CLIENT KILL from {me.addr}")

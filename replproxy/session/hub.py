@@ -48,6 +48,7 @@ from replproxy.session import (  # noqa: F401 - register their handlers
     ops_commands,
 )
 from replproxy.session.client import ClientSession, ShutdownWait
+from replproxy.session.clientinfo import LinkEntry
 from replproxy.session.clientmem import ClientMemory
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
@@ -273,6 +274,8 @@ class SessionHub:
         self.latency = LatencyMonitor(config.latency_monitor_threshold)
         self.rates = {name: RateSampler() for name in ("ops", "in", "out")}
         self.memory = ClientMemory(self, config.maxmemory_clients)
+        # Client ids given to replication connections (`links`), by `LinkClient.key`.
+        self.link_ids: dict[str, int] = {}
         self._next_id = 1
         # The master's dialect: its command table and our entries for it.
         self.table: CommandTable
@@ -344,6 +347,22 @@ class SessionHub:
             strict_crlf=valkey,
             sticky_blank_inline=valkey,
         )
+
+    def links(self) -> list[LinkEntry]:
+        """The replication connections (master link, downstream replicas) with the client
+        ids they keep while they live, from the same counter as clients'."""
+        infos = self.view.link_clients()
+        live = {i.key for i in infos}
+        for key in [k for k in self.link_ids if k not in live]:
+            del self.link_ids[key]
+        out = []
+        for info in infos:
+            cid = self.link_ids.get(info.key)
+            if cid is None:
+                cid = self.link_ids[info.key] = self._next_id
+                self._next_id += 1
+            out.append(LinkEntry(cid, info))
+        return out
 
     @property
     def pubsub_clients(self) -> int:

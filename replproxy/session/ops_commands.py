@@ -325,18 +325,23 @@ def cmd_slowlog(c: Client, argv: list[bytes]) -> bytes:
 # ---- LATENCY ----
 
 
-LATENCY_DISABLED = (
-    b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis "
-    b'instance. You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in '
-    b"order to enable it. If we weren't in a deep space mission I'd suggest to take a look "
-    b"at https://redis.io/topics/latency-monitor.\n"
-)
+def _latency_disabled(c: Client) -> bytes:
+    dialect = c.ks.dialect
+    url = dialect.latency_docs_url
+    text = (
+        f"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this "
+        f"{'Valkey' if dialect.valkey else 'Redis'} instance. You may use \"CONFIG SET "
+        f"latency-monitor-threshold <milliseconds>.\" in order to enable it."
+    )
+    if url:
+        text += f" If we weren't in a deep space mission I'd suggest to take a look at {url}."
+    return (text + "\n").encode()
 
 
 def _doctor(c: Client) -> bytes:
     mon = c.hub.latency
     if mon.threshold_ms <= 0:
-        return LATENCY_DISABLED
+        return _latency_disabled(c)
     if not mon.events:
         return (
             b"Dave, no latency spike was observed during the lifetime of this Redis "
