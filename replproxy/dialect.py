@@ -95,6 +95,22 @@ class MasterDialect:
         return self.at_least((6, 2), (7, 2))
 
     @cached_property
+    def client_list_fields(self) -> frozenset[str]:
+        """The optional CLIENT LIST fields: `capa` (Valkey 8), `watch` (Valkey 8, Redis 7.4),
+        `lib` (lib-name/lib-ver: Redis 7.2, Valkey), `io-thread` (Redis 8.0), `tot`
+        (tot-net-in/tot-net-out/tot-cmds: Valkey 8, Redis 8.0)."""
+        if self.valkey:
+            return frozenset(("capa", "watch", "lib", "tot"))
+        have = set()
+        if self.version >= (7, 2, 0):
+            have.add("lib")
+        if self.version >= (7, 4, 0):
+            have.add("watch")
+        if self.version >= (8, 0, 0):
+            have |= {"io-thread", "tot"}
+        return frozenset(have)
+
+    @cached_property
     def latency_docs_url(self) -> str | None:
         """The page LATENCY DOCTOR points to when monitoring is off: redis.io's new docs
         address since Redis 8.0; Valkey names none."""

@@ -22,9 +22,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import KINDS, kind_by_name
+from tests.conftest import KINDS
 from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
+from tests.servers import (
+    RedisServer,
+    ServerKind,
+    all_kinds,
+    free_port,
+    start_server,
+    wait_for,
+)
 
 # ---- helpers ----
 
@@ -250,13 +257,10 @@ def test_client_list_and_kill_of_the_replication_links(
 # ---- redis_exporter ----
 
 
-# What redis_exporter reads from a real replica that the relay does not have: allocator
-# (jemalloc), active defrag, AOF and io-threads internals (docs/metrics.md). A relay's own
-# commands and errors differ from the replica's (a replica counts the stream's commands).
+# What redis_exporter may read from a real replica that the relay does not have: allocator
+# (jemalloc), active defrag, AOF and io-threads internals (docs/metrics.md).
 EXPORTER_EXCEPTIONS = re.compile(
-    r"^redis_(allocator_|active_defrag|defrag|aof_|io_thread|io_threaded|mem_allocator"
-    r"|commands_(total|duration_seconds_total|failed_calls_total|rejected_calls_total)"
-    r"|latency_percentiles_usec)")
+    r"^redis_(allocator_|active_defrag|defrag|aof_|io_thread|io_threaded|mem_allocator)")
 
 
 def _exporter(redis_port: int, logdir: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -307,7 +311,6 @@ def test_redis_exporter_sees_the_relay_as_a_replica(
                    if not EXPORTER_EXCEPTIONS.match(f)}
         assert not missing, sorted(missing)
         assert ours["redis_up"] == 1
-        assert ours['redis_instance_info{' not in ours]  # noqa: B015 - keys are full names
         log = (tmp_path / f"exporter-{relay.port}.log").read_text()
         assert "level=error" not in log, log[-2000:]
         # Hits and misses counted: N GETs of existing keys, M of missing ones.
@@ -373,9 +376,10 @@ def test_redis_cli_replica_never_hangs(relays: list[RelayProcess]) -> None:
 
 def test_full_syncs_to_a_replica_that_cannot_load_them_back_off(
         relays: list[RelayProcess]) -> None:
-    new, old = kind_by_name("redis8"), kind_by_name("redis7")
-    if new is None or old is None:
-        pytest.skip("needs redis8 (RDB 12) and redis7 (which cannot load it)")
+    # Whatever REPLPROXY_TEST_KINDS says: the point is one kind feeding the other.
+    installed = {k.name: k for k in all_kinds()}
+    new, old = installed.get("redis8"), installed.get("redis7")
+    assert new is not None and old is not None, "needs redis8 (RDB 12) and redis7"
     master = start_server(new)
     down = None
     try:
@@ -405,9 +409,10 @@ def test_full_syncs_to_a_replica_that_cannot_load_them_back_off(
 
 
 def _rss(pid: int) -> int:
+    """The process's peak resident set size (VmHWM): a transient peak counts too."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -456,19 +461,25 @@ def test_clients_that_do_not_read_keep_memory_bounded(relays: list[RelayProcess]
         threads = [threading.Thread(target=well_behaved, args=(i,)) for i in range(50)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 15
+        addrs = {"%s:%d" % s.getsockname()[:2] for s in hostile}
+
+        def still_connected() -> set[str]:
+            with relay.client() as c:
+                return addrs & {x["addr"] for x in c.client_list()}
+
+        deadline = time.monotonic() + 30
         cut = False
         while time.monotonic() < deadline and not cut:
             peak = max(peak, _rss(relay.proc.pid))
-            stats = relay.info("stats")
-            cut = (stats["evicted_clients"] + stats["client_output_buffer_limit_disconnections"]
-                   >= 4) if "evicted_clients" in stats else False
+            cut = not still_connected()
             time.sleep(0.2)
         stop.set()
         for t in threads:
             t.join(30)
         assert not errors, errors[:3]
-        assert cut, relay.info("stats")
+        assert cut, (still_connected(), relay.info("stats"))
+        stats = relay.info("stats")
+        assert stats["evicted_clients"] >= 1  # maxmemory-clients chose the biggest
         assert peak - base < budget + 32 * 1024 * 1024, (base, peak)
         for s in hostile:
             s.close()
