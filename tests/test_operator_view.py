@@ -40,8 +40,9 @@ def raw_info(port: int, *sections: str) -> str:
     """INFO's text as sent, over a raw socket (redis-py would parse it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         args = ["INFO", *sections]
-        s.sendall(b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args))
+        s.sendall(
+            b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
+        )
         buf = b""
         while True:
             buf += s.recv(1 << 20)
@@ -62,8 +63,9 @@ def parse_sections(text: str) -> list[tuple[str, list[str]]]:
 
 
 def info_values(port: int, section: str) -> dict[str, str]:
-    return dict(line.split(":", 1) for _, lines in parse_sections(raw_info(port, section))
-                for line in lines)
+    return dict(
+        line.split(":", 1) for _, lines in parse_sections(raw_info(port, section)) for line in lines
+    )
 
 
 # Lines whose presence follows the traffic or the dataset, compared by name pattern only.
@@ -77,8 +79,9 @@ def field_names(lines: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def trio_of(server_kind: ServerKind, relays: list[RelayProcess]) -> Iterator[
-        tuple[RedisServer, RedisServer, RelayProcess]]:
+def trio_of(
+    server_kind: ServerKind, relays: list[RelayProcess]
+) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
     """A master, a real replica of it and a relay of it, synced, with a small dataset."""
     master = start_server(server_kind)
     replica = start_server(server_kind, extra={"replicaof": f"127.0.0.1 {master.port}"})
@@ -102,8 +105,9 @@ def trio_of(server_kind: ServerKind, relays: list[RelayProcess]) -> Iterator[
 
 
 def test_info_sections_and_fields_as_a_real_replica(
-        trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
-    master, replica, relay = trio_of
+    trio_of: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
+    _, replica, relay = trio_of
     for port in (replica.port, relay.port):
         with redis.Redis(port=port) as c:
             c.get("k1")
@@ -121,8 +125,17 @@ def test_info_sections_and_fields_as_a_real_replica(
     ours = info_values(relay.port, "everything")
     real = info_values(replica.port, "everything")
     # Values that follow the dataset and the link are the real replica's.
-    for name in ("role", "master_link_status", "connected_slaves", "db0", "slave_read_only",
-                 "master_failover_state", "cluster_enabled", "redis_version", "maxmemory"):
+    for name in (
+        "role",
+        "master_link_status",
+        "connected_slaves",
+        "db0",
+        "slave_read_only",
+        "master_failover_state",
+        "cluster_enabled",
+        "redis_version",
+        "maxmemory",
+    ):
         if name in real:
             assert ours[name] == real[name], name
     assert ours["master_repl_offset"] == real["master_repl_offset"]
@@ -144,15 +157,21 @@ def test_info_sections_and_fields_as_a_real_replica(
 
 
 def test_config_get_names_as_a_real_replica(
-        trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    trio_of: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     _, replica, relay = trio_of
     with replica.client() as c:
         real = c.config_get("*")
     with relay.client() as c:
         ours = c.config_get("*")
         assert set(ours) == set(real)
-        for name in ("hash-max-listpack-entries", "lazyfree-lazy-eviction", "hz",
-                     "latency-tracking-info-percentiles", "maxmemory-clients"):
+        for name in (
+            "hash-max-listpack-entries",
+            "lazyfree-lazy-eviction",
+            "hz",
+            "latency-tracking-info-percentiles",
+            "maxmemory-clients",
+        ):
             if name in real:
                 assert ours[name] == real[name], name
         assert ours["masterauth"] == ""
@@ -168,7 +187,8 @@ def test_config_get_names_as_a_real_replica(
 
 
 def test_hits_misses_and_commandstats_follow_the_workload(
-        trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    trio_of: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     _, _, relay = trio_of
     n, m = 37, 23
     before = info_values(relay.port, "stats")
@@ -195,17 +215,22 @@ def test_hits_misses_and_commandstats_follow_the_workload(
     assert int(after["total_net_input_bytes"]) > int(before["total_net_input_bytes"])
     assert int(after["total_net_output_bytes"]) > int(before["total_net_output_bytes"])
     lat = info_values(relay.port, "latencystats")
-    assert re.fullmatch(r"p50=[\d.]+,p99=[\d.]+,p99\.9=[\d.]+",
-                        lat["latency_percentiles_usec_get"])
+    assert re.fullmatch(r"p50=[\d.]+,p99=[\d.]+,p99\.9=[\d.]+", lat["latency_percentiles_usec_get"])
 
 
 def test_slowlog_and_latency(trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     _, replica, relay = trio_of
     with relay.client() as c, replica.client() as real:
         # Empty answers as a real replica's (redis_exporter reads LATENCY LATEST).
-        for cmd in (("LATENCY", "LATEST"), ("SLOWLOG", "GET"), ("LATENCY", "HISTORY", "command"),
-                    ("SLOWLOG", "LEN"), ("LATENCY", "DOCTOR"), ("SLOWLOG", "HELP"),
-                    ("LATENCY", "HELP")):
+        for cmd in (
+            ("LATENCY", "LATEST"),
+            ("SLOWLOG", "GET"),
+            ("LATENCY", "HISTORY", "command"),
+            ("SLOWLOG", "LEN"),
+            ("LATENCY", "DOCTOR"),
+            ("SLOWLOG", "HELP"),
+            ("LATENCY", "HELP"),
+        ):
             if cmd == ("SLOWLOG", "GET") or cmd == ("SLOWLOG", "LEN"):
                 real.execute_command("SLOWLOG", "RESET")
                 c.execute_command("SLOWLOG", "RESET")
@@ -226,7 +251,8 @@ def test_slowlog_and_latency(trio_of: tuple[RedisServer, RedisServer, RelayProce
 
 
 def test_client_list_and_kill_of_the_replication_links(
-        trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    trio_of: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     master, replica, relay = trio_of
     down = start_server(replica.kind, extra={"replicaof": f"127.0.0.1 {relay.port}"})
     try:
@@ -244,8 +270,13 @@ def test_client_list_and_kill_of_the_replication_links(
             assert [x["flags"] for x in c.client_list(_type="replica")] == ["S"]
             synced = relay.info()["master_repl_offset"]
             assert c.client_kill_filter(_type="master") == 1
-            wait_for(lambda: relay.info()["master_link_status"] == "up"
-                     and relay.info()["master_repl_offset"] >= synced, 30)
+            wait_for(
+                lambda: (
+                    relay.info()["master_link_status"] == "up"
+                    and relay.info()["master_repl_offset"] >= synced
+                ),
+                30,
+            )
             assert "killed by CLIENT KILL" in relay.log()
             assert c.client_kill_filter(_type="replica") == 1
             # The replica is dropped and comes back (PSYNC).
@@ -260,7 +291,8 @@ def test_client_list_and_kill_of_the_replication_links(
 # What redis_exporter may read from a real replica that the relay does not have: allocator
 # (jemalloc), active defrag, AOF and io-threads internals (docs/metrics.md).
 EXPORTER_EXCEPTIONS = re.compile(
-    r"^redis_(allocator_|active_defrag|defrag|aof_|io_thread|io_threaded|mem_allocator)")
+    r"^redis_(allocator_|active_defrag|defrag|aof_|io_thread|io_threaded|mem_allocator)"
+)
 
 
 def _exporter(redis_port: int, logdir: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -270,7 +302,9 @@ def _exporter(redis_port: int, logdir: Path) -> tuple[str, subprocess.Popen[byte
     log = open(logdir / f"exporter-{redis_port}.log", "wb")  # noqa: SIM115 - the process's
     proc = subprocess.Popen(
         [path, f"--redis.addr=redis://127.0.0.1:{redis_port}", f"--web.listen-address={addr}"],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     wait_for(lambda: _scrape(addr) is not None, 20, what="redis_exporter")
     return addr, proc
 
@@ -294,7 +328,8 @@ def _families(samples: dict[str, float]) -> set[str]:
 
 
 def test_redis_exporter_sees_the_relay_as_a_replica(
-        trio_of: tuple[RedisServer, RedisServer, RelayProcess], tmp_path: Path) -> None:
+    trio_of: tuple[RedisServer, RedisServer, RelayProcess], tmp_path: Path
+) -> None:
     _, replica, relay = trio_of
     procs = []
     try:
@@ -307,8 +342,7 @@ def test_redis_exporter_sees_the_relay_as_a_replica(
                 c.lrange("list", 0, 3)
         ours, real = _scrape(ours_addr), _scrape(real_addr)
         assert ours is not None and real is not None
-        missing = {f for f in _families(real) - _families(ours)
-                   if not EXPORTER_EXCEPTIONS.match(f)}
+        missing = {f for f in _families(real) - _families(ours) if not EXPORTER_EXCEPTIONS.match(f)}
         assert not missing, sorted(missing)
         assert ours["redis_up"] == 1
         log = (tmp_path / f"exporter-{relay.port}.log").read_text()
@@ -346,8 +380,11 @@ def test_redis_cli_replica_never_hangs(relays: list[RelayProcess]) -> None:
         cli = shutil.which("redis-cli")
         assert cli
         for run in range(50):
-            proc = subprocess.Popen([cli, "-p", str(relay.port), "--replica"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [cli, "-p", str(relay.port), "--replica"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             assert proc.stdout is not None
             os.set_blocking(proc.stdout.fileno(), False)
             seen = b""
@@ -374,8 +411,7 @@ def test_redis_cli_replica_never_hangs(relays: list[RelayProcess]) -> None:
 # ---- full syncs that keep failing ----
 
 
-def test_full_syncs_to_a_replica_that_cannot_load_them_back_off(
-        relays: list[RelayProcess]) -> None:
+def test_full_syncs_to_a_replica_that_cannot_load_them_back_off(relays: list[RelayProcess]) -> None:
     # Whatever REPLPROXY_TEST_KINDS says: the point is one kind feeding the other.
     installed = {k.name: k for k in all_kinds()}
     new, old = installed.get("redis8"), installed.get("redis7")
@@ -428,8 +464,13 @@ def test_clients_that_do_not_read_keep_memory_bounded(relays: list[RelayProcess]
                 c.set(f"k{i}", f"v{i}")
         # All clients' output over 1 MB: the biggest are evicted; one client's over 256 KB
         # for 2 s: it is closed.
-        relay = start_relay(upstream_url(master), "--maxmemory-clients", "1mb",
-                            "--client-output-buffer-limit-normal", "0 256kb 2")
+        relay = start_relay(
+            upstream_url(master),
+            "--maxmemory-clients",
+            "1mb",
+            "--client-output-buffer-limit-normal",
+            "0 256kb 2",
+        )
         relays.append(relay)
         relay.wait_in_sync_with(master)
         with relay.client() as c:
@@ -461,7 +502,7 @@ def test_clients_that_do_not_read_keep_memory_bounded(relays: list[RelayProcess]
         threads = [threading.Thread(target=well_behaved, args=(i,)) for i in range(50)]
         for t in threads:
             t.start()
-        addrs = {"%s:%d" % s.getsockname()[:2] for s in hostile}
+        addrs = {"{}:{}".format(*s.getsockname()[:2]) for s in hostile}
 
         def still_connected() -> set[str]:
             with relay.client() as c:

@@ -48,30 +48,68 @@ def link_line(e: LinkEntry, me: Client) -> str:
     replica client: its db, its output, `user=(superuser)` for the master link)."""
     now = time.monotonic()
     i = e.info
-    return _line(me, [
-        ("id", e.id), ("addr", i.addr), ("laddr", i.laddr), ("fd", 0), ("name", ""),
-        ("age", int(now - i.ctime)), ("idle", int(now - i.last_active)), ("flags", i.flags),
-        ("capa", ""), ("db", i.db), ("sub", 0), ("psub", 0), ("ssub", 0), ("multi", -1),
-        ("watch", 0), ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0),
-        ("rbs", 16384), ("rbp", 0), ("obl", 0), ("oll", 1 if i.out_bytes else 0),
-        ("omem", i.out_bytes), ("tot-mem", 16384 + i.out_bytes), ("events", "r"),
-        ("cmd", i.last_cmd), ("user", i.user), ("redir", -1), ("resp", 2), ("lib-name", ""),
-        ("lib-ver", ""), ("io-thread", 0), ("tot-net-in", i.net_in),
-        ("tot-net-out", i.net_out), ("tot-cmds", i.commands),
-    ])
+    return _line(
+        me,
+        [
+            ("id", e.id),
+            ("addr", i.addr),
+            ("laddr", i.laddr),
+            ("fd", 0),
+            ("name", ""),
+            ("age", int(now - i.ctime)),
+            ("idle", int(now - i.last_active)),
+            ("flags", i.flags),
+            ("capa", ""),
+            ("db", i.db),
+            ("sub", 0),
+            ("psub", 0),
+            ("ssub", 0),
+            ("multi", -1),
+            ("watch", 0),
+            ("qbuf", 0),
+            ("qbuf-free", 0),
+            ("argv-mem", 0),
+            ("multi-mem", 0),
+            ("rbs", 16384),
+            ("rbp", 0),
+            ("obl", 0),
+            ("oll", 1 if i.out_bytes else 0),
+            ("omem", i.out_bytes),
+            ("tot-mem", 16384 + i.out_bytes),
+            ("events", "r"),
+            ("cmd", i.last_cmd),
+            ("user", i.user),
+            ("redir", -1),
+            ("resp", 2),
+            ("lib-name", ""),
+            ("lib-ver", ""),
+            ("io-thread", 0),
+            ("tot-net-in", i.net_in),
+            ("tot-net-out", i.net_out),
+            ("tot-cmds", i.commands),
+        ],
+    )
 
 
 # Optional fields of CLIENT LIST, and which `MasterDialect.client_list_fields` entry has them.
-_OPTIONAL = {"capa": "capa", "watch": "watch", "lib-name": "lib", "lib-ver": "lib",
-             "io-thread": "io-thread", "tot-net-in": "tot", "tot-net-out": "tot",
-             "tot-cmds": "tot"}
+_OPTIONAL = {
+    "capa": "capa",
+    "watch": "watch",
+    "lib-name": "lib",
+    "lib-ver": "lib",
+    "io-thread": "io-thread",
+    "tot-net-in": "tot",
+    "tot-net-out": "tot",
+    "tot-cmds": "tot",
+}
 
 
 def _line(me: Client, fields: list[tuple[str, object]]) -> str:
     """The fields the master's version shows, in its order."""
     have = me.ks.dialect.client_list_fields
-    return " ".join(f"{k}={v}" for k, v in fields
-                    if k not in _OPTIONAL or _OPTIONAL[k] in have) + "\n"
+    return (
+        " ".join(f"{k}={v}" for k, v in fields if k not in _OPTIONAL or _OPTIONAL[k] in have) + "\n"
+    )
 
 
 def _s(b: bytes) -> str:
@@ -96,20 +134,48 @@ def client_line(c: Client, me: Client) -> str:
         flags += "c"
     flags = flags or "N"
     valkey = me.ks.dialect.valkey
-    return _line(me, [
-        ("id", c.id), ("addr", c.addr), ("laddr", c.laddr), ("fd", 0),
-        ("name", _s(c.name)), ("age", int(now - c.ctime)), ("idle", int(now - c.last_active)),
-        ("flags", flags), ("capa", ""),
-        ("db", c.db), ("sub", len(c.channels)), ("psub", len(c.patterns)),
-        ("ssub", len(c.shard_channels)),
-        # Valkey keeps the transaction state once allocated: `multi=0` after a MULTI.
-        ("multi", len(c.multi) if c.multi is not None
-         else (0 if valkey and c.used_multi else -1)),
-        ("watch", len(c.watched)),
-        ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
-        ("rbp", 0), ("obl", 0), ("oll", len(c.outbox)), ("omem", c.out_bytes),
-        ("tot-mem", 16384 + c.out_bytes), ("events", "r"),
-        ("cmd", _s(c.last_cmd)), ("user", _s(c.user)), ("redir", -1), ("resp", c.proto),
-        ("lib-name", _s(c.lib_name)), ("lib-ver", _s(c.lib_ver)), ("io-thread", 0),
-        ("tot-net-in", c.net_in), ("tot-net-out", c.net_out), ("tot-cmds", c.commands),
-    ])
+    return _line(
+        me,
+        [
+            ("id", c.id),
+            ("addr", c.addr),
+            ("laddr", c.laddr),
+            ("fd", 0),
+            ("name", _s(c.name)),
+            ("age", int(now - c.ctime)),
+            ("idle", int(now - c.last_active)),
+            ("flags", flags),
+            ("capa", ""),
+            ("db", c.db),
+            ("sub", len(c.channels)),
+            ("psub", len(c.patterns)),
+            ("ssub", len(c.shard_channels)),
+            # Valkey keeps the transaction state once allocated: `multi=0` after a MULTI.
+            (
+                "multi",
+                len(c.multi) if c.multi is not None else (0 if valkey and c.used_multi else -1),
+            ),
+            ("watch", len(c.watched)),
+            ("qbuf", 0),
+            ("qbuf-free", 0),
+            ("argv-mem", 0),
+            ("multi-mem", 0),
+            ("rbs", 16384),
+            ("rbp", 0),
+            ("obl", 0),
+            ("oll", len(c.outbox)),
+            ("omem", c.out_bytes),
+            ("tot-mem", 16384 + c.out_bytes),
+            ("events", "r"),
+            ("cmd", _s(c.last_cmd)),
+            ("user", _s(c.user)),
+            ("redir", -1),
+            ("resp", c.proto),
+            ("lib-name", _s(c.lib_name)),
+            ("lib-ver", _s(c.lib_ver)),
+            ("io-thread", 0),
+            ("tot-net-in", c.net_in),
+            ("tot-net-out", c.net_out),
+            ("tot-cmds", c.commands),
+        ],
+    )

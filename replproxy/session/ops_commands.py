@@ -330,8 +330,8 @@ def _latency_disabled(c: Client) -> bytes:
     url = dialect.latency_docs_url
     text = (
         f"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this "
-        f"{'Valkey' if dialect.valkey else 'Redis'} instance. You may use \"CONFIG SET "
-        f"latency-monitor-threshold <milliseconds>.\" in order to enable it."
+        f'{"Valkey" if dialect.valkey else "Redis"} instance. You may use "CONFIG SET '
+        f'latency-monitor-threshold <milliseconds>." in order to enable it.'
     )
     if url:
         text += f" If we weren't in a deep space mission I'd suggest to take a look at {url}."
