@@ -23,17 +23,17 @@ def test_histogram_percentiles_and_power_of_two_buckets() -> None:
     for ns in range(1000, 101_000, 1000):  # 1..100 us, one each
         h.add(ns)
     assert h.total == 100
-    assert h.percentile(50) == 50_000
-    assert h.percentile(99) == 99_000
-    assert h.percentile(99.9) == 100_000
+    assert abs(h.percentile(50) - 50_000) <= 50_000 // 100
+    assert abs(h.percentile(99) - 99_000) <= 99_000 // 100
+    assert abs(h.percentile(99.9) - 100_000) <= 100_000 // 100
     buckets = h.pow2_usec()
     assert buckets[0] == (1, 1)
     assert buckets[-1] == (128, 100)  # cumulative: everything is at or under 128 us
     assert [b for b, _ in buckets] == [1, 2, 4, 8, 16, 32, 64, 128]
-    # Two significant digits: 123456 ns is kept as 120000.
+    # 7 significant bits: 123456 ns is kept as 122880 (0b1111000 << 10).
     h2 = Histogram()
     h2.add(123_456, 3)
-    assert h2.counts == {120_000: 3}
+    assert h2.counts == {122_880: 3}
 
 
 def test_command_stats_errors_by_their_first_word() -> None:

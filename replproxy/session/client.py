@@ -329,7 +329,9 @@ class ClientSession(ReadContext):
             return
         if limit.hard and used > limit.hard:
             self.hub.stats.output_limit_disconnections += 1
-            self.kill(f"output buffer of {used} bytes over the hard limit {limit.hard}")
+            kind = "pubsub" if self.subscribed else "normal"
+            self.kill(f"output buffer of {used} bytes over the {kind} clients' hard limit "
+                      f"{limit.hard}")
         elif limit.soft and used > limit.soft:
             if self.soft_since is None:
                 self.soft_since = now
