@@ -526,3 +526,30 @@ def test_clients_that_do_not_read_keep_memory_bounded(relays: list[RelayProcess]
             s.close()
     finally:
         master.stop()
+
+
+def test_a_reply_over_the_client_limits_is_refused_before_it_is_built(
+    relays: list[RelayProcess],
+) -> None:
+    """LRANGE of a 100k-element list (about 2 MB) with a 1 MB hard limit: the client is
+    closed without the reply being encoded; the reply fits once the limit allows it."""
+    kind = KINDS[0]
+    master = start_server(kind)
+    try:
+        with master.client() as c:
+            for start in range(0, 100_000, 10_000):
+                c.rpush("big", *[f"element-{i:06d}" for i in range(start, start + 10_000)])
+        relay = start_relay(upstream_url(master), "--client-output-buffer-limit-normal", "1mb 0 0")
+        relays.append(relay)
+        relay.wait_in_sync_with(master)
+        with relay.client() as c:
+            assert len(c.lrange("big", 0, 999)) == 1000  # small ranges are served
+            with pytest.raises(redis.ConnectionError):
+                c.lrange("big", 0, -1)
+        assert "output limits: a reply of at least" in relay.log()
+        with relay.client() as c:
+            c.config_set("client-output-buffer-limit", "normal 4mb 0 0")
+            assert len(c.lrange("big", 0, -1)) == 100_000
+            assert relay.info("stats")["total_connections_received"] >= 2
+    finally:
+        master.stop()

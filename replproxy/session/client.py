@@ -126,6 +126,10 @@ class ClientSession(ReadContext):
         # `feed` stopped with requests left (FEED_CHUNK of replies built): the shell calls
         # `feed(b"")` again once what it returned is sent.
         self.more = False
+        # Replies built by the `feed` running now, not yet returned (`output_budget`).
+        self.batch = 0
+        # Closed by an output limit or client eviction: what was built is dropped.
+        self.cut = False
         self.soft_since: float | None = None
         # The shell's hooks: output was queued; the connection must close now; a blocked
         # read was woken. None in a session driven without a shell (tests).
@@ -155,7 +159,7 @@ class ClientSession(ReadContext):
         parser = self.parser
         hub = self.hub
         out: list[bytes] = []
-        batch = 0
+        batch = self.batch = 0
         self.more = False
         try:
             if data:
@@ -182,6 +186,7 @@ class ClientSession(ReadContext):
                             hub.fast_lane_ran(self, parser, n, hub.perf() - t0)
                             out.append(replies)
                             batch += len(replies)
+                            self.batch = batch
                             self.commands += n
                             hub.stats.total_commands += n
                             self.last_cmd = b"get" if last == 1 else b"mget"
@@ -205,6 +210,7 @@ class ClientSession(ReadContext):
                 if answer:
                     out.append(answer)
                     batch += len(answer)
+                    self.batch = batch
                     if batch >= FEED_CHUNK:
                         self.more = True
                         break
@@ -216,7 +222,10 @@ class ClientSession(ReadContext):
         except ProtocolError as e:
             out.append(e.reply)
             self.closing = True
+        self.batch = 0
         payload = b"".join(out)
+        if self.cut:
+            return b""
         if payload and not self.output_allowed(payload, now):
             return b""
         return payload
@@ -315,6 +324,19 @@ class ClientSession(ReadContext):
         if self.out_bytes <= 0:
             self.soft_since = None
 
+    def output_budget(self) -> int | None:
+        """The bytes the next reply may take before it passes this client's hard limit or
+        maxmemory-clients (None: no limit applies)."""
+        hard = self.output_limit().hard
+        mem = self.hub.memory
+        if not hard and not mem.limit:
+            return None
+        used = self.out_bytes + self.batch
+        room = hard - used if hard else 1 << 62
+        if mem.limit:
+            room = min(room, mem.limit - mem.total - self.batch)
+        return max(room, 0)
+
     def output_limit(self) -> OutputLimit:
         cfg = self.hub.config
         return (cfg.client_output_buffer_limit_pubsub if self.subscribed
@@ -331,14 +353,14 @@ class ClientSession(ReadContext):
             self.hub.stats.output_limit_disconnections += 1
             kind = "pubsub" if self.subscribed else "normal"
             self.kill(f"output buffer of {used} bytes over the {kind} clients' hard limit "
-                      f"{limit.hard}")
+                      f"{limit.hard}", cut=True)
         elif limit.soft and used > limit.soft:
             if self.soft_since is None:
                 self.soft_since = now
             elif now - self.soft_since > limit.soft_seconds:
                 self.hub.stats.output_limit_disconnections += 1
                 self.kill(f"output buffer over the soft limit {limit.soft} for "
-                          f"{limit.soft_seconds} s")
+                          f"{limit.soft_seconds} s", cut=True)
         else:
             self.soft_since = None
 
@@ -352,17 +374,19 @@ class ClientSession(ReadContext):
         self.check_output_limit(now)
         if not self.closing:
             self.hub.memory.check(self)
-        if self.closing:
+        if self.cut:
             n = len(payload)
             self.out_bytes -= n
             self.hub.memory.total -= n
             return False
         return True
 
-    def kill(self, why: str = "") -> None:
-        """Close this connection (CLIENT KILL, output limits, idle timeout)."""
+    def kill(self, why: str = "", *, cut: bool = False) -> None:
+        """Close this connection (CLIENT KILL, output limits, idle timeout); `cut`: by an
+        output limit or client eviction, so nothing more is sent to it."""
         if why:
             log.info("closing client id=%d addr=%s: %s", self.id, self.addr, why)
+        self.cut = self.cut or cut
         self.closing = True
         if self.on_kill is not None:
             self.on_kill()

@@ -59,7 +59,8 @@ class ClientMemory:
             self.hub.stats.evicted_clients += 1
             c.kill(
                 f"client evicted: all clients use more than maxmemory-clients "
-                f"{self.setting} ({self.total} bytes), this one {c.out_bytes}"
+                f"{self.setting} ({self.total} bytes), this one {c.out_bytes}",
+                cut=True,
             )
 
     def released(self, c: ClientSession) -> None:

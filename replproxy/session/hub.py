@@ -459,6 +459,9 @@ class SessionHub:
         c.commands += 1
         self.stats.total_commands += 1
         perf = self.perf
+        budget = c.output_budget()
+        if budget is not None:
+            reply.output_budget = budget
         t0 = perf()
         try:
             out = e.handler(c, argv)
@@ -467,6 +470,14 @@ class SessionHub:
         except BlockingRead as br:
             c.block(e, br, self.clock())
             out = b""
+        except reply.OutputBudgetExceeded as over:
+            # Redis would build the reply and close the client at the next check; the relay
+            # closes it without building a reply it could never send.
+            self.stats.output_limit_disconnections += 1
+            c.kill(f"output limits: {over}", cut=True)
+            out = b""
+        finally:
+            reply.output_budget = None
         ns = perf() - t0
         self.cmdstats.record(e.name, ns)
         if out[:1] == b"-":
