@@ -41,6 +41,9 @@ Fields = list[tuple[str, object]]
 STARTUP_MEMORY = 880_000
 # Keys whose MEMORY USAGE estimate is averaged per database for `used_memory_dataset`.
 DATASET_SAMPLE_KEYS = 1000
+# Keys per database the Keysizes histograms look at; past it they are scaled up from these
+# (an INFO must not stop the event loop for a pass over millions of keys).
+KEYSIZES_SAMPLE_KEYS = 100_000
 BUILD_ID = hashlib.sha1(__version__.encode()).hexdigest()[:16]
 
 
@@ -198,7 +201,9 @@ def section_memory(relay: Relay, d: ReplicaDefaults) -> Fields:
         "mem_fragmentation_bytes": rss - used,
         "mem_replication_backlog": backlog,
         "mem_total_replication_buffers": backlog,
-        "mem_clients_slaves": 0,
+        "mem_clients_slaves": sum(
+            r.unsent(relay.replication.repl_offset) for r in relay.downstream_replicas
+        ),
         "mem_clients_normal": clients,
         "maxmemory": 0,
         "maxmemory_human": "0B",
@@ -259,8 +264,8 @@ def section_stats(relay: Relay, d: ReplicaDefaults) -> Fields:
         "total_net_repl_output_bytes": served.net_output_bytes,
         "instantaneous_input_kbps": f"{rates['in'].rate / 1024:.2f}",
         "instantaneous_output_kbps": f"{rates['out'].rate / 1024:.2f}",
-        "instantaneous_input_repl_kbps": "0.00",
-        "instantaneous_output_repl_kbps": "0.00",
+        "instantaneous_input_repl_kbps": f"{rates['repl_in'].rate / 1024:.2f}",
+        "instantaneous_output_repl_kbps": f"{rates['repl_out'].rate / 1024:.2f}",
         "rejected_connections": clients.rejected_connections,
         "sync_full": served.sync_full,
         "sync_partial_ok": served.sync_partial_ok,
@@ -476,7 +481,8 @@ def _bin_label(n: int) -> str:
 
 def section_keysizes(relay: Relay, d: ReplicaDefaults) -> Fields:
     """Redis 8's per-type size histograms (string bytes; list/set/zset/hash items), made
-    by a pass over the keys (Redis keeps them as keys change)."""
+    by a pass over the keys (Redis keeps them as keys change): over KEYSIZES_SAMPLE_KEYS
+    keys in a database, from the first ones, scaled to the database's size."""
     from replproxy.keyspace.values import ZSet
 
     ks = relay.keyspace
@@ -488,7 +494,9 @@ def section_keysizes(relay: Relay, d: ReplicaDefaults) -> Fields:
             t: {}
             for t in ("strings_sizes", "lists_items", "sets_items", "zsets_items", "hashes_items")
         }
-        for v in db.values():
+        sampled = 0
+        for v in islice(db.values(), KEYSIZES_SAMPLE_KEYS):
+            sampled += 1
             t = type(v)
             if t is bytes:
                 kind = "strings_sizes"
@@ -505,7 +513,10 @@ def section_keysizes(relay: Relay, d: ReplicaDefaults) -> Fields:
             n = len(v)  # type: ignore[arg-type]
             b = 0 if n == 0 else 1 << (n.bit_length() - 1)
             bins[kind][b] = bins[kind].get(b, 0) + 1
+        scale = len(db) / sampled if sampled else 1.0
         for kind, counts in bins.items():
+            if scale != 1.0:
+                counts = {b: max(1, round(n * scale)) for b, n in counts.items()}
             if counts:
                 out.append(
                     (

@@ -272,7 +272,8 @@ class SessionHub:
         self.cmdstats = CommandStats()
         self.slowlog = SlowLog(config.slowlog_log_slower_than, config.slowlog_max_len)
         self.latency = LatencyMonitor(config.latency_monitor_threshold)
-        self.rates = {name: RateSampler() for name in ("ops", "in", "out")}
+        self.rates = {name: RateSampler() for name in ("ops", "in", "out", "repl_in",
+                                                       "repl_out")}
         self.memory = ClientMemory(self, config.maxmemory_clients)
         # Client ids given to replication connections (`links`), by `LinkClient.key`.
         self.link_ids: dict[str, int] = {}
@@ -381,6 +382,9 @@ class SessionHub:
         self.rates["ops"].sample(self.stats.total_commands, now)
         self.rates["in"].sample(self.net_input_bytes, now)
         self.rates["out"].sample(self.net_output_bytes, now)
+        view = self.view
+        self.rates["repl_in"].sample(view.replication.stats.net_repl_input_bytes, now)
+        self.rates["repl_out"].sample(view.downstream_stats.net_output_bytes, now)
         for c in list(self.clients.values()):
             if c.out_bytes:
                 c.check_output_limit(now)
