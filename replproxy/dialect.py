@@ -96,12 +96,20 @@ class MasterDialect:
 
     @cached_property
     def client_list_fields(self) -> frozenset[str]:
-        """The optional CLIENT LIST fields: `capa` (Valkey 8), `watch` (Valkey 8, Redis 7.4),
-        `lib` (lib-name/lib-ver: Redis 7.2, Valkey), `io-thread` (Redis 8.0), `tot`
-        (tot-net-in/tot-net-out/tot-cmds: Valkey 8, Redis 8.0)."""
+        """The optional CLIENT LIST fields: `v6` (argv-mem, tot-mem, user, redir: Redis 6),
+        `laddr` (6.2), `v7` (ssub, multi-mem, rbs, rbp, resp: 7.0), `capa` (Valkey 8),
+        `watch` (Valkey 8, Redis 7.4), `lib` (lib-name/lib-ver: Redis 7.2, Valkey),
+        `io-thread` (Redis 8.0), `tot` (tot-net-in/tot-net-out/tot-cmds: Valkey 8,
+        Redis 8.0)."""
         if self.valkey:
-            return frozenset(("capa", "watch", "lib", "tot"))
+            return frozenset(("v6", "laddr", "v7", "capa", "watch", "lib", "tot"))
         have = set()
+        if self.version >= (6, 0, 0):
+            have.add("v6")
+        if self.version >= (6, 2, 0):
+            have.add("laddr")
+        if self.version >= (7, 0, 0):
+            have.add("v7")
         if self.version >= (7, 2, 0):
             have.add("lib")
         if self.version >= (7, 4, 0):

@@ -93,6 +93,16 @@ def link_line(e: LinkEntry, me: Client) -> str:
 
 # Optional fields of CLIENT LIST, and which `MasterDialect.client_list_fields` entry has them.
 _OPTIONAL = {
+    "laddr": "laddr",
+    "argv-mem": "v6",
+    "tot-mem": "v6",
+    "user": "v6",
+    "redir": "v6",
+    "ssub": "v7",
+    "multi-mem": "v7",
+    "rbs": "v7",
+    "rbp": "v7",
+    "resp": "v7",
     "capa": "capa",
     "watch": "watch",
     "lib-name": "lib",
