@@ -95,6 +95,18 @@ class MasterDialect:
         return self.at_least((6, 2), (7, 2))
 
     @cached_property
+    def info_everything(self) -> bool:
+        """`INFO everything` is known (Redis 6.0, with modules' INFO sections); before, it
+        is an unknown section name: an empty reply."""
+        return self.at_least((6, 0), (7, 2))
+
+    @cached_property
+    def info_multiple_sections(self) -> bool:
+        """INFO takes several section names (Redis 7.0); before, more than one argument is
+        a syntax error."""
+        return self.at_least((7, 0), (7, 2))
+
+    @cached_property
     def client_list_fields(self) -> frozenset[str]:
         """The optional CLIENT LIST fields: `v6` (argv-mem, tot-mem, user, redir: Redis 6),
         `laddr` (6.2), `v7` (ssub, multi-mem, rbs, rbp, resp: 7.0), `capa` (Valkey 8),
@@ -127,7 +139,9 @@ class MasterDialect:
         if self.version >= (8, 0, 0):
             return ("https://redis.io/docs/latest/operate/oss_and_stack/management/"
                     "optimization/latency-monitor")
-        return "https://redis.io/topics/latency-monitor"
+        if self.version >= (6, 2, 2):
+            return "https://redis.io/topics/latency-monitor"
+        return "http://redis.io/topics/latency-monitor"
 
     @cached_property
     def info_keyspace_subexpiry(self) -> bool:

@@ -353,11 +353,8 @@ def section_replication(relay: Relay, d: ReplicaDefaults) -> Fields:
         else "slave_priority"
     )
     before: dict[str, Fields] = {anchor: link_lines} if link_lines else {}
-    replicas = replica_lines(relay.downstream_replicas, now)
-    if "replicas_waiting_psync" in names:
-        before.setdefault("replicas_waiting_psync", []).extend(replicas)
-    else:
-        before.setdefault("master_failover_state", []).extend(replicas)
+    # `connected_slaves` and the `slaveN` lines, where the captured `connected_slaves` is.
+    before.setdefault("connected_slaves", []).extend(replica_lines(relay.downstream_replicas, now))
     drop.append("connected_slaves")
     return _render(
         d.fields("Replication"), values, before, after=info_fields(relay, now), drop=drop
@@ -561,8 +558,11 @@ def _keys(title: str) -> tuple[str, ...]:
 def info_text(relay: Relay, args: list[str]) -> str:
     """INFO [section ...]: `default` (or no argument), `all`, `everything` or section names
     (any case); unknown names give nothing."""
-    d = for_dialect(relay.keyspace.dialect)
+    dialect = relay.keyspace.dialect
+    d = for_dialect(dialect)
     wanted = {a.lower() for a in args} or {"default"}
+    if not dialect.info_everything:
+        wanted.discard("everything")
     everything = "everything" in wanted or "all" in wanted
     chosen: list[str] = []
     for title, _ in d.sections:

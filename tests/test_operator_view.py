@@ -122,8 +122,8 @@ def test_info_sections_and_fields_as_a_real_replica(
             # replproxy's own fields (`replproxy_version`, `replproxy_master_*`) are extra.
             names = [n for n in field_names(our_lines) if not RELAY_ONLY.match(n)]
             assert names == field_names(real_lines), (which, title)
-    ours = info_values(relay.port, "everything")
-    real = info_values(replica.port, "everything")
+    ours = info_values(relay.port, "all")  # `everything` is nothing before Redis 6.0
+    real = info_values(replica.port, "all")
     # Values that follow the dataset and the link are the real replica's.
     for name in (
         "role",
@@ -141,16 +141,17 @@ def test_info_sections_and_fields_as_a_real_replica(
     assert ours["master_repl_offset"] == real["master_repl_offset"]
     with redis.Redis(port=relay.port) as c:
         c.ping()  # redis-py's own handshake (CLIENT SETINFO: an error on 7.0) done first
-        before = c.info("everything")
+        before = c.info("all")
         with pytest.raises(redis.ResponseError):
             c.execute_command("NOSUCHCOMMAND")
         with pytest.raises(redis.ResponseError):
             c.set("k1", "x")  # -READONLY: a rejected call
-        after = c.info("everything")
-    assert after["errorstat_ERR"]["count"] == before["errorstat_ERR"]["count"] + 1
-    assert after["total_error_replies"] == before["total_error_replies"] + 2
-    assert after["errorstat_READONLY"]["count"] == 1
-    assert after["cmdstat_set"]["rejected_calls"] == 1
+        after = c.info("all")
+    if "total_error_replies" in real:  # Redis 6.2 and later
+        assert after["errorstat_ERR"]["count"] == before["errorstat_ERR"]["count"] + 1
+        assert after["total_error_replies"] == before["total_error_replies"] + 2
+        assert after["errorstat_READONLY"]["count"] == 1
+        assert after["cmdstat_set"]["rejected_calls"] == 1
     assert ours["cmdstat_get"].startswith("calls=2,")
     assert int(ours["used_memory_dataset"]) > 100 * 20  # 100 small strings at least
     assert int(ours["used_memory_rss"]) > 0
@@ -183,7 +184,7 @@ def test_config_get_names_as_a_real_replica(
         with pytest.raises(redis.ResponseError, match="Unknown option"):
             c.config_set("no-such-param", 1)
         c.execute_command("CONFIG", "RESETSTAT")
-        assert c.info("stats")["total_error_replies"] == 0
+        assert c.info("stats")["total_commands_processed"] <= 1
 
 
 def test_hits_misses_and_commandstats_follow_the_workload(
@@ -209,9 +210,10 @@ def test_hits_misses_and_commandstats_follow_the_workload(
     assert int(after["keyspace_misses"]) - int(before["keyspace_misses"]) == m + 1 + 1
     stats = info_values(relay.port, "commandstats")
     assert stats["cmdstat_get"].startswith(f"calls={n + m + 1},")
-    assert "failed_calls=1" in stats["cmdstat_get"]
-    errors = info_values(relay.port, "errorstats")
-    assert errors["errorstat_WRONGTYPE"] == "count=1"
+    if parse_sections(raw_info(replica.port, "errorstats")):  # Redis 6.2 and later
+        assert "failed_calls=1" in stats["cmdstat_get"]
+        errors = info_values(relay.port, "errorstats")
+        assert errors["errorstat_WRONGTYPE"] == "count=1"
     assert int(after["total_net_input_bytes"]) > int(before["total_net_input_bytes"])
     assert int(after["total_net_output_bytes"]) > int(before["total_net_output_bytes"])
     if parse_sections(raw_info(replica.port, "latencystats")):  # Redis 7.0 and later
@@ -221,6 +223,7 @@ def test_hits_misses_and_commandstats_follow_the_workload(
         )
 
 
+@pytest.mark.client_dialect  # Redis 5.0's SLOWLOG HELP is not in its command table's shapes
 def test_slowlog_and_latency(trio_of: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
     _, replica, relay = trio_of
     with relay.client() as c, replica.client() as real:
@@ -272,7 +275,7 @@ def test_client_list_and_kill_of_the_replication_links(
             link = next(x for x in ours if x["flags"] == "M")
             real_link = next(x for x in real.client_list() if x["flags"] == "M")
             assert list(link) == list(real_link)  # the same fields, in order
-            assert link["user"] == real_link["user"] == "(superuser)"
+            assert link.get("user") == real_link.get("user")  # "(superuser)" since 6.0
             assert link["addr"] == f"127.0.0.1:{master.port}"
             assert [x["flags"] for x in c.client_list(_type="master")] == ["M"]
             assert [x["flags"] for x in c.client_list(_type="replica")] == ["S"]
@@ -526,9 +529,8 @@ def test_clients_that_do_not_read_keep_memory_bounded(relays: list[RelayProcess]
         for t in threads:
             t.join(30)
         assert not errors, errors[:3]
-        assert cut, (still_connected(), relay.info("stats"))
-        stats = relay.info("stats")
-        assert stats["evicted_clients"] >= 1  # maxmemory-clients chose the biggest
+        assert cut, still_connected()
+        assert "client evicted" in relay.log()  # maxmemory-clients chose the biggest
         assert peak - base < budget + 32 * 1024 * 1024, (base, peak)
         for s in hostile:
             s.close()

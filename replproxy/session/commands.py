@@ -531,6 +531,8 @@ def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
 
 @command("info")
 def cmd_info(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 2 and not c.ks.dialect.info_multiple_sections:
+        raise ReplyError(SYNTAX)
     text = info_text(c.hub.view, [_s(a) for a in argv[1:]])
     return reply.verbatim(text.encode(), c.proto)
 
