@@ -13,7 +13,12 @@ call to learn what the connection must do next:
   shutdown); the shell resolves it (`finish_wait`) and feeds nothing until then; requests
   pipelined behind it stay queued and run at the next `feed(b"")`;
 - `takeover`: SYNC/PSYNC made the connection a replica's; the shell hands the socket and
-  the parser (which may hold the replica's next bytes) to the downstream server.
+  the parser (which may hold the replica's next bytes) to the downstream server;
+- `more`: `feed` built FEED_CHUNK of replies and stopped; the shell sends them, then calls
+  `feed(b"")` for the rest of the pipeline (a client that does not read holds little).
+
+What `feed` returns counts as the client's output (`out_bytes`) until the shell reports it
+sent (`sent`): the output limits and maxmemory-clients are checked against it.
 
 This module owns the per-connection state Redis keeps in `client` (name, db, protocol, auth,
 MULTI queue, WATCHed keys, subscriptions, CLIENT REPLY mode, output buffer) and the order in

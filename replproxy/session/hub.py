@@ -25,7 +25,14 @@ its whole queue in one go, so a reader never sees half of a replicated transacti
 The hub owns the sessions' registry (CLIENT LIST/KILL), Pub/Sub, the keys clients WATCH or
 block on (`KeyWatches`, told of the stream's writes through `Keyspace.on_key_modified`), the
 command table of the master's dialect (refreshed when a snapshot loads), and the client
-counters of INFO. It never touches a socket: the trio shell is `replproxy.server`.
+counters of INFO: `call` times every command and counts it, its errors and the rejections
+into `replproxy.session.stats` (commandstats, errorstats, latencystats, SLOWLOG, LATENCY;
+the GET/MGET fast lane once per batch, `fast_lane_ran`), and the clients' unsent output is
+bounded by `replproxy.session.clientmem` (maxmemory-clients) and each client's limits,
+checked as replies are built (a reply over them is refused before it is encoded:
+`reply.output_budget`). The replication connections (master link, downstream replicas) get
+client ids for CLIENT LIST/KILL (`links`) through `StatusView.link_clients`. It never
+touches a socket: the trio shell is `replproxy.server`.
 """
 
 from __future__ import annotations
