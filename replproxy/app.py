@@ -35,6 +35,7 @@ from replproxy.downstream.server import Downstream, DownstreamReplica, Downstrea
 from replproxy.fork import Forker
 from replproxy.gate import ServingGate
 from replproxy.http import HttpServer
+from replproxy.interfaces import LinkClient
 from replproxy.keyspace import Keyspace
 from replproxy.link.driver import LinkStatus, UpstreamLink
 from replproxy.persistence import Persistence
@@ -148,7 +149,32 @@ class Relay:
     def downstream_replicas(self) -> list[DownstreamReplica]:
         return self.downstream.replicas
 
+    def link_clients(self) -> list[LinkClient]:
+        out: list[LinkClient] = []
+        link = self.link
+        if link.status.up:
+            now = time.monotonic()
+            out.append(LinkClient(
+                key=f"master:{link.status.connect_attempts}", flags="M",
+                addr=link.conn_addr, laddr=link.conn_laddr, ctime=link.conn_since,
+                last_active=link.status.last_io or now, db=self.replication.stream_db,
+                last_cmd="replconf", user="(superuser)", net_in=link.bytes_received,
+                net_out=0, commands=self.replication.stats.commands_applied))
+        for r in self.downstream.replicas:
+            out.append(LinkClient(
+                key=f"replica:{r.id}", flags="S", addr=r.peer, laddr=r.laddr, ctime=r.ctime,
+                last_active=r.ack_time, db=0, last_cmd="replconf", user="default",
+                net_in=0, net_out=0, commands=r.input.acks,
+                out_bytes=r.unsent(self.replication.repl_offset)))
+        return out
+
     # ---- Control (replproxy.interfaces): what clients may ask ----
+
+    def kill_link(self, key: str) -> bool:
+        kind, _, ident = key.partition(":")
+        if kind == "master":
+            return ident == str(self.link.status.connect_attempts) and self.link.kill()
+        return kind == "replica" and self.downstream.kill(int(ident))
 
     def repoint(self, host: str, port: int) -> bool:
         return self.link.repoint(host, port)

@@ -207,6 +207,14 @@ def run(
             "replicas to share it (Redis repl-diskless-sync-delay).",
         ),
     ] = 1.0,
+    repl_full_sync_backoff_max: Annotated[
+        float,
+        typer.Option(
+            envvar=_env("REPL_FULL_SYNC_BACKOFF_MAX"),
+            help="Longest wait (seconds) before another full sync to a downstream replica "
+            "whose previous ones failed to load (capped exponential backoff; 0 = off).",
+        ),
+    ] = 30.0,
     client_output_buffer_limit_replica: Annotated[
         str,
         typer.Option(
@@ -281,6 +289,29 @@ def run(
                      help="Allow ACL SETUSER, DELUSER, LOAD and SAVE (SAVE rewrites --aclfile); "
                      "without it the users are configuration only."),
     ] = False,
+    slowlog_log_slower_than: Annotated[
+        int,
+        typer.Option(envvar=_env("SLOWLOG_LOG_SLOWER_THAN"),
+                     help="SLOWLOG keeps commands that took at least this many microseconds "
+                     "(negative: none, 0: all)."),
+    ] = 10000,
+    slowlog_max_len: Annotated[
+        int,
+        typer.Option(envvar=_env("SLOWLOG_MAX_LEN"), help="Entries SLOWLOG keeps."),
+    ] = 128,
+    latency_monitor_threshold: Annotated[
+        int,
+        typer.Option(envvar=_env("LATENCY_MONITOR_THRESHOLD"),
+                     help="LATENCY records events of at least this many milliseconds "
+                     "(0: off)."),
+    ] = 0,
+    maxmemory_clients: Annotated[
+        str,
+        typer.Option(envvar=_env("MAXMEMORY_CLIENTS"),
+                     help="Output buffers of all clients together (a size, or N% of the "
+                     "machine's memory): over it the biggest clients are closed (0: no "
+                     "limit; CLIENT NO-EVICT exempts one)."),
+    ] = "0",
     acllog_max_len: Annotated[
         int,
         typer.Option(envvar=_env("ACLLOG_MAX_LEN"),
@@ -688,6 +719,7 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             dbfilename=values["dbfilename"],
             shutdown_timeout=values["shutdown_timeout"],
             repl_diskless_sync_delay=values["repl_diskless_sync_delay"],
+            repl_full_sync_backoff_max=values["repl_full_sync_backoff_max"],
             client_output_buffer_limit_replica=parsed(
                 "client_output_buffer_limit_replica", parse_output_limit
             ),
@@ -709,6 +741,10 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             aclfile=Path(values["aclfile"]) if values["aclfile"] is not None else None,
             acl_writable=values["acl_writable"],
             acllog_max_len=values["acllog_max_len"],
+            slowlog_log_slower_than=values["slowlog_log_slower_than"],
+            slowlog_max_len=values["slowlog_max_len"],
+            latency_monitor_threshold=values["latency_monitor_threshold"],
+            maxmemory_clients=values["maxmemory_clients"],
             protected_mode=yes_no("protected_mode"),
             enable_debug_command=parsed(
                 "enable_debug_command",

@@ -6,6 +6,7 @@ and are larger where a relay's job differs (the backlog: a relay exists to absor
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -308,6 +309,26 @@ def parse_yes_no(name: str, text: str) -> bool:
     raise ConfigError(f"--{name} must be yes or no, got {text!r}")
 
 
+def total_system_memory() -> int:
+    """The machine's memory (INFO total_system_memory)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+def parse_maxmemory_clients(text: str) -> int:
+    """`maxmemory-clients`: a size (`64mb`), or `N%` (1-100) of the machine's memory (Redis
+    takes a percentage of `maxmemory`, which a relay does not have); 0 = no limit."""
+    t = text.strip()
+    if t.endswith("%"):
+        pct = t[:-1]
+        if not pct.isdigit() or not 0 < int(pct) <= 100:
+            raise ConfigError(f"--maxmemory-clients: bad percentage {text!r} (1%..100%)")
+        return total_system_memory() * int(pct) // 100
+    return parse_size(t)
+
+
 SavePoint = tuple[int, int]
 """One `save <seconds> <changes>` rule: snapshot after `seconds` if at least `changes` writes."""
 
@@ -377,6 +398,9 @@ class Config:
         256 * 1024 * 1024, 64 * 1024 * 1024, 60
     )
     replica_serve_psync_when_down: bool = True
+    # Longest wait before another full sync to a downstream replica whose previous ones
+    # failed (capped exponential backoff; 0 = never wait).
+    repl_full_sync_backoff_max: float = 30.0
     # The client endpoint (replproxy.server), with redis.conf's names and defaults.
     maxclients: int = 10000
     timeout: int = 0  # seconds a client may idle before it is closed (0 = never)
@@ -387,6 +411,13 @@ class Config:
         32 * 1024 * 1024, 8 * 1024 * 1024, 60
     )
     replica_serve_stale_data: bool = True
+    # SLOWLOG and LATENCY (redis.conf's names and defaults; CONFIG SET changes them).
+    slowlog_log_slower_than: int = 10000
+    slowlog_max_len: int = 128
+    latency_monitor_threshold: int = 0
+    # Output buffers of all clients together: over it the biggest are closed ("0" = no
+    # limit; a size, or a percentage of the machine's memory: `parse_maxmemory_clients`).
+    maxmemory_clients: str = "0"
     # Clients must AUTH: the `default` user's password, or users from an ACL file
     # (`replproxy.acl`); never both (Redis silently lets the file's `default` win).
     requirepass: str | None = field(default=None, repr=False)
@@ -460,6 +491,8 @@ class Config:
             raise ConfigError("--ready-max-lag-bytes and --ready-max-lag-seconds must be >= 0")
         if self.shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must be >= 0")
+        if self.repl_full_sync_backoff_max < 0:
+            raise ConfigError("--repl-full-sync-backoff-max must be >= 0")
         if self.repl_diskless_sync_delay < 0:
             raise ConfigError("--repl-diskless-sync-delay must be >= 0")
         if self.maxclients < 1:
@@ -479,6 +512,11 @@ class Config:
         for name in ("enable_debug_command", "enable_replicaof_command"):
             if getattr(self, name) not in PROTECTED_ACTIONS:
                 raise ConfigError(f"--{name.replace('_', '-')} must be no, yes or local")
+        if self.slowlog_max_len < 0:
+            raise ConfigError("--slowlog-max-len must be >= 0")
+        if self.latency_monitor_threshold < 0:
+            raise ConfigError("--latency-monitor-threshold must be >= 0")
+        parse_maxmemory_clients(self.maxmemory_clients)
         if self.acllog_max_len < 0:
             raise ConfigError("--acllog-max-len must be >= 0")
         if self.cluster_topology is not None and not self.cluster_shard:

@@ -90,6 +90,66 @@ class MasterDialect:
     # Each says what differs and since when, with the change that introduced it.
 
     @cached_property
+    def info_cmdstat_failed_calls(self) -> bool:
+        """INFO commandstats has `rejected_calls` and `failed_calls` (Redis 6.2, #8217)."""
+        return self.at_least((6, 2), (7, 2))
+
+    @cached_property
+    def info_everything(self) -> bool:
+        """`INFO everything` is known (Redis 6.0, with modules' INFO sections); before, it
+        is an unknown section name: an empty reply."""
+        return self.at_least((6, 0), (7, 2))
+
+    @cached_property
+    def info_multiple_sections(self) -> bool:
+        """INFO takes several section names (Redis 7.0); before, more than one argument is
+        a syntax error."""
+        return self.at_least((7, 0), (7, 2))
+
+    @cached_property
+    def client_list_fields(self) -> frozenset[str]:
+        """The optional CLIENT LIST fields: `v6` (argv-mem, tot-mem, user, redir: Redis 6),
+        `laddr` (6.2), `v7` (ssub, multi-mem, rbs, rbp, resp: 7.0), `capa` (Valkey 8),
+        `watch` (Valkey 8, Redis 7.4), `lib` (lib-name/lib-ver: Redis 7.2, Valkey),
+        `io-thread` (Redis 8.0), `tot` (tot-net-in/tot-net-out/tot-cmds: Valkey 8,
+        Redis 8.0)."""
+        if self.valkey:
+            return frozenset(("v6", "laddr", "v7", "capa", "watch", "lib", "tot"))
+        have = set()
+        if self.version >= (6, 0, 0):
+            have.add("v6")
+        if self.version >= (6, 2, 0):
+            have.add("laddr")
+        if self.version >= (7, 0, 0):
+            have.add("v7")
+        if self.version >= (7, 2, 0):
+            have.add("lib")
+        if self.version >= (7, 4, 0):
+            have.add("watch")
+        if self.version >= (8, 0, 0):
+            have |= {"io-thread", "tot"}
+        return frozenset(have)
+
+    @cached_property
+    def latency_docs_url(self) -> str | None:
+        """The page LATENCY DOCTOR points to when monitoring is off: redis.io's new docs
+        address since Redis 8.0; Valkey names none."""
+        if self.valkey:
+            return None
+        if self.version >= (8, 0, 0):
+            return ("https://redis.io/docs/latest/operate/oss_and_stack/management/"
+                    "optimization/latency-monitor")
+        if self.version >= (6, 2, 2):
+            return "https://redis.io/topics/latency-monitor"
+        return "http://redis.io/topics/latency-monitor"
+
+    @cached_property
+    def info_keyspace_subexpiry(self) -> bool:
+        """INFO keyspace lines end with `subexpiry=` (Redis 7.4's hash field TTLs; Valkey
+        9.0's too)."""
+        return self.at_least((7, 4), (9, 0))
+
+    @cached_property
     def resp3(self) -> bool:
         """HELLO and RESP3 exist from Redis 6.0."""
         return self.at_least((6, 0), (0,))

@@ -15,6 +15,7 @@ Nothing here imports a concrete part at run time, so any layer may import this m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -28,6 +29,27 @@ if TYPE_CHECKING:
     from replproxy.probe import MasterProbe
     from replproxy.replication import Replication
     from replproxy.session.hub import SessionHub
+
+
+@dataclass(frozen=True)
+class LinkClient:
+    """A replication connection as CLIENT LIST shows it: the link with the master
+    (`flags=M`) or a downstream replica (`flags=S`). `key` names the connection for
+    `Control.kill_link` and stays the same while it lives."""
+
+    key: str
+    flags: str  # "M" or "S"
+    addr: str
+    laddr: str
+    ctime: float  # monotonic
+    last_active: float  # monotonic
+    db: int
+    last_cmd: str
+    user: str
+    net_in: int
+    net_out: int
+    commands: int
+    out_bytes: int = 0
 
 
 class Control(Protocol):
@@ -49,6 +71,11 @@ class Control(Protocol):
 
     def bgsave(self) -> int:
         """BGSAVE: fork a child that writes the snapshot; its pid."""
+        ...
+
+    def kill_link(self, key: str) -> bool:
+        """CLIENT KILL of a replication connection (`LinkClient.key`): the master link
+        reconnects (PSYNC), a downstream replica is dropped. False when it is gone."""
         ...
 
 
@@ -122,3 +149,7 @@ class StatusView(Protocol):
 
     @property
     def shutting_down(self) -> bool: ...
+
+    def link_clients(self) -> list[LinkClient]:
+        """The replication connections CLIENT LIST shows (master link first)."""
+        ...

@@ -268,6 +268,8 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
          served.snapshots_reused),
         ("snapshot_waits", "Downstream full syncs that waited for a fresh snapshot (made for "
          "them, maybe shared with others).", served.snapshot_waits),
+        ("full_sync_backoff", "Downstream full syncs held back because the same replica "
+         "failed its previous ones (--repl-full-sync-backoff-max).", served.full_sync_backoffs),
     ):
         yield counter(f"downstream_{name}", doc, value)
     dropped = counter(

@@ -92,7 +92,7 @@ class Connection:
 
     async def send(self, data: bytes) -> None:
         if self.writer_active:
-            self.session.push(data)
+            self.session.requeue(data)
             return
         self.sending = True
         try:
@@ -100,7 +100,7 @@ class Connection:
                 await self.stream.send_all(data)
             else:
                 await _send_all(self.fd, data)
-            self.session.net_out += len(data)
+            self.session.sent(len(data))
         finally:
             self.sending = False
             done = self.send_done
@@ -214,6 +214,8 @@ class RespServer:
                 await self.downstream.serve(hs, req, c.addr, conn.stream, c.parser)
                 c.closing = True
                 return
+            elif c.more:
+                data = b""  # the rest of a pipeline, now that its first replies went out
             elif reactor is not None and not conn.tls:
                 # Idle: the reactor reads and answers this client until a request needs the
                 # event loop (or the socket's send buffer is full, or the peer closed).
@@ -269,7 +271,7 @@ class RespServer:
         payload = c.feed(data, now_ms(), time.monotonic())
         if payload:
             if conn.writer_active:
-                c.push(payload)
+                c.requeue(payload)
             else:
                 try:
                     n = os.write(conn.fd, payload)
@@ -278,10 +280,11 @@ class RespServer:
                 except OSError:
                     conn.eof = True
                     return False
-                c.net_out += n
+                c.sent(n)
                 if n < len(payload):
                     conn.unsent = payload[n:]
-        return not (c.closing or conn.unsent or c.wait is not None or c.takeover is not None)
+        return not (c.closing or conn.unsent or c.more or c.wait is not None
+                    or c.takeover is not None)
 
     async def serve(
         self, port: int | None, host: str, *, tls_port: int = 0,

@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING
 
 import trio
 
+from replproxy.downstream.backoff import FullSyncBackoff
 from replproxy.downstream.psync import (
     FILTER_NEEDS_EOF,
     NOMASTERLINK,
@@ -117,6 +118,9 @@ class DownstreamReplica:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     first_ack: trio.Event = field(default_factory=trio.Event)
     drop_reason: str | None = None
+    full_sync: bool = False  # a snapshot was sent: its outcome feeds the backoff
+    laddr: str = "?"  # our end of the connection (CLIENT LIST)
+    ctime: float = field(default_factory=time.monotonic)
 
     @property
     def ip(self) -> str:
@@ -172,6 +176,9 @@ class DownstreamStats:
     snapshots_reused: int = 0
     # ...and full syncs that waited for a fresh one (made for them, maybe shared).
     snapshot_waits: int = 0
+    # Full syncs held back because the same replica failed the previous ones
+    # (`replproxy.downstream.backoff`).
+    full_sync_backoffs: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -202,6 +209,8 @@ class Downstream:
         self._jobs: dict[RdbFilter | None, _Job] = {}
         self._made: dict[RdbFilter | None, Snapshot] = {}
         self.replication.listeners.append(self._on_stream)
+        self.backoff = FullSyncBackoff(config.repl_full_sync_backoff_max)
+        self._backoff_logged: dict[str, float] = {}
 
     @property
     def hard_limit(self) -> int:
@@ -249,6 +258,14 @@ class Downstream:
         if hs.rdb_filter is not None and not hs.capa_eof:
             return FILTER_NEEDS_EOF
         return None
+
+    def kill(self, replica_id: int) -> bool:
+        """CLIENT KILL of a downstream replica: dropped, as Redis frees a replica client."""
+        for r in self.replicas:
+            if r.id == replica_id:
+                self._drop(r, "killed by CLIENT KILL", "killed")
+                return True
+        return False
 
     # ---- the stream's listener (synchronous: runs inside Replication.process) ----
 
@@ -306,6 +323,13 @@ class Downstream:
             ReplicaInput(parser),
         )
         self._next_id += 1
+        # The socket under a plain stream, or under a TLS stream's transport.
+        sock = getattr(stream, "socket", None) or getattr(
+            getattr(stream, "transport_stream", None), "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                host, port = sock.getsockname()[:2]
+                r.laddr = f"{host}:{port}"
         self.replicas.append(r)
         log.info("Replica %s asks for synchronization", r.name)
         try:
@@ -321,6 +345,8 @@ class Downstream:
                     nursery.cancel_scope.cancel()
         finally:
             self.replicas.remove(r)
+            if r.full_sync and not r.hs.rdb_only:
+                self.backoff.ended(r.name, time.monotonic(), loaded=r.input.acks > 0)
             log.warning("Connection with replica %s lost: %s", r.name, r.drop_reason or "done")
 
     async def _read_acks(self, r: DownstreamReplica, stream: trio.abc.Stream) -> None:
@@ -373,6 +399,8 @@ class Downstream:
         self, r: DownstreamReplica, stream: trio.abc.Stream, req: SyncRequest
     ) -> None:
         repl = self.replication
+        await self._backoff(r, stream)
+        r.full_sync = True
         snap, f = await self._snapshot_for(r, stream)
         with f:
             if snap.epoch != repl.history_epoch:
@@ -404,15 +432,40 @@ class Downstream:
             r.drop("RDB transfer completed, rdb only replica disconnected")
             return
         r.state, r.ack_time = ReplicaState.ONLINE, time.monotonic()
-        if mark and r.psync:
+        if mark:
             # `$EOF:` has no length: the replica cannot tell the stream from the RDB's tail,
             # so nothing more goes out before its first ACK (repl_start_cmd_stream_on_ack).
+            # An old-style SYNC client that asked for `capa eof` waits the same way:
+            # redis-cli --replica sends `REPLCONF ACK 0` once it found the mark, and a stream
+            # byte sent before would land in the read that holds the mark, which it then
+            # never finds.
             with trio.move_on_after(self.config.repl_timeout):
                 await r.first_ack.wait()
             if not r.first_ack.is_set():
                 raise ReplicaDropped("no ACK after the snapshot")
         log.info("Synchronization with replica %s succeeded", r.name)
         await self._stream(r, stream)
+
+    async def _backoff(self, r: DownstreamReplica, stream: trio.abc.Stream) -> None:
+        """Hold a full sync back while the replica's previous ones failed (see
+        `replproxy.downstream.backoff`); `\n` keeps it waiting as for a snapshot."""
+        now = time.monotonic()
+        wait = self.backoff.delay(r.name, now)
+        if wait <= 0:
+            return
+        self.stats.full_sync_backoffs += 1
+        last = self._backoff_logged.get(r.name)
+        if last is None or now - last >= self.backoff.cap:  # once per interval
+            self._backoff_logged[r.name] = now
+            log.warning(
+                "Replica %s failed its last %d full syncs (it never acknowledged the stream): "
+                "the next one waits %.1fs (backoff, up to --repl-full-sync-backoff-max %gs)",
+                r.name, self.backoff.failures(r.name), wait, self.backoff.cap,
+            )
+        deadline = now + wait
+        while (left := deadline - time.monotonic()) > 0:
+            await trio.sleep(min(left, KEEPALIVE_PERIOD))
+            await stream.send_all(b"\n")
 
     async def _stream(self, r: DownstreamReplica, stream: trio.abc.Stream) -> None:
         """Send the stream from `sent_offset + 1` forever, as the backlog grows."""

@@ -125,12 +125,15 @@ def peek(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
         raise ReplyError(unsupported_key_error(key))
     v = ks.dbs[db].get(key)
     if v is None:
+        ks.stat_keyspace_misses += 1
         return None
     expires = ks.expires[db]
     if expires:
         when = expires.get(key)
         if when is not None and when <= c.now:
+            ks.stat_keyspace_misses += 1
             return None
+    ks.stat_keyspace_hits += 1
     return v
 
 

@@ -56,6 +56,9 @@ class Keyspace:
         self.on_cluster: Callable[[list[bytes]], object] | None = None
         # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
         self.epoch = 0
+        # Reads that found their key or not (INFO keyspace_hits/misses; `lookupKeyRead`).
+        self.stat_keyspace_hits = 0
+        self.stat_keyspace_misses = 0
         # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).
         self.scans = ScanCursors()
 

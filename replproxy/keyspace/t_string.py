@@ -364,9 +364,12 @@ def get(c: ReadContext, argv: list[bytes]) -> bytes:
             if when is not None and when <= c.now:
                 v = None
     if type(v) is bytes:
+        ks.stat_keyspace_hits += 1
         return b"$%d\r\n%b\r\n" % (len(v), v)
     if v is None:
+        ks.stat_keyspace_misses += 1
         return b"$-1\r\n" if c.proto == 2 else b"_\r\n"
+    ks.stat_keyspace_hits += 1
     raise ReplyError(WRONGTYPE)
 
 
@@ -381,7 +384,7 @@ def mget(c: ReadContext, argv: list[bytes]) -> bytes:
         for k in keys:
             if (db, k) in ks.unsupported_keys:
                 raise ReplyError(unsupported_key_error(k))
-    values = map(ks.dbs[db].get, keys)
+    values = list(map(ks.dbs[db].get, keys))
     expires = ks.expires[db]
     if expires:
         now = c.now
@@ -392,6 +395,10 @@ def mget(c: ReadContext, argv: list[bytes]) -> bytes:
         ]
     else:
         out = [v if type(v) is bytes else None for v in values]
+    # A key of another type was found (a hit, as `lookupKeyRead` counts it).
+    misses = sum(1 for v, o in zip(values, out) if o is None and (v is None or type(v) is bytes))
+    ks.stat_keyspace_misses += misses
+    ks.stat_keyspace_hits += len(keys) - misses
     return reply.bulk_array(out, c.proto)
 
 

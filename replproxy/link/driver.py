@@ -72,6 +72,7 @@ class LinkStatus:
     sync_in_progress: bool = False
     last_io: float | None = None  # trio/monotonic time of the last byte from the master
     down_since: float | None = field(default_factory=time.monotonic)
+    up_since: float | None = None  # monotonic time the link last came up (INFO, Redis 8)
     transfer_size: int | None = None  # -1/None for a diskless transfer of unknown size
     transfer_read: int = 0
     transfer_last_io: float | None = None
@@ -100,6 +101,16 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+def _addresses(stream: trio.abc.Stream) -> tuple[str, str]:
+    """(peer, local) "ip:port" of a TCP stream."""
+    sock = getattr(stream, "socket", None)
+    try:
+        peer, local = sock.getpeername()[:2], sock.getsockname()[:2]  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return "?", "?"
+    return f"{peer[0]}:{peer[1]}", f"{local[0]}:{local[1]}"
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -159,6 +170,10 @@ class UpstreamLink:
         self.upstream: Upstream = config.upstream
         self._session_scope: trio.CancelScope | None = None
         self._repointed = trio.Event()
+        self._killed = False
+        # The connection as CLIENT LIST shows it (addresses, when it was made).
+        self.conn_addr = self.conn_laddr = ""
+        self.conn_since = 0.0
 
     # ---- lifecycle ----
 
@@ -173,6 +188,8 @@ class UpstreamLink:
                     await self._session(ask)
                 reason = ("re-pointed to a new master" if self._session_scope.cancelled_caught
                           else "connection closed by master")
+                if self._killed:
+                    reason = "killed by CLIENT KILL"
             except Exception as exc:
                 err = _leaf(exc)
                 if isinstance(err, LinkFailure):
@@ -182,6 +199,7 @@ class UpstreamLink:
                 else:
                     log.exception("unexpected error on the link with the master")
                     reason = f"internal error: {err!r}"
+            self._killed = False
             self._mark_down(reason)
             delay = 0.0 if self._repointed.is_set() else self.backoff.next_delay()
             log.warning(
@@ -223,6 +241,15 @@ class UpstreamLink:
         self.upstream = Upstream(host, port, old.username, old.password)
         was = str(old) if old.host else "unknown"
         log.info("master is now %s (was %s): %s", self.upstream, was, why)
+
+    def kill(self) -> bool:
+        """CLIENT KILL TYPE master: drop the connection; it reconnects (PSYNC), as a
+        replica whose master client was killed does."""
+        if self._stream is None or self._session_scope is None:
+            return False
+        self._killed = True
+        self._session_scope.cancel()
+        return True
 
     def _mark_down(self, reason: str) -> None:
         st = self.status
@@ -268,6 +295,8 @@ class UpstreamLink:
                 offset,
             )
             self._stream, self._link = stream, link
+            self.conn_addr, self.conn_laddr = _addresses(stream)
+            self.conn_since = time.monotonic()
             link.initiate()
             await self._flush()
             log.info("master %s: connected; PSYNC %s %d", up, replid, offset)
@@ -418,6 +447,7 @@ class UpstreamLink:
     def _online(self) -> None:
         st = self.status
         st.down_since = None
+        st.up_since = time.monotonic()
         st.sync_in_progress = False
         st.state = LinkState.CONNECTED
         st.last_error = None

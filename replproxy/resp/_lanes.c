@@ -5,17 +5,19 @@
  * scanner then takes; each has a pure-Python twin with the same semantics, which is the
  * reference (the tests compare them).
  *
- * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk[, slots])
- *         -> (pos, replies, count, last)
+ * string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk, max_out[, slots])
+ *         -> (pos, replies, count, last, gets, lookups, misses, wrongtype)
  *     The client session's lane for pipelined GET and MGET (see `RequestParser.string_reads`;
  *     its twin is the ordinary dispatch of GET/MGET): runs the commands of `buf` from `pos`
  *     while each is a GET or MGET within the limits, reading `db` / `expires` (one
  *     database's dicts) as a replica reads (a key whose TTL is <= `now` is missing, a value
- *     that is not a string is WRONGTYPE). `last`: 0 nothing ran, 1 GET, 2 MGET. In cluster
- *     mode `slots` (16384 bytes, non-zero for a slot served here) also stops it at a command
- *     whose keys are not all in one served slot: the Python path answers those (-MOVED,
- *     -CROSSSLOT). A key's slot is `keyHashSlot`'s: CRC16 (XMODEM) of the key, or of its
- *     first non-empty `{...}` hash tag, modulo 16384.
+ *     that is not a string is WRONGTYPE), until `max_out` bytes of replies are built. `last`: 0 nothing ran, 1 GET, 2 MGET. For INFO:
+ *     `gets` of the commands were GETs (the rest MGETs), `lookups` keys were looked up, of
+ *     which `misses` found nothing (keyspace_hits/misses), and `wrongtype` GETs failed.
+ *     In cluster mode `slots` (16384 bytes, non-zero for a slot served here) also stops it
+ *     at a command whose keys are not all in one served slot: the Python path answers those
+ *     (-MOVED, -CROSSSLOT). A key's slot is `keyHashSlot`'s: CRC16 (XMODEM) of the key, or
+ *     of its first non-empty `{...}` hash tag, modulo 16384.
  *
  * split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset)
  *     The replication stream's lane (see `StreamSplitter.next_commands`; its twin is
@@ -104,29 +106,30 @@ static unsigned int key_hash_slot(const char *key, Py_ssize_t len)
 
 static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 && nargs != 9) {
+    if (nargs != 9 && nargs != 10) {
         PyErr_SetString(PyExc_TypeError, "string_reads(buf, pos, db, expires, now, null, "
-                                         "max_bulk, max_mbulk[, slots])");
+                                         "max_bulk, max_mbulk, max_out[, slots])");
         return NULL;
+    }
+    const unsigned char *slots = NULL;
+    if (nargs == 10 && args[9] != Py_None) {
+        if (!PyBytes_Check(args[9]) || PyBytes_GET_SIZE(args[9]) != 16384) {
+            PyErr_SetString(PyExc_TypeError, "slots must be None or 16384 bytes");
+            return NULL;
+        }
+        slots = (const unsigned char *)PyBytes_AS_STRING(args[9]);
     }
     PyObject *db = args[2], *expires = args[3], *null = args[5];
     if (!PyByteArray_Check(args[0]) || !PyDict_Check(db) || !PyDict_Check(expires) ||
         !PyBytes_Check(null)) {
-        PyErr_SetString(PyExc_TypeError, "bytearray, int, dict, dict, int, bytes, int, int");
+        PyErr_SetString(PyExc_TypeError, "bytearray, int, dict, dict, int, bytes, int, int, int");
         return NULL;
-    }
-    const unsigned char *slots = NULL;
-    if (nargs == 9 && args[8] != Py_None) {
-        if (!PyBytes_Check(args[8]) || PyBytes_GET_SIZE(args[8]) != 16384) {
-            PyErr_SetString(PyExc_TypeError, "slots must be None or 16384 bytes");
-            return NULL;
-        }
-        slots = (const unsigned char *)PyBytes_AS_STRING(args[8]);
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long now = PyLong_AsLongLong(args[4]);
     long long max_bulk = PyLong_AsLongLong(args[6]);
     long long max_mbulk = PyLong_AsLongLong(args[7]);
+    long long max_out = PyLong_AsLongLong(args[8]);
     if (PyErr_Occurred())
         return NULL;
     Py_ssize_t size = PyByteArray_GET_SIZE(args[0]);
@@ -142,7 +145,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
     const char *end = base + size;
     const char *p = base + pos;
     outbuf o = {NULL, 0, 0};
-    long count = 0;
+    long count = 0, gets = 0, lookups = 0, misses = 0, wrongtype = 0;
     int last = 0;
     const char *argp[64];
     Py_ssize_t argl[64];
@@ -150,7 +153,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t *al = argl;
     Py_ssize_t acap = 64;
 
-    while (p < end) {
+    while (p < end && (long long)o.len < max_out) {
         const char *q = p;
         long long n;
         if (!canonical_len(&q, end, '*', max_mbulk, &n) || n < 2)
@@ -209,12 +212,17 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             if (lookup(db, expires, now, ap[0], al[0], &v) < 0)
                 goto fail;
             int r;
-            if (v == NULL)
+            gets++;
+            lookups++;
+            if (v == NULL) {
+                misses++;
                 r = out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
-            else if (PyBytes_CheckExact(v))
+            } else if (PyBytes_CheckExact(v)) {
                 r = put_bulk(&o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
-            else
+            } else {
+                wrongtype++;
                 r = out_put(&o, WRONGTYPE, (Py_ssize_t)strlen(WRONGTYPE));
+            }
             if (r < 0)
                 goto fail;
         } else {
@@ -226,6 +234,9 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
                 PyObject *v;
                 if (lookup(db, expires, now, ap[i], al[i], &v) < 0)
                     goto fail;
+                lookups++;
+                if (v == NULL)
+                    misses++;
                 int r = (v != NULL && PyBytes_CheckExact(v))
                             ? put_bulk(&o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
                             : out_put(&o, PyBytes_AS_STRING(null), PyBytes_GET_SIZE(null));
@@ -246,7 +257,8 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
     PyMem_Free(o.data);
     if (replies == NULL)
         return NULL;
-    return Py_BuildValue("(nNli)", (Py_ssize_t)(p - base), replies, count, last);
+    return Py_BuildValue("(nNlillll)", (Py_ssize_t)(p - base), replies, count, last, gets,
+                         lookups, misses, wrongtype);
 
 fail:
     if (ap != argp) {
@@ -448,8 +460,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"string_reads", (PyCFunction)(void (*)(void))string_reads, METH_FASTCALL,
-     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk[, slots]) -> "
-     "(pos, replies, count, last): the GET/MGET fast lane"},
+     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk, max_out[, slots]) -> "
+     "(pos, replies, count, last, gets, lookups, misses, wrongtype): the GET/MGET fast lane"},
     {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
      "split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset): the "
      "stream's fast lane"},

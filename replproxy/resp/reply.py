@@ -249,8 +249,43 @@ def push_len(n: int, proto: int) -> bytes:
     return b"*%d\r\n" % n if proto == 2 else b">%d\r\n" % n
 
 
+# The most bytes the reply being built may take, or None for no bound: the client session
+# sets it around a command when output limits are configured (`SessionHub.call`), so a big
+# range (LRANGE, HGETALL, SMEMBERS, ZRANGE, XRANGE...) over the client's limits is refused
+# before its encoding is allocated. Single-threaded: one command runs at a time.
+output_budget: int | None = None
+# Collections smaller than this are encoded without a check (their size cannot matter).
+_BUDGET_MIN_ITEMS = 64
+
+
+class OutputBudgetExceeded(Exception):
+    """The reply being built would pass `output_budget`: the session closes the client."""
+
+    def __init__(self, size: int, budget: int) -> None:
+        super().__init__(f"a reply of at least {size} bytes over the client's budget {budget}")
+        self.size = size
+
+
+def _check_budget(items: Sequence[bytes | None]) -> None:
+    """Raise OutputBudgetExceeded when `items` would encode past `output_budget` (counted
+    without encoding them: lengths plus the least framing, 5 bytes an element)."""
+    budget = output_budget
+    if budget is None or len(items) < _BUDGET_MIN_ITEMS:
+        return
+    size = 5 * len(items)
+    for x in items:
+        if x is not None:
+            size += len(x)
+            if size > budget:
+                raise OutputBudgetExceeded(size, budget)
+    if size > budget:
+        raise OutputBudgetExceeded(size, budget)
+
+
 def array(items: Sequence[bytes]) -> bytes:
     """An array of already encoded replies."""
+    if output_budget is not None:
+        _check_budget(items)
     return b"*%d\r\n%b" % (len(items), b"".join(items))
 
 
@@ -262,6 +297,8 @@ def _bulks(items: Sequence[bytes | None], proto: int) -> bytes:
 
 def bulk_array(items: Sequence[bytes | None], proto: int = 2) -> bytes:
     """An array of bulk strings, None for a null element (MGET, LRANGE, KEYS...)."""
+    if output_budget is not None:
+        _check_budget(items)
     if _C_BULKS is not None:
         try:
             return _C_BULKS(b"*%d\r\n" % len(items), items, _NULL2 if proto == 2 else _NULL3)
@@ -275,6 +312,8 @@ def bulk_array(items: Sequence[bytes | None], proto: int = 2) -> bytes:
 
 def _reheaded(header: bytes, items: Sequence[bytes]) -> bytes:
     """`header` + the bulks of `items`, encoded in C (ours, else hiredis's `*n` dropped)."""
+    if output_budget is not None:
+        _check_budget(items)
     if _C_BULKS is not None:
         try:
             return _C_BULKS(header, items, _NULL3)

@@ -13,7 +13,12 @@ call to learn what the connection must do next:
   shutdown); the shell resolves it (`finish_wait`) and feeds nothing until then; requests
   pipelined behind it stay queued and run at the next `feed(b"")`;
 - `takeover`: SYNC/PSYNC made the connection a replica's; the shell hands the socket and
-  the parser (which may hold the replica's next bytes) to the downstream server.
+  the parser (which may hold the replica's next bytes) to the downstream server;
+- `more`: `feed` built FEED_CHUNK of replies and stopped; the shell sends them, then calls
+  `feed(b"")` for the rest of the pipeline (a client that does not read holds little).
+
+What `feed` returns counts as the client's output (`out_bytes`) until the shell reports it
+sent (`sent`): the output limits and maxmemory-clients are checked against it.
 
 This module owns the per-connection state Redis keeps in `client` (name, db, protocol, auth,
 MULTI queue, WATCHed keys, subscriptions, CLIENT REPLY mode, output buffer) and the order in
@@ -40,6 +45,11 @@ if TYPE_CHECKING:
     from replproxy.session.hub import Entry, SessionHub
 
 log = logging.getLogger("replproxy.session")
+
+# Replies one `feed` builds before it hands them to the shell: the rest of a pipeline waits
+# (parsed, or still in the parser) until they are sent, so a client that does not read holds
+# at most this plus one reply, however much it pipelined (see `ClientSession.more`).
+FEED_CHUNK = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -117,7 +127,17 @@ class ClientSession(ReadContext):
         self.takeover: tuple[ReplicaHandshake, SyncRequest] | None = None
         # Output queued for the shell's writer (pushes; then every reply, to keep order).
         self.outbox: list[bytes] = []
+        # Output built and not yet sent: the outbox, and what `feed` / `finish_wait`
+        # returned until the shell reports it sent (`sent`). What the limits are checked
+        # against (client-output-buffer-limit, maxmemory-clients).
         self.out_bytes = 0
+        # `feed` stopped with requests left (FEED_CHUNK of replies built): the shell calls
+        # `feed(b"")` again once what it returned is sent.
+        self.more = False
+        # Replies built by the `feed` running now, not yet returned (`output_budget`).
+        self.batch = 0
+        # Closed by an output limit or client eviction: what was built is dropped.
+        self.cut = False
         self.soft_since: float | None = None
         # The shell's hooks: output was queued; the connection must close now; a blocked
         # read was woken. None in a session driven without a shell (tests).
@@ -147,6 +167,8 @@ class ClientSession(ReadContext):
         parser = self.parser
         hub = self.hub
         out: list[bytes] = []
+        batch = self.batch = 0
+        self.more = False
         try:
             if data:
                 # `now` is the time of the whole read: expiry is judged at millisecond
@@ -165,15 +187,22 @@ class ClientSession(ReadContext):
                     if try_fast and hub.plain(self):
                         ks = hub.keyspace
                         cluster = hub.cluster
+                        t0 = hub.perf()
                         replies, n, last = parser.string_reads(
                             ks.dbs[self.db], ks.expires[self.db], self.now,
-                            reply.null(self.proto),
+                            reply.null(self.proto), FEED_CHUNK - batch,
                             cluster.lane_slots(self) if cluster is not None else None)
                         if n:
+                            hub.fast_lane_ran(self, parser, n, hub.perf() - t0)
                             out.append(replies)
+                            batch += len(replies)
+                            self.batch = batch
                             self.commands += n
                             hub.stats.total_commands += n
                             self.last_cmd = b"get" if last == 1 else b"mget"
+                            if batch >= FEED_CHUNK:
+                                self.more = True
+                                break
                     # Re-evaluated after every batch: AUTH may have succeeded (Redis parses
                     # unauthenticated clients one command at a time with tighter limits).
                     parser.auth_required = try_fast = not self.authed
@@ -190,6 +219,11 @@ class ClientSession(ReadContext):
                     answer = b""  # the test spares a call
                 if answer:
                     out.append(answer)
+                    batch += len(answer)
+                    self.batch = batch
+                    if batch >= FEED_CHUNK:
+                        self.more = True
+                        break
                 if self.takeover is not None:
                     break
         except QueryBufferLimitError:
@@ -198,8 +232,11 @@ class ClientSession(ReadContext):
         except ProtocolError as e:
             out.append(e.reply)
             self.closing = True
+        self.batch = 0
         payload = b"".join(out)
-        if payload and not self.output_allowed(payload):
+        if self.cut:
+            return b""
+        if payload and not self.output_allowed(payload, now):
             return b""
         return payload
 
@@ -209,7 +246,7 @@ class ClientSession(ReadContext):
         self.wait = None
         if self.reply_dropped():
             answer = b""
-        if answer and not self.output_allowed(answer):
+        if answer and not self.output_allowed(answer, self.hub.clock()):
             return b""
         return answer
 
@@ -272,18 +309,43 @@ class ClientSession(ReadContext):
     def push(self, data: bytes, now: float | None = None) -> None:
         """Queue bytes for the shell's writer (Pub/Sub messages; then every reply)."""
         self.outbox.append(data)
-        self.out_bytes += len(data)
+        self.grow(len(data))
         self.check_output_limit(self.hub.clock() if now is None else now)
+        self.hub.memory.check(self)
         if self.on_output is not None:
             self.on_output()
 
+    def requeue(self, data: bytes) -> None:
+        """Queue for the writer bytes `feed`/`finish_wait` returned (counted already)."""
+        self.outbox.append(data)
+        if self.on_output is not None:
+            self.on_output()
+
+    def grow(self, n: int) -> None:
+        self.out_bytes += n
+        self.hub.memory.total += n
+
     def sent(self, n: int) -> None:
-        """The shell's writer sent `n` bytes of the outbox."""
-        self.out_bytes -= n
+        """The shell sent `n` bytes of what was returned or queued."""
         self.net_out += n
+        n = min(n, self.out_bytes)
+        self.out_bytes -= n
+        self.hub.memory.total -= n
         if self.out_bytes <= 0:
-            self.out_bytes = 0
             self.soft_since = None
+
+    def output_budget(self) -> int | None:
+        """The bytes the next reply may take before it passes this client's hard limit or
+        maxmemory-clients (None: no limit applies)."""
+        hard = self.output_limit().hard
+        mem = self.hub.memory
+        if not hard and not mem.limit:
+            return None
+        used = self.out_bytes + self.batch
+        room = hard - used if hard else 1 << 62
+        if mem.limit:
+            room = min(room, mem.limit - mem.total - self.batch)
+        return max(room, 0)
 
     def output_limit(self) -> OutputLimit:
         cfg = self.hub.config
@@ -295,30 +357,46 @@ class ClientSession(ReadContext):
         seconds, the client is closed."""
         limit = self.output_limit()
         used = self.out_bytes
+        if self.closing:
+            return
         if limit.hard and used > limit.hard:
-            self.kill(f"output buffer of {used} bytes over the hard limit {limit.hard}")
+            self.hub.stats.output_limit_disconnections += 1
+            kind = "pubsub" if self.subscribed else "normal"
+            self.kill(f"output buffer of {used} bytes over the {kind} clients' hard limit "
+                      f"{limit.hard}", cut=True)
         elif limit.soft and used > limit.soft:
             if self.soft_since is None:
                 self.soft_since = now
             elif now - self.soft_since > limit.soft_seconds:
+                self.hub.stats.output_limit_disconnections += 1
                 self.kill(f"output buffer over the soft limit {limit.soft} for "
-                          f"{limit.soft_seconds} s")
+                          f"{limit.soft_seconds} s", cut=True)
         else:
             self.soft_since = None
 
-    def output_allowed(self, payload: bytes) -> bool:
-        """A batch of replies over the normal clients' hard limit closes the client instead."""
-        limit = self.hub.config.client_output_buffer_limit_normal.hard
-        if limit and len(payload) > limit and not self.closing:
-            self.kill(f"output of {len(payload)} bytes over the normal clients' hard limit "
-                      f"{limit}")
+    def output_allowed(self, payload: bytes, now: float) -> bool:
+        """Count `payload` as this client's output until sent, and check the limits with it
+        (the client's own, and maxmemory-clients): a client over them is closed and gets
+        nothing more."""
+        self.grow(len(payload))
+        if self.closing:  # QUIT, a protocol error: the reply goes out, then the close
+            return True
+        self.check_output_limit(now)
+        if not self.closing:
+            self.hub.memory.check(self)
+        if self.cut:
+            n = len(payload)
+            self.out_bytes -= n
+            self.hub.memory.total -= n
             return False
         return True
 
-    def kill(self, why: str = "") -> None:
-        """Close this connection (CLIENT KILL, output limits, idle timeout)."""
+    def kill(self, why: str = "", *, cut: bool = False) -> None:
+        """Close this connection (CLIENT KILL, output limits, idle timeout); `cut`: by an
+        output limit or client eviction, so nothing more is sent to it."""
         if why:
             log.info("closing client id=%d addr=%s: %s", self.id, self.addr, why)
+        self.cut = self.cut or cut
         self.closing = True
         if self.on_kill is not None:
             self.on_kill()

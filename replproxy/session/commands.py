@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from replproxy.commandtable.errors import unknown_subcommand_error
 from replproxy.commandtable.replies import command_command
 from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
 from replproxy.errors import SYNTAX
-from replproxy.glob import stringmatch
 from replproxy.info import info_text, rss_bytes
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
 from replproxy.keyspace.reads import NOT_INTEGER, ReplyError, arg_long
@@ -26,10 +26,12 @@ from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
 from replproxy.session.client import ClientSession, ShutdownWait
-from replproxy.session.clientinfo import client_line
+from replproxy.session.clientinfo import LinkEntry, client_line, link_line
 from replproxy.session.registry import Client, command
 from replproxy.session.security import authenticate, exec_denied
-from replproxy.tls import config_params as tls_config_params
+
+if TYPE_CHECKING:
+    from replproxy.session.hub import SessionHub
 
 log = logging.getLogger("replproxy.session")
 
@@ -213,12 +215,25 @@ def _client_type(raw: bytes) -> bytes:
     return kind
 
 
-def _client_type_matches(c: Client, kind: bytes) -> bool:
+def _client_type_matches(c: Client | LinkEntry, kind: bytes) -> bool:
+    if isinstance(c, LinkEntry):  # the master link, a downstream replica
+        return c.kind == {b"slave": b"replica", b"primary": b"master"}.get(kind, kind)
     if kind == b"normal":
         return not c.subscribed
     if kind == b"pubsub":
         return c.subscribed
-    return False  # master / replica / primary: replicas are not clients here
+    return False
+
+
+def _everyone(hub: SessionHub) -> list[Client | LinkEntry]:
+    """Clients and replication connections, in id order (CLIENT LIST / KILL)."""
+    out: list[Client | LinkEntry] = [*hub.clients.values(), *hub.links()]
+    out.sort(key=lambda x: x.id)
+    return out
+
+
+def _line(x: Client | LinkEntry, me: Client) -> str:
+    return link_line(x, me) if isinstance(x, LinkEntry) else client_line(x, me)
 
 
 @command("client")
@@ -250,7 +265,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"info" and n == 2:
         return reply.verbatim(client_line(c, c).encode(), c.proto)
     if sub == b"list":
-        chosen = list(hub.clients.values())
+        chosen = _everyone(hub)
         i = 2
         while i < n:
             opt = argv[i].lower()
@@ -269,7 +284,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
                 i = n
             else:
                 raise ReplyError(SYNTAX)
-        text = "".join(client_line(x, c) for x in chosen)
+        text = "".join(_line(x, c) for x in chosen)
         return reply.verbatim(text.encode(), c.proto)
     if sub == b"kill":
         return _client_kill(c, argv)
@@ -319,14 +334,14 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
     hub = c.hub
     n = len(argv)
     if n == 3:  # old form: CLIENT KILL addr
-        for x in hub.clients.values():
+        for x in _everyone(hub):
             if x.addr == _s(argv[2]):
                 _kill(c, x)
                 return OK
         raise ReplyError(b"ERR No such client")
     if n % 2:
         raise ReplyError(SYNTAX)
-    chosen = list(hub.clients.values())
+    chosen = _everyone(hub)
     skipme = True
     for i in range(2, n, 2):
         opt, val = argv[i].lower(), argv[i + 1]
@@ -366,8 +381,12 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
     return reply.integer(killed)
 
 
-def _kill(me: Client, target: Client) -> None:
-    if target is me:
+def _kill(me: Client, target: Client | LinkEntry) -> None:
+    if isinstance(target, LinkEntry):
+        log.info("CLIENT KILL of the %s connection %s from %s", target.kind.decode(),
+                 target.addr, me.addr)
+        me.hub.control.kill_link(target.info.key)
+    elif target is me:
         me.closing = True  # after this reply, as Redis's CLIENT_CLOSE_AFTER_REPLY
     else:
         target.kill(f"CLIENT KILL from {me.addr}")
@@ -519,6 +538,8 @@ def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
 
 @command("info")
 def cmd_info(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 2 and not c.ks.dialect.info_multiple_sections:
+        raise ReplyError(SYNTAX)
     text = info_text(c.hub.view, [_s(a) for a in argv[1:]])
     return reply.verbatim(text.encode(), c.proto)
 
@@ -566,111 +587,6 @@ def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
 @command("command")
 def cmd_command(c: Client, argv: list[bytes]) -> bytes:
     return command_command(c.hub.table, argv, c.proto)
-
-
-REDACTED = "<redacted>"
-
-
-def config_params(c: Client) -> dict[str, str]:
-    """The parameters CONFIG GET shows: replproxy's own settings under redis.conf's names."""
-    cfg = c.hub.config
-    up = c.hub.view.upstream  # the master followed now (REPLICAOF, Sentinel)
-
-    def limit(name: str, lim: object) -> str:
-        return f"{name} {lim}"
-
-    return {
-        "bind": cfg.bind,
-        "port": str(c.hub.view.bound_port or cfg.port) if cfg.plain_port_enabled else "0",
-        "databases": str(c.ks.databases),
-        "dir": str(cfg.dir.resolve()),
-        "dbfilename": cfg.dbfilename,
-        "save": " ".join(f"{s} {n}" for s, n in cfg.save),
-        "appendonly": "no",
-        "maxclients": str(cfg.maxclients),
-        "timeout": str(cfg.timeout),
-        "client-query-buffer-limit": str(cfg.client_query_buffer_limit),
-        "proto-max-bulk-len": str(cfg.proto_max_bulk_len),
-        "client-output-buffer-limit": " ".join([
-            limit("normal", cfg.client_output_buffer_limit_normal),
-            limit("slave", cfg.client_output_buffer_limit_replica),
-            limit("pubsub", cfg.client_output_buffer_limit_pubsub),
-        ]),
-        "replicaof": f"{up.host} {up.port}",
-        "slaveof": f"{up.host} {up.port}",
-        "replica-read-only": "yes",
-        "slave-read-only": "yes",
-        "replica-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
-        "slave-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
-        "repl-backlog-size": str(cfg.repl_backlog_size),
-        "repl-timeout": str(int(cfg.repl_timeout)),
-        "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
-        # Secrets are never shown: a set one reads as REDACTED (docs/security.md).
-        "requirepass": REDACTED if cfg.requirepass else "",
-        "masterauth": REDACTED if up.password else "",
-        "masteruser": up.username or "",
-        "aclfile": str(cfg.aclfile) if cfg.aclfile else "",
-        "maxmemory": "0",
-        "maxmemory-policy": "noeviction",
-        "replica-announce-ip": cfg.replica_announce_ip or "",
-        "replica-announce-port": str(cfg.replica_announce_port or 0),
-        "hz": "10",
-        "loglevel": "notice",
-        "enable-debug-command": cfg.enable_debug_command,
-        "protected-mode": "yes" if cfg.protected_mode else "no",
-        "acllog-max-len": str(cfg.acllog_max_len),
-        "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
-                               else "resetchannels"),
-        # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
-        "hash-max-listpack-entries": "512",
-        "hash-max-listpack-value": "64",
-        "hash-max-ziplist-entries": "512",
-        "hash-max-ziplist-value": "64",
-        "zset-max-listpack-entries": "128",
-        "zset-max-listpack-value": "64",
-        "zset-max-ziplist-entries": "128",
-        "zset-max-ziplist-value": "64",
-        "set-max-intset-entries": "512",
-        "list-max-listpack-size": "-2",
-        "list-max-ziplist-size": "-2",
-        "stream-node-max-bytes": "4096",
-        "stream-node-max-entries": "100",
-        "hll-sparse-max-bytes": "3000",
-        **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
-           if c.ks.dialect.valkey else {}),
-        **tls_config_params(cfg.tls, None),
-    }
-
-
-@command("config")
-def cmd_config(c: Client, argv: list[bytes]) -> bytes:
-    sub = argv[1].lower()
-    if sub == b"get":
-        params = config_params(c)
-        flat: list[bytes] = []
-        seen: set[str] = set()
-        for raw in argv[2:]:
-            pattern = raw.lower()
-            exact = params.get(pattern.decode("utf-8", "replace"))
-            if exact is not None and not any(ch in raw for ch in b"*?["):
-                # A plain name is answered under the spelling the client used.
-                name = pattern.decode("utf-8", "replace")
-                if name not in seen:
-                    seen.add(name)
-                    flat += [raw, exact.encode()]
-                continue
-            for name, value in params.items():
-                if name not in seen and stringmatch(pattern, name.encode()):
-                    seen.add(name)
-                    flat += [name.encode(), value.encode()]
-        return reply.bulk_map(flat, c.proto)
-    if sub == b"resetstat":
-        return OK
-    if sub in (b"set", b"rewrite"):
-        raise ReplyError(
-            b"ERR replproxy is configured by its command line and environment: CONFIG "
-            + sub.upper() + b" is not supported")
-    raise _unknown_sub(argv)
 
 
 @command("memory|doctor")

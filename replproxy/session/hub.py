@@ -27,7 +27,14 @@ its whole queue in one go, so a reader never sees half of a replicated transacti
 The hub owns the sessions' registry (CLIENT LIST/KILL), Pub/Sub, the keys clients WATCH or
 block on (`KeyWatches`, told of the stream's writes through `Keyspace.on_key_modified`), the
 command table of the master's dialect (refreshed when a snapshot loads), and the client
-counters of INFO. It never touches a socket: the trio shell is `replproxy.server`.
+counters of INFO: `call` times every command and counts it, its errors and the rejections
+into `replproxy.session.stats` (commandstats, errorstats, latencystats, SLOWLOG, LATENCY;
+the GET/MGET fast lane once per batch, `fast_lane_ran`), and the clients' unsent output is
+bounded by `replproxy.session.clientmem` (maxmemory-clients) and each client's limits,
+checked as replies are built (a reply over them is refused before it is encoded:
+`reply.output_budget`). The replication connections (master link, downstream replicas) get
+client ids for CLIENT LIST/KILL (`links`) through `StatusView.link_clients`. It never
+touches a socket: the trio shell is `replproxy.server`.
 """
 
 from __future__ import annotations
@@ -45,8 +52,14 @@ from replproxy.errors import ReplyError
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
 from replproxy.resp.request import RequestParser
-from replproxy.session import acl_commands, commands  # noqa: F401 - register their handlers
+from replproxy.session import (  # noqa: F401 - register their handlers
+    acl_commands,
+    commands,
+    ops_commands,
+)
 from replproxy.session.client import ClientSession, ShutdownWait
+from replproxy.session.clientinfo import LinkEntry
+from replproxy.session.clientmem import ClientMemory
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
 from replproxy.session.security import (
@@ -58,6 +71,7 @@ from replproxy.session.security import (
     protected_denied,
     set_acl_context,
 )
+from replproxy.session.stats import CommandStats, LatencyMonitor, RateSampler, SlowLog
 
 if TYPE_CHECKING:
     from replproxy.cluster.node import ClusterNode
@@ -151,6 +165,11 @@ class ClientStats:
     total_connections: int = 0
     total_commands: int = 0
     rejected_connections: int = 0
+    # Bytes read from / written to clients that are gone (the live ones keep their own).
+    closed_net_input: int = 0
+    closed_net_output: int = 0
+    evicted_clients: int = 0  # closed by maxmemory-clients
+    output_limit_disconnections: int = 0  # closed by client-output-buffer-limit
 
 
 @dataclass(eq=False)
@@ -240,6 +259,8 @@ class SessionHub:
         view: StatusView,
         downstream: Downstream,
         clock: Callable[[], float] = time.monotonic,
+        perf: Callable[[], int] = time.perf_counter_ns,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.keyspace = keyspace
@@ -257,6 +278,18 @@ class SessionHub:
         self.stats = ClientStats()
         # The cluster read endpoint (replproxy.cluster.node), in cluster mode.
         self.cluster: ClusterNode | None = None
+        # Command counters, SLOWLOG and LATENCY (`replproxy.session.stats`): `perf` times
+        # each call, `wall` dates slow log entries and latency samples.
+        self.perf = perf
+        self.wall = wall
+        self.cmdstats = CommandStats()
+        self.slowlog = SlowLog(config.slowlog_log_slower_than, config.slowlog_max_len)
+        self.latency = LatencyMonitor(config.latency_monitor_threshold)
+        self.rates = {name: RateSampler() for name in ("ops", "in", "out", "repl_in",
+                                                       "repl_out")}
+        self.memory = ClientMemory(self, config.maxmemory_clients)
+        # Client ids given to replication connections (`links`), by `LinkClient.key`.
+        self.link_ids: dict[str, int] = {}
         self._next_id = 1
         # The master's dialect: its command table and our entries for it.
         self.table: CommandTable
@@ -307,7 +340,10 @@ class SessionHub:
 
     def close_session(self, c: ClientSession) -> None:
         """The connection is gone (or became a replica's): forget everything of it."""
-        self.clients.pop(c.id, None)
+        if self.clients.pop(c.id, None) is not None:
+            self.stats.closed_net_input += c.net_in
+            self.stats.closed_net_output += c.net_out
+            self.memory.released(c)
         self.pubsub.drop_client(c)
         self.watches.unwatch(c)
         w = c.wait
@@ -326,6 +362,22 @@ class SessionHub:
             sticky_blank_inline=valkey,
         )
 
+    def links(self) -> list[LinkEntry]:
+        """The replication connections (master link, downstream replicas) with the client
+        ids they keep while they live, from the same counter as clients'."""
+        infos = self.view.link_clients()
+        live = {i.key for i in infos}
+        for key in [k for k in self.link_ids if k not in live]:
+            del self.link_ids[key]
+        out = []
+        for info in infos:
+            cid = self.link_ids.get(info.key)
+            if cid is None:
+                cid = self.link_ids[info.key] = self._next_id
+                self._next_id += 1
+            out.append(LinkEntry(cid, info))
+        return out
+
     @property
     def pubsub_clients(self) -> int:
         """Clients subscribed to something (INFO pubsub_clients)."""
@@ -340,8 +392,14 @@ class SessionHub:
         """Once a second (`clientsCron`): close idle clients (`timeout`) and enforce the soft
         output limits of subscribers that stopped reading."""
         idle = self.config.timeout
+        self.rates["ops"].sample(self.stats.total_commands, now)
+        self.rates["in"].sample(self.net_input_bytes, now)
+        self.rates["out"].sample(self.net_output_bytes, now)
+        view = self.view
+        self.rates["repl_in"].sample(view.replication.stats.net_repl_input_bytes, now)
+        self.rates["repl_out"].sample(view.downstream_stats.net_output_bytes, now)
         for c in list(self.clients.values()):
-            if c.outbox:
+            if c.out_bytes:
                 c.check_output_limit(now)
             if idle and not c.blocked and not c.subscribed and now - c.last_active > idle:
                 c.kill("idle timeout")
@@ -391,6 +449,7 @@ class SessionHub:
                         "connection closed", argv[0], c.addr)
             c.closing = True
             return b""
+        self.cmdstats.error_reply(err.msg if err.msg.startswith(b"-") else b"-" + err.msg)
         if c.multi is not None:
             c.multi_dirty = True
             if name == b"exec":  # EXEC with arguments discards the transaction (EXECABORT)
@@ -402,6 +461,8 @@ class SessionHub:
     def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
         """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
         why (`execCommandAbort`)."""
+        self.cmdstats.stat(e.name).rejected += 1
+        self.cmdstats.error_reply(err)
         if e.name == b"exec":
             c.multi = None
             c.multi_dirty = False
@@ -416,13 +477,78 @@ class SessionHub:
         c.last_cmd = e.name
         c.commands += 1
         self.stats.total_commands += 1
+        perf = self.perf
+        budget = c.output_budget()
+        if budget is not None:
+            reply.output_budget = budget
+        t0 = perf()
         try:
-            return e.handler(c, argv)
+            out = e.handler(c, argv)
         except ReplyError as err:
-            return reply.error(err.msg)
+            out = reply.error(err.msg)
         except BlockingRead as br:
             c.block(e, br, self.clock())
-            return b""
+            out = b""
+        except reply.OutputBudgetExceeded as over:
+            # Redis would build the reply and close the client at the next check; the relay
+            # closes it without building a reply it could never send.
+            self.stats.output_limit_disconnections += 1
+            c.kill(f"output limits: {over}", cut=True)
+            out = b""
+        finally:
+            reply.output_budget = None
+        ns = perf() - t0
+        self.cmdstats.record(e.name, ns)
+        if out[:1] == b"-":
+            self.cmdstats.commands[e.name].failed += 1
+            self.cmdstats.error_reply(out)
+        us = ns // 1000
+        if 0 <= self.slowlog.slower_than <= us or 0 < self.latency.threshold_ms * 1000 <= us:
+            self.slow_call(c, e, argv, ns)
+        return out
+
+    def slow_call(self, c: ClientSession, e: Entry, argv: list[bytes], ns: int) -> None:
+        """A call long enough for SLOWLOG or LATENCY (`call()`'s tail)."""
+        if "skip_slowlog" not in e.spec.flags:
+            self.slowlog.maybe_add(argv, ns // 1000, self.wall(), c.addr, c.name)
+        event = "fast-command" if "fast" in e.spec.flags else "command"
+        self.latency.maybe_add(event, ns // 1_000_000, self.wall())
+
+    def fast_lane_ran(self, c: ClientSession, parser: RequestParser, n: int, ns: int) -> None:
+        """The GET/MGET lane ran `n` commands in `ns`: count them as `call()` would, once
+        per batch (the lane's speed is the point)."""
+        ks = self.keyspace
+        ks.stat_keyspace_misses += parser.lane_misses
+        ks.stat_keyspace_hits += parser.lane_lookups - parser.lane_misses
+        gets = parser.lane_gets
+        stats = self.cmdstats
+        if gets:
+            stats.record(b"get", ns * gets // n, gets)
+            if parser.lane_wrongtype:
+                stats.commands[b"get"].failed += parser.lane_wrongtype
+                stats.error_reply(b"-WRONGTYPE ", parser.lane_wrongtype)
+        if n > gets:
+            stats.record(b"mget", ns * (n - gets) // n, n - gets)
+
+    @property
+    def net_input_bytes(self) -> int:
+        """INFO total_net_input_bytes: what clients sent (replicas' links excluded)."""
+        return self.stats.closed_net_input + sum(c.net_in for c in self.clients.values())
+
+    @property
+    def net_output_bytes(self) -> int:
+        return self.stats.closed_net_output + sum(c.net_out for c in self.clients.values())
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: what INFO counts starts again from zero."""
+        self.cmdstats.reset()
+        self.stats.total_connections = self.stats.total_commands = 0
+        self.stats.rejected_connections = self.stats.evicted_clients = 0
+        self.stats.closed_net_input = -sum(c.net_in for c in self.clients.values())
+        self.stats.closed_net_output = -sum(c.net_out for c in self.clients.values())
+        self.keyspace.stat_keyspace_hits = self.keyspace.stat_keyspace_misses = 0
+        self.slowlog.reset()
+        self.latency.reset()
 
     def plain(self, c: ClientSession) -> bool:
         """Whether a GET/MGET from `c` would run now, answered by the command alone: every
