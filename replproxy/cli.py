@@ -242,6 +242,13 @@ def run(
                      help="yes: answer reads while the master link is down (Redis's default); "
                      "no: answer -MASTERDOWN except to STALE-flagged commands."),
     ] = "yes",
+    busy_reply_threshold: Annotated[
+        int,
+        typer.Option("--busy-reply-threshold", "--lua-time-limit",
+                     envvar=_env("BUSY_REPLY_THRESHOLD"), min=0,
+                     help="Milliseconds a Lua script may run before other clients get "
+                     "-BUSY (until it ends or SCRIPT KILL); 0: never."),
+    ] = 5000,
     requirepass: Annotated[
         str | None,
         typer.Option(envvar=_env("REQUIREPASS"),
@@ -302,6 +309,7 @@ def run(
             replica_serve_stale_data=parse_yes_no(
                 "replica-serve-stale-data", replica_serve_stale_data
             ),
+            busy_reply_threshold=busy_reply_threshold,
             requirepass=requirepass,
             aclfile=aclfile,
         )

@@ -175,6 +175,9 @@ class Config:
         32 * 1024 * 1024, 8 * 1024 * 1024, 60
     )
     replica_serve_stale_data: bool = True
+    # A script running longer (ms) makes other clients get -BUSY until it ends or SCRIPT
+    # KILL; 0 disables the check (busy-reply-threshold, formerly lua-time-limit).
+    busy_reply_threshold: int = 5000
     # Clients must AUTH: the `default` user's password, and/or users from an ACL file.
     requirepass: str | None = None
     aclfile: Path | None = None

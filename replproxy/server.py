@@ -55,6 +55,7 @@ from replproxy.link.protocol import LinkState
 from replproxy.pubsub import PubSub, unregister
 from replproxy.resp import reply
 from replproxy.resp.request import ProtocolError, QueryBufferLimitError, RequestParser
+from replproxy.scripting.commands import SCRIPT_COMMANDS, RelayScripting
 
 if TYPE_CHECKING:
     from replproxy.app import Relay
@@ -198,8 +199,8 @@ class Client(ReadContext):
 class Entry:
     """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "spec", "stale",
-                 "write")
+    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "script", "spec",
+                 "stale", "write")
 
     def __init__(self, spec: CommandSpec, handler: Handler) -> None:
         self.spec = spec
@@ -212,6 +213,8 @@ class Entry:
         self.loading = "loading" in flags
         self.noauth = "no_auth" in flags
         self.nomulti = "no_multi" in flags
+        # EVAL / FCALL: the script's own flags replace write and stale (getCommandFlags).
+        self.script = spec.name in SCRIPT_COMMANDS
 
 
 def not_supported(c: Client, argv: list[bytes]) -> bytes:
@@ -286,6 +289,7 @@ class RespServer:
         self.table: CommandTable
         self.entries: dict[bytes, Entry] = {}
         self.fast: dict[bytes, Entry] = {}
+        self.scripting = RelayScripting(self)
         self._refresh_identity()
         # Set while `serve` runs (Linux, unless REPLPROXY_NO_REACTOR is set); without it
         # every client task does its own I/O.
@@ -316,6 +320,7 @@ class RespServer:
                 if b"|" in key or e.spec.subcommands:
                     continue
                 self.fast[key] = self.fast[key.upper()] = e
+        self.scripting.refresh()
 
     @property
     def valkey(self) -> bool:
@@ -347,7 +352,10 @@ class RespServer:
             return self._reject(c, NOAUTH)
         if c.multi is not None and e.nomulti:
             return self._reject(c, NO_MULTI)
-        if e.write:
+        write, stale = e.write, e.stale
+        if e.script:
+            write, stale = self.scripting.flags(e, argv)
+        if write:
             return self._reject(c, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
@@ -355,11 +363,14 @@ class RespServer:
             return self._reject(c, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                 "QUIT / RESET are allowed in this context".encode()))
-        if not e.stale and not relay.config.replica_serve_stale_data \
+        if not stale and not relay.config.replica_serve_stale_data \
                 and relay.link.status.state is not LinkState.CONNECTED:
             return self._reject(c, MASTERDOWN)
         if not e.loading and (relay.persistence.loading or not relay.replication.has_history):
             return self._reject(c, LOADING)
+        busy = self.scripting.busy_reply(e)
+        if busy is not None:
+            return self._reject(c, busy)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -653,6 +664,7 @@ class RespServer:
             and c.multi is None
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not ks.unsupported_keys
+            and not self.scripting.busy
             and ks.loaded_aux is self._aux
             and not relay.persistence.loading
             and relay.replication.has_history

@@ -558,22 +558,6 @@ def cmd_pubsub(c: Client, argv: list[bytes]) -> bytes:
     raise _unknown_sub(argv)
 
 
-# ---- scripts ----
-
-
-@command("evalsha", "evalsha_ro")
-def cmd_evalsha(c: Client, argv: list[bytes]) -> bytes:
-    # Scripts replicate by their effects, so a relay's script cache is always empty.
-    if c.srv.valkey:
-        raise ReplyError(b"NOSCRIPT No matching script.")
-    raise ReplyError(b"NOSCRIPT No matching script. Please use EVAL.")
-
-
-@command("script|exists")
-def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
-    return reply.array([reply.integer(0)] * (len(argv) - 2))
-
-
 # ---- server ----
 
 
@@ -651,6 +635,8 @@ def config_params(c: Client) -> dict[str, str]:
         "slave-serve-stale-data": "yes" if cfg.replica_serve_stale_data else "no",
         "repl-backlog-size": str(cfg.repl_backlog_size),
         "repl-timeout": str(int(cfg.repl_timeout)),
+        "busy-reply-threshold": str(cfg.busy_reply_threshold),
+        "lua-time-limit": str(cfg.busy_reply_threshold),
         "repl-diskless-sync-delay": str(int(cfg.repl_diskless_sync_delay)),
         "requirepass": cfg.requirepass or "",
         "masterauth": up.password or "",
