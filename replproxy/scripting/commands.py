@@ -111,6 +111,7 @@ class RelayScripting:
             sc = self._script_client = Client(self.srv, 0, "lua", "lua")
             sc.name = b""
         sc.db = c.db
+        sc.dstyle = self.srv.dstyle
         sc.user = c.user
         sc.authed = True
         sc.now = c.now

@@ -143,6 +143,21 @@ def engine_config(flavour: Flavour, dialect: MasterDialect) -> dict[bytes, Any]:
         ),
         b"msg_setresp_arity": b"%s.setresp() requires one argument." % api.encode(),
         b"msg_acl_invalid": b"Invalid command passed to %s.acl_check_cmd()" % api.encode(),
+        # luaMaskCountHook's error: Valkey names the KILL command of the engine's kind.
+        b"msg_killed": (
+            (
+                b"Script killed by user with SCRIPT KILL."
+                if flavour == "eval"
+                else b"Script killed by user with FUNCTION KILL."
+            )
+            if valkey
+            else b"Script killed by user with SCRIPT KILL..."
+        ),
+        b"cmsgpack_copyright": (
+            b"Copyright (C) 2012, Redis Ltd."
+            if valkey
+            else b"Copyright (C) 2012, Salvatore Sanfilippo"
+        ),
     }
 
 

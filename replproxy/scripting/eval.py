@@ -18,7 +18,7 @@ from typing import Any
 from replproxy.dialect import MasterDialect
 from replproxy.scripting.engine import EngineHost, LuaEngine
 from replproxy.scripting.libs import Lrand48
-from replproxy.scripting.script import ShebangError, extract_shebang_flags
+from replproxy.scripting.script import ShebangError, engine_error, extract_shebang_flags
 
 # LRU_LIST_LENGTH of eval.c: EVAL-compiled scripts kept at most.
 SCRIPT_CACHE_EVAL_MAX = 500
@@ -78,9 +78,12 @@ class EvalScripts:
                 self.lru.pop(sha, None)
             return sha, script
         try:
-            flags, shebang_len = extract_shebang_flags(body, valkey=self.dialect.valkey)
+            flags, shebang_len, engine = extract_shebang_flags(body, valkey=self.dialect.valkey)
         except ShebangError as e:
             raise CreateError(e.msg) from None
+        bad_engine = engine_error(engine)
+        if bad_engine is not None:
+            raise CreateError(bad_engine)
         fn = self.engine.compile(body[shebang_len:], b"@user_script")
         if isinstance(fn, bytes):
             raise CreateError(b"Error compiling script (new function): " + fn)

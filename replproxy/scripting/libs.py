@@ -285,11 +285,17 @@ class Struct:
         return list(zip(names, values, strict=True))
 
     @staticmethod
-    def _typeerror(narg: int, tname: str, args: list[tuple[str, object]]) -> StructError:
-        got = args[narg - 1][0] if narg <= len(args) else "no value"
+    def _typeerror(
+        narg: int, tname: str, args: list[tuple[str, object]], marker: bool = False
+    ) -> StructError:
+        """luaL_typerror; `marker`: b_pack pushed a nil right after its arguments."""
+        if narg <= len(args):
+            got = args[narg - 1][0]
+        else:
+            got = "nil" if marker and narg == len(args) + 1 else "no value"
         return StructError(1, narg, f"{tname} expected, got {got}".encode())
 
-    def _number(self, narg: int, args: list[tuple[str, object]]) -> float:
+    def _number(self, narg: int, args: list[tuple[str, object]], marker: bool = False) -> float:
         if narg <= len(args):
             kind, v = args[narg - 1]
             if kind == "number":
@@ -298,16 +304,16 @@ class Struct:
                 n = self.tonumber(v)  # type: ignore[arg-type]
                 if n is not None:
                     return float(n)
-        raise self._typeerror(narg, "number", args)
+        raise self._typeerror(narg, "number", args, marker)
 
-    def _string(self, narg: int, args: list[tuple[str, object]]) -> bytes:
+    def _string(self, narg: int, args: list[tuple[str, object]], marker: bool = False) -> bytes:
         if narg <= len(args):
             kind, v = args[narg - 1]
             if kind == "string":
                 return v  # type: ignore[return-value]
             if kind == "number":
                 return lua_number_text(float(v))  # type: ignore[arg-type]
-        raise self._typeerror(narg, "string", args)
+        raise self._typeerror(narg, "string", args, marker)
 
     # -- the format string
 
@@ -398,7 +404,7 @@ class Struct:
                 out += b"\0" * toalign
                 c = chr(opt)
                 if c in "bBhHlLTiI":
-                    n = self._number(arg, args)
+                    n = self._number(arg, args, True)
                     arg += 1
                     value = (_to_long(n) & _M64) if n < 0 else _to_ulong(n)
                     raw = bytes((value >> (8 * k)) & 0xFF if k < 8 else 0 for k in range(size))
@@ -406,15 +412,15 @@ class Struct:
                 elif c == "x":
                     out += b"\0"
                 elif c == "f":
-                    f = ctypes.c_float(self._number(arg, args)).value
+                    f = ctypes.c_float(self._number(arg, args, True)).value
                     arg += 1
                     out += struct.pack("<f" if h[0] == 1 else ">f", f)
                 elif c == "d":
-                    d = self._number(arg, args)
+                    d = self._number(arg, args, True)
                     arg += 1
                     out += struct.pack("<d" if h[0] == 1 else ">d", d)
                 elif c in "cs":
-                    s = self._string(arg, args)
+                    s = self._string(arg, args, True)
                     arg += 1
                     if size == 0:
                         size = len(s)

@@ -62,11 +62,15 @@ class ShebangError(Exception):
         self.msg = msg
 
 
-def extract_shebang_flags(body: bytes, *, valkey: bool = False) -> tuple[int, int]:
-    """evalExtractShebangFlags: (script flags, length of the shebang line to skip; its line
-    feed is kept so line numbers stay right). Raises ShebangError with Redis's message."""
+def extract_shebang_flags(body: bytes, *, valkey: bool = False) -> tuple[int, int, bytes]:
+    """evalExtractShebangFlags: (script flags, length of the shebang line to skip - its line
+    feed is kept so line numbers stay right -, engine name). Raises ShebangError with the
+    server's message.
+
+    Redis requires `#!lua` itself. Valkey 8.1 takes any engine name here (the options are
+    checked first) and looks the engine up when it compiles: `engine_error` says then."""
     if not body.startswith(b"#!"):
-        return SCRIPT_FLAG_EVAL_COMPAT_MODE, 0
+        return SCRIPT_FLAG_EVAL_COMPAT_MODE, 0, b"lua"
     text = _cstr(body)
     end = text.find(b"\n")
     if end < 0:
@@ -74,8 +78,9 @@ def extract_shebang_flags(body: bytes, *, valkey: bool = False) -> tuple[int, in
     parts = split_args(text[:end])
     if not parts:
         raise ShebangError(b"Invalid engine in script shebang")
-    if _cstr(parts[0]) != b"#!lua":
-        raise ShebangError(b"Unexpected engine in script shebang: " + _cstr(parts[0]))
+    engine = _cstr(parts[0])
+    if not valkey and engine != b"#!lua":
+        raise ShebangError(b"Unexpected engine in script shebang: " + engine)
     flags = 0
     for part in parts[1:]:
         if part.startswith(b"flags="):
@@ -86,7 +91,14 @@ def extract_shebang_flags(body: bytes, *, valkey: bool = False) -> tuple[int, in
                 flags |= bit
         else:
             raise ShebangError(b"Unknown lua shebang option: " + _cstr(part))
-    return flags, end
+    return flags, end, engine[2:]
+
+
+def engine_error(engine: bytes) -> bytes | None:
+    """Valkey's engine lookup (case-insensitive; Lua is the only engine)."""
+    if engine.lower() == b"lua":
+        return None
+    return b"Could not find scripting engine '" + engine + b"'"
 
 
 def flags_to_cmd_flags(cmd_flags: frozenset[str], script_flags: int) -> frozenset[str]:

@@ -211,8 +211,9 @@ decode_value = function(s, p, n, slots)
       local k, v
       k, q = decode_value(s, q, n, slots + 1)
       v, q = decode_value(s, q, n, slots + 2)
-      if k == nil then error("table index is nil", 0) end
-      if k ~= k then error("table index is NaN", 0) end
+      -- lua_settable raises these without a position (luaG_runerror in a C function).
+      if k == nil then error({plain = "table index is nil"}, 0) end
+      if k ~= k then error({plain = "table index is NaN"}, 0) end
       t[k] = v
     end
   else
@@ -266,8 +267,10 @@ end
 local function guarded(...)
   local r = pack(pcall(...))
   if r[1] then return unpack(r, 2, r.n) end
-  if type(r[2]) == "string" then error(r[2], 3) end
-  error(r[2], 0)
+  local e = r[2]
+  if type(e) == "string" then error(e, 3) end
+  if type(e) == "table" and e.plain then error(e.plain, 0) end
+  error(e, 0)
 end
 
 local M = {}
@@ -315,6 +318,6 @@ M.unpack_limit = standin(function(...)
 end)
 M._NAME = "cmsgpack"
 M._VERSION = "lua-cmsgpack 0.4.0"
-M._COPYRIGHT = "Copyright (C) 2012, Salvatore Sanfilippo"
+M._COPYRIGHT = U.cfg.cmsgpack_copyright
 M._DESCRIPTION = "MessagePack C implementation for Lua"
 return M

@@ -110,6 +110,13 @@ local function c_llong(d)
   return ceil(d)
 end
 
+-- luaL_checkint is (int)luaL_checkinteger: the 64-bit conversion, then its low 32 bits.
+local function to_int32(d)
+  local v = c_llong(d) % 4294967296
+  if v >= 2147483648 then v = v - 4294967296 end
+  return v
+end
+
 local function checkstring(narg, nargs, v, up)
   local t = type(v)
   if narg > nargs or (t ~= "string" and t ~= "number") then
@@ -256,8 +263,18 @@ standin(setmetatable_s)
 
 -- Redis's pcall (luaRedisPcall): an error table with a string `err` comes back as that
 -- string; with no argument it calls its own `true` placeholder.
+local real_error = error
 local function pcall_s(...)
   if select('#', ...) == 0 then return false, "attempt to call a boolean value" end
+  local f, msg, level = ...
+  if f == real_error and type(level) == "number" and level >= 2
+      and (type(msg) == "string" or type(msg) == "number") then
+    -- error called by Redis's (C) pcall: its level 2 is pcall's caller, our level 2 too.
+    local ar = dbg_getinfo(floor(level), "Sl")
+    local where = ""
+    if ar and ar.currentline > 0 then where = s_format("%s:%d: ", ar.short_src, ar.currentline) end
+    return false, where .. tostring(msg)
+  end
   local r = pack(pcall(...))
   if r[1] then return unpack(r, 1, r.n) end
   local e = r[2]
@@ -307,6 +324,7 @@ local function load_s(...)
     local ok, piece = pcall(reader)
     if not ok then return nil, piece end
     if piece == nil then break end
+    if type(piece) == "number" then piece = tostring(piece) end
     if type(piece) ~= "string" then
       local where = dbg_getinfo(2, "Sl")
       local pos = ""
@@ -399,14 +417,14 @@ math.random = standin(function(...)
   local r = host.rand()   -- drawn before the arguments are checked, as Redis does
   if nargs == 0 then return r end
   if nargs == 1 then
-    local u = c_int(checknumber(1, nargs, (...)))
+    local u = to_int32(checknumber(1, nargs, (...)))
     if not (1 <= u) then argerror(1, "interval is empty") end
     return floor(r * u) + 1
   end
   if nargs == 2 then
     local l, u = ...
-    l = c_int(checknumber(1, nargs, l))
-    u = c_int(checknumber(2, nargs, u))
+    l = to_int32(checknumber(1, nargs, l))
+    u = to_int32(checknumber(2, nargs, u))
     if not (l <= u) then argerror(2, "interval is empty") end
     return floor(r * (u - l + 1)) + l
   end
@@ -414,7 +432,7 @@ math.random = standin(function(...)
 end)
 math.randomseed = standin(function(...)
   local nargs = select('#', ...)
-  host.srand(c_int(checknumber(1, nargs, (...))))
+  host.srand(to_int32(checknumber(1, nargs, (...))))
 end)
 
 -- ---------------------------------------------------------------- RESP reply -> Lua (redisProtocolToLuaType)
@@ -964,13 +982,15 @@ ENV = cfg.flavour == "function" and F_ENV or P_G
 local api = {}
 local killed = false
 
+local in_script = false   -- the user's code (or ours it called) is on the stack
+
 local count_hook
 count_hook = function()
-  if host.interrupt() then
+  if in_script and host.interrupt() then
     killed = true
     -- Every line from now on raises again, so pcall cannot keep the script alive.
     dbg_sethook(count_hook, "l")
-    error(error_table("Script killed by user with SCRIPT KILL..."), 0)
+    error(error_table(cfg.msg_killed), 0)
   end
 end
 
@@ -984,7 +1004,6 @@ end
 
 -- luaCallFunction after the pcall: a reply, or the error's parts.
 local function finish(ok, res)
-  dbg_sethook()
   if ok then
     local out = {}
     emit(res, out, 2)
@@ -1013,7 +1032,10 @@ function api.run_eval(fn, proto, hook, keys, args)
   rawset(UG, "KEYS", keys)
   rawset(UG, "ARGV", args)
   begin(proto, hook)
-  local ok, res = xpcall(fn, err_handler)
+  -- The hook goes on the line the script returns to: a line event in between would raise
+  -- the kill error again, outside the protected call (Redis converts the reply in C).
+  in_script = true
+  local ok, res = xpcall(fn, err_handler) in_script = false dbg_sethook()
   return finish(ok, res)
 end
 
@@ -1022,7 +1044,8 @@ local libraries = {}     -- library name -> {function name -> callback}
 function api.run_function(lib, name, proto, hook, keys, args)
   local fn = libraries[lib][name]
   begin(proto, hook)
-  local ok, res = xpcall(function() return fn(keys, args) end, err_handler)
+  in_script = true
+  local ok, res = xpcall(function() return fn(keys, args) end, err_handler) in_script = false dbg_sethook()
   return finish(ok, res)
 end
 
