@@ -169,7 +169,7 @@ def _unordered(reply: bytes) -> object:
 
     def canon(v: object) -> object:
         if isinstance(v, list):
-            return sorted((repr(canon(x)) for x in v))
+            return sorted(repr(canon(x)) for x in v)
         if isinstance(v, dict):
             return sorted(repr((canon(k), canon(x))) for k, x in v.items())
         if isinstance(v, set):
