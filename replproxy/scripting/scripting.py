@@ -375,7 +375,7 @@ class Scripting:
             return 0, run.caller.call(spec, argv, resp)
         except Exception:
             log.exception("running %r from a script", argv[0])
-            return 1, b"ERR replproxy failed running this command"
+            return 1, b"-ERR replproxy failed running this command"
 
     def acl_check(self, argv: list[bytes]) -> bool | None:
         """redis.acl_check_cmd: the relay's users may run every command they can name."""
