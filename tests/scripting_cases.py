@@ -1226,6 +1226,31 @@ def cases(*, redis70: bool = False) -> list[list[str]]:
     add(["SCRIPT", "KILL", "x"])
     add(["SCRIPT"])
 
+    # ---- inside MULTI/EXEC, and from another DB
+    for argv in [
+        ["MULTI"],
+        _eval("return redis.call('GET', 'str')"),
+        ["FCALL_RO", "snap_ro", "1", "str"],
+        _ro("return redis.call('LLEN', 'list')"),
+        ["EXEC"],
+        ["MULTI"],
+        ["EVAL", "#!lua\nreturn 1", "0"],
+        _eval("return 1"),
+        ["EXEC"],
+        ["MULTI"],
+        _eval("return redis.call('SET', 'a', 'b')"),
+        ["EXEC"],
+        ["MULTI"],
+        ["FCALL", "snap_get", "1", "str"],
+        ["EXEC"],
+        ["SELECT", "1"],
+        _eval("return redis.call('GET', 'db1key')"),
+        _eval("redis.call('SELECT', 0) return redis.call('GET', 'str')"),
+        _eval("return redis.call('GET', 'db1key')"),
+        ["SELECT", "0"],
+    ]:
+        add(argv)
+
     # ---- functions
     for argv in [
         ["FCALL", "snap_get", "1", "str"],
