@@ -1226,6 +1226,28 @@ def cases(*, redis70: bool = False) -> list[list[str]]:
     add(["SCRIPT", "KILL", "x"])
     add(["SCRIPT"])
 
+    # ---- limits: stacks, big replies, metamethods, coroutines around redis.call
+    for src in [
+        "local function f() f() end f()",
+        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
+        "return f(10000)",
+        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
+        "return f(200000)",
+        "return string.rep('x', 100000)",
+        "local t = {} for i = 1, 20000 do t[i] = i end return t",
+        "return {unpack({}, 1, 1e6)}",
+        "return select('#', unpack({}, 1, 7990))",
+        "return tostring(setmetatable({}, {__tostring = function() return 'custom' end}))",
+        "return setmetatable({}, {__index = function(t, k) return k * 2 end})[21]",
+        "local mt = {__eq = function() return true end} "
+        "return setmetatable({}, mt) == setmetatable({}, mt)",
+        "return coroutine.wrap(function() return redis.call('PING') end)()",
+        "local co = coroutine.create(function() coroutine.yield(redis.call('LLEN', 'list')) end) "
+        "return {coroutine.resume(co)}",
+        "error(string.rep('x', 300))",
+    ]:
+        add(_eval(src))
+
     # ---- inside MULTI/EXEC, and from another DB
     for argv in [
         ["MULTI"],
