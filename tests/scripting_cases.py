@@ -1221,6 +1221,8 @@ def cases(*, redis70: bool = False) -> list[list[str]]:
     add(["SCRIPT", "FLUSH", "ASYNC"])
     add(["SCRIPT", "FLUSH"])
     add(["SCRIPT", "LOAD"])
+    add(["SCRIPT", "HELP"])
+    add(["FUNCTION", "HELP"])
     add(["SCRIPT", "NOSUCH"])
     add(["SCRIPT", "KILL"])
     add(["SCRIPT", "KILL", "x"])
@@ -1229,10 +1231,8 @@ def cases(*, redis70: bool = False) -> list[list[str]]:
     # ---- limits: stacks, big replies, metamethods, coroutines around redis.call
     for src in [
         "local function f() f() end f()",
-        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
-        "return f(10000)",
-        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end "
-        "return f(200000)",
+        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(10000)",
+        "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end return f(200000)",
         "return string.rep('x', 100000)",
         "local t = {} for i = 1, 20000 do t[i] = i end return t",
         "return {unpack({}, 1, 1e6)}",

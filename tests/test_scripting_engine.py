@@ -379,8 +379,10 @@ def test_busy_script_serves_others_and_script_kill_ends_it() -> None:
     r.tick = 0.06  # the hook's second look at the clock finds the script past 100 ms
     out = r.eval(LOOP)
     assert out.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: ")
-    busy = (b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "
-            b"NOSAVE.\r\n")
+    busy = (
+        b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "
+        b"NOSAVE.\r\n"
+    )
     assert seen == [b"busy", busy, busy, busy, b"+OK\r\n"]
     assert not r.scripting.busy
     assert r.cmd("SCRIPT", "KILL") == b"-NOTBUSY No scripts in execution right now.\r\n"
