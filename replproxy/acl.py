@@ -1187,6 +1187,21 @@ class Acl:
             )
         return reply.error(msg)
 
+    def script_noperm(self, result: int, username: bytes, spec: CommandSpec) -> bytes:
+        """The error a script's `redis.call` meets for a denial (`scriptVerifyACL`; 6.2's
+        `luaRedisGenericCommand`): the text, without a code, as Lua is given it."""
+        if self.dialect.user_named_noperm:
+            # "ACL failure in script: " + getAclErrorMessage(..., verbose=0)
+            noperm = self.noperm(result, username, spec)  # -NOPERM <message>\r\n
+            return b"ACL failure in script: " + noperm[len(b"-NOPERM ") : -2]
+        reason = {
+            ACL_DENIED_CMD: b"can't run this command or subcommand",
+            ACL_DENIED_KEY: b"can't access at least one of the keys mentioned in the command "
+            b"arguments",
+            ACL_DENIED_CHANNEL: b"can't publish to the channel mentioned in the command",
+        }.get(result, b"is lacking the permissions for the command")
+        return b"The user executing the script " + reason
+
     @staticmethod
     def exec_noperm(result: int) -> bytes:
         """EXEC's reply for a queued command no longer allowed (`execCommand`)."""

@@ -270,6 +270,13 @@ def run(
                      help="yes: answer reads while the master link is down (Redis's default); "
                      "no: answer -MASTERDOWN except to STALE-flagged commands."),
     ] = "yes",
+    busy_reply_threshold: Annotated[
+        int,
+        typer.Option("--busy-reply-threshold", "--lua-time-limit",
+                     envvar=_env("BUSY_REPLY_THRESHOLD"), min=0,
+                     help="Milliseconds a Lua script may run before other clients get "
+                     "-BUSY (until it ends or SCRIPT KILL); 0: never."),
+    ] = 5000,
     requirepass: Annotated[
         str | None,
         typer.Option(envvar=_env("REQUIREPASS"),
@@ -737,6 +744,7 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
                 "client-output-buffer-limit-pubsub",
             ),
             replica_serve_stale_data=yes_no("replica_serve_stale_data"),
+            busy_reply_threshold=values["busy_reply_threshold"],
             requirepass=values["requirepass"],
             aclfile=Path(values["aclfile"]) if values["aclfile"] is not None else None,
             acl_writable=values["acl_writable"],

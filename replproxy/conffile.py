@@ -313,6 +313,8 @@ REDIS_NAMES: dict[str, Callable[[_Line, dict[str, Setting]], None]] = {
     "slave-serve-stale-data": _one("replica-serve-stale-data", _yes_no),
     "shutdown-timeout": _one("shutdown-timeout", _int_between(0, 2**31 - 1)),
     "loglevel": _loglevel,
+    "busy-reply-threshold": _one("busy-reply-threshold", _int_between(0, 2**63 - 1)),
+    "lua-time-limit": _one("busy-reply-threshold", _int_between(0, 2**63 - 1)),
 }
 # `save` is handled apart: its lines add up.
 

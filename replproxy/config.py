@@ -411,6 +411,9 @@ class Config:
         32 * 1024 * 1024, 8 * 1024 * 1024, 60
     )
     replica_serve_stale_data: bool = True
+    # A script running longer (ms) makes other clients get -BUSY until it ends or SCRIPT
+    # KILL; 0 disables the check (busy-reply-threshold, formerly lua-time-limit).
+    busy_reply_threshold: int = 5000
     # SLOWLOG and LATENCY (redis.conf's names and defaults; CONFIG SET changes them).
     slowlog_log_slower_than: int = 10000
     slowlog_max_len: int = 128

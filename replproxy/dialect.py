@@ -312,6 +312,51 @@ class MasterDialect:
             self.at_least((7, 4), (8, 0)),
         )
 
+    # ---- scripting (EVAL, FCALL): see replproxy/scripting and docs/scripting.md ----
+
+    @property
+    def lua_number_args(self) -> Literal["g17", "fpconv", "integer"]:
+        """How `redis.call` turns a Lua number into an argument: `%.17g` up to Redis 7.0,
+        fpconv_dtoa in 7.2, an integer when the number is one (else fpconv) from 7.4 and in
+        Valkey 8 (`luaArgsToRedisArgv`)."""
+        if self.at_least((7, 4), (8, 0)):
+            return "integer"
+        if self.at_least((7, 2), (7, 2)):
+            return "fpconv"
+        return "g17"
+
+    @property
+    def lua_os_clock(self) -> bool:
+        """The `os` global (with `clock` alone) exists from Redis 7.4 and in Valkey 8."""
+        return self.at_least((7, 4), (8, 0))
+
+    @property
+    def lua_set_repl_one_argument(self) -> bool:
+        """`redis.set_repl()` says "requires one argument." from 7.2 ("two" before)."""
+        return self.at_least((7, 2), (7, 2))
+
+    @property
+    def lua_log_level_text(self) -> bool:
+        """`redis.log` with a bad level says "Invalid log level." from 7.4 ("debug" before)."""
+        return self.at_least((7, 4), (8, 0))
+
+    @property
+    def script_cache_lru(self) -> bool:
+        """Scripts EVAL compiled are evicted past 500 (oldest first) from Redis 7.4 and in
+        Valkey 8; SCRIPT LOAD's never are."""
+        return self.at_least((7, 4), (8, 0))
+
+    @property
+    def script_load_promotes(self) -> bool:
+        """Valkey's SCRIPT LOAD of a script EVAL cached takes it out of the eviction list."""
+        return self.at_least(None, (8, 0))
+
+    @property
+    def script_error_keeps_crlf(self) -> bool:
+        """A script's raised error reaches the client with its CR/LF as they are (Redis 8.2
+        as released); Valkey 8.1 and Debian's patched 7.0.15 print them as spaces."""
+        return self.at_least((8, 0), None)
+
     # Snapshots.
 
     @cached_property

@@ -167,6 +167,8 @@ def section_memory(relay: Relay, d: ReplicaDefaults) -> Fields:
     dataset = dataset_bytes(relay)
     backlog = relay.replication.backlog.histlen
     clients = relay.sessions.clients_out_bytes
+    scripting = relay.sessions.scripting
+    lua = scripting.memory()
     overhead = STARTUP_MEMORY + backlog + clients
     used = overhead + dataset
     system = total_system_memory()
@@ -209,6 +211,11 @@ def section_memory(relay: Relay, d: ReplicaDefaults) -> Fields:
         "maxmemory": 0,
         "maxmemory_human": "0B",
         "maxmemory_policy": "noeviction",
+        # The relay's own Lua state (EVAL's; FCALL's has its own, left at the defaults).
+        "used_memory_lua": lua,
+        "used_memory_vm_eval": lua,
+        "used_memory_lua_human": _human(lua),
+        "number_of_cached_scripts": scripting.cached_scripts(),
     }
     return _render(d.fields("Memory"), values)
 

@@ -300,6 +300,8 @@ class RespServer:
             if hasattr(select, "epoll") and os.environ.get("REPLPROXY_NO_REACTOR", "") in ("", "0"):
                 self.reactor = Reactor(self)
                 connections.start_soon(self.reactor.run)
+                # A busy script serves the idle clients from inside its run.
+                self.hub.scripting.serve_while_busy = self.reactor.serve_round
             connections.start_soon(self._accept, plain, secure, connections)
             connections.start_soon(self._cron)
             task_status.started((plain, secure))
@@ -359,29 +361,37 @@ class Reactor:
 
     async def run(self) -> None:
         epoll = self.epoll
-        serve_ready = self.srv.serve_ready
-        parked = self.parked
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
-                for fd, _ in epoll.poll(0):
-                    entry = parked.get(fd)
-                    if entry is None:
-                        continue
-                    conn, done = entry
-                    if done.is_set() or conn.session.closing:
-                        continue
-                    try:
-                        keep = serve_ready(conn)
-                    except Exception:  # one client's bug never takes the server down
-                        log.exception("error serving client %s", conn.session.addr)
-                        conn.session.kill()
-                        keep = False
-                    if not keep:
-                        done.set()
+                self.serve_round()
         finally:
             self.srv.reactor = None
+            self.srv.hub.scripting.serve_while_busy = None
             epoll.close()
+
+    def serve_round(self, busy: ClientSession | None = None) -> None:
+        """Serve every parked client that is readable now, once. `busy`: a Lua script of
+        that client runs past busy-reply-threshold (`processEventsWhileBlocked`): the others
+        are served (and get -BUSY, or run SCRIPT KILL), the script's own client is not
+        read until the script ends (`protectClient`)."""
+        serve_ready = self.srv.serve_ready
+        parked = self.parked
+        for fd, _ in self.epoll.poll(0):
+            entry = parked.get(fd)
+            if entry is None:
+                continue
+            conn, done = entry
+            if done.is_set() or conn.session.closing or conn.session is busy:
+                continue
+            try:
+                keep = serve_ready(conn)
+            except Exception:  # one client's bug never takes the server down
+                log.exception("error serving client %s", conn.session.addr)
+                conn.session.kill()
+                keep = False
+            if not keep:
+                done.set()
 
 
 # Client I/O goes straight to the socket's file descriptor (trio owns and closes it): a

@@ -330,9 +330,6 @@ WRITE_LIKE: list[list[str]] = [
     ["PUBLISH", "nobody", "msg"], ["SPUBLISH", "nobody", "msg"],
 ]
 
-# Scripts need a Lua interpreter the relay does not have: it answers these with its
-# "does not support" error (a documented deviation, docs/clients.md); a replica runs them.
-LUA = ("EVAL", "EVAL_RO", "FCALL", "FCALL_RO")
 
 # Read commands with their arity (negative: at least), for wrong-arity calls.
 ARITY: dict[str, int] = {
@@ -1241,7 +1238,7 @@ class ReadGen:
         if self.chance(0.05):
             argv = argv[:1]  # wrong arity answers before READONLY
             return [Call(argv)]
-        return [Call(argv, rule="no_lua" if tpl[0] in LUA else "exact")]
+        return [Call(argv)]
 
     def f_unknown(self) -> Step:
         r = self.rng
@@ -1478,10 +1475,6 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
     if len(oracle) != 1 or call.rule == "exact":
         return None if oracle == sut else "replies differ"
     o, s = oracle[0], sut[0]
-    if call.rule == "no_lua" and env.sut_is_relay:
-        name = call.argv[0].lower().decode()
-        want = f"-ERR replproxy does not support the '{name}' command\r\n".encode()
-        return None if s == want else "not the documented no-Lua error"
     if o == s:
         return None
     if is_error(o) or is_error(s):

@@ -118,7 +118,8 @@ COMMANDS: list[Cmd] = [
     (("spublish", "news:3", "m"), True),
     (("pubsub", "channels"), True),
     (("unsubscribe", "whatever"), True),
-    (("eval", "return 1", "0"), ACL),
+    (("eval", "return 1", "0"), True),
+    (("eval", "return redis.call('get', KEYS[1])", "1", "secret:1"), True),
     (("object", "encoding", "app:1"), True),
     (("sort_ro", "app:l"), True),
     (("sort_ro", "app:l", "by", "app:w_*"), True),
@@ -430,6 +431,44 @@ def test_acl_log(pair: Pair) -> None:
     assert short_a == short_b == 2
 
 
+# Scripts run their commands as the caller's user (`scriptVerifyACL`): a denial is the
+# script's error (its text differs by version), `pcall` returns it, `redis.acl_check_cmd`
+# asks without logging; denials are logged with context `lua`.
+SCRIPTS: list[tuple[str, ...]] = [
+    ("eval", "return redis.call('get', 'app:1')", "0"),
+    ("eval", "return redis.call('get', 'secret:1')", "0"),
+    ("eval", "return redis.pcall('get', 'secret:1')", "0"),
+    ("eval", "return redis.call('strlen', 'secret:1')", "0"),
+    ("eval", "return redis.call('config', 'get', 'maxmemory')", "0"),
+    ("eval", "return redis.pcall('publish', 'other', 'm')", "0"),
+    ("eval", "return redis.call('set', 'tmp:1', 'x')", "0"),
+    ("eval", "return redis.acl_check_cmd('get', 'secret:1')", "0"),
+    ("eval", "return redis.acl_check_cmd('get', 'app:1')", "0"),
+    ("eval", "return redis.acl_check_cmd('set', 'tmp:1', 'x')", "0"),
+    ("eval_ro", "return redis.call('get', KEYS[1])", "1", "secret:1"),
+]
+
+
+def test_scripts_run_as_the_callers_user(pair: Pair) -> None:
+    admin = ("auth", "admin", "apw")
+    for port in pair.ports:
+        raw_call(port, admin, ("acl", "log", "reset"))
+    diffs = []
+    for user in ("default", "reader", "rw", "sel", "chan"):
+        for argv in SCRIPTS:
+            theirs, mine = (raw_call(p, *login(user), argv)[-1] for p in pair.ports)
+            if mine != theirs:
+                diffs.append(f"{user} {argv}: replica {theirs!r} relay {mine!r}")
+    assert not diffs, "\n".join(diffs)
+    theirs, mine = (items(raw_call(p, admin, ("acl", "log"))[1]) for p in pair.ports)
+    assert len(mine) == len(theirs) > 0
+    for a, b in zip(theirs, mine, strict=True):
+        fa = dict(zip(a.items[::2], a.items[1::2], strict=True))
+        fb = dict(zip(b.items[::2], b.items[1::2], strict=True))
+        for f in (b"count", b"reason", b"context", b"object", b"username"):
+            assert fa[f] == fb[f], (f, fa, fb)
+
+
 def test_exec_rechecks_after_auth_in_multi(pair: Pair) -> None:
     script = [
         ("auth", "admin", "apw"),
@@ -547,9 +586,13 @@ def test_setuser_deluser_save_load(pair: Pair) -> None:
 
 
 def test_denial_counters(pair: Pair) -> None:
-    """INFO's acl_access_denied_* (7.2+) count what every test above was refused, the same
-    on both: each test sent both servers the same commands."""
+    """INFO's acl_access_denied_* (7.2+) count what every test before was refused, the same
+    on both: each test sent both servers the same commands (under pytest-xdist, another
+    worker may have run them; this test's own denials count either way)."""
     admin = ("auth", "admin", "apw")
+    for port in pair.ports:
+        raw_call(port, ("auth", "reader", "rpw"), ("config", "get", "maxmemory"))
+        raw_call(port, ("auth", "reader", "rpw"), ("get", "secret:1"))
 
     def counters(port: int) -> dict[str, str]:
         text = raw_call(port, admin, ("info", "stats"))[1].decode()
@@ -585,6 +628,9 @@ SCRIPT62: list[tuple[str, ...]] = [
     ("publish", "exact", "m"),
     ("publish", "other", "m"),
     ("hgetall", "app:h"),
+    ("eval", "return redis.call('get', 'secret:1')", "0"),
+    ("eval", "return redis.pcall('publish', 'other', 'm')", "0"),
+    ("eval", "return redis.call('get', 'app:1')", "0"),
 ]
 
 

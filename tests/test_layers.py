@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "replproxy.config": 0,
     "replproxy.commandtable": 1,
     "replproxy.dialect": 1,
+    "replproxy.replica_defaults": 1,
     "replproxy.keyspace": 2,
     "replproxy.replication": 3,
     "replproxy.disklog": 3,

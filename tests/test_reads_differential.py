@@ -49,7 +49,6 @@ from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
 from tests.readcheck import read_reply
 from tests.readgen import (
-    LUA,
     REQUIRED,
     WRITE_LIKE,
     WRITES,
@@ -549,8 +548,7 @@ def test_write_commands_are_refused_like_a_replica(setup: Setup) -> None:
     for i, tpl in enumerate(WRITES + WRITE_LIKE):
         k = keys[i % len(keys)]
         steps.append([Call([tpl[0].encode(), *(k if a == "{k}" else a.encode()
-                                               for a in tpl[1:])],
-                           rule="no_lua" if tpl[0] in LUA else "exact")])
+                                               for a in tpl[1:])])])
     # Inside MULTI: refused at queue time, then EXECABORT.
     steps.append([Call([b"multi"]), Call([b"get", b"e:int"]), Call([b"set", b"e:int", b"1"]),
                   Call([b"exec"])])

@@ -251,3 +251,49 @@ def test_a_closed_session_leaves_nothing_behind(world: World) -> None:
     assert not hub.watches.watchers and not hub.watches.blocked
     assert hub.watches.blocked_clients == 0
     assert world.relay.keyspace.on_key_modified is None  # the stream's hot path is free again
+
+
+def test_scripts_read_as_the_caller_and_their_flags_decide_readonly(world: World) -> None:
+    world.stream(cmd("SET", "a", "1"), cmd("SELECT", 1), cmd("SET", "a", "db1"))
+    c = world.client()
+    assert world.feed(c, cmd("EVAL", "return redis.call('get', KEYS[1])", 1, "a")) == (
+        b"$1\r\n1\r\n")
+    # SELECT inside a script is the script client's: the caller stays in DB 0 (Redis 7+).
+    out = world.feed(c, cmd("EVAL", "redis.call('select', 1) return redis.call('get', 'a')", 0)
+                     + cmd("GET", "a"))
+    assert out == b"$3\r\ndb1\r\n$1\r\n1\r\n"
+    # A write inside a script is the script's error; a shebang without no-writes makes the
+    # EVAL itself a write, refused before it runs.
+    assert world.feed(c, cmd("EVAL", "return redis.call('set', 'a', 'x')", 0)).startswith(
+        b"-READONLY You can't write against a read only replica.")
+    assert world.feed(c, cmd("EVAL", "#!lua\nreturn 1", 0)) == (
+        b"-READONLY You can't write against a read only replica.\r\n")
+    assert world.feed(c, cmd("EVAL", "#!lua flags=no-writes\nreturn 2", 0)) == b":2\r\n"
+    sha = world.feed(c, cmd("SCRIPT", "LOAD", "return 3")).split(b"\r\n")[1]
+    assert world.feed(c, cmd("EVALSHA", sha, 0) + cmd("SCRIPT", "EXISTS", sha, "0" * 40)) == (
+        b":3\r\n*2\r\n:1\r\n:0\r\n")
+
+
+def test_a_busy_script_serves_other_clients_until_script_kill(world: World) -> None:
+    c, other = world.client(), world.client()
+    assert world.feed(c, cmd("CONFIG", "SET", "busy-reply-threshold", 1)) == b"+OK\r\n"
+    assert world.feed(c, cmd("CONFIG", "GET", "lua-time-limit")) == (
+        b"*2\r\n$14\r\nlua-time-limit\r\n$1\r\n1\r\n")
+    seen: list[bytes] = []
+
+    def serve_while_busy(running: ClientSession) -> None:
+        # What the reactor does at each hook: serve the other idle clients.
+        assert running is c
+        if not seen:
+            seen.append(world.feed(other, cmd("GET", "a")))
+            seen.append(world.feed(other, cmd("SCRIPT", "KILL")))
+
+    world.hub.scripting.serve_while_busy = serve_while_busy
+    out = world.feed(c, cmd("EVAL", "while true do end", 0))
+    assert seen == [
+        b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "
+        b"NOSAVE.\r\n",
+        b"+OK\r\n",
+    ]
+    assert out.startswith(b"-ERR Script killed by user with SCRIPT KILL")
+    assert world.feed(other, cmd("GET", "a")) == b"$-1\r\n"  # not busy any more

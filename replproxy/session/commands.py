@@ -517,22 +517,6 @@ def cmd_pubsub(c: Client, argv: list[bytes]) -> bytes:
     raise _unknown_sub(argv)
 
 
-# ---- scripts ----
-
-
-@command("evalsha", "evalsha_ro")
-def cmd_evalsha(c: Client, argv: list[bytes]) -> bytes:
-    # Scripts replicate by their effects, so a relay's script cache is always empty.
-    if c.ks.dialect.valkey:
-        raise ReplyError(b"NOSCRIPT No matching script.")
-    raise ReplyError(b"NOSCRIPT No matching script. Please use EVAL.")
-
-
-@command("script|exists")
-def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
-    return reply.array([reply.integer(0)] * (len(argv) - 2))
-
-
 # ---- server ----
 
 

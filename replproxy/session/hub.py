@@ -62,6 +62,7 @@ from replproxy.session.clientinfo import LinkEntry
 from replproxy.session.clientmem import ClientMemory
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
+from replproxy.session.scripting import SCRIPT_COMMANDS, SessionScripting
 from replproxy.session.security import (
     PROTECTED,
     build_acl,
@@ -102,8 +103,8 @@ _MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"
 class Entry:
     """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "spec", "stale",
-                 "write")
+    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "script", "spec",
+                 "stale", "write")
 
     def __init__(self, spec: CommandSpec, handler: Handler) -> None:
         self.spec = spec
@@ -116,6 +117,8 @@ class Entry:
         self.loading = "loading" in flags
         self.noauth = "no_auth" in flags
         self.nomulti = "no_multi" in flags
+        # EVAL / FCALL: the script's own flags replace write and stale (getCommandFlags).
+        self.script = spec.name in SCRIPT_COMMANDS
 
 
 def not_supported(c: ClientSession, argv: list[bytes]) -> bytes:
@@ -295,12 +298,19 @@ class SessionHub:
         self.table: CommandTable
         self.entries: dict[bytes, Entry] = {}
         self.fast: dict[bytes, Entry] = {}
-        self.dialect_changed()
+        self._follow_table()
+        # EVAL, FCALL, SCRIPT, FUNCTION (`replproxy.session.scripting`).
+        self.scripting = SessionScripting(self, clock)
 
     # ---- the master's dialect ----
 
     def dialect_changed(self) -> None:
-        """A snapshot loaded: follow the master's kind and version (its command table)."""
+        """A snapshot loaded: follow the master's kind and version (its command table, its
+        Lua states)."""
+        self._follow_table()
+        self.scripting.dialect_changed()
+
+    def _follow_table(self) -> None:
         dialect = self.keyspace.dialect
         table = dialect.command_table
         set_acl_context(self.acl, table, dialect)
@@ -423,7 +433,10 @@ class SessionHub:
             return self._reject(c, e, err)
         if self.cluster is not None and (moved := self.cluster.check(c, e, argv)):
             return moved  # `getNodeByQuery`: -MOVED, -ASK, -CROSSSLOT, -CLUSTERDOWN...
-        if e.write:
+        write, stale = e.write, e.stale
+        if e.script:
+            write, stale = self.scripting.flags(e, argv)
+        if write:
             return self._reject(c, e, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
@@ -431,10 +444,12 @@ class SessionHub:
             return self._reject(c, e, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                 "QUIT / RESET are allowed in this context".encode()))
-        if not (e.stale and e.loading):
-            refused = self.gate.refusal(e.stale, e.loading)
+        if not (stale and e.loading):
+            refused = self.gate.refusal(stale, e.loading)
             if refused is not None:
                 return self._reject(c, e, refused)
+        if self.scripting.busy and (busy := self.scripting.busy_reply(e)) is not None:
+            return self._reject(c, e, busy)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -560,5 +575,6 @@ class SessionHub:
             and (self.cluster is None or self.cluster.lane_slots(c) is not None)
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and not self.keyspace.unsupported_keys
+            and not self.scripting.busy
             and self.gate.serves_plain_reads()
         )

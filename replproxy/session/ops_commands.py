@@ -99,6 +99,8 @@ def relay_params(c: Client) -> dict[str, str]:
         "slowlog-max-len": str(hub.slowlog.max_len),
         "latency-monitor-threshold": str(hub.latency.threshold_ms),
         "maxmemory-clients": hub.memory.setting,
+        "busy-reply-threshold": str(cfg.busy_reply_threshold),
+        "lua-time-limit": str(cfg.busy_reply_threshold),
         "shutdown-timeout": str(int(cfg.shutdown_timeout)),
         "logfile": "",
         "daemonize": "no",
@@ -162,6 +164,12 @@ def _set_timeout(c: Client, name: str, value: str) -> None:
     _replace(c, timeout=int(value))
 
 
+def _set_busy_reply_threshold(c: Client, name: str, value: str) -> None:
+    # The next script to start uses it (`SessionScripting.run` reads the config).
+    _int_param(0, 2**63 - 1)(c, name, value)
+    _replace(c, busy_reply_threshold=int(value))
+
+
 def _set_maxclients(c: Client, name: str, value: str) -> None:
     _int_param(1, 2**31 - 1)(c, name, value)
     _replace(c, maxclients=int(value))
@@ -210,6 +218,8 @@ SETTABLE: dict[str, Callable[[Client, str, str], None]] = {
     "client-output-buffer-limit": _set_output_limits,
     "timeout": _set_timeout,
     "maxclients": _set_maxclients,
+    "busy-reply-threshold": _set_busy_reply_threshold,
+    "lua-time-limit": _set_busy_reply_threshold,
 }
 
 

@@ -11,7 +11,8 @@ configuration. Hooks, in `processCommand`'s order (see `SessionHub.dispatch`):
    (`enable-debug-command`, and the relay's own `enable-replicaof-command`), before NOAUTH;
 3. `command_denied(c, spec, argv)` after NOAUTH and the no-multi check, before READONLY
    (`ACLCheckAllPerm`);
-4. `exec_denied(c, spec, argv)` for each queued command when EXEC runs it (`execCommand`).
+4. `exec_denied(c, spec, argv)` for each queued command when EXEC runs it (`execCommand`);
+5. `script_denied(...)` for each command a Lua script runs (`scriptVerifyACL`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,24 @@ def command_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes
     context = "multi" if c.multi is not None else "toplevel"
     acl.add_log(result, context, obj, c.user, c.now, _cinfo(c))
     return acl.noperm(result, c.user, spec)
+
+
+def script_denied(
+    c: Client, caller: Client, spec: CommandSpec, argv: Sequence[bytes], log: bool
+) -> bytes | None:
+    """A command a script runs (`scriptVerifyACL`): judged as the script's user, logged
+    with context `lua` and the calling client's info; the text Lua is given, else None.
+    `redis.acl_check_cmd` asks without logging."""
+    acl = c.hub.acl
+    if acl.unrestricted(c.user):
+        return None
+    result, idx = acl.check(c.user, spec, argv)
+    if result == ACL_OK:
+        return None
+    if log:
+        obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+        acl.add_log(result, "lua", obj, c.user, c.now, _cinfo(caller))
+    return acl.script_noperm(result, c.user, spec)
 
 
 def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | None:
