@@ -79,6 +79,7 @@ class Relay:
             config, self.keyspace, self.gate, control=self, view=self, downstream=self.downstream
         )
         self.replication.snapshot_listeners.append(self.sessions.dialect_changed)
+        self.sessions.attach_stream(self.replication, self.link.status)
         self.resp_server = RespServer(self.sessions, self, self.downstream)
         self.exit_code = 0  # the process exit status once run() returns
         self.started_at = time.time()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from replproxy.keyspace.notify import parse_flags
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message says which and why."""
@@ -236,6 +238,10 @@ class Config:
     aclfile: Path | None = None
     acl_writable: bool = False  # ACL SETUSER/DELUSER/LOAD/SAVE allowed at run time
     acllog_max_len: int = 128
+    # Keyspace notifications (Redis's letters; "" off) and the client-side caching table's
+    # bound (0: none): both also settable with CONFIG SET.
+    notify_keyspace_events: str = ""
+    tracking_table_max_keys: int = 1_000_000
     # Non-local clients are refused while `default` has no password (Redis's protected mode).
     protected_mode: bool = True
     # Who may run DEBUG and REPLICAOF: "no", "yes" or "local" (Redis's enable-*-command).
@@ -304,3 +310,9 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} must be no, yes or local")
         if self.acllog_max_len < 0:
             raise ConfigError("--acllog-max-len must be >= 0")
+        if parse_flags(self.notify_keyspace_events) is None:
+            raise ConfigError(
+                f"--notify-keyspace-events {self.notify_keyspace_events!r}: invalid event class "
+                "character; use the letters of 'Ag$lshzxeKEtmdnoc' (o and c need Redis 8.2)")
+        if self.tracking_table_max_keys < 0:
+            raise ConfigError("--tracking-table-max-keys must be >= 0")

@@ -95,6 +95,19 @@ class MasterDialect:
         return self.at_least((6, 0), (0,))
 
     @cached_property
+    def config_unsigned_min_text(self) -> bool:
+        """CONFIG SET of an unsigned setting below 0 says "argument must be greater or equal
+        to 0" in Redis 8.2 (seen on 8.2.3; 8.0-m01 and Valkey 8.1 still say "between 0 and
+        LLONG_MAX inclusive")."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
+    def keyspace_overwrite_events(self) -> bool:
+        """The `overwritten` / `type_changed` keyspace events (letters o and c) exist from
+        Redis 8.2 (#14141); no Valkey has them."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
     def shortest_doubles(self) -> bool:
         """Doubles print in the shortest round-trip form (fpconv) from Redis 7.2 and in every
         Valkey; `%.17g` before. Replies and DEBUG DIGEST switched together."""

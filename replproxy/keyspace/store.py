@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from replproxy.args import now_ms as _now_ms
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
@@ -46,9 +47,19 @@ class Keyspace:
         self.dialect = DEFAULT_DIALECT
         # Called with (db, key) after every write to a key: WATCH, blocking reads.
         self.on_key_modified: Callable[[int, bytes], None] | None = None
-        # Called with (channel, message) for PUBLISH from the master.
+        # Called with (channel, message) for PUBLISH from the master, and for the keyspace
+        # notifications the appliers report (`notify`).
         self.on_publish: Callable[[bytes, bytes], object] | None = None
         self.on_spublish: Callable[[bytes, bytes], object] | None = None
+        # Called with the DB emptied (-1: every DB) by FLUSHDB/FLUSHALL (`signalFlushedDb`),
+        # and with the two DBs SWAPDB exchanged; when unset, every key of them is reported
+        # to `on_key_modified` instead.
+        self.on_flush: Callable[[int], None] | None = None
+        self.on_swapdb: Callable[[int, int], None] | None = None
+        # `notify-keyspace-events` (replproxy.keyspace.notify flags; 0: off), and whether it
+        # asks for `new` events (tested on every key creation).
+        self.notify_flags = 0
+        self.notify_new = False
         # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
         self.epoch = 0
         # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).
@@ -76,7 +87,10 @@ class Keyspace:
         return v
 
     def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
-        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
+        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does).
+        Creating the key reports `new` (`dbAdd`) when notifications ask for it."""
+        if self.notify_new and key not in self.dbs[db]:
+            self.notify(ksn.NEW, b"new", db, key)
         self.dbs[db][key] = value
         if not keepttl:
             expires = self.expires[db]
@@ -138,11 +152,80 @@ class Keyspace:
             self.on_key_modified(db, key)
 
     def flush_db(self, db: int) -> None:
-        for key in list(self.dbs[db]):
-            self.touched(db, key)
+        """FLUSHDB: DB `db` emptied, then `signalFlushedDb(db)` (`on_flush`)."""
+        self._empty(db)
+        self._flushed(db)
+
+    def flush_all(self) -> None:
+        """FLUSHALL: every DB emptied, then one `signalFlushedDb(-1)`."""
+        for db in range(self.databases):
+            self._empty(db)
+        self._flushed(-1)
+
+    def _empty(self, db: int) -> None:
+        if self.on_flush is None:
+            for key in list(self.dbs[db]):
+                self.touched(db, key)
         self.dbs[db] = {}
         self.expires[db] = {}
         self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
+
+    def _flushed(self, db: int) -> None:
+        if self.on_flush is not None:
+            self.on_flush(db)
+
+    def swapped(self, a: int, b: int) -> None:
+        """SWAPDB exchanged DBs `a` and `b` (`touchAllWatchedKeysInDb` both ways): the
+        watchers' hook, or every key of both reported as modified."""
+        if self.on_swapdb is not None:
+            self.on_swapdb(a, b)
+            return
+        notify = self.on_key_modified
+        if notify is not None:
+            for d in (a, b):
+                for key in set(self.dbs[a]) | set(self.dbs[b]):
+                    notify(d, key)
+
+    # ---- keyspace notifications (replproxy.keyspace.notify) ----
+
+    def set_notify_flags(self, flags: int) -> None:
+        self.notify_flags = flags
+        self.notify_new = bool(flags & ksn.NEW) and bool(flags & (ksn.KEYSPACE | ksn.KEYEVENT))
+
+    def notify(self, type_: int, event: bytes, db: int, key: bytes) -> None:
+        """`notifyKeyspaceEvent`: publish `event` on `key` when its class is enabled."""
+        flags = self.notify_flags
+        if not flags & type_:
+            return
+        publish = self.on_publish
+        if publish is None:
+            return
+        if flags & ksn.KEYSPACE:
+            publish(b"__keyspace@%d__:%b" % (db, key), event)
+        if flags & ksn.KEYEVENT:
+            publish(b"__keyevent@%d__:%b" % (db, event), key)
+
+    def notify_recreated(self, db: int, key: bytes) -> None:
+        """`new` for a write that deletes `key` and adds it again (`dbDelete` + `dbAdd`:
+        RENAME, COPY and RESTORE onto an existing key), where `set` sees a replacement."""
+        if self.notify_new and key in self.dbs[db]:
+            self.notify(ksn.NEW, b"new", db, key)
+
+    def notify_overwrite(self, db: int, key: bytes, value: Value) -> None:
+        """Redis 8.2's `overwritten` (and `type_changed` when `value` is of another type)
+        for a SET-like write (`setKey`) that replaces the existing key; call it before the
+        write. Cheap when those classes are off."""
+        if self.notify_flags & (ksn.OVERWRITTEN | ksn.TYPE_CHANGED):
+            self.notify_replaced(db, key, self.dbs[db].get(key), value)
+
+    def notify_replaced(self, db: int, key: bytes, old: Value | None, value: Value) -> None:
+        """`overwritten` / `type_changed` for `key`, which held `old` (None: nothing) and now
+        holds `value`. RENAME, COPY and RESTORE report them after their own events."""
+        if old is None or not self.notify_flags & (ksn.OVERWRITTEN | ksn.TYPE_CHANGED):
+            return
+        self.notify(ksn.OVERWRITTEN, b"overwritten", db, key)
+        if ksn.value_type(old) != ksn.value_type(value):
+            self.notify(ksn.TYPE_CHANGED, b"type_changed", db, key)
 
     def dbsize(self, db: int) -> int:
         return len(self.dbs[db])

@@ -67,6 +67,9 @@ class LinkStatus:
     last_error: str | None = None
     connect_attempts: int = 0
     master_offset_seen: int = 0  # the highest master offset we know of (read offset)
+    # The master's address as this link's socket sees it (ip:port): MONITOR shows the
+    # master's commands with it, as a replica shows its master client.
+    master_addr: str = ""
 
     @property
     def up(self) -> bool:
@@ -95,6 +98,15 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _peer_id(stream: trio.SocketStream) -> str:
+    """`getClientPeerId`: ip:port, an IPv6 address in brackets."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?:0"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def snapshot_meta_path(snapshot: Path) -> Path:
@@ -194,6 +206,7 @@ class UpstreamLink:
         if cs.cancelled_caught:
             raise LinkFailure("Timeout connecting to the MASTER")
         async with stream:
+            self.status.master_addr = _peer_id(stream)
             replid, offset = self.replication.psync_args()
             link = ReplicaLink(
                 LinkConfig(cfg.listening_port, cfg.replica_announce_ip, up.username, up.password),

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from replproxy.config import OutputLimit
     from replproxy.downstream.psync import ReplicaHandshake, SyncRequest
     from replproxy.session.hub import Entry, SessionHub
+    from replproxy.session.tracking import TrackingState
 
 log = logging.getLogger("replproxy.session")
 
@@ -100,6 +101,9 @@ class ClientSession(ReadContext):
         self.watched: dict[tuple[int, bytes], bool] = {}
         self.watch_dirty = False
         self.watch_epoch = 0
+        # CLIENT TRACKING (None: off; `replproxy.session.tracking`) and MONITOR mode.
+        self.tracking: TrackingState | None = None
+        self.monitor = False
         # Pub/Sub (dicts as ordered sets).
         self.channels: dict[bytes, None] = {}
         self.patterns: dict[bytes, None] = {}

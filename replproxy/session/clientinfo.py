@@ -18,11 +18,14 @@ def _s(b: bytes) -> str:
 def client_line(c: Client, me: Client) -> str:
     """One CLIENT LIST line, with the upstream kind's fields (`catClientInfoString`)."""
     now = time.monotonic()
-    flags = ""
+    flags = "O" if c.monitor else ""
     if c.multi is not None:
         flags += "x"
     if c.blocked:
         flags += "b"
+    st = c.tracking
+    if st is not None:
+        flags += "t" + ("R" if st.broken_redirect else "") + ("B" if st.bcast else "")
     if c.subscribed:
         flags += "P"
     if c.no_evict:
@@ -53,7 +56,8 @@ def client_line(c: Client, me: Client) -> str:
         ("qbuf", 0), ("qbuf-free", 0), ("argv-mem", 0), ("multi-mem", 0), ("rbs", 16384),
         ("rbp", 0), ("obl", 0), ("oll", len(c.outbox)), ("omem", c.out_bytes),
         ("tot-mem", 16384 + c.out_bytes), ("events", "r"),
-        ("cmd", _s(c.last_cmd)), ("user", _s(c.user)), ("redir", -1), ("resp", c.proto),
+        ("cmd", _s(c.last_cmd)), ("user", _s(c.user)),
+        ("redir", st.redirect if st is not None else -1), ("resp", c.proto),
     ]
     if valkey:
         fields += [("lib-name", _s(c.lib_name)), ("lib-ver", _s(c.lib_ver)),

@@ -21,6 +21,7 @@ from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
 from replproxy.info import info_text, rss_bytes
 from replproxy.keyspace.digest import DigestUnavailable, digest, digest_value
+from replproxy.keyspace.notify import flags_text
 from replproxy.keyspace.reads import NOT_INTEGER, ReplyError, arg_long
 from replproxy.persistence import SaveError, SaveInProgress
 from replproxy.resp import reply
@@ -169,6 +170,8 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.reply_off = False
     c.skip = 0
     c.no_evict = c.no_touch = False
+    hub.tracking.disable(c)
+    hub.monitors.remove(c)
     c.user = b"default"
     c.authed = hub.acl.default_authenticated()
     return b"+RESET\r\n"
@@ -299,8 +302,6 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
             b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))
         target.wakeup()
         return reply.integer(1)
-    if sub == b"getredir" and n == 2:
-        return reply.integer(-1)
     if sub in (b"pause", b"unpause"):
         # A relay takes no writes from clients; pausing its readers is not offered.
         raise ReplyError(b"ERR replproxy does not support CLIENT PAUSE")
@@ -611,6 +612,9 @@ def config_params(c: Client) -> dict[str, str]:
         "enable-debug-command": cfg.enable_debug_command,
         "protected-mode": "yes" if cfg.protected_mode else "no",
         "acllog-max-len": str(cfg.acllog_max_len),
+        # Settable at run time (replproxy.session.config_set).
+        "notify-keyspace-events": flags_text(c.ks.notify_flags),
+        "tracking-table-max-keys": str(c.hub.tracking.max_keys),
         "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
                                else "resetchannels"),
         # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
@@ -657,7 +661,7 @@ def cmd_config(c: Client, argv: list[bytes]) -> bytes:
         return reply.bulk_map(flat, c.proto)
     if sub == b"resetstat":
         return OK
-    if sub in (b"set", b"rewrite"):
+    if sub == b"rewrite":  # CONFIG SET is replproxy.session.config_set
         raise ReplyError(
             b"ERR replproxy is configured by its command line and environment: CONFIG "
             + sub.upper() + b" is not supported")

@@ -24,6 +24,9 @@ its whole queue in one go, so a reader never sees half of a replicated transacti
 
 The hub owns the sessions' registry (CLIENT LIST/KILL), Pub/Sub, the keys clients WATCH or
 block on (`KeyWatches`, told of the stream's writes through `Keyspace.on_key_modified`), the
+client-side caching tables (`replproxy.session.tracking`: a read-only command's keys are
+remembered after it ran, as `call()` does), the monitors (`replproxy.session.monitor`: fed
+after each command, and with the master's commands as the stream applies them), the
 command table of the master's dialect (refreshed when a snapshot loads), and the client
 counters of INFO. It never touches a socket: the trio shell is `replproxy.server`.
 """
@@ -32,18 +35,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from replproxy.commandtable.spec import CommandSpec, ResolveError
 from replproxy.commandtable.table import CommandTable
 from replproxy.errors import ReplyError
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
 from replproxy.resp.request import RequestParser
-from replproxy.session import acl_commands, commands  # noqa: F401 - register their handlers
+from replproxy.session import (  # noqa: F401 - register their handlers
+    acl_commands,
+    commands,
+    config_set,
+    monitor,
+    tracking,
+)
 from replproxy.session.client import ClientSession, ShutdownWait
+from replproxy.session.monitor import Monitors
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
 from replproxy.session.security import (
@@ -55,12 +66,16 @@ from replproxy.session.security import (
     protected_denied,
     set_acl_context,
 )
+from replproxy.session.tracking import Tracking, caching_step
 
 if TYPE_CHECKING:
     from replproxy.config import Config
     from replproxy.gate import ServingGate
     from replproxy.interfaces import Control, Downstream, StatusView
     from replproxy.keyspace import Keyspace
+    from replproxy.link.driver import LinkStatus
+    from replproxy.replication import Replication
+    from replproxy.resp.stream import StreamCommand
 
 log = logging.getLogger("replproxy.session")
 
@@ -79,13 +94,21 @@ _PUBSUB_OK = frozenset(
 )
 # Run at once even inside MULTI.
 _MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
+# Commands flagged `may_replicate` (the table hides the flag): with the read-only and write
+# ones, what a monitor may not run (`processCommand`).
+_MAY_REPLICATE = frozenset([b"eval", b"evalsha", b"fcall", b"pfcount", b"publish",
+                            b"spublish"])
+# Read-only commands whose keys are not tracked themselves (`call()`: a read-only script
+# tracks the keys of the commands it runs).
+_UNTRACKED = frozenset([b"eval_ro", b"evalsha_ro", b"fcall_ro"])
+REPLICA_KEYSPACE = reply.error(b"ERR Replica can't interact with the keyspace")
 
 
 class Entry:
     """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "spec", "stale",
-                 "write")
+    __slots__ = ("arity", "handler", "keyspace", "loading", "monitored", "name", "noauth",
+                 "nomulti", "readonly", "spec", "stale", "write")
 
     def __init__(self, spec: CommandSpec, handler: Handler) -> None:
         self.spec = spec
@@ -98,6 +121,11 @@ class Entry:
         self.loading = "loading" in flags
         self.noauth = "no_auth" in flags
         self.nomulti = "no_multi" in flags
+        # Tracked after it ran (CLIENT TRACKING); refused to monitors; shown to them.
+        self.readonly = "readonly" in flags and spec.name not in _UNTRACKED
+        self.keyspace = ("readonly" in flags or self.write
+                         or spec.name in _MAY_REPLICATE)
+        self.monitored = not ("admin" in flags or "skip_monitor" in flags)
 
 
 def not_supported(c: ClientSession, argv: list[bytes]) -> bytes:
@@ -151,9 +179,11 @@ class ClientStats:
 
 @dataclass(eq=False)
 class KeyWatches:
-    """The keys clients WATCH or block on, told of every write the stream makes to them."""
+    """The keys clients WATCH or block on, told of every write the stream makes to them
+    (`signalModifiedKey`: with the tracking table's invalidations when there is one)."""
 
     keyspace: Keyspace
+    tracking: Tracking | None = None
     watchers: dict[tuple[int, bytes], dict[int, ClientSession]] = field(default_factory=dict)
     blocked: dict[tuple[int, bytes], dict[int, ClientSession]] = field(default_factory=dict)
     blocked_clients: int = 0
@@ -161,8 +191,19 @@ class KeyWatches:
     def _hook(self) -> None:
         """Keep `on_key_modified` installed only while someone needs it: the stream's hot
         path skips the call otherwise."""
-        need = bool(self.watchers or self.blocked)
-        self.keyspace.on_key_modified = self._key_modified if need else None
+        watch = bool(self.watchers or self.blocked)
+        tr = self.tracking
+        hook: Callable[[int, bytes], None] | None
+        if tr is not None and tr.active:
+            hook = self._key_modified_tracked if watch else tr.key_modified
+        else:
+            hook = self._key_modified if watch else None
+        self.keyspace.on_key_modified = hook
+
+    def _key_modified_tracked(self, db: int, key: bytes) -> None:
+        self._key_modified(db, key)
+        assert self.tracking is not None
+        self.tracking.key_modified(db, key)
 
     def _key_modified(self, db: int, key: bytes) -> None:
         k = (db, key)
@@ -174,6 +215,32 @@ class KeyWatches:
         if waiting:
             for c in list(waiting.values()):
                 c.wakeup()
+
+    def flushed(self, db: int) -> None:
+        """`touchAllWatchedKeysInDb` before DB `db` (-1: all) is emptied: watched keys that
+        exist there are dirty; readers blocked on them retry (and wait on)."""
+        dbs = self.keyspace.dbs
+        for table, mark in ((self.watchers, True), (self.blocked, False)):
+            for (d, key), clients in list(table.items()):
+                if (db == -1 or d == db) and key in dbs[d]:
+                    for c in list(clients.values()):
+                        if mark:
+                            c.watch_dirty = True
+                        else:
+                            c.wakeup()
+
+    def swapped(self, a: int, b: int) -> None:
+        """SWAPDB (`touchAllWatchedKeysInDb` both ways): a key watched in either DB that
+        exists in either is dirty; readers blocked there retry."""
+        dbs = self.keyspace.dbs
+        for table, mark in ((self.watchers, True), (self.blocked, False)):
+            for (d, key), clients in list(table.items()):
+                if d in (a, b) and (key in dbs[a] or key in dbs[b]):
+                    for c in list(clients.values()):
+                        if mark:
+                            c.watch_dirty = True
+                        else:
+                            c.wakeup()
 
     def watch(self, c: ClientSession, keys: list[bytes]) -> None:
         ks = self.keyspace
@@ -249,7 +316,19 @@ class SessionHub:
         self.pubsub = PubSub()
         keyspace.on_publish = self.pubsub.publish
         keyspace.on_spublish = self.pubsub.spublish
-        self.watches = KeyWatches(keyspace)
+        # Keyspace notifications go out through the same Pub/Sub (`Keyspace.notify`).
+        keyspace.set_notify_flags(ksn.parse_flags(config.notify_keyspace_events) or 0)
+        self.tracking = Tracking(self.clients, config.tracking_table_max_keys)
+        self.watches = KeyWatches(keyspace, self.tracking)
+        self.tracking.on_change = self.watches._hook
+        keyspace.on_flush = self._db_flushed
+        keyspace.on_swapdb = self.watches.swapped
+        self.monitors = Monitors(time.time)
+        self.monitors.on_change = self._monitoring
+        # The stream's side, when attached (`attach_stream`): MONITOR shows the master's
+        # commands with the master's address.
+        self._replication: Replication | None = None
+        self._link_status: LinkStatus | None = None
         self.stats = ClientStats()
         self._next_id = 1
         # The master's dialect: its command table and our entries for it.
@@ -281,6 +360,47 @@ class SessionHub:
     def valkey(self) -> bool:
         return self.keyspace.dialect.valkey
 
+    # ---- the stream's side: tracking, notifications, MONITOR ----
+
+    def attach_stream(self, replication: Replication, link_status: LinkStatus) -> None:
+        """Follow the master's stream: after each batch the BCAST invalidations go out (as
+        Redis does before it sleeps), and monitors see the master's commands."""
+        self._replication = replication
+        self._link_status = link_status
+        replication.listeners.append(self._stream_batch_done)
+        replication.snapshot_listeners.append(self.dataset_replaced)
+        if self.monitors.clients:
+            self._monitoring(True)
+
+    def _stream_batch_done(self) -> None:
+        tr = self.tracking
+        if tr.prefixes:
+            tr.broadcast()
+        if tr.over_limit:
+            tr.limit()
+
+    def dataset_replaced(self) -> None:
+        """A snapshot replaced the dataset (a full resync): as `emptyData` before a load,
+        every tracking client gets a null invalidation."""
+        self.tracking.flushed()
+
+    def _db_flushed(self, db: int) -> None:
+        """FLUSHDB / FLUSHALL from the master (`signalFlushedDb`), before the DB empties."""
+        self.watches.flushed(db)
+        self.tracking.flushed()
+
+    def _monitoring(self, on: bool) -> None:
+        """Install the stream's MONITOR feed while there are monitors (none: no cost)."""
+        repl = self._replication
+        if repl is not None:
+            repl.monitor = self._monitor_stream if on else None
+
+    def _monitor_stream(self, batch: Sequence[StreamCommand], db: int,
+                        in_multi: bool) -> None:
+        st = self._link_status
+        addr = st.master_addr if st is not None else ""
+        self.monitors.feed_stream(batch, db, in_multi, addr.encode(), self.table)
+
     # ---- sessions ----
 
     def open_session(self, addr: str, laddr: str) -> ClientSession | bytes:
@@ -304,6 +424,8 @@ class SessionHub:
         self.clients.pop(c.id, None)
         self.pubsub.drop_client(c)
         self.watches.unwatch(c)
+        self.tracking.disable(c)
+        self.monitors.remove(c)
         w = c.wait
         if w is not None and not isinstance(w, ShutdownWait):
             self.watches.unblock(c, w.keys)
@@ -333,6 +455,8 @@ class SessionHub:
     def cron(self, now: float) -> None:
         """Once a second (`clientsCron`): close idle clients (`timeout`) and enforce the soft
         output limits of subscribers that stopped reading."""
+        if self.tracking.tracking_clients:
+            self.tracking.limit()
         idle = self.config.timeout
         for c in list(self.clients.values()):
             if c.outbox:
@@ -343,6 +467,11 @@ class SessionHub:
     # ---- dispatch ----
 
     def dispatch(self, c: ClientSession, argv: list[bytes]) -> bytes:
+        if c.tracking is not None:
+            if c.tracking.caching:
+                caching_step(c, argv[0])
+            if self.tracking.over_limit:  # `trackingLimitUsedSlots` before a command
+                self.tracking.limit()
         e = self.fast.get(argv[0])
         if e is None or not (len(argv) == e.arity if e.arity >= 0 else len(argv) >= -e.arity):
             resolved = self.table.resolve(argv)
@@ -350,25 +479,27 @@ class SessionHub:
                 return self._resolve_error(c, argv, resolved)
             e = self.entries[resolved.name]
         if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
-            return self._reject(c, e, err)
+            return self._reject(c, e, err, argv)
         if not c.authed and not e.noauth and self.acl.auth_required(c.authed):
-            return self._reject(c, e, NOAUTH)
+            return self._reject(c, e, NOAUTH, argv)
         if c.multi is not None and e.nomulti:
-            return self._reject(c, e, NO_MULTI)
+            return self._reject(c, e, NO_MULTI, argv)
         if (err := command_denied(c, e.spec, argv)) is not None:
-            return self._reject(c, e, err)
+            return self._reject(c, e, err, argv)
         if e.write:
-            return self._reject(c, e, READONLY)
+            return self._reject(c, e, READONLY, argv)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
             name = e.name.decode("utf-8", "replace")
             return self._reject(c, e, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                "QUIT / RESET are allowed in this context".encode()))
+                "QUIT / RESET are allowed in this context".encode()), argv)
         if not (e.stale and e.loading):
             refused = self.gate.refusal(e.stale, e.loading)
             if refused is not None:
-                return self._reject(c, e, refused)
+                return self._reject(c, e, refused, argv)
+        if e.keyspace and c.monitor:
+            return self._reject(c, e, REPLICA_KEYSPACE, argv)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -389,16 +520,21 @@ class SessionHub:
                 c.multi = None
                 c.multi_dirty = False
                 self.watches.unwatch(c)
+                if self.monitors.clients:  # `execCommandAbort` shows the EXEC
+                    return self.monitors.feed_client(c, name, argv, reply.error(err.msg))
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
+    def _reject(self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes]) -> bytes:
         """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
         why (`execCommandAbort`)."""
         if e.name == b"exec":
             c.multi = None
             c.multi_dirty = False
             self.watches.unwatch(c)
-            return reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
+            out = reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
+            if self.monitors.clients:  # `execCommandAbort` shows the EXEC
+                out = self.monitors.feed_client(c, e.name, argv, out)
+            return out
         if c.multi is not None:
             c.multi_dirty = True  # `flagTransaction`
         return err
@@ -409,12 +545,19 @@ class SessionHub:
         c.commands += 1
         self.stats.total_commands += 1
         try:
-            return e.handler(c, argv)
+            out = e.handler(c, argv)
         except ReplyError as err:
-            return reply.error(err.msg)
+            out = reply.error(err.msg)
         except BlockingRead as br:
             c.block(e, br, self.clock())
-            return b""
+            out = b""
+        # What `call()` does after the command, failed or blocked alike: remember the keys
+        # a tracking client read, show the command to the monitors.
+        if c.tracking is not None and e.readonly and not c.tracking.bcast:
+            self.tracking.remember(c, e.spec, argv)
+        if e.monitored and self.monitors.clients:
+            out = self.monitors.feed_client(c, e.name, argv, out)
+        return out
 
     def plain(self, c: ClientSession) -> bool:
         """Whether a GET/MGET from `c` would run now, answered by the command alone: every
@@ -424,6 +567,8 @@ class SessionHub:
             and self.acl.unrestricted(c.user)
             and c.multi is None
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
+            and c.tracking is None
+            and not self.monitors.clients
             and not self.keyspace.unsupported_keys
             and self.gate.serves_plain_reads()
         )
