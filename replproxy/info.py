@@ -65,7 +65,7 @@ def section_clients(relay: Relay) -> str:
             ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0),
             ("blocked_clients", watches.blocked_clients),
-            ("tracking_clients", 0),
+            ("tracking_clients", srv.tracking.tracking_clients),
             ("pubsub_clients", srv.pubsub_clients),
             ("watching_clients", watching),
             ("clients_in_timeout_table", watches.blocked_clients),
@@ -164,6 +164,10 @@ def section_stats(relay: Relay) -> str:
             ("pubsub_channels", len(pubsub.channels)),
             ("pubsub_patterns", len(pubsub.patterns)),
             ("pubsubshard_channels", len(pubsub.shard_channels)),
+            # Client-side caching (replproxy.session.tracking), as `genRedisInfoString`.
+            ("tracking_total_keys", relay.sessions.tracking.keys()),
+            ("tracking_total_items", relay.sessions.tracking.total_items),
+            ("tracking_total_prefixes", relay.sessions.tracking.total_prefixes()),
             # What replproxy SERVED to its downstream replicas, as a Redis master counts them;
             # its own syncs with the upstream are the replproxy_resyncs_* metrics.
             ("sync_full", served.sync_full),

@@ -80,7 +80,7 @@ def messages(raw: bytes) -> list[object]:
     r.feed(raw)
     out = []
     while (m := r.gets()) is not False:
-        out.append(m)
+        out.append(repr(m) if isinstance(m, Exception) else m)
     return out
 
 

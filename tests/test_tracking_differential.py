@@ -223,3 +223,60 @@ def test_invalidations_match_a_real_replica(three: Triple) -> None:
     assert b"__redis__:invalidate" in relay.sub.transcript
     assert b">2\r\n$10\r\ninvalidate\r\n_\r\n" in relay.default.transcript  # null (flush)
     assert b">2\r\n$10\r\ninvalidate\r\n*2\r\n" in relay.bcast.transcript  # a batch
+
+
+REPLIES = [
+    ["CLIENT", "GETREDIR"],
+    ["CLIENT", "TRACKINGINFO"],
+    ["CLIENT", "CACHING", "YES"],
+    ["CLIENT", "TRACKING", "MAYBE"],
+    ["CLIENT", "TRACKING", "ON", "PREFIX", "a"],
+    ["CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"],
+    ["CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"],
+    ["CLIENT", "TRACKING", "ON", "REDIRECT", "abc"],
+    ["CLIENT", "TRACKING", "ON", "REDIRECT", "999999"],
+    ["CLIENT", "TRACKING", "ON", "REDIRECT", "ME", "REDIRECT", "2"],
+    ["CLIENT", "TRACKING", "ON", "NOSUCHOPTION"],
+    ["CLIENT", "TRACKING", "ON", "PREFIX"],
+    ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab", "PREFIX", "a"],
+    ["CLIENT", "TRACKING", "ON", "OPTIN"],
+    ["CLIENT", "TRACKINGINFO"],
+    ["CLIENT", "CACHING", "NO"],
+    ["CLIENT", "CACHING", "MAYBE"],
+    ["CLIENT", "CACHING", "YES"],
+    ["CLIENT", "TRACKINGINFO"],
+    ["CLIENT", "TRACKING", "ON", "OPTOUT"],
+    ["CLIENT", "TRACKING", "ON", "BCAST"],
+    ["CLIENT", "TRACKING", "OFF"],
+    ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "b", "PREFIX", "a", "NOLOOP"],
+    ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "bc"],
+    ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c"],
+    ["CLIENT", "TRACKINGINFO"],
+    ["CLIENT", "GETREDIR"],
+    ["CLIENT", "TRACKING", "OFF"],
+    ["CLIENT", "TRACKING", "OFF"],
+    ["CLIENT", "TRACKINGINFO"],
+    ["CONFIG", "SET", "notify-keyspace-events", "Q"],
+    ["CONFIG", "SET", "notify-keyspace-events", "KEA", "notify-keyspace-events", "E"],
+    ["CONFIG", "SET", "tracking-table-max-keys", "-1"],
+    ["CONFIG", "SET", "tracking-table-max-keys", "x1"],
+    ["CONFIG", "SET", "tracking-table-max-keys", "5", "notify-keyspace-events", "Kx$"],
+    ["CONFIG", "GET", "notify-keyspace-events"],
+    ["CONFIG", "GET", "tracking-table-max-keys"],
+    ["CONFIG", "SET", "notify-keyspace-events", "AKEn", "tracking-table-max-keys", "1000000"],
+    ["CONFIG", "GET", "notify-keyspace-events"],
+    ["CONFIG", "SET", "notify-keyspace-events", ""],
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_tracking_commands_answer_as_a_replica(three: Triple, proto: int) -> None:
+    """CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO and the two settable CONFIG
+    parameters: the same replies, errors included, in the same order."""
+    got = {}
+    for name, port in three.ports.items():
+        tap = Tap(port, proto=proto)
+        (me,) = tap.call(["CLIENT", "ID"], keep=False)
+        tap.call(*[[str(me) if a == "ME" else a for a in cmd] for cmd in REPLIES])
+        got[name] = bytes(tap.transcript)
+    assert got["relay"] == got["replica"], first_difference(got["relay"], got["replica"])

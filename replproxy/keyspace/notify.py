@@ -100,14 +100,13 @@ def parse_flags(text: str, dialect: MasterDialect | None = None) -> int | None:
 
 
 def flags_text(flags: int) -> str:
-    """`keyspaceEventsFlagsToString`: what CONFIG GET notify-keyspace-events answers."""
+    """`keyspaceEventsFlagsToString`: what CONFIG GET notify-keyspace-events answers. With
+    every class of A set it prints A alone: n (and 8.2's o, c) are then not printed, although
+    they stay on, as in Redis."""
     if flags & ALL == ALL:
         out = "A"
-        rest = [(ch, bit) for ch, bit in _CLASS_ORDER if not bit & ALL]
     else:
-        out = ""
-        rest = list(_CLASS_ORDER)
-    out += "".join(ch for ch, bit in rest if flags & bit)
+        out = "".join(ch for ch, bit in _CLASS_ORDER if flags & bit)
     if flags & KEYSPACE:
         out += "K"
     if flags & KEYEVENT:
