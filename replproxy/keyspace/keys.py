@@ -97,13 +97,13 @@ def tainted(ks: Keyspace, db: int, key: bytes) -> bool:
 @write_command("del", "unlink", keys=(1, -1, 1))
 def del_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for key in argv[1:]:
-        if ks.delete(db, key):
+        if ks.delete(db, key) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("persist")
 def persist(ks: Keyspace, db: int, argv: list[bytes]) -> None:
-    if ks.persist(db, argv[1]):
+    if ks.persist(db, argv[1]) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"persist", db, argv[1])
 
 
@@ -132,7 +132,8 @@ def _expire(ks: Keyspace, db: int, argv: list[bytes], when: int) -> None:
             else:
                 raise ApplyError(f"unsupported expire option {raw!r}")
     ks.set_expire(db, key, when)
-    ks.notify(ksn.GENERIC, b"expire", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, key)
 
 
 @write_command("pexpireat")
@@ -174,8 +175,9 @@ def _rename(ks: Keyspace, db: int, argv: list[bytes], nx: bool) -> None:
     old = ks.dbs[db].get(dst)
     ks.notify_recreated(db, dst)
     _relocate(ks, db, src, db, dst, value)
-    ks.notify(ksn.GENERIC, b"rename_from", db, src)
-    ks.notify(ksn.GENERIC, b"rename_to", db, dst)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"rename_from", db, src)
+        ks.notify(ksn.GENERIC, b"rename_to", db, dst)
     ks.notify_replaced(db, dst, old, value)
 
 
@@ -213,8 +215,9 @@ def move(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if value is None or key in ks.dbs[dst]:
         return
     _relocate(ks, db, key, dst, key, value)
-    ks.notify(ksn.GENERIC, b"move_from", db, key)
-    ks.notify(ksn.GENERIC, b"move_to", dst, key)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"move_from", db, key)
+        ks.notify(ksn.GENERIC, b"move_to", dst, key)
 
 
 @write_command("copy", keys=(2, 2, 1))
@@ -249,7 +252,8 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.set_expire(dst_db, dst, when)
     if marked:
         ks.unsupported_keys.add((dst_db, dst))
-    ks.notify(ksn.GENERIC, b"copy_to", dst_db, dst)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"copy_to", dst_db, dst)
     ks.notify_replaced(dst_db, dst, old, value)
 
 
@@ -340,7 +344,8 @@ def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     ks.set(db, key, value)
     if ttl:
         ks.set_expire(db, key, ttl)
-    ks.notify(ksn.GENERIC, b"restore", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"restore", db, key)
     ks.notify_replaced(db, key, old, value)
 
 

@@ -245,10 +245,12 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
                 got = _by_pattern(get, pattern, elem)
                 result.append(b"" if got is None else got)
     if result:
-        ks.notify_overwrite(db, storekey, result)
+        if ks.notify_flags:
+            ks.notify_overwrite(db, storekey, result)
         ks.set(db, storekey, result)
-        ks.notify(ksn.LIST, b"sortstore", db, storekey)
-    elif ks.delete(db, storekey):
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"sortstore", db, storekey)
+    elif ks.delete(db, storekey) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"del", db, storekey)
     if tainted(ks, db, argv[1]):
         ks.unsupported_keys.add((db, storekey))

@@ -56,10 +56,14 @@ class Keyspace:
         # to `on_key_modified` instead.
         self.on_flush: Callable[[int], None] | None = None
         self.on_swapdb: Callable[[int, int], None] | None = None
-        # `notify-keyspace-events` (replproxy.keyspace.notify flags; 0: off), and whether it
-        # asks for `new` events (tested on every key creation).
+        # `notify-keyspace-events` as configured (replproxy.keyspace.notify flags; 0: off);
+        # `notify_flags`, what appliers test: the same while someone is subscribed to a
+        # channel or a pattern, else 0 (nobody could receive an event: the stream pays
+        # nothing, as Redis 8 skips the work); `notify_new`: `new` events are wanted.
+        self.notify_config = 0
         self.notify_flags = 0
         self.notify_new = False
+        self._notify_listened = False
         # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
         self.epoch = 0
         # Cursors of SCAN/HSCAN/SSCAN/ZSCAN (snapshots, see replproxy.keyspace.scan).
@@ -189,8 +193,21 @@ class Keyspace:
     # ---- keyspace notifications (replproxy.keyspace.notify) ----
 
     def set_notify_flags(self, flags: int) -> None:
+        """`notify-keyspace-events` changed (start-up, CONFIG SET)."""
+        self.notify_config = flags
+        self._notify_effective()
+
+    def notify_listened(self, listened: bool) -> None:
+        """Whether some client is subscribed to a channel or a pattern (the Pub/Sub tells)."""
+        self._notify_listened = listened
+        self._notify_effective()
+
+    def _notify_effective(self) -> None:
+        flags = self.notify_config if self._notify_listened else 0
+        if not flags & (ksn.KEYSPACE | ksn.KEYEVENT):
+            flags = 0  # neither channel kind: nothing is ever published
         self.notify_flags = flags
-        self.notify_new = bool(flags & ksn.NEW) and bool(flags & (ksn.KEYSPACE | ksn.KEYEVENT))
+        self.notify_new = bool(flags & ksn.NEW)
 
     def notify(self, type_: int, event: bytes, db: int, key: bytes) -> None:
         """`notifyKeyspaceEvent`: publish `event` on `key` when its class is enabled."""

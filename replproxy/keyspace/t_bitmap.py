@@ -98,7 +98,8 @@ def setbit(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         tail = memoryview(current)[byte + 1 :]
     new = (old | mask) if on else (old & ~mask)
     ks.set(db, key, b"".join((head, pad, bytes((new,)), tail)), keepttl=True)
-    ks.notify(ksn.STRING, b"setbit", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"setbit", db, key)
 
 
 # ---- BITFIELD ----
@@ -207,7 +208,7 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         buf[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
         changes += 1
     ks.set(db, key, bytes(buf), keepttl=True)
-    if changes:
+    if changes and ks.notify_flags:
         ks.notify(ksn.STRING, b"setbit", db, key)
 
 
@@ -238,7 +239,7 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if op == b"NOT" and len(sources) != 1:
         raise ApplyError("BITOP NOT must be called with a single source key")
     if maxlen == 0:
-        if ks.delete(db, dest):
+        if ks.delete(db, dest) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, dest)
         return
     ints = [int.from_bytes(s, "big") << (8 * (maxlen - len(s))) for s in sources]
@@ -271,9 +272,11 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         raise ApplyError(f"BITOP operation {argv[1]!r} is not supported")
     value = result.to_bytes(maxlen, "big")
-    ks.notify_overwrite(db, dest, value)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, dest, value)
     ks.set(db, dest, value)
-    ks.notify(ksn.STRING, b"set", db, dest)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, dest)
 
 
 # ---- reads ----

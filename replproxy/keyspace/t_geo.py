@@ -584,7 +584,7 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
     if with_options:
         raise ApplyError("STORE is not compatible with WITHDIST, WITHHASH and WITHCOORD")
     if zs is None:
-        if ks.delete(db, storekey):
+        if ks.delete(db, storekey) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, storekey)
         return
     if geosearch and shape.type == 0:

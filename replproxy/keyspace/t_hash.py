@@ -118,7 +118,8 @@ def hset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         _set_fields(h, argv, 2)
         ks.touched(db, key)
-    ks.notify(ksn.HASH, b"hset", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
 
 
 @write_command("hsetnx")
@@ -132,7 +133,8 @@ def hsetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.touched(db, key)
     else:
         return
-    ks.notify(ksn.HASH, b"hset", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
 
 
 @write_command("hdel")
@@ -148,12 +150,13 @@ def hdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             expires.pop(f, None)
     if h:
         ks.touched(db, key)
-        if len(h) != n:
+        if len(h) != n and ks.notify_flags:
             ks.notify(ksn.HASH, b"hdel", db, key)
     else:
         ks.delete(db, key)
-        ks.notify(ksn.HASH, b"hdel", db, key)
-        ks.notify(ksn.GENERIC, b"del", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hdel", db, key)
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("hincrby")
@@ -167,7 +170,8 @@ def hincrby(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         old = h.get(field)
         h[field] = str((0 if old is None else parse_int(old)) + parse_int(argv[3])).encode()
         ks.touched(db, key)
-    ks.notify(ksn.HASH, b"hincrby", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hincrby", db, key)
 
 
 def _long_double(raw: bytes) -> Fraction:
@@ -204,7 +208,8 @@ def hincrbyfloat(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         h[field] = new
         ks.touched(db, key)
-    ks.notify(ksn.HASH, b"hincrbyfloat", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hincrbyfloat", db, key)
 
 
 # ---- field TTLs (Redis 7.4+, Valkey 9) ----
@@ -267,7 +272,8 @@ def _expire_fields(ks: Keyspace, db: int, argv: list[bytes], scale: int, relativ
         changed = True
     if changed:
         ks.touched(db, key)
-        ks.notify(ksn.HASH, b"hexpire", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hexpire", db, key)
 
 
 @write_command("hpexpireat")
@@ -310,7 +316,8 @@ def hpersist(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             changed = True
     if changed:
         ks.touched(db, key)
-        ks.notify(ksn.HASH, b"hpersist", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hpersist", db, key)
 
 
 _TTL_OPTIONS = {b"ex": 1000, b"px": 1, b"exat": 1000, b"pxat": 1}
@@ -378,8 +385,9 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         h.update(zip(fields, argv[first + 1 :: 2]))
     else:
         _set_fields(h, argv, first)
-    ks.notify(ksn.HASH, b"hset", db, key)
-    if when is not None:
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
+    if when is not None and ks.notify_flags:
         ks.notify(ksn.HASH, b"hexpire", db, key)
 
 

@@ -537,7 +537,8 @@ def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
     if updated or created:
         ks.set(db, key, new, keepttl=True)
-        ks.notify(ksn.STRING, b"pfadd", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"pfadd", db, key)
 
 
 @write_command("pfcount", keys=(1, -1, 1))
@@ -598,7 +599,8 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
     ks.set(db, dest, new, keepttl=True)
     # `pfmergeCommand` reports the merge as a PFADD (a mass-add of elements).
-    ks.notify(ksn.STRING, b"pfadd", db, dest)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"pfadd", db, dest)
 
 
 _NONZERO = re.compile(rb"[^\x00]")

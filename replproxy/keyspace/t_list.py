@@ -65,7 +65,8 @@ def _emptied(ks: Keyspace, db: int, key: bytes, lst: ListValue) -> None:
         ks.touched(db, key)
     else:
         ks.delete(db, key)
-        ks.notify(ksn.GENERIC, b"del", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("lpush")
@@ -77,7 +78,8 @@ def lpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         lst.extendleft(argv[2:])  # ditto: extendleft pushes one by one
         ks.touched(db, key)
-    ks.notify(ksn.LIST, b"lpush", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpush", db, key)
 
 
 @write_command("rpush")
@@ -89,7 +91,8 @@ def rpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         lst.extend(argv[2:])
         ks.touched(db, key)
-    ks.notify(ksn.LIST, b"rpush", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"rpush", db, key)
 
 
 @write_command("lpushx")
@@ -98,7 +101,8 @@ def lpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if lst is not None:
         lst.extendleft(argv[2:])
         ks.touched(db, argv[1])
-        ks.notify(ksn.LIST, b"lpush", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"lpush", db, argv[1])
 
 
 @write_command("rpushx")
@@ -107,7 +111,8 @@ def rpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if lst is not None:
         lst.extend(argv[2:])
         ks.touched(db, argv[1])
-        ks.notify(ksn.LIST, b"rpush", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"rpush", db, argv[1])
 
 
 @write_command("linsert")
@@ -126,7 +131,8 @@ def linsert(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     lst.insert(i if where == b"before" else i + 1, argv[4])
     ks.touched(db, key)
-    ks.notify(ksn.LIST, b"linsert", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"linsert", db, key)
 
 
 @write_command("lset")
@@ -140,7 +146,8 @@ def lset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         raise ApplyError(f"LSET index {index} out of range for {key!r}")
     lst[index] = argv[3]
     ks.touched(db, key)
-    ks.notify(ksn.LIST, b"lset", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lset", db, key)
 
 
 @write_command("lrem")
@@ -184,7 +191,8 @@ def lrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             lst.clear()
             lst.extend(kept)
     if len(lst) != n:
-        ks.notify(ksn.LIST, b"lrem", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"lrem", db, key)
         _emptied(ks, db, key, lst)
 
 
@@ -207,7 +215,8 @@ def ltrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         lst.clear()
     else:
         _drop_ends(lst, start, llen - 1 - min(end, llen - 1))
-    ks.notify(ksn.LIST, b"ltrim", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"ltrim", db, key)
     _emptied(ks, db, key, lst)
 
 
@@ -244,7 +253,8 @@ def _pop(ks: Keyspace, db: int, argv: list[bytes], head: bool) -> None:
             lst.pop()
     else:
         _drop_ends(lst, count if head else 0, 0 if head else count)
-    ks.notify(ksn.LIST, b"lpop" if head else b"rpop", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpop" if head else b"rpop", db, key)
     _emptied(ks, db, key, lst)
 
 
@@ -277,8 +287,9 @@ def _move(
             dst.append(elem)
         ks.touched(db, dst_key)
     # `lmoveHandlePush`'s event, then the pop's (`lmoveGenericCommand`).
-    ks.notify(ksn.LIST, b"lpush" if to_head else b"rpush", db, dst_key)
-    ks.notify(ksn.LIST, b"lpop" if from_head else b"rpop", db, src_key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpush" if to_head else b"rpush", db, dst_key)
+        ks.notify(ksn.LIST, b"lpop" if from_head else b"rpop", db, src_key)
     if src is not dst:
         _emptied(ks, db, src_key, src)
 

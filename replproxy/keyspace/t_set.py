@@ -84,7 +84,8 @@ def sadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.touched(db, key)
         if len(s) == n:
             return
-    ks.notify(ksn.SET, b"sadd", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"sadd", db, key)
 
 
 @write_command("srem")
@@ -97,12 +98,13 @@ def srem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     s.difference_update(argv[2:])
     if s:
         ks.touched(db, key)
-        if len(s) != n:
+        if len(s) != n and ks.notify_flags:
             ks.notify(ksn.SET, b"srem", db, key)
     else:
         ks.delete(db, key)
-        ks.notify(ksn.SET, b"srem", db, key)
-        ks.notify(ksn.GENERIC, b"del", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.SET, b"srem", db, key)
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("smove", keys=(1, 2, 1))
@@ -114,12 +116,14 @@ def smove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if src is None or member not in src or src is dst:
         return  # same source and destination: a no-op in smoveCommand
     src.discard(member)
-    ks.notify(ksn.SET, b"srem", db, src_key)
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"srem", db, src_key)
     if src:
         ks.touched(db, src_key)
     else:
         ks.delete(db, src_key)
-        ks.notify(ksn.GENERIC, b"del", db, src_key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, src_key)
     if dst is None:
         ks.set(db, dst_key, {member})
     elif member in dst:
@@ -127,15 +131,18 @@ def smove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         dst.add(member)
         ks.touched(db, dst_key)
-    ks.notify(ksn.SET, b"sadd", db, dst_key)
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"sadd", db, dst_key)
 
 
 def _store(ks: Keyspace, db: int, dst_key: bytes, result: set[bytes], event: bytes) -> None:
     if result:
-        ks.notify_overwrite(db, dst_key, result)
+        if ks.notify_flags:
+            ks.notify_overwrite(db, dst_key, result)
         ks.set(db, dst_key, result)
-        ks.notify(ksn.SET, event, db, dst_key)
-    elif ks.delete(db, dst_key):
+        if ks.notify_flags:
+            ks.notify(ksn.SET, event, db, dst_key)
+    elif ks.delete(db, dst_key) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"del", db, dst_key)
 
 

@@ -647,8 +647,9 @@ def xadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.set(db, key, s)
     else:
         ks.touched(db, key)
-    ks.notify(ksn.STREAM, b"xadd", db, key)
-    if trimmed:
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, b"xadd", db, key)
+    if trimmed and ks.notify_flags:
         ks.notify(ksn.STREAM, b"xtrim", db, key)
 
 
@@ -660,7 +661,8 @@ def xtrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     s = _stream(ks, db, argv[1])
     if s is not None and _trim(s, args):
         ks.touched(db, argv[1])
-        ks.notify(ksn.STREAM, b"xtrim", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xtrim", db, argv[1])
 
 
 @write_command("xdel")
@@ -671,7 +673,8 @@ def xdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     ids = [_id(raw) for raw in argv[2:]]
     if _delete_entries(s, ids):
         ks.touched(db, argv[1])
-        ks.notify(ksn.STREAM, b"xdel", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 def _parse_ids_block(argv: list[bytes], start: int) -> tuple[int, list[StreamID]]:
@@ -763,7 +766,8 @@ def xsetid(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if max_deleted != ZERO_ID:
         s.max_deleted_id = max_deleted
     ks.touched(db, argv[1])
-    ks.notify(ksn.STREAM, b"xsetid", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, b"xsetid", db, argv[1])
 
 
 # ---- consumer groups ----
@@ -816,7 +820,8 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         else:
             groups.insert(bisect_left([x.name for x in groups], name), new)
         ks.touched(db, key)
-        ks.notify(ksn.STREAM, b"xgroup-create", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xgroup-create", db, key)
         return
     if s is None:
         raise ApplyError(f"XGROUP {sub.decode()}: no stream at {key!r}")
@@ -825,7 +830,8 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         if g is not None:
             s.groups.remove(g)
             ks.touched(db, key)
-            ks.notify(ksn.STREAM, b"xgroup-destroy", db, key)
+            if ks.notify_flags:
+                ks.notify(ksn.STREAM, b"xgroup-destroy", db, key)
         return
     if g is None:
         raise ApplyError(f"XGROUP {sub.decode()}: no consumer group {name!r} at {key!r}")
@@ -849,7 +855,8 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         raise ApplyError(f"unknown XGROUP form {argv[1]!r} with {len(argv)} arguments")
     ks.touched(db, key)
-    ks.notify(ksn.STREAM, event, db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, event, db, key)
 
 
 @write_command("xclaim")
@@ -906,7 +913,8 @@ def xclaim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     consumer = _consumer(g, argv[3])
     if consumer is None:
         consumer = _create_consumer(g, argv[3], now)
-        ks.notify(ksn.STREAM, b"xgroup-createconsumer", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xgroup-createconsumer", db, key)
     consumer.seen_time = now
     pel = g.pel
     entries = s.entries

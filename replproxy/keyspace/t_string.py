@@ -96,11 +96,14 @@ def set_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             ks.set(db, argv[1], argv[2])
     elif n == 5 and argv[3] == b"PXAT":  # every expiry from a 7.x+ master
         when = parse_int(argv[4])
-        ks.notify_overwrite(db, argv[1], argv[2])
+        if ks.notify_flags:
+            ks.notify_overwrite(db, argv[1], argv[2])
         ks.set(db, argv[1], argv[2])
-        ks.notify(ksn.STRING, b"set", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"set", db, argv[1])
         ks.set_expire(db, argv[1], when)
-        ks.notify(ksn.GENERIC, b"expire", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, argv[1])
     else:
         _set_with_options(ks, db, argv)
 
@@ -150,12 +153,15 @@ def _set_with_options(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             return
         if ifne is not None and current == ifne:
             return
-    ks.notify_overwrite(db, key, value)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, key, value)
     ks.set(db, key, value, keepttl=keepttl)
-    ks.notify(ksn.STRING, b"set", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, key)
     if when is not None:
         ks.set_expire(db, key, when)
-        ks.notify(ksn.GENERIC, b"expire", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, key)
 
 
 def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
@@ -174,44 +180,53 @@ def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
 def setnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if ks.get(db, argv[1]) is None:
         ks.set(db, argv[1], argv[2])
-        ks.notify(ksn.STRING, b"set", db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"set", db, argv[1])
 
 
 @write_command("setex")
 def setex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """SETEX key seconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2]) * 1000
-    ks.notify_overwrite(db, argv[1], argv[3])
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[3])
     ks.set(db, argv[1], argv[3])
-    ks.notify(ksn.STRING, b"set", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
-    ks.notify(ksn.GENERIC, b"expire", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, argv[1])
 
 
 @write_command("psetex")
 def psetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """PSETEX key milliseconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2])
-    ks.notify_overwrite(db, argv[1], argv[3])
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[3])
     ks.set(db, argv[1], argv[3])
-    ks.notify(ksn.STRING, b"set", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
-    ks.notify(ksn.GENERIC, b"expire", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, argv[1])
 
 
 @write_command("getset")
 def getset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """GETSET key value (5.x/6.0; `setKey` drops the TTL)."""
     _string(ks, db, argv[1])
-    ks.notify_overwrite(db, argv[1], argv[2])
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[2])
     ks.set(db, argv[1], argv[2])
-    ks.notify(ksn.STRING, b"set", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
 
 
 @write_command("getdel")
 def getdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _string(ks, db, argv[1])
-    if ks.delete(db, argv[1]):
+    if ks.delete(db, argv[1]) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"del", db, argv[1])
 
 
@@ -223,14 +238,15 @@ def getex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if _string(ks, db, key) is None:
         return
     if len(argv) == 3 and argv[2].upper() == b"PERSIST":
-        if ks.persist(db, key):
+        if ks.persist(db, key) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"persist", db, key)
     elif len(argv) == 4:
         unit = argv[2].upper()
         if unit not in (b"EX", b"PX", b"EXAT", b"PXAT"):
             raise ApplyError(f"GETEX option {argv[2]!r} is not supported")
         ks.set_expire(db, key, _expire_time(ks, unit, parse_int(argv[3])))
-        ks.notify(ksn.GENERIC, b"expire", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, key)
     elif len(argv) != 2:
         raise ApplyError("GETEX with unexpected arguments")
 
@@ -276,7 +292,8 @@ def append(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """APPEND key value; a missing key is created, even with an empty value (`dbAdd`)."""
     current = _string(ks, db, argv[1])
     ks.set(db, argv[1], argv[2] if current is None else current + argv[2], keepttl=True)
-    ks.notify(ksn.STRING, b"append", db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"append", db, argv[1])
 
 
 @write_command("setrange")
@@ -293,7 +310,8 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     if current is None:
         ks.set(db, key, bytes(offset) + value)
-        ks.notify(ksn.STRING, b"setrange", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"setrange", db, key)
         return
     end = offset + len(value)
     if offset > len(current):
@@ -302,7 +320,8 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         mv = memoryview(current)
         new = b"".join((mv[:offset], value, mv[end:]))
     ks.set(db, key, new, keepttl=True)
-    ks.notify(ksn.STRING, b"setrange", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"setrange", db, key)
 
 
 def _incr(ks: Keyspace, db: int, key: bytes, by: int) -> None:
@@ -311,7 +330,8 @@ def _incr(ks: Keyspace, db: int, key: bytes, by: int) -> None:
     if not LLONG_MIN <= value <= LLONG_MAX:
         raise ApplyError("increment or decrement would overflow")
     ks.set(db, key, b"%d" % value, keepttl=True)
-    ks.notify(ksn.STRING, b"incrby", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"incrby", db, key)
 
 
 @write_command("incr")
@@ -349,7 +369,8 @@ def incrbyfloat(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if not isinstance(result, Fraction):  # inf: Redis refuses "NaN or Infinity"
         raise ApplyError("increment would produce NaN or Infinity")
     ks.set(db, key, format_long_double(result), keepttl=True)
-    ks.notify(ksn.STRING, b"incrbyfloat", db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"incrbyfloat", db, key)
 
 
 # Decimal exponents beyond these overflow or underflow a long double (strtold sets ERANGE,

@@ -153,7 +153,7 @@ def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
     delete the destination (`del`) when the result is empty. The result is built as a
     skiplist and converted by `zsetConvertToListpackIfNeeded`."""
     if not result:
-        if ks.delete(db, key):
+        if ks.delete(db, key) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, key)
         return
     listpack = fits_listpack(len(result), max(map(len, result)))
@@ -162,19 +162,23 @@ def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
             if s == 0.0:
                 result[m] = 0.0
     zs = ZSet(result, listpack)
-    ks.notify_overwrite(db, key, zs)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, key, zs)
     ks.set(db, key, zs)
-    ks.notify(ksn.ZSET, event, db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, event, db, key)
 
 
 def _after_removal(ks: Keyspace, db: int, key: bytes, zs: ZSet, event: bytes) -> None:
     """`event` for the removal, then `del` when the sorted set became empty."""
-    ks.notify(ksn.ZSET, event, db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, event, db, key)
     if zs:
         ks.touched(db, key)
     else:
         ks.delete(db, key)
-        ks.notify(ksn.GENERIC, b"del", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 # ---- ZADD / ZINCRBY ----
@@ -199,7 +203,8 @@ def zadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
                 score = _into_listpack(ks, zs, member, score)
             zs.add(member, score)
             ks.touched(db, key)
-        ks.notify(ksn.ZSET, b"zadd", db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.ZSET, b"zadd", db, key)
         return
     flags = 0
     i, n = 2, len(argv)
@@ -283,7 +288,7 @@ def _zadd(ks: Keyspace, db: int, key: bytes, flags: int,
             ks.set(db, key, zs)
     elif changed:
         ks.touched(db, key)
-    if changed:
+    if changed and ks.notify_flags:
         ks.notify(ksn.ZSET, b"zincr" if incr else b"zadd", db, key)
 
 
@@ -546,7 +551,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
-        if ks.delete(db, dst):
+        if ks.delete(db, dst) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, dst)
         return
     # The destination starts as a listpack (unless a rank range is known to be longer) and
@@ -561,9 +566,11 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             listpack = False
         result[member] = 0.0 if listpack and drops and score == 0.0 else score
     zdst = ZSet(result, listpack)
-    ks.notify_overwrite(db, dst, zdst)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, dst, zdst)
     ks.set(db, dst, zdst)
-    ks.notify(ksn.ZSET, b"zrangestore", db, dst)
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, b"zrangestore", db, dst)
 
 
 # =============================================================================================

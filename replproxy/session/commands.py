@@ -613,7 +613,7 @@ def config_params(c: Client) -> dict[str, str]:
         "protected-mode": "yes" if cfg.protected_mode else "no",
         "acllog-max-len": str(cfg.acllog_max_len),
         # Settable at run time (replproxy.session.config_set).
-        "notify-keyspace-events": flags_text(c.ks.notify_flags),
+        "notify-keyspace-events": flags_text(c.ks.notify_config),
         "tracking-table-max-keys": str(c.hub.tracking.max_keys),
         "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
                                else "resetchannels"),

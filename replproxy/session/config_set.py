@@ -4,7 +4,7 @@ all-or-nothing, a parameter named twice refused). Every other parameter is refus
 relay is configured by its command line, environment and file (docs/configuration.md).
 
 Owns only the parsing; the values live where they act: the keyspace's notification flags
-(`Keyspace.notify_flags`) and the tracking table's bound (`Tracking.max_keys`).
+(`Keyspace.notify_config`) and the tracking table's bound (`Tracking.max_keys`).
 """
 
 from __future__ import annotations

@@ -316,8 +316,11 @@ class SessionHub:
         self.pubsub = PubSub()
         keyspace.on_publish = self.pubsub.publish
         keyspace.on_spublish = self.pubsub.spublish
-        # Keyspace notifications go out through the same Pub/Sub (`Keyspace.notify`).
+        # Keyspace notifications go out through the same Pub/Sub (`Keyspace.notify`), and
+        # are built only while someone subscribes to something.
         keyspace.set_notify_flags(ksn.parse_flags(config.notify_keyspace_events) or 0)
+        keyspace.notify_listened(False)
+        self.pubsub.on_listened = keyspace.notify_listened
         self.tracking = Tracking(self.clients, config.tracking_table_max_keys)
         self.watches = KeyWatches(keyspace, self.tracking)
         self.tracking.on_change = self.watches._hook

@@ -202,17 +202,23 @@ class Tracking:
 
     def key_modified(self, db: int, key: bytes) -> None:
         """`trackingInvalidateKey(c, key, bcast=1)`: a write to `key` (the keyspace's
-        `on_key_modified`; keys are DB-less)."""
+        `on_key_modified`, on the stream's path: a key nobody tracks costs one lookup; keys
+        are DB-less)."""
         if self.prefixes:
             for prefix, bs in self.prefixes.items():
                 if key.startswith(prefix):
                     bs.keys.add(key)
-        self._invalidate(key)
+        ids = self.table.pop(key, None)
+        if ids is not None:
+            self._invalidated(key, ids)
 
     def _invalidate(self, key: bytes) -> None:
         ids = self.table.pop(key, None)
-        if ids is None:
-            return
+        if ids is not None:
+            self._invalidated(key, ids)
+
+    def _invalidated(self, key: bytes, ids: dict[int, None]) -> None:
+        """`key` left the table: tell each of its clients still tracking (not in BCAST)."""
         clients = self.clients
         payload = b"*1\r\n$%d\r\n%b\r\n" % (len(key), key)
         for cid in ids:
