@@ -128,3 +128,53 @@ def test_notifications_and_monitor_match_a_real_replica(server_kind: ServerKind,
         assert evicted > 0
         if "o" in flags:
             assert b"$11\r\noverwritten\r\n" in events
+
+
+READS = [
+    ["GET", "missing"],
+    ["GET", "str"],
+    ["GET", "gone"],  # logically expired: the master has not deleted it yet
+    ["MGET", "str", "missing", "gone", "lst"],
+    ["EXISTS", "missing", "str", "gone"],
+    ["TYPE", "missing"],
+    ["TTL", "gone"],
+    ["STRLEN", "missing"],
+    ["HGET", "missing", "f"],
+    ["LRANGE", "lst", "0", "-1"],
+    ["LRANGE", "missing", "0", "-1"],
+    ["SMEMBERS", "missing"],
+    ["ZSCORE", "missing", "m"],
+    ["XRANGE", "missing", "-", "+"],
+    ["OBJECT", "ENCODING", "missing"],  # LOOKUP_NONOTIFY: no event
+    ["DUMP", "missing"],
+    ["SELECT", "1"],
+    ["GET", "str"],
+]
+
+
+def test_keymiss_events_of_reads(server_kind: ServerKind) -> None:
+    """`m`: the reads of the relay's own clients report missing and expired keys as a
+    replica's do (OBJECT excepted), and the GET/MGET fast lane steps aside for it."""
+    with triple(
+        server_kind,
+        "--notify-keyspace-events",
+        "Em",
+        replica_extra={"notify-keyspace-events": "Em"},
+    ) as t:
+        with t.master.client() as m:
+            m.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+            m.set("str", "v")
+            m.rpush("lst", "a")
+            m.set("gone", "x", px=1)
+        time.sleep(0.05)
+        t.sync()
+        got = {}
+        for name, port in t.ports.items():
+            sub = Tap(port)
+            sub.call(["SUBSCRIBE", "__keyevent@0__:keymiss", "__keyevent@1__:keymiss"])
+            reader = Tap(port, proto=3)
+            reader.call(*READS)
+            sub.drain(0.3)
+            got[name] = (bytes(sub.transcript), bytes(reader.transcript))
+        assert got["relay"] == got["replica"], first_difference(got["relay"][0], got["replica"][0])
+        assert got["relay"][0].count(b"$7\r\nmissing\r\n") == 11

@@ -432,6 +432,8 @@ def get(c: ReadContext, argv: list[bytes]) -> bytes:
     if type(v) is bytes:
         return b"$%d\r\n%b\r\n" % (len(v), v)
     if v is None:
+        if ks.notify_flags & ksn.KEY_MISS:
+            ks.notify(ksn.KEY_MISS, b"keymiss", db, key)
         return b"$-1\r\n" if c.proto == 2 else b"_\r\n"
     raise ReplyError(WRONGTYPE)
 
@@ -458,7 +460,19 @@ def mget(c: ReadContext, argv: list[bytes]) -> bytes:
         ]
     else:
         out = [v if type(v) is bytes else None for v in values]
+    if ks.notify_flags & ksn.KEY_MISS:
+        _keymiss(c, keys)
     return reply.bulk_array(out, c.proto)
+
+
+def _keymiss(c: ReadContext, keys: list[bytes]) -> None:
+    """MGET's `lookupKeyRead` of each key: `keymiss` for the missing and expired ones."""
+    ks, db = c.ks, c.db
+    dbd, expires = ks.dbs[db], ks.expires[db]
+    for k in keys:
+        when = expires.get(k)
+        if k not in dbd or (when is not None and when <= c.now):
+            ks.notify(ksn.KEY_MISS, b"keymiss", db, k)
 
 
 _EMPTY_BULK = b"$0\r\n\r\n"

@@ -572,6 +572,7 @@ class SessionHub:
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
             and c.tracking is None
             and not self.monitors.clients
+            and not self.keyspace.notify_flags & ksn.KEY_MISS
             and not self.keyspace.unsupported_keys
             and self.gate.serves_plain_reads()
         )
