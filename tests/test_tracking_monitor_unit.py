@@ -259,3 +259,23 @@ def test_a_monitor_may_not_read_keys(h: Harness) -> None:
     assert h.run(m, "MONITOR") == b""  # already monitoring: no reply
     assert h.run(m, "GET", "k") == b"-ERR Replica can't interact with the keyspace\r\n"
     assert h.run(m, "PING").startswith(b"+PONG\r\n+")  # its own line follows its reply
+
+
+def test_watch_sees_flushes_and_swaps_of_watched_keys(h: Harness) -> None:
+    """`touchAllWatchedKeysInDb`: a watched key that existed in a flushed or swapped DB
+    dooms the EXEC; one that did not exist does not."""
+    h.stream(["SET", "w", "1"], ["SELECT", "3"], ["SET", "other", "1"], ["SELECT", "0"])
+    c = h.client()
+    for stream, doomed in (
+        ([["FLUSHDB"]], True),
+        ([["SELECT", "5"], ["FLUSHDB"]], False),
+        ([["SWAPDB", "0", "3"]], True),
+        ([["FLUSHALL"]], True),
+    ):
+        h.stream(["SET", "w", "1"])
+        h.run(c, "WATCH", "w", "nothere")
+        h.run(c, "MULTI")
+        h.run(c, "GET", "w")
+        h.stream(*stream)
+        assert (h.run(c, "EXEC") == b"*-1\r\n") is doomed, stream
+        h.stream(["SELECT", "0"])

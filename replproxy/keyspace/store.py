@@ -156,15 +156,18 @@ class Keyspace:
             self.on_key_modified(db, key)
 
     def flush_db(self, db: int) -> None:
-        """FLUSHDB: DB `db` emptied, then `signalFlushedDb(db)` (`on_flush`)."""
+        """FLUSHDB: `signalFlushedDb(db)` (`on_flush`, while the keys are still there, as
+        `emptyData` calls it), then DB `db` emptied."""
+        if self.on_flush is not None:
+            self.on_flush(db)
         self._empty(db)
-        self._flushed(db)
 
     def flush_all(self) -> None:
-        """FLUSHALL: every DB emptied, then one `signalFlushedDb(-1)`."""
+        """FLUSHALL: one `signalFlushedDb(-1)`, then every DB emptied."""
+        if self.on_flush is not None:
+            self.on_flush(-1)
         for db in range(self.databases):
             self._empty(db)
-        self._flushed(-1)
 
     def _empty(self, db: int) -> None:
         if self.on_flush is None:
@@ -173,10 +176,6 @@ class Keyspace:
         self.dbs[db] = {}
         self.expires[db] = {}
         self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
-
-    def _flushed(self, db: int) -> None:
-        if self.on_flush is not None:
-            self.on_flush(db)
 
     def swapped(self, a: int, b: int) -> None:
         """SWAPDB exchanged DBs `a` and `b` (`touchAllWatchedKeysInDb` both ways): the
