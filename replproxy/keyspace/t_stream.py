@@ -716,8 +716,13 @@ def xdelex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """Redis 8.2: XDEL with a policy for consumer group references (from the docs)."""
     policy, ids = _parse_ids_block(argv, 2)
     s = _stream(ks, db, argv[1])
-    if s is not None and _delete_with_policy(s, policy, ids):
+    if s is None:
+        return
+    n = s.length
+    if _delete_with_policy(s, policy, ids):
         ks.touched(db, argv[1])
+    if s.length != n and ks.notify_flags:  # as XDEL reports it
+        ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 @write_command("xackdel")
@@ -731,8 +736,11 @@ def xackdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     acked = False
     for sid in ids:
         acked = _pel_remove(g, sid) or acked
+    n = s.length
     if _delete_with_policy(s, policy, ids) or acked:
         ks.touched(db, argv[1])
+    if s.length != n and ks.notify_flags:  # the deletion reports as XDEL's
+        ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 @write_command("xsetid")
