@@ -108,6 +108,9 @@ class Monitors:
         # MULTI, as a replica runs them); None outside one.
         self._pending: list[bytes] | None = None
         self._splitter: StreamSplitter | None = None
+        # The master's command table, and which command spellings monitors are shown.
+        self._table: CommandTable | None = None
+        self._shown: dict[bytes, bool] = {}
         # Called with True/False when the first monitor arrives / the last one leaves (the
         # stream's feed is installed only while someone watches).
         self.on_change: Callable[[bool], None] | None = None
@@ -159,44 +162,66 @@ class Monitors:
     ) -> None:
         """The master's commands of one batch, before the relay applies them (`db`: the
         stream's DB before the batch; `in_multi`: a transaction is open): each as a
-        replica's `call()` shows it once it ran."""
+        replica's `call()` shows it once it ran. The batch's lines go to each monitor in one
+        push, stamped with the batch's time (the relay applies it at once)."""
         if not in_multi:
             self._pending = None
-        now = self.wallclock()
+        if table is not self._table:
+            self._table, self._shown = table, {}
+        stamp = b"+%d.%06d [" % divmod(round(self.wallclock() * 1_000_000), 1_000_000)
+        tail = b" " + addr + b"] "
+        out: list[bytes] = []
         for cmd in commands:
             argv = cmd[0]
             if not argv:
                 continue
             if cmd[3] > 1:  # a merged run of SETs: the master's own commands, one by one
                 for one in self._split(cmd[1]):
-                    db = self._stream_command(one, db, now, addr, table)
+                    db = self._stream_command(one, db, stamp, tail, out)
             else:
-                db = self._stream_command(argv, db, now, addr, table)
+                db = self._stream_command(argv, db, stamp, tail, out)
+        if out:
+            self._send(b"".join(out))
 
     def _stream_command(
-        self, argv: list[bytes], db: int, now: float, addr: bytes, table: CommandTable
+        self, argv: list[bytes], db: int, stamp: bytes, tail: bytes, out: list[bytes]
     ) -> int:
         name = argv[0].lower()
+        if name == b"select" and len(argv) == 2:
+            db = _db(argv[1], db)
         pending = self._pending
         if pending is not None:
             if name == b"exec":
                 self._pending = None
-                for line in pending:
-                    self._send(line)
-                self._send(monitor_line(now, db, addr, argv))
-                return db
-            if name == b"select" and len(argv) == 2:
-                db = _db(argv[1], db)
-            if _shown(table, argv):
-                pending.append(monitor_line(now, db, addr, argv))
-            return db
-        if name == b"multi":
-            self._pending = []
-        elif name == b"select" and len(argv) == 2:
-            db = _db(argv[1], db)
-        if _shown(table, argv):
-            self._send(monitor_line(now, db, addr, argv))
+                out += pending
+                target = out
+            else:
+                target = pending
+        else:
+            if name == b"multi":
+                self._pending = []
+            target = out
+        shown = self._shown.get(argv[0])
+        if shown is None:
+            shown = self._is_shown(argv)
+        if shown:
+            target.append(
+                b"%s%d%s%s\r\n" % (stamp, db, tail, b" ".join([sdscatrepr(a) for a in argv]))
+            )
         return db
+
+    def _is_shown(self, argv: list[bytes]) -> bool:
+        """Whether a replica's `call()` feeds the command to monitors (not `admin` nor
+        `skip_monitor`), remembered by spelling for commands without subcommands."""
+        table = self._table
+        assert table is not None
+        spec = table.resolve(argv)
+        if isinstance(spec, ResolveError):
+            return False  # a replica refuses it before `call()`
+        shown = not ("admin" in spec.flags or "skip_monitor" in spec.flags)
+        if spec.container is None and len(self._shown) < 1024:
+            self._shown[argv[0]] = shown
+        return shown
 
     def _split(self, raw: bytes) -> list[list[bytes]]:
         if self._splitter is None:
@@ -211,13 +236,6 @@ def _db(raw: bytes, current: int) -> int:
         return int(raw)
     except ValueError:
         return current
-
-
-def _shown(table: CommandTable, argv: list[bytes]) -> bool:
-    spec = table.resolve(argv)
-    if isinstance(spec, ResolveError):
-        return False  # a replica refuses it before `call()`
-    return not ("admin" in spec.flags or "skip_monitor" in spec.flags)
 
 
 @command("monitor")
