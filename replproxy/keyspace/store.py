@@ -79,6 +79,7 @@ class Keyspace:
     def loaded_aux(self, aux: dict[bytes, bytes]) -> None:
         self._aux = aux
         self.dialect = MasterDialect.from_aux(aux)
+        self._notify_effective()  # the event classes the master's version has
 
     # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
 
@@ -205,6 +206,8 @@ class Keyspace:
         flags = self.notify_config if self._notify_listened else 0
         if not flags & (ksn.KEYSPACE | ksn.KEYEVENT):
             flags = 0  # neither channel kind: nothing is ever published
+        if not self.dialect.keyspace_overwrite_events:
+            flags &= ~(ksn.OVERWRITTEN | ksn.TYPE_CHANGED)
         self.notify_flags = flags
         self.notify_new = bool(flags & ksn.NEW)
 
