@@ -1,8 +1,12 @@
 """The dataset itself: `Keyspace` (numbered DBs of typed values) and `KeyspaceLoader`.
 
 See the package docstring for the model. This module owns the dicts, their TTLs, the marks of
-keys that could not be applied, and the swap-in of a whole snapshot; the per-type behaviour
-lives in the `t_*` modules, reached through the registry (`registry.HANDLERS`).
+keys that could not be applied, the swap-in of a whole snapshot, the hooks a write reports
+through, and the keyspace notification flags (`notify_config`, and `notify_flags`, the
+effective ones: 0 while nobody listens; a keyspace used without a session hub calls
+`notify_listened(True)` to get events); the per-type behaviour lives in the `t_*` modules,
+reached through the registry (`registry.HANDLERS`). It never publishes itself: `notify`
+hands events to `on_publish`.
 """
 
 

@@ -1,10 +1,10 @@
 """One client connection's state and its request loop, sans I/O (`ClientSession`).
 
 A session is fed the bytes its socket received (`feed`) and returns the replies to send, in
-order; pushes that arrive on their own (Pub/Sub messages, for now) go to its `outbox`, and
-the shell is told through `on_output`. It never touches a socket, trio or the clock: the
-shell passes the time of each read in, and reads `closing`, `wait` and `takeover` after each
-call to learn what the connection must do next:
+order; pushes that arrive on their own (Pub/Sub messages, tracking invalidations, MONITOR
+lines) go to its `outbox`, and the shell is told through `on_output`. It never touches a
+socket, trio or the clock: the shell passes the time of each read in, and reads `closing`,
+`wait` and `takeover` after each call to learn what the connection must do next:
 
 - `closing`: send what was returned, then close (QUIT, CLIENT KILL, a protocol error, an
   output limit);
@@ -16,7 +16,8 @@ call to learn what the connection must do next:
   the parser (which may hold the replica's next bytes) to the downstream server.
 
 This module owns the per-connection state Redis keeps in `client` (name, db, protocol, auth,
-MULTI queue, WATCHed keys, subscriptions, CLIENT REPLY mode, output buffer) and the order in
+MULTI queue, WATCHed keys, subscriptions, CLIENT TRACKING state, MONITOR mode, CLIENT REPLY
+mode, output buffer) and the order in
 which a connection's requests run. The checks made before a command runs, and everything
 shared between connections, are the hub's (`replproxy.session.hub`).
 """
