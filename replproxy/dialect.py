@@ -95,6 +95,12 @@ class MasterDialect:
         return self.at_least((6, 0), (0,))
 
     @cached_property
+    def blocked_commands_rerun(self) -> bool:
+        """A blocked command woken by a write runs again through `call()` (Redis 7.2's
+        blocking rework, every Valkey); 7.0 serves blocked stream readers from blocked.c."""
+        return self.at_least((7, 2), (0,))
+
+    @cached_property
     def config_unsigned_min_text(self) -> bool:
         """CONFIG SET of an unsigned setting below 0 says "argument must be greater or equal
         to 0" in Redis 8.2 (seen on 8.2.3; 8.0-m01 and Valkey 8.1 still say "between 0 and

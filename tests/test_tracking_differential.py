@@ -280,3 +280,36 @@ def test_tracking_commands_answer_as_a_replica(three: Triple, proto: int) -> Non
         tap.call(*[[str(me) if a == "ME" else a for a in cmd] for cmd in REPLIES])
         got[name] = bytes(tap.transcript)
     assert got["relay"] == got["replica"], first_difference(got["relay"], got["replica"])
+
+
+def test_a_blocked_read_tracks_its_keys_as_a_replica(three: Triple) -> None:
+    """XREAD BLOCK tracks its stream; woken by the master's XADD it is invalidated, and on
+    7.2+ (which runs the woken command again) tracked again, so the next XADD invalidates
+    it once more; on 7.0 it does not."""
+    t = three
+    with t.master.client() as m:
+        m.xadd("st", {"f": "v"}, id="1-1")
+    t.sync()
+    taps = {}
+    for name, port in t.ports.items():
+        tap = Tap(port, proto=3)
+        tap.call(["CLIENT", "TRACKING", "ON"])
+        tap.sock.sendall(
+            b"*6\r\n$5\r\nXREAD\r\n$5\r\nBLOCK\r\n$1\r\n0\r\n$7\r\nSTREAMS\r\n"
+            b"$2\r\nst\r\n$1\r\n$\r\n"
+        )
+        taps[name] = tap
+    time.sleep(0.3)
+    with t.master.client() as m:
+        m.xadd("st", {"f": "w"}, id="2-1")
+        t.sync()
+        for tap in taps.values():
+            tap.drain(0.3)
+        m.xadd("st", {"f": "x"}, id="3-1")
+        t.sync()
+    got = {}
+    for name, tap in taps.items():
+        tap.drain(0.3)
+        got[name] = bytes(tap.transcript)
+    assert got["relay"] == got["replica"], first_difference(got["relay"], got["replica"])
+    assert b"invalidate" in got["relay"]

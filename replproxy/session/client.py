@@ -258,6 +258,11 @@ class ClientSession(ReadContext):
                 # The key came back as another type: Redis wakes blocked stream readers for
                 # stream keys only, so the client keeps waiting.
                 out = nothing if err.msg.startswith(b"WRONGTYPE") else reply.error(err.msg)
+            st = self.tracking
+            if st is not None and not st.bcast and self.ks.dialect.blocked_commands_rerun:
+                # Redis 7.2+ runs the woken command again through `call()`, which tracks
+                # its keys again (the write that woke it invalidated them).
+                self.hub.tracking.remember(self, w.entry.spec, w.retry)
             if out != nothing:
                 answer = out
         if answer is None and timed_out:
