@@ -26,7 +26,8 @@ pytestmark = pytest.mark.client_dialect
 
 
 def flags_for(kind: ServerKind) -> str:
-    return "AKEn" + ("oc" if kind.name == "redis8" else "")
+    new = "n" if kind.is_valkey or kind.version >= (7, 0, 0) else ""
+    return "AKE" + new + ("oc" if kind.name == "redis8" else "")
 
 
 def hash_field_ttls(t: Triple) -> None:
@@ -91,6 +92,8 @@ def test_notifications_and_monitor_match_a_real_replica(server_kind: ServerKind,
             hash_field_ttls(t)
         evicted = evictions(t)
         time.sleep(3.5)  # the workload's EX 1-3 keys expire: the master's DELs
+        with t.master.client() as m:  # no more expiry: nothing may land between two drains
+            m.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
         t.sync()
         for group in taps.values():
             for tap in group:
@@ -120,12 +123,13 @@ def test_notifications_and_monitor_match_a_real_replica(server_kind: ServerKind,
             b"$4\r\nxadd\r\n",
             b"$3\r\ndel\r\n",
             b"$6\r\nexpire\r\n",
-            b"$3\r\nnew\r\n",
             b"$5\r\npfadd\r\n",
             b"$6\r\nsetbit\r\n",
         ):
             assert ev in events, ev
         assert len(relay_lines) > 500
+        if "n" in flags:
+            assert b"$3\r\nnew\r\n" in events
         assert evicted > 0
         if "o" in flags:
             assert b"$11\r\noverwritten\r\n" in events
@@ -330,4 +334,4 @@ def test_every_write_reports_as_a_replica(server_kind: ServerKind) -> None:
             tap.drain(0.3)
         a, b = bytes(subs["relay"].transcript), bytes(subs["replica"].transcript)
         assert a == b, first_difference(a, b)
-        assert a.count(b"pmessage") > 200
+        assert a.count(b"pmessage") > 150

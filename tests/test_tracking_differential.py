@@ -122,6 +122,8 @@ def step(
             with contextlib.suppress(Exception):  # a refused command writes nothing
                 m.execute_command(*cmd)
             t.sync()
+    if not commands:
+        t.sync()
     for cl in clients.values():
         cl.drain()
     if read is not None:
@@ -210,6 +212,7 @@ def test_invalidations_match_a_real_replica(three: Triple) -> None:
     # A full resync: the master restarts empty (a new history); both replicas empty their
     # dataset, which is a null invalidation for every tracking client.
     t.master.restart()
+    step(t, clients)  # both resynced (a write before that would be in their snapshot)
     step(t, clients, ["SET", "s:0", "new"], read=10)
 
     relay, replica = clients["relay"], clients["replica"]

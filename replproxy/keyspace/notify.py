@@ -82,9 +82,21 @@ _CLASS_ORDER = (
 
 def letters(dialect: MasterDialect | None) -> str:
     """The letters the master's version knows (every letter the relay knows for None)."""
-    if dialect is None or dialect.keyspace_overwrite_events:
-        return "".join(_LETTERS)
-    return "".join(k for k in _LETTERS if k not in "oc")
+    out = "".join(_LETTERS)
+    if dialect is not None and not dialect.keyspace_overwrite_events:
+        out = out.replace("o", "").replace("c", "")
+    if dialect is not None and not dialect.keyspace_new_events:
+        out = out.replace("n", "")
+    return out
+
+
+def supported(flags: int, dialect: MasterDialect) -> int:
+    """`flags` without the classes the master's version does not have."""
+    if not dialect.keyspace_overwrite_events:
+        flags &= ~(OVERWRITTEN | TYPE_CHANGED)
+    if not dialect.keyspace_new_events:
+        flags &= ~NEW
+    return flags
 
 
 def parse_flags(text: str, dialect: MasterDialect | None = None) -> int | None:

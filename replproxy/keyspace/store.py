@@ -210,8 +210,7 @@ class Keyspace:
         flags = self.notify_config if self._notify_listened else 0
         if not flags & (ksn.KEYSPACE | ksn.KEYEVENT):
             flags = 0  # neither channel kind: nothing is ever published
-        if not self.dialect.keyspace_overwrite_events:
-            flags &= ~(ksn.OVERWRITTEN | ksn.TYPE_CHANGED)
+        flags = ksn.supported(flags, self.dialect)
         self.notify_flags = flags
         self.notify_new = bool(flags & ksn.NEW)
 

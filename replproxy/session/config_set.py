@@ -20,7 +20,10 @@ from replproxy.session.registry import Client, command
 LLONG_MAX = 2**63 - 1
 
 
-def _failed(name: bytes, why: str) -> ReplyError:
+def _failed(c: Client, name: bytes, value: bytes, why: str, old_why: bool = True) -> ReplyError:
+    if not c.ks.dialect.config_set_failed_text:  # before Redis 7.0
+        text = b"ERR Invalid argument '" + value + b"' for CONFIG SET '" + name + b"'"
+        return ReplyError(text + b" - " + why.encode() if old_why else text)
     return ReplyError(
         b"ERR CONFIG SET failed (possibly related to argument '" + name + b"') - " + why.encode()
     )
@@ -29,17 +32,20 @@ def _failed(name: bytes, why: str) -> ReplyError:
 def _notify(c: Client, name: bytes, raw: bytes) -> Callable[[], None]:
     flags = ksn.parse_flags(raw.decode("latin-1"), c.ks.dialect)
     if flags is None:
-        raise _failed(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+        why = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+        raise _failed(c, name, raw, why, old_why=False)
     return lambda: c.ks.set_notify_flags(flags)
 
 
 def _tracking_max_keys(c: Client, name: bytes, raw: bytes) -> Callable[[], None]:
     v = string2ll(raw)
     if v is None:
-        raise _failed(name, "argument couldn't be parsed into an integer")
+        raise _failed(c, name, raw, "argument couldn't be parsed into an integer")
     if v < 0:
         raise _failed(
+            c,
             name,
+            raw,
             "argument must be greater or equal to 0"
             if c.ks.dialect.config_unsigned_min_text
             else f"argument must be between 0 and {LLONG_MAX} inclusive",
@@ -61,6 +67,13 @@ SETTABLE: dict[bytes, Callable[[Client, bytes, bytes], Callable[[], None]]] = {
 
 @command("config|set")
 def cmd_config_set(c: Client, argv: list[bytes]) -> bytes:
+    if not c.ks.dialect.config_set_failed_text and len(argv) != 4:
+        # Before Redis 7.0 CONFIG SET takes one parameter (`configCommand`).
+        raise ReplyError(
+            b"ERR Unknown subcommand or wrong number of arguments for '"
+            + argv[1]
+            + b"'. Try CONFIG HELP."
+        )
     if len(argv) % 2:
         raise ReplyError(b"ERR wrong number of arguments for 'config|set' command")
     seen: set[bytes] = set()
@@ -77,7 +90,7 @@ def cmd_config_set(c: Client, argv: list[bytes]) -> bytes:
                 b"tracking-table-max-keys can be set"
             )
         if name in seen:
-            raise _failed(argv[i], "duplicate parameter")
+            raise _failed(c, argv[i], argv[i + 1], "duplicate parameter")
         seen.add(name)
         todo.append(parse(c, argv[i], argv[i + 1]))
     for apply in todo:

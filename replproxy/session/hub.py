@@ -101,7 +101,6 @@ _MAY_REPLICATE = frozenset([b"eval", b"evalsha", b"fcall", b"pfcount", b"publish
 # Read-only commands whose keys are not tracked themselves (`call()`: a read-only script
 # tracks the keys of the commands it runs).
 _UNTRACKED = frozenset([b"eval_ro", b"evalsha_ro", b"fcall_ro"])
-REPLICA_KEYSPACE = reply.error(b"ERR Replica can't interact with the keyspace")
 
 
 class Entry:
@@ -110,7 +109,8 @@ class Entry:
     __slots__ = ("arity", "handler", "keyspace", "loading", "monitored", "name", "noauth",
                  "nomulti", "readonly", "spec", "stale", "write")
 
-    def __init__(self, spec: CommandSpec, handler: Handler) -> None:
+    def __init__(self, spec: CommandSpec, handler: Handler,
+                 legacy: CommandSpec | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.arity = spec.arity
@@ -121,11 +121,14 @@ class Entry:
         self.loading = "loading" in flags
         self.noauth = "no_auth" in flags
         self.nomulti = "no_multi" in flags
-        # Tracked after it ran (CLIENT TRACKING); refused to monitors; shown to them.
-        self.readonly = "readonly" in flags and spec.name not in _UNTRACKED
-        self.keyspace = ("readonly" in flags or self.write
+        # Tracked after it ran (CLIENT TRACKING); refused to monitors; shown to them. Before
+        # Redis 7.0 a container's own flags decide (`legacy`: its spec; the table's
+        # subcommand specs are 7.0's).
+        cflags = legacy.flags if legacy is not None else flags
+        self.readonly = "readonly" in cflags and spec.name not in _UNTRACKED
+        self.keyspace = ("readonly" in cflags or "write" in cflags
                          or spec.name in _MAY_REPLICATE)
-        self.monitored = not ("admin" in flags or "skip_monitor" in flags)
+        self.monitored = not ("admin" in cflags or "skip_monitor" in cflags)
 
 
 def not_supported(c: ClientSession, argv: list[bytes]) -> bytes:
@@ -159,7 +162,8 @@ def build_entries(table: CommandTable) -> dict[bytes, Entry]:
                     spec.container)
             if handler is None:
                 handler = not_supported
-        entries[spec.name] = Entry(spec, handler)
+        legacy = table.get(spec.container) if table.legacy and spec.container else None
+        entries[spec.name] = Entry(spec, handler, legacy)
         for sub in spec.subcommands.values():
             add(sub)
 
@@ -502,7 +506,7 @@ class SessionHub:
             if refused is not None:
                 return self._reject(c, e, refused, argv)
         if e.keyspace and c.monitor:
-            return self._reject(c, e, REPLICA_KEYSPACE, argv)
+            return self._reject(c, e, self.keyspace.dialect.replica_keyspace_error, argv)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED

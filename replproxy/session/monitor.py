@@ -218,6 +218,8 @@ class Monitors:
         spec = table.resolve(argv)
         if isinstance(spec, ResolveError):
             return False  # a replica refuses it before `call()`
+        if table.legacy and spec.container is not None:  # before 7.0: the container's flags
+            spec = table.get(spec.container) or spec
         shown = not ("admin" in spec.flags or "skip_monitor" in spec.flags)
         if spec.container is None and len(self._shown) < 1024:
             self._shown[argv[0]] = shown
