@@ -113,6 +113,8 @@ class Relay:
             if config.cluster_topology is not None else None
         )
         self.sessions.cluster = self.cluster
+        # Tracking invalidations, MONITOR and notifications follow the applied stream.
+        self.sessions.attach_stream(self.replication, self.link.status)
         self.resp_server = RespServer(
             self.sessions, self, self.downstream, tls_context=lambda: self.tls.server
         )

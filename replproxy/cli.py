@@ -324,6 +324,19 @@ def run(
         typer.Option(envvar=_env("ACLLOG_MAX_LEN"),
                      help="Entries kept in the ACL LOG (Redis's acllog-max-len)."),
     ] = 128,
+    notify_keyspace_events: Annotated[
+        str,
+        typer.Option(envvar=_env("NOTIFY_KEYSPACE_EVENTS"),
+                     help="Keyspace notifications for the master's writes, in Redis's letters "
+                     "(e.g. AKE; empty: off), published on __keyspace@<db>__ / __keyevent@<db>__ "
+                     "as a replica does; CONFIG SET can change it."),
+    ] = "",
+    tracking_table_max_keys: Annotated[
+        int,
+        typer.Option(envvar=_env("TRACKING_TABLE_MAX_KEYS"),
+                     help="Keys the client-side caching table (CLIENT TRACKING) remembers "
+                     "before it invalidates the oldest (0: no limit); CONFIG SET can change it."),
+    ] = 1_000_000,
     protected_mode: Annotated[
         str,
         typer.Option(envvar=_env("PROTECTED_MODE"),
@@ -753,6 +766,8 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             slowlog_max_len=values["slowlog_max_len"],
             latency_monitor_threshold=values["latency_monitor_threshold"],
             maxmemory_clients=values["maxmemory_clients"],
+            notify_keyspace_events=values["notify_keyspace_events"],
+            tracking_table_max_keys=values["tracking_table_max_keys"],
             protected_mode=yes_no("protected_mode"),
             enable_debug_command=parsed(
                 "enable_debug_command",

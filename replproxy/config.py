@@ -427,6 +427,10 @@ class Config:
     aclfile: Path | None = None
     acl_writable: bool = False  # ACL SETUSER/DELUSER/LOAD/SAVE allowed at run time
     acllog_max_len: int = 128
+    # Keyspace notifications (Redis's letters; "" off) and the client-side caching table's
+    # bound (0: none): both also settable with CONFIG SET.
+    notify_keyspace_events: str = ""
+    tracking_table_max_keys: int = 1_000_000
     # Non-local clients are refused while `default` has no password (Redis's protected mode).
     protected_mode: bool = True
     # Who may run DEBUG and REPLICAOF: "no", "yes" or "local" (Redis's enable-*-command).
@@ -534,3 +538,5 @@ class Config:
             self.sentinel.validate()
         elif not self.upstream.host:
             raise ConfigError("--upstream is required (or --sentinel with --sentinel-master)")
+        if self.tracking_table_max_keys < 0:
+            raise ConfigError("--tracking-table-max-keys must be >= 0")

@@ -155,6 +155,44 @@ class MasterDialect:
         return self.at_least((6, 0), (0,))
 
     @cached_property
+    def blocked_commands_rerun(self) -> bool:
+        """A blocked command woken by a write runs again through `call()` (Redis 7.2's
+        blocking rework, every Valkey); 7.0 serves blocked stream readers from blocked.c."""
+        return self.at_least((7, 2), (0,))
+
+    @cached_property
+    def config_unsigned_min_text(self) -> bool:
+        """CONFIG SET of an unsigned setting below 0 says "argument must be greater or equal
+        to 0" in Redis 8.2 (seen on 8.2.3; 8.0-m01 and Valkey 8.1 still say "between 0 and
+        LLONG_MAX inclusive")."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
+    def keyspace_new_events(self) -> bool:
+        """The `new` keyspace event (letter n) exists from Redis 7.0."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def replica_keyspace_error(self) -> bytes:
+        """What a monitor (a replica-flagged client) reading a key gets: Redis 6.2 spells
+        it "interract"."""
+        verb = b"interact" if self.at_least((7, 0), (0,)) else b"interract"
+        return b"-ERR Replica can't " + verb + b" with the keyspace\r\n"
+
+    @cached_property
+    def config_set_failed_text(self) -> bool:
+        """A refused CONFIG SET value says "CONFIG SET failed (possibly related to argument
+        '<name>') - <why>" from Redis 7.0 (multi-parameter CONFIG SET); before, "Invalid
+        argument '<value>' for CONFIG SET '<name>'"."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def keyspace_overwrite_events(self) -> bool:
+        """The `overwritten` / `type_changed` keyspace events (letters o and c) exist from
+        Redis 8.2 (#14141); no Valkey has them."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
     def shortest_doubles(self) -> bool:
         """Doubles print in the shortest round-trip form (fpconv) from Redis 7.2 and in every
         Valkey; `%.17g` before. Replies and DEBUG DIGEST switched together."""

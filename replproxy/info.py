@@ -152,6 +152,7 @@ def section_clients(relay: Relay, d: ReplicaDefaults) -> Fields:
         "client_recent_max_input_buffer": 0,
         "client_recent_max_output_buffer": max((c.out_bytes for c in clients), default=0),
         "blocked_clients": watches.blocked_clients,
+        "tracking_clients": srv.tracking.tracking_clients,
         "pubsub_clients": srv.pubsub_clients,
         "watching_clients": sum(1 for c in clients if c.watched),
         "clients_in_timeout_table": watches.blocked_clients,
@@ -286,6 +287,10 @@ def section_stats(relay: Relay, d: ReplicaDefaults) -> Fields:
         "pubsub_channels": len(pubsub.channels),
         "pubsub_patterns": len(pubsub.patterns),
         "pubsubshard_channels": len(pubsub.shard_channels),
+        # Client-side caching (replproxy.session.tracking), as `genRedisInfoString`.
+        "tracking_total_keys": hub.tracking.keys(),
+        "tracking_total_items": hub.tracking.total_items,
+        "tracking_total_prefixes": hub.tracking.total_prefixes(),
         "total_error_replies": hub.cmdstats.total_error_replies,
         "total_reads_processed": clients.total_commands,
         "total_writes_processed": clients.total_commands,

@@ -266,6 +266,9 @@ class Replication:
         # Called with no argument after a snapshot replaced the dataset (a full sync, or the
         # start-up load): its AUX fields named the master's dialect, which may have changed.
         self.snapshot_listeners: list[Callable[[], None]] = []
+        # MONITOR: called with each batch before it is applied, the stream's DB and whether
+        # a transaction is open; None (the stream's cost) while nobody monitors.
+        self.monitor: Callable[[Sequence[StreamCommand], int, bool], None] | None = None
 
     def _notify(self) -> None:
         for listener in self.listeners:
@@ -396,6 +399,8 @@ class Replication:
         This is the stream's hot path: state lives in locals for the batch and is written
         back once at the end (nothing else runs in between: it is synchronous).
         """
+        if self.monitor is not None:
+            self.monitor(commands, self.stream_db, self._multi is not None)
         acks: list[int] = []
         applied_raw: list[bytes] = []
         keep = applied_raw.append

@@ -333,7 +333,7 @@ def test_the_get_mget_lane_serves_only_keys_of_the_relays_slots() -> None:
         for mask, served in ((bytes(only), 1), (bytes(b ^ 1 for b in only), 0)):
             parser = RequestParser()
             parser.feed(encode_command([b"GET", k]))
-            assert parser.string_reads(db, {}, 0, b"$-1\r\n", mask)[1] == served, k
+            assert parser.string_reads(db, {}, 0, b"$-1\r\n", slots=mask)[1] == served, k
     a, b = b"{b}1", b"{b}2"  # one slot
     c = next(k for k in keys if key_hash_slot(k) != key_hash_slot(a))
     mask = bytearray(16384)
@@ -341,7 +341,7 @@ def test_the_get_mget_lane_serves_only_keys_of_the_relays_slots() -> None:
     for argv, served in (([b"MGET", a, b], 1), ([b"MGET", a, c], 0), ([b"MGET", c], 1)):
         parser = RequestParser()
         parser.feed(encode_command(argv))
-        assert parser.string_reads(db, {}, 0, b"$-1\r\n", bytes(mask))[1] == served, argv
+        assert parser.string_reads(db, {}, 0, b"$-1\r\n", slots=bytes(mask))[1] == served, argv
 
 
 def test_open_slots_from_a_valkey_full_sync_snapshot() -> None:

@@ -15,6 +15,11 @@ lowercase name through `WRITE_COMMANDS`, the one table the per-type modules (`t_
 `t_list`, ...) fill with `@write_command`. Like a Redis replica, appliers do NOT check
 expiry: a key whose TTL has passed stays until the master sends its `DEL`/`UNLINK`.
 
+What a write reports goes out through hooks, each None (free) until someone needs it:
+`on_key_modified` (a key changed: WATCH, blocked reads, client-side caching), `on_flush` /
+`on_swapdb` (a DB emptied or swapped), `on_publish` (the master's PUBLISH and the keyspace
+notifications appliers report with `Keyspace.notify`, see `replproxy.keyspace.notify`).
+
 A command nobody handles, or one whose applier fails, is counted and logged once per name;
 the keys it names are marked *unsupported* (reads of them must answer an error rather than
 stale data) until a later write replaces them. Its bytes are still relayed by the

@@ -55,6 +55,7 @@ from typing import cast
 
 from replproxy.args import c_string, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     NOT_INTEGER,
     ReadContext,
@@ -99,12 +100,14 @@ def tainted(ks: Keyspace, db: int, key: bytes) -> bool:
 @write_command("del", "unlink", keys=(1, -1, 1))
 def del_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for key in argv[1:]:
-        ks.delete(db, key)
+        if ks.delete(db, key) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("persist")
 def persist(ks: Keyspace, db: int, argv: list[bytes]) -> None:
-    ks.persist(db, argv[1])
+    if ks.persist(db, argv[1]) and ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"persist", db, argv[1])
 
 
 def _expire(ks: Keyspace, db: int, argv: list[bytes], when: int) -> None:
@@ -132,6 +135,8 @@ def _expire(ks: Keyspace, db: int, argv: list[bytes], when: int) -> None:
             else:
                 raise ApplyError(f"unsupported expire option {raw!r}")
     ks.set_expire(db, key, when)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, key)
 
 
 @write_command("pexpireat")
@@ -168,17 +173,26 @@ def _rename(ks: Keyspace, db: int, argv: list[bytes], nx: bool) -> None:
         raise ApplyError(f"RENAME of a missing key {src!r}")
     if nx and dst in ks.dbs[db]:
         return
+    # `dbDelete(dst)` + `dbAdd(dst)`: a replaced destination is `new` too (8.2: then
+    # `overwritten` after the command's own events).
+    old = ks.dbs[db].get(dst)
+    ks.notify_recreated(db, dst)
     _relocate(ks, db, src, db, dst, value)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"rename_from", db, src)
+        ks.notify(ksn.GENERIC, b"rename_to", db, dst)
+    ks.notify_replaced(db, dst, old, value)
 
 
 def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, value: Value) -> None:
-    """Move a value with its TTL (and its unsupported mark) to another key or DB."""
+    """Move a value with its TTL (and its unsupported mark) to another key or DB. The
+    source is reported modified before the destination, as RENAME and MOVE signal them."""
     marked = tainted(ks, db, key)
     when = ks.get_expire(db, key)
+    ks.delete(db, key)
     ks.set(to_db, to_key, value)
     if when is not None:
         ks.set_expire(to_db, to_key, when)
-    ks.delete(db, key)
     if marked:
         ks.unsupported_keys.add((to_db, to_key))
 
@@ -204,6 +218,9 @@ def move(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if value is None or key in ks.dbs[dst]:
         return
     _relocate(ks, db, key, dst, key, value)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"move_from", db, key)
+        ks.notify(ksn.GENERIC, b"move_to", dst, key)
 
 
 @write_command("copy", keys=(2, 2, 1))
@@ -231,11 +248,16 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     marked = tainted(ks, db, src)
     when = ks.get_expire(db, src)
+    old = ks.dbs[dst_db].get(dst)
+    ks.notify_recreated(dst_db, dst)
     ks.set(dst_db, dst, duplicate(value))
     if when is not None:
         ks.set_expire(dst_db, dst, when)
     if marked:
         ks.unsupported_keys.add((dst_db, dst))
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"copy_to", dst_db, dst)
+    ks.notify_replaced(dst_db, dst, old, value)
 
 
 def duplicate(value: Value) -> Value:
@@ -274,11 +296,7 @@ def swapdb(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.unsupported_keys = {(swap.get(d, d), k) for d, k in ks.unsupported_keys}
     # Every key of both DBs changed for a watcher (`touchAllWatchedKeysInDb`); `touched`
     # is not used as it would also clear the unsupported marks that travelled with them.
-    notify = ks.on_key_modified
-    if notify is not None:
-        for d in (a, b):
-            for key in set(ks.dbs[a]) | set(ks.dbs[b]):
-                notify(d, key)
+    ks.swapped(a, b)
 
 
 @write_command("flushdb", keys=(1, 0, 1))
@@ -289,8 +307,7 @@ def flushdb(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 @write_command("flushall", keys=(1, 0, 1))
 def flushall(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """FLUSHALL [ASYNC|SYNC]: every DB; function libraries stay (FUNCTION FLUSH clears them)."""
-    for d in range(ks.databases):
-        ks.flush_db(d)
+    ks.flush_all()
 
 
 # ---- RESTORE ----
@@ -326,9 +343,14 @@ def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         value = ZSet(value)
     if ttl and not absttl:
         ttl += ks.now_ms()
+    old = ks.dbs[db].get(key)
+    ks.notify_recreated(db, key)
     ks.set(db, key, value)
     if ttl:
         ks.set_expire(db, key, ttl)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"restore", db, key)
+    ks.notify_replaced(db, key, old, value)
 
 
 # ---- no data ----

@@ -41,7 +41,7 @@ _LFU_NOT_SELECTED = (
 
 def _object_value(c: ReadContext, argv: list[bytes]) -> Value | None:
     """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH)."""
-    return peek(c, argv[2])
+    return peek(c, argv[2], notify=False)  # `objectCommandLookup`: LOOKUP_NONOTIFY
 
 
 @read_command("object|encoding")

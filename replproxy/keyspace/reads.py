@@ -14,7 +14,8 @@ returns it, or raises before returning anything.
 Keys are read as a Redis replica reads them (`lookupKeyRead` on a replica): a key whose TTL
 has passed reads as missing but is NOT deleted (the master's DEL will come through the
 stream); a key whose last write replproxy could not apply is refused with an error rather
-than served stale (`Keyspace.unsupported_keys`).
+than served stale (`Keyspace.unsupported_keys`). A key found missing (or expired) reports a
+`keymiss` keyspace notification when those are on (`lookupKey`), except for OBJECT.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from replproxy.errors import (
     WRONGTYPE,
     ReplyError,
 )
+from replproxy.keyspace.notify import KEY_MISS
 from replproxy.keyspace.values import ListValue
 from replproxy.rdb.model import StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
@@ -114,27 +116,30 @@ def unsupported_key_error(key: bytes) -> bytes:
     )
 
 
-def peek(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
+def peek(c: ReadContext, key: bytes, db: int | None = None, notify: bool = True) -> Value | None:
     """The value at `key` as a replica's `lookupKeyRead` sees it: None when missing or
-    logically expired (not deleted); `ReplyError` when the key is unsupported. A sorted set
-    loaded from a snapshot is returned as it is (EXISTS, TYPE, TTL... need no index)."""
+    logically expired (not deleted, and `keymiss` reported unless `notify` is False, as
+    LOOKUP_NONOTIFY); `ReplyError` when the key is unsupported. A sorted set loaded from a
+    snapshot is returned as it is (EXISTS, TYPE, TTL... need no index)."""
     ks = c.ks
     if db is None:
         db = c.db
     if ks.unsupported_keys and (db, key) in ks.unsupported_keys:
         raise ReplyError(unsupported_key_error(key))
     v = ks.dbs[db].get(key)
-    if v is None:
-        ks.stat_keyspace_misses += 1
-        return None
-    expires = ks.expires[db]
-    if expires:
+    if v is not None:
+        expires = ks.expires[db]
+        if not expires:
+            ks.stat_keyspace_hits += 1
+            return v
         when = expires.get(key)
-        if when is not None and when <= c.now:
-            ks.stat_keyspace_misses += 1
-            return None
-    ks.stat_keyspace_hits += 1
-    return v
+        if when is None or when > c.now:
+            ks.stat_keyspace_hits += 1
+            return v
+    ks.stat_keyspace_misses += 1
+    if notify and ks.notify_flags & KEY_MISS:
+        ks.notify(KEY_MISS, b"keymiss", db, key)
+    return None
 
 
 def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:

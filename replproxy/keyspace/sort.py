@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, cast
 
 from replproxy.args import c_string
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.keys import tainted
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import (
@@ -244,9 +245,13 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
                 got = _by_pattern(get, pattern, elem)
                 result.append(b"" if got is None else got)
     if result:
+        if ks.notify_flags:
+            ks.notify_overwrite(db, storekey, result)
         ks.set(db, storekey, result)
-    else:
-        ks.delete(db, storekey)
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"sortstore", db, storekey)
+    elif ks.delete(db, storekey) and ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"del", db, storekey)
     if tainted(ks, db, argv[1]):
         ks.unsupported_keys.add((db, storekey))
 

@@ -1,8 +1,12 @@
 """The dataset itself: `Keyspace` (numbered DBs of typed values) and `KeyspaceLoader`.
 
 See the package docstring for the model. This module owns the dicts, their TTLs, the marks of
-keys that could not be applied, and the swap-in of a whole snapshot; the per-type behaviour
-lives in the `t_*` modules, reached through the registry (`registry.HANDLERS`).
+keys that could not be applied, the swap-in of a whole snapshot, the hooks a write reports
+through, and the keyspace notification flags (`notify_config`, and `notify_flags`, the
+effective ones: 0 while nobody listens; a keyspace used without a session hub calls
+`notify_listened(True)` to get events); the per-type behaviour lives in the `t_*` modules,
+reached through the registry (`registry.HANDLERS`). It never publishes itself: `notify`
+hands events to `on_publish`.
 """
 
 
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING
 from replproxy.args import now_ms as _now_ms
 from replproxy.args import selected_db
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
@@ -48,12 +53,26 @@ class Keyspace:
         self.dialect = DEFAULT_DIALECT
         # Called with (db, key) after every write to a key: WATCH, blocking reads.
         self.on_key_modified: Callable[[int, bytes], None] | None = None
-        # Called with (channel, message) for PUBLISH from the master.
+        # Called with (channel, message) for PUBLISH from the master, and for the keyspace
+        # notifications the appliers report (`notify`).
         self.on_publish: Callable[[bytes, bytes], object] | None = None
         self.on_spublish: Callable[[bytes, bytes], object] | None = None
         # Called with the argv of a CLUSTER command from the master (Valkey 8 replicates
         # CLUSTER SETSLOT to its replicas; replproxy.cluster follows it).
         self.on_cluster: Callable[[list[bytes]], object] | None = None
+        # Called with the DB emptied (-1: every DB) by FLUSHDB/FLUSHALL (`signalFlushedDb`),
+        # and with the two DBs SWAPDB exchanged; when unset, every key of them is reported
+        # to `on_key_modified` instead.
+        self.on_flush: Callable[[int], None] | None = None
+        self.on_swapdb: Callable[[int, int], None] | None = None
+        # `notify-keyspace-events` as configured (replproxy.keyspace.notify flags; 0: off);
+        # `notify_flags`, what appliers test: the same while someone is subscribed to a
+        # channel or a pattern, else 0 (nobody could receive an event: the stream pays
+        # nothing, as Redis 8 skips the work); `notify_new`: `new` events are wanted.
+        self.notify_config = 0
+        self.notify_flags = 0
+        self.notify_new = False
+        self._notify_listened = False
         # Bumped whenever the whole dataset is replaced (a snapshot loaded): WATCH fails.
         self.epoch = 0
         # Reads that found their key or not (INFO keyspace_hits/misses; `lookupKeyRead`).
@@ -72,6 +91,7 @@ class Keyspace:
     def loaded_aux(self, aux: dict[bytes, bytes]) -> None:
         self._aux = aux
         self.dialect = MasterDialect.from_aux(aux)
+        self._notify_effective()  # the event classes the master's version has
 
     # ---- access for appliers (no expiry checks: the master deletes expired keys) ----
 
@@ -84,7 +104,10 @@ class Keyspace:
         return v
 
     def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
-        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
+        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does).
+        Creating the key reports `new` (`dbAdd`) when notifications ask for it."""
+        if self.notify_new and key not in self.dbs[db]:
+            self.notify(ksn.NEW, b"new", db, key)
         self.dbs[db][key] = value
         if not keepttl:
             expires = self.expires[db]
@@ -146,11 +169,93 @@ class Keyspace:
             self.on_key_modified(db, key)
 
     def flush_db(self, db: int) -> None:
-        for key in list(self.dbs[db]):
-            self.touched(db, key)
+        """FLUSHDB: `signalFlushedDb(db)` (`on_flush`, while the keys are still there, as
+        `emptyData` calls it), then DB `db` emptied."""
+        if self.on_flush is not None:
+            self.on_flush(db)
+        self._empty(db)
+
+    def flush_all(self) -> None:
+        """FLUSHALL: one `signalFlushedDb(-1)`, then every DB emptied."""
+        if self.on_flush is not None:
+            self.on_flush(-1)
+        for db in range(self.databases):
+            self._empty(db)
+
+    def _empty(self, db: int) -> None:
+        if self.on_flush is None:
+            for key in list(self.dbs[db]):
+                self.touched(db, key)
         self.dbs[db] = {}
         self.expires[db] = {}
         self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
+
+    def swapped(self, a: int, b: int) -> None:
+        """SWAPDB exchanged DBs `a` and `b` (`touchAllWatchedKeysInDb` both ways): the
+        watchers' hook, or every key of both reported as modified."""
+        if self.on_swapdb is not None:
+            self.on_swapdb(a, b)
+            return
+        notify = self.on_key_modified
+        if notify is not None:
+            for d in (a, b):
+                for key in set(self.dbs[a]) | set(self.dbs[b]):
+                    notify(d, key)
+
+    # ---- keyspace notifications (replproxy.keyspace.notify) ----
+
+    def set_notify_flags(self, flags: int) -> None:
+        """`notify-keyspace-events` changed (start-up, CONFIG SET)."""
+        self.notify_config = flags
+        self._notify_effective()
+
+    def notify_listened(self, listened: bool) -> None:
+        """Whether some client is subscribed to a channel or a pattern (the Pub/Sub tells)."""
+        self._notify_listened = listened
+        self._notify_effective()
+
+    def _notify_effective(self) -> None:
+        flags = self.notify_config if self._notify_listened else 0
+        if not flags & (ksn.KEYSPACE | ksn.KEYEVENT):
+            flags = 0  # neither channel kind: nothing is ever published
+        flags = ksn.supported(flags, self.dialect)
+        self.notify_flags = flags
+        self.notify_new = bool(flags & ksn.NEW)
+
+    def notify(self, type_: int, event: bytes, db: int, key: bytes) -> None:
+        """`notifyKeyspaceEvent`: publish `event` on `key` when its class is enabled."""
+        flags = self.notify_flags
+        if not flags & type_:
+            return
+        publish = self.on_publish
+        if publish is None:
+            return
+        if flags & ksn.KEYSPACE:
+            publish(b"__keyspace@%d__:%b" % (db, key), event)
+        if flags & ksn.KEYEVENT:
+            publish(b"__keyevent@%d__:%b" % (db, event), key)
+
+    def notify_recreated(self, db: int, key: bytes) -> None:
+        """`new` for a write that deletes `key` and adds it again (`dbDelete` + `dbAdd`:
+        RENAME, COPY and RESTORE onto an existing key), where `set` sees a replacement."""
+        if self.notify_new and key in self.dbs[db]:
+            self.notify(ksn.NEW, b"new", db, key)
+
+    def notify_overwrite(self, db: int, key: bytes, value: Value) -> None:
+        """Redis 8.2's `overwritten` (and `type_changed` when `value` is of another type)
+        for a SET-like write (`setKey`) that replaces the existing key; call it before the
+        write. Cheap when those classes are off."""
+        if self.notify_flags & (ksn.OVERWRITTEN | ksn.TYPE_CHANGED):
+            self.notify_replaced(db, key, self.dbs[db].get(key), value)
+
+    def notify_replaced(self, db: int, key: bytes, old: Value | None, value: Value) -> None:
+        """`overwritten` / `type_changed` for `key`, which held `old` (None: nothing) and now
+        holds `value`. RENAME, COPY and RESTORE report them after their own events."""
+        if old is None or not self.notify_flags & (ksn.OVERWRITTEN | ksn.TYPE_CHANGED):
+            return
+        self.notify(ksn.OVERWRITTEN, b"overwritten", db, key)
+        if ksn.value_type(old) != ksn.value_type(value):
+            self.notify(ksn.TYPE_CHANGED, b"type_changed", db, key)
 
     def dbsize(self, db: int) -> int:
         return len(self.dbs[db])

@@ -42,6 +42,7 @@ import re
 
 from replproxy.args import c_string, option_word, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     PROTO_MAX_BULK_LEN,
     ReadContext,
@@ -97,6 +98,8 @@ def setbit(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         tail = memoryview(current)[byte + 1 :]
     new = (old | mask) if on else (old & ~mask)
     ks.set(db, key, b"".join((head, pad, bytes((new,)), tail)), keepttl=True)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"setbit", db, key)
 
 
 # ---- BITFIELD ----
@@ -173,6 +176,7 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     need = (highest >> 3) + 1
     if len(buf) < need:
         buf.extend(bytes(need - len(buf)))
+    changes = 0
     for is_incr, offset, bits, signed, arg, ow in writes:
         first = offset >> 3
         last = (offset + bits - 1) >> 3
@@ -202,7 +206,10 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             continue
         chunk = (chunk & ~field_mask) | ((target << shift) & field_mask)
         buf[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
+        changes += 1
     ks.set(db, key, bytes(buf), keepttl=True)
+    if changes and ks.notify_flags:
+        ks.notify(ksn.STRING, b"setbit", db, key)
 
 
 # ---- BITOP ----
@@ -232,7 +239,8 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if op == b"NOT" and len(sources) != 1:
         raise ApplyError("BITOP NOT must be called with a single source key")
     if maxlen == 0:
-        ks.delete(db, dest)
+        if ks.delete(db, dest) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, dest)
         return
     ints = [int.from_bytes(s, "big") << (8 * (maxlen - len(s))) for s in sources]
     full = (1 << (8 * maxlen)) - 1
@@ -263,7 +271,12 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         result = once & ~twice
     else:
         raise ApplyError(f"BITOP operation {argv[1]!r} is not supported")
-    ks.set(db, dest, result.to_bytes(maxlen, "big"))
+    value = result.to_bytes(maxlen, "big")
+    if ks.notify_flags:
+        ks.notify_overwrite(db, dest, value)
+    ks.set(db, dest, value)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, dest)
 
 
 # ---- reads ----

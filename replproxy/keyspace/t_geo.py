@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from replproxy.args import c_string, option_word, parse_int
 from replproxy.errors import NOT_FLOAT, SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import NOT_INTEGER, ReadContext, ReplyError, lookup_zset, read_command
 from replproxy.keyspace.registry import ApplyError, write_command
@@ -583,7 +584,8 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
     if with_options:
         raise ApplyError("STORE is not compatible with WITHDIST, WITHHASH and WITHCOORD")
     if zs is None:
-        ks.delete(db, storekey)
+        if ks.delete(db, storekey) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, storekey)
         return
     if geosearch and shape.type == 0:
         raise ApplyError("GEOSEARCHSTORE needs BYRADIUS or BYBOX")
@@ -596,7 +598,7 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
         result = {member: d / conversion for d, _, member in found}
     else:
         result = {member: score for _, score, member in found}
-    store_zset(ks, db, storekey, result)
+    store_zset(ks, db, storekey, result, b"geosearchstore" if geosearch else b"georadiusstore")
 
 
 def _georadius_applier(mode: int) -> Callable[[Keyspace, int, list[bytes]], None]:

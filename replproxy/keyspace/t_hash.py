@@ -63,6 +63,7 @@ from itertools import chain
 
 from replproxy.args import LLONG_MAX, option_word, parse_int
 from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
     ReadContext,
@@ -117,6 +118,8 @@ def hset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         _set_fields(h, argv, 2)
         ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
 
 
 @write_command("hsetnx")
@@ -128,6 +131,10 @@ def hsetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     elif field not in h:
         h[field] = argv[3]
         ks.touched(db, key)
+    else:
+        return
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
 
 
 @write_command("hdel")
@@ -137,13 +144,19 @@ def hdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if h is None:
         return
     expires = h.expires if type(h) is HashValue else None
+    n = len(h)
     for f in argv[2:]:
         if h.pop(f, None) is not None and expires:
             expires.pop(f, None)
     if h:
         ks.touched(db, key)
+        if len(h) != n and ks.notify_flags:
+            ks.notify(ksn.HASH, b"hdel", db, key)
     else:
         ks.delete(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hdel", db, key)
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("hincrby")
@@ -153,10 +166,12 @@ def hincrby(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     h = _hash(ks, db, key)
     if h is None:
         ks.set(db, key, {field: str(parse_int(argv[3])).encode()})
-        return
-    old = h.get(field)
-    h[field] = str((0 if old is None else parse_int(old)) + parse_int(argv[3])).encode()
-    ks.touched(db, key)
+    else:
+        old = h.get(field)
+        h[field] = str((0 if old is None else parse_int(old)) + parse_int(argv[3])).encode()
+        ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hincrby", db, key)
 
 
 def _long_double(raw: bytes) -> Fraction:
@@ -193,6 +208,8 @@ def hincrbyfloat(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         h[field] = new
         ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hincrbyfloat", db, key)
 
 
 # ---- field TTLs (Redis 7.4+, Valkey 9) ----
@@ -255,6 +272,8 @@ def _expire_fields(ks: Keyspace, db: int, argv: list[bytes], scale: int, relativ
         changed = True
     if changed:
         ks.touched(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hexpire", db, key)
 
 
 @write_command("hpexpireat")
@@ -297,6 +316,8 @@ def hpersist(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             changed = True
     if changed:
         ks.touched(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.HASH, b"hpersist", db, key)
 
 
 _TTL_OPTIONS = {b"ex": 1000, b"px": 1, b"exat": 1000, b"pxat": 1}
@@ -364,6 +385,10 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         h.update(zip(fields, argv[first + 1 :: 2]))
     else:
         _set_fields(h, argv, first)
+    if ks.notify_flags:
+        ks.notify(ksn.HASH, b"hset", db, key)
+    if when is not None and ks.notify_flags:
+        ks.notify(ksn.HASH, b"hexpire", db, key)
 
 
 # ---- reads ----

@@ -64,6 +64,7 @@ from bisect import bisect_right
 from collections import Counter
 from itertools import accumulate
 
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import WRONGTYPE, ReadContext, ReplyError, lookup, read_command
 from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.store import Keyspace
@@ -536,6 +537,8 @@ def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
     if updated or created:
         ks.set(db, key, new, keepttl=True)
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"pfadd", db, key)
 
 
 @write_command("pfcount", keys=(1, -1, 1))
@@ -595,6 +598,9 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         )
         new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
     ks.set(db, dest, new, keepttl=True)
+    # `pfmergeCommand` reports the merge as a PFADD (a mass-add of elements).
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"pfadd", db, dest)
 
 
 _NONZERO = re.compile(rb"[^\x00]")

@@ -40,6 +40,7 @@ from itertools import islice
 
 from replproxy.args import option_word, parse_int
 from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import ReadContext, ReplyError, arg_long, lookup_list, read_command
 from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.store import Keyspace
@@ -58,11 +59,14 @@ def _list(ks: Keyspace, db: int, key: bytes) -> ListValue | None:
 
 
 def _emptied(ks: Keyspace, db: int, key: bytes, lst: ListValue) -> None:
-    """After removing elements: delete the key when the list is empty, else report the change."""
+    """After removing elements: delete the key when the list is empty (reported as `del`),
+    else report the change."""
     if lst:
         ks.touched(db, key)
     else:
         ks.delete(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("lpush")
@@ -74,6 +78,8 @@ def lpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         lst.extendleft(argv[2:])  # ditto: extendleft pushes one by one
         ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpush", db, key)
 
 
 @write_command("rpush")
@@ -85,6 +91,8 @@ def rpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         lst.extend(argv[2:])
         ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"rpush", db, key)
 
 
 @write_command("lpushx")
@@ -93,6 +101,8 @@ def lpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if lst is not None:
         lst.extendleft(argv[2:])
         ks.touched(db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"lpush", db, argv[1])
 
 
 @write_command("rpushx")
@@ -101,6 +111,8 @@ def rpushx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if lst is not None:
         lst.extend(argv[2:])
         ks.touched(db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"rpush", db, argv[1])
 
 
 @write_command("linsert")
@@ -119,6 +131,8 @@ def linsert(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     lst.insert(i if where == b"before" else i + 1, argv[4])
     ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"linsert", db, key)
 
 
 @write_command("lset")
@@ -132,6 +146,8 @@ def lset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         raise ApplyError(f"LSET index {index} out of range for {key!r}")
     lst[index] = argv[3]
     ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lset", db, key)
 
 
 @write_command("lrem")
@@ -175,6 +191,8 @@ def lrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             lst.clear()
             lst.extend(kept)
     if len(lst) != n:
+        if ks.notify_flags:
+            ks.notify(ksn.LIST, b"lrem", db, key)
         _emptied(ks, db, key, lst)
 
 
@@ -197,6 +215,8 @@ def ltrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         lst.clear()
     else:
         _drop_ends(lst, start, llen - 1 - min(end, llen - 1))
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"ltrim", db, key)
     _emptied(ks, db, key, lst)
 
 
@@ -233,6 +253,8 @@ def _pop(ks: Keyspace, db: int, argv: list[bytes], head: bool) -> None:
             lst.pop()
     else:
         _drop_ends(lst, count if head else 0, 0 if head else count)
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpop" if head else b"rpop", db, key)
     _emptied(ks, db, key, lst)
 
 
@@ -264,6 +286,10 @@ def _move(
         else:
             dst.append(elem)
         ks.touched(db, dst_key)
+    # `lmoveHandlePush`'s event, then the pop's (`lmoveGenericCommand`).
+    if ks.notify_flags:
+        ks.notify(ksn.LIST, b"lpush" if to_head else b"rpush", db, dst_key)
+        ks.notify(ksn.LIST, b"lpop" if from_head else b"rpop", db, src_key)
     if src is not dst:
         _emptied(ks, db, src_key, src)
 

@@ -45,6 +45,7 @@ from collections.abc import Iterable
 
 from replproxy.args import LLONG_MAX, LLONG_MIN, option_word
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
     ReadContext,
@@ -78,8 +79,13 @@ def sadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if s is None:
         ks.set(db, key, set(argv[2:]))
     else:
+        n = len(s)
         s.update(argv[2:])
         ks.touched(db, key)
+        if len(s) == n:
+            return
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"sadd", db, key)
 
 
 @write_command("srem")
@@ -88,11 +94,17 @@ def srem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     s = _set(ks, db, key)
     if s is None:
         return
+    n = len(s)
     s.difference_update(argv[2:])
     if s:
         ks.touched(db, key)
+        if len(s) != n and ks.notify_flags:
+            ks.notify(ksn.SET, b"srem", db, key)
     else:
         ks.delete(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.SET, b"srem", db, key)
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 @write_command("smove", keys=(1, 2, 1))
@@ -104,22 +116,34 @@ def smove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if src is None or member not in src or src is dst:
         return  # same source and destination: a no-op in smoveCommand
     src.discard(member)
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"srem", db, src_key)
     if src:
         ks.touched(db, src_key)
     else:
         ks.delete(db, src_key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, src_key)
     if dst is None:
         ks.set(db, dst_key, {member})
+    elif member in dst:
+        return
     else:
         dst.add(member)
         ks.touched(db, dst_key)
+    if ks.notify_flags:
+        ks.notify(ksn.SET, b"sadd", db, dst_key)
 
 
-def _store(ks: Keyspace, db: int, dst_key: bytes, result: set[bytes]) -> None:
+def _store(ks: Keyspace, db: int, dst_key: bytes, result: set[bytes], event: bytes) -> None:
     if result:
+        if ks.notify_flags:
+            ks.notify_overwrite(db, dst_key, result)
         ks.set(db, dst_key, result)
-    else:
-        ks.delete(db, dst_key)
+        if ks.notify_flags:
+            ks.notify(ksn.SET, event, db, dst_key)
+    elif ks.delete(db, dst_key) and ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"del", db, dst_key)
 
 
 def _sources(ks: Keyspace, db: int, keys: list[bytes]) -> list[set[bytes] | None]:
@@ -133,14 +157,14 @@ def sinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if sets and all(s is not None for s in sets):
         present = sorted((s for s in sets if s is not None), key=len)
         result = present[0].intersection(*present[1:])
-    _store(ks, db, argv[1], result)
+    _store(ks, db, argv[1], result, b"sinterstore")
 
 
 @write_command("sunionstore", keys=(1, -1, 1))
 def sunionstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     result: set[bytes] = set()
     result.update(*(s for s in _sources(ks, db, argv[2:]) if s is not None))
-    _store(ks, db, argv[1], result)
+    _store(ks, db, argv[1], result, b"sunionstore")
 
 
 @write_command("sdiffstore", keys=(1, -1, 1))
@@ -149,7 +173,7 @@ def sdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     result: set[bytes] = set()
     if first is not None:
         result = first.difference(*(s for s in others if s is not None))
-    _store(ks, db, argv[1], result)
+    _store(ks, db, argv[1], result, b"sdiffstore")
 
 
 # ---- reads ----

@@ -94,6 +94,7 @@ from typing import cast
 
 from replproxy.args import LLONG_MAX, c_string, option_word, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.internals import StreamLayout, rax_nodes
 from replproxy.keyspace.reads import (
     BlockingRead,
@@ -641,12 +642,15 @@ def xadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     s.last_id = sid
     if s.length == 1:
         s.first_id = sid
-    if args is not None:
-        _trim(s, args)
+    trimmed = _trim(s, args) if args is not None else 0
     if created:
         ks.set(db, key, s)
     else:
         ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, b"xadd", db, key)
+    if trimmed and ks.notify_flags:
+        ks.notify(ksn.STREAM, b"xtrim", db, key)
 
 
 @write_command("xtrim")
@@ -657,6 +661,8 @@ def xtrim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     s = _stream(ks, db, argv[1])
     if s is not None and _trim(s, args):
         ks.touched(db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xtrim", db, argv[1])
 
 
 @write_command("xdel")
@@ -667,6 +673,8 @@ def xdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     ids = [_id(raw) for raw in argv[2:]]
     if _delete_entries(s, ids):
         ks.touched(db, argv[1])
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 def _parse_ids_block(argv: list[bytes], start: int) -> tuple[int, list[StreamID]]:
@@ -708,8 +716,13 @@ def xdelex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """Redis 8.2: XDEL with a policy for consumer group references (from the docs)."""
     policy, ids = _parse_ids_block(argv, 2)
     s = _stream(ks, db, argv[1])
-    if s is not None and _delete_with_policy(s, policy, ids):
+    if s is None:
+        return
+    n = s.length
+    if _delete_with_policy(s, policy, ids):
         ks.touched(db, argv[1])
+    if s.length != n and ks.notify_flags:  # as XDEL reports it
+        ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 @write_command("xackdel")
@@ -723,8 +736,11 @@ def xackdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     acked = False
     for sid in ids:
         acked = _pel_remove(g, sid) or acked
+    n = s.length
     if _delete_with_policy(s, policy, ids) or acked:
         ks.touched(db, argv[1])
+    if s.length != n and ks.notify_flags:  # the deletion reports as XDEL's
+        ks.notify(ksn.STREAM, b"xdel", db, argv[1])
 
 
 @write_command("xsetid")
@@ -758,6 +774,8 @@ def xsetid(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if max_deleted != ZERO_ID:
         s.max_deleted_id = max_deleted
     ks.touched(db, argv[1])
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, b"xsetid", db, argv[1])
 
 
 # ---- consumer groups ----
@@ -810,6 +828,8 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         else:
             groups.insert(bisect_left([x.name for x in groups], name), new)
         ks.touched(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xgroup-create", db, key)
         return
     if s is None:
         raise ApplyError(f"XGROUP {sub.decode()}: no stream at {key!r}")
@@ -818,16 +838,20 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         if g is not None:
             s.groups.remove(g)
             ks.touched(db, key)
+            if ks.notify_flags:
+                ks.notify(ksn.STREAM, b"xgroup-destroy", db, key)
         return
     if g is None:
         raise ApplyError(f"XGROUP {sub.decode()}: no consumer group {name!r} at {key!r}")
     if sub == b"setid" and len(argv) in (5, 7):
         g.last_id = s.last_id if argv[4] == b"$" else _id(argv[4], strict=False)
         g.entries_read = entries_read
+        event = b"xgroup-setid"
     elif sub == b"createconsumer" and len(argv) == 5:
         if _consumer(g, argv[4]) is not None:
             return
         _create_consumer(g, argv[4], ks.now_ms())
+        event = b"xgroup-createconsumer"
     elif sub == b"delconsumer" and len(argv) == 5:
         c = _consumer(g, argv[4])
         if c is None:
@@ -835,9 +859,12 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         for sid in c.pending:
             g.pel.pop(sid, None)
         g.consumers.remove(c)
+        event = b"xgroup-delconsumer"
     else:
         raise ApplyError(f"unknown XGROUP form {argv[1]!r} with {len(argv)} arguments")
     ks.touched(db, key)
+    if ks.notify_flags:
+        ks.notify(ksn.STREAM, event, db, key)
 
 
 @write_command("xclaim")
@@ -894,6 +921,8 @@ def xclaim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     consumer = _consumer(g, argv[3])
     if consumer is None:
         consumer = _create_consumer(g, argv[3], now)
+        if ks.notify_flags:
+            ks.notify(ksn.STREAM, b"xgroup-createconsumer", db, key)
     consumer.seen_time = now
     pel = g.pel
     entries = s.entries

@@ -56,6 +56,7 @@ from fractions import Fraction
 
 from replproxy.args import LLONG_MAX, LLONG_MIN, option_word, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     PROTO_MAX_BULK_LEN,
     WRONGTYPE,
@@ -87,11 +88,22 @@ def _string(ks: Keyspace, db: int, key: bytes) -> bytes | None:
 def set_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     n = len(argv)
     if n == 3:  # the common case: no option
-        ks.set(db, argv[1], argv[2])
+        if ks.notify_flags:
+            ks.notify_overwrite(db, argv[1], argv[2])
+            ks.set(db, argv[1], argv[2])
+            ks.notify(ksn.STRING, b"set", db, argv[1])
+        else:
+            ks.set(db, argv[1], argv[2])
     elif n == 5 and argv[3] == b"PXAT":  # every expiry from a 7.x+ master
         when = parse_int(argv[4])
+        if ks.notify_flags:
+            ks.notify_overwrite(db, argv[1], argv[2])
         ks.set(db, argv[1], argv[2])
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"set", db, argv[1])
         ks.set_expire(db, argv[1], when)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, argv[1])
     else:
         _set_with_options(ks, db, argv)
 
@@ -141,9 +153,15 @@ def _set_with_options(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             return
         if ifne is not None and current == ifne:
             return
+    if ks.notify_flags:
+        ks.notify_overwrite(db, key, value)
     ks.set(db, key, value, keepttl=keepttl)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, key)
     if when is not None:
         ks.set_expire(db, key, when)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, key)
 
 
 def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
@@ -162,35 +180,54 @@ def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
 def setnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if ks.get(db, argv[1]) is None:
         ks.set(db, argv[1], argv[2])
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"set", db, argv[1])
 
 
 @write_command("setex")
 def setex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """SETEX key seconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2]) * 1000
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[3])
     ks.set(db, argv[1], argv[3])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, argv[1])
 
 
 @write_command("psetex")
 def psetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """PSETEX key milliseconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2])
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[3])
     ks.set(db, argv[1], argv[3])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
+    if ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"expire", db, argv[1])
 
 
 @write_command("getset")
 def getset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """GETSET key value (5.x/6.0; `setKey` drops the TTL)."""
     _string(ks, db, argv[1])
+    if ks.notify_flags:
+        ks.notify_overwrite(db, argv[1], argv[2])
     ks.set(db, argv[1], argv[2])
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"set", db, argv[1])
 
 
 @write_command("getdel")
 def getdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _string(ks, db, argv[1])
-    ks.delete(db, argv[1])
+    if ks.delete(db, argv[1]) and ks.notify_flags:
+        ks.notify(ksn.GENERIC, b"del", db, argv[1])
 
 
 @write_command("getex")
@@ -201,12 +238,15 @@ def getex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if _string(ks, db, key) is None:
         return
     if len(argv) == 3 and argv[2].upper() == b"PERSIST":
-        ks.persist(db, key)
+        if ks.persist(db, key) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"persist", db, key)
     elif len(argv) == 4:
         unit = argv[2].upper()
         if unit not in (b"EX", b"PX", b"EXAT", b"PXAT"):
             raise ApplyError(f"GETEX option {argv[2]!r} is not supported")
         ks.set_expire(db, key, _expire_time(ks, unit, parse_int(argv[3])))
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"expire", db, key)
     elif len(argv) != 2:
         raise ApplyError("GETEX with unexpected arguments")
 
@@ -215,7 +255,20 @@ def getex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def mset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if len(argv) % 2 == 0:
         raise ApplyError("MSET with an odd number of arguments")
+    if ks.notify_flags:
+        _mset_notifying(ks, db, argv)
+        return
     ks.set_pairs(db, argv, 1)  # a later duplicate key wins, as in Redis
+
+
+def _mset_notifying(ks: Keyspace, db: int, argv: list[bytes]) -> None:
+    """MSET one key at a time with its events (`msetGenericCommand`): also what a merged run
+    of SETs reports, key by key as the SETs would."""
+    for i in range(1, len(argv), 2):
+        key, value = argv[i], argv[i + 1]
+        ks.notify_overwrite(db, key, value)
+        ks.set(db, key, value)
+        ks.notify(ksn.STRING, b"set", db, key)
 
 
 @write_command("msetnx", keys=(1, -1, 2))
@@ -224,6 +277,9 @@ def msetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         raise ApplyError("MSETNX with an odd number of arguments")
     dbd = ks.dbs[db]
     if any(argv[i] in dbd for i in range(1, len(argv), 2)):
+        return
+    if ks.notify_flags:
+        _mset_notifying(ks, db, argv)
         return
     ks.set_pairs(db, argv, 1)
 
@@ -236,6 +292,8 @@ def append(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """APPEND key value; a missing key is created, even with an empty value (`dbAdd`)."""
     current = _string(ks, db, argv[1])
     ks.set(db, argv[1], argv[2] if current is None else current + argv[2], keepttl=True)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"append", db, argv[1])
 
 
 @write_command("setrange")
@@ -252,6 +310,8 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     if current is None:
         ks.set(db, key, bytes(offset) + value)
+        if ks.notify_flags:
+            ks.notify(ksn.STRING, b"setrange", db, key)
         return
     end = offset + len(value)
     if offset > len(current):
@@ -260,6 +320,8 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         mv = memoryview(current)
         new = b"".join((mv[:offset], value, mv[end:]))
     ks.set(db, key, new, keepttl=True)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"setrange", db, key)
 
 
 def _incr(ks: Keyspace, db: int, key: bytes, by: int) -> None:
@@ -268,6 +330,8 @@ def _incr(ks: Keyspace, db: int, key: bytes, by: int) -> None:
     if not LLONG_MIN <= value <= LLONG_MAX:
         raise ApplyError("increment or decrement would overflow")
     ks.set(db, key, b"%d" % value, keepttl=True)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"incrby", db, key)
 
 
 @write_command("incr")
@@ -305,6 +369,8 @@ def incrbyfloat(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if not isinstance(result, Fraction):  # inf: Redis refuses "NaN or Infinity"
         raise ApplyError("increment would produce NaN or Infinity")
     ks.set(db, key, format_long_double(result), keepttl=True)
+    if ks.notify_flags:
+        ks.notify(ksn.STRING, b"incrbyfloat", db, key)
 
 
 # Decimal exponents beyond these overflow or underflow a long double (strtold sets ERANGE,
@@ -368,6 +434,8 @@ def get(c: ReadContext, argv: list[bytes]) -> bytes:
         return b"$%d\r\n%b\r\n" % (len(v), v)
     if v is None:
         ks.stat_keyspace_misses += 1
+        if ks.notify_flags & ksn.KEY_MISS:
+            ks.notify(ksn.KEY_MISS, b"keymiss", db, key)
         return b"$-1\r\n" if c.proto == 2 else b"_\r\n"
     ks.stat_keyspace_hits += 1
     raise ReplyError(WRONGTYPE)
@@ -399,7 +467,19 @@ def mget(c: ReadContext, argv: list[bytes]) -> bytes:
     misses = sum(1 for v, o in zip(values, out) if o is None and (v is None or type(v) is bytes))
     ks.stat_keyspace_misses += misses
     ks.stat_keyspace_hits += len(keys) - misses
+    if ks.notify_flags & ksn.KEY_MISS:
+        _keymiss(c, keys)
     return reply.bulk_array(out, c.proto)
+
+
+def _keymiss(c: ReadContext, keys: list[bytes]) -> None:
+    """MGET's `lookupKeyRead` of each key: `keymiss` for the missing and expired ones."""
+    ks, db = c.ks, c.db
+    dbd, expires = ks.dbs[db], ks.expires[db]
+    for k in keys:
+        when = expires.get(k)
+        if k not in dbd or (when is not None and when <= c.now):
+            ks.notify(ksn.KEY_MISS, b"keymiss", db, k)
 
 
 _EMPTY_BULK = b"$0\r\n\r\n"

@@ -50,6 +50,7 @@ from functools import partial
 
 from replproxy.args import LLONG_MAX, c_string, option_word, parse_double, parse_int
 from replproxy.errors import SYNTAX
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import (
     EMPTY_SCAN,
     WRONGTYPE,
@@ -146,26 +147,38 @@ def zset_for_write(ks: Keyspace, db: int, key: bytes) -> ZSet | None:
     raise ApplyError(f"WRONGTYPE: {key!r} holds {type(v).__name__}, not a zset")
 
 
-def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float]) -> None:
-    """What a STORE variant does with its result: `setKey` (TTL dropped), or delete the
-    destination when the result is empty. The result is built as a skiplist and converted
-    by `zsetConvertToListpackIfNeeded`."""
+def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
+               event: bytes) -> None:
+    """What a STORE variant does with its result: `setKey` (TTL dropped) and `event`, or
+    delete the destination (`del`) when the result is empty. The result is built as a
+    skiplist and converted by `zsetConvertToListpackIfNeeded`."""
     if not result:
-        ks.delete(db, key)
+        if ks.delete(db, key) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
         return
     listpack = fits_listpack(len(result), max(map(len, result)))
     if listpack and _zset_rules(ks)[0]:
         for m, s in result.items():
             if s == 0.0:
                 result[m] = 0.0
-    ks.set(db, key, ZSet(result, listpack))
+    zs = ZSet(result, listpack)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, key, zs)
+    ks.set(db, key, zs)
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, event, db, key)
 
 
-def _after_removal(ks: Keyspace, db: int, key: bytes, zs: ZSet) -> None:
+def _after_removal(ks: Keyspace, db: int, key: bytes, zs: ZSet, event: bytes) -> None:
+    """`event` for the removal, then `del` when the sorted set became empty."""
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, event, db, key)
     if zs:
         ks.touched(db, key)
     else:
         ks.delete(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, key)
 
 
 # ---- ZADD / ZINCRBY ----
@@ -190,6 +203,8 @@ def zadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
                 score = _into_listpack(ks, zs, member, score)
             zs.add(member, score)
             ks.touched(db, key)
+        if ks.notify_flags:
+            ks.notify(ksn.ZSET, b"zadd", db, key)
         return
     flags = 0
     i, n = 2, len(argv)
@@ -273,6 +288,8 @@ def _zadd(ks: Keyspace, db: int, key: bytes, flags: int,
             ks.set(db, key, zs)
     elif changed:
         ks.touched(db, key)
+    if changed and ks.notify_flags:
+        ks.notify(ksn.ZSET, b"zincr" if incr else b"zadd", db, key)
 
 
 # ---- removals ----
@@ -288,7 +305,7 @@ def zrem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for member in argv[2:]:
         removed += zs.discard(member)
     if removed:
-        _after_removal(ks, db, key, zs)
+        _after_removal(ks, db, key, zs, b"zrem")
 
 
 @write_command("zremrangebyscore")
@@ -297,7 +314,7 @@ def zremrangebyscore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     hi, hi_ex = parse_score_bound(argv[3])
     zs = zset_for_write(ks, db, argv[1])
     if zs is not None and zs.remove_range(*zs.score_range(lo, lo_ex, hi, hi_ex)):
-        _after_removal(ks, db, argv[1], zs)
+        _after_removal(ks, db, argv[1], zs, b"zremrangebyscore")
 
 
 @write_command("zremrangebylex")
@@ -305,7 +322,7 @@ def zremrangebylex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     lo, hi = parse_lex_bound(argv[2]), parse_lex_bound(argv[3])
     zs = zset_for_write(ks, db, argv[1])
     if zs is not None and zs.remove_range(*zs.lex_range(lo, hi)):
-        _after_removal(ks, db, argv[1], zs)
+        _after_removal(ks, db, argv[1], zs, b"zremrangebylex")
 
 
 def rank_range(start: int, end: int, llen: int) -> tuple[int, int]:
@@ -326,7 +343,7 @@ def zremrangebyrank(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     start, end = parse_int(argv[2]), parse_int(argv[3])
     zs = zset_for_write(ks, db, argv[1])
     if zs is not None and zs.remove_range(*rank_range(start, end, len(zs))):
-        _after_removal(ks, db, argv[1], zs)
+        _after_removal(ks, db, argv[1], zs, b"zremrangebyrank")
 
 
 def _zpop(ks: Keyspace, db: int, argv: list[bytes], highest: bool) -> None:
@@ -336,7 +353,7 @@ def _zpop(ks: Keyspace, db: int, argv: list[bytes], highest: bool) -> None:
     if zs is None or count <= 0:
         return
     zs.zpop(count, highest)
-    _after_removal(ks, db, argv[1], zs)
+    _after_removal(ks, db, argv[1], zs, b"zpopmax" if highest else b"zpopmin")
 
 
 @write_command("zpopmin")
@@ -464,7 +481,8 @@ def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
         else:
             raise ApplyError(f"syntax error at {argv[j]!r}")
 
-    store_zset(ks, db, dst, zsetop(srcs, weights, aggregate, op))
+    event = (b"zunionstore", b"zinterstore", b"zdiffstore")[op]
+    store_zset(ks, db, dst, zsetop(srcs, weights, aggregate, op), event)
 
 
 @write_command("zunionstore")
@@ -533,7 +551,8 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
-        ks.delete(db, dst)
+        if ks.delete(db, dst) and ks.notify_flags:
+            ks.notify(ksn.GENERIC, b"del", db, dst)
         return
     # The destination starts as a listpack (unless a rank range is known to be longer) and
     # zsetAdd converts it at the first member that does not fit, in emission order.
@@ -546,7 +565,12 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         if listpack and (k >= ZSET_MAX_LISTPACK_ENTRIES or len(member) > ZSET_MAX_LISTPACK_VALUE):
             listpack = False
         result[member] = 0.0 if listpack and drops and score == 0.0 else score
-    ks.set(db, dst, ZSet(result, listpack))
+    zdst = ZSet(result, listpack)
+    if ks.notify_flags:
+        ks.notify_overwrite(db, dst, zdst)
+    ks.set(db, dst, zdst)
+    if ks.notify_flags:
+        ks.notify(ksn.ZSET, b"zrangestore", db, dst)
 
 
 # =============================================================================================

@@ -80,6 +80,9 @@ class LinkStatus:
     last_error: str | None = None
     connect_attempts: int = 0
     master_offset_seen: int = 0  # the highest master offset we know of (read offset)
+    # The master's address as this link's socket sees it (ip:port): MONITOR shows the
+    # master's commands with it, as a replica shows its master client.
+    master_addr: str = ""
 
     @property
     def up(self) -> bool:
@@ -134,6 +137,13 @@ def snapshot_space_error(size: int, free: int, where: Path) -> str | None:
         f"the master announced a snapshot of {size} bytes but only {free} bytes are free in "
         f"{where}: not receiving it (free some space or point --dir elsewhere)"
     )
+def _peer_id(stream: trio.SocketStream) -> str:
+    """`getClientPeerId`: ip:port, an IPv6 address in brackets."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?:0"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def snapshot_meta_path(snapshot: Path) -> Path:
@@ -277,9 +287,12 @@ class UpstreamLink:
         log.info("connecting to master %s", up)
         stream: trio.abc.Stream
         with trio.move_on_after(cfg.repl_timeout) as cs:
-            stream = await trio.open_tcp_stream(up.host, up.port)
+            tcp = await trio.open_tcp_stream(up.host, up.port)
         if cs.cancelled_caught:
             raise LinkFailure("Timeout connecting to the MASTER")
+        stream = tcp
+        # MONITOR shows the master's commands with this address (the TCP peer, TLS or not).
+        self.status.master_addr = _peer_id(tcp)
         ctx = self._tls_context() if self._tls_context is not None else None
         if ctx is not None:
             try:

@@ -1,10 +1,10 @@
 """One client connection's state and its request loop, sans I/O (`ClientSession`).
 
 A session is fed the bytes its socket received (`feed`) and returns the replies to send, in
-order; pushes that arrive on their own (Pub/Sub messages, for now) go to its `outbox`, and
-the shell is told through `on_output`. It never touches a socket, trio or the clock: the
-shell passes the time of each read in, and reads `closing`, `wait` and `takeover` after each
-call to learn what the connection must do next:
+order; pushes that arrive on their own (Pub/Sub messages, tracking invalidations, MONITOR
+lines) go to its `outbox`, and the shell is told through `on_output`. It never touches a
+socket, trio or the clock: the shell passes the time of each read in, and reads `closing`,
+`wait` and `takeover` after each call to learn what the connection must do next:
 
 - `closing`: send what was returned, then close (QUIT, CLIENT KILL, a protocol error, an
   output limit);
@@ -21,7 +21,8 @@ What `feed` returns counts as the client's output (`out_bytes`) until the shell 
 sent (`sent`): the output limits and maxmemory-clients are checked against it.
 
 This module owns the per-connection state Redis keeps in `client` (name, db, protocol, auth,
-MULTI queue, WATCHed keys, subscriptions, CLIENT REPLY mode, output buffer) and the order in
+MULTI queue, WATCHed keys, subscriptions, CLIENT TRACKING state, MONITOR mode, CLIENT REPLY
+mode, output buffer) and the order in
 which a connection's requests run. The checks made before a command runs, and everything
 shared between connections, are the hub's (`replproxy.session.hub`).
 """
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from replproxy.config import OutputLimit
     from replproxy.downstream.psync import ReplicaHandshake, SyncRequest
     from replproxy.session.hub import Entry, SessionHub
+    from replproxy.session.tracking import TrackingState
 
 log = logging.getLogger("replproxy.session")
 
@@ -113,6 +115,9 @@ class ClientSession(ReadContext):
         self.watched: dict[tuple[int, bytes], bool] = {}
         self.watch_dirty = False
         self.watch_epoch = 0
+        # CLIENT TRACKING (None: off; `replproxy.session.tracking`) and MONITOR mode.
+        self.tracking: TrackingState | None = None
+        self.monitor = False
         # Pub/Sub (dicts as ordered sets).
         self.channels: dict[bytes, None] = {}
         self.patterns: dict[bytes, None] = {}
@@ -295,6 +300,11 @@ class ClientSession(ReadContext):
                 # The key came back as another type: Redis wakes blocked stream readers for
                 # stream keys only, so the client keeps waiting.
                 out = nothing if err.msg.startswith(b"WRONGTYPE") else reply.error(err.msg)
+            st = self.tracking
+            if st is not None and not st.bcast and self.ks.dialect.blocked_commands_rerun:
+                # Redis 7.2+ runs the woken command again through `call()`, which tracks
+                # its keys again (the write that woke it invalidated them).
+                self.hub.tracking.remember(self, w.entry.spec, w.retry)
             if out != nothing:
                 answer = out
         if answer is None and timed_out:

@@ -129,13 +129,19 @@ def _s(b: bytes) -> str:
 def client_line(c: Client, me: Client) -> str:
     """One CLIENT LIST line, with the upstream kind's fields (`catClientInfoString`)."""
     now = time.monotonic()
-    flags = ""
+    # `catClientInfoString`'s order.
+    flags = "O" if c.monitor else ""
+    if c.subscribed:
+        flags += "P"
     if c.multi is not None:
         flags += "x"
     if c.blocked:
         flags += "b"
-    if c.subscribed:
-        flags += "P"
+    st = c.tracking
+    if st is not None:
+        flags += "t" + ("R" if st.broken_redirect else "") + ("B" if st.bcast else "")
+    if c.watch_dirty:
+        flags += "d"
     if c.no_evict:
         flags += "e"
     if c.no_touch:
@@ -179,7 +185,7 @@ def client_line(c: Client, me: Client) -> str:
             ("events", "r"),
             ("cmd", _s(c.last_cmd)),
             ("user", _s(c.user)),
-            ("redir", -1),
+            ("redir", st.redirect if st is not None else -1),
             ("resp", c.proto),
             ("lib-name", _s(c.lib_name)),
             ("lib-ver", _s(c.lib_ver)),

@@ -176,6 +176,8 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
     c.skip = 0
     c.no_evict = c.no_touch = False
     c.readonly, c.asking = None, False  # `clearClientConnectionState`
+    hub.tracking.disable(c)
+    hub.monitors.remove(c)
     c.user = b"default"
     c.authed = hub.acl.default_authenticated()
     return b"+RESET\r\n"
@@ -322,8 +324,6 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
             b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))
         target.wakeup()
         return reply.integer(1)
-    if sub == b"getredir" and n == 2:
-        return reply.integer(-1)
     if sub in (b"pause", b"unpause"):
         # A relay takes no writes from clients; pausing its readers is not offered.
         raise ReplyError(b"ERR replproxy does not support CLIENT PAUSE")

@@ -26,6 +26,9 @@ its whole queue in one go, so a reader never sees half of a replicated transacti
 
 The hub owns the sessions' registry (CLIENT LIST/KILL), Pub/Sub, the keys clients WATCH or
 block on (`KeyWatches`, told of the stream's writes through `Keyspace.on_key_modified`), the
+client-side caching tables (`replproxy.session.tracking`: a read-only command's keys are
+remembered after it ran, as `call()` does), the monitors (`replproxy.session.monitor`: fed
+after each command, and with the master's commands as the stream applies them), the
 command table of the master's dialect (refreshed when a snapshot loads), and the client
 counters of INFO: `call` times every command and counts it, its errors and the rejections
 into `replproxy.session.stats` (commandstats, errorstats, latencystats, SLOWLOG, LATENCY;
@@ -41,25 +44,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import replproxy.cluster.commands  # noqa: F401 - registers CLUSTER and ASKING
 from replproxy.commandtable.spec import CommandSpec, ResolveError
 from replproxy.commandtable.table import CommandTable
+from replproxy.config import ConfigError
 from replproxy.errors import ReplyError
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import READ_COMMANDS, BlockingRead
 from replproxy.resp import reply
 from replproxy.resp.request import RequestParser
 from replproxy.session import (  # noqa: F401 - register their handlers
     acl_commands,
     commands,
+    config_set,
+    monitor,
     ops_commands,
+    tracking,
 )
 from replproxy.session.client import ClientSession, ShutdownWait
 from replproxy.session.clientinfo import LinkEntry
 from replproxy.session.clientmem import ClientMemory
+from replproxy.session.monitor import Monitors
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
 from replproxy.session.scripting import SCRIPT_COMMANDS, SessionScripting
@@ -73,6 +82,7 @@ from replproxy.session.security import (
     set_acl_context,
 )
 from replproxy.session.stats import CommandStats, LatencyMonitor, RateSampler, SlowLog
+from replproxy.session.tracking import Tracking, caching_step
 
 if TYPE_CHECKING:
     from replproxy.cluster.node import ClusterNode
@@ -80,6 +90,9 @@ if TYPE_CHECKING:
     from replproxy.gate import ServingGate
     from replproxy.interfaces import Control, Downstream, StatusView
     from replproxy.keyspace import Keyspace
+    from replproxy.link.driver import LinkStatus
+    from replproxy.replication import Replication
+    from replproxy.resp.stream import StreamCommand
 
 log = logging.getLogger("replproxy.session")
 
@@ -98,15 +111,23 @@ _PUBSUB_OK = frozenset(
 )
 # Run at once even inside MULTI.
 _MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
+# Commands flagged `may_replicate` (the table hides the flag): with the read-only and write
+# ones, what a monitor may not run (`processCommand`).
+_MAY_REPLICATE = frozenset([b"eval", b"evalsha", b"fcall", b"pfcount", b"publish",
+                            b"spublish"])
+# Read-only commands whose keys are not tracked themselves (`call()`: a read-only script
+# tracks the keys of the commands it runs).
+_UNTRACKED = frozenset([b"eval_ro", b"evalsha_ro", b"fcall_ro"])
 
 
 class Entry:
     """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    __slots__ = ("arity", "handler", "loading", "name", "noauth", "nomulti", "script", "spec",
-                 "stale", "write")
+    __slots__ = ("arity", "handler", "keyspace", "loading", "monitored", "name", "noauth",
+                 "nomulti", "readonly", "script", "spec", "stale", "write")
 
-    def __init__(self, spec: CommandSpec, handler: Handler) -> None:
+    def __init__(self, spec: CommandSpec, handler: Handler,
+                 legacy: CommandSpec | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.arity = spec.arity
@@ -119,6 +140,14 @@ class Entry:
         self.nomulti = "no_multi" in flags
         # EVAL / FCALL: the script's own flags replace write and stale (getCommandFlags).
         self.script = spec.name in SCRIPT_COMMANDS
+        # Tracked after it ran (CLIENT TRACKING); refused to monitors; shown to them. Before
+        # Redis 7.0 a container's own flags decide (`legacy`: its spec; the table's
+        # subcommand specs are 7.0's).
+        cflags = legacy.flags if legacy is not None else flags
+        self.readonly = "readonly" in cflags and spec.name not in _UNTRACKED
+        self.keyspace = ("readonly" in cflags or "write" in cflags
+                         or spec.name in _MAY_REPLICATE)
+        self.monitored = not ("admin" in cflags or "skip_monitor" in cflags)
 
 
 def not_supported(c: ClientSession, argv: list[bytes]) -> bytes:
@@ -152,7 +181,8 @@ def build_entries(table: CommandTable) -> dict[bytes, Entry]:
                     spec.container)
             if handler is None:
                 handler = not_supported
-        entries[spec.name] = Entry(spec, handler)
+        legacy = table.get(spec.container) if table.legacy and spec.container else None
+        entries[spec.name] = Entry(spec, handler, legacy)
         for sub in spec.subcommands.values():
             add(sub)
 
@@ -177,9 +207,11 @@ class ClientStats:
 
 @dataclass(eq=False)
 class KeyWatches:
-    """The keys clients WATCH or block on, told of every write the stream makes to them."""
+    """The keys clients WATCH or block on, told of every write the stream makes to them
+    (`signalModifiedKey`: with the tracking table's invalidations when there is one)."""
 
     keyspace: Keyspace
+    tracking: Tracking | None = None
     watchers: dict[tuple[int, bytes], dict[int, ClientSession]] = field(default_factory=dict)
     blocked: dict[tuple[int, bytes], dict[int, ClientSession]] = field(default_factory=dict)
     blocked_clients: int = 0
@@ -187,8 +219,19 @@ class KeyWatches:
     def _hook(self) -> None:
         """Keep `on_key_modified` installed only while someone needs it: the stream's hot
         path skips the call otherwise."""
-        need = bool(self.watchers or self.blocked)
-        self.keyspace.on_key_modified = self._key_modified if need else None
+        watch = bool(self.watchers or self.blocked)
+        tr = self.tracking
+        hook: Callable[[int, bytes], None] | None
+        if tr is not None and tr.active:
+            hook = self._key_modified_tracked if watch else tr.key_modified
+        else:
+            hook = self._key_modified if watch else None
+        self.keyspace.on_key_modified = hook
+
+    def _key_modified_tracked(self, db: int, key: bytes) -> None:
+        self._key_modified(db, key)
+        assert self.tracking is not None
+        self.tracking.key_modified(db, key)
 
     def _key_modified(self, db: int, key: bytes) -> None:
         k = (db, key)
@@ -200,6 +243,32 @@ class KeyWatches:
         if waiting:
             for c in list(waiting.values()):
                 c.wakeup()
+
+    def flushed(self, db: int) -> None:
+        """`touchAllWatchedKeysInDb` before DB `db` (-1: all) is emptied: watched keys that
+        exist there are dirty; readers blocked on them retry (and wait on)."""
+        dbs = self.keyspace.dbs
+        for table, mark in ((self.watchers, True), (self.blocked, False)):
+            for (d, key), clients in list(table.items()):
+                if (db == -1 or d == db) and key in dbs[d]:
+                    for c in list(clients.values()):
+                        if mark:
+                            c.watch_dirty = True
+                        else:
+                            c.wakeup()
+
+    def swapped(self, a: int, b: int) -> None:
+        """SWAPDB (`touchAllWatchedKeysInDb` both ways): a key watched in either DB that
+        exists in either is dirty; readers blocked there retry."""
+        dbs = self.keyspace.dbs
+        for table, mark in ((self.watchers, True), (self.blocked, False)):
+            for (d, key), clients in list(table.items()):
+                if d in (a, b) and (key in dbs[a] or key in dbs[b]):
+                    for c in list(clients.values()):
+                        if mark:
+                            c.watch_dirty = True
+                        else:
+                            c.wakeup()
 
     def watch(self, c: ClientSession, keys: list[bytes]) -> None:
         ks = self.keyspace
@@ -277,7 +346,28 @@ class SessionHub:
         self.pubsub = PubSub()
         keyspace.on_publish = self.pubsub.publish
         keyspace.on_spublish = self.pubsub.spublish
-        self.watches = KeyWatches(keyspace)
+        # Keyspace notifications go out through the same Pub/Sub (`Keyspace.notify`), and
+        # are built only while someone subscribes to something.
+        notify = ksn.parse_flags(config.notify_keyspace_events)
+        if notify is None:
+            raise ConfigError(
+                f"--notify-keyspace-events {config.notify_keyspace_events!r}: invalid event "
+                "class character; use the letters of 'Ag$lshzxeKEtmdnoc' (o and c need Redis "
+                "8.2)")
+        keyspace.set_notify_flags(notify)
+        keyspace.notify_listened(False)
+        self.pubsub.on_listened = keyspace.notify_listened
+        self.tracking = Tracking(self.clients, config.tracking_table_max_keys)
+        self.watches = KeyWatches(keyspace, self.tracking)
+        self.tracking.on_change = self.watches._hook
+        keyspace.on_flush = self._db_flushed
+        keyspace.on_swapdb = self.watches.swapped
+        self.monitors = Monitors(time.time)
+        self.monitors.on_change = self._monitoring
+        # The stream's side, when attached (`attach_stream`): MONITOR shows the master's
+        # commands with the master's address.
+        self._replication: Replication | None = None
+        self._link_status: LinkStatus | None = None
         self.stats = ClientStats()
         # The cluster read endpoint (replproxy.cluster.node), in cluster mode.
         self.cluster: ClusterNode | None = None
@@ -330,6 +420,47 @@ class SessionHub:
     def valkey(self) -> bool:
         return self.keyspace.dialect.valkey
 
+    # ---- the stream's side: tracking, notifications, MONITOR ----
+
+    def attach_stream(self, replication: Replication, link_status: LinkStatus) -> None:
+        """Follow the master's stream: after each batch the BCAST invalidations go out (as
+        Redis does before it sleeps), and monitors see the master's commands."""
+        self._replication = replication
+        self._link_status = link_status
+        replication.listeners.append(self._stream_batch_done)
+        replication.snapshot_listeners.append(self.dataset_replaced)
+        if self.monitors.clients:
+            self._monitoring(True)
+
+    def _stream_batch_done(self) -> None:
+        tr = self.tracking
+        if tr.prefixes:
+            tr.broadcast()
+        if tr.over_limit:
+            tr.limit()
+
+    def dataset_replaced(self) -> None:
+        """A snapshot replaced the dataset (a full resync): as `emptyData` before a load,
+        every tracking client gets a null invalidation."""
+        self.tracking.flushed()
+
+    def _db_flushed(self, db: int) -> None:
+        """FLUSHDB / FLUSHALL from the master (`signalFlushedDb`), before the DB empties."""
+        self.watches.flushed(db)
+        self.tracking.flushed()
+
+    def _monitoring(self, on: bool) -> None:
+        """Install the stream's MONITOR feed while there are monitors (none: no cost)."""
+        repl = self._replication
+        if repl is not None:
+            repl.monitor = self._monitor_stream if on else None
+
+    def _monitor_stream(self, batch: Sequence[StreamCommand], db: int,
+                        in_multi: bool) -> None:
+        st = self._link_status
+        addr = st.master_addr if st is not None else ""
+        self.monitors.feed_stream(batch, db, in_multi, addr.encode(), self.table)
+
     # ---- sessions ----
 
     def open_session(self, addr: str, laddr: str) -> ClientSession | bytes:
@@ -356,6 +487,8 @@ class SessionHub:
             self.memory.released(c)
         self.pubsub.drop_client(c)
         self.watches.unwatch(c)
+        self.tracking.disable(c)
+        self.monitors.remove(c)
         w = c.wait
         if w is not None and not isinstance(w, ShutdownWait):
             self.watches.unblock(c, w.keys)
@@ -401,6 +534,8 @@ class SessionHub:
     def cron(self, now: float) -> None:
         """Once a second (`clientsCron`): close idle clients (`timeout`) and enforce the soft
         output limits of subscribers that stopped reading."""
+        if self.tracking.tracking_clients:
+            self.tracking.limit()
         idle = self.config.timeout
         self.rates["ops"].sample(self.stats.total_commands, now)
         self.rates["in"].sample(self.net_input_bytes, now)
@@ -417,6 +552,11 @@ class SessionHub:
     # ---- dispatch ----
 
     def dispatch(self, c: ClientSession, argv: list[bytes]) -> bytes:
+        if c.tracking is not None:
+            if c.tracking.caching:
+                caching_step(c, argv[0])
+            if self.tracking.over_limit:  # `trackingLimitUsedSlots` before a command
+                self.tracking.limit()
         e = self.fast.get(argv[0])
         if e is None or not (len(argv) == e.arity if e.arity >= 0 else len(argv) >= -e.arity):
             resolved = self.table.resolve(argv)
@@ -424,32 +564,34 @@ class SessionHub:
                 return self._resolve_error(c, argv, resolved)
             e = self.entries[resolved.name]
         if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
-            return self._reject(c, e, err)
+            return self._reject(c, e, err, argv)
         if not c.authed and not e.noauth and self.acl.auth_required(c.authed):
-            return self._reject(c, e, NOAUTH)
+            return self._reject(c, e, NOAUTH, argv)
         if c.multi is not None and e.nomulti:
-            return self._reject(c, e, NO_MULTI)
+            return self._reject(c, e, NO_MULTI, argv)
         if (err := command_denied(c, e.spec, argv)) is not None:
-            return self._reject(c, e, err)
+            return self._reject(c, e, err, argv)
         if self.cluster is not None and (moved := self.cluster.check(c, e, argv)):
             return moved  # `getNodeByQuery`: -MOVED, -ASK, -CROSSSLOT, -CLUSTERDOWN...
         write, stale = e.write, e.stale
         if e.script:
             write, stale = self.scripting.flags(e, argv)
         if write:
-            return self._reject(c, e, READONLY)
+            return self._reject(c, e, READONLY, argv)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
             name = e.name.decode("utf-8", "replace")
             return self._reject(c, e, reply.error(
                 f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                "QUIT / RESET are allowed in this context".encode()))
+                "QUIT / RESET are allowed in this context".encode()), argv)
         if not (stale and e.loading):
             refused = self.gate.refusal(stale, e.loading)
             if refused is not None:
-                return self._reject(c, e, refused)
+                return self._reject(c, e, refused, argv)
         if self.scripting.busy and (busy := self.scripting.busy_reply(e)) is not None:
-            return self._reject(c, e, busy)
+            return self._reject(c, e, busy, argv)
+        if e.keyspace and c.monitor:
+            return self._reject(c, e, self.keyspace.dialect.replica_keyspace_error, argv)
         if c.multi is not None and e.name not in _MULTI_CONTROL:
             c.multi.append((e, argv))
             return QUEUED
@@ -471,9 +613,11 @@ class SessionHub:
                 c.multi = None
                 c.multi_dirty = False
                 self.watches.unwatch(c)
+                if self.monitors.clients:  # `execCommandAbort` shows the EXEC
+                    return self.monitors.feed_client(c, name, argv, reply.error(err.msg))
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
+    def _reject(self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes]) -> bytes:
         """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
         why (`execCommandAbort`)."""
         self.cmdstats.stat(e.name).rejected += 1
@@ -482,7 +626,10 @@ class SessionHub:
             c.multi = None
             c.multi_dirty = False
             self.watches.unwatch(c)
-            return reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
+            out = reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
+            if self.monitors.clients:  # `execCommandAbort` shows the EXEC
+                out = self.monitors.feed_client(c, e.name, argv, out)
+            return out
         if c.multi is not None:
             c.multi_dirty = True  # `flagTransaction`
         return err
@@ -520,6 +667,12 @@ class SessionHub:
         us = ns // 1000
         if 0 <= self.slowlog.slower_than <= us or 0 < self.latency.threshold_ms * 1000 <= us:
             self.slow_call(c, e, argv, ns)
+        # What `call()` does after the command, failed or blocked alike: remember the keys
+        # a tracking client read, show the command to the monitors.
+        if c.tracking is not None and e.readonly and not c.tracking.bcast:
+            self.tracking.remember(c, e.spec, argv)
+        if e.monitored and self.monitors.clients:
+            out = self.monitors.feed_client(c, e.name, argv, out)
         return out
 
     def slow_call(self, c: ClientSession, e: Entry, argv: list[bytes], ns: int) -> None:
@@ -574,6 +727,9 @@ class SessionHub:
             and c.multi is None
             and (self.cluster is None or self.cluster.lane_slots(c) is not None)
             and not (c.reply_off or c.skip or c.channels or c.patterns or c.shard_channels)
+            and c.tracking is None
+            and not self.monitors.clients
+            and not self.keyspace.notify_flags & ksn.KEY_MISS
             and not self.keyspace.unsupported_keys
             and not self.scripting.busy
             and self.gate.serves_plain_reads()

@@ -3,9 +3,8 @@
 - CONFIG GET answers every parameter a replica of the master's version has (captured from
   real servers: `replproxy.replica_defaults`), with the relay's own settings under their
   redis.conf names and the server's defaults for the rest (docs/configuration.md); secrets
-  read `<redacted>`. CONFIG SET changes the parameters that mean something on the relay
-  (`SETTABLE`) and refuses the others with a clear error; CONFIG RESETSTAT zeroes what INFO
-  counts.
+  read `<redacted>`. CONFIG RESETSTAT zeroes what INFO counts. CONFIG SET is
+  `replproxy.session.config_set`.
 - SLOWLOG GET/LEN/RESET and LATENCY LATEST/HISTORY/RESET/DOCTOR/GRAPH/HISTOGRAM read the
   hub's `replproxy.session.stats`. `<container> HELP` is the master's own text (the command
   table's).
@@ -15,13 +14,10 @@ Handlers only; the counting is the hub's.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from typing import Any
-
-from replproxy.config import ConfigError, OutputLimit, parse_size
+from replproxy.config import OutputLimit
 from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
+from replproxy.keyspace.notify import flags_text
 from replproxy.keyspace.reads import ReplyError, arg_long
 from replproxy.replica_defaults import for_dialect
 from replproxy.resp import reply
@@ -100,6 +96,8 @@ def relay_params(c: Client) -> dict[str, str]:
         "latency-monitor-threshold": str(hub.latency.threshold_ms),
         "maxmemory-clients": hub.memory.setting,
         "busy-reply-threshold": str(cfg.busy_reply_threshold),
+        "notify-keyspace-events": flags_text(c.ks.notify_config),
+        "tracking-table-max-keys": str(hub.tracking.max_keys),
         "lua-time-limit": str(cfg.busy_reply_threshold),
         "shutdown-timeout": str(int(cfg.shutdown_timeout)),
         "logfile": "",
@@ -118,109 +116,6 @@ def config_params(c: Client) -> dict[str, str]:
         if name in params:
             params[name] = value
     return params
-
-
-def _int_param(lo: int, hi: int) -> Callable[[Client, str, str], None]:
-    def check(c: Client, name: str, value: str) -> None:
-        try:
-            v = int(value)
-        except ValueError:
-            raise ConfigError("argument couldn't be parsed into an integer") from None
-        if not lo <= v <= hi:
-            raise ConfigError(f"argument must be between {lo} and {hi} inclusive")
-
-    return check
-
-
-def _set_slowlog_slower(c: Client, name: str, value: str) -> None:
-    _int_param(-1, 2**63 - 1)(c, name, value)
-    c.hub.slowlog.slower_than = int(value)
-
-
-def _set_slowlog_len(c: Client, name: str, value: str) -> None:
-    _int_param(0, 2**63 - 1)(c, name, value)
-    c.hub.slowlog.max_len = int(value)
-    while len(c.hub.slowlog.entries) > int(value):
-        c.hub.slowlog.entries.pop()
-
-
-def _set_latency(c: Client, name: str, value: str) -> None:
-    _int_param(0, 2**63 - 1)(c, name, value)
-    c.hub.latency.threshold_ms = int(value)
-
-
-def _set_maxmemory_clients(c: Client, name: str, value: str) -> None:
-    c.hub.memory.configure(value)
-    c.hub.memory.check()
-
-
-def _replace(c: Client, **changes: Any) -> None:
-    """The settings the sessions read from `hub.config` (frozen): a new one replaces it."""
-    c.hub.config = dataclasses.replace(c.hub.config, **changes)
-
-
-def _set_timeout(c: Client, name: str, value: str) -> None:
-    _int_param(0, 2**31 - 1)(c, name, value)
-    _replace(c, timeout=int(value))
-
-
-def _set_busy_reply_threshold(c: Client, name: str, value: str) -> None:
-    # The next script to start uses it (`SessionScripting.run` reads the config).
-    _int_param(0, 2**63 - 1)(c, name, value)
-    _replace(c, busy_reply_threshold=int(value))
-
-
-def _set_maxclients(c: Client, name: str, value: str) -> None:
-    _int_param(1, 2**31 - 1)(c, name, value)
-    _replace(c, maxclients=int(value))
-
-
-_CLASSES = {"normal": "normal", "slave": "replica", "replica": "replica", "pubsub": "pubsub"}
-
-
-def _set_output_limits(c: Client, name: str, value: str) -> None:
-    """`<class> <hard> <soft> <seconds>` groups; the replica class is the downstream
-    server's (--client-output-buffer-limit-replica) and cannot change at run time."""
-    words = value.split()
-    if not words or len(words) % 4:
-        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
-    changes: dict[str, Any] = {}
-    cfg = c.hub.config
-    for i in range(0, len(words), 4):
-        cls = _CLASSES.get(words[i].lower())
-        if cls is None:
-            raise ConfigError("Invalid client class specified in buffer limit configuration.")
-        try:
-            hard, soft = parse_size(words[i + 1]), parse_size(words[i + 2])
-            secs = int(words[i + 3])
-        except (ConfigError, ValueError):
-            raise ConfigError(
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-            ) from None
-        limit = OutputLimit(hard, soft, secs)
-        if cls == "replica":
-            if limit != cfg.client_output_buffer_limit_replica:
-                raise ConfigError(
-                    "replproxy sets the replica class at start "
-                    "(--client-output-buffer-limit-replica)"
-                )
-            continue
-        changes[f"client_output_buffer_limit_{cls}"] = limit
-    _replace(c, **changes)
-
-
-# CONFIG SET: what can change while the relay runs, and how.
-SETTABLE: dict[str, Callable[[Client, str, str], None]] = {
-    "slowlog-log-slower-than": _set_slowlog_slower,
-    "slowlog-max-len": _set_slowlog_len,
-    "latency-monitor-threshold": _set_latency,
-    "maxmemory-clients": _set_maxmemory_clients,
-    "client-output-buffer-limit": _set_output_limits,
-    "timeout": _set_timeout,
-    "maxclients": _set_maxclients,
-    "busy-reply-threshold": _set_busy_reply_threshold,
-    "lua-time-limit": _set_busy_reply_threshold,
-}
 
 
 def config_get(c: Client, patterns: list[bytes]) -> bytes:
@@ -244,44 +139,11 @@ def config_get(c: Client, patterns: list[bytes]) -> bytes:
     return reply.bulk_map(flat, c.proto)
 
 
-def config_set(c: Client, argv: list[bytes]) -> bytes:
-    pairs = argv[2:]
-    if len(pairs) % 2:
-        raise ReplyError(b"ERR wrong number of arguments for 'config|set' command")
-    known = for_dialect(c.ks.dialect).config
-    todo = []
-    for i in range(0, len(pairs), 2):
-        name = _s(pairs[i]).lower()
-        if name not in known:
-            raise ReplyError(
-                f"ERR Unknown option or number of arguments for CONFIG SET - "
-                f"'{_s(pairs[i])}'".encode()
-            )
-        setter = SETTABLE.get(name)
-        if setter is None:
-            raise ReplyError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - replproxy "
-                f"does not change '{name}' at run time (settable: "
-                f"{', '.join(sorted(SETTABLE))})".encode()
-            )
-        todo.append((name, setter, _s(pairs[i + 1])))
-    for name, setter, value in todo:
-        try:
-            setter(c, name, value)
-        except ConfigError as e:
-            raise ReplyError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}".encode()
-            ) from None
-    return OK
-
-
 @command("config")
 def cmd_config(c: Client, argv: list[bytes]) -> bytes:
     sub = argv[1].lower()
     if sub == b"get":
         return config_get(c, argv[2:])
-    if sub == b"set":
-        return config_set(c, argv)
     if sub == b"resetstat":
         c.hub.reset_stats()
         return OK

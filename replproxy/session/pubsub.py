@@ -17,6 +17,7 @@ set of replies is the same).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from replproxy.glob import stringmatch
@@ -38,6 +39,17 @@ class PubSub:
         self.channels: dict[bytes, dict[int, Client]] = {}
         self.patterns: dict[bytes, dict[int, Client]] = {}
         self.shard_channels: dict[bytes, dict[int, Client]] = {}
+        # Called with whether anyone is subscribed to a channel or a pattern, when that
+        # changes: keyspace notifications are built only while someone could receive them.
+        self.on_listened: Callable[[bool], None] | None = None
+        self._listened = False
+
+    def _check_listened(self) -> None:
+        listened = bool(self.channels or self.patterns)
+        if listened != self._listened:
+            self._listened = listened
+            if self.on_listened is not None:
+                self.on_listened(listened)
 
     # ---- delivery ----
 
@@ -76,19 +88,27 @@ class PubSub:
         if shard:
             return _subscribe(c, names, self.shard_channels, c.shard_channels, b"ssubscribe",
                               shard)
-        return _subscribe(c, names, self.channels, c.channels, b"subscribe", shard)
+        out = _subscribe(c, names, self.channels, c.channels, b"subscribe", shard)
+        self._check_listened()
+        return out
 
     def unsubscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
         if shard:
             return _unsubscribe(c, names, self.shard_channels, c.shard_channels,
                                 b"sunsubscribe", shard)
-        return _unsubscribe(c, names, self.channels, c.channels, b"unsubscribe", shard)
+        out = _unsubscribe(c, names, self.channels, c.channels, b"unsubscribe", shard)
+        self._check_listened()
+        return out
 
     def psubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
-        return _subscribe(c, patterns, self.patterns, c.patterns, b"psubscribe", False)
+        out = _subscribe(c, patterns, self.patterns, c.patterns, b"psubscribe", False)
+        self._check_listened()
+        return out
 
     def punsubscribe(self, c: Client, patterns: list[bytes]) -> bytes:
-        return _unsubscribe(c, patterns, self.patterns, c.patterns, b"punsubscribe", False)
+        out = _unsubscribe(c, patterns, self.patterns, c.patterns, b"punsubscribe", False)
+        self._check_listened()
+        return out
 
     def drop_client(self, c: Client) -> None:
         """A closing (or RESET) client leaves every channel and pattern, silently."""
@@ -97,6 +117,7 @@ class PubSub:
             for name in mine:
                 unregister(table, name, c.id)
             mine.clear()
+        self._check_listened()
 
     # ---- PUBSUB introspection ----
 

@@ -55,8 +55,9 @@ class SessionScripting:
             on_busy=self._serve_others,
         )
         self._dialect = ks.dialect
-        # The Lua client (one per relay, as Redis's): not in the hub's client registry.
-        self._script_client = ClientSession(hub, 0, "", "", clock())
+        # The Lua client (one per relay, as Redis's): not in the hub's client registry;
+        # MONITOR shows its commands as `[db lua]`.
+        self._script_client = ClientSession(hub, 0, "lua", "", clock())
         self._caller: ClientSession | None = None
         # Set by the shell: serve the other clients while a script is busy.
         self.serve_while_busy: Callable[[ClientSession], None] | None = None
@@ -118,7 +119,15 @@ class SessionScripting:
         sc = self._script_client
         sc.proto = resp
         hub = self.hub
-        return hub.call(sc, hub.entries[spec.name], argv)
+        e = hub.entries[spec.name]
+        out = hub.call(sc, e, argv)
+        # `call()` remembers the keys a script's read-only command fetched for the client
+        # that ran the script (`server.current_client`), not for the script client.
+        caller = self._caller
+        if caller is not None and (st := caller.tracking) is not None and e.readonly \
+                and not st.bcast:
+            hub.tracking.remember(caller, spec, argv)
+        return out
 
     def run(self, c: Client, fn_name: str, argv: list[bytes], **kw: bool) -> bytes:
         """EVAL*/FCALL*: the script client set up for `c`, then the script."""
