@@ -250,17 +250,29 @@ class RespServer:
     def serve_ready(self, conn: Connection) -> bool:
         """The reactor's turn for a parked client whose socket is readable: read, run and
         answer synchronously. Returns False to hand the client back to its task."""
+        payload = self.run_ready(conn)
+        if payload is None:
+            return False
+        return self.deliver(conn, payload)
+
+    def run_ready(self, conn: Connection) -> bytes | None:
+        """Read what a readable parked client sent and run it: the reply to write (b"" for
+        none), or None when the client goes back to its task (end of stream)."""
         c = conn.session
         try:
             data = os.read(conn.fd, RECV_SIZE)
         except BlockingIOError:
-            return True
+            return b""
         except OSError:
             data = b""
         if not data:
             conn.eof = True
-            return False
-        payload = c.feed(data, now_ms(), time.monotonic())
+            return None
+        return c.feed(data, now_ms(), time.monotonic())
+
+    def deliver(self, conn: Connection, payload: bytes) -> bool:
+        """Write a reply `run_ready` made; False to hand the client back to its task."""
+        c = conn.session
         if payload:
             if conn.writer_active:
                 c.push(payload)
@@ -350,11 +362,16 @@ class Reactor:
 
     async def run(self) -> None:
         epoll = self.epoll
-        serve_ready = self.srv.serve_ready
+        run_ready = self.srv.run_ready
+        deliver = self.srv.deliver
         parked = self.parked
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
+                # Every ready client is read and run first, then every reply is written (as
+                # Redis's beforeSleep does): a reply written at once wakes its client, which
+                # on a small machine then takes the CPU from the clients still to be served.
+                replies: list[tuple[Connection, trio.Event, bytes]] = []
                 for fd, _ in epoll.poll(0):
                     entry = parked.get(fd)
                     if entry is None:
@@ -363,9 +380,20 @@ class Reactor:
                     if done.is_set() or conn.session.closing:
                         continue
                     try:
-                        keep = serve_ready(conn)
+                        payload = run_ready(conn)
                     except Exception:  # one client's bug never takes the server down
                         log.exception("error serving client %s", conn.session.addr)
+                        conn.session.kill()
+                        payload = None
+                    if payload is None:
+                        done.set()
+                    else:
+                        replies.append((conn, done, payload))
+                for conn, done, payload in replies:
+                    try:
+                        keep = deliver(conn, payload)
+                    except Exception:
+                        log.exception("error answering client %s", conn.session.addr)
                         conn.session.kill()
                         keep = False
                     if not keep:

@@ -217,3 +217,9 @@ def _c_apply_run() -> ApplyRun | None:
 
 # The C lane when built (and REPLPROXY_NO_SPEEDUPS unset), else the twin.
 APPLY_RUN: ApplyRun = _c_apply_run() or apply_run
+
+# The client read lane (`resp/_lanes.c` string_reads) answers LRANGE from written lists too
+# once it knows their class (the resp layer does not import the keyspace).
+_set_list_type = c_function("replproxy.resp._lanes", "set_list_type")
+if _set_list_type is not None:
+    _set_list_type(ListValue)

@@ -539,14 +539,16 @@ class RequestParser:
 
     def string_reads(
         self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes,
-        slots: bytes | None = None,
+        slots: bytes | None = None, proto: int = 0,
     ) -> tuple[bytes, int, int]:
         """Run the GET/MGET commands at the head of the buffer without building their argv
         (the C fast lane; see `_lanes.c`): (replies, how many ran, the last one's kind: 1
-        GET, 2 MGET). Stops at anything else, which `next_requests` then parses exactly. The
-        caller has checked that nothing but the command itself decides these replies; in
-        cluster mode, `slots` (16384 bytes) marks the slots served here: a command with a
-        key elsewhere, or keys in two slots, stops the lane too."""
+        GET, 2 MGET, 3 LRANGE, 4 HGETALL). With `proto` (2 or 3: the client's protocol) it
+        also runs `LRANGE key start stop` and `HGETALL key` on plain lists and hashes.
+        Stops at anything else, which `next_requests` then parses exactly. The caller has
+        checked that nothing but the command itself decides these replies; in cluster mode,
+        `slots` (16384 bytes) marks the slots served here: a command with a key elsewhere,
+        or keys in two slots, stops the lane too."""
         scan = self._scan
         if (
             _C_STRING_READS is None
@@ -558,7 +560,7 @@ class RequestParser:
             return b"", 0, 0
         pos, replies, count, last = _C_STRING_READS(
             scan.buf, scan.pos, db, expires, now, null, scan.max_bulk_len,
-            scan.max_multibulk_len, slots)
+            scan.max_multibulk_len, slots, proto)
         if count:
             scan.start = scan.pos = pos
             scan.discard_before(pos)

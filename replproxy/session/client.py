@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("replproxy.session")
 
+# The read lane's last command (`RequestParser.string_reads`'s kind) as CLIENT LIST names it.
+_LANE_NAMES = (b"", b"get", b"mget", b"lrange", b"hgetall")
+
 
 @dataclass(eq=False)
 class BlockedWait:
@@ -168,12 +171,13 @@ class ClientSession(ReadContext):
                         replies, n, last = parser.string_reads(
                             ks.dbs[self.db], ks.expires[self.db], self.now,
                             reply.null(self.proto),
-                            cluster.lane_slots(self) if cluster is not None else None)
+                            cluster.lane_slots(self) if cluster is not None else None,
+                            self.proto)
                         if n:
                             out.append(replies)
                             self.commands += n
                             hub.stats.total_commands += n
-                            self.last_cmd = b"get" if last == 1 else b"mget"
+                            self.last_cmd = _LANE_NAMES[last]
                     # Re-evaluated after every batch: AUTH may have succeeded (Redis parses
                     # unauthenticated clients one command at a time with tighter limits).
                     parser.auth_required = try_fast = not self.authed
