@@ -29,7 +29,7 @@ needs_c = pytest.mark.skipif(
     C_APPLY_RUN is None, reason="the C lane is not built (or REPLPROXY_NO_SPEEDUPS is set)"
 )
 
-KEYS = [b"k%d" % i for i in range(6)]
+KEYS = [b"k%d" % i for i in range(7)]
 
 
 def seed_values(ks: Keyspace) -> None:
@@ -43,6 +43,10 @@ def seed_values(ks: Keyspace) -> None:
     big = ZSet({b"m%d" % i: float(i) for i in range(200)})
     big.listpack = False
     d[b"k4"] = big
+    indexed = ZSet({b"m%d" % i: float(i) for i in range(150)})
+    indexed.listpack = False
+    assert indexed.index  # built: adds queue their changes
+    d[b"k6"] = indexed
     d[b"k5"] = {b"m1", b"m2"}
     for k in (b"k0", b"k1", b"k5"):
         ks.expires[0][k] = 2**41
@@ -72,7 +76,6 @@ def hot_command(rng: random.Random) -> list[bytes]:
         b"0.0",
         b"1e3",
         b"inf",
-        b"nan",
         b".5",
         b"5.",
         b"00012",
@@ -174,6 +177,7 @@ def snapshot(ks: Keyspace) -> list[dict[bytes, str]]:
                         else (list(v) if isinstance(v, list | ListValue) else v),
                         getattr(v, "listpack", None),
                         getattr(v, "expires", None),
+                        list(v.index) if isinstance(v, ZSet) else None,
                     )
                 )
                 for k, v in d.items()

@@ -220,7 +220,7 @@ static int store_pairs_core(PyObject *d, PyObject *expires, PyObject *items, Py_
 
 static PyObject *ListValueType, *ZSetType;
 static Py_ssize_t zset_max_listpack_value = 64;
-static PyObject *s_extend, *s_extendleft, *s_pop, *s_popleft, *s_add, *s_listpack;
+static PyObject *s_extend, *s_extendleft, *s_pop, *s_popleft, *s_add, *s_listpack, *s_index;
 
 static PyObject *configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -596,6 +596,25 @@ static int apply_one(PyObject *d, PyObject *expires, PyObject *argv)
             Py_DECREF(lp);
             if (small != 0)
                 return small < 0 ? -1 : 0; /* a listpack may convert: the Python way */
+            PyObject *idx = PyObject_GetAttr(old, s_index);
+            if (idx == NULL)
+                return -1;
+            Py_DECREF(idx);
+            PyObject *cur0 = idx == Py_None ? PyDict_GetItemWithError(old, member) : NULL;
+            if (cur0 == NULL && PyErr_Occurred())
+                return -1;
+            if (idx == Py_None && (cur0 == NULL || PyFloat_CheckExact(cur0))) {
+                /* ZSet.add with no index to keep (none built yet: a zset nobody reads):
+                 * the dict store alone, an equal score changing nothing. */
+                if (cur0 != NULL && PyFloat_AS_DOUBLE(cur0) == score)
+                    return 1;
+                PyObject *f = PyFloat_FromDouble(score);
+                if (f == NULL)
+                    return -1;
+                int r = PyDict_SetItem(old, member, f);
+                Py_DECREF(f);
+                return r < 0 ? -1 : 1;
+            }
             PyObject *f = PyFloat_FromDouble(score);
             if (f == NULL)
                 return -1;
@@ -690,7 +709,8 @@ PyMODINIT_FUNC PyInit__store(void)
         !(s_pop = PyUnicode_InternFromString("pop")) ||
         !(s_popleft = PyUnicode_InternFromString("popleft")) ||
         !(s_add = PyUnicode_InternFromString("add")) ||
-        !(s_listpack = PyUnicode_InternFromString("listpack")))
+        !(s_listpack = PyUnicode_InternFromString("listpack")) ||
+        !(s_index = PyUnicode_InternFromString("_index")))
         return NULL;
     return PyModule_Create(&module);
 }
