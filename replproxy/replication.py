@@ -71,6 +71,10 @@ class Dataset(Protocol):
         """Apply a MULTI...EXEC body atomically; return the DB selected at its end."""
         ...
 
+    # Optional (the keyspace has it): `apply_run(db, commands, start, keep) -> (next,
+    # applied)` applies a run of commands outside MULTI in one call, appending their raw
+    # bytes to `keep`, and stops before the first it does not take (`keyspace.lane`).
+
 
 class Backlog:
     """The replication backlog: the last `size` bytes of the stream, as a ring of chunks.
@@ -410,7 +414,23 @@ class Replication:
         applied_offset = self.repl_offset
         applied = 0
         pings = 0
-        for cmd in commands:
+        # The dataset's lane for runs of plain hot writes (`Keyspace.apply_run`), if any: it
+        # applies as many commands as it can in one call and stops before any other one,
+        # which the loop below takes (MULTI, SELECT... and every less common write).
+        run = getattr(self.dataset, "apply_run", None)
+        i = 0
+        n = len(commands)
+        while i < n:
+            if run is not None and multi is None:
+                j, count = run(db, commands, i, applied_raw)
+                if j > i:
+                    applied += count
+                    applied_offset = commands[j - 1][2]
+                    i = j
+                    if i >= n:
+                        break
+            cmd = commands[i]
+            i += 1
             argv, raw, end, ncommands = cmd
             if multi is not None:
                 multi.append(cmd)

@@ -255,20 +255,24 @@ class RespServer:
             if answer is not None:
                 return answer
 
-    def serve_ready(self, conn: Connection) -> bool:
-        """The reactor's turn for a parked client whose socket is readable: read, run and
-        answer synchronously. Returns False to hand the client back to its task."""
+    def run_ready(self, conn: Connection) -> bytes | None:
+        """Read what a readable parked client sent and run it: the reply to write (b"" for
+        none), or None when the client goes back to its task (end of stream)."""
         c = conn.session
         try:
             data = os.read(conn.fd, RECV_SIZE)
         except BlockingIOError:
-            return True
+            return b""
         except OSError:
             data = b""
         if not data:
             conn.eof = True
-            return False
-        payload = c.feed(data, now_ms(), time.monotonic())
+            return None
+        return c.feed(data, now_ms(), time.monotonic())
+
+    def deliver(self, conn: Connection, payload: bytes) -> bool:
+        """Write a reply `run_ready` made; False to hand the client back to its task."""
+        c = conn.session
         if payload:
             if conn.writer_active:
                 c.requeue(payload)
@@ -335,8 +339,9 @@ class Reactor:
     A client task that waits for its own socket costs a trip through trio's scheduler per
     request (register the fd, sleep, wake, switch): at `-P 1` that was most of a GET. Idle
     clients are parked here instead: one epoll set, registered once per park, and one wait
-    for all of them; each readable client is read, run and answered synchronously
-    (`RespServer.serve_ready`), in the order epoll reports them, once per round. A client
+    for all of them; each readable client is read and run synchronously
+    (`RespServer.run_ready`), in the order epoll reports them, and the round's replies are
+    written after (`RespServer.deliver`; see `serve_round`). A client
     goes back to its own task when a request must wait (XREAD BLOCK, SHUTDOWN, a
     replica's PSYNC), its socket does not take the whole reply, or it closes; its task owns
     the connection all along, so cancelling it (CLIENT KILL, shutdown) unparks it."""
@@ -345,6 +350,8 @@ class Reactor:
         self.srv = srv
         self.epoll = select.epoll()
         self.parked: dict[int, tuple[Connection, trio.Event]] = {}
+        # Clients run in a round whose reply is not written yet (see `serve_round`).
+        self._pending: set[int] = set()
 
     async def park(self, conn: Connection) -> None:
         """Until the reactor hands `conn` back (or the task is cancelled)."""
@@ -371,23 +378,46 @@ class Reactor:
             epoll.close()
 
     def serve_round(self, busy: ClientSession | None = None) -> None:
-        """Serve every parked client that is readable now, once. `busy`: a Lua script of
-        that client runs past busy-reply-threshold (`processEventsWhileBlocked`): the others
-        are served (and get -BUSY, or run SCRIPT KILL), the script's own client is not
-        read until the script ends (`protectClient`)."""
-        serve_ready = self.srv.serve_ready
+        """Serve every parked client that is readable now, once: each is read and run
+        first, then every reply is written (as Redis's beforeSleep does): a reply written
+        at once wakes its client, which on a small machine then takes the CPU from the
+        clients still to be served.
+
+        `busy`: a Lua script of that client runs past busy-reply-threshold
+        (`processEventsWhileBlocked`, from inside the round that runs it): the others are
+        served (and get -BUSY, or run SCRIPT KILL); the script's own client is not read
+        until the script ends (`protectClient`), nor is a client whose reply of the outer
+        round is still to be written (its replies keep their order)."""
+        run_ready = self.srv.run_ready
+        deliver = self.srv.deliver
         parked = self.parked
+        pending = self._pending
+        replies: list[tuple[Connection, trio.Event, bytes]] = []
         for fd, _ in self.epoll.poll(0):
             entry = parked.get(fd)
-            if entry is None:
+            if entry is None or fd in pending:
                 continue
             conn, done = entry
             if done.is_set() or conn.session.closing or conn.session is busy:
                 continue
+            pending.add(fd)
             try:
-                keep = serve_ready(conn)
+                payload = run_ready(conn)
             except Exception:  # one client's bug never takes the server down
                 log.exception("error serving client %s", conn.session.addr)
+                conn.session.kill()
+                payload = None
+            if payload is None:
+                pending.discard(fd)
+                done.set()
+            else:
+                replies.append((conn, done, payload))
+        for conn, done, payload in replies:
+            pending.discard(conn.fd)
+            try:
+                keep = deliver(conn, payload)
+            except Exception:
+                log.exception("error answering client %s", conn.session.addr)
                 conn.session.kill()
                 keep = False
             if not keep:

@@ -612,7 +612,15 @@ def test_failed_shutdown_save_keeps_the_relay_running(
 ) -> None:
     relay = start_relay(upstream_url(master))
     relays.append(relay)
-    (relay.dir / "replproxy.rdb").mkdir()  # the final rename cannot succeed
+    dbfile = relay.dir / "replproxy.rdb"
+    # The save a relay makes right after its full sync must be over first.
+    wait_for(
+        lambda: dbfile.is_file() and int(persistence_info(relay)["rdb_bgsave_in_progress"]) == 0,  # type: ignore[call-overload]
+        30,
+        what="the save after the full sync",
+    )
+    dbfile.unlink()
+    dbfile.mkdir()  # the final rename cannot succeed
     full, partial = master_stats(master)
     with relay.client(retry=Retry(NoBackoff(), 0)) as rc:
         with pytest.raises(

@@ -297,3 +297,22 @@ def test_a_busy_script_serves_other_clients_until_script_kill(world: World) -> N
     ]
     assert out.startswith(b"-ERR Script killed by user with SCRIPT KILL")
     assert world.feed(other, cmd("GET", "a")) == b"$-1\r\n"  # not busy any more
+
+
+def test_the_read_lane_counts_as_call_does(world: World) -> None:
+    """GET/MGET/LRANGE/HGETALL answered by the C read lane (or the handlers, without it)
+    count in INFO commandstats, errorstats and the keyspace hits and misses alike."""
+    world.stream(cmd("RPUSH", "l", "a", "b"), cmd("HSET", "h", "f", "v"), cmd("SET", "s", "1"))
+    c = world.client()
+    out = world.feed(c, cmd("LRANGE", "l", 0, -1) + cmd("HGETALL", "h") + cmd("LRANGE", "s", 0, 1)
+                     + cmd("GET", "nope") + cmd("MGET", "s", "nope") + cmd("HGETALL", "nope"))
+    assert out == (b"*2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+                   b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+                   b"$-1\r\n*2\r\n$1\r\n1\r\n$-1\r\n*0\r\n")
+    stats = world.hub.cmdstats.commands
+    assert {n: (stats[n].calls, stats[n].failed) for n in (b"lrange", b"hgetall", b"get",
+                                                          b"mget")} == {
+        b"lrange": (2, 1), b"hgetall": (2, 0), b"get": (1, 0), b"mget": (1, 0)}
+    ks = world.relay.keyspace
+    assert (ks.stat_keyspace_hits, ks.stat_keyspace_misses) == (4, 3)
+    assert c.last_cmd == b"hgetall"

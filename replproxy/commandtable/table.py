@@ -66,6 +66,9 @@ class CommandTable:
         self._shown: dict[bytes, bytes] = {}
         # resolve's index: name in lower and upper case -> (spec, its subcommand index).
         self._lookup: dict[bytes, tuple[CommandSpec, dict[bytes, CommandSpec] | None]] = {}
+        # Only a container's entries hold subcommand entries (each has its own `meta`): the
+        # others skip the walk of their raw entries, most of a full sync's table load.
+        containers = {k.partition("|")[0].lower() for k in meta if "|" in k}
         for sname in sorted(data["commands"]):
             raw = data["commands"][sname]
             shown = sname.encode("latin-1")
@@ -82,6 +85,8 @@ class CommandTable:
                     continue
                 docs = _latin1(raw[f"docs{proto}"])
                 self._docs[proto][name] = docs
+                if sname.lower() not in containers:
+                    continue
                 sub_info = _sub_info_entries(info)
                 self._info[proto].update(sub_info)
                 self._docs[proto].update(_sub_docs_entries(docs))

@@ -20,6 +20,7 @@ from replproxy.args import now_ms as _now_ms
 from replproxy.args import selected_db
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
 from replproxy.keyspace import notify as ksn
+from replproxy.keyspace.lane import APPLY_RUN, apply_run
 from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
@@ -28,6 +29,7 @@ from replproxy.speedups import c_function
 
 if TYPE_CHECKING:
     from replproxy.rdb.reader import KeySink, RDBReader
+    from replproxy.resp.stream import StreamCommand
 
 log = logging.getLogger("replproxy.keyspace")
 
@@ -277,6 +279,18 @@ class Keyspace:
         except Exception as e:  # a bug must not stop the stream: mark the keys, go on
             self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, cmd.keys,
                               self.apply_errors, f"failed to apply: {e!r}")
+
+    def apply_run(self, db: int, commands: Sequence[StreamCommand], start: int,
+                  keep: list[bytes]) -> tuple[int, int]:
+        """The stream's hot lane (`keyspace.lane`): apply `commands[start:]` while they are
+        plain hot writes, keeping their bytes; (index of the first one not applied, how many
+        of the master's commands were). Only while a write needs nothing but its store: no
+        key watcher or tracking table, no notification wanted, no unsupported key."""
+        if self.unsupported_keys or self.on_key_modified is not None or self.notify_flags:
+            return start, 0
+        if type(commands) is not list:
+            return apply_run(self.dbs[db], self.expires[db], commands, start, keep)
+        return APPLY_RUN(self.dbs[db], self.expires[db], commands, start, keep)
 
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:

@@ -104,11 +104,48 @@ static Py_ssize_t fmt_i64(char *out, int64_t v)
     return n;
 }
 
+/* ---- shared short elements ----
+ *
+ * The members of small collections repeat across keys far more than keys do: field names
+ * of struct-like hashes ("name", "email"), flags and tags in sets, small integers. Each one
+ * built as its own bytes object costs ~40-50 bytes of header and allocator rounding, more
+ * than the listpack byte or two the master spends on it. Bytes are immutable, so a member
+ * equal to one built just before can be the same object: a direct-mapped cache of recently
+ * built short elements hands it out again (a hash and a compare; no allocation on a hit).
+ * Nothing observable changes (values, types, digests); the cache keeps at most
+ * ELEM_CACHE_SIZE small objects alive. */
+#define ELEM_CACHE_SIZE 4096 /* a power of two */
+#define ELEM_CACHE_MAXLEN 24
+
+static PyObject *elem_cache[ELEM_CACHE_SIZE];
+
+static PyObject *shared_bytes(const char *s, Py_ssize_t n)
+{
+    if (n > ELEM_CACHE_MAXLEN || n < 2) /* CPython already shares b"" and 1-byte bytes */
+        return PyBytes_FromStringAndSize(s, n);
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (u8)s[i]) * 16777619u;
+    h ^= h >> 15;
+    PyObject **slot = &elem_cache[h & (ELEM_CACHE_SIZE - 1)];
+    PyObject *o = *slot;
+    if (o != NULL && PyBytes_GET_SIZE(o) == n && memcmp(PyBytes_AS_STRING(o), s, (size_t)n) == 0) {
+        Py_INCREF(o);
+        return o;
+    }
+    o = PyBytes_FromStringAndSize(s, n);
+    if (o == NULL)
+        return NULL;
+    Py_INCREF(o);
+    Py_XSETREF(*slot, o);
+    return o;
+}
+
 static PyObject *bytes_of_i64(int64_t v)
 {
     char tmp[24];
     Py_ssize_t n = fmt_i64(tmp, v);
-    return PyBytes_FromStringAndSize(tmp, n);
+    return shared_bytes(tmp, n);
 }
 
 /* ---- entries of a decoded blob ---- */
@@ -162,7 +199,7 @@ static int vec_push(EntVec *vec, const u8 *s, Py_ssize_t len, int64_t v)
 static PyObject *ent_bytes(const Ent *e)
 {
     if (e->len >= 0)
-        return PyBytes_FromStringAndSize((const char *)e->s, e->len);
+        return shared_bytes((const char *)e->s, e->len);
     return bytes_of_i64(e->v);
 }
 
@@ -683,6 +720,25 @@ static int read_str(const Ctx *c, Py_ssize_t *pp, PyObject **out)
     return RS_OK;
 }
 
+/* read_str for a collection's member: a short raw string may be a shared object
+ * (shared_bytes: members repeat across keys, keys do not). */
+static int read_member(const Ctx *c, Py_ssize_t *pp, PyObject **out)
+{
+    const u8 *b = c->buf;
+    Py_ssize_t p = *pp;
+    if (p < c->end && b[p] <= ELEM_CACHE_MAXLEN) {
+        Py_ssize_t n = b[p];
+        if (n > c->end - p - 1)
+            return RS_MORE;
+        *out = shared_bytes((const char *)b + p + 1, n);
+        if (*out == NULL)
+            return RS_ERR;
+        *pp = p + 1 + n;
+        return RS_OK;
+    }
+    return read_str(c, pp, out);
+}
+
 /* An RDB string holding a blob (ziplist, listpack, intset): a view into the buffer, or into
  * the context's scratch buffer for LZF. Int-encoded strings can be no valid blob. */
 static int read_blob(Ctx *c, Py_ssize_t *pp, const u8 **data, Py_ssize_t *len)
@@ -983,7 +1039,7 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
         for (i = 0; (uint64_t)i < n; i++) {
             PyObject *m = NULL;
             int r;
-            TRY_M(read_str(c, &p, &m));
+            TRY_M(read_member(c, &p, &m));
             r = PySet_Add(out, m);
             Py_DECREF(m);
             if (r < 0) {
@@ -1003,7 +1059,7 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
         for (i = 0;; i++) { /* ends with RS_MORE (or a refusal) before n members */
             PyObject *m = NULL;
             int r;
-            TRY_M(read_str(c, &p, &m));
+            TRY_M(read_member(c, &p, &m));
             r = PyList_Append(out, m);
             Py_DECREF(m);
             if (r < 0)
@@ -1016,7 +1072,7 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
             return RS_ERR;
         for (i = 0; i < (Py_ssize_t)n; i++) {
             PyObject *m = NULL;
-            TRY(read_str(c, &p, &m)); /* a partly filled list is freed safely */
+            TRY(read_member(c, &p, &m)); /* a partly filled list is freed safely */
             PyList_SET_ITEM(out, i, m);
         }
     }
@@ -1043,8 +1099,8 @@ static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
     for (i = 0; (uint64_t)i < n; i++) {
         PyObject *f = NULL, *v = NULL;
         int r;
-        TRY_M(read_str(c, &p, &f));
-        r = read_str(c, &p, &v);
+        TRY_M(read_member(c, &p, &f));
+        r = read_member(c, &p, &v);
         if (r != RS_OK) {
             Py_DECREF(f);
             Py_DECREF(out);
@@ -1086,7 +1142,7 @@ static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
         PyObject *m = NULL, *sv;
         double s;
         int r;
-        TRY_M(read_str(c, &p, &m));
+        TRY_M(read_member(c, &p, &m));
         if (binary) {
             uint64_t bits;
             if (end - p < 8) {

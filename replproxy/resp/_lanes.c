@@ -104,15 +104,189 @@ static unsigned int key_hash_slot(const char *key, Py_ssize_t len)
     return crc16(key + s + 1, e - s - 1) & 16383;
 }
 
+
+/* ---- LRANGE / HGETALL (string_reads with `proto`) ---- */
+
+/* The keyspace's written-list class (keyspace.values.ListValue, a deque), told by
+ * set_list_type(); until then such lists go the Python way. */
+static PyObject *list_value_type;
+
+static PyObject *set_list_type(PyObject *self, PyObject *arg)
+{
+    if (!PyType_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "set_list_type(type)");
+        return NULL;
+    }
+    Py_INCREF(arg);
+    Py_XSETREF(list_value_type, arg);
+    Py_RETURN_NONE;
+}
+
+/* Redis's string2ll on an argument: 1 and *out, or 0 (the Python path answers the error). */
+static int arg_ll(const char *p, Py_ssize_t n, long long *out)
+{
+    if (n <= 0 || n > 20)
+        return 0;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int neg = p[0] == '-';
+    Py_ssize_t i = neg;
+    if (i >= n || p[i] < '1' || p[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (ULLONG_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    if (neg ? v > (unsigned long long)LLONG_MAX + 1 : v > (unsigned long long)LLONG_MAX)
+        return 0;
+    *out = neg ? (long long)(0ULL - v) : (long long)v;
+    return 1;
+}
+
+static int put_header(outbuf *o, char lead, Py_ssize_t n)
+{
+    char hdr[32];
+    int hl = snprintf(hdr, sizeof(hdr), "%c%zd\r\n", lead, n);
+    return out_put(o, hdr, hl);
+}
+
+/* The elements [start, stop) of a list value (a list, or a ListValue walked from its nearer
+ * end) as new references in items[]: 1, 0 when not this lane's (an element that is not
+ * bytes, an unknown list type), -1 on error. */
+static int list_window(PyObject *v, Py_ssize_t start, Py_ssize_t stop, PyObject **items)
+{
+    Py_ssize_t count = stop - start;
+    if (PyList_CheckExact(v)) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *e = PyList_GET_ITEM(v, start + i);
+            if (!PyBytes_CheckExact(e)) {
+                for (Py_ssize_t j = 0; j < i; j++)
+                    Py_DECREF(items[j]);
+                return 0;
+            }
+            Py_INCREF(e);
+            items[i] = e;
+        }
+        return 1;
+    }
+    Py_ssize_t n = PyObject_Length(v);
+    if (n < 0)
+        return -1;
+    int backwards = start > n - stop;
+    PyObject *it = backwards ? PyObject_CallMethod(v, "__reversed__", NULL) : PyObject_GetIter(v);
+    if (it == NULL)
+        return -1;
+    Py_ssize_t skip = backwards ? n - stop : start, got = 0;
+    int r = 1;
+    for (Py_ssize_t i = 0; got < count; i++) {
+        PyObject *e = PyIter_Next(it);
+        if (e == NULL) {
+            r = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        if (i < skip) {
+            Py_DECREF(e);
+            continue;
+        }
+        if (!PyBytes_CheckExact(e)) {
+            Py_DECREF(e);
+            r = 0;
+            break;
+        }
+        items[backwards ? count - 1 - got : got] = e;
+        got++;
+    }
+    Py_DECREF(it);
+    if (r != 1) {
+        for (Py_ssize_t j = 0; j < got; j++)
+            Py_DECREF(items[backwards ? count - 1 - j : j]);
+    }
+    return r;
+}
+
+/* Bigger LRANGE / HGETALL replies go the Python way, which checks the client's output limits
+ * before it builds a reply (`reply.output_budget`). */
+#define LANE_MAX_ELEMENTS 1024
+
+/* LRANGE's reply for value v (a list type, not missing): 1 written, 0 not this lane's, -1. */
+static int lrange_reply(outbuf *o, PyObject *v, long long start, long long end)
+{
+    Py_ssize_t n = PyObject_Length(v);
+    if (n < 0)
+        return -1;
+    /* addListRangeReply's index arithmetic */
+    if (start < 0) {
+        start += n;
+        if (start < 0)
+            start = 0;
+    }
+    if (end < 0)
+        end += n;
+    if (start > end || start >= n)
+        return out_put(o, "*0\r\n", 4) < 0 ? -1 : 1;
+    if (end >= n)
+        end = n - 1;
+    Py_ssize_t count = (Py_ssize_t)(end - start + 1);
+    if (count > LANE_MAX_ELEMENTS)
+        return 0;
+    PyObject *stack[128];
+    PyObject **items = count <= 128 ? stack : PyMem_Malloc((size_t)count * sizeof(PyObject *));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int r = list_window(v, (Py_ssize_t)start, (Py_ssize_t)end + 1, items);
+    if (r == 1) {
+        if (put_header(o, '*', count) < 0)
+            r = -1;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (r == 1 && put_bulk(o, PyBytes_AS_STRING(items[i]), PyBytes_GET_SIZE(items[i])) < 0)
+                r = -1;
+            Py_DECREF(items[i]);
+        }
+    }
+    if (items != stack)
+        PyMem_Free(items);
+    return r;
+}
+
+/* HGETALL's reply for a plain dict of bytes (a HashValue, with field TTLs, goes the Python
+ * way): 1 written, 0 not this lane's, -1. */
+static int hgetall_reply(outbuf *o, PyObject *v, int proto)
+{
+    if (!PyDict_CheckExact(v) || PyDict_GET_SIZE(v) > LANE_MAX_ELEMENTS)
+        return 0;
+    Py_ssize_t pos = 0;
+    PyObject *k, *val;
+    while (PyDict_Next(v, &pos, &k, &val)) {
+        if (!PyBytes_CheckExact(k) || !PyBytes_CheckExact(val))
+            return 0;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(v);
+    if ((proto == 3 ? put_header(o, '%', n) : put_header(o, '*', 2 * n)) < 0)
+        return -1;
+    pos = 0;
+    while (PyDict_Next(v, &pos, &k, &val)) {
+        if (put_bulk(o, PyBytes_AS_STRING(k), PyBytes_GET_SIZE(k)) < 0 ||
+            put_bulk(o, PyBytes_AS_STRING(val), PyBytes_GET_SIZE(val)) < 0)
+            return -1;
+    }
+    return 1;
+}
+
 static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 9 && nargs != 10) {
+    if (nargs < 9 || nargs > 11) {
         PyErr_SetString(PyExc_TypeError, "string_reads(buf, pos, db, expires, now, null, "
-                                         "max_bulk, max_mbulk, max_out[, slots])");
+                                         "max_bulk, max_mbulk, max_out[, slots[, proto]])");
         return NULL;
     }
     const unsigned char *slots = NULL;
-    if (nargs == 10 && args[9] != Py_None) {
+    if (nargs >= 10 && args[9] != Py_None) {
         if (!PyBytes_Check(args[9]) || PyBytes_GET_SIZE(args[9]) != 16384) {
             PyErr_SetString(PyExc_TypeError, "slots must be None or 16384 bytes");
             return NULL;
@@ -124,6 +298,12 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         !PyBytes_Check(null)) {
         PyErr_SetString(PyExc_TypeError, "bytearray, int, dict, dict, int, bytes, int, int, int");
         return NULL;
+    }
+    int proto = 0; /* 0: GET/MGET only; 2 or 3: also LRANGE and HGETALL, in that protocol */
+    if (nargs == 11) {
+        proto = (int)PyLong_AsLong(args[10]);
+        if (proto == -1 && PyErr_Occurred())
+            return NULL;
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     long long now = PyLong_AsLongLong(args[4]);
@@ -145,7 +325,8 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
     const char *end = base + size;
     const char *p = base + pos;
     outbuf o = {NULL, 0, 0};
-    long count = 0, gets = 0, lookups = 0, misses = 0, wrongtype = 0;
+    /* Per kind (1 GET, 2 MGET, 3 LRANGE, 4 HGETALL): commands run, WRONGTYPE replies. */
+    long count = 0, ran[5] = {0}, wrong[5] = {0}, lookups = 0, misses = 0;
     int last = 0;
     const char *argp[64];
     Py_ssize_t argl[64];
@@ -167,6 +348,10 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             kind = 1;
         else if (len == 4 && strncasecmp(name, "mget", 4) == 0)
             kind = 2;
+        else if (proto && len == 6 && n == 4 && strncasecmp(name, "lrange", 6) == 0)
+            kind = 3;
+        else if (proto && len == 7 && n == 2 && strncasecmp(name, "hgetall", 7) == 0)
+            kind = 4;
         if (!kind)
             break;
         long long nkeys = n - 1;
@@ -197,22 +382,53 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
         }
         if (i < nkeys)
             break; /* incomplete (or odd) command: the Python parser takes it from here */
+        long long lr_start = 0, lr_end = 0;
+        if (kind == 3 && (!arg_ll(ap[1], al[1], &lr_start) || !arg_ll(ap[2], al[2], &lr_end)))
+            break; /* the Python path answers the error */
         if (slots != NULL) {
             unsigned int slot = key_hash_slot(ap[0], al[0]);
             if (!slots[slot])
                 break;
-            for (i = 1; i < nkeys; i++)
+            for (i = 1; i < (kind <= 2 ? nkeys : 1); i++)
                 if (key_hash_slot(ap[i], al[i]) != slot)
                     break;
             if (i < nkeys)
                 break;
         }
-        if (kind == 1) {
+        if (kind >= 3) {
+            PyObject *v;
+            if (lookup(db, expires, now, ap[0], al[0], &v) < 0)
+                goto fail;
+            int r, wrongtype = 0;
+            if (v == NULL) {
+                r = out_put(&o, kind == 4 && proto == 3 ? "%0\r\n" : "*0\r\n", 4) < 0 ? -1 : 1;
+            } else if (kind == 3 && (PyList_CheckExact(v) ||
+                                     (PyObject *)Py_TYPE(v) == list_value_type)) {
+                Py_INCREF(v); /* borrowed from the dict: held while its elements are read */
+                r = lrange_reply(&o, v, lr_start, lr_end);
+                Py_DECREF(v);
+            } else if (kind == 4 && PyDict_CheckExact(v)) {
+                r = hgetall_reply(&o, v, proto);
+            } else if (kind == 3 ? list_value_type != NULL : !PyDict_Check(v)) {
+                /* Not a list (the ListValue class is known) / not a dict: WRONGTYPE. A dict
+                 * subclass (field TTLs, a sorted set) is left to the Python lookup. */
+                r = out_put(&o, WRONGTYPE, (Py_ssize_t)strlen(WRONGTYPE)) < 0 ? -1 : 1;
+                wrongtype = 1;
+            } else {
+                r = 0;
+            }
+            if (r < 0)
+                goto fail;
+            if (r == 0)
+                break; /* left to the Python path, which counts it */
+            lookups++;
+            misses += v == NULL;
+            wrong[kind] += wrongtype;
+        } else if (kind == 1) {
             PyObject *v;
             if (lookup(db, expires, now, ap[0], al[0], &v) < 0)
                 goto fail;
             int r;
-            gets++;
             lookups++;
             if (v == NULL) {
                 misses++;
@@ -220,7 +436,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             } else if (PyBytes_CheckExact(v)) {
                 r = put_bulk(&o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
             } else {
-                wrongtype++;
+                wrong[1]++;
                 r = out_put(&o, WRONGTYPE, (Py_ssize_t)strlen(WRONGTYPE));
             }
             if (r < 0)
@@ -245,6 +461,7 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
             }
         }
         last = kind;
+        ran[kind]++;
         count++;
         p = q;
     }
@@ -257,8 +474,9 @@ static PyObject *string_reads(PyObject *self, PyObject *const *args, Py_ssize_t 
     PyMem_Free(o.data);
     if (replies == NULL)
         return NULL;
-    return Py_BuildValue("(nNlillll)", (Py_ssize_t)(p - base), replies, count, last, gets,
-                         lookups, misses, wrongtype);
+    return Py_BuildValue("(nNli(llll)(llll)ll)", (Py_ssize_t)(p - base), replies, count, last,
+                         ran[1], ran[2], ran[3], ran[4], wrong[1], wrong[2], wrong[3], wrong[4],
+                         lookups, misses);
 
 fail:
     if (ap != argp) {
@@ -460,8 +678,11 @@ fail:
 
 static PyMethodDef methods[] = {
     {"string_reads", (PyCFunction)(void (*)(void))string_reads, METH_FASTCALL,
-     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk, max_out[, slots]) -> "
-     "(pos, replies, count, last, gets, lookups, misses, wrongtype): the GET/MGET fast lane"},
+     "string_reads(buf, pos, db, expires, now, null, max_bulk, max_mbulk, max_out[, slots[, "
+     "proto]]) -> (pos, replies, count, last, (GETs, MGETs, LRANGEs, HGETALLs), (their "
+     "WRONGTYPE replies), lookups, misses): the client read lane"},
+    {"set_list_type", set_list_type, METH_O,
+     "set_list_type(ListValue): the keyspace's written-list class, for LRANGE"},
     {"split_commands", (PyCFunction)(void (*)(void))split_commands, METH_FASTCALL,
      "split_commands(buf, pos, offset, cls, merge_sets) -> (commands, pos, offset): the "
      "stream's fast lane"},

@@ -199,9 +199,12 @@ def split_args(line: bytes) -> list[bytes] | None:
 _STAR = 0x2A
 _DOLLAR = 0x24
 _REQ_NONE, _REQ_INLINE, _REQ_MULTIBULK = 0, 1, 2
-# The GET/MGET fast lane (`RequestParser.string_reads`).
-_C_STRING_READS = cast(Callable[..., tuple[int, bytes, int, int, int, int, int, int]] | None,
-                       c_speedup("string_reads"))
+# The client read lane (`RequestParser.string_reads`).
+_Counts = tuple[int, int, int, int]
+_C_STRING_READS = cast(
+    Callable[..., tuple[int, bytes, int, int, _Counts, _Counts, int, int]] | None,
+    c_speedup("string_reads"),
+)
 
 _FAST_ATTEMPTS_PER_CALL = 4  # bounds hiredis re-feeds on pathological (non-canonical) input
 
@@ -511,9 +514,12 @@ class RequestParser:
         self._scan.sticky_blank_inline = sticky_blank_inline
         self._scan.strict_crlf = strict_crlf
         self._error: RequestError | None = None
-        # What the last `string_reads` did, for INFO: GETs among its commands, keys looked
-        # up, lookups that found nothing, GETs answered WRONGTYPE.
-        self.lane_gets = self.lane_lookups = self.lane_misses = self.lane_wrongtype = 0
+        # What the last `string_reads` did, for INFO: how many of each kind (GET, MGET,
+        # LRANGE, HGETALL) ran, how many of each were answered WRONGTYPE, keys looked up,
+        # lookups that found nothing.
+        self.lane_ran: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.lane_wrongtype: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.lane_lookups = self.lane_misses = 0
 
     @property
     def auth_required(self) -> bool:
@@ -544,13 +550,16 @@ class RequestParser:
         self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes,
         max_out: int = 1 << 62,
         slots: bytes | None = None,
+        proto: int = 0,
     ) -> tuple[bytes, int, int]:
         """Run the GET/MGET commands at the head of the buffer without building their argv
-        (the C fast lane; see `_lanes.c`): (replies, how many ran, the last one's kind: 1
-        GET, 2 MGET). Stops at anything else, which `next_requests` then parses exactly. The
-        caller has checked that nothing but the command itself decides these replies. Stops
-        once `max_out` bytes of replies are built (the rest waits for the next call); in
-        cluster mode, `slots` (16384 bytes) marks the slots served here: a command with a
+        (the C read lane; see `_lanes.c`): (replies, how many ran, the last one's kind: 1
+        GET, 2 MGET, 3 LRANGE, 4 HGETALL). With `proto` (2 or 3: the client's protocol) it
+        also runs `LRANGE key start stop` and `HGETALL key` of plain lists and hashes up to
+        1024 elements. Stops at anything else, which `next_requests` then parses exactly.
+        The caller has checked that nothing but the command itself decides these replies.
+        Stops once `max_out` bytes of replies are built (the rest waits for the next call);
+        in cluster mode, `slots` (16384 bytes) marks the slots served here: a command with a
         key elsewhere, or keys in two slots, stops the lane too."""
         scan = self._scan
         if (
@@ -561,10 +570,10 @@ class RequestParser:
             or scan.pos >= len(scan.buf)
         ):
             return b"", 0, 0
-        (pos, replies, count, last, self.lane_gets, self.lane_lookups, self.lane_misses,
-         self.lane_wrongtype) = _C_STRING_READS(
+        (pos, replies, count, last, self.lane_ran, self.lane_wrongtype, self.lane_lookups,
+         self.lane_misses) = _C_STRING_READS(
             scan.buf, scan.pos, db, expires, now, null, scan.max_bulk_len,
-            scan.max_multibulk_len, max_out, slots)
+            scan.max_multibulk_len, max_out, slots, proto)
         if count:
             scan.start = scan.pos = pos
             scan.discard_before(pos)

@@ -52,6 +52,8 @@ log = logging.getLogger("replproxy.session")
 # (parsed, or still in the parser) until they are sent, so a client that does not read holds
 # at most this plus one reply, however much it pipelined (see `ClientSession.more`).
 FEED_CHUNK = 256 * 1024
+# The read lane's last command (`RequestParser.string_reads`'s kind) as CLIENT LIST names it.
+_LANE_NAMES = (b"", b"get", b"mget", b"lrange", b"hgetall")
 
 
 @dataclass(eq=False)
@@ -196,7 +198,8 @@ class ClientSession(ReadContext):
                         replies, n, last = parser.string_reads(
                             ks.dbs[self.db], ks.expires[self.db], self.now,
                             reply.null(self.proto), FEED_CHUNK - batch,
-                            cluster.lane_slots(self) if cluster is not None else None)
+                            cluster.lane_slots(self) if cluster is not None else None,
+                            self.proto)
                         if n:
                             hub.fast_lane_ran(self, parser, n, hub.perf() - t0)
                             out.append(replies)
@@ -204,7 +207,7 @@ class ClientSession(ReadContext):
                             self.batch = batch
                             self.commands += n
                             hub.stats.total_commands += n
-                            self.last_cmd = b"get" if last == 1 else b"mget"
+                            self.last_cmd = _LANE_NAMES[last]
                             if batch >= FEED_CHUNK:
                                 self.more = True
                                 break

@@ -109,6 +109,8 @@ _PUBSUB_OK = frozenset(
     [b"ping", b"subscribe", b"ssubscribe", b"unsubscribe", b"sunsubscribe", b"psubscribe",
      b"punsubscribe", b"quit", b"reset"]
 )
+# The read lane's commands, in `RequestParser.lane_ran`'s order.
+_LANE_COMMANDS = (b"get", b"mget", b"lrange", b"hgetall")
 # Run at once even inside MULTI.
 _MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
 # Commands flagged `may_replicate` (the table hides the flag): with the read-only and write
@@ -683,20 +685,19 @@ class SessionHub:
         self.latency.maybe_add(event, ns // 1_000_000, self.wall())
 
     def fast_lane_ran(self, c: ClientSession, parser: RequestParser, n: int, ns: int) -> None:
-        """The GET/MGET lane ran `n` commands in `ns`: count them as `call()` would, once
-        per batch (the lane's speed is the point)."""
+        """The read lane ran `n` commands in `ns`: count them as `call()` would, once per
+        batch (the lane's speed is the point)."""
         ks = self.keyspace
         ks.stat_keyspace_misses += parser.lane_misses
         ks.stat_keyspace_hits += parser.lane_lookups - parser.lane_misses
-        gets = parser.lane_gets
         stats = self.cmdstats
-        if gets:
-            stats.record(b"get", ns * gets // n, gets)
-            if parser.lane_wrongtype:
-                stats.commands[b"get"].failed += parser.lane_wrongtype
-                stats.error_reply(b"-WRONGTYPE ", parser.lane_wrongtype)
-        if n > gets:
-            stats.record(b"mget", ns * (n - gets) // n, n - gets)
+        for name, ran, wrong in zip(_LANE_COMMANDS, parser.lane_ran, parser.lane_wrongtype,
+                                    strict=True):
+            if ran:
+                stats.record(name, ns * ran // n, ran)
+                if wrong:
+                    stats.commands[name].failed += wrong
+                    stats.error_reply(b"-WRONGTYPE ", wrong)
 
     @property
     def net_input_bytes(self) -> int:
