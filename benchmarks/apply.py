@@ -33,8 +33,8 @@ from replproxy.keyspace import Keyspace
 from replproxy.link.protocol import LinkConfig, LinkState, ReplicaLink
 from replproxy.replication import Replication
 from replproxy.resp.stream import StreamSplitter
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, available_kinds, start_server
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, available_kinds, start_server
 
 TESTS = "set,incr,lpush,rpush,sadd,hset,zadd,lpop,spop,mset"
 

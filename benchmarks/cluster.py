@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.reads import Result, Test, machine_note, run_benchmark, wait_replica
 from replproxy.cluster.slots import key_hash_slot
-from tests.clusters import (
+from tests.harness.clusters import (
     current_topology,
     start_cluster,
     start_supervisor,
     wait_relays_in_sync,
 )
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, available_kinds, start_server
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, available_kinds, start_server
 
 
 def tag_for(slots: list[tuple[int, int]]) -> str:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, available_kinds, start_server, wait_for
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, available_kinds, start_server, wait_for
 
 
 def pct(xs: list[float], q: float) -> float:

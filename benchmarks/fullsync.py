@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 
 from benchmarks.lag import py_spy_top
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 TIME_BAR = 1.3
 RSS_BAR = 1.3

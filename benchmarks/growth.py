@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 
 from benchmarks.fullsync import proc_mem
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server, wait_for
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server, wait_for
 
 FILL_LUA = """
 local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])

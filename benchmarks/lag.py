@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server, wait_for
 
 MIX = "set,incr,lpush,rpush,sadd,hset,zadd,lpop,spop,mset"
 # A pop on an empty key writes nothing: LPOP and SPOP run alone on what LPUSH / SADD wrote
@@ -286,7 +286,9 @@ def main() -> None:
         "comma-separated list of redis-benchmark tests to run alone",
     )
     ap.add_argument("--interval", type=float, default=0.020, help="sampling period (s)")
-    ap.add_argument("--kind", default="redis7", help="master and replica binary (tests.servers)")
+    ap.add_argument(
+        "--kind", default="redis7", help="master and replica binary (tests.harness.servers)"
+    )
     ap.add_argument("--quick", action="store_true", help="-n 60000, one pair per test")
     ap.add_argument("--profile", type=Path, help="py-spy the relay's first run of each test")
     args = ap.parse_args()

@@ -45,7 +45,7 @@ import redis
 
 from replproxy.rdb.reader import read_file, speedups_available
 from replproxy.rdb.writer import write_rdb
-from tests.servers import ServerKind, all_kinds, free_port, start_server
+from tests.harness.servers import ServerKind, all_kinds, free_port, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from replproxy.keyspace import Keyspace
 from replproxy.rdb.reader import read_file, speedups_available
 from replproxy.rdb.writer import write_rdb
-from tests.servers import ServerKind, available_kinds, start_server
+from tests.harness.servers import ServerKind, available_kinds, start_server
 
 FILL_LUA = """
 local n = tonumber(ARGV[1])

@@ -48,8 +48,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, available_kinds, free_port, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, available_kinds, free_port, start_server, wait_for
 
 BENCH = "redis-benchmark"
 BAR = 0.8
@@ -122,7 +122,7 @@ def run_benchmark(port: int, test: Test, pipeline: int, requests: int, clients: 
 
 
 def start_profiled_relay(upstream: str, profile: Path) -> RelayProcess:
-    """replproxy under cProfile, started like tests.relay.start_relay starts it."""
+    """replproxy under cProfile, started like tests.harness.relay.start_relay starts it."""
     d = Path(tempfile.mkdtemp(prefix="replproxy-prof-"))
     port, mport = free_port(), free_port()
     logfile = d / "relay.log"

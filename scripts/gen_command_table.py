@@ -2,7 +2,7 @@
 """Capture (or build from source) the command table of each server version into
 replproxy/data/commands-<server>-<major.minor>.json.gz. The format is docs/commandtable.md.
 
-How to run (from the repository root, with the test servers installed: tests/servers.py):
+How to run (from the repository root, with the test servers installed: tests/harness/servers.py):
 
     python scripts/gen_command_table.py                   # every server kind found
     python scripts/gen_command_table.py --kind redis62    # just one
@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts import command_table_source  # noqa: E402
-from tests.readcheck import RawConnection, reply_end  # noqa: E402
-from tests.servers import ServerKind, all_kinds, start_server  # noqa: E402
+from tests.harness.readcheck import RawConnection, reply_end  # noqa: E402
+from tests.harness.servers import ServerKind, all_kinds, start_server  # noqa: E402
 
 DATA_DIR = ROOT / "replproxy" / "data"
 SERVER_NAME = {

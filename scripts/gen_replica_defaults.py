@@ -3,7 +3,7 @@
 CONFIG GET *) into replproxy/data/replica-<server>-<major.minor>.json.gz; the format is
 docs/metrics.md ("INFO as a replica") and docs/configuration.md ("CONFIG GET").
 
-How to run (from the repository root, with the test servers installed: tests/servers.py):
+How to run (from the repository root, with the test servers installed: tests/harness/servers.py):
 
     python scripts/gen_replica_defaults.py                  # every server kind found
     python scripts/gen_replica_defaults.py --kind redis8    # just one
@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import (  # noqa: E402
+from tests.harness.servers import (  # noqa: E402
     RedisServer,
     ServerKind,
     all_kinds,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.relay import RelayProcess
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.relay import RelayProcess
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 KINDS = available_kinds()
 SHARED_RDB = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "rdb"

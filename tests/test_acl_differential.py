@@ -28,9 +28,9 @@ import pytest
 
 from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
-from tests.readcheck import Agg, parse_reply, read_reply
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.readcheck import Agg, parse_reply, read_reply
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 
 ACL_KINDS = [k for k in KINDS if k.name in ("redis7", "redis8", "valkey8")]
 

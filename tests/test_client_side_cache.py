@@ -19,8 +19,8 @@ import pytest
 import redis
 from redis.cache import CacheConfig, TrackingMode
 
-from tests.servers import ServerKind
-from tests.triple import Triple, triple
+from tests.harness.servers import ServerKind
+from tests.harness.triple import Triple, triple
 
 pytestmark = pytest.mark.client_dialect
 

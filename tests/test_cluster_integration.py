@@ -30,7 +30,8 @@ import redis
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 
 from replproxy.cluster.slots import key_hash_slot
-from tests.clusters import (
+from tests.conftest import KINDS
+from tests.harness.clusters import (
     Cluster,
     SupervisorProcess,
     current_topology,
@@ -38,9 +39,8 @@ from tests.clusters import (
     start_supervisor,
     wait_relays_in_sync,
 )
-from tests.conftest import KINDS
-from tests.relay import RelayProcess, start_relay
-from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay
+from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -905,7 +905,7 @@ def test_discovery_reads_the_topology_with_cluster_shards(env: Env) -> None:
 
 def test_discovery_reads_redis_6_with_cluster_slots() -> None:
     """Redis 6.2 has no CLUSTER SHARDS: CLUSTER SLOTS and CLUSTER NODES give the shards."""
-    from tests.servers import all_kinds
+    from tests.harness.servers import all_kinds
 
     kind = next((k for k in all_kinds() if k.name == "redis62"), None)
     if kind is None:

@@ -32,8 +32,8 @@ from replproxy.commandtable.table import CommandTable, table_for
 from replproxy.glob import stringmatch
 from replproxy.resp import reply
 from tests.conftest import KINDS
-from tests.readcheck import RawConnection, reply_end
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.readcheck import RawConnection, reply_end
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 # The kinds whose table has the 7.0 shape (subcommands, key specs, COMMAND DOCS).
 MODERN = [k for k in KINDS if k.version >= (7, 0, 0)]

@@ -22,9 +22,9 @@ import pytest
 
 from replproxy.commandtable.table import CommandTable, table_for
 from tests.conftest import KINDS
-from tests.readcheck import RawConnection
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.readcheck import RawConnection
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server
 from tests.test_commandtable import (
     GETKEYS_CASES,
     LIST_CASES,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 from tests.test_downstream_integration import PARTIAL_ACCEPTED, assert_same_digests, stats
 
 pytestmark = pytest.mark.timeout(300)

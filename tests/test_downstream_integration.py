@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import kind_by_name
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
-from tests.workload import Workload
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.workload import Workload
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import ServerKind, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import ServerKind, wait_for
+from tests.harness.workload import Workload
 from tests.test_downstream_integration import (
     DBS,
     PARTIAL_ACCEPTED,
@@ -17,7 +18,6 @@ from tests.test_downstream_integration import (
     replicate_from,
     stats,
 )
-from tests.workload import Workload
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.faultproxy import DOWN, UP, FaultProxy, ProxyConnection
-from tests.servers import wait_for
+from tests.harness.servers import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -24,9 +24,9 @@ import pytest
 import redis
 
 from tests.harness.faultproxy import DOWN, UP, FaultProxy, ProxyConnection
-from tests.relay import RelayProcess, start_relay
-from tests.servers import RedisServer, ServerKind, wait_for
-from tests.workload import Workload
+from tests.harness.relay import RelayProcess, start_relay
+from tests.harness.servers import RedisServer, ServerKind, wait_for
+from tests.harness.workload import Workload
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 

@@ -24,9 +24,9 @@ import redis
 import replproxy.keyspace.commands  # noqa: F401 - fills WRITE_COMMANDS
 from replproxy.keyspace import Keyspace
 from replproxy.rdb.model import HashValue
-from tests.appliers import run
-from tests.mirror import Mirror, assert_mirrors, raw_client, send
-from tests.servers import RedisServer, wait_for
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror, assert_mirrors, raw_client, send
+from tests.harness.servers import RedisServer, wait_for
 
 # ---- helpers ----
 

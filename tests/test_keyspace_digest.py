@@ -27,8 +27,8 @@ from replproxy.keyspace.digest import (
 )
 from replproxy.keyspace.values import ZSet
 from replproxy.rdb.model import HashValue, ModuleValue
-from tests.mirror import Mirror
-from tests.servers import RedisServer, ServerKind, wait_for
+from tests.harness.mirror import Mirror
+from tests.harness.servers import RedisServer, ServerKind, wait_for
 
 
 def _style(kind: ServerKind) -> DigestStyle:

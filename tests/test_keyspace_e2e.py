@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from tests.mirror import Mirror, compare_servers, compare_with_master
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, wait_for
-from tests.workload import Workload
+from tests.harness.mirror import Mirror, compare_servers, compare_with_master
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, wait_for
+from tests.harness.workload import Workload
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -19,9 +19,9 @@ from replproxy.keyspace.t_function import parse_function_dump
 from replproxy.rdb.encode import rdb_length, rdb_string
 from replproxy.rdb.encodings import crc64
 from replproxy.rdb.model import RDBError
-from tests.appliers import run
-from tests.mirror import Mirror, compare_with_master, raw_client
-from tests.servers import RedisServer
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror, compare_with_master, raw_client
+from tests.harness.servers import RedisServer
 
 
 def library(name: str, *functions: str, body: str = "return 1") -> bytes:

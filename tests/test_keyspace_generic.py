@@ -31,9 +31,9 @@ from replproxy.rdb.model import (
     StreamPendingEntry,
     StreamValue,
 )
-from tests.appliers import FixedClock, run
-from tests.mirror import Mirror, assert_mirrors, send
-from tests.servers import RedisServer
+from tests.harness.appliers import FixedClock, run
+from tests.harness.mirror import Mirror, assert_mirrors, send
+from tests.harness.servers import RedisServer
 
 DBS = 4
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from replproxy.keyspace import Keyspace, t_hll
-from tests.mirror import Mirror, compare_with_master
-from tests.servers import RedisServer
+from tests.harness.mirror import Mirror, compare_with_master
+from tests.harness.servers import RedisServer
 
 # ---- crafting elements: MurmurHash64A is invertible on 8-byte inputs ----
 

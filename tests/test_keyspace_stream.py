@@ -36,9 +36,9 @@ from replproxy.keyspace.t_stream import (
     parse_stream_id,
 )
 from replproxy.rdb.model import StreamValue
-from tests.appliers import run
-from tests.mirror import Mirror, raw_client, send, settle
-from tests.servers import RedisServer, ServerKind
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror, raw_client, send, settle
+from tests.harness.servers import RedisServer, ServerKind
 
 # ---- helpers ----
 

@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from replproxy.keyspace import ApplyError, Keyspace
-from tests.appliers import FixedClock, run
-from tests.mirror import Mirror, assert_mirrors, send
-from tests.servers import RedisServer, ServerKind
+from tests.harness.appliers import FixedClock, run
+from tests.harness.mirror import Mirror, assert_mirrors, send
+from tests.harness.servers import RedisServer, ServerKind
 
 # ---- helpers ----
 

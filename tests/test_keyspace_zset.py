@@ -42,10 +42,10 @@ from replproxy.keyspace.t_geo import (
     geohash_encode,
 )
 from replproxy.keyspace.values import ZSet
-from tests.appliers import run
-from tests.mirror import Mirror, compare_with_master, raw_client, send
-from tests.mirror import assert_mirrors as _assert_mirrors
-from tests.servers import RedisServer, wait_for
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror, compare_with_master, raw_client, send
+from tests.harness.mirror import assert_mirrors as _assert_mirrors
+from tests.harness.servers import RedisServer, wait_for
 
 # ---- helpers ----
 

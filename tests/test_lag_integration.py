@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.psync_stall_proxy import PsyncStallProxy
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, start_server, wait_for
+from tests.harness.psync_stall_proxy import PsyncStallProxy
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, start_server, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

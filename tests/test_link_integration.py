@@ -11,8 +11,8 @@ import signal
 
 import pytest
 
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

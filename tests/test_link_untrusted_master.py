@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from tests.harness.fakemaster import REPLID, FakeMaster, MasterPeer, command
-from tests.relay import RelayProcess, start_relay
-from tests.servers import wait_for
+from tests.harness.relay import RelayProcess, start_relay
+from tests.harness.servers import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

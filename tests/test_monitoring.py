@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from tests.conftest import KINDS
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, free_port, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, free_port, start_server, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

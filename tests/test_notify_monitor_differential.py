@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from tests.servers import ServerKind
-from tests.taps import Tap, first_difference, monitor_lines
-from tests.triple import Triple, triple
-from tests.workload import Workload
+from tests.harness.servers import ServerKind
+from tests.harness.taps import Tap, first_difference, monitor_lines
+from tests.harness.triple import Triple, triple
+from tests.harness.workload import Workload
 
 pytestmark = pytest.mark.client_dialect
 

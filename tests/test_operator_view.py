@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from tests.conftest import KINDS
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import (
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import (
     RedisServer,
     ServerKind,
     all_kinds,

@@ -42,10 +42,10 @@ from replproxy.rdb.writer import RDBEncodeError
 from replproxy.replication import NULL_REPLID, Position, Replication
 from replproxy.session.client import ClientSession
 from tests.conftest import KINDS
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, wait_for
+from tests.harness.workload import Workload
 from tests.test_keyspace_e2e import assert_same_dataset
-from tests.workload import Workload
 
 pytestmark = pytest.mark.timeout(120)
 

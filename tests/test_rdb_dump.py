@@ -31,7 +31,7 @@ from replproxy.rdb.model import (
     ZSetValue,
 )
 from replproxy.rdb.writer import CRC64
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.servers import RedisServer, ServerKind, start_server
 from tests.test_rdb_roundtrip import (
     comparable,
     native_version,

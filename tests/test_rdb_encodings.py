@@ -27,7 +27,7 @@ from replproxy.rdb.encodings import (
     lzf_decompress,
     ziplist_strings,
 )
-from tests.servers import RedisServer
+from tests.harness.servers import RedisServer
 
 # ---- an independent encoder for test blobs (ziplist.c / listpack.c / intset.c / zipmap.c) ----
 

@@ -48,7 +48,7 @@ from replproxy.rdb import (
     type_name,
 )
 from tests.conftest import KINDS, SHARED_RDB
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 FIXTURES = (
     sorted(str(p.relative_to(SHARED_RDB)) for p in SHARED_RDB.glob("*/*.rdb"))

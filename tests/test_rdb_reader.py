@@ -45,7 +45,7 @@ from replproxy.rdb import (
     read_file,
 )
 from tests.conftest import SHARED_RDB
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.servers import RedisServer, ServerKind, start_server
 from tests.test_rdb_encodings import make_listpack, make_ziplist
 from tests.test_rdb_fixtures import assert_matches_server, served_keyspace
 

@@ -48,7 +48,7 @@ from replproxy.rdb.model import (
 )
 from replproxy.rdb.writer import CRC64, dump_rdb, write_rdb
 from tests.conftest import KINDS
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 HAVE_READER = importlib.util.find_spec("replproxy.rdb.reader") is not None
 needs_reader = pytest.mark.skipif(not HAVE_READER, reason="replproxy.rdb.reader not present yet")

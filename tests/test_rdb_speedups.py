@@ -49,7 +49,7 @@ from replproxy.rdb.reader import (
     speedups_available,
 )
 from replproxy.rdb.writer import dump_rdb
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 CRC64 = anycrc.Model("CRC64-REDIS")
 NDBS = 16

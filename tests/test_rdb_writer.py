@@ -47,7 +47,7 @@ from replproxy.rdb.writer import (
     write_rdb,
 )
 from tests.conftest import KINDS
-from tests.servers import RedisServer, start_server
+from tests.harness.servers import RedisServer, start_server
 from tests.test_rdb_roundtrip import native_version, raw, read_stream
 
 HAVE_ENCODINGS = importlib.util.find_spec("replproxy.rdb.encodings") is not None

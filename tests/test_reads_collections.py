@@ -27,10 +27,10 @@ from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
 from replproxy.keyspace.t_hash import MAX_RANDOM_REPLY
 from replproxy.rdb.model import HashValue
 from replproxy.resp import reply
-from tests.appliers import run
-from tests.mirror import Mirror
-from tests.readcheck import Agg, ReadCheck, parse_reply
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror
+from tests.harness.readcheck import Agg, ReadCheck, parse_reply
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 # Redis 5 has neither RESP3 nor most of these commands (LPOS, HRANDFIELD, SMISMEMBER...).
 KINDS = [k for k in available_kinds() if k.major >= 7]

@@ -3,7 +3,7 @@ sockets to a REAL read-only replica (the oracle) and to the system under test, c
 by reply in RESP2 and in RESP3.
 
 Setup, per server kind (one module-scoped fixture): a real master is filled by the seeded
-workload (tests/workload.py) and edge-case keys (`readgen.add_edge_keys`), with its active
+workload (tests/harness/workload.py) and edge-case keys (`readgen.add_edge_keys`), with its active
 expiry off so nothing changes under the test; then a real replica and the system under test
 sync from it; more workload and edge keys arrive through the replication stream; TTLs that
 would run out during the test are pushed away, and a few keys are made logically expired (a
@@ -47,8 +47,8 @@ import redis
 
 from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
-from tests.readcheck import read_reply
-from tests.readgen import (
+from tests.harness.readcheck import read_reply
+from tests.harness.readgen import (
     REQUIRED,
     WRITE_LIKE,
     WRITES,
@@ -64,9 +64,9 @@ from tests.readgen import (
     is_error,
     parse,
 )
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
-from tests.workload import Workload
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.workload import Workload
 
 pytestmark = pytest.mark.client_dialect
 

@@ -30,9 +30,9 @@ from replproxy.keyspace.scan import ScanCursors, glob_matcher, parse_cursor
 from replproxy.rdb.model import ModuleValue
 from replproxy.resp import reply
 from tests.conftest import KINDS
-from tests.mirror import Mirror, master_value, raw_client
-from tests.readcheck import ReadCheck, reply_end
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.mirror import Mirror, master_value, raw_client
+from tests.harness.readcheck import ReadCheck, reply_end
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 pytestmark = pytest.mark.client_dialect
 

@@ -49,10 +49,10 @@ from replproxy.rdb.decoders import read_len, read_string
 from replproxy.rdb.model import StreamValue
 from replproxy.resp import reply
 from replproxy.resp.request import encode_command
-from tests.appliers import run
-from tests.mirror import Mirror
-from tests.readcheck import Agg, RawConnection, ReadCheck, parse_reply, read_reply
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.appliers import run
+from tests.harness.mirror import Mirror
+from tests.harness.readcheck import Agg, RawConnection, ReadCheck, parse_reply, read_reply
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 pytestmark = pytest.mark.client_dialect
 

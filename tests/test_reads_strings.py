@@ -20,9 +20,9 @@ import pytest
 
 from replproxy.keyspace import t_hll
 from tests.conftest import KINDS
-from tests.mirror import Mirror
-from tests.readcheck import ReadCheck
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.mirror import Mirror
+from tests.harness.readcheck import ReadCheck
+from tests.harness.servers import RedisServer, ServerKind, start_server
 from tests.test_keyspace_hll import element_for
 
 pytestmark = pytest.mark.client_dialect

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import KINDS
-from tests.mirror import Mirror, raw_client
-from tests.readcheck import ReadCheck, reply_end
-from tests.servers import RedisServer, ServerKind, start_server
+from tests.harness.mirror import Mirror, raw_client
+from tests.harness.readcheck import ReadCheck, reply_end
+from tests.harness.servers import RedisServer, ServerKind, start_server
 
 pytestmark = pytest.mark.client_dialect
 

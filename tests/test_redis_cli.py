@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import KINDS
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
@@ -198,7 +198,7 @@ def env(kind: ServerKind) -> Iterator[tuple[Pair, Dataset]]:
     master = start_server(kind)
     try:
         data = fill(master)
-        # The test servers gather replicas for 0 s (tests/servers.py); so does this relay.
+        # The test servers gather replicas for 0 s (tests/harness/servers.py); so does this relay.
         pair = start_pair(master, "--repl-diskless-sync-delay", "0")
         try:
             yield pair, data

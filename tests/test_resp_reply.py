@@ -55,7 +55,7 @@ from replproxy.resp import (
     simple_string,
     verbatim,
 )
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 # --- shapes ----------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from replproxy.resp import (
     split_args,
     string2ll,
 )
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 MODES = [True, False]
 MODE_IDS = ["hiredis", "pure"]

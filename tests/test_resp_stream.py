@@ -27,7 +27,7 @@ from replproxy.resp import (
     encode_command,
     stream,
 )
-from tests.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 MODES = [True, False]
 MODE_IDS = ["hiredis", "pure"]

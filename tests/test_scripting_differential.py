@@ -1,6 +1,6 @@
 """Scripting, differentially: hundreds of scripts and functions sent to a REAL read-only
 replica (the oracle) and to the relay, replicas of the same master, compared byte for byte
-in RESP2 and RESP3 (tests/scripting_cases.py lists them).
+in RESP2 and RESP3 (tests/harness/scripting_cases.py lists them).
 
 Per server kind (module-scoped): a master gets data of every type and a function library;
 a real replica and the relay sync from it (the library reaches both in the snapshot); a
@@ -33,9 +33,9 @@ import pytest
 from replproxy.keyspace.t_function import parse_function_dump
 from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
-from tests.readcheck import read_reply
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.scripting_cases import (
+from tests.harness.readcheck import read_reply
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.scripting_cases import (
     DATA,
     ORDER_DEPENDENT,
     SINGLE_LIBRARY,
@@ -44,7 +44,7 @@ from tests.scripting_cases import (
     UNORDERED,
     cases,
 )
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 
 pytestmark = pytest.mark.client_dialect
 

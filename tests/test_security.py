@@ -23,9 +23,9 @@ import pytest
 
 from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
-from tests.readcheck import read_reply
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
+from tests.harness.readcheck import read_reply
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
 SEC_KINDS = [k for k in KINDS if k.name in ("redis7", "redis8", "valkey8")]
 pytestmark = pytest.mark.skipif(not SEC_KINDS, reason="no redis7/redis8/valkey8 kind here")

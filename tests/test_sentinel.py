@@ -21,11 +21,11 @@ import redis
 
 from replproxy.config import parse_sentinel_addrs
 from replproxy.sentinel import switch_master_target
-from tests.relay import RelayProcess, start_relay
-from tests.servers import RedisServer, available_kinds, free_port, start_server, wait_for
+from tests.harness.relay import RelayProcess, start_relay
+from tests.harness.servers import RedisServer, available_kinds, free_port, start_server, wait_for
+from tests.harness.tlsutil import Certs
+from tests.harness.workload import Workload
 from tests.test_downstream_integration import DBS, offset_of
-from tests.tlsutil import Certs
-from tests.workload import Workload
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from replproxy.resp.request import encode_command
-from tests.readcheck import RawConnection, read_reply, reply_end
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, free_port, start_server, wait_for
+from tests.harness.readcheck import RawConnection, read_reply, reply_end
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, free_port, start_server, wait_for
 
 # The relay's reference paths: per-client tasks doing their own I/O instead of the reactor,
 # and no C fast lanes (GET/MGET, WITHSCORES replies, bulk arrays). Used where epoll or a

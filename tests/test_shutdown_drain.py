@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.relay import start_relay, upstream_url
-from tests.servers import RedisServer, available_kinds, start_server, wait_for
+from tests.harness.relay import start_relay, upstream_url
+from tests.harness.servers import RedisServer, available_kinds, start_server, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -27,16 +27,16 @@ from replproxy.tls import (
     server_context,
 )
 from tests.conftest import kind_by_name
-from tests.relay import RelayProcess, upstream_url
-from tests.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.relay import RelayProcess, upstream_url
+from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.tlsutil import Certs, start_tls_relay, start_tls_server
+from tests.harness.workload import Workload
 from tests.test_downstream_integration import (
     DBS,
     PARTIAL_ACCEPTED,
     assert_same_digests,
     stats,
 )
-from tests.tlsutil import Certs, start_tls_relay, start_tls_server
-from tests.workload import Workload
 
 pytestmark = pytest.mark.timeout(240)
 

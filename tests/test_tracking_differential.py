@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RedisServer, ServerKind
-from tests.taps import Tap, first_difference
-from tests.triple import Triple, triple
+from tests.harness.servers import RedisServer, ServerKind
+from tests.harness.taps import Tap, first_difference
+from tests.harness.triple import Triple, triple
 
 pytestmark = pytest.mark.client_dialect
 

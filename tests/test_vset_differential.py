@@ -53,10 +53,10 @@ import pytest
 import redis
 
 from replproxy.resp.request import encode_command
-from tests.readcheck import read_reply
-from tests.readgen import Node, parse
-from tests.relay import RelayProcess, start_relay, upstream_url
-from tests.servers import RedisServer, all_kinds, start_server, wait_for
+from tests.harness.readcheck import read_reply
+from tests.harness.readgen import Node, parse
+from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.servers import RedisServer, all_kinds, start_server, wait_for
 
 SEED = int(os.environ.get("VSET_DIFF_SEED", "8203"))
 STEPS = int(os.environ.get("VSET_DIFF_STEPS", "3000"))

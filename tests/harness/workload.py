@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from tests.servers import RedisServer
+from tests.harness.servers import RedisServer
 
 LIBRARY = """#!lua name=wl
 redis.register_function('wl_write', function(keys, args)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_for
+from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
 
 def cli_binary(kind: ServerKind) -> str:

@@ -32,8 +32,8 @@ from replproxy.link.protocol import (
 )
 from replproxy.rdb.model import HashValue, StreamValue
 from replproxy.replication import Replication
-from tests.relay import RelayProcess
-from tests.servers import RedisServer
+from tests.harness.relay import RelayProcess
+from tests.harness.servers import RedisServer
 
 
 class Mirror:

@@ -2,7 +2,7 @@
 
 `ReadCheck(master, mirror)` sends a command over a raw socket to the real server (RESP2, or
 RESP3 after `HELLO 3`) and calls replproxy's handler from `READ_COMMANDS` on the mirror's
-keyspace (a `tests.mirror.Mirror` synced from that master), and returns both replies as
+keyspace (a `tests.harness.mirror.Mirror` synced from that master), and returns both replies as
 bytes, exactly as they would go on the wire. The dispatcher's own checks (arity, unknown
 commands) are not involved: those are tested through a running relay.
 
@@ -22,8 +22,8 @@ from replproxy.args import now_ms
 from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
 from replproxy.resp import reply
 from replproxy.resp.request import encode_command
-from tests.mirror import Mirror
-from tests.servers import RedisServer
+from tests.harness.mirror import Mirror
+from tests.harness.servers import RedisServer
 
 
 def read_reply(sock: socket.socket, buf: bytearray) -> bytes:

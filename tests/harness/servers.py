@@ -85,7 +85,7 @@ def _wheel_binary(module: str) -> str | None:
     return str(path) if path.exists() else None
 
 
-REDIS5_UNPACKED = Path(__file__).resolve().parent.parent / ".servers/redis5/redis_server/bin"
+REDIS5_UNPACKED = Path(__file__).resolve().parents[2] / ".servers/redis5/redis_server/bin"
 
 
 def _unpacked(bindir: Path) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from tests.servers import RedisServer, free_port, wait_for
+from tests.harness.servers import RedisServer, free_port, wait_for
 
 
 @dataclass

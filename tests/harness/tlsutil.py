@@ -17,8 +17,8 @@ from typing import Any
 import redis
 import trustme
 
-from tests.relay import RelayProcess, start_relay
-from tests.servers import RedisServer, ServerKind, free_port, start_server, wait_until_up
+from tests.harness.relay import RelayProcess, start_relay
+from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_until_up
 
 
 @dataclass
