@@ -110,25 +110,34 @@ class MasterDialect:
         return self.at_least((7, 2), (0,))
 
     @cached_property
+    def listpack_config_names(self) -> bool:
+        """The `*-max-listpack-*` config names (aliases of `*-max-ziplist-*`) exist from
+        Redis 7.0."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
     def listpack_lists(self) -> bool:
         """Small lists are plain listpacks (not quicklists) from Redis 7.2 / Valkey."""
         return self.at_least((7, 2), (0,))
 
     @cached_property
     def embedded_keys(self) -> bool:
-        """Valkey 8 embeds the key (and TTL) in the value object: embstr limits, MEMORY USAGE
-        and OBJECT REFCOUNT (no shared integers) follow."""
-        return self.at_least(None, (8, 0))
+        """Valkey 8 and Redis 8 (its `kvobj`) embed the key (and TTL) in the value object:
+        embstr limits and OBJECT REFCOUNT (no shared integers) follow; measured on Valkey
+        8.1.8 and Redis 8.2.3, which agree."""
+        return self.at_least((8, 0), (8, 0))
 
     @cached_property
     def shared_integers(self) -> bool:
-        """Strings 0..9999 are Redis's shared objects (OBJECT REFCOUNT 2147483647)."""
-        return not self.valkey
+        """Strings 0..9999 are shared objects (OBJECT REFCOUNT 2147483647), until keys are
+        embedded in their values (a shared object cannot hold a key)."""
+        return not self.embedded_keys
 
     @cached_property
-    def getrange_empty_outside(self) -> bool:
-        """GETRANGE of a range wholly before or after the string is empty (Redis 8.0, #12272)."""
-        return self.at_least((8, 0), None)
+    def valkey_hashtable(self) -> bool:
+        """Valkey 8's own hash table (64-byte buckets of 7, entries embedding their key)
+        instead of Redis's dict: MEMORY USAGE follows."""
+        return self.at_least(None, (8, 0))
 
     @cached_property
     def bit_range_args_first(self) -> bool:
@@ -161,9 +170,10 @@ class MasterDialect:
         return self.at_least((8, 0), (8, 0))
 
     @cached_property
-    def valkey_scan_cursor(self) -> bool:
-        """Cursors parsed by `string2ull` (Valkey) rather than `strtoul` (Redis)."""
-        return self.valkey
+    def scan_cursor_string2ull(self) -> bool:
+        """Cursors parsed by `string2ull` (Redis 7.4, with the 64-bit cursors of #11695;
+        Valkey 8) rather than `strtoul`: "" and "-5" are invalid cursors."""
+        return self.at_least((7, 4), (8, 0))
 
     @cached_property
     def glob_nesting_limit(self) -> bool:
@@ -213,6 +223,13 @@ class MasterDialect:
             return 60
         return 50
 
+    @cached_property
+    def geo_coords_as_doubles(self) -> bool:
+        """GEOPOS and WITHCOORD print coordinates with `addReplyDouble` (the version's
+        double text) from Redis 8.0 (redis#13494); before, and on Valkey, as a human long
+        double (`%.17Lf` trimmed)."""
+        return self.at_least((8, 0), None)
+
     # Streams (t_stream).
 
     @cached_property
@@ -233,13 +250,33 @@ class MasterDialect:
         return self.at_least((7, 0), (0,))
 
     @cached_property
-    def stream_replay_entries_read(self) -> bool:
-        """XREADGROUP moves `entries_read` without propagating it (Redis 7.0-7.2, Valkey
-        before 8): the replica's counter is what the XCLAIMs leave (redis#12898)."""
+    def stream_entries_read_unpropagated(self) -> bool:
+        """XREADGROUP moves `entries_read` on the master without propagating it (Redis
+        7.0-7.2, Valkey before 8, redis#12898): a replica's counter is what the XCLAIMs'
+        LASTID leave it (the last ID moves, the counter does not), and the relay, answering
+        as that replica, keeps the same stale counter."""
         v = self.version
         if self.valkey:
             return v < (8, 0, 0)
         return (7, 0, 0) <= v < (7, 4, 0)
+
+    @cached_property
+    def stream_entries_read_clamp(self) -> bool:
+        """XGROUP CREATE/SETID lower an ENTRIESREAD past the stream's entries-added to it
+        (redis#14257, in the 8.2 line: a real 8.2.3 does it, 7.0 and Valkey 8.1 do not)."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
+    def xread_plus_last_live_entry(self) -> bool:
+        """XREAD's `+` reads the last live entry even when the last one added was deleted,
+        and an empty stream answers nothing, not "the stream last element ID is 0-0"
+        (Redis 8.0, redis#13632; Valkey 8.1 still errors, valkey#2728)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def xread_unbalanced_mentions_plus(self) -> bool:
+        """XREAD's unbalanced-streams error lists `+` among the IDs (Redis 8.0)."""
+        return self.at_least((8, 0), None)
 
     @cached_property
     def xinfo_shapes(self) -> tuple[bool, bool, bool]:

@@ -35,13 +35,17 @@ None or a one-line reason. Rules (see notes section 4b for why each is needed):
 
 from __future__ import annotations
 
+import contextlib
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+
+from replproxy.dialect import MasterDialect
 
 Node = tuple[str, Any]
 Argv = list[bytes]
@@ -140,7 +144,9 @@ class KeyInfo:
 
     @property
     def compact(self) -> bool:
-        return self.encoding in ("listpack", "ziplist", "intset")
+        """Encoded in one buffer (not a hash table): its elements come in a defined order
+        and a *SCAN answers them all with cursor 0."""
+        return self.encoding in ("listpack", "listpackex", "ziplist", "intset")
 
 
 @dataclass
@@ -216,6 +222,8 @@ def build_catalog(client_for_db: Callable[[int], redis.Redis], dbs: list[int],
                     p.zrange(k, 0, -1, withscores=True)
                 elif t == "stream":
                     p.xrange(k)
+                elif t == "vectorset":
+                    p.execute_command("VRANDMEMBER", k, 100_000)  # every element, once
                 else:
                     p.type(k)
             contents = p.execute()
@@ -277,6 +285,34 @@ command|list command|getkeys config|get multi exec discard watch unwatch subscri
 psubscribe punsubscribe pubsub|channels pubsub|numsub pubsub|numpat readonly readwrite wait
 """
 REQUIRED = frozenset(_REQUIRED_TEXT.split())
+# Connection and server commands every version answers (not flagged readonly).
+_SESSION_TEXT = """
+ping echo select auth client|getname client|setname client|id info role time lastsave
+dbsize command|count command|info command|getkeys config|get multi exec discard watch
+unwatch subscribe unsubscribe psubscribe punsubscribe pubsub|channels pubsub|numsub
+pubsub|numpat readonly readwrite wait
+"""
+# Readonly-flagged table entries that are not client reads: replication handshakes, the
+# security traps, containers (their subcommands are counted), and the Lua reads the relay
+# documents as unsupported (generated among the writes, compared to that error).
+_NOT_CLIENT_READS = frozenset({"psync", "sync", "host:", "post", "memory", "object", "xinfo",
+                               "eval_ro", "evalsha_ro", "fcall_ro"})
+
+
+def required_reads(dialect: MasterDialect) -> frozenset[str]:
+    """Every read command of the master's version (its command table's `readonly`
+    commands, subcommands by `container|sub`), plus the connection and server commands a
+    replica answers: what a stream of `ReadGen(..., dialect)` must cover."""
+    table = dialect.command_table
+    names = set(_SESSION_TEXT.split())
+    if dialect.at_least((7, 0), (0,)):
+        names |= {"command|docs", "command|list", "function|list", "function|dump",
+                  "function|stats"}
+    for spec in table:
+        for s in (spec, *spec.subcommands.values()):
+            if "readonly" in s.flags and "write" not in s.flags:
+                names.add(s.name.decode())
+    return frozenset(names - _NOT_CLIENT_READS)
 
 BAD_INTS = ["abc", "1.5", "", " 1", "+1", "0x10", "1e3", "nan", "-0", "007",
             "9223372036854775807", "-9223372036854775808", "9223372036854775808",
@@ -369,6 +405,15 @@ ENCODINGS = {
 }
 
 
+def _is_int(m: bytes) -> bool:
+    """An intset member: `string2ll` succeeds (canonical decimal in the int64 range)."""
+    try:
+        v = int(m)
+    except ValueError:
+        return False
+    return str(v).encode() == m and -(2**63) <= v < 2**63
+
+
 def b(x: object) -> bytes:
     if isinstance(x, bytes):
         return x
@@ -380,8 +425,10 @@ def b(x: object) -> bytes:
 class ReadGen:
     """Random read commands over the catalogue's data; `steps(n)` yields n steps."""
 
-    def __init__(self, catalog: Catalog, seed: int) -> None:
+    def __init__(self, catalog: Catalog, seed: int,
+                 dialect: MasterDialect | None = None) -> None:
         self.cat = catalog
+        self.dialect = dialect or MasterDialect()
         self.rng = random.Random(seed)
         self.db = 0
         self.dbs = sorted(catalog.dbs)
@@ -392,8 +439,10 @@ class ReadGen:
             (8, self.f_hash), (7, self.f_list), (8, self.f_set), (12, self.f_zset),
             (6, self.f_stream), (4, self.f_geo), (7, self.f_server), (3, self.f_write),
             (1.5, self.f_unknown), (3, self.f_arity), (2, self.f_transaction),
-            (0.5, self.f_pubsub), (3, self.f_scan), (2, self.f_select),
+            (0.5, self.f_pubsub), (3, self.f_scan), (2, self.f_select), (2, self.f_misc),
         ]
+        if self.dialect.at_least((8, 0), None):
+            fams.append((4, self.f_vset))
         self.fams = fams
         self.total = sum(w for w, _ in fams)
 
@@ -489,12 +538,18 @@ class ReadGen:
         return self.bad_int()
 
     def count(self) -> str:
+        """A count for SRANDMEMBER / HRANDFIELD / ZRANDMEMBER."""
         r = self.rng.random()
         if r < 0.6:
             return str(self.rng.choice([0, 1, 2, 3, 5, 10, 50, 1000]))
         if r < 0.85:
             return str(self.rng.choice([-1, -2, -5, -50]))
-        return self.bad_int()
+        bad = self.bad_int()
+        if bad == "-9223372036854775808" and not self.dialect.at_least((7, 0), (0,)):
+            # Before 7.0 there is no range check: a real replica crashes on LLONG_MIN
+            # (6.2.5) or builds a reply of 2^63 elements (5.0). Nothing to compare.
+            return "-1000"
+        return bad
 
     def member(self, info: KeyInfo | None) -> bytes:
         """An element of the key (member, field, list element, stream id...) or not one."""
@@ -706,8 +761,9 @@ class ReadGen:
         if c == 10:
             sub = self.rotate("object", ["encoding", "idletime", "freq", "refcount",
                                          "encoding", "help", "foo", "ENCODING"])
-            rule = {"encoding": "encoding", "idletime": "int_or_null"}.get(sub.lower(),
-                                                                           "exact")
+            # Idle times run with each server's clock; everything else is exact (OBJECT
+            # ENCODING included: the relay models each value's conversion history).
+            rule = "int_or_null" if sub.lower() == "idletime" else "exact"
             args: list[object] = [sub] if sub == "help" else [sub, k]
             if sub == "help" and self.chance(0.3):
                 args.append("extra")
@@ -837,9 +893,10 @@ class ReadGen:
     def f_set(self) -> Step:
         k, info = self.pick("set")
         c = self.rng.randrange(13)
-        # Intsets are sorted, so their order is defined; listpack sets too on Redis, but the
-        # brief (and notes 4b) treat Valkey's listpack sets as unordered.
-        ordered = info is None or info.type != "set" or info.encoding == "intset"
+        # Intsets are sorted and listpack sets (7.2+, Valkey) keep insertion order: a
+        # defined order the relay must follow. Hash tables iterate in each server's own
+        # (seeded) order, which differs between any two real replicas.
+        ordered = info is None or info.type != "set" or info.compact
         if c == 0:
             return self.call("scard", k)
         if c == 1:
@@ -850,7 +907,9 @@ class ReadGen:
             return self.call("smembers", k, rule="exact" if ordered else "multiset")
         if c in (4, 5):
             cmd = self.rng.choice(["sinter", "sunion", "sdiff"])
-            return self.call(cmd, *self.keys("set", 1, 4), rule="multiset")
+            keys = self.keys("set", 1, 4)
+            return self.call(cmd, *keys,
+                             rule="exact" if self.setop_ordered(cmd, keys) else "multiset")
         if c == 6:
             keys = self.keys("set", 1, 4)
             nk = self.rng.choice([str(len(keys))] * 4 + ["0", "-1", str(len(keys) + 1), "abc"])
@@ -872,7 +931,7 @@ class ReadGen:
         if c == 10:
             k2, i2 = self.pick("zset")
             return self.call("smembers", k2, rule="multiset" if i2 is not None and
-                             i2.type == "set" and i2.encoding != "intset" else "exact")
+                             i2.type == "set" and not i2.compact else "exact")
         if c == 11:
             return self.call("sismember", k, self.rng.choice([b"1", b"0", b"-1", b"01",
                                                               b"1.0", b"nomember"]))
@@ -1311,6 +1370,109 @@ class ReadGen:
             Call([b"ping"]),
         ]
 
+    def setop_ordered(self, cmd: str, keys: list[bytes]) -> bool:
+        """Whether SINTER/SUNION/SDIFF of `keys` answers in an order two real replicas
+        share: SINTER walks its smallest set, SUNION/SDIFF fill a new set (an intset while
+        every member is an integer, then a listpack on 7.2+/Valkey, then a hash table) from
+        the sources in their order; a hash table anywhere on the way makes it hash order."""
+        db = self.cat.db(self.db)
+        infos = {k.name: k for k in db.keys}
+        sets = [infos.get(k) for k in keys]
+        live = [i for i in sets if i is not None]
+        if any(i.type != "set" for i in live):
+            return True  # WRONGTYPE: an error, compared exactly
+        if cmd == "sinter":
+            if len(live) < len(sets) or not live:
+                return True  # a missing key: empty
+            least = min(len(i.content) for i in live)
+            return all(i.compact for i in live if len(i.content) == least)
+        if not all(i.compact for i in live):
+            return False
+        if cmd == "sdiff" and (not sets or sets[0] is None):
+            return True  # nothing to subtract from: empty
+        result: set[bytes] = set()
+        for i in live:
+            result |= i.content
+        if all(_is_int(m) for m in result) and len(result) <= 512:
+            return True
+        return self.dialect.listpack_sets and len(result) <= 128 and all(
+            len(m) <= 64 for m in result)
+
+    def f_misc(self) -> Step:
+        """Reads few clients use but a replica answers: LOLWUT, STRALGO (6.2), the function
+        reads (7.0+), CLIENT NO-TOUCH / SETINFO / NO-EVICT, OBJECT FREQ."""
+        r = self.rng
+        c = int(self.rotate("misc", [str(i) for i in range(10)]))
+        if c == 0:
+            return self.call("lolwut", *r.choice([[], ["VERSION", "5"], ["VERSION", "6"],
+                                                  ["VERSION", "7"], ["VERSION", "8"],
+                                                  ["VERSION", "abc"], ["foo"]]), rule="lolwut")
+        if c == 1:
+            k1, k2 = self.key("string"), self.key("string")
+            args = r.choice([["LCS", "KEYS", k1, k2], ["LCS", "KEYS", k1, k2, "LEN"],
+                             ["LCS", "STRINGS", "ohmytext", "mynewtext", "IDX",
+                              "WITHMATCHLEN"], ["FOO"], ["LCS", "STRINGS", "a"]])
+            return self.call("stralgo", *args)
+        if c in (2, 3):
+            sub = self.rotate("function", ["list", "list withcode", "list libraryname w*",
+                                           "list libraryname nolib", "dump", "stats", "help",
+                                           "list foo"])
+            return self.call("function", *sub.split())
+        if c == 4:
+            return self.call("client", "no-touch", r.choice(["on", "off", "maybe"]))
+        if c == 5:
+            return self.call("client", "setinfo", *r.choice([
+                ["lib-name", "redis-py"], ["lib-ver", "1.2.3"], ["lib-name", "a b"],
+                ["foo", "x"], ["lib-name"]]))
+        if c == 6:
+            return self.call("client", "no-evict", r.choice(["on", "off", "x"]))
+        if c == 7:
+            return self.call("object", "freq", self.key(r.choice(["string", "hash"])))
+        if c == 8:
+            return self.call("script", "exists", "0" * 40,
+                             "e0e1f9fabfc9d4800c877a703b823ac0578ff8db")
+        return self.call("touch", *self.keys(r.choice(["string", "zset"]), 1, 3))
+
+    def f_vset(self) -> Step:
+        """Vector set reads (Redis 8). Exact where two replicas agree (elements, vectors,
+        attributes, exact similarity with TRUTH); by properties where each server's own
+        random HNSW levels decide (VLINKS, VRANDMEMBER, VSIM's walk, VINFO max-level)."""
+        k, info = self.pick("vectorset")
+        els = info.content if info is not None and isinstance(info.content, list) else []
+
+        def el() -> bytes:
+            return self.rng.choice(els) if els and self.chance(0.85) else b"nosuch"
+
+        c = self.rng.randrange(9)
+        if c == 0:
+            return self.call("vcard", k)
+        if c == 1:
+            return self.call("vdim", k)
+        if c == 2:
+            return self.call("vemb", k, el(), *(["RAW"] if self.chance(0.3) else []))
+        if c == 3:
+            return self.call("vgetattr", k, el())
+        if c == 4:
+            return self.call("vismember", k, el())
+        if c == 5:
+            return self.call("vinfo", k, rule="vinfo")
+        if c == 6:
+            args: list[object] = [k, "ELE", el(), "TRUTH"]
+            if self.chance(0.5):
+                args += ["WITHSCORES"]
+            if self.chance(0.4):
+                args += ["COUNT", self.rng.choice(["1", "3", "10", "0", "-1", "abc"])]
+            if self.chance(0.3):
+                args += ["FILTER", self.rng.choice([".n > 50", ".n == 1", ".s == \"x\"",
+                                                    "bad ("])]
+            return self.call("vsim", *args)
+        if c == 7:
+            return self.call("vrandmember", k, *([self.rng.choice(["1", "3", "-3", "100"])]
+                                                 if self.chance(0.7) else []),
+                             rule="vrandmember", arg=set(els))
+        return self.call("vlinks", k, el(), *(["WITHSCORES"] if self.chance(0.4) else []),
+                         rule="kind")
+
     def scan_call(self, cmd: str, k: bytes, info: KeyInfo | None) -> Step:
         args: list[object] = [k, "0"]
         if self.chance(0.1):
@@ -1324,8 +1486,7 @@ class ReadGen:
             args.append("NOVALUES")  # Redis 7.4+ / Valkey 8
         if self.chance(0.03):
             args.append("FOO")
-        compact = info is not None and info.compact and not (
-            info.type == "set" and info.encoding == "listpack")
+        compact = info is not None and info.compact
         return self.call(cmd, *args, rule="scan",
                          arg={"cursor": 2, "pairs": cmd in ("hscan", "zscan") and
                               "NOVALUES" not in args, "exact_first": compact, "db": self.db})
@@ -1580,7 +1741,59 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
         return None
     if rule == "hello":
         return _hello_rule(po, ps)
+    if rule == "lolwut":
+        return _lolwut_rule(po, ps)
+    if rule == "vinfo":
+        return None if _vinfo_mask(po) == _vinfo_mask(ps) else \
+            "replies differ (max-level, vset-uid masked)"
+    if rule == "vrandmember":
+        return _vrandmember_rule(call, po, ps)
     return "unknown rule " + rule
+
+
+_BRAILLE = re.compile("[\u2800-\u28ff]")
+
+
+def _lolwut_rule(po: Node, ps: Node) -> str | None:
+    """LOLWUT: the art is drawn with the server's own random numbers (Schotter, Sunshine);
+    the same shape (lines and their lengths, the drawing characters masked) and the same
+    words (the caption and `Redis ver. x.y.z`)."""
+    if po[0] != ps[0]:
+        return f"reply types differ ({po[0]!r} vs {ps[0]!r})"
+    to, ts = _text(po), _text(ps)
+    if to is None or ts is None:
+        return "not a string"
+    mo = _BRAILLE.sub("?", to.decode("utf-8", "replace"))
+    ms = _BRAILLE.sub("?", ts.decode("utf-8", "replace"))
+    return None if mo == ms else "different text (art masked)"
+
+
+def _vinfo_mask(n: Node) -> Node:
+    """VINFO with the fields decided by each server's own randomness or process masked."""
+    pairs = _pairs(n)
+    if pairs is None:
+        return n
+    return ("%", tuple((k, ("?", None) if _text(k) in (b"max-level", b"vset-uid") else v)
+                       for k, v in pairs))
+
+
+def _vrandmember_rule(call: Call, po: Node, ps: Node) -> str | None:
+    """VRANDMEMBER walks the server's own graph: members of the set, the same count, and
+    distinct for a positive count."""
+    if (err := _same_kind(po, ps)) is not None:
+        return err
+    members = call.arg or set()
+    if len(call.argv) == 2:
+        return None if ps[1] is None or ps[1] in members else f"{ps[1]!r} is not a member"
+    oi, si = _elems(po), _elems(ps)
+    if oi is None or si is None or len(oi) != len(si):
+        return "different sizes"
+    got = [_text(e) for e in si]
+    if any(m not in members for m in got):
+        return "not members of the set"
+    if int(call.argv[2]) > 0 and len(set(got)) != len(got):
+        return "repeated members for a positive count"
+    return None
 
 
 def _fields(line: bytes) -> dict[bytes, bytes]:
@@ -1619,8 +1832,9 @@ def _info_rule(po: Node, ps: Node) -> str | None:
 
 
 def _hello_rule(po: Node, ps: Node) -> str | None:
-    """HELLO: the same keys in the same order; server, proto, mode, role and modules equal;
-    id an integer and version a string (they differ legitimately)."""
+    """HELLO: the same keys in the same order; server, version, proto, mode, role and
+    modules equal (the relay reports its master's); id an integer (each server numbers its
+    own connections)."""
     if po[0] != ps[0]:
         return f"reply types differ ({po[0]!r} vs {ps[0]!r})"
     a, z = _pairs(po), _pairs(ps)
@@ -1629,7 +1843,7 @@ def _hello_rule(po: Node, ps: Node) -> str | None:
     if [k for k, _ in a] != [k for k, _ in z]:
         return "different keys"
     da, dz = dict(a), dict(z)
-    for k in (b"server", b"proto", b"mode", b"role", b"modules"):
+    for k in (b"server", b"version", b"proto", b"mode", b"role", b"modules"):
         key = ("$", k)
         if da.get(key) != dz.get(key):
             return f"{k.decode()} differs"
@@ -1693,7 +1907,8 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     c.xreadgroup("g1", "c1", {k("stream"): ">"}, count=5)
     c.xreadgroup("g1", "c2", {k("stream"): ">"}, count=3)
     c.xack(k("stream"), "g1", "2-2")
-    c.xgroup_createconsumer(k("stream"), "g3", "lazy")
+    with contextlib.suppress(redis.ResponseError):  # Redis 6.2+
+        c.xgroup_createconsumer(k("stream"), "g3", "lazy")
     c.xdel(k("stream"), "7-1", "8-2")
     c.xadd(k("xempty"), {"f": "v"}, id="5-5")
     c.xdel(k("xempty"), "5-5")

@@ -180,9 +180,9 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
     master matters (stream nodes preallocated, big encodings kept after shrinking, sds
     slack, an allocator other than jemalloc) the master's figure can differ by tens of
     percent either way."""
-    valkey = dialect.embedded_keys
+    valkey = dialect.valkey_hashtable
     enc = object_encoding(key, value, dialect, has_ttl)
-    if valkey:
+    if dialect.embedded_keys:
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:
             if enc == b"int":

@@ -96,7 +96,7 @@ def tainted(ks: Keyspace, db: int, key: bytes) -> bool:
 @write_command("del", "unlink", keys=(1, -1, 1))
 def del_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for key in argv[1:]:
-        ks.delete(db, key)
+        ks.delete(db, key, fresh=True)
 
 
 @write_command("persist")
@@ -172,10 +172,10 @@ def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, valu
     """Move a value with its TTL (and its unsupported mark) to another key or DB."""
     marked = tainted(ks, db, key)
     when = ks.get_expire(db, key)
-    ks.set(to_db, to_key, value)
+    ks.set(to_db, to_key, value, fresh=True)
     if when is not None:
         ks.set_expire(to_db, to_key, when)
-    ks.delete(db, key)
+    ks.delete(db, key, fresh=True)
     if marked:
         ks.unsupported_keys.add((to_db, to_key))
 
@@ -228,7 +228,7 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     marked = tainted(ks, db, src)
     when = ks.get_expire(db, src)
-    ks.set(dst_db, dst, duplicate(value))
+    ks.set(dst_db, dst, duplicate(value), fresh=True)
     if when is not None:
         ks.set_expire(dst_db, dst, when)
     if marked:
@@ -322,7 +322,7 @@ def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         value = ZSet(value)
     if ttl and not absttl:
         ttl += ks.now_ms()
-    ks.set(db, key, value)
+    ks.set(db, key, value, fresh=True)
     if ttl:
         ks.set_expire(db, key, ttl)
 

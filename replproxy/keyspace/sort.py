@@ -244,9 +244,9 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
                 got = _by_pattern(get, pattern, elem)
                 result.append(b"" if got is None else got)
     if result:
-        ks.set(db, storekey, result)
+        ks.set(db, storekey, result, fresh=True)
     else:
-        ks.delete(db, storekey)
+        ks.delete(db, storekey, fresh=True)
     if tainted(ks, db, argv[1]):
         ks.unsupported_keys.add((db, storekey))
 

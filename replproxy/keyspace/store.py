@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from replproxy.args import now_ms as _now_ms
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
-from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
+from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS, WriteCommand
 from replproxy.keyspace.scan import ScanCursors
 from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
 from replproxy.speedups import c_function
@@ -75,16 +75,22 @@ class Keyspace:
             v = self.dbs[db][key] = _zset(v)
         return v
 
-    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
-        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does)."""
+    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False,
+            fresh: bool = False) -> None:
+        """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does).
+
+        `fresh`: the value comes wholly from the command's arguments (SET, RESTORE, a
+        *STORE destination), not from the key's old value, so a key marked unsupported is
+        trustworthy again. Every other store (APPEND, a collection created by its first
+        element...) leaves the mark: see `unsupported_keys`."""
         self.dbs[db][key] = value
         if not keepttl:
             expires = self.expires[db]
             if expires:
                 expires.pop(key, None)
-        # `touched`, inlined: this is the hottest write path.
-        if self.unsupported_keys:
+        if fresh and self.unsupported_keys:
             self.unsupported_keys.discard((db, key))
+        # `touched`, inlined: this is the hottest write path.
         if self.on_key_modified is not None:
             self.on_key_modified(db, key)
 
@@ -101,13 +107,21 @@ class Keyspace:
             if expires:
                 for k in items[start::2]:
                     expires.pop(k, None)
-        if self.unsupported_keys or self.on_key_modified is not None:
+        if self.unsupported_keys:  # MSET replaces whole values: the keys are fresh
+            for k in items[start::2]:
+                self.unsupported_keys.discard((db, k))
+        if self.on_key_modified is not None:
             for k in items[start::2]:
                 self.touched(db, k)
 
-    def delete(self, db: int, key: bytes) -> bool:
+    def delete(self, db: int, key: bytes, fresh: bool = False) -> bool:
+        """Remove `key`. `fresh`: the command deletes the key whatever it held (DEL, an
+        empty *STORE result), so its unsupported mark goes too; a collection emptied by
+        its last element (SREM, LPOP...) keeps it, as the relay's copy may be wrong."""
         existed = self.dbs[db].pop(key, None) is not None
         self.expires[db].pop(key, None)
+        if fresh and self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
         if existed:
             self.touched(db, key)
         return existed
@@ -131,9 +145,8 @@ class Keyspace:
         return _now_ms()
 
     def touched(self, db: int, key: bytes) -> None:
-        """A key changed: a replaced key is trustworthy again; watchers are told."""
-        if self.unsupported_keys:
-            self.unsupported_keys.discard((db, key))
+        """A key changed (in place): watchers are told. An unsupported mark stays: a write
+        to part of a value the relay could not keep exact leaves the rest wrong."""
         if self.on_key_modified is not None:
             self.on_key_modified(db, key)
 
@@ -156,14 +169,36 @@ class Keyspace:
         cmd = HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
         if cmd is None:
             name = argv[0].lower().decode("utf-8", "replace")
-            self._unsupported(name, db, argv, (1, 1, 1), self.unsupported_commands,
+            self._unsupported(name, db, argv, argv[1:2], self.unsupported_commands,
                               "cannot be applied (not supported)")
+            return
+        if self.unsupported_keys and cmd.roles is not None:
+            self._apply_from_sources(cmd, db, argv)
             return
         try:
             cmd.handler(self, db, argv)
         except Exception as e:  # a bug must not stop the stream: mark the keys, go on
-            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, cmd.keys,
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv,
+                              cmd.written(argv), self.apply_errors, f"failed to apply: {e!r}")
+
+    def _apply_from_sources(self, cmd: WriteCommand, db: int, argv: list[bytes]) -> None:
+        """`apply` of a command that writes keys from other keys, while some keys are
+        marked: a key written from a marked key is marked too (the relay's copy of the
+        source may be wrong, so is what it computes from it)."""
+        try:
+            written, read = cmd.roles(argv)  # type: ignore[misc]
+        except (IndexError, ValueError):
+            written, read = cmd.written(argv), []
+        marks = self.unsupported_keys
+        from_marked = any((db, k) in marks for k in read)
+        try:
+            cmd.handler(self, db, argv)
+        except Exception as e:
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, written,
                               self.apply_errors, f"failed to apply: {e!r}")
+            return
+        if from_marked:
+            self.unsupported_keys.update((db, k) for k in written)
 
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:
@@ -173,18 +208,18 @@ class Keyspace:
                 self.apply(db, argv)
         return db
 
-    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: tuple[int, int, int],
+    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: list[bytes],
                      counter: dict[str, int], why: str) -> None:
+        """Count and log a command that could not be applied; mark the keys it writes.
+        A mark is sticky: only a command that replaces the whole value (`fresh` stores:
+        SET, DEL, RESTORE, a *STORE destination, MSET) or a new snapshot lifts it."""
         n = counter.get(name, 0)
         if n == 0:
             log.warning("command %r from the master %s; its bytes are still relayed and the "
                         "keys it names are reported as unsupported (logged once per command)",
                         name, why)
         counter[name] = n + 1
-        first, last, step = keys
-        end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)
-        for i in range(first, end + 1, max(step, 1)):
-            self.unsupported_keys.add((db, argv[i]))
+        self.unsupported_keys.update((db, k) for k in keys)
 
     # ---- snapshots ----
 

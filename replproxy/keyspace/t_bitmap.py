@@ -215,7 +215,7 @@ def _or_all(values: list[int]) -> int:
     return acc
 
 
-@write_command("bitop", keys=(2, 2, 1))
+@write_command("bitop", keys=(2, 2, 1), roles=lambda argv: ([argv[2]], argv[3:]))
 def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """BITOP op destkey key [key ...]: missing sources are empty strings; shorter ones are
     zero-padded to the longest; an empty result deletes the destination.
@@ -232,7 +232,7 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if op == b"NOT" and len(sources) != 1:
         raise ApplyError("BITOP NOT must be called with a single source key")
     if maxlen == 0:
-        ks.delete(db, dest)
+        ks.delete(db, dest, fresh=True)
         return
     ints = [int.from_bytes(s, "big") << (8 * (maxlen - len(s))) for s in sources]
     full = (1 << (8 * maxlen)) - 1
@@ -263,7 +263,7 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         result = once & ~twice
     else:
         raise ApplyError(f"BITOP operation {argv[1]!r} is not supported")
-    ks.set(db, dest, result.to_bytes(maxlen, "big"))
+    ks.set(db, dest, result.to_bytes(maxlen, "big"), fresh=True)
 
 
 # ---- reads ----

@@ -34,10 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from replproxy.args import c_string, option_word, parse_int
+from replproxy.dialect import MasterDialect
 from replproxy.errors import NOT_FLOAT, SYNTAX
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import NOT_INTEGER, ReadContext, ReplyError, lookup_zset, read_command
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import ApplyError, store_from, write_command
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_zset import (
     double_arg,
@@ -583,7 +584,7 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
     if with_options:
         raise ApplyError("STORE is not compatible with WITHDIST, WITHHASH and WITHCOORD")
     if zs is None:
-        ks.delete(db, storekey)
+        ks.delete(db, storekey, fresh=True)
         return
     if geosearch and shape.type == 0:
         raise ApplyError("GEOSEARCHSTORE needs BYRADIUS or BYBOX")
@@ -613,12 +614,21 @@ def _georadius_applier(mode: int) -> Callable[[Keyspace, int, list[bytes]], None
     return apply
 
 
+def _georadius_roles(argv: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """GEORADIUS[BYMEMBER] key ... STORE|STOREDIST dst: dst written from key."""
+    written = [argv[j + 1] for j in range(2, len(argv) - 1)
+               if argv[j].lower() in (b"store", b"storedist")]
+    return written, [argv[1]]
+
+
 # keys=(1, 0, 1) marks nothing by position: the applier marks the STORE key itself.
-write_command("georadius", keys=(1, 0, 1))(_georadius_applier(RADIUS_COORDS))
-write_command("georadiusbymember", keys=(1, 0, 1))(_georadius_applier(RADIUS_MEMBER))
+write_command("georadius", keys=(1, 0, 1), roles=_georadius_roles)(
+    _georadius_applier(RADIUS_COORDS))
+write_command("georadiusbymember", keys=(1, 0, 1), roles=_georadius_roles)(
+    _georadius_applier(RADIUS_MEMBER))
 
 
-@write_command("geosearchstore")
+@write_command("geosearchstore", roles=store_from(2))
 def geosearchstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     georadius_generic(ks, db, argv, GEOSEARCHSTORE)
 
@@ -712,8 +722,11 @@ def fixed4(d: float) -> bytes:
     return b"-" + text if n < 0 else text
 
 
-def human_coord(x: float, proto: int) -> bytes:
-    """`addReplyHumanLongDouble` of a double: a bulk string in RESP2, a double in RESP3."""
+def human_coord(x: float, proto: int, dialect: MasterDialect) -> bytes:
+    """A coordinate as the master's version replies it: `addReplyHumanLongDouble` of a
+    double (a bulk string in RESP2, a double in RESP3), or from Redis 8.0 `addReplyDouble`."""
+    if dialect.geo_coords_as_doubles:
+        return reply.double(x, proto, dialect.double_style)
     text = reply.format_long_double(x)
     if proto == 2:
         return b"$%d\r\n%b\r\n" % (len(text), text)
@@ -740,8 +753,8 @@ def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
         if pos is None:
             out.append(missing)
         else:
-            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto),
-                                          human_coord(pos[1], c.proto)))
+            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto, c.ks.dialect),
+                                          human_coord(pos[1], c.proto, c.ks.dialect)))
     return b"".join(out)
 
 
@@ -899,7 +912,8 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             out.append(b":%d\r\n" % score_long_long(score))
         if withcoord:
             lon, lat = decode_score(score, clamp)
-            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto), human_coord(lat, proto)))
+            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto, c.ks.dialect),
+                                          human_coord(lat, proto, c.ks.dialect)))
     return b"".join(out)
 
 

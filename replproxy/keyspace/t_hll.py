@@ -38,9 +38,11 @@ wrote; to a client of the relay PFCOUNT is a read command.
 The read (`@read_command("pfcount")`, what a client of the relay gets):
 
 - One key: the cached cardinality when the cache is valid, else `hllCount` computed and
-  NOT stored. The master stores it (and propagates the PFCOUNT that the applier above
-  replays), so the relay's bytes stay the master's: a client's PFCOUNT here must never be
-  a second, unsynchronised writer.
+  stored in the relay's copy, exactly as `pfcountCommand` does on a real replica (it has no
+  replica check: the replica's bytes then differ from the master's until the master's own
+  PFCOUNT or PFADD arrives, and its DEBUG DIGEST with them). The relay answers as that
+  replica, so its copy changes the same way (watchers of the key are told, as
+  `signalModifiedKey` does).
 - Several keys: the count of the registers' maximum (`hllMerge` into a raw HLL), never
   stored anywhere, on the master either.
 - Errors, in key order: a non-string is WRONGTYPE; a string that is not an HLL (`HYLL`
@@ -567,7 +569,7 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     ks.set(db, key, _keep_sparse(new, sparse), keepttl=True)
 
 
-@write_command("pfmerge", keys=(1, -1, 1))
+@write_command("pfmerge", keys=(1, -1, 1), roles=lambda argv: ([argv[1]], argv[2:]))
 def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     maxregs: bytes | None = None
     use_dense = False
@@ -695,7 +697,10 @@ def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
             return b":0\r\n"
         card = cached_count(value)
         if card is None:
-            card = _count_one(value)  # computed, not stored: see the module docstring
+            card = _count_one(value)
+            # A replica's PFCOUNT stores the count in its own copy, as the master's does
+            # (see the module docstring): the relay answers as that replica.
+            pfcount(c.ks, c.db, [b"pfcount", argv[1]])
         return b":%d\r\n" % card
     maxregs: bytes | None = None
     for key in argv[1:]:

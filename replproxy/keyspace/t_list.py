@@ -41,7 +41,7 @@ from itertools import islice
 from replproxy.args import option_word, parse_int
 from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
 from replproxy.keyspace.reads import ReadContext, ReplyError, arg_long, lookup_list, read_command
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import ApplyError, move_between, write_command
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import ListValue, list_slice
 from replproxy.resp import reply
@@ -271,7 +271,7 @@ def _move(
 _SIDE = {b"left": True, b"right": False}
 
 
-@write_command("lmove", keys=(1, 2, 1))
+@write_command("lmove", keys=(1, 2, 1), roles=move_between)
 def lmove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """LMOVE source destination LEFT|RIGHT LEFT|RIGHT (also what BLMOVE becomes)."""
     try:
@@ -281,7 +281,7 @@ def lmove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _move(ks, db, argv[1], argv[2], from_head, to_head)
 
 
-@write_command("rpoplpush", keys=(1, 2, 1))
+@write_command("rpoplpush", keys=(1, 2, 1), roles=move_between)
 def rpoplpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _move(ks, db, argv[1], argv[2], from_head=False, to_head=True)
 

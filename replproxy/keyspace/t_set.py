@@ -53,7 +53,12 @@ from replproxy.keyspace.reads import (
     lookup_set,
     read_command,
 )
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import (
+    ApplyError,
+    move_between,
+    store_from_rest,
+    write_command,
+)
 from replproxy.keyspace.scan import parse_cursor, scan_reply
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_hash import (
@@ -95,7 +100,7 @@ def srem(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.delete(db, key)
 
 
-@write_command("smove", keys=(1, 2, 1))
+@write_command("smove", keys=(1, 2, 1), roles=move_between)
 def smove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """SMOVE source destination member."""
     src_key, dst_key, member = argv[1], argv[2], argv[3]
@@ -117,16 +122,16 @@ def smove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 
 def _store(ks: Keyspace, db: int, dst_key: bytes, result: set[bytes]) -> None:
     if result:
-        ks.set(db, dst_key, result)
+        ks.set(db, dst_key, result, fresh=True)
     else:
-        ks.delete(db, dst_key)
+        ks.delete(db, dst_key, fresh=True)
 
 
 def _sources(ks: Keyspace, db: int, keys: list[bytes]) -> list[set[bytes] | None]:
     return [_set(ks, db, k) for k in keys]
 
 
-@write_command("sinterstore", keys=(1, -1, 1))
+@write_command("sinterstore", keys=(1, -1, 1), roles=store_from_rest(2))
 def sinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     sets = _sources(ks, db, argv[2:])
     result: set[bytes] = set()
@@ -136,14 +141,14 @@ def sinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _store(ks, db, argv[1], result)
 
 
-@write_command("sunionstore", keys=(1, -1, 1))
+@write_command("sunionstore", keys=(1, -1, 1), roles=store_from_rest(2))
 def sunionstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     result: set[bytes] = set()
     result.update(*(s for s in _sources(ks, db, argv[2:]) if s is not None))
     _store(ks, db, argv[1], result)
 
 
-@write_command("sdiffstore", keys=(1, -1, 1))
+@write_command("sdiffstore", keys=(1, -1, 1), roles=store_from_rest(2))
 def sdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     first, *others = _sources(ks, db, argv[2:])
     result: set[bytes] = set()

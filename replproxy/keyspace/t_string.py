@@ -87,10 +87,10 @@ def _string(ks: Keyspace, db: int, key: bytes) -> bytes | None:
 def set_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     n = len(argv)
     if n == 3:  # the common case: no option
-        ks.set(db, argv[1], argv[2])
+        ks.set(db, argv[1], argv[2], fresh=True)
     elif n == 5 and argv[3] == b"PXAT":  # every expiry from a 7.x+ master
         when = parse_int(argv[4])
-        ks.set(db, argv[1], argv[2])
+        ks.set(db, argv[1], argv[2], fresh=True)
         ks.set_expire(db, argv[1], when)
     else:
         _set_with_options(ks, db, argv)
@@ -141,7 +141,7 @@ def _set_with_options(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             return
         if ifne is not None and current == ifne:
             return
-    ks.set(db, key, value, keepttl=keepttl)
+    ks.set(db, key, value, keepttl=keepttl, fresh=True)
     if when is not None:
         ks.set_expire(db, key, when)
 
@@ -161,14 +161,14 @@ def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
 @write_command("setnx")
 def setnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if ks.get(db, argv[1]) is None:
-        ks.set(db, argv[1], argv[2])
+        ks.set(db, argv[1], argv[2], fresh=True)
 
 
 @write_command("setex")
 def setex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """SETEX key seconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2]) * 1000
-    ks.set(db, argv[1], argv[3])
+    ks.set(db, argv[1], argv[3], fresh=True)
     ks.set_expire(db, argv[1], when)
 
 
@@ -176,7 +176,7 @@ def setex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def psetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """PSETEX key milliseconds value (5.x/6.0 only; relative)."""
     when = ks.now_ms() + parse_int(argv[2])
-    ks.set(db, argv[1], argv[3])
+    ks.set(db, argv[1], argv[3], fresh=True)
     ks.set_expire(db, argv[1], when)
 
 
@@ -184,13 +184,13 @@ def psetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def getset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """GETSET key value (5.x/6.0; `setKey` drops the TTL)."""
     _string(ks, db, argv[1])
-    ks.set(db, argv[1], argv[2])
+    ks.set(db, argv[1], argv[2], fresh=True)
 
 
 @write_command("getdel")
 def getdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _string(ks, db, argv[1])
-    ks.delete(db, argv[1])
+    ks.delete(db, argv[1], fresh=True)
 
 
 @write_command("getex")
@@ -406,17 +406,6 @@ def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return _EMPTY_BULK
     n = len(v)
-    if c.ks.dialect.getrange_empty_outside:
-        # Redis 8.0 (#12272): a range wholly before or after the string is empty.
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if n == 0 or start >= n or end < 0 or start > end:
-            return _EMPTY_BULK
-        start = max(start, 0)
-        end = min(end, n - 1)
-        return reply.bulk(v[start : end + 1])
     if start < 0 and end < 0 and start > end:
         return _EMPTY_BULK
     if start < 0:

@@ -60,7 +60,12 @@ from replproxy.keyspace.reads import (
     lookup_zset,
     read_command,
 )
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import (
+    ApplyError,
+    numkeys_store,
+    store_from,
+    write_command,
+)
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import (
@@ -151,14 +156,14 @@ def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float]) ->
     destination when the result is empty. The result is built as a skiplist and converted
     by `zsetConvertToListpackIfNeeded`."""
     if not result:
-        ks.delete(db, key)
+        ks.delete(db, key, fresh=True)
         return
     listpack = fits_listpack(len(result), max(map(len, result)))
     if listpack and _zset_rules(ks)[0]:
         for m, s in result.items():
             if s == 0.0:
                 result[m] = 0.0
-    ks.set(db, key, ZSet(result, listpack))
+    ks.set(db, key, ZSet(result, listpack), fresh=True)
 
 
 def _after_removal(ks: Keyspace, db: int, key: bytes, zs: ZSet) -> None:
@@ -467,17 +472,17 @@ def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
     store_zset(ks, db, dst, zsetop(srcs, weights, aggregate, op))
 
 
-@write_command("zunionstore")
+@write_command("zunionstore", roles=numkeys_store)
 def zunionstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _UNION)
 
 
-@write_command("zinterstore")
+@write_command("zinterstore", roles=numkeys_store)
 def zinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _INTER)
 
 
-@write_command("zdiffstore")
+@write_command("zdiffstore", roles=numkeys_store)
 def zdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _DIFF)
 
@@ -485,7 +490,7 @@ def zdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- ZRANGESTORE ----
 
 
-@write_command("zrangestore")
+@write_command("zrangestore", roles=store_from(2))
 def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]."""
     dst, src_key = argv[1], argv[2]
@@ -533,7 +538,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
-        ks.delete(db, dst)
+        ks.delete(db, dst, fresh=True)
         return
     # The destination starts as a listpack (unless a rank range is known to be longer) and
     # zsetAdd converts it at the first member that does not fit, in emission order.
@@ -546,7 +551,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         if listpack and (k >= ZSET_MAX_LISTPACK_ENTRIES or len(member) > ZSET_MAX_LISTPACK_VALUE):
             listpack = False
         result[member] = 0.0 if listpack and drops and score == 0.0 else score
-    ks.set(db, dst, ZSet(result, listpack))
+    ks.set(db, dst, ZSet(result, listpack), fresh=True)
 
 
 # =============================================================================================

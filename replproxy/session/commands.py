@@ -614,22 +614,22 @@ def config_params(c: Client) -> dict[str, str]:
         "acl-pubsub-default": ("allchannels" if c.hub.acl.dialect.channels_default_all
                                else "resetchannels"),
         # The encodings the relay assumes the master uses (its defaults; see docs/keyspace.md).
-        "hash-max-listpack-entries": "512",
-        "hash-max-listpack-value": "64",
+        **({"hash-max-listpack-entries": "512", "hash-max-listpack-value": "64"}
+           if c.ks.dialect.listpack_config_names else {}),
         "hash-max-ziplist-entries": "512",
         "hash-max-ziplist-value": "64",
-        "zset-max-listpack-entries": "128",
-        "zset-max-listpack-value": "64",
+        **({"zset-max-listpack-entries": "128", "zset-max-listpack-value": "64"}
+           if c.ks.dialect.listpack_config_names else {}),
         "zset-max-ziplist-entries": "128",
         "zset-max-ziplist-value": "64",
         "set-max-intset-entries": "512",
-        "list-max-listpack-size": "-2",
+        **({"list-max-listpack-size": "-2"} if c.ks.dialect.listpack_config_names else {}),
         "list-max-ziplist-size": "-2",
         "stream-node-max-bytes": "4096",
         "stream-node-max-entries": "100",
         "hll-sparse-max-bytes": "3000",
         **({"set-max-listpack-entries": "128", "set-max-listpack-value": "64"}
-           if c.ks.dialect.valkey else {}),
+           if c.ks.dialect.listpack_sets else {}),
     }
 
 
