@@ -95,6 +95,35 @@ class MasterDialect:
         return self.at_least((6, 0), (0,))
 
     @cached_property
+    def readwrite_outside_cluster(self) -> bool:
+        """READWRITE answers OK outside cluster mode (Redis before 7.0, Valkey); READONLY
+        too on Valkey only. Redis 7.0+ refuses both ("cluster support disabled")."""
+        return not self.at_least((7, 0), None)
+
+    def subscriber_context_error(self, name: bytes, fullname: bytes) -> bytes:
+        """The error a RESP2 subscriber gets for another command (`processCommand`): 5.0
+        names no command, 6.2 names the command (not its subcommand), 7.0 adds the shard
+        channels' commands and names the subcommand."""
+        if not self.at_least((6, 0), (0,)):
+            return b"ERR only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT allowed in this context"
+        if not self.at_least((7, 0), (0,)):
+            return (b"ERR Can't execute '%b': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT "
+                    b"/ RESET are allowed in this context" % name)
+        return (b"ERR Can't execute '%b': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                b"QUIT / RESET are allowed in this context" % fullname)
+
+    @cached_property
+    def command_errors_say_fullname(self) -> bool:
+        """Errors that name their command quote its full name, `for 'zunion' command`
+        (Redis 7.0's `c->cmd->fullname`); before: the bare name, `for zunion`."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def lpos_rank_zero_hint(self) -> bool:
+        """LPOS's RANK-zero error explains negative ranks (Redis 7.0); 6.x ends at `...`."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
     def shortest_doubles(self) -> bool:
         """Doubles print in the shortest round-trip form (fpconv) from Redis 7.2 and in every
         Valkey; `%.17g` before. Replies and DEBUG DIGEST switched together."""
@@ -110,10 +139,54 @@ class MasterDialect:
         return self.at_least((7, 2), (0,))
 
     @cached_property
+    def object_sees_expired_keys(self) -> bool:
+        """OBJECT reads the key table directly (`dictFind`) before Redis 6.0: a replica
+        answers for a logically expired key. 6.0+ look it up as a read (missing)."""
+        return not self.at_least((6, 0), (0,))
+
+    @cached_property
+    def config_get_echoes_name(self) -> bool:
+        """CONFIG GET of a plain name answers it as the client spelled it (Redis 7.0's
+        multi-parameter CONFIG GET); before, under its canonical lowercase name."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def info_sections(self) -> bool:
+        """INFO takes several sections (Redis 7.0); before, more than one is a syntax
+        error."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def random_count_range_check(self) -> bool:
+        """SRANDMEMBER / HRANDFIELD / ZRANDMEMBER refuse counts whose reply size overflows
+        (Redis 7.0: -LONG_MAX..LONG_MAX, halved WITHVALUES/WITHSCORES); before, any long is
+        taken (a missing key answers an empty array whatever the count)."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def builtin_modules(self) -> tuple[tuple[bytes, int], ...]:
+        """Modules the server loads by itself, (name, version) as HELLO and MODULE LIST
+        show them: Redis 8's vector sets (`vectorset`, 1)."""
+        return ((b"vectorset", 1),) if self.at_least((8, 0), None) else ()
+
+    @cached_property
+    def small_encoding(self) -> bytes:
+        """OBJECT ENCODING of a small hash or sorted set: `listpack` from Redis 7.0,
+        `ziplist` before."""
+        return b"listpack" if self.at_least((7, 0), (0,)) else b"ziplist"
+
+    @cached_property
     def listpack_config_names(self) -> bool:
         """The `*-max-listpack-*` config names (aliases of `*-max-ziplist-*`) exist from
         Redis 7.0."""
         return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def setop_reply_hashtable(self) -> bool:
+        """SUNION / SDIFF without a destination collect into a hash table as soon as one
+        source is not an intset (Redis 8.0, Valkey 8.0: `dstset_encoding`), so they reply
+        in that table's seeded order; before, into an intset that converts as members come."""
+        return self.at_least((8, 0), (8, 0))
 
     @cached_property
     def listpack_lists(self) -> bool:
@@ -143,6 +216,11 @@ class MasterDialect:
     def bit_range_args_first(self) -> bool:
         """BITCOUNT/BITPOS parse their range before the key lookup (Redis 7.4, Valkey 8)."""
         return self.at_least((7, 4), (8, 0))
+
+    @cached_property
+    def bit_unit_option(self) -> bool:
+        """BITCOUNT / BITPOS take a BYTE|BIT unit after the range (Redis 7.0)."""
+        return self.at_least((7, 0), (0,))
 
     @cached_property
     def bitcount_lone_start(self) -> bool:

@@ -34,6 +34,12 @@ __all__ = ["CommandTable", "table_for"]
 log = logging.getLogger(__name__)
 
 
+# Containers whose handler reproduces the container's own parsing before 7.0, where it
+# differs from a plain subcommand lookup (XINFO looks its key up before checking the
+# subcommand: `xinfoCommand`).
+_SELF_PARSED = frozenset([b"xinfo"])
+
+
 class CommandTable:
     """The command table of one server kind ("redis" or "valkey"). Immutable once loaded."""
 
@@ -245,8 +251,8 @@ class CommandTable:
             return ResolveError(
                 "unknown_subcommand", legacy_subcommand_error(captured, self._probe, argv)
             )
-        if subs is None:
-            return spec  # COMMAND: its handler parses the rest
+        if subs is None or spec.name in _SELF_PARSED:
+            return spec  # COMMAND, XINFO: their handlers parse the rest
         sub = subs.get(argv[1]) or subs.get(argv[1].lower())
         if sub is not None:
             arity = sub.arity

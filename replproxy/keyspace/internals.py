@@ -24,8 +24,12 @@ from replproxy.keyspace.t_set import (
     SET_MAX_LISTPACK_VALUE,
 )
 from replproxy.keyspace.values import (
+    HASHTABLE,
+    INTSET,
+    LISTPACK,
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
+    SetValue,
 )
 from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
 from replproxy.rdb.model import (
@@ -39,6 +43,7 @@ from replproxy.rdb.model import (
 from replproxy.rdb.writer import zset_score_entry
 from replproxy.resp.request import string2ll
 
+_SET_ENCODINGS = {INTSET: b"intset", LISTPACK: b"listpack", HASHTABLE: b"hashtable"}
 _OBJ_SHARED_INTEGERS = 10_000
 _OBJ_SHARED_REFCOUNT = 2_147_483_647
 _LIST_MAX_LISTPACK_BYTES = 8192  # list-max-listpack-size -2
@@ -93,7 +98,9 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
         if _listpack_bytes(value, _LIST_MAX_LISTPACK_BYTES) <= _LIST_MAX_LISTPACK_BYTES:
             return b"listpack"
         return b"quicklist"
-    if type(value) is set:
+    if isinstance(value, SetValue):
+        return _SET_ENCODINGS[value.enc]
+    if isinstance(value, set):
         n = len(value)
         if n <= SET_MAX_INTSET_ENTRIES and all(parse_int64(m) is not None for m in value):
             return b"intset"
@@ -106,14 +113,14 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
         if len(value) <= ZSET_MAX_LISTPACK_ENTRIES and all(
             len(m) <= ZSET_MAX_LISTPACK_VALUE for m in value
         ):
-            return b"listpack"
+            return dialect.small_encoding
         return b"skiplist"
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
         if is_listpack_hash(h):
             if isinstance(h, HashValue) and h.expires and not valkey:
                 return b"listpackex"  # Redis 7.4+ hash with field TTLs
-            return b"listpack"
+            return dialect.small_encoding
         return b"hashtable"
     if isinstance(value, StreamValue):
         return b"stream"
@@ -242,7 +249,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
         per_item = count / len(nodes) if count >= len(nodes) else 1
         node_count = max(1, math.ceil(len(items) / per_item))
         return 40 + int(per_node * node_count)
-    if type(value) is set:
+    if isinstance(value, set):
         n = len(value)
         if enc == b"intset":
             ints = [int(m) for m in value]

@@ -62,9 +62,7 @@ from replproxy.keyspace.reads import (
 from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.store import Keyspace
-from replproxy.keyspace.values import (
-    ZSet,
-)
+from replproxy.keyspace.values import SetValue, ZSet
 from replproxy.rdb.dump import dump_payload, parse_dump_payload
 from replproxy.rdb.model import (
     HashValue,
@@ -242,7 +240,9 @@ def duplicate(value: Value) -> Value:
         return value
     if isinstance(value, list | deque):
         return list(value)  # upgraded by its first write, as a snapshot's lists
-    if type(value) is set:
+    if isinstance(value, SetValue):
+        return value.copy()
+    if isinstance(value, set):
         return set(value)
     if type(value) is dict:
         return dict(cast("dict[bytes, bytes]", value))

@@ -18,7 +18,7 @@ from replproxy.keyspace.reads import (
     NOT_INTEGER,
     ReadContext,
     ReplyError,
-    peek,
+    lookup,
     read_command,
     unsupported_key_error,
 )
@@ -40,8 +40,11 @@ _LFU_NOT_SELECTED = (
 
 
 def _object_value(c: ReadContext, argv: list[bytes]) -> Value | None:
-    """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH)."""
-    return peek(c, argv[2])
+    """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH); before
+    Redis 6.0, straight from the key table (a context at time 0 sees expired keys)."""
+    if c.ks.dialect.object_sees_expired_keys:
+        return lookup(ReadContext(c.ks, c.db, c.proto, now=0), argv[2])
+    return lookup(c, argv[2])
 
 
 @read_command("object|encoding")
@@ -128,7 +131,7 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     key = argv[2]
     if tainted(ks, c.db, key):
         raise ReplyError(unsupported_key_error(key))
-    value = ks.dbs[c.db].get(key)
+    value = ks.get(c.db, key)
     if value is None:
         return reply.null(c.proto)
     has_ttl = key in ks.expires[c.db]

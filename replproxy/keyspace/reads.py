@@ -27,8 +27,8 @@ from replproxy.errors import (
     WRONGTYPE,
     ReplyError,
 )
-from replproxy.keyspace.values import ListValue
-from replproxy.rdb.model import StreamValue, Value, ZSetValue
+from replproxy.keyspace.values import ListValue, SetValue
+from replproxy.rdb.model import OrderedSet, StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
 from replproxy.resp.request import string2ll
 
@@ -135,9 +135,11 @@ def peek(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
 
 
 def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
-    """`peek`, with a sorted set's index built on first use (ranks and ranges need it)."""
+    """`peek`, with a sorted set's index built on first use (ranks and ranges need it) and
+    a loaded set's encoding settled (`Keyspace.get`)."""
     v = peek(c, key, db)
-    if type(v) is ZSetValue:
+    t = type(v)
+    if t is ZSetValue or t is OrderedSet or t is set:
         v = c.ks.get(c.db if db is None else db, key)
     return v
 
@@ -166,9 +168,9 @@ def lookup_list(c: ReadContext, key: bytes) -> list[bytes] | ListValue | None:
     raise ReplyError(WRONGTYPE)
 
 
-def lookup_set(c: ReadContext, key: bytes) -> set[bytes] | None:
+def lookup_set(c: ReadContext, key: bytes) -> SetValue | None:
     v = lookup(c, key)
-    if v is None or type(v) is set:
+    if v is None or type(v) is SetValue:
         return v
     raise ReplyError(WRONGTYPE)
 

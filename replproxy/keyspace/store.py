@@ -16,7 +16,7 @@ from replproxy.args import now_ms as _now_ms
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
 from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS, WriteCommand
 from replproxy.keyspace.scan import ScanCursors
-from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+from replproxy.rdb.model import Aux, Event, Function, KeyEntry, OrderedSet, Value, ZSetValue
 from replproxy.speedups import c_function
 
 if TYPE_CHECKING:
@@ -69,10 +69,15 @@ class Keyspace:
 
     def get(self, db: int, key: bytes) -> Value | None:
         v = self.dbs[db].get(key)
-        if type(v) is ZSetValue:
+        t = type(v)
+        if t is ZSetValue:
             # Snapshots load sorted sets as plain member->score dicts (cheap); the sorted
             # index is built on first use.
-            v = self.dbs[db][key] = _zset(v)
+            v = self.dbs[db][key] = _zset(v)  # type: ignore[arg-type]
+        elif t is OrderedSet or t is set:
+            # And sets in the file's order: their encoding and order (what a server of the
+            # master's version makes of them when loading) are settled on first use.
+            v = self.dbs[db][key] = _set_value(v, self.dialect)  # type: ignore[arg-type]
         return v
 
     def set(self, db: int, key: bytes, value: Value, keepttl: bool = False,
@@ -310,6 +315,12 @@ class KeyspaceLoader:
         t.loaded_aux = self.aux
         t.unsupported_keys = set()
         t.epoch += 1
+
+
+def _set_value(v: set[bytes], dialect: MasterDialect) -> Value:
+    from replproxy.keyspace.t_set import loaded_set
+
+    return loaded_set(v, dialect.listpack_sets)
 
 
 def _zset(v: ZSetValue) -> Value:

@@ -357,7 +357,7 @@ def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
         v = lookup_string(c, argv[1])
         if v is None:
             return _ZERO
-        if argc == 4 or argc == 5:
+        if argc == 4 or (argc == 5 and d.bit_unit_option):
             start = arg_long(argv[2])
             end = arg_long(argv[3])
             if start < 0 and end < 0 and start > end:
@@ -431,7 +431,7 @@ def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
         v = lookup_string(c, argv[1])
         if v is None:
             return missing
-    if argc == 4 or argc == 5 or argc == 6:
+    if argc == 4 or argc == 5 or (argc == 6 and c.ks.dialect.bit_unit_option):
         start = arg_long(argv[3])
         if argc == 6:
             isbit = _is_bit_unit(argv[5])

@@ -674,8 +674,14 @@ def _read_double(raw: bytes, msg: bytes = NOT_FLOAT) -> float:
     return v
 
 
-def _read_unit(raw: bytes) -> float:
-    """`extractUnitOrReply`."""
+def _read_unit(raw: bytes, variant: int = V70) -> float:
+    """`extractUnitOrReply`: case-insensitive from 7.0; before, only the lowercase words,
+    with the error saying so."""
+    if variant < V70:
+        conv = _UNITS.get(raw) if raw == raw.lower() else None
+        if conv is None:
+            raise ReplyError(b"ERR unsupported unit provided. please use m, km, ft, mi")
+        return conv
     conv = _UNITS.get(option_word(raw))
     if conv is None:
         raise ReplyError(_UNIT_ERROR)
@@ -691,21 +697,22 @@ def _read_lonlat(lon_raw: bytes, lat_raw: bytes) -> tuple[float, float]:
     return lon, lat
 
 
-def _read_distance(raw: bytes, unit: bytes) -> tuple[float, float]:
+def _read_distance(raw: bytes, unit: bytes, variant: int = V70) -> tuple[float, float]:
     """`extractDistanceOrReply`: (radius, conversion)."""
     radius = _read_double(raw, b"ERR need numeric radius")
     if radius < 0:
         raise ReplyError(b"ERR radius cannot be negative")
-    return radius, _read_unit(unit)
+    return radius, _read_unit(unit, variant)
 
 
-def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes) -> tuple[float, float, float]:
+def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes,
+              variant: int = V70) -> tuple[float, float, float]:
     """`extractBoxOrReply`: (width, height, conversion)."""
     width = _read_double(w_raw, b"ERR need numeric width")
     height = _read_double(h_raw, b"ERR need numeric height")
     if height < 0 or width < 0:
         raise ReplyError(b"ERR height or width cannot be negative")
-    return width, height, _read_unit(unit)
+    return width, height, _read_unit(unit, variant)
 
 
 def fixed4(d: float) -> bytes:
@@ -786,7 +793,7 @@ def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
 def geodist_read(c: ReadContext, argv: list[bytes]) -> bytes:
     to_meter = 1.0
     if len(argv) == 5:
-        to_meter = _read_unit(argv[4])
+        to_meter = _read_unit(argv[4], geo_variant(c.ks))
     elif len(argv) > 5:
         raise ReplyError(SYNTAX)
     zs = lookup_zset(c, argv[1])
@@ -806,12 +813,14 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
     variant = geo_variant(c.ks)
     clamp = variant >= V60
     zs = lookup_zset(c, argv[1])
+    if zs is None and variant < V70:
+        return reply.EMPTY_ARRAY  # before 7.0 a missing key answers before any parsing
     shape = GeoShape()
     if mode == _NOSTORE_COORDS:
         base = 6
         shape.type = CIRCULAR
         shape.lon, shape.lat = _read_lonlat(argv[2], argv[3])
-        shape.radius, shape.conversion = _read_distance(argv[4], argv[5])
+        shape.radius, shape.conversion = _read_distance(argv[4], argv[5], variant)
     elif mode == _NOSTORE_MEMBER:
         base = 5
         if zs is not None:  # without a key the radius is not even parsed
@@ -820,7 +829,7 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             if score is None:
                 raise ReplyError(_NO_MEMBER)
             shape.lon, shape.lat = decode_score(score, clamp)
-            shape.radius, shape.conversion = _read_distance(argv[3], argv[4])
+            shape.radius, shape.conversion = _read_distance(argv[3], argv[4], variant)
     else:
         base = 2
 
@@ -841,7 +850,7 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             withhash = True
         elif arg == b"withcoord":
             withcoord = True
-        elif arg == b"any":
+        elif arg == b"any" and variant >= V62:
             any_ = True
         elif arg == b"asc":
             sort = SORT_ASC
@@ -868,13 +877,13 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             fromloc = True
             i += 2
         elif arg == b"byradius" and left >= 2 and geosearch and not bybox:
-            shape.radius, shape.conversion = _read_distance(argv[i + 1], argv[i + 2])
+            shape.radius, shape.conversion = _read_distance(argv[i + 1], argv[i + 2], variant)
             shape.type = CIRCULAR
             byradius = True
             i += 2
         elif arg == b"bybox" and left >= 3 and geosearch and not byradius:
             shape.width, shape.height, shape.conversion = _read_box(
-                argv[i + 1], argv[i + 2], argv[i + 3])
+                argv[i + 1], argv[i + 2], argv[i + 3], variant)
             shape.type = RECTANGLE
             bybox = True
             i += 3

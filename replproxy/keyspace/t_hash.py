@@ -379,10 +379,10 @@ HASH_MAX_LISTPACK_ENTRIES = 512
 HASH_MAX_LISTPACK_VALUE = 64
 
 
-def get_random_count(raw: bytes) -> int:
-    """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX."""
+def get_random_count(c: ReadContext, raw: bytes) -> int:
+    """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX (any long before 7.0)."""
     n = arg_long(raw)
-    if n < -LLONG_MAX:
+    if n < -LLONG_MAX and c.ks.dialect.random_count_range_check:
         raise ReplyError(OUT_OF_RANGE_LONG)
     return n
 
@@ -505,11 +505,12 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
         if not h:
             return reply.null(c.proto)
         return reply.bulk(random.choice(list(h)))
-    n = get_random_count(argv[2])
+    n = get_random_count(c, argv[2])
     if argc > 4 or (argc == 4 and option_word(argv[3]) != b"withvalues"):
         raise ReplyError(SYNTAX)
     withvalues = argc == 4
-    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2:  # C truncates -LONG_MAX/2
+    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2 \
+            and c.ks.dialect.random_count_range_check:  # C truncates -LONG_MAX/2
         raise ReplyError(b"ERR value is out of range")
     h = lookup_hash(c, argv[1])
     if h is None:

@@ -348,7 +348,9 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
             if rank == _LONG_MIN and c.ks.dialect.lpos_rank_range_check:
                 raise ReplyError(OUT_OF_RANGE_LONG)
             if rank == 0:
-                raise ReplyError(_RANK_ZERO)
+                raise ReplyError(_RANK_ZERO if c.ks.dialect.lpos_rank_zero_hint else
+                                 b"ERR RANK can't be zero: use 1 to start from the first "
+                                 b"match, 2 from the second, ...")
         elif opt == b"count" and j < last:
             j += 1
             count = arg_long(argv[j], b"ERR COUNT can't be negative")

@@ -1371,12 +1371,46 @@ _XINFO_HELP = (
 )
 
 
-def _subcommand_error(argv: list[bytes]) -> ReplyError:
-    """`addReplySubcommandSyntaxError`."""
+def _subcommand_error(c: ReadContext, argv: list[bytes]) -> ReplyError:
+    """`addReplySubcommandSyntaxError`, in the master version's words."""
+    table = c.ks.dialect.command_table
+    if table.legacy:
+        return ReplyError(table.legacy_subcommand_error(argv))
     return ReplyError(
         b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
         % (c_string(argv[1])[:128], c_string(argv[0]).upper())
     )
+
+
+@read_command("xinfo")
+def xinfo_legacy(c: ReadContext, argv: list[bytes]) -> bytes:
+    """XINFO before Redis 7.0, a command parsing its own subcommands (`xinfoCommand`):
+    HELP whatever follows; then fewer than three arguments is a subcommand error; then the
+    key is looked up (`no such key`, WRONGTYPE) before the subcommand is even checked.
+    Redis 5.0 looks the key up for writing, which on a replica still finds a logically
+    expired key."""
+    d = c.ks.dialect
+    table = d.command_table
+    if option_word(argv[1]) == b"help":
+        text = table.subcommand_help(b"xinfo")
+        return text if text is not None else xinfo_help(c, argv)
+    if len(argv) < 3:
+        if not d.at_least((6, 0), (0,)):
+            raise ReplyError(b"ERR syntax error, try 'XINFO HELP'")
+        raise _subcommand_error(c, argv)
+    if not d.at_least((6, 0), (0,)):
+        # lookupKeyWrite: a 5.0 replica does not hide a logically expired key from it (a
+        # context at time 0 sees every key, for the lookups below too).
+        c = ReadContext(c.ks, db=c.db, proto=c.proto, now=0)
+    _xinfo_stream_of(c, argv[2])
+    sub = option_word(argv[1])
+    if sub == b"consumers":
+        return xinfo_consumers(c, argv)
+    if sub == b"groups":
+        return xinfo_groups(c, argv)
+    if sub == b"stream" and (len(argv) == 3 or d.at_least((6, 0), (0,))):
+        return xinfo_stream(c, argv)
+    raise _subcommand_error(c, argv)
 
 
 @read_command("xinfo|help")
@@ -1418,7 +1452,7 @@ def _active_time(x: StreamConsumer) -> int:
 def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
     s = _xinfo_stream_of(c, argv[2])
     if len(argv) != 3:
-        raise _subcommand_error(argv)
+        raise _subcommand_error(c, argv)
     proto = c.proto
     meta = _shapes_of(c).meta
     rules = lag_rules(c.ks)
@@ -1444,7 +1478,7 @@ def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
 def xinfo_consumers(c: ReadContext, argv: list[bytes]) -> bytes:
     s = _xinfo_stream_of(c, argv[2])
     if len(argv) != 4:
-        raise _subcommand_error(argv)
+        raise _subcommand_error(c, argv)
     g = _group(s, argv[3])
     if g is None:
         raise ReplyError(
@@ -1476,10 +1510,10 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     count = 10  # FULL's default, "so we don't block the server"
     if opts:
         if len(opts) not in (1, 3) or option_word(opts[0]) != b"full":
-            raise _subcommand_error(argv)
+            raise _subcommand_error(c, argv)
         if len(opts) == 3:
             if option_word(opts[1]) != b"count":
-                raise _subcommand_error(argv)
+                raise _subcommand_error(c, argv)
             count = arg_long(opts[2])
             if count < 0:
                 count = 10

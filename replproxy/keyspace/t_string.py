@@ -465,6 +465,60 @@ def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(
             b"ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
         )
+    return _lcs_reply(c, a, b, getlen, getidx, withmatchlen, minmatchlen)
+
+
+@read_command("stralgo")
+def stralgo(c: ReadContext, argv: list[bytes]) -> bytes:
+    """STRALGO LCS [IDX] [LEN] [MINMATCHLEN n] [WITHMATCHLEN] STRINGS a b | KEYS ka kb
+    (Redis 6.0-6.2; 7.0 replaced it with LCS, and its table has no STRALGO): the options
+    in any order, KEYS looked up where they appear (`stralgoLCS`)."""
+    if option_word(argv[1]) != b"lcs":
+        raise ReplyError(SYNTAX)
+    a: bytes | None = None
+    b = b""
+    getlen = getidx = withmatchlen = False
+    minmatchlen = 0
+    j, argc = 2, len(argv)
+    while j < argc:
+        opt = option_word(argv[j])
+        more = argc - 1 - j
+        if opt == b"idx":
+            getidx = True
+        elif opt == b"len":
+            getlen = True
+        elif opt == b"withmatchlen":
+            withmatchlen = True
+        elif opt == b"minmatchlen" and more:
+            minmatchlen = max(arg_long(argv[j + 1]), 0)
+            j += 1
+        elif opt in (b"strings", b"keys") and more > 1:
+            if a is not None:
+                raise ReplyError(b"ERR Either use STRINGS or KEYS")
+            if opt == b"strings":
+                a, b = argv[j + 1], argv[j + 2]
+            else:
+                va, vb = lookup(c, argv[j + 1]), lookup(c, argv[j + 2])
+                if (va is not None and type(va) is not bytes) or (
+                        vb is not None and type(vb) is not bytes):
+                    raise ReplyError(b"ERR The specified keys must contain string values")
+                a, b = va or b"", vb or b""
+            j += 2
+        else:
+            raise ReplyError(SYNTAX)
+        j += 1
+    if a is None:
+        raise ReplyError(b"ERR Please specify two strings: STRINGS or KEYS options are mandatory")
+    if getlen and getidx:
+        raise ReplyError(b"ERR If you want both the length and indexes, please just use IDX.")
+    if len(a) >= _UINT32_MAX - 1 or len(b) >= _UINT32_MAX - 1:
+        raise ReplyError(b"ERR String too long for LCS")
+    return _lcs_reply(c, a, b, getlen, getidx, withmatchlen, minmatchlen)
+
+
+def _lcs_reply(c: ReadContext, a: bytes, b: bytes, getlen: bool, getidx: bool,
+               withmatchlen: bool, minmatchlen: int) -> bytes:
+    """The LCS table, walk and reply shared by LCS (7.0+) and STRALGO LCS (6.x)."""
     rows, total, masks = _lcs_rows(a, b)
     if getlen and not getidx:
         return b":%d\r\n" % total

@@ -923,7 +923,8 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
             return reply.null(c.proto)
         return reply.bulk(zs.index[random.randrange(len(zs))][1])
     count = arg_long(argv[2])
-    if count < -LLONG_MAX:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
+    checked = c.ks.dialect.random_count_range_check
+    if count < -LLONG_MAX and checked:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
         raise ReplyError(b"ERR value is out of range, value must between %d and %d"
                          % (-LLONG_MAX, LLONG_MAX))
     withscores = False
@@ -931,7 +932,7 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(SYNTAX)
     if n == 4:
         withscores = True
-        if not -(LLONG_MAX // 2) <= count <= LLONG_MAX // 2:
+        if not -(LLONG_MAX // 2) <= count <= LLONG_MAX // 2 and checked:
             raise ReplyError(b"ERR value is out of range")
     zs = lookup_zset(c, argv[1])
     if zs is None or count == 0:
@@ -960,7 +961,7 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _read_source(c: ReadContext, key: bytes) -> Source:
     v = lookup(c, key)
-    if v is None or isinstance(v, ZSet) or type(v) is set:
+    if v is None or isinstance(v, ZSet | set):
         return v
     raise ReplyError(WRONGTYPE)
 
@@ -969,6 +970,8 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
     """`zunionInterDiffGenericCommand` without a destination key."""
     setnum = arg_long(argv[1])
     if setnum < 1:
+        if not c.ks.dialect.command_errors_say_fullname:
+            raise ReplyError(b"ERR at least 1 input key is needed for %b" % argv[0].lower())
         raise ReplyError(b"ERR at least 1 input key is needed for '%b' command"
                          % argv[0].lower())
     n = len(argv)

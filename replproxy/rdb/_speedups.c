@@ -467,6 +467,7 @@ typedef struct {
     const u8 *buf;
     Py_ssize_t end;
     PyObject *zset_type;
+    PyObject *set_type; /* set_type(members list, rdb type) for sets 2 and 20, or NULL */
     EntVec vec;
     u8 *scratch; /* LZF output for blobs */
     size_t scratch_cap;
@@ -778,6 +779,23 @@ static int ents_list(const EntVec *vec, PyObject **out)
     return RS_OK;
 }
 
+/* A set that keeps the file's order: `set_type(list, rdbtype)`; a duplicate member (the
+ * set smaller than the list) is left to the Python path, which reports it. */
+static int ordered_set(PyObject *set_type, PyObject *list, int rdbtype, PyObject **out)
+{
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *o = PyObject_CallFunction(set_type, "Oi", list, rdbtype);
+    Py_DECREF(list);
+    if (o == NULL)
+        return RS_ERR;
+    if (PySet_GET_SIZE(o) != n) {
+        Py_DECREF(o);
+        return RS_STOP;
+    }
+    *out = o;
+    return RS_OK;
+}
+
 static int ents_set(const EntVec *vec, PyObject **out)
 {
     Py_ssize_t i;
@@ -910,6 +928,22 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
         return RS_STOP;
     if (n > (uint64_t)(c->end - p)) /* each member takes at least one byte */
         return RS_STOP;
+    if (as_set && c->set_type != NULL) {
+        out = PyList_New((Py_ssize_t)n);
+        if (out == NULL)
+            return RS_ERR;
+        for (i = 0; i < (Py_ssize_t)n; i++) {
+            PyObject *m = NULL;
+            TRY(read_str(c, &p, &m)); /* a partly filled list is freed safely */
+            PyList_SET_ITEM(out, i, m);
+        }
+        {
+            int r = ordered_set(c->set_type, out, 2, res);
+            if (r == RS_OK)
+                *pp = p;
+            return r;
+        }
+    }
     if (as_set) {
         out = PySet_New(NULL);
         if (out == NULL)
@@ -1152,8 +1186,17 @@ static int v_blob(Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
         r = ents_list(&c->vec, res);
         break;
     case 11:
-    case 20:
         r = ents_set(&c->vec, res);
+        break;
+    case 20:
+        if (c->set_type != NULL) {
+            PyObject *list = NULL;
+            r = ents_list(&c->vec, &list);
+            if (r == RS_OK)
+                r = ordered_set(c->set_type, list, 20, res);
+        } else {
+            r = ents_set(&c->vec, res);
+        }
         break;
     case 12:
     case 17:
@@ -1219,13 +1262,14 @@ static inline Py_ssize_t container_size(PyObject *v)
 /* ---- the entry point ---- */
 
 PyDoc_STRVAR(load_records_doc,
-"load_records(buf, pos, db, expire, dbs, expires, zset_type) -> (pos, expire, keys, skipped)\n"
+"load_records(buf, pos, db, expire, dbs, expires, zset_type[, set_type]) -> (pos, expire, keys, skipped)\n"
 "\n"
 "Parse consecutive simple key records of `buf` from `pos` into `dbs[db]` (values) and\n"
 "`expires[db]` (expiry ms), exactly as the pure-Python sink path would. `expire` is the\n"
 "EXPIRETIME prefix already read for the record at `pos` (or None). Returns where it stopped\n"
 "(the start of a record it leaves to Python, prefixes included), the prefix state there,\n"
-"the keys stored and the empty collections skipped.");
+"the keys stored and the empty collections skipped. `set_type(members, rdbtype)`, when given,\n"
+"builds hashtable (2) and listpack (20) sets from their members in file order.");
 
 static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1238,8 +1282,8 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     Ctx c;
     (void)self;
 
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "load_records() takes exactly 7 arguments");
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "load_records() takes 7 or 8 arguments");
         return NULL;
     }
     bufobj = args[0];
@@ -1293,6 +1337,7 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     c.buf = (const u8 *)PyBytes_AS_STRING(bufobj);
     c.end = end;
     c.zset_type = args[6];
+    c.set_type = nargs == 8 && args[7] != Py_None ? args[7] : NULL;
     c.vec.e = NULL;
     c.vec.n = c.vec.cap = 0;
     c.scratch = NULL;

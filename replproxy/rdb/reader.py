@@ -64,6 +64,7 @@ from replproxy.rdb.model import (
     Header,
     KeyEntry,
     ModuleAux,
+    OrderedSet,
     RDBChecksumError,
     RDBError,
     RDBUnsupportedError,
@@ -107,9 +108,10 @@ _MODULE_CHARSET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _CHUNK: Final = 1 << 14  # iter_file read size: small feeds keep fresh objects in CPU caches
 _GC_PAUSE_MIN: Final = 1 << 18  # feeds this big are parsed with the cyclic GC paused
 
-# load_records(buf, pos, db, expire, dbs, expires, zset_type) -> (pos, expire, stored, skipped)
+# load_records(buf, pos, db, expire, dbs, expires, zset_type, set_type)
+#   -> (pos, expire, stored, skipped)
 _LoadRecords = Callable[
-    [bytes, int, int, int | None, list, list, type], tuple[int, int | None, int, int]
+    [bytes, int, int, int | None, list, list, type, type], tuple[int, int | None, int, int]
 ]
 
 
@@ -374,10 +376,10 @@ def _v_list(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
 def _v_set(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
     start = p
     items, p = _v_list(buf, p, end, t)
-    out = set(items)  # type: ignore[arg-type]
+    out = OrderedSet(items, 2)  # type: ignore[arg-type]
     if len(out) != len(items):  # type: ignore[arg-type]
         raise RDBError("duplicate set members", start)
-    return out, p  # type: ignore[return-value]
+    return out, p
 
 
 def _v_hash(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
@@ -510,10 +512,10 @@ def _v_set_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
         items = decode_listpack(blob)
     except RDBError as e:
         raise _blob_error(e, "set listpack", p) from None
-    out = set(items)
+    out = OrderedSet(items, 20)  # type: ignore[arg-type]
     if len(out) != len(items):
         raise RDBError("set listpack has duplicate members", p)
-    return out, q  # type: ignore[return-value]
+    return out, q
 
 
 def _v_zset_ziplist(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
@@ -1313,7 +1315,8 @@ class RDBReader:
                 if fast is not None:
                     # The C path stores a run of simple key records and stops at the first
                     # record (prefixes included) it leaves to the code below.
-                    pos, expire, n, n_skipped = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue)
+                    pos, expire, n, n_skipped = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue,
+                                                     OrderedSet)
                     stored += n
                     skipped += n_skipped
                     if pos >= end:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from replproxy.commandtable.errors import unknown_subcommand_error
 from replproxy.commandtable.replies import command_command
+from replproxy.dialect import MasterDialect
 from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
 from replproxy.errors import SYNTAX
 from replproxy.glob import stringmatch
@@ -151,8 +152,23 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         reply.bulk(b"id"), reply.integer(c.id),
         reply.bulk(b"mode"), reply.bulk(b"standalone"),
         reply.bulk(b"role"), reply.bulk(b"replica"),
-        reply.bulk(b"modules"), reply.EMPTY_ARRAY,
+        reply.bulk(b"modules"), _module_list(d, proto),
     ])
+
+
+@command("module|list")
+def cmd_module_list(c: Client, argv: list[bytes]) -> bytes:
+    return _module_list(c.ks.dialect, c.proto)
+
+
+def _module_list(d: MasterDialect, proto: int) -> bytes:
+    """`addReplyLoadedModules`: a map per module (name, ver, path, args)."""
+    out = [reply.array_len(len(d.builtin_modules))]
+    for name, ver in d.builtin_modules:
+        out += [reply.map_len(4, proto), reply.bulk(b"name"), reply.bulk(name),
+                reply.bulk(b"ver"), reply.integer(ver), reply.bulk(b"path"), reply.bulk(b""),
+                reply.bulk(b"args"), reply.EMPTY_ARRAY]
+    return b"".join(out)
 
 
 @command("reset")
@@ -176,8 +192,9 @@ def cmd_reset(c: Client, argv: list[bytes]) -> bytes:
 
 @command("readonly", "readwrite")
 def cmd_readonly(c: Client, argv: list[bytes]) -> bytes:
-    if c.ks.dialect.valkey:  # Valkey accepts them outside cluster mode
-        return OK
+    d = c.ks.dialect
+    if d.valkey or (d.readwrite_outside_cluster and argv[0].lower() == b"readwrite"):
+        return OK  # Valkey accepts both outside cluster mode; Redis < 7.0 READWRITE
     raise ReplyError(b"ERR This instance has cluster support disabled")
 
 
@@ -511,8 +528,35 @@ def cmd_script_exists(c: Client, argv: list[bytes]) -> bytes:
 
 @command("info")
 def cmd_info(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 2 and not c.ks.dialect.info_sections:
+        raise ReplyError(SYNTAX)
     text = info_text(c.hub.view, [_s(a) for a in argv[1:]])
     return reply.verbatim(text.encode(), c.proto)
+
+
+@command("lolwut")
+def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
+    """LOLWUT [VERSION v] [art arguments] (`lolwutCommand`): the version line where the
+    server prints only that; the generative art (Schotter for 5, the 8-bit skyline for 6,
+    Redis 8's poem), drawn with the server's own random numbers, is not reproduced (its
+    arguments are checked first, as the art's own command does)."""
+    d = c.ks.dialect
+    args = argv[1:]
+    if not d.at_least((6, 0), (0,)):
+        art = 5  # 5.0 draws Schotter whatever it is given
+    else:
+        v = d.version_text
+        if len(argv) >= 3 and argv[1].lower() == b"version":
+            v = f"{arg_long(argv[2]) & 0xFFFFFFFF}.0.0"  # `snprintf("%u.0.0", ver)`
+            args = argv[3:]
+        art = int(v[0]) if v[1:2] == "." and v[0] in "568" else 0
+        if art == 8 and not d.at_least((8, 0)):
+            art = 0  # no poem before Redis 8 (nor on Valkey)
+    if art:
+        for a in args[:3 if art == 5 else 2 if art == 6 else 0]:
+            arg_long(a)
+        raise ReplyError(b"ERR replproxy does not support the 'lolwut' command")
+    return reply.verbatim(b"Redis ver. %b\n" % d.version_text.encode(), c.proto)
 
 
 @command("role")
@@ -644,11 +688,12 @@ def cmd_config(c: Client, argv: list[bytes]) -> bytes:
             pattern = raw.lower()
             exact = params.get(pattern.decode("utf-8", "replace"))
             if exact is not None and not any(ch in raw for ch in b"*?["):
-                # A plain name is answered under the spelling the client used.
+                # A plain name is answered under the spelling the client used (7.0+).
                 name = pattern.decode("utf-8", "replace")
                 if name not in seen:
                     seen.add(name)
-                    flat += [raw, exact.encode()]
+                    flat += [raw if c.ks.dialect.config_get_echoes_name else pattern,
+                             exact.encode()]
                 continue
             for name, value in params.items():
                 if name not in seen and stringmatch(pattern, name.encode()):

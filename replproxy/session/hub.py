@@ -361,10 +361,8 @@ class SessionHub:
             return self._reject(c, e, READONLY)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
-            name = e.name.decode("utf-8", "replace")
-            return self._reject(c, e, reply.error(
-                f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                "QUIT / RESET are allowed in this context".encode()))
+            return self._reject(c, e, reply.error(self.keyspace.dialect.subscriber_context_error(
+                e.name.split(b"|")[0], e.name)))
         if not (e.stale and e.loading):
             refused = self.gate.refusal(e.stale, e.loading)
             if refused is not None:
