@@ -189,6 +189,12 @@ class MasterDialect:
         return self.at_least((8, 0), (8, 0))
 
     @cached_property
+    def listpackex(self) -> bool:
+        """A small hash that gets a field TTL becomes a `listpackex` (Redis 7.4): fields
+        with a TTL first, by expiry, then the others; it stays one when the TTLs go."""
+        return self.at_least((7, 4), None)
+
+    @cached_property
     def listpack_lists(self) -> bool:
         """Small lists are plain listpacks (not quicklists) from Redis 7.2 / Valkey."""
         return self.at_least((7, 2), (0,))

@@ -40,6 +40,7 @@ Redis 7.0 replica keeps a stale consumer group read counter).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -70,6 +71,7 @@ from tests.readgen import (
     build_catalog,
     compare,
     is_error,
+    mark_variance,
     parse,
     required_reads,
 )
@@ -238,11 +240,16 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
         # The oracle, and the system under test, start from a snapshot of all that...
         oracle = start_server(kind, extra={"replicaof": f"{master.host} {master.port}"})
         started.append(oracle)
+        # A second real replica: where it and the oracle list members in different orders,
+        # replies are compared as multisets (`readgen.mark_variance`).
+        twin = start_server(kind, extra={"replicaof": f"{master.host} {master.port}"})
+        started.append(twin)
         sut, relay, sut_server = _start_sut(master, kind)
         if sut_server is not None:
             started.append(sut_server)
         sut_info = relay.info if relay is not None else sut_server.info  # type: ignore[union-attr]
-        infos = [lambda: oracle.info("replication"), lambda: sut_info("replication")]
+        infos = [lambda: oracle.info("replication"), lambda: twin.info("replication"),
+                 lambda: sut_info("replication")]
         wait_caught_up(master, infos)
         # ...then more arrives through the replication stream.
         wl.select(0)
@@ -258,6 +265,20 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
         time.sleep(0.05)
         wait_caught_up(master, infos)
         catalog = build_catalog(lambda db: oracle.client(db=db), dbs, expired)
+        with contextlib.ExitStack() as stack:
+            o_conn = stack.enter_context(contextlib.closing(Conn(
+                Endpoint("replica", oracle.host, oracle.port), 2, 0)))
+            t_conn = stack.enter_context(contextlib.closing(Conn(
+                Endpoint("twin", twin.host, twin.port), 2, 0)))
+
+            def at(conn: Conn) -> Callable[[int, list[bytes]], bytes]:
+                def call(db: int, argv: list[bytes]) -> bytes:
+                    conn.call([b"select", str(db).encode()])
+                    return conn.call(argv)
+                return call
+
+            mark_variance(catalog, at(o_conn), at(t_conn))
+        twin.stop()  # nothing else needs it: spare the machine
         scratch = start_server(kind)
         started.append(scratch)
         yield Setup(kind, master, Endpoint("replica", oracle.host, oracle.port), sut, catalog,
@@ -486,6 +507,88 @@ def test_both_sides_hold_the_same_data(setup: Setup) -> None:
         bad = [line for line in log.splitlines()
                if "cannot be applied" in line or "failed to apply" in line]
         assert not bad, "\n".join(bad)
+
+
+def key_sweep(setup: Setup) -> list[Step]:
+    """Every key of every DB (and the logically expired ones), read whole: its type,
+    encoding, TTL, every member in the server's own order, its stream groups and PELs,
+    scans from cursor 0, random picks of the whole collection, DUMP and MEMORY USAGE."""
+    steps: list[Step] = []
+    hfe = setup.kind.dialect.at_least((7, 4), (9, 0))
+
+    def one(*argv: bytes | str | int, rule: str = "exact", arg: object = None) -> None:
+        steps.append([Call([a if isinstance(a, bytes) else str(a).encode() for a in argv],
+                           rule, arg)])
+
+    for db in sorted(setup.catalog.dbs):
+        cat = setup.catalog.db(db)
+        one("select", db)
+        for name in cat.expired:
+            one("exists", name)
+            one("object", "encoding", name)
+            one("type", name)
+        for k in cat.keys:
+            n = k.name
+            one("type", n)
+            one("object", "encoding", n)
+            one("object", "refcount", n)
+            one("pttl", n, rule="pttl")
+            one("expiretime", n)
+            one("dump", n, rule="dump")
+            one("memory", "usage", n, rule="memory")
+            order = "exact" if k.ordered else "multiset"
+            if k.type == "string":
+                one("get", n)
+                one("strlen", n)
+                one("bitcount", n)
+            elif k.type == "list":
+                one("lrange", n, 0, -1)
+                one("llen", n)
+            elif k.type == "set":
+                one("smembers", n, rule=order)
+                one("srandmember", n, 100_000, rule=order)
+                one("scard", n)
+                one("sscan", n, 0, "COUNT", 1000, rule="scan",
+                    arg={"cursor": 2, "pairs": False, "exact_first": k.ordered, "db": db})
+            elif k.type == "hash":
+                one("hgetall", n, rule="exact" if k.ordered else "pairs")
+                one("hkeys", n, rule=order)
+                one("hvals", n, rule=order)
+                one("hrandfield", n, 100_000, "WITHVALUES",
+                    rule="exact" if k.ordered else "deep")
+                one("hscan", n, 0, "COUNT", 1000, rule="scan",
+                    arg={"cursor": 2, "pairs": True, "exact_first": k.ordered, "db": db})
+                if hfe:
+                    fields = sorted(k.content)
+                    one("hpttl", n, "FIELDS", len(fields), *fields, rule="hpttl")
+                    one("hexpiretime", n, "FIELDS", len(fields), *fields)
+            elif k.type == "zset":
+                listpack = k.encoding in ("listpack", "ziplist")
+                one("zrange", n, 0, -1, "WITHSCORES")
+                one("zrandmember", n, 100_000, "WITHSCORES",
+                    rule="exact" if listpack else "zrandmember", arg=k.content)
+                one("zscan", n, 0, "COUNT", 1000, rule="scan",
+                    arg={"cursor": 2, "pairs": True, "exact_first": listpack, "db": db})
+            elif k.type == "stream":
+                one("xrange", n, "-", "+")
+                one("xinfo", "stream", n, rule="masked")
+                one("xinfo", "stream", n, "FULL", rule="masked")
+                one("xinfo", "groups", n, rule="masked")
+                for g in sorted(k.content.groups):
+                    one("xinfo", "consumers", n, g, rule="masked")
+                    one("xpending", n, g)
+                    one("xpending", n, g, "-", "+", 1000, rule="xpending")
+            elif k.type == "vectorset":
+                one("vcard", n)
+                one("vdim", n)
+                one("vinfo", n, rule="vinfo")
+    return steps
+
+
+def test_every_key_reads_the_same(setup: Setup) -> None:
+    """Every key, read whole (`key_sweep`), answers as on the real replica: what the random
+    reads sample, here exhaustively (encodings, member orders, TTLs, stream metadata)."""
+    run_stream(setup, key_sweep(setup), "key sweep")
 
 
 def test_random_reads_match_a_real_replica(setup: Setup) -> None:

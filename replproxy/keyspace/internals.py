@@ -30,6 +30,7 @@ from replproxy.keyspace.values import (
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
     SetValue,
+    ZSet,
 )
 from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
 from replproxy.rdb.model import (
@@ -71,12 +72,14 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
     return total
 
 
-def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool) -> bytes:
+def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool,
+                    mark: bytes | None = None) -> bytes:
     """The encoding the master most likely holds `value` in, as a replica that loaded it
     from a snapshot would pick it, with the default thresholds (`*-max-listpack-*`,
     `set-max-intset-entries`). A master can differ: it keeps a big encoding after the value
     shrinks, and APPEND/SETRANGE make raw strings of any length."""
-    valkey = dialect.valkey
+    if mark is not None:  # a bigger encoding the value's history left (`Keyspace.encodings`)
+        return mark
     compact_lists = dialect.listpack_lists
     if type(value) is bytes:
         if is_int_string(value):
@@ -109,6 +112,8 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
         ):
             return b"listpack"
         return b"hashtable"
+    if isinstance(value, ZSet):  # it knows (a zset never converts back)
+        return dialect.small_encoding if value.listpack else b"skiplist"
     if isinstance(value, ZSetValue):
         if len(value) <= ZSET_MAX_LISTPACK_ENTRIES and all(
             len(m) <= ZSET_MAX_LISTPACK_VALUE for m in value
@@ -118,8 +123,8 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
         if is_listpack_hash(h):
-            if isinstance(h, HashValue) and h.expires and not valkey:
-                return b"listpackex"  # Redis 7.4+ hash with field TTLs
+            if isinstance(h, HashValue) and dialect.listpackex:
+                return b"listpackex"  # a Redis 7.4+ hash that had field TTLs: it stays
             return dialect.small_encoding
         return b"hashtable"
     if isinstance(value, StreamValue):
@@ -178,7 +183,7 @@ def _sampled(total: int, costs: Iterable[int], samples: int) -> int:
 
 
 def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
-                 has_ttl: bool) -> int:
+                 has_ttl: bool, mark: bytes | None = None) -> int:
     """An estimate of MEMORY USAGE: `objectComputeSize` (the encoding `object_encoding`
     guesses, element sizes sampled the same way, jemalloc's size classes) plus what the
     key itself takes. Redis keeps a key in a dict entry (24 bytes) and its own sds; Valkey
@@ -188,7 +193,7 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
     slack, an allocator other than jemalloc) the master's figure can differ by tens of
     percent either way."""
     valkey = dialect.valkey_hashtable
-    enc = object_encoding(key, value, dialect, has_ttl)
+    enc = object_encoding(key, value, dialect, has_ttl, mark)
     if dialect.embedded_keys:
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:

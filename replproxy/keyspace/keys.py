@@ -169,6 +169,7 @@ def _rename(ks: Keyspace, db: int, argv: list[bytes], nx: bool) -> None:
 def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, value: Value) -> None:
     """Move a value with its TTL (and its unsupported mark) to another key or DB."""
     marked = tainted(ks, db, key)
+    encoding = ks.encodings[db].get(key)
     when = ks.get_expire(db, key)
     ks.set(to_db, to_key, value, fresh=True)
     if when is not None:
@@ -176,6 +177,8 @@ def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, valu
     ks.delete(db, key, fresh=True)
     if marked:
         ks.unsupported_keys.add((to_db, to_key))
+    if encoding is not None:
+        ks.encodings[to_db][to_key] = encoding
 
 
 @write_command("rename", keys=(1, 2, 1))
@@ -231,6 +234,9 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         ks.set_expire(dst_db, dst, when)
     if marked:
         ks.unsupported_keys.add((dst_db, dst))
+    encoding = ks.encodings[db].get(src)
+    if encoding is not None:  # dupStringObject & co. keep the encoding
+        ks.encodings[dst_db][dst] = encoding
 
 
 def duplicate(value: Value) -> Value:
@@ -266,6 +272,7 @@ def swapdb(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     ks.dbs[a], ks.dbs[b] = ks.dbs[b], ks.dbs[a]
     ks.expires[a], ks.expires[b] = ks.expires[b], ks.expires[a]
+    ks.encodings[a], ks.encodings[b] = ks.encodings[b], ks.encodings[a]
     if ks.unsupported_keys:
         swap = {a: b, b: a}
         ks.unsupported_keys = {(swap.get(d, d), k) for d, k in ks.unsupported_keys}

@@ -54,7 +54,8 @@ def object_encoding_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return reply.null(c.proto)
     has_ttl = argv[2] in c.ks.expires[c.db]
-    return reply.bulk(object_encoding(argv[2], v, c.ks.dialect, has_ttl))
+    mark = c.ks.encodings[c.db].get(argv[2])
+    return reply.bulk(object_encoding(argv[2], v, c.ks.dialect, has_ttl, mark))
 
 
 @read_command("object|refcount")
@@ -66,6 +67,7 @@ def object_refcount(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return reply.null(c.proto)
     if (c.ks.dialect.shared_integers and type(v) is bytes and is_int_string(v)
+            and argv[2] not in c.ks.encodings[c.db]
             and 0 <= int(v) < _OBJ_SHARED_INTEGERS):
         return reply.integer(_OBJ_SHARED_REFCOUNT)
     return b":1\r\n"
@@ -135,5 +137,6 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     if value is None:
         return reply.null(c.proto)
     has_ttl = key in ks.expires[c.db]
-    return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl))
+    mark = ks.encodings[c.db].get(key)
+    return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl, mark))
 

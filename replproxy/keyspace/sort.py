@@ -234,6 +234,8 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     value = ks.get(db, argv[1])  # not `dbs`: `get` gives a sorted set its index
     if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ApplyError(f"WRONGTYPE: SORT of a {type(value).__name__}")
+    if isinstance(value, ZSet):
+        value.listpack = False  # `sortCommandGeneric` converts it to a skiplist, for good
     get = ks.dbs[db].get
     picked = _sort_pick(value, get, a, store=True, score=_sort_score)
     result = picked
@@ -361,6 +363,8 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
     value = lookup(c, argv[1])
     if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ReplyError(WRONGTYPE)
+    if isinstance(value, ZSet):
+        value.listpack = False  # "Destructively convert encoded sorted sets for SORT"
 
     def get(key: bytes) -> Value | None:
         return peek(c, key)

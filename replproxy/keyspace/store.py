@@ -40,6 +40,13 @@ class Keyspace:
         self.unsupported_commands: dict[str, int] = {}
         self.apply_errors: dict[str, int] = {}
         self.unsupported_keys: set[tuple[int, bytes]] = set()
+        # Per DB, the keys whose value the master holds in a bigger encoding than its
+        # content alone would give, because a server never converts back: a string written
+        # in place is `raw` (APPEND, SETRANGE, SETBIT, HyperLogLogs...), a hash that once
+        # outgrew a listpack stays a `hashtable`. Dropped when the key gets a new value
+        # object (`set`, unless the caller keeps it) or goes; moved with RENAME/MOVE/COPY.
+        # (Sets and sorted sets keep theirs in the value: `SetValue.enc`, `ZSet.listpack`.)
+        self.encodings: list[dict[bytes, bytes]] = [{} for _ in range(databases)]
         # The AUX fields of the snapshot the dataset came from, and the master's dialect they
         # name (see `loaded_aux`).
         self._aux: dict[bytes, bytes] = {}
@@ -93,6 +100,9 @@ class Keyspace:
             expires = self.expires[db]
             if expires:
                 expires.pop(key, None)
+        encodings = self.encodings[db]
+        if encodings:
+            encodings.pop(key, None)
         if fresh and self.unsupported_keys:
             self.unsupported_keys.discard((db, key))
         # `touched`, inlined: this is the hottest write path.
@@ -115,6 +125,10 @@ class Keyspace:
         if self.unsupported_keys:  # MSET replaces whole values: the keys are fresh
             for k in items[start::2]:
                 self.unsupported_keys.discard((db, k))
+        encodings = self.encodings[db]
+        if encodings:
+            for k in items[start::2]:
+                encodings.pop(k, None)
         if self.on_key_modified is not None:
             for k in items[start::2]:
                 self.touched(db, k)
@@ -125,6 +139,9 @@ class Keyspace:
         its last element (SREM, LPOP...) keeps it, as the relay's copy may be wrong."""
         existed = self.dbs[db].pop(key, None) is not None
         self.expires[db].pop(key, None)
+        encodings = self.encodings[db]
+        if encodings:
+            encodings.pop(key, None)
         if fresh and self.unsupported_keys:
             self.unsupported_keys.discard((db, key))
         if existed:
@@ -149,6 +166,10 @@ class Keyspace:
         """The relay's clock in ms (relative TTLs from 5.x/6.x masters); tests may replace it."""
         return _now_ms()
 
+    def mark_raw(self, db: int, key: bytes) -> None:
+        """The string at `key` is now `raw` on the master (written in place)."""
+        self.encodings[db][key] = b"raw"
+
     def touched(self, db: int, key: bytes) -> None:
         """A key changed (in place): watchers are told. An unsupported mark stays: a write
         to part of a value the relay could not keep exact leaves the rest wrong."""
@@ -160,6 +181,7 @@ class Keyspace:
             self.touched(db, key)
         self.dbs[db] = {}
         self.expires[db] = {}
+        self.encodings[db] = {}
         self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
 
     def dbsize(self, db: int) -> int:
@@ -312,6 +334,7 @@ class KeyspaceLoader:
     def commit(self) -> None:
         t = self.target
         t.dbs, t.expires, t.functions = self.dbs, self.expires, self.functions
+        t.encodings = [{} for _ in t.dbs]  # a loaded value's encoding is its content's
         t.loaded_aux = self.aux
         t.unsupported_keys = set()
         t.epoch += 1

@@ -97,6 +97,7 @@ def setbit(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         tail = memoryview(current)[byte + 1 :]
     new = (old | mask) if on else (old & ~mask)
     ks.set(db, key, b"".join((head, pad, bytes((new,)), tail)), keepttl=True)
+    ks.mark_raw(db, key)  # `lookupStringForBitCommand`: a raw string, new or unshared
 
 
 # ---- BITFIELD ----
@@ -203,6 +204,7 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         chunk = (chunk & ~field_mask) | ((target << shift) & field_mask)
         buf[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
     ks.set(db, key, bytes(buf), keepttl=True)
+    ks.mark_raw(db, key)
 
 
 # ---- BITOP ----
@@ -264,6 +266,7 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         raise ApplyError(f"BITOP operation {argv[1]!r} is not supported")
     ks.set(db, dest, result.to_bytes(maxlen, "big"), fresh=True)
+    ks.mark_raw(db, dest)  # the result is `createObject(OBJ_STRING, sds)`
 
 
 # ---- reads ----

@@ -538,6 +538,7 @@ def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
     if updated or created:
         ks.set(db, key, new, keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
 
 
 @write_command("pfcount", keys=(1, -1, 1))
@@ -552,6 +553,7 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if value[4] == HLL_DENSE:
         card = count_from_histogram(_dense_histogram(dense_registers(value)))
         ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
         return
     try:
         sparse = _take_sparse(value, _sparse_max_bytes(ks))
@@ -563,10 +565,12 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         except ReplyError:
             raise ApplyError(f"{key!r} is a corrupted sparse HyperLogLog") from None
         ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
         return
     card = count_from_histogram(sparse.histogram())
     new = value[:8] + card.to_bytes(8, "little") + value[16:]
     ks.set(db, key, _keep_sparse(new, sparse), keepttl=True)
+    ks.mark_raw(db, key)  # HLLs are raw strings, written in place
 
 
 @write_command("pfmerge", keys=(1, -1, 1), roles=lambda argv: ([argv[1]], argv[2:]))
@@ -597,6 +601,7 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         )
         new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
     ks.set(db, dest, new, keepttl=True)
+    ks.mark_raw(db, dest)  # HLLs are raw strings, written in place
 
 
 _NONZERO = re.compile(rb"[^\x00]")
@@ -612,6 +617,7 @@ def pfdebug(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     regs = sparse_registers(value)
     ks.set(db, argv[2], _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(regs), keepttl=True)
+    ks.mark_raw(db, argv[2])  # HLLs are raw strings, written in place
 
 
 # ---- the read ----
@@ -701,6 +707,8 @@ def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
             # A replica's PFCOUNT stores the count in its own copy, as the master's does
             # (see the module docstring): the relay answers as that replica.
             pfcount(c.ks, c.db, [b"pfcount", argv[1]])
+        else:
+            c.ks.mark_raw(c.db, argv[1])  # `dbUnshareStringValue`, cached or not
         return b":%d\r\n" % card
     maxregs: bytes | None = None
     for key in argv[1:]:

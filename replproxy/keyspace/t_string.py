@@ -236,6 +236,8 @@ def append(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """APPEND key value; a missing key is created, even with an empty value (`dbAdd`)."""
     current = _string(ks, db, argv[1])
     ks.set(db, argv[1], argv[2] if current is None else current + argv[2], keepttl=True)
+    if current is not None:  # appended in place (a new key is tryObjectEncoding'd)
+        ks.mark_raw(db, argv[1])
 
 
 @write_command("setrange")
@@ -252,6 +254,7 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     if current is None:
         ks.set(db, key, bytes(offset) + value)
+        ks.mark_raw(db, key)
         return
     end = offset + len(value)
     if offset > len(current):
@@ -260,6 +263,7 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         mv = memoryview(current)
         new = b"".join((mv[:offset], value, mv[end:]))
     ks.set(db, key, new, keepttl=True)
+    ks.mark_raw(db, key)
 
 
 def _incr(ks: Keyspace, db: int, key: bytes, by: int) -> None:

@@ -111,7 +111,8 @@ class HashValue(dict[bytes, bytes]):
     """A hash with per-field expiry (Redis 7.4+ / Valkey 9 hash field TTLs).
 
     `expires` maps a field to its absolute expiry time in unix milliseconds; fields without a
-    TTL are absent from it. A hash with no field TTL is read as a plain `dict` instead.
+    TTL are absent from it. A hash with no field TTL is read as a plain `dict` instead,
+    unless the file saved it as a listpack with TTLs (a listpackex, whose last TTL went).
     """
 
     __slots__ = ("expires",)

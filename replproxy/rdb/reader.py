@@ -632,7 +632,9 @@ def _v_hash_listpack_ex(buf: bytes, p: int, end: int, t: int) -> tuple[Value, in
             expires[f] = ttl
     if len(out) * 3 != len(items):
         raise RDBError("hash listpack-ex has duplicate fields", p)
-    return _hash_with_ttls(out, expires), q
+    # A HashValue even without a TTL left: the server holds a listpackex, which a hash
+    # never leaves (it lists fields by expiry, and OBJECT ENCODING says so).
+    return HashValue(out, expires=expires), q
 
 
 def _v_valkey_hash2(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
