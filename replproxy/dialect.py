@@ -170,6 +170,29 @@ class MasterDialect:
         return ((b"vectorset", 1),) if self.at_least((8, 0), None) else ()
 
     @cached_property
+    def stream_encoding_name(self) -> bytes:
+        """OBJECT ENCODING of a stream: `stream` from Redis 6.0; 5.0's `strEncoding` does not
+        know the stream encoding and says `unknown`."""
+        return b"stream" if self.at_least((6, 0), (0,)) else b"unknown"
+
+    @cached_property
+    def wrongpass_error(self) -> bytes:
+        """A failed AUTH: 5.0's `invalid password` (no users), 6.0's WRONGPASS, and from 6.2
+        the text that also covers disabled users."""
+        if not self.at_least((6, 0), (0,)):
+            return b"ERR invalid password"
+        if not self.at_least((6, 2), (0,)):
+            return b"WRONGPASS invalid username-password pair"
+        return b"WRONGPASS invalid username-password pair or user is disabled."
+
+    @cached_property
+    def rejections_abort_exec(self) -> bool:
+        """Every refused command inside MULTI dooms the EXEC (`rejectCommand`, Redis 6.0);
+        5.0 flags the transaction for some refusals only, not for a read-only replica's
+        READONLY."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
     def small_encoding(self) -> bytes:
         """OBJECT ENCODING of a small hash or sorted set: `listpack` from Redis 7.0,
         `ziplist` before."""
@@ -193,6 +216,12 @@ class MasterDialect:
         """A small hash that gets a field TTL becomes a `listpackex` (Redis 7.4): fields
         with a TTL first, by expiry, then the others; it stays one when the TTLs go."""
         return self.at_least((7, 4), None)
+
+    @cached_property
+    def sinter_looks_up_every_key(self) -> bool:
+        """SINTER looks every key up (WRONGTYPE from a key after a missing one) from Redis
+        6.2; before, the first missing key answers an empty set at once."""
+        return self.at_least((6, 2), (0,))
 
     @cached_property
     def listpack_lists(self) -> bool:
@@ -287,6 +316,14 @@ class MasterDialect:
         return "first_member"
 
     @cached_property
+    def zrange_unified(self) -> bool:
+        """ZRANGE takes BYSCORE/BYLEX/REV/LIMIT and every range command parses its options
+        before its range (Redis 6.2's `zrangeGenericCommand`); before, each command has
+        its own parser, range first (5.0's `zrangeGenericCommand`,
+        `genericZrangebyscoreCommand`, `genericZrangebylexCommand`)."""
+        return self.at_least((6, 2), (0,))
+
+    @cached_property
     def zrank_withscore(self) -> bool:
         """ZRANK/ZREVRANK WITHSCORE (Redis 7.2, Valkey)."""
         return self.at_least((7, 2), (0,))
@@ -361,6 +398,13 @@ class MasterDialect:
     def xread_unbalanced_mentions_plus(self) -> bool:
         """XREAD's unbalanced-streams error lists `+` among the IDs (Redis 8.0)."""
         return self.at_least((8, 0), None)
+
+    @cached_property
+    def stream_ranges_6_2(self) -> bool:
+        """Stream reads of Redis 6.2: exclusive range bounds `(id` (XRANGE, XREVRANGE,
+        XPENDING) and XPENDING's IDLE option; before, `(` is an invalid ID and XPENDING
+        takes exactly 3, 6 or 7 arguments."""
+        return self.at_least((6, 2), (0,))
 
     @cached_property
     def xinfo_shapes(self) -> tuple[bool, bool, bool]:

@@ -351,6 +351,9 @@ class Runner:
                 break
             reason = compare(call, self.proto, ours, theirs, self.env)
             if reason is not None:
+                if len(step) > 1:  # a transaction: say what was queued
+                    reason += " in: " + " / ".join(
+                        b" ".join(x.argv).decode(errors="replace")[:80] for x in step)
                 self.record(call, b"".join(ours), b"".join(theirs), reason)
             if call.argv[0].lower() == b"select" and ours == [b"+OK\r\n"]:
                 self.db = int(call.argv[1])

@@ -128,7 +128,7 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
             return dialect.small_encoding
         return b"hashtable"
     if isinstance(value, StreamValue):
-        return b"stream"
+        return dialect.stream_encoding_name
     return b"raw"  # a module value (createModuleObject keeps the default encoding)
 
 

@@ -255,7 +255,7 @@ def duplicate(value: Value) -> Value:
     if isinstance(value, ZSet):
         return value.copy()
     if isinstance(value, ZSetValue):
-        return ZSet(dict(value))
+        return ZSetValue(value)  # settled on first use, as a loaded one
     if isinstance(value, HashValue):
         return HashValue(value, expires=dict(value.expires))
     if isinstance(value, ModuleValue):
@@ -324,9 +324,8 @@ def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         elif opt != b"REPLACE":
             raise ApplyError(f"RESTORE option {argv[j]!r} is not supported")
         j += 1
+    # A sorted set or a set is settled (encoding, order) on first use, as a loaded one.
     _rdb_type, value, _version = parse_dump_payload(argv[3])
-    if isinstance(value, ZSetValue) and not isinstance(value, ZSet):
-        value = ZSet(value)
     if ttl and not absttl:
         ttl += ks.now_ms()
     ks.set(db, key, value, fresh=True)
@@ -460,7 +459,7 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
         elif opt == b"match" and n - i >= 2:
             pattern = argv[i + 1]
             i += 2
-        elif opt == b"type" and n - i >= 2:
+        elif opt == b"type" and n - i >= 2 and ks.dialect.at_least((6, 0), (0,)):
             want = c_string(argv[i + 1]).lower()
             # Valkey checks the name against its types and loaded module types; the relay
             # does not know the master's modules, but a module type name has 9 characters.

@@ -80,7 +80,7 @@ class Keyspace:
         if t is ZSetValue:
             # Snapshots load sorted sets as plain member->score dicts (cheap); the sorted
             # index is built on first use.
-            v = self.dbs[db][key] = _zset(v)  # type: ignore[arg-type]
+            v = self.dbs[db][key] = _zset(v, self.dialect)  # type: ignore[arg-type]
         elif t is OrderedSet or t is set:
             # And sets in the file's order: their encoding and order (what a server of the
             # master's version makes of them when loading) are settled on first use.
@@ -346,10 +346,18 @@ def _set_value(v: set[bytes], dialect: MasterDialect) -> Value:
     return loaded_set(v, dialect.listpack_sets)
 
 
-def _zset(v: ZSetValue) -> Value:
-    from replproxy.keyspace.values import ZSet
+def _zset(v: ZSetValue, dialect: MasterDialect) -> Value:
+    """A loaded zset as the master's version holds it (`rdbLoadObject`): a listpack when it
+    fits one (a saved skiplist is converted), and since 7.0 a listpack stores an integral
+    score as an integer, so a -0 becomes 0 there."""
+    from replproxy.keyspace.values import ZSet, fits_listpack
 
-    return ZSet(v)
+    listpack = fits_listpack(len(v), max(map(len, v), default=0))
+    if listpack and dialect.zset_listpack_drops_zero_sign:
+        for m, s in v.items():
+            if s == 0.0:
+                v[m] = 0.0
+    return ZSet(v, listpack)
 
 
 def library_name(code: bytes) -> bytes:

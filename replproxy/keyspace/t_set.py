@@ -408,6 +408,11 @@ def _lookup_sets(c: ReadContext, keys: Iterable[bytes]) -> list[SetValue | None]
 
 @read_command("sinter")
 def sinter(c: ReadContext, argv: list[bytes]) -> bytes:
+    if not c.ks.dialect.sinter_looks_up_every_key:
+        # Before 6.2 a missing key answers at once, the keys after it are not looked up.
+        for k in argv[1:]:
+            if lookup_set(c, k) is None:
+                return _set_reply([], c.proto)
     out, _ = set_inter(_lookup_sets(c, argv[1:]), False, c.ks.dialect.listpack_sets)
     return _set_reply(out, c.proto)
 

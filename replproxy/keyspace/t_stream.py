@@ -997,9 +997,9 @@ def _decr_id(sid: StreamID) -> StreamID | None:
     return None if not ms else (ms - 1, UINT64_MAX)
 
 
-def _interval_start(raw: bytes) -> StreamID:
-    """`streamParseIntervalIDOrReply` for a range's start: `(id` excludes it."""
-    exclude = len(raw) > 1 and raw[0] == 0x28  # "("
+def _interval_start(raw: bytes, exclusive: bool = True) -> StreamID:
+    """`streamParseIntervalIDOrReply` for a range's start: `(id` excludes it (6.2+)."""
+    exclude = exclusive and len(raw) > 1 and raw[0] == 0x28  # "("
     sid = parse_stream_id(raw[1:] if exclude else raw, 0, strict=exclude)
     if sid is None:
         raise ReplyError(_INVALID_ID)
@@ -1010,9 +1010,9 @@ def _interval_start(raw: bytes) -> StreamID:
     return sid
 
 
-def _interval_end(raw: bytes) -> StreamID:
+def _interval_end(raw: bytes, exclusive: bool = True) -> StreamID:
     """The range's end: an incomplete ID `ms` means `ms-<max seq>`."""
-    exclude = len(raw) > 1 and raw[0] == 0x28
+    exclude = exclusive and len(raw) > 1 and raw[0] == 0x28
     sid = parse_stream_id(raw[1:] if exclude else raw, UINT64_MAX, strict=exclude)
     if sid is None:
         raise ReplyError(_INVALID_ID)
@@ -1116,12 +1116,13 @@ def xlen(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _xrange(c: ReadContext, argv: list[bytes], rev: bool) -> bytes:
     """`xrangeGenericCommand`: IDs, then COUNT, then the key."""
+    ex = c.ks.dialect.stream_ranges_6_2
     if rev:  # XREVRANGE key end start: the start is still parsed first
-        start = _interval_start(argv[3])
-        end = _interval_end(argv[2])
+        start = _interval_start(argv[3], ex)
+        end = _interval_end(argv[2], ex)
     else:
-        start = _interval_start(argv[2])
-        end = _interval_end(argv[3])
+        start = _interval_start(argv[2], ex)
+        end = _interval_end(argv[3], ex)
     count = -1
     n = len(argv)
     j = 4
@@ -1292,13 +1293,20 @@ def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
     """`xpendingCommand`: the summary (key group) or the extended form
     `[IDLE ms] start end count [consumer]`; arguments are checked before the key."""
     n = len(argv)
-    if n != 3 and not 6 <= n <= 9:
+    modern = c.ks.dialect.stream_ranges_6_2
+    if n != 3 and not 6 <= n <= (9 if modern else 7):
         raise ReplyError(SYNTAX)
     minidle = 0
     count = 0
     start = end = ZERO_ID
     consumer_name: bytes | None = None
-    if n >= 6:
+    if n >= 6 and not modern:  # 5.0: count, start, end [consumer]; no IDLE, no `(`
+        count = max(arg_long(argv[5]), 0)
+        start = _interval_start(argv[3], False)
+        end = _interval_end(argv[4], False)
+        if n == 7:
+            consumer_name = argv[6]
+    elif n >= 6:
         at = 3
         if option_word(argv[3]) == b"idle":
             minidle = arg_long(argv[4])
@@ -1373,9 +1381,10 @@ _XINFO_HELP = (
 
 def _subcommand_error(c: ReadContext, argv: list[bytes]) -> ReplyError:
     """`addReplySubcommandSyntaxError`, in the master version's words."""
-    table = c.ks.dialect.command_table
-    if table.legacy:
-        return ReplyError(table.legacy_subcommand_error(argv))
+    if c.ks.dialect.command_table.legacy:
+        return ReplyError(
+            b"ERR Unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
+            % (c_string(argv[1]), c_string(argv[0]).upper()))
     return ReplyError(
         b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
         % (c_string(argv[1])[:128], c_string(argv[0]).upper())
@@ -1520,6 +1529,20 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     proto = c.proto
     shapes = _shapes_of(c)
     nodes = _node_keys(s)
+    if not c.ks.dialect.at_least((6, 0), (0,)):
+        # Redis 5.0: no FULL (`c->argc == 3` only), and `groups` before the last ID.
+        if opts:
+            raise _subcommand_error(c, argv)
+        entries = s.entries
+        head = (b"*14\r\n$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
+                b"$16\r\nradix-tree-nodes\r\n:%d\r\n$6\r\ngroups\r\n:%d\r\n"
+                b"$17\r\nlast-generated-id\r\n%b"
+                % (s.length, len(nodes), rax_nodes(nodes), len(s.groups), _id_bulk(s.last_id)))
+        if not entries:
+            return head + b"$11\r\nfirst-entry\r\n$-1\r\n$10\r\nlast-entry\r\n$-1\r\n"
+        first, last = next(iter(entries)), next(reversed(entries))
+        return (head + b"$11\r\nfirst-entry\r\n" + _entry(first, entries[first])
+                + b"$10\r\nlast-entry\r\n" + _entry(last, entries[last]))
     out = [
         reply.map_len((9 if full else 10) if shapes.meta else (6 if full else 7), proto),
         b"$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"

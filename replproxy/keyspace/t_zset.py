@@ -813,9 +813,69 @@ def limit_bounds(bounds: tuple[int, int], offset: int, limit: int, rev: bool,
     return (a, b) if a < b else (start, start)
 
 
+def _zrange_legacy(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool) -> bytes:
+    """The range commands before Redis 6.2, each with its own parser: the range first
+    (ranks as longs, `min or max is not a float`, `min or max not valid string range
+    item`), then ZRANGE's lone WITHSCORES, the score ranges' WITHSCORES and LIMIT, the lex
+    ranges' LIMIT only; then the key."""
+    n = len(argv)
+    withscores = False
+    offset, limit = 0, -1
+    if rangetype == _BY_RANK:
+        start, end = arg_long(argv[2]), arg_long(argv[3])
+        if n == 5 and option_word(argv[4]) == b"withscores":
+            withscores = True
+        elif n >= 5:
+            raise ReplyError(SYNTAX)
+    else:
+        min_arg, max_arg = (argv[3], argv[2]) if rev else (argv[2], argv[3])
+        try:
+            if rangetype == _BY_SCORE:
+                lo, lo_ex = read_score_bound(min_arg)
+                hi, hi_ex = read_score_bound(max_arg)
+            else:
+                lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
+        except ReplyError:
+            raise ReplyError(b"ERR min or max is not a float" if rangetype == _BY_SCORE
+                             else b"ERR min or max not valid string range item") from None
+        j = 4
+        while j < n:
+            if rangetype == _BY_SCORE and option_word(argv[j]) == b"withscores":
+                withscores = True
+                j += 1
+            elif n - j >= 3 and option_word(argv[j]) == b"limit":
+                offset, limit = arg_long(argv[j + 1]), arg_long(argv[j + 2])
+                j += 3
+            else:
+                raise ReplyError(SYNTAX)
+    zs = lookup_zset(c, argv[1])
+    if zs is None:
+        return _EMPTY
+    if rangetype == _BY_RANK:
+        size = len(zs)
+        a, b = rank_range(start, end, size)
+        if rev:
+            a, b = size - b, size - a
+    elif rangetype == _BY_SCORE:
+        a, b = limit_bounds(zs.score_range(lo, lo_ex, hi, hi_ex), offset, limit, rev)
+    else:
+        a, b = limit_bounds(zs.lex_range(lo_b, hi_b, rev), offset, limit, rev)
+    if a >= b:
+        return _EMPTY
+    items = zs.index[a:b]
+    if rev:
+        items.reverse()
+    if withscores:
+        return scored_reply(items, c.proto, c.dstyle)
+    return reply.bulk_array([m for _, m in items])
+
+
 def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None) -> bytes:
     """`zrangeGenericCommand` for a client: `rangetype` _AUTO and `rev` None let ZRANGE's
     BYSCORE/BYLEX/REV options choose."""
+    if not c.ks.dialect.zrange_unified:
+        return _zrange_legacy(c, argv, _BY_RANK if rangetype == _AUTO else rangetype,
+                              bool(rev))
     withscores = False
     offset, limit = 0, -1
     n = len(argv)
@@ -1043,9 +1103,12 @@ def zintercard_read(c: ReadContext, argv: list[bytes]) -> bytes:
 # ---- ZSCAN ----
 
 
-def listpack_score_text(score: float, style: DoubleStyle) -> bytes:
+def listpack_score_text(score: float, style: DoubleStyle, ziplist: bool = False) -> bytes:
     """A score as a listpack holds it (`zzlInsertAt`): an integer when `double2ll` takes it
-    (so -0 is 0), else the text of `d2string`."""
+    (so -0 is 0), else the text of `d2string`. A ziplist (before 7.0) holds d2string's text,
+    "-0" included."""
+    if ziplist and score == 0 and math.copysign(1.0, score) < 0:
+        return b"-0"
     i = double_to_int64(score)
     return b"%d" % i if i is not None else format_double(score, style)
 
@@ -1084,11 +1147,12 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
     if zs.listpack:
         # Everything at once, in listpack (rank) order, whatever the cursor.
         style = c.dstyle
+        ziplist = not dialect.zset_listpack_drops_zero_sign
         for score, member in zs.index:
             if match is None or match(member):
                 out.append(member)
                 if not noscores:
-                    out.append(listpack_score_text(score, style))
+                    out.append(listpack_score_text(score, style, ziplist))
         nxt = 0
     else:
         members = zs

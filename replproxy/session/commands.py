@@ -71,7 +71,12 @@ def cmd_quit(c: Client, argv: list[bytes]) -> bytes:
 
 @command("select")
 def cmd_select(c: Client, argv: list[bytes]) -> bytes:
-    db = arg_long(argv[1])
+    if not c.ks.dialect.at_least((6, 0), (0,)):
+        # 5.0 reads a long ("invalid DB index") and passes it to `selectDb(int)`.
+        db = arg_long(argv[1], b"ERR invalid DB index")
+        db = (db + 2**31) % 2**32 - 2**31
+    else:
+        db = arg_long(argv[1])
     if not -(2**31) <= db < 2**31:
         raise ReplyError(NOT_INTEGER)
     if not 0 <= db < c.ks.databases:
@@ -84,9 +89,15 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
 
 @command("auth")
 def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) == 3 and not c.ks.dialect.at_least((6, 0), (0,)) and c.hub.acl.aclfile is None:
+        # Redis 5.0's AUTH takes a password only; the relay accepts `AUTH user pass` there
+        # only when it has users of its own (--aclfile), which no 5.0 replica could have.
+        raise ReplyError(b"ERR wrong number of arguments for 'auth' command")
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
+        if c.hub.acl.default_user.nopass and not c.ks.dialect.at_least((6, 0), (0,)):
+            raise ReplyError(b"ERR Client sent AUTH, but no password is set")
         if c.hub.acl.default_user.nopass:
             raise ReplyError(
                 b"ERR AUTH <password> called without any password configured for the default "

@@ -358,7 +358,9 @@ class SessionHub:
         if (err := command_denied(c, e.spec, argv)) is not None:
             return self._reject(c, e, err)
         if e.write:
-            return self._reject(c, e, READONLY)
+            # Before 6.0 a replica's READONLY refusal did not doom the transaction (no
+            # `flagTransaction`): EXEC then runs what was queued.
+            return self._reject(c, e, READONLY, self.keyspace.dialect.rejections_abort_exec)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
             return self._reject(c, e, reply.error(self.keyspace.dialect.subscriber_context_error(
@@ -374,6 +376,11 @@ class SessionHub:
 
     def _resolve_error(self, c: ClientSession, argv: list[bytes], err: ResolveError) -> bytes:
         name = argv[0].lower()
+        if name == b"quit":
+            # Before 7.0 QUIT is no command of the table: `processCommand` answers it first,
+            # whatever follows and whatever the client's state.
+            c.closing = True
+            return b"+OK\r\n"
         if name in (b"host:", b"post"):
             # An HTTP request sent to the RESP port (a cross-protocol attack): Redis closes
             # the connection without a reply (`securityWarningCommand`).
@@ -389,15 +396,15 @@ class SessionHub:
                 self.watches.unwatch(c)
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, e: Entry, err: bytes) -> bytes:
-        """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
-        why (`execCommandAbort`)."""
+    def _reject(self, c: ClientSession, e: Entry, err: bytes, flag: bool = True) -> bytes:
+        """`rejectCommand`: flag the transaction (unless `flag` is False); a refused EXEC
+        discards it instead and says why (`execCommandAbort`)."""
         if e.name == b"exec":
             c.multi = None
             c.multi_dirty = False
             self.watches.unwatch(c)
             return reply.error(b"EXECABORT Transaction discarded because of: " + err[1:-2])
-        if c.multi is not None:
+        if c.multi is not None and flag:
             c.multi_dirty = True  # `flagTransaction`
         return err
 
