@@ -193,6 +193,12 @@ class MasterDialect:
         return self.at_least((6, 0), (0,))
 
     @cached_property
+    def pfcount_sees_expired_keys(self) -> bool:
+        """A single-key PFCOUNT looks its key up for writing before 7.0 (`lookupKeyWrite`),
+        which on a replica still finds a logically expired key (and caches its count)."""
+        return not self.at_least((7, 0), (0,))
+
+    @cached_property
     def small_encoding(self) -> bytes:
         """OBJECT ENCODING of a small hash or sorted set: `listpack` from Redis 7.0,
         `ziplist` before."""
@@ -234,6 +240,21 @@ class MasterDialect:
         embstr limits and OBJECT REFCOUNT (no shared integers) follow; measured on Valkey
         8.1.8 and Redis 8.2.3, which agree."""
         return self.at_least((8, 0), (8, 0))
+
+    def embstr_limit(self, key_len: int, has_ttl: bool) -> int:
+        """The longest string value kept `embstr`. Servers embedding the key (Valkey 8,
+        Redis 8) keep the object, key and value in one 64-byte allocation, measured on
+        Valkey 8.1.8 and Redis 8.2.3 (SET, SET EX, EXPIRE, RESTORE, on a master and its
+        replica alike): key + value <= 41 bytes; with a TTL, <= 33 on Redis 8 and, for a
+        key of 32 bytes or more, <= 39 on Valkey. A string that gets a TTL it does not fit
+        with becomes raw for good (`Keyspace.set_expire`)."""
+        if not self.embedded_keys:
+            return 44  # OBJ_ENCODING_EMBSTR_SIZE_LIMIT
+        if not has_ttl:
+            return 41 - key_len
+        if self.valkey:
+            return (39 if key_len >= 32 else 41) - key_len
+        return max(33 - key_len, 1)
 
     @cached_property
     def shared_integers(self) -> bool:
@@ -330,8 +351,10 @@ class MasterDialect:
 
     @cached_property
     def zset_nth_in_range(self) -> bool:
-        """A skiplist's LIMIT offset is found by `zslNthInRange` (Redis 7.4, Valkey)."""
-        return self.at_least((7, 4), (0,))
+        """A skiplist's LIMIT offset is found by `zslNthInRange` (Redis 7.4, Valkey), where
+        a negative offset counts from the other end; Redis 8.0 answers nothing for a
+        negative offset again (a real 8.2.3 does, listpack or skiplist)."""
+        return self.at_least((7, 4), (0,)) and not self.at_least((8, 0), None)
 
     @cached_property
     def geo_variant(self) -> int:

@@ -74,27 +74,18 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
 
 def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool,
                     mark: bytes | None = None) -> bytes:
-    """The encoding the master most likely holds `value` in, as a replica that loaded it
-    from a snapshot would pick it, with the default thresholds (`*-max-listpack-*`,
-    `set-max-intset-entries`). A master can differ: it keeps a big encoding after the value
-    shrinks, and APPEND/SETRANGE make raw strings of any length."""
+    """The encoding the master holds `value` in, with the default thresholds
+    (`*-max-listpack-*`, `set-max-intset-entries`): what its content gives, unless its
+    history left a bigger one (`mark`, from `Keyspace.encodings`; sets and sorted sets
+    carry theirs). A server never converts back: a string written in place stays raw, a
+    hash or a set that once outgrew its compact form stays a hash table."""
     if mark is not None:  # a bigger encoding the value's history left (`Keyspace.encodings`)
         return mark
     compact_lists = dialect.listpack_lists
     if type(value) is bytes:
         if is_int_string(value):
             return b"int"
-        n = len(value)
-        if n <= _EMBSTR_SIZE_LIMIT:
-            if not dialect.embedded_keys:
-                return b"embstr"
-            # Valkey 8 embeds the key (and the expire time) in the value's allocation,
-            # and keeps a string embedded only while the whole fits 64 bytes. Measured on
-            # 8.1 for a key SET afresh: key + value <= 41 bytes, 39 for a key of 32 bytes
-            # or more that has a TTL (an overwritten key can differ).
-            if n + len(key) <= (39 if has_ttl and len(key) >= 32 else 41):
-                return b"embstr"
-        return b"raw"
+        return b"embstr" if len(value) <= dialect.embstr_limit(len(key), has_ttl) else b"raw"
     if isinstance(value, list | deque):
         if not compact_lists:
             return b"quicklist"

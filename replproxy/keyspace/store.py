@@ -149,9 +149,23 @@ class Keyspace:
         return existed
 
     def set_expire(self, db: int, key: bytes, when_ms: int) -> None:
-        if key in self.dbs[db]:
+        value = self.dbs[db].get(key)
+        if value is not None:
+            if type(value) is bytes and self.dialect.embedded_keys:
+                self._embed_expire(db, key, value)
             self.expires[db][key] = when_ms
             self.touched(db, key)
+
+    def _embed_expire(self, db: int, key: bytes, value: bytes) -> None:
+        """A server embedding keys in values reallocates a string that gets a TTL: an
+        embstr that no longer fits becomes raw, and stays so (`MasterDialect.embstr_limit`)."""
+        d = self.dialect
+        if (d.embstr_limit(len(key), True) < len(value) <= d.embstr_limit(len(key), False)
+                and key not in self.expires[db]):
+            from replproxy.keyspace.internals import is_int_string
+
+            if not is_int_string(value):
+                self.mark_raw(db, key)
 
     def persist(self, db: int, key: bytes) -> bool:
         removed = self.expires[db].pop(key, None) is not None

@@ -698,6 +698,8 @@ def _merge_registers(value: bytes) -> bytes:
 @read_command("pfcount")
 def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
     if len(argv) == 2:
+        if c.ks.dialect.pfcount_sees_expired_keys:
+            c = ReadContext(c.ks, db=c.db, proto=c.proto, now=0)  # sees every key
         value = _read_hll(c, argv[1])
         if value is None:
             return b":0\r\n"
