@@ -210,7 +210,7 @@ class Keyspace:
         cmd = HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
         if cmd is None:
             name = argv[0].lower().decode("utf-8", "replace")
-            self._unsupported(name, db, argv, argv[1:2], self.unsupported_commands,
+            self._unsupported(name, db, argv, self._keys_of(argv), self.unsupported_commands,
                               "cannot be applied (not supported)")
             return
         if self.unsupported_keys and cmd.roles is not None:
@@ -248,6 +248,22 @@ class Keyspace:
             elif argv:
                 self.apply(db, argv)
         return db
+
+    def _keys_of(self, argv: list[bytes]) -> list[bytes]:
+        """The keys a command nobody applies names, by the master's own command table (EVAL's
+        numkeys keys, a module command's first key...); argv[1] when the table does not say."""
+        from replproxy.commandtable.keyspecs import get_keys
+
+        table = self.dialect.command_table
+        spec = table.find(argv)
+        if spec is not None:
+            try:
+                refs = get_keys(spec, argv, table.keynum)
+            except (IndexError, ValueError):
+                refs = []
+            if refs:
+                return [argv[i] for i, _ in refs if i < len(argv)]
+        return argv[1:2]
 
     def _unsupported(self, name: str, db: int, argv: list[bytes], keys: list[bytes],
                      counter: dict[str, int], why: str) -> None:
