@@ -235,6 +235,51 @@ class MasterDialect:
         return self.at_least((7, 2), (0,))
 
     @cached_property
+    def before_6_0_commands(self) -> bool:
+        """Redis 5.0's own connection and stream commands: SELECT reads a long and wraps it
+        to an int ("invalid DB index"), AUTH takes only a password (no ACL users), XINFO
+        parses its subcommands itself (a syntax error naming `XINFO HELP`, the key looked up
+        for writing, STREAM without FULL and `groups` before `last-generated-id`), KEYS
+        takes a pattern starting `*` and a NUL byte for `*`."""
+        return not self.at_least((6, 0), (0,))
+
+    @cached_property
+    def skiplist_max_level(self) -> int:
+        """ZSKIPLIST_MAXLEVEL, the levels of a skiplist's header node (what MEMORY USAGE
+        counts for it): 64 in Redis 5.0, 32 from 6.0."""
+        return 32 if self.at_least((6, 0), (0,)) else 64
+
+    @cached_property
+    def stream_nodes_preallocated(self) -> bool:
+        """XADD preallocates a new stream node's listpack (`lpNew(prealloc)`, Redis 7.0),
+        which MEMORY USAGE counts; before, the listpack grows as entries come."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def scan_type_option(self) -> bool:
+        """SCAN's TYPE option (Redis 6.0)."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
+    def lolwut_versions(self) -> bool:
+        """LOLWUT takes `VERSION v` and draws per version (Redis 6.0); 5.0 always draws
+        its Schotter."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
+    def lolwut_poem(self) -> bool:
+        """LOLWUT 8 is Redis 8's poem (not on Valkey, nor on older Redis)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def fast_float_ranges(self) -> bool:
+        """Redis 8 reads score ranges (`zslParseRange`) and SORT's scores with the
+        fast_float library instead of strtod: no leading blanks, no hex floats, and an
+        overflow is infinity rather than SORT's conversion error (`getDoubleFromObject`
+        kept strtod's rules: measured on 8.2.3). Valkey 8 builds without it."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
     def embedded_keys(self) -> bool:
         """Valkey 8 and Redis 8 (its `kvobj`) embed the key (and TTL) in the value object:
         embstr limits and OBJECT REFCOUNT (no shared integers) follow; measured on Valkey
@@ -300,8 +345,8 @@ class MasterDialect:
 
     @cached_property
     def scan_noscores(self) -> bool:
-        """ZSCAN NOSCORES (Redis 8.0, Valkey 8)."""
-        return self.at_least((8, 0), (8, 0))
+        """ZSCAN NOSCORES (Valkey 8; Redis 8.2.3 still has none: a syntax error there)."""
+        return self.at_least(None, (8, 0))
 
     @cached_property
     def scan_cursor_string2ull(self) -> bool:
@@ -317,6 +362,19 @@ class MasterDialect:
         if self.valkey:
             return v >= (8, 0, 1) or (7, 2, 7) <= v < (8, 0, 0)
         return v >= (7, 4, 1) or (7, 2, 6) <= v < (7, 4, 0) or (6, 2, 16) <= v < (7, 0, 0)
+
+    @cached_property
+    def hll_merge_refuses_overflow(self) -> bool:
+        """`hllMerge` (PFCOUNT of several keys, PFMERGE) refuses a sparse run past the last
+        register (CVE-2025-32023: Redis 6.2.19+, 7.2.10+, 7.4.5+, 8.0.3+; Valkey 7.2.10+,
+        8.0.4+, 8.1.3+). Unpatched, a VAL run past the end stops the walk, which passes when
+        it stopped exactly at the last register. Redis 7.0 never had an upstream fix, but
+        distributions patched it (Debian's 7.0.15 refuses): 7.0 is taken as patched."""
+        v = self.version
+        if self.valkey:
+            return v >= (8, 1, 3) or (8, 0, 4) <= v < (8, 1, 0) or (7, 2, 10) <= v < (8, 0, 0)
+        return (v >= (8, 0, 3) or (7, 4, 5) <= v < (8, 0, 0) or (7, 2, 10) <= v < (7, 4, 0)
+                or (7, 0, 0) <= v < (7, 2, 0) or (6, 2, 19) <= v < (7, 0, 0))
 
     # Sorted sets (t_zset): how ZADD creates and converts listpacks.
 

@@ -616,7 +616,10 @@ class ReadGen:
                                     "1.5", "(2", "100", "-100", "1e6", "-1e6", "(-50"])
         if r < 0.9:
             return str(self.rng.randint(-60, 60))
-        return self.rng.choice(["abc", "(", "((1", "nan", "", "1e400", "(abc", "[1"])
+        # The forms strtod and Redis 8's fast_float read differently: blanks, hex, overflow.
+        return self.rng.choice(["abc", "(", "((1", "nan", "", "1e400", "(abc", "[1", " 5",
+                                "( 5", "0x1A", "(0x10", "1e-400", "-1e400", "+.5", "5.",
+                                "1e", "Infinity", "nan(1)"])
 
     def lex(self, info: KeyInfo | None) -> bytes:
         r = self.rng.random()
@@ -1512,14 +1515,20 @@ class ReadGen:
                                                b"lex*", b"1*", b"nomatch", b"*\\*"])]
         if self.chance(0.4):
             args += ["COUNT", self.rng.choice(["1", "10", "100", "1000", "0", "-1", "abc"])]
-        if cmd == "hscan" and self.chance(0.15):
-            args.append("NOVALUES")  # Redis 7.4+ / Valkey 8
+        # NOVALUES (HSCAN: Redis 7.4+, Valkey 8), NOSCORES (ZSCAN: Valkey 8 only), each an
+        # error of its own text or a syntax error elsewhere, as the version has them.
+        own, other = ("NOVALUES", "NOSCORES") if cmd == "hscan" else ("NOSCORES", "NOVALUES")
+        if cmd != "sscan" and self.chance(0.15):
+            args.append(own)
+        if self.chance(0.04):
+            args.append(other)
         if self.chance(0.03):
             args.append("FOO")
         compact = info is not None and info.ordered
+        pairs = cmd in ("hscan", "zscan") and own not in args
         return self.call(cmd, *args, rule="scan",
-                         arg={"cursor": 2, "pairs": cmd in ("hscan", "zscan") and
-                              "NOVALUES" not in args, "exact_first": compact, "db": self.db})
+                         arg={"cursor": 2, "pairs": pairs, "exact_first": compact,
+                              "db": self.db})
 
     def f_scan(self) -> Step:
         if self.chance(0.4):
@@ -1536,6 +1545,8 @@ class ReadGen:
         if self.chance(0.3):
             args += ["TYPE", self.rng.choice(["string", "list", "set", "zset", "hash",
                                               "stream", "STRING", "foo"])]
+        if self.chance(0.04):
+            args.append(self.rng.choice(["NOVALUES", "NOSCORES"]))
         return self.call("scan", *args, rule="scan",
                          arg={"cursor": 1, "pairs": False, "exact_first": False})
 
@@ -1930,6 +1941,10 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     c.rpush(k("list"), *["a", "b", "c", "a", "b", "a", "1", "2", "3", "-1", "10"])
     c.rpush(k("listbig"), *[str(rng.randrange(40)) for _ in range(300)])
     c.rpush(k("listlong"), *["L" * 100 + str(i) for i in range(5)])
+    # Numbers SORT reads with strtod (Redis < 8) or fast_float (Redis 8): one list each
+    # form, as one bad element makes the whole SORT an error.
+    for i, form in enumerate([" 5", "0x1A", "1e400", "1e-400", "+.5", "5.", "Infinity"]):
+        c.rpush(k(f"nums{i}"), "3", form, "-2.5", "")
     c.hset(k("hsmall"), mapping={"f1": "v1", "f2": "", "num": "10", "": "emptyfield",
                                  "neg": "-3"})
     c.hset(k("hbig"), mapping={f"f{i}": f"v{i}" for i in range(200)})

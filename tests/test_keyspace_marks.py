@@ -67,25 +67,29 @@ def test_a_failed_stream_write_stays_refused_through_later_xadds() -> None:
     assert read(ks, "XLEN", "k") == b":1\r\n"
 
 
-@pytest.mark.parametrize(("partial", "reads"), [
-    (["HSET", "k", "f", "v"], ["HGETALL", "k"]),
-    (["HDEL", "k", "f"], ["HLEN", "k"]),
-    (["APPEND", "k", "x"], ["GET", "k"]),
-    (["SETRANGE", "k", "0", "x"], ["STRLEN", "k"]),
-    (["INCR", "k"], ["GET", "k"]),
-    (["SETBIT", "k", "7", "1"], ["GETBIT", "k", "7"]),
-    (["LPUSH", "k", "x"], ["LRANGE", "k", "0", "-1"]),
-    (["RPOP", "k"], ["LLEN", "k"]),
-    (["SADD", "k", "m"], ["SCARD", "k"]),
-    (["SREM", "k", "m"], ["SMEMBERS", "k"]),
-    (["ZADD", "k", "1", "m"], ["ZRANGE", "k", "0", "-1"]),
-    (["ZINCRBY", "k", "1", "m"], ["ZSCORE", "k", "m"]),
-    (["PFADD", "k", "a"], ["GET", "k"]),
-    (["EXPIRE", "k", "100"], ["TTL", "k"]),
-    (["PERSIST", "k"], ["TYPE", "k"]),
-])
-def test_a_partial_write_after_a_failure_never_serves_the_key(partial: list[str],
-                                                               reads: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("partial", "reads"),
+    [
+        (["HSET", "k", "f", "v"], ["HGETALL", "k"]),
+        (["HDEL", "k", "f"], ["HLEN", "k"]),
+        (["APPEND", "k", "x"], ["GET", "k"]),
+        (["SETRANGE", "k", "0", "x"], ["STRLEN", "k"]),
+        (["INCR", "k"], ["GET", "k"]),
+        (["SETBIT", "k", "7", "1"], ["GETBIT", "k", "7"]),
+        (["LPUSH", "k", "x"], ["LRANGE", "k", "0", "-1"]),
+        (["RPOP", "k"], ["LLEN", "k"]),
+        (["SADD", "k", "m"], ["SCARD", "k"]),
+        (["SREM", "k", "m"], ["SMEMBERS", "k"]),
+        (["ZADD", "k", "1", "m"], ["ZRANGE", "k", "0", "-1"]),
+        (["ZINCRBY", "k", "1", "m"], ["ZSCORE", "k", "m"]),
+        (["PFADD", "k", "a"], ["GET", "k"]),
+        (["EXPIRE", "k", "100"], ["TTL", "k"]),
+        (["PERSIST", "k"], ["TYPE", "k"]),
+    ],
+)
+def test_a_partial_write_after_a_failure_never_serves_the_key(
+    partial: list[str], reads: list[str]
+) -> None:
     """Whatever type the key had on the relay, a failed write (a module's command here)
     followed by a write to part of the value leaves the key refused: the relay's copy
     misses what the failed command did."""
@@ -96,14 +100,29 @@ def test_a_partial_write_after_a_failure_never_serves_the_key(partial: list[str]
     assert refused(ks, b"k", *reads)
 
 
-@pytest.mark.parametrize("replace", [
-    ["SET", "k", "v"], ["SET", "k", "v", "PXAT", "99999999999999"], ["SETEX", "k", "10", "v"],
-    ["PSETEX", "k", "1000", "v"], ["GETSET", "k", "v"], ["MSET", "a", "1", "k", "v"],
-    ["DEL", "k"], ["UNLINK", "k"], ["GETDEL", "k"], ["FLUSHDB"], ["FLUSHALL"],
-    ["SINTERSTORE", "k", "s1"], ["SUNIONSTORE", "k", "s1"], ["SDIFFSTORE", "k", "s1"],
-    ["ZUNIONSTORE", "k", "1", "z1"], ["ZRANGESTORE", "k", "z1", "0", "-1"],
-    ["BITOP", "OR", "k", "b1"], ["SORT", "l1", "STORE", "k"],
-])
+@pytest.mark.parametrize(
+    "replace",
+    [
+        ["SET", "k", "v"],
+        ["SET", "k", "v", "PXAT", "99999999999999"],
+        ["SETEX", "k", "10", "v"],
+        ["PSETEX", "k", "1000", "v"],
+        ["GETSET", "k", "v"],
+        ["MSET", "a", "1", "k", "v"],
+        ["DEL", "k"],
+        ["UNLINK", "k"],
+        ["GETDEL", "k"],
+        ["FLUSHDB"],
+        ["FLUSHALL"],
+        ["SINTERSTORE", "k", "s1"],
+        ["SUNIONSTORE", "k", "s1"],
+        ["SDIFFSTORE", "k", "s1"],
+        ["ZUNIONSTORE", "k", "1", "z1"],
+        ["ZRANGESTORE", "k", "z1", "0", "-1"],
+        ["BITOP", "OR", "k", "b1"],
+        ["SORT", "l1", "STORE", "k"],
+    ],
+)
 def test_a_whole_replacement_lifts_the_mark(replace: list[str]) -> None:
     ks = Keyspace()
     run(ks, "SADD", "s1", "x")

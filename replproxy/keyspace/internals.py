@@ -23,6 +23,7 @@ from replproxy.keyspace.t_set import (
     SET_MAX_LISTPACK_ENTRIES,
     SET_MAX_LISTPACK_VALUE,
 )
+from replproxy.keyspace.t_zset import listpack_score_text
 from replproxy.keyspace.values import (
     HASHTABLE,
     INTSET,
@@ -32,7 +33,7 @@ from replproxy.keyspace.values import (
     SetValue,
     ZSet,
 )
-from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
+from replproxy.rdb.encode import LP_EMPTY_SIZE, double_to_int64, lp_entry, parse_int64
 from replproxy.rdb.model import (
     HashValue,
     ModuleValue,
@@ -41,7 +42,6 @@ from replproxy.rdb.model import (
     Value,
     ZSetValue,
 )
-from replproxy.rdb.writer import zset_score_entry
 from replproxy.resp.request import string2ll
 
 _SET_ENCODINGS = {INTSET: b"intset", LISTPACK: b"listpack", HASHTABLE: b"hashtable"}
@@ -183,8 +183,9 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
     master matters (stream nodes preallocated, big encodings kept after shrinking, sds
     slack, an allocator other than jemalloc) the master's figure can differ by tens of
     percent either way."""
-    valkey = dialect.valkey_hashtable
     enc = object_encoding(key, value, dialect, has_ttl, mark)
+    if enc == b"ziplist":
+        enc = b"listpack"  # (before 7.0: a ziplist, sized here as the listpack it became)
     if dialect.embedded_keys:
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:
@@ -193,7 +194,7 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
             if enc == b"embstr":
                 return je_size(head + 3 + len(value) + 1)
             return je_size(head) + _sds_alloc(len(value))
-        return je_size(head) + _container_usage(value, enc, samples, valkey)
+        return je_size(head) + _container_usage(value, enc, samples, dialect)
     keypart = _sds_alloc(len(key)) + _DICT_ENTRY
     if type(value) is bytes:
         if enc == b"int":
@@ -201,7 +202,7 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
         if enc == b"embstr":
             return keypart + je_size(_ROBJ + 3 + len(value) + 1)
         return keypart + _ROBJ + _sds_alloc(len(value))
-    return keypart + _ROBJ + _container_usage(value, enc, samples, valkey)
+    return keypart + _ROBJ + _container_usage(value, enc, samples, dialect)
 
 
 def _sds_len(n: int) -> int:
@@ -220,7 +221,8 @@ def _table(n: int, valkey: bool) -> int:
     return _DICT + 8 * _dict_slots(n)
 
 
-def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> int:
+def _container_usage(value: Value, enc: bytes, samples: int, dialect: MasterDialect) -> int:
+    valkey = dialect.valkey_hashtable
     if isinstance(value, list | deque):
         items = value
         if enc == b"listpack":
@@ -261,14 +263,18 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
     if isinstance(value, ZSetValue):
         n = len(value)
         if enc == b"listpack":
+            # Each score as that version's listpack (or ziplist) holds it.
+            style, ziplist = dialect.double_style, not dialect.zset_listpack_drops_zero_sign
             flat: list[bytes | int] = []
             for m, s in value.items():
-                flat += (m, zset_score_entry(s))
+                i = None if ziplist else double_to_int64(s)
+                flat += (m, i if i is not None else listpack_score_text(s, style, ziplist))
             return je_size(LP_EMPTY_SIZE + sum(len(lp_entry(e)) for e in flat))
         # zset + skiplist + table, the 32-level header node, then per element its sds, a
         # table entry and a skiplist node (1.33 levels on average).
         entry = 0 if valkey else _DICT_ENTRY
-        return 16 + 32 + _table(n, valkey) + 640 + _sampled(
+        header = je_size(24 + 16 * dialect.skiplist_max_level)
+        return 16 + 32 + _table(n, valkey) + header + _sampled(
             n, (_sds_alloc(len(m), True) + entry + 48 for m in value), samples)
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
@@ -282,7 +288,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
                      for f, v in h.items())
         return _table(n, valkey) + _sampled(n, costs, samples)
     if isinstance(value, StreamValue):
-        return _stream_usage(value)
+        return _stream_usage(value, dialect.stream_nodes_preallocated)
     if isinstance(value, ModuleValue):
         # A module type the relay models answers its module's own estimate (mem_usage).
         mem_usage = getattr(value, "mem_usage", None)
@@ -296,10 +302,10 @@ def _rax_usage(elements: int) -> int:
     return elements * 16 + nodes * (4 + 8 * 30)
 
 
-def _stream_usage(s: StreamValue) -> int:
+def _stream_usage(s: StreamValue, preallocated: bool = True) -> int:
     """The stream header, its radix tree of listpacks (nodes of up to 100 entries or 4 KB;
-    full ones shrunk to fit, the last one as XADD preallocated it, 4 KB), and the consumer
-    groups with their PELs."""
+    full ones shrunk to fit, the last one as XADD preallocated it, 4 KB, from 7.0; before,
+    `lpBytes` of each), and the consumer groups with their PELs."""
     nodes = 0
     lp_total = 0
     node_bytes = 0
@@ -317,7 +323,7 @@ def _stream_usage(s: StreamValue) -> int:
         node_bytes += size
         node_entries += 1
     if node_entries:
-        lp_total += je_size(max(node_bytes, 4096))
+        lp_total += je_size(max(node_bytes, 4096)) if preallocated else node_bytes
         nodes += 1
     usage = 80 + _rax_usage(nodes) + lp_total
     for g in s.groups:

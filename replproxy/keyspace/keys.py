@@ -423,6 +423,8 @@ def keys(c: ReadContext, argv: list[bytes]) -> bytes:
     """KEYS pattern: every name matching, logically expired ones left out."""
     dbd = c.ks.dbs[c.db]
     match = glob_matcher(argv[1], c.ks)
+    if c.ks.dialect.before_6_0_commands and argv[1][:2] in (b"*", b"*\0"):
+        match = None  # 5.0 tests `pattern[1] == '\0'`: "*" then a NUL byte is every key
     names = list(dbd) if match is None else [k for k in dbd if match(k)]
     return reply.bulk_array(_drop_expired(c, names), c.proto)
 
@@ -459,16 +461,16 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
         elif opt == b"match" and n - i >= 2:
             pattern = argv[i + 1]
             i += 2
-        elif opt == b"type" and n - i >= 2 and ks.dialect.at_least((6, 0), (0,)):
+        elif opt == b"type" and n - i >= 2 and ks.dialect.scan_type_option:
             want = c_string(argv[i + 1]).lower()
             # Valkey checks the name against its types and loaded module types; the relay
             # does not know the master's modules, but a module type name has 9 characters.
             if valkey and want not in _SCAN_TYPES and len(want) != 9:
                 raise ReplyError(b"ERR unknown type name '" + c_string(argv[i + 1]) + b"'")
             i += 2
-        elif valkey and opt == b"novalues":
+        elif opt == b"novalues" and ks.dialect.scan_novalues:
             raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
-        elif valkey and opt == b"noscores":
+        elif opt == b"noscores" and ks.dialect.scan_noscores:
             raise ReplyError(b"ERR NOSCORES option can only be used in ZSCAN")
         else:
             raise ReplyError(SYNTAX)

@@ -10,7 +10,6 @@ default, non-LFU maxmemory-policy. The estimates themselves live in `internals`.
 
 from __future__ import annotations
 
-from replproxy.commandtable.table import table_for
 from replproxy.errors import SYNTAX
 from replproxy.keyspace.internals import is_int_string, memory_usage, object_encoding
 from replproxy.keyspace.keys import tainted
@@ -95,7 +94,7 @@ def _help(c: ReadContext, container: bytes) -> bytes:
     """`<container> HELP`: the upstream's own text, captured with its command table. The
     server answers any other `<container> HELP` with it directly; OBJECT and MEMORY keep
     theirs registered so that `READ_COMMANDS` covers every subcommand they answer."""
-    text = table_for(c.ks.dialect.server, c.ks.dialect.version).subcommand_help(container)
+    text = c.ks.dialect.command_table.subcommand_help(container)
     assert text is not None  # both tables carry OBJECT HELP and MEMORY HELP
     return text
 

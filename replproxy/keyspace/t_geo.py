@@ -765,14 +765,18 @@ def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-def _geohash_string(lon: float, lat: float) -> bytes:
-    """GEOHASH's 11 characters: the position re-encoded over the standard ranges (latitude
-    -90..90, not the -85..85 of the scores), 52 bits, the 11th character always `0`."""
-    bits = 0
-    if not (lon > GEO_LONG_MAX or lon < GEO_LONG_MIN or lat > GEO_LAT_MAX or lat < GEO_LAT_MIN):
-        lat_offset = (lat - -90.0) / (90.0 - -90.0) * float(1 << GEO_STEP_MAX)
-        long_offset = (lon - -180.0) / (180.0 - -180.0) * float(1 << GEO_STEP_MAX)
-        bits = _interleave64(int(lat_offset) & 0xFFFFFFFF, int(long_offset) & 0xFFFFFFFF)
+def _geohash_bits(lon: float, lat: float) -> int | None:
+    """GEOHASH's 52 bits: the position re-encoded over the standard ranges (latitude
+    -90..90, not the -85..85 of the scores); None where `geohashEncode` refuses it."""
+    if lon > GEO_LONG_MAX or lon < GEO_LONG_MIN or lat > GEO_LAT_MAX or lat < GEO_LAT_MIN:
+        return None
+    lat_offset = (lat - -90.0) / (90.0 - -90.0) * float(1 << GEO_STEP_MAX)
+    long_offset = (lon - -180.0) / (180.0 - -180.0) * float(1 << GEO_STEP_MAX)
+    return _interleave64(int(lat_offset) & 0xFFFFFFFF, int(long_offset) & 0xFFFFFFFF)
+
+
+def _geohash_string(bits: int) -> bytes:
+    """GEOHASH's 11 characters of 52 bits, the 11th always `0`."""
     chars = bytearray(11)
     for i in range(10):
         chars[i] = _GEOALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F]
@@ -782,10 +786,21 @@ def _geohash_string(lon: float, lat: float) -> bytes:
 
 @read_command("geohash")
 def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    """Only 5.0 decodes a position off the map (no clamping: a cell at the 180th meridian
+    or the 85.05th parallel): its `geohashEncode` refuses it and leaves the stack variable
+    as it was, the previous member's hash in the same command (measured on 5.0.7). For a
+    first member it is whatever the stack held; the relay answers zeros there."""
     out = [b"*%d\r\n" % (len(argv) - 2)]
     missing = reply.null(c.proto)
+    bits = 0
     for pos in _positions(c, argv):
-        out.append(missing if pos is None else b"$11\r\n%b\r\n" % _geohash_string(*pos))
+        if pos is None:
+            out.append(missing)
+            continue
+        encoded = _geohash_bits(*pos)
+        if encoded is not None:
+            bits = encoded
+        out.append(b"$11\r\n%b\r\n" % _geohash_string(bits))
     return b"".join(out)
 
 
@@ -902,7 +917,13 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
     if zs is None:
         return reply.EMPTY_ARRAY
 
-    found = geo_search(zs, shape, variant, count, any_, sort)
+    try:
+        found = geo_search(zs, shape, variant, count, any_, sort)
+    except ApplyError:
+        # 5.0 only (no clamping): a centre off the map (a member in the 180th meridian's
+        # cell) leaves `geohashGetAreasByRadius` searching around an uninitialised hash,
+        # whatever the stack held; no cell here, so nothing found.
+        return reply.EMPTY_ARRAY
     if not found:
         return reply.EMPTY_ARRAY
     options = withdist + withhash + withcoord

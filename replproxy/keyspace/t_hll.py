@@ -583,7 +583,10 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             continue
         if value[4] == HLL_DENSE:
             use_dense = True
-        regs = registers(value)
+        try:
+            regs = _merge_registers(value, ks.dialect.hll_merge_refuses_overflow)
+        except ReplyError:
+            raise ApplyError(f"{key!r} is a corrupted sparse HyperLogLog") from None
         maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
     dest = argv[1]
     value = ks.get(db, dest)  # type: ignore[assignment]
@@ -676,8 +679,10 @@ def _count_one(value: bytes) -> int:
     return count_from_histogram(hist)
 
 
-def _merge_registers(value: bytes) -> bytes:
-    """The registers `hllMerge` takes the maximum with, or INVALIDOBJ."""
+def _merge_registers(value: bytes, refuses_overflow: bool = True) -> bytes:
+    """The registers `hllMerge` takes the maximum with, or INVALIDOBJ. Unpatched
+    (`MasterDialect.hll_merge_refuses_overflow` false) the walk adds ZERO runs unchecked
+    and stops at a VAL run past the last register."""
     try:
         return registers(value)
     except ApplyError:  # a sparse value the strict parser refused
@@ -686,7 +691,12 @@ def _merge_registers(value: bytes) -> bytes:
     i = 0
     for run, val in _sparse_ops_exact(value):
         if i + run > HLL_REGISTERS:
-            raise ReplyError(_CORRUPT)
+            if refuses_overflow:
+                raise ReplyError(_CORRUPT)
+            if val:
+                break
+            i += run
+            continue
         if val:
             regs[i : i + run] = bytes((val,)) * run
         i += run
@@ -717,7 +727,7 @@ def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
         value = _read_hll(c, key)
         if value is None:
             continue
-        regs = _merge_registers(value)
+        regs = _merge_registers(value, c.ks.dialect.hll_merge_refuses_overflow)
         maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
     if maxregs is None:
         maxregs = bytes(HLL_REGISTERS)

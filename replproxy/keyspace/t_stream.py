@@ -1404,10 +1404,10 @@ def xinfo_legacy(c: ReadContext, argv: list[bytes]) -> bytes:
         text = table.subcommand_help(b"xinfo")
         return text if text is not None else xinfo_help(c, argv)
     if len(argv) < 3:
-        if not d.at_least((6, 0), (0,)):
+        if d.before_6_0_commands:
             raise ReplyError(b"ERR syntax error, try 'XINFO HELP'")
         raise _subcommand_error(c, argv)
-    if not d.at_least((6, 0), (0,)):
+    if d.before_6_0_commands:
         # lookupKeyWrite: a 5.0 replica does not hide a logically expired key from it (a
         # context at time 0 sees every key, for the lookups below too).
         c = ReadContext(c.ks, db=c.db, proto=c.proto, now=0)
@@ -1417,7 +1417,7 @@ def xinfo_legacy(c: ReadContext, argv: list[bytes]) -> bytes:
         return xinfo_consumers(c, argv)
     if sub == b"groups":
         return xinfo_groups(c, argv)
-    if sub == b"stream" and (len(argv) == 3 or d.at_least((6, 0), (0,))):
+    if sub == b"stream" and (len(argv) == 3 or not d.before_6_0_commands):
         return xinfo_stream(c, argv)
     raise _subcommand_error(c, argv)
 
@@ -1529,7 +1529,7 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     proto = c.proto
     shapes = _shapes_of(c)
     nodes = _node_keys(s)
-    if not c.ks.dialect.at_least((6, 0), (0,)):
+    if c.ks.dialect.before_6_0_commands:
         # Redis 5.0: no FULL (`c->argc == 3` only), and `groups` before the last ID.
         if opts:
             raise _subcommand_error(c, argv)

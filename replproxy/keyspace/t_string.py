@@ -23,7 +23,7 @@ What arrives (read from `src/t_string.c`, 5.0 to 8.x, and Valkey 8.1):
 `GETEX`, `GETDEL` and `INCRBYFLOAT` never arrive from any released master; they are applied
 anyway (as a replica would run them) so an unusual master does not leave keys unsupported.
 `GET`, `MGET`, `STRLEN`, `GETRANGE`/`SUBSTR` and `LCS` are reads, never propagated: they
-are read commands below (`STRALGO`, removed in 7.0, is not served).
+are read commands below (with 6.x's `STRALGO LCS`, which 7.0 replaced by `LCS`).
 
 Like a replica, nothing here checks expiry; keys are created and replaced with `ks.set`
 (dropping the TTL unless Redis keeps it: `KEEPTTL`, and the in-place commands `APPEND`,

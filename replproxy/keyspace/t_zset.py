@@ -633,13 +633,39 @@ def string2d(raw: bytes) -> float | None:
     return v
 
 
-def read_score_bound(raw: bytes) -> tuple[float, bool]:
-    """One side of `zslParseRange`: (value, exclusive); `ReplyError` when not a float."""
+# fast_float's `from_chars` as Redis 8 builds it (general format, a leading `+` allowed, no
+# blanks, no hex): a decimal number whose exponent is taken only when digits follow the `e`,
+# else inf[inity] or nan[(chars)].
+_FAST_FLOAT_RE = re.compile(
+    rb"[+-]?(?:((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)"
+    rb"|(inf(?:inity)?)|(nan(?:\([0-9a-z_]*\))?))",
+    re.IGNORECASE,
+)
+
+
+def fast_float_prefix(s: bytes) -> tuple[float, int]:
+    """Redis 8's `fast_float_strtod` on `s` (a C string): (value, bytes consumed); an
+    overflow is infinity and an underflow zero, with nothing consumed when nothing parses
+    (an empty string is 0)."""
+    m = _FAST_FLOAT_RE.match(s)
+    if m is None:
+        return 0.0, 0
+    if m.group(3) is not None:
+        return math.nan, m.end()
+    return float(m.group(0).split(b"(")[0]), m.end()
+
+
+def read_score_bound(raw: bytes, fast_float: bool = False) -> tuple[float, bool]:
+    """One side of `zslParseRange`: (value, exclusive); `ReplyError` when not a float.
+    `fast_float`: the master reads it with fast_float (`MasterDialect.fast_float_ranges`)."""
     s = c_string(raw)
     ex = s[:1] == b"("
     if ex:
         s = s[1:]
-    v, end, _ = strtod_prefix(s)
+    if fast_float:
+        v, end = fast_float_prefix(s)
+    else:
+        v, end, _ = strtod_prefix(s)
     if end != len(s) or v != v:
         raise ReplyError(_RANGE_NOT_FLOAT)
     return v, ex
@@ -754,8 +780,8 @@ def zrevrank_read(c: ReadContext, argv: list[bytes]) -> bytes:
 
 @read_command("zcount")
 def zcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
-    lo, lo_ex = read_score_bound(argv[2])
-    hi, hi_ex = read_score_bound(argv[3])
+    lo, lo_ex = read_score_bound(argv[2], c.ks.dialect.fast_float_ranges)
+    hi, hi_ex = read_score_bound(argv[3], c.ks.dialect.fast_float_ranges)
     zs = lookup_zset(c, argv[1])
     if zs is None:
         return b":0\r\n"
@@ -831,8 +857,8 @@ def _zrange_legacy(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool)
         min_arg, max_arg = (argv[3], argv[2]) if rev else (argv[2], argv[3])
         try:
             if rangetype == _BY_SCORE:
-                lo, lo_ex = read_score_bound(min_arg)
-                hi, hi_ex = read_score_bound(max_arg)
+                lo, lo_ex = read_score_bound(min_arg, c.ks.dialect.fast_float_ranges)
+                hi, hi_ex = read_score_bound(max_arg, c.ks.dialect.fast_float_ranges)
             else:
                 lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
         except ReplyError:
@@ -917,8 +943,8 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
         if rev:
             a, b = size - b, size - a
     elif rangetype == _BY_SCORE:
-        lo, lo_ex = read_score_bound(min_arg)
-        hi, hi_ex = read_score_bound(max_arg)
+        lo, lo_ex = read_score_bound(min_arg, c.ks.dialect.fast_float_ranges)
+        hi, hi_ex = read_score_bound(max_arg, c.ks.dialect.fast_float_ranges)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
@@ -1105,10 +1131,15 @@ def zintercard_read(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def listpack_score_text(score: float, style: DoubleStyle, ziplist: bool = False) -> bytes:
     """A score as a listpack holds it (`zzlInsertAt`): an integer when `double2ll` takes it
-    (so -0 is 0), else the text of `d2string`. A ziplist (before 7.0) holds d2string's text,
-    "-0" included."""
-    if ziplist and score == 0 and math.copysign(1.0, score) < 0:
-        return b"-0"
+    (so -0 is 0), else the text of `d2string`. A ziplist (before 7.0) holds the text of
+    that version's `d2string`, "-0" included."""
+    if ziplist:
+        # 5.0/6.2's d2string: integers only strictly inside +-2^52, else "%.17g".
+        if score == 0:
+            return b"-0" if math.copysign(1.0, score) < 0 else b"0"
+        if -4503599627370495.0 < score < 4503599627370496.0 and score.is_integer():
+            return b"%d" % int(score)
+        return format_double(score, "g17")
     i = double_to_int64(score)
     return b"%d" % i if i is not None else format_double(score, style)
 

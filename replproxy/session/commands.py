@@ -71,7 +71,7 @@ def cmd_quit(c: Client, argv: list[bytes]) -> bytes:
 
 @command("select")
 def cmd_select(c: Client, argv: list[bytes]) -> bytes:
-    if not c.ks.dialect.at_least((6, 0), (0,)):
+    if c.ks.dialect.before_6_0_commands:
         # 5.0 reads a long ("invalid DB index") and passes it to `selectDb(int)`.
         db = arg_long(argv[1], b"ERR invalid DB index")
         db = (db + 2**31) % 2**32 - 2**31
@@ -89,14 +89,14 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
 
 @command("auth")
 def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
-    if len(argv) == 3 and not c.ks.dialect.at_least((6, 0), (0,)) and c.hub.acl.aclfile is None:
+    if len(argv) == 3 and c.ks.dialect.before_6_0_commands and c.hub.acl.aclfile is None:
         # Redis 5.0's AUTH takes a password only; the relay accepts `AUTH user pass` there
         # only when it has users of its own (--aclfile), which no 5.0 replica could have.
         raise ReplyError(b"ERR wrong number of arguments for 'auth' command")
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
-        if c.hub.acl.default_user.nopass and not c.ks.dialect.at_least((6, 0), (0,)):
+        if c.hub.acl.default_user.nopass and c.ks.dialect.before_6_0_commands:
             raise ReplyError(b"ERR Client sent AUTH, but no password is set")
         if c.hub.acl.default_user.nopass:
             raise ReplyError(
@@ -553,7 +553,7 @@ def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
     arguments are checked first, as the art's own command does)."""
     d = c.ks.dialect
     args = argv[1:]
-    if not d.at_least((6, 0), (0,)):
+    if not d.lolwut_versions:
         art = 5  # 5.0 draws Schotter whatever it is given
     else:
         v = d.version_text
@@ -561,7 +561,7 @@ def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
             v = f"{arg_long(argv[2]) & 0xFFFFFFFF}.0.0"  # `snprintf("%u.0.0", ver)`
             args = argv[3:]
         art = int(v[0]) if v[1:2] == "." and v[0] in "568" else 0
-        if art == 8 and not d.at_least((8, 0)):
+        if art == 8 and not d.lolwut_poem:
             art = 0  # no poem before Redis 8 (nor on Valkey)
     if art:
         for a in args[:3 if art == 5 else 2 if art == 6 else 0]:
