@@ -193,6 +193,35 @@ class MasterDialect:
         return self.at_least((8, 2), None)
 
     @cached_property
+    def readwrite_outside_cluster(self) -> bool:
+        """READWRITE answers OK outside cluster mode (Redis before 7.0, Valkey); READONLY
+        too on Valkey only. Redis 7.0+ refuses both ("cluster support disabled")."""
+        return not self.at_least((7, 0), None)
+
+    def subscriber_context_error(self, name: bytes, fullname: bytes) -> bytes:
+        """The error a RESP2 subscriber gets for another command (`processCommand`): 5.0
+        names no command, 6.2 names the command (not its subcommand), 7.0 adds the shard
+        channels' commands and names the subcommand."""
+        if not self.at_least((6, 0), (0,)):
+            return b"ERR only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT allowed in this context"
+        if not self.at_least((7, 0), (0,)):
+            return (b"ERR Can't execute '%b': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT "
+                    b"/ RESET are allowed in this context" % name)
+        return (b"ERR Can't execute '%b': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                b"QUIT / RESET are allowed in this context" % fullname)
+
+    @cached_property
+    def command_errors_say_fullname(self) -> bool:
+        """Errors that name their command quote its full name, `for 'zunion' command`
+        (Redis 7.0's `c->cmd->fullname`); before: the bare name, `for zunion`."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def lpos_rank_zero_hint(self) -> bool:
+        """LPOS's RANK-zero error explains negative ranks (Redis 7.0); 6.x ends at `...`."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
     def shortest_doubles(self) -> bool:
         """Doubles print in the shortest round-trip form (fpconv) from Redis 7.2 and in every
         Valkey; `%.17g` before. Replies and DEBUG DIGEST switched together."""
@@ -208,30 +237,183 @@ class MasterDialect:
         return self.at_least((7, 2), (0,))
 
     @cached_property
+    def object_sees_expired_keys(self) -> bool:
+        """OBJECT reads the key table directly (`dictFind`) before Redis 6.0: a replica
+        answers for a logically expired key. 6.0+ look it up as a read (missing)."""
+        return not self.at_least((6, 0), (0,))
+
+    @cached_property
+    def config_get_echoes_name(self) -> bool:
+        """CONFIG GET of a plain name answers it as the client spelled it (Redis 7.0's
+        multi-parameter CONFIG GET); before, under its canonical lowercase name."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def random_count_range_check(self) -> bool:
+        """SRANDMEMBER / HRANDFIELD / ZRANDMEMBER refuse counts whose reply size overflows
+        (Redis 7.0: -LONG_MAX..LONG_MAX, halved WITHVALUES/WITHSCORES); before, any long is
+        taken (a missing key answers an empty array whatever the count)."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def builtin_modules(self) -> tuple[tuple[bytes, int], ...]:
+        """Modules the server loads by itself, (name, version) as HELLO and MODULE LIST
+        show them: Redis 8's vector sets (`vectorset`, 1)."""
+        return ((b"vectorset", 1),) if self.at_least((8, 0), None) else ()
+
+    @cached_property
+    def stream_encoding_name(self) -> bytes:
+        """OBJECT ENCODING of a stream: `stream` from Redis 6.0; 5.0's `strEncoding` does not
+        know the stream encoding and says `unknown`."""
+        return b"stream" if self.at_least((6, 0), (0,)) else b"unknown"
+
+    @cached_property
+    def wrongpass_error(self) -> bytes:
+        """A failed AUTH: 5.0's `invalid password` (no users), 6.0's WRONGPASS, and from 6.2
+        the text that also covers disabled users."""
+        if not self.at_least((6, 0), (0,)):
+            return b"ERR invalid password"
+        if not self.at_least((6, 2), (0,)):
+            return b"WRONGPASS invalid username-password pair"
+        return b"WRONGPASS invalid username-password pair or user is disabled."
+
+    @cached_property
+    def rejections_abort_exec(self) -> bool:
+        """Every refused command inside MULTI dooms the EXEC (`rejectCommand`, Redis 6.0);
+        5.0 flags the transaction for some refusals only, not for a read-only replica's
+        READONLY."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
+    def pfcount_sees_expired_keys(self) -> bool:
+        """A single-key PFCOUNT looks its key up for writing before 7.0 (`lookupKeyWrite`),
+        which on a replica still finds a logically expired key (and caches its count)."""
+        return not self.at_least((7, 0), (0,))
+
+    @cached_property
+    def small_encoding(self) -> bytes:
+        """OBJECT ENCODING of a small hash or sorted set: `listpack` from Redis 7.0,
+        `ziplist` before."""
+        return b"listpack" if self.at_least((7, 0), (0,)) else b"ziplist"
+
+    @cached_property
+    def listpack_config_names(self) -> bool:
+        """The `*-max-listpack-*` config names (aliases of `*-max-ziplist-*`) exist from
+        Redis 7.0."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def setop_reply_hashtable(self) -> bool:
+        """SUNION / SDIFF without a destination collect into a hash table as soon as one
+        source is not an intset (Redis 8.0, Valkey 8.0: `dstset_encoding`), so they reply
+        in that table's seeded order; before, into an intset that converts as members come."""
+        return self.at_least((8, 0), (8, 0))
+
+    @cached_property
+    def listpackex(self) -> bool:
+        """A small hash that gets a field TTL becomes a `listpackex` (Redis 7.4): fields
+        with a TTL first, by expiry, then the others; it stays one when the TTLs go."""
+        return self.at_least((7, 4), None)
+
+    @cached_property
+    def sinter_looks_up_every_key(self) -> bool:
+        """SINTER looks every key up (WRONGTYPE from a key after a missing one) from Redis
+        6.2; before, the first missing key answers an empty set at once."""
+        return self.at_least((6, 2), (0,))
+
+    @cached_property
     def listpack_lists(self) -> bool:
         """Small lists are plain listpacks (not quicklists) from Redis 7.2 / Valkey."""
         return self.at_least((7, 2), (0,))
 
     @cached_property
+    def before_6_0_commands(self) -> bool:
+        """Redis 5.0's own connection and stream commands: SELECT reads a long and wraps it
+        to an int ("invalid DB index"), AUTH takes only a password (no ACL users), XINFO
+        parses its subcommands itself (a syntax error naming `XINFO HELP`, the key looked up
+        for writing, STREAM without FULL and `groups` before `last-generated-id`), KEYS
+        takes a pattern starting `*` and a NUL byte for `*`."""
+        return not self.at_least((6, 0), (0,))
+
+    @cached_property
+    def skiplist_max_level(self) -> int:
+        """ZSKIPLIST_MAXLEVEL, the levels of a skiplist's header node (what MEMORY USAGE
+        counts for it): 64 in Redis 5.0, 32 from 6.0."""
+        return 32 if self.at_least((6, 0), (0,)) else 64
+
+    @cached_property
+    def stream_nodes_preallocated(self) -> bool:
+        """XADD preallocates a new stream node's listpack (`lpNew(prealloc)`, Redis 7.0),
+        which MEMORY USAGE counts; before, the listpack grows as entries come."""
+        return self.at_least((7, 0), (0,))
+
+    @cached_property
+    def scan_type_option(self) -> bool:
+        """SCAN's TYPE option (Redis 6.0)."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
+    def lolwut_versions(self) -> bool:
+        """LOLWUT takes `VERSION v` and draws per version (Redis 6.0); 5.0 always draws
+        its Schotter."""
+        return self.at_least((6, 0), (0,))
+
+    @cached_property
+    def lolwut_poem(self) -> bool:
+        """LOLWUT 8 is Redis 8's poem (not on Valkey, nor on older Redis)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def fast_float_ranges(self) -> bool:
+        """Redis 8 reads score ranges (`zslParseRange`) and SORT's scores with the
+        fast_float library instead of strtod: no leading blanks, no hex floats, and an
+        overflow is infinity rather than SORT's conversion error (`getDoubleFromObject`
+        kept strtod's rules: measured on 8.2.3). Valkey 8 builds without it."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
     def embedded_keys(self) -> bool:
-        """Valkey 8 embeds the key (and TTL) in the value object: embstr limits, MEMORY USAGE
-        and OBJECT REFCOUNT (no shared integers) follow."""
-        return self.at_least(None, (8, 0))
+        """Valkey 8 and Redis 8 (its `kvobj`) embed the key (and TTL) in the value object:
+        embstr limits and OBJECT REFCOUNT (no shared integers) follow; measured on Valkey
+        8.1.8 and Redis 8.2.3, which agree."""
+        return self.at_least((8, 0), (8, 0))
+
+    def embstr_limit(self, key_len: int, has_ttl: bool) -> int:
+        """The longest string value kept `embstr`. Servers embedding the key (Valkey 8,
+        Redis 8) keep the object, key and value in one 64-byte allocation, measured on
+        Valkey 8.1.8 and Redis 8.2.3 (SET, SET EX, EXPIRE, RESTORE, on a master and its
+        replica alike): key + value <= 41 bytes; with a TTL, <= 33 on Redis 8 and, for a
+        key of 32 bytes or more, <= 39 on Valkey. A string that gets a TTL it does not fit
+        with becomes raw for good (`Keyspace.set_expire`)."""
+        if not self.embedded_keys:
+            return 44  # OBJ_ENCODING_EMBSTR_SIZE_LIMIT
+        if not has_ttl:
+            return 41 - key_len
+        if self.valkey:
+            return (39 if key_len >= 32 else 41) - key_len
+        return max(33 - key_len, 1)
 
     @cached_property
     def shared_integers(self) -> bool:
-        """Strings 0..9999 are Redis's shared objects (OBJECT REFCOUNT 2147483647)."""
-        return not self.valkey
+        """Strings 0..9999 are shared objects (OBJECT REFCOUNT 2147483647), until keys are
+        embedded in their values (a shared object cannot hold a key)."""
+        return not self.embedded_keys
 
     @cached_property
-    def getrange_empty_outside(self) -> bool:
-        """GETRANGE of a range wholly before or after the string is empty (Redis 8.0, #12272)."""
-        return self.at_least((8, 0), None)
+    def valkey_hashtable(self) -> bool:
+        """Valkey 8's own hash table (64-byte buckets of 7, entries embedding their key)
+        instead of Redis's dict: MEMORY USAGE follows."""
+        return self.at_least(None, (8, 0))
 
     @cached_property
     def bit_range_args_first(self) -> bool:
         """BITCOUNT/BITPOS parse their range before the key lookup (Redis 7.4, Valkey 8)."""
         return self.at_least((7, 4), (8, 0))
+
+    @cached_property
+    def bit_unit_option(self) -> bool:
+        """BITCOUNT / BITPOS take a BYTE|BIT unit after the range (Redis 7.0)."""
+        return self.at_least((7, 0), (0,))
 
     @cached_property
     def bitcount_lone_start(self) -> bool:
@@ -255,13 +437,14 @@ class MasterDialect:
 
     @cached_property
     def scan_noscores(self) -> bool:
-        """ZSCAN NOSCORES (Redis 8.0, Valkey 8)."""
-        return self.at_least((8, 0), (8, 0))
+        """ZSCAN NOSCORES (Valkey 8; Redis 8.2.3 still has none: a syntax error there)."""
+        return self.at_least(None, (8, 0))
 
     @cached_property
-    def valkey_scan_cursor(self) -> bool:
-        """Cursors parsed by `string2ull` (Valkey) rather than `strtoul` (Redis)."""
-        return self.valkey
+    def scan_cursor_string2ull(self) -> bool:
+        """Cursors parsed by `string2ull` (Redis 7.4, with the 64-bit cursors of #11695;
+        Valkey 8) rather than `strtoul`: "" and "-5" are invalid cursors."""
+        return self.at_least((7, 4), (8, 0))
 
     @cached_property
     def glob_nesting_limit(self) -> bool:
@@ -271,6 +454,19 @@ class MasterDialect:
         if self.valkey:
             return v >= (8, 0, 1) or (7, 2, 7) <= v < (8, 0, 0)
         return v >= (7, 4, 1) or (7, 2, 6) <= v < (7, 4, 0) or (6, 2, 16) <= v < (7, 0, 0)
+
+    @cached_property
+    def hll_merge_refuses_overflow(self) -> bool:
+        """`hllMerge` (PFCOUNT of several keys, PFMERGE) refuses a sparse run past the last
+        register (CVE-2025-32023: Redis 6.2.19+, 7.2.10+, 7.4.5+, 8.0.3+; Valkey 7.2.10+,
+        8.0.4+, 8.1.3+). Unpatched, a VAL run past the end stops the walk, which passes when
+        it stopped exactly at the last register. Redis 7.0 never had an upstream fix, but
+        distributions patched it (Debian's 7.0.15 refuses): 7.0 is taken as patched."""
+        v = self.version
+        if self.valkey:
+            return v >= (8, 1, 3) or (8, 0, 4) <= v < (8, 1, 0) or (7, 2, 10) <= v < (8, 0, 0)
+        return (v >= (8, 0, 3) or (7, 4, 5) <= v < (8, 0, 0) or (7, 2, 10) <= v < (7, 4, 0)
+                or (7, 0, 0) <= v < (7, 2, 0) or (6, 2, 19) <= v < (7, 0, 0))
 
     # Sorted sets (t_zset): how ZADD creates and converts listpacks.
 
@@ -291,14 +487,24 @@ class MasterDialect:
         return "first_member"
 
     @cached_property
+    def zrange_unified(self) -> bool:
+        """ZRANGE takes BYSCORE/BYLEX/REV/LIMIT and every range command parses its options
+        before its range (Redis 6.2's `zrangeGenericCommand`); before, each command has
+        its own parser, range first (5.0's `zrangeGenericCommand`,
+        `genericZrangebyscoreCommand`, `genericZrangebylexCommand`)."""
+        return self.at_least((6, 2), (0,))
+
+    @cached_property
     def zrank_withscore(self) -> bool:
         """ZRANK/ZREVRANK WITHSCORE (Redis 7.2, Valkey)."""
         return self.at_least((7, 2), (0,))
 
     @cached_property
     def zset_nth_in_range(self) -> bool:
-        """A skiplist's LIMIT offset is found by `zslNthInRange` (Redis 7.4, Valkey)."""
-        return self.at_least((7, 4), (0,))
+        """A skiplist's LIMIT offset is found by `zslNthInRange` (Redis 7.4, Valkey), where
+        a negative offset counts from the other end; Redis 8.0 answers nothing for a
+        negative offset again (a real 8.2.3 does, listpack or skiplist)."""
+        return self.at_least((7, 4), (0,)) and not self.at_least((8, 0), None)
 
     @cached_property
     def geo_variant(self) -> int:
@@ -310,6 +516,13 @@ class MasterDialect:
         if self.version >= (6, 0, 0):
             return 60
         return 50
+
+    @cached_property
+    def geo_coords_as_doubles(self) -> bool:
+        """GEOPOS and WITHCOORD print coordinates with `addReplyDouble` (the version's
+        double text) from Redis 8.0 (redis#13494); before, and on Valkey, as a human long
+        double (`%.17Lf` trimmed)."""
+        return self.at_least((8, 0), None)
 
     # Streams (t_stream).
 
@@ -331,13 +544,40 @@ class MasterDialect:
         return self.at_least((7, 0), (0,))
 
     @cached_property
-    def stream_replay_entries_read(self) -> bool:
-        """XREADGROUP moves `entries_read` without propagating it (Redis 7.0-7.2, Valkey
-        before 8): the replica's counter is what the XCLAIMs leave (redis#12898)."""
+    def stream_entries_read_unpropagated(self) -> bool:
+        """XREADGROUP moves `entries_read` on the master without propagating it (Redis
+        7.0-7.2, Valkey before 8, redis#12898): a replica's counter is what the XCLAIMs'
+        LASTID leave it (the last ID moves, the counter does not), and the relay, answering
+        as that replica, keeps the same stale counter."""
         v = self.version
         if self.valkey:
             return v < (8, 0, 0)
         return (7, 0, 0) <= v < (7, 4, 0)
+
+    @cached_property
+    def stream_entries_read_clamp(self) -> bool:
+        """XGROUP CREATE/SETID lower an ENTRIESREAD past the stream's entries-added to it
+        (redis#14257, in the 8.2 line: a real 8.2.3 does it, 7.0 and Valkey 8.1 do not)."""
+        return self.at_least((8, 2), None)
+
+    @cached_property
+    def xread_plus_last_live_entry(self) -> bool:
+        """XREAD's `+` reads the last live entry even when the last one added was deleted,
+        and an empty stream answers nothing, not "the stream last element ID is 0-0"
+        (Redis 8.0, redis#13632; Valkey 8.1 still errors, valkey#2728)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def xread_unbalanced_mentions_plus(self) -> bool:
+        """XREAD's unbalanced-streams error lists `+` among the IDs (Redis 8.0)."""
+        return self.at_least((8, 0), None)
+
+    @cached_property
+    def stream_ranges_6_2(self) -> bool:
+        """Stream reads of Redis 6.2: exclusive range bounds `(id` (XRANGE, XREVRANGE,
+        XPENDING) and XPENDING's IDLE option; before, `(` is an invalid ID and XPENDING
+        takes exactly 3, 6 or 7 arguments."""
+        return self.at_least((6, 2), (0,))
 
     @cached_property
     def xinfo_shapes(self) -> tuple[bool, bool, bool]:

@@ -24,8 +24,8 @@ def test_unknown_command_is_counted_logged_once_and_marks_its_key(
     assert ks.unsupported_commands == {"json.set": 2}
     assert sum("json.set" in r.getMessage() for r in caplog.records) == 1
     assert ks.unsupported_keys == {(0, b"doc"), (0, b"doc2")}
-    # A later write replacing the key makes it trustworthy again.
-    ks.set(0, b"doc", b"plain")
+    # A later write replacing the whole value makes it trustworthy again.
+    ks.apply(0, [b"SET", b"doc", b"plain"])
     assert ks.unsupported_keys == {(0, b"doc2")}
 
 
@@ -88,6 +88,8 @@ def test_a_key_touched_by_an_unsupported_command_is_refused_not_served_stale() -
     got = srv.dispatch(client, [b"GET", b"doc"])
     assert got.startswith(b"-ERR replproxy cannot serve key 'doc'")
     assert srv.dispatch(client, [b"MGET", b"x", b"doc"]).startswith(b"-ERR replproxy")
+    ks.apply(0, [b"APPEND", b"doc", b"more"])  # a partial write: the rest is still unknown
+    assert srv.dispatch(client, [b"GET", b"doc"]).startswith(b"-ERR replproxy")
     ks.apply(0, [b"SET", b"doc", b"new"])  # replaced by a write we understand
     assert srv.dispatch(client, [b"GET", b"doc"]) == b"$3\r\nnew\r\n"
 

@@ -811,3 +811,31 @@ def test_lazy_index_matches_the_members_whatever_the_interleaving(
                 assert zs.rank(m) == len(expected) // 2
                 lo, hi = zs.score_range(s, False, s, False)
                 assert [x for x in expected if x[0] == s] == list(zs.index[lo:hi])
+
+
+def test_score_bounds_read_as_the_masters_parser_reads_them() -> None:
+    """strtod up to Redis 7.x and on Valkey; fast_float on Redis 8: no blanks, no hex, an
+    overflow is infinity (measured on 8.2.3)."""
+    from replproxy.errors import ReplyError
+    from replproxy.keyspace.t_zset import read_score_bound
+
+    assert read_score_bound(b" 5") == (5.0, False)
+    assert read_score_bound(b"(0x1A") == (26.0, True)
+    assert read_score_bound(b"1e400", True) == (math.inf, False)
+    assert read_score_bound(b"(+.5", True) == (0.5, True)
+    assert read_score_bound(b"", True) == (0.0, False)
+    for bad in (b" 5", b"0x1A", b"nan", b"1e", b"5 ", b"(nan", b"nan(1)"):
+        with pytest.raises(ReplyError):
+            read_score_bound(bad, True)
+
+
+def test_a_ziplist_holds_the_text_of_its_versions_d2string() -> None:
+    """Before 7.0 `d2string` prints integers only strictly inside +-2^52 (else "%.17g"),
+    and a ziplist keeps "-0"; a listpack holds an integer up to 2^62."""
+    from replproxy.keyspace.t_zset import listpack_score_text
+
+    assert listpack_score_text(2.0**62, "g17", ziplist=True) == b"4.6116860184273879e+18"
+    assert listpack_score_text(2.0**62, "g17") == b"4611686018427387904"
+    assert listpack_score_text(2.0**52 - 1, "g17", ziplist=True) == b"4503599627370495"
+    assert listpack_score_text(-0.0, "g17", ziplist=True) == b"-0"
+    assert listpack_score_text(-0.0, "g17") == b"0"

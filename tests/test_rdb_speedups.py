@@ -36,6 +36,7 @@ from replproxy.rdb.model import (
     HashValue,
     KeyEntry,
     ModuleValue,
+    OrderedSet,
     RDBError,
     StreamValue,
     Value,
@@ -81,6 +82,8 @@ def canon(v: Any) -> Any:
         return ("list", [canon(x) for x in v])
     if t is set:
         return ("set", sorted(canon(x) for x in v))
+    if t is OrderedSet:  # the file's order and type too
+        return ("orderedset", [canon(x) for x in v.order], v.rdbtype, sorted(v))
     if t is ZSetValue:
         return ("zset", [(canon(m), struct.pack("<d", s), type(s)) for m, s in v.items()])
     if t is dict:

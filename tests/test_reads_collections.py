@@ -417,7 +417,7 @@ def test_hscan(env: Env) -> None:
     rng = random.Random(5)
     _scan_errors(env, "hscan", "h:small", small=True)
     _scan_errors(env, "hscan", "h:big", small=False)
-    novalues = env.kind.is_valkey
+    novalues = env.kind.dialect.scan_novalues
     # listpack hashes: everything in one reply, cursor 0 whatever the cursor
     for k in ("h:small", "h:one", "h:bin"):
         for cur in ("0", "+0", "00", "1", "12345", str(2**64 - 1)):
@@ -462,12 +462,13 @@ def test_sscan(env: Env) -> None:
             assert rc.same("sscan", k, cur, "MATCH", "1*", "COUNT", "1")
         for _ in range(50):
             assert rc.same("sscan", k, "0", "MATCH", _rand_pattern(rng, b"-0123456789"))
-    if env.kind.is_valkey:  # listpack sets: one reply, cursor 0, insertion order (unknown here)
+    lp_sets = env.kind.dialect.listpack_sets
+    if lp_sets:  # listpack sets: one reply, cursor 0, insertion order
         for k in ("s:str", "s:bin", "s:mixed", "s:one"):
             assert env.encoding(k) == b"listpack"
-            assert same_multiset(rc, "sscan", k, "0")
-            assert same_multiset(rc, "sscan", k, "7", "MATCH", "m1*")
-    for k in ("s:intbig", "s:strbig", *([] if env.kind.is_valkey else ["s:str", "s:bin"])):
+            assert rc.same("sscan", k, "0")
+            assert rc.same("sscan", k, "7", "MATCH", "m1*")
+    for k in ("s:intbig", "s:strbig", *([] if lp_sets else ["s:str", "s:bin"])):
         assert env.encoding(k) == b"hashtable"
         for opts in ([], ["COUNT", "1"], ["COUNT", "33"], ["MATCH", "*1*"], ["MATCH", "-*"]):
             mine = _full_scan(rc, "relay", "sscan", k, opts, 3)
@@ -618,7 +619,8 @@ def test_hash_fields_past_their_ttl_are_hidden_but_counted() -> None:
         assert call("hstrlen", "h", "gone") == b":0\r\n"
         assert call("hstrlen", "h", "keep") == b":3\r\n"
         assert call("hmget", "h", "gone", "keep") == reply.bulk_array([None, b"333"], proto)
-        live = [b"soon", b"22", b"keep", b"333", b"edge", b"4"]
+        # A listpackex (Redis 7.4+) lists the fields with a TTL first, by expiry.
+        live = [b"edge", b"4", b"soon", b"22", b"keep", b"333"]
         assert call("hgetall", "h") == reply.bulk_map(live, proto)
         assert call("hkeys", "h") == reply.bulk_array(live[::2])
         assert call("hvals", "h") == reply.bulk_array(live[1::2])

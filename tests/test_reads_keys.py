@@ -15,7 +15,6 @@ properties (and their errors exactly); DUMP by restoring the relay's payload on 
 from __future__ import annotations
 
 import random
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,11 +29,9 @@ from replproxy.keyspace.scan import ScanCursors, glob_matcher, parse_cursor
 from replproxy.rdb.model import ModuleValue
 from replproxy.resp import reply
 from tests.conftest import KINDS
-from tests.harness.mirror import Mirror, master_value, raw_client
+from tests.harness.mirror import Mirror, master_value, raw_client, without_read_counters
 from tests.harness.readcheck import ReadCheck, reply_end
 from tests.harness.servers import RedisServer, ServerKind, start_server
-
-pytestmark = pytest.mark.client_dialect
 
 SEED = 20240517
 EMPTY_DB = 5
@@ -263,24 +260,30 @@ def _int(raw: bytes) -> int:
 def test_ttl_family(env: Env) -> None:
     rc = env.rc
     keys = env.live + env.expired[10:20] + [b"missing"]
+    # Before 7.0 a master propagates relative TTLs (SET EX, EXPIRE), which a replica (and
+    # the relay) applies with its own clock when the write arrives: its deadline is later
+    # by the replication delay. 7.0+ propagate absolute times.
+    slack = 50 if env.kind.major >= 7 else 1000
     for k in keys:
         assert rc.same("expiretime", k)
         assert rc.same("pexpiretime", k)
-        for proto in (2, 3):
+        for proto in rc.protos:
             mine, theirs = rc.both(["pttl", k], proto)
             a, b = _int(mine), _int(theirs)
-            assert (a < 0) == (b < 0) and (a == b if a < 0 else abs(a - b) <= 50), (k, a, b)
+            assert (a < 0) == (b < 0) and (a == b if a < 0 else abs(a - b) <= slack), (k, a, b)
             # TTL rounds (ms + 500) / 1000: equal unless the two calls straddle an x.500 s.
             for _ in range(3):
                 mine, theirs = rc.both(["ttl", k], proto)
-                if mine == theirs:
+                if mine == theirs or (slack > 50 and abs(_int(mine) - _int(theirs)) <= 1
+                                      and _int(theirs) >= 0):
                     break
             else:
                 raise AssertionError((k, mine, theirs))
     # A TTL in the past reads as a missing key: -2 everywhere.
     for k in env.expired[20:25]:
         assert env.relay("ttl", k) == b":-2\r\n"
-        assert env.relay("pexpiretime", k) == b":-2\r\n"
+        if env.kind.major >= 7:  # (PEXPIRETIME: 7.0)
+            assert env.relay("pexpiretime", k) == b":-2\r\n"
 
 
 # ---- KEYS and glob patterns ----
@@ -306,7 +309,7 @@ def test_keys(env: Env) -> None:
                 b"*e*e*e*", b"a*b*", b"[a-]*", b"[^"]
     patterns += [_random_pattern(rng) for _ in range(80)]
     for p in patterns:
-        for proto in (2, 3):
+        for proto in env.rc.protos:
             mine, theirs = env.rc.both(["keys", p], proto)
             assert _names(mine) == _names(theirs), p
     assert _names(env.relay("keys", "*", db=EMPTY_DB)) == []
@@ -438,8 +441,10 @@ def test_scan_matches_keys(env: Env) -> None:
     ]
     for _ in range(10):
         options.append(["match", _random_pattern(rng), "count", rng.randrange(1, 40)])
+    if not env.kind.dialect.scan_type_option:
+        options = [o for o in options if "type" not in [str(x).lower() for x in o]]
     for opts in options:
-        for proto in (2, 3):
+        for proto in env.rc.protos:
             mine = _full_scan(env, opts, proto)
             assert len(mine) == len(set(mine)), opts  # a snapshot hands out each name once
             theirs = _full_scan(env, opts, proto, relay=False)
@@ -563,13 +568,13 @@ def test_full_scan_survives_writes(env: Env) -> None:
 def test_randomkey(env: Env) -> None:
     live = set(env.mirror.keyspace.dbs[0]) - set(env.expired)
     got = set()
-    for proto in (2, 3):
+    for proto in env.rc.protos:
         for _ in range(300):
             k = value(env.relay("randomkey", proto=proto))
             assert k in live
             got.add(k)
     assert len(got) > 50  # spread over the DB
-    for proto in (2, 3):
+    for proto in env.rc.protos:
         assert env.relay("randomkey", proto=proto, db=EMPTY_DB) == reply.null(proto)
         assert env.rc.both(["randomkey"], proto, db=EMPTY_DB)[1] == reply.null(proto)
     # Every key volatile and expired: a replica gives up after 100 draws and names one.
@@ -585,6 +590,7 @@ def test_randomkey(env: Env) -> None:
         c.set("alive", 1)
     time.sleep(0.01)
     _sync(env)
+    time.sleep(0.01)  # before 7.0 the TTLs arrive relative: they start when applied
     for _ in range(50):
         assert env.relay("randomkey", db=4) == reply.bulk(b"alive")
 
@@ -610,17 +616,22 @@ def test_randomkey_unit() -> None:
 
 def test_dump_restores_on_the_master(env: Env) -> None:
     rc = env.rc
-    version = 11 if env.kind.is_valkey else 10
     with raw_client(env.master, 7) as c:
         for i, k in enumerate(env.live):
             payload = value(env.relay("dump", k))
             assert isinstance(payload, bytes)
-            assert struct.unpack_from("<H", payload, len(payload) - 10)[0] == version
-            assert value(env.relay("dump", k, proto=3)) == payload
             with raw_client(env.master, 0) as c0:
                 want = master_value(c0, k)
+                theirs = c0.execute_command("DUMP", k)
+            # The trailer names the master's own RDB version.
+            assert payload[-10:-8] == theirs[-10:-8]
+            assert value(env.relay("dump", k, proto=3)) == payload
             assert c.execute_command("RESTORE", f"r{i}", 0, payload) == b"OK"
-            assert master_value(c, f"r{i}".encode()) == want, k
+            got = master_value(c, f"r{i}".encode())
+            if env.kind.dialect.stream_entries_read_unpropagated:
+                # A 7.0-7.2 replica (and the relay) keeps a stale read counter.
+                got, want = without_read_counters(got), without_read_counters(want)
+            assert got == want, k
         c.execute_command("FLUSHDB")
     for k in (b"missing", *env.expired[25:30]):
         assert rc.same("dump", k)
@@ -679,15 +690,6 @@ def test_sort_ro(env: Env) -> None:
 
 # ---- OBJECT, MEMORY ----
 
-ENCODINGS = {
-    b"string": {b"int", b"embstr", b"raw"},
-    b"list": {b"quicklist", b"listpack"},
-    b"set": {b"intset", b"listpack", b"hashtable"},
-    b"zset": {b"listpack", b"skiplist"},
-    b"hash": {b"listpack", b"hashtable"},
-    b"stream": {b"stream"},
-}
-
 
 def test_object(env: Env) -> None:
     rc = env.rc
@@ -699,12 +701,8 @@ def test_object(env: Env) -> None:
                 assert rc.same("object", sub, k)
                 continue
             if sub == "encoding":
-                t = value(env.master_call("type", k))
-                assert value(mine) in ENCODINGS[t], (k, mine)
-                # Values written once (by SET, or grown by pushes) have the encoding the
-                # relay guesses; only a few boundary cases may differ.
-                if mine != theirs:
-                    assert t != b"string", (k, mine, theirs)
+                # The encoding the master's own history gave the value (Keyspace.encodings).
+                assert mine == theirs, (k, mine, theirs)
             elif sub == "refcount":
                 assert mine == theirs, (k, mine, theirs)
             elif sub == "idletime":
@@ -772,6 +770,7 @@ def test_memory_usage(env: Env) -> None:
         c.set("memexp", "v", px=1)
     time.sleep(0.01)
     _sync(env)
+    time.sleep(0.01)  # before 7.0 the TTL arrives relative: it starts when applied
     assert _int(env.relay("memory", "usage", "memexp", db=9)) > 0
     assert _int(env.master_call("memory", "usage", "memexp", db=9)) > 0
     assert env.relay("exists", "memexp", db=9) == b":0\r\n"

@@ -54,6 +54,8 @@ from tests.harness.mirror import Mirror
 from tests.harness.readcheck import Agg, RawConnection, ReadCheck, parse_reply, read_reply
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
+# The fixture writes with 6.2/7.0 stream commands (XADD ms-*, ENTRIESREAD, MINID,
+# XAUTOCLAIM); 5.0's stream reads are checked by test_reads_differential.
 pytestmark = pytest.mark.client_dialect
 
 KINDS = available_kinds()
@@ -490,7 +492,7 @@ def test_xread_edges_and_errors(env: Env) -> None:
         assert env.rc.same(*argv)
     # A timeout too big to add to the clock: an error on 7.2+/Valkey; Redis 7.0 blocks (for
     # ever), checked by the blocking test below.
-    if env.kind.is_valkey:
+    if env.kind.dialect.xinfo_shapes[1]:  # (the 7.2 timeout texts)
         assert rc.same("xread", "block", str(LLONG_MAX - 10), "streams", "a:7", "$")
 
 
@@ -548,7 +550,7 @@ def _wait_blocked(server: RedisServer, n: int) -> None:
 
 def test_xread_block_raises_blocking_read_and_its_retry_serves_what_arrived(env: Env) -> None:
     rc, server, mir = env.rc, env.server, env.mirror
-    old_redis = not env.kind.is_valkey and env.kind.version < (7, 2, 0)
+    old_redis = not env.kind.dialect.xinfo_shapes[1]  # Redis < 7.2
     default_count = [b"COUNT", b"1000"] if old_redis else []
     with server.client() as c:
         c.xadd("blk:s", {"a": "1", "b": "2"}, id="10-1")
@@ -622,7 +624,7 @@ def test_xread_block_raises_blocking_read_and_its_retry_serves_what_arrived(env:
     assert woken.count(b"\r\n$1\r\ni\r\n") == (1000 if old_redis else 1200)
 
     # `+` (Valkey 8 / Redis 7.4): resolved when the command runs, kept in the retry.
-    if env.kind.is_valkey:
+    if env.kind.dialect.xinfo_shapes[2]:
         argv = [b"xread", b"BLOCK", b"100", b"STREAMS", b"blk:plus", b"+"]
         br = _blocking(env, argv)
         assert br.retry == [b"xread", b"STREAMS", b"blk:plus", b"+"]

@@ -34,6 +34,16 @@ __all__ = ["CommandTable", "table_for"]
 log = logging.getLogger(__name__)
 
 
+# Subcommands whose argument count 7.0 changed: before, CONFIG GET and SET take exactly one
+# parameter (`configCommand`'s `c->argc == 3` / `== 4`).
+_LEGACY_ARITY = {b"config": {b"get": 3, b"set": 4}}
+
+# Containers whose handler reproduces the container's own parsing before 7.0, where it
+# differs from a plain subcommand lookup (XINFO looks its key up before checking the
+# subcommand: `xinfoCommand`).
+_SELF_PARSED = frozenset([b"xinfo"])
+
+
 class CommandTable:
     """The command table of one server kind ("redis" or "valkey"). Immutable once loaded."""
 
@@ -142,8 +152,12 @@ class CommandTable:
         helptext = self._helps.get(name)
         if modern is None or not modern.subcommands or helptext is None:
             return {}
-        listed = _help_subcommands(helptext)
-        return {sub: spec for sub, spec in modern.subcommands.items() if sub in listed}
+        listed = _help_subcommands(helptext) | {b"help"}  # 5.0's HELP does not list itself
+        subs = {sub: spec for sub, spec in modern.subcommands.items() if sub in listed}
+        for sub, arity in _LEGACY_ARITY.get(name, {}).items():
+            if sub in subs:
+                subs[sub] = replace(subs[sub], arity=arity)
+        return subs
 
     @classmethod
     def load(cls, stem: str) -> CommandTable:
@@ -240,8 +254,9 @@ class CommandTable:
         arity = spec.arity
         if (arity > 0 and n != arity) or n < -arity:
             return ResolveError("arity", legacy_arity_error(spec, self.version))
-        if n < 2 or "write" in spec.flags:
-            # A write container (XGROUP) is refused on a replica before it parses anything.
+        if n < 2 or "write" in spec.flags or spec.name in _SELF_PARSED:
+            # A write container (XGROUP) is refused on a replica before it parses anything;
+            # XINFO's handler parses the rest as that version's own code does.
             return spec
         captured = self._sub_errors.get(spec.name)
         if captured is not None and self._probe not in captured:

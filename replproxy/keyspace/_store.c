@@ -357,7 +357,7 @@ static int delete_key(PyObject *d, PyObject *expires, PyObject *key)
 }
 
 enum { C_NONE, C_SET, C_MSET, C_INCR, C_DECR, C_INCRBY, C_DECRBY, C_LPUSH, C_RPUSH, C_LPOP,
-       C_RPOP, C_SADD, C_SREM, C_HSET, C_ZADD };
+       C_RPOP, C_ZADD };
 
 static int command_of(PyObject *name)
 {
@@ -377,12 +377,6 @@ static int command_of(PyObject *name)
             return C_LPOP;
         if (name_is(p, n, "rpop", 4))
             return C_RPOP;
-        if (name_is(p, n, "sadd", 4))
-            return C_SADD;
-        if (name_is(p, n, "srem", 4))
-            return C_SREM;
-        if (name_is(p, n, "hset", 4))
-            return C_HSET;
         if (name_is(p, n, "zadd", 4))
             return C_ZADD;
         return C_NONE;
@@ -391,8 +385,6 @@ static int command_of(PyObject *name)
             return C_LPUSH;
         if (name_is(p, n, "rpush", 5))
             return C_RPUSH;
-        if (name_is(p, n, "hmset", 5))
-            return C_HSET;
         return C_NONE;
     case 6:
         if (name_is(p, n, "incrby", 6))
@@ -512,70 +504,6 @@ static int apply_one(PyObject *d, PyObject *expires, PyObject *argv)
         Py_DECREF(r);
         if (len == 1)
             return delete_key(d, expires, key) < 0 ? -1 : 1;
-        return 1;
-    }
-    case C_SADD: {
-        if (argc < 3)
-            return 0;
-        PyObject *old = PyDict_GetItemWithError(d, key);
-        if (old == NULL && PyErr_Occurred())
-            return -1;
-        if (old != NULL && !PySet_CheckExact(old))
-            return 0;
-        if (old == NULL) {
-            PyObject *s = PySet_New(NULL);
-            if (s == NULL)
-                return -1;
-            for (Py_ssize_t i = 2; i < argc; i++) {
-                if (PySet_Add(s, a[i]) < 0) {
-                    Py_DECREF(s);
-                    return -1;
-                }
-            }
-            return store_new(d, expires, key, s) < 0 ? -1 : 1;
-        }
-        for (Py_ssize_t i = 2; i < argc; i++) {
-            if (PySet_Add(old, a[i]) < 0)
-                return -1;
-        }
-        return 1;
-    }
-    case C_SREM: {
-        if (argc < 3)
-            return 0;
-        PyObject *old = PyDict_GetItemWithError(d, key);
-        if (old == NULL)
-            return PyErr_Occurred() ? -1 : 1; /* nothing to remove */
-        if (!PySet_CheckExact(old))
-            return 0;
-        for (Py_ssize_t i = 2; i < argc; i++) {
-            if (PySet_Discard(old, a[i]) < 0)
-                return -1;
-        }
-        if (PySet_GET_SIZE(old) == 0)
-            return delete_key(d, expires, key) < 0 ? -1 : 1;
-        return 1;
-    }
-    case C_HSET: {
-        if (argc < 4 || argc % 2 != 0)
-            return 0;
-        PyObject *old = PyDict_GetItemWithError(d, key);
-        if (old == NULL && PyErr_Occurred())
-            return -1;
-        if (old != NULL && !PyDict_CheckExact(old))
-            return 0; /* a HashValue (field TTLs) goes the Python way */
-        PyObject *h = old;
-        if (h == NULL && (h = PyDict_New()) == NULL)
-            return -1;
-        for (Py_ssize_t i = 2; i < argc; i += 2) {
-            if (PyDict_SetItem(h, a[i], a[i + 1]) < 0) {
-                if (old == NULL)
-                    Py_DECREF(h);
-                return -1;
-            }
-        }
-        if (old == NULL)
-            return store_new(d, expires, key, h) < 0 ? -1 : 1;
         return 1;
     }
     case C_ZADD: {

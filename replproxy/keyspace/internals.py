@@ -23,11 +23,17 @@ from replproxy.keyspace.t_set import (
     SET_MAX_LISTPACK_ENTRIES,
     SET_MAX_LISTPACK_VALUE,
 )
+from replproxy.keyspace.t_zset import listpack_score_text
 from replproxy.keyspace.values import (
+    HASHTABLE,
+    INTSET,
+    LISTPACK,
     ZSET_MAX_LISTPACK_ENTRIES,
     ZSET_MAX_LISTPACK_VALUE,
+    SetValue,
+    ZSet,
 )
-from replproxy.rdb.encode import LP_EMPTY_SIZE, lp_entry, parse_int64
+from replproxy.rdb.encode import LP_EMPTY_SIZE, double_to_int64, lp_entry, parse_int64
 from replproxy.rdb.model import (
     HashValue,
     ModuleValue,
@@ -36,9 +42,9 @@ from replproxy.rdb.model import (
     Value,
     ZSetValue,
 )
-from replproxy.rdb.writer import zset_score_entry
 from replproxy.resp.request import string2ll
 
+_SET_ENCODINGS = {INTSET: b"intset", LISTPACK: b"listpack", HASHTABLE: b"hashtable"}
 _OBJ_SHARED_INTEGERS = 10_000
 _OBJ_SHARED_REFCOUNT = 2_147_483_647
 _LIST_MAX_LISTPACK_BYTES = 8192  # list-max-listpack-size -2
@@ -66,34 +72,29 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
     return total
 
 
-def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool) -> bytes:
-    """The encoding the master most likely holds `value` in, as a replica that loaded it
-    from a snapshot would pick it, with the default thresholds (`*-max-listpack-*`,
-    `set-max-intset-entries`). A master can differ: it keeps a big encoding after the value
-    shrinks, and APPEND/SETRANGE make raw strings of any length."""
-    valkey = dialect.valkey
+def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool,
+                    mark: bytes | None = None) -> bytes:
+    """The encoding the master holds `value` in, with the default thresholds
+    (`*-max-listpack-*`, `set-max-intset-entries`): what its content gives, unless its
+    history left a bigger one (`mark`, from `Keyspace.encodings`; sets and sorted sets
+    carry theirs). A server never converts back: a string written in place stays raw, a
+    hash or a set that once outgrew its compact form stays a hash table."""
+    if mark is not None:  # a bigger encoding the value's history left (`Keyspace.encodings`)
+        return mark
     compact_lists = dialect.listpack_lists
     if type(value) is bytes:
         if is_int_string(value):
             return b"int"
-        n = len(value)
-        if n <= _EMBSTR_SIZE_LIMIT:
-            if not dialect.embedded_keys:
-                return b"embstr"
-            # Valkey 8 embeds the key (and the expire time) in the value's allocation,
-            # and keeps a string embedded only while the whole fits 64 bytes. Measured on
-            # 8.1 for a key SET afresh: key + value <= 41 bytes, 39 for a key of 32 bytes
-            # or more that has a TTL (an overwritten key can differ).
-            if n + len(key) <= (39 if has_ttl and len(key) >= 32 else 41):
-                return b"embstr"
-        return b"raw"
+        return b"embstr" if len(value) <= dialect.embstr_limit(len(key), has_ttl) else b"raw"
     if isinstance(value, list | deque):
         if not compact_lists:
             return b"quicklist"
         if _listpack_bytes(value, _LIST_MAX_LISTPACK_BYTES) <= _LIST_MAX_LISTPACK_BYTES:
             return b"listpack"
         return b"quicklist"
-    if type(value) is set:
+    if isinstance(value, SetValue):
+        return _SET_ENCODINGS[value.enc]
+    if isinstance(value, set):
         n = len(value)
         if n <= SET_MAX_INTSET_ENTRIES and all(parse_int64(m) is not None for m in value):
             return b"intset"
@@ -102,21 +103,23 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
         ):
             return b"listpack"
         return b"hashtable"
+    if isinstance(value, ZSet):  # it knows (a zset never converts back)
+        return dialect.small_encoding if value.listpack else b"skiplist"
     if isinstance(value, ZSetValue):
         if len(value) <= ZSET_MAX_LISTPACK_ENTRIES and all(
             len(m) <= ZSET_MAX_LISTPACK_VALUE for m in value
         ):
-            return b"listpack"
+            return dialect.small_encoding
         return b"skiplist"
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
         if is_listpack_hash(h):
-            if isinstance(h, HashValue) and h.expires and not valkey:
-                return b"listpackex"  # Redis 7.4+ hash with field TTLs
-            return b"listpack"
+            if isinstance(h, HashValue) and dialect.listpackex:
+                return b"listpackex"  # a Redis 7.4+ hash that had field TTLs: it stays
+            return dialect.small_encoding
         return b"hashtable"
     if isinstance(value, StreamValue):
-        return b"stream"
+        return dialect.stream_encoding_name
     return b"raw"  # a module value (createModuleObject keeps the default encoding)
 
 
@@ -171,7 +174,7 @@ def _sampled(total: int, costs: Iterable[int], samples: int) -> int:
 
 
 def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
-                 has_ttl: bool) -> int:
+                 has_ttl: bool, mark: bytes | None = None) -> int:
     """An estimate of MEMORY USAGE: `objectComputeSize` (the encoding `object_encoding`
     guesses, element sizes sampled the same way, jemalloc's size classes) plus what the
     key itself takes. Redis keeps a key in a dict entry (24 bytes) and its own sds; Valkey
@@ -180,9 +183,10 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
     master matters (stream nodes preallocated, big encodings kept after shrinking, sds
     slack, an allocator other than jemalloc) the master's figure can differ by tens of
     percent either way."""
-    valkey = dialect.embedded_keys
-    enc = object_encoding(key, value, dialect, has_ttl)
-    if valkey:
+    enc = object_encoding(key, value, dialect, has_ttl, mark)
+    if enc == b"ziplist":
+        enc = b"listpack"  # (before 7.0: a ziplist, sized here as the listpack it became)
+    if dialect.embedded_keys:
         head = _ROBJ + 1 + _sds_len(len(key)) + (8 if has_ttl else 0)  # object + key
         if type(value) is bytes:
             if enc == b"int":
@@ -190,7 +194,7 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
             if enc == b"embstr":
                 return je_size(head + 3 + len(value) + 1)
             return je_size(head) + _sds_alloc(len(value))
-        return je_size(head) + _container_usage(value, enc, samples, valkey)
+        return je_size(head) + _container_usage(value, enc, samples, dialect)
     keypart = _sds_alloc(len(key)) + _DICT_ENTRY
     if type(value) is bytes:
         if enc == b"int":
@@ -198,7 +202,7 @@ def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
         if enc == b"embstr":
             return keypart + je_size(_ROBJ + 3 + len(value) + 1)
         return keypart + _ROBJ + _sds_alloc(len(value))
-    return keypart + _ROBJ + _container_usage(value, enc, samples, valkey)
+    return keypart + _ROBJ + _container_usage(value, enc, samples, dialect)
 
 
 def _sds_len(n: int) -> int:
@@ -217,7 +221,8 @@ def _table(n: int, valkey: bool) -> int:
     return _DICT + 8 * _dict_slots(n)
 
 
-def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> int:
+def _container_usage(value: Value, enc: bytes, samples: int, dialect: MasterDialect) -> int:
+    valkey = dialect.valkey_hashtable
     if isinstance(value, list | deque):
         items = value
         if enc == b"listpack":
@@ -242,7 +247,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
         per_item = count / len(nodes) if count >= len(nodes) else 1
         node_count = max(1, math.ceil(len(items) / per_item))
         return 40 + int(per_node * node_count)
-    if type(value) is set:
+    if isinstance(value, set):
         n = len(value)
         if enc == b"intset":
             ints = [int(m) for m in value]
@@ -258,14 +263,18 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
     if isinstance(value, ZSetValue):
         n = len(value)
         if enc == b"listpack":
+            # Each score as that version's listpack (or ziplist) holds it.
+            style, ziplist = dialect.double_style, not dialect.zset_listpack_drops_zero_sign
             flat: list[bytes | int] = []
             for m, s in value.items():
-                flat += (m, zset_score_entry(s))
+                i = None if ziplist else double_to_int64(s)
+                flat += (m, i if i is not None else listpack_score_text(s, style, ziplist))
             return je_size(LP_EMPTY_SIZE + sum(len(lp_entry(e)) for e in flat))
         # zset + skiplist + table, the 32-level header node, then per element its sds, a
         # table entry and a skiplist node (1.33 levels on average).
         entry = 0 if valkey else _DICT_ENTRY
-        return 16 + 32 + _table(n, valkey) + 640 + _sampled(
+        header = je_size(24 + 16 * dialect.skiplist_max_level)
+        return 16 + 32 + _table(n, valkey) + header + _sampled(
             n, (_sds_alloc(len(m), True) + entry + 48 for m in value), samples)
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
@@ -279,7 +288,7 @@ def _container_usage(value: Value, enc: bytes, samples: int, valkey: bool) -> in
                      for f, v in h.items())
         return _table(n, valkey) + _sampled(n, costs, samples)
     if isinstance(value, StreamValue):
-        return _stream_usage(value)
+        return _stream_usage(value, dialect.stream_nodes_preallocated)
     if isinstance(value, ModuleValue):
         # A module type the relay models answers its module's own estimate (mem_usage).
         mem_usage = getattr(value, "mem_usage", None)
@@ -293,10 +302,10 @@ def _rax_usage(elements: int) -> int:
     return elements * 16 + nodes * (4 + 8 * 30)
 
 
-def _stream_usage(s: StreamValue) -> int:
+def _stream_usage(s: StreamValue, preallocated: bool = True) -> int:
     """The stream header, its radix tree of listpacks (nodes of up to 100 entries or 4 KB;
-    full ones shrunk to fit, the last one as XADD preallocated it, 4 KB), and the consumer
-    groups with their PELs."""
+    full ones shrunk to fit, the last one as XADD preallocated it, 4 KB, from 7.0; before,
+    `lpBytes` of each), and the consumer groups with their PELs."""
     nodes = 0
     lp_total = 0
     node_bytes = 0
@@ -314,7 +323,7 @@ def _stream_usage(s: StreamValue) -> int:
         node_bytes += size
         node_entries += 1
     if node_entries:
-        lp_total += je_size(max(node_bytes, 4096))
+        lp_total += je_size(max(node_bytes, 4096)) if preallocated else node_bytes
         nodes += 1
     usage = 80 + _rax_usage(nodes) + lp_total
     for g in s.groups:

@@ -66,9 +66,7 @@ from replproxy.keyspace.reads import (
 from replproxy.keyspace.registry import ApplyError, write_command
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.store import Keyspace
-from replproxy.keyspace.values import (
-    ZSet,
-)
+from replproxy.keyspace.values import SetValue, ZSet
 from replproxy.rdb.dump import dump_payload, parse_dump_payload
 from replproxy.rdb.model import (
     HashValue,
@@ -100,7 +98,7 @@ def tainted(ks: Keyspace, db: int, key: bytes) -> bool:
 @write_command("del", "unlink", keys=(1, -1, 1))
 def del_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for key in argv[1:]:
-        if ks.delete(db, key) and ks.notify_flags:
+        if ks.delete(db, key, fresh=True) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, key)
 
 
@@ -188,13 +186,16 @@ def _relocate(ks: Keyspace, db: int, key: bytes, to_db: int, to_key: bytes, valu
     """Move a value with its TTL (and its unsupported mark) to another key or DB. The
     source is reported modified before the destination, as RENAME and MOVE signal them."""
     marked = tainted(ks, db, key)
+    encoding = ks.encodings[db].get(key)
     when = ks.get_expire(db, key)
-    ks.delete(db, key)
-    ks.set(to_db, to_key, value)
+    ks.delete(db, key, fresh=True)
+    ks.set(to_db, to_key, value, fresh=True)
     if when is not None:
         ks.set_expire(to_db, to_key, when)
     if marked:
         ks.unsupported_keys.add((to_db, to_key))
+    if encoding is not None:
+        ks.encodings[to_db][to_key] = encoding
 
 
 @write_command("rename", keys=(1, 2, 1))
@@ -250,7 +251,7 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     when = ks.get_expire(db, src)
     old = ks.dbs[dst_db].get(dst)
     ks.notify_recreated(dst_db, dst)
-    ks.set(dst_db, dst, duplicate(value))
+    ks.set(dst_db, dst, duplicate(value), fresh=True)
     if when is not None:
         ks.set_expire(dst_db, dst, when)
     if marked:
@@ -258,6 +259,9 @@ def copy_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if ks.notify_flags:
         ks.notify(ksn.GENERIC, b"copy_to", dst_db, dst)
     ks.notify_replaced(dst_db, dst, old, value)
+    encoding = ks.encodings[db].get(src)
+    if encoding is not None:  # dupStringObject & co. keep the encoding
+        ks.encodings[dst_db][dst] = encoding
 
 
 def duplicate(value: Value) -> Value:
@@ -267,14 +271,16 @@ def duplicate(value: Value) -> Value:
         return value
     if isinstance(value, list | deque):
         return list(value)  # upgraded by its first write, as a snapshot's lists
-    if type(value) is set:
+    if isinstance(value, SetValue):
+        return value.copy()
+    if isinstance(value, set):
         return set(value)
     if type(value) is dict:
         return dict(cast("dict[bytes, bytes]", value))
     if isinstance(value, ZSet):
         return value.copy()
     if isinstance(value, ZSetValue):
-        return ZSet(dict(value))
+        return ZSetValue(value)  # settled on first use, as a loaded one
     if isinstance(value, HashValue):
         return HashValue(value, expires=dict(value.expires))
     if isinstance(value, ModuleValue):
@@ -291,6 +297,7 @@ def swapdb(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     ks.dbs[a], ks.dbs[b] = ks.dbs[b], ks.dbs[a]
     ks.expires[a], ks.expires[b] = ks.expires[b], ks.expires[a]
+    ks.encodings[a], ks.encodings[b] = ks.encodings[b], ks.encodings[a]
     if ks.unsupported_keys:
         swap = {a: b, b: a}
         ks.unsupported_keys = {(swap.get(d, d), k) for d, k in ks.unsupported_keys}
@@ -338,14 +345,13 @@ def restore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         elif opt != b"REPLACE":
             raise ApplyError(f"RESTORE option {argv[j]!r} is not supported")
         j += 1
+    # A sorted set or a set is settled (encoding, order) on first use, as a loaded one.
     _rdb_type, value, _version = parse_dump_payload(argv[3])
-    if isinstance(value, ZSetValue) and not isinstance(value, ZSet):
-        value = ZSet(value)
     if ttl and not absttl:
         ttl += ks.now_ms()
     old = ks.dbs[db].get(key)
     ks.notify_recreated(db, key)
-    ks.set(db, key, value)
+    ks.set(db, key, value, fresh=True)
     if ttl:
         ks.set_expire(db, key, ttl)
     if ks.notify_flags:
@@ -449,6 +455,8 @@ def keys(c: ReadContext, argv: list[bytes]) -> bytes:
     """KEYS pattern: every name matching, logically expired ones left out."""
     dbd = c.ks.dbs[c.db]
     match = glob_matcher(argv[1], c.ks)
+    if c.ks.dialect.before_6_0_commands and argv[1][:2] in (b"*", b"*\0"):
+        match = None  # 5.0 tests `pattern[1] == '\0'`: "*" then a NUL byte is every key
     names = list(dbd) if match is None else [k for k in dbd if match(k)]
     return reply.bulk_array(_drop_expired(c, names), c.proto)
 
@@ -485,16 +493,16 @@ def scan(c: ReadContext, argv: list[bytes]) -> bytes:
         elif opt == b"match" and n - i >= 2:
             pattern = argv[i + 1]
             i += 2
-        elif opt == b"type" and n - i >= 2:
+        elif opt == b"type" and n - i >= 2 and ks.dialect.scan_type_option:
             want = c_string(argv[i + 1]).lower()
             # Valkey checks the name against its types and loaded module types; the relay
             # does not know the master's modules, but a module type name has 9 characters.
             if valkey and want not in _SCAN_TYPES and len(want) != 9:
                 raise ReplyError(b"ERR unknown type name '" + c_string(argv[i + 1]) + b"'")
             i += 2
-        elif valkey and opt == b"novalues":
+        elif opt == b"novalues" and ks.dialect.scan_novalues:
             raise ReplyError(b"ERR NOVALUES option can only be used in HSCAN")
-        elif valkey and opt == b"noscores":
+        elif opt == b"noscores" and ks.dialect.scan_noscores:
             raise ReplyError(b"ERR NOSCORES option can only be used in ZSCAN")
         else:
             raise ReplyError(SYNTAX)

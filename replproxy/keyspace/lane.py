@@ -16,18 +16,15 @@ appliers (`Keyspace.apply`), which are the reference, then may call again.
   (extendleft / extend).
 - LPOP / RPOP k (no count): k missing (nothing to do) or a non-empty `ListValue`: pop one,
   delete the key when emptied.
-- SADD / SREM k m ...: k missing or a `set`: a new set (TTL dropped) or add; discard,
-  deleting the key when emptied (SREM on a missing key does nothing).
-- HSET / HMSET k f v ... (whole pairs): k missing (a new dict, TTL dropped) or a plain
-  `dict` (update).
 - ZADD k score m: a plain decimal score (`-?D+(.D+)?`) other than 0; k missing (a new `ZSet`,
   a listpack when m fits, TTL dropped) or a `ZSet` that is not a listpack (`ZSet.add`).
 
-Everything else stops the lane: other commands, options, other value types (a snapshot's
+Everything else stops the lane: other commands (sets and hashes among them: their
+appliers keep each key's encoding history, `Keyspace.encodings` and `SetValue`), options, other value types (a snapshot's
 plain `list` or `ZSetValue`, a `HashValue`, a listpack zset, whose conversions the appliers
 own), a zero score (its sign depends on the encoding and the master's version). The caller
 must call it only when a write needs nothing more than the store: no key watcher
-(`Keyspace.on_key_modified`) and no unsupported key to clear.
+(`Keyspace.on_key_modified`), no unsupported key to clear and no encoding mark to drop.
 
 This module is the pure-Python twin of `apply_run` in `keyspace/_store.c`, which is used
 instead when built (same commands, same stop conditions, same stores; tests run both
@@ -134,40 +131,6 @@ def _apply_one(d: dict, expires: dict, argv: list[bytes]) -> bool:
         if not old:
             del d[key]
             _drop_ttl(expires, key)
-        return True
-    if name in (b"sadd", b"srem"):
-        if argc < 3:
-            return False
-        old = d.get(key)
-        if name == b"sadd":
-            if old is None:
-                d[key] = set(argv[2:])
-                _drop_ttl(expires, key)
-            elif type(old) is set:
-                old.update(argv[2:])
-            else:
-                return False
-            return True
-        if old is None:
-            return True  # nothing to remove
-        if type(old) is not set:
-            return False
-        old.difference_update(argv[2:])
-        if not old:
-            del d[key]
-            _drop_ttl(expires, key)
-        return True
-    if name in (b"hset", b"hmset"):
-        if argc < 4 or argc % 2:
-            return False
-        old = d.get(key)
-        if old is None:
-            d[key] = dict(zip(argv[2::2], argv[3::2]))
-            _drop_ttl(expires, key)
-        elif type(old) is dict:
-            old.update(zip(argv[2::2], argv[3::2]))
-        else:
-            return False  # a HashValue (field TTLs) goes the appliers' way
         return True
     if name == b"zadd":
         if argc != 4 or len(argv[2]) > 40 or _PLAIN_SCORE.fullmatch(argv[2]) is None:

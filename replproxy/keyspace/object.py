@@ -10,7 +10,6 @@ default, non-LFU maxmemory-policy. The estimates themselves live in `internals`.
 
 from __future__ import annotations
 
-from replproxy.commandtable.table import table_for
 from replproxy.errors import SYNTAX
 from replproxy.keyspace.internals import is_int_string, memory_usage, object_encoding
 from replproxy.keyspace.keys import tainted
@@ -18,7 +17,7 @@ from replproxy.keyspace.reads import (
     NOT_INTEGER,
     ReadContext,
     ReplyError,
-    peek,
+    lookup,
     read_command,
     unsupported_key_error,
 )
@@ -40,8 +39,12 @@ _LFU_NOT_SELECTED = (
 
 
 def _object_value(c: ReadContext, argv: list[bytes]) -> Value | None:
-    """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH)."""
-    return peek(c, argv[2], notify=False)  # `objectCommandLookup`: LOOKUP_NONOTIFY
+    """`objectCommandLookup`: the value at argv[2] as a read sees it (NOTOUCH, and
+    LOOKUP_NONOTIFY: no keymiss); before Redis 6.0, straight from the key table (a context
+    at time 0 sees expired keys)."""
+    if c.ks.dialect.object_sees_expired_keys:
+        return lookup(ReadContext(c.ks, c.db, c.proto, now=0), argv[2], notify=False)
+    return lookup(c, argv[2], notify=False)
 
 
 @read_command("object|encoding")
@@ -51,7 +54,8 @@ def object_encoding_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return reply.null(c.proto)
     has_ttl = argv[2] in c.ks.expires[c.db]
-    return reply.bulk(object_encoding(argv[2], v, c.ks.dialect, has_ttl))
+    mark = c.ks.encodings[c.db].get(argv[2])
+    return reply.bulk(object_encoding(argv[2], v, c.ks.dialect, has_ttl, mark))
 
 
 @read_command("object|refcount")
@@ -63,6 +67,7 @@ def object_refcount(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return reply.null(c.proto)
     if (c.ks.dialect.shared_integers and type(v) is bytes and is_int_string(v)
+            and argv[2] not in c.ks.encodings[c.db]
             and 0 <= int(v) < _OBJ_SHARED_INTEGERS):
         return reply.integer(_OBJ_SHARED_REFCOUNT)
     return b":1\r\n"
@@ -90,7 +95,7 @@ def _help(c: ReadContext, container: bytes) -> bytes:
     """`<container> HELP`: the upstream's own text, captured with its command table. The
     server answers any other `<container> HELP` with it directly; OBJECT and MEMORY keep
     theirs registered so that `READ_COMMANDS` covers every subcommand they answer."""
-    text = table_for(c.ks.dialect.server, c.ks.dialect.version).subcommand_help(container)
+    text = c.ks.dialect.command_table.subcommand_help(container)
     assert text is not None  # both tables carry OBJECT HELP and MEMORY HELP
     return text
 
@@ -128,9 +133,10 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     key = argv[2]
     if tainted(ks, c.db, key):
         raise ReplyError(unsupported_key_error(key))
-    value = ks.dbs[c.db].get(key)
+    value = ks.get(c.db, key)
     if value is None:
         return reply.null(c.proto)
     has_ttl = key in ks.expires[c.db]
-    return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl))
+    mark = ks.encodings[c.db].get(key)
+    return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl, mark))
 

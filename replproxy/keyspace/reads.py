@@ -29,8 +29,8 @@ from replproxy.errors import (
     ReplyError,
 )
 from replproxy.keyspace.notify import KEY_MISS
-from replproxy.keyspace.values import ListValue
-from replproxy.rdb.model import StreamValue, Value, ZSetValue
+from replproxy.keyspace.values import ListValue, SetValue
+from replproxy.rdb.model import OrderedSet, StreamValue, Value, ZSetValue
 from replproxy.resp.reply import DoubleStyle
 from replproxy.resp.request import string2ll
 
@@ -142,10 +142,13 @@ def peek(c: ReadContext, key: bytes, db: int | None = None, notify: bool = True)
     return None
 
 
-def lookup(c: ReadContext, key: bytes, db: int | None = None) -> Value | None:
-    """`peek`, with a sorted set's index built on first use (ranks and ranges need it)."""
-    v = peek(c, key, db)
-    if type(v) is ZSetValue:
+def lookup(c: ReadContext, key: bytes, db: int | None = None,
+           notify: bool = True) -> Value | None:
+    """`peek`, with a sorted set's index built on first use (ranks and ranges need it) and
+    a loaded set's encoding settled (`Keyspace.get`)."""
+    v = peek(c, key, db, notify)
+    t = type(v)
+    if t is ZSetValue or t is OrderedSet or t is set:
         v = c.ks.get(c.db if db is None else db, key)
     return v
 
@@ -174,9 +177,9 @@ def lookup_list(c: ReadContext, key: bytes) -> list[bytes] | ListValue | None:
     raise ReplyError(WRONGTYPE)
 
 
-def lookup_set(c: ReadContext, key: bytes) -> set[bytes] | None:
+def lookup_set(c: ReadContext, key: bytes) -> SetValue | None:
     v = lookup(c, key)
-    if v is None or type(v) is set:
+    if v is None or type(v) is SetValue:
         return v
     raise ReplyError(WRONGTYPE)
 

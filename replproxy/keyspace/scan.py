@@ -20,8 +20,8 @@ not hand out has no meaning here, hence the error.)
 
 Also here, shared by the *SCAN commands and KEYS:
 
-- `parse_cursor`: the cursor text as the master parses it (Redis `strtoul`, Valkey
-  `string2ull`; they differ on "", leading blanks and signs).
+- `parse_cursor`: the cursor text as the master parses it (`strtoul` up to Redis 7.2,
+  `string2ull` from Redis 7.4 and in Valkey 8; they differ on "", leading blanks and signs).
 - `glob_matcher`: MATCH / KEYS patterns with `stringmatchlen`'s exact semantics, compiled
   to one regular expression so filtering a million names runs at C speed.
 - `scan_reply`: the two-element reply (cursor, elements) every *SCAN command answers.
@@ -67,15 +67,15 @@ def _strtoul(s: bytes) -> int | None:
 
 
 def parse_cursor(raw: bytes, ks: Keyspace | None = None) -> int:
-    """`parseScanCursorOrReply` of the master (`ks` tells which; Redis rules without it).
+    """`parseScanCursorOrReply` of the master (`ks` tells which; Redis 7.0 rules without it).
 
-    The argument is read as a C string (up to a NUL byte). Redis (`strtoul`): an empty
-    string is cursor 0, a leading blank is refused, a sign is accepted (`-1` is 2^64-1).
-    Valkey (`string2ull`): a plain non-negative integer, else strtoull's reading of it
-    (leading blanks, `+`, `-0` and wrapped negatives accepted), but never "" nor `-5`."""
+    The argument is read as a C string (up to a NUL byte). `strtoul` (Redis up to 7.2): an
+    empty string is cursor 0, a leading blank is refused, a sign is accepted (`-1` is
+    2^64-1). `string2ull` (Redis 7.4+, Valkey 8): a plain non-negative integer, else
+    strtoull's reading of it (leading blanks, `+`, `-0` and wrapped negatives accepted),
+    but never "" nor `-5`."""
     s = c_string(raw)
-    valkey = ks is not None and ks.dialect.valkey_scan_cursor
-    if valkey:
+    if ks is not None and ks.dialect.scan_cursor_string2ull:
         if s[:1] == b"-" and s[1:].isdigit() and s[1:2] != b"0" and int(s[1:]) <= 2**63:
             return _invalid()  # string2ll reads a negative long long: out of range
         n = _strtoul(s) if s else None

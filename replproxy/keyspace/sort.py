@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 from replproxy.args import c_string
@@ -36,6 +37,7 @@ from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_set import (
     iteration_order,
 )
+from replproxy.keyspace.t_zset import fast_float_prefix
 from replproxy.keyspace.values import (
     ZSet,
     list_slice,
@@ -146,12 +148,17 @@ def _by_pattern(get: Getter, pattern: bytes, subst: bytes, now: int | None = Non
     return obj if type(obj) is bytes else None
 
 
-def strtod_score(raw: bytes) -> float | None:
+def strtod_score(raw: bytes, fast_float: bool = False) -> float | None:
     """The double `sortCommand` reads with strtod, or None where Redis flags a conversion
     error: trailing garbage, NaN, or ERANGE (an overflow to infinity, or an underflow: a
     subnormal or zero result that is not exact, as glibc reports it). Leading blanks are
-    allowed, the text ends at a NUL, an empty string is 0."""
+    allowed, the text ends at a NUL, an empty string is 0. `fast_float` (Redis 8,
+    `MasterDialect.fast_float_ranges`): no blanks, no hex, and an overflow or underflow is
+    no error (the library reports it as EINVAL, and SORT checks only for ERANGE)."""
     text = c_string(raw)
+    if fast_float:
+        v, end = fast_float_prefix(text)
+        return v if end == len(text) and v == v else None
     if not text:
         return 0.0
     body = text.lstrip(_C_SPACE)
@@ -194,16 +201,16 @@ def _strtod_hex(body: bytes) -> float | None:
     return -v if sign == b"-" else v
 
 
-def _sort_score(raw: bytes) -> float:
+def _sort_score(raw: bytes, fast_float: bool = False) -> float:
     """`strtod_score` for the applier: a score Redis refuses raises `ApplyError`."""
-    v = strtod_score(raw)
+    v = strtod_score(raw, fast_float)
     if v is None:
         raise ApplyError(f"SORT score {raw!r} can't be converted into double")
     return v
 
 
-def _read_score(raw: bytes) -> float:
-    v = strtod_score(raw)
+def _read_score(raw: bytes, fast_float: bool = False) -> float:
+    v = strtod_score(raw, fast_float)
     if v is None:
         raise ReplyError(SORT_SCORE_ERROR)
     return v
@@ -235,8 +242,11 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     value = ks.get(db, argv[1])  # not `dbs`: `get` gives a sorted set its index
     if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ApplyError(f"WRONGTYPE: SORT of a {type(value).__name__}")
+    if isinstance(value, ZSet):
+        value.listpack = False  # `sortCommandGeneric` converts it to a skiplist, for good
     get = ks.dbs[db].get
-    picked = _sort_pick(value, get, a, store=True, score=_sort_score)
+    score = partial(_sort_score, fast_float=ks.dialect.fast_float_ranges)
+    picked = _sort_pick(value, get, a, store=True, score=score)
     result = picked
     if a.gets:
         result = []
@@ -247,10 +257,10 @@ def _sort(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if result:
         if ks.notify_flags:
             ks.notify_overwrite(db, storekey, result)
-        ks.set(db, storekey, result)
+        ks.set(db, storekey, result, fresh=True)
         if ks.notify_flags:
             ks.notify(ksn.LIST, b"sortstore", db, storekey)
-    elif ks.delete(db, storekey) and ks.notify_flags:
+    elif ks.delete(db, storekey, fresh=True) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"del", db, storekey)
     if tainted(ks, db, argv[1]):
         ks.unsupported_keys.add((db, storekey))
@@ -366,12 +376,15 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
     value = lookup(c, argv[1])
     if value is not None and not isinstance(value, list | deque | set | ZSet):
         raise ReplyError(WRONGTYPE)
+    if isinstance(value, ZSet):
+        value.listpack = False  # "Destructively convert encoded sorted sets for SORT"
 
     def get(key: bytes) -> Value | None:
         return peek(c, key)
 
     now = c.now
-    picked = _sort_pick(value, get, a, store=False, score=_read_score, now=now)
+    score = partial(_read_score, fast_float=c.ks.dialect.fast_float_ranges)
+    picked = _sort_pick(value, get, a, store=False, score=score, now=now)
     if not a.gets:
         return reply.bulk_array(picked, c.proto)
     out = [_by_pattern(get, p, e, now) for e in picked for p in a.gets]

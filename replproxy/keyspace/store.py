@@ -21,9 +21,9 @@ from replproxy.args import selected_db
 from replproxy.dialect import DEFAULT_DIALECT, MasterDialect
 from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.lane import APPLY_RUN, apply_run
-from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS
+from replproxy.keyspace.registry import HANDLERS, WRITE_COMMANDS, WriteCommand
 from replproxy.keyspace.scan import ScanCursors
-from replproxy.rdb.model import Aux, Event, Function, KeyEntry, Value, ZSetValue
+from replproxy.rdb.model import Aux, Event, Function, KeyEntry, OrderedSet, Value, ZSetValue
 from replproxy.resp.quote import quote_master_bytes
 from replproxy.speedups import c_function
 
@@ -49,6 +49,13 @@ class Keyspace:
         self.unsupported_commands: dict[str, int] = {}
         self.apply_errors: dict[str, int] = {}
         self.unsupported_keys: set[tuple[int, bytes]] = set()
+        # Per DB, the keys whose value the master holds in a bigger encoding than its
+        # content alone would give, because a server never converts back: a string written
+        # in place is `raw` (APPEND, SETRANGE, SETBIT, HyperLogLogs...), a hash that once
+        # outgrew a listpack stays a `hashtable`. Dropped when the key gets a new value
+        # object (`set`, unless the caller keeps it) or goes; moved with RENAME/MOVE/COPY.
+        # (Sets and sorted sets keep theirs in the value: `SetValue.enc`, `ZSet.listpack`.)
+        self.encodings: list[dict[bytes, bytes]] = [{} for _ in range(databases)]
         # The AUX fields of the snapshot the dataset came from, and the master's dialect they
         # name (see `loaded_aux`).
         self._aux: dict[bytes, bytes] = {}
@@ -99,14 +106,25 @@ class Keyspace:
 
     def get(self, db: int, key: bytes) -> Value | None:
         v = self.dbs[db].get(key)
-        if type(v) is ZSetValue:
+        t = type(v)
+        if t is ZSetValue:
             # Snapshots load sorted sets as plain member->score dicts (cheap); the sorted
             # index is built on first use.
-            v = self.dbs[db][key] = _zset(v)
+            v = self.dbs[db][key] = _zset(v, self.dialect)  # type: ignore[arg-type]
+        elif t is OrderedSet or t is set:
+            # And sets in the file's order: their encoding and order (what a server of the
+            # master's version makes of them when loading) are settled on first use.
+            v = self.dbs[db][key] = _set_value(v, self.dialect)  # type: ignore[arg-type]
         return v
 
-    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False) -> None:
+    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False,
+            fresh: bool = False) -> None:
         """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does).
+
+        `fresh`: the value comes wholly from the command's arguments (SET, RESTORE, a
+        *STORE destination), not from the key's old value, so a key marked unsupported is
+        trustworthy again. Every other store (APPEND, a collection created by its first
+        element...) leaves the mark: see `unsupported_keys`.
         Creating the key reports `new` (`dbAdd`) when notifications ask for it."""
         if self.notify_new and key not in self.dbs[db]:
             self.notify(ksn.NEW, b"new", db, key)
@@ -115,9 +133,12 @@ class Keyspace:
             expires = self.expires[db]
             if expires:
                 expires.pop(key, None)
-        # `touched`, inlined: this is the hottest write path.
-        if self.unsupported_keys:
+        encodings = self.encodings[db]
+        if encodings:
+            encodings.pop(key, None)
+        if fresh and self.unsupported_keys:
             self.unsupported_keys.discard((db, key))
+        # `touched`, inlined: this is the hottest write path.
         if self.on_key_modified is not None:
             self.on_key_modified(db, key)
 
@@ -134,21 +155,50 @@ class Keyspace:
             if expires:
                 for k in items[start::2]:
                     expires.pop(k, None)
-        if self.unsupported_keys or self.on_key_modified is not None:
+        if self.unsupported_keys:  # MSET replaces whole values: the keys are fresh
+            for k in items[start::2]:
+                self.unsupported_keys.discard((db, k))
+        encodings = self.encodings[db]
+        if encodings:
+            for k in items[start::2]:
+                encodings.pop(k, None)
+        if self.on_key_modified is not None:
             for k in items[start::2]:
                 self.touched(db, k)
 
-    def delete(self, db: int, key: bytes) -> bool:
+    def delete(self, db: int, key: bytes, fresh: bool = False) -> bool:
+        """Remove `key`. `fresh`: the command deletes the key whatever it held (DEL, an
+        empty *STORE result), so its unsupported mark goes too; a collection emptied by
+        its last element (SREM, LPOP...) keeps it, as the relay's copy may be wrong."""
         existed = self.dbs[db].pop(key, None) is not None
         self.expires[db].pop(key, None)
+        encodings = self.encodings[db]
+        if encodings:
+            encodings.pop(key, None)
+        if fresh and self.unsupported_keys:
+            self.unsupported_keys.discard((db, key))
         if existed:
             self.touched(db, key)
         return existed
 
     def set_expire(self, db: int, key: bytes, when_ms: int) -> None:
-        if key in self.dbs[db]:
+        value = self.dbs[db].get(key)
+        if value is not None:
+            if type(value) is bytes and self.dialect.embedded_keys:
+                self._embed_expire(db, key, value)
             self.expires[db][key] = when_ms
             self.touched(db, key)
+
+    def _embed_expire(self, db: int, key: bytes, value: bytes) -> None:
+        """A server embedding keys in values reallocates a string that gets a TTL: an
+        embstr that no longer fits becomes raw, and stays so (`MasterDialect.embstr_limit`)."""
+        d = self.dialect
+        if (d.embstr_limit(len(key), True) < len(value) <= d.embstr_limit(len(key), False)
+                and key not in self.expires[db]):
+            from replproxy.keyspace.internals import is_int_string
+
+            if not is_int_string(value):
+                self.mark_raw(db, key)
 
     def persist(self, db: int, key: bytes) -> bool:
         removed = self.expires[db].pop(key, None) is not None
@@ -163,10 +213,13 @@ class Keyspace:
         """The relay's clock in ms (relative TTLs from 5.x/6.x masters); tests may replace it."""
         return _now_ms()
 
+    def mark_raw(self, db: int, key: bytes) -> None:
+        """The string at `key` is now `raw` on the master (written in place)."""
+        self.encodings[db][key] = b"raw"
+
     def touched(self, db: int, key: bytes) -> None:
-        """A key changed: a replaced key is trustworthy again; watchers are told."""
-        if self.unsupported_keys:
-            self.unsupported_keys.discard((db, key))
+        """A key changed (in place): watchers are told. An unsupported mark stays: a write
+        to part of a value the relay could not keep exact leaves the rest wrong."""
         if self.on_key_modified is not None:
             self.on_key_modified(db, key)
 
@@ -190,6 +243,7 @@ class Keyspace:
                 self.touched(db, key)
         self.dbs[db] = {}
         self.expires[db] = {}
+        self.encodings[db] = {}
         self.unsupported_keys = {k for k in self.unsupported_keys if k[0] != db}
 
     def swapped(self, a: int, b: int) -> None:
@@ -271,22 +325,46 @@ class Keyspace:
         cmd = HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
         if cmd is None:
             name = argv[0].lower().decode("utf-8", "replace")
-            self._unsupported(name, db, argv, (1, 1, 1), self.unsupported_commands,
+            self._unsupported(name, db, argv, self._keys_of(argv), self.unsupported_commands,
                               "cannot be applied (not supported)")
+            return
+        if self.unsupported_keys and cmd.roles is not None:
+            self._apply_from_sources(cmd, db, argv)
             return
         try:
             cmd.handler(self, db, argv)
         except Exception as e:  # a bug must not stop the stream: mark the keys, go on
-            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, cmd.keys,
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv,
+                              cmd.written(argv), self.apply_errors, f"failed to apply: {e!r}")
+
+    def _apply_from_sources(self, cmd: WriteCommand, db: int, argv: list[bytes]) -> None:
+        """`apply` of a command that writes keys from other keys, while some keys are
+        marked: a key written from a marked key is marked too (the relay's copy of the
+        source may be wrong, so is what it computes from it)."""
+        try:
+            written, read = cmd.roles(argv)  # type: ignore[misc]
+        except (IndexError, ValueError):
+            written, read = cmd.written(argv), []
+        marks = self.unsupported_keys
+        from_marked = any((db, k) in marks for k in read)
+        try:
+            cmd.handler(self, db, argv)
+        except Exception as e:
+            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, written,
                               self.apply_errors, f"failed to apply: {e!r}")
+            return
+        if from_marked:
+            self.unsupported_keys.update((db, k) for k in written)
 
     def apply_run(self, db: int, commands: Sequence[StreamCommand], start: int,
                   keep: list[bytes]) -> tuple[int, int]:
         """The stream's hot lane (`keyspace.lane`): apply `commands[start:]` while they are
         plain hot writes, keeping their bytes; (index of the first one not applied, how many
         of the master's commands were). Only while a write needs nothing but its store: no
-        key watcher or tracking table, no notification wanted, no unsupported key."""
-        if self.unsupported_keys or self.on_key_modified is not None or self.notify_flags:
+        key watcher or tracking table, no notification wanted, no unsupported key, no
+        encoding mark in the database (a store drops its key's)."""
+        if (self.unsupported_keys or self.on_key_modified is not None or self.notify_flags
+                or self.encodings[db]):
             return start, 0
         if type(commands) is not list:
             return apply_run(self.dbs[db], self.expires[db], commands, start, keep)
@@ -300,18 +378,34 @@ class Keyspace:
                 self.apply(db, argv)
         return db
 
-    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: tuple[int, int, int],
+    def _keys_of(self, argv: list[bytes]) -> list[bytes]:
+        """The keys a command nobody applies names, by the master's own command table (EVAL's
+        numkeys keys, a module command's first key...); argv[1] when the table does not say."""
+        from replproxy.commandtable.keyspecs import get_keys
+
+        table = self.dialect.command_table
+        spec = table.find(argv)
+        if spec is not None:
+            try:
+                refs = get_keys(spec, argv, table.keynum)
+            except (IndexError, ValueError):
+                refs = []
+            if refs:
+                return [argv[i] for i, _ in refs if i < len(argv)]
+        return argv[1:2]
+
+    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: list[bytes],
                      counter: dict[str, int], why: str) -> None:
+        """Count and log a command that could not be applied; mark the keys it writes.
+        A mark is sticky: only a command that replaces the whole value (`fresh` stores:
+        SET, DEL, RESTORE, a *STORE destination, MSET) or a new snapshot lifts it."""
         n = counter.get(name, 0)
         if n == 0:
             log.warning("command %s from the master %s; its bytes are still relayed and the "
                         "keys it names are reported as unsupported (logged once per command)",
                         quote_master_bytes(name), quote_master_bytes(why, 300, quotes=False))
         counter[name] = n + 1
-        first, last, step = keys
-        end = len(argv) - 1 if last < 0 else min(last, len(argv) - 1)
-        for i in range(first, end + 1, max(step, 1)):
-            self.unsupported_keys.add((db, argv[i]))
+        self.unsupported_keys.update((db, k) for k in keys)
 
     # ---- snapshots ----
 
@@ -399,15 +493,30 @@ class KeyspaceLoader:
     def commit(self) -> None:
         t = self.target
         t.dbs, t.expires, t.functions = self.dbs, self.expires, self.functions
+        t.encodings = [{} for _ in t.dbs]  # a loaded value's encoding is its content's
         t.loaded_aux = self.aux
         t.unsupported_keys = set()
         t.epoch += 1
 
 
-def _zset(v: ZSetValue) -> Value:
-    from replproxy.keyspace.values import ZSet
+def _set_value(v: set[bytes], dialect: MasterDialect) -> Value:
+    from replproxy.keyspace.t_set import loaded_set
 
-    return ZSet(v)
+    return loaded_set(v, dialect.listpack_sets)
+
+
+def _zset(v: ZSetValue, dialect: MasterDialect) -> Value:
+    """A loaded zset as the master's version holds it (`rdbLoadObject`): a listpack when it
+    fits one (a saved skiplist is converted), and since 7.0 a listpack stores an integral
+    score as an integer, so a -0 becomes 0 there."""
+    from replproxy.keyspace.values import ZSet, fits_listpack
+
+    listpack = fits_listpack(len(v), max(map(len, v), default=0))
+    if listpack and dialect.zset_listpack_drops_zero_sign:
+        for m, s in v.items():
+            if s == 0.0:
+                v[m] = 0.0
+    return ZSet(v, listpack)
 
 
 def library_name(code: bytes) -> bytes:

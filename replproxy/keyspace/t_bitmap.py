@@ -100,6 +100,7 @@ def setbit(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     ks.set(db, key, b"".join((head, pad, bytes((new,)), tail)), keepttl=True)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"setbit", db, key)
+    ks.mark_raw(db, key)  # `lookupStringForBitCommand`: a raw string, new or unshared
 
 
 # ---- BITFIELD ----
@@ -208,6 +209,7 @@ def bitfield(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         buf[first : last + 1] = chunk.to_bytes(last - first + 1, "big")
         changes += 1
     ks.set(db, key, bytes(buf), keepttl=True)
+    ks.mark_raw(db, key)
     if changes and ks.notify_flags:
         ks.notify(ksn.STRING, b"setbit", db, key)
 
@@ -222,7 +224,7 @@ def _or_all(values: list[int]) -> int:
     return acc
 
 
-@write_command("bitop", keys=(2, 2, 1))
+@write_command("bitop", keys=(2, 2, 1), roles=lambda argv: ([argv[2]], argv[3:]))
 def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """BITOP op destkey key [key ...]: missing sources are empty strings; shorter ones are
     zero-padded to the longest; an empty result deletes the destination.
@@ -239,7 +241,7 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if op == b"NOT" and len(sources) != 1:
         raise ApplyError("BITOP NOT must be called with a single source key")
     if maxlen == 0:
-        if ks.delete(db, dest) and ks.notify_flags:
+        if ks.delete(db, dest, fresh=True) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, dest)
         return
     ints = [int.from_bytes(s, "big") << (8 * (maxlen - len(s))) for s in sources]
@@ -274,7 +276,8 @@ def bitop(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     value = result.to_bytes(maxlen, "big")
     if ks.notify_flags:
         ks.notify_overwrite(db, dest, value)
-    ks.set(db, dest, value)
+    ks.set(db, dest, value, fresh=True)
+    ks.mark_raw(db, dest)  # the result is `createObject(OBJ_STRING, sds)`
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"set", db, dest)
 
@@ -370,7 +373,7 @@ def bitcount(c: ReadContext, argv: list[bytes]) -> bytes:
         v = lookup_string(c, argv[1])
         if v is None:
             return _ZERO
-        if argc == 4 or argc == 5:
+        if argc == 4 or (argc == 5 and d.bit_unit_option):
             start = arg_long(argv[2])
             end = arg_long(argv[3])
             if start < 0 and end < 0 and start > end:
@@ -444,7 +447,7 @@ def bitpos(c: ReadContext, argv: list[bytes]) -> bytes:
         v = lookup_string(c, argv[1])
         if v is None:
             return missing
-    if argc == 4 or argc == 5 or argc == 6:
+    if argc == 4 or argc == 5 or (argc == 6 and c.ks.dialect.bit_unit_option):
         start = arg_long(argv[3])
         if argc == 6:
             isbit = _is_bit_unit(argv[5])

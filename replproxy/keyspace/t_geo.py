@@ -34,11 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from replproxy.args import c_string, option_word, parse_int
+from replproxy.dialect import MasterDialect
 from replproxy.errors import NOT_FLOAT, SYNTAX
 from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.pqsort import pqsort
 from replproxy.keyspace.reads import NOT_INTEGER, ReadContext, ReplyError, lookup_zset, read_command
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import ApplyError, store_from, write_command
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.t_zset import (
     double_arg,
@@ -584,7 +585,7 @@ def georadius_generic(ks: Keyspace, db: int, argv: list[bytes], mode: int) -> No
     if with_options:
         raise ApplyError("STORE is not compatible with WITHDIST, WITHHASH and WITHCOORD")
     if zs is None:
-        if ks.delete(db, storekey) and ks.notify_flags:
+        if ks.delete(db, storekey, fresh=True) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, storekey)
         return
     if geosearch and shape.type == 0:
@@ -615,12 +616,21 @@ def _georadius_applier(mode: int) -> Callable[[Keyspace, int, list[bytes]], None
     return apply
 
 
+def _georadius_roles(argv: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """GEORADIUS[BYMEMBER] key ... STORE|STOREDIST dst: dst written from key."""
+    written = [argv[j + 1] for j in range(2, len(argv) - 1)
+               if argv[j].lower() in (b"store", b"storedist")]
+    return written, [argv[1]]
+
+
 # keys=(1, 0, 1) marks nothing by position: the applier marks the STORE key itself.
-write_command("georadius", keys=(1, 0, 1))(_georadius_applier(RADIUS_COORDS))
-write_command("georadiusbymember", keys=(1, 0, 1))(_georadius_applier(RADIUS_MEMBER))
+write_command("georadius", keys=(1, 0, 1), roles=_georadius_roles)(
+    _georadius_applier(RADIUS_COORDS))
+write_command("georadiusbymember", keys=(1, 0, 1), roles=_georadius_roles)(
+    _georadius_applier(RADIUS_MEMBER))
 
 
-@write_command("geosearchstore")
+@write_command("geosearchstore", roles=store_from(2))
 def geosearchstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     georadius_generic(ks, db, argv, GEOSEARCHSTORE)
 
@@ -666,8 +676,14 @@ def _read_double(raw: bytes, msg: bytes = NOT_FLOAT) -> float:
     return v
 
 
-def _read_unit(raw: bytes) -> float:
-    """`extractUnitOrReply`."""
+def _read_unit(raw: bytes, variant: int = V70) -> float:
+    """`extractUnitOrReply`: case-insensitive from 7.0; before, only the lowercase words,
+    with the error saying so."""
+    if variant < V70:
+        conv = _UNITS.get(raw) if raw == raw.lower() else None
+        if conv is None:
+            raise ReplyError(b"ERR unsupported unit provided. please use m, km, ft, mi")
+        return conv
     conv = _UNITS.get(option_word(raw))
     if conv is None:
         raise ReplyError(_UNIT_ERROR)
@@ -683,21 +699,22 @@ def _read_lonlat(lon_raw: bytes, lat_raw: bytes) -> tuple[float, float]:
     return lon, lat
 
 
-def _read_distance(raw: bytes, unit: bytes) -> tuple[float, float]:
+def _read_distance(raw: bytes, unit: bytes, variant: int = V70) -> tuple[float, float]:
     """`extractDistanceOrReply`: (radius, conversion)."""
     radius = _read_double(raw, b"ERR need numeric radius")
     if radius < 0:
         raise ReplyError(b"ERR radius cannot be negative")
-    return radius, _read_unit(unit)
+    return radius, _read_unit(unit, variant)
 
 
-def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes) -> tuple[float, float, float]:
+def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes,
+              variant: int = V70) -> tuple[float, float, float]:
     """`extractBoxOrReply`: (width, height, conversion)."""
     width = _read_double(w_raw, b"ERR need numeric width")
     height = _read_double(h_raw, b"ERR need numeric height")
     if height < 0 or width < 0:
         raise ReplyError(b"ERR height or width cannot be negative")
-    return width, height, _read_unit(unit)
+    return width, height, _read_unit(unit, variant)
 
 
 def fixed4(d: float) -> bytes:
@@ -714,8 +731,11 @@ def fixed4(d: float) -> bytes:
     return b"-" + text if n < 0 else text
 
 
-def human_coord(x: float, proto: int) -> bytes:
-    """`addReplyHumanLongDouble` of a double: a bulk string in RESP2, a double in RESP3."""
+def human_coord(x: float, proto: int, dialect: MasterDialect) -> bytes:
+    """A coordinate as the master's version replies it: `addReplyHumanLongDouble` of a
+    double (a bulk string in RESP2, a double in RESP3), or from Redis 8.0 `addReplyDouble`."""
+    if dialect.geo_coords_as_doubles:
+        return reply.double(x, proto, dialect.double_style)
     text = reply.format_long_double(x)
     if proto == 2:
         return b"$%d\r\n%b\r\n" % (len(text), text)
@@ -742,19 +762,23 @@ def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
         if pos is None:
             out.append(missing)
         else:
-            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto),
-                                          human_coord(pos[1], c.proto)))
+            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto, c.ks.dialect),
+                                          human_coord(pos[1], c.proto, c.ks.dialect)))
     return b"".join(out)
 
 
-def _geohash_string(lon: float, lat: float) -> bytes:
-    """GEOHASH's 11 characters: the position re-encoded over the standard ranges (latitude
-    -90..90, not the -85..85 of the scores), 52 bits, the 11th character always `0`."""
-    bits = 0
-    if not (lon > GEO_LONG_MAX or lon < GEO_LONG_MIN or lat > GEO_LAT_MAX or lat < GEO_LAT_MIN):
-        lat_offset = (lat - -90.0) / (90.0 - -90.0) * float(1 << GEO_STEP_MAX)
-        long_offset = (lon - -180.0) / (180.0 - -180.0) * float(1 << GEO_STEP_MAX)
-        bits = _interleave64(int(lat_offset) & 0xFFFFFFFF, int(long_offset) & 0xFFFFFFFF)
+def _geohash_bits(lon: float, lat: float) -> int | None:
+    """GEOHASH's 52 bits: the position re-encoded over the standard ranges (latitude
+    -90..90, not the -85..85 of the scores); None where `geohashEncode` refuses it."""
+    if lon > GEO_LONG_MAX or lon < GEO_LONG_MIN or lat > GEO_LAT_MAX or lat < GEO_LAT_MIN:
+        return None
+    lat_offset = (lat - -90.0) / (90.0 - -90.0) * float(1 << GEO_STEP_MAX)
+    long_offset = (lon - -180.0) / (180.0 - -180.0) * float(1 << GEO_STEP_MAX)
+    return _interleave64(int(lat_offset) & 0xFFFFFFFF, int(long_offset) & 0xFFFFFFFF)
+
+
+def _geohash_string(bits: int) -> bytes:
+    """GEOHASH's 11 characters of 52 bits, the 11th always `0`."""
     chars = bytearray(11)
     for i in range(10):
         chars[i] = _GEOALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F]
@@ -764,10 +788,21 @@ def _geohash_string(lon: float, lat: float) -> bytes:
 
 @read_command("geohash")
 def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
+    """Only 5.0 decodes a position off the map (no clamping: a cell at the 180th meridian
+    or the 85.05th parallel): its `geohashEncode` refuses it and leaves the stack variable
+    as it was, the previous member's hash in the same command (measured on 5.0.7). For a
+    first member it is whatever the stack held; the relay answers zeros there."""
     out = [b"*%d\r\n" % (len(argv) - 2)]
     missing = reply.null(c.proto)
+    bits = 0
     for pos in _positions(c, argv):
-        out.append(missing if pos is None else b"$11\r\n%b\r\n" % _geohash_string(*pos))
+        if pos is None:
+            out.append(missing)
+            continue
+        encoded = _geohash_bits(*pos)
+        if encoded is not None:
+            bits = encoded
+        out.append(b"$11\r\n%b\r\n" % _geohash_string(bits))
     return b"".join(out)
 
 
@@ -775,7 +810,7 @@ def geohash_read(c: ReadContext, argv: list[bytes]) -> bytes:
 def geodist_read(c: ReadContext, argv: list[bytes]) -> bytes:
     to_meter = 1.0
     if len(argv) == 5:
-        to_meter = _read_unit(argv[4])
+        to_meter = _read_unit(argv[4], geo_variant(c.ks))
     elif len(argv) > 5:
         raise ReplyError(SYNTAX)
     zs = lookup_zset(c, argv[1])
@@ -795,12 +830,14 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
     variant = geo_variant(c.ks)
     clamp = variant >= V60
     zs = lookup_zset(c, argv[1])
+    if zs is None and variant < V70:
+        return reply.EMPTY_ARRAY  # before 7.0 a missing key answers before any parsing
     shape = GeoShape()
     if mode == _NOSTORE_COORDS:
         base = 6
         shape.type = CIRCULAR
         shape.lon, shape.lat = _read_lonlat(argv[2], argv[3])
-        shape.radius, shape.conversion = _read_distance(argv[4], argv[5])
+        shape.radius, shape.conversion = _read_distance(argv[4], argv[5], variant)
     elif mode == _NOSTORE_MEMBER:
         base = 5
         if zs is not None:  # without a key the radius is not even parsed
@@ -809,7 +846,7 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             if score is None:
                 raise ReplyError(_NO_MEMBER)
             shape.lon, shape.lat = decode_score(score, clamp)
-            shape.radius, shape.conversion = _read_distance(argv[3], argv[4])
+            shape.radius, shape.conversion = _read_distance(argv[3], argv[4], variant)
     else:
         base = 2
 
@@ -830,7 +867,7 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             withhash = True
         elif arg == b"withcoord":
             withcoord = True
-        elif arg == b"any":
+        elif arg == b"any" and variant >= V62:
             any_ = True
         elif arg == b"asc":
             sort = SORT_ASC
@@ -857,13 +894,13 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             fromloc = True
             i += 2
         elif arg == b"byradius" and left >= 2 and geosearch and not bybox:
-            shape.radius, shape.conversion = _read_distance(argv[i + 1], argv[i + 2])
+            shape.radius, shape.conversion = _read_distance(argv[i + 1], argv[i + 2], variant)
             shape.type = CIRCULAR
             byradius = True
             i += 2
         elif arg == b"bybox" and left >= 3 and geosearch and not byradius:
             shape.width, shape.height, shape.conversion = _read_box(
-                argv[i + 1], argv[i + 2], argv[i + 3])
+                argv[i + 1], argv[i + 2], argv[i + 3], variant)
             shape.type = RECTANGLE
             bybox = True
             i += 3
@@ -882,7 +919,13 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
     if zs is None:
         return reply.EMPTY_ARRAY
 
-    found = geo_search(zs, shape, variant, count, any_, sort)
+    try:
+        found = geo_search(zs, shape, variant, count, any_, sort)
+    except ApplyError:
+        # 5.0 only (no clamping): a centre off the map (a member in the 180th meridian's
+        # cell) leaves `geohashGetAreasByRadius` searching around an uninitialised hash,
+        # whatever the stack held; no cell here, so nothing found.
+        return reply.EMPTY_ARRAY
     if not found:
         return reply.EMPTY_ARRAY
     options = withdist + withhash + withcoord
@@ -901,7 +944,8 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             out.append(b":%d\r\n" % score_long_long(score))
         if withcoord:
             lon, lat = decode_score(score, clamp)
-            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto), human_coord(lat, proto)))
+            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto, c.ks.dialect),
+                                          human_coord(lat, proto, c.ks.dialect)))
     return b"".join(out)
 
 

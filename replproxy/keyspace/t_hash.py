@@ -94,19 +94,72 @@ def _with_expires(ks: Keyspace, db: int, key: bytes, h: Hash) -> HashValue:
     if type(h) is HashValue:
         return h
     hv = HashValue(h)
+    mark = ks.encodings[db].get(key)
     ks.set(db, key, hv, keepttl=True)
+    if mark is not None:  # the same object on the master: its encoding stays
+        ks.encodings[db][key] = mark
     return hv
 
 
-def _set_fields(h: Hash, argv: list[bytes], first: int) -> None:
+# ---- encodings: listpack, listpackex (7.4+), hash table ----
+#
+# A hash is a listpack while it has at most 512 fields and no field or value longer than 64
+# bytes (`hashTypeTryConversion` checks each argument before a write, the field count after
+# it); past that it is a hash table for good (`Keyspace.encodings` remembers it). On Redis
+# 7.4+ a listpack that gets a field TTL is a listpackex, kept ordered by TTL: the fields
+# with one first, by expiry (a field whose TTL is set goes before the first field expiring
+# no earlier), then the others; a field losing its TTL moves to the end. Its order is what
+# HGETALL, HSCAN and HRANDFIELD answer, and the relay keeps the dict in it.
+
+
+def _grown(ks: Keyspace, db: int, key: bytes, h: Hash, written: Iterable[bytes]) -> bool:
+    """After a write of `written` (fields and values): whether `h` is (now) a hash table,
+    recorded in `Keyspace.encodings` the first time."""
+    marks = ks.encodings[db]
+    if marks.get(key) == b"hashtable":
+        return True
+    if len(h) > HASH_MAX_LISTPACK_ENTRIES or any(
+            len(x) > HASH_MAX_LISTPACK_VALUE for x in written):
+        marks[key] = b"hashtable"
+        return True
+    return False
+
+
+def _ordered_by_ttl(ks: Keyspace, db: int, key: bytes, h: Hash) -> bool:
+    """Whether `h` is a listpackex the relay must keep in TTL order."""
+    return (type(h) is HashValue and ks.dialect.listpackex
+            and ks.encodings[db].get(key) != b"hashtable")
+
+
+def _lpex_place(hv: HashValue, field: bytes, when: int | None) -> None:
+    """Move `field` where a listpackex puts it: by its new expiry `when`, or (None, its TTL
+    gone) at the end. O(fields), a listpackex has at most 512."""
+    value = hv.pop(field)
+    items = list(hv.items())
+    pos = len(items)
+    if when is not None:
+        exp = hv.expires
+        for i, (f, _) in enumerate(items):
+            t = exp.get(f)
+            if t is None or t >= when:
+                pos = i
+                break
+    items.insert(pos, (field, value))
+    hv.clear()
+    hv.update(items)
+
+
+def _set_fields(h: Hash, argv: list[bytes], first: int, by_ttl: bool = False) -> None:
     """HSET's field/value pairs from argv[first:]; a field set this way loses its TTL
-    (`hashTypeSet` without HASH_SET_KEEP_TTL, 7.4+; Valkey's `hashTypeSet(.., EXPIRY_NONE)`)."""
+    (`hashTypeSet` without HASH_SET_KEEP_TTL, 7.4+; Valkey's `hashTypeSet(.., EXPIRY_NONE)`)
+    and, in a listpackex (`by_ttl`), moves to the end."""
     fields = argv[first::2]
     h.update(zip(fields, argv[first + 1 :: 2]))
     if type(h) is HashValue and h.expires:
         pop = h.expires.pop
         for f in fields:
-            pop(f, None)
+            if pop(f, None) is not None and by_ttl:
+                _lpex_place(h, f, None)
 
 
 @write_command("hset", "hmset")
@@ -114,10 +167,12 @@ def hset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     key = argv[1]
     h = _hash(ks, db, key)
     if h is None:
-        ks.set(db, key, dict(zip(argv[2::2], argv[3::2])))
+        h = dict(zip(argv[2::2], argv[3::2]))
+        ks.set(db, key, h)
     else:
-        _set_fields(h, argv, 2)
+        _set_fields(h, argv, 2, _ordered_by_ttl(ks, db, key, h))
         ks.touched(db, key)
+    _grown(ks, db, key, h, argv[2:])
     if ks.notify_flags:
         ks.notify(ksn.HASH, b"hset", db, key)
 
@@ -127,12 +182,15 @@ def hsetnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     key, field = argv[1], argv[2]
     h = _hash(ks, db, key)
     if h is None:
-        ks.set(db, key, {field: argv[3]})
+        h = {field: argv[3]}
+        ks.set(db, key, h)
     elif field not in h:
         h[field] = argv[3]
         ks.touched(db, key)
     else:
+        _grown(ks, db, key, h, argv[2:4])  # `hashTypeTryConversion` runs before the lookup
         return
+    _grown(ks, db, key, h, argv[2:4])
     if ks.notify_flags:
         ks.notify(ksn.HASH, b"hset", db, key)
 
@@ -165,11 +223,13 @@ def hincrby(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     key, field = argv[1], argv[2]
     h = _hash(ks, db, key)
     if h is None:
-        ks.set(db, key, {field: str(parse_int(argv[3])).encode()})
+        h = {field: str(parse_int(argv[3])).encode()}
+        ks.set(db, key, h)
     else:
         old = h.get(field)
         h[field] = str((0 if old is None else parse_int(old)) + parse_int(argv[3])).encode()
         ks.touched(db, key)
+    _grown(ks, db, key, h, (field,))
     if ks.notify_flags:
         ks.notify(ksn.HASH, b"hincrby", db, key)
 
@@ -204,10 +264,12 @@ def hincrbyfloat(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         raise ApplyError(f"HINCRBYFLOAT on {key!r} overflows")
     new = format_long_double(total)
     if h is None:
-        ks.set(db, key, {field: new})
+        h = {field: new}
+        ks.set(db, key, h)
     else:
         h[field] = new
         ks.touched(db, key)
+    _grown(ks, db, key, h, (field,))
     if ks.notify_flags:
         ks.notify(ksn.HASH, b"hincrbyfloat", db, key)
 
@@ -269,6 +331,8 @@ def _expire_fields(ks: Keyspace, db: int, argv: list[bytes], scale: int, relativ
         if hv is None:
             hv = _with_expires(ks, db, key, h)
         hv.expires[f] = when  # a past time is stored: the master sends the HDEL
+        if _ordered_by_ttl(ks, db, key, hv):
+            _lpex_place(hv, f, when)
         changed = True
     if changed:
         ks.touched(db, key)
@@ -310,10 +374,13 @@ def hpersist(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if type(h) is not HashValue or not h.expires:
         return
     pop = h.expires.pop
+    by_ttl = _ordered_by_ttl(ks, db, key, h)
     changed = False
     for f in fields:
         if pop(f, None) is not None:
             changed = True
+            if by_ttl:
+                _lpex_place(h, f, None)
     if changed:
         ks.touched(db, key)
         if ks.notify_flags:
@@ -377,14 +444,18 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     else:
         ks.touched(db, key)
     if when is not None:
-        hv = _with_expires(ks, db, key, h)
+        h = hv = _with_expires(ks, db, key, h)
         hv.update(zip(fields, argv[first + 1 :: 2]))
+        by_ttl = _ordered_by_ttl(ks, db, key, hv)
         for f in fields:
             hv.expires[f] = when  # a past time is stored: the master sends HDELs instead
+            if by_ttl:
+                _lpex_place(hv, f, when)
     elif keepttl:
         h.update(zip(fields, argv[first + 1 :: 2]))
     else:
-        _set_fields(h, argv, first)
+        _set_fields(h, argv, first, _ordered_by_ttl(ks, db, key, h))
+    _grown(ks, db, key, h, argv[first:])
     if ks.notify_flags:
         ks.notify(ksn.HASH, b"hset", db, key)
     if when is not None and ks.notify_flags:
@@ -404,10 +475,10 @@ HASH_MAX_LISTPACK_ENTRIES = 512
 HASH_MAX_LISTPACK_VALUE = 64
 
 
-def get_random_count(raw: bytes) -> int:
-    """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX."""
+def get_random_count(c: ReadContext, raw: bytes) -> int:
+    """The count of SRANDMEMBER / HRANDFIELD: -LONG_MAX..LONG_MAX (any long before 7.0)."""
     n = arg_long(raw)
-    if n < -LLONG_MAX:
+    if n < -LLONG_MAX and c.ks.dialect.random_count_range_check:
         raise ReplyError(OUT_OF_RANGE_LONG)
     return n
 
@@ -530,11 +601,12 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
         if not h:
             return reply.null(c.proto)
         return reply.bulk(random.choice(list(h)))
-    n = get_random_count(argv[2])
+    n = get_random_count(c, argv[2])
     if argc > 4 or (argc == 4 and option_word(argv[3]) != b"withvalues"):
         raise ReplyError(SYNTAX)
     withvalues = argc == 4
-    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2:  # C truncates -LONG_MAX/2
+    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2 \
+            and c.ks.dialect.random_count_range_check:  # C truncates -LONG_MAX/2
         raise ReplyError(b"ERR value is out of range")
     h = lookup_hash(c, argv[1])
     if h is None:

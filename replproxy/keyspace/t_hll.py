@@ -38,9 +38,11 @@ wrote; to a client of the relay PFCOUNT is a read command.
 The read (`@read_command("pfcount")`, what a client of the relay gets):
 
 - One key: the cached cardinality when the cache is valid, else `hllCount` computed and
-  NOT stored. The master stores it (and propagates the PFCOUNT that the applier above
-  replays), so the relay's bytes stay the master's: a client's PFCOUNT here must never be
-  a second, unsynchronised writer.
+  stored in the relay's copy, exactly as `pfcountCommand` does on a real replica (it has no
+  replica check: the replica's bytes then differ from the master's until the master's own
+  PFCOUNT or PFADD arrives, and its DEBUG DIGEST with them). The relay answers as that
+  replica, so its copy changes the same way (watchers of the key are told, as
+  `signalModifiedKey` does).
 - Several keys: the count of the registers' maximum (`hllMerge` into a raw HLL), never
   stored anywhere, on the master either.
 - Errors, in key order: a non-string is WRONGTYPE; a string that is not an HLL (`HYLL`
@@ -537,6 +539,7 @@ def pfadd(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     new, updated = _set_many(value, [pattern(e) for e in argv[2:]], _sparse_max_bytes(ks))
     if updated or created:
         ks.set(db, key, new, keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
         if ks.notify_flags:
             ks.notify(ksn.STRING, b"pfadd", db, key)
 
@@ -553,6 +556,7 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if value[4] == HLL_DENSE:
         card = count_from_histogram(_dense_histogram(dense_registers(value)))
         ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
         return
     try:
         sparse = _take_sparse(value, _sparse_max_bytes(ks))
@@ -564,13 +568,15 @@ def pfcount(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         except ReplyError:
             raise ApplyError(f"{key!r} is a corrupted sparse HyperLogLog") from None
         ks.set(db, key, value[:8] + card.to_bytes(8, "little") + value[16:], keepttl=True)
+        ks.mark_raw(db, key)  # HLLs are raw strings, written in place
         return
     card = count_from_histogram(sparse.histogram())
     new = value[:8] + card.to_bytes(8, "little") + value[16:]
     ks.set(db, key, _keep_sparse(new, sparse), keepttl=True)
+    ks.mark_raw(db, key)  # HLLs are raw strings, written in place
 
 
-@write_command("pfmerge", keys=(1, -1, 1))
+@write_command("pfmerge", keys=(1, -1, 1), roles=lambda argv: ([argv[1]], argv[2:]))
 def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     maxregs: bytes | None = None
     use_dense = False
@@ -580,7 +586,10 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             continue
         if value[4] == HLL_DENSE:
             use_dense = True
-        regs = registers(value)
+        try:
+            regs = _merge_registers(value, ks.dialect.hll_merge_refuses_overflow)
+        except ReplyError:
+            raise ApplyError(f"{key!r} is a corrupted sparse HyperLogLog") from None
         maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
     dest = argv[1]
     value = ks.get(db, dest)  # type: ignore[assignment]
@@ -598,6 +607,7 @@ def pfmerge(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         )
         new, _ = _set_many(value, pairs, _sparse_max_bytes(ks))
     ks.set(db, dest, new, keepttl=True)
+    ks.mark_raw(db, dest)  # HLLs are raw strings, written in place
     # `pfmergeCommand` reports the merge as a PFADD (a mass-add of elements).
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"pfadd", db, dest)
@@ -616,6 +626,7 @@ def pfdebug(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     regs = sparse_registers(value)
     ks.set(db, argv[2], _dense_header(value[:HLL_HDR_SIZE]) + pack_dense(regs), keepttl=True)
+    ks.mark_raw(db, argv[2])  # HLLs are raw strings, written in place
 
 
 # ---- the read ----
@@ -674,8 +685,10 @@ def _count_one(value: bytes) -> int:
     return count_from_histogram(hist)
 
 
-def _merge_registers(value: bytes) -> bytes:
-    """The registers `hllMerge` takes the maximum with, or INVALIDOBJ."""
+def _merge_registers(value: bytes, refuses_overflow: bool = True) -> bytes:
+    """The registers `hllMerge` takes the maximum with, or INVALIDOBJ. Unpatched
+    (`MasterDialect.hll_merge_refuses_overflow` false) the walk adds ZERO runs unchecked
+    and stops at a VAL run past the last register."""
     try:
         return registers(value)
     except ApplyError:  # a sparse value the strict parser refused
@@ -684,7 +697,12 @@ def _merge_registers(value: bytes) -> bytes:
     i = 0
     for run, val in _sparse_ops_exact(value):
         if i + run > HLL_REGISTERS:
-            raise ReplyError(_CORRUPT)
+            if refuses_overflow:
+                raise ReplyError(_CORRUPT)
+            if val:
+                break
+            i += run
+            continue
         if val:
             regs[i : i + run] = bytes((val,)) * run
         i += run
@@ -696,19 +714,26 @@ def _merge_registers(value: bytes) -> bytes:
 @read_command("pfcount")
 def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
     if len(argv) == 2:
+        if c.ks.dialect.pfcount_sees_expired_keys:
+            c = ReadContext(c.ks, db=c.db, proto=c.proto, now=0)  # sees every key
         value = _read_hll(c, argv[1])
         if value is None:
             return b":0\r\n"
         card = cached_count(value)
         if card is None:
-            card = _count_one(value)  # computed, not stored: see the module docstring
+            card = _count_one(value)
+            # A replica's PFCOUNT stores the count in its own copy, as the master's does
+            # (see the module docstring): the relay answers as that replica.
+            pfcount(c.ks, c.db, [b"pfcount", argv[1]])
+        else:
+            c.ks.mark_raw(c.db, argv[1])  # `dbUnshareStringValue`, cached or not
         return b":%d\r\n" % card
     maxregs: bytes | None = None
     for key in argv[1:]:
         value = _read_hll(c, key)
         if value is None:
             continue
-        regs = _merge_registers(value)
+        regs = _merge_registers(value, c.ks.dialect.hll_merge_refuses_overflow)
         maxregs = regs if maxregs is None else _max_registers(maxregs, regs)
     if maxregs is None:
         maxregs = bytes(HLL_REGISTERS)

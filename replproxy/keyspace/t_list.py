@@ -42,7 +42,7 @@ from replproxy.args import option_word, parse_int
 from replproxy.errors import OUT_OF_RANGE_LONG, SYNTAX
 from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import ReadContext, ReplyError, arg_long, lookup_list, read_command
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import ApplyError, move_between, write_command
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import ListValue, list_slice
 from replproxy.resp import reply
@@ -297,7 +297,7 @@ def _move(
 _SIDE = {b"left": True, b"right": False}
 
 
-@write_command("lmove", keys=(1, 2, 1))
+@write_command("lmove", keys=(1, 2, 1), roles=move_between)
 def lmove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """LMOVE source destination LEFT|RIGHT LEFT|RIGHT (also what BLMOVE becomes)."""
     try:
@@ -307,7 +307,7 @@ def lmove(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _move(ks, db, argv[1], argv[2], from_head, to_head)
 
 
-@write_command("rpoplpush", keys=(1, 2, 1))
+@write_command("rpoplpush", keys=(1, 2, 1), roles=move_between)
 def rpoplpush(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _move(ks, db, argv[1], argv[2], from_head=False, to_head=True)
 
@@ -374,7 +374,9 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
             if rank == _LONG_MIN and c.ks.dialect.lpos_rank_range_check:
                 raise ReplyError(OUT_OF_RANGE_LONG)
             if rank == 0:
-                raise ReplyError(_RANK_ZERO)
+                raise ReplyError(_RANK_ZERO if c.ks.dialect.lpos_rank_zero_hint else
+                                 b"ERR RANK can't be zero: use 1 to start from the first "
+                                 b"match, 2 from the second, ...")
         elif opt == b"count" and j < last:
             j += 1
             count = arg_long(argv[j], b"ERR COUNT can't be negative")

@@ -22,10 +22,10 @@ What arrives (commands.md section 2), by version:
   `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID id` (all versions),
   a NOACK read as `XGROUP SETID key group id [ENTRIESREAD n]` (+ `XGROUP CREATECONSUMER` for a
   new consumer, 6.2+), and Redis 7.4+/Valkey 8+ follow every XREADGROUP with that SETID.
-- Redis 8.2: `XDELEX`/`XACKDEL` and the `KEEPREF|DELREF|ACKED` option of XADD/XTRIM, applied
-  from their documented semantics (no 8.2 server was available to compare with). Trimming
-  with `ACKED` is refused with `ApplyError`: which entries it spares depends on details not
-  documented.
+- Redis 8.2: `XDELEX`/`XACKDEL` and the `KEEPREF|DELREF|ACKED` option of XADD/XTRIM,
+  propagated verbatim (with the generated ID) and checked against a real 8.2.3 replica:
+  trimming with `ACKED` deletes, from the head, only entries every group has delivered and
+  acknowledged (see `_trim_acked`); `DELREF` also drops the trimmed IDs from every PEL.
 
 Behaviours that depend on the master's version (read from the snapshot's `redis-ver` /
 `valkey-ver` AUX field, see `_StreamSemantics`):
@@ -33,17 +33,13 @@ Behaviours that depend on the master's version (read from the snapshot's `redis-
 - XCLAIM of an entry that is no longer in the stream: Redis < 7.0 claims the PEL entry
   anyway; 7.0+ removes it from the PEL (and propagates that removal in the XCLAIM form).
 - `entries_read`: Redis 7.0-7.2 (and Valkey 7.2) propagate an XREADGROUP without NOACK only
-  as XCLAIMs whose LASTID moved the group, never the new read counter (redis#12898, fixed in
-  7.4). A real replica keeps a stale counter; here the master's own update
-  (`streamReplyWithRange`: +1 without tombstones ahead, else the estimate) is replayed for
-  every such LASTID advance, which reproduces the master exactly for XREADGROUP. The one
-  case it cannot tell apart is a client's explicit `XCLAIM ... LASTID` on those versions,
-  where the master moves `last_id` without touching the counter. Later masters send
+  as XCLAIMs whose LASTID moves the group, never the new read counter (redis#12898, fixed in
+  7.4): a real replica keeps a stale counter, and so does the relay, which answers as that
+  replica (`MasterDialect.stream_entries_read_unpropagated`). Later masters send
   `XGROUP SETID ... ENTRIESREAD`, which sets the counter exactly.
 - The read-counter and lag rules themselves changed twice (`LAG_RULES_*`: redis#13338 in
   Redis 7.2.7/7.4.2, redis#13473 with it; Valkey 8.1.1 took #13338's rules only, as a real
-  Valkey 8.1 master shows). `lag_rules(ks)` tells the read commands which one to answer by;
-  the replay above uses it too.
+  Valkey 8.1 master shows). `lag_rules(ks)` tells the read commands which one to answer by.
 
 Times follow a real replica: consumers created or refreshed by an applier get the relay's
 clock (`Keyspace.now_ms`) as seen time, claims set the active time (7.2+ semantics; -1 for a
@@ -255,24 +251,6 @@ def consumer_group_lag(s: StreamValue, g: StreamGroup, rules: int = LAG_RULES_70
     return None if er == SCG_INVALID_ENTRIES_READ else s.entries_added - er
 
 
-def _group_delivered(s: StreamValue, g: StreamGroup, sid: StreamID, rules: int) -> None:
-    """`streamReplyWithRange` moving a group past `sid`: its read counter's update."""
-    er = g.entries_read
-    if er is None or er == SCG_INVALID_ENTRIES_READ:
-        valid = False
-    elif rules == LAG_RULES_70:
-        valid = not range_has_tombstones(s, sid, None, rules)
-    else:
-        valid = not range_has_tombstones(s, g.last_id, None, rules) and (
-            rules != LAG_RULES_VALKEY81 or g.last_id >= s.first_id
-        )
-    if valid and er is not None:
-        g.entries_read = er + 1
-    elif s.entries_added:
-        g.entries_read = estimate_distance_from_first_ever_entry(s, sid, rules)
-    g.last_id = sid
-
-
 # ---- the master's version, for the behaviours that changed ----
 
 
@@ -280,8 +258,6 @@ def _group_delivered(s: StreamValue, g: StreamGroup, sid: StreamID, rules: int) 
 class _StreamSemantics:
     # 7.0+: XCLAIM drops the PEL entry of an ID no longer in the stream (older: claims it).
     claim_drops_deleted: bool
-    # Redis 7.0-7.2 / Valkey 7.2: XREADGROUP moves entries_read without propagating it.
-    replay_entries_read: bool
     lag_rules: int
 
 
@@ -291,9 +267,7 @@ _LAG_RULES = {"70": LAG_RULES_70, "valkey81": LAG_RULES_VALKEY81,
 
 def _stream_semantics(ks: Keyspace) -> _StreamSemantics:
     d = ks.dialect
-    return _StreamSemantics(
-        d.stream_claim_drops_deleted, d.stream_replay_entries_read, _LAG_RULES[d.stream_lag_rules]
-    )
+    return _StreamSemantics(d.stream_claim_drops_deleted, _LAG_RULES[d.stream_lag_rules])
 
 
 def lag_rules(ks: Keyspace) -> int:
@@ -558,13 +532,13 @@ def _parse_add_or_trim(argv: list[bytes], xadd: bool) -> tuple[_TrimArgs, int]:
             "approximate trimming (~) cannot be reproduced: Redis trims whole "
             "listpack nodes, which this keyspace does not model"
         )
-    if args.policy == _ACKED and (args.maxlen is not None or args.minid is not None):
-        raise ApplyError("trimming with ACKED is not supported")
     return args, i
 
 
 def _trim(s: StreamValue, args: _TrimArgs) -> int:
     """`streamTrim` with exact trimming and no LIMIT, as a replica runs it."""
+    if args.policy == _ACKED:
+        return _trim_acked(s, args)
     maxlen, minid = args.maxlen, args.minid
     if maxlen is not None:
         n = s.length - maxlen
@@ -588,6 +562,40 @@ def _trim(s: StreamValue, args: _TrimArgs) -> int:
         rc.trimmed(len(removed))
     if args.policy == _DELREF and removed:
         _remove_references(s, removed)
+    return len(removed)
+
+
+def _trim_acked(s: StreamValue, args: _TrimArgs) -> int:
+    """Trimming with ACKED (Redis 8.2), as a real 8.2.3 server does it: walk from the head
+    and delete each entry no group still needs (delivered to every group and pending in
+    none), skipping the others, until MAXLEN's count is deleted or MINID is reached. The
+    entries skipped stay where they are; like any trim, `max_deleted_id` is not moved, and
+    `first_id` follows the first entry left."""
+    maxlen, minid = args.maxlen, args.minid
+    if maxlen is not None:
+        want = s.length - maxlen
+        if want <= 0:
+            return 0
+    elif minid is None or not s.length:
+        return 0
+    else:
+        want = s.length
+    removed: list[StreamID] = []
+    for sid in s.entries:
+        if len(removed) >= want or (minid is not None and sid >= minid):
+            break
+        if not _referenced(s, sid):
+            removed.append(sid)
+    if not removed:
+        return 0
+    entries = s.entries
+    rc = _cached(s)
+    for sid in removed:
+        del entries[sid]
+        if rc is not None:
+            rc.deleted(sid)
+    s.length = len(entries)
+    s.first_id = next(iter(entries)) if entries else ZERO_ID
     return len(removed)
 
 
@@ -781,6 +789,15 @@ def xsetid(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- consumer groups ----
 
 
+def _clamp_entries_read(ks: Keyspace, s: StreamValue, entries_read: int) -> int:
+    """An ENTRIESREAD past the stream's `entries_added` is lowered to it where the master
+    does so (`MasterDialect.stream_entries_read_clamp`); older masters store it as given."""
+    if (entries_read > s.entries_added and entries_read != SCG_INVALID_ENTRIES_READ
+            and ks.dialect.stream_entries_read_clamp):
+        return s.entries_added
+    return entries_read
+
+
 def _entries_read_arg(raw: bytes) -> int:
     v = parse_int(raw)
     if v < 0 and v != SCG_INVALID_ENTRIES_READ:
@@ -821,7 +838,7 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             ks.set(db, key, s)
         if _group(s, name) is not None:
             raise ApplyError(f"consumer group {name!r} already exists at {key!r}")
-        new = StreamGroup(name, sid, entries_read)
+        new = StreamGroup(name, sid, _clamp_entries_read(ks, s, entries_read))
         groups = s.groups
         if not groups or groups[-1].name < name:
             groups.append(new)
@@ -845,7 +862,7 @@ def xgroup(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         raise ApplyError(f"XGROUP {sub.decode()}: no consumer group {name!r} at {key!r}")
     if sub == b"setid" and len(argv) in (5, 7):
         g.last_id = s.last_id if argv[4] == b"$" else _id(argv[4], strict=False)
-        g.entries_read = entries_read
+        g.entries_read = _clamp_entries_read(ks, s, entries_read)
         event = b"xgroup-setid"
     elif sub == b"createconsumer" and len(argv) == 5:
         if _consumer(g, argv[4]) is not None:
@@ -912,10 +929,8 @@ def xclaim(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         j += 1
     sem = _stream_semantics(ks)
     if last_id > g.last_id:
-        if sem.replay_entries_read:
-            _group_delivered(s, g, last_id, sem.lag_rules)
-        else:
-            g.last_id = last_id
+        # The counter stays: what a real replica does (see the module docstring).
+        g.last_id = last_id
     if deliverytime < 0 or deliverytime > now:
         deliverytime = now
     consumer = _consumer(g, argv[3])
@@ -1011,9 +1026,9 @@ def _decr_id(sid: StreamID) -> StreamID | None:
     return None if not ms else (ms - 1, UINT64_MAX)
 
 
-def _interval_start(raw: bytes) -> StreamID:
-    """`streamParseIntervalIDOrReply` for a range's start: `(id` excludes it."""
-    exclude = len(raw) > 1 and raw[0] == 0x28  # "("
+def _interval_start(raw: bytes, exclusive: bool = True) -> StreamID:
+    """`streamParseIntervalIDOrReply` for a range's start: `(id` excludes it (6.2+)."""
+    exclude = exclusive and len(raw) > 1 and raw[0] == 0x28  # "("
     sid = parse_stream_id(raw[1:] if exclude else raw, 0, strict=exclude)
     if sid is None:
         raise ReplyError(_INVALID_ID)
@@ -1024,9 +1039,9 @@ def _interval_start(raw: bytes) -> StreamID:
     return sid
 
 
-def _interval_end(raw: bytes) -> StreamID:
+def _interval_end(raw: bytes, exclusive: bool = True) -> StreamID:
     """The range's end: an incomplete ID `ms` means `ms-<max seq>`."""
-    exclude = len(raw) > 1 and raw[0] == 0x28
+    exclude = exclusive and len(raw) > 1 and raw[0] == 0x28
     sid = parse_stream_id(raw[1:] if exclude else raw, UINT64_MAX, strict=exclude)
     if sid is None:
         raise ReplyError(_INVALID_ID)
@@ -1130,12 +1145,13 @@ def xlen(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _xrange(c: ReadContext, argv: list[bytes], rev: bool) -> bytes:
     """`xrangeGenericCommand`: IDs, then COUNT, then the key."""
+    ex = c.ks.dialect.stream_ranges_6_2
     if rev:  # XREVRANGE key end start: the start is still parsed first
-        start = _interval_start(argv[3])
-        end = _interval_end(argv[2])
+        start = _interval_start(argv[3], ex)
+        end = _interval_end(argv[2], ex)
     else:
-        start = _interval_start(argv[2])
-        end = _interval_end(argv[3])
+        start = _interval_start(argv[2], ex)
+        end = _interval_end(argv[3], ex)
     count = -1
     n = len(argv)
     j = 4
@@ -1198,6 +1214,11 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
         elif opt == b"streams" and more:
             streams_arg = i + 1
             if (n - streams_arg) % 2:
+                if c.ks.dialect.xread_unbalanced_mentions_plus:
+                    raise ReplyError(
+                        b"ERR Unbalanced 'xread' list of streams: for each stream key an ID, "
+                        b"'+', or '$' must be specified."
+                    )
                 raise ReplyError(
                     b"ERR Unbalanced 'xread' list of streams: for each stream key an ID or "
                     b"'$' must be specified."
@@ -1235,6 +1256,10 @@ def xread(c: ReadContext, argv: list[bytes]) -> bytes:
             # The last entry: everything after last_id - 1 (nothing if it was deleted).
             if s is None:
                 after.append(ZERO_ID)
+            elif c.ks.dialect.xread_plus_last_live_entry:
+                # Redis 8: the last live entry, or nothing for an empty stream.
+                last = next(reversed(s.entries)) if s.entries else None
+                after.append(ZERO_ID if last is None else _decr_id(last) or ZERO_ID)
             else:
                 prev = _decr_id(s.last_id)
                 if prev is None:
@@ -1297,13 +1322,20 @@ def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
     """`xpendingCommand`: the summary (key group) or the extended form
     `[IDLE ms] start end count [consumer]`; arguments are checked before the key."""
     n = len(argv)
-    if n != 3 and not 6 <= n <= 9:
+    modern = c.ks.dialect.stream_ranges_6_2
+    if n != 3 and not 6 <= n <= (9 if modern else 7):
         raise ReplyError(SYNTAX)
     minidle = 0
     count = 0
     start = end = ZERO_ID
     consumer_name: bytes | None = None
-    if n >= 6:
+    if n >= 6 and not modern:  # 5.0: count, start, end [consumer]; no IDLE, no `(`
+        count = max(arg_long(argv[5]), 0)
+        start = _interval_start(argv[3], False)
+        end = _interval_end(argv[4], False)
+        if n == 7:
+            consumer_name = argv[6]
+    elif n >= 6:
         at = 3
         if option_word(argv[3]) == b"idle":
             minidle = arg_long(argv[4])
@@ -1376,12 +1408,47 @@ _XINFO_HELP = (
 )
 
 
-def _subcommand_error(argv: list[bytes]) -> ReplyError:
-    """`addReplySubcommandSyntaxError`."""
+def _subcommand_error(c: ReadContext, argv: list[bytes]) -> ReplyError:
+    """`addReplySubcommandSyntaxError`, in the master version's words."""
+    if c.ks.dialect.command_table.legacy:
+        return ReplyError(
+            b"ERR Unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
+            % (c_string(argv[1]), c_string(argv[0]).upper()))
     return ReplyError(
         b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
         % (c_string(argv[1])[:128], c_string(argv[0]).upper())
     )
+
+
+@read_command("xinfo")
+def xinfo_legacy(c: ReadContext, argv: list[bytes]) -> bytes:
+    """XINFO before Redis 7.0, a command parsing its own subcommands (`xinfoCommand`):
+    HELP whatever follows; then fewer than three arguments is a subcommand error; then the
+    key is looked up (`no such key`, WRONGTYPE) before the subcommand is even checked.
+    Redis 5.0 looks the key up for writing, which on a replica still finds a logically
+    expired key."""
+    d = c.ks.dialect
+    table = d.command_table
+    if option_word(argv[1]) == b"help":
+        text = table.subcommand_help(b"xinfo")
+        return text if text is not None else xinfo_help(c, argv)
+    if len(argv) < 3:
+        if d.before_6_0_commands:
+            raise ReplyError(b"ERR syntax error, try 'XINFO HELP'")
+        raise _subcommand_error(c, argv)
+    if d.before_6_0_commands:
+        # lookupKeyWrite: a 5.0 replica does not hide a logically expired key from it (a
+        # context at time 0 sees every key, for the lookups below too).
+        c = ReadContext(c.ks, db=c.db, proto=c.proto, now=0)
+    _xinfo_stream_of(c, argv[2])
+    sub = option_word(argv[1])
+    if sub == b"consumers":
+        return xinfo_consumers(c, argv)
+    if sub == b"groups":
+        return xinfo_groups(c, argv)
+    if sub == b"stream" and (len(argv) == 3 or not d.before_6_0_commands):
+        return xinfo_stream(c, argv)
+    raise _subcommand_error(c, argv)
 
 
 @read_command("xinfo|help")
@@ -1423,7 +1490,7 @@ def _active_time(x: StreamConsumer) -> int:
 def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
     s = _xinfo_stream_of(c, argv[2])
     if len(argv) != 3:
-        raise _subcommand_error(argv)
+        raise _subcommand_error(c, argv)
     proto = c.proto
     meta = _shapes_of(c).meta
     rules = lag_rules(c.ks)
@@ -1449,7 +1516,7 @@ def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
 def xinfo_consumers(c: ReadContext, argv: list[bytes]) -> bytes:
     s = _xinfo_stream_of(c, argv[2])
     if len(argv) != 4:
-        raise _subcommand_error(argv)
+        raise _subcommand_error(c, argv)
     g = _group(s, argv[3])
     if g is None:
         raise ReplyError(
@@ -1481,16 +1548,30 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
     count = 10  # FULL's default, "so we don't block the server"
     if opts:
         if len(opts) not in (1, 3) or option_word(opts[0]) != b"full":
-            raise _subcommand_error(argv)
+            raise _subcommand_error(c, argv)
         if len(opts) == 3:
             if option_word(opts[1]) != b"count":
-                raise _subcommand_error(argv)
+                raise _subcommand_error(c, argv)
             count = arg_long(opts[2])
             if count < 0:
                 count = 10
     proto = c.proto
     shapes = _shapes_of(c)
     nodes = _node_keys(s)
+    if c.ks.dialect.before_6_0_commands:
+        # Redis 5.0: no FULL (`c->argc == 3` only), and `groups` before the last ID.
+        if opts:
+            raise _subcommand_error(c, argv)
+        entries = s.entries
+        head = (b"*14\r\n$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
+                b"$16\r\nradix-tree-nodes\r\n:%d\r\n$6\r\ngroups\r\n:%d\r\n"
+                b"$17\r\nlast-generated-id\r\n%b"
+                % (s.length, len(nodes), rax_nodes(nodes), len(s.groups), _id_bulk(s.last_id)))
+        if not entries:
+            return head + b"$11\r\nfirst-entry\r\n$-1\r\n$10\r\nlast-entry\r\n$-1\r\n"
+        first, last = next(iter(entries)), next(reversed(entries))
+        return (head + b"$11\r\nfirst-entry\r\n" + _entry(first, entries[first])
+                + b"$10\r\nlast-entry\r\n" + _entry(last, entries[last]))
     out = [
         reply.map_len((9 if full else 10) if shapes.meta else (6 if full else 7), proto),
         b"$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"

@@ -23,7 +23,7 @@ What arrives (read from `src/t_string.c`, 5.0 to 8.x, and Valkey 8.1):
 `GETEX`, `GETDEL` and `INCRBYFLOAT` never arrive from any released master; they are applied
 anyway (as a replica would run them) so an unusual master does not leave keys unsupported.
 `GET`, `MGET`, `STRLEN`, `GETRANGE`/`SUBSTR` and `LCS` are reads, never propagated: they
-are read commands below (`STRALGO`, removed in 7.0, is not served).
+are read commands below (with 6.x's `STRALGO LCS`, which 7.0 replaced by `LCS`).
 
 Like a replica, nothing here checks expiry; keys are created and replaced with `ks.set`
 (dropping the TTL unless Redis keeps it: `KEEPTTL`, and the in-place commands `APPEND`,
@@ -90,15 +90,15 @@ def set_(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if n == 3:  # the common case: no option
         if ks.notify_flags:
             ks.notify_overwrite(db, argv[1], argv[2])
-            ks.set(db, argv[1], argv[2])
+            ks.set(db, argv[1], argv[2], fresh=True)
             ks.notify(ksn.STRING, b"set", db, argv[1])
         else:
-            ks.set(db, argv[1], argv[2])
+            ks.set(db, argv[1], argv[2], fresh=True)
     elif n == 5 and argv[3] == b"PXAT":  # every expiry from a 7.x+ master
         when = parse_int(argv[4])
         if ks.notify_flags:
             ks.notify_overwrite(db, argv[1], argv[2])
-        ks.set(db, argv[1], argv[2])
+        ks.set(db, argv[1], argv[2], fresh=True)
         if ks.notify_flags:
             ks.notify(ksn.STRING, b"set", db, argv[1])
         ks.set_expire(db, argv[1], when)
@@ -155,7 +155,7 @@ def _set_with_options(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             return
     if ks.notify_flags:
         ks.notify_overwrite(db, key, value)
-    ks.set(db, key, value, keepttl=keepttl)
+    ks.set(db, key, value, keepttl=keepttl, fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"set", db, key)
     if when is not None:
@@ -179,7 +179,7 @@ def _expire_time(ks: Keyspace, unit: bytes, n: int) -> int:
 @write_command("setnx")
 def setnx(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     if ks.get(db, argv[1]) is None:
-        ks.set(db, argv[1], argv[2])
+        ks.set(db, argv[1], argv[2], fresh=True)
         if ks.notify_flags:
             ks.notify(ksn.STRING, b"set", db, argv[1])
 
@@ -190,7 +190,7 @@ def setex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     when = ks.now_ms() + parse_int(argv[2]) * 1000
     if ks.notify_flags:
         ks.notify_overwrite(db, argv[1], argv[3])
-    ks.set(db, argv[1], argv[3])
+    ks.set(db, argv[1], argv[3], fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
@@ -204,7 +204,7 @@ def psetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     when = ks.now_ms() + parse_int(argv[2])
     if ks.notify_flags:
         ks.notify_overwrite(db, argv[1], argv[3])
-    ks.set(db, argv[1], argv[3])
+    ks.set(db, argv[1], argv[3], fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"set", db, argv[1])
     ks.set_expire(db, argv[1], when)
@@ -218,7 +218,7 @@ def getset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _string(ks, db, argv[1])
     if ks.notify_flags:
         ks.notify_overwrite(db, argv[1], argv[2])
-    ks.set(db, argv[1], argv[2])
+    ks.set(db, argv[1], argv[2], fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"set", db, argv[1])
 
@@ -226,7 +226,7 @@ def getset(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 @write_command("getdel")
 def getdel(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _string(ks, db, argv[1])
-    if ks.delete(db, argv[1]) and ks.notify_flags:
+    if ks.delete(db, argv[1], fresh=True) and ks.notify_flags:
         ks.notify(ksn.GENERIC, b"del", db, argv[1])
 
 
@@ -292,6 +292,8 @@ def append(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """APPEND key value; a missing key is created, even with an empty value (`dbAdd`)."""
     current = _string(ks, db, argv[1])
     ks.set(db, argv[1], argv[2] if current is None else current + argv[2], keepttl=True)
+    if current is not None:  # appended in place (a new key is tryObjectEncoding'd)
+        ks.mark_raw(db, argv[1])
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"append", db, argv[1])
 
@@ -310,6 +312,7 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         return
     if current is None:
         ks.set(db, key, bytes(offset) + value)
+        ks.mark_raw(db, key)
         if ks.notify_flags:
             ks.notify(ksn.STRING, b"setrange", db, key)
         return
@@ -320,6 +323,7 @@ def setrange(ks: Keyspace, db: int, argv: list[bytes]) -> None:
         mv = memoryview(current)
         new = b"".join((mv[:offset], value, mv[end:]))
     ks.set(db, key, new, keepttl=True)
+    ks.mark_raw(db, key)
     if ks.notify_flags:
         ks.notify(ksn.STRING, b"setrange", db, key)
 
@@ -493,17 +497,6 @@ def getrange(c: ReadContext, argv: list[bytes]) -> bytes:
     if v is None:
         return _EMPTY_BULK
     n = len(v)
-    if c.ks.dialect.getrange_empty_outside:
-        # Redis 8.0 (#12272): a range wholly before or after the string is empty.
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if n == 0 or start >= n or end < 0 or start > end:
-            return _EMPTY_BULK
-        start = max(start, 0)
-        end = min(end, n - 1)
-        return reply.bulk(v[start : end + 1])
     if start < 0 and end < 0 and start > end:
         return _EMPTY_BULK
     if start < 0:
@@ -563,6 +556,60 @@ def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(
             b"ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
         )
+    return _lcs_reply(c, a, b, getlen, getidx, withmatchlen, minmatchlen)
+
+
+@read_command("stralgo")
+def stralgo(c: ReadContext, argv: list[bytes]) -> bytes:
+    """STRALGO LCS [IDX] [LEN] [MINMATCHLEN n] [WITHMATCHLEN] STRINGS a b | KEYS ka kb
+    (Redis 6.0-6.2; 7.0 replaced it with LCS, and its table has no STRALGO): the options
+    in any order, KEYS looked up where they appear (`stralgoLCS`)."""
+    if option_word(argv[1]) != b"lcs":
+        raise ReplyError(SYNTAX)
+    a: bytes | None = None
+    b = b""
+    getlen = getidx = withmatchlen = False
+    minmatchlen = 0
+    j, argc = 2, len(argv)
+    while j < argc:
+        opt = option_word(argv[j])
+        more = argc - 1 - j
+        if opt == b"idx":
+            getidx = True
+        elif opt == b"len":
+            getlen = True
+        elif opt == b"withmatchlen":
+            withmatchlen = True
+        elif opt == b"minmatchlen" and more:
+            minmatchlen = max(arg_long(argv[j + 1]), 0)
+            j += 1
+        elif opt in (b"strings", b"keys") and more > 1:
+            if a is not None:
+                raise ReplyError(b"ERR Either use STRINGS or KEYS")
+            if opt == b"strings":
+                a, b = argv[j + 1], argv[j + 2]
+            else:
+                va, vb = lookup(c, argv[j + 1]), lookup(c, argv[j + 2])
+                if (va is not None and type(va) is not bytes) or (
+                        vb is not None and type(vb) is not bytes):
+                    raise ReplyError(b"ERR The specified keys must contain string values")
+                a, b = va or b"", vb or b""
+            j += 2
+        else:
+            raise ReplyError(SYNTAX)
+        j += 1
+    if a is None:
+        raise ReplyError(b"ERR Please specify two strings: STRINGS or KEYS options are mandatory")
+    if getlen and getidx:
+        raise ReplyError(b"ERR If you want both the length and indexes, please just use IDX.")
+    if len(a) >= _UINT32_MAX - 1 or len(b) >= _UINT32_MAX - 1:
+        raise ReplyError(b"ERR String too long for LCS")
+    return _lcs_reply(c, a, b, getlen, getidx, withmatchlen, minmatchlen)
+
+
+def _lcs_reply(c: ReadContext, a: bytes, b: bytes, getlen: bool, getidx: bool,
+               withmatchlen: bool, minmatchlen: int) -> bytes:
+    """The LCS table, walk and reply shared by LCS (7.0+) and STRALGO LCS (6.x)."""
     rows, total, masks = _lcs_rows(a, b)
     if getlen and not getidx:
         return b":%d\r\n" % total

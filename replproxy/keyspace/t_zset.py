@@ -61,7 +61,12 @@ from replproxy.keyspace.reads import (
     lookup_zset,
     read_command,
 )
-from replproxy.keyspace.registry import ApplyError, write_command
+from replproxy.keyspace.registry import (
+    ApplyError,
+    numkeys_store,
+    store_from,
+    write_command,
+)
 from replproxy.keyspace.scan import glob_matcher, parse_cursor, scan_reply
 from replproxy.keyspace.store import Keyspace
 from replproxy.keyspace.values import (
@@ -153,7 +158,7 @@ def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
     delete the destination (`del`) when the result is empty. The result is built as a
     skiplist and converted by `zsetConvertToListpackIfNeeded`."""
     if not result:
-        if ks.delete(db, key) and ks.notify_flags:
+        if ks.delete(db, key, fresh=True) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, key)
         return
     listpack = fits_listpack(len(result), max(map(len, result)))
@@ -164,7 +169,7 @@ def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
     zs = ZSet(result, listpack)
     if ks.notify_flags:
         ks.notify_overwrite(db, key, zs)
-    ks.set(db, key, zs)
+    ks.set(db, key, zs, fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.ZSET, event, db, key)
 
@@ -485,17 +490,17 @@ def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
     store_zset(ks, db, dst, zsetop(srcs, weights, aggregate, op), event)
 
 
-@write_command("zunionstore")
+@write_command("zunionstore", roles=numkeys_store)
 def zunionstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _UNION)
 
 
-@write_command("zinterstore")
+@write_command("zinterstore", roles=numkeys_store)
 def zinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _INTER)
 
 
-@write_command("zdiffstore")
+@write_command("zdiffstore", roles=numkeys_store)
 def zdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     _zsetop_store(ks, db, argv, _DIFF)
 
@@ -503,7 +508,7 @@ def zdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # ---- ZRANGESTORE ----
 
 
-@write_command("zrangestore")
+@write_command("zrangestore", roles=store_from(2))
 def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     """ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]."""
     dst, src_key = argv[1], argv[2]
@@ -551,7 +556,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
-        if ks.delete(db, dst) and ks.notify_flags:
+        if ks.delete(db, dst, fresh=True) and ks.notify_flags:
             ks.notify(ksn.GENERIC, b"del", db, dst)
         return
     # The destination starts as a listpack (unless a rank range is known to be longer) and
@@ -568,7 +573,7 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     zdst = ZSet(result, listpack)
     if ks.notify_flags:
         ks.notify_overwrite(db, dst, zdst)
-    ks.set(db, dst, zdst)
+    ks.set(db, dst, zdst, fresh=True)
     if ks.notify_flags:
         ks.notify(ksn.ZSET, b"zrangestore", db, dst)
 
@@ -652,13 +657,39 @@ def string2d(raw: bytes) -> float | None:
     return v
 
 
-def read_score_bound(raw: bytes) -> tuple[float, bool]:
-    """One side of `zslParseRange`: (value, exclusive); `ReplyError` when not a float."""
+# fast_float's `from_chars` as Redis 8 builds it (general format, a leading `+` allowed, no
+# blanks, no hex): a decimal number whose exponent is taken only when digits follow the `e`,
+# else inf[inity] or nan[(chars)].
+_FAST_FLOAT_RE = re.compile(
+    rb"[+-]?(?:((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)"
+    rb"|(inf(?:inity)?)|(nan(?:\([0-9a-z_]*\))?))",
+    re.IGNORECASE,
+)
+
+
+def fast_float_prefix(s: bytes) -> tuple[float, int]:
+    """Redis 8's `fast_float_strtod` on `s` (a C string): (value, bytes consumed); an
+    overflow is infinity and an underflow zero, with nothing consumed when nothing parses
+    (an empty string is 0)."""
+    m = _FAST_FLOAT_RE.match(s)
+    if m is None:
+        return 0.0, 0
+    if m.group(3) is not None:
+        return math.nan, m.end()
+    return float(m.group(0).split(b"(")[0]), m.end()
+
+
+def read_score_bound(raw: bytes, fast_float: bool = False) -> tuple[float, bool]:
+    """One side of `zslParseRange`: (value, exclusive); `ReplyError` when not a float.
+    `fast_float`: the master reads it with fast_float (`MasterDialect.fast_float_ranges`)."""
     s = c_string(raw)
     ex = s[:1] == b"("
     if ex:
         s = s[1:]
-    v, end, _ = strtod_prefix(s)
+    if fast_float:
+        v, end = fast_float_prefix(s)
+    else:
+        v, end, _ = strtod_prefix(s)
     if end != len(s) or v != v:
         raise ReplyError(_RANGE_NOT_FLOAT)
     return v, ex
@@ -773,8 +804,8 @@ def zrevrank_read(c: ReadContext, argv: list[bytes]) -> bytes:
 
 @read_command("zcount")
 def zcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
-    lo, lo_ex = read_score_bound(argv[2])
-    hi, hi_ex = read_score_bound(argv[3])
+    lo, lo_ex = read_score_bound(argv[2], c.ks.dialect.fast_float_ranges)
+    hi, hi_ex = read_score_bound(argv[3], c.ks.dialect.fast_float_ranges)
     zs = lookup_zset(c, argv[1])
     if zs is None:
         return b":0\r\n"
@@ -832,9 +863,69 @@ def limit_bounds(bounds: tuple[int, int], offset: int, limit: int, rev: bool,
     return (a, b) if a < b else (start, start)
 
 
+def _zrange_legacy(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool) -> bytes:
+    """The range commands before Redis 6.2, each with its own parser: the range first
+    (ranks as longs, `min or max is not a float`, `min or max not valid string range
+    item`), then ZRANGE's lone WITHSCORES, the score ranges' WITHSCORES and LIMIT, the lex
+    ranges' LIMIT only; then the key."""
+    n = len(argv)
+    withscores = False
+    offset, limit = 0, -1
+    if rangetype == _BY_RANK:
+        start, end = arg_long(argv[2]), arg_long(argv[3])
+        if n == 5 and option_word(argv[4]) == b"withscores":
+            withscores = True
+        elif n >= 5:
+            raise ReplyError(SYNTAX)
+    else:
+        min_arg, max_arg = (argv[3], argv[2]) if rev else (argv[2], argv[3])
+        try:
+            if rangetype == _BY_SCORE:
+                lo, lo_ex = read_score_bound(min_arg, c.ks.dialect.fast_float_ranges)
+                hi, hi_ex = read_score_bound(max_arg, c.ks.dialect.fast_float_ranges)
+            else:
+                lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
+        except ReplyError:
+            raise ReplyError(b"ERR min or max is not a float" if rangetype == _BY_SCORE
+                             else b"ERR min or max not valid string range item") from None
+        j = 4
+        while j < n:
+            if rangetype == _BY_SCORE and option_word(argv[j]) == b"withscores":
+                withscores = True
+                j += 1
+            elif n - j >= 3 and option_word(argv[j]) == b"limit":
+                offset, limit = arg_long(argv[j + 1]), arg_long(argv[j + 2])
+                j += 3
+            else:
+                raise ReplyError(SYNTAX)
+    zs = lookup_zset(c, argv[1])
+    if zs is None:
+        return _EMPTY
+    if rangetype == _BY_RANK:
+        size = len(zs)
+        a, b = rank_range(start, end, size)
+        if rev:
+            a, b = size - b, size - a
+    elif rangetype == _BY_SCORE:
+        a, b = limit_bounds(zs.score_range(lo, lo_ex, hi, hi_ex), offset, limit, rev)
+    else:
+        a, b = limit_bounds(zs.lex_range(lo_b, hi_b, rev), offset, limit, rev)
+    if a >= b:
+        return _EMPTY
+    items = zs.index[a:b]
+    if rev:
+        items.reverse()
+    if withscores:
+        return scored_reply(items, c.proto, c.dstyle)
+    return reply.bulk_array([m for _, m in items])
+
+
 def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None) -> bytes:
     """`zrangeGenericCommand` for a client: `rangetype` _AUTO and `rev` None let ZRANGE's
     BYSCORE/BYLEX/REV options choose."""
+    if not c.ks.dialect.zrange_unified:
+        return _zrange_legacy(c, argv, _BY_RANK if rangetype == _AUTO else rangetype,
+                              bool(rev))
     withscores = False
     offset, limit = 0, -1
     n = len(argv)
@@ -876,8 +967,8 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
         if rev:
             a, b = size - b, size - a
     elif rangetype == _BY_SCORE:
-        lo, lo_ex = read_score_bound(min_arg)
-        hi, hi_ex = read_score_bound(max_arg)
+        lo, lo_ex = read_score_bound(min_arg, c.ks.dialect.fast_float_ranges)
+        hi, hi_ex = read_score_bound(max_arg, c.ks.dialect.fast_float_ranges)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
@@ -942,7 +1033,8 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
             return reply.null(c.proto)
         return reply.bulk(zs.index[random.randrange(len(zs))][1])
     count = arg_long(argv[2])
-    if count < -LLONG_MAX:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
+    checked = c.ks.dialect.random_count_range_check
+    if count < -LLONG_MAX and checked:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
         raise ReplyError(b"ERR value is out of range, value must between %d and %d"
                          % (-LLONG_MAX, LLONG_MAX))
     withscores = False
@@ -950,7 +1042,7 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
         raise ReplyError(SYNTAX)
     if n == 4:
         withscores = True
-        if not -(LLONG_MAX // 2) <= count <= LLONG_MAX // 2:
+        if not -(LLONG_MAX // 2) <= count <= LLONG_MAX // 2 and checked:
             raise ReplyError(b"ERR value is out of range")
     zs = lookup_zset(c, argv[1])
     if zs is None or count == 0:
@@ -979,7 +1071,7 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
 
 def _read_source(c: ReadContext, key: bytes) -> Source:
     v = lookup(c, key)
-    if v is None or isinstance(v, ZSet) or type(v) is set:
+    if v is None or isinstance(v, ZSet | set):
         return v
     raise ReplyError(WRONGTYPE)
 
@@ -988,6 +1080,8 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
     """`zunionInterDiffGenericCommand` without a destination key."""
     setnum = arg_long(argv[1])
     if setnum < 1:
+        if not c.ks.dialect.command_errors_say_fullname:
+            raise ReplyError(b"ERR at least 1 input key is needed for %b" % argv[0].lower())
         raise ReplyError(b"ERR at least 1 input key is needed for '%b' command"
                          % argv[0].lower())
     n = len(argv)
@@ -1059,9 +1153,17 @@ def zintercard_read(c: ReadContext, argv: list[bytes]) -> bytes:
 # ---- ZSCAN ----
 
 
-def listpack_score_text(score: float, style: DoubleStyle) -> bytes:
+def listpack_score_text(score: float, style: DoubleStyle, ziplist: bool = False) -> bytes:
     """A score as a listpack holds it (`zzlInsertAt`): an integer when `double2ll` takes it
-    (so -0 is 0), else the text of `d2string`."""
+    (so -0 is 0), else the text of `d2string`. A ziplist (before 7.0) holds the text of
+    that version's `d2string`, "-0" included."""
+    if ziplist:
+        # 5.0/6.2's d2string: integers only strictly inside +-2^52, else "%.17g".
+        if score == 0:
+            return b"-0" if math.copysign(1.0, score) < 0 else b"0"
+        if -4503599627370495.0 < score < 4503599627370496.0 and score.is_integer():
+            return b"%d" % int(score)
+        return format_double(score, "g17")
     i = double_to_int64(score)
     return b"%d" % i if i is not None else format_double(score, style)
 
@@ -1100,11 +1202,12 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
     if zs.listpack:
         # Everything at once, in listpack (rank) order, whatever the cursor.
         style = c.dstyle
+        ziplist = not dialect.zset_listpack_drops_zero_sign
         for score, member in zs.index:
             if match is None or match(member):
                 out.append(member)
                 if not noscores:
-                    out.append(listpack_score_text(score, style))
+                    out.append(listpack_score_text(score, style, ziplist))
         nxt = 0
     else:
         members = zs

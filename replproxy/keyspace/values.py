@@ -34,7 +34,12 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
-from replproxy.rdb.model import ZSetValue
+from replproxy.rdb.model import (
+    SET_ENC_HASHTABLE,
+    SET_ENC_INTSET,
+    SET_ENC_LISTPACK,
+    ZSetValue,
+)
 
 # The master's `zset-max-listpack-entries` / `zset-max-listpack-value` (defaults; the relay
 # cannot read the master's config from the stream).
@@ -63,6 +68,40 @@ class ListValue(deque[bytes]):
         return eq if eq is NotImplemented else not eq
 
     __hash__ = None
+
+
+# A set's encodings, smallest first (a set only ever moves up: `t_set.set_add`).
+INTSET, LISTPACK, HASHTABLE = SET_ENC_INTSET, SET_ENC_LISTPACK, SET_ENC_HASHTABLE
+
+
+class SetValue(set[bytes]):
+    """A set key, and how its master holds it: `enc` is INTSET (members iterate in
+    ascending numeric order), LISTPACK (Redis 7.2+ and Valkey: in `order`, insertion
+    order, kept as a dict for O(1) removal) or HASHTABLE (the master's seeded hash order,
+    which no other server shares). The encoding only changes the way `t_set` says it does;
+    membership is the set itself. Equal to any set of the same members."""
+
+    __slots__ = ("enc", "order")
+
+    def __init__(self, members: Iterable[bytes] = (), enc: int = HASHTABLE,
+                 order: dict[bytes, None] | None = None) -> None:
+        super().__init__(members)
+        self.enc = enc
+        self.order = order
+
+    def members(self) -> list[bytes]:
+        """The members in the master's iteration order (`setTypeNext`)."""
+        if self.enc == INTSET:
+            return sorted(self, key=int)
+        if self.order is not None:
+            return list(self.order)
+        return list(self)
+
+    def copy(self) -> SetValue:
+        return SetValue(self, self.enc, None if self.order is None else dict(self.order))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (SetValue, (set(self), self.enc, self.order))
 
 
 def list_slice(lst: list[bytes] | deque[bytes], start: int, stop: int) -> list[bytes]:

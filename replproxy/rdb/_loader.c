@@ -519,6 +519,7 @@ typedef struct {
     const u8 *buf;
     Py_ssize_t end;
     PyObject *zset_type;
+    PyObject *set_type; /* set_type(members list, rdb type) for sets 2 and 20, or NULL */
     EntVec vec;
     u8 *scratch; /* LZF output for blobs */
     size_t scratch_cap;
@@ -879,6 +880,23 @@ static int ents_list(const EntVec *vec, PyObject **out)
     return RS_OK;
 }
 
+/* A set that keeps the file's order: `set_type(list, rdbtype)`; a duplicate member (the
+ * set smaller than the list) is left to the Python path, which reports it. */
+static int ordered_set(PyObject *set_type, PyObject *list, int rdbtype, PyObject **out)
+{
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *o = PyObject_CallFunction(set_type, "Oi", list, rdbtype);
+    Py_DECREF(list);
+    if (o == NULL)
+        return RS_ERR;
+    if (PySet_GET_SIZE(o) != n) {
+        Py_DECREF(o);
+        return RS_STOP;
+    }
+    *out = o;
+    return RS_OK;
+}
+
 static int ents_set(const EntVec *vec, PyObject **out)
 {
     Py_ssize_t i;
@@ -1020,6 +1038,15 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
     Py_ssize_t p = *pp, i;
     uint64_t n;
     PyObject *out = NULL;
+    if (as_set && c->set_type != NULL) {
+        /* Read as a list (cut records included), then `set_type(list, 2)`: a set that
+         * keeps the file's order. */
+        PyObject *list = NULL;
+        int r = v_list_or_set(c, pp, 0, &list);
+        if (r != RS_OK)
+            return r;
+        return ordered_set(c->set_type, list, 2, res);
+    }
     int r0 = read_len(c, &p, &n);
     /* Each member takes at least one byte: a count beyond the bytes present means the
      * record is cut (or the count is bogus). Nothing is allocated for it up front; the
@@ -1292,8 +1319,17 @@ static int v_blob(Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
         r = ents_list(&c->vec, res);
         break;
     case 11:
-    case 20:
         r = ents_set(&c->vec, res);
+        break;
+    case 20:
+        if (c->set_type != NULL) {
+            PyObject *list = NULL;
+            r = ents_list(&c->vec, &list);
+            if (r == RS_OK)
+                r = ordered_set(c->set_type, list, 20, res);
+        } else {
+            r = ents_set(&c->vec, res);
+        }
         break;
     case 12:
     case 17:
@@ -1432,7 +1468,7 @@ static int put_key(Dest *dst, unsigned t, PyObject *key, PyObject *val, int have
  * prefixes) until the first one left to Python. Returns the result tuple
  * (pos, expire, keys, skipped, more) or NULL with an exception set. */
 static PyObject *run_records(PyObject *bufobj, Py_ssize_t pos, PyObject *rec_exp_obj,
-                             PyObject *zset_type, Dest *dst)
+                             PyObject *zset_type, PyObject *set_type, Dest *dst)
 {
     PyObject *result = NULL;
     Py_ssize_t end = PyBytes_GET_SIZE(bufobj), rec;
@@ -1458,6 +1494,7 @@ static PyObject *run_records(PyObject *bufobj, Py_ssize_t pos, PyObject *rec_exp
     c.buf = (const u8 *)PyBytes_AS_STRING(bufobj);
     c.end = end;
     c.zset_type = zset_type;
+    c.set_type = set_type;
     c.vec.e = NULL;
     c.vec.n = c.vec.cap = 0;
     c.scratch = NULL;
@@ -1574,6 +1611,12 @@ static int buf_pos_args(const char *fname, PyObject *const *args, Py_ssize_t *po
     return 0;
 }
 
+/* The optional set_type argument at index i: NULL when absent or None. */
+static PyObject *opt_type(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i)
+{
+    return nargs > i && args[i] != Py_None ? args[i] : NULL;
+}
+
 static int zset_type_arg(const char *fname, PyObject *z)
 {
     if (!PyType_Check(z) || !PyType_IsSubtype((PyTypeObject *)z, &PyDict_Type)) {
@@ -1584,7 +1627,7 @@ static int zset_type_arg(const char *fname, PyObject *z)
 }
 
 PyDoc_STRVAR(load_records_doc,
-"load_records(buf, pos, db, expire, dbs, expires, zset_type)\n"
+"load_records(buf, pos, db, expire, dbs, expires, zset_type[, set_type])\n"
 "    -> (pos, expire, keys, skipped, cut)\n"
 "\n"
 "Parse consecutive simple key records of `buf` from `pos` into `dbs[db]` (values) and\n"
@@ -1593,7 +1636,9 @@ PyDoc_STRVAR(load_records_doc,
 "(the start of a record it leaves to Python, prefixes included), the prefix state there,\n"
 "the keys stored, the empty collections skipped, and `cut`: 0, or, when that key record is\n"
 "cut by the end of `buf` (all of it present accepted), the buffer size it should need\n"
-"(exact from a string's length, else estimated from the members read so far).");
+"(exact from a string's length, else estimated from the members read so far).\n"
+"`set_type(members, rdbtype)`, when given (not None), builds hashtable (2) and listpack (20)\n"
+"sets from their members in file order.");
 
 static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1604,8 +1649,8 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     Dest dst;
     (void)self;
 
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "load_records() takes exactly 7 arguments");
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "load_records() takes 7 or 8 arguments");
         return NULL;
     }
     if (buf_pos_args("load_records", args, &pos) < 0 || zset_type_arg("load_records", args[6]) < 0)
@@ -1630,7 +1675,7 @@ static PyObject *load_records(PyObject *self, PyObject *const *args, Py_ssize_t 
         goto nothing;
     Py_INCREF(dst.d);
     Py_INCREF(dst.x);
-    result = run_records(args[0], pos, args[3], args[6], &dst);
+    result = run_records(args[0], pos, args[3], args[6], opt_type(args, nargs, 7), &dst);
     Py_DECREF(dst.d);
     Py_DECREF(dst.x);
     return result;
@@ -1672,13 +1717,14 @@ static PyObject *count_records(PyObject *self, PyObject *const *args, Py_ssize_t
     }
     dst.mode = MODE_COUNT;
     dst.counts = (uint64_t *)view.buf;
-    result = run_records(args[0], pos, args[2], args[4], &dst);
+    result = run_records(args[0], pos, args[2], args[4], NULL, &dst);
     PyBuffer_Release(&view);
     return result;
 }
 
 PyDoc_STRVAR(collect_records_doc,
-"collect_records(buf, pos, db, expire, out, zset_type) -> (pos, expire, keys, skipped, cut)\n"
+"collect_records(buf, pos, db, expire, out, zset_type[, set_type])\n"
+"    -> (pos, expire, keys, skipped, cut)\n"
 "\n"
 "As load_records, but append one (db, key, value, expire_ms_or_None) tuple per key to the\n"
 "list `out`, in file order (a repeated key appears each time).");
@@ -1689,8 +1735,8 @@ static PyObject *collect_records(PyObject *self, PyObject *const *args, Py_ssize
     Dest dst;
     (void)self;
 
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "collect_records() takes exactly 6 arguments");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "collect_records() takes 6 or 7 arguments");
         return NULL;
     }
     if (buf_pos_args("collect_records", args, &pos) < 0 ||
@@ -1703,7 +1749,7 @@ static PyObject *collect_records(PyObject *self, PyObject *const *args, Py_ssize
     dst.mode = MODE_COLLECT;
     dst.out = args[4];
     dst.dbo = args[2];
-    return run_records(args[0], pos, args[3], args[5], &dst);
+    return run_records(args[0], pos, args[3], args[5], opt_type(args, nargs, 6), &dst);
 }
 
 static PyMethodDef methods[] = {

@@ -36,6 +36,7 @@ from replproxy.rdb.encodings import (
 from replproxy.rdb.model import (
     KEY_META_MAX_CLASSES,
     HashValue,
+    OrderedSet,
     KeyMeta,
     RDBError,
     RDBUnsupportedError,
@@ -317,10 +318,10 @@ def _v_list(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
 def _v_set(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
     start = p
     items, p = _v_list(buf, p, end, t)
-    out = set(items)  # type: ignore[arg-type]
+    out = OrderedSet(items, 2)  # type: ignore[arg-type]
     if len(out) != len(items):  # type: ignore[arg-type]
         raise RDBError("duplicate set members", start)
-    return out, p  # type: ignore[return-value]
+    return out, p
 
 
 def _v_hash(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
@@ -465,10 +466,10 @@ def _v_set_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
         items = decode_listpack(blob)
     except RDBError as e:
         raise _blob_error(e, "set listpack", p) from None
-    out = set(items)
+    out = OrderedSet(items, 20)  # type: ignore[arg-type]
     if len(out) != len(items):
         raise RDBError("set listpack has duplicate members", p)
-    return out, q  # type: ignore[return-value]
+    return out, q
 
 
 def _v_zset_ziplist(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
@@ -585,7 +586,9 @@ def _v_hash_listpack_ex(buf: bytes, p: int, end: int, t: int) -> tuple[Value, in
             expires[f] = ttl
     if len(out) * 3 != len(items):
         raise RDBError("hash listpack-ex has duplicate fields", p)
-    return _hash_with_ttls(out, expires), q
+    # A HashValue even without a TTL left: the server holds a listpackex, which a hash
+    # never leaves (it lists fields by expiry, and OBJECT ENCODING says so).
+    return HashValue(out, expires=expires), q
 
 
 def _v_valkey_hash2(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:

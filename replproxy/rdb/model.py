@@ -101,11 +101,34 @@ class ZSetValue(dict[bytes, float]):
     __slots__ = ()
 
 
+# A set's encodings, smallest first: what `keyspace.values.SetValue.enc` holds, and what
+# the writer saves such a set as (a set without one is saved by its content).
+SET_ENC_INTSET, SET_ENC_LISTPACK, SET_ENC_HASHTABLE = 0, 1, 2
+
+
+class OrderedSet(set[bytes]):
+    """A set as a snapshot lists it: `order` holds its members in the file's order (a
+    listpack's order, or the order a hash table was saved in) and `rdbtype` how the file
+    encoded it (2 hash table, 20 listpack). A server loading the file keeps that order for
+    the sets it holds as listpacks (Redis 7.2+, Valkey); the keyspace reads it when it
+    first uses the set. Otherwise an ordinary set: equal to any set of the same members.
+    """
+
+    __slots__ = ("order", "rdbtype")
+
+    def __init__(self, members: list[bytes] | tuple[bytes, ...] = (), rdbtype: int = 2
+                 ) -> None:
+        super().__init__(members)
+        self.order: list[bytes] | tuple[bytes, ...] = members
+        self.rdbtype = rdbtype
+
+
 class HashValue(dict[bytes, bytes]):
     """A hash with per-field expiry (Redis 7.4+ / Valkey 9 hash field TTLs).
 
     `expires` maps a field to its absolute expiry time in unix milliseconds; fields without a
-    TTL are absent from it. A hash with no field TTL is read as a plain `dict` instead.
+    TTL are absent from it. A hash with no field TTL is read as a plain `dict` instead,
+    unless the file saved it as a listpack with TTLs (a listpackex, whose last TTL went).
     """
 
     __slots__ = ("expires",)

@@ -81,6 +81,7 @@ from replproxy.rdb.model import (
     KeyEntry,
     KeyMeta,
     ModuleAux,
+    OrderedSet,
     RDBChecksumError,
     RDBError,
     RDBUnsupportedError,
@@ -123,9 +124,9 @@ _GC_PAUSE_MIN: Final = 1 << 18  # feeds this big are parsed with the cyclic GC p
 # because that key record is cut by the end of the buffer, the buffer size it should need
 # (exact from a string's length, else estimated from the members read so far).
 _CResult = tuple[int, int | None, int, int, int]
-# load_records(buf, pos, db, expire, dbs, expires, zset_type)
+# load_records(buf, pos, db, expire, dbs, expires, zset_type, set_type)
 # count_records(buf, pos, expire, counts, zset_type)
-# collect_records(buf, pos, db, expire, out, zset_type)
+# collect_records(buf, pos, db, expire, out, zset_type, set_type)
 _LoadRecords = Callable[..., _CResult]
 
 # Reader modes: events, or one of the three sinks; and each sink's C entry point.
@@ -514,11 +515,11 @@ class RDBReader:
                     # The C path handles a run of simple key records and stops at the first
                     # record (prefixes included) it leaves to the code below.
                     if mode == _LOAD:
-                        res = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue)
+                        res = fast(buf, pos, db, expire, sdbs, sexp, ZSetValue, OrderedSet)
                     elif mode == _COUNT:
                         res = fast(buf, pos, expire, counts, ZSetValue)
                     else:
-                        res = fast(buf, pos, db, expire, out, ZSetValue)
+                        res = fast(buf, pos, db, expire, out, ZSetValue, OrderedSet)
                     pos, expire, n, n_skipped, cut = res
                     stored += n
                     skipped += n_skipped

@@ -68,6 +68,8 @@ from replproxy.rdb.model import (
     RDB_TYPE_ZSET_ZIPLIST,
     RDB_VERSION_MAX_REDIS,
     RDB_VERSION_VALKEY_9,
+    SET_ENC_HASHTABLE,
+    SET_ENC_LISTPACK,
     Aux,
     End,
     Event,
@@ -286,6 +288,18 @@ def _encode_set(
     members: set[bytes] | frozenset[bytes], target: Target, compress: bool
 ) -> tuple[int, bytes]:
     n = len(members)
+    # A keyspace set knows the encoding its master holds it in, and its iteration order
+    # (`keyspace.values.SetValue`): saved so, a replica loading the file gets the same.
+    known = getattr(members, "enc", None)
+    order = getattr(members, "members", None)
+    if order is not None:
+        members = order()
+    if known == SET_ENC_LISTPACK and target.set_listpack:
+        return RDB_TYPE_SET_LISTPACK, enc.rdb_string(enc.listpack(members), compress)
+    if known == SET_ENC_HASHTABLE:
+        parts = [enc.rdb_length(n)]
+        parts.extend(enc.rdb_string(m, compress) for m in members)
+        return RDB_TYPE_SET, b"".join(parts)
     if n <= SET_MAX_INTSET_ENTRIES:
         ints = []
         for m in members:
@@ -306,8 +320,12 @@ def _encode_set(
     return RDB_TYPE_SET, b"".join(parts)
 
 
-def zset_score_entry(score: float) -> enc.Entry:
+def zset_score_entry(score: float, listpack: bool = True) -> enc.Entry:
     # zzlInsertAt: an integral score (double2ll) is appended as an integer, else as d2string.
+    # A ziplist (before 7.0) stores d2string's text, which keeps a zero's sign ("-0" is no
+    # integer to `zipTryEncoding`); a listpack stores -0 as the integer 0.
+    if not listpack and score == 0 and math.copysign(1.0, score) < 0:
+        return b"-0"
     i = enc.double_to_int64(score)
     return i if i is not None else enc.format_double(score)
 
@@ -323,7 +341,7 @@ def _encode_zset(zset: ZSetValue, target: Target, compress: bool) -> tuple[int, 
         flat: list[enc.Entry] = []
         for member, score in ordered:
             flat.append(member)
-            flat.append(zset_score_entry(score))
+            flat.append(zset_score_entry(score, target.listpacks))
         if target.listpacks:
             return RDB_TYPE_ZSET_LISTPACK, enc.rdb_string(enc.listpack(flat), compress)
         return RDB_TYPE_ZSET_ZIPLIST, enc.rdb_string(enc.ziplist(flat), compress)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from replproxy.commandtable.errors import unknown_subcommand_error
 from replproxy.commandtable.replies import command_command
+from replproxy.dialect import MasterDialect
 from replproxy.downstream.psync import ReplicaHandshake, parse_sync, replconf
 from replproxy.errors import SYNTAX
 from replproxy.info import info_text, rss_bytes
@@ -73,7 +74,12 @@ def cmd_quit(c: Client, argv: list[bytes]) -> bytes:
 
 @command("select")
 def cmd_select(c: Client, argv: list[bytes]) -> bytes:
-    db = arg_long(argv[1])
+    if c.ks.dialect.before_6_0_commands:
+        # 5.0 reads a long ("invalid DB index") and passes it to `selectDb(int)`.
+        db = arg_long(argv[1], b"ERR invalid DB index")
+        db = (db + 2**31) % 2**32 - 2**31
+    else:
+        db = arg_long(argv[1])
     if not -(2**31) <= db < 2**31:
         raise ReplyError(NOT_INTEGER)
     if db != 0 and c.hub.cluster is not None:
@@ -88,9 +94,15 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
 
 @command("auth")
 def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) == 3 and c.ks.dialect.before_6_0_commands and c.hub.acl.aclfile is None:
+        # Redis 5.0's AUTH takes a password only; the relay accepts `AUTH user pass` there
+        # only when it has users of its own (--aclfile), which no 5.0 replica could have.
+        raise ReplyError(b"ERR wrong number of arguments for 'auth' command")
     if len(argv) > 3:
         raise ReplyError(SYNTAX)
     if len(argv) == 2:
+        if c.hub.acl.default_user.nopass and c.ks.dialect.before_6_0_commands:
+            raise ReplyError(b"ERR Client sent AUTH, but no password is set")
         if c.hub.acl.default_user.nopass:
             raise ReplyError(
                 b"ERR AUTH <password> called without any password configured for the default "
@@ -157,8 +169,23 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         reply.bulk(b"mode"),
         reply.bulk(b"standalone" if c.hub.cluster is None else b"cluster"),
         reply.bulk(b"role"), reply.bulk(b"replica"),
-        reply.bulk(b"modules"), reply.EMPTY_ARRAY,
+        reply.bulk(b"modules"), _module_list(d, proto),
     ])
+
+
+@command("module|list")
+def cmd_module_list(c: Client, argv: list[bytes]) -> bytes:
+    return _module_list(c.ks.dialect, c.proto)
+
+
+def _module_list(d: MasterDialect, proto: int) -> bytes:
+    """`addReplyLoadedModules`: a map per module (name, ver, path, args)."""
+    out = [reply.array_len(len(d.builtin_modules))]
+    for name, ver in d.builtin_modules:
+        out += [reply.map_len(4, proto), reply.bulk(b"name"), reply.bulk(name),
+                reply.bulk(b"ver"), reply.integer(ver), reply.bulk(b"path"), reply.bulk(b""),
+                reply.bulk(b"args"), reply.EMPTY_ARRAY]
+    return b"".join(out)
 
 
 @command("reset")
@@ -188,8 +215,9 @@ def cmd_readonly(c: Client, argv: list[bytes]) -> bytes:
     if c.hub.cluster is not None:  # as on a cluster replica (replproxy.cluster)
         c.readonly = argv[0].lower() == b"readonly"
         return OK
-    if c.ks.dialect.valkey:  # Valkey accepts them outside cluster mode
-        return OK
+    d = c.ks.dialect
+    if d.valkey or (d.readwrite_outside_cluster and argv[0].lower() == b"readwrite"):
+        return OK  # Valkey accepts both outside cluster mode; Redis < 7.0 READWRITE
     raise ReplyError(b"ERR This instance has cluster support disabled")
 
 
@@ -526,6 +554,31 @@ def cmd_info(c: Client, argv: list[bytes]) -> bytes:
         raise ReplyError(SYNTAX)
     text = info_text(c.hub.view, [_s(a) for a in argv[1:]])
     return reply.verbatim(text.encode(), c.proto)
+
+
+@command("lolwut")
+def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
+    """LOLWUT [VERSION v] [art arguments] (`lolwutCommand`): the version line where the
+    server prints only that; the generative art (Schotter for 5, the 8-bit skyline for 6,
+    Redis 8's poem), drawn with the server's own random numbers, is not reproduced (its
+    arguments are checked first, as the art's own command does)."""
+    d = c.ks.dialect
+    args = argv[1:]
+    if not d.lolwut_versions:
+        art = 5  # 5.0 draws Schotter whatever it is given
+    else:
+        v = d.version_text
+        if len(argv) >= 3 and argv[1].lower() == b"version":
+            v = f"{arg_long(argv[2]) & 0xFFFFFFFF}.0.0"  # `snprintf("%u.0.0", ver)`
+            args = argv[3:]
+        art = int(v[0]) if v[1:2] == "." and v[0] in "568" else 0
+        if art == 8 and not d.lolwut_poem:
+            art = 0  # no poem before Redis 8 (nor on Valkey)
+    if art:
+        for a in args[:3 if art == 5 else 2 if art == 6 else 0]:
+            arg_long(a)
+        raise ReplyError(b"ERR replproxy does not support the 'lolwut' command")
+    return reply.verbatim(b"Redis ver. %b\n" % d.version_text.encode(), c.proto)
 
 
 @command("role")

@@ -579,13 +579,14 @@ class SessionHub:
         if e.script:
             write, stale = self.scripting.flags(e, argv)
         if write:
-            return self._reject(c, e, READONLY, argv)
+            # Before 6.0 a replica's READONLY refusal did not doom the transaction (no
+            # `flagTransaction`): EXEC then runs what was queued.
+            return self._reject(c, e, READONLY, argv,
+                                self.keyspace.dialect.rejections_abort_exec)
         if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
                 and e.name not in _PUBSUB_OK:
-            name = e.name.decode("utf-8", "replace")
-            return self._reject(c, e, reply.error(
-                f"ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                "QUIT / RESET are allowed in this context".encode()), argv)
+            return self._reject(c, e, reply.error(self.keyspace.dialect.subscriber_context_error(
+                e.name.split(b"|")[0], e.name)), argv)
         if not (stale and e.loading):
             refused = self.gate.refusal(stale, e.loading)
             if refused is not None:
@@ -601,6 +602,11 @@ class SessionHub:
 
     def _resolve_error(self, c: ClientSession, argv: list[bytes], err: ResolveError) -> bytes:
         name = argv[0].lower()
+        if name == b"quit":
+            # Before 7.0 QUIT is no command of the table: `processCommand` answers it first,
+            # whatever follows and whatever the client's state.
+            c.closing = True
+            return b"+OK\r\n"
         if name in (b"host:", b"post"):
             # An HTTP request sent to the RESP port (a cross-protocol attack): Redis closes
             # the connection without a reply (`securityWarningCommand`).
@@ -619,9 +625,10 @@ class SessionHub:
                     return self.monitors.feed_client(c, name, argv, reply.error(err.msg))
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes]) -> bytes:
-        """`rejectCommand`: flag the transaction; a refused EXEC discards it instead and says
-        why (`execCommandAbort`)."""
+    def _reject(self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes],
+                flag: bool = True) -> bytes:
+        """`rejectCommand`: flag the transaction (unless `flag` is False); a refused EXEC
+        discards it instead and says why (`execCommandAbort`)."""
         self.cmdstats.stat(e.name).rejected += 1
         self.cmdstats.error_reply(err)
         if e.name == b"exec":
@@ -632,7 +639,7 @@ class SessionHub:
             if self.monitors.clients:  # `execCommandAbort` shows the EXEC
                 out = self.monitors.feed_client(c, e.name, argv, out)
             return out
-        if c.multi is not None:
+        if c.multi is not None and flag:
             c.multi_dirty = True  # `flagTransaction`
         return err
 

@@ -126,11 +126,12 @@ def config_get(c: Client, patterns: list[bytes]) -> bytes:
         pattern = raw.lower()
         exact = params.get(pattern.decode("utf-8", "replace"))
         if exact is not None and not any(ch in raw for ch in b"*?["):
-            # A plain name is answered under the spelling the client used.
+            # A plain name is answered under the spelling the client used (7.0+).
             name = pattern.decode("utf-8", "replace")
             if name not in seen:
                 seen.add(name)
-                flat += [raw, exact.encode()]
+                flat += [raw if c.ks.dialect.config_get_echoes_name else pattern,
+                         exact.encode()]
             continue
         for name, value in params.items():
             if name not in seen and stringmatch(pattern, name.encode()):

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from replproxy.acl import (
     ACL_DENIED_CMD,
     ACL_OK,
-    WRONGPASS,
     Acl,
     AclDialect,
     AclLoadError,
@@ -149,7 +148,7 @@ def authenticate(c: Client, user: bytes, password: bytes, command_name: bytes) -
     acl = c.hub.acl
     if not acl.check_credentials(user, password):
         acl.log_auth_failure(command_name, user, c.multi is not None, c.now, _cinfo(c))
-        raise ReplyError(WRONGPASS)
+        raise ReplyError(c.ks.dialect.wrongpass_error)
     c.user = user
     c.authed = True
 

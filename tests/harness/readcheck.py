@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replproxy.args import now_ms
+from replproxy.commandtable.spec import ResolveError
 from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
 from replproxy.resp import reply
 from replproxy.resp.request import encode_command
@@ -154,6 +155,11 @@ class ReadCheck:
     def relay_reply(self, argv: Sequence[bytes | str | int], proto: int = 2, db: int = 0) -> bytes:
         args = [_b(a) for a in argv]
         ks = self.mirror.keyspace
+        # A command the master's version does not have (LCS on 5.0) is unknown, as the
+        # relay's dispatcher answers before any handler runs.
+        resolved = ks.dialect.command_table.resolve(args)
+        if isinstance(resolved, ResolveError) and resolved.kind == "unknown_command":
+            return reply.error(resolved.msg)
         handler = READ_COMMANDS.get(args[0].lower())
         if handler is None and len(args) > 1:
             handler = READ_COMMANDS.get(args[0].lower() + b"|" + args[1].lower())
@@ -169,9 +175,15 @@ class ReadCheck:
         """(replproxy's reply, the master's reply)."""
         return self.relay_reply(argv, proto, db), self.master_reply(argv, proto, db)
 
+    @property
+    def protos(self) -> tuple[int, ...]:
+        """The protocols the master speaks: RESP2 and RESP3, RESP2 alone before Redis 6."""
+        return (2, 3) if self.master.kind.dialect.resp3 else (2,)
+
     def same(self, *argv: bytes | str | int, db: int = 0) -> bool:
-        """Byte-identical replies in RESP2 and in RESP3; prints the first difference."""
-        for proto in (2, 3):
+        """Byte-identical replies in RESP2 and in RESP3 (where the master has it); prints
+        the first difference."""
+        for proto in self.protos:
             mine, theirs = self.both(argv, proto, db)
             if mine != theirs:
                 print(f"RESP{proto} {argv!r}:\n  replproxy {mine!r}\n  master    {theirs!r}")

@@ -39,13 +39,19 @@ return 1
 
 class Workload:
     def __init__(self, server: RedisServer, seed: int, keys: int = 60, dbs: int = 3,
-                 big_every: int = 20) -> None:
+                 big_every: int = 20, every_write: bool = False) -> None:
+        """`every_write`: also every other write the master's version has (hash field TTLs,
+        Redis 8's hash and stream commands and options, vector sets, SET options, geo
+        stores, functions...), for the read differential; off, the stream is the historic
+        one the other suites were written against."""
         self.server = server
         self.rng = random.Random(seed)
         self.keys = keys
         self.dbs = dbs
         self.big_every = big_every
         self.version = server.kind.version
+        self.dialect = server.kind.dialect
+        self.every_write = every_write
         self.client = server.client(socket_timeout=30)
         self.db = 0
         self.sent = 0
@@ -65,6 +71,18 @@ class Workload:
         add((4, self.c_keys))
         if v >= (6, 2, 0):
             add((2, self.c_new_in_62))
+        if every_write:
+            add((3, self.c_more_strings))
+            add((3, self.c_more_collections))
+            add((3, self.c_more_streams))
+            add((1, self.c_more_geo))
+            add((2, self.c_more_keys))
+            if self.dialect.at_least((7, 4), (9, 0)):
+                add((4, self.c_hash_ttls))
+            if self.dialect.at_least((8, 0), (9, 0)):
+                add((3, self.c_hash_8))
+            if self.dialect.at_least((8, 0), None):
+                add((2, self.c_vset))
         self.total_weight = sum(w for w, _ in self.families)
         self._function_loaded = False
 
@@ -319,6 +337,247 @@ class Workload:
         if self.version >= (7, 0, 0):
             return ["LMPOP", 1, self.key("l"), "LEFT", "COUNT", 2]
         return ["LPOP", self.key("l"), 2]
+
+    # ---- every other write (every_write) ----
+
+    def _new(self, redis: tuple[int, ...] | None, valkey: tuple[int, ...] | None = None) -> bool:
+        return self.dialect.at_least(redis, valkey)
+
+    def c_more_strings(self) -> list[Any]:
+        k, rng = self.key("s"), self.rng
+        choice = rng.randrange(12)
+        if choice == 0 and self._new((6, 2), (0,)):
+            return ["SET", k, self.val(), rng.choice(["EXAT", "PXAT"]),
+                    int(time.time() * (1 if rng.random() < 0.5 else 1000)) + 10**6]
+        if choice == 1 and self._new((6, 0), (0,)):
+            return ["SET", k, self.val(), "KEEPTTL"]
+        if choice == 2 and self._new(None, (8, 1)):
+            return ["SET", k, self.val(), "IFEQ", rng.choice([self.val(), "v"])]
+        if choice == 3:
+            return ["MSETNX", k, self.val(), self.key("s"), self.val()]
+        if choice == 4:
+            return ["INCRBYFLOAT", self.key("f"), rng.choice(["1e3", "-0.5", "3.0e-2", "10"])]
+        if choice == 5:
+            return ["SETRANGE", k, rng.randrange(0, 100), self.val()]
+        if choice == 6:
+            return ["APPEND", self.key("n"), rng.choice(["1", "x", "007"])]
+        if choice == 7:
+            ops = ["AND", "OR", "XOR", "NOT"]
+            if self._new((8, 2), None):
+                ops += ["DIFF", "DIFF1", "ANDOR", "ONE"]
+            op = rng.choice(ops)
+            srcs = [self.key("b")] if op == "NOT" else [self.key("b") for _ in range(
+                2 if op in ("DIFF", "DIFF1", "ANDOR") else rng.randrange(1, 4))]
+            return ["BITOP", op, self.key("b"), *srcs]
+        if choice == 8:
+            return ["BITFIELD", self.key("b"), "OVERFLOW", rng.choice(["FAIL", "WRAP", "SAT"]),
+                    "INCRBY", rng.choice(["i5", "u7", "i64", "u63"]), f"#{rng.randrange(20)}",
+                    rng.randrange(-1000, 1000)]
+        if choice == 9:
+            return ["SETBIT", self.key("s"), rng.randrange(0, 300), 1]
+        if choice == 10:
+            return ["DECRBY", self.key("n"), rng.randrange(-5, 5)]
+        return ["SET", k, str(rng.randrange(0, 12000))]  # shared integers, int encoding
+
+    def c_more_collections(self) -> list[Any]:
+        rng = self.rng
+        choice = rng.randrange(16)
+        if choice == 0:
+            # Small string sets (listpack in 7.2+, in insertion order) and their limits.
+            return ["SADD", self.key("ss"), *(f"w{rng.randrange(200)}" for _ in range(
+                rng.choice([1, 3, 8, 130])))]
+        if choice == 1:
+            return ["SADD", self.key("ss"), "x" * rng.choice([10, 64, 65, 100])]
+        if choice == 2:
+            return ["SREM", self.key("ss"), *(f"w{rng.randrange(200)}" for _ in range(5))]
+        if choice == 3:
+            return ["SMOVE", self.key("ss"), self.key("ss"), f"w{rng.randrange(200)}"]
+        if choice == 4 and self._new((7, 0), (0,)):
+            return ["LMPOP", rng.randrange(1, 3), self.key("l"), self.key("l"),
+                    rng.choice(["LEFT", "RIGHT"]), "COUNT", rng.randrange(1, 4)]
+        if choice == 5 and self._new((7, 0), (0,)):
+            return ["ZMPOP", 1, self.key("z"), rng.choice(["MIN", "MAX"]), "COUNT",
+                    rng.randrange(1, 4)]
+        if choice == 6:
+            return ["LINSERT", self.key("l"), "AFTER", self.val(), self.val()]
+        if choice == 7:
+            return ["LPUSHX", self.key("l"), self.val()]
+        if choice == 8 and self._new((6, 2), (0,)):
+            return ["ZDIFFSTORE", self.key("z"), 2, self.key("z"), self.key("z")]
+        if choice == 9:
+            return ["ZREMRANGEBYLEX", self.key("z"), "[lex1", "(lex3"]
+        if choice == 10:
+            return ["ZADD", self.key("z"), *(x for i in range(rng.choice([1, 5, 129]))
+                                            for x in (rng.choice(["0", "-0", "1.5", "1e-9"]),
+                                                      f"zz{i}"))]
+        if choice == 11:
+            return ["ZADD", self.key("z"), "1", "y" * rng.choice([63, 64, 65])]
+        if choice == 12:
+            return ["HSET", self.key("h"), f"big{rng.randrange(3)}", "y" * rng.choice([63, 64, 65])]
+        if choice == 13:
+            return ["HDEL", self.key("h"), *(f"f{rng.randrange(200)}" for _ in range(20))]
+        if choice == 14:
+            return ["RPUSH", self.key("l"), *("q" * rng.choice([10, 100, 3000])
+                                              for _ in range(rng.randrange(1, 4)))]
+        return ["ZINCRBY", self.key("z"), rng.choice(["inf", "-1e300", "0.1"]), self.member()]
+
+    def c_more_streams(self) -> list[Any]:
+        k, rng = self.key("x"), self.rng
+        choice = rng.randrange(14)
+        policy = []
+        if self._new((8, 2), None) and rng.random() < 0.6:
+            policy = [rng.choice(["KEEPREF", "DELREF", "ACKED"])]
+        if choice < 3:
+            trim = [] if rng.random() < 0.4 else [rng.choice(["MAXLEN", "MINID"]),
+                                                  rng.choice(["=", "~", ""])]
+            if trim:
+                trim[1:] = [t for t in trim[1:] if t]
+                trim.append(str(rng.randrange(1, 20)) if trim[0] == "MAXLEN"
+                            else f"{int(time.time() * 1000) - rng.randrange(0, 3000)}-0")
+            return ["XADD", k, *trim, *policy, "*", "f", self.val()]
+        if choice == 3:
+            return ["XTRIM", k, "MAXLEN", rng.randrange(0, 30), *policy]
+        if choice == 4 and self._new((8, 2), None):
+            ids = self._pending_or_entry_ids(k)
+            return ["XDELEX", k, *policy, "IDS", len(ids), *ids] if ids else ["XLEN", k]
+        if choice == 5 and self._new((8, 2), None):
+            g = f"grp{rng.randrange(3)}"
+            ids = self._pending_or_entry_ids(k, g)
+            return ["XACKDEL", k, g, *policy, "IDS", len(ids), *ids] if ids else ["XLEN", k]
+        if choice == 6:
+            g = f"grp{rng.randrange(3)}"
+            ids = self._pending_or_entry_ids(k, g)
+            return ["XACK", k, g, *ids] if ids else ["XLEN", k]
+        if choice == 7 and self._new((7, 0), (0,)):
+            return ["XGROUP", "SETID", k, f"grp{rng.randrange(3)}", rng.choice(["0", "$"]),
+                    "ENTRIESREAD", rng.choice([0, 3, 1000])]
+        if choice == 8 and self._new((6, 2), (0,)):
+            return ["XGROUP", "CREATECONSUMER", k, f"grp{rng.randrange(3)}",
+                    f"c{rng.randrange(5)}"]
+        if choice == 9:
+            return ["XGROUP", "DELCONSUMER", k, f"grp{rng.randrange(3)}", f"c{rng.randrange(5)}"]
+        if choice == 10 and rng.random() < 0.3:
+            return ["XGROUP", "DESTROY", k, f"grp{rng.randrange(3)}"]
+        if choice == 11:
+            create = ["XGROUP", "CREATE", k, f"grp{rng.randrange(3)}", rng.choice(["0", "$"]),
+                      "MKSTREAM"]
+            if self._new((7, 0), (0,)) and rng.random() < 0.5:
+                create += ["ENTRIESREAD", rng.choice([0, 2, 500])]
+            return create
+        if choice == 12:
+            return ["XREADGROUP", "GROUP", f"grp{rng.randrange(3)}", f"c{rng.randrange(5)}",
+                    "COUNT", rng.randrange(1, 6), "STREAMS", k, ">"]
+        return ["XDEL", k, *(self._pending_or_entry_ids(k)[:2] or ["1-1"])]
+
+    def _pending_or_entry_ids(self, key: str, group: str | None = None) -> list[str]:
+        """A few real IDs of `key`: pending in `group` or just entries (XACK, XDELEX...)."""
+        out: list[str] = []
+        try:
+            if group is not None and self.rng.random() < 0.7:
+                for p in self.client.xpending_range(key, group, "-", "+", 10):
+                    out.append(p["message_id"].decode())
+            else:
+                for i, _ in self.client.xrange(key, count=12):
+                    out.append(i.decode())
+        except redis.ResponseError:
+            return []
+        self.rng.shuffle(out)
+        return out[: self.rng.randrange(1, 4)]
+
+    def c_more_geo(self) -> list[Any]:
+        k, rng = self.key("g"), self.rng
+        choice = rng.randrange(4)
+        if choice == 0 and self._new((6, 2), (0,)):
+            return ["GEOADD", k, rng.choice(["NX", "XX", "CH"]), round(rng.uniform(-170, 170), 5),
+                    round(rng.uniform(-80, 80), 5), self.member()]
+        if choice == 1 and self._new((6, 2), (0,)):
+            return ["GEOSEARCHSTORE", self.key("g"), k, "FROMMEMBER", self.member(), "BYBOX",
+                    rng.choice([1000, 8000]), rng.choice([1000, 8000]), "km", "STOREDIST"]
+        if choice == 2:
+            return ["GEORADIUSBYMEMBER", k, self.member(), rng.choice([2000, 9000]), "km",
+                    "STOREDIST", self.key("z")]
+        return ["GEORADIUS", k, rng.uniform(-170, 170), rng.uniform(-80, 80), 4000, "km",
+                "COUNT", rng.randrange(1, 5), "STORE", self.key("g")]
+
+    def c_more_keys(self) -> list[Any]:
+        rng = self.rng
+        k = self.key(rng.choice(["s", "l", "h", "set", "ss", "z", "x", "hll", "g"]))
+        choice = rng.randrange(6)
+        if choice == 0 and self._new((7, 0), (0,)):
+            return ["EXPIRE", k, rng.randrange(100, 1000), rng.choice(["NX", "XX", "GT", "LT"])]
+        if choice == 1 and self._new((6, 2), (0,)):
+            return ["COPY", k, self.key("s") + "c", "REPLACE"]
+        if choice == 2:
+            return ["SORT", self.key(rng.choice(["l", "set", "z"])), "BY", "nosort", "GET", "#",
+                    "GET", "s:*", "STORE", self.key("l")]
+        if choice == 3:
+            return ["PEXPIREAT", k, int(time.time() * 1000) + rng.randrange(10**5, 10**7)]
+        if choice == 4:
+            return ["RENAME", k, self.key("s")]
+        return ["PERSIST", k]
+
+    def c_hash_ttls(self) -> list[Any]:
+        """Hash field TTLs (Redis 7.4, Valkey 9): listpackex hashes list their fields by
+        expiry on the server."""
+        k, rng = self.key("hx"), self.rng
+        fields = [f"f{rng.randrange(12)}" for _ in range(rng.randrange(1, 4))]
+        choice = rng.randrange(8)
+        if choice < 2:
+            return ["HSET", k, *(x for f in fields for x in (f, self.val()))]
+        if choice == 2:
+            return ["HEXPIRE", k, rng.randrange(2000, 9000), *(
+                [rng.choice(["NX", "XX", "GT", "LT"])] if rng.random() < 0.3 else []),
+                "FIELDS", len(fields), *fields]
+        if choice == 3:
+            return ["HPEXPIRE", k, rng.randrange(10**7, 10**8), "FIELDS", len(fields), *fields]
+        if choice == 4:
+            return ["HEXPIREAT", k, int(time.time()) + rng.randrange(2000, 10**5), "FIELDS",
+                    len(fields), *fields]
+        if choice == 5:
+            return ["HPEXPIREAT", k, int(time.time() * 1000) + rng.randrange(10**7, 10**8),
+                    "FIELDS", len(fields), *fields]
+        if choice == 6:
+            return ["HPERSIST", k, "FIELDS", len(fields), *fields]
+        return ["HDEL", k, *fields]
+
+    def c_hash_8(self) -> list[Any]:
+        """Redis 8.0's HGETEX / HSETEX / HGETDEL."""
+        k, rng = self.key("hx"), self.rng
+        fields = [f"f{rng.randrange(12)}" for _ in range(rng.randrange(1, 4))]
+        choice = rng.randrange(5)
+        if choice == 0:
+            opt = rng.choice([["EX", rng.randrange(2000, 9000)],
+                              ["PX", rng.randrange(10**7, 10**8)],
+                              ["EXAT", int(time.time()) + 5000], ["PERSIST"], []])
+            return ["HGETEX", k, *opt, "FIELDS", len(fields), *fields]
+        if choice in (1, 2):
+            cond = rng.choice([[], ["FNX"], ["FXX"]])
+            ttl = rng.choice([["EX", rng.randrange(2000, 9000)],
+                              ["PX", rng.randrange(10**7, 10**8)], ["KEEPTTL"], []])
+            return ["HSETEX", k, *cond, *ttl, "FIELDS", len(fields),
+                    *(x for f in fields for x in (f, self.val()))]
+        if choice == 3:
+            return ["HGETDEL", k, "FIELDS", len(fields), *fields]
+        return ["HINCRBY", k, fields[0], 1]
+
+    def c_vset(self) -> list[Any]:
+        """Vector sets (Redis 8): VADD of new elements, VREM, VSETATTR."""
+        k, rng = f"v:{self.rng.randrange(6)}", self.rng
+        dim = 3 + int(k[-1]) % 3
+        choice = rng.randrange(6)
+        el = f"e{rng.randrange(40)}"
+        if choice < 3:
+            opts: list[Any] = []
+            if k.endswith(("4", "5")):
+                opts += [rng.choice(["Q8", "NOQUANT", "BIN"])] if rng.random() < 0.2 else []
+            vec = [f"{rng.uniform(-1, 1):.3f}" for _ in range(dim)]
+            attr = ["SETATTR", f'{{"n": {rng.randrange(100)}}}'] if rng.random() < 0.5 else []
+            return ["VADD", k, "VALUES", dim, *vec, el, *opts, *attr]
+        if choice == 3:
+            return ["VREM", k, el]
+        if choice == 4:
+            return ["VSETATTR", k, el, rng.choice(['{"n": 1, "s": "x"}', ""])]
+        return ["VADD", k, "VALUES", dim, *["0.5"] * dim, el]
 
     # ---- execution ----
 
