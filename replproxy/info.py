@@ -132,6 +132,7 @@ def section_server(relay: Relay, d: ReplicaDefaults) -> Fields:
         "uptime_in_days": uptime // 86400,
         "lru_clock": int(now) & ((1 << 24) - 1),  # LRU_CLOCK_RESOLUTION 1000 ms
         "redis_mode": "standalone" if relay.cluster is None else "cluster",
+        "server_mode": "standalone" if relay.cluster is None else "cluster",  # Valkey 8
         "executable": "replproxy",
         "config_file": "",
         "listener0": f"name=tcp,bind={relay.config.bind},port={port}",

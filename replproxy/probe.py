@@ -472,6 +472,8 @@ def info_fields(relay: Relay, now: float) -> list[tuple[str, object]]:
             if not probe.enabled
             else ("ok" if probe.last_error is None and t.probed_at is not None else "failing"),
         ),
+        # What Redis 7.0+ shows as slave_read_repl_offset, on every master version.
+        ("replproxy_read_repl_offset", relay.replication.read_offset),
         ("replproxy_master_sync_full", relay.replication.stats.sync_full),
         ("replproxy_master_sync_partial_ok", relay.replication.stats.sync_partial_ok),
         ("replproxy_master_last_full_sync_time", int(t.last_full_sync or 0)),

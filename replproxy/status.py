@@ -11,6 +11,8 @@ redraws it every `--interval` seconds.
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -43,11 +45,17 @@ def fetch_info(url: str, timeout: float = 5.0) -> dict[str, str]:
     client.response_callbacks.pop("INFO", None)  # the raw text, parsed here
     try:
         raw = client.execute_command("INFO", "all")
+        info = parse_info(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+        if "maxclients" not in info:  # INFO clients has it from Redis 6.2 (a 5.0 dialect)
+            with contextlib.suppress(redis.RedisError):
+                got = client.config_get("maxclients")
+                if "maxclients" in got:
+                    info["maxclients"] = str(got["maxclients"])
     except redis.RedisError as e:
         raise StatusError(f"cannot read INFO from {url}: {e}") from None
     finally:
         client.close()
-    return parse_info(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+    return info
 
 
 def _kv(text: str) -> dict[str, str]:
@@ -160,7 +168,7 @@ def render(info: dict[str, str], now: float | None = None) -> RenderableType:
     link.add_row(
         "offsets",
         f"applied {info.get('slave_repl_offset', '?')}, read "
-        f"{info.get('slave_read_repl_offset', '?')}, master "
+        f"{info.get('replproxy_read_repl_offset', '?')}, master "
         f"{probed if probed is not None and probed >= 0 else '?'}",
     )
     source = info.get("replproxy_master_lag_source", "?")

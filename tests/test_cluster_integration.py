@@ -248,7 +248,8 @@ def test_each_relay_keeps_its_shard_and_each_primary_has_one_more_replica(env: E
     # their shard.
     with env.sup.relay(0) as r:
         assert r.info("cluster")["cluster_enabled"] == 1
-        assert r.info("server")["redis_mode"] == "cluster"
+        server = r.info("server")  # Valkey 8 renamed redis_mode to server_mode
+        assert server.get("redis_mode", server.get("server_mode")) == "cluster"
     s = env.shards()[0]
     _, text = env.sup.http("/metrics", env.sup.metrics_ports[int(s["name"])])
     assert f'replproxy_master_link_up{{shard="{s["name"]}"}} 1.0' in text

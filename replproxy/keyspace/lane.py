@@ -20,9 +20,10 @@ appliers (`Keyspace.apply`), which are the reference, then may call again.
   a listpack when m fits, TTL dropped) or a `ZSet` that is not a listpack (`ZSet.add`).
 
 Everything else stops the lane: other commands (sets and hashes among them: their
-appliers keep each key's encoding history, `Keyspace.encodings` and `SetValue`), options, other value types (a snapshot's
-plain `list` or `ZSetValue`, a `HashValue`, a listpack zset, whose conversions the appliers
-own), a zero score (its sign depends on the encoding and the master's version). The caller
+appliers keep each key's encoding history, `Keyspace.encodings` and `SetValue`), options,
+other value types (a snapshot's plain `list` or `ZSetValue`, a `HashValue`, a listpack
+zset, whose conversions the appliers own), a zero score (its sign depends on the encoding
+and the master's version). The caller
 must call it only when a write needs nothing more than the store: no key watcher
 (`Keyspace.on_key_modified`), no unsupported key to clear and no encoding mark to drop.
 

@@ -36,8 +36,8 @@ from replproxy.rdb.encodings import (
 from replproxy.rdb.model import (
     KEY_META_MAX_CLASSES,
     HashValue,
-    OrderedSet,
     KeyMeta,
+    OrderedSet,
     RDBError,
     RDBUnsupportedError,
     SlotImport,

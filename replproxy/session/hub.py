@@ -109,6 +109,11 @@ _PUBSUB_OK = frozenset(
     [b"ping", b"subscribe", b"ssubscribe", b"unsubscribe", b"sunsubscribe", b"psubscribe",
      b"punsubscribe", b"quit", b"reset"]
 )
+# The read lane times a batch, not each command: below this slowlog-log-slower-than (in
+# microseconds, far above what one lane command costs) every command goes through `call()`,
+# so SLOWLOG sees each one as Redis would log it.
+_LANE_SLOWLOG_FLOOR_US = 1000
+
 # The read lane's commands, in `RequestParser.lane_ran`'s order.
 _LANE_COMMANDS = (b"get", b"mget", b"lrange", b"hgetall")
 # Run at once even inside MULTI.
@@ -740,5 +745,6 @@ class SessionHub:
             and not self.keyspace.notify_flags & ksn.KEY_MISS
             and not self.keyspace.unsupported_keys
             and not self.scripting.busy
+            and not 0 <= self.slowlog.slower_than < _LANE_SLOWLOG_FLOOR_US
             and self.gate.serves_plain_reads()
         )

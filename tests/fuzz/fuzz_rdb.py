@@ -19,6 +19,7 @@ from replproxy.rdb.model import (
     HashValue,
     KeyEntry,
     ModuleValue,
+    OrderedSet,
     RDBError,
     StreamValue,
     ZSetValue,
@@ -49,6 +50,8 @@ def canon(v: Any) -> Any:
         return ("list", [canon(x) for x in v])
     if t is set:
         return ("set", sorted(canon(x) for x in v))
+    if t is OrderedSet:  # the file's order and encoding are part of what was read
+        return ("orderedset", v.rdbtype, [canon(x) for x in v.order])
     if t is ZSetValue:
         return ("zset", [(canon(m), struct.pack("<d", s), type(s).__name__) for m, s in v.items()])
     if t is dict:
