@@ -350,8 +350,10 @@ class Reactor:
         self.srv = srv
         self.epoll = select.epoll()
         self.parked: dict[int, tuple[Connection, trio.Event]] = {}
-        # Clients run in a round whose reply is not written yet (see `serve_round`).
+        # Clients run in a round whose reply is not written yet, and the replies of the
+        # rounds under way (a busy script's rounds run inside another; see `serve_round`).
         self._pending: set[int] = set()
+        self._rounds: list[list[tuple[Connection, trio.Event, bytes]]] = []
 
     async def park(self, conn: Connection) -> None:
         """Until the reactor hands `conn` back (or the task is cancelled)."""
@@ -384,35 +386,51 @@ class Reactor:
         clients still to be served.
 
         `busy`: a Lua script of that client runs past busy-reply-threshold
-        (`processEventsWhileBlocked`, from inside the round that runs it): the others are
-        served (and get -BUSY, or run SCRIPT KILL); the script's own client is not read
-        until the script ends (`protectClient`), nor is a client whose reply of the outer
-        round is still to be written (its replies keep their order)."""
+        (`processEventsWhileBlocked`, from inside the round that runs it): first the replies
+        of the rounds it interrupted are written (that function runs beforeSleep too: a
+        client answered before the script began must not wait for its end), then the others
+        are served (and get -BUSY, or run SCRIPT KILL); the script's own client is not read
+        until the script ends (`protectClient`)."""
         run_ready = self.srv.run_ready
-        deliver = self.srv.deliver
         parked = self.parked
         pending = self._pending
+        if busy is not None:
+            for held in self._rounds:
+                self._deliver(held)
         replies: list[tuple[Connection, trio.Event, bytes]] = []
-        for fd, _ in self.epoll.poll(0):
-            entry = parked.get(fd)
-            if entry is None or fd in pending:
-                continue
-            conn, done = entry
-            if done.is_set() or conn.session.closing or conn.session is busy:
-                continue
-            pending.add(fd)
-            try:
-                payload = run_ready(conn)
-            except Exception:  # one client's bug never takes the server down
-                log.exception("error serving client %s", conn.session.addr)
-                conn.session.kill()
-                payload = None
-            if payload is None:
-                pending.discard(fd)
-                done.set()
-            else:
-                replies.append((conn, done, payload))
-        for conn, done, payload in replies:
+        self._rounds.append(replies)
+        try:
+            for fd, _ in self.epoll.poll(0):
+                entry = parked.get(fd)
+                if entry is None or fd in pending:
+                    continue
+                conn, done = entry
+                if done.is_set() or conn.session.closing or conn.session is busy:
+                    continue
+                pending.add(fd)
+                try:
+                    payload = run_ready(conn)
+                except Exception:  # one client's bug never takes the server down
+                    log.exception("error serving client %s", conn.session.addr)
+                    conn.session.kill()
+                    payload = None
+                if payload is None:
+                    pending.discard(fd)
+                    done.set()
+                else:
+                    replies.append((conn, done, payload))
+        finally:
+            self._rounds.pop()
+        self._deliver(replies)
+
+    def _deliver(self, replies: list[tuple[Connection, trio.Event, bytes]]) -> None:
+        """Write a round's replies (emptying the list: a busy script's round may have
+        written them already)."""
+        deliver = self.srv.deliver
+        pending = self._pending
+        held = replies[:]
+        replies.clear()
+        for conn, done, payload in held:
             pending.discard(conn.fd)
             try:
                 keep = deliver(conn, payload)

@@ -12,7 +12,6 @@ redraws it every `--interval` seconds.
 from __future__ import annotations
 
 import contextlib
-
 import time
 from collections.abc import Iterator
 from typing import Any
