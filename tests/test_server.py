@@ -445,11 +445,15 @@ def test_auth_requirepass_and_acl_users(master: RedisServer, tmp_path: Path) -> 
             # READONLY (texts per version: tests/test_acl_differential.py compares them with a
             # replica's)
             r = s2.call("client", "getname")
-            assert r.startswith(b"-NOPERM") and b"the 'client|getname' command" in r
+            # (6.2 has no subcommands: it names the whole command)
+            old = master.kind.version < (7, 0, 0)
+            named = b"'client' command or" if old else b"'client|getname'"
+            assert r.startswith(b"-NOPERM") and b"the " + named in r
             r = s2.call("set", "a", "b")
             assert r.startswith(b"-NOPERM") and b"the 'set' command" in r
             assert s2.call("get", "a") == b"_\r\n"
-        assert b"user=reader" in s.call("client", "list")
+        if master.kind.version >= (6, 0, 0):  # 5.0's CLIENT LIST has no user field
+            assert b"user=reader" in s.call("client", "list")
     finally:
         relay.stop()
 
