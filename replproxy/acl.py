@@ -13,20 +13,29 @@ client's description), and it only reads a file when told to (`--aclfile`, ACL L
 returns ACL SAVE's text for the caller to write. It never touches clients: the server asks
 it and acts (closing a client whose user was deleted is the caller's job).
 
-What a user may run is judged against the upstream's command table (`replproxy.commandtable`:
-the ACL categories, subcommands and key specs of the master's own version), with the rules
-of the master's version (`AclDialect`): Redis 6.2 has no selectors and no `%R~`/`%W~`, and
-new users may use every channel (`acl-pubsub-default allchannels`); Redis 7.0 rebuilds ACL
-LIST's command rules from the command bits; Redis 7.2+ and Valkey keep the rules as written,
-and add entry ids to the ACL LOG. The user rules are kept as written, so when the master
-(and with it the command table or the version) changes, every user is rebuilt from them.
+What a user may run is judged against a command table (`replproxy.commandtable`: the ACL
+categories, subcommands and key specs of the master's own version; Redis 7.0's for a master
+older than 6.2, `MasterDialect.acl_command_table`), with the rules of the master's version
+(`AclDialect`): Redis 6.2 has no selectors and no `%R~`/`%W~`, and new users may use every
+channel (`acl-pubsub-default allchannels`); Redis 7.0 rebuilds ACL LIST's command rules from
+the command bits; Redis 7.2+ and Valkey keep the rules as written, and add entry ids to the
+ACL LOG. The user rules are kept as written, so when the master (and with it the command
+table or the version) changes, every user is rebuilt from them.
+
+A 6.2 table (`CommandTable.legacy`) is judged as 6.2's acl.c does (`_check_62`): no
+subcommands (one command bit each; a routing subcommand the relay dispatches, `client|id`,
+is judged, logged and named as its container), `+cmd|x` is a first argument of any command,
+and a command's keys are all those `getKeysFromCommand` finds with 6.2's own functions
+(`keyspecs.keys_from_command`), each matched against the `~` patterns.
 
 Redis behaviours reproduced here (acl.c at 6.2.5, 7.0.15, 7.2.4 / 8.x, Valkey 8):
 
 - A container rule (`+config`) sets the bits of all its subcommands; a category sets the bits
   of its commands, and a container in the category sets all its subcommands' bits too.
 - `+cmd|arg` on a command without subcommands allows that first argument only (`+select|0`);
-  on a container it allows that subcommand; `-cmd|arg` is only valid for a real subcommand.
+  on a container it allows that subcommand; `-cmd|arg` is only valid for a real subcommand
+  (6.2: `+cmd|arg` splits at the first `|` and allows that first argument of any command,
+  unless the command is allowed; `-cmd|arg` is an unknown command).
 - A PSUBSCRIBE pattern is compared literally with the user's channel patterns, a channel of
   SUBSCRIBE/PUBLISH is matched against them as a glob.
 - With several selectors, the command is allowed if one selector allows it all; otherwise
@@ -43,7 +52,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replproxy.args import option_word
-from replproxy.commandtable.keyspecs import get_keys, has_keys
+from replproxy.commandtable.keyspecs import (
+    get_keys,
+    has_keys,
+    keys_from_command,
+    legacy_has_keys,
+)
 from replproxy.commandtable.spec import CommandSpec
 from replproxy.commandtable.table import CommandTable
 from replproxy.dialect import MasterDialect
@@ -356,20 +370,51 @@ def _s(b: bytes) -> str:
 
 class CommandIndex:
     """The ACL's view of a command table: every command and subcommand ("command id"), in
-    the table's walk order, and the members of each category."""
+    the table's walk order, and the members of each category.
+
+    A table before 7.0 (`legacy`: Redis 6.2's) has no subcommands for the ACL: its
+    containers' routing subcommands (`CommandTable._routing_subcommands`) are the relay's
+    dispatch detail, and 6.2 gives a command id, a command bit and categories to each
+    top-level command only."""
 
     def __init__(self, table: CommandTable) -> None:
         self.table = table
+        self.legacy = table.legacy
         self.tops: tuple[CommandSpec, ...] = tuple(table)
-        self.all_names: frozenset[bytes] = frozenset(table.full_names())
-        self.categories: dict[bytes, frozenset[str]] = {}
-        for top in self.tops:
-            for spec in (top, *top.subcommands.values()):
-                self.categories[spec.name] = frozenset(c[1:].lower() for c in spec.acl_categories)
+        # Each top-level command's subcommands as the ACL sees them (none before 7.0).
+        self.subs: dict[bytes, tuple[CommandSpec, ...]] = {
+            top.name: () if self.legacy else tuple(top.subcommands.values()) for top in self.tops
+        }
+        # Every command id, each container followed by its subcommands.
+        self.walk: tuple[CommandSpec, ...] = tuple(
+            spec for top in self.tops for spec in (top, *self.subs[top.name])
+        )
+        self.by_name: dict[bytes, CommandSpec] = {spec.name: spec for spec in self.walk}
+        self.all_names: frozenset[bytes] = frozenset(self.by_name)
+        self.categories: dict[bytes, frozenset[str]] = {
+            spec.name: frozenset(c[1:].lower() for c in spec.acl_categories) for spec in self.walk
+        }
 
     def lookup(self, fullname: bytes) -> CommandSpec | None:
-        """`ACLLookupCommand`: "get" or "config|get", any case."""
-        return self.table.lookup(_cstr(fullname))
+        """`ACLLookupCommand`: "get" or "config|get", any case (6.2: a command name only)."""
+        name = _cstr(fullname)
+        if self.legacy and b"|" in name:
+            return None
+        return self.table.lookup(name)
+
+    def subcommands(self, spec: CommandSpec) -> tuple[CommandSpec, ...]:
+        return self.subs.get(spec.name, ())
+
+    def judged(self, spec: CommandSpec) -> CommandSpec:
+        """The command id a dispatched command is judged as: itself; for Redis 6.2 a routing
+        subcommand's container (6.2 checks `c->cmd`, the whole command); a command of
+        another table (a master older than 6.2 is judged with 7.0's) by its name."""
+        if self.legacy:
+            if spec.container is not None:
+                return self.by_name.get(spec.container, spec)
+            return spec
+        own = self.by_name.get(spec.name)
+        return spec if own is None else own
 
     def has(self, spec: CommandSpec, category: str) -> bool:
         return category in self.categories.get(spec.name, ())
@@ -435,21 +480,22 @@ class Selector:
             self.allowed.discard(name)
             self.allcommands = False
 
-    def change_perm(self, spec: CommandSpec, allow: bool) -> None:
-        """`ACLChangeSelectorPerm`: a command, and every subcommand of a container."""
+    def change_perm(self, cmds: CommandIndex, spec: CommandSpec, allow: bool) -> None:
+        """`ACLChangeSelectorPerm`: a command, and every subcommand of a container (6.2's
+        `ACLSetUserCommandBit` + `ACLResetSubcommandsForCommand`: no subcommands)."""
         self._set_bit(spec.name, allow)
         self.firstargs.pop(spec.name, None)
-        for sub in spec.subcommands.values():
+        for sub in cmds.subcommands(spec):
             self._set_bit(sub.name, allow)
 
     def set_category(self, cmds: CommandIndex, category: str, allow: bool) -> None:
         """`ACLSetSelectorCommandBitsForCategory`: the walk, containers first."""
         for top in cmds.tops:
             if cmds.has(top, category):
-                self.change_perm(top, allow)
-            for sub in top.subcommands.values():
+                self.change_perm(cmds, top, allow)
+            for sub in cmds.subcommands(top):
                 if cmds.has(sub, category):
-                    self.change_perm(sub, allow)
+                    self.change_perm(cmds, sub, allow)
 
     def set_all(self, cmds: CommandIndex, allow: bool) -> None:
         self.allowed = set(cmds.all_names) if allow else set()
@@ -473,13 +519,12 @@ class Selector:
     def count_category(self, cmds: CommandIndex, category: str) -> tuple[int, int]:
         """`ACLCountCategoryBitsForCommands`: (on, off) over the category's commands."""
         on = off = 0
-        for top in cmds.tops:
-            for spec in (top, *top.subcommands.values()):
-                if cmds.has(spec, category):
-                    if spec.name in self.allowed:
-                        on += 1
-                    else:
-                        off += 1
+        for spec in cmds.walk:
+            if cmds.has(spec, category):
+                if spec.name in self.allowed:
+                    on += 1
+                else:
+                    off += 1
         return on, off
 
 
@@ -645,7 +690,7 @@ class RuleApplier:
             spec = cmds.lookup(op[1:])
             if spec is None:
                 raise AclRuleError("ENOENT")
-            s.change_perm(spec, False)
+            s.change_perm(cmds, spec, False)
             s.update_rules(spec.name, False)
         elif op[:1] in (b"+", b"-") and op[1:2] == b"@":
             category = option_word(op[2:]).decode("latin-1")
@@ -699,8 +744,11 @@ class RuleApplier:
             spec = cmds.lookup(name)
             if spec is None:
                 raise AclRuleError("ENOENT")
-            s.change_perm(spec, True)
+            s.change_perm(cmds, spec, True)
             s.update_rules(spec.name, True)
+            return
+        if cmds.legacy:
+            self._allow_first_arg_62(s, _cstr(name))
             return
         base, _, first = _cstr(name).rpartition(b"|")
         spec = cmds.lookup(base)
@@ -714,13 +762,30 @@ class RuleApplier:
             sub = cmds.lookup(name)
             if sub is None:
                 raise AclRuleError("ENOENT")
-            s.change_perm(sub, True)
+            s.change_perm(cmds, sub, True)
         else:
             # `+select|0`: that first argument only (Redis logs a deprecation warning).
             allowed = s.firstargs.setdefault(spec.name, [])
             if not any(option_word(a) == option_word(first) for a in allowed):
                 allowed.append(first)
         s.update_rules(name, True)
+
+    def _allow_first_arg_62(self, s: Selector, name: bytes) -> None:
+        """Redis 6.2's `+cmd|sub`: split at the first `|`; any command takes any first
+        argument (6.2 had no subcommands to check it against), added only while the
+        command's own bit is off; never an error but for an unknown command (ENOENT) or an
+        empty argument (EINVAL)."""
+        base, _, first = name.partition(b"|")
+        spec = self.cmds.lookup(base)
+        if spec is None:
+            raise AclRuleError("ENOENT")
+        if not first:
+            raise AclRuleError("EINVAL")
+        if spec.name in s.allowed:
+            return
+        allowed = s.firstargs.setdefault(spec.name, [])
+        if not any(option_word(a) == option_word(first) for a in allowed):
+            allowed.append(first)
 
 
 def merge_selector_args(args: Sequence[bytes], dialect: AclDialect) -> list[bytes] | int:
@@ -779,11 +844,11 @@ def _describe_commands_rebuilt(sel: Selector, cmds: CommandIndex) -> bytes:
         rules.append((b"+@" if additive else b"-@") + best.encode())
         applied.add(best)
     for top in cmds.tops:
-        for spec in (top, *top.subcommands.values()):
+        for spec in (top, *cmds.subcommands(top)):
             userbit = spec.name in sel.allowed
             if userbit != (spec.name in fake.allowed):
                 rules.append((b"+" if userbit else b"-") + spec.name)
-                fake.change_perm(spec, userbit)
+                fake.change_perm(cmds, spec, userbit)
         if top.name not in sel.allowed:
             for arg in sel.firstargs.get(top.name, ()):
                 rules.append(b"+" + top.name + b"|" + arg)
@@ -1135,6 +1200,9 @@ class Acl:
             return ACL_DENIED_CMD, 0  # a deleted user's client (it is being closed)
         if u.unrestricted:
             return ACL_OK, 0
+        spec = self.cmds.judged(spec)
+        if self.cmds.legacy:
+            return _check_62(u.root, spec, argv)
         relevant, last_idx = ACL_DENIED_CMD, 0
         keys: list[tuple[int, tuple[str, ...]]] | None = None
         for s in u.selectors:
@@ -1144,6 +1212,11 @@ class Acl:
             if result > relevant or (result == relevant and idx > last_idx):
                 relevant, last_idx = result, idx
         return relevant, last_idx
+
+    def command_name(self, spec: CommandSpec) -> bytes:
+        """The name the ACL LOG gives a refused command: 6.2's is the whole command's
+        (`c->cmd->name`: `client`, never `client|id`)."""
+        return self.cmds.judged(spec).name
 
     def denied_by_reason(self) -> dict[str, int]:
         """Denials since start by ACL LOG reason (auth, command, key, channel)."""
@@ -1223,6 +1296,7 @@ class Acl:
         u = self.users.get(username)
         if u is None:
             return False
+        spec = self.cmds.judged(spec)
         keys = None
         for s in u.selectors:
             result, _, keys = _selector_check(s, spec, argv, keys)
@@ -1323,12 +1397,7 @@ class Acl:
         if cat not in _CATEGORY_SET:
             raise ValueError(f"Unknown category '{_s(_cstr(category)[:128])}'")
         cmds = self.cmds
-        names = [
-            spec.name
-            for top in cmds.tops
-            for spec in (top, *top.subcommands.values())
-            if cmds.has(spec, cat)
-        ]
+        names = [spec.name for spec in cmds.walk if cmds.has(spec, cat)]
         return reply.bulk_array(names)
 
     def getuser_reply(self, name: bytes, proto: int) -> bytes:
@@ -1462,6 +1531,39 @@ def _selector_check(
             if not _channel_in_list(s.channels, argv[pos], is_pattern):
                 return ACL_DENIED_CHANNEL, pos, keys
     return ACL_OK, 0, keys
+
+
+def _check_62(s: Selector, spec: CommandSpec, argv: Sequence[bytes]) -> tuple[int, int]:
+    """Redis 6.2's `ACLCheckAllPerm` (`ACLCheckCommandPerm`, then the channels), for its one
+    selector: the command's bit or an allowed first argument (`argv[1]`, for any command:
+    `+client|id` allows `CLIENT ID`), then every key `getKeysFromCommand` finds (the
+    command's `*GetKeys` or its (first, last, step) range) against the `~` patterns, with
+    no read/write permissions, then the channels of PUBLISH, SUBSCRIBE and PSUBSCRIBE.
+    `spec` is the top-level command (`CommandIndex.judged`)."""
+    name = spec.name
+    if not s.allcommands and "no_auth" not in spec.flags and name not in s.allowed:
+        allowed = s.firstargs.get(name)
+        if len(argv) < 2 or not allowed:
+            return ACL_DENIED_CMD, 0
+        want = option_word(argv[1])
+        if not any(option_word(a) == want for a in allowed):
+            return ACL_DENIED_CMD, 0
+    if not s.allkeys and legacy_has_keys(spec):
+        for pos in keys_from_command(spec, argv):
+            key = argv[pos]
+            if not any(stringmatch(p.pattern, key) for p in s.patterns):
+                return ACL_DENIED_KEY, pos
+    chspec = _CHANNEL_SPECS.get(name)
+    if not s.allchannels and chspec is not None and chspec[0] & _CHECKED_CHANNELS:
+        chflags, start, count = chspec
+        stop = len(argv) if count == -1 else min(start + count, len(argv))
+        literal = bool(chflags & _CH_PATTERN)
+        for pos in range(start, stop):
+            ch = argv[pos]
+            # `ACLCheckPubsubChannelPerm`: a PSUBSCRIBE pattern compared as bytes (sdscmp).
+            if not any((p == ch) if literal else stringmatch(p, ch) for p in s.channels):
+                return ACL_DENIED_CHANNEL, pos
+    return ACL_OK, 0
 
 
 def genpass(bits: int) -> bytes:

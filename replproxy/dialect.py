@@ -86,6 +86,17 @@ class MasterDialect:
         answers for which version)."""
         return table_for(self.server, self.version)
 
+    @property
+    def acl_command_table(self) -> CommandTable:
+        """The table the relay's ACL judges users' rules with (docs/security.md): the
+        master's own from Redis 6.2 (Redis 6.2's ACL, with 6.2's categories and keys);
+        before 6.2 (6.0's ACL had no channel rules, 5.0 none at all) the relay's ACL is
+        Redis 7.0's, so it takes 7.0's table: the 5.0 table has no categories, and neither
+        has the key flags `%R~`/`%W~` need."""
+        if self.valkey or self.version >= (6, 2, 0):
+            return self.command_table
+        return CommandTable.load("redis-7.0")
+
     # ---- named behaviours (add here; never compare versions elsewhere) ----
     # Each says what differs and since when, with the change that introduced it.
 

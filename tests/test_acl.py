@@ -27,6 +27,7 @@ from replproxy.acl import (
 from replproxy.commandtable import CommandTable
 from replproxy.resp import reply
 
+T62 = CommandTable.load("redis-6.2")
 T70 = CommandTable.load("redis-7.0")
 T82 = CommandTable.load("redis-8.2")
 V70 = AclDialect(False, (7, 0, 15))
@@ -422,6 +423,123 @@ def test_context_change_rebuilds_users() -> None:
     acl.set_context(T82, V72)
     assert listed(acl) == "on sanitize-payload resetchannels -@all +@read +get"
     assert check(acl, "get", "k")[0] == ACL_DENIED_KEY  # no key patterns
+
+
+# --- Redis 6.2: its own table, no subcommands, keys from getKeysFromCommand -----------------
+
+
+def make62(rules: str) -> Acl:
+    acl = Acl(T62, V62)
+    acl.set_user(b"u", [r.encode() for r in rules.split()])
+    return acl
+
+
+def test_62_keys_are_every_key_getkeysfromcommand_finds() -> None:
+    """6.2 has no key specs: the (first, last, step) range or its own *GetKeys function,
+    every key against the `~` patterns (no read/write permissions)."""
+    acl = make62("on ~app:* -@all +@read +@write +@scripting +memory")
+    assert check(acl, "get", "app:1") == (ACL_OK, 0)
+    assert check(acl, "get", "secret:1") == (ACL_DENIED_KEY, 1)
+    assert check(acl, "mget", "app:1", "app:2", "secret:1") == (ACL_DENIED_KEY, 3)
+    assert check(acl, "mset", "app:1", "x", "secret:1", "y") == (ACL_DENIED_KEY, 3)
+    assert check(acl, "memory", "usage", "secret:1") == (ACL_DENIED_KEY, 2)
+    assert check(acl, "memory", "doctor") == (ACL_OK, 0)
+    assert check(acl, "object", "encoding", "secret:1") == (ACL_DENIED_KEY, 2)
+    # an unknown subcommand is the container's to answer, after the ACL judged it
+    obj = T62.get(b"object")
+    assert obj is not None
+    assert acl.check(b"u", obj, [b"object", b"nosuch", b"secret:1"]) == (ACL_DENIED_KEY, 2)
+    assert check(acl, "stralgo", "lcs", "keys", "app:1", "secret:1") == (ACL_DENIED_KEY, 4)
+    assert check(acl, "stralgo", "lcs", "strings", "secret:1", "x") == (ACL_OK, 0)
+    assert check(acl, "eval", "s", "1", "secret:1") == (ACL_DENIED_KEY, 3)
+    assert check(acl, "eval", "s", "0", "secret:1") == (ACL_OK, 0)
+    assert check(acl, "zunionstore", "app:d", "2", "app:a", "secret:b") == (ACL_DENIED_KEY, 4)
+    assert check(acl, "zunionstore", "secret:d", "1", "app:a") == (ACL_DENIED_KEY, 1)
+    assert check(acl, "xread", "streams", "app:s", "secret:s", "0", "0") == (ACL_DENIED_KEY, 3)
+    assert check(acl, "georadius", "app:g", "0", "0", "1", "km", "store", "secret:x") == (
+        ACL_DENIED_KEY,
+        7,
+    )
+    assert check(acl, "sort", "app:l", "by", "secret:*", "store", "secret:d") == (
+        ACL_DENIED_KEY,
+        5,
+    )
+    # MIGRATE's 6.2 function does not skip AUTH's argument: "keys" as a password starts keys
+    assert check(acl, "migrate", "h", "1", "", "0", "1", "auth", "keys", "app:a") == (
+        ACL_OK,
+        0,
+    )
+    assert check(acl, "migrate", "h", "1", "", "0", "1", "keys", "secret:a") == (
+        ACL_DENIED_KEY,
+        7,
+    )
+
+
+def test_62_first_args_are_checked_on_the_whole_command() -> None:
+    """6.2 has no subcommands: `+client|id` allows CLIENT with the first argument `id`
+    (any case, a C string), `-client|id` is an unknown command, `+cmd|x` takes anything."""
+    acl = make62("on ~* -@all +client|id +select|0 +config|get|x +ping|a")
+    assert check(acl, "client", "id") == (ACL_OK, 0)
+    assert check(acl, "client", "ID") == (ACL_OK, 0)
+    assert check(acl, "client", "getname") == (ACL_DENIED_CMD, 0)
+    assert check(acl, "client", "list") == (ACL_DENIED_CMD, 0)
+    assert check(acl, "select", "0") == (ACL_OK, 0)
+    assert check(acl, "select", "1") == (ACL_DENIED_CMD, 0)
+    assert check(acl, "config", "get", "x") == (ACL_DENIED_CMD, 0)
+    assert check(acl, "ping", "a") == (ACL_OK, 0)
+    assert check(acl, "ping") == (ACL_DENIED_CMD, 0)
+    spec = T62.find([b"client", b"getname"])
+    assert spec is not None and spec.name == b"client|getname"  # a routing subcommand
+    assert acl.command_name(spec) == b"client"
+    assert acl.noperm(ACL_DENIED_CMD, b"u", spec) == (
+        b"-NOPERM this user has no permissions to run the 'client' command or its subcommand\r\n"
+    )
+    assert listed(acl) == "on ~* &* -@all +client|id +config|get|x +ping|a +select|0"
+    for bad, why in (
+        ("-client|id", "Unknown command or category name in ACL"),
+        ("+nosuch|x", "Unknown command or category name in ACL"),
+        ("+get|", "Syntax error"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            acl.set_user(b"u", [bad.encode()])
+    # while the command is allowed, `+cmd|x` adds nothing
+    acl = make62("on ~* +@all -client +client +client|id")
+    assert listed(acl) == "on ~* &* +@all"
+
+
+def test_62_categories_are_its_own() -> None:
+    """6.2's categories, one bit per command: `+@all` lists as `+@all`, SELECT is not
+    @connection, CLIENT (all of it) is @admin and @connection."""
+    acl = Acl(T62, V62)
+    assert listed(acl, b"default") == "on nopass ~* &* +@all"
+    acl = make62("on ~* -@all +@connection")
+    assert check(acl, "select", "0") == (ACL_DENIED_CMD, 0)
+    assert check(acl, "client", "kill", "id", "1") == (ACL_OK, 0)
+    assert listed(acl) == "on ~* &* -@all +@connection"
+    names = acl.cat_reply(b"connection")
+    assert b"client" in names and b"client|id" not in names and b"select" not in names
+
+
+def test_a_master_older_than_6_2_is_judged_with_7_0s_table() -> None:
+    """5.0 had no ACL (and its table no categories): the relay's ACL is 7.0's."""
+    from replproxy.dialect import MasterDialect
+
+    assert MasterDialect("redis", (5, 0, 7)).acl_command_table is T70
+    assert MasterDialect("redis", (6, 0, 16)).acl_command_table is T70
+    assert MasterDialect("redis", (6, 2, 5)).acl_command_table is T62
+    t50 = CommandTable.load("redis-5.0")
+    acl = Acl(T70, AclDialect.of(MasterDialect("redis", (5, 0, 7))))
+    acl.set_user(b"u", [b"on", b"~app:*", b"%R~ro:*", b"-@all", b"+@read", b"+client|id"])
+    for argv, want in (
+        ([b"get", b"secret:1"], (ACL_DENIED_KEY, 1)),
+        ([b"get", b"ro:1"], (ACL_OK, 0)),
+        ([b"client", b"id"], (ACL_OK, 0)),
+        ([b"client", b"list"], (ACL_DENIED_CMD, 0)),
+        ([b"object", b"encoding", b"secret:1"], (ACL_DENIED_KEY, 2)),
+    ):
+        spec = t50.find(argv)  # what the relay dispatches with a 5.0 master
+        assert spec is not None
+        assert acl.check(b"u", spec, argv) == want, argv
 
 
 # --- connections ---------------------------------------------------------------------------

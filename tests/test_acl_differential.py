@@ -26,11 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from replproxy.commandtable.table import CommandTable
 from replproxy.resp.request import encode_command
 from tests.conftest import KINDS
 from tests.harness.readcheck import Agg, parse_reply, read_reply
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
-from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
+from tests.harness.servers import RedisServer, ServerKind, all_kinds, start_server, wait_for
 
 ACL_KINDS = [k for k in KINDS if k.name in ("redis7", "redis8", "valkey8")]
 
@@ -220,12 +221,15 @@ def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
     kind: ServerKind = request.param
-    d = tmp_path_factory.mktemp(f"acl-{kind.name}")
+    yield from _start_pair(kind, ACL_TEXT, tmp_path_factory.mktemp(f"acl-{kind.name}"))
+
+
+def _start_pair(kind: ServerKind, acl_text: str, d: Path) -> Iterator[Pair]:
     # One file each: ACL SAVE rewrites it (the relay runs with --acl-writable to be compared
     # on ACL SETUSER / DELUSER / SAVE / LOAD too).
     replica_acl, relay_acl = d / "replica.acl", d / "relay.acl"
-    replica_acl.write_text(ACL_TEXT)
-    relay_acl.write_text(ACL_TEXT)
+    replica_acl.write_text(acl_text)
+    relay_acl.write_text(acl_text)
     master = start_server(kind)
     replica = relay = None
     try:
@@ -606,7 +610,7 @@ def test_denial_counters(pair: Pair) -> None:
         assert len(mine) == 4 and int(mine["acl_access_denied_cmd"]) > 0
 
 
-# --- Redis 6.2: its texts and reply shapes, where its command table agrees with 7.0's -------
+# --- Redis 6.2: its own command table, texts and reply shapes ---------------------------------
 
 R62 = [k for k in KINDS if k.name == "redis62"]
 ACL62 = (
@@ -636,10 +640,8 @@ SCRIPT62: list[tuple[str, ...]] = [
 
 @pytest.mark.skipif(not R62, reason="redis62 is not among REPLPROXY_TEST_KINDS here")
 def test_redis62_texts_and_shapes(tmp_path: Path) -> None:
-    """A 6.2 master: NOPERM texts, the default user an aclfile resets, ACL GETUSER's 6.2
-    shape and the 7-field ACL LOG. (The relay judges commands with Redis 7.0's command
-    table, whose categories differ from 6.2's for some commands - SELECT, CLIENT, ACL...: those
-    are not compared here; docs/security.md says so.)"""
+    """A 6.2 master: NOPERM texts, key patterns enforced, the default user an aclfile
+    resets, ACL GETUSER's 6.2 shape and the 7-field ACL LOG."""
     kind = R62[0]
     for name in ("replica.acl", "relay.acl"):
         (tmp_path / name).write_text(ACL62)
@@ -682,5 +684,346 @@ def test_redis62_texts_and_shapes(tmp_path: Path) -> None:
             assert a.items[:10] == b.items[:10]  # count, reason, context, object, username
     finally:
         for s in (relay, replica, master):
+            if s is not None:
+                s.stop()
+
+
+# The users of USERS that Redis 6.2 can define: no selectors, no %R~/%W~ (rw, sel); a new 6.2
+# user has every channel (`acl-pubsub-default allchannels`), so a channel pattern needs a
+# `resetchannels` first.
+USERS62: dict[str, tuple[str | None, str]] = {
+    name: (pw, re.sub(r"(?<!resetchannels )(&(?!\*)\S+)", r"resetchannels \1", rules, count=1))
+    for name, (pw, rules) in USERS.items()
+    if name not in ("rw", "sel")
+}
+# and one who may run scripts with restricted keys and first arguments
+USERS62["scripter"] = (
+    "scpw",
+    "on >scpw ~app:* resetchannels &news -@all +@read +@scripting +select|0 +publish|news",
+)
+ACL_TEXT62 = "".join(f"user {name} {rules}\n" for name, (_, rules) in USERS62.items())
+TABLE62 = CommandTable.load("redis-6.2")
+# The matrix's commands 6.2 has (no SSUBSCRIBE, SPUBLISH, SORT_RO); plus what only 6.2 has or
+# judges differently: first-arg rules on containers, keys only its own *GetKeys functions
+# find (MEMORY USAGE, STRALGO LCS KEYS), a container whose keys come from its range.
+COMMANDS62: list[Cmd] = [c for c in COMMANDS if TABLE62.get(c[0][0].encode()) is not None] + [
+    (("memory", "usage", "secret:1"), EXACT),
+    (("memory", "usage", "app:1"), EXACT),
+    (("memory", "doctor"), ACL),
+    # (the relay does not serve STRALGO: only the ACL's decision is compared)
+    (("stralgo", "lcs", "keys", "app:1", "secret:1"), ACL),
+    (("stralgo", "lcs", "keys", "app:1", "app:2"), ACL),
+    (("stralgo", "lcs", "strings", "secret:1", "x"), ACL),
+    (("object", "encoding", "secret:1"), EXACT),
+    (("object", "freq", "app:1"), WORD),
+    (("xinfo", "stream", "secret:s"), EXACT),
+    (("xread", "count", "1", "streams", "app:s", "secret:s", "0", "0"), EXACT),
+    (("zunion", "2", "app:z", "secret:z"), EXACT),
+    (("zunion", "1", "app:z"), EXACT),
+    (("georadius_ro", "secret:g", "0", "0", "1", "km"), EXACT),
+    (("evalsha", "0" * 40, "1", "secret:1"), EXACT),
+    (("sort", "app:l", "by", "secret:*", "get", "secret:*"), EXACT),
+    (("client", "GETNAME"), EXACT),
+    (("client", "nosuch"), EXACT),
+    (("config", "nosuch"), EXACT),
+    (("object", "nosuch", "secret:1"), EXACT),
+    (("config", "GET", "maxmemory"), EXACT),
+    (("select", "00"), EXACT),
+    (("command", "getkeys", "get", "secret:1"), EXACT),
+    (("auth", "x"), EXACT),
+    (("hello", "2"), WORD),
+]
+
+
+def login62(user: str) -> list[tuple[str, ...]]:
+    pw = USERS62[user][0]
+    return [] if user == "default" else [("auth", user, pw or "anything")]
+
+
+@pytest.fixture(scope="module")
+def pair62(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    if not R62:
+        pytest.skip("redis62 is not among REPLPROXY_TEST_KINDS here")
+    yield from _start_pair(R62[0], ACL_TEXT62, tmp_path_factory.mktemp("acl-redis62"))
+
+
+def test_redis62_users_by_commands_matrix(pair62: Pair) -> None:
+    """The matrix on a 6.2 master, with 6.2's command table: its categories (SELECT is not
+    @connection, CLIENT and CONFIG are whole @admin commands), first-arg rules (`+client|getname`
+    allows CLIENT with that first argument) and keys (`getKeysFromCommand`, every key against
+    the `~` patterns)."""
+    diffs = []
+    for user in USERS62:
+        for argv, exact in COMMANDS62:
+            script = [*login62(user), argv]
+            theirs, mine = (raw_call(p, *script) for p in pair62.ports)
+            a = [classify(_script_error(r), exact) for r in theirs]
+            b = [classify(_script_error(r), exact) for r in mine]
+            if a != b:
+                diffs.append(f"{user} {argv}: replica {theirs!r} relay {mine!r}")
+    assert not diffs, "\n".join(diffs)
+
+
+def test_redis62_introspection(pair62: Pair) -> None:
+    """ACL LIST / GETUSER of every user as a 6.2 replica renders them (the command rules
+    rebuilt from 6.2's bits: single commands compared as a set), ACL CAT with 6.2's
+    categories."""
+    admin = ("auth", "admin", "apw")
+    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
+    assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
+    for proto in ("2", "3"):
+        for user in USERS62:
+            theirs, mine = (
+                raw_call(p, admin, ("hello", proto), ("acl", "getuser", user))[2]
+                for p in pair62.ports
+            )
+            assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), (
+                f"GETUSER {user}: replica {theirs!r} relay {mine!r}"
+            )
+    for cmd in (
+        ("acl", "cat"),
+        *[("acl", "cat", c) for c in ("read", "admin", "slow", "connection", "keyspace")],
+    ):
+        theirs, mine = (items(raw_call(p, admin, cmd)[1]) for p in pair62.ports)
+        assert sorted(mine) == sorted(theirs), cmd
+
+
+# 6.2's rule language where it differs from 7.0's: `+cmd|x` takes any first argument of any
+# command (split at the first `|`, ignored while the command is allowed), `-cmd|x` is unknown,
+# no selectors or %R~.
+SETUSER62: list[tuple[str, ...]] = [
+    ("acl", "setuser", "x1", "on", ">p1", "~k:*", "resetchannels", "&ch", "+get"),
+    ("acl", "setuser", "x1", "+nosuch"),
+    ("acl", "setuser", "x1", "allkeys", "~a"),
+    ("acl", "setuser", "x1", "<nope"),
+    ("acl", "setuser", "x1", "#bad"),
+    ("acl", "setuser", "x1", "%R~a"),
+    ("acl", "setuser", "x1", "(~a +get)"),
+    ("acl", "setuser", "x1", "clearselectors"),
+    ("acl", "setuser", "x1", "&more"),
+    ("acl", "setuser", "x1", "+select|"),
+    ("acl", "setuser", "x1", "-client|id"),
+    ("acl", "setuser", "x1", "+client|id", "+nosuchcmd|x"),
+    ("acl", "setuser", "x1", "+config|get|x", "+client|ID", "+client|id", "+get|x", "+ping|a|b"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x1", "+client", "+client|list"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x1", "-@all", "+@admin", "-client", "+client|list", "-@dangerous"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x1", "reset"),
+    ("acl", "getuser", "x1"),
+    ("acl", "setuser", "x2", "on", "nopass", "+@all", "-@dangerous", "+debug", "~*", "&*"),
+    ("acl", "setuser", "x3", "on", ">a", ">b", "<a", "+client|id", "+select|0", "+select|1"),
+    ("acl", "getuser", "x3"),
+    ("acl", "setuser", "x4", "on", "nopass", "~k*", "+@all", "-get", "-@hash", "+hget"),
+    ("acl", "getuser", "x4"),
+    ("acl", "deluser", "x3", "nobody"),
+    ("acl", "deluser", "default"),
+    ("acl", "users"),
+    ("acl", "save"),
+    ("acl", "load"),
+    ("acl", "users"),
+]
+# What the users SETUSER62 leaves may run (each logged in with its password).
+AFTER_SETUSER62: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("auth", "x2", "x"), ("debug", "digest")),
+    (("auth", "x2", "x"), ("flushall",)),
+    (("auth", "x4", "x"), ("get", "k1")),
+    (("auth", "x4", "x"), ("hget", "k1", "f")),
+    (("auth", "x4", "x"), ("hget", "app:h", "f")),
+    (("auth", "x4", "x"), ("hgetall", "k1")),
+    (("auth", "x4", "x"), ("strlen", "k1")),
+]
+
+
+def test_redis62_setuser_deluser_save_load(pair62: Pair) -> None:
+    admin = ("auth", "admin", "apw")
+    for cmd in SETUSER62:
+        theirs, mine = (raw_call(p, admin, cmd)[1] for p in pair62.ports)
+        if cmd[1] == "getuser":
+            assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), (
+                f"{cmd}: replica {theirs!r} relay {mine!r}"
+            )
+        else:
+            assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
+    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
+    assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
+    theirs_file, mine_file = (f.read_bytes().splitlines() for f in pair62.files)
+    assert [_norm_rules(x, True) for x in mine_file] == [_norm_rules(x, True) for x in theirs_file]
+    for script in AFTER_SETUSER62:
+        theirs, mine = (raw_call(p, *script) for p in pair62.ports)
+        assert [classify(r, EXACT) for r in mine] == [classify(r, EXACT) for r in theirs], (
+            f"{script}: replica {theirs!r} relay {mine!r}"
+        )
+
+
+_LOG_SCRIPT62: list[list[tuple[str, ...]]] = [
+    [("auth", "reader", "wrong")],
+    [("auth", "reader", "rpw"), ("get", "secret:1")],
+    [("auth", "reader", "rpw"), ("client", "id")],
+    [("auth", "first", "fpw"), ("client", "id")],
+    [("auth", "reader", "rpw"), ("memory", "usage", "secret:1")],
+    [("auth", "reader", "rpw"), ("eval", "return redis.call('get', 'secret:2')", "0")],
+    [("auth", "reader", "rpw"), ("eval", "return redis.call('client', 'id')", "0")],
+    [("auth", "reader", "rpw"), ("multi",), ("get", "secret:3"), ("exec",)],
+    [("auth", "chan", "cpw"), ("subscribe", "news:1", "other")],
+    [("auth", "chan", "cpw"), ("psubscribe", "*")],
+]
+
+
+def test_redis62_acl_log(pair62: Pair) -> None:
+    """6.2 logs a refused command by its whole name (`client`, not `client|id`)."""
+    admin = ("auth", "admin", "apw")
+    for port in pair62.ports:
+        raw_call(port, admin, ("acl", "log", "reset"))
+        for script in _LOG_SCRIPT62:
+            raw_call(port, *script)
+    theirs, mine = (items(raw_call(p, admin, ("acl", "log", "20"))[1]) for p in pair62.ports)
+    assert len(mine) == len(theirs) == len(_LOG_SCRIPT62)
+    for a, b in zip(theirs, mine, strict=True):
+        fa = dict(zip(a.items[::2], a.items[1::2], strict=True))
+        fb = dict(zip(b.items[::2], b.items[1::2], strict=True))
+        assert list(fa) == list(fb)
+        for f in (b"count", b"reason", b"context", b"object"):
+            assert fa[f] == fb[f], (f, fa, fb)
+
+
+def _script_error(r: bytes) -> bytes:
+    """The message of a script's error, without the wrapping that says where it was raised
+    (6.2: "Error running script (call to f_<sha>): @user_script:1: @user_script: 1: ...";
+    the relay wraps it as 7.0 does: docs/scripting.md, 6.2 scripts are not compared)."""
+    m = re.match(
+        rb"-ERR Error running script \(call to f_[0-9a-f]+\): @user_script:\d+: "
+        rb"@user_script: \d+: (.*)\r\n$",
+        r,
+    ) or re.match(rb"-ERR (.*) script: [0-9a-f]+, on @user_script:\d+\.\r\n$", r)
+    if m is None:  # an error `redis.pcall` returned: 6.2 prefixes where it was raised
+        m = re.match(rb"-(?:@user_script: \d+: |ERR )(The user executing the script .*)\r\n$", r)
+    return b"-ERR " + m.group(1) + b"\r\n" if m else r
+
+
+def test_redis62_scripts_run_as_the_callers_user(pair62: Pair) -> None:
+    """`redis.call` in a 6.2 script is judged as the caller, with 6.2's keys and first-arg
+    rules (6.2's texts: "The user executing the script can't ...")."""
+    scripts = [
+        ("eval", "return redis.call('get', 'app:1')", "0"),
+        ("eval", "return redis.call('get', 'secret:1')", "0"),
+        ("eval", "return redis.pcall('get', 'secret:1')", "0"),
+        ("eval", "return redis.call('strlen', 'secret:1')", "0"),
+        ("eval", "return redis.pcall('publish', 'other', 'm')", "0"),
+        ("eval", "return redis.pcall('publish', 'news', 'm')", "0"),
+        ("eval", "return redis.call('select', '0')", "0"),
+        ("eval", "return redis.call('select', '1')", "0"),
+        ("eval", "return redis.call('object', 'encoding', 'secret:1')", "0"),
+        ("eval", "return redis.pcall('memory', 'usage', 'secret:1')", "0"),
+        ("eval", "return redis.call('xread', 'streams', 'app:s', 'secret:s', '0', '0')", "0"),
+        ("eval", "return redis.call('get', KEYS[1])", "1", "secret:1"),
+        ("eval", "return redis.call('get', KEYS[1])", "1", "app:1"),
+    ]
+    diffs = []
+    for user in ("default", "reader", "chan", "first", "slow", "hashed", "scripter"):
+        for argv in scripts:
+            theirs, mine = (raw_call(p, *login62(user), argv)[-1] for p in pair62.ports)
+            if classify(_script_error(mine), EXACT) != classify(_script_error(theirs), EXACT):
+                diffs.append(f"{user} {argv}: replica {theirs!r} relay {mine!r}")
+    assert not diffs, "\n".join(diffs)
+
+
+# Before 7.0 a container answers an unknown subcommand itself, when it runs: after NOAUTH
+# and the ACL, and from inside a transaction.
+ORDER62: list[list[tuple[str, ...]]] = [
+    [("client", "nosuch")],
+    [("auth", "reader", "rpw"), ("client", "nosuch")],
+    [("auth", "first", "fpw"), ("client", "nosuch")],
+    [("auth", "first", "fpw"), ("config", "get")],
+    [("multi",), ("client", "nosuch"), ("get", "app:1"), ("exec",)],
+    [("auth", "reader", "rpw"), ("multi",), ("client", "nosuch"), ("exec",)],
+    [("auth", "reader", "rpw"), ("multi",), ("object", "nosuch", "secret:1"), ("exec",)],
+]
+
+
+def test_redis62_unknown_subcommands_after_the_acl(pair62: Pair) -> None:
+    for script in ORDER62:
+        theirs, mine = (raw_call(p, *script) for p in pair62.ports)
+        assert mine == theirs, f"{script}: replica {theirs!r} relay {mine!r}"
+    # NOAUTH first: a replica with a password on its default user
+    for port in pair62.ports:
+        raw_call(port, ("auth", "admin", "apw"), ("acl", "setuser", "default", ">dpw"))
+    try:
+        theirs, mine = (raw_call(p, ("client", "nosuch")) for p in pair62.ports)
+        assert mine == theirs
+    finally:
+        for port in pair62.ports:
+            raw_call(port, ("auth", "admin", "apw"), ("acl", "setuser", "default", "nopass"))
+
+
+# --- Redis 5.0: no ACL upstream, the relay's ACL is Redis 7.0's ----------------------------
+
+R5 = [k for k in KINDS if k.name == "redis5"]
+
+
+@pytest.mark.skipif(not R5, reason="redis5 is not among REPLPROXY_TEST_KINDS here")
+def test_redis5_master_gets_redis_7_0s_acl(tmp_path: Path) -> None:
+    """A 5.0 master has no ACL: with `--aclfile` the relay enforces Redis 7.0's
+    (docs/security.md), judged with 7.0's command table. The oracle is a real Redis 7.0
+    replica of the same 5.0 master with the same file: the same ACL decisions (NOPERM,
+    NOAUTH, WRONGPASS) for every user and every command 5.0 has. With `--requirepass`
+    alone the oracle is a real 5.0 replica: its AUTH, its texts."""
+    r7 = next((k for k in all_kinds() if k.name == "redis7"), None)
+    if r7 is None:
+        pytest.skip("no Redis 7.0 binary here")
+    table50 = CommandTable.load("redis-5.0")
+    commands = [c for c in COMMANDS if table50.get(c[0][0].encode()) is not None]
+    for name in ("replica.acl", "relay.acl"):
+        (tmp_path / name).write_text(ACL_TEXT)
+    master = start_server(R5[0])
+    replica = relay = replica2 = relay2 = None
+    try:
+        fill(master)
+        replica = start_server(
+            r7,
+            extra={
+                "replicaof": f"127.0.0.1 {master.port}",
+                "aclfile": str(tmp_path / "replica.acl"),
+            },
+            wait=False,
+        )
+        relay = start_relay(upstream_url(master), "--aclfile", str(tmp_path / "relay.acl"))
+        wait_replica(master, replica)
+        relay.wait_in_sync_with(master)
+        diffs = []
+        for user in USERS:
+            for argv, _ in commands:
+                script = [*login(user), argv]
+                theirs, mine = (raw_call(p, *script) for p in (replica.port, relay.port))
+                a = [classify(r, ACL) for r in theirs]
+                b = [classify(r, ACL) for r in mine]
+                if a != b:
+                    diffs.append(f"{user} {argv}: replica {theirs!r} relay {mine!r}")
+        assert not diffs, "\n".join(diffs)
+        # --requirepass alone: the default user's password, as a real 5.0 replica takes it
+        # (a password only, 5.0's texts: the AUTH of the master's own version).
+        replica2 = start_server(master.kind, extra={"replicaof": f"127.0.0.1 {master.port}"},
+                                password="pw5")
+        relay2 = start_relay(upstream_url(master), "--requirepass", "pw5")
+
+        def synced(port: int) -> bool:
+            info = raw_call(port, ("auth", "pw5"), ("info", "replication"))[1]
+            return b"master_link_status:up" in info
+
+        for port in (replica2.port, relay2.port):
+            wait_for(lambda p=port: synced(p), 30, what="linked to the 5.0 master")
+        for script in (
+            [("get", "app:1")],
+            [("auth", "wrong"), ("get", "app:1")],
+            [("auth", "pw5"), ("get", "app:1")],
+            [("auth", "default", "pw5"), ("get", "app:1")],
+            [("auth", "default", "wrong")],
+            [("auth", "nobody", "pw5")],
+        ):
+            theirs, mine = (raw_call(p, *script) for p in (replica2.port, relay2.port))
+            assert mine == theirs, f"{script}: replica {theirs!r} relay {mine!r}"
+    finally:
+        for s in (relay2, replica2, relay, replica, master):
             if s is not None:
                 s.stop()

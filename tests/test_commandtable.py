@@ -545,6 +545,11 @@ GETKEYS_CASES: list[str] = [
     "object encoding", "object", "hrandfield h", "zrandmember z", "srandmember s",
     "linsert l before a b", "psetex k 1 v", "getset k v", "hincrbyfloat h f 1",
     "randomkey", "keys *", "scan 0", "debug object k",
+    # 6.2's own *GetKeys functions (memoryGetKeys, lcsGetKeys) and its containers' ranges
+    "memory doctor", "memory usage", "memory USAGE k", "stralgo lcs keys a b",
+    "stralgo lcs keys a b len", "stralgo lcs strings a b", "stralgo lcs strings a keys b c",
+    "stralgo lcs keys a", "stralgo lcs idx keys a b", "STRALGO", "object help", "xinfo help",
+    "georadiusbymember_ro k m 1 km store d",
 ]
 
 
@@ -580,3 +585,22 @@ def test_getkeys_on_every_command_with_filler_arguments(master: Server) -> None:
     for argv in cases:
         full = [b"command", b"getkeysandflags", *argv]
         assert master.mine(full, 3) == master.call(full, 3), argv
+
+
+@pytest.mark.parametrize("stem", ["redis-5.0", "redis-6.2"])
+def test_legacy_tables_carry_their_versions_getkeys_functions(stem: str) -> None:
+    """Before 7.0 a command has movable keys exactly when it has a `*GetKeys` function
+    (COMMAND INFO's `movablekeys`), and a routing subcommand finds the keys its container
+    finds: the version's own, for the ACL and cluster routing alike."""
+    table = CommandTable.load(stem)
+    assert table.legacy
+    for spec in table:
+        assert ("movablekeys" in spec.flags) == (spec.getkeys_proc is not None), spec
+        for sub in spec.subcommands.values():
+            assert (sub.first_key, sub.last_key, sub.key_step) == (
+                spec.first_key,
+                spec.last_key,
+                spec.key_step,
+            ), sub
+            assert sub.getkeys_proc == spec.getkeys_proc and not sub.key_specs, sub
+            assert sub.acl_categories == spec.acl_categories, sub

@@ -36,7 +36,9 @@ Redis behaviours reproduced here (server.c / db.c, identical in Valkey 8.1):
   CR and LF become spaces. A wrong arity on EXEC aborts the transaction with EXECABORT.
 - Key extraction prefers the key specs, and falls back to the command's own `*GetKeys`
   function when a spec is incomplete, unknown or invalid for the given arguments (or the
-  specs have variable flags: SET, BITFIELD). Option words are compared as C strings
+  specs have variable flags: SET, BITFIELD). Before 7.0 there are no key specs: the
+  version's own `*GetKeys` functions, else the (first, last, step) range
+  (`keys_from_command`). Option words are compared as C strings
   (`strcasecmp`, stopping at NUL); counts are parsed with `string2ll` by the specs and with
   `atoi` by the fallbacks (so `ZUNION 2abc a b` still finds two keys), as in Redis.
 """

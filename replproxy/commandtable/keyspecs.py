@@ -15,7 +15,15 @@ from replproxy.args import option_word
 from replproxy.commandtable.spec import CommandSpec, KeySpec
 from replproxy.resp.request import string2ll
 
-__all__ = ["GETKEYS_OF", "KeyRef", "get_keys", "has_keys"]
+__all__ = [
+    "GETKEYS_OF",
+    "KeyRef",
+    "get_keys",
+    "getkeys_of",
+    "has_keys",
+    "keys_from_command",
+    "legacy_has_keys",
+]
 
 
 KeyRef = tuple[int, tuple[str, ...]]  # (argv position, key flags)
@@ -239,6 +247,27 @@ def _xread_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     return [(i, _NO_FLAGS) for i in range(streams + 1, argc - num // 2)]
 
 
+def _memory_keys(argv: Sequence[bytes]) -> list[KeyRef]:
+    """Redis 6.2 `memoryGetKeys`: MEMORY USAGE's key (before 7.0 MEMORY had no
+    subcommands, so this one function finds the key of the whole command)."""
+    if len(argv) >= 3 and option_word(argv[1]) == b"usage":
+        return [(2, _NO_FLAGS)]
+    return []
+
+
+def _lcs_keys(argv: Sequence[bytes]) -> list[KeyRef]:
+    """Redis 6.2 `lcsGetKeys` (STRALGO LCS): the two keys after KEYS, unless STRINGS comes
+    first."""
+    argc = len(argv)
+    for i in range(1, argc):
+        w = option_word(argv[i])
+        if w == b"strings":
+            break
+        if w == b"keys" and argc - 1 - i >= 2:
+            return [(i + 1, _NO_FLAGS), (i + 2, _NO_FLAGS)]
+    return []
+
+
 def _set_keys(argv: Sequence[bytes]) -> list[KeyRef]:
     """`setGetKeys`: SET with GET reads the key too."""
     if any(option_word(a) == b"get" for a in argv[3:]):
@@ -285,6 +314,8 @@ GETKEYS_PROCS: dict[str, Callable[[Sequence[bytes]], list[KeyRef]]] = {
     "xread": _xread_keys,
     "set": _set_keys,
     "bitfield": _bitfield_keys,
+    "memory": _memory_keys,
+    "lcs": _lcs_keys,
 }
 
 # Which command has which `<proc>GetKeys` (commands.c / commands.def: the same in Redis 7.0
@@ -319,6 +350,51 @@ GETKEYS_OF: dict[bytes, str] = {
     b"set": "set",
 }
 
+# Before 7.0 (server.c's `redisCommandTable` of 6.2.5 and 5.0.7): the commands with a
+# `*GetKeys` function; every other command's keys are its (first, last, step) range.
+# The functions are 7.0's where they find the same keys; MIGRATE's differs
+# (`migrateLegacy`), and 6.2 had two that 7.0 replaced with key specs (MEMORY, STRALGO).
+_GETKEYS_OF_62: dict[bytes, str] = {
+    b"zunionstore": "zunionInterDiffStore",
+    b"zinterstore": "zunionInterDiffStore",
+    b"zdiffstore": "zunionInterDiffStore",
+    b"zunion": "zunionInterDiff",
+    b"zinter": "zunionInterDiff",
+    b"zdiff": "zunionInterDiff",
+    b"sort": "sort",
+    b"migrate": "migrateLegacy",
+    b"memory": "memory",
+    b"eval": "eval",
+    b"evalsha": "eval",
+    b"georadius": "georadius",
+    b"georadiusbymember": "georadius",
+    b"xread": "xread",
+    b"xreadgroup": "xread",
+    b"stralgo": "lcs",
+}
+_GETKEYS_OF_50: dict[bytes, str] = {
+    b"zunionstore": "zunionInterDiffStore",  # 5.0's zunionInterGetKeys: the same keys
+    b"zinterstore": "zunionInterDiffStore",
+    b"sort": "sort",
+    b"migrate": "migrateLegacy",
+    b"eval": "eval",
+    b"evalsha": "eval",
+    b"georadius": "georadius",
+    b"georadius_ro": "georadius",
+    b"georadiusbymember": "georadius",
+    b"georadiusbymember_ro": "georadius",
+    b"xread": "xread",
+    b"xreadgroup": "xread",
+}
+
+
+def getkeys_of(legacy: bool, major: int) -> dict[bytes, str]:
+    """Which command has which `*GetKeys` function in a table: 7.0's (and every later
+    version's) for a table with key specs, else the 5.0 or 6.2 one."""
+    if not legacy:
+        return GETKEYS_OF
+    return _GETKEYS_OF_50 if major < 6 else _GETKEYS_OF_62
+
 
 def has_keys(spec: CommandSpec) -> bool:
     """`doesCommandHaveKeys`: a fallback function, or a spec that is not `not_key`."""
@@ -347,11 +423,20 @@ def get_keys(spec: CommandSpec, argv: Sequence[bytes], keynum: KeynumMode = "int
     return []
 
 
+def legacy_has_keys(spec: CommandSpec) -> bool:
+    """Before 7.0 (`ACLCheckCommandPerm`, COMMAND GETKEYS): a command has keys when it has
+    a `*GetKeys` function or a first key."""
+    return spec.getkeys_proc is not None or spec.first_key > 0
+
+
 def keys_from_command(spec: CommandSpec, argv: Sequence[bytes]) -> list[int]:
-    """`getKeysFromCommand`: the key positions cluster routing (`getNodeByQuery`) hashes:
-    the command's own `*GetKeys` when it has one, else the legacy (first, last, step) range
-    of COMMAND INFO, which, unlike the key specs, includes the channels of SSUBSCRIBE and
-    SPUBLISH. No keys when a variadic command is too short for its range."""
+    """`getKeysFromCommand`: the command's own `*GetKeys` when it has one, else the legacy
+    (first, last, step) range of COMMAND INFO, which, unlike the key specs, includes the
+    channels of SSUBSCRIBE and SPUBLISH. No keys when a variadic command is too short for
+    its range. The key positions cluster routing (`getNodeByQuery`) hashes, and before
+    7.0 all a command's keys: those Redis 5.0/6.2 check against ACL key patterns, route by
+    and answer COMMAND GETKEYS with (a 5.0/6.2 table carries its own version's functions,
+    `getkeys_of`)."""
     if spec.getkeys_proc is not None:
         return [pos for pos, _ in GETKEYS_PROCS[spec.getkeys_proc](argv)]
     first = spec.first_key

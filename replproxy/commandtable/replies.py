@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from replproxy.args import option_word
-from replproxy.commandtable.keyspecs import GETKEYS_OF, GETKEYS_PROCS, get_keys, has_keys
+from replproxy.commandtable.keyspecs import (
+    get_keys,
+    has_keys,
+    keys_from_command,
+    legacy_has_keys,
+)
 from replproxy.commandtable.spec import ResolveError
 from replproxy.commandtable.table import CommandTable
 from replproxy.errors import SYNTAX
@@ -176,41 +181,27 @@ def legacy_command_command(table: CommandTable, argv: Sequence[bytes], proto: in
     return reply.error(table.legacy_subcommand_error(argv))
 
 
-# The `*GetKeys` functions that changed in 7.0, by their 7.0 name: the older one.
-_LEGACY_PROCS = {"migrate": "migrateLegacy"}
-
-
 def _legacy_getkeys(table: CommandTable, cmd_argv: Sequence[bytes]) -> bytes:
-    """COMMAND GETKEYS before 7.0: the legacy (first, last, step) range, or the command's
-    `*GetKeys` function where it has one (its COMMAND INFO says movablekeys): those are
-    7.0's key specs and fallbacks (the same positions for the commands 5.0/6.2 have)."""
+    """COMMAND GETKEYS before 7.0: `getKeysFromCommand` with the version's own `*GetKeys`
+    functions (the table's `getkeys_proc`), else the (first, last, step) range."""
     spec = table.get(cmd_argv[0].lower())
     if spec is None:
         return reply.error(b"ERR Invalid command specified")
-    movable = "movablekeys" in spec.flags
-    if not movable and spec.first_key == 0:
+    if not legacy_has_keys(spec):
         return reply.error(b"ERR The command has no key arguments")
     n, arity = len(cmd_argv), spec.arity
     if (arity > 0 and n != arity) or n < -arity:
         return reply.error(b"ERR Invalid number of arguments specified for command")
-    if movable:
-        proc_name = GETKEYS_OF.get(spec.name, "")
-        proc = GETKEYS_PROCS.get(_LEGACY_PROCS.get(proc_name, proc_name))
-        if proc is not None:  # the same functions, keys in the same order
-            positions = [pos for pos, _ in proc(cmd_argv)]
-            if not positions and proc_name == "migrate" and table.version.startswith("5."):
-                return reply.array_len(0)  # 5.0 tests the array (never NULL here), not its size
-        else:
-            modern = CommandTable.load("redis-7.0").find(cmd_argv)
-            positions = [pos for pos, _ in get_keys(modern, cmd_argv)] if modern else []
-    else:
-        # `getKeysUsingCommandTable`
-        last = spec.last_key if spec.last_key >= 0 else n + spec.last_key
-        positions = list(range(spec.first_key, last + 1, spec.key_step))
-        if positions and positions[-1] >= n:
-            positions = []
-        elif not positions and table.version.startswith("5."):
-            return reply.array_len(0)  # 5.0 checks the array, not the count
+    positions = keys_from_command(spec, cmd_argv)
+    if not positions and table.version.startswith("5."):
+        # 5.0 tests the array its functions return, not its size: a MIGRATE whose KEYS
+        # is its last argument, or a range that ends before it starts, has an empty one.
+        if spec.getkeys_proc == "migrateLegacy":
+            return reply.array_len(0)
+        if spec.getkeys_proc is None:
+            last = spec.last_key if spec.last_key >= 0 else n + spec.last_key
+            if last < n:
+                return reply.array_len(0)
     if not positions:
         return reply.error(b"ERR Invalid arguments specified for command")
     return reply.bulk_array([cmd_argv[p] for p in positions])

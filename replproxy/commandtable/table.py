@@ -24,7 +24,7 @@ from replproxy.commandtable.errors import (
     unknown_command_error,
     unknown_subcommand_error,
 )
-from replproxy.commandtable.keyspecs import GETKEYS_OF
+from replproxy.commandtable.keyspecs import getkeys_of
 from replproxy.commandtable.spec import CommandSpec, KeySpec, ResolveError
 from replproxy.commandtable.versions import ALL_STEMS, choose_table, keynum_mode
 from replproxy.resp import reply
@@ -61,6 +61,8 @@ class CommandTable:
         # How COMMAND GETKEYS reads numkeys in this version (`keyspecs.KeynumMode`).
         self.keynum: str = keynum_mode(self.server, (major, minor, patch))
         meta: Mapping[str, Any] = data["meta"]
+        # Which command has which `*GetKeys` function in this version.
+        procs = getkeys_of(self.legacy, major)
         # Raw entries, by full name and protocol: COMMAND INFO entry, COMMAND DOCS map.
         self._info: dict[int, dict[bytes, bytes]] = {2: {}, 3: {}}
         self._docs: dict[int, dict[bytes, bytes]] = {2: {}, 3: {}}
@@ -104,10 +106,10 @@ class CommandTable:
             subs: dict[bytes, CommandSpec] = {}
             for full in sub_names:
                 sub = full.partition(b"|")[2]
-                subs[sub] = _spec(full, meta[full.decode("latin-1")], {}, name)
+                subs[sub] = _spec(full, meta[full.decode("latin-1")], {}, name, procs)
             if self.legacy:
-                subs = self._routing_subcommands(name)
-            spec = _spec(name, meta[sname], subs, None, self._implied_flags(name))
+                subs = self._routing_subcommands(name, meta[sname], procs)
+            spec = _spec(name, meta[sname], subs, None, procs, self._implied_flags(name))
             if self.legacy and name == b"auth" and spec.arity == 2:
                 # Redis 5.0's AUTH takes only a password; the relay's users (--aclfile) are
                 # its own on every master, so `AUTH user pass` stays possible (COMMAND INFO
@@ -139,12 +141,19 @@ class CommandTable:
             return frozenset(("no_auth",))
         return frozenset()
 
-    def _routing_subcommands(self, name: bytes) -> dict[bytes, CommandSpec]:
+    def _routing_subcommands(
+        self, name: bytes, m: Mapping[str, Any], procs: Mapping[bytes, str]
+    ) -> dict[bytes, CommandSpec]:
         """Before 7.0 a container (OBJECT, CLIENT...) parses its subcommand itself: the
         table has no subcommands to print. So that dispatch still reaches replproxy's
         per-subcommand handlers, a legacy container gets 7.0's subcommand specs (arity,
         flags) for the subcommands ITS version lists in `<container> HELP`; they are never
-        shown by COMMAND, and an unknown one gets this version's own error text."""
+        shown by COMMAND, and an unknown one gets this version's own error text.
+
+        For everything the version decides about the whole command, a routing subcommand
+        is its container: its ACL categories and its keys (the container's (first, last,
+        step) range and `*GetKeys` function, no key specs), so cluster routing and the ACL
+        find the keys this version finds (`keys_from_command`), never 7.0's."""
         if name not in self._sub_errors or name == b"command":
             # COMMAND's own parsing (`replies.legacy_command_command`) answers every form.
             return {}
@@ -153,7 +162,19 @@ class CommandTable:
         if modern is None or not modern.subcommands or helptext is None:
             return {}
         listed = _help_subcommands(helptext) | {b"help"}  # 5.0's HELP does not list itself
-        subs = {sub: spec for sub, spec in modern.subcommands.items() if sub in listed}
+        subs = {
+            sub: replace(
+                spec,
+                first_key=m["first_key"],
+                last_key=m["last_key"],
+                key_step=m["key_step"],
+                acl_categories=tuple(m["acl_categories"]),
+                key_specs=(),
+                getkeys_proc=procs.get(name),
+            )
+            for sub, spec in modern.subcommands.items()
+            if sub in listed
+        }
         for sub, arity in _LEGACY_ARITY.get(name, {}).items():
             if sub in subs:
                 subs[sub] = replace(subs[sub], arity=arity)
@@ -331,6 +352,7 @@ def _spec(
     m: Mapping[str, Any],
     subs: dict[bytes, CommandSpec],
     container: bytes | None,
+    procs: Mapping[bytes, str],
     implied_flags: frozenset[str] = frozenset(),
 ) -> CommandSpec:
     return CommandSpec(
@@ -348,7 +370,7 @@ def _spec(
         group=m.get("group") or "",
         since=m.get("since") or "",
         doc_flags=tuple(m.get("doc_flags", ())),
-        getkeys_proc=GETKEYS_OF.get(name),
+        getkeys_proc=procs.get(name),
     )
 
 

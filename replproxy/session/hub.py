@@ -163,6 +163,15 @@ def not_supported(c: ClientSession, argv: list[bytes]) -> bytes:
     raise ReplyError(f"ERR replproxy does not support the '{name}' command".encode())
 
 
+def _raiser(msg: bytes) -> Handler:
+    """A handler that answers `msg` (a legacy container's own subcommand error)."""
+
+    def handler(c: ClientSession, argv: list[bytes]) -> bytes:
+        raise ReplyError(msg)
+
+    return handler
+
+
 def _help_handler(text: bytes) -> Handler:
     """`<container> HELP`: the master's own text, captured with the command table."""
     return lambda c, argv: text
@@ -410,7 +419,7 @@ class SessionHub:
     def _follow_table(self) -> None:
         dialect = self.keyspace.dialect
         table = dialect.command_table
-        set_acl_context(self.acl, table, dialect)
+        set_acl_context(self.acl, dialect)
         if self.entries and table is self.table:
             return
         self.table = table
@@ -568,8 +577,13 @@ class SessionHub:
         if e is None or not (len(argv) == e.arity if e.arity >= 0 else len(argv) >= -e.arity):
             resolved = self.table.resolve(argv)
             if isinstance(resolved, ResolveError):
-                return self._resolve_error(c, argv, resolved)
-            e = self.entries[resolved.name]
+                if resolved.kind != "unknown_subcommand" or not self.table.legacy:
+                    return self._resolve_error(c, argv, resolved)
+                # Before 7.0 a container parses its subcommand when it runs: the error
+                # comes after NOAUTH and the ACL (which judge the container), or at EXEC.
+                e = Entry(self.entries[argv[0].lower()].spec, _raiser(resolved.msg))
+            else:
+                e = self.entries[resolved.name]
         if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
             return self._reject(c, e, err, argv)
         if not c.authed and not e.noauth and self.acl.auth_required(c.authed):

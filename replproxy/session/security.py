@@ -34,7 +34,6 @@ from replproxy.acl import (
     protected_command_error,
 )
 from replproxy.commandtable.spec import CommandSpec
-from replproxy.commandtable.table import CommandTable
 from replproxy.config import Config, ConfigError
 from replproxy.dialect import MasterDialect
 from replproxy.errors import ReplyError
@@ -101,7 +100,7 @@ def command_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes
     if result == ACL_OK:
         return None
     c.last_cmd = spec.name  # Redis sets `lastcmd` at the lookup: CLIENT LIST shows it
-    obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+    obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
     context = "multi" if c.multi is not None else "toplevel"
     acl.add_log(result, context, obj, c.user, c.now, _cinfo(c))
     return acl.noperm(result, c.user, spec)
@@ -120,7 +119,7 @@ def script_denied(
     if result == ACL_OK:
         return None
     if log:
-        obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+        obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
         acl.add_log(result, "lua", obj, c.user, c.now, _cinfo(caller))
     return acl.script_noperm(result, c.user, spec)
 
@@ -134,7 +133,7 @@ def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | 
     result, idx = acl.check(c.user, spec, argv)
     if result == ACL_OK:
         return None
-    obj = spec.name if result == ACL_DENIED_CMD else argv[idx]
+    obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
     acl.add_log(result, "multi", obj, c.user, c.now, _cinfo(c))
     return acl.exec_noperm(result)
 
@@ -148,7 +147,12 @@ def authenticate(c: Client, user: bytes, password: bytes, command_name: bytes) -
     acl = c.hub.acl
     if not acl.check_credentials(user, password):
         acl.log_auth_failure(command_name, user, c.multi is not None, c.now, _cinfo(c))
-        raise ReplyError(c.ks.dialect.wrongpass_error)
+        err = c.ks.dialect.wrongpass_error
+        if acl.aclfile is not None and not err.startswith(b"WRONGPASS"):
+            # A 5.0 master's replica has no users: the relay's own (--aclfile) are judged
+            # as Redis 7.0 judges them, texts included (docs/security.md).
+            err = b"WRONGPASS invalid username-password pair or user is disabled."
+        raise ReplyError(err)
     c.user = user
     c.authed = True
 
@@ -161,7 +165,7 @@ def build_acl(cfg: Config, ks: Keyspace) -> Acl:
     a configuration error), judged against the command table of the master known so far."""
     try:
         return Acl(
-            ks.dialect.command_table,
+            ks.dialect.acl_command_table,
             AclDialect.of(ks.dialect),
             aclfile=cfg.aclfile,
             requirepass=cfg.requirepass,
@@ -171,10 +175,11 @@ def build_acl(cfg: Config, ks: Keyspace) -> Acl:
         raise ConfigError(f"--aclfile: {e.errors}") from None
 
 
-def set_acl_context(acl: Acl, table: CommandTable, dialect: MasterDialect) -> None:
-    """The master is known (or changed): judge users by its command table and version."""
+def set_acl_context(acl: Acl, dialect: MasterDialect) -> None:
+    """The master is known (or changed): judge users by its version and the command table
+    its ACL uses (`MasterDialect.acl_command_table`: 7.0's for a master older than 6.2)."""
     try:
-        acl.set_context(table, AclDialect.of(dialect))
+        acl.set_context(dialect.acl_command_table, AclDialect.of(dialect))
     except (AclRuleError, AclLoadError) as e:
         why = e.message if isinstance(e, AclRuleError) else e.errors
         log.error(
@@ -182,5 +187,3 @@ def set_acl_context(acl: Acl, table: CommandTable, dialect: MasterDialect) -> No
             "previous rules stay in force",
             why,
         )
-
-
