@@ -45,9 +45,28 @@ def redis_benchmark(server: RedisServer, requests: int) -> float:
     if exe is None:
         raise SystemExit("redis-benchmark not found (Debian package redis-tools)")
     t0 = time.perf_counter()
-    subprocess.run([exe, "-h", server.host, "-p", str(server.port), "-P", "16", "-c", "50",
-                    "-n", str(requests), "-r", "100000", "-t", TESTS, "-q"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            exe,
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-P",
+            "16",
+            "-c",
+            "50",
+            "-n",
+            str(requests),
+            "-r",
+            "100000",
+            "-t",
+            TESTS,
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -109,17 +128,36 @@ def live_lag(server: RedisServer, requests: int) -> dict[str, float]:
         samples_m: list[tuple[float, int]] = []
         samples_r: list[tuple[float, int]] = []
         proc = subprocess.Popen(
-            [shutil.which("redis-benchmark") or "redis-benchmark", "-h", server.host, "-p",
-             str(server.port), "-P", "16", "-c", "50", "-n", str(requests), "-r", "100000",
-             "-t", TESTS, "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-benchmark") or "redis-benchmark",
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-P",
+                "16",
+                "-c",
+                "50",
+                "-n",
+                str(requests),
+                "-r",
+                "100000",
+                "-t",
+                TESTS,
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         t0 = time.perf_counter()
         mc = server.client()
         rc = relay.client()
         while True:
             now = time.perf_counter() - t0
             samples_m.append((now, int(mc.info("replication")["master_repl_offset"])))
-            samples_r.append((time.perf_counter() - t0,
-                              int(rc.info("replication")["slave_repl_offset"])))
+            samples_r.append(
+                (time.perf_counter() - t0, int(rc.info("replication")["slave_repl_offset"]))
+            )
             if proc.poll() is not None and samples_r[-1][1] >= samples_m[-1][1]:
                 break
             time.sleep(0.05)
@@ -137,10 +175,16 @@ def live_lag(server: RedisServer, requests: int) -> dict[str, float]:
         byte_lags.sort()
         pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
         total = samples_m[-1][1]
-        return {"p50": pct(lags, 0.5), "p99": pct(lags, 0.99), "max": lags[-1],
-                "bytes_p99": pct(byte_lags, 0.99), "bytes_max": byte_lags[-1],
-                "seconds": bench_time, "stream_mb": total / 1e6,
-                "stream_mb_s": total / 1e6 / bench_time}
+        return {
+            "p50": pct(lags, 0.5),
+            "p99": pct(lags, 0.99),
+            "max": lags[-1],
+            "bytes_p99": pct(byte_lags, 0.99),
+            "bytes_max": byte_lags[-1],
+            "seconds": bench_time,
+            "stream_mb": total / 1e6,
+            "stream_mb_s": total / 1e6 / bench_time,
+        }
     finally:
         relay.stop()
 
@@ -151,8 +195,10 @@ def main() -> None:
     args = ap.parse_args()
     gc.set_threshold(GC_THRESHOLD, 20, 100)  # the replay runs as the relay process does
     kinds = {k.name: k for k in available_kinds()}
-    print("| master | replay: commands | replay: s | applied commands/s | live: stream MB/s "
-          "| lag p50 (s) | lag p99 (s) | lag max (s) | byte lag p99 | byte lag max |")
+    print(
+        "| master | replay: commands | replay: s | applied commands/s | live: stream MB/s "
+        "| lag p50 (s) | lag p99 (s) | lag max (s) | byte lag p99 | byte lag max |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in ("redis7", "valkey8"):
         if name not in kinds:
@@ -164,9 +210,11 @@ def main() -> None:
             live = live_lag(server, args.requests)
         finally:
             server.stop()
-        print(f"| {name} | {n:,} | {dt:.2f} | {n / dt:,.0f} | {live['stream_mb_s']:.1f} "
-              f"| {live['p50']:.3f} | {live['p99']:.3f} | {live['max']:.3f} "
-              f"| {live['bytes_p99']:,.0f} | {live['bytes_max']:,.0f} |")
+        print(
+            f"| {name} | {n:,} | {dt:.2f} | {n / dt:,.0f} | {live['stream_mb_s']:.1f} "
+            f"| {live['p50']:.3f} | {live['p99']:.3f} | {live['max']:.3f} "
+            f"| {live['bytes_p99']:,.0f} | {live['bytes_max']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -121,8 +121,11 @@ def time_server_load(kind: ServerKind, path: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--redis5", default=os.environ.get("REPLPROXY_TEST_REDIS5"),
-                    help="a Redis 5 redis-server to write the v9 file and load it")
+    ap.add_argument(
+        "--redis5",
+        default=os.environ.get("REPLPROXY_TEST_REDIS5"),
+        help="a Redis 5 redis-server to write the v9 file and load it",
+    )
     ap.add_argument("--keys", type=int, default=1_000_000, help="string keys")
     ap.add_argument("--each", type=int, default=50_000, help="hashes/lists/sets/zsets each")
     args = ap.parse_args()
@@ -160,15 +163,20 @@ def main() -> None:
     print(f"replproxy C fast path: {fast}\n")
     print("| reader | time (s) | keys/s | vs replproxy |")
     print("| --- | ---: | ---: | ---: |")
-    for name, t in (("replproxy (reader + keyspace)", rp_t), ("rdbtools 0.1.15 (parse only)", rt_t),
-                    (f"{loader_kind.name} {'.'.join(map(str, loader_kind.version))} load", srv_t)):
+    for name, t in (
+        ("replproxy (reader + keyspace)", rp_t),
+        ("rdbtools 0.1.15 (parse only)", rt_t),
+        (f"{loader_kind.name} {'.'.join(map(str, loader_kind.version))} load", srv_t),
+    ):
         print(f"| {name} | {t:.3f} | {keys / t:,.0f} | {t / rp_t:.2f}x |")
     print()
     print(f"replproxy keys/s / rdbtools keys/s = {rt_t / rp_t:.2f} (bar: >= 3)")
     print(f"replproxy time / redis-server load time = {rp_t / srv_t:.2f} (bar: <= 2)")
     for name, ver, sz, t, n in native_rows:
-        print(f"replproxy on {name} {'.'.join(map(str, ver))}'s own file ({sz / 1e6:.1f} MB): "
-              f"{t:.3f} s, {n / t:,.0f} keys/s")
+        print(
+            f"replproxy on {name} {'.'.join(map(str, ver))}'s own file ({sz / 1e6:.1f} MB): "
+            f"{t:.3f} s, {n / t:,.0f} keys/s"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -82,10 +82,13 @@ def fill(master: RedisServer, keys: int) -> None:
         for start in range(0, keys, 1000):
             c.mset({f"key:{i:012d}": "xxx" for i in range(start, min(keys, start + 1000))})
         c.lpush("mylist", *["xxx"] * LIST_LEN)
-        c.hset("myhash", mapping={f"element:{i * 7919 % keys:012d}": "xxx"
-                                  for i in range(HASH_FIELDS)})
-        c.zadd("myzset", {f"element:{i * 7919 % keys:012d}": i * 104729 % keys
-                          for i in range(ZSET_LEN)})
+        c.hset(
+            "myhash", mapping={f"element:{i * 7919 % keys:012d}": "xxx" for i in range(HASH_FIELDS)}
+        )
+        c.zadd(
+            "myzset",
+            {f"element:{i * 7919 % keys:012d}": i * 104729 % keys for i in range(ZSET_LEN)},
+        )
         # The shapes of issue 18's comparison: a 100-element list of 10-byte strings and a
         # 50-field hash.
         c.rpush("list100", *[f"element{i:03d}" for i in range(100)])
@@ -96,8 +99,7 @@ def wait_replica(master: RedisServer, replica: RedisServer) -> None:
     def synced() -> bool:
         off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
         info = replica.info("replication")
-        return (info["master_link_status"] == "up"
-                and int(info["slave_repl_offset"]) >= off)  # type: ignore[call-overload]
+        return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
 
     wait_for(synced, 300, what="replica in sync")
 
@@ -109,8 +111,21 @@ class Result:
 
 
 def run_benchmark(port: int, test: Test, pipeline: int, requests: int, clients: int) -> Result:
-    cmd = [BENCH, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-n", str(requests),
-           "-P", str(pipeline), "--csv", *test.args]
+    cmd = [
+        BENCH,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-c",
+        str(clients),
+        "-n",
+        str(requests),
+        "-P",
+        str(pipeline),
+        "--csv",
+        *test.args,
+    ]
     # Generous: even a relay at 5k req/s finishes; a hang must not hang the benchmark.
     timeout = 120 + requests / 5000
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -126,9 +141,26 @@ def start_profiled_relay(upstream: str, profile: Path) -> RelayProcess:
     d = Path(tempfile.mkdtemp(prefix="replproxy-prof-"))
     port, mport = free_port(), free_port()
     logfile = d / "relay.log"
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "replproxy", "run",
-           "--upstream", upstream, "--port", str(port), "--metrics-port", str(mport),
-           "--metrics-bind", "127.0.0.1", "--dir", str(d)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cProfile",
+        "-o",
+        str(profile),
+        "-m",
+        "replproxy",
+        "run",
+        "--upstream",
+        upstream,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(mport),
+        "--metrics-bind",
+        "127.0.0.1",
+        "--dir",
+        str(d),
+    ]
     with open(logfile, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     relay = RelayProcess(port, mport, d, proc, logfile)
@@ -145,8 +177,9 @@ def start_profiled_relay(upstream: str, profile: Path) -> RelayProcess:
     return relay
 
 
-def profile_relay(master: RedisServer, test: Test, requests: int, clients: int,
-                  out: Path) -> tuple[float, str]:
+def profile_relay(
+    master: RedisServer, test: Test, requests: int, clients: int, out: Path
+) -> tuple[float, str]:
     relay = start_profiled_relay(upstream_url(master), out)
     try:
         relay.wait_in_sync_with(master, timeout=300)
@@ -163,8 +196,10 @@ def profile_relay(master: RedisServer, test: Test, requests: int, clients: int,
 
 def machine_note() -> str:
     load = os.getloadavg()
-    return (f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-            f"load average before the run {load[0]:.2f}")
+    return (
+        f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
+        f"load average before the run {load[0]:.2f}"
+    )
 
 
 def main() -> None:
@@ -202,11 +237,13 @@ def main() -> None:
             for p in pipelines:
                 theirs, mine = [], []
                 for _ in range(args.rounds):
-                    theirs.append(run_benchmark(replica.port, test, p, args.requests,
-                                                args.clients))
+                    theirs.append(run_benchmark(replica.port, test, p, args.requests, args.clients))
                     mine.append(run_benchmark(relay.port, test, p, args.requests, args.clients))
-                    print(f"# {test.name} -P {p}: replica {theirs[-1].rps:,.0f}/s, relay "
-                          f"{mine[-1].rps:,.0f}/s", file=sys.stderr)
+                    print(
+                        f"# {test.name} -P {p}: replica {theirs[-1].rps:,.0f}/s, relay "
+                        f"{mine[-1].rps:,.0f}/s",
+                        file=sys.stderr,
+                    )
                 results.append((test, p, theirs, mine))
         if args.profile:
             relay.stop()  # one relay at a time: the profiled one gets the same CPU
@@ -220,32 +257,39 @@ def main() -> None:
         master.stop()
 
     print(f"# Reads: `python benchmarks/reads.py {' '.join(sys.argv[1:])}`".rstrip())
-    print(f"# redis-benchmark -c {args.clients} -n {args.requests}, {args.rounds} "
-          "rounds (medians), "
-          f"redis-server {'.'.join(map(str, kind.version))} replica vs replproxy "
-          f"({args.keys} keys)")
+    print(
+        f"# redis-benchmark -c {args.clients} -n {args.requests}, {args.rounds} "
+        "rounds (medians), "
+        f"redis-server {'.'.join(map(str, kind.version))} replica vs replproxy "
+        f"({args.keys} keys)"
+    )
     print(f"# machine: {note}; master, replica, relay and redis-benchmark all on it\n")
-    print("| test | pipeline | replica req/s | relay req/s | ratio | ratio range "
-          "| replica p50 (ms) | relay p50 (ms) |")
+    print(
+        "| test | pipeline | replica req/s | relay req/s | ratio | ratio range "
+        "| replica p50 (ms) | relay p50 (ms) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios: list[float] = []
     for test, p, theirs, mine in results:
         pairs = sorted(m.rps / t.rps for t, m in zip(theirs, mine))
         ratio = statistics.median(pairs)
         ratios.append(ratio)
-        print(f"| {test.name} | {p} | {statistics.median(t.rps for t in theirs):,.0f} "
-              f"| {statistics.median(m.rps for m in mine):,.0f} | {ratio:.2f} "
-              f"| {pairs[0]:.2f}-{pairs[-1]:.2f} "
-              f"| {statistics.median(t.p50_ms for t in theirs):.3f} "
-              f"| {statistics.median(m.p50_ms for m in mine):.3f} |")
+        print(
+            f"| {test.name} | {p} | {statistics.median(t.rps for t in theirs):,.0f} "
+            f"| {statistics.median(m.rps for m in mine):,.0f} | {ratio:.2f} "
+            f"| {pairs[0]:.2f}-{pairs[-1]:.2f} "
+            f"| {statistics.median(t.p50_ms for t in theirs):.3f} "
+            f"| {statistics.median(m.p50_ms for m in mine):.3f} |"
+        )
     if results:
         worst = min(ratios)
         verdict = "met" if worst >= BAR else "NOT met"
         print(f"\nworst ratio relay / replica = {worst:.2f} (bar: >= {BAR}) - {verdict}")
     if profile_out is not None:
         rps, text = profile_out
-        print(f"\n# relay under cProfile, GET -P 16: {rps:,.0f} req/s "
-              f"(profile in {args.profile})\n")
+        print(
+            f"\n# relay under cProfile, GET -P 16: {rps:,.0f} req/s (profile in {args.profile})\n"
+        )
         print(text)
 
 

@@ -72,8 +72,11 @@ class Relay:
         if config.repl_backlog_disk_size > 0:
             backlog = TieredBacklog(
                 config.repl_backlog_size,
-                DiskLog(config.dir / "backlog", config.repl_backlog_disk_size,
-                        config.repl_backlog_disk_ttl),
+                DiskLog(
+                    config.dir / "backlog",
+                    config.repl_backlog_disk_size,
+                    config.repl_backlog_disk_ttl,
+                ),
             )
         self.replication = Replication(self.keyspace, config.repl_backlog_size, backlog)
         sentinel = config.sentinel
@@ -82,12 +85,19 @@ class Relay:
             config.tls, client=config.tls.replication or bool(sentinel and sentinel.tls)
         )
         self.sentinel = (
-            SentinelClient(sentinel, lambda: self.tls.client, config.reconnect_backoff_min,
-                           config.reconnect_backoff_max)
-            if sentinel is not None else None
+            SentinelClient(
+                sentinel,
+                lambda: self.tls.client,
+                config.reconnect_backoff_min,
+                config.reconnect_backoff_max,
+            )
+            if sentinel is not None
+            else None
         )
         self.link = UpstreamLink(
-            config, self.replication, self.keyspace,
+            config,
+            self.replication,
+            self.keyspace,
             tls_context=(lambda: self.tls.client) if config.tls.replication else None,
             find_master=self.sentinel.master_address if self.sentinel is not None else None,
         )
@@ -97,7 +107,10 @@ class Relay:
         )
         self.probe = MasterProbe(self)  # the lag behind the master (metrics, INFO, /readyz)
         self.gate = ServingGate(
-            config, self.replication, self.link.status, lambda: self.persistence.loading,
+            config,
+            self.replication,
+            self.link.status,
+            lambda: self.persistence.loading,
             self.probe.lag,
         )
         self.downstream = Downstream(
@@ -110,7 +123,8 @@ class Relay:
         # The cluster read endpoint (replproxy.cluster), with --cluster-topology.
         self.cluster = (
             ClusterNode(config, self.keyspace, self, self)
-            if config.cluster_topology is not None else None
+            if config.cluster_topology is not None
+            else None
         )
         self.sessions.cluster = self.cluster
         # Tracking invalidations, MONITOR and notifications follow the applied stream.
@@ -156,18 +170,40 @@ class Relay:
         link = self.link
         if link.status.up:
             now = time.monotonic()
-            out.append(LinkClient(
-                key=f"master:{link.status.connect_attempts}", flags="M",
-                addr=link.conn_addr, laddr=link.conn_laddr, ctime=link.conn_since,
-                last_active=link.status.last_io or now, db=self.replication.stream_db,
-                last_cmd="replconf", user="(superuser)", net_in=link.bytes_received,
-                net_out=0, commands=self.replication.stats.commands_applied))
+            out.append(
+                LinkClient(
+                    key=f"master:{link.status.connect_attempts}",
+                    flags="M",
+                    addr=link.conn_addr,
+                    laddr=link.conn_laddr,
+                    ctime=link.conn_since,
+                    last_active=link.status.last_io or now,
+                    db=self.replication.stream_db,
+                    last_cmd="replconf",
+                    user="(superuser)",
+                    net_in=link.bytes_received,
+                    net_out=0,
+                    commands=self.replication.stats.commands_applied,
+                )
+            )
         for r in self.downstream.replicas:
-            out.append(LinkClient(
-                key=f"replica:{r.id}", flags="S", addr=r.peer, laddr=r.laddr, ctime=r.ctime,
-                last_active=r.ack_time, db=0, last_cmd="replconf", user="default",
-                net_in=0, net_out=0, commands=r.input.acks,
-                out_bytes=r.unsent(self.replication.repl_offset)))
+            out.append(
+                LinkClient(
+                    key=f"replica:{r.id}",
+                    flags="S",
+                    addr=r.peer,
+                    laddr=r.laddr,
+                    ctime=r.ctime,
+                    last_active=r.ack_time,
+                    db=0,
+                    last_cmd="replconf",
+                    user="default",
+                    net_in=0,
+                    net_out=0,
+                    commands=r.input.acks,
+                    out_bytes=r.unsent(self.replication.repl_offset),
+                )
+            )
         return out
 
     # ---- Control (replproxy.interfaces): what clients may ask ----
@@ -202,14 +238,18 @@ class Relay:
                 if self.cluster is not None:  # the topology, before the first client
                     await nursery.start(self.cluster.run)
                 http_listeners = await listen(
-                    nursery, "--metrics-port",
+                    nursery,
+                    "--metrics-port",
                     HttpServer(self, self.gate, lambda: self.tls.metrics).serve,
-                    cfg.metrics_port, cfg.metrics_bind,
+                    cfg.metrics_port,
+                    cfg.metrics_bind,
                 )
                 plain, secure = await listen(
-                    nursery, "--port" if not cfg.tls.port else "--port or --tls-port",
+                    nursery,
+                    "--port" if not cfg.tls.port else "--port or --tls-port",
                     partial(self.resp_server.serve, tls_port=cfg.tls.port),
-                    cfg.port if cfg.plain_port_enabled else None, cfg.bind,
+                    cfg.port if cfg.plain_port_enabled else None,
+                    cfg.bind,
                 )
                 self.forker.listening([*http_listeners, *plain, *secure])
                 if handle_signals:
@@ -217,10 +257,23 @@ class Relay:
                 ports = BoundPorts(_port_of(plain), _port_of(http_listeners), _port_of(secure))
                 # INFO's tcp_port: the plain port, else the TLS one (as Redis).
                 self.bound_port = ports.port or ports.tls_port
-                master = (f"{cfg.sentinel.master_name!r} (from the Sentinels)" if cfg.sentinel
-                          else str(cfg.upstream))
-                log.info("%s", startup_line(plain, secure, http_listeners, cfg.tls.metrics,
-                                            master, self.run_id, cfg.master_offset_probe))
+                master = (
+                    f"{cfg.sentinel.master_name!r} (from the Sentinels)"
+                    if cfg.sentinel
+                    else str(cfg.upstream)
+                )
+                log.info(
+                    "%s",
+                    startup_line(
+                        plain,
+                        secure,
+                        http_listeners,
+                        cfg.tls.metrics,
+                        master,
+                        self.run_id,
+                        cfg.master_offset_probe,
+                    ),
+                )
                 task_status.started(ports)
                 nursery.start_soon(self.probe.run)
                 nursery.start_soon(watch_sync, self)
@@ -246,8 +299,9 @@ class Relay:
                     self._started_up = True
                     known = self.persistence.known_master
                     if known is not None:
-                        self.link.use_master(*known, why="the master followed before the "
-                                             "restart (state file)")
+                        self.link.use_master(
+                            *known, why="the master followed before the restart (state file)"
+                        )
                 if self.cluster is not None:  # its shard's primary comes with the topology
                     await self.cluster.placed.wait()
                 async with trio.open_nursery() as nursery:
@@ -281,12 +335,18 @@ class Relay:
         for r in lagging:
             log.warning(
                 "Lagging replica %s reported offset %d behind master, lag=%d, state=%s.",
-                r.name, r.input.ack_offset, target - r.input.ack_offset, r.state.value,
+                r.name,
+                r.input.ack_offset,
+                target - r.input.ack_offset,
+                r.state.value,
             )
         total = len(self.downstream.replicas)
         log.warning(
             "%d of %d replicas are in sync when shutting down (waited %gs, the rest of "
-            "--shutdown-timeout is the save's).", total - len(lagging), total, budget,
+            "--shutdown-timeout is the save's).",
+            total - len(lagging),
+            total,
+            budget,
         )
 
     async def shutdown(

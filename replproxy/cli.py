@@ -52,7 +52,8 @@ app = typer.Typer(
 app.add_typer(rdb_app, name="rdb", help="Inspect, dump and verify RDB snapshot files.")
 # `replproxy cluster` (replproxy/cluster/cli.py); arguments after `--` go to every relay.
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    cluster_command)
+    cluster_command
+)
 
 
 def _env(name: str) -> str:
@@ -90,13 +91,17 @@ def run(
     ] = None,
     masteruser: Annotated[
         str | None,
-        typer.Option(envvar=_env("MASTERUSER"),
-                     help="ACL user for the master when --upstream names none (masteruser)."),
+        typer.Option(
+            envvar=_env("MASTERUSER"),
+            help="ACL user for the master when --upstream names none (masteruser).",
+        ),
     ] = None,
     masterauth: Annotated[
         str | None,
-        typer.Option(envvar=_env("MASTERAUTH"),
-                     help="Password for the master when --upstream gives none (masterauth)."),
+        typer.Option(
+            envvar=_env("MASTERAUTH"),
+            help="Password for the master when --upstream gives none (masterauth).",
+        ),
     ] = None,
     port: Annotated[
         int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
@@ -113,8 +118,10 @@ def run(
     ] = 9480,
     metrics_bind: Annotated[
         str,
-        typer.Option(envvar=_env("METRICS_BIND"),
-                     help="Address the HTTP port listens on (0.0.0.0 in a container)."),
+        typer.Option(
+            envvar=_env("METRICS_BIND"),
+            help="Address the HTTP port listens on (0.0.0.0 in a container).",
+        ),
     ] = "127.0.0.1",
     dir: Annotated[
         Path,
@@ -234,73 +241,98 @@ def run(
     ] = "yes",
     maxclients: Annotated[
         int,
-        typer.Option(envvar=_env("MAXCLIENTS"),
-                     help="Most client connections at once; more get "
-                     "'-ERR max number of clients reached'."),
+        typer.Option(
+            envvar=_env("MAXCLIENTS"),
+            help="Most client connections at once; more get '-ERR max number of clients reached'.",
+        ),
     ] = 10000,
     timeout: Annotated[
         int,
-        typer.Option(envvar=_env("TIMEOUT"),
-                     help="Close a client idle for this many seconds (0 = never; subscribers "
-                     "and blocked clients are exempt, as in Redis)."),
+        typer.Option(
+            envvar=_env("TIMEOUT"),
+            help="Close a client idle for this many seconds (0 = never; subscribers "
+            "and blocked clients are exempt, as in Redis).",
+        ),
     ] = 0,
     client_query_buffer_limit: Annotated[
         str,
-        typer.Option(envvar=_env("CLIENT_QUERY_BUFFER_LIMIT"),
-                     help="Largest unparsed request buffer a client may hold."),
+        typer.Option(
+            envvar=_env("CLIENT_QUERY_BUFFER_LIMIT"),
+            help="Largest unparsed request buffer a client may hold.",
+        ),
     ] = "1gb",
     proto_max_bulk_len: Annotated[
         str,
-        typer.Option(envvar=_env("PROTO_MAX_BULK_LEN"),
-                     help="Largest bulk string a client may send."),
+        typer.Option(
+            envvar=_env("PROTO_MAX_BULK_LEN"), help="Largest bulk string a client may send."
+        ),
     ] = "512mb",
     client_output_buffer_limit_normal: Annotated[
         str,
-        typer.Option(envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_NORMAL"),
-                     help='"<hard> <soft> <soft-seconds>" for normal clients (0 = no limit).'),
+        typer.Option(
+            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_NORMAL"),
+            help='"<hard> <soft> <soft-seconds>" for normal clients (0 = no limit).',
+        ),
     ] = "0 0 0",
     client_output_buffer_limit_pubsub: Annotated[
         str,
-        typer.Option(envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB"),
-                     help='"<hard> <soft> <soft-seconds>" for Pub/Sub subscribers.'),
+        typer.Option(
+            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB"),
+            help='"<hard> <soft> <soft-seconds>" for Pub/Sub subscribers.',
+        ),
     ] = "32mb 8mb 60",
     replica_serve_stale_data: Annotated[
         str,
-        typer.Option(envvar=_env("REPLICA_SERVE_STALE_DATA"),
-                     help="yes: answer reads while the master link is down (Redis's default); "
-                     "no: answer -MASTERDOWN except to STALE-flagged commands."),
+        typer.Option(
+            envvar=_env("REPLICA_SERVE_STALE_DATA"),
+            help="yes: answer reads while the master link is down (Redis's default); "
+            "no: answer -MASTERDOWN except to STALE-flagged commands.",
+        ),
     ] = "yes",
     busy_reply_threshold: Annotated[
         int,
-        typer.Option("--busy-reply-threshold", "--lua-time-limit",
-                     envvar=_env("BUSY_REPLY_THRESHOLD"), min=0,
-                     help="Milliseconds a Lua script may run before other clients get "
-                     "-BUSY (until it ends or SCRIPT KILL); 0: never."),
+        typer.Option(
+            "--busy-reply-threshold",
+            "--lua-time-limit",
+            envvar=_env("BUSY_REPLY_THRESHOLD"),
+            min=0,
+            help="Milliseconds a Lua script may run before other clients get "
+            "-BUSY (until it ends or SCRIPT KILL); 0: never.",
+        ),
     ] = 5000,
     requirepass: Annotated[
         str | None,
-        typer.Option(envvar=_env("REQUIREPASS"),
-                     help="Password of the 'default' user: clients must AUTH (not with "
-                     "--aclfile: set the default user's password there)."),
+        typer.Option(
+            envvar=_env("REQUIREPASS"),
+            help="Password of the 'default' user: clients must AUTH (not with "
+            "--aclfile: set the default user's password there).",
+        ),
     ] = None,
     aclfile: Annotated[
         Path | None,
-        typer.Option(envvar=_env("ACLFILE"),
-                     help="ACL file of users, in Redis's aclfile syntax and with its full rule "
-                     "language ('user alice on >pass ~app:* &news -@all +@read'), enforced "
-                     "as the master's version enforces it (docs/security.md)."),
+        typer.Option(
+            envvar=_env("ACLFILE"),
+            help="ACL file of users, in Redis's aclfile syntax and with its full rule "
+            "language ('user alice on >pass ~app:* &news -@all +@read'), enforced "
+            "as the master's version enforces it (docs/security.md).",
+        ),
     ] = None,
     acl_writable: Annotated[
         bool,
-        typer.Option("--acl-writable", envvar=_env("ACL_WRITABLE"),
-                     help="Allow ACL SETUSER, DELUSER, LOAD and SAVE (SAVE rewrites --aclfile); "
-                     "without it the users are configuration only."),
+        typer.Option(
+            "--acl-writable",
+            envvar=_env("ACL_WRITABLE"),
+            help="Allow ACL SETUSER, DELUSER, LOAD and SAVE (SAVE rewrites --aclfile); "
+            "without it the users are configuration only.",
+        ),
     ] = False,
     slowlog_log_slower_than: Annotated[
         int,
-        typer.Option(envvar=_env("SLOWLOG_LOG_SLOWER_THAN"),
-                     help="SLOWLOG keeps commands that took at least this many microseconds "
-                     "(negative: none, 0: all)."),
+        typer.Option(
+            envvar=_env("SLOWLOG_LOG_SLOWER_THAN"),
+            help="SLOWLOG keeps commands that took at least this many microseconds "
+            "(negative: none, 0: all).",
+        ),
     ] = 10000,
     slowlog_max_len: Annotated[
         int,
@@ -308,97 +340,126 @@ def run(
     ] = 128,
     latency_monitor_threshold: Annotated[
         int,
-        typer.Option(envvar=_env("LATENCY_MONITOR_THRESHOLD"),
-                     help="LATENCY records events of at least this many milliseconds "
-                     "(0: off)."),
+        typer.Option(
+            envvar=_env("LATENCY_MONITOR_THRESHOLD"),
+            help="LATENCY records events of at least this many milliseconds (0: off).",
+        ),
     ] = 0,
     maxmemory_clients: Annotated[
         str,
-        typer.Option(envvar=_env("MAXMEMORY_CLIENTS"),
-                     help="Output buffers of all clients together (a size, or N% of the "
-                     "machine's memory): over it the biggest clients are closed (0: no "
-                     "limit; CLIENT NO-EVICT exempts one)."),
+        typer.Option(
+            envvar=_env("MAXMEMORY_CLIENTS"),
+            help="Output buffers of all clients together (a size, or N% of the "
+            "machine's memory): over it the biggest clients are closed (0: no "
+            "limit; CLIENT NO-EVICT exempts one).",
+        ),
     ] = "0",
     acllog_max_len: Annotated[
         int,
-        typer.Option(envvar=_env("ACLLOG_MAX_LEN"),
-                     help="Entries kept in the ACL LOG (Redis's acllog-max-len)."),
+        typer.Option(
+            envvar=_env("ACLLOG_MAX_LEN"),
+            help="Entries kept in the ACL LOG (Redis's acllog-max-len).",
+        ),
     ] = 128,
     notify_keyspace_events: Annotated[
         str,
-        typer.Option(envvar=_env("NOTIFY_KEYSPACE_EVENTS"),
-                     help="Keyspace notifications for the master's writes, in Redis's letters "
-                     "(e.g. AKE; empty: off), published on __keyspace@<db>__ / __keyevent@<db>__ "
-                     "as a replica does; CONFIG SET can change it."),
+        typer.Option(
+            envvar=_env("NOTIFY_KEYSPACE_EVENTS"),
+            help="Keyspace notifications for the master's writes, in Redis's letters "
+            "(e.g. AKE; empty: off), published on __keyspace@<db>__ / __keyevent@<db>__ "
+            "as a replica does; CONFIG SET can change it.",
+        ),
     ] = "",
     tracking_table_max_keys: Annotated[
         int,
-        typer.Option(envvar=_env("TRACKING_TABLE_MAX_KEYS"),
-                     help="Keys the client-side caching table (CLIENT TRACKING) remembers "
-                     "before it invalidates the oldest (0: no limit); CONFIG SET can change it."),
+        typer.Option(
+            envvar=_env("TRACKING_TABLE_MAX_KEYS"),
+            help="Keys the client-side caching table (CLIENT TRACKING) remembers "
+            "before it invalidates the oldest (0: no limit); CONFIG SET can change it.",
+        ),
     ] = 1_000_000,
     protected_mode: Annotated[
         str,
-        typer.Option(envvar=_env("PROTECTED_MODE"),
-                     help="yes: while the default user has no password, refuse clients that "
-                     "are not local with Redis's -DENIED error (Redis's protected mode); no: "
-                     "serve them."),
+        typer.Option(
+            envvar=_env("PROTECTED_MODE"),
+            help="yes: while the default user has no password, refuse clients that "
+            "are not local with Redis's -DENIED error (Redis's protected mode); no: "
+            "serve them.",
+        ),
     ] = "yes",
     enable_debug_command: Annotated[
         str,
-        typer.Option(envvar=_env("ENABLE_DEBUG_COMMAND"),
-                     help="Who may run DEBUG (DIGEST): no, yes, or local (clients on "
-                     "127.0.0.1 / ::1), as Redis's enable-debug-command; ACLs apply too."),
+        typer.Option(
+            envvar=_env("ENABLE_DEBUG_COMMAND"),
+            help="Who may run DEBUG (DIGEST): no, yes, or local (clients on "
+            "127.0.0.1 / ::1), as Redis's enable-debug-command; ACLs apply too.",
+        ),
     ] = "local",
     enable_replicaof_command: Annotated[
         str,
-        typer.Option(envvar=_env("ENABLE_REPLICAOF_COMMAND"),
-                     help="Who may run REPLICAOF/SLAVEOF (re-pointing the relay, which then "
-                     "authenticates to the new master with its credentials): no, yes, or "
-                     "local. yes lets remote Sentinels fail it over; ACLs apply too."),
+        typer.Option(
+            envvar=_env("ENABLE_REPLICAOF_COMMAND"),
+            help="Who may run REPLICAOF/SLAVEOF (re-pointing the relay, which then "
+            "authenticates to the new master with its credentials): no, yes, or "
+            "local. yes lets remote Sentinels fail it over; ACLs apply too.",
+        ),
     ] = "yes",
     master_offset_probe: Annotated[
         str,
-        typer.Option(envvar=_env("MASTER_OFFSET_PROBE"),
-                     help="yes: a second connection reads the master's offset every second "
-                     "(INFO replication; its user needs +info) for the true lag; no: the lag "
-                     "in seconds is estimated from the master's PINGs."),
+        typer.Option(
+            envvar=_env("MASTER_OFFSET_PROBE"),
+            help="yes: a second connection reads the master's offset every second "
+            "(INFO replication; its user needs +info) for the true lag; no: the lag "
+            "in seconds is estimated from the master's PINGs.",
+        ),
     ] = "yes",
     ready_max_lag_bytes: Annotated[
         str,
-        typer.Option(envvar=_env("READY_MAX_LAG_BYTES"),
-                     help="/readyz answers 503 while the relay is more than this far behind "
-                     "the master (e.g. 16mb)."),
+        typer.Option(
+            envvar=_env("READY_MAX_LAG_BYTES"),
+            help="/readyz answers 503 while the relay is more than this far behind "
+            "the master (e.g. 16mb).",
+        ),
     ] = "16mb",
     ready_max_lag_seconds: Annotated[
         float,
-        typer.Option(envvar=_env("READY_MAX_LAG_SECONDS"),
-                     help="/readyz answers 503 while the relay's data is more than this many "
-                     "seconds behind the master."),
+        typer.Option(
+            envvar=_env("READY_MAX_LAG_SECONDS"),
+            help="/readyz answers 503 while the relay's data is more than this many "
+            "seconds behind the master.",
+        ),
     ] = 30.0,
     progress: Annotated[
         str,
-        typer.Option(envvar=_env("PROGRESS"),
-                     help="A progress bar for the initial sync: auto (on a terminal), yes, "
-                     "no. Progress log lines are written either way."),
+        typer.Option(
+            envvar=_env("PROGRESS"),
+            help="A progress bar for the initial sync: auto (on a terminal), yes, "
+            "no. Progress log lines are written either way.",
+        ),
     ] = "auto",
     check_config: Annotated[
         bool,
-        typer.Option("--check-config",
-                     help="Check the settings (and --dir), print each with where it came "
-                     "from (flag, env, config file line, default), and exit."),
+        typer.Option(
+            "--check-config",
+            help="Check the settings (and --dir), print each with where it came "
+            "from (flag, env, config file line, default), and exit.",
+        ),
     ] = False,
     tls_port: Annotated[
         int,
-        typer.Option(envvar=_env("TLS_PORT"),
-                     help="TLS client port (clients and downstream replicas); 0 = none. With "
-                     "it, --port 0 disables the plain port."),
+        typer.Option(
+            envvar=_env("TLS_PORT"),
+            help="TLS client port (clients and downstream replicas); 0 = none. With "
+            "it, --port 0 disables the plain port.",
+        ),
     ] = 0,
     tls_cert_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CERT_FILE"),
-                     help="PEM certificate (chain) of the TLS ports; also the client "
-                     "certificate towards the master unless --tls-client-cert-file."),
+        typer.Option(
+            envvar=_env("TLS_CERT_FILE"),
+            help="PEM certificate (chain) of the TLS ports; also the client "
+            "certificate towards the master unless --tls-client-cert-file.",
+        ),
     ] = None,
     tls_key_file: Annotated[
         str | None,
@@ -406,91 +467,113 @@ def run(
     ] = None,
     tls_key_file_pass: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_KEY_FILE_PASS"),
-                     help="Passphrase of --tls-key-file."),
+        typer.Option(envvar=_env("TLS_KEY_FILE_PASS"), help="Passphrase of --tls-key-file."),
     ] = None,
     tls_client_cert_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CLIENT_CERT_FILE"),
-                     help="Client certificate for outgoing TLS (master, Sentinels)."),
+        typer.Option(
+            envvar=_env("TLS_CLIENT_CERT_FILE"),
+            help="Client certificate for outgoing TLS (master, Sentinels).",
+        ),
     ] = None,
     tls_client_key_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE"),
-                     help="Private key of --tls-client-cert-file."),
+        typer.Option(
+            envvar=_env("TLS_CLIENT_KEY_FILE"), help="Private key of --tls-client-cert-file."
+        ),
     ] = None,
     tls_client_key_file_pass: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CLIENT_KEY_FILE_PASS"),
-                     help="Passphrase of --tls-client-key-file."),
+        typer.Option(
+            envvar=_env("TLS_CLIENT_KEY_FILE_PASS"), help="Passphrase of --tls-client-key-file."
+        ),
     ] = None,
     tls_ca_cert_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CA_CERT_FILE"),
-                     help="CA bundle verifying peers (the master, Sentinels, client "
-                     "certificates); without it or --tls-ca-cert-dir the master is verified "
-                     "against the system's trust store."),
+        typer.Option(
+            envvar=_env("TLS_CA_CERT_FILE"),
+            help="CA bundle verifying peers (the master, Sentinels, client "
+            "certificates); without it or --tls-ca-cert-dir the master is verified "
+            "against the system's trust store.",
+        ),
     ] = None,
     tls_ca_cert_dir: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CA_CERT_DIR"),
-                     help="Directory of CA certificates (OpenSSL hashed names)."),
+        typer.Option(
+            envvar=_env("TLS_CA_CERT_DIR"),
+            help="Directory of CA certificates (OpenSSL hashed names).",
+        ),
     ] = None,
     tls_dh_params_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_DH_PARAMS_FILE"),
-                     help="DH parameters for the TLS ports (older OpenSSL only)."),
+        typer.Option(
+            envvar=_env("TLS_DH_PARAMS_FILE"),
+            help="DH parameters for the TLS ports (older OpenSSL only).",
+        ),
     ] = None,
     tls_auth_clients: Annotated[
         str,
-        typer.Option(envvar=_env("TLS_AUTH_CLIENTS"),
-                     help="Client certificates on --tls-port: yes (required), optional, no."),
+        typer.Option(
+            envvar=_env("TLS_AUTH_CLIENTS"),
+            help="Client certificates on --tls-port: yes (required), optional, no.",
+        ),
     ] = "yes",
     tls_replication: Annotated[
         str,
-        typer.Option(envvar=_env("TLS_REPLICATION"),
-                     help="yes: the link to the master uses TLS (rediss:// implies it)."),
+        typer.Option(
+            envvar=_env("TLS_REPLICATION"),
+            help="yes: the link to the master uses TLS (rediss:// implies it).",
+        ),
     ] = "no",
     tls_protocols: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_PROTOCOLS"),
-                     help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'),
+        typer.Option(
+            envvar=_env("TLS_PROTOCOLS"), help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'
+        ),
     ] = None,
     tls_ciphers: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CIPHERS"),
-                     help="OpenSSL cipher list for TLS <= 1.2."),
+        typer.Option(envvar=_env("TLS_CIPHERS"), help="OpenSSL cipher list for TLS <= 1.2."),
     ] = None,
     tls_ciphersuites: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CIPHERSUITES"),
-                     help="OpenSSL TLS 1.3 cipher suites."),
+        typer.Option(envvar=_env("TLS_CIPHERSUITES"), help="OpenSSL TLS 1.3 cipher suites."),
     ] = None,
     tls_prefer_server_ciphers: Annotated[
         str,
-        typer.Option(envvar=_env("TLS_PREFER_SERVER_CIPHERS"),
-                     help="yes: the TLS ports choose the cipher by their own preference."),
+        typer.Option(
+            envvar=_env("TLS_PREFER_SERVER_CIPHERS"),
+            help="yes: the TLS ports choose the cipher by their own preference.",
+        ),
     ] = "no",
     tls_verify_hostname: Annotated[
         str,
-        typer.Option(envvar=_env("TLS_VERIFY_HOSTNAME"),
-                     help="yes: the master's (and Sentinels') certificate must name the host "
-                     "connected to; no: only the chain is verified."),
+        typer.Option(
+            envvar=_env("TLS_VERIFY_HOSTNAME"),
+            help="yes: the master's (and Sentinels') certificate must name the host "
+            "connected to; no: only the chain is verified.",
+        ),
     ] = "yes",
     metrics_tls: Annotated[
         str,
-        typer.Option(envvar=_env("METRICS_TLS"),
-                     help="yes: /metrics and the probes over HTTPS (--tls-cert-file)."),
+        typer.Option(
+            envvar=_env("METRICS_TLS"),
+            help="yes: /metrics and the probes over HTTPS (--tls-cert-file).",
+        ),
     ] = "no",
     sentinel: Annotated[
         str | None,
-        typer.Option(envvar=_env("SENTINEL"),
-                     help="Sentinels to ask for the master: host:port[,host:port...]."),
+        typer.Option(
+            envvar=_env("SENTINEL"),
+            help="Sentinels to ask for the master: host:port[,host:port...].",
+        ),
     ] = None,
     sentinel_master: Annotated[
         str | None,
-        typer.Option(envvar=_env("SENTINEL_MASTER"),
-                     help="The master's name in the Sentinels (sentinel monitor NAME ...)."),
+        typer.Option(
+            envvar=_env("SENTINEL_MASTER"),
+            help="The master's name in the Sentinels (sentinel monitor NAME ...).",
+        ),
     ] = None,
     sentinel_username: Annotated[
         str | None,
@@ -502,33 +585,43 @@ def run(
     ] = None,
     sentinel_tls: Annotated[
         str,
-        typer.Option(envvar=_env("SENTINEL_TLS"),
-                     help="yes: connect to the Sentinels over TLS (the client settings)."),
+        typer.Option(
+            envvar=_env("SENTINEL_TLS"),
+            help="yes: connect to the Sentinels over TLS (the client settings).",
+        ),
     ] = "no",
     cluster_topology: Annotated[
         str | None,
-        typer.Option(envvar=_env("CLUSTER_TOPOLOGY"),
-                     help="Cluster mode: the topology file (or http:// URL) that `replproxy "
-                     "cluster` writes; clients then see this relay as a cluster replica "
-                     "(CLUSTER SLOTS/SHARDS/NODES, -MOVED). See docs/cluster.md."),
+        typer.Option(
+            envvar=_env("CLUSTER_TOPOLOGY"),
+            help="Cluster mode: the topology file (or http:// URL) that `replproxy "
+            "cluster` writes; clients then see this relay as a cluster replica "
+            "(CLUSTER SLOTS/SHARDS/NODES, -MOVED). See docs/cluster.md.",
+        ),
     ] = None,
     cluster_shard: Annotated[
         str,
-        typer.Option(envvar=_env("CLUSTER_SHARD"),
-                     help="Cluster mode: the name of this relay's shard in the topology."),
+        typer.Option(
+            envvar=_env("CLUSTER_SHARD"),
+            help="Cluster mode: the name of this relay's shard in the topology.",
+        ),
     ] = "",
     cluster_notify: Annotated[
         str | None,
-        typer.Option(envvar=_env("CLUSTER_NOTIFY"),
-                     help="Cluster mode: host:port (UDP) of the supervisor, told when a "
-                     "refresh of the topology is due (-MOVED answered, link down, failover)."),
+        typer.Option(
+            envvar=_env("CLUSTER_NOTIFY"),
+            help="Cluster mode: host:port (UDP) of the supervisor, told when a "
+            "refresh of the topology is due (-MOVED answered, link down, failover).",
+        ),
     ] = None,
     cluster_implicit_readonly: Annotated[
         str,
-        typer.Option(envvar=_env("CLUSTER_IMPLICIT_READONLY"),
-                     help="Cluster mode: yes: connections start in READONLY mode, so plain "
-                     "cluster clients (redis-cli -c) read here; no: as a cluster replica, "
-                     "reads are redirected to the primary until the client sends READONLY."),
+        typer.Option(
+            envvar=_env("CLUSTER_IMPLICIT_READONLY"),
+            help="Cluster mode: yes: connections start in READONLY mode, so plain "
+            "cluster clients (redis-cli -c) read here; no: as a cluster replica, "
+            "reads are redirected to the primary until the client sends READONLY.",
+        ),
     ] = "yes",
     log_level: Annotated[
         str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
@@ -543,8 +636,9 @@ def run(
     try:
         values, origin = _settings(ctx, config)
         try:
-            setup_logging(values["log_level"], values["log_format"],
-                          shard=values["cluster_shard"] or None)
+            setup_logging(
+                values["log_level"], values["log_format"], shard=values["cluster_shard"] or None
+            )
         except ConfigError as e:
             raise _located(str(e), origin) from None
         cfg = _build_config(values, origin)
@@ -573,9 +667,7 @@ def run(
         raise typer.Exit(relay.exit_code)
 
 
-def _settings(
-    ctx: typer.Context, config: Path | None
-) -> tuple[dict[str, Any], dict[str, Setting]]:
+def _settings(ctx: typer.Context, config: Path | None) -> tuple[dict[str, Any], dict[str, Setting]]:
     """Every `run` setting's value with its precedence applied: flag > env > file > default.
 
     Returns the values (by parameter name) and, for those the file gave, where it did.
@@ -702,11 +794,15 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
     if values["masterauth"] is not None and (
         upstream.password is not None or upstream.username is not None
     ):
-        raise _located("give the master's credentials in --upstream or with --masteruser/"
-                       "--masterauth, not both", origin)
+        raise _located(
+            "give the master's credentials in --upstream or with --masteruser/"
+            "--masterauth, not both",
+            origin,
+        )
     if upstream.password is None and values["masterauth"] is not None:
-        upstream = Upstream(upstream.host, upstream.port, values["masteruser"],
-                            values["masterauth"])
+        upstream = Upstream(
+            upstream.host, upstream.port, values["masteruser"], values["masterauth"]
+        )
     elif upstream.password is None and values["masteruser"] is not None:
         raise _located("--masteruser needs --masterauth (the user's password)", origin)
     if values["progress"] not in ("auto", "yes", "no"):
@@ -749,11 +845,13 @@ def _build_config(values: dict[str, Any], origin: dict[str, Setting]) -> Config:
             client_query_buffer_limit=parsed("client_query_buffer_limit", parse_size),
             proto_max_bulk_len=parsed("proto_max_bulk_len", parse_size),
             client_output_buffer_limit_normal=parsed(
-                "client_output_buffer_limit_normal", parse_output_limit,
+                "client_output_buffer_limit_normal",
+                parse_output_limit,
                 "client-output-buffer-limit-normal",
             ),
             client_output_buffer_limit_pubsub=parsed(
-                "client_output_buffer_limit_pubsub", parse_output_limit,
+                "client_output_buffer_limit_pubsub",
+                parse_output_limit,
                 "client-output-buffer-limit-pubsub",
             ),
             replica_serve_stale_data=yes_no("replica_serve_stale_data"),
@@ -803,8 +901,10 @@ def _located(message: str, origin: dict[str, Setting]) -> ConfigError:
 def status(
     url: Annotated[
         str,
-        typer.Option(envvar=_env("STATUS_URL"),
-                     help="The relay: redis://[[user:password@]]host:port (its client port)."),
+        typer.Option(
+            envvar=_env("STATUS_URL"),
+            help="The relay: redis://[[user:password@]]host:port (its client port).",
+        ),
     ] = "redis://127.0.0.1:6380",
     watch: Annotated[bool, typer.Option("--watch", help="Redraw every --interval.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between redraws.")] = 1.0,

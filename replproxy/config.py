@@ -531,8 +531,9 @@ class Config:
         if self.cluster_notify is not None:
             host, _, port = self.cluster_notify.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"--cluster-notify must be host:port, got "
-                                  f"{self.cluster_notify!r}")
+                raise ConfigError(
+                    f"--cluster-notify must be host:port, got {self.cluster_notify!r}"
+                )
         self.tls.validate()
         if self.sentinel is not None:
             self.sentinel.validate()

@@ -148,8 +148,10 @@ class MasterDialect:
         if self.valkey:
             return None
         if self.version >= (8, 0, 0):
-            return ("https://redis.io/docs/latest/operate/oss_and_stack/management/"
-                    "optimization/latency-monitor")
+            return (
+                "https://redis.io/docs/latest/operate/oss_and_stack/management/"
+                "optimization/latency-monitor"
+            )
         if self.version >= (6, 2, 2):
             return "https://redis.io/topics/latency-monitor"
         return "http://redis.io/topics/latency-monitor"
@@ -216,10 +218,14 @@ class MasterDialect:
         if not self.at_least((6, 0), (0,)):
             return b"ERR only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT allowed in this context"
         if not self.at_least((7, 0), (0,)):
-            return (b"ERR Can't execute '%b': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT "
-                    b"/ RESET are allowed in this context" % name)
-        return (b"ERR Can't execute '%b': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
-                b"QUIT / RESET are allowed in this context" % fullname)
+            return (
+                b"ERR Can't execute '%b': only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT "
+                b"/ RESET are allowed in this context" % name
+            )
+        return (
+            b"ERR Can't execute '%b': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+            b"QUIT / RESET are allowed in this context" % fullname
+        )
 
     @cached_property
     def command_errors_say_fullname(self) -> bool:
@@ -476,8 +482,13 @@ class MasterDialect:
         v = self.version
         if self.valkey:
             return v >= (8, 1, 3) or (8, 0, 4) <= v < (8, 1, 0) or (7, 2, 10) <= v < (8, 0, 0)
-        return (v >= (8, 0, 3) or (7, 4, 5) <= v < (8, 0, 0) or (7, 2, 10) <= v < (7, 4, 0)
-                or (7, 0, 0) <= v < (7, 2, 0) or (6, 2, 19) <= v < (7, 0, 0))
+        return (
+            v >= (8, 0, 3)
+            or (7, 4, 5) <= v < (8, 0, 0)
+            or (7, 2, 10) <= v < (7, 4, 0)
+            or (7, 0, 0) <= v < (7, 2, 0)
+            or (6, 2, 19) <= v < (7, 0, 0)
+        )
 
     # Sorted sets (t_zset): how ZADD creates and converts listpacks.
 
@@ -663,7 +674,11 @@ class MasterDialect:
 # What each Redis release writes, newest first.
 _REDIS_RDB_VERSIONS = (
     ((8, 6, 0), 13),
-    ((7, 4, 0), 12), ((7, 2, 0), 11), ((7, 0, 0), 10), ((5, 0, 0), 9), ((4, 0, 0), 8)
+    ((7, 4, 0), 12),
+    ((7, 2, 0), 11),
+    ((7, 0, 0), 10),
+    ((5, 0, 0), 9),
+    ((4, 0, 0), 8),
 )
 
 DEFAULT_DIALECT = MasterDialect()

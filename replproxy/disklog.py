@@ -35,9 +35,14 @@ SEGMENT_SIZE = 64 * 1024 * 1024
 
 
 class DiskLog:
-    def __init__(self, dir: Path, max_bytes: int, ttl: float = 0.0,
-                 segment_size: int = SEGMENT_SIZE,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        dir: Path,
+        max_bytes: int,
+        ttl: float = 0.0,
+        segment_size: int = SEGMENT_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if max_bytes <= 0:
             raise ValueError("disk log size must be positive")
         self.dir = dir
@@ -204,8 +209,9 @@ class TieredBacklog(Backlog):
     def resume(self, next_offset: int, replids: list[str]) -> None:
         super().resume(next_offset, replids)
         if self.disk.resume(next_offset, replids):
-            log.info("disk log kept: replicas can continue from offset %d",
-                     self.disk.first_byte_offset)
+            log.info(
+                "disk log kept: replicas can continue from offset %d", self.disk.first_byte_offset
+            )
 
     def renamed(self, replid: str) -> None:
         self.disk.add_replid(replid)

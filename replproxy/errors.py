@@ -22,4 +22,6 @@ SYNTAX = b"ERR syntax error"
 NOT_INTEGER = b"ERR value is not an integer or out of range"
 NOT_FLOAT = b"ERR value is not a valid float"
 OUT_OF_RANGE_LONG = b"ERR value is out of range, value must between %d and %d" % (
-    -(2**63 - 1), 2**63 - 1)  # `getRangeLongFromObjectOrReply` over (-LONG_MAX, LONG_MAX)
+    -(2**63 - 1),
+    2**63 - 1,
+)  # `getRangeLongFromObjectOrReply` over (-LONG_MAX, LONG_MAX)

@@ -106,8 +106,9 @@ def _byte_class(s: frozenset[int]) -> bytes:
 
 
 @lru_cache(maxsize=256)
-def _compile(pattern: bytes, nesting_limit: bool,
-             nocase: bool = False) -> Callable[[bytes], object]:
+def _compile(
+    pattern: bytes, nesting_limit: bool, nocase: bool = False
+) -> Callable[[bytes], object]:
     tokens = glob_tokens(pattern, nocase)
     segments: list[list[frozenset[int]]] = [[]]
     for t in tokens:
@@ -136,13 +137,15 @@ def _compile(pattern: bytes, nesting_limit: bool,
     return re.compile(rx, re.DOTALL).fullmatch
 
 
-def matcher(pattern: bytes, nesting_limit: bool = True,
-            nocase: bool = False) -> Callable[[bytes], object]:
+def matcher(
+    pattern: bytes, nesting_limit: bool = True, nocase: bool = False
+) -> Callable[[bytes], object]:
     """A predicate (truthy on match) for `stringmatchlen(pattern, s, nocase)`."""
     return _compile(pattern, nesting_limit, nocase)
 
 
-def stringmatch(pattern: bytes, string: bytes, nocase: bool = False,
-                nesting_limit: bool = True) -> bool:
+def stringmatch(
+    pattern: bytes, string: bytes, nocase: bool = False, nesting_limit: bool = True
+) -> bool:
     """Whether `string` matches the glob `pattern` (`stringmatchlen`)."""
     return _compile(pattern, nesting_limit, nocase)(string) is not None

@@ -50,7 +50,8 @@ def setup_logging(level: str, fmt: str, shard: str | None = None) -> None:
     else:
         tag = f"[shard {shard}] " if shard is not None else ""
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
+            logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

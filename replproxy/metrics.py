@@ -105,13 +105,19 @@ class RelayCollector(Collector):
         yield gauge("repl_backlog_size_bytes", "Configured backlog capacity.", repl.backlog.size)
         disk = getattr(repl.backlog, "disk", None)  # a TieredBacklog's disk log
         if disk is not None:
-            yield gauge("repl_backlog_disk_histlen_bytes",
-                        "Bytes of history held in the disk log (--repl-backlog-disk-size).",
-                        disk.histlen)
-            yield gauge("repl_backlog_disk_size_bytes", "Configured disk log capacity.",
-                        disk.max_bytes)
-            yield gauge("repl_backlog_disk_first_byte_offset",
-                        "First offset held in the disk log.", disk.first_byte_offset)
+            yield gauge(
+                "repl_backlog_disk_histlen_bytes",
+                "Bytes of history held in the disk log (--repl-backlog-disk-size).",
+                disk.histlen,
+            )
+            yield gauge(
+                "repl_backlog_disk_size_bytes", "Configured disk log capacity.", disk.max_bytes
+            )
+            yield gauge(
+                "repl_backlog_disk_first_byte_offset",
+                "First offset held in the disk log.",
+                disk.first_byte_offset,
+            )
         yield gauge(
             "master_sync_total_bytes",
             "Size of the snapshot being received (-1 diskless).",
@@ -201,24 +207,38 @@ def _lag_metrics(relay: Relay, now: float) -> Iterator[GaugeMetricFamily]:
         -1 if t.probed_at is None else now - t.probed_at,
     )
     for name, doc, value in (
-        ("master_last_full_sync_timestamp_seconds",
-         "Unix time of the last full sync with the master (0 none since start).",
-         t.last_full_sync),
-        ("master_last_partial_sync_timestamp_seconds",
-         "Unix time of the last partial resync with the master (0 none since start).",
-         t.last_partial_sync),
+        (
+            "master_last_full_sync_timestamp_seconds",
+            "Unix time of the last full sync with the master (0 none since start).",
+            t.last_full_sync,
+        ),
+        (
+            "master_last_partial_sync_timestamp_seconds",
+            "Unix time of the last partial resync with the master (0 none since start).",
+            t.last_partial_sync,
+        ),
     ):
         yield gauge(name, doc, value or 0)
-    rb = gauge("downstream_replica_lag_bytes",
-               "Bytes an online downstream replica has not acknowledged, behind the relay or "
-               "the master.", labels=["replica", "behind"])
-    rs = gauge("downstream_replica_lag_seconds",
-               "Seconds an online downstream replica is behind the relay or the master.",
-               labels=["replica", "behind"])
-    off = gauge("downstream_replica_offset", "Offset an online downstream replica "
-                "acknowledged last.", labels=["replica"])
-    ack = gauge("downstream_replica_last_ack_seconds",
-                "Seconds since a downstream replica's last ACK.", labels=["replica"])
+    rb = gauge(
+        "downstream_replica_lag_bytes",
+        "Bytes an online downstream replica has not acknowledged, behind the relay or the master.",
+        labels=["replica", "behind"],
+    )
+    rs = gauge(
+        "downstream_replica_lag_seconds",
+        "Seconds an online downstream replica is behind the relay or the master.",
+        labels=["replica", "behind"],
+    )
+    off = gauge(
+        "downstream_replica_offset",
+        "Offset an online downstream replica acknowledged last.",
+        labels=["replica"],
+    )
+    ack = gauge(
+        "downstream_replica_last_ack_seconds",
+        "Seconds since a downstream replica's last ACK.",
+        labels=["replica"],
+    )
     for r in relay.downstream_replicas:
         if r.state.value != "online" or not r.psync:
             continue
@@ -253,23 +273,49 @@ def _downstream_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMet
         max((r.unsent(offset) for r in downstream_replicas), default=0),
     )
     for name, doc, value in (
-        ("sync_full", "Full syncs served to downstream replicas (INFO sync_full).",
-         served.sync_full),
-        ("sync_partial_ok", "Partial resyncs accepted from downstream replicas "
-         "(INFO sync_partial_ok).", served.sync_partial_ok),
-        ("sync_partial_err", "Partial resyncs refused (not counting PSYNC ? -1; "
-         "INFO sync_partial_err).", served.sync_partial_err),
-        ("net_repl_output_bytes", "Snapshot and stream bytes sent to downstream replicas.",
-         served.net_output_bytes),
-        ("snapshots_made", "Fresh snapshots of the keyspace made for downstream full syncs.",
-         served.snapshots_made),
-        ("snapshots_reused", "Downstream full syncs served from a snapshot that existed when "
-         "the replica asked (the kept upstream one or an earlier fresh one).",
-         served.snapshots_reused),
-        ("snapshot_waits", "Downstream full syncs that waited for a fresh snapshot (made for "
-         "them, maybe shared with others).", served.snapshot_waits),
-        ("full_sync_backoff", "Downstream full syncs held back because the same replica "
-         "failed its previous ones (--repl-full-sync-backoff-max).", served.full_sync_backoffs),
+        (
+            "sync_full",
+            "Full syncs served to downstream replicas (INFO sync_full).",
+            served.sync_full,
+        ),
+        (
+            "sync_partial_ok",
+            "Partial resyncs accepted from downstream replicas (INFO sync_partial_ok).",
+            served.sync_partial_ok,
+        ),
+        (
+            "sync_partial_err",
+            "Partial resyncs refused (not counting PSYNC ? -1; INFO sync_partial_err).",
+            served.sync_partial_err,
+        ),
+        (
+            "net_repl_output_bytes",
+            "Snapshot and stream bytes sent to downstream replicas.",
+            served.net_output_bytes,
+        ),
+        (
+            "snapshots_made",
+            "Fresh snapshots of the keyspace made for downstream full syncs.",
+            served.snapshots_made,
+        ),
+        (
+            "snapshots_reused",
+            "Downstream full syncs served from a snapshot that existed when "
+            "the replica asked (the kept upstream one or an earlier fresh one).",
+            served.snapshots_reused,
+        ),
+        (
+            "snapshot_waits",
+            "Downstream full syncs that waited for a fresh snapshot (made for "
+            "them, maybe shared with others).",
+            served.snapshot_waits,
+        ),
+        (
+            "full_sync_backoff",
+            "Downstream full syncs held back because the same replica "
+            "failed its previous ones (--repl-full-sync-backoff-max).",
+            served.full_sync_backoffs,
+        ),
     ):
         yield counter(f"downstream_{name}", doc, value)
     dropped = counter(
@@ -286,22 +332,39 @@ def _client_metrics(relay: Relay) -> Iterator[GaugeMetricFamily | CounterMetricF
     """The read-only client endpoint (INFO clients/stats under Prometheus names)."""
     srv = relay.sessions
     stats = srv.stats
-    yield gauge("connected_clients", "Client connections (INFO connected_clients).",
-                len(srv.clients))
-    yield gauge("blocked_clients", "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
-                srv.watches.blocked_clients)
+    yield gauge(
+        "connected_clients", "Client connections (INFO connected_clients).", len(srv.clients)
+    )
+    yield gauge(
+        "blocked_clients",
+        "Clients blocked in XREAD BLOCK (INFO blocked_clients).",
+        srv.watches.blocked_clients,
+    )
     yield gauge("pubsub_clients", "Clients subscribed to something.", srv.pubsub_clients)
     for name, doc, value in (
-        ("connections_received", "Client connections accepted (INFO "
-         "total_connections_received).", stats.total_connections),
-        ("commands_processed", "Client commands executed (INFO total_commands_processed).",
-         stats.total_commands),
-        ("rejected_connections", "Connections refused at maxclients or by protected mode.",
-         stats.rejected_connections),
+        (
+            "connections_received",
+            "Client connections accepted (INFO total_connections_received).",
+            stats.total_connections,
+        ),
+        (
+            "commands_processed",
+            "Client commands executed (INFO total_commands_processed).",
+            stats.total_commands,
+        ),
+        (
+            "rejected_connections",
+            "Connections refused at maxclients or by protected mode.",
+            stats.rejected_connections,
+        ),
     ):
         yield counter(name, doc, value)
-    denied = counter("acl_denied", "Refused by the ACL, by reason: auth (a failed AUTH/HELLO), "
-                     "command, key, channel (INFO acl_access_denied_*).", labels=["reason"])
+    denied = counter(
+        "acl_denied",
+        "Refused by the ACL, by reason: auth (a failed AUTH/HELLO), "
+        "command, key, channel (INFO acl_access_denied_*).",
+        labels=["reason"],
+    )
     for reason, n in srv.acl.denied_by_reason().items():
         denied.add_metric([reason], n)
     yield denied

@@ -369,7 +369,10 @@ class Persistence:
         self._last_try = started
         try:
             state = write_snapshot(
-                self.path, self.keyspace, Position.of(self.replication), self._upstream(),
+                self.path,
+                self.keyspace,
+                Position.of(self.replication),
+                self._upstream(),
                 self._configured(),
             )
         except Exception as e:
@@ -399,11 +402,10 @@ class Persistence:
         self.child = child
         self._child_marks = marks
         self._child_temp_files = (
-            temp_path_of(path, child.pid), temp_path_of(self.state_path, child.pid)
+            temp_path_of(path, child.pid),
+            temp_path_of(self.state_path, child.pid),
         )
-        log.info(
-            "Background saving started by pid %d (offset %d)", child.pid, position.repl_offset
-        )
+        log.info("Background saving started by pid %d (offset %d)", child.pid, position.repl_offset)
         return child.pid
 
     def check_child(self) -> bool | None:
@@ -592,8 +594,7 @@ class Persistence:
                 )
                 unsupported = _unsupported_from(state)
                 self.known_master = self._master_to_resume(state)
-                resume = self.known_master or (
-                    self.config.upstream.host, self.config.upstream.port)
+                resume = self.known_master or (self.config.upstream.host, self.config.upstream.port)
                 if parse_host_port(state.get("upstream")) != resume and not self.config.sentinel:
                     log.warning(
                         "snapshot was taken from master %s, now replicating from %s:%d: the "

@@ -246,8 +246,9 @@ class ProcessResult:
 class Replication:
     """Owner of replid/replid2/offsets/backlog and of the stream's current DB."""
 
-    def __init__(self, dataset: Dataset, backlog_size: int = 64 * 1024 * 1024,
-                 backlog: Backlog | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, backlog_size: int = 64 * 1024 * 1024, backlog: Backlog | None = None
+    ) -> None:
         self.dataset = dataset
         self.replid = random_replid()
         self.replid2 = NULL_REPLID
@@ -305,7 +306,10 @@ class Replication:
             loader.target.unsupported_keys = set(unsupported_keys)
         if position is not None and position.replid is not None:
             self.restore(
-                position.replid, position.repl_offset, position.stream_db, position.replid2,
+                position.replid,
+                position.repl_offset,
+                position.stream_db,
+                position.replid2,
                 position.second_replid_offset,
             )
         self._snapshot_loaded()

@@ -53,8 +53,9 @@ RECV_SIZE = 64 * 1024
 class Connection:
     """The I/O side of one client: its socket, its task's scope and its writer's state."""
 
-    def __init__(self, session: ClientSession, stream: trio.abc.Stream,
-                 nursery: trio.Nursery) -> None:
+    def __init__(
+        self, session: ClientSession, stream: trio.abc.Stream, nursery: trio.Nursery
+    ) -> None:
         self.session = session
         self.stream = stream
         # A TLS connection goes through its stream; a plain one straight to its fd.
@@ -239,15 +240,19 @@ class RespServer:
         w = c.wait
         if isinstance(w, ShutdownWait):
             ok = await self.control.shutdown(
-                save=w.save, force=w.force, now=w.now, reason=f"SHUTDOWN from {c.addr}")
+                save=w.save, force=w.force, now=w.now, reason=f"SHUTDOWN from {c.addr}"
+            )
             return c.finish_wait(shutdown_reply(c, ok))
         assert isinstance(w, BlockedWait)
         while True:
             wake = conn.wake = trio.Event()
             if c.woken or c.unblock is not None:
                 wake.set()
-            deadline = float("inf") if w.deadline is None else trio.current_time() + (
-                w.deadline - time.monotonic())
+            deadline = (
+                float("inf")
+                if w.deadline is None
+                else trio.current_time() + (w.deadline - time.monotonic())
+            )
             with trio.move_on_at(deadline):
                 await wake.wait()
             conn.wake = None
@@ -287,11 +292,16 @@ class RespServer:
                 c.sent(n)
                 if n < len(payload):
                     conn.unsent = payload[n:]
-        return not (c.closing or conn.unsent or c.more or c.wait is not None
-                    or c.takeover is not None)
+        return not (
+            c.closing or conn.unsent or c.more or c.wait is not None or c.takeover is not None
+        )
 
     async def serve(
-        self, port: int | None, host: str, *, tls_port: int = 0,
+        self,
+        port: int | None,
+        host: str,
+        *,
+        tls_port: int = 0,
         task_status: trio.TaskStatus[tuple[list[trio.SocketListener], list[trio.SocketListener]]],
     ) -> None:
         """Listen on `port` (None: no plain port) and `tls_port` (0: none); the listeners
@@ -320,8 +330,11 @@ class RespServer:
             async with trio.open_nursery() as accepting:
                 for handler, listeners in ((self.handle, plain), (self.handle_tls, secure)):
                     if listeners:
-                        accepting.start_soon(partial(
-                            trio.serve_listeners, handler, listeners, handler_nursery=nursery))
+                        accepting.start_soon(
+                            partial(
+                                trio.serve_listeners, handler, listeners, handler_nursery=nursery
+                            )
+                        )
 
     async def _cron(self) -> None:
         while True:

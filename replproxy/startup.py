@@ -108,8 +108,13 @@ def startup_line(
 ) -> str:
     accel = accelerators_in_use()
     served = " and ".join(
-        x for x in (addresses(clients) if clients else "",
-                    f"TLS {addresses(tls_clients)}" if tls_clients else "") if x)
+        x
+        for x in (
+            addresses(clients) if clients else "",
+            f"TLS {addresses(tls_clients)}" if tls_clients else "",
+        )
+        if x
+    )
     return (
         f"replproxy {__version__} (run id {run_id[:8]}; C accelerators: "
         f"{', '.join(accel) if accel else 'none (pure Python)'}) serving clients on "

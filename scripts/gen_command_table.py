@@ -92,12 +92,12 @@ def parse(buf: bytes, pos: int = 0) -> tuple[Any, int]:
     """(value, end) of the reply at `pos`: maps -> dict, arrays/sets -> list, strings -> str
     (latin-1), null -> None."""
     nl = buf.index(b"\r\n", pos)
-    kind, head, after = buf[pos:pos + 1], buf[pos + 1:nl], nl + 2
+    kind, head, after = buf[pos : pos + 1], buf[pos + 1 : nl], nl + 2
     if kind in (b"$", b"=", b"!"):
         n = int(head)
         if n < 0:
             return None, after
-        return buf[after:after + n].decode("latin-1"), after + n + 2
+        return buf[after : after + n].decode("latin-1"), after + n + 2
     if kind in (b"*", b"~", b">"):
         n = int(head)
         if n < 0:
@@ -126,9 +126,9 @@ def parse(buf: bytes, pos: int = 0) -> tuple[Any, int]:
 def elements(buf: bytes, pos: int) -> tuple[bytes, list[tuple[int, int]]]:
     """The header of the aggregate at `pos` and the (start, end) span of each element."""
     nl = buf.index(b"\r\n", pos)
-    header = buf[pos:nl + 2]
-    n = int(buf[pos + 1:nl])
-    if buf[pos:pos + 1] == b"%":
+    header = buf[pos : nl + 2]
+    n = int(buf[pos + 1 : nl])
+    if buf[pos : pos + 1] == b"%":
         n *= 2
     spans = []
     at = nl + 2
@@ -159,12 +159,12 @@ def sorted_docs_entry(docs: bytes, proto: int) -> bytes:
     header, spans = elements(docs, 0)
     out = [header]
     for i in range(0, len(spans), 2):
-        k = docs[spans[i][0]:spans[i][1]]
-        v = docs[spans[i + 1][0]:spans[i + 1][1]]
+        k = docs[spans[i][0] : spans[i][1]]
+        v = docs[spans[i + 1][0] : spans[i + 1][1]]
         if parse(k)[0] == "subcommands":
             sub_header, sub_spans = elements(v, 0)
             pairs = [
-                (v[sub_spans[j][0]:sub_spans[j][1]], v[sub_spans[j + 1][0]:sub_spans[j + 1][1]])
+                (v[sub_spans[j][0] : sub_spans[j][1]], v[sub_spans[j + 1][0] : sub_spans[j + 1][1]])
                 for j in range(0, len(sub_spans), 2)
             ]
             pairs.sort(key=lambda p: parse(p[0])[0])
@@ -186,15 +186,15 @@ def strip_header(reply: bytes) -> bytes:
     """The single element of a one-element array reply."""
     _, spans = elements(reply, 0)
     assert len(spans) == 1, reply[:80]
-    return reply[spans[0][0]:spans[0][1]]
+    return reply[spans[0][0] : spans[0][1]]
 
 
 def docs_value(reply: bytes, name: str) -> bytes:
     """The documentation map of the single command in a COMMAND DOCS reply."""
     _, spans = elements(reply, 0)
     assert len(spans) == 2, reply[:80]
-    assert parse(reply[spans[0][0]:spans[0][1]])[0] == name
-    return reply[spans[1][0]:spans[1][1]]
+    assert parse(reply[spans[0][0] : spans[0][1]])[0] == name
+    return reply[spans[1][0] : spans[1][1]]
 
 
 def key_spec(raw: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +271,8 @@ def capture(kind: ServerKind) -> dict[str, Any]:
         # `<container> HELP` texts (arrays of simple strings: the same bytes in RESP3).
         helps = {
             name: c2.call([name, "help"]).decode("latin-1")
-            for name in names if f"{name}|help" in meta
+            for name in names
+            if f"{name}|help" in meta
         }
         return {
             "server": SERVER_NAME[kind.name],
@@ -322,9 +323,7 @@ def capture_legacy(kind: ServerKind) -> dict[str, Any]:
             "meta": meta,
             "help2": c2.call(["command", "help"]).decode("latin-1"),
             "helps": {n: c2.call([n, "help"]).decode("latin-1") for n in containers},
-            "subcommand_errors": {
-                n: c2.call([n, PROBE]).decode("latin-1") for n in containers
-            },
+            "subcommand_errors": {n: c2.call([n, PROBE]).decode("latin-1") for n in containers},
             "probe": PROBE,
         }
         if resp3:
@@ -371,10 +370,18 @@ def write(data: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kind", choices=sorted(SERVER_NAME), action="append",
-                    help="server kind to capture (default: every kind available)")
-    ap.add_argument("--from-source", type=Path, metavar="TREE",
-                    help="build from this source tree instead (with --server, --version)")
+    ap.add_argument(
+        "--kind",
+        choices=sorted(SERVER_NAME),
+        action="append",
+        help="server kind to capture (default: every kind available)",
+    )
+    ap.add_argument(
+        "--from-source",
+        type=Path,
+        metavar="TREE",
+        help="build from this source tree instead (with --server, --version)",
+    )
     ap.add_argument("--server", choices=("redis", "valkey"))
     ap.add_argument("--version", help="the source tree's version (x.y.z)")
     args = ap.parse_args()
@@ -384,8 +391,10 @@ def main() -> int:
         data = from_source(args.from_source, args.server, args.version)
         path = data_path(args.server, args.version)
         write(data, path)
-        print(f"{args.server} {args.version} (from source): {len(data['commands'])} commands "
-              f"-> {path} ({path.stat().st_size} bytes)")
+        print(
+            f"{args.server} {args.version} (from source): {len(data['commands'])} commands "
+            f"-> {path} ({path.stat().st_size} bytes)"
+        )
         return 0
     wanted = args.kind or sorted(SERVER_NAME)
     done = 0
@@ -397,8 +406,10 @@ def main() -> int:
         path = data_path(data["server"], data["version"])
         write(data, path)
         subs = len(data["meta"]) - len(data["commands"])
-        print(f"{kind.name} {data['version']}: {len(data['commands'])} commands, {subs} "
-              f"subcommands -> {path} ({path.stat().st_size} bytes)")
+        print(
+            f"{kind.name} {data['version']}: {len(data['commands'])} commands, {subs} "
+            f"subcommands -> {path} ({path.stat().st_size} bytes)"
+        )
         done += 1
     missing = set(wanted) - {k.name for k in kinds}
     for m in sorted(missing):

@@ -26,8 +26,14 @@ CLIENT_DIALECT_SKIP = (
 
 
 # What in a test's or a fixture's source means it starts a process (a server or the relay).
-_STARTS_PROCESSES = ("start_server(", "start_relay(", "subprocess.", "RelayProcess(",
-                     "start_cluster(", "Popen(")
+_STARTS_PROCESSES = (
+    "start_server(",
+    "start_relay(",
+    "subprocess.",
+    "RelayProcess(",
+    "start_cluster(",
+    "Popen(",
+)
 
 
 def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
@@ -49,8 +55,11 @@ def _source_starts_processes(fn: object, seen: dict[object, bool]) -> bool:
         env = getattr(fn, "__globals__", {})
         for name in names:
             callee = env.get(name)
-            if (inspect.isfunction(callee) and callee.__module__.startswith("tests")
-                    and _source_starts_processes(callee, seen)):
+            if (
+                inspect.isfunction(callee)
+                and callee.__module__.startswith("tests")
+                and _source_starts_processes(callee, seen)
+            ):
                 found = True
                 break
     seen[fn] = found
@@ -62,8 +71,8 @@ def _starts_processes(item: pytest.Item, seen: dict[object, bool]) -> bool:
     starts one, or it is parametrized with a server kind."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and any(
-        isinstance(v, ServerKind) or (isinstance(v, tuple) and any(isinstance(x, ServerKind)
-                                                                  for x in v))
+        isinstance(v, ServerKind)
+        or (isinstance(v, tuple) and any(isinstance(x, ServerKind) for x in v))
         for v in callspec.params.values()
     ):
         return True
@@ -82,7 +91,9 @@ def _starts_processes(item: pytest.Item, seen: dict[object, bool]) -> bool:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--chaos-seconds", type=float, default=None,
+        "--chaos-seconds",
+        type=float,
+        default=None,
         help="how long tests/test_faults.py's chaos test injects faults, per server kind "
         "(default 60; also REPLPROXY_CHAOS_SECONDS)",
     )
@@ -96,7 +107,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("server") is None and item.get_closest_marker("unit") is None:
             item.add_marker(
-                pytest.mark.server if _starts_processes(item, seen) else pytest.mark.unit)
+                pytest.mark.server if _starts_processes(item, seen) else pytest.mark.unit
+            )
     skip = pytest.mark.skip(reason=CLIENT_DIALECT_SKIP)
     for item in items:
         callspec = getattr(item, "callspec", None)

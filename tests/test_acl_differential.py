@@ -1003,8 +1003,9 @@ def test_redis5_master_gets_redis_7_0s_acl(tmp_path: Path) -> None:
         assert not diffs, "\n".join(diffs)
         # --requirepass alone: the default user's password, as a real 5.0 replica takes it
         # (a password only, 5.0's texts: the AUTH of the master's own version).
-        replica2 = start_server(master.kind, extra={"replicaof": f"127.0.0.1 {master.port}"},
-                                password="pw5")
+        replica2 = start_server(
+            master.kind, extra={"replicaof": f"127.0.0.1 {master.port}"}, password="pw5"
+        )
         relay2 = start_relay(upstream_url(master), "--requirepass", "pw5")
 
         def synced(port: int) -> bool:

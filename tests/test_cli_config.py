@@ -49,11 +49,22 @@ def test_sizes() -> None:
 
 def test_help_documents_every_flag_with_its_env_var() -> None:
     # rich reads the width from COLUMNS: long flag names must not wrap the env var names.
-    out = CliRunner().invoke(
-        app, ["run", "--help"], terminal_width=200, env={"COLUMNS": "200"}
-    ).output
-    for flag in ["upstream", "port", "bind", "metrics-port", "dir", "replica-announce-port",
-                 "repl-timeout", "repl-backlog-size", "log-format"]:
+    out = (
+        CliRunner()
+        .invoke(app, ["run", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+        .output
+    )
+    for flag in [
+        "upstream",
+        "port",
+        "bind",
+        "metrics-port",
+        "dir",
+        "replica-announce-port",
+        "repl-timeout",
+        "repl-backlog-size",
+        "log-format",
+    ]:
         assert f"--{flag}" in out
         assert f"REPLPROXY_{flag.upper().replace('-', '_')}" in out
 
@@ -69,15 +80,19 @@ def test_rediss_is_the_same_url_with_tls() -> None:
     [
         (["--tls-port", "7000"], "--tls-port needs --tls-cert-file and --tls-key-file"),
         (["--metrics-tls", "yes"], "--metrics-tls yes needs --tls-cert-file"),
-        (["--tls-port", "7000", "--tls-cert-file", "c", "--tls-key-file", "k"],
-         "Either --tls-ca-cert-file or --tls-ca-cert-dir must be specified"),
+        (
+            ["--tls-port", "7000", "--tls-cert-file", "c", "--tls-key-file", "k"],
+            "Either --tls-ca-cert-file or --tls-ca-cert-dir must be specified",
+        ),
         (["--tls-auth-clients", "maybe"], "--tls-auth-clients must be yes, no or optional"),
         (["--tls-protocols", "TLSv1.4"], "invalid protocol 'TLSv1.4'"),
         (["--tls-protocols", "TLSv1 TLSv1.3"], "must be consecutive"),
         (["--tls-client-cert-file", "c"], "go together"),
         (["--tls-replication", "perhaps"], "--tls-replication must be yes or no"),
-        (["--tls-replication", "yes", "--tls-ca-cert-file", "/nonexistent/ca.pem"],
-         "Failed to configure CA certificate"),
+        (
+            ["--tls-replication", "yes", "--tls-ca-cert-file", "/nonexistent/ca.pem"],
+            "Failed to configure CA certificate",
+        ),
         (["--sentinel", "h:26379"], "--sentinel needs --sentinel-master NAME"),
         (["--sentinel", "h:x", "--sentinel-master", "m"], "bad port"),
         (["--masterauth", "p", "--upstream", "redis://:q@h"], "not both"),
@@ -108,7 +123,12 @@ def test_every_flag_is_documented_in_configuration_md() -> None:
 def test_settings_come_from_the_environment() -> None:
     # A wrong setting read from the environment proves the variable is honoured.
     env = dict(os.environ, REPLPROXY_UPSTREAM="redis://127.0.0.1:1", REPLPROXY_PORT="70000")
-    res = subprocess.run([sys.executable, "-m", "replproxy", "run"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "replproxy", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1
     assert "--port must be 0..65535, got 70000" in res.stderr

@@ -45,8 +45,7 @@ class Server:
     def __init__(self, server: RedisServer) -> None:
         self.server = server
         self.kind = server.kind
-        self.table = table_for("valkey" if server.kind.is_valkey else "redis",
-                               server.kind.version)
+        self.table = table_for("valkey" if server.kind.is_valkey else "redis", server.kind.version)
         self.conns = {2: RawConnection(server, 2), 3: RawConnection(server, 3)}
 
     def call(self, argv: Sequence[bytes | str], proto: int = 2) -> bytes:
@@ -75,8 +74,8 @@ def _b(a: bytes | str) -> bytes:
 
 def spans(buf: bytes, pos: int = 0) -> list[tuple[int, int]]:
     nl = buf.index(b"\r\n", pos)
-    n = int(buf[pos + 1:nl])
-    if buf[pos:pos + 1] == b"%":
+    n = int(buf[pos + 1 : nl])
+    if buf[pos : pos + 1] == b"%":
         n *= 2
     out = []
     at = nl + 2
@@ -102,18 +101,18 @@ def canonical_info(entry: bytes) -> bytes:
     sub_at = el[9][0]
     head = entry[:sub_at]
     subs = entry[sub_at:]
-    return head + subs[:subs.index(b"\r\n") + 2] + b"".join(sorted(parts(subs)))
+    return head + subs[: subs.index(b"\r\n") + 2] + b"".join(sorted(parts(subs)))
 
 
 def canonical_docs(docs: bytes) -> bytes:
     """A COMMAND DOCS map with its `subcommands` map's pairs sorted."""
     items = parts(docs)
-    out = [docs[:docs.index(b"\r\n") + 2]]
+    out = [docs[: docs.index(b"\r\n") + 2]]
     for k, v in zip(items[::2], items[1::2]):
         if k == b"$11\r\nsubcommands\r\n":
             inner = parts(v)
             pairs = sorted(a + b for a, b in zip(inner[::2], inner[1::2]))
-            v = v[:v.index(b"\r\n") + 2] + b"".join(pairs)
+            v = v[: v.index(b"\r\n") + 2] + b"".join(pairs)
         out += [k, v]
     return b"".join(out)
 
@@ -132,7 +131,7 @@ def same_info_list(s: Server, argv: list[str | bytes]) -> None:
     container, whose subcommand order is the server's hash order)."""
     for proto in (2, 3):
         theirs, mine = s.call(argv, proto), s.mine(argv, proto)
-        assert mine[:mine.index(b"\r\n")] == theirs[:theirs.index(b"\r\n")], argv
+        assert mine[: mine.index(b"\r\n")] == theirs[: theirs.index(b"\r\n")], argv
         got, want = parts(mine), parts(theirs)
         assert [canonical_info(e) for e in got] == [canonical_info(e) for e in want], argv
         if not any(is_container(s.table, n) for n in argv[2:]):
@@ -256,8 +255,9 @@ UNKNOWN_SUBCOMMANDS: list[list[bytes]] = [
 ]
 
 
-@pytest.mark.parametrize("argv", UNKNOWN_COMMANDS + UNKNOWN_SUBCOMMANDS,
-                         ids=lambda a: repr(b" ".join(a)[:40]))
+@pytest.mark.parametrize(
+    "argv", UNKNOWN_COMMANDS + UNKNOWN_SUBCOMMANDS, ids=lambda a: repr(b" ".join(a)[:40])
+)
 def test_unknown_command_errors_match_the_server(master: Server, argv: list[bytes]) -> None:
     assert error_of(master.table, argv) == master.call(argv)
 
@@ -267,8 +267,10 @@ def test_random_unknown_commands_match_the_server(master: Server) -> None:
     alphabet = b"abc\x00\xff\r\n '|xyz"
     for _ in range(300):
         name = b"zz" + bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 200)))
-        args = [bytes(rnd.choice(alphabet) for _ in range(rnd.choice([0, 1, 5, 40, 130])))
-                for _ in range(rnd.randint(0, 8))]
+        args = [
+            bytes(rnd.choice(alphabet) for _ in range(rnd.choice([0, 1, 5, 40, 130])))
+            for _ in range(rnd.randint(0, 8))
+        ]
         argv = [name, *args]
         assert error_of(master.table, argv) == master.call(argv), argv
 
@@ -323,8 +325,9 @@ def test_data_file_is_what_the_generator_captures_now(kind: ServerKind) -> None:
     (the generator is deterministic, so a server upgrade shows up here)."""
     gen = _generator()
     fresh = gen.capture(kind)
-    stored = json.loads(gzip.decompress(gen.data_path(fresh["server"], fresh["version"])
-                                        .read_bytes()))
+    stored = json.loads(
+        gzip.decompress(gen.data_path(fresh["server"], fresh["version"]).read_bytes())
+    )
     assert stored["version"] == fresh["version"] == ".".join(map(str, kind.version))
     assert stored == fresh
 
@@ -342,7 +345,7 @@ def test_command_all_entries(master: Server) -> None:
     for proto in (2, 3):
         for argv in (["command"], ["command", "info"]):
             theirs, mine = master.call(argv, proto), master.mine(argv, proto)
-            assert mine[:mine.index(b"\r\n")] == theirs[:theirs.index(b"\r\n")]
+            assert mine[: mine.index(b"\r\n")] == theirs[: theirs.index(b"\r\n")]
             assert info_multiset(mine) == info_multiset(theirs)
 
 
@@ -373,9 +376,11 @@ def test_command_info_with_names(master: Server) -> None:
 def test_command_docs(master: Server) -> None:
     t = master.table
     for proto in (2, 3):
-        theirs, mine = master.call(["command", "docs"], proto), master.mine(["command", "docs"],
-                                                                             proto)
-        assert mine[:mine.index(b"\r\n")] == theirs[:theirs.index(b"\r\n")]
+        theirs, mine = (
+            master.call(["command", "docs"], proto),
+            master.mine(["command", "docs"], proto),
+        )
+        assert mine[: mine.index(b"\r\n")] == theirs[: theirs.index(b"\r\n")]
         assert sorted(docs_pairs(mine)) == sorted(docs_pairs(theirs))
     plain = [n for n in t.full_names() if not is_container(t, n)]
     rnd = random.Random(11)
@@ -395,7 +400,7 @@ def test_command_docs(master: Server) -> None:
             theirs, mine = master.call(argv, proto), master.mine(argv, proto)
             if any(is_container(t, n) for n in case):
                 assert docs_pairs(mine) == docs_pairs(theirs), case
-                assert mine[:mine.index(b"\r\n")] == theirs[:theirs.index(b"\r\n")]
+                assert mine[: mine.index(b"\r\n")] == theirs[: theirs.index(b"\r\n")]
             else:
                 assert mine == theirs, case
 
@@ -456,7 +461,7 @@ def test_command_list(master: Server, args: list[str | bytes]) -> None:
         if theirs[:1] == b"-":
             assert mine == theirs
         else:
-            assert mine[:mine.index(b"\r\n")] == theirs[:theirs.index(b"\r\n")]
+            assert mine[: mine.index(b"\r\n")] == theirs[: theirs.index(b"\r\n")]
             assert sorted(parts(mine)) == sorted(parts(theirs))
 
 
@@ -474,8 +479,14 @@ def test_stringmatch_against_command_list(master: Server) -> None:
 
 
 def test_command_subcommand_errors(master: Server) -> None:
-    for argv in (["command", "nosuch"], ["command", "count", "x"], ["command", "help", "x"],
-                 ["command", "getkeys"], ["COMMAND", "GetKeysAndFlags"], ["command", ""]):
+    for argv in (
+        ["command", "nosuch"],
+        ["command", "count", "x"],
+        ["command", "help", "x"],
+        ["command", "getkeys"],
+        ["COMMAND", "GetKeysAndFlags"],
+        ["command", ""],
+    ):
         for proto in (2, 3):
             assert master.mine(argv, proto) == master.call(argv, proto), argv
 
@@ -484,71 +495,230 @@ def test_command_subcommand_errors(master: Server) -> None:
 
 GETKEYS_CASES: list[str] = [
     # strings and keys
-    "get k", "GET k", "set k v", "set k v get", "set k v GET", "set k v ex 10 get",
-    "set k v nx", "set k v get\x00x", "mset a 1 b 2", "mset a 1 b", "msetnx a 1 b 2",
-    "mget a b c", "del a b", "unlink a", "exists a b", "expire k 10", "ttl k", "type k",
-    "rename a b", "renamenx a b", "copy a b", "copy a b db 1", "move a 1", "dump k",
-    "restore k 0 v", "incr k", "incrby k 1", "append k v", "getrange k 0 1",
-    "setrange k 0 v", "strlen k", "getex k", "getdel k", "lcs a b", "touch a b",
-    "object encoding k", "OBJECT FREQ k", "memory usage k", "memory usage k samples 5",
+    "get k",
+    "GET k",
+    "set k v",
+    "set k v get",
+    "set k v GET",
+    "set k v ex 10 get",
+    "set k v nx",
+    "set k v get\x00x",
+    "mset a 1 b 2",
+    "mset a 1 b",
+    "msetnx a 1 b 2",
+    "mget a b c",
+    "del a b",
+    "unlink a",
+    "exists a b",
+    "expire k 10",
+    "ttl k",
+    "type k",
+    "rename a b",
+    "renamenx a b",
+    "copy a b",
+    "copy a b db 1",
+    "move a 1",
+    "dump k",
+    "restore k 0 v",
+    "incr k",
+    "incrby k 1",
+    "append k v",
+    "getrange k 0 1",
+    "setrange k 0 v",
+    "strlen k",
+    "getex k",
+    "getdel k",
+    "lcs a b",
+    "touch a b",
+    "object encoding k",
+    "OBJECT FREQ k",
+    "memory usage k",
+    "memory usage k samples 5",
     # hashes, lists, sets
-    "hset h f v", "hget h f", "hmget h a b", "hgetall h", "hscan h 0",
-    "lpush l a", "lrange l 0 -1", "lmove a b left right", "blmove a b left right 0",
-    "brpoplpush a b 0", "rpoplpush a b", "blpop a b 0", "brpop a 0", "lpos l a",
-    "lmpop 2 a b left", "lmpop 0 a left", "lmpop x a left", "lmpop 3 a b left",
-    "lmpop 2abc a b left", "blmpop 0 2 a b left", "blmpop 0 1 a left count 2",
-    "sadd s a", "smembers s", "sinter a b", "sinterstore d a b", "sunionstore d a b",
-    "sdiff a b", "smove a b m", "sintercard 2 a b", "sintercard 2 a b limit 1",
-    "sintercard 0 a", "sintercard -1 a", "sintercard 3 a b",
+    "hset h f v",
+    "hget h f",
+    "hmget h a b",
+    "hgetall h",
+    "hscan h 0",
+    "lpush l a",
+    "lrange l 0 -1",
+    "lmove a b left right",
+    "blmove a b left right 0",
+    "brpoplpush a b 0",
+    "rpoplpush a b",
+    "blpop a b 0",
+    "brpop a 0",
+    "lpos l a",
+    "lmpop 2 a b left",
+    "lmpop 0 a left",
+    "lmpop x a left",
+    "lmpop 3 a b left",
+    "lmpop 2abc a b left",
+    "blmpop 0 2 a b left",
+    "blmpop 0 1 a left count 2",
+    "sadd s a",
+    "smembers s",
+    "sinter a b",
+    "sinterstore d a b",
+    "sunionstore d a b",
+    "sdiff a b",
+    "smove a b m",
+    "sintercard 2 a b",
+    "sintercard 2 a b limit 1",
+    "sintercard 0 a",
+    "sintercard -1 a",
+    "sintercard 3 a b",
     # sorted sets
-    "zadd z 1 a", "zrange z 0 -1", "zrangestore d z 0 -1", "zunion 2 a b",
-    "zunion 2 a b weights 1 2", "zunionstore d 2 a b", "zinterstore d 2 a b aggregate sum",
-    "zdiffstore d 1 a", "zdiff 2 a b withscores", "zinter 1 a", "zintercard 2 a b",
-    "zmpop 1 z min", "bzmpop 0 2 a b min", "bzpopmin a b 0", "zunion abc a b",
-    "zunion -1 a", "zunion 5 a b", "zunion 2abc a b", "zunion  2 a b", "zunion +2 a b",
-    "zunion 99999999999 a b", "zunion 4294967298 a b c", "zunionstore d 0 a",
-    "zunionstore d x a", "zinter 00 a", "zdiff 1\x002 a b",
+    "zadd z 1 a",
+    "zrange z 0 -1",
+    "zrangestore d z 0 -1",
+    "zunion 2 a b",
+    "zunion 2 a b weights 1 2",
+    "zunionstore d 2 a b",
+    "zinterstore d 2 a b aggregate sum",
+    "zdiffstore d 1 a",
+    "zdiff 2 a b withscores",
+    "zinter 1 a",
+    "zintercard 2 a b",
+    "zmpop 1 z min",
+    "bzmpop 0 2 a b min",
+    "bzpopmin a b 0",
+    "zunion abc a b",
+    "zunion -1 a",
+    "zunion 5 a b",
+    "zunion 2abc a b",
+    "zunion  2 a b",
+    "zunion +2 a b",
+    "zunion 99999999999 a b",
+    "zunion 4294967298 a b c",
+    "zunionstore d 0 a",
+    "zunionstore d x a",
+    "zinter 00 a",
+    "zdiff 1\x002 a b",
     # scripting
-    "eval s 0", "eval s 2 a b c", "eval s 1 a", "eval s 3 a", "evalsha x 1 k",
-    "eval_ro s 1 k", "evalsha_ro s 0", "fcall f 1 k a", "fcall_ro f 0", "eval s -1",
-    "eval s x", "fcall f 2 a",
+    "eval s 0",
+    "eval s 2 a b c",
+    "eval s 1 a",
+    "eval s 3 a",
+    "evalsha x 1 k",
+    "eval_ro s 1 k",
+    "evalsha_ro s 0",
+    "fcall f 1 k a",
+    "fcall_ro f 0",
+    "eval s -1",
+    "eval s x",
+    "fcall f 2 a",
     # sort, migrate, geo
-    "sort k", "sort k store d", "sort k by w get g store d", "sort k limit 0 1 store d",
-    "sort k store", "sort k STORE a store b", "sort k get store store d", "sort_ro k",
-    "sort_ro k by w", "sort k limit store d", "migrate h p k 0 1000",
-    "migrate h p '' 0 1000 keys a b", "migrate h p '' 0 1000 copy replace keys a b",
-    "migrate h p '' 0 1000 auth pw keys a", "migrate h p '' 0 1000 auth2 u pw keys a b",
-    "migrate h p k 0 1000 keys a", "migrate h p '' 0 1000 auth2 keys keys keys a b",
-    "migrate h p '' 0 1000 auth keys keys a", "migrate h p '' 0 1000 copy keys",
-    "migrate h p '' 0 1000 keys", "migrate h p '' 0 1000",
-    "georadius k 0 0 1 km", "georadius k 0 0 1 km store d", "georadius k 0 0 1 km storedist d",
-    "georadius k 0 0 1 km store", "georadius k 0 0 1 km store a storedist b",
-    "georadiusbymember k m 1 km store d", "georadius_ro k 0 0 1 km",
+    "sort k",
+    "sort k store d",
+    "sort k by w get g store d",
+    "sort k limit 0 1 store d",
+    "sort k store",
+    "sort k STORE a store b",
+    "sort k get store store d",
+    "sort_ro k",
+    "sort_ro k by w",
+    "sort k limit store d",
+    "migrate h p k 0 1000",
+    "migrate h p '' 0 1000 keys a b",
+    "migrate h p '' 0 1000 copy replace keys a b",
+    "migrate h p '' 0 1000 auth pw keys a",
+    "migrate h p '' 0 1000 auth2 u pw keys a b",
+    "migrate h p k 0 1000 keys a",
+    "migrate h p '' 0 1000 auth2 keys keys keys a b",
+    "migrate h p '' 0 1000 auth keys keys a",
+    "migrate h p '' 0 1000 copy keys",
+    "migrate h p '' 0 1000 keys",
+    "migrate h p '' 0 1000",
+    "georadius k 0 0 1 km",
+    "georadius k 0 0 1 km store d",
+    "georadius k 0 0 1 km storedist d",
+    "georadius k 0 0 1 km store",
+    "georadius k 0 0 1 km store a storedist b",
+    "georadiusbymember k m 1 km store d",
+    "georadius_ro k 0 0 1 km",
     "geosearch k frommember m byradius 1 km",
-    "geosearchstore d s frommember m byradius 1 km", "geoadd k 0 0 m", "geodist k a b",
-    "geohash k a", "geopos k a",
+    "geosearchstore d s frommember m byradius 1 km",
+    "geoadd k 0 0 m",
+    "geodist k a b",
+    "geohash k a",
+    "geopos k a",
     # streams
-    "xread streams a b 0 0", "xread count 1 block 0 streams a 0", "xread streams a",
-    "xread streams a b 0", "xreadgroup group g c streams a 0",
-    "xreadgroup group g c count 1 noack streams a b 0 0", "xread foo streams a 0",
-    "xread STREAMS streams 0", "xadd s * f v", "xrange s - +", "xlen s", "xinfo stream s",
-    "xinfo groups s", "xgroup create s g $", "xack s g 1", "xautoclaim s g c 0 0",
-    "xpending s g", "xtrim s maxlen 1", "xdel s 1", "xsetid s 1-1",
+    "xread streams a b 0 0",
+    "xread count 1 block 0 streams a 0",
+    "xread streams a",
+    "xread streams a b 0",
+    "xreadgroup group g c streams a 0",
+    "xreadgroup group g c count 1 noack streams a b 0 0",
+    "xread foo streams a 0",
+    "xread STREAMS streams 0",
+    "xadd s * f v",
+    "xrange s - +",
+    "xlen s",
+    "xinfo stream s",
+    "xinfo groups s",
+    "xgroup create s g $",
+    "xack s g 1",
+    "xautoclaim s g c 0 0",
+    "xpending s g",
+    "xtrim s maxlen 1",
+    "xdel s 1",
+    "xsetid s 1-1",
     # bitmaps, hll
-    "bitfield k get u8 0", "bitfield k set u8 0 1", "bitfield k overflow sat get u8 0",
-    "bitfield k incrby u8 0 1", "bitfield k foo", "bitfield k get u8", "bitfield k",
-    "bitfield_ro k get u8 0", "bitcount k", "bitop and d a b", "bitpos k 1",
-    "setbit k 0 1", "getbit k 0", "pfadd h a", "pfcount a b", "pfmerge d a b",
+    "bitfield k get u8 0",
+    "bitfield k set u8 0 1",
+    "bitfield k overflow sat get u8 0",
+    "bitfield k incrby u8 0 1",
+    "bitfield k foo",
+    "bitfield k get u8",
+    "bitfield k",
+    "bitfield_ro k get u8 0",
+    "bitcount k",
+    "bitop and d a b",
+    "bitpos k 1",
+    "setbit k 0 1",
+    "getbit k 0",
+    "pfadd h a",
+    "pfcount a b",
+    "pfmerge d a b",
     # others and errors
-    "watch a b", "ping", "publish c m", "spublish c m", "wait 0 0", "exec",
-    "config get x", "client list", "nosuch x", "get a b", "object nosuch k",
-    "object encoding", "object", "hrandfield h", "zrandmember z", "srandmember s",
-    "linsert l before a b", "psetex k 1 v", "getset k v", "hincrbyfloat h f 1",
-    "randomkey", "keys *", "scan 0", "debug object k",
+    "watch a b",
+    "ping",
+    "publish c m",
+    "spublish c m",
+    "wait 0 0",
+    "exec",
+    "config get x",
+    "client list",
+    "nosuch x",
+    "get a b",
+    "object nosuch k",
+    "object encoding",
+    "object",
+    "hrandfield h",
+    "zrandmember z",
+    "srandmember s",
+    "linsert l before a b",
+    "psetex k 1 v",
+    "getset k v",
+    "hincrbyfloat h f 1",
+    "randomkey",
+    "keys *",
+    "scan 0",
+    "debug object k",
     # 6.2's own *GetKeys functions (memoryGetKeys, lcsGetKeys) and its containers' ranges
-    "memory doctor", "memory usage", "memory USAGE k", "stralgo lcs keys a b",
-    "stralgo lcs keys a b len", "stralgo lcs strings a b", "stralgo lcs strings a keys b c",
-    "stralgo lcs keys a", "stralgo lcs idx keys a b", "STRALGO", "object help", "xinfo help",
+    "memory doctor",
+    "memory usage",
+    "memory USAGE k",
+    "stralgo lcs keys a b",
+    "stralgo lcs keys a b len",
+    "stralgo lcs strings a b",
+    "stralgo lcs strings a keys b c",
+    "stralgo lcs keys a",
+    "stralgo lcs idx keys a b",
+    "STRALGO",
+    "object help",
+    "xinfo help",
     "georadiusbymember_ro k m 1 km store d",
 ]
 
@@ -578,8 +748,10 @@ def test_getkeys_on_every_command_with_filler_arguments(master: Server) -> None:
             head = s.name.split(b"|")
             base = max(abs(s.arity), len(head))
             for extra in (0, 1, 2, 5):
-                args = [b"%d" % (i % 3) if i % 4 == 3 else b"k%d" % i
-                        for i in range(base - len(head) + extra)]
+                args = [
+                    b"%d" % (i % 3) if i % 4 == 3 else b"k%d" % i
+                    for i in range(base - len(head) + extra)
+                ]
                 cases.append([*head, *args])
     assert len(cases) > 1000
     for argv in cases:

@@ -37,8 +37,7 @@ def test_trims_whole_segments_by_size_and_age(tmp_path: Path) -> None:
         log.append(b"y" * 10)
     assert log.histlen <= 30 + 10
     assert log.read_some(log.first_byte_offset, 5) in (b"yyyyy",)
-    aged = DiskLog(tmp_path / "b", max_bytes=10**6, ttl=60, segment_size=10,
-                   clock=lambda: now[0])
+    aged = DiskLog(tmp_path / "b", max_bytes=10**6, ttl=60, segment_size=10, clock=lambda: now[0])
     aged.reset(1, "a" * 40)
     aged.append(b"1" * 10)
     aged.append(b"2" * 10)

@@ -38,11 +38,19 @@ def test_replica_away_for_200mb_and_a_relay_restart_partially_resyncs_from_disk(
     # A replica that persists its dataset and replication position, as in production.
     replica = start(extra={"replicaof": f"127.0.0.1 {relay.port}", "save": "3600 1"})
     write_mb(master, 5)
-    wait_for(lambda: replica.info("replication").get("master_link_status") == "up", 60,
-             what="the replica online")
-    wait_for(lambda: int(replica.info("replication")["slave_repl_offset"])
-             == int(master.info("replication")["master_repl_offset"]), 60,
-             what="the replica caught up")
+    wait_for(
+        lambda: replica.info("replication").get("master_link_status") == "up",
+        60,
+        what="the replica online",
+    )
+    wait_for(
+        lambda: (
+            int(replica.info("replication")["slave_repl_offset"])
+            == int(master.info("replication")["master_repl_offset"])
+        ),
+        60,
+        what="the replica caught up",
+    )
     # The server closes the connection as it exits: no reply to wait for.
     with replica.client() as c, contextlib.suppress(redis.ConnectionError):
         c.execute_command("SHUTDOWN", "SAVE")
@@ -56,11 +64,18 @@ def test_replica_away_for_200mb_and_a_relay_restart_partially_resyncs_from_disk(
     relays.append(relay)
     write_mb(master, 100)
 
-    back = start_server(server_kind, port=replica.port, dir=replica.dir,
-                        extra={"replicaof": f"127.0.0.1 {relay.port}", "save": "3600 1"})
+    back = start_server(
+        server_kind,
+        port=replica.port,
+        dir=replica.dir,
+        extra={"replicaof": f"127.0.0.1 {relay.port}", "save": "3600 1"},
+    )
     try:
-        wait_for(lambda: PARTIAL_ACCEPTED in back.log(), 120,
-                 what="the returning replica to continue from the disk log")
+        wait_for(
+            lambda: PARTIAL_ACCEPTED in back.log(),
+            120,
+            what="the returning replica to continue from the disk log",
+        )
         assert_same_digests(master, relay, [back])
         full, partial, _ = stats(relay)  # counters of the restarted relay
         assert full == 0 and partial == 1

@@ -140,8 +140,7 @@ def test_three_downstream_replicas_under_workload_match_the_master(
     assert sorted(line["port"] for line in lines) == sorted(rep.port for rep in replicas)
     wait_for(
         lambda: all(
-            relay.info("replication")[f"slave{i}"]["offset"] == offset_of(master)
-            for i in range(3)
+            relay.info("replication")[f"slave{i}"]["offset"] == offset_of(master) for i in range(3)
         ),
         10,
         what="ACKed offsets in replproxy's slave lines",
@@ -185,9 +184,7 @@ def test_downstream_replica_repointed_to_master_gets_continue(
     wait_replicas_synced(master, [replica])
     m_full, m_partial, _ = stats(master)
     replicate_from(replica, (master.host, master.port))
-    wait_for(
-        lambda: stats(master)[1] == m_partial + 1, 30, what="the master to accept a PSYNC"
-    )
+    wait_for(lambda: stats(master)[1] == m_partial + 1, 30, what="the master to accept a PSYNC")
     Workload(master, seed=10, dbs=DBS).run(100)
     assert_same_digests(master, relay, [replica])
     assert stats(master)[0] == m_full
@@ -199,9 +196,7 @@ def test_downstream_full_sync_from_a_fresh_snapshot_shared_by_replicas(
 ) -> None:
     """The backlog no longer holds the upstream snapshot's offset: a forked child writes
     replproxy's own keyspace at the current offset, once, for both replicas."""
-    master, relay, replicas = chain(
-        start, relays, [server_kind] * 2, "--repl-backlog-size", "16kb"
-    )
+    master, relay, replicas = chain(start, relays, [server_kind] * 2, "--repl-backlog-size", "16kb")
     Workload(master, seed=3, dbs=DBS).run(600)  # far more than 16 kB of stream
     relay.wait_in_sync_with(master)
     for r in replicas:
@@ -232,8 +227,11 @@ def test_psync_refused_with_nomasterlink_when_configured_and_link_down(
 ) -> None:
     master = start()
     relay = start_relay(
-        upstream_url(master), "--replica-serve-psync-when-down", "no",
-        "--reconnect-backoff-max", "1",
+        upstream_url(master),
+        "--replica-serve-psync-when-down",
+        "no",
+        "--reconnect-backoff-max",
+        "1",
     )
     relays.append(relay)
     master.stop()
@@ -310,9 +308,13 @@ def test_stopped_downstream_replica_dropped_at_output_limit_others_keep_up(
     """A SIGSTOP-ed replica reads nothing: its unsent bytes pass the soft limit for its
     seconds and replproxy drops it, while the other replica keeps streaming."""
     master, relay, (stopped, live) = chain(
-        start, relays, [server_kind] * 2,
-        "--client-output-buffer-limit-replica", "1mb 512kb 2",
-        "--repl-backlog-size", "64mb",  # the hard limit is raised to it: the soft one acts
+        start,
+        relays,
+        [server_kind] * 2,
+        "--client-output-buffer-limit-replica",
+        "1mb 512kb 2",
+        "--repl-backlog-size",
+        "64mb",  # the hard limit is raised to it: the soft one acts
     )
     Workload(master, seed=91, dbs=DBS).run(200)
     for r in (stopped, live):
@@ -326,9 +328,10 @@ def test_stopped_downstream_replica_dropped_at_output_limit_others_keep_up(
             for i in range(48):  # 12 MB: more than the kernel's socket buffers absorb
                 c.set(f"big:{i}", value)
         wait_for(
-            lambda: relay.metrics().get(
-                'replproxy_downstream_dropped_total{reason="output_limit"}'
-            ) == 1,
+            lambda: (
+                relay.metrics().get('replproxy_downstream_dropped_total{reason="output_limit"}')
+                == 1
+            ),
             20,
             what="the stopped replica dropped at its output limit",
         )
@@ -359,12 +362,16 @@ def test_redis_cli_rdb_against_replproxy_gives_a_loadable_snapshot(
     out = tmp_path / "dump.rdb"
     cli = subprocess.run(
         ["redis-cli", "-h", "127.0.0.1", "-p", str(relay.port), "--rdb", str(out)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     verify = subprocess.run(
         [sys.executable, "-m", "replproxy", "rdb", "verify", str(out)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     wait_for(lambda: not slave_lines(relay), 10, what="the rdb-only replica gone")

@@ -55,16 +55,21 @@ def test_relay_repointed_to_a_promoted_replica_continues_and_its_replicas_follow
     served_full, served_partial, _ = stats(relay)
     with relay.client() as c:
         assert c.execute_command("REPLICAOF", "127.0.0.1", standby.port) == b"OK"
-        assert c.execute_command("REPLICAOF", "127.0.0.1", standby.port) == \
-            b"OK Already connected to specified master"
+        assert (
+            c.execute_command("REPLICAOF", "127.0.0.1", standby.port)
+            == b"OK Already connected to specified master"
+        )
         with pytest.raises(Exception, match="REPLICAOF NO ONE is not supported"):
             c.execute_command("REPLICAOF", "NO", "ONE")
     new_id = standby.info("replication")["master_replid"]
     assert new_id != old_id
 
     Workload(standby, seed=82, dbs=DBS).run(300)
-    wait_for(lambda: relay.info("replication")["master_replid"] == new_id, 60,
-             what="the relay to adopt the promoted master's replid")
+    wait_for(
+        lambda: relay.info("replication")["master_replid"] == new_id,
+        60,
+        what="the relay to adopt the promoted master's replid",
+    )
     info = relay.info("replication")
     assert info["master_port"] == standby.port
     assert info["master_replid2"] == old_id  # our old history stays continuable
@@ -73,8 +78,11 @@ def test_relay_repointed_to_a_promoted_replica_continues_and_its_replicas_follow
     assert (s_full, s_partial) == (0, 1)
     assert relay.metrics()["replproxy_resyncs_full_total"] == 1
     # ... and the relay continued its own replica through replid2, learning the new id.
-    wait_for(lambda: downstream.info("replication")["master_replid"] == new_id, 60,
-             what="the downstream replica to learn the new replid")
+    wait_for(
+        lambda: downstream.info("replication")["master_replid"] == new_id,
+        60,
+        what="the downstream replica to learn the new replid",
+    )
     assert_same_digests(standby, relay, [downstream])
     full, partial, _ = stats(relay)
     assert full == served_full and partial >= served_partial + 1

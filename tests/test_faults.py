@@ -156,8 +156,10 @@ def settle(chain: Chain, timeout: float = 90) -> None:
             try:
                 info = p.info("replication")
                 slaves = [v for k, v in info.items() if k.startswith("slave")]
-                out.append(f"{type(p).__name__}:{p.port} offset {offset_of(p)} link "
-                           f"{info.get('master_link_status', '-')} slaves {slaves}")
+                out.append(
+                    f"{type(p).__name__}:{p.port} offset {offset_of(p)} link "
+                    f"{info.get('master_link_status', '-')} slaves {slaves}"
+                )
             except redis.RedisError as e:
                 out.append(f"{type(p).__name__}:{p.port} {e!r}")
         return "; ".join(out)
@@ -165,11 +167,16 @@ def settle(chain: Chain, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            target = wait_for(synced, max(1, deadline - time.monotonic()), interval=0.1,
-                              what="every party at the master's offset")
+            target = wait_for(
+                synced,
+                max(1, deadline - time.monotonic()),
+                interval=0.1,
+                what="every party at the master's offset",
+            )
         except AssertionError as e:
-            raise AssertionError(f"{e}: {state()}; up {chain.up.connections}; "
-                                 f"down {chain.down.connections}") from None
+            raise AssertionError(
+                f"{e}: {state()}; up {chain.up.connections}; down {chain.down.connections}"
+            ) from None
         digests = {f"{type(p).__name__}:{p.port}": digest(p) for p in chain.all()}
         if len(set(digests.values())) == 1:
             return

@@ -31,12 +31,8 @@ from tests.harness.servers import RedisServer, wait_for
 # ---- helpers ----
 
 
-
-
 def b(*items: object) -> list[bytes]:
     return [i if isinstance(i, bytes) else str(i).encode() for i in items]
-
-
 
 
 def version(server: RedisServer) -> tuple[int, int, int]:
@@ -592,8 +588,9 @@ def test_list_edge_cases_match_master(master: RedisServer) -> None:
             c.rpush(f"remmany{i}", *many)
             c.lrem(f"remmany{i}", count, "x")
         if v >= (6, 2, 0):  # LPOP/RPOP with a count
-            for i, (side, count) in enumerate([("l", 25), ("r", 25), ("l", 3), ("r", 3),
-                                               ("l", 59), ("r", 61)]):
+            for i, (side, count) in enumerate(
+                [("l", 25), ("r", 25), ("l", 3), ("r", 3), ("l", 59), ("r", 61)]
+            ):
                 c.rpush(f"pops{i}", *many)
                 c.execute_command("LPOP" if side == "l" else "RPOP", f"pops{i}", count)
         for i, (start, stop) in enumerate([(1, -2), (25, 30), (2, 57)]):

@@ -49,10 +49,14 @@ def test_snapshot_is_swapped_in_whole() -> None:
     ks = Keyspace()
     ks.set(0, b"old", b"x")
     loader = ks.new_loader()
-    loader.add([Aux(b"repl-stream-db", b"3"),
-                KeyEntry(1, b"k", b"v", expire_ms=123),
-                KeyEntry(0, b"z", ZSetValue({b"a": 1.0})),
-                Function(b"#!lua name=lib1\nredis.register_function('f', function() end)")])
+    loader.add(
+        [
+            Aux(b"repl-stream-db", b"3"),
+            KeyEntry(1, b"k", b"v", expire_ms=123),
+            KeyEntry(0, b"z", ZSetValue({b"a": 1.0})),
+            Function(b"#!lua name=lib1\nredis.register_function('f', function() end)"),
+        ]
+    )
     assert ks.get(0, b"old") == b"x"  # nothing visible before commit
     loader.commit()
     assert ks.get(0, b"old") is None

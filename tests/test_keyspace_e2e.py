@@ -118,9 +118,7 @@ def test_forced_partial_resync_mid_workload(
     assert relay.metrics()["replproxy_resyncs_full_total"] == 1
 
 
-def test_transaction_is_never_half_visible(
-    master: RedisServer, relays: list[RelayProcess]
-) -> None:
+def test_transaction_is_never_half_visible(master: RedisServer, relays: list[RelayProcess]) -> None:
     relay = start_relay(upstream_url(master))
     relays.append(relay)
     with master.client() as c:

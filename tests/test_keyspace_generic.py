@@ -41,11 +41,6 @@ DBS = 4
 # ---- helpers ----
 
 
-
-
-
-
-
 LUA_RUN = """
 local i = 1
 while i <= #ARGV do

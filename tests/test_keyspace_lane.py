@@ -296,8 +296,12 @@ def test_the_lane_waits_while_keys_are_watched() -> None:
 def test_sets_and_hashes_are_left_to_their_appliers() -> None:
     """Their appliers keep each key's encoding history (`SetValue`, `Keyspace.encodings`),
     which the lane does not: it stops before them, changing nothing."""
-    for argv in ([b"SADD", b"t", b"m"], [b"SREM", b"t", b"m"], [b"HSET", b"h", b"f", b"v"],
-                 [b"HMSET", b"h", b"f", b"v"]):
+    for argv in (
+        [b"SADD", b"t", b"m"],
+        [b"SREM", b"t", b"m"],
+        [b"HSET", b"h", b"f", b"v"],
+        [b"HMSET", b"h", b"f", b"v"],
+    ):
         commands = [(argv, encode_command(argv), 0, 1)]
         for run in filter(None, (C_APPLY_RUN, lane.apply_run)):
             d: dict = {}

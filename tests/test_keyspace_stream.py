@@ -51,8 +51,6 @@ def assert_mirrors(mirror: Mirror) -> None:
     assert not any(n.startswith("x") for n in mirror.keyspace.unsupported_commands)
 
 
-
-
 def stream(ks: Keyspace, key: bytes = b"s") -> StreamValue:
     v = ks.get(0, key)
     assert isinstance(v, StreamValue)
@@ -63,8 +61,6 @@ def claim(ks: Keyspace, group: str, consumer: str, sid: str, ms: int = 1, count:
     """The XCLAIM every master propagates for XREADGROUP/XCLAIM/XAUTOCLAIM (14 arguments)."""
     argv = ["XCLAIM", "s", group, consumer, 0, sid, "TIME", ms, "RETRYCOUNT", count]
     run(ks, *argv, "FORCE", "JUSTID", "LASTID", sid)
-
-
 
 
 class Features:
@@ -273,8 +269,13 @@ def test_xclaim_of_a_deleted_entry_follows_the_masters_version(
 
 @pytest.mark.parametrize(
     "aux",
-    [{b"redis-ver": b"7.0.15"}, {b"redis-ver": b"7.2.6"}, {b"valkey-ver": b"7.2.7"},
-     {b"redis-ver": b"7.4.1"}, {b"valkey-ver": b"8.1.1"}],
+    [
+        {b"redis-ver": b"7.0.15"},
+        {b"redis-ver": b"7.2.6"},
+        {b"valkey-ver": b"7.2.7"},
+        {b"redis-ver": b"7.4.1"},
+        {b"valkey-ver": b"8.1.1"},
+    ],
 )
 def test_xclaim_lastid_moves_the_group_never_its_read_counter(aux: dict[bytes, bytes]) -> None:
     """What a real replica does with the XCLAIM ... LASTID a master sends for XREADGROUP:

@@ -27,11 +27,6 @@ from tests.harness.servers import RedisServer, ServerKind
 # ---- helpers ----
 
 
-
-
-
-
-
 # ---- the random workload ----
 
 KEYS = [f"s{i}" for i in range(12)]

@@ -55,8 +55,6 @@ def assert_mirrors(mirror: Mirror) -> None:
     _assert_mirrors(mirror, lambda m: _signed_zero_diffs(m) or _digest_diffs(m))
 
 
-
-
 def zget(ks: Keyspace, key: str, db: int = 0) -> dict[bytes, float] | None:
     v = ks.get(db, key.encode())
     if v is None:
@@ -64,7 +62,6 @@ def zget(ks: Keyspace, key: str, db: int = 0) -> dict[bytes, float] | None:
     assert type(v) is ZSet
     assert list(v.index) == sorted((s, m) for m, s in v.items())  # the index is in step
     return dict(v)
-
 
 
 def _signed_zero_diffs(mirror: Mirror) -> list[str]:
@@ -79,11 +76,10 @@ def _signed_zero_diffs(mirror: Mirror) -> list[str]:
                 for member, score in v.items():
                     if score == 0:
                         text = c.execute_command("ZSCORE", key, member)
-                        if text is not None and (text[:1] == b"-") != (
-                            math.copysign(1, score) < 0
-                        ):
-                            diffs.append(f"db{db} {key!r} {member!r}: master {text!r}, mirror "
-                                         f"{score!r}")
+                        if text is not None and (text[:1] == b"-") != (math.copysign(1, score) < 0):
+                            diffs.append(
+                                f"db{db} {key!r} {member!r}: master {text!r}, mirror {score!r}"
+                            )
     return diffs
 
 
@@ -105,13 +101,30 @@ def _digest_diffs(mirror: Mirror) -> list[str]:
     return diffs
 
 
-
 def at_least(server: RedisServer, *version: int) -> bool:
     return server.kind.version >= version
 
 
-SCORE_FORMS = ["0", "-0", "1", "-1", "2.5", "1e3", "-1.5E-3", "7e-320", "inf", "-inf", "+inf",
-               "+3", ".5", "5.", "0x1p3", "1e308", "-1e308", "123456789012345678"]
+SCORE_FORMS = [
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "2.5",
+    "1e3",
+    "-1.5E-3",
+    "7e-320",
+    "inf",
+    "-inf",
+    "+inf",
+    "+3",
+    ".5",
+    "5.",
+    "0x1p3",
+    "1e308",
+    "-1e308",
+    "123456789012345678",
+]
 
 
 def score(rng: random.Random) -> str:
@@ -132,8 +145,19 @@ def member(rng: random.Random, big: bool) -> str:
 
 
 def score_bound(rng: random.Random) -> str:
-    s = rng.choice(["-inf", "+inf", "inf", "-0", "0", str(rng.randrange(-20, 20)),
-                    repr(rng.uniform(-1e6, 1e6)), " 5", "1e999"])
+    s = rng.choice(
+        [
+            "-inf",
+            "+inf",
+            "inf",
+            "-0",
+            "0",
+            str(rng.randrange(-20, 20)),
+            repr(rng.uniform(-1e6, 1e6)),
+            " 5",
+            "1e999",
+        ]
+    )
     return ("(" + s) if rng.random() < 0.4 else s
 
 
@@ -172,8 +196,9 @@ def test_zadd_flags_follow_zsetadd() -> None:
 def _signs(ks: Keyspace, key: str) -> dict[str, str]:
     zs = ks.get(0, key.encode())
     assert isinstance(zs, ZSet)
-    return {m.decode()[:3]: "-" if math.copysign(1, s) < 0 else "+"
-            for m, s in zs.items() if s == 0}
+    return {
+        m.decode()[:3]: "-" if math.copysign(1, s) < 0 else "+" for m, s in zs.items() if s == 0
+    }
 
 
 def test_zadd_scores_parse_as_strtod_and_zero_keeps_its_sign() -> None:
@@ -204,8 +229,7 @@ def test_zero_sign_follows_the_masters_listpack_encoding() -> None:
         run(ks, "ZINCRBY", "small", "-0", "y")
         run(ks, "ZADD", "small", "-0", "x")
         drops = aux.get(b"redis-ver") != b"5.0.7"
-        assert _signs(ks, "small") == ({"x": "+", "y": "+"} if drops else
-                                       {"x": "-", "y": "-"})
+        assert _signs(ks, "small") == ({"x": "+", "y": "+"} if drops else {"x": "-", "y": "-"})
         # 129 members: a skiplist, whose -0 stays -0 even after shrinking back.
         run(ks, "ZADD", "big", *[x for i in range(129) for x in (i, f"m{i}")])
         run(ks, "ZREMRANGEBYRANK", "big", 0, 120)
@@ -243,8 +267,7 @@ def test_zrem_and_range_removals_delete_empty_keys() -> None:
     ks = Keyspace()
     run(ks, "ZADD", "z", *[x for i in range(10) for x in (i, f"m{i}")])
     run(ks, "ZREMRANGEBYSCORE", "z", "(1", "3")
-    assert sorted(zget(ks, "z") or ()) == [b"m0", b"m1", b"m4", b"m5", b"m6", b"m7", b"m8",
-                                          b"m9"]
+    assert sorted(zget(ks, "z") or ()) == [b"m0", b"m1", b"m4", b"m5", b"m6", b"m7", b"m8", b"m9"]
     run(ks, "ZREMRANGEBYRANK", "z", -2, -1)
     run(ks, "ZREMRANGEBYRANK", "z", 5, 1)  # empty range
     run(ks, "ZREMRANGEBYSCORE", "z", "(4", "(4")
@@ -262,9 +285,17 @@ def test_score_ranges_honour_exclusive_infinite_and_signed_zero_bounds() -> None
     zs = ks.get(0, b"z")
     assert isinstance(zs, ZSet)
     cases = {
-        ("-inf", "+inf"): "abcde", ("(-inf", "(inf"): "bcd", ("(inf", "+inf"): "",
-        ("inf", "inf"): "e", ("-inf", "-inf"): "a", ("(0", "1"): "d", ("-0", "0"): "bc",
-        ("(-0", "(1"): "", ("1", "0"): "", ("(1", "(1"): "", ("1e999", "inf"): "e",
+        ("-inf", "+inf"): "abcde",
+        ("(-inf", "(inf"): "bcd",
+        ("(inf", "+inf"): "",
+        ("inf", "inf"): "e",
+        ("-inf", "-inf"): "a",
+        ("(0", "1"): "d",
+        ("-0", "0"): "bc",
+        ("(-0", "(1"): "",
+        ("1", "0"): "",
+        ("(1", "(1"): "",
+        ("1e999", "inf"): "e",
     }
     from replproxy.keyspace.t_zset import parse_score_bound
 
@@ -276,9 +307,19 @@ def test_score_ranges_honour_exclusive_infinite_and_signed_zero_bounds() -> None
 def test_lex_ranges_with_minus_plus_and_exclusive_items() -> None:
     ks = Keyspace()
     run(ks, "ZADD", "z", *[x for m in "abcdefg" for x in (0, m)])
-    cases = {("-", "+"): "abcdefg", ("[b", "(e"): "bcd", ("(b", "[e"): "cde", ("+", "-"): "",
-             ("-", "-"): "", ("[c", "[c"): "c", ("(c", "[c"): "", ("[e", "[b"): "",
-             ("[", "[b"): "ab", ("(g", "+"): "", ("[d", "+"): "defg"}
+    cases = {
+        ("-", "+"): "abcdefg",
+        ("[b", "(e"): "bcd",
+        ("(b", "[e"): "cde",
+        ("+", "-"): "",
+        ("-", "-"): "",
+        ("[c", "[c"): "c",
+        ("(c", "[c"): "",
+        ("[e", "[b"): "",
+        ("[", "[b"): "ab",
+        ("(g", "+"): "",
+        ("[d", "+"): "defg",
+    }
     from replproxy.keyspace.t_zset import parse_lex_bound
 
     zs = ks.get(0, b"z")
@@ -358,8 +399,10 @@ def test_zrangestore_rank_score_lex_rev_and_limit() -> None:
 
 def test_geohash_matches_known_scores() -> None:
     # GEOADD Sicily 13.361389 38.115556 Palermo 15.087269 37.502669 Catania (Redis docs)
-    for lon, lat, expected in [(13.361389, 38.115556, 3479099956230698),
-                               (15.087269, 37.502669, 3479447370796909)]:
+    for lon, lat, expected in [
+        (13.361389, 38.115556, 3479099956230698),
+        (15.087269, 37.502669, 3479447370796909),
+    ]:
         bits = geohash_encode(lon, lat, 26)
         assert bits is not None and geohash_align52(bits, 26) == expected
     lon, lat = decode_score(3479099956230698, clamp=True)
@@ -369,10 +412,15 @@ def test_geohash_matches_known_scores() -> None:
 
 def test_geo_variant_follows_the_snapshot_version() -> None:
     ks = Keyspace()
-    for aux, expected in [({}, V70), ({b"redis-ver": b"5.0.7"}, V50),
-                          ({b"redis-ver": b"6.0.20"}, V60), ({b"redis-ver": b"6.2.14"}, V62),
-                          ({b"redis-ver": b"7.0.15"}, V70), ({b"redis-ver": b"7.4.0"}, V70),
-                          ({b"redis-ver": b"7.2.4", b"valkey-ver": b"8.1.0"}, V70)]:
+    for aux, expected in [
+        ({}, V70),
+        ({b"redis-ver": b"5.0.7"}, V50),
+        ({b"redis-ver": b"6.0.20"}, V60),
+        ({b"redis-ver": b"6.2.14"}, V62),
+        ({b"redis-ver": b"7.0.15"}, V70),
+        ({b"redis-ver": b"7.4.0"}, V70),
+        ({b"redis-ver": b"7.2.4", b"valkey-ver": b"8.1.0"}, V70),
+    ]:
         ks.loaded_aux = aux
         assert geo_variant(ks) == expected
 
@@ -404,14 +452,18 @@ def _random_write(c: redis.Redis, rng: random.Random, server: RedisServer) -> No
     if r < 0.32:
         flags: list[str] = []
         if rng.random() < 0.4:
-            flags = rng.choice([["NX"], ["XX"], ["CH"], ["XX", "CH"], ["NX", "CH"]]
-                               + ([["GT"], ["LT"], ["XX", "GT", "CH"], ["LT", "CH"]] if v62
-                                  else []))
+            flags = rng.choice(
+                [["NX"], ["XX"], ["CH"], ["XX", "CH"], ["NX", "CH"]]
+                + ([["GT"], ["LT"], ["XX", "GT", "CH"], ["LT", "CH"]] if v62 else [])
+            )
         if rng.random() < 0.1:
             send(c, "ZADD", key, *flags, "INCR", score(rng), member(rng, is_big))
             return
-        pairs = [x for _ in range(rng.randrange(1, 40 if is_big else 6))
-                 for x in (score(rng), member(rng, is_big))]
+        pairs = [
+            x
+            for _ in range(rng.randrange(1, 40 if is_big else 6))
+            for x in (score(rng), member(rng, is_big))
+        ]
         send(c, "ZADD", key, *flags, *pairs)
     elif r < 0.40:
         send(c, "ZINCRBY", key, score(rng), member(rng, is_big))
@@ -424,8 +476,12 @@ def _random_write(c: redis.Redis, rng: random.Random, server: RedisServer) -> No
     elif r < 0.66:
         lk = rng.choice(lex)
         if rng.random() < 0.6:
-            send(c, "ZADD", lk, *[x for _ in range(rng.randrange(1, 30))
-                                  for x in ("0", member(rng, lk == "lex1"))])
+            send(
+                c,
+                "ZADD",
+                lk,
+                *[x for _ in range(rng.randrange(1, 30)) for x in ("0", member(rng, lk == "lex1"))],
+            )
         else:
             send(c, "ZREMRANGEBYLEX", lk, lex_bound(rng), lex_bound(rng))
     elif r < 0.72:
@@ -438,8 +494,17 @@ def _random_write(c: redis.Redis, rng: random.Random, server: RedisServer) -> No
         send(c, rng.choice(["BZPOPMIN", "BZPOPMAX"]), key, rng.choice(small), "0.01")
     elif r < 0.77 and v70:
         timeout = ["0.01"] if rng.random() < 0.5 else []
-        send(c, "BZMPOP" if timeout else "ZMPOP", *timeout, 2, key, rng.choice(small),
-             rng.choice(["MIN", "MAX"]), "COUNT", rng.randrange(1, 4))
+        send(
+            c,
+            "BZMPOP" if timeout else "ZMPOP",
+            *timeout,
+            2,
+            key,
+            rng.choice(small),
+            rng.choice(["MIN", "MAX"]),
+            "COUNT",
+            rng.randrange(1, 4),
+        )
     elif r < 0.87:
         dst = rng.choice([*small, "dst0", "dst1"])
         srcs = rng.sample(small + big + ["s0", "s1", "nokey"], rng.randrange(1, 4))
@@ -447,8 +512,10 @@ def _random_write(c: redis.Redis, rng: random.Random, server: RedisServer) -> No
         opts: list[object] = []
         if op != "ZDIFFSTORE":
             if rng.random() < 0.5:
-                opts += ["WEIGHTS", *[rng.choice(["1", "0", "-1", "2.5", "inf", "-inf",
-                                                  "1e308"]) for _ in srcs]]
+                opts += [
+                    "WEIGHTS",
+                    *[rng.choice(["1", "0", "-1", "2.5", "inf", "-inf", "1e308"]) for _ in srcs],
+                ]
             if rng.random() < 0.5:
                 opts += ["AGGREGATE", rng.choice(["SUM", "MIN", "MAX", "sum"])]
         send(c, op, dst, len(srcs), *srcs, *opts)
@@ -501,8 +568,7 @@ def test_zset_stores_over_large_sets_and_sets_mirror(master: RedisServer) -> Non
     with raw_client(master) as c, Mirror(master) as mirror:
         for k in ("a", "b", "c"):
             n = rng.choice([5, 150, 400])
-            send(c, "ZADD", k, *[x for _ in range(n)
-                                 for x in (score(rng), member(rng, True))])
+            send(c, "ZADD", k, *[x for _ in range(n) for x in (score(rng), member(rng, True))])
         send(c, "SADD", "iset", *range(0, 300, 3))  # intset -> members as decimal strings
         send(c, "SADD", "hset", *[member(rng, True) for _ in range(200)])
         send(c, "PEXPIRE", "a", 100_000)
@@ -511,12 +577,29 @@ def test_zset_stores_over_large_sets_and_sets_mirror(master: RedisServer) -> Non
             srcs = rng.sample(["a", "b", "c", "iset", "hset", "a", "nokey"], rng.randrange(1, 5))
             weights = ["WEIGHTS", *[rng.choice(["1", "-2", "0.1", "inf", "0"]) for _ in srcs]]
             aggr = ["AGGREGATE", rng.choice(["SUM", "MIN", "MAX"])]
-            send(c, rng.choice(["ZUNIONSTORE", "ZINTERSTORE"]), rng.choice(["dst", "a", "c"]),
-                 len(srcs), *srcs, *weights, *aggr)
+            send(
+                c,
+                rng.choice(["ZUNIONSTORE", "ZINTERSTORE"]),
+                rng.choice(["dst", "a", "c"]),
+                len(srcs),
+                *srcs,
+                *weights,
+                *aggr,
+            )
             if at_least(master, 6, 2):
                 send(c, "ZDIFFSTORE", rng.choice(["dst", "b"]), len(srcs), *srcs)
-                send(c, "ZRANGESTORE", "dst", rng.choice(["a", "b", "c"]), "-inf", "+inf",
-                     "BYSCORE", "LIMIT", rng.randrange(0, 200), rng.randrange(-1, 300))
+                send(
+                    c,
+                    "ZRANGESTORE",
+                    "dst",
+                    rng.choice(["a", "b", "c"]),
+                    "-inf",
+                    "+inf",
+                    "BYSCORE",
+                    "LIMIT",
+                    rng.randrange(0, 200),
+                    rng.randrange(-1, 300),
+                )
         assert_mirrors(mirror)
 
 
@@ -529,10 +612,16 @@ def test_zset_transactions_scripts_and_blocked_pops_mirror(master: RedisServer) 
             p.execute_command("ZPOPMAX", "t")
             p.execute_command("PEXPIRE", "u", 100_000)
             p.execute()
-        c.execute_command("EVAL", "redis.call('ZADD', KEYS[1], 5, 'x', 6, 'y', '-0', 'z');"
-               "redis.call('ZREM', KEYS[1], 'y');"
-               "redis.call('ZINTERSTORE', KEYS[2], 2, KEYS[1], KEYS[1], 'AGGREGATE', 'MAX');"
-               "return redis.call('ZPOPMIN', KEYS[1])", 2, "lua", "lua2")
+        c.execute_command(
+            "EVAL",
+            "redis.call('ZADD', KEYS[1], 5, 'x', 6, 'y', '-0', 'z');"
+            "redis.call('ZREM', KEYS[1], 'y');"
+            "redis.call('ZINTERSTORE', KEYS[2], 2, KEYS[1], KEYS[1], 'AGGREGATE', 'MAX');"
+            "return redis.call('ZPOPMIN', KEYS[1])",
+            2,
+            "lua",
+            "lua2",
+        )
         # A client blocked in BZPOPMIN is served by a later ZADD: the master propagates
         # the ZADD, then the pop as ZPOPMIN.
         result: list[Any] = []
@@ -601,7 +690,7 @@ def _geo_points(rng: random.Random, n: int) -> list[tuple[float, float, str]]:
 
 def _geoadd(c: redis.Redis, key: str, pts: list[tuple[float, float, str]]) -> None:
     for j in range(0, len(pts), 50):
-        c.execute_command("GEOADD", key, *[x for p in pts[j:j + 50] for x in p])
+        c.execute_command("GEOADD", key, *[x for p in pts[j : j + 50] for x in p])
 
 
 def _world_points(rng: random.Random, n: int) -> list[tuple[float, float, str]]:
@@ -638,8 +727,9 @@ def test_geo_random_searches_mirror(master: RedisServer) -> None:
                     lon, lat = rng.choice(world)[:2]
                     if rng.random() < 0.5:
                         lon, lat = rng.uniform(-180, 180), rng.uniform(-85, 85)
-                unit, scale = rng.choice([("m", 1000.0), ("km", 1.0), ("ft", 3280.0),
-                                          ("mi", 0.62), ("KM", 1.0)])
+                unit, scale = rng.choice(
+                    [("m", 1000.0), ("km", 1.0), ("ft", 3280.0), ("mi", 0.62), ("KM", 1.0)]
+                )
                 radius = rng.choice([0, 1, 10, 50, 200, 800, 5000]) * rng.random() * scale
                 opts: list[object] = []
                 if rng.random() < 0.5:
@@ -658,19 +748,56 @@ def test_geo_random_searches_mirror(master: RedisServer) -> None:
                     member_name = pts[0][2]
                 form = rng.random()
                 if v62 and form < 0.5:
-                    frm = (["FROMLONLAT", lon, lat] if rng.random() < 0.6
-                           else ["FROMMEMBER", member_name])
-                    by = (["BYRADIUS", radius, unit] if rng.random() < 0.5 else
-                          ["BYBOX", radius * rng.uniform(0.2, 3), radius * rng.uniform(0.2, 3),
-                           unit])
-                    send(c, "GEOSEARCHSTORE", dst, src, *frm, *by, *opts,
-                         *(["STOREDIST"] if rng.random() < 0.5 else []))
+                    frm = (
+                        ["FROMLONLAT", lon, lat]
+                        if rng.random() < 0.6
+                        else ["FROMMEMBER", member_name]
+                    )
+                    by = (
+                        ["BYRADIUS", radius, unit]
+                        if rng.random() < 0.5
+                        else [
+                            "BYBOX",
+                            radius * rng.uniform(0.2, 3),
+                            radius * rng.uniform(0.2, 3),
+                            unit,
+                        ]
+                    )
+                    send(
+                        c,
+                        "GEOSEARCHSTORE",
+                        dst,
+                        src,
+                        *frm,
+                        *by,
+                        *opts,
+                        *(["STOREDIST"] if rng.random() < 0.5 else []),
+                    )
                 elif form < 0.75:
-                    send(c, "GEORADIUS", src, lon, lat, radius, unit, *opts,
-                         rng.choice(["STORE", "STOREDIST"]), dst)
+                    send(
+                        c,
+                        "GEORADIUS",
+                        src,
+                        lon,
+                        lat,
+                        radius,
+                        unit,
+                        *opts,
+                        rng.choice(["STORE", "STOREDIST"]),
+                        dst,
+                    )
                 else:
-                    send(c, "GEORADIUSBYMEMBER", src, member_name, radius, unit, *opts,
-                         rng.choice(["STORE", "STOREDIST"]), dst)
+                    send(
+                        c,
+                        "GEORADIUSBYMEMBER",
+                        src,
+                        member_name,
+                        radius,
+                        unit,
+                        *opts,
+                        rng.choice(["STORE", "STOREDIST"]),
+                        dst,
+                    )
                 if t % 100 == 99:
                     assert_mirrors(mirror)
             assert_mirrors(mirror)
@@ -703,20 +830,30 @@ def _boundary_workload(master: RedisServer, check: Callable[[Mirror], None]) -> 
                     clon = ox
                     for _ in range(400):
                         clat = min(max(oy + rng.uniform(-60, 60), -84.0), 84.0)
-                        if t_geo.distance_v50(clon, clat, ox, oy) != t_geo.lat_distance(
-                                oy, clat):
+                        if t_geo.distance_v50(clon, clat, ox, oy) != t_geo.lat_distance(oy, clat):
                             break
                 else:
                     clon, clat = ox + rng.uniform(-0.3, 0.3), oy + rng.uniform(-0.3, 0.3)
                 if rng.random() < 0.15:
-                    send(c, "GEORADIUS", "g", rng.uniform(0.98, 1.04), rng.uniform(45.99, 46.02),
-                         rng.choice([5, 50]), "km", "COUNT", rng.randrange(1, 70),
-                         rng.choice(["ASC", "DESC"]), rng.choice(["STORE", "STOREDIST"]),
-                         f"crowd{t % 3}")
+                    send(
+                        c,
+                        "GEORADIUS",
+                        "g",
+                        rng.uniform(0.98, 1.04),
+                        rng.uniform(45.99, 46.02),
+                        rng.choice([5, 50]),
+                        "km",
+                        "COUNT",
+                        rng.randrange(1, 70),
+                        rng.choice(["ASC", "DESC"]),
+                        rng.choice(["STORE", "STOREDIST"]),
+                        f"crowd{t % 3}",
+                    )
                 d = distance(clon, clat, ox, oy)
                 d_other = t_geo.distance_v50(clon, clat, ox, oy)
-                r = rng.choice([d, math.nextafter(d, 0), math.nextafter(d, math.inf),
-                                min(d, d_other)])
+                r = rng.choice(
+                    [d, math.nextafter(d, 0), math.nextafter(d, math.inf), min(d, d_other)]
+                )
                 opts: list[object] = []
                 if rng.random() < 0.6:
                     opts += ["COUNT", rng.randrange(1, 25)]
@@ -734,15 +871,48 @@ def _boundary_workload(master: RedisServer, check: Callable[[Mirror], None]) -> 
                         wd = t_geo.distance_v50(ox, oy, clon, oy)
                     w = rng.choice([2 * wd, math.nextafter(2 * wd, 0), 2 * wd * 1.5])
                     h = rng.choice([2 * hd, math.nextafter(2 * hd, 0), 2 * hd * 1.5])
-                    send(c, "GEOSEARCHSTORE", dst, "g", "FROMLONLAT", repr(clon), repr(clat),
-                         "BYBOX", repr(w), repr(h), "m", *opts, "STOREDIST")
+                    send(
+                        c,
+                        "GEOSEARCHSTORE",
+                        dst,
+                        "g",
+                        "FROMLONLAT",
+                        repr(clon),
+                        repr(clat),
+                        "BYBOX",
+                        repr(w),
+                        repr(h),
+                        "m",
+                        *opts,
+                        "STOREDIST",
+                    )
                 elif rng.random() < 0.2 and v62:
-                    send(c, "GEOSEARCHSTORE", dst, "g", "FROMMEMBER", rng.choice(names),
-                         "BYRADIUS", repr(r / 1000), "km", *opts,
-                         *(["STOREDIST"] if rng.random() < 0.5 else []))
+                    send(
+                        c,
+                        "GEOSEARCHSTORE",
+                        dst,
+                        "g",
+                        "FROMMEMBER",
+                        rng.choice(names),
+                        "BYRADIUS",
+                        repr(r / 1000),
+                        "km",
+                        *opts,
+                        *(["STOREDIST"] if rng.random() < 0.5 else []),
+                    )
                 else:
-                    send(c, "GEORADIUS", "g", repr(clon), repr(clat), repr(r), "m", *opts,
-                         rng.choice(["STORE", "STOREDIST"]), dst)
+                    send(
+                        c,
+                        "GEORADIUS",
+                        "g",
+                        repr(clon),
+                        repr(clat),
+                        repr(r),
+                        "m",
+                        *opts,
+                        rng.choice(["STORE", "STOREDIST"]),
+                        dst,
+                    )
                 if t % 60 == 59:
                     check(mirror)
 
@@ -756,8 +926,9 @@ def _stable_sort_instead_of_pqsort(v: list[Any], cmp: Any, lrange: int, rrange: 
 
 
 @pytest.mark.parametrize("wrong", ["5.0 geo code", "6.2 geo code", "a stable sort"])
-def test_geo_boundaries_tell_versions_apart(master: RedisServer, wrong: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_geo_boundaries_tell_versions_apart(
+    master: RedisServer, wrong: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Applying the boundary workload with another version's geo code (or a stable sort
     where 6.2+ runs pqsort) makes the mirror differ: the passing tests prove something."""
     real = V50 if master.kind.version < (6, 0) else V70
@@ -782,7 +953,8 @@ def test_geo_boundaries_tell_versions_apart(master: RedisServer, wrong: str,
 
 @pytest.mark.parametrize("resort_max", [200_000, 50], ids=["re-sort", "apply-queue"])
 def test_lazy_index_matches_the_members_whatever_the_interleaving(
-        monkeypatch: pytest.MonkeyPatch, resort_max: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, resort_max: int
+) -> None:
     """ZSet queues index changes until a read (or re-sorts after many): ranks and ranges
     must always be those of the members and scores, however writes and reads interleave."""
     from replproxy.keyspace import values

@@ -80,8 +80,7 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def layer_of(name: str) -> int:
-    best = max((p for p in LAYERS if name == p or name.startswith(p + ".")), key=len,
-               default=None)
+    best = max((p for p in LAYERS if name == p or name.startswith(p + ".")), key=len, default=None)
     if best is None:
         raise AssertionError(f"{name} has no layer: add it to LAYERS in tests/test_layers.py")
     return LAYERS[best]
@@ -90,7 +89,8 @@ def layer_of(name: str) -> int:
 def _is_type_checking(node: ast.If) -> bool:
     t = node.test
     return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(path: Path) -> list[tuple[str, int, str]]:
@@ -104,15 +104,17 @@ def imports_of(path: Path) -> list[tuple[str, int, str]]:
         if node.module is None or not node.module.startswith("replproxy"):
             return []
         # `from pkg import submodule` imports the submodule; `from mod import name`, the module.
-        subs = [f"{node.module}.{a.name}" for a in node.names
-                if f"{node.module}.{a.name}" in MODULES]
+        subs = [
+            f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES
+        ]
         return subs if len(subs) == len(node.names) else [node.module, *subs]
 
     def visit(node: ast.AST, kind: str) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import | ast.ImportFrom):
-                out.extend((t, child.lineno, kind) for t in targets(child)
-                           if t.startswith("replproxy"))
+                out.extend(
+                    (t, child.lineno, kind) for t in targets(child) if t.startswith("replproxy")
+                )
             elif isinstance(child, ast.If) and _is_type_checking(child):
                 for stmt in child.body:
                     visit(ast.Module(body=[stmt], type_ignores=[]), "typing")
@@ -138,15 +140,20 @@ def test_no_import_reaches_a_layer_above() -> None:
         mine = layer_of(name)
         for target, line, kind in imports_of(path):
             if target in MODULES and layer_of(target) > mine:
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({kind} import) "
-                             f"{name} [layer {mine}] -> {target} [layer {layer_of(target)}]")
+                wrong.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} ({kind} import) "
+                    f"{name} [layer {mine}] -> {target} [layer {layer_of(target)}]"
+                )
     assert not wrong, "imports into a layer above:\n" + "\n".join(wrong)
 
 
 def test_module_level_imports_form_no_cycle() -> None:
-    graph = {name: {t for t, _, kind in imports_of(path) if kind == "module" and t in MODULES
-                    and t != name}
-             for name, path in MODULES.items()}
+    graph = {
+        name: {
+            t for t, _, kind in imports_of(path) if kind == "module" and t in MODULES and t != name
+        }
+        for name, path in MODULES.items()
+    }
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -155,7 +162,7 @@ def test_module_level_imports_form_no_cycle() -> None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt):], nxt]
+                cycle = [*stack[stack.index(nxt) :], nxt]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -174,10 +181,16 @@ def test_each_module_imports_alone() -> None:
     failed = []
     for i in range(0, len(names), 8):
         procs = [
-            (name, subprocess.Popen([sys.executable, "-c", f"import {name}"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    cwd=PACKAGE.parent))
-            for name in names[i:i + 8]
+            (
+                name,
+                subprocess.Popen(
+                    [sys.executable, "-c", f"import {name}"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=PACKAGE.parent,
+                ),
+            )
+            for name in names[i : i + 8]
         ]
         for name, proc in procs:
             _, err = proc.communicate(timeout=120)

@@ -192,15 +192,17 @@ def test_stalled_master_times_out_and_link_comes_back_with_partial_resync(
     master: RedisServer, relays: list[RelayProcess]
 ) -> None:
     write_some(master)
-    relay = start_relay(upstream_url(master), "--repl-timeout", "2",
-                        "--reconnect-backoff-max", "1")
+    relay = start_relay(upstream_url(master), "--repl-timeout", "2", "--reconnect-backoff-max", "1")
     relays.append(relay)
     relay.wait_in_sync_with(master)
     full, partial = stats(master)
     master.proc.send_signal(signal.SIGSTOP)  # alive but silent: only a timeout can tell
     try:
-        wait_for(lambda: relay.metrics()["replproxy_master_link_up"] == 0, 30,
-                 what="the relay to notice the silent master")
+        wait_for(
+            lambda: relay.metrics()["replproxy_master_link_up"] == 0,
+            30,
+            what="the relay to notice the silent master",
+        )
         assert "MASTER timeout: no data nor PING received" in relay.log()
         assert relay.http("/readyz")[0] == 503
     finally:

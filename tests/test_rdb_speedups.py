@@ -158,9 +158,7 @@ class Outcome:
         )
 
 
-def both(
-    data: bytes, chunks: list[int] | None = None, ndbs: int = NDBS
-) -> tuple[Outcome, Outcome]:
+def both(data: bytes, chunks: list[int] | None = None, ndbs: int = NDBS) -> tuple[Outcome, Outcome]:
     """Load `data` on the pure-Python and on the C path; assert identical outcomes."""
     py = Outcome(data, False, chunks, ndbs)
     c = Outcome(data, True, chunks, ndbs)
@@ -221,26 +219,84 @@ def test_every_handled_type_is_stored_by_c_with_python_values() -> None:
         key(0, b"12", b"\xc0\x01"),  # rdb_string int-encodes the key
         key(1, b"l:plain", b"\x03" + b"".join(map(enc.rdb_string, (b"a", b"12", b"c" * 70)))),
         key(2, b"set:plain", b"\x02" + enc.rdb_string(b"x") + enc.rdb_string(b"-5")),
-        key(3, b"z:text", b"\x04" + enc.rdb_string(b"a") + b"\x031.5" + enc.rdb_string(b"b")
-            + b"\xfe" + enc.rdb_string(b"c") + b"\xff" + enc.rdb_string(b"d") + b"\x04 -0 "),
+        key(
+            3,
+            b"z:text",
+            b"\x04"
+            + enc.rdb_string(b"a")
+            + b"\x031.5"
+            + enc.rdb_string(b"b")
+            + b"\xfe"
+            + enc.rdb_string(b"c")
+            + b"\xff"
+            + enc.rdb_string(b"d")
+            + b"\x04 -0 ",
+        ),
         key(4, b"h:plain", b"\x01" + enc.rdb_string(b"f") + enc.rdb_string(b"v")),
-        key(5, b"z:bin", b"\x02" + enc.rdb_string(b"a") + struct.pack("<d", -0.0)
-            + enc.rdb_string(b"b") + struct.pack("<d", 1e300)),
-        key(10, b"l:zl", enc.rdb_string(enc.ziplist([b"a", 0, 12, -1, 200, -200, 70000, -70000,
-                                                     2**31, -(2**63), b"q" * 300]))),
+        key(
+            5,
+            b"z:bin",
+            b"\x02"
+            + enc.rdb_string(b"a")
+            + struct.pack("<d", -0.0)
+            + enc.rdb_string(b"b")
+            + struct.pack("<d", 1e300),
+        ),
+        key(
+            10,
+            b"l:zl",
+            enc.rdb_string(
+                enc.ziplist(
+                    [b"a", 0, 12, -1, 200, -200, 70000, -70000, 2**31, -(2**63), b"q" * 300]
+                )
+            ),
+        ),
         key(11, b"set:is16", enc.rdb_string(enc.intset([-3, 0, 5]))),
         key(11, b"set:is64", enc.rdb_string(enc.intset([-(2**63), 2**63 - 1]))),
         key(12, b"z:zl", enc.rdb_string(zl_scores, compress=False)),
         key(13, b"h:zl", lzf_string(enc.ziplist([b"f1", b"v1", b"f2", 99]))),
-        key(14, b"l:ql", b"\x02" + enc.rdb_string(enc.ziplist([b"a", 1]))
-            + enc.rdb_string(enc.ziplist([]))),
-        key(16, b"h:lp", enc.rdb_string(enc.listpack([b"f", 1, b"g", b"x" * 100, b"f2", b"y" * 126,
-                                                     b"f3", b"z" * 5000, b"f4", b"w" * 20000]))),
-        key(13, b"h:zl:long", enc.rdb_string(enc.ziplist([b"f", b"x" * 300, b"g", b"y" * 17000,
-                                                          b"h", 1]))),
+        key(
+            14,
+            b"l:ql",
+            b"\x02" + enc.rdb_string(enc.ziplist([b"a", 1])) + enc.rdb_string(enc.ziplist([])),
+        ),
+        key(
+            16,
+            b"h:lp",
+            enc.rdb_string(
+                enc.listpack(
+                    [
+                        b"f",
+                        1,
+                        b"g",
+                        b"x" * 100,
+                        b"f2",
+                        b"y" * 126,
+                        b"f3",
+                        b"z" * 5000,
+                        b"f4",
+                        b"w" * 20000,
+                    ]
+                )
+            ),
+        ),
+        key(
+            13,
+            b"h:zl:long",
+            enc.rdb_string(enc.ziplist([b"f", b"x" * 300, b"g", b"y" * 17000, b"h", 1])),
+        ),
         key(17, b"z:lp", enc.rdb_string(enc.listpack([b"m", b"1e3", b"n", -5, b"o", b"nan"]))),
-        key(18, b"l:ql2", b"\x03" + b"\x02" + enc.rdb_string(enc.listpack([b"a", 4095, -4096]))
-            + b"\x01" + enc.rdb_string(b"plain-element") + b"\x01" + b"\xc0\x07"),
+        key(
+            18,
+            b"l:ql2",
+            b"\x03"
+            + b"\x02"
+            + enc.rdb_string(enc.listpack([b"a", 4095, -4096]))
+            + b"\x01"
+            + enc.rdb_string(b"plain-element")
+            + b"\x01"
+            + b"\xc0\x07",
+        ),
         key(20, b"set:lp", enc.rdb_string(enc.listpack([b"a", 7, 100000]))),
         # prefixes: expiry in ms and seconds, IDLE, FREQ (dropped in sink mode)
         key(0, b"ttl:ms", enc.rdb_string(b"v"), b"\xfc" + struct.pack("<q", 1234567890123)),
@@ -322,28 +378,74 @@ def test_malformed_records_are_left_to_python(what: str, record: bytes) -> None:
 
 
 def test_zset_text_scores_parse_like_float() -> None:
-    texts = [b"1", b"-0", b"+3", b" 4", b"5 ", b"1_000", b"1e400", b"-1e400", b"Infinity",
-             b"-inf", b"1.5e-320", b"0x10", b"", b"1__0", b"\t2\n", b".5", b"5.", b"e5", b"1-2",
-             b"1e", b"1.2.3", b"--1", b"+", b".", b"e", b"1e+", b"nan", b"-nan", b"1\x00"]
+    texts = [
+        b"1",
+        b"-0",
+        b"+3",
+        b" 4",
+        b"5 ",
+        b"1_000",
+        b"1e400",
+        b"-1e400",
+        b"Infinity",
+        b"-inf",
+        b"1.5e-320",
+        b"0x10",
+        b"",
+        b"1__0",
+        b"\t2\n",
+        b".5",
+        b"5.",
+        b"e5",
+        b"1-2",
+        b"1e",
+        b"1.2.3",
+        b"--1",
+        b"+",
+        b".",
+        b"e",
+        b"1e+",
+        b"nan",
+        b"-nan",
+        b"1\x00",
+    ]
     for text in texts:
         for record in (
             key(3, b"z", b"\x01" + enc.rdb_string(b"m") + bytes((len(text),)) + text),
-            key(12, b"z", enc.rdb_string(enc.ziplist_from_bodies(
-                [enc.zl_body(b"m"), bytes((len(text),)) + text]), compress=False)),
-            key(17, b"z", enc.rdb_string(enc.listpack_from_entries(
-                [enc.lp_entry(b"m"), bytes((0x80 | len(text),)) + text + b"\x01"]),
-                compress=False)),
+            key(
+                12,
+                b"z",
+                enc.rdb_string(
+                    enc.ziplist_from_bodies([enc.zl_body(b"m"), bytes((len(text),)) + text]),
+                    compress=False,
+                ),
+            ),
+            key(
+                17,
+                b"z",
+                enc.rdb_string(
+                    enc.listpack_from_entries(
+                        [enc.lp_entry(b"m"), bytes((0x80 | len(text),)) + text + b"\x01"]
+                    ),
+                    compress=False,
+                ),
+            ),
         ):
             both(rdb_file(record))
 
 
 def test_out_of_range_db_is_a_sink_error_on_both_paths() -> None:
-    data = rdb_file(key(0, b"a", enc.rdb_string(b"1")), b"\xfe\x14",
-                    b"\xfc" + bytes(8) + key(0, b"b", enc.rdb_string(b"2")))
+    data = rdb_file(
+        key(0, b"a", enc.rdb_string(b"1")),
+        b"\xfe\x14",
+        b"\xfc" + bytes(8) + key(0, b"b", enc.rdb_string(b"2")),
+    )
     py, c = both(data)
-    assert py.error == ("RDBSinkError", "snapshot has DB 20 but only 16 databases are configured",
-                        len(b"REDIS0009\xfe\x00") + len(key(0, b"a", enc.rdb_string(b"1")))
-                        + 2 + 9)
+    assert py.error == (
+        "RDBSinkError",
+        "snapshot has DB 20 but only 16 databases are configured",
+        len(b"REDIS0009\xfe\x00") + len(key(0, b"a", enc.rdb_string(b"1"))) + 2 + 9,
+    )
     assert issubclass(RDBSinkError, ValueError)
     assert py.keys == c.c_stored == 1
 
@@ -392,8 +494,20 @@ def fill(server: RedisServer) -> None:
     p.sadd("set:i64", 2**40, -(2**62))
     p.sadd("set:small", "a", "b", "7")
     p.sadd("set:large", *[f"m{i}" for i in range(600)])
-    p.zadd("z:small", {"a": 1, "b": 2.5, "c": -0.125, "inf": float("inf"), "ninf": float("-inf"),
-                       "big": 1e300, "tiny": 5e-324, "neg0": -0.0, "i": 2**53 + 1})
+    p.zadd(
+        "z:small",
+        {
+            "a": 1,
+            "b": 2.5,
+            "c": -0.125,
+            "inf": float("inf"),
+            "ninf": float("-inf"),
+            "big": 1e300,
+            "tiny": 5e-324,
+            "neg0": -0.0,
+            "i": 2**53 + 1,
+        },
+    )
     p.zadd("z:large", {f"m{i}": rng.uniform(-1e9, 1e9) for i in range(300)})
     p.hset("h:small", mapping={"f": "v", "n": 12, "neg": -7, "long": 2**62})
     p.hset("h:large", mapping={f"f{i}": f"v{i}" for i in range(300)})
@@ -428,8 +542,11 @@ def test_server_saved_files_load_identically(server_kind: ServerKind, tmp_path: 
     # everything but the stream went through C
     assert c.c_stored == c_typed_keys(data) == py.keys - 1
     # and the same keyspace as the event path
-    events = {(e.db, e.key): (e.value, e.expire_ms) for e in read_file(server_path(tmp_path, data))
-              if isinstance(e, KeyEntry)}
+    events = {
+        (e.db, e.key): (e.value, e.expire_ms)
+        for e in read_file(server_path(tmp_path, data))
+        if isinstance(e, KeyEntry)
+    }
     for db, d in enumerate(py.raw_dbs):
         for k, val in d.items():
             assert canon(events[(db, k)][0]) == canon(val)
@@ -489,9 +606,7 @@ value = st.one_of(
 def test_writer_datasets_load_identically(
     version: int, values: list[Value], ttls: list[int | None], data: st.DataObject
 ) -> None:
-    entries = [
-        KeyEntry(i % 3, b"key:%d" % i, v, expire_ms=ttls[i]) for i, v in enumerate(values)
-    ]
+    entries = [KeyEntry(i % 3, b"key:%d" % i, v, expire_ms=ttls[i]) for i, v in enumerate(values)]
     rdb = dump_rdb(entries, version=version)
     py, c = both(rdb)
     assert py.error is None
@@ -546,10 +661,13 @@ def record(draw: st.DrawFn) -> bytes:
         v = enc.rdb_length(len(pairs) // 2) + b"".join(draw(rdb_str(m)) for m in pairs)
     elif t == 3:
         v = enc.rdb_length(len(ms)) + b"".join(
-            draw(rdb_str(m)) + draw(st.one_of(
-                st.sampled_from([b"\xfd", b"\xfe", b"\xff"]),
-                score_text.map(lambda s: bytes((len(s),)) + s),
-            ))
+            draw(rdb_str(m))
+            + draw(
+                st.one_of(
+                    st.sampled_from([b"\xfd", b"\xfe", b"\xff"]),
+                    score_text.map(lambda s: bytes((len(s),)) + s),
+                )
+            )
             for m in ms
         )
     elif t == 5:
@@ -576,10 +694,15 @@ def record(draw: st.DrawFn) -> bytes:
     return draw(prefix) + bytes((t,)) + k + v
 
 
-opcode = st.sampled_from([
-    b"\xfe\x01", b"\xfe\x00", b"\xfb\x03\x01", b"\xfa" + enc.rdb_string(b"aux") + b"\x00",
-    b"\xfe\x11",  # a DB beyond the 16 configured
-])
+opcode = st.sampled_from(
+    [
+        b"\xfe\x01",
+        b"\xfe\x00",
+        b"\xfb\x03\x01",
+        b"\xfa" + enc.rdb_string(b"aux") + b"\x00",
+        b"\xfe\x11",  # a DB beyond the 16 configured
+    ]
+)
 
 
 @settings(
@@ -592,8 +715,9 @@ opcode = st.sampled_from([
     version=st.sampled_from([3, 9, 11]),
     data=st.data(),
 )
-def test_built_records_load_identically(records: list[bytes], version: int,
-                                        data: st.DataObject) -> None:
+def test_built_records_load_identically(
+    records: list[bytes], version: int, data: st.DataObject
+) -> None:
     rdb = rdb_file(*records, version=version)
     both(rdb)
     both(rdb, data.draw(st.lists(st.integers(1, 64), max_size=40)))
@@ -619,15 +743,27 @@ def corpus() -> list[bytes]:
         KeyEntry(0, b"l:big", [b"item-%d" % i for i in range(700)]),
     ]
     files = [dump_rdb(entries, version=v) for v in (9, 10, 11, 12)]
-    files.append(rdb_file(
-        key(1, b"l", b"\x02" + enc.rdb_string(b"a") + lzf_string(b"b" * 50)),
-        key(3, b"z", b"\x02" + enc.rdb_string(b"a") + b"\x031.5" + enc.rdb_string(b"b") + b"\xfe"),
-        key(4, b"h", b"\x01" + enc.rdb_string(b"f") + enc.rdb_string(b"v")),
-        key(5, b"z2", b"\x01" + enc.rdb_string(b"a") + struct.pack("<d", 2.0)),
-        key(14, b"q", b"\x01" + enc.rdb_string(enc.ziplist([b"a", 5, -300]), compress=False)),
-        key(18, b"q2", b"\x02\x02" + enc.rdb_string(enc.listpack([b"a", 5]), compress=False)
-            + b"\x01" + enc.rdb_string(b"plain")),
-    ))
+    files.append(
+        rdb_file(
+            key(1, b"l", b"\x02" + enc.rdb_string(b"a") + lzf_string(b"b" * 50)),
+            key(
+                3,
+                b"z",
+                b"\x02" + enc.rdb_string(b"a") + b"\x031.5" + enc.rdb_string(b"b") + b"\xfe",
+            ),
+            key(4, b"h", b"\x01" + enc.rdb_string(b"f") + enc.rdb_string(b"v")),
+            key(5, b"z2", b"\x01" + enc.rdb_string(b"a") + struct.pack("<d", 2.0)),
+            key(14, b"q", b"\x01" + enc.rdb_string(enc.ziplist([b"a", 5, -300]), compress=False)),
+            key(
+                18,
+                b"q2",
+                b"\x02\x02"
+                + enc.rdb_string(enc.listpack([b"a", 5]), compress=False)
+                + b"\x01"
+                + enc.rdb_string(b"plain"),
+            ),
+        )
+    )
     return files
 
 
@@ -678,8 +814,9 @@ def test_corrupted_files_with_checksum_off_fail_identically() -> None:
 
 def test_huge_records_fed_in_tiny_chunks_stay_linear() -> None:
     n = 60_000
-    big_list = key(1, b"big", enc.rdb_length(n) + b"".join(
-        enc.rdb_length(8) + b"%08d" % i for i in range(n)))
+    big_list = key(
+        1, b"big", enc.rdb_length(n) + b"".join(enc.rdb_length(8) + b"%08d" % i for i in range(n))
+    )
     big_string = key(0, b"s", enc.rdb_length(2_000_000) + b"x" * 2_000_000)
     small = b"".join(key(0, b"k%d" % i, enc.rdb_string(b"v%d" % i)) for i in range(2000))
     data = rdb_file(small, big_list, big_string, small)

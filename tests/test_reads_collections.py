@@ -38,19 +38,73 @@ LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 
 # Integers in every form a parser may get wrong.
-BAD_NUMBERS = ["abc", "", "1.5", "+1", "01", " 1", "1 ", "-0", "0x10", "1e3",
-               "9223372036854775808", "-9223372036854775809", "--1", "-"]
-EDGE_INDEXES = ["0", "1", "-1", "2", "-2", "5", "-5", "11", "12", "13", "-12", "-13", "1999",
-                "2000", "-2000", "-2001", str(LLONG_MAX), str(LLONG_MIN), str(LLONG_MAX - 1),
-                str(LLONG_MIN + 1), *BAD_NUMBERS]
-EDGE_COUNTS = ["0", "1", "-1", "2", "-2", "3", "7", "-7", "19", "20", "21", "-20", "100", "-100",
-               "300", "1000", str(LLONG_MAX), str(-LLONG_MAX), str(LLONG_MIN),
-               str(LLONG_MAX // 2), str(LLONG_MAX // 2 + 1), str(-(LLONG_MAX // 2)),
-               str(-(LLONG_MAX // 2) - 1), *BAD_NUMBERS]
+BAD_NUMBERS = [
+    "abc",
+    "",
+    "1.5",
+    "+1",
+    "01",
+    " 1",
+    "1 ",
+    "-0",
+    "0x10",
+    "1e3",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "--1",
+    "-",
+]
+EDGE_INDEXES = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "-2",
+    "5",
+    "-5",
+    "11",
+    "12",
+    "13",
+    "-12",
+    "-13",
+    "1999",
+    "2000",
+    "-2000",
+    "-2001",
+    str(LLONG_MAX),
+    str(LLONG_MIN),
+    str(LLONG_MAX - 1),
+    str(LLONG_MIN + 1),
+    *BAD_NUMBERS,
+]
+EDGE_COUNTS = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "-2",
+    "3",
+    "7",
+    "-7",
+    "19",
+    "20",
+    "21",
+    "-20",
+    "100",
+    "-100",
+    "300",
+    "1000",
+    str(LLONG_MAX),
+    str(-LLONG_MAX),
+    str(LLONG_MIN),
+    str(LLONG_MAX // 2),
+    str(LLONG_MAX // 2 + 1),
+    str(-(LLONG_MAX // 2)),
+    str(-(LLONG_MAX // 2) - 1),
+    *BAD_NUMBERS,
+]
 
 # ---- a small RESP parser that keeps the reply kinds (hiredis merges sets into lists) ----
-
-
 
 
 def canon(v: Any) -> Any:
@@ -99,19 +153,23 @@ def _rand_bytes(rng: random.Random, lo: int, hi: int) -> bytes:
     return bytes(rng.randrange(256) for _ in range(rng.randint(lo, hi)))
 
 
-def _make_data(rng: random.Random) -> tuple[dict[str, list[bytes]], dict[str, dict[bytes, bytes]],
-                                            dict[str, set[bytes]]]:
+def _make_data(
+    rng: random.Random,
+) -> tuple[dict[str, list[bytes]], dict[str, dict[bytes, bytes]], dict[str, set[bytes]]]:
     alphabet = [b"a", b"b", b"c", b"1", b"2", b"-3", b"", b"\x00\xff", b"a b", b"x" * 100]
     lists = {
         "l:small": [rng.choice(alphabet[:8]) for _ in range(12)],
         "l:big": [rng.choice(alphabet) for _ in range(2000)],
         "l:one": [b"x"],
-        "l:ints": [str(rng.choice([0, 1, -1, 7, LLONG_MAX, LLONG_MIN, 2**40])).encode()
-                   for _ in range(50)],
+        "l:ints": [
+            str(rng.choice([0, 1, -1, 7, LLONG_MAX, LLONG_MIN, 2**40])).encode() for _ in range(50)
+        ],
     }
     hashes = {
-        "h:small": {b"f%d" % i: rng.choice([b"v%d" % i, b"%d" % rng.randint(-99, 99), b"",
-                                            b"\x00\xff\r\n"]) for i in range(20)},
+        "h:small": {
+            b"f%d" % i: rng.choice([b"v%d" % i, b"%d" % rng.randint(-99, 99), b"", b"\x00\xff\r\n"])
+            for i in range(20)
+        },
         "h:big": {b"field:%d" % i: b"value:%d" % rng.randrange(10**6) for i in range(700)},
         "h:mid": {b"field:%d" % i: b"%d" % rng.randrange(10**6) for i in range(300)},
         "h:wide": {b"a": b"1", b"b": b"y" * 100, b"c": b"", b"d": b"-5", b"e": b"e"},
@@ -120,11 +178,12 @@ def _make_data(rng: random.Random) -> tuple[dict[str, list[bytes]], dict[str, di
     }
     ints = [0, 1, -1, 2, 10, -5, 3, 77, LLONG_MAX, LLONG_MIN, 2**32, -(2**32), 123456789]
     sets = {
-        "s:int": {str(x).encode()
-                  for x in ints + [rng.randint(-(10**12), 10**12) for _ in range(90)]},
+        "s:int": {
+            str(x).encode() for x in ints + [rng.randint(-(10**12), 10**12) for _ in range(90)]
+        },
         "s:int2": {str(x).encode() for x in ints[:8] + [rng.randint(-50, 50) for _ in range(30)]},
         "s:int3": {b"3", b"10", b"77", b"0", b"1000"},
-        "s:intbig": {str(rng.randint(-10**9, 10**9)).encode() for _ in range(600)},
+        "s:intbig": {str(rng.randint(-(10**9), 10**9)).encode() for _ in range(600)},
         "s:str": {rng.choice([b"m%d" % i, b"%d" % i]) for i in range(20)} | {b"0", b"1"},
         "s:strbig": {b"member:%d" % rng.randrange(10**6) for _ in range(400)} | {b"0", b"3"},
         "s:bin": {_rand_bytes(rng, 0, 5) for _ in range(40)} | {b"", b"\n", b"1\n2"},
@@ -134,8 +193,12 @@ def _make_data(rng: random.Random) -> tuple[dict[str, list[bytes]], dict[str, di
     return lists, hashes, sets
 
 
-def _fill(server: RedisServer, lists: dict[str, list[bytes]], hashes: dict[str, dict[bytes, bytes]],
-          sets: dict[str, set[bytes]]) -> None:
+def _fill(
+    server: RedisServer,
+    lists: dict[str, list[bytes]],
+    hashes: dict[str, dict[bytes, bytes]],
+    sets: dict[str, set[bytes]],
+) -> None:
     with server.client() as c:
         p = c.pipeline(transaction=False)
         for k, lst in lists.items():
@@ -198,12 +261,45 @@ def test_llen_lindex_lrange(env: Env) -> None:
 def _lpos_argv(rng: random.Random, key: str, elements: list[bytes]) -> list[Any]:
     argv: list[Any] = ["lpos", key, rng.choice([*elements, b"nope", b"A"])]
     values = {
-        "RANK": ["1", "2", "3", "-1", "-2", "-3", "0", "100", "-100", str(LLONG_MAX),
-                 str(-LLONG_MAX), str(LLONG_MIN), *rng.sample(BAD_NUMBERS, 2)],
-        "COUNT": ["0", "1", "2", "3", "5", "1000", "-1", str(LLONG_MAX), str(LLONG_MIN),
-                  *rng.sample(BAD_NUMBERS, 2)],
-        "MAXLEN": ["0", "1", "2", "5", "10", "1999", "100000", "-1", str(LLONG_MAX),
-                   *rng.sample(BAD_NUMBERS, 2)],
+        "RANK": [
+            "1",
+            "2",
+            "3",
+            "-1",
+            "-2",
+            "-3",
+            "0",
+            "100",
+            "-100",
+            str(LLONG_MAX),
+            str(-LLONG_MAX),
+            str(LLONG_MIN),
+            *rng.sample(BAD_NUMBERS, 2),
+        ],
+        "COUNT": [
+            "0",
+            "1",
+            "2",
+            "3",
+            "5",
+            "1000",
+            "-1",
+            str(LLONG_MAX),
+            str(LLONG_MIN),
+            *rng.sample(BAD_NUMBERS, 2),
+        ],
+        "MAXLEN": [
+            "0",
+            "1",
+            "2",
+            "5",
+            "10",
+            "1999",
+            "100000",
+            "-1",
+            str(LLONG_MAX),
+            *rng.sample(BAD_NUMBERS, 2),
+        ],
     }
     for _ in range(rng.choice([0, 1, 1, 2, 2, 3, 4])):
         opt = rng.choice(list(values))
@@ -274,8 +370,9 @@ def _master_can_answer(key_exists: bool, count: str, withvalues: bool = False) -
     return not key_exists or n >= -1000
 
 
-def _check_hrandfield_shape(env: Env, key: str, count: int, withvalues: bool, proto: int,
-                            raw: bytes) -> None:
+def _check_hrandfield_shape(
+    env: Env, key: str, count: int, withvalues: bool, proto: int, raw: bytes
+) -> None:
     h = env.hashes.get(key, {})
     v = parse_reply(raw)
     assert isinstance(v, Agg) and v.kind == "*", raw
@@ -306,8 +403,9 @@ def test_hrandfield(env: Env) -> None:
         for count in EDGE_COUNTS:
             for extra in ([], ["WITHVALUES"], ["withvalues"]):
                 argv = ["hrandfield", k, count, *extra]
-                if not _master_can_answer(k in env.hashes or k in OTHER_KEYS[1:], count,
-                                          bool(extra)):
+                if not _master_can_answer(
+                    k in env.hashes or k in OTHER_KEYS[1:], count, bool(extra)
+                ):
                     continue
                 for proto in (2, 3):
                     mine, theirs = rc.both(argv, proto)
@@ -340,8 +438,25 @@ def test_hrandfield(env: Env) -> None:
 # ---- HSCAN / SSCAN ----
 
 
-CURSORS = ["abc", "1.5", " 1", "1 ", "0x1", "18446744073709551616", "", "-", "+0", "-0", "00",
-           "-1", "+1", "0\x001", "\t0", str(2**64 - 1), "-18446744073709551615"]
+CURSORS = [
+    "abc",
+    "1.5",
+    " 1",
+    "1 ",
+    "0x1",
+    "18446744073709551616",
+    "",
+    "-",
+    "+0",
+    "-0",
+    "00",
+    "-1",
+    "+1",
+    "0\x001",
+    "\t0",
+    str(2**64 - 1),
+    "-18446744073709551615",
+]
 
 
 def _scan_errors(env: Env, cmd: str, key: str, small: bool) -> None:
@@ -355,10 +470,23 @@ def _scan_errors(env: Env, cmd: str, key: str, small: bool) -> None:
                 assert mine[:1] == theirs[:1], (cur, mine, theirs)
                 if small or theirs[:1] == b"-":
                     assert mine == theirs, (cur, mine, theirs)
-    for opts in (["COUNT", "0"], ["COUNT", "-1"], ["COUNT", "abc"], ["COUNT"], ["MATCH"],
-                 ["TYPE", "string"], ["NOVALUES"], ["novalues", "COUNT", "2"], ["NOSCORES"],
-                 ["FOO"], ["MATCH", "a", "MATCH", "*", "COUNT", "3"], ["count", "1", "junk"],
-                 ["COUNT", str(LLONG_MAX)], ["COUNT", str(LLONG_MIN)], ["COUNT", "1.0"]):
+    for opts in (
+        ["COUNT", "0"],
+        ["COUNT", "-1"],
+        ["COUNT", "abc"],
+        ["COUNT"],
+        ["MATCH"],
+        ["TYPE", "string"],
+        ["NOVALUES"],
+        ["novalues", "COUNT", "2"],
+        ["NOSCORES"],
+        ["FOO"],
+        ["MATCH", "a", "MATCH", "*", "COUNT", "3"],
+        ["count", "1", "junk"],
+        ["COUNT", str(LLONG_MAX)],
+        ["COUNT", str(LLONG_MIN)],
+        ["COUNT", "1.0"],
+    ):
         for key_ in (key, "missing", "str"):
             if small or key_ != key:
                 assert rc.same(cmd, key_, "0", *opts)
@@ -380,8 +508,12 @@ def _rand_pattern(rng: random.Random, alphabet: bytes) -> bytes:
             body = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 3)))
             if rng.random() < 0.3:
                 body = bytes([body[0] if body else 0x61, 0x2D, rng.choice(alphabet)]) + body
-            parts.append(b"[" + (b"^" if rng.random() < 0.3 else b"") + body
-                         + (b"]" if rng.random() < 0.9 else b""))
+            parts.append(
+                b"["
+                + (b"^" if rng.random() < 0.3 else b"")
+                + body
+                + (b"]" if rng.random() < 0.9 else b"")
+            )
         elif r < 0.55:
             parts.append(b"\\" + bytes([rng.choice(alphabet)]))
         else:
@@ -389,8 +521,9 @@ def _rand_pattern(rng: random.Random, alphabet: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _full_scan(rc: ReadCheck, where: str, cmd: str, key: str, opts: list[Any],
-               proto: int) -> list[bytes]:
+def _full_scan(
+    rc: ReadCheck, where: str, cmd: str, key: str, opts: list[Any], proto: int
+) -> list[bytes]:
     """Every element a whole scan returns (cursor 0 until the reply's cursor is 0)."""
     cursor = b"0"
     out: list[bytes] = []
@@ -435,8 +568,15 @@ def test_hscan(env: Env) -> None:
         assert rc.same("hscan", "h:small", "0", "MATCH", pat, *extra)
     # hashtable hashes: every field once at least, whatever the batches
     opts: list[str]
-    for opts in ([], ["COUNT", "1"], ["COUNT", "7"], ["COUNT", "1000"], ["MATCH", "field:1*"],
-                 ["MATCH", "*:2?", "COUNT", "50"], ["MATCH", "nothing*"]):
+    for opts in (
+        [],
+        ["COUNT", "1"],
+        ["COUNT", "7"],
+        ["COUNT", "1000"],
+        ["MATCH", "field:1*"],
+        ["MATCH", "*:2?", "COUNT", "50"],
+        ["MATCH", "nothing*"],
+    ):
         for proto in (2, 3):
             mine = _full_scan(rc, "relay", "hscan", "h:big", opts, proto)
             theirs = _full_scan(rc, "master", "hscan", "h:big", opts, proto)
@@ -511,14 +651,25 @@ def test_smembers(env: Env) -> None:
 def test_sinter_sunion_sdiff(env: Env) -> None:
     rc = env.rc
     rng = random.Random(9)
-    pool = [*env.sets, *env.sets, "s:int", "s:int2", "s:int3", "missing", "missing", "str", "z",
-            "l:one"]
+    pool = [
+        *env.sets,
+        *env.sets,
+        "s:int",
+        "s:int2",
+        "s:int3",
+        "missing",
+        "missing",
+        "str",
+        "z",
+        "l:one",
+    ]
     for _ in range(300):
         keys = rng.choices(pool, k=rng.randint(1, 4))
         for cmd in ("sinter", "sunion", "sdiff"):
             theirs = rc.master_reply([cmd, *keys])
             deterministic = _set_intset_only(env, keys) and (
-                theirs[:1] == b"-" or len(parse_reply(theirs).items) <= 512)
+                theirs[:1] == b"-" or len(parse_reply(theirs).items) <= 512
+            )
             if deterministic:
                 assert rc.same(cmd, *keys)
             else:
@@ -531,13 +682,25 @@ def test_sintercard(env: Env) -> None:
     pool = [*env.sets, "s:int", "s:int2", "missing", "str", "l:one"]
     for _ in range(400):
         keys = rng.choices(pool, k=rng.randint(1, 4))
-        numkeys = rng.choice([str(len(keys))] * 4 + ["0", "-1", str(len(keys) + 1),
-                                                      str(max(1, len(keys) - 1)), "abc", "1.0",
-                                                      str(LLONG_MAX), str(LLONG_MIN)])
+        numkeys = rng.choice(
+            [str(len(keys))] * 4
+            + [
+                "0",
+                "-1",
+                str(len(keys) + 1),
+                str(max(1, len(keys) - 1)),
+                "abc",
+                "1.0",
+                str(LLONG_MAX),
+                str(LLONG_MIN),
+            ]
+        )
         argv: list[Any] = ["sintercard", numkeys, *keys]
         for _ in range(rng.choice([0, 0, 1, 1, 2])):
-            argv += [rng.choice(["LIMIT", "limit"]),
-                     rng.choice(["0", "1", "2", "5", "1000", "-1", str(LLONG_MAX), "x", ""])]
+            argv += [
+                rng.choice(["LIMIT", "limit"]),
+                rng.choice(["0", "1", "2", "5", "1000", "-1", str(LLONG_MAX), "x", ""]),
+            ]
         if rng.random() < 0.05:
             argv.append(rng.choice(["LIMIT", "FOO"]))
         assert rc.same(*argv)
@@ -606,6 +769,7 @@ def _ttl_keyspace() -> Keyspace:
 def test_hash_fields_past_their_ttl_are_hidden_but_counted() -> None:
     ks = _ttl_keyspace()
     for proto in (2, 3):
+
         def call(*argv: Any, proto: int = proto) -> bytes:
             return _call(ks, NOW, proto, *argv)
 
@@ -628,11 +792,15 @@ def test_hash_fields_past_their_ttl_are_hidden_but_counted() -> None:
         for _ in range(50):
             assert call("hrandfield", "h") != reply.bulk(b"gone")
             picked = parse_reply(call("hrandfield", "h", "-10", "withvalues"))
-            pairs = [tuple(p.items) for p in picked.items] if proto == 3 else list(
-                zip(picked.items[::2], picked.items[1::2]))
+            pairs = (
+                [tuple(p.items) for p in picked.items]
+                if proto == 3
+                else list(zip(picked.items[::2], picked.items[1::2]))
+            )
             assert len(pairs) == 10
-            assert all((f, v) in {(b"soon", b"22"), (b"keep", b"333"), (b"edge", b"4")}
-                       for f, v in pairs)
+            assert all(
+                (f, v) in {(b"soon", b"22"), (b"keep", b"333"), (b"edge", b"4")} for f, v in pairs
+            )
             flat = parse_reply(call("hrandfield", "h", "10"))
             assert set(flat.items) == {b"soon", b"keep", b"edge"}
             many = parse_reply(call("hrandfield", "h", "-30"))
@@ -659,25 +827,31 @@ def test_httl_hpttl_hexpiretime_hpexpiretime() -> None:
     n = len(fields)
     assert call("httl", "h", "FIELDS", n, *fields) == b"*5\r\n:-2\r\n:2\r\n:-1\r\n:0\r\n:-2\r\n"
     assert call("hpttl", "h", "fields", n, *fields) == (
-        b"*5\r\n:-2\r\n:1500\r\n:-1\r\n:0\r\n:-2\r\n")
+        b"*5\r\n:-2\r\n:1500\r\n:-1\r\n:0\r\n:-2\r\n"
+    )
     assert call("hexpiretime", "h", "FIELDS", n, *fields) == (
-        b"*5\r\n:-2\r\n:%d\r\n:-1\r\n:%d\r\n:-2\r\n" % ((NOW + 1500 + 999) // 1000,
-                                                     (NOW + 999) // 1000))
+        b"*5\r\n:-2\r\n:%d\r\n:-1\r\n:%d\r\n:-2\r\n"
+        % ((NOW + 1500 + 999) // 1000, (NOW + 999) // 1000)
+    )
     assert call("hpexpiretime", "h", "FIELDS", n, *fields) == (
-        b"*5\r\n:-2\r\n:%d\r\n:-1\r\n:%d\r\n:-2\r\n" % (NOW + 1500, NOW))
+        b"*5\r\n:-2\r\n:%d\r\n:-1\r\n:%d\r\n:-2\r\n" % (NOW + 1500, NOW)
+    )
     assert call("httl", "plain", "FIELDS", 2, "a", "b") == b"*2\r\n:-1\r\n:-2\r\n"
     assert call("httl", "missing", "FIELDS", 2, "a", "b") == b"*2\r\n:-2\r\n:-2\r\n"
     # errors, in httlGenericCommand's order: type, FIELDS, numfields, count of fields
     wrongtype = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
     assert call("httl", "str", "FIELDS", 0, "a") == wrongtype
     assert call("httl", "h", "FIELD", 1, "a") == (
-        b"-ERR Mandatory argument FIELDS is missing or not at the right position\r\n")
+        b"-ERR Mandatory argument FIELDS is missing or not at the right position\r\n"
+    )
     for bad in ("0", "-1", "x", ""):
         assert call("hpttl", "h", "FIELDS", bad, "a") == (
-            b"-ERR Number of fields must be a positive integer\r\n")
+            b"-ERR Number of fields must be a positive integer\r\n"
+        )
     for num in ("2", "3"):
         assert call("hexpiretime", "missing", "FIELDS", num, "a") == (
-            b"-ERR The `numfields` parameter must match the number of arguments\r\n")
+            b"-ERR The `numfields` parameter must match the number of arguments\r\n"
+        )
 
 
 def test_huge_negative_random_counts_are_refused() -> None:

@@ -84,6 +84,8 @@ STEPS = int(os.environ.get("READS_DIFF_STEPS", "4000"))
 WORKLOAD_DBS = 3
 EDGE_DBS = (0, 1, 5)  # edge keys: the workload's DBs 0/1 and a DB only they use
 SHOW = 60  # mismatches shown in detail in the failure message
+
+
 @dataclass
 class Endpoint:
     name: str
@@ -170,8 +172,9 @@ def _offset(info: dict[str, object], key: str) -> int:
     return int(info.get(key, -1))  # type: ignore[call-overload]
 
 
-def wait_caught_up(master: RedisServer, replica_info: list[Callable[[], dict[str, object]]],
-                    timeout: float = 60) -> None:
+def wait_caught_up(
+    master: RedisServer, replica_info: list[Callable[[], dict[str, object]]], timeout: float = 60
+) -> None:
     """Until every replica's applied offset reaches what the master had produced when we
     started waiting (the master's own pings move its offset on: never wait for equality)."""
     target = _offset(master.info("replication"), "master_repl_offset")
@@ -179,16 +182,16 @@ def wait_caught_up(master: RedisServer, replica_info: list[Callable[[], dict[str
     def done() -> bool:
         for info in replica_info:
             r = info()
-            if r.get("master_link_status") != "up" or \
-                    _offset(r, "slave_repl_offset") < target:
+            if r.get("master_link_status") != "up" or _offset(r, "slave_repl_offset") < target:
                 return False
         return True
 
     wait_for(done, timeout, what="replicas to catch up with the master")
 
 
-def settle_expiry(master: RedisServer, dbs: list[int],
-                  rng: random.Random) -> dict[int, list[bytes]]:
+def settle_expiry(
+    master: RedisServer, dbs: list[int], rng: random.Random
+) -> dict[int, list[bytes]]:
     """Make the data hold still for the test, with the master's active expiry off: a full
     SCAN on the master deletes every key whose TTL has already passed (the DELs replicate);
     then keys whose TTL would run out during the test get a long one, or expire now (the
@@ -214,8 +217,9 @@ def settle_expiry(master: RedisServer, dbs: list[int],
     return expired
 
 
-def _start_sut(master: RedisServer, kind: ServerKind) -> tuple[Endpoint, RelayProcess | None,
-                                                               RedisServer | None]:
+def _start_sut(
+    master: RedisServer, kind: ServerKind
+) -> tuple[Endpoint, RelayProcess | None, RedisServer | None]:
     if AGAINST == "replica":
         s = start_server(kind, extra={"replicaof": f"{master.host} {master.port}"})
         return Endpoint("replica2", s.host, s.port), None, s
@@ -250,8 +254,11 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
         if sut_server is not None:
             started.append(sut_server)
         sut_info = relay.info if relay is not None else sut_server.info  # type: ignore[union-attr]
-        infos = [lambda: oracle.info("replication"), lambda: twin.info("replication"),
-                 lambda: sut_info("replication")]
+        infos = [
+            lambda: oracle.info("replication"),
+            lambda: twin.info("replication"),
+            lambda: sut_info("replication"),
+        ]
         wait_caught_up(master, infos)
         # ...then more arrives through the replication stream.
         wl.select(0)
@@ -268,23 +275,34 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
         wait_caught_up(master, infos)
         catalog = build_catalog(lambda db: oracle.client(db=db), dbs, expired)
         with contextlib.ExitStack() as stack:
-            o_conn = stack.enter_context(contextlib.closing(Conn(
-                Endpoint("replica", oracle.host, oracle.port), 2, 0)))
-            t_conn = stack.enter_context(contextlib.closing(Conn(
-                Endpoint("twin", twin.host, twin.port), 2, 0)))
+            o_conn = stack.enter_context(
+                contextlib.closing(Conn(Endpoint("replica", oracle.host, oracle.port), 2, 0))
+            )
+            t_conn = stack.enter_context(
+                contextlib.closing(Conn(Endpoint("twin", twin.host, twin.port), 2, 0))
+            )
 
             def at(conn: Conn) -> Callable[[int, list[bytes]], bytes]:
                 def call(db: int, argv: list[bytes]) -> bytes:
                     conn.call([b"select", str(db).encode()])
                     return conn.call(argv)
+
                 return call
 
             mark_variance(catalog, at(o_conn), at(t_conn))
         twin.stop()  # nothing else needs it: spare the machine
         scratch = start_server(kind)
         started.append(scratch)
-        yield Setup(kind, master, Endpoint("replica", oracle.host, oracle.port), sut, catalog,
-                    scratch, relay, {k for ks in expired.values() for k in ks})
+        yield Setup(
+            kind,
+            master,
+            Endpoint("replica", oracle.host, oracle.port),
+            sut,
+            catalog,
+            scratch,
+            relay,
+            {k for ks in expired.values() for k in ks},
+        )
     finally:
         if relay is not None:
             relay.stop()
@@ -307,8 +325,10 @@ class Runner:
         self.o, self.s = self._connect()
 
     def _connect(self) -> tuple[Conn, Conn]:
-        return (Conn(self.setup.oracle, self.proto, self.db),
-                Conn(self.setup.sut, self.proto, self.db))
+        return (
+            Conn(self.setup.oracle, self.proto, self.db),
+            Conn(self.setup.sut, self.proto, self.db),
+        )
 
     def reconnect(self) -> None:
         """Fresh connections on both sides (same protocol and DB), after a mismatch: the
@@ -325,8 +345,9 @@ class Runner:
         self.s.close()
 
     def record(self, call: Call, oracle: bytes, sut: bytes, reason: str) -> None:
-        self.mismatches.append(Mismatch(call.label, self.proto, self.db, call.argv, oracle,
-                                        sut, reason))
+        self.mismatches.append(
+            Mismatch(call.label, self.proto, self.db, call.argv, oracle, sut, reason)
+        )
 
     def run(self, step: Step) -> None:
         before = len(self.mismatches)
@@ -341,15 +362,18 @@ class Runner:
             try:
                 ours = [self.o.read() for _ in range(n)]
             except (OSError, ConnectionError) as e:
-                raise AssertionError(f"the oracle gave no reply to {call.argv!r} (RESP"
-                                     f"{self.proto}, db{self.db}): {e}") from e
+                raise AssertionError(
+                    f"the oracle gave no reply to {call.argv!r} (RESP"
+                    f"{self.proto}, db{self.db}): {e}"
+                ) from e
             theirs: list[bytes] = []
             try:
                 for _ in range(n):
                     theirs.append(self.s.read())
             except (OSError, ConnectionError) as e:
-                self.record(call, b"".join(ours), b"".join(theirs),
-                            f"no reply: {type(e).__name__}: {e}")
+                self.record(
+                    call, b"".join(ours), b"".join(theirs), f"no reply: {type(e).__name__}: {e}"
+                )
                 break
             reason = compare(call, self.proto, ours, theirs, self.env)
             if reason is not None and len(step) == 1 and ours == [SORT_SCORE_ERROR_REPLY]:
@@ -358,15 +382,17 @@ class Runner:
             if reason is not None:
                 if len(step) > 1:  # a transaction: say what was queued
                     reason += " in: " + " / ".join(
-                        b" ".join(x.argv).decode(errors="replace")[:80] for x in step)
+                        b" ".join(x.argv).decode(errors="replace")[:80] for x in step
+                    )
                 self.record(call, b"".join(ours), b"".join(theirs), reason)
             if call.argv[0].lower() == b"select" and ours == [b"+OK\r\n"]:
                 self.db = int(call.argv[1])
         if len(self.mismatches) > before:
             self.reconnect()
 
-    def _scan_all(self, conn: Conn, argv: list[bytes], ci: int, first: bytes,
-                  pairs: bool) -> set[object] | str:
+    def _scan_all(
+        self, conn: Conn, argv: list[bytes], ci: int, first: bytes, pairs: bool
+    ) -> set[object] | str:
         """Every element a full SCAN-family iteration returns, starting from `first`."""
         seen: set[object] = set()
         reply = first
@@ -398,8 +424,9 @@ class Runner:
         failing system call has overwritten it since: its reply hangs on its own process
         history, where two real replicas differ. A failing chdir (CONFIG SET dir to a
         missing directory: ENOENT) clears the stale value; then the oracle answers again."""
-        with socket.create_connection((self.setup.oracle.host, self.setup.oracle.port),
-                                      timeout=10) as sock:
+        with socket.create_connection(
+            (self.setup.oracle.host, self.setup.oracle.port), timeout=10
+        ) as sock:
             sock.sendall(encode_command([b"config", b"set", b"dir", b"/nonexistent/errno"]))
             read_reply(sock, bytearray())
         self.o.send(call.argv)
@@ -428,20 +455,26 @@ class Runner:
             self.reconnect()
         elif mine != theirs:
             missing, extra = mine - theirs, theirs - mine
-            self.record(call, repr(sorted(missing, key=repr)[:5]).encode(),
-                        repr(sorted(extra, key=repr)[:5]).encode(),
-                        f"full iterations differ: {len(missing)} missing, {len(extra)} extra "
-                        "(oracle column: missing; SUT column: extra)")
+            self.record(
+                call,
+                repr(sorted(missing, key=repr)[:5]).encode(),
+                repr(sorted(extra, key=repr)[:5]).encode(),
+                f"full iterations differ: {len(missing)} missing, {len(extra)} extra "
+                "(oracle column: missing; SUT column: extra)",
+            )
             self.reconnect()
 
 
-def report(setup: Setup, mismatches: list[Mismatch], calls: int, title: str,
-           what: str = "mismatches") -> str:
+def report(
+    setup: Setup, mismatches: list[Mismatch], calls: int, title: str, what: str = "mismatches"
+) -> str:
     by_label: dict[str, list[Mismatch]] = defaultdict(list)
     for m in mismatches:
         by_label[m.label].append(m)
-    lines = [f"{len(mismatches)} {what} in {calls} calls ({title}, {setup.kind.name}, "
-             f"oracle = real replica, SUT = {setup.sut.name}); by command:"]
+    lines = [
+        f"{len(mismatches)} {what} in {calls} calls ({title}, {setup.kind.name}, "
+        f"oracle = real replica, SUT = {setup.sut.name}); by command:"
+    ]
     for label, ms in sorted(by_label.items(), key=lambda kv: -len(kv[1])):
         protos = Counter(m.proto for m in ms)
         lines.append(f"  {label}: {len(ms)} (RESP2 {protos[2]}, RESP3 {protos[3]})")
@@ -452,8 +485,10 @@ def report(setup: Setup, mismatches: list[Mismatch], calls: int, title: str,
     full = []
     for m in mismatches:
         full.append(_fmt(m, 100_000))
-    path = Path(tempfile.gettempdir()) / f"reads_diff_{setup.kind.name}_{setup.sut.name}_" \
+    path = (
+        Path(tempfile.gettempdir()) / f"reads_diff_{setup.kind.name}_{setup.sut.name}_"
         f"{title.replace(' ', '_')}.txt"
+    )
     path.write_text("\n".join(lines) + "\n\n" + "\n".join(full))
     lines.append(f"details (up to 3 per command; all {len(mismatches)} in {path}):")
     lines += [_fmt(m, 400) for m in detail[:SHOW]]
@@ -466,8 +501,10 @@ def _fmt(m: Mismatch, limit: int) -> str:
         return r if len(r) <= limit else r[:limit] + f"... ({len(x)} bytes)"
 
     argv = " ".join(repr(a)[1:] if len(a) < 80 else repr(a[:80])[1:] + "..." for a in m.argv)
-    return (f"- [{m.label}] RESP{m.proto} db{m.db}: {argv}\n    why:    {m.reason}\n"
-            f"    oracle: {cut(m.oracle)}\n    SUT:    {cut(m.sut)}")
+    return (
+        f"- [{m.label}] RESP{m.proto} db{m.db}: {argv}\n    why:    {m.reason}\n"
+        f"    oracle: {cut(m.oracle)}\n    SUT:    {cut(m.sut)}"
+    )
 
 
 def protocols(kind: ServerKind) -> tuple[int, ...]:
@@ -519,16 +556,19 @@ def test_both_sides_hold_the_same_data(setup: Setup) -> None:
             for conn in (o, s):
                 conn.call([b"select", str(db).encode()])
             for i in range(0, len(names), 50):
-                argv = [b"debug", b"digest-value", *names[i:i + 50]]
-                assert o.call(argv) == s.call(argv), f"db{db}: {names[i:i + 50]}"
+                argv = [b"debug", b"digest-value", *names[i : i + 50]]
+                assert o.call(argv) == s.call(argv), f"db{db}: {names[i : i + 50]}"
     finally:
         o.close()
         s.close()
     if setup.relay is not None:
         # Each command the relay could not apply is logged once, by name (keyspace.store).
         log = setup.relay.log()
-        bad = [line for line in log.splitlines()
-               if "cannot be applied" in line or "failed to apply" in line]
+        bad = [
+            line
+            for line in log.splitlines()
+            if "cannot be applied" in line or "failed to apply" in line
+        ]
         assert not bad, "\n".join(bad)
 
 
@@ -540,8 +580,9 @@ def key_sweep(setup: Setup) -> list[Step]:
     hfe = setup.kind.dialect.at_least((7, 4), (9, 0))
 
     def one(*argv: bytes | str | int, rule: str = "exact", arg: object = None) -> None:
-        steps.append([Call([a if isinstance(a, bytes) else str(a).encode() for a in argv],
-                           rule, arg)])
+        steps.append(
+            [Call([a if isinstance(a, bytes) else str(a).encode() for a in argv], rule, arg)]
+        )
 
     for db in sorted(setup.catalog.dbs):
         cat = setup.catalog.db(db)
@@ -571,16 +612,29 @@ def key_sweep(setup: Setup) -> list[Step]:
                 one("smembers", n, rule=order)
                 one("srandmember", n, 100_000, rule=order)
                 one("scard", n)
-                one("sscan", n, 0, "COUNT", 1000, rule="scan",
-                    arg={"cursor": 2, "pairs": False, "exact_first": k.ordered, "db": db})
+                one(
+                    "sscan",
+                    n,
+                    0,
+                    "COUNT",
+                    1000,
+                    rule="scan",
+                    arg={"cursor": 2, "pairs": False, "exact_first": k.ordered, "db": db},
+                )
             elif k.type == "hash":
                 one("hgetall", n, rule="exact" if k.ordered else "pairs")
                 one("hkeys", n, rule=order)
                 one("hvals", n, rule=order)
-                one("hrandfield", n, 100_000, "WITHVALUES",
-                    rule="exact" if k.ordered else "deep")
-                one("hscan", n, 0, "COUNT", 1000, rule="scan",
-                    arg={"cursor": 2, "pairs": True, "exact_first": k.ordered, "db": db})
+                one("hrandfield", n, 100_000, "WITHVALUES", rule="exact" if k.ordered else "deep")
+                one(
+                    "hscan",
+                    n,
+                    0,
+                    "COUNT",
+                    1000,
+                    rule="scan",
+                    arg={"cursor": 2, "pairs": True, "exact_first": k.ordered, "db": db},
+                )
                 if hfe:
                     fields = sorted(k.content)
                     one("hpttl", n, "FIELDS", len(fields), *fields, rule="hpttl")
@@ -588,10 +642,23 @@ def key_sweep(setup: Setup) -> list[Step]:
             elif k.type == "zset":
                 listpack = k.encoding in ("listpack", "ziplist")
                 one("zrange", n, 0, -1, "WITHSCORES")
-                one("zrandmember", n, 100_000, "WITHSCORES",
-                    rule="exact" if listpack else "zrandmember", arg=k.content)
-                one("zscan", n, 0, "COUNT", 1000, rule="scan",
-                    arg={"cursor": 2, "pairs": True, "exact_first": listpack, "db": db})
+                one(
+                    "zrandmember",
+                    n,
+                    100_000,
+                    "WITHSCORES",
+                    rule="exact" if listpack else "zrandmember",
+                    arg=k.content,
+                )
+                one(
+                    "zscan",
+                    n,
+                    0,
+                    "COUNT",
+                    1000,
+                    rule="scan",
+                    arg={"cursor": 2, "pairs": True, "exact_first": listpack, "db": db},
+                )
             elif k.type == "stream":
                 one("xrange", n, "-", "+")
                 one("xinfo", "stream", n, rule="masked")
@@ -621,16 +688,30 @@ def test_random_reads_match_a_real_replica(setup: Setup) -> None:
 
 def test_write_commands_are_refused_like_a_replica(setup: Setup) -> None:
     """Every write (and script/publish) template once per key type, in RESP2 and RESP3."""
-    keys = [b"e:int", b"e:list", b"e:hsmall", b"e:setsmall", b"e:zsmall", b"e:stream",
-            b"e:geo", b"e:hll", b"nokey"]
+    keys = [
+        b"e:int",
+        b"e:list",
+        b"e:hsmall",
+        b"e:setsmall",
+        b"e:zsmall",
+        b"e:stream",
+        b"e:geo",
+        b"e:hll",
+        b"nokey",
+    ]
     steps: list[Step] = []
     for i, tpl in enumerate(WRITES + WRITE_LIKE):
         k = keys[i % len(keys)]
-        steps.append([Call([tpl[0].encode(), *(k if a == "{k}" else a.encode()
-                                               for a in tpl[1:])])])
+        steps.append([Call([tpl[0].encode(), *(k if a == "{k}" else a.encode() for a in tpl[1:])])])
     # Inside MULTI: refused at queue time, then EXECABORT.
-    steps.append([Call([b"multi"]), Call([b"get", b"e:int"]), Call([b"set", b"e:int", b"1"]),
-                  Call([b"exec"])])
+    steps.append(
+        [
+            Call([b"multi"]),
+            Call([b"get", b"e:int"]),
+            Call([b"set", b"e:int", b"1"]),
+            Call([b"exec"]),
+        ]
+    )
     steps.append([Call([b"multi"]), Call([b"sort", b"e:list"]), Call([b"discard"])])
     run_stream(setup, steps, "writes")
 
@@ -640,21 +721,41 @@ def test_hello_reset_quit_like_a_replica(setup: Setup) -> None:
     and version may not), RESET back to RESP2 and DB 0, QUIT closing the connection."""
     h = "hello"
     seq = [
-        Call([b"hello", b"3"], h), Call([b"hello"], h), Call([b"get", b"nokey"]),
-        Call([b"hgetall", b"e:hsmall"]), Call([b"zscore", b"e:zsmall", b"f"]),
-        Call([b"smembers", b"e:intset"]), Call([b"hello", b"2"], h),
-        Call([b"hgetall", b"e:hsmall"]), Call([b"hello", b"3", b"SETNAME", b"conn1"], h),
-        Call([b"client", b"getname"]), Call([b"hello", b"4"]), Call([b"hello", b"1"]),
-        Call([b"hello", b"abc"]), Call([b"hello", b"3", b"FOO"]),
+        Call([b"hello", b"3"], h),
+        Call([b"hello"], h),
+        Call([b"get", b"nokey"]),
+        Call([b"hgetall", b"e:hsmall"]),
+        Call([b"zscore", b"e:zsmall", b"f"]),
+        Call([b"smembers", b"e:intset"]),
+        Call([b"hello", b"2"], h),
+        Call([b"hgetall", b"e:hsmall"]),
+        Call([b"hello", b"3", b"SETNAME", b"conn1"], h),
+        Call([b"client", b"getname"]),
+        Call([b"hello", b"4"]),
+        Call([b"hello", b"1"]),
+        Call([b"hello", b"abc"]),
+        Call([b"hello", b"3", b"FOO"]),
         # The default user has no password: any password is accepted.
         Call([b"hello", b"3", b"AUTH", b"default", b"any"], h),
-        Call([b"hello", b"3", b"SETNAME", b"a b"]), Call([b"hello", b"3", b"AUTH", b"x"]),
-        Call([b"hello", b"2", b"setname", b"n2"], h), Call([b"client", b"getname"]),
-        Call([b"select", b"1"]), Call([b"hello", b"3"], h), Call([b"reset"]),
-        Call([b"get", b"nokey"]), Call([b"client", b"getname"]), Call([b"dbsize"]),
-        Call([b"hello", b"3"], h), Call([b"multi"]), Call([b"reset"]), Call([b"ping"]),
-        Call([b"hello", b"3"], h), Call([b"subscribe", b"c"]), Call([b"reset"]),
-        Call([b"ping"]), Call([b"quit"]),
+        Call([b"hello", b"3", b"SETNAME", b"a b"]),
+        Call([b"hello", b"3", b"AUTH", b"x"]),
+        Call([b"hello", b"2", b"setname", b"n2"], h),
+        Call([b"client", b"getname"]),
+        Call([b"select", b"1"]),
+        Call([b"hello", b"3"], h),
+        Call([b"reset"]),
+        Call([b"get", b"nokey"]),
+        Call([b"client", b"getname"]),
+        Call([b"dbsize"]),
+        Call([b"hello", b"3"], h),
+        Call([b"multi"]),
+        Call([b"reset"]),
+        Call([b"ping"]),
+        Call([b"hello", b"3"], h),
+        Call([b"subscribe", b"c"]),
+        Call([b"reset"]),
+        Call([b"ping"]),
+        Call([b"quit"]),
     ]
     for proto in protocols(setup.kind):
         runner = Runner(setup, proto)
@@ -666,9 +767,14 @@ def test_hello_reset_quit_like_a_replica(setup: Setup) -> None:
             else:
                 assert runner.o.closed_by_peer(), "the oracle did not close after QUIT"
                 if not runner.s.closed_by_peer():
-                    runner.record(Call([b"quit"]), b"<closed>", b"<still open>",
-                                  "the connection stays open after QUIT")
+                    runner.record(
+                        Call([b"quit"]),
+                        b"<closed>",
+                        b"<still open>",
+                        "the connection stays open after QUIT",
+                    )
         finally:
             runner.close()
-        assert not runner.mismatches, report(setup, runner.mismatches, runner.calls,
-                                             f"hello RESP{proto}")
+        assert not runner.mismatches, report(
+            setup, runner.mismatches, runner.calls, f"hello RESP{proto}"
+        )

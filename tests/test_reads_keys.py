@@ -42,15 +42,15 @@ VOLATILE_DB = 6  # every key has a TTL, all of them passed
 
 
 def parse(buf: bytes, pos: int = 0) -> tuple[Any, int]:
-    kind = buf[pos:pos + 1]
+    kind = buf[pos : pos + 1]
     nl = buf.index(b"\r\n", pos)
-    head = buf[pos + 1:nl]
+    head = buf[pos + 1 : nl]
     after = nl + 2
     if kind in (b"$", b"=", b"!"):
         n = int(head)
         if n < 0:
             return None, after
-        return buf[after:after + n], after + n + 2
+        return buf[after : after + n], after + n + 2
     if kind in (b"*", b"~", b">", b"%"):
         n = int(head)
         if n < 0:
@@ -79,9 +79,29 @@ def value(raw: bytes) -> Any:
 
 # ---- the dataset ----
 
-GLOBBY = [b"", b"a*b", b"[x]", b"\\", b"h?llo", b"\xff\x80", b"with space", b"nul\x00inside",
-          b"^caret", b"-dash", b"]", b"[", b"*", b"?", b"a-z", b"\\*", b"hello", b"hallo",
-          b"hxllo", b"hllo", b"heeeello"]
+GLOBBY = [
+    b"",
+    b"a*b",
+    b"[x]",
+    b"\\",
+    b"h?llo",
+    b"\xff\x80",
+    b"with space",
+    b"nul\x00inside",
+    b"^caret",
+    b"-dash",
+    b"]",
+    b"[",
+    b"*",
+    b"?",
+    b"a-z",
+    b"\\*",
+    b"hello",
+    b"hallo",
+    b"hxllo",
+    b"hllo",
+    b"heeeello",
+]
 WORDS = [b"apple", b"pear", b"fig", b"kiwi", b"plum", b"lime", b"date", b"yuzu", b"sloe", b"nut"]
 
 
@@ -98,8 +118,22 @@ def _fill(c: Any, rng: random.Random, prefix: bytes, ttl: bool) -> list[bytes]:
         names.append(k)
         return k
 
-    for v in (b"0", b"7", b"9999", b"10000", b"-5", b"123456789012345", b"007", b"1.5",
-              b"x" * 20, b"x" * 44, b"x" * 45, b"y" * 300, b"", b"\x00\xff" * 8):
+    for v in (
+        b"0",
+        b"7",
+        b"9999",
+        b"10000",
+        b"-5",
+        b"123456789012345",
+        b"007",
+        b"1.5",
+        b"x" * 20,
+        b"x" * 44,
+        b"x" * 45,
+        b"y" * 300,
+        b"",
+        b"\x00\xff" * 8,
+    ):
         c.set(name("str"), v)
     for _ in range(12):
         c.set(name("str"), bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80))))
@@ -188,8 +222,18 @@ def _sort_data(c: Any, rng: random.Random) -> list[bytes]:
     c.set("w_x", "notanumber")
     c.set("sx:str", "x")
     c.hset("sx:hash", "f", "v")
-    return [b"sl:nums", b"sl:words", b"sl:mixed", b"sl:floats", b"sl:nul", b"ss:ints",
-            b"ss:words", b"ss:nums", b"sz:small", b"sz:big"]
+    return [
+        b"sl:nums",
+        b"sl:words",
+        b"sl:mixed",
+        b"sl:floats",
+        b"sl:nul",
+        b"ss:ints",
+        b"ss:words",
+        b"ss:nums",
+        b"sz:small",
+        b"sz:big",
+    ]
 
 
 @pytest.fixture(scope="module", params=KINDS, ids=[k.name for k in KINDS])
@@ -219,7 +263,8 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
         time.sleep(0.05)
         mirror.sync()
         expired = [f"gone:{i}".encode() for i in range(30)] + [
-            f"gone2:{i}".encode() for i in range(30)]
+            f"gone2:{i}".encode() for i in range(30)
+        ]
         rc = ReadCheck(master, mirror)
         yield Env(kind, master, mirror, rc, names + GLOBBY, expired, sort_keys)
         rc.close()
@@ -274,8 +319,9 @@ def test_ttl_family(env: Env) -> None:
             # TTL rounds (ms + 500) / 1000: equal unless the two calls straddle an x.500 s.
             for _ in range(3):
                 mine, theirs = rc.both(["ttl", k], proto)
-                if mine == theirs or (slack > 50 and abs(_int(mine) - _int(theirs)) <= 1
-                                      and _int(theirs) >= 0):
+                if mine == theirs or (
+                    slack > 50 and abs(_int(mine) - _int(theirs)) <= 1 and _int(theirs) >= 0
+                ):
                     break
             else:
                 raise AssertionError((k, mine, theirs))
@@ -296,17 +342,62 @@ def _names(raw: bytes) -> list[bytes]:
 
 
 def _random_pattern(rng: random.Random) -> bytes:
-    parts = [b"*", b"?", b"[a-h]", b"[^s]", b"\\*", b"[\\]x]", b"l", b"s", b"n", b"a", b":",
-             b"1", b"[0-9]", b"[z-a]", b"e", b"h", b"*o", b"[", b"\\", b"\xff", b"[\x80-\xff]"]
+    parts = [
+        b"*",
+        b"?",
+        b"[a-h]",
+        b"[^s]",
+        b"\\*",
+        b"[\\]x]",
+        b"l",
+        b"s",
+        b"n",
+        b"a",
+        b":",
+        b"1",
+        b"[0-9]",
+        b"[z-a]",
+        b"e",
+        b"h",
+        b"*o",
+        b"[",
+        b"\\",
+        b"\xff",
+        b"[\x80-\xff]",
+    ]
     return b"".join(rng.choice(parts) for _ in range(rng.randrange(1, 6)))
 
 
 def test_keys(env: Env) -> None:
     rng = random.Random(SEED + 2)
-    patterns = [b"*", b"", b"**", b"snap:*", b"live:str:*", b"h?llo", b"h*llo", b"h[ae]llo",
-                b"h[^e]llo", b"h[a-b]llo", b"\\*", b"\\\\", b"[[]", b"[", b"[x]", b"\\[x\\]",
-                b"*\x00*", b"nul\x00inside", b"[\x80-\xff]*", b"*[\\-]*", b"gone*", b"?",
-                b"*e*e*e*", b"a*b*", b"[a-]*", b"[^"]
+    patterns = [
+        b"*",
+        b"",
+        b"**",
+        b"snap:*",
+        b"live:str:*",
+        b"h?llo",
+        b"h*llo",
+        b"h[ae]llo",
+        b"h[^e]llo",
+        b"h[a-b]llo",
+        b"\\*",
+        b"\\\\",
+        b"[[]",
+        b"[",
+        b"[x]",
+        b"\\[x\\]",
+        b"*\x00*",
+        b"nul\x00inside",
+        b"[\x80-\xff]*",
+        b"*[\\-]*",
+        b"gone*",
+        b"?",
+        b"*e*e*e*",
+        b"a*b*",
+        b"[a-]*",
+        b"[^",
+    ]
     patterns += [_random_pattern(rng) for _ in range(80)]
     for p in patterns:
         for proto in env.rc.protos:
@@ -414,8 +505,9 @@ def test_glob_matcher_equals_stringmatchlen() -> None:
 # ---- SCAN ----
 
 
-def _full_scan(env: Env, argv: list[bytes | str | int], proto: int = 2, relay: bool = True,
-               db: int = 0) -> list[bytes]:
+def _full_scan(
+    env: Env, argv: list[bytes | str | int], proto: int = 2, relay: bool = True, db: int = 0
+) -> list[bytes]:
     cursor = b"0"
     out: list[bytes] = []
     for _ in range(100_000):
@@ -433,10 +525,20 @@ def _full_scan(env: Env, argv: list[bytes | str | int], proto: int = 2, relay: b
 def test_scan_matches_keys(env: Env) -> None:
     rng = random.Random(SEED + 4)
     options: list[list[bytes | str | int]] = [
-        [], ["count", 1], ["count", 7], ["COUNT", 1000], ["match", "snap:*"],
-        ["match", "*list*", "count", 3], ["type", "hash"], ["TYPE", "STRING", "count", 50],
-        ["type", "zset", "match", "live:*"], ["type", "stream"], ["type", "list"],
-        ["type", "set", "count", 2], ["match", "h?llo"], ["match", "*", "count", 5],
+        [],
+        ["count", 1],
+        ["count", 7],
+        ["COUNT", 1000],
+        ["match", "snap:*"],
+        ["match", "*list*", "count", 3],
+        ["type", "hash"],
+        ["TYPE", "STRING", "count", 50],
+        ["type", "zset", "match", "live:*"],
+        ["type", "stream"],
+        ["type", "list"],
+        ["type", "set", "count", 2],
+        ["match", "h?llo"],
+        ["match", "*", "count", 5],
         ["count", 3, "count", 9],
     ]
     for _ in range(10):
@@ -455,16 +557,31 @@ def test_scan_matches_keys(env: Env) -> None:
 
 def test_scan_errors(env: Env) -> None:
     rc = env.rc
-    for argv in (["scan", "0", "count", "0"], ["scan", "0", "count", "-3"],
-                 ["scan", "0", "count", "x"], ["scan", "0", "count", "99999999999999999999"],
-                 ["scan", "0", "match"], ["scan", "0", "count"], ["scan", "0", "foo", "bar"],
-                 ["scan", "x"], ["scan", "0x1"], ["scan", "1.5"], ["scan", "99999999999999999999"],
-                 ["scan", "0", "count", "5", "type"], ["scan", "0", "novalues"],
-                 ["scan", "0", "noscores"], ["scan", "x", "count", "0"],
-                 ["scan", "0", "count", "1", "count", "0"], ["scan", "0", "type", "nosuch"],
-                 ["scan", "0", "count", "0", "type", "nosuch"], ["scan", "", "count", "x"],
-                 ["scan", " 0", "count", "x"], ["scan", "-0", "count", "x"],
-                 ["scan", "+0", "count", "x"], ["scan", "-5", "count", "x"]):
+    for argv in (
+        ["scan", "0", "count", "0"],
+        ["scan", "0", "count", "-3"],
+        ["scan", "0", "count", "x"],
+        ["scan", "0", "count", "99999999999999999999"],
+        ["scan", "0", "match"],
+        ["scan", "0", "count"],
+        ["scan", "0", "foo", "bar"],
+        ["scan", "x"],
+        ["scan", "0x1"],
+        ["scan", "1.5"],
+        ["scan", "99999999999999999999"],
+        ["scan", "0", "count", "5", "type"],
+        ["scan", "0", "novalues"],
+        ["scan", "0", "noscores"],
+        ["scan", "x", "count", "0"],
+        ["scan", "0", "count", "1", "count", "0"],
+        ["scan", "0", "type", "nosuch"],
+        ["scan", "0", "count", "0", "type", "nosuch"],
+        ["scan", "", "count", "x"],
+        ["scan", " 0", "count", "x"],
+        ["scan", "-0", "count", "x"],
+        ["scan", "+0", "count", "x"],
+        ["scan", "-5", "count", "x"],
+    ):
         mine, theirs = rc.both(argv)
         if theirs.startswith(b"-") or mine.startswith(b"-"):
             assert mine == theirs, argv
@@ -482,11 +599,23 @@ def test_parse_cursor_rules() -> None:
     redis.loaded_aux = {b"redis-ver": b"7.0.15"}
     valkey.loaded_aux = {b"valkey-ver": b"8.1.8"}
     cases = {  # text: (redis 7.0, valkey 8.1); None = invalid cursor
-        b"0": (0, 0), b"": (0, None), b" 0": (None, 0), b"\t7": (None, 7), b"+0": (0, 0),
-        b"-0": (0, 0), b"-1": (2**64 - 1, None), b"007": (7, 7), b"5\x00junk": (5, 5),
-        b"18446744073709551615": (2**64 - 1, 2**64 - 1), b"18446744073709551616": (None, None),
-        b"-18446744073709551615": (1, 1), b"1 ": (None, None), b"0x0": (None, None),
-        b"-": (None, None), b"+": (None, None), b" -1": (None, 2**64 - 1),
+        b"0": (0, 0),
+        b"": (0, None),
+        b" 0": (None, 0),
+        b"\t7": (None, 7),
+        b"+0": (0, 0),
+        b"-0": (0, 0),
+        b"-1": (2**64 - 1, None),
+        b"007": (7, 7),
+        b"5\x00junk": (5, 5),
+        b"18446744073709551615": (2**64 - 1, 2**64 - 1),
+        b"18446744073709551616": (None, None),
+        b"-18446744073709551615": (1, 1),
+        b"1 ": (None, None),
+        b"0x0": (None, None),
+        b"-": (None, None),
+        b"+": (None, None),
+        b" -1": (None, 2**64 - 1),
     }
     for text, (r, v) in cases.items():
         for ks, want in ((redis, r), (valkey, v)):
@@ -645,14 +774,29 @@ def test_sort_ro(env: Env) -> None:
     rng = random.Random(SEED + 6)
     for key in env.sort_keys:
         for argv in (
-            [], ["desc"], ["alpha"], ["alpha", "desc"], ["limit", 0, 5], ["limit", 3, 4, "desc"],
-            ["limit", -2, 3], ["limit", 5, -1], ["limit", 1000, 5], ["limit", 0, 0],
-            ["by", "w_*"], ["by", "w_*", "desc"], ["by", "w_*", "limit", 2, 6],
-            ["by", "h_*->n"], ["by", "h_*->n", "get", "#", "get", "h_*->s"],
+            [],
+            ["desc"],
+            ["alpha"],
+            ["alpha", "desc"],
+            ["limit", 0, 5],
+            ["limit", 3, 4, "desc"],
+            ["limit", -2, 3],
+            ["limit", 5, -1],
+            ["limit", 1000, 5],
+            ["limit", 0, 0],
+            ["by", "w_*"],
+            ["by", "w_*", "desc"],
+            ["by", "w_*", "limit", 2, 6],
+            ["by", "h_*->n"],
+            ["by", "h_*->n", "get", "#", "get", "h_*->s"],
             ["get", "#", "get", "w_*", "get", "nosuch_*", "get", "h_*->zz", "get", "nostar"],
-            ["by", "nosort", "get", "#"], ["by", "nosort", "desc", "limit", 2, 5],
-            ["get", "h_*->"], ["by", "w_*->"], ["asc", "desc", "asc"],
-            ["alpha", "by", "a_*", "desc"], ["alpha", "by", "h_*->s", "get", "#"],
+            ["by", "nosort", "get", "#"],
+            ["by", "nosort", "desc", "limit", 2, 5],
+            ["get", "h_*->"],
+            ["by", "w_*->"],
+            ["asc", "desc", "asc"],
+            ["alpha", "by", "a_*", "desc"],
+            ["alpha", "by", "h_*->s", "get", "#"],
         ):
             if key.startswith(b"ss:") and "nosort" in argv and key != b"ss:ints":
                 continue  # a hash table set in its own (per process) order
@@ -663,27 +807,55 @@ def test_sort_ro(env: Env) -> None:
         key = rng.choice(env.sort_keys)
         opts: list[Any] = []
         for _ in range(rng.randrange(0, 5)):
-            opts += rng.choice([["desc"], ["asc"], ["limit", rng.randrange(-3, 30),
-                                                    rng.randrange(-3, 30)],
-                                ["by", rng.choice(["w_*", "h_*->n", "nosort", "w_*x"])],
-                                ["get", rng.choice(["#", "w_*", "h_*->s", "a_*"])]])
+            opts += rng.choice(
+                [
+                    ["desc"],
+                    ["asc"],
+                    ["limit", rng.randrange(-3, 30), rng.randrange(-3, 30)],
+                    ["by", rng.choice(["w_*", "h_*->n", "nosort", "w_*x"])],
+                    ["get", rng.choice(["#", "w_*", "h_*->s", "a_*"])],
+                ]
+            )
         if "nosort" in opts and key.startswith(b"ss:") and key != b"ss:ints":
             continue
         assert rc.same("sort_ro", key, *opts), (key, opts)
     for argv in (
-        ["sl:nums", "store", "dst"], ["sl:nums", "limit", "x", "1"], ["sl:nums", "limit", 1],
-        ["sl:nums", "limit", "1", "1.5"], ["sl:nums", "by"], ["sl:nums", "get"],
-        ["sl:nums", "bogus"], ["sx:str"], ["sx:hash", "alpha"], ["sx:str", "bogus"],
-        ["sx:str", "limit", "x", "0"], ["missing"], ["missing", "by", "w_*", "get", "#"],
-        ["sl:words"], ["sl:words", "by", "w_*"], ["sl:mixed"], ["sl:mixed", "alpha"],
-        ["sl:nums", "by", "w_*", "get", "w_*"], ["sl:mixed", "by", "w_*"], ["sl:floats"],
-        ["sl:floats", "desc"], ["sl:nan"], ["sl:nul", "alpha"], ["sl:nul", "alpha", "desc"],
-        ["sl:nul"], ["sl:words", "alpha", "limit", 2, 3, "by", "w_*"],
-        [env.expired[0]], ["sl:nums", "STORE"],
+        ["sl:nums", "store", "dst"],
+        ["sl:nums", "limit", "x", "1"],
+        ["sl:nums", "limit", 1],
+        ["sl:nums", "limit", "1", "1.5"],
+        ["sl:nums", "by"],
+        ["sl:nums", "get"],
+        ["sl:nums", "bogus"],
+        ["sx:str"],
+        ["sx:hash", "alpha"],
+        ["sx:str", "bogus"],
+        ["sx:str", "limit", "x", "0"],
+        ["missing"],
+        ["missing", "by", "w_*", "get", "#"],
+        ["sl:words"],
+        ["sl:words", "by", "w_*"],
+        ["sl:mixed"],
+        ["sl:mixed", "alpha"],
+        ["sl:nums", "by", "w_*", "get", "w_*"],
+        ["sl:mixed", "by", "w_*"],
+        ["sl:floats"],
+        ["sl:floats", "desc"],
+        ["sl:nan"],
+        ["sl:nul", "alpha"],
+        ["sl:nul", "alpha", "desc"],
+        ["sl:nul"],
+        ["sl:words", "alpha", "limit", 2, 3, "by", "w_*"],
+        [env.expired[0]],
+        ["sl:nums", "STORE"],
         # An exact subnormal is fine, then ERANGE (overflow, inexact underflow) is an error.
         # These come last: the master tests a stale `errno` (sort.c never clears it), so
         # after an ERANGE its later SORTs may fail on valid scores until errno changes.
-        ["sl:sub"], ["sl:big"], ["sl:tiny"], ["sl:subx"], ["sl:hexbig"],
+        ["sl:sub"],
+        ["sl:big"],
+        ["sl:tiny"],
+        ["sl:subx"],
+        ["sl:hexbig"],
     ):
         assert rc.same("sort_ro", *argv), argv
 
@@ -719,8 +891,13 @@ def test_object_encoding_matches_for_fresh_values(env: Env) -> None:
         keys = []
         for i in range(120):
             k = b"k" * rng.randrange(1, 45) + b"%d" % i
-            v = rng.choice([b"x" * rng.randrange(0, 60), b"%d" % rng.randrange(-20000, 20000),
-                            b"%d" % rng.randrange(10**18)])
+            v = rng.choice(
+                [
+                    b"x" * rng.randrange(0, 60),
+                    b"%d" % rng.randrange(-20000, 20000),
+                    b"%d" % rng.randrange(10**18),
+                ]
+            )
             c.set(k, v, ex=1000 if rng.random() < 0.3 else None)
             keys.append(k)
         for n in (1, 10, 127, 128, 129, 600):
@@ -755,15 +932,23 @@ def test_memory_usage(env: Env) -> None:
     ratios = []
     for k in env.live:
         for extra in ([], ["samples", 0], ["SAMPLES", 2]):
-            mine, theirs = _int(env.relay("memory", "usage", k, *extra)), _int(
-                env.master_call("memory", "usage", k, *extra))
+            mine, theirs = (
+                _int(env.relay("memory", "usage", k, *extra)),
+                _int(env.master_call("memory", "usage", k, *extra)),
+            )
             ratios.append(mine / theirs)
             assert lo <= mine / theirs <= hi, (k, extra, mine, theirs)
     assert 0.8 <= sorted(ratios)[len(ratios) // 2] <= 1.25  # the median is close
-    for argv in (["missing"], ["missing", "samples", "x"], ["snap:str:0", "samples"],
-                 ["snap:str:0", "samples", "-1"], ["snap:str:0", "samples", "1", "bogus"],
-                 ["snap:str:0", "bogus"], ["snap:str:0", "samples", "1.5"],
-                 ["missing", "samples", "-1"]):
+    for argv in (
+        ["missing"],
+        ["missing", "samples", "x"],
+        ["snap:str:0", "samples"],
+        ["snap:str:0", "samples", "-1"],
+        ["snap:str:0", "samples", "1", "bogus"],
+        ["snap:str:0", "bogus"],
+        ["snap:str:0", "samples", "1.5"],
+        ["missing", "samples", "-1"],
+    ):
         assert rc.same("memory", "usage", *argv), argv
     # The key table is read directly: a key past its TTL still has a size, on both.
     with env.master.client(db=9) as c:
@@ -791,9 +976,15 @@ def test_unsupported_keys_are_refused() -> None:
     ks.dbs[0][b"k"] = b"v"
     ks.unsupported_keys.add((0, b"k"))
     c = ReadContext(ks, now=1)
-    for argv in ([b"exists", b"k"], [b"type", b"k"], [b"ttl", b"k"], [b"dump", b"k"],
-                 [b"sort_ro", b"k"], [b"object", b"encoding", b"k"],
-                 [b"memory", b"usage", b"k"]):
+    for argv in (
+        [b"exists", b"k"],
+        [b"type", b"k"],
+        [b"ttl", b"k"],
+        [b"dump", b"k"],
+        [b"sort_ro", b"k"],
+        [b"object", b"encoding", b"k"],
+        [b"memory", b"usage", b"k"],
+    ):
         name = argv[0] if argv[0] not in (b"object", b"memory") else argv[0] + b"|" + argv[1]
         with pytest.raises(ReplyError, match="cannot serve"):
             READ_COMMANDS[name](c, argv)

@@ -62,25 +62,79 @@ KINDS = available_kinds()
 U64 = 2**64 - 1
 LLONG_MAX = 2**63 - 1
 
-BAD_IDS = ["x", "", "-1", "1-", "-1-1", "1-x", "1-2-3", " 1", "1 ", "1.5", "0x10", "+1", "1-*",
-           "18446744073709551616", "1-18446744073709551616", "(", "((1", "(-", "(+", "(x",
-           "1" * 130, "(" + "1" * 127, "$", ">", "*", "1\x00junk"]
-EDGE_IDS = ["-", "+", "0", "0-0", "(0-0", "0-1", "(0", "1", "(1", "01-01", "5", "(5",
-            "18446744073709551615", "18446744073709551615-18446744073709551615",
-            "(18446744073709551615-18446744073709551615", "18446744073709551614",
-            "(18446744073709551615", "-" + "\x00x", "1" * 127]
+BAD_IDS = [
+    "x",
+    "",
+    "-1",
+    "1-",
+    "-1-1",
+    "1-x",
+    "1-2-3",
+    " 1",
+    "1 ",
+    "1.5",
+    "0x10",
+    "+1",
+    "1-*",
+    "18446744073709551616",
+    "1-18446744073709551616",
+    "(",
+    "((1",
+    "(-",
+    "(+",
+    "(x",
+    "1" * 130,
+    "(" + "1" * 127,
+    "$",
+    ">",
+    "*",
+    "1\x00junk",
+]
+EDGE_IDS = [
+    "-",
+    "+",
+    "0",
+    "0-0",
+    "(0-0",
+    "0-1",
+    "(0",
+    "1",
+    "(1",
+    "01-01",
+    "5",
+    "(5",
+    "18446744073709551615",
+    "18446744073709551615-18446744073709551615",
+    "(18446744073709551615-18446744073709551615",
+    "18446744073709551614",
+    "(18446744073709551615",
+    "-" + "\x00x",
+    "1" * 127,
+]
 BAD_COUNTS = ["abc", "", "1.5", "+1", "01", "9223372036854775808", "-9223372036854775809"]
-EDGE_COUNTS = ["0", "1", "-1", "2", "3", "10", "99", "100", "101", "1000", str(LLONG_MAX),
-               str(-LLONG_MAX - 1), *BAD_COUNTS]
+EDGE_COUNTS = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "10",
+    "99",
+    "100",
+    "101",
+    "1000",
+    str(LLONG_MAX),
+    str(-LLONG_MAX - 1),
+    *BAD_COUNTS,
+]
 
 
 # ---- replies: a small RESP parser, comparison with time-dependent fields masked ----
 
 
-
-
-def _masked_equal(a: Any, b: Any, mask: frozenset[bytes], pairs: list[tuple[bytes, Any, Any]]
-                  ) -> bool:
+def _masked_equal(
+    a: Any, b: Any, mask: frozenset[bytes], pairs: list[tuple[bytes, Any, Any]]
+) -> bool:
     """Equal apart from the values of `mask` keys in maps (RESP2: flat arrays), which are
     collected in `pairs` as (key, mine, theirs)."""
     if isinstance(a, Agg) and isinstance(b, Agg):
@@ -117,18 +171,23 @@ def _close_times(pairs: list[tuple[bytes, Any, Any]]) -> bool:
     return True
 
 
-def same_except(rc: ReadCheck, mask: frozenset[bytes],
-                check: Callable[[list[tuple[bytes, Any, Any]]], bool] = _close_times,
-                *argv: Any) -> bool:
+def same_except(
+    rc: ReadCheck,
+    mask: frozenset[bytes],
+    check: Callable[[list[tuple[bytes, Any, Any]]], bool] = _close_times,
+    *argv: Any,
+) -> bool:
     """Identical in RESP2 and RESP3 apart from the `mask` fields, which pass `check`."""
     for proto in (2, 3):
         mine, theirs = rc.both(argv, proto)
         if mine == theirs:
             continue
         pairs: list[tuple[bytes, Any, Any]] = []
-        if theirs[:1] == b"-" \
-                or not _masked_equal(parse_reply(mine), parse_reply(theirs), mask, pairs) \
-                or not check(pairs):
+        if (
+            theirs[:1] == b"-"
+            or not _masked_equal(parse_reply(mine), parse_reply(theirs), mask, pairs)
+            or not check(pairs)
+        ):
             print(f"RESP{proto} {argv!r}:\n  replproxy {mine!r}\n  master    {theirs!r}")
             return False
     return True
@@ -144,8 +203,9 @@ def _plausible_radix(pairs: list[tuple[bytes, Any, Any]]) -> bool:
     if not _close_times(times):
         return False
     for key, mine, theirs in pairs:
-        if key in RADIX and not (isinstance(mine, int) and isinstance(theirs, int)
-                                 and mine >= 0 and theirs >= 0):
+        if key in RADIX and not (
+            isinstance(mine, int) and isinstance(theirs, int) and mine >= 0 and theirs >= 0
+        ):
             return False
     return True
 
@@ -168,7 +228,7 @@ class Env:
 def _value(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.15:
-        return str(rng.randint(-10**12, 10**12))  # listpack integer encoding
+        return str(rng.randint(-(10**12), 10**12))  # listpack integer encoding
     if r < 0.2:
         return ""
     if r < 0.25:
@@ -215,9 +275,12 @@ def _fill(server: RedisServer, rng: random.Random) -> tuple[set[str], set[str]]:
             c.xadd("a:wide", {f"w{j}": str(j * i) for j in range(200)}, id=f"7-{i}")
         append_only.add("a:wide")
         # IDs at the top of the ID space.
-        for sid in ("18446744073709551614-5", "18446744073709551615-0",
-                    "18446744073709551615-18446744073709551614",
-                    "18446744073709551615-18446744073709551615"):
+        for sid in (
+            "18446744073709551614-5",
+            "18446744073709551615-0",
+            "18446744073709551615-18446744073709551614",
+            "18446744073709551615-18446744073709551615",
+        ):
             c.xadd("a:top", {"k": sid}, id=sid)
         append_only.add("a:top")
         c.xadd("a:ttl", {"k": "v"}, id="5-5")
@@ -340,10 +403,12 @@ def _some_id(rng: random.Random, ids: list[str]) -> str:
 
 def _ordered(a: str, b: str) -> tuple[str, str]:
     """(a, b) with a <= b when both are plain IDs (a range that may hold entries)."""
+
     def key(x: str) -> tuple[int, int]:
         x = x.lstrip("(")
         ms, _, seq = x.partition("-")
         return int(ms), int(seq or 0)
+
     try:
         return (a, b) if key(a) <= key(b) else (b, a)
     except ValueError:
@@ -405,9 +470,17 @@ def test_xrange_whole_streams_and_edges(env: Env) -> None:
         for count in EDGE_COUNTS:
             assert rc.same("xrange", key, "-", "+", "COUNT", count)
             assert rc.same("xrevrange", key, "+", "-", "count", count)
-        for tail in (["COUNT"], ["foo", "1"], ["COUNT", "1", "COUNT", "2"], ["COUNT", "1", "x"],
-                     ["COUNT", "0", "COUNT", "3"], ["COUNT", "x", "foo"], ["foo"],
-                     ["COUNT\x00x", "2"], ["LIMIT", "1"]):
+        for tail in (
+            ["COUNT"],
+            ["foo", "1"],
+            ["COUNT", "1", "COUNT", "2"],
+            ["COUNT", "1", "x"],
+            ["COUNT", "0", "COUNT", "3"],
+            ["COUNT", "x", "foo"],
+            ["foo"],
+            ["COUNT\x00x", "2"],
+            ["LIMIT", "1"],
+        ):
             assert rc.same("xrange", key, "-", "+", *tail)
             assert rc.same("xrange", key, "x", "+", *tail)  # the IDs come first
             assert rc.same("xrevrange", key, "+", "-", *tail)
@@ -422,8 +495,10 @@ def test_xread_random(env: Env) -> None:
     keys = list(env.ids)
     for _ in range(500):
         n = rng.choice([1, 1, 1, 2, 3, 5])
-        chosen = [rng.choice(keys) if rng.random() < 0.92 else rng.choice(OTHER_KEYS[:2])
-                  for _ in range(n)]
+        chosen = [
+            rng.choice(keys) if rng.random() < 0.92 else rng.choice(OTHER_KEYS[:2])
+            for _ in range(n)
+        ]
         ids = []
         for key in chosen:
             r = rng.random()
@@ -457,13 +532,19 @@ def test_xread_edges_and_errors(env: Env) -> None:
         ["xread", "streams", "a:top", "18446744073709551615-18446744073709551614"],
         ["xread", "streams", "a:top", "18446744073709551615-18446744073709551615"],
         ["xread", "streams", "a:top", "18446744073709551615"],
-        ["xread", "streams", "e:del", "+"], ["xread", "streams", "e:trim", "+"],
-        ["xread", "streams", "e:mk", "+"], ["xread", "streams", "e:mk", "0"],
-        ["xread", "streams", "missing", "+"], ["xread", "streams", "d:1", "+"],
+        ["xread", "streams", "e:del", "+"],
+        ["xread", "streams", "e:trim", "+"],
+        ["xread", "streams", "e:mk", "+"],
+        ["xread", "streams", "e:mk", "0"],
+        ["xread", "streams", "missing", "+"],
+        ["xread", "streams", "d:1", "+"],
         ["xread", "streams", "a:ttl", "0"],
-        ["xread", "streams", "a:7", "$\x00junk"], ["xread", "streams", "a:7", ">"],
-        ["xread", "streams", "a:7", "-"], ["xread", "streams", "a:7", "(0"],
-        ["xread", "streams", "a:7", "1-*"], ["xread", "streams", "a:7", "x"],
+        ["xread", "streams", "a:7", "$\x00junk"],
+        ["xread", "streams", "a:7", ">"],
+        ["xread", "streams", "a:7", "-"],
+        ["xread", "streams", "a:7", "(0"],
+        ["xread", "streams", "a:7", "1-*"],
+        ["xread", "streams", "a:7", "x"],
         ["xread", "streams", "a:7", "str", "0"],  # unbalanced
         ["xread", "streams", "a:7", "str", "0", "0"],
         ["xread", "streams", "str", "a:7", "x", "0"],
@@ -563,8 +644,15 @@ def test_xread_block_raises_blocking_read_and_its_retry_serves_what_arrived(env:
         br = _blocking(env, argv)
         assert br.keys == [b"blk:s", b"blk:missing"]
         assert br.timeout_ms == 1500
-        assert br.retry == [b"XREAD", *default_count, b"STREAMS", b"blk:s", b"blk:missing",
-                            last, b"0-0"]
+        assert br.retry == [
+            b"XREAD",
+            *default_count,
+            b"STREAMS",
+            b"blk:s",
+            b"blk:missing",
+            last,
+            b"0-0",
+        ]
         # Nothing yet: the retry answers "nothing" (the server then waits again).
         assert _call(env, br.retry, proto) == reply.null_array(proto)
         # A client blocked the same way on the master gets what the retry returns.
@@ -586,12 +674,10 @@ def test_xread_block_raises_blocking_read_and_its_retry_serves_what_arrived(env:
         last = b"11-%d" % proto
 
     # COUNT is kept, BLOCK 0 waits for ever, explicit IDs stay as they were.
-    argv = [b"xread", b"COUNT", b"2", b"BLOCK", b"0", b"STREAMS", b"blk:s", b"blk:m2", b"12",
-            b"$"]
+    argv = [b"xread", b"COUNT", b"2", b"BLOCK", b"0", b"STREAMS", b"blk:s", b"blk:m2", b"12", b"$"]
     br = _blocking(env, argv)
     assert (br.keys, br.timeout_ms) == ([b"blk:s", b"blk:m2"], 0)
-    assert br.retry == [b"xread", b"COUNT", b"2", b"STREAMS", b"blk:s", b"blk:m2", b"12",
-                        b"0-0"]
+    assert br.retry == [b"xread", b"COUNT", b"2", b"STREAMS", b"blk:s", b"blk:m2", b"12", b"0-0"]
     blocked = BlockedClient(server, argv)
     _wait_blocked(server, 1)
     with server.client() as c:
@@ -641,8 +727,9 @@ def test_xread_block_raises_blocking_read_and_its_retry_serves_what_arrived(env:
     assert rc.same("xread", "BLOCK", "0", "STREAMS", "blk:s", "0")
     # A timeout too big to add to the clock: Redis 7.0 blocks until data comes.
     if old_redis:
-        br = _blocking(env, [b"xread", b"BLOCK", str(LLONG_MAX - 10).encode(), b"STREAMS",
-                             b"blk:s", b"$"])
+        br = _blocking(
+            env, [b"xread", b"BLOCK", str(LLONG_MAX - 10).encode(), b"STREAMS", b"blk:s", b"$"]
+        )
         assert br.timeout_ms == 0
 
 
@@ -651,10 +738,12 @@ def test_xread_block_where_blocking_is_denied(env: Env) -> None:
     master does inside a transaction."""
     conn = {p: RawConnection(env.server, p) for p in (2, 3)}
     try:
-        for argv in ([b"xread", b"BLOCK", b"0", b"STREAMS", b"a:7", b"$"],
-                     [b"xread", b"BLOCK", b"10", b"STREAMS", b"missing", b"a:100", b"0-0", b"$"],
-                     [b"xread", b"BLOCK", b"10", b"STREAMS", b"a:7", b"0"],
-                     [b"xread", b"BLOCK", b"-1", b"STREAMS", b"a:7", b"0"]):
+        for argv in (
+            [b"xread", b"BLOCK", b"0", b"STREAMS", b"a:7", b"$"],
+            [b"xread", b"BLOCK", b"10", b"STREAMS", b"missing", b"a:100", b"0-0", b"$"],
+            [b"xread", b"BLOCK", b"10", b"STREAMS", b"a:7", b"0"],
+            [b"xread", b"BLOCK", b"-1", b"STREAMS", b"a:7", b"0"],
+        ):
             for proto in (2, 3):
                 mine = _call(env, argv, proto, can_block=False)
                 assert conn[proto].call([b"MULTI"]) == b"+OK\r\n"
@@ -684,8 +773,11 @@ def _same_pending(rc: ReadCheck, *argv: Any) -> bool:
             ok = isinstance(a, Agg) and isinstance(b, Agg) and len(a.items) == len(b.items)
             if ok:
                 for x, y in zip(a.items, b.items):
-                    if (x.items[:2], x.items[3]) != (y.items[:2], y.items[3]) or \
-                            x.items[2] < 0 or abs(x.items[2] - y.items[2]) > TIME_TOLERANCE_MS:
+                    if (
+                        (x.items[:2], x.items[3]) != (y.items[:2], y.items[3])
+                        or x.items[2] < 0
+                        or abs(x.items[2] - y.items[2]) > TIME_TOLERANCE_MS
+                    ):
                         ok = False
         if not ok:
             print(f"RESP{proto} {argv!r}:\n  replproxy {mine!r}\n  master    {theirs!r}")
@@ -712,22 +804,33 @@ def test_xpending(env: Env) -> None:
         ids = env.ids[key]
         argv: list[Any] = ["xpending", key, g]
         if rng.random() < 0.3:
-            argv += ["IDLE", rng.choice(["0", "1", "-5", "100000", "4000000", "99999999999",
-                                         "x"])]
+            argv += ["IDLE", rng.choice(["0", "1", "-5", "100000", "4000000", "99999999999", "x"])]
         argv += [_some_id(rng, ids), _some_id(rng, ids), rng.choice(EDGE_COUNTS[:11])]
         if rng.random() < 0.5:
             argv.append(rng.choice([*env.consumers.get((key, g), []), "nobody"]))
         assert _same_pending(rc, *argv)
-    for tail in (["-"], ["-", "+"], ["-", "+", "10", "alice", "extra"],
-                 ["-", "+", "10", "alice", "extra", "more"],
-                 ["-", "+", "10", "alice", "1", "2", "3"],
-                 ["IDLE", "5", "-", "+"], ["IDLE", "5", "-", "+", "10"],
-                 ["idle", "x", "-", "+", "10"], ["IDLE", "5", "-", "+", "x", "alice"],
-                 ["-", "+", "x"], ["x", "+", "10"], ["-", "x", "10"], ["(+", "+", "10"],
-                 ["(18446744073709551615-18446744073709551615", "+", "10"],
-                 ["-", "(0-0", "10"], ["-", "+", "-3"], ["-", "+", "0"],
-                 ["IDLE\x00x", "0", "-", "+", "10"], ["idle", "0", "-", "+", "5", "bob"],
-                 ["IDLE", "0", "IDLE", "0", "-", "+", "10"]):
+    for tail in (
+        ["-"],
+        ["-", "+"],
+        ["-", "+", "10", "alice", "extra"],
+        ["-", "+", "10", "alice", "extra", "more"],
+        ["-", "+", "10", "alice", "1", "2", "3"],
+        ["IDLE", "5", "-", "+"],
+        ["IDLE", "5", "-", "+", "10"],
+        ["idle", "x", "-", "+", "10"],
+        ["IDLE", "5", "-", "+", "x", "alice"],
+        ["-", "+", "x"],
+        ["x", "+", "10"],
+        ["-", "x", "10"],
+        ["(+", "+", "10"],
+        ["(18446744073709551615-18446744073709551615", "+", "10"],
+        ["-", "(0-0", "10"],
+        ["-", "+", "-3"],
+        ["-", "+", "0"],
+        ["IDLE\x00x", "0", "-", "+", "10"],
+        ["idle", "0", "-", "+", "5", "bob"],
+        ["IDLE", "0", "IDLE", "0", "-", "+", "10"],
+    ):
         for key, g in (("g:0", "g0"), ("g:0", "nogroup"), ("missing", "g0"), ("str", "g0")):
             assert _same_pending(rc, "xpending", key, g, *tail)
 
@@ -740,18 +843,26 @@ def test_xinfo_help_and_errors(env: Env) -> None:
     assert rc.same("xinfo", "help")
     assert rc.same("XINFO", "HELP")
     assert rc.same("xInfo", "Help")
-    for argv in (["xinfo", "stream", "missing"], ["xinfo", "stream", "str"],
-                 ["xinfo", "groups", "missing"], ["xinfo", "groups", "lst"],
-                 ["xinfo", "consumers", "missing", "g"], ["xinfo", "consumers", "h", "g"],
-                 ["xinfo", "consumers", "g:0", "nogroup"], ["xinfo", "consumers", "a:7", "g"],
-                 ["xinfo", "stream", "missing", "foo"], ["xinfo", "stream", "a:7", "foo"],
-                 ["xinfo", "stream", "a:7", "full", "count"],
-                 ["xinfo", "STREAM", "a:7", "full", "foo", "3"],
-                 ["Xinfo", "Stream", "a:7", "full", "count", "x"],
-                 ["xinfo", "stream", "a:7", "full", "count", "1", "x"],
-                 ["xinfo", "stream", "a:7", "count", "1", "full"],
-                 ["xinfo", "stream", "a:7", "full\x00x"],
-                 ["xinfo", "stream", "str", "bad"], ["xinfo", "stream", "a:7", "x" * 300]):
+    for argv in (
+        ["xinfo", "stream", "missing"],
+        ["xinfo", "stream", "str"],
+        ["xinfo", "groups", "missing"],
+        ["xinfo", "groups", "lst"],
+        ["xinfo", "consumers", "missing", "g"],
+        ["xinfo", "consumers", "h", "g"],
+        ["xinfo", "consumers", "g:0", "nogroup"],
+        ["xinfo", "consumers", "a:7", "g"],
+        ["xinfo", "stream", "missing", "foo"],
+        ["xinfo", "stream", "a:7", "foo"],
+        ["xinfo", "stream", "a:7", "full", "count"],
+        ["xinfo", "STREAM", "a:7", "full", "foo", "3"],
+        ["Xinfo", "Stream", "a:7", "full", "count", "x"],
+        ["xinfo", "stream", "a:7", "full", "count", "1", "x"],
+        ["xinfo", "stream", "a:7", "count", "1", "full"],
+        ["xinfo", "stream", "a:7", "full\x00x"],
+        ["xinfo", "stream", "str", "bad"],
+        ["xinfo", "stream", "a:7", "x" * 300],
+    ):
         assert rc.same(*argv)
 
 
@@ -770,9 +881,15 @@ def test_xinfo_consumers(env: Env) -> None:
 def test_xinfo_stream(env: Env) -> None:
     rc = env.rc
     for key in env.ids:
-        forms: list[list[str]] = [[], ["full"], ["FULL", "COUNT", "0"], ["full", "count", "1"],
-                                  ["full", "count", "3"], ["full", "count", "-2"],
-                                  ["full", "count", str(LLONG_MAX)]]
+        forms: list[list[str]] = [
+            [],
+            ["full"],
+            ["FULL", "COUNT", "0"],
+            ["full", "count", "1"],
+            ["full", "count", "3"],
+            ["full", "count", "-2"],
+            ["full", "count", str(LLONG_MAX)],
+        ]
         for opts in forms:
             argv = ["xinfo", "stream", key, *opts]
             if key in env.append_only:
@@ -796,8 +913,9 @@ def test_radix_counts_match_the_masters_layout(env: Env) -> None:
             for _ in range(n):
                 nodekey, p = read_string(payload, p, end)
                 _, p = read_string(payload, p, end)
-                keys.append((int.from_bytes(nodekey[:8], "big"),
-                             int.from_bytes(nodekey[8:], "big")))
+                keys.append(
+                    (int.from_bytes(nodekey[:8], "big"), int.from_bytes(nodekey[8:], "big"))
+                )
             info = c.xinfo_stream(key)
             assert len(keys) == info["radix-tree-keys"]
             assert _rax_nodes(keys) == info["radix-tree-nodes"], key
@@ -841,8 +959,9 @@ def test_reads_follow_live_writes(env: Env) -> None:
             assert rc.same("xrange", key, "-", "+")
             assert rc.same("xinfo", "groups", key)
             assert rc.same("xpending", key, "lg")
-            assert same_except(rc, TIMES | RADIX, _plausible_radix, "xinfo", "stream", key,
-                               "full", "count", "0")
+            assert same_except(
+                rc, TIMES | RADIX, _plausible_radix, "xinfo", "stream", key, "full", "count", "0"
+            )
 
     compare(0)
     for round_ in range(1, 5):
@@ -911,20 +1030,27 @@ def test_appliers_keep_the_read_indexes_current() -> None:
                 argv += ["MAXLEN", "=", rng.randint(50, 400)]
             argv.append(f"{ms}-*")
             for i in range(rng.randint(1, 6)):
-                argv += [f"f{i if rng.random() < 0.8 else rng.randint(0, 99)}",
-                         "v" * rng.choice([1, 5, 40, 300])]
+                argv += [
+                    f"f{i if rng.random() < 0.8 else rng.randint(0, 99)}",
+                    "v" * rng.choice([1, 5, 40, 300]),
+                ]
             run(ks, *argv)
         elif r < 0.9:
             s = ks.get(0, b"s")
             assert isinstance(s, StreamValue)
             if s.entries:
-                run(ks, "XDEL", "s", *rng.sample([b"%d-%d" % i for i in s.entries],
-                                                 min(3, len(s.entries))))
+                run(
+                    ks,
+                    "XDEL",
+                    "s",
+                    *rng.sample([b"%d-%d" % i for i in s.entries], min(3, len(s.entries))),
+                )
         else:
             run(ks, "XTRIM", "s", "MAXLEN", rng.randint(0, 300))
         if step % 7 == 0:  # reads build the indexes the appliers then maintain
-            READ_COMMANDS[b"xrange"](ctx, [b"xrange", b"s", b"%d" % (ms // 2), b"+",
-                                             b"COUNT", b"3"])
+            READ_COMMANDS[b"xrange"](
+                ctx, [b"xrange", b"s", b"%d" % (ms // 2), b"+", b"COUNT", b"3"]
+            )
             READ_COMMANDS[b"xinfo|stream"](ctx, [b"xinfo", b"stream", b"s"])
         s = ks.get(0, b"s")
         assert isinstance(s, StreamValue)

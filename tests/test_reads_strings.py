@@ -108,8 +108,26 @@ def _fill(c: Any, rnd: random.Random) -> dict[str, list[bytes]]:
     c.setbit(b"b:far", 100_000, 1)
     c.setbit(b"b:far", 3, 1)
     bitmaps.append(b"b:far")
-    c.execute_command("BITFIELD", b"b:fields", "SET", "i5", 3, -7, "SET", "u63", 20,
-                      2**62 + 12345, "SET", "i64", 90, -(2**63) + 5, "SET", "u8", "#20", 200)
+    c.execute_command(
+        "BITFIELD",
+        b"b:fields",
+        "SET",
+        "i5",
+        3,
+        -7,
+        "SET",
+        "u63",
+        20,
+        2**62 + 12345,
+        "SET",
+        "i64",
+        90,
+        -(2**63) + 5,
+        "SET",
+        "u8",
+        "#20",
+        200,
+    )
     bitmaps.append(b"b:fields")
     strings += bitmaps
 
@@ -150,9 +168,13 @@ def _fill(c: Any, rnd: random.Random) -> dict[str, list[bytes]]:
     put(b"h:cut_xzero:val", _hll_header(None, 1) + b"\x88\x7f\xfd\x40", hlls)
     strings += hlls
     # Strings that are not HLLs.
-    for k, v in ((b"n:magic", b"HYLX" + bytes(20)), (b"n:enc2", _hll_header(None, 2) + b"x"),
-                 (b"n:dense_len", _hll_header(None, 0) + bytes(100)), (b"n:tiny", b"HYLL"),
-                 (b"n:header_only", _hll_header(None, 1))):
+    for k, v in (
+        (b"n:magic", b"HYLX" + bytes(20)),
+        (b"n:enc2", _hll_header(None, 2) + b"x"),
+        (b"n:dense_len", _hll_header(None, 0) + bytes(100)),
+        (b"n:tiny", b"HYLL"),
+        (b"n:header_only", _hll_header(None, 1)),
+    ):
         put(k, v, strings)
 
     # LCS material: small alphabets make long common subsequences and many ranges.
@@ -177,8 +199,7 @@ def _fill(c: Any, rnd: random.Random) -> dict[str, list[bytes]]:
     c.zadd(b"o:zset", {b"m": 1.5})
     c.xadd(b"o:stream", {b"f": b"v"})
     others = [b"o:list", b"o:hash", b"o:set", b"o:zset", b"o:stream"]
-    return {"strings": strings, "bitmaps": bitmaps, "hlls": hlls, "others": others,
-            "lcs": lcs_keys}
+    return {"strings": strings, "bitmaps": bitmaps, "hlls": hlls, "others": others, "lcs": lcs_keys}
 
 
 @pytest.fixture(scope="module", params=KINDS, ids=[k.name for k in KINDS])
@@ -193,8 +214,17 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
         mirror = Mirror(server)
         mirror.sync()
         rc = ReadCheck(server, mirror)
-        yield Env(kind, server, mirror, rc, keys["strings"], keys["bitmaps"], keys["hlls"],
-                  keys["others"], keys["lcs"])
+        yield Env(
+            kind,
+            server,
+            mirror,
+            rc,
+            keys["strings"],
+            keys["bitmaps"],
+            keys["hlls"],
+            keys["others"],
+            keys["lcs"],
+        )
     finally:
         if rc is not None:
             rc.close()
@@ -204,11 +234,51 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
 
 
 # Numbers that hit the index arithmetic's branches, and text string2ll refuses.
-_EDGE_INTS = [0, 1, -1, 2, -2, 3, 7, 8, 9, -7, -8, -9, 15, 16, 17, -16, -17, 100, -100, 1000,
-              -1000, 100_000, 2**31, -(2**31), 2**32, LLONG_MAX, LLONG_MIN, LLONG_MAX - 1,
-              LLONG_MIN + 1]
-_BAD_INTS = [b"abc", b"", b"1.5", b" 1", b"1 ", b"+1", b"01", b"-0", b"0x10",
-             b"9223372036854775808", b"-9223372036854775809", b"1\x00"]
+_EDGE_INTS = [
+    0,
+    1,
+    -1,
+    2,
+    -2,
+    3,
+    7,
+    8,
+    9,
+    -7,
+    -8,
+    -9,
+    15,
+    16,
+    17,
+    -16,
+    -17,
+    100,
+    -100,
+    1000,
+    -1000,
+    100_000,
+    2**31,
+    -(2**31),
+    2**32,
+    LLONG_MAX,
+    LLONG_MIN,
+    LLONG_MAX - 1,
+    LLONG_MIN + 1,
+]
+_BAD_INTS = [
+    b"abc",
+    b"",
+    b"1.5",
+    b" 1",
+    b"1 ",
+    b"+1",
+    b"01",
+    b"-0",
+    b"0x10",
+    b"9223372036854775808",
+    b"-9223372036854775809",
+    b"1\x00",
+]
 
 
 def _num(rnd: random.Random, scale: int) -> bytes | int:
@@ -258,9 +328,23 @@ def test_mget_random_key_lists(env: Env) -> None:
 
 def test_getrange_and_substr(env: Env) -> None:
     rnd = random.Random(2)
-    fixed = [(0, -1), (0, 0), (-1, -1), (-10, -7), (3, -7), (-1, -2), (-2, -1), (5, 3),
-             (LLONG_MIN, LLONG_MAX), (LLONG_MAX, LLONG_MIN), (-100, 100), (100, 200),
-             (0, LLONG_MAX), (LLONG_MIN, -1), (-3, 2)]
+    fixed = [
+        (0, -1),
+        (0, 0),
+        (-1, -1),
+        (-10, -7),
+        (3, -7),
+        (-1, -2),
+        (-2, -1),
+        (5, 3),
+        (LLONG_MIN, LLONG_MAX),
+        (LLONG_MAX, LLONG_MIN),
+        (-100, 100),
+        (100, 200),
+        (0, LLONG_MAX),
+        (LLONG_MIN, -1),
+        (-3, 2),
+    ]
     for k in (b"s:hello", b"s:empty", b"s:int:5", b"s:long:2", b"missing", b"o:hash"):
         for start, end in fixed:
             env.check("getrange", k, start, end)
@@ -279,14 +363,29 @@ def test_lcs_options_and_errors(env: Env) -> None:
     rnd = random.Random(3)
     a, b = b"l:ohmytext", b"l:mynewtext"
     option_sets: list[list[Any]] = [
-        [], ["LEN"], ["IDX"], ["idx", "withmatchlen"], ["IDX", "MINMATCHLEN", 4],
-        ["IDX", "MINMATCHLEN", 2, "WITHMATCHLEN"], ["MINMATCHLEN", -5, "IDX"],
-        ["LEN", "MINMATCHLEN", 3], ["WITHMATCHLEN"], ["IDX", "IDX", "WITHMATCHLEN"],
-        ["LEN", "LEN"], ["MinMatchLen", 0, "idx"],
+        [],
+        ["LEN"],
+        ["IDX"],
+        ["idx", "withmatchlen"],
+        ["IDX", "MINMATCHLEN", 4],
+        ["IDX", "MINMATCHLEN", 2, "WITHMATCHLEN"],
+        ["MINMATCHLEN", -5, "IDX"],
+        ["LEN", "MINMATCHLEN", 3],
+        ["WITHMATCHLEN"],
+        ["IDX", "IDX", "WITHMATCHLEN"],
+        ["LEN", "LEN"],
+        ["MinMatchLen", 0, "idx"],
         # errors
-        ["LEN", "IDX"], ["IDX", "LEN"], ["FOO"], ["MINMATCHLEN"], ["IDX", "MINMATCHLEN"],
-        ["MINMATCHLEN", "x"], ["MINMATCHLEN", "1.5", "LEN", "IDX"], ["LEN", "IDX", "FOO"],
-        ["IDX\x00junk"], ["LENGTH"],
+        ["LEN", "IDX"],
+        ["IDX", "LEN"],
+        ["FOO"],
+        ["MINMATCHLEN"],
+        ["IDX", "MINMATCHLEN"],
+        ["MINMATCHLEN", "x"],
+        ["MINMATCHLEN", "1.5", "LEN", "IDX"],
+        ["LEN", "IDX", "FOO"],
+        ["IDX\x00junk"],
+        ["LENGTH"],
     ]
     for opts in option_sets:
         env.check("lcs", a, b, *opts)
@@ -302,7 +401,8 @@ def test_lcs_options_and_errors(env: Env) -> None:
         opts = rnd.choice(option_sets[:12])
         if rnd.random() < 0.4:
             opts = ["IDX", "MINMATCHLEN", rnd.randint(-1, 6)] + (
-                ["WITHMATCHLEN"] if rnd.random() < 0.5 else [])
+                ["WITHMATCHLEN"] if rnd.random() < 0.5 else []
+            )
         env.check("lcs", x, y, *opts)
     env.check("lcs", b"l:big:0", b"l:big:1")
     env.check("lcs", b"l:big:0", b"l:big:1", "IDX", "MINMATCHLEN", 5, "WITHMATCHLEN")
@@ -324,8 +424,14 @@ def test_lcs_crafted_pairs(env: Env) -> None:
             else:
                 del y[min(pos, len(y) - 1)]
         pairs += [(x, bytes(y)), (x, x), (x, x[3:]), (x[:-3], x), (x, x[::-1]), (b"", x)]
-    pairs += [(b"ab" * 30, b"ba" * 30), (b"\x00\xff" * 9, b"\xff\x00" * 9),
-              (b"aaaa", b"aaaaaaaa"), (b"abcabc", b"cbacba"), (b"a", b"a"), (b"a", b"b")]
+    pairs += [
+        (b"ab" * 30, b"ba" * 30),
+        (b"\x00\xff" * 9, b"\xff\x00" * 9),
+        (b"aaaa", b"aaaaaaaa"),
+        (b"abcabc", b"cbacba"),
+        (b"a", b"a"),
+        (b"a", b"b"),
+    ]
     with env.master.client() as c:
         for i, (x, z) in enumerate(pairs):
             c.mset({b"lp:%d:a" % i: x, b"lp:%d:b" % i: z})
@@ -355,8 +461,25 @@ def test_lcs_table_over_proto_max_bulk_len(env: Env) -> None:
 
 def test_getbit(env: Env) -> None:
     rnd = random.Random(4)
-    offsets: list[Any] = [0, 1, 7, 8, 9, 4294967295, 4294967296, 2**40, -1, LLONG_MAX,
-                          "abc", "", "#1", "1.0", "+1", "01", "-0"]
+    offsets: list[Any] = [
+        0,
+        1,
+        7,
+        8,
+        9,
+        4294967295,
+        4294967296,
+        2**40,
+        -1,
+        LLONG_MAX,
+        "abc",
+        "",
+        "#1",
+        "1.0",
+        "+1",
+        "01",
+        "-0",
+    ]
     for k in [*env.bitmaps, b"s:int:5", b"s:empty", b"missing", b"o:set"]:
         for off in offsets:
             env.check("getbit", k, off)
@@ -385,8 +508,17 @@ def test_bitcount(env: Env) -> None:
     rnd = random.Random(5)
     for k in [*env.bitmaps, b"s:empty", b"s:int:5", b"missing", b"o:zset"]:
         env.check("bitcount", k)
-        for start, end in [(0, -1), (0, 0), (-1, -1), (-5, -1), (-1, -5), (1, 0), (2, 2),
-                           (LLONG_MIN, LLONG_MAX), (-100, 100)]:
+        for start, end in [
+            (0, -1),
+            (0, 0),
+            (-1, -1),
+            (-5, -1),
+            (-1, -5),
+            (1, 0),
+            (2, 2),
+            (LLONG_MIN, LLONG_MAX),
+            (-100, 100),
+        ]:
             env.check("bitcount", k, start, end)
             env.check("bitcount", k, start, end, "BIT")
             env.check("bitcount", k, start, end, "BYTE")
@@ -425,9 +557,24 @@ def test_bitpos(env: Env) -> None:
             env.check("bitpos", k, bit)
             for start in (0, 1, 2, -1, -2, 100, -100):
                 env.check("bitpos", k, bit, start)
-            for start, end in [(0, -1), (0, 0), (1, 1), (-1, -1), (2, 1), (1, 3), (-3, -2),
-                               (7, 8), (3, 12), (8, 15), (9, 9), (0, 7), (1, 6), (6, 70),
-                               (-9, -1), (LLONG_MIN, LLONG_MAX)]:
+            for start, end in [
+                (0, -1),
+                (0, 0),
+                (1, 1),
+                (-1, -1),
+                (2, 1),
+                (1, 3),
+                (-3, -2),
+                (7, 8),
+                (3, 12),
+                (8, 15),
+                (9, 9),
+                (0, 7),
+                (1, 6),
+                (6, 70),
+                (-9, -1),
+                (LLONG_MIN, LLONG_MAX),
+            ]:
                 env.check("bitpos", k, bit, start, end)
                 env.check("bitpos", k, bit, start, end, "BIT")
                 env.check("bitpos", k, bit, start, end, "BYTE")
@@ -444,8 +591,22 @@ def test_bitpos(env: Env) -> None:
 
 
 _TYPES = ["i1", "u1", "i5", "u5", "i8", "u8", "i16", "u16", "i31", "u32", "i63", "u63", "i64"]
-_BAD_TYPES = ["u64", "i65", "i0", "u0", "x8", "I8", "U8", "i", "", "i-1", "i08", "i 8",
-              "i8\x00zz", "u63\x00"]
+_BAD_TYPES = [
+    "u64",
+    "i65",
+    "i0",
+    "u0",
+    "x8",
+    "I8",
+    "U8",
+    "i",
+    "",
+    "i-1",
+    "i08",
+    "i 8",
+    "i8\x00zz",
+    "u63\x00",
+]
 
 
 def _bitfield_ro_argv(rnd: random.Random, key: bytes, n: int) -> list[Any]:
@@ -458,16 +619,27 @@ def _bitfield_ro_argv(rnd: random.Random, key: bytes, n: int) -> list[Any]:
             if rnd.random() < 0.25:
                 off: Any = f"#{rnd.randint(0, max(1, n // bits + 2))}"
             elif rnd.random() < 0.05:
-                off = rnd.choice(("#-1", "#x", "#", "-1", "x", 4294967295, 4294967296,
-                                  "#2305843009213693952", "#2305843009213693953", "##1"))
+                off = rnd.choice(
+                    (
+                        "#-1",
+                        "#x",
+                        "#",
+                        "-1",
+                        "x",
+                        4294967295,
+                        4294967296,
+                        "#2305843009213693952",
+                        "#2305843009213693953",
+                        "##1",
+                    )
+                )
             else:
                 off = rnd.randint(0, n + 70)
             argv += ["GET" if rnd.random() < 0.8 else "get", t, off]
         elif r < 0.85:
             argv += ["OVERFLOW", rnd.choice(("WRAP", "SAT", "fail", "BAD"))]
         elif r < 0.95:
-            argv += [rnd.choice(("SET", "INCRBY")), t, rnd.randint(0, 64),
-                     rnd.choice((5, -3, "x"))]
+            argv += [rnd.choice(("SET", "INCRBY")), t, rnd.randint(0, 64), rnd.choice((5, -3, "x"))]
         else:
             argv += rnd.choice((["GET", "i8"], ["NOPE", "i8", 0], ["OVERFLOW"], ["SET", "i8", 0]))
     return argv
@@ -481,8 +653,28 @@ def test_bitfield_ro(env: Env) -> None:
     env.check("bitfield_ro", b"o:hash")
     env.check("bitfield_ro", b"o:hash", "GET", "i8", 0)
     env.check("bitfield_ro", b"missing", "GET", "i64", 0, "GET", "u63", 1)
-    env.check("bitfield_ro", k, "GET", "i5", 3, "GET", "u63", 20, "GET", "i64", 90,
-              "GET", "u8", "#20", "GET", "i64", 0, "GET", "u1", 0)
+    env.check(
+        "bitfield_ro",
+        k,
+        "GET",
+        "i5",
+        3,
+        "GET",
+        "u63",
+        20,
+        "GET",
+        "i64",
+        90,
+        "GET",
+        "u8",
+        "#20",
+        "GET",
+        "i64",
+        0,
+        "GET",
+        "u1",
+        0,
+    )
     env.check("bitfield_ro", k, "SET", "u8", 0, 1)
     env.check("bitfield_ro", b"o:hash", "SET", "u8", 0, 1)  # the GET-only error wins
     env.check("bitfield_ro", k, "INCRBY", "u8", 0, 1, "GET", "u8", 0)
@@ -495,8 +687,17 @@ def test_bitfield_ro(env: Env) -> None:
     for t in _TYPES + _BAD_TYPES:
         env.check("bitfield_ro", k, "GET", t, 17)
         env.check("bitfield_ro", k, "GET", t, "#3")
-    for off in ("#2305843009213693952", "#2305843009213693953", "#-1", "#x", "-1",
-                4294967295, 4294967296, "#536870911", "#536870912"):
+    for off in (
+        "#2305843009213693952",
+        "#2305843009213693953",
+        "#-1",
+        "#x",
+        "-1",
+        4294967295,
+        4294967296,
+        "#536870911",
+        "#536870912",
+    ):
         env.check("bitfield_ro", b"s:hello", "GET", "u8", off)
         env.check("bitfield_ro", b"s:hello", "GET", "i64", off)
     for _ in range(300):
@@ -509,8 +710,18 @@ def test_bitfield_ro(env: Env) -> None:
 
 def test_pfcount_single_and_union(env: Env) -> None:
     rnd = random.Random(8)
-    for k in [*env.hlls, *env.strings[:5], b"n:magic", b"n:enc2", b"n:dense_len", b"n:tiny",
-              b"n:header_only", b"s:int:5", b"missing", *env.others]:
+    for k in [
+        *env.hlls,
+        *env.strings[:5],
+        b"n:magic",
+        b"n:enc2",
+        b"n:dense_len",
+        b"n:tiny",
+        b"n:header_only",
+        b"s:int:5",
+        b"missing",
+        *env.others,
+    ]:
         env.check("pfcount", k)
     env.mirror.sync()  # the master's PFCOUNTs stored caches: now both sides have them
     ks = env.mirror.keyspace
@@ -617,11 +828,20 @@ def test_unsupported_key_is_refused_not_served_stale(env: Env) -> None:
     try:
         expected = reply.error(unsupported_key_error(key))
         calls: list[list[bytes | str | int]] = [
-            ["get", key], ["mget", b"s:short:1", key, b"missing"], ["strlen", key],
-            ["getrange", key, 0, -1], ["substr", key, 0, 1], ["lcs", key, b"l:1"],
-            ["lcs", b"l:1", key, "LEN"], ["getbit", key, 3], ["bitcount", key],
-            ["bitcount", key, 0, -1, "BIT"], ["bitpos", key, 1], ["bitpos", key, 0, 1, 2],
-            ["bitfield_ro", key, "GET", "u8", 0], ["pfcount", key],
+            ["get", key],
+            ["mget", b"s:short:1", key, b"missing"],
+            ["strlen", key],
+            ["getrange", key, 0, -1],
+            ["substr", key, 0, 1],
+            ["lcs", key, b"l:1"],
+            ["lcs", b"l:1", key, "LEN"],
+            ["getbit", key, 3],
+            ["bitcount", key],
+            ["bitcount", key, 0, -1, "BIT"],
+            ["bitpos", key, 1],
+            ["bitpos", key, 0, 1, 2],
+            ["bitfield_ro", key, "GET", "u8", 0],
+            ["pfcount", key],
             ["pfcount", b"h:sparse:1", key],
         ]
         table = ks.dialect.command_table
@@ -631,6 +851,7 @@ def test_unsupported_key_is_refused_not_served_stale(env: Env) -> None:
             for proto in env.rc.protos:
                 assert env.rc.relay_reply(argv, proto) == expected, argv
         assert env.rc.relay_reply(["mget", b"s:short:1"]) == env.rc.master_reply(
-            ["mget", b"s:short:1"])
+            ["mget", b"s:short:1"]
+        )
     finally:
         ks.unsupported_keys.discard((0, key))

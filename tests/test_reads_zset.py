@@ -25,10 +25,30 @@ from tests.harness.servers import RedisServer, ServerKind, start_server
 
 # ---- data ----
 
-SPECIAL_SCORES = ["inf", "-inf", "0", "1e-300", "1e300", "0.1", "2.5e-8", "1e21", "-1.5e-7",
-                  "123456789012345678", "4611686018427387904", "4611686018427387905",
-                  "9007199254740993", "0.30000000000000004", "1.7976931348623157e308",
-                  "5e-324", "100", "-100", "3.141592653589793", "1e16", "1e-5", "123e-20"]
+SPECIAL_SCORES = [
+    "inf",
+    "-inf",
+    "0",
+    "1e-300",
+    "1e300",
+    "0.1",
+    "2.5e-8",
+    "1e21",
+    "-1.5e-7",
+    "123456789012345678",
+    "4611686018427387904",
+    "4611686018427387905",
+    "9007199254740993",
+    "0.30000000000000004",
+    "1.7976931348623157e308",
+    "5e-324",
+    "100",
+    "-100",
+    "3.141592653589793",
+    "1e16",
+    "1e-5",
+    "123e-20",
+]
 
 
 def rand_score(rng: random.Random) -> str:
@@ -53,7 +73,7 @@ def rand_member(rng: random.Random, i: int) -> bytes:
     if r < 0.6:
         return b"m%d" % i
     if r < 0.75:
-        return rng.choice([b"%d" % rng.randint(-10**6, 10**6), b"0%d" % i, b" %d" % i])
+        return rng.choice([b"%d" % rng.randint(-(10**6), 10**6), b"0%d" % i, b" %d" % i])
     if r < 0.9:
         return bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) + b"%d" % i
     return rng.choice([b"a\r\nb", b"x\x00y", b"\xff\xfe", b"*", b"[", b"\\"]) + b"%d" % i
@@ -64,23 +84,42 @@ def make_zset(rng: random.Random, n: int) -> dict[bytes, str]:
 
 
 CITIES = [
-    ("Paris", 2.3522219, 48.856614), ("London", -0.1277583, 51.5073509),
-    ("Berlin", 13.404954, 52.5200066), ("Madrid", -3.7037902, 40.4167754),
-    ("Rome", 12.4963655, 41.9027835), ("Lisbon", -9.1393366, 38.7222524),
-    ("Vienna", 16.3738189, 48.2081743), ("Prague", 14.4378005, 50.0755381),
-    ("Warsaw", 21.0122287, 52.2296756), ("Dublin", -6.2603097, 53.3498053),
-    ("Amsterdam", 4.8951679, 52.3702157), ("Brussels", 4.3517103, 50.8503396),
-    ("Zurich", 8.541694, 47.3768866), ("Oslo", 10.7522454, 59.9138688),
-    ("Stockholm", 18.0685808, 59.3293235), ("Helsinki", 24.9383791, 60.1698557),
-    ("Athens", 23.7275388, 37.9838096), ("Istanbul", 28.9783589, 41.0082376),
-    ("NewYork", -74.0059728, 40.7127753), ("Tokyo", 139.6917064, 35.6894875),
-    ("Sydney", 151.2092955, -33.8688197), ("SaoPaulo", -46.6333094, -23.5505199),
-    ("Reykjavik", -21.9426354, 64.146582), ("Anchorage", -149.9002778, 61.2180556),
-    ("Suva", 178.4417, -18.1416), ("Apia", -171.7514, -13.8333),
-    ("McMurdo", 166.6863, -77.8419), ("Longyearbyen", 15.6356, 78.2232),
-    ("Quito", -78.4678, -0.1807), ("Greenwich", 0.0, 51.4779),
-    ("Twin1", 2.2945, 48.8584), ("Twin2", 2.2945, 48.8584), ("Twin3", 2.2945, 48.8584),
-    ("Edge1", 180.0, 85.05112878), ("Edge2", -180.0, -85.05112878), ("Meridian", 2.3522219, 47.0),
+    ("Paris", 2.3522219, 48.856614),
+    ("London", -0.1277583, 51.5073509),
+    ("Berlin", 13.404954, 52.5200066),
+    ("Madrid", -3.7037902, 40.4167754),
+    ("Rome", 12.4963655, 41.9027835),
+    ("Lisbon", -9.1393366, 38.7222524),
+    ("Vienna", 16.3738189, 48.2081743),
+    ("Prague", 14.4378005, 50.0755381),
+    ("Warsaw", 21.0122287, 52.2296756),
+    ("Dublin", -6.2603097, 53.3498053),
+    ("Amsterdam", 4.8951679, 52.3702157),
+    ("Brussels", 4.3517103, 50.8503396),
+    ("Zurich", 8.541694, 47.3768866),
+    ("Oslo", 10.7522454, 59.9138688),
+    ("Stockholm", 18.0685808, 59.3293235),
+    ("Helsinki", 24.9383791, 60.1698557),
+    ("Athens", 23.7275388, 37.9838096),
+    ("Istanbul", 28.9783589, 41.0082376),
+    ("NewYork", -74.0059728, 40.7127753),
+    ("Tokyo", 139.6917064, 35.6894875),
+    ("Sydney", 151.2092955, -33.8688197),
+    ("SaoPaulo", -46.6333094, -23.5505199),
+    ("Reykjavik", -21.9426354, 64.146582),
+    ("Anchorage", -149.9002778, 61.2180556),
+    ("Suva", 178.4417, -18.1416),
+    ("Apia", -171.7514, -13.8333),
+    ("McMurdo", 166.6863, -77.8419),
+    ("Longyearbyen", 15.6356, 78.2232),
+    ("Quito", -78.4678, -0.1807),
+    ("Greenwich", 0.0, 51.4779),
+    ("Twin1", 2.2945, 48.8584),
+    ("Twin2", 2.2945, 48.8584),
+    ("Twin3", 2.2945, 48.8584),
+    ("Edge1", 180.0, 85.05112878),
+    ("Edge2", -180.0, -85.05112878),
+    ("Meridian", 2.3522219, 47.0),
 ]
 
 
@@ -116,7 +155,7 @@ def _fill_zsets(c: Any, rng: random.Random, prefix: str) -> dict[bytes, dict[byt
         if key.endswith(b"skshort"):
             items.sort(key=lambda kv: -len(kv[0]))
         for j in range(0, len(items), 100):
-            c.execute_command("ZADD", key, *[x for m, s in items[j:j + 100] for x in (s, m)])
+            c.execute_command("ZADD", key, *[x for m, s in items[j : j + 100] for x in (s, m)])
     # A -0 kept by a skiplist (a listpack stores 0).
     c.execute_command("ZADD", f"{prefix}sk".encode(), "-0", b"negzero")
     zsets[f"{prefix}sk".encode()][b"negzero"] = "-0"
@@ -142,10 +181,32 @@ def _fill_other(c: Any, rng: random.Random) -> None:
     c.execute_command("GEOADD", "geo:big", *pts)
     c.execute_command("GEOADD", "geo:small", *pts[:60])
     # A zset that GEOADD did not make: GEOPOS & co decode whatever the score is.
-    c.execute_command("ZADD", "geo:weird", "-1", "a", "1e30", "b", "-1e30", "c", "inf", "d",
-                      "-inf", "e", "9223372036854775808", "f", "1.5", "g",
-                      "18446744073709551616", "h", "13835058055282163712", "i",
-                      "-9223372036854775809", "j", "3471579339700058", "k")
+    c.execute_command(
+        "ZADD",
+        "geo:weird",
+        "-1",
+        "a",
+        "1e30",
+        "b",
+        "-1e30",
+        "c",
+        "inf",
+        "d",
+        "-inf",
+        "e",
+        "9223372036854775808",
+        "f",
+        "1.5",
+        "g",
+        "18446744073709551616",
+        "h",
+        "13835058055282163712",
+        "i",
+        "-9223372036854775809",
+        "j",
+        "3471579339700058",
+        "k",
+    )
 
 
 @pytest.fixture(scope="module", params=KINDS, ids=[k.name for k in KINDS])
@@ -171,8 +232,19 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
         server.stop()
 
 
-ZKEYS = [b"pre:lp", b"pre:lp2", b"pre:sk", b"pre:skshort", b"z:lp", b"z:lp2", b"z:sk",
-         b"z:sk2", b"z:skshort", b"z:ints", b"pre:ints"]
+ZKEYS = [
+    b"pre:lp",
+    b"pre:lp2",
+    b"pre:sk",
+    b"pre:skshort",
+    b"z:lp",
+    b"z:lp2",
+    b"z:sk",
+    b"z:sk2",
+    b"z:skshort",
+    b"z:ints",
+    b"pre:ints",
+]
 EQKEYS = [b"pre:eq", b"pre:eqbig", b"z:eq", b"z:eqbig"]
 OTHER = [b"nokey", b"str", b"list", b"hash", b"set:a"]
 
@@ -196,10 +268,10 @@ def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
     end = reply_end(buf, pos)
     assert end is not None
     nl = buf.index(b"\r\n", pos)
-    kind, head = buf[pos:pos + 1], buf[pos + 1:nl]
+    kind, head = buf[pos : pos + 1], buf[pos + 1 : nl]
     if kind == b"$":
         n = int(head)
-        return (None if n < 0 else buf[nl + 2:nl + 2 + n]), end
+        return (None if n < 0 else buf[nl + 2 : nl + 2 + n]), end
     if kind == b",":
         return ("double", head), end
     if kind == b":":
@@ -243,14 +315,73 @@ def test_cards_scores_and_ranks(env: Env) -> None:
 
 # ---- the ZRANGE family ----
 
-SCORE_BOUNDS = ["-inf", "+inf", "inf", "(-inf", "(inf", "0", "(0", "-0", "(-0", "1", "(1",
-                "-1", "1.5", "(2.5", " 3", "0x10", "(0x1p-2", "1e400", "(-1e400", "",
-                "(", "1e-400", "infinity", "-Infinity", "100", "(100", "-100", "1e21",
-                "0.1", "(0.1", "4611686018427387904"]
-BAD_SCORE_BOUNDS = ["abc", "nan", "(nan", "1 ", "1_0", "((1", "--1", "1e", "0x", "1.2.3",
-                    "inf1", "[1", "1\x00x"]
-LEX_BOUNDS = ["-", "+", "[a", "(a", "[b", "(b", "[", "(", "[m1", "(m2", "[z", "[ab", "(ab",
-              "[\xff", "[m", "+\x00x", "-\x00"]
+SCORE_BOUNDS = [
+    "-inf",
+    "+inf",
+    "inf",
+    "(-inf",
+    "(inf",
+    "0",
+    "(0",
+    "-0",
+    "(-0",
+    "1",
+    "(1",
+    "-1",
+    "1.5",
+    "(2.5",
+    " 3",
+    "0x10",
+    "(0x1p-2",
+    "1e400",
+    "(-1e400",
+    "",
+    "(",
+    "1e-400",
+    "infinity",
+    "-Infinity",
+    "100",
+    "(100",
+    "-100",
+    "1e21",
+    "0.1",
+    "(0.1",
+    "4611686018427387904",
+]
+BAD_SCORE_BOUNDS = [
+    "abc",
+    "nan",
+    "(nan",
+    "1 ",
+    "1_0",
+    "((1",
+    "--1",
+    "1e",
+    "0x",
+    "1.2.3",
+    "inf1",
+    "[1",
+    "1\x00x",
+]
+LEX_BOUNDS = [
+    "-",
+    "+",
+    "[a",
+    "(a",
+    "[b",
+    "(b",
+    "[",
+    "(",
+    "[m1",
+    "(m2",
+    "[z",
+    "[ab",
+    "(ab",
+    "[\xff",
+    "[m",
+    "+\x00x",
+    "-\x00",
+]
 BAD_LEX_BOUNDS = ["a", "", "++", "-a", "+a", "{a", "1"]
 
 
@@ -260,15 +391,39 @@ def _score_bound(rng: random.Random, scores: list[str]) -> str:
         return ("(" if rng.random() < 0.4 else "") + rng.choice(scores)
     if r < 0.7:
         return rng.choice(SCORE_BOUNDS)
-    v = rng.choice([str(rng.randint(-5, 5)), repr(rng.uniform(-1e6, 1e6)),
-                    repr(rng.random()), str(rng.randint(-1000, 1000))])
+    v = rng.choice(
+        [
+            str(rng.randint(-5, 5)),
+            repr(rng.uniform(-1e6, 1e6)),
+            repr(rng.random()),
+            str(rng.randint(-1000, 1000)),
+        ]
+    )
     return ("(" if rng.random() < 0.3 else "") + v
 
 
 def test_zrange_by_rank(env: Env) -> None:
     rng = random.Random(1)
-    idx = ["0", "1", "-1", "-2", "5", "-5", "10", "100", "-100", "1000", "-1000",
-           "9223372036854775807", "-9223372036854775808", "24", "25", "299", "300", "301"]
+    idx = [
+        "0",
+        "1",
+        "-1",
+        "-2",
+        "5",
+        "-5",
+        "10",
+        "100",
+        "-100",
+        "1000",
+        "-1000",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "24",
+        "25",
+        "299",
+        "300",
+        "301",
+    ]
     for key in ZKEYS + EQKEYS + [b"nokey"]:
         for _ in range(25):
             a, b = rng.choice(idx), rng.choice(idx)
@@ -288,8 +443,11 @@ def test_zrange_by_score(env: Env) -> None:
             lo, hi = _score_bound(rng, scores), _score_bound(rng, scores)
             opts: list[Any] = []
             if rng.random() < 0.5:
-                opts += ["LIMIT", rng.choice([0, 1, 3, 10, -1, -2, -7, -100, 500]),
-                         rng.choice([0, 1, 5, 20, -1, -5, 1000])]
+                opts += [
+                    "LIMIT",
+                    rng.choice([0, 1, 3, 10, -1, -2, -7, -100, 500]),
+                    rng.choice([0, 1, 5, 20, -1, -5, 1000]),
+                ]
             if rng.random() < 0.5:
                 opts.insert(rng.choice([0, len(opts)]), "WITHSCORES")
             env.same("zrangebyscore", key, lo, hi, *opts)
@@ -315,8 +473,11 @@ def test_zrange_by_lex_on_equal_scores(env: Env) -> None:
             lo, hi = bound(), bound()
             opts: list[Any] = []
             if rng.random() < 0.5:
-                opts += ["LIMIT", rng.choice([0, 1, 3, -1, -2, -9, 50, -1000]),
-                         rng.choice([0, 2, 10, -1, -3])]
+                opts += [
+                    "LIMIT",
+                    rng.choice([0, 1, 3, -1, -2, -9, 50, -1000]),
+                    rng.choice([0, 2, 10, -1, -3]),
+                ]
             env.same("zrangebylex", key, lo, hi, *opts)
             env.same("zrevrangebylex", key, hi, lo, *opts)
             env.same("zrange", key, lo, hi, "BYLEX", *opts)
@@ -371,11 +532,19 @@ def test_zrange_errors(env: Env) -> None:
         ["zlexcount", "nokey", "-", "x"],
     ]
     for bad in BAD_SCORE_BOUNDS:
-        cases += [["zrangebyscore", "z:lp", bad, 1], ["zrange", "z:lp", 1, bad, "BYSCORE"],
-                  ["zcount", "z:sk", bad, "+inf"], ["zrevrangebyscore", "nokey", bad, 0]]
+        cases += [
+            ["zrangebyscore", "z:lp", bad, 1],
+            ["zrange", "z:lp", 1, bad, "BYSCORE"],
+            ["zcount", "z:sk", bad, "+inf"],
+            ["zrevrangebyscore", "nokey", bad, 0],
+        ]
     for bad in BAD_LEX_BOUNDS:
-        cases += [["zrangebylex", "z:eq", bad, "+"], ["zrange", "z:eq", "-", bad, "BYLEX"],
-                  ["zlexcount", "z:eq", bad, "+"], ["zrevrangebylex", "nokey", "+", bad]]
+        cases += [
+            ["zrangebylex", "z:eq", bad, "+"],
+            ["zrange", "z:eq", "-", bad, "BYLEX"],
+            ["zlexcount", "z:eq", bad, "+"],
+            ["zrevrangebylex", "nokey", "+", bad],
+        ]
     for argv in cases:
         env.same(*argv)
 
@@ -425,26 +594,46 @@ def test_zrandmember(env: Env) -> None:
                     assert len(got) == n and set(got) <= set(zset)
                     if count > 0:
                         assert len(set(got)) == n
-    for argv in (["zrandmember", "nokey"], ["zrandmember", "nokey", 5],
-                 ["zrandmember", "nokey", 5, "withscores"], ["zrandmember", "z:lp", 0],
-                 ["zrandmember", "z:lp", 0, "withscores"], ["zrandmember", "str"],
-                 ["zrandmember", "str", 1], ["zrandmember", "z:lp", "x"],
-                 ["zrandmember", "z:lp", "1.5"], ["zrandmember", "z:lp", 1, "bad"],
-                 ["zrandmember", "z:lp", 1, "withscores", "x"],
-                 ["zrandmember", "z:lp", "-9223372036854775808"],
-                 ["zrandmember", "nokey", "-9223372036854775808"],
-                 ["zrandmember", "z:lp", "9223372036854775807", "withscores"],
-                 ["zrandmember", "z:lp", "-4611686018427387904", "withscores"],
-                 ["zrandmember", "z:lp", "4611686018427387904", "withscores"],
-                 ["zrandmember", "str", "4611686018427387904", "withscores"],
-                 ["zrandmember", "str", "x"], ["zrandmember", "nokey", 1, "bad"]):
+    for argv in (
+        ["zrandmember", "nokey"],
+        ["zrandmember", "nokey", 5],
+        ["zrandmember", "nokey", 5, "withscores"],
+        ["zrandmember", "z:lp", 0],
+        ["zrandmember", "z:lp", 0, "withscores"],
+        ["zrandmember", "str"],
+        ["zrandmember", "str", 1],
+        ["zrandmember", "z:lp", "x"],
+        ["zrandmember", "z:lp", "1.5"],
+        ["zrandmember", "z:lp", 1, "bad"],
+        ["zrandmember", "z:lp", 1, "withscores", "x"],
+        ["zrandmember", "z:lp", "-9223372036854775808"],
+        ["zrandmember", "nokey", "-9223372036854775808"],
+        ["zrandmember", "z:lp", "9223372036854775807", "withscores"],
+        ["zrandmember", "z:lp", "-4611686018427387904", "withscores"],
+        ["zrandmember", "z:lp", "4611686018427387904", "withscores"],
+        ["zrandmember", "str", "4611686018427387904", "withscores"],
+        ["zrandmember", "str", "x"],
+        ["zrandmember", "nokey", 1, "bad"],
+    ):
         env.same(*argv)
 
 
 # ---- ZUNION ZINTER ZDIFF ZINTERCARD ----
 
-WEIGHTS = ["1", "2", "0", "-1", "0.5", "inf", "-inf", "1e300", "-0", "3.3333333333333335",
-           "0x10", "1e-320"]
+WEIGHTS = [
+    "1",
+    "2",
+    "0",
+    "-1",
+    "0.5",
+    "inf",
+    "-inf",
+    "1e300",
+    "-0",
+    "3.3333333333333335",
+    "0x10",
+    "1e-320",
+]
 
 
 def test_zset_algebra(env: Env) -> None:
@@ -466,21 +655,38 @@ def test_zset_algebra(env: Env) -> None:
         limit = ["LIMIT", rng.choice([0, 1, 3, 100])] if rng.random() < 0.5 else []
         env.same("zintercard", len(keys), *keys, *limit)
     cases: list[list[Any]] = [
-        ["zunion", 0, "z:lp"], ["zinter", -1, "z:lp"], ["zdiff", 0, "z:lp"],
-        ["zintercard", 0, "z:lp"], ["zunion", "x", "z:lp"], ["zunion", 3, "z:lp", "z:sk"],
-        ["zunion", 2, "z:lp", "str"], ["zunion", 2, "str", "nokey", "bad"],
-        ["zunion", 1, "z:lp", "WEIGHTS", "x"], ["zunion", 1, "z:lp", "WEIGHTS", "nan"],
-        ["zunion", 1, "z:lp", "WEIGHTS", "1e400"], ["zunion", 1, "z:lp", "WEIGHTS", " 1"],
-        ["zunion", 1, "z:lp", "WEIGHTS", "1e-400"], ["zunion", 2, "z:lp", "z:sk", "WEIGHTS", 1],
-        ["zunion", 1, "z:lp", "AGGREGATE", "avg"], ["zunion", 1, "z:lp", "AGGREGATE"],
-        ["zunion", 1, "z:lp", "WITHSCORES", "WITHSCORES"], ["zunion", 1, "z:lp", "LIMIT", 1],
-        ["zdiff", 1, "z:lp", "WEIGHTS", 1], ["zdiff", 1, "z:lp", "AGGREGATE", "sum"],
-        ["zdiff", 2, "z:lp", "z:lp", "withscores"], ["zinter", 1, "z:lp", "bad"],
-        ["zintercard", 1, "z:lp", "LIMIT", -1], ["zintercard", 1, "z:lp", "LIMIT", "x"],
-        ["zintercard", 1, "z:lp", "LIMIT"], ["zintercard", 1, "z:lp", "WITHSCORES"],
-        ["zintercard", 1, "z:lp", "WEIGHTS", 1], ["zintercard", 2, "z:lp", "str"],
-        ["zintercard", 1, "str", "LIMIT", -1], ["zinter", 2, "set:a", "set:i", "withscores"],
-        ["zunion", 2, "set:a", "set:i", "withscores"], ["zunion", 1, "nokey", "withscores"],
+        ["zunion", 0, "z:lp"],
+        ["zinter", -1, "z:lp"],
+        ["zdiff", 0, "z:lp"],
+        ["zintercard", 0, "z:lp"],
+        ["zunion", "x", "z:lp"],
+        ["zunion", 3, "z:lp", "z:sk"],
+        ["zunion", 2, "z:lp", "str"],
+        ["zunion", 2, "str", "nokey", "bad"],
+        ["zunion", 1, "z:lp", "WEIGHTS", "x"],
+        ["zunion", 1, "z:lp", "WEIGHTS", "nan"],
+        ["zunion", 1, "z:lp", "WEIGHTS", "1e400"],
+        ["zunion", 1, "z:lp", "WEIGHTS", " 1"],
+        ["zunion", 1, "z:lp", "WEIGHTS", "1e-400"],
+        ["zunion", 2, "z:lp", "z:sk", "WEIGHTS", 1],
+        ["zunion", 1, "z:lp", "AGGREGATE", "avg"],
+        ["zunion", 1, "z:lp", "AGGREGATE"],
+        ["zunion", 1, "z:lp", "WITHSCORES", "WITHSCORES"],
+        ["zunion", 1, "z:lp", "LIMIT", 1],
+        ["zdiff", 1, "z:lp", "WEIGHTS", 1],
+        ["zdiff", 1, "z:lp", "AGGREGATE", "sum"],
+        ["zdiff", 2, "z:lp", "z:lp", "withscores"],
+        ["zinter", 1, "z:lp", "bad"],
+        ["zintercard", 1, "z:lp", "LIMIT", -1],
+        ["zintercard", 1, "z:lp", "LIMIT", "x"],
+        ["zintercard", 1, "z:lp", "LIMIT"],
+        ["zintercard", 1, "z:lp", "WITHSCORES"],
+        ["zintercard", 1, "z:lp", "WEIGHTS", 1],
+        ["zintercard", 2, "z:lp", "str"],
+        ["zintercard", 1, "str", "LIMIT", -1],
+        ["zinter", 2, "set:a", "set:i", "withscores"],
+        ["zunion", 2, "set:a", "set:i", "withscores"],
+        ["zunion", 1, "nokey", "withscores"],
         ["zinter", 2, "z:sk", "pre:sk", "WEIGHTS", "inf", "0", "WITHSCORES"],
         ["zunion", 2, "z:sk", "pre:sk", "WEIGHTS", "inf", "-inf", "WITHSCORES"],
         ["zunion", 2, "z:sk", "pre:sk", "AGGREGATE", "MIN", "WITHSCORES"],
@@ -492,9 +698,33 @@ def test_zset_algebra(env: Env) -> None:
 
 # ---- ZSCAN ----
 
-PATTERNS = [b"*", b"m1*", b"*1", b"m?", b"m[0-9]", b"m[^0-9]*", b"[a-", b"*[", b"\\*", b"m\\",
-            b"[z-a]*", b"*\xff*", b"[\x80-\xff]*", b"[\\]]*", b"h[ae]llo", b"*m*1*2*", b"",
-            b"m[1", b"[^", b"?*?", b"*\x00*", b"\\m1", b"[m]1*", b"a\r\n*", b"[-]*"]
+PATTERNS = [
+    b"*",
+    b"m1*",
+    b"*1",
+    b"m?",
+    b"m[0-9]",
+    b"m[^0-9]*",
+    b"[a-",
+    b"*[",
+    b"\\*",
+    b"m\\",
+    b"[z-a]*",
+    b"*\xff*",
+    b"[\x80-\xff]*",
+    b"[\\]]*",
+    b"h[ae]llo",
+    b"*m*1*2*",
+    b"",
+    b"m[1",
+    b"[^",
+    b"?*?",
+    b"*\x00*",
+    b"\\m1",
+    b"[m]1*",
+    b"a\r\n*",
+    b"[-]*",
+]
 
 
 def _full_scan(reply_of: Any, key: bytes, opts: list[Any]) -> list[bytes]:
@@ -511,8 +741,18 @@ def _full_scan(reply_of: Any, key: bytes, opts: list[Any]) -> list[bytes]:
 
 def test_zscan(env: Env) -> None:
     rc = env.rc
-    lp_keys = [b"z:lp", b"z:lp2", b"pre:lp", b"pre:lp2", b"z:eq", b"pre:eq", b"z:ints",
-               b"pre:ints", b"geo:cities", b"geo:small"]
+    lp_keys = [
+        b"z:lp",
+        b"z:lp2",
+        b"pre:lp",
+        b"pre:lp2",
+        b"z:eq",
+        b"pre:eq",
+        b"z:ints",
+        b"pre:ints",
+        b"geo:cities",
+        b"geo:small",
+    ]
     for key in [*lp_keys, b"nokey", b"str", b"set:a"]:
         env.same("zscan", key, 0)
         env.same("zscan", key, 0, "COUNT", 1)
@@ -521,22 +761,62 @@ def test_zscan(env: Env) -> None:
             env.same("zscan", key, 0, "match", pat, "count", 1000)
         if env.noscores:
             env.same("zscan", key, 0, "NOSCORES", "MATCH", "m*")
-    for cursor in [b"", b"-1", b"+0", b" 0", b"0 ", b"x", b"18446744073709551615",
-                   b"18446744073709551616", b"-0", b"-01", b"0\x00x", b"00", b"+", b"-"]:
+    for cursor in [
+        b"",
+        b"-1",
+        b"+0",
+        b" 0",
+        b"0 ",
+        b"x",
+        b"18446744073709551615",
+        b"18446744073709551616",
+        b"-0",
+        b"-01",
+        b"0\x00x",
+        b"00",
+        b"+",
+        b"-",
+    ]:
         env.same("zscan", "z:lp", cursor)
         env.same("zscan", "nokey", cursor)
         env.same("zscan", "str", cursor)
-    for opts in (["COUNT", 0], ["COUNT", -1], ["COUNT", "x"], ["COUNT"], ["MATCH"],
-                 ["TYPE", "zset"], ["NOVALUES"], ["NOSCORES"], ["bad"], ["count", 5, "x"]):
+    for opts in (
+        ["COUNT", 0],
+        ["COUNT", -1],
+        ["COUNT", "x"],
+        ["COUNT"],
+        ["MATCH"],
+        ["TYPE", "zset"],
+        ["NOVALUES"],
+        ["NOSCORES"],
+        ["bad"],
+        ["count", 5, "x"],
+    ):
         env.same("zscan", "z:lp", 0, *opts)
         env.same("zscan", "nokey", 0, *opts)
         if opts != ["NOSCORES"] or not env.noscores:  # (a valid scan of a skiplist is hash-ordered)
             env.same("zscan", "z:sk", 0, *opts)
     # Skiplist zsets: hash order on the master, so compare what a full scan returns.
-    for key in [b"z:sk", b"z:sk2", b"pre:sk", b"pre:sk2", b"z:skshort", b"pre:skshort",
-                b"z:eqbig", b"geo:big", b"geo:weird"]:
-        for opts in ([], ["COUNT", 1], ["COUNT", 7], ["COUNT", 1000], ["MATCH", "m1*"],
-                     ["MATCH", "*[0-4]", "COUNT", 3], *([["NOSCORES"]] if env.noscores else [])):
+    for key in [
+        b"z:sk",
+        b"z:sk2",
+        b"pre:sk",
+        b"pre:sk2",
+        b"z:skshort",
+        b"pre:skshort",
+        b"z:eqbig",
+        b"geo:big",
+        b"geo:weird",
+    ]:
+        for opts in (
+            [],
+            ["COUNT", 1],
+            ["COUNT", 7],
+            ["COUNT", 1000],
+            ["MATCH", "m1*"],
+            ["MATCH", "*[0-4]", "COUNT", 3],
+            *([["NOSCORES"]] if env.noscores else []),
+        ):
             for proto in env.rc.protos:
                 mine = _full_scan(lambda a, p=proto: rc.relay_reply(a, p), key, opts)
                 theirs = _full_scan(lambda a, p=proto: rc.master_reply(a, p), key, opts)
@@ -552,14 +832,73 @@ def test_zscan(env: Env) -> None:
     assert rc.relay_reply(["zscan", "z:sk", "12345"]) == b"-ERR invalid cursor\r\n"
 
 
-GLOB_MEMBERS = [b"", b"a", b"-", b"x[", b"x", b"*", b"m\\", b"q", b"]", b"\x90", b"ab",
-                b"xaybzc", b"xaybz", b"\\", b"[", b"^", b"A", b"hello", b"hallo", b"h\x00llo",
-                b"\xff\x80", b"a\r\nb"]
-GLOB_PATTERNS = [b"*", b"**", b"", b"a*", b"[a-", b"*[", b"[^", b"[^a", b"\\*", b"m\\", b"[z-a]",
-                 b"[\\]]", b"[\x80-\xff]*", b"[\x00-\x7f]", b"[-]", b"a**b", b"*a*b*c*",
-                 b"*a*b*z", b"?", b"??", b"[]", b"[]]", b"[!a]", b"\\", b"[\\", b"[a-c-e]",
-                 b"h[ae]llo", b"h?llo", b"h*o", b"*\x00*", b"[^-]", b"[a-]", b"[-a]", b"A",
-                 b"[A-Z]", b"[\xff-\x80]?", b"*\\", b"[\\-]", b"\\[", b"x[[]", b"*?*?*?*"]
+GLOB_MEMBERS = [
+    b"",
+    b"a",
+    b"-",
+    b"x[",
+    b"x",
+    b"*",
+    b"m\\",
+    b"q",
+    b"]",
+    b"\x90",
+    b"ab",
+    b"xaybzc",
+    b"xaybz",
+    b"\\",
+    b"[",
+    b"^",
+    b"A",
+    b"hello",
+    b"hallo",
+    b"h\x00llo",
+    b"\xff\x80",
+    b"a\r\nb",
+]
+GLOB_PATTERNS = [
+    b"*",
+    b"**",
+    b"",
+    b"a*",
+    b"[a-",
+    b"*[",
+    b"[^",
+    b"[^a",
+    b"\\*",
+    b"m\\",
+    b"[z-a]",
+    b"[\\]]",
+    b"[\x80-\xff]*",
+    b"[\x00-\x7f]",
+    b"[-]",
+    b"a**b",
+    b"*a*b*c*",
+    b"*a*b*z",
+    b"?",
+    b"??",
+    b"[]",
+    b"[]]",
+    b"[!a]",
+    b"\\",
+    b"[\\",
+    b"[a-c-e]",
+    b"h[ae]llo",
+    b"h?llo",
+    b"h*o",
+    b"*\x00*",
+    b"[^-]",
+    b"[a-]",
+    b"[-a]",
+    b"A",
+    b"[A-Z]",
+    b"[\xff-\x80]?",
+    b"*\\",
+    b"[\\-]",
+    b"\\[",
+    b"x[[]",
+    b"*?*?*?*",
+]
 
 
 def test_match_patterns_as_redis(env: Env) -> None:
@@ -576,11 +915,16 @@ GEO_KEYS = [b"geo:cities", b"geo:small", b"geo:big", b"geo:weird", b"nokey", b"s
 def test_geopos_geohash_geodist(env: Env) -> None:
     rng = random.Random(5)
     for key in [*GEO_KEYS, b"z:lp", b"z:sk"]:
-        members = [m.encode() if isinstance(m, str) else m for m in
-                   ([c[0] for c in CITIES] if key == b"geo:cities" else
-                    [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"j", b"k"]
-                    if key == b"geo:weird" else members_of(env, key)[:40]
-                    or [f"p{i}" for i in range(40)])]
+        members = [
+            m.encode() if isinstance(m, str) else m
+            for m in (
+                [c[0] for c in CITIES]
+                if key == b"geo:cities"
+                else [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"j", b"k"]
+                if key == b"geo:weird"
+                else members_of(env, key)[:40] or [f"p{i}" for i in range(40)]
+            )
+        ]
         members.append(b"missing")
         env.same("geopos", key, *members)
         if env.kind.major < 6:
@@ -599,13 +943,17 @@ def test_geopos_geohash_geodist(env: Env) -> None:
             a, b = rng.choice(members), rng.choice(members)
             unit = rng.choice([[], ["m"], ["km"], ["FT"], ["mi"], ["Mi"]])
             env.same("geodist", key, a, b, *unit)
-    for argv in (["geodist", "geo:cities", "Paris", "London", "yd"],
-                 ["geodist", "nokey", "a", "b", "yd"], ["geodist", "str", "a", "b"],
-                 ["geodist", "geo:cities", "Paris", "London", "km", "x"],
-                 ["geodist", "str", "a", "b", "km", "x"], ["geodist", "str", "a", "b", "yd"],
-                 ["geodist", "geo:cities", "Paris", "Paris"],
-                 ["geodist", "geo:cities", "Twin1", "Twin2", "km"],
-                 ["geodist", "geo:cities", "Edge1", "Edge2", "mi"]):
+    for argv in (
+        ["geodist", "geo:cities", "Paris", "London", "yd"],
+        ["geodist", "nokey", "a", "b", "yd"],
+        ["geodist", "str", "a", "b"],
+        ["geodist", "geo:cities", "Paris", "London", "km", "x"],
+        ["geodist", "str", "a", "b", "km", "x"],
+        ["geodist", "str", "a", "b", "yd"],
+        ["geodist", "geo:cities", "Paris", "Paris"],
+        ["geodist", "geo:cities", "Twin1", "Twin2", "km"],
+        ["geodist", "geo:cities", "Edge1", "Edge2", "mi"],
+    ):
         env.same(*argv)
 
 
@@ -640,8 +988,9 @@ def test_geosearch_random(env: Env) -> None:
     for _ in range(300):
         key = rng.choice([b"geo:cities", b"geo:big", b"geo:small", b"geo:big", b"nokey"])
         names = cities if key == b"geo:cities" else [f"p{i}" for i in range(60)]
-        unit, scale = rng.choice([("m", 1000.0), ("km", 1.0), ("ft", 3280.0), ("mi", 0.62),
-                                  ("KM", 1.0)])
+        unit, scale = rng.choice(
+            [("m", 1000.0), ("km", 1.0), ("ft", 3280.0), ("mi", 0.62), ("KM", 1.0)]
+        )
         radius = rng.choice([0, 1, 10, 50, 200, 800, 2000, 20000]) * rng.random() * scale
         if key == b"geo:cities":
             lon, lat = rng.uniform(-180, 180), rng.uniform(-85, 85)
@@ -650,8 +999,11 @@ def test_geosearch_random(env: Env) -> None:
         opts = _geo_opts(rng, True)
         member = rng.choice(names)
         frm = ["FROMLONLAT", lon, lat] if rng.random() < 0.5 else ["FROMMEMBER", member]
-        by = (["BYRADIUS", radius, unit] if rng.random() < 0.5 else
-              ["BYBOX", radius * rng.uniform(0.2, 3), radius * rng.uniform(0.2, 3), unit])
+        by = (
+            ["BYRADIUS", radius, unit]
+            if rng.random() < 0.5
+            else ["BYBOX", radius * rng.uniform(0.2, 3), radius * rng.uniform(0.2, 3), unit]
+        )
         args = [frm, by]
         rng.shuffle(args)
         env.same("geosearch", key, *args[0], *args[1], *opts)
@@ -659,19 +1011,62 @@ def test_geosearch_random(env: Env) -> None:
         env.same("georadiusbymember_ro", key, member, radius, unit, *opts)
     # Centres decoded from scores GEOADD would never make (clamped to the grid's edges).
     for member in "abcdefghijk":
-        env.same("geosearch", "geo:weird", "FROMMEMBER", member, "BYRADIUS", "inf", "km",
-                 "WITHCOORD", "WITHHASH", "WITHDIST")
-        env.same("geosearch", "geo:cities", "FROMLONLAT", 180, 85.05112878, "BYBOX", 5000,
-                 300, "km", "WITHCOORD", "ASC")
+        env.same(
+            "geosearch",
+            "geo:weird",
+            "FROMMEMBER",
+            member,
+            "BYRADIUS",
+            "inf",
+            "km",
+            "WITHCOORD",
+            "WITHHASH",
+            "WITHDIST",
+        )
+        env.same(
+            "geosearch",
+            "geo:cities",
+            "FROMLONLAT",
+            180,
+            85.05112878,
+            "BYBOX",
+            5000,
+            300,
+            "km",
+            "WITHCOORD",
+            "ASC",
+        )
         env.same("georadiusbymember_ro", "geo:weird", member, 20000, "km", "WITHDIST", "DESC")
     # Everything within reach, sorted or not: the order of the whole result.
     for key in (b"geo:cities", b"geo:big", b"geo:weird"):
         for sort in ([], ["ASC"], ["DESC"]):
-            env.same("geosearch", key, "FROMLONLAT", 0, 0, "BYRADIUS", 30000, "km",
-                     "WITHDIST", "WITHHASH", "WITHCOORD", *sort)
+            env.same(
+                "geosearch",
+                key,
+                "FROMLONLAT",
+                0,
+                0,
+                "BYRADIUS",
+                30000,
+                "km",
+                "WITHDIST",
+                "WITHHASH",
+                "WITHCOORD",
+                *sort,
+            )
             env.same("georadius_ro", key, 2.35, 48.85, 500, "km", "WITHDIST", *sort)
-            env.same("geosearch", key, "FROMMEMBER", "Twin1" if key == b"geo:cities" else "p1",
-                     "BYBOX", 2000, 1000, "km", "WITHCOORD", *sort)
+            env.same(
+                "geosearch",
+                key,
+                "FROMMEMBER",
+                "Twin1" if key == b"geo:cities" else "p1",
+                "BYBOX",
+                2000,
+                1000,
+                "km",
+                "WITHCOORD",
+                *sort,
+            )
 
 
 def test_geo_errors(env: Env) -> None:
@@ -684,12 +1079,9 @@ def test_geo_errors(env: Env) -> None:
         ["geosearch", "nokey", "FROMMEMBER", "Nowhere", "BYRADIUS", 10, "km"],
         ["geosearch", "str", "FROMMEMBER", "Paris", "BYRADIUS", 10, "km"],
         ["geosearch", "str", "bad", 1, 2, 3, 4],
-        ["geosearch", "geo:cities", "FROMMEMBER", "Paris", "FROMLONLAT", 0, 0, "BYRADIUS", 1,
-         "m"],
-        ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "FROMMEMBER", "Paris", "BYRADIUS", 1,
-         "m"],
-        ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "FROMLONLAT", 1, 1, "BYRADIUS", 9000,
-         "km"],
+        ["geosearch", "geo:cities", "FROMMEMBER", "Paris", "FROMLONLAT", 0, 0, "BYRADIUS", 1, "m"],
+        ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "FROMMEMBER", "Paris", "BYRADIUS", 1, "m"],
+        ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "FROMLONLAT", 1, 1, "BYRADIUS", 9000, "km"],
         ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "BYRADIUS", 1, "m", "BYBOX", 1, 1, "m"],
         ["geosearch", "geo:cities", "FROMLONLAT", 0, 0, "BYBOX", 1, 1, "m", "BYRADIUS", 1, "m"],
         ["geosearch", "geo:cities", "FROMLONLAT", 200, 0, "BYRADIUS", 1, "m"],
@@ -739,11 +1131,18 @@ def test_geo_errors(env: Env) -> None:
         ["georadiusbymember_ro", "geo:cities", "Paris", 300, "km", "WITHDIST", "ASC"],
         ["georadiusbymember_ro", "geo:weird", "g", 1, "km", "WITHHASH", "WITHCOORD"],
         ["georadiusbymember_ro", "geo:weird", "k", 100, "km", "WITHHASH", "WITHCOORD"],
-        ["geopos", "str", "a"], ["geohash", "str", "a"], ["geopos", "nokey", "a", "b"],
+        ["geopos", "str", "a"],
+        ["geohash", "str", "a"],
+        ["geopos", "nokey", "a", "b"],
         ["geohash", "nokey", "a"],
     ]
-    arity = {"geosearch": 7, "georadius_ro": 6, "georadiusbymember_ro": 5, "geopos": 2,
-             "geohash": 2}
+    arity = {
+        "geosearch": 7,
+        "georadius_ro": 6,
+        "georadiusbymember_ro": 5,
+        "geopos": 2,
+        "geohash": 2,
+    }
     for argv in cases:
         assert len(argv) >= arity[argv[0].lower()], argv  # else the dispatcher answers
         env.same(*argv)
@@ -758,14 +1157,18 @@ def test_zrangestore_negative_offsets_then_reads(env: Env) -> None:
         for i in range(60):
             src = rng.choice([b"z:sk", b"z:lp", b"z:eqbig", b"pre:sk2"])
             by = rng.choice([["BYSCORE"], ["BYLEX"]]) if src == b"z:eqbig" else [["BYSCORE"]][0]
-            lo, hi = ("-", "+") if by == ["BYLEX"] else (rng.choice(["-inf", "-5", "(0"]),
-                                                         rng.choice(["+inf", "5", "(100"]))
+            lo, hi = (
+                ("-", "+")
+                if by == ["BYLEX"]
+                else (rng.choice(["-inf", "-5", "(0"]), rng.choice(["+inf", "5", "(100"]))
+            )
             rev = ["REV"] if rng.random() < 0.5 else []
             if rev:
                 lo, hi = hi, lo
             offset, count = rng.choice([-1, -2, -5, -50, 0, 3]), rng.choice([-1, 1, 4, 100])
-            c.execute_command("ZRANGESTORE", b"dst%d" % i, src, lo, hi, *by, *rev, "LIMIT",
-                              offset, count)
+            c.execute_command(
+                "ZRANGESTORE", b"dst%d" % i, src, lo, hi, *by, *rev, "LIMIT", offset, count
+            )
     env.mirror.sync()
     for i in range(60):
         env.same("zrange", b"dst%d" % i, 0, -1, "WITHSCORES")
@@ -776,15 +1179,19 @@ def test_zscan_follows_the_masters_encoding(env: Env) -> None:
     scores); a listpack that grows becomes one. The stream tells the mirror which."""
     rng = random.Random(8)
     with raw_client(env.server) as c:
-        c.execute_command("ZADD", "shrink", *[x for i in range(200)
-                                              for x in (rand_score(rng), b"s%d" % i)])
+        c.execute_command(
+            "ZADD", "shrink", *[x for i in range(200) for x in (rand_score(rng), b"s%d" % i)]
+        )
         c.execute_command("ZREMRANGEBYRANK", "shrink", 0, 189)
-        c.execute_command("ZADD", "grow", *[x for i in range(100)
-                                            for x in (rand_score(rng), b"g%d" % i)])
-        c.execute_command("ZADD", "grow", *[x for i in range(100, 140)
-                                            for x in (rand_score(rng), b"g%d" % i)])
-        c.execute_command("ZADD", "stay", *[x for i in range(100)
-                                            for x in (rand_score(rng), b"t%d" % i)])
+        c.execute_command(
+            "ZADD", "grow", *[x for i in range(100) for x in (rand_score(rng), b"g%d" % i)]
+        )
+        c.execute_command(
+            "ZADD", "grow", *[x for i in range(100, 140) for x in (rand_score(rng), b"g%d" % i)]
+        )
+        c.execute_command(
+            "ZADD", "stay", *[x for i in range(100) for x in (rand_score(rng), b"t%d" % i)]
+        )
     env.mirror.sync()
     env.same("zscan", "stay", 0)
     for key in (b"shrink", b"grow"):

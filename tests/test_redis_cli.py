@@ -78,8 +78,7 @@ def wait_replica(master: RedisServer, replica: RedisServer) -> None:
         off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
         info = replica.info("replication")
         return (
-            info["master_link_status"] == "up"
-            and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
+            info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
         )
 
     wait_for(synced, 30, what="replica in sync")
@@ -145,7 +144,7 @@ def fill(master: RedisServer) -> Dataset:
         p.rpush("l", "a", "b", "c")
         p.zadd("z", {"a": 1.5, "b": 2, "c": 0.1})
         p.sadd("s", "one")
-        p.set("bin", b"a\x00b\xffc\n\"")
+        p.set("bin", b'a\x00b\xffc\n"')
         p.execute()
         db0 = c.dbsize()
     with master.client(db=3) as c3:
@@ -153,19 +152,35 @@ def fill(master: RedisServer) -> Dataset:
         c3.hset("h3", mapping={"a": "1"})
         c3.rpush("user:3list", "x")
         db3 = c3.dbsize()
-    counts = {"string": 2001 + 2, "hash": 801 + 1, "list": 301 + 1, "set": 201 + 1,
-              "zset": 201 + 1, "stream": 41}
+    counts = {
+        "string": 2001 + 2,
+        "hash": 801 + 1,
+        "list": 301 + 1,
+        "set": 201 + 1,
+        "zset": 201 + 1,
+        "stream": 41,
+    }
     assert sum(counts.values()) == db0
-    biggest = {"string": ("user:big", 700), "hash": ("session:big", 300),
-               "list": ("queue:big", 400), "set": ("tags:big", 250),
-               "zset": ("rank:big", 200), "stream": ("events:big", 30)}
+    biggest = {
+        "string": ("user:big", 700),
+        "hash": ("session:big", 300),
+        "list": ("queue:big", 400),
+        "set": ("tags:big", 250),
+        "zset": ("rank:big", 200),
+        "stream": ("events:big", 30),
+    }
     return Dataset(users, db0, db3, biggest, counts)
 
 
-def start_pair(master: RedisServer, *relay_args: str, password: str | None = None,
-               replica_extra: dict[str, str] | None = None) -> Pair:
+def start_pair(
+    master: RedisServer,
+    *relay_args: str,
+    password: str | None = None,
+    replica_extra: dict[str, str] | None = None,
+) -> Pair:
     replica = start_server(
-        master.kind, password=password,
+        master.kind,
+        password=password,
         extra={"replicaof": f"{master.host} {master.port}", **(replica_extra or {})},
     )
     try:
@@ -228,11 +243,21 @@ class Run:
     err: str
 
 
-def cli(port: int, *args: str, stdin: str | None = None, timeout: float = 20,
-        env: dict[str, str] | None = None) -> Run:
+def cli(
+    port: int,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 20,
+    env: dict[str, str] | None = None,
+) -> Run:
     p = subprocess.run(
-        [REDIS_CLI, "-p", str(port), *args], input=stdin, capture_output=True, timeout=timeout,
-        encoding="utf-8", errors="surrogateescape", env={**os.environ, **(env or {})},
+        [REDIS_CLI, "-p", str(port), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        encoding="utf-8",
+        errors="surrogateescape",
+        env={**os.environ, **(env or {})},
     )
     return Run(p.returncode, p.stdout, p.stderr)
 
@@ -256,8 +281,13 @@ def cli_for(port: int, args: Sequence[str], seconds: float) -> str:
     cmd = [REDIS_CLI, "-p", str(port), *args]
     if shutil.which("stdbuf"):
         cmd = ["stdbuf", "-oL", *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            encoding="utf-8", errors="surrogateescape")
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
     try:
         out, _ = proc.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -370,8 +400,7 @@ def _frozen(x: Any) -> Any:
 
 
 def _command_docs(port: int, proto: int) -> Any:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s, \
-            s.makefile("rb") as f:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s, s.makefile("rb") as f:
         s.sendall(b"HELLO %d\r\nCOMMAND DOCS\r\n" % proto)
         _resp(f)
         return _resp(f)
@@ -432,8 +461,13 @@ def test_interactive_session_with_hints(pair: Pair) -> None:
 
 def test_interactive_resp3_session(pair: Pair) -> None:
     rp, rl = pair.ports
-    keys = [b"hgetall h\r", b"zrange z 0 -1 withscores\r", b"smembers s\r", b"hello 2\r",
-            b"hgetall h\r"]
+    keys = [
+        b"hgetall h\r",
+        b"zrange z 0 -1 withscores\r",
+        b"smembers s\r",
+        b"hello 2\r",
+        b"hgetall h\r",
+    ]
     mine = terminal_session(rl, keys, "-3")
     theirs = terminal_session(rp, keys, "-3")
     # HELLO's reply carries the connection id, which differs between the two servers.
@@ -471,8 +505,11 @@ def test_scan_pattern(pair: Pair, data: Dataset) -> None:
     assert set(keys) == set(_lines(theirs.out)) == data.user_keys
     # -i also paces --scan; --quoted-pattern takes an escaped pattern.
     mine, theirs = both(pair, "--scan", "--quoted-pattern", '"user:1?"', "-i", "0.001")
-    assert sorted(_lines(mine.out)) == sorted(_lines(theirs.out)) == [
-        f"user:{i}" for i in range(10, 20)]
+    assert (
+        sorted(_lines(mine.out))
+        == sorted(_lines(theirs.out))
+        == [f"user:{i}" for i in range(10, 20)]
+    )
     mine, theirs = both(pair, "--scan")
     assert sorted(_lines(mine.out)) == sorted(_lines(theirs.out))
     assert len(_lines(mine.out)) == data.db0_keys
@@ -507,8 +544,9 @@ def test_scan_with_count(pair: Pair, data: Dataset) -> None:
 def _summary(out: str) -> list[str]:
     """--bigkeys/--memkeys summary lines (the progress lines above depend on SCAN order)."""
     assert "-------- summary -------" in out, out[-2000:]
-    return [x.strip() for x in out.split("-------- summary -------", 1)[1].splitlines()
-            if x.strip()]
+    return [
+        x.strip() for x in out.split("-------- summary -------", 1)[1].splitlines() if x.strip()
+    ]
 
 
 def test_bigkeys(pair: Pair, data: Dataset) -> None:
@@ -518,8 +556,14 @@ def test_bigkeys(pair: Pair, data: Dataset) -> None:
     assert _summary(mine.out) == _summary(theirs.out)
     summary = "\n".join(_summary(mine.out))
     assert f"Sampled {data.db0_keys} keys in the keyspace!" in summary
-    units = {"string": "bytes", "hash": "fields", "list": "items", "set": "members",
-             "zset": "members", "stream": "entries"}
+    units = {
+        "string": "bytes",
+        "hash": "fields",
+        "list": "items",
+        "set": "members",
+        "zset": "members",
+        "stream": "entries",
+    }
     flat = re.sub(" +", " ", summary)
     for typ, (key, size) in data.biggest.items():
         assert f"Biggest {typ} found '\"{key}\"' has {size} {units[typ]}" in flat, summary
@@ -563,9 +607,12 @@ def _stat_rows(out: str) -> tuple[list[str], list[list[str]]]:
     lines = out.splitlines()
     head = [i for i, x in enumerate(lines) if x.startswith("------- data ------")]
     assert head, out
-    header = lines[head[0]: head[0] + 2]
-    rows = [x.split() for x in lines[head[0] + 2:] if x.strip() and not x.startswith("---")
-            and not x.startswith("keys")]
+    header = lines[head[0] : head[0] + 2]
+    rows = [
+        x.split()
+        for x in lines[head[0] + 2 :]
+        if x.strip() and not x.startswith("---") and not x.startswith("keys")
+    ]
     return header, rows
 
 
@@ -574,8 +621,7 @@ def test_stat(pair: Pair, data: Dataset) -> None:
     header, rows = _stat_rows(cli_for(rl, ["--stat", "-i", "0.2"], 1.5))
     rheader, rrows = _stat_rows(cli_for(rp, ["--stat", "-i", "0.2"], 1.5))
     assert header == rheader
-    assert header[1].split()[:6] == ["keys", "mem", "clients", "blocked", "requests",
-                                     "connections"]
+    assert header[1].split()[:6] == ["keys", "mem", "clients", "blocked", "requests", "connections"]
     assert len(rows) >= 4, rows
     total = data.db0_keys + data.db3_keys
     assert {r[0] for r in rows} == {r[0] for r in rrows} == {str(total)}
@@ -601,8 +647,11 @@ def test_latency(pair: Pair) -> None:
     out = terminal_session(rl, [], "--latency", seconds=0.8).decode()
     assert re.search(r"min: \d+, max: \d+, avg: \d+\.\d\d \(\d+ samples\)", out), out
     out = terminal_session(rl, [], "--latency-history", "-i", "0.3", seconds=1.0).decode()
-    assert re.search(r"min: \d+, max: \d+, avg: \d+\.\d\d \(\d+ samples\) -- \d+\.\d\d seconds "
-                     r"range", out), out
+    assert re.search(
+        r"min: \d+, max: \d+, avg: \d+\.\d\d \(\d+ samples\) -- \d+\.\d\d seconds "
+        r"range",
+        out,
+    ), out
 
 
 class Follower:
@@ -612,8 +661,13 @@ class Follower:
         cmd = [REDIS_CLI, "-p", str(port), "--replica"]
         if shutil.which("stdbuf"):
             cmd = ["stdbuf", "-oL", *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     encoding="utf-8", errors="surrogateescape")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            encoding="utf-8",
+            errors="surrogateescape",
+        )
         self.lines: list[str] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -638,19 +692,29 @@ def test_replica_mode(pair: Pair) -> None:
     """`redis-cli --replica`: SYNC, then the master's writes as they stream by."""
     followers = [Follower(port) for port in pair.ports]
     try:
-        wait_for(lambda: all(any("Logging commands from master" in x for x in f.lines)
-                             for f in followers), 20, what="redis-cli --replica to sync")
+        wait_for(
+            lambda: all(
+                any("Logging commands from master" in x for x in f.lines) for f in followers
+            ),
+            20,
+            what="redis-cli --replica to sync",
+        )
         with pair.master.client(db=9) as c:
             c.set("rcli:replica", "1")
             c.delete("rcli:replica")
-        wait_for(lambda: all(any('"del"' in x.lower() for x in f.lines) for f in followers),
-                 10, what="the writes to reach redis-cli --replica")
+        wait_for(
+            lambda: all(any('"del"' in x.lower() for x in f.lines) for f in followers),
+            10,
+            what="the writes to reach redis-cli --replica",
+        )
     finally:
         mine, theirs = (f.stop() for f in followers)
+
     # The RDB's size differs (each writes its own aux fields): compare what is not a size.
     def shape(lines: list[str]) -> list[str]:
-        return [re.sub(r"after \d+ bytes", "after N bytes", x) for x in lines
-                if x != '"ping"']  # the master's pings fall anywhere
+        return [
+            re.sub(r"after \d+ bytes", "after N bytes", x) for x in lines if x != '"ping"'
+        ]  # the master's pings fall anywhere
 
     assert shape(mine) == shape(theirs)
     low = [x.lower() for x in mine]
@@ -660,14 +724,33 @@ def test_replica_mode(pair: Pair) -> None:
 # --- output formats, protocols, databases --------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", [[], ["--no-raw"], ["--csv"], ["--json"], ["-3", "--json"],
-                                 ["-3"], ["-3", "--no-raw"], ["-3", "--csv"]],
-                         ids=lambda a: " ".join(a) or "raw")
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        [],
+        ["--no-raw"],
+        ["--csv"],
+        ["--json"],
+        ["-3", "--json"],
+        ["-3"],
+        ["-3", "--no-raw"],
+        ["-3", "--csv"],
+    ],
+    ids=lambda a: " ".join(a) or "raw",
+)
 def test_formats_and_resp3(pair: Pair, fmt: list[str]) -> None:
-    for cmd in (["hgetall", "h"], ["zrange", "z", "0", "-1", "withscores"], ["zscore", "z", "a"],
-                ["get", "bin"], ["get", "nosuch"], ["lrange", "l", "0", "-1"],
-                ["hmget", "h", "f1", "nosuch"], ["smembers", "s"], ["set", "a", "b"],
-                ["xrange", "events:big", "-", "+", "count", "2"]):
+    for cmd in (
+        ["hgetall", "h"],
+        ["zrange", "z", "0", "-1", "withscores"],
+        ["zscore", "z", "a"],
+        ["get", "bin"],
+        ["get", "nosuch"],
+        ["lrange", "l", "0", "-1"],
+        ["hmget", "h", "f1", "nosuch"],
+        ["smembers", "s"],
+        ["set", "a", "b"],
+        ["xrange", "events:big", "-", "+", "count", "2"],
+    ):
         assert_same(pair, *fmt, *cmd)
     if fmt == ["-3"]:
         assert cli(pair.relay.port, "-3", "hgetall", "h").out == "f1 v1\nf2 2\n"
@@ -742,23 +825,32 @@ def test_password(password_pair: Pair) -> None:
     assert "AUTH failed: WRONGPASS" in run.err or "WRONGPASS" in run.out
     assert_same(pair, "--pass", PASSWORD, "--no-auth-warning", "hgetall", "h")
     assert_same(pair, "-u", f"redis://:{PASSWORD}@127.0.0.1", "--no-auth-warning", "get", "k")
-    mine, theirs = (cli(p, "get", "k", env={"REDISCLI_AUTH": PASSWORD}) for p in
-                    (pair.relay.port, pair.replica.port))
+    mine, theirs = (
+        cli(p, "get", "k", env={"REDISCLI_AUTH": PASSWORD})
+        for p in (pair.relay.port, pair.replica.port)
+    )
     assert mine == theirs and mine.out == "v\n"
     assert_same(pair, "-a", PASSWORD, "--no-auth-warning", stdin="get k\nauth x\nget k\n")
 
 
 def test_acl_user(acl_pair: Pair) -> None:
     pair = acl_pair
-    run = assert_same(pair, "--user", "alice", "--pass", "s3cret", "--no-auth-warning",
-                      "get", "k")
+    run = assert_same(pair, "--user", "alice", "--pass", "s3cret", "--no-auth-warning", "get", "k")
     assert run.out == "v\n"
     for user, pw in (("alice", "nope"), ("bob", "s3cret"), ("carol", "off-pass")):
         run = assert_same(pair, "--user", user, "--pass", pw, "--no-auth-warning", "get", "k")
         assert "WRONGPASS invalid username-password pair or user is disabled." in (
-            run.out + run.err)
-    assert_same(pair, "-u", "redis://alice:s3cret@127.0.0.1", "--no-auth-warning", "--no-raw",
-                "hgetall", "h")
+            run.out + run.err
+        )
+    assert_same(
+        pair,
+        "-u",
+        "redis://alice:s3cret@127.0.0.1",
+        "--no-auth-warning",
+        "--no-raw",
+        "hgetall",
+        "h",
+    )
     run = assert_same(pair, "--no-raw", "get", "k")  # default is nopass in this file
     assert run.out == '"v"\n'
     assert_same(pair, "--no-raw", stdin="auth alice s3cret\nget k\nauth alice x\nget k\n")

@@ -383,14 +383,33 @@ def test_the_c_bulk_encoder_equals_the_python_one(monkeypatch: pytest.MonkeyPatc
     rng = random.Random(7)
     cases: list[list[bytes | None]] = [[], [b""], [None], [b"\r\n", None, b"\x00" * 300]]
     for _ in range(300):
-        cases.append([None if rng.random() < 0.1 else rng.randbytes(rng.choice([0, 1, 9, 10,
-                                                                             99, 100, 70000]))
-                      for _ in range(rng.randint(0, 40))])
-    c_out = [(reply.bulk_array(x, p), reply.bulk_map(x, p), reply.bulk_set(
-        [y for y in x if y is not None], p)) for x in cases for p in (2, 3)]
+        cases.append(
+            [
+                None
+                if rng.random() < 0.1
+                else rng.randbytes(rng.choice([0, 1, 9, 10, 99, 100, 70000]))
+                for _ in range(rng.randint(0, 40))
+            ]
+        )
+    c_out = [
+        (
+            reply.bulk_array(x, p),
+            reply.bulk_map(x, p),
+            reply.bulk_set([y for y in x if y is not None], p),
+        )
+        for x in cases
+        for p in (2, 3)
+    ]
     monkeypatch.setattr(reply, "_C_BULKS", None)
-    py_out = [(reply.bulk_array(x, p), reply.bulk_map(x, p), reply.bulk_set(
-        [y for y in x if y is not None], p)) for x in cases for p in (2, 3)]
+    py_out = [
+        (
+            reply.bulk_array(x, p),
+            reply.bulk_map(x, p),
+            reply.bulk_set([y for y in x if y is not None], p),
+        )
+        for x in cases
+        for p in (2, 3)
+    ]
     assert c_out == py_out
 
 
@@ -403,18 +422,35 @@ def test_the_c_scored_encoder_equals_the_python_one(monkeypatch: pytest.MonkeyPa
     if t_zset._C_SCORED is None:
         pytest.skip("the C encoder is not built (or REPLPROXY_NO_SPEEDUPS is set)")
     rng = random.Random(11)
-    specials = [0.0, -0.0, math.inf, -math.inf, 1.0, -1.0, 2.0**62, -(2.0**62), 2.0**62 + 2048,
-                2.0**63, 1e17, 1e17 - 16, -(1e17 - 16), 1e16 + 2, 0.1, 1 / 3, 5e-324, 1e308,
-                -7.5e-10, 123456789.125]
+    specials = [
+        0.0,
+        -0.0,
+        math.inf,
+        -math.inf,
+        1.0,
+        -1.0,
+        2.0**62,
+        -(2.0**62),
+        2.0**62 + 2048,
+        2.0**63,
+        1e17,
+        1e17 - 16,
+        -(1e17 - 16),
+        1e16 + 2,
+        0.1,
+        1 / 3,
+        5e-324,
+        1e308,
+        -7.5e-10,
+        123456789.125,
+    ]
     scores = specials + [struct.unpack("<d", rng.randbytes(8))[0] for _ in range(3000)]
     scores += [float(rng.randint(-(2**64), 2**64)) for _ in range(1000)]
     scores += [rng.randint(-(10**6), 10**6) / rng.choice([1, 2, 3, 10, 1024]) for _ in range(1000)]
     items = [(s, b"m%d" % i) for i, s in enumerate(scores) if s == s]  # a zset holds no NaN
     cases = [items[:1], items[:100], items]
     styles: list[DoubleStyle] = ["g17", "shortest"]
-    c_out = [t_zset.scored_reply(x, p, style) for x in cases for p in (2, 3)
-              for style in styles]
+    c_out = [t_zset.scored_reply(x, p, style) for x in cases for p in (2, 3) for style in styles]
     monkeypatch.setattr(t_zset, "_C_SCORED", None)
-    py_out = [t_zset.scored_reply(x, p, style) for x in cases for p in (2, 3)
-              for style in styles]
+    py_out = [t_zset.scored_reply(x, p, style) for x in cases for p in (2, 3) for style in styles]
     assert c_out == py_out

@@ -582,13 +582,22 @@ def test_the_get_mget_lane_equals_parsing_and_running_them(monkeypatch: pytest.M
         if r < 0.6:
             n = rng.choice([1, 2, 5, 63, 64, 65, 200])
             return encode_command([b"MGET", *(rng.choice(keys) for _ in range(n))])
-        return rng.choice([
-            encode_command([b"GET"]), encode_command([b"GET", b"a", b"b"]),
-            encode_command([b"MGET"]), encode_command([b"GETX", b"k"]),
-            encode_command([b"PING"]), b"GET s5\r\n", b"*2\r\n$3\r\nGET\r\n$02\r\ns5\r\n",
-            b"*02\r\n$3\r\nGET\r\n$2\r\ns5\r\n", b"*2\r\n$3\r\nGET\r\n$+2\r\ns5\r\n",
-            b"*2\r\n$3\r\nGET\r\n$2\r\ns5XY", b"*0\r\n", b"\r\n",
-        ])
+        return rng.choice(
+            [
+                encode_command([b"GET"]),
+                encode_command([b"GET", b"a", b"b"]),
+                encode_command([b"MGET"]),
+                encode_command([b"GETX", b"k"]),
+                encode_command([b"PING"]),
+                b"GET s5\r\n",
+                b"*2\r\n$3\r\nGET\r\n$02\r\ns5\r\n",
+                b"*02\r\n$3\r\nGET\r\n$2\r\ns5\r\n",
+                b"*2\r\n$3\r\nGET\r\n$+2\r\ns5\r\n",
+                b"*2\r\n$3\r\nGET\r\n$2\r\ns5XY",
+                b"*0\r\n",
+                b"\r\n",
+            ]
+        )
 
     def run(argv: list[bytes], proto: int) -> bytes:
         ctx = ReadContext(ks, proto=proto, now=now)
@@ -612,8 +621,9 @@ def test_the_get_mget_lane_equals_parsing_and_running_them(monkeypatch: pytest.M
                 parser.feed(chunk)
                 while True:
                     if lane:
-                        replies, _, _ = parser.string_reads(db, expires, now,
-                                                            b"$-1\r\n" if proto == 2 else b"_\r\n")
+                        replies, _, _ = parser.string_reads(
+                            db, expires, now, b"$-1\r\n" if proto == 2 else b"_\r\n"
+                        )
                         out.append(replies)
                     todo = parser.next_requests()
                     if not todo:

@@ -42,6 +42,7 @@ def c_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     elif stream._C_SPLIT is None:
         pytest.skip("the C splitter is not built (or REPLPROXY_NO_SPEEDUPS is set)")
 
+
 Result = tuple[list[StreamCommand], str | None, int | None]
 
 
@@ -427,7 +428,8 @@ def test_real_master_keepalive_ping_is_part_of_the_stream(master: RedisServer) -
 def is_plain_set(argv: list[bytes]) -> bool:
     name = argv[0].lower() if argv else b""
     return (name == b"set" and len(argv) == 3) or (
-        name == b"mset" and len(argv) >= 3 and len(argv) % 2 == 1)
+        name == b"mset" and len(argv) >= 3 and len(argv) % 2 == 1
+    )
 
 
 def check_merged(data: bytes, start: int, merged: Result, plain: Result) -> None:
@@ -450,9 +452,16 @@ def check_merged(data: bytes, start: int, merged: Result, plain: Result) -> None
 
 
 def test_merged_sets_fold_into_one_mset_with_the_count(c_lane: None) -> None:
-    cmds = [[b"SET", b"a", b"1"], [b"set", b"b", b"2"], [b"MSET", b"c", b"3", b"a", b"4"],
-            [b"DEL", b"a"], [b"SET", b"e", b"5"], [b"SET", b"f", b"6", b"EX", b"10"],
-            [b"Set", b"g", b"7"], [b"mset", b"h", b"8"]]
+    cmds = [
+        [b"SET", b"a", b"1"],
+        [b"set", b"b", b"2"],
+        [b"MSET", b"c", b"3", b"a", b"4"],
+        [b"DEL", b"a"],
+        [b"SET", b"e", b"5"],
+        [b"SET", b"f", b"6", b"EX", b"10"],
+        [b"Set", b"g", b"7"],
+        [b"mset", b"h", b"8"],
+    ]
     data = b"".join(encode_command(a) for a in cmds)
     items, err, _ = split(data, 10, merge_sets=True)
     assert err is None
@@ -487,9 +496,13 @@ def random_set_stream(rng: random.Random, n: int) -> list[bytes]:
         elif r < 0.67:
             out.append(encode_command([b"SELECT", b"%d" % rng.randrange(3)]))
         elif r < 0.72:
-            out.append(encode_command([b"MULTI"]) + encode_command([b"SET", k, v])
-                       + encode_command([b"INCR", b"n"]) + encode_command([b"MSET", k, v])
-                       + encode_command([b"EXEC"]))
+            out.append(
+                encode_command([b"MULTI"])
+                + encode_command([b"SET", k, v])
+                + encode_command([b"INCR", b"n"])
+                + encode_command([b"MSET", k, v])
+                + encode_command([b"EXEC"])
+            )
         elif r < 0.77:
             # A list for a later SET/MSET to replace (as the master does, DEL first).
             out.append(encode_command([b"DEL", k]) + encode_command([b"LPUSH", k, v]))
@@ -508,8 +521,9 @@ def random_set_stream(rng: random.Random, n: int) -> list[bytes]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32), st.integers(0, 2**40), st.lists(st.integers(min_value=0),
-       max_size=12))
+@given(
+    st.integers(0, 2**32), st.integers(0, 2**40), st.lists(st.integers(min_value=0), max_size=12)
+)
 def test_merged_runs_keep_every_byte_offset_and_pair(
     seed: int, start: int, cuts: list[int]
 ) -> None:

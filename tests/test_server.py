@@ -30,8 +30,9 @@ PURE_PYTHON = {"REPLPROXY_NO_REACTOR": "1", "REPLPROXY_NO_SPEEDUPS": "1"}
 
 
 @pytest.fixture
-def chain(request: pytest.FixtureRequest,
-          master: RedisServer) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
+def chain(
+    request: pytest.FixtureRequest, master: RedisServer
+) -> Iterator[tuple[RedisServer, RedisServer, RelayProcess]]:
     """A master, a real read-only replica of it, and a relay of it, all in sync."""
     replica = start_server(master.kind, extra={"replicaof": f"{master.host} {master.port}"})
     try:
@@ -71,8 +72,9 @@ class Session:
 
     def send(self, *argv: bytes | str | int) -> None:
         parts = [a if isinstance(a, bytes) else str(a).encode() for a in argv]
-        self.sock.sendall(b"*%d\r\n" % len(parts) + b"".join(
-            b"$%d\r\n%b\r\n" % (len(p), p) for p in parts))
+        self.sock.sendall(
+            b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(p), p) for p in parts)
+        )
 
     def read(self) -> bytes:
         return read_reply(self.sock, self.buf)
@@ -114,8 +116,9 @@ def _no_ids(r: bytes) -> bytes:
     return re.sub(rb"\$2\r\nid\r\n:\d+\r\n", b"$2\r\nid\r\n:N\r\n", r)
 
 
-def compare_session(replica: RedisServer, relay: RelayProcess,
-                    script: Sequence[tuple[Sequence[str | bytes], int]]) -> None:
+def compare_session(
+    replica: RedisServer, relay: RelayProcess, script: Sequence[tuple[Sequence[str | bytes], int]]
+) -> None:
     a = Session(replica.host, replica.port)
     b = Session("127.0.0.1", relay.port)
     try:
@@ -129,58 +132,137 @@ def compare_session(replica: RedisServer, relay: RelayProcess,
 
 
 TRANSACTIONS = [
-    (["multi"], 1), (["get", "k"], 1), (["lrange", "l", "0", "-1"], 1), (["exec"], 1),
-    (["multi"], 1), (["set", "k", "x"], 1), (["get", "k"], 1), (["exec"], 1),
-    (["multi"], 1), (["nosuchcommand"], 1), (["exec"], 1),
-    (["multi"], 1), (["get"], 1), (["exec"], 1),
-    (["multi"], 1), (["discard"], 1), (["discard"], 1), (["exec"], 1),
-    (["multi"], 1), (["hgetall", "l"], 1), (["get", "k"], 1), (["exec"], 1),
-    (["watch", "k"], 1), (["multi"], 1), (["get", "k"], 1), (["exec"], 1),
-    (["unwatch"], 1), (["get", "k"], 1),
-    (["multi"], 1), (["ping"], 1), (["echo", "x"], 1), (["select", "2"], 1), (["get", "k"], 1),
-    (["select", "0"], 1), (["exec"], 1),
-    (["multi"], 1), (["xread", "block", "100", "streams", "s", "$"], 1), (["exec"], 1),
-    (["multi"], 1), (["get", "k"], 1), (["exec", "x"], 1), (["exec"], 1),
-    (["multi"], 1), (["watch", "k"], 1), (["multi"], 1), (["exec"], 1),
+    (["multi"], 1),
+    (["get", "k"], 1),
+    (["lrange", "l", "0", "-1"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["set", "k", "x"], 1),
+    (["get", "k"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["nosuchcommand"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["get"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["discard"], 1),
+    (["discard"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["hgetall", "l"], 1),
+    (["get", "k"], 1),
+    (["exec"], 1),
+    (["watch", "k"], 1),
+    (["multi"], 1),
+    (["get", "k"], 1),
+    (["exec"], 1),
+    (["unwatch"], 1),
+    (["get", "k"], 1),
+    (["multi"], 1),
+    (["ping"], 1),
+    (["echo", "x"], 1),
+    (["select", "2"], 1),
+    (["get", "k"], 1),
+    (["select", "0"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["xread", "block", "100", "streams", "s", "$"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["get", "k"], 1),
+    (["exec", "x"], 1),
+    (["exec"], 1),
+    (["multi"], 1),
+    (["watch", "k"], 1),
+    (["multi"], 1),
+    (["exec"], 1),
 ]
 
 CONNECTION = [
-    (["ping"], 1), (["ping", "hi"], 1), (["ping", "a", "b"], 1), (["echo", "x"], 1),
-    (["select", "3"], 1), (["get", "k"], 1), (["select", "0"], 1), (["select", "99"], 1),
-    (["select", "x"], 1), (["get", "k"], 1), (["client", "setname", "a b"], 1),
-    (["client", "setname", "me"], 1), (["client", "getname"], 1), (["client", "nosuch"], 1),
-    (["client"], 1), (["auth", "x"], 1), (["auth", "u", "p"], 1), (["hello", "4"], 1),
-    (["hello", "x"], 1), (["wait", "1", "0"], 1), (["readonly"], 1), (["set", "a", "b"], 1),
-    (["del", "k"], 1), (["sort", "l"], 1), (["xreadgroup", "group", "g", "c", "streams", "s",
-                                             ">"], 1),
-    (["pfadd", "hll", "a"], 1), (["publish", "nobody", "m"], 1), (["nosuch", "a", "b"], 1),
-    (["get", "a", "b"], 1), (["config", "get", "maxclients"], 1), (["config", "nosuch"], 1),
-    (["client", "reply", "skip"], 0), (["echo", "skipped"], 0), (["echo", "seen"], 1),
-    (["client", "reply", "off"], 0), (["echo", "hidden"], 0), (["client", "reply", "on"], 1),
-    (["hello", "3"], 1), (["reset"], 1), (["client", "getname"], 1), (["acl", "whoami"], 1),
-    (["client", "help"], 1), (["config", "help"], 1), (["object", "help"], 1),
+    (["ping"], 1),
+    (["ping", "hi"], 1),
+    (["ping", "a", "b"], 1),
+    (["echo", "x"], 1),
+    (["select", "3"], 1),
+    (["get", "k"], 1),
+    (["select", "0"], 1),
+    (["select", "99"], 1),
+    (["select", "x"], 1),
+    (["get", "k"], 1),
+    (["client", "setname", "a b"], 1),
+    (["client", "setname", "me"], 1),
+    (["client", "getname"], 1),
+    (["client", "nosuch"], 1),
+    (["client"], 1),
+    (["auth", "x"], 1),
+    (["auth", "u", "p"], 1),
+    (["hello", "4"], 1),
+    (["hello", "x"], 1),
+    (["wait", "1", "0"], 1),
+    (["readonly"], 1),
+    (["set", "a", "b"], 1),
+    (["del", "k"], 1),
+    (["sort", "l"], 1),
+    (["xreadgroup", "group", "g", "c", "streams", "s", ">"], 1),
+    (["pfadd", "hll", "a"], 1),
+    (["publish", "nobody", "m"], 1),
+    (["nosuch", "a", "b"], 1),
+    (["get", "a", "b"], 1),
+    (["config", "get", "maxclients"], 1),
+    (["config", "nosuch"], 1),
+    (["client", "reply", "skip"], 0),
+    (["echo", "skipped"], 0),
+    (["echo", "seen"], 1),
+    (["client", "reply", "off"], 0),
+    (["echo", "hidden"], 0),
+    (["client", "reply", "on"], 1),
+    (["hello", "3"], 1),
+    (["reset"], 1),
+    (["client", "getname"], 1),
+    (["acl", "whoami"], 1),
+    (["client", "help"], 1),
+    (["config", "help"], 1),
+    (["object", "help"], 1),
 ]
 
 PUBSUB = [
-    (["subscribe", "c1", "c2"], 2), (["get", "k"], 1), (["ping"], 1), (["ping", "x"], 1),
-    (["psubscribe", "p*", "q?"], 2), (["publish", "c1", "m"], 1),
-    (["unsubscribe", "c1"], 1), (["unsubscribe"], 1), (["unsubscribe"], 1),
+    (["subscribe", "c1", "c2"], 2),
+    (["get", "k"], 1),
+    (["ping"], 1),
+    (["ping", "x"], 1),
+    (["psubscribe", "p*", "q?"], 2),
+    (["publish", "c1", "m"], 1),
+    (["unsubscribe", "c1"], 1),
+    (["unsubscribe"], 1),
+    (["unsubscribe"], 1),
     (["punsubscribe", "p*"], 1),
-    (["punsubscribe"], 1), (["punsubscribe"], 1), (["ssubscribe", "s1"], 1),
-    (["sunsubscribe"], 1), (["get", "k"], 1),
-    (["subscribe", "x"], 1), (["reset"], 1), (["get", "k"], 1),
-    (["hello", "3"], 1), (["subscribe", "c1"], 1), (["get", "k"], 1), (["ping"], 1),
-    (["pubsub", "numpat"], 1), (["pubsub", "numsub", "c1", "zz"], 1),
+    (["punsubscribe"], 1),
+    (["punsubscribe"], 1),
+    (["ssubscribe", "s1"], 1),
+    (["sunsubscribe"], 1),
+    (["get", "k"], 1),
+    (["subscribe", "x"], 1),
+    (["reset"], 1),
+    (["get", "k"], 1),
+    (["hello", "3"], 1),
+    (["subscribe", "c1"], 1),
+    (["get", "k"], 1),
+    (["ping"], 1),
+    (["pubsub", "numpat"], 1),
+    (["pubsub", "numsub", "c1", "zz"], 1),
     (["pubsub", "channels", "c*"], 1),
 ]
 
 
 @pytest.mark.client_dialect
-@pytest.mark.parametrize("script", [TRANSACTIONS, CONNECTION, PUBSUB],
-                         ids=["transactions", "connection", "pubsub"])
+@pytest.mark.parametrize(
+    "script", [TRANSACTIONS, CONNECTION, PUBSUB], ids=["transactions", "connection", "pubsub"]
+)
 def test_sessions_match_a_real_replica(
-        chain: tuple[RedisServer, RedisServer, RelayProcess],
-        script: list[tuple[list[str], int]]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess], script: list[tuple[list[str], int]]
+) -> None:
     _, replica, relay = chain
     compare_session(replica, relay, script)
 
@@ -188,7 +270,8 @@ def test_sessions_match_a_real_replica(
 @pytest.mark.client_dialect
 @pytest.mark.parametrize("chain", [PURE_PYTHON], indirect=True, ids=["pure-python"])
 def test_sessions_match_on_the_pure_python_paths(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     _, replica, relay = chain
     for script in (TRANSACTIONS, CONNECTION, PUBSUB):
         compare_session(replica, relay, script)
@@ -199,19 +282,43 @@ def _pipelined_reads(many: list[bytes]) -> list[list[bytes]]:
     """GET/MGET in every state that decides their replies, pipelined with other commands:
     the GET/MGET fast lane must stop wherever its answer would differ."""
     return [
-        [b"GET", b"k"], [b"get", b"h"], [b"GeT", b"nosuch"], [b"MGET", b"k", b"h", b"nosuch"],
-        [b"GET"], [b"GET", b"a", b"b"], [b"MGET"], [b"mget", *many],
-        [b"SELECT", b"1"], [b"GET", b"k"], [b"GET", b"k1"], [b"MGET", b"k", b"k1"],
-        [b"SELECT", b"0"], [b"CLIENT", b"REPLY", b"SKIP"], [b"GET", b"k"], [b"GET", b"k"],
-        [b"MULTI"], [b"GET", b"k"], [b"MGET", b"k", b"l"], [b"EXEC"],
-        [b"HELLO", b"3"], [b"GET", b"nosuch"], [b"MGET", b"nosuch", b"k"], [b"get", b"l"],
-        [b"HELLO", b"2"], [b"SUBSCRIBE", b"ch"], [b"GET", b"k"], [b"UNSUBSCRIBE"],
-        [b"GET", b"k"], [b"GET", b""], [b"MGET", b"", b"k"],
+        [b"GET", b"k"],
+        [b"get", b"h"],
+        [b"GeT", b"nosuch"],
+        [b"MGET", b"k", b"h", b"nosuch"],
+        [b"GET"],
+        [b"GET", b"a", b"b"],
+        [b"MGET"],
+        [b"mget", *many],
+        [b"SELECT", b"1"],
+        [b"GET", b"k"],
+        [b"GET", b"k1"],
+        [b"MGET", b"k", b"k1"],
+        [b"SELECT", b"0"],
+        [b"CLIENT", b"REPLY", b"SKIP"],
+        [b"GET", b"k"],
+        [b"GET", b"k"],
+        [b"MULTI"],
+        [b"GET", b"k"],
+        [b"MGET", b"k", b"l"],
+        [b"EXEC"],
+        [b"HELLO", b"3"],
+        [b"GET", b"nosuch"],
+        [b"MGET", b"nosuch", b"k"],
+        [b"get", b"l"],
+        [b"HELLO", b"2"],
+        [b"SUBSCRIBE", b"ch"],
+        [b"GET", b"k"],
+        [b"UNSUBSCRIBE"],
+        [b"GET", b"k"],
+        [b"GET", b""],
+        [b"MGET", b"", b"k"],
     ]
 
 
-def _compare_pipelined_reads(master: RedisServer, replica: RedisServer,
-                             relay: RelayProcess) -> None:
+def _compare_pipelined_reads(
+    master: RedisServer, replica: RedisServer, relay: RelayProcess
+) -> None:
     many = [b"m%d" % i for i in range(150)]  # more keys than the lane's stack arrays
     with master.client() as c:
         c.mset({k: k * 3 for k in many[::2]})
@@ -230,8 +337,7 @@ def _compare_pipelined_reads(master: RedisServer, replica: RedisServer,
     cuts = sorted(rnd.sample(range(1, len(blob)), 40))
     # Each command on its own (so each starts a batch: the lane's case), then the same bytes
     # cut at random places (commands split across reads, several in one read).
-    for chunks in (commands,
-                   [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]):
+    for chunks in (commands, [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]):
         got = []
         for host, port in ((replica.host, replica.port), ("127.0.0.1", relay.port)):
             s = Session(host, port)
@@ -253,7 +359,8 @@ def _compare_pipelined_reads(master: RedisServer, replica: RedisServer,
 
 @pytest.mark.client_dialect
 def test_pipelined_reads_match_a_real_replica(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     _compare_pipelined_reads(*chain)
 
 
@@ -263,14 +370,17 @@ def test_hello_shape(chain: tuple[RedisServer, RedisServer, RelayProcess]) -> No
     for proto in ("2", "3"):
         a = Session(replica.host, replica.port).call("hello", proto)
         b = Session("127.0.0.1", relay.port).call("hello", proto)
+
         # The same map but for the connection id.
         def strip(r):
-            return (r.split(b"$2\r\nid\r\n")[0] + r.split(b"$4\r\nmode")[1])
+            return r.split(b"$2\r\nid\r\n")[0] + r.split(b"$4\r\nmode")[1]
+
         assert strip(a) == strip(b)
 
 
 def test_watch_is_invalidated_by_replicated_writes(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     master, _, relay = chain
     s = Session("127.0.0.1", relay.port)
     assert s.call("watch", "k") == b"+OK\r\n"
@@ -288,7 +398,8 @@ def test_watch_is_invalidated_by_replicated_writes(
 
 
 def test_transactions_from_the_master_are_never_half_visible(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     master, _, relay = chain
     stop = threading.Event()
 
@@ -320,7 +431,8 @@ def test_transactions_from_the_master_are_never_half_visible(
 
 @pytest.mark.client_dialect
 def test_pubsub_delivers_what_the_master_publishes(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     master, replica, relay = chain
     subs = []
     for port in (replica.port, relay.port):
@@ -341,18 +453,24 @@ def test_pubsub_delivers_what_the_master_publishes(
         if sharded:
             c.execute_command("spublish", "news", "sharded")
     if sharded:
-        assert shard[0].read() == shard[1].read() == (
-            b"*3\r\n$8\r\nsmessage\r\n$4\r\nnews\r\n$7\r\nsharded\r\n")
+        assert (
+            shard[0].read()
+            == shard[1].read()
+            == (b"*3\r\n$8\r\nsmessage\r\n$4\r\nnews\r\n$7\r\nsharded\r\n")
+        )
     got = [s.read() + s.read() for s in subs]
     assert got[0] == got[2]  # RESP2: replica == relay
     assert got[1] == got[3]  # RESP3
-    assert got[0] == (b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
-                      b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n")
+    assert got[0] == (
+        b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+        b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+    )
     assert got[1].startswith(b">3\r\n$7\r\nmessage")
 
 
 def test_xread_block_is_woken_by_a_replicated_xadd(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     master, replica, relay = chain
     sessions = [Session(replica.host, replica.port), Session("127.0.0.1", relay.port)]
     for s in sessions:
@@ -392,15 +510,17 @@ def test_masterdown_when_stale_data_is_refused(master: RedisServer) -> None:
         s = Session("127.0.0.1", relay.port)
         assert s.call("get", "k") == b"$1\r\nv\r\n"
         master.stop()
-        err = (b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
-               b"'no'.\r\n")
+        err = (
+            b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+        )
         wait_for(lambda: s.call("get", "k") == err, 30, what="MASTERDOWN")
         # PING is flagged stale before Redis 7.0 (as that master's replica answers).
         pong = master.kind.version < (7, 0, 0)
         assert s.call("ping") == (b"+PONG\r\n" if pong else err)
         assert s.call("info", "server").startswith(b"$")  # STALE-flagged
         assert s.call("config", "get", "replica-serve-stale-data") == (
-            b"*2\r\n$24\r\nreplica-serve-stale-data\r\n$2\r\nno\r\n")
+            b"*2\r\n$24\r\nreplica-serve-stale-data\r\n$2\r\nno\r\n"
+        )
     finally:
         relay.stop()
 
@@ -421,8 +541,10 @@ def test_default_serves_stale_data(master: RedisServer) -> None:
 
 def test_auth_requirepass_and_acl_users(master: RedisServer, tmp_path: Path) -> None:
     acl = tmp_path / "users.acl"
-    acl.write_text("user default on >topsecret ~* &* +@all\nuser reader on >secret ~* +@read\n"
-                   "user off-user off >pw\n")
+    acl.write_text(
+        "user default on >topsecret ~* &* +@all\nuser reader on >secret ~* +@read\n"
+        "user off-user off >pw\n"
+    )
     relay = start_relay(upstream_url(master), "--aclfile", str(acl))
     try:
         s = Session("127.0.0.1", relay.port)
@@ -431,7 +553,8 @@ def test_auth_requirepass_and_acl_users(master: RedisServer, tmp_path: Path) -> 
         # none; 5.0 has no HELLO (its replica answers "unknown command" before any auth).
         no_hello = master.kind.version < (6, 0, 0)
         assert s.call("auth", "wrong") == (
-            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        )
         if no_hello:
             assert s.call("hello", "3").startswith(b"-ERR unknown command `hello`")
         else:
@@ -473,14 +596,22 @@ def test_requirepass_with_aclfile_is_refused(master: RedisServer, tmp_path: Path
 
 
 def test_limits(master: RedisServer) -> None:
-    relay = start_relay(upstream_url(master), "--maxclients", "3", "--timeout", "1",
-                        "--proto-max-bulk-len", "1mb",
-                        "--client-output-buffer-limit-pubsub", "64kb 0 0")
+    relay = start_relay(
+        upstream_url(master),
+        "--maxclients",
+        "3",
+        "--timeout",
+        "1",
+        "--proto-max-bulk-len",
+        "1mb",
+        "--client-output-buffer-limit-pubsub",
+        "64kb 0 0",
+    )
     try:
         # maxclients: the relay's own health probe is HTTP, so 3 client slots are ours.
         held = [Session("127.0.0.1", relay.port) for _ in range(3)]
         for s in held:
-            assert s.call("subscribe", "keepalive") .startswith(b"*3")  # exempt from timeout
+            assert s.call("subscribe", "keepalive").startswith(b"*3")  # exempt from timeout
         extra = Session("127.0.0.1", relay.port)
         assert extra.read() == b"-ERR max number of clients reached\r\n"
         assert extra.closed()
@@ -509,7 +640,8 @@ def test_limits(master: RedisServer) -> None:
 
 
 def test_protocol_error_closes_only_that_client(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     _, replica, relay = chain
     for port in (replica.port, relay.port):
         good = Session("127.0.0.1", port)
@@ -553,7 +685,8 @@ def test_client_list_kill_and_info(chain: tuple[RedisServer, RedisServer, RelayP
 
 
 def test_thousand_pipelining_clients_while_the_stream_applies(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     """1000 clients, each pipelining reads of keys the master keeps rewriting with a
     self-checking value: every reply is well-formed and consistent; every client finishes."""
     master, _, relay = chain
@@ -578,8 +711,9 @@ def test_thousand_pipelining_clients_while_the_stream_applies(
         for _ in range(5):
             for s in socks:
                 keys = [f"key:{(slot * 7 + j) % 100}" for j in range(10)]
-                req = b"".join(b"*2\r\n$3\r\nget\r\n$%d\r\n%b\r\n" % (len(k), k.encode())
-                               for k in keys)
+                req = b"".join(
+                    b"*2\r\n$3\r\nget\r\n$%d\r\n%b\r\n" % (len(k), k.encode()) for k in keys
+                )
                 s.sendall(req)
             for s in socks:
                 buf = bytearray()
@@ -598,11 +732,14 @@ def test_thousand_pipelining_clients_while_the_stream_applies(
         for s in socks:
             done[socks_index[s]] = 1
 
-    socks_all = [socket.create_connection(("127.0.0.1", relay.port), timeout=30)
-                 for _ in range(1000)]
+    socks_all = [
+        socket.create_connection(("127.0.0.1", relay.port), timeout=30) for _ in range(1000)
+    ]
     socks_index = {s: i for i, s in enumerate(socks_all)}
-    threads = [threading.Thread(target=worker, args=(k, socks_all[k * 50:(k + 1) * 50]))
-               for k in range(20)]
+    threads = [
+        threading.Thread(target=worker, args=(k, socks_all[k * 50 : (k + 1) * 50]))
+        for k in range(20)
+    ]
     try:
         for th in threads:
             th.start()
@@ -644,8 +781,16 @@ def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, Rel
     relay.wait_in_sync_with(master)
     mine = _info(Session("127.0.0.1", relay.port).call("info", "all"))
     theirs = _info(Session(replica.host, replica.port).call("info", "all"))
-    for section in ("Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU",
-                    "Keyspace"):
+    for section in (
+        "Server",
+        "Clients",
+        "Memory",
+        "Persistence",
+        "Stats",
+        "Replication",
+        "CPU",
+        "Keyspace",
+    ):
         assert section in mine, section
     run_id = dict(mine["Server"])["run_id"]
     assert len(run_id) == 40 and all(ch in "0123456789abcdef" for ch in run_id)
@@ -653,13 +798,14 @@ def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, Rel
     # replproxy's own fields (the lag behind the master...) come after all of Redis's.
     keys = [k for k, _ in mine["Replication"]]
     own = [k for k in keys if k.startswith("replproxy_")]
-    assert own and keys[len(keys) - len(own):] == own
+    assert own and keys[len(keys) - len(own) :] == own
     redis_keys = keys[: len(keys) - len(own)]
     if master.kind.name == "redis7":
         assert redis_keys == [k for k, _ in theirs["Replication"]]
     else:  # Valkey adds fields of its own; the Redis ones are there, in Redis's order
         names = [k for k, _ in theirs["Replication"]]
         assert redis_keys == [k for k in names if k in dict(mine["Replication"])]
+
     def counts(kv: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(k, v.rsplit(",avg_ttl", 1)[0]) for k, v in kv]
 
@@ -675,19 +821,29 @@ def test_info_sections_like_a_replica(chain: tuple[RedisServer, RedisServer, Rel
 
 @pytest.mark.client_dialect
 def test_cluster_commands_without_cluster_mode_like_a_replica(
-        chain: tuple[RedisServer, RedisServer, RelayProcess]) -> None:
+    chain: tuple[RedisServer, RedisServer, RelayProcess],
+) -> None:
     """A relay started without --cluster-topology answers the cluster commands as a replica
     of a master without cluster support (docs/cluster.md has the other case)."""
     _, replica, relay = chain
     mine = Session("127.0.0.1", relay.port)
     theirs = Session(replica.host, replica.port)
-    for argv in (("CLUSTER", "INFO"), ("CLUSTER", "SLOTS"), ("CLUSTER", "KEYSLOT", "k"),
-                 ("CLUSTER", "NOPE"), ("ASKING",), ("READONLY",), ("READWRITE",),
-                 ("SELECT", "1"), ("HELLO",)):
+    for argv in (
+        ("CLUSTER", "INFO"),
+        ("CLUSTER", "SLOTS"),
+        ("CLUSTER", "KEYSLOT", "k"),
+        ("CLUSTER", "NOPE"),
+        ("ASKING",),
+        ("READONLY",),
+        ("READWRITE",),
+        ("SELECT", "1"),
+        ("HELLO",),
+    ):
         a, b = mine.call(*argv), theirs.call(*argv)
         if argv == ("HELLO",):  # ids and versions differ: the mode is what matters here
-            assert b"$4\r\nmode\r\n$10\r\nstandalone" in a and \
-                b"$4\r\nmode\r\n$10\r\nstandalone" in b
+            assert (
+                b"$4\r\nmode\r\n$10\r\nstandalone" in a and b"$4\r\nmode\r\n$10\r\nstandalone" in b
+            )
         else:
             assert a == b, argv
 
@@ -698,8 +854,13 @@ def test_query_and_normal_output_limits(master: RedisServer) -> None:
     with master.client() as c:
         c.set("big", "x" * (3 * 1024 * 1024))
         c.set("k", "v")
-    relay = start_relay(upstream_url(master), "--client-query-buffer-limit", "1mb",
-                        "--client-output-buffer-limit-normal", "2mb 0 0")
+    relay = start_relay(
+        upstream_url(master),
+        "--client-query-buffer-limit",
+        "1mb",
+        "--client-output-buffer-limit-normal",
+        "2mb 0 0",
+    )
     try:
         relay.wait_in_sync_with(master)
         bystander = Session("127.0.0.1", relay.port)

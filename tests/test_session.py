@@ -64,8 +64,9 @@ def world() -> Iterator[World]:
 def test_pipelined_requests_answer_in_order(world: World) -> None:
     world.stream(cmd("SET", "a", "1"), cmd("RPUSH", "l", "x", "y"))
     c = world.client()
-    out = world.feed(c, cmd("GET", "a") + cmd("LRANGE", "l", 0, -1) + cmd("GET", "nope")
-                     + cmd("PING"))
+    out = world.feed(
+        c, cmd("GET", "a") + cmd("LRANGE", "l", 0, -1) + cmd("GET", "nope") + cmd("PING")
+    )
     assert out == b"$1\r\n1\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n$-1\r\n+PONG\r\n"
 
 
@@ -74,8 +75,13 @@ def test_pipelined_requests_answer_in_order(world: World) -> None:
 def test_any_chunking_gives_the_same_replies(cuts: list[int]) -> None:
     world = World()
     world.stream(cmd("SET", "a", "1"), cmd("HSET", "h", "f", "v"))
-    data = (cmd("GET", "a") + cmd("MGET", "a", "b") + cmd("HGETALL", "h") + b"PING\r\n"
-            + cmd("ECHO", "x" * 100))
+    data = (
+        cmd("GET", "a")
+        + cmd("MGET", "a", "b")
+        + cmd("HGETALL", "h")
+        + b"PING\r\n"
+        + cmd("ECHO", "x" * 100)
+    )
     whole = world.feed(world.client(), data)
     c = world.client()
     got, pos = b"", 0
@@ -96,7 +102,8 @@ def test_a_protocol_error_answers_and_closes(world: World) -> None:
 def test_writes_are_refused_as_a_replica_refuses_them(world: World) -> None:
     c = world.client()
     assert world.feed(c, cmd("SET", "k", "v")) == (
-        b"-READONLY You can't write against a read only replica.\r\n")
+        b"-READONLY You can't write against a read only replica.\r\n"
+    )
 
 
 def test_loading_until_the_relay_holds_a_position() -> None:
@@ -117,24 +124,29 @@ def test_exec_runs_the_queue_atomically_and_aborts_on_queueing_errors(world: Wor
     world.stream(cmd("SET", "a", "1"))
     c = world.client()
     assert world.feed(c, cmd("MULTI") + cmd("GET", "a") + cmd("GET", "b")) == (
-        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n")
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n"
+    )
     world.stream(cmd("SET", "b", "2"))  # between queueing and EXEC: seen by EXEC
     assert world.feed(c, cmd("EXEC")) == b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
     out = world.feed(c, cmd("MULTI") + cmd("SET", "x", "y") + cmd("EXEC"))
-    assert out == (b"+OK\r\n-READONLY You can't write against a read only replica.\r\n"
-                   b"-EXECABORT Transaction discarded because of previous errors.\r\n")
+    assert out == (
+        b"+OK\r\n-READONLY You can't write against a read only replica.\r\n"
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    )
 
 
 def test_a_replicated_write_fails_a_watch(world: World) -> None:
     world.stream(cmd("SET", "w", "1"))
     c, other = world.client(), world.client()
     assert world.feed(c, cmd("WATCH", "w") + cmd("MULTI") + cmd("GET", "w")) == (
-        b"+OK\r\n+OK\r\n+QUEUED\r\n")
+        b"+OK\r\n+OK\r\n+QUEUED\r\n"
+    )
     world.stream(cmd("SET", "w", "2"))
     assert world.feed(c, cmd("EXEC")) == b"*-1\r\n"
     # A write to another key does not touch the watch.
     assert world.feed(other, cmd("WATCH", "w") + cmd("MULTI") + cmd("GET", "w")) == (
-        b"+OK\r\n+OK\r\n+QUEUED\r\n")
+        b"+OK\r\n+OK\r\n+QUEUED\r\n"
+    )
     world.stream(cmd("SET", "unrelated", "1"))
     assert world.feed(other, cmd("EXEC")) == b"*1\r\n$1\r\n2\r\n"
 
@@ -144,7 +156,8 @@ def test_published_messages_go_to_the_outbox_with_the_shell_told(world: World) -
     told: list[int] = []
     c.on_output = lambda: told.append(1)
     assert world.feed(c, cmd("SUBSCRIBE", "news")) == (
-        b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+        b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    )
     world.stream(cmd("PUBLISH", "news", "hello"))
     assert c.outbox == [b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"]
     assert told == [1]
@@ -166,8 +179,9 @@ def test_a_blocked_read_waits_for_the_stream_and_answers_once_woken(world: World
     world.stream(cmd("XADD", "s", "2-1", "f", "w"))
     assert woken == [1]
     answer = c.retry_blocked(NOW_MS, timed_out=False)
-    assert answer == (b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n"
-                      b"*2\r\n$1\r\nf\r\n$1\r\nw\r\n")
+    assert answer == (
+        b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n"
+    )
     assert c.wait is None and world.hub.watches.blocked_clients == 0
     # The request pipelined behind it runs when the shell resumes the session.
     assert world.feed(c, b"") == b"+PONG\r\n"
@@ -187,7 +201,8 @@ def test_client_unblock_from_another_session(world: World) -> None:
     out = world.feed(admin, cmd("CLIENT", "UNBLOCK", c.id, "ERROR"))
     assert out == b":1\r\n"
     assert c.retry_blocked(NOW_MS, timed_out=False) == (
-        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    )
 
 
 def test_shutdown_waits_for_the_shell_and_sync_hands_the_connection_over(world: World) -> None:
@@ -196,7 +211,8 @@ def test_shutdown_waits_for_the_shell_and_sync_hands_the_connection_over(world: 
     w = c.wait
     assert isinstance(w, ShutdownWait) and w.save is False
     assert c.finish_wait(b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n") == (
-        b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n")
+        b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    )
     assert world.feed(c, b"") == b"+PONG\r\n"
     r = world.client()
     assert world.feed(r, cmd("REPLCONF", "capa", "eof") + cmd("PSYNC", "?", -1)) == b"+OK\r\n"
@@ -206,7 +222,8 @@ def test_shutdown_waits_for_the_shell_and_sync_hands_the_connection_over(world: 
 def test_client_reply_off_and_skip(world: World) -> None:
     c = world.client()
     assert world.feed(c, cmd("CLIENT", "REPLY", "SKIP") + cmd("PING") + cmd("PING")) == (
-        b"+PONG\r\n")
+        b"+PONG\r\n"
+    )
     assert world.feed(c, cmd("CLIENT", "REPLY", "OFF") + cmd("PING")) == b""
     assert world.feed(c, cmd("CLIENT", "REPLY", "ON")) == b"+OK\r\n"
 
@@ -224,18 +241,25 @@ def test_a_subscriber_over_its_hard_output_limit_is_closed() -> None:
 def test_the_get_lane_answers_as_dispatch_does(world: World) -> None:
     """The GET/MGET lane (C, when built) and the dispatch path give the same bytes, expiry and
     WRONGTYPE included."""
-    world.stream(cmd("SET", "s", "v"), cmd("RPUSH", "l", "x"),
-                 cmd("SET", "gone", "v", "PXAT", NOW_MS - 1))
-    data = (cmd("GET", "s") + cmd("GET", "l") + cmd("MGET", "s", "l", "gone", "none")
-            + cmd("GET", "gone"))
+    world.stream(
+        cmd("SET", "s", "v"), cmd("RPUSH", "l", "x"), cmd("SET", "gone", "v", "PXAT", NOW_MS - 1)
+    )
+    data = (
+        cmd("GET", "s")
+        + cmd("GET", "l")
+        + cmd("MGET", "s", "l", "gone", "none")
+        + cmd("GET", "gone")
+    )
     fast = world.feed(world.client(), data)
     slow = world.client()
     # Inside MULTI the lane is off: each GET is dispatched; EXEC's array holds the replies.
     out = world.feed(slow, cmd("MULTI") + data + cmd("EXEC"))
     tail = out.split(b"*4\r\n", 1)[1]
     assert tail == fast
-    assert fast == (b"$1\r\nv\r\n-WRONGTYPE Operation against a key holding the wrong kind of "
-                    b"value\r\n*4\r\n$1\r\nv\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n")
+    assert fast == (
+        b"$1\r\nv\r\n-WRONGTYPE Operation against a key holding the wrong kind of "
+        b"value\r\n*4\r\n$1\r\nv\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n"
+    )
 
 
 def test_a_closed_session_leaves_nothing_behind(world: World) -> None:
@@ -257,28 +281,34 @@ def test_scripts_read_as_the_caller_and_their_flags_decide_readonly(world: World
     world.stream(cmd("SET", "a", "1"), cmd("SELECT", 1), cmd("SET", "a", "db1"))
     c = world.client()
     assert world.feed(c, cmd("EVAL", "return redis.call('get', KEYS[1])", 1, "a")) == (
-        b"$1\r\n1\r\n")
+        b"$1\r\n1\r\n"
+    )
     # SELECT inside a script is the script client's: the caller stays in DB 0 (Redis 7+).
-    out = world.feed(c, cmd("EVAL", "redis.call('select', 1) return redis.call('get', 'a')", 0)
-                     + cmd("GET", "a"))
+    out = world.feed(
+        c, cmd("EVAL", "redis.call('select', 1) return redis.call('get', 'a')", 0) + cmd("GET", "a")
+    )
     assert out == b"$3\r\ndb1\r\n$1\r\n1\r\n"
     # A write inside a script is the script's error; a shebang without no-writes makes the
     # EVAL itself a write, refused before it runs.
     assert world.feed(c, cmd("EVAL", "return redis.call('set', 'a', 'x')", 0)).startswith(
-        b"-READONLY You can't write against a read only replica.")
+        b"-READONLY You can't write against a read only replica."
+    )
     assert world.feed(c, cmd("EVAL", "#!lua\nreturn 1", 0)) == (
-        b"-READONLY You can't write against a read only replica.\r\n")
+        b"-READONLY You can't write against a read only replica.\r\n"
+    )
     assert world.feed(c, cmd("EVAL", "#!lua flags=no-writes\nreturn 2", 0)) == b":2\r\n"
     sha = world.feed(c, cmd("SCRIPT", "LOAD", "return 3")).split(b"\r\n")[1]
     assert world.feed(c, cmd("EVALSHA", sha, 0) + cmd("SCRIPT", "EXISTS", sha, "0" * 40)) == (
-        b":3\r\n*2\r\n:1\r\n:0\r\n")
+        b":3\r\n*2\r\n:1\r\n:0\r\n"
+    )
 
 
 def test_a_busy_script_serves_other_clients_until_script_kill(world: World) -> None:
     c, other = world.client(), world.client()
     assert world.feed(c, cmd("CONFIG", "SET", "busy-reply-threshold", 1)) == b"+OK\r\n"
     assert world.feed(c, cmd("CONFIG", "GET", "lua-time-limit")) == (
-        b"*2\r\n$14\r\nlua-time-limit\r\n$1\r\n1\r\n")
+        b"*2\r\n$14\r\nlua-time-limit\r\n$1\r\n1\r\n"
+    )
     seen: list[bytes] = []
 
     def serve_while_busy(running: ClientSession) -> None:
@@ -304,15 +334,24 @@ def test_the_read_lane_counts_as_call_does(world: World) -> None:
     count in INFO commandstats, errorstats and the keyspace hits and misses alike."""
     world.stream(cmd("RPUSH", "l", "a", "b"), cmd("HSET", "h", "f", "v"), cmd("SET", "s", "1"))
     c = world.client()
-    out = world.feed(c, cmd("LRANGE", "l", 0, -1) + cmd("HGETALL", "h") + cmd("LRANGE", "s", 0, 1)
-                     + cmd("GET", "nope") + cmd("MGET", "s", "nope") + cmd("HGETALL", "nope"))
-    assert out == (b"*2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
-                   b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
-                   b"$-1\r\n*2\r\n$1\r\n1\r\n$-1\r\n*0\r\n")
+    out = world.feed(
+        c,
+        cmd("LRANGE", "l", 0, -1)
+        + cmd("HGETALL", "h")
+        + cmd("LRANGE", "s", 0, 1)
+        + cmd("GET", "nope")
+        + cmd("MGET", "s", "nope")
+        + cmd("HGETALL", "nope"),
+    )
+    assert out == (
+        b"*2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        b"$-1\r\n*2\r\n$1\r\n1\r\n$-1\r\n*0\r\n"
+    )
     stats = world.hub.cmdstats.commands
-    assert {n: (stats[n].calls, stats[n].failed) for n in (b"lrange", b"hgetall", b"get",
-                                                          b"mget")} == {
-        b"lrange": (2, 1), b"hgetall": (2, 0), b"get": (1, 0), b"mget": (1, 0)}
+    assert {
+        n: (stats[n].calls, stats[n].failed) for n in (b"lrange", b"hgetall", b"get", b"mget")
+    } == {b"lrange": (2, 1), b"hgetall": (2, 0), b"get": (1, 0), b"mget": (1, 0)}
     ks = world.relay.keyspace
     assert (ks.stat_keyspace_hits, ks.stat_keyspace_misses) == (4, 3)
     assert c.last_cmd == b"hgetall"

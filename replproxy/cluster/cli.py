@@ -137,7 +137,6 @@ def cluster(
     process, following failovers, resharding and shards that come and go, until
     SIGTERM/SIGINT. Arguments after `--` go to every relay (e.g. `-- --save ""`)."""
 
-
     setup_logging(log_level, log_format)
     try:
         config = SupervisorConfig(

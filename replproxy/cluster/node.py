@@ -72,9 +72,7 @@ class ClusterNode:
     It reads the relay through the `StatusView` (replication position, link, client
     sessions) and re-points the link through `Control`, as REPLICAOF does."""
 
-    def __init__(
-        self, cfg: Config, keyspace: Keyspace, view: StatusView, control: Control
-    ) -> None:
+    def __init__(self, cfg: Config, keyspace: Keyspace, view: StatusView, control: Control) -> None:
         assert cfg.cluster_topology is not None
         self.keyspace = keyspace
         self.relay = view

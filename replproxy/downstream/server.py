@@ -319,13 +319,18 @@ class Downstream:
     ) -> None:
         """Serve a replica on `stream` until it closes or is dropped. Never raises for it."""
         r = DownstreamReplica(
-            self._next_id, peer, hs, req.psync, self.replication.history_epoch,
+            self._next_id,
+            peer,
+            hs,
+            req.psync,
+            self.replication.history_epoch,
             ReplicaInput(parser),
         )
         self._next_id += 1
         # The socket under a plain stream, or under a TLS stream's transport.
         sock = getattr(stream, "socket", None) or getattr(
-            getattr(stream, "transport_stream", None), "socket", None)
+            getattr(stream, "transport_stream", None), "socket", None
+        )
         if sock is not None:
             with contextlib.suppress(OSError):
                 host, port = sock.getsockname()[:2]
@@ -368,22 +373,24 @@ class Downstream:
                 r.ack_time = time.monotonic()
                 r.first_ack.set()
 
-    async def _sync(
-        self, r: DownstreamReplica, stream: trio.abc.Stream, req: SyncRequest
-    ) -> None:
+    async def _sync(self, r: DownstreamReplica, stream: trio.abc.Stream, req: SyncRequest) -> None:
         repl = self.replication
         decision = None
         if not r.hs.rdb_only and r.hs.rdb_filter is None:
             decision = decide(req, History.of(repl), r.hs.capa_psync2)
         if isinstance(decision, Continue):
             self.stats.sync_partial_ok += 1
-            r.state, r.sent_offset, r.ack_time = ReplicaState.ONLINE, decision.offset - 1, (
-                time.monotonic()
+            r.state, r.sent_offset, r.ack_time = (
+                ReplicaState.ONLINE,
+                decision.offset - 1,
+                (time.monotonic()),
             )
             log.info(
                 "Partial resynchronization request from %s accepted. Sending %d bytes of "
                 "backlog starting from offset %d.",
-                r.name, repl.repl_offset - r.sent_offset, decision.offset,
+                r.name,
+                repl.repl_offset - r.sent_offset,
+                decision.offset,
             )
             await stream.send_all(decision.line)
             await self._stream(r, stream)
@@ -413,8 +420,12 @@ class Downstream:
             r.state = ReplicaState.SEND_BULK
             mark = new_eof_mark() if r.hs.capa_eof else None
             log.info(
-                "Starting full sync of replica %s from the %s snapshot at offset %d (%d bytes, "
-                "%s)", r.name, snap.origin, snap.offset, size, "$EOF" if mark else "$len",
+                "Starting full sync of replica %s from the %s snapshot at offset %d (%d bytes, %s)",
+                r.name,
+                snap.origin,
+                snap.offset,
+                size,
+                "$EOF" if mark else "$len",
             )
             await stream.send_all(eof_header(mark) if mark else bulk_header(size))
             while chunk := f.read(FILE_CHUNK):
@@ -460,7 +471,10 @@ class Downstream:
             log.warning(
                 "Replica %s failed its last %d full syncs (it never acknowledged the stream): "
                 "the next one waits %.1fs (backoff, up to --repl-full-sync-backoff-max %gs)",
-                r.name, self.backoff.failures(r.name), wait, self.backoff.cap,
+                r.name,
+                self.backoff.failures(r.name),
+                wait,
+                self.backoff.cap,
             )
         deadline = now + wait
         while (left := deadline - time.monotonic()) > 0:
@@ -473,8 +487,7 @@ class Downstream:
         assert r.sent_offset is not None
         while True:
             if r.epoch != repl.history_epoch:
-                self._drop(r, "the upstream history changed (full resync or new replid)",
-                           "history")
+                self._drop(r, "the upstream history changed (full resync or new replid)", "history")
                 return
             nxt = r.sent_offset + 1
             if nxt > repl.repl_offset:
@@ -520,9 +533,7 @@ class Downstream:
                 if not job.done.is_set():
                     await stream.send_all(b"\n")
             if job.error is not None:
-                await stream.send_all(
-                    reply.error(b"ERR BGSAVE failed, replication can't continue")
-                )
+                await stream.send_all(reply.error(b"ERR BGSAVE failed, replication can't continue"))
                 raise ReplicaDropped(f"snapshot failed: {job.error}")
             if at is not None and job.result is not None:
                 at = job.result.offset  # the one made for it, even if the stream moved on
@@ -581,8 +592,7 @@ class Downstream:
             meta = json.loads(meta_path.read_text())
             st = os.fstat(f.fileno())
             return bool(
-                meta.get("size") == st.st_size
-                and meta_path.stat().st_mtime_ns >= st.st_mtime_ns
+                meta.get("size") == st.st_size and meta_path.stat().st_mtime_ns >= st.st_mtime_ns
             )
         except (OSError, ValueError):
             return False
@@ -610,10 +620,15 @@ class Downstream:
         repl, ks = self.replication, self.keyspace
         # Captured between two checkpoints, with the fork: the image and the position agree.
         replid, offset, stream_db, epoch = (
-            repl.replid, repl.repl_offset, repl.stream_db, repl.history_epoch
+            repl.replid,
+            repl.repl_offset,
+            repl.stream_db,
+            repl.history_epoch,
         )
-        name = "downstream.rdb" if filt is None else (
-            "downstream-functions.rdb" if filt.functions else "downstream-empty.rdb"
+        name = (
+            "downstream.rdb"
+            if filt is None
+            else ("downstream-functions.rdb" if filt.functions else "downstream-empty.rdb")
         )
         path = self.config.dir / name
         version, valkey = ks.dialect.rdb_version, ks.dialect.valkey
@@ -629,8 +644,14 @@ class Downstream:
             tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
             with open(tmp, "wb", buffering=1 << 20) as f:
                 write_rdb(
-                    f, _events(ks, filt), version, replid, offset, stream_db,
-                    valkey=valkey, aux=aux,
+                    f,
+                    _events(ks, filt),
+                    version,
+                    replid,
+                    offset,
+                    stream_db,
+                    valkey=valkey,
+                    aux=aux,
                 )
             os.replace(tmp, path)
             return {}
@@ -638,7 +659,9 @@ class Downstream:
         child = self.forker.fork(work)
         log.info(
             "Starting BGSAVE for downstream SYNC (pid %d, offset %d, RDB version %d)",
-            child.pid, offset, version,
+            child.pid,
+            offset,
+            version,
         )
         try:
             result = await child.wait()  # killed if the wait is cancelled
@@ -650,7 +673,9 @@ class Downstream:
             raise RuntimeError(f"snapshot child failed: {result.error}")
         log.info(
             "Snapshot for downstream replicas done: %s, %d bytes in %.2fs",
-            path, path.stat().st_size, result.seconds,
+            path,
+            path.stat().st_size,
+            result.seconds,
         )
         return Snapshot(path, replid, offset, epoch, "fresh")
 

@@ -61,7 +61,6 @@ class DigestUnavailable(Exception):
     """The digest depends on something the relay cannot compute (a module's callback)."""
 
 
-
 def _h(data: bytes) -> int:
     return int.from_bytes(sha1(data).digest(), "big")
 

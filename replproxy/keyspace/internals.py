@@ -72,8 +72,9 @@ def _listpack_bytes(items: Iterable[bytes], limit: int) -> int:
     return total
 
 
-def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool,
-                    mark: bytes | None = None) -> bytes:
+def object_encoding(
+    key: bytes, value: Value, dialect: MasterDialect, has_ttl: bool, mark: bytes | None = None
+) -> bytes:
     """The encoding the master holds `value` in, with the default thresholds
     (`*-max-listpack-*`, `set-max-intset-entries`): what its content gives, unless its
     history left a bigger one (`mark`, from `Keyspace.encodings`; sets and sorted sets
@@ -98,8 +99,10 @@ def object_encoding(key: bytes, value: Value, dialect: MasterDialect, has_ttl: b
         n = len(value)
         if n <= SET_MAX_INTSET_ENTRIES and all(parse_int64(m) is not None for m in value):
             return b"intset"
-        if compact_lists and n <= SET_MAX_LISTPACK_ENTRIES and all(
-            len(m) <= SET_MAX_LISTPACK_VALUE for m in value
+        if (
+            compact_lists
+            and n <= SET_MAX_LISTPACK_ENTRIES
+            and all(len(m) <= SET_MAX_LISTPACK_VALUE for m in value)
         ):
             return b"listpack"
         return b"hashtable"
@@ -173,8 +176,14 @@ def _sampled(total: int, costs: Iterable[int], samples: int) -> int:
     return int(s / n * total) if n else 0
 
 
-def memory_usage(key: bytes, value: Value, samples: int, dialect: MasterDialect,
-                 has_ttl: bool, mark: bytes | None = None) -> int:
+def memory_usage(
+    key: bytes,
+    value: Value,
+    samples: int,
+    dialect: MasterDialect,
+    has_ttl: bool,
+    mark: bytes | None = None,
+) -> int:
     """An estimate of MEMORY USAGE: `objectComputeSize` (the encoding `object_encoding`
     guesses, element sizes sampled the same way, jemalloc's size classes) plus what the
     key itself takes. Redis keeps a key in a dict entry (24 bytes) and its own sds; Valkey
@@ -259,7 +268,8 @@ def _container_usage(value: Value, enc: bytes, samples: int, dialect: MasterDial
             return je_size(_listpack_bytes(value, 1 << 62))
         entry = 0 if valkey else _DICT_ENTRY  # Valkey's buckets point at the sds itself
         return _table(n, valkey) + _sampled(
-            n, (entry + _sds_alloc(len(m), True) for m in value), samples)
+            n, (entry + _sds_alloc(len(m), True) for m in value), samples
+        )
     if isinstance(value, ZSetValue):
         n = len(value)
         if enc == b"listpack":
@@ -274,8 +284,13 @@ def _container_usage(value: Value, enc: bytes, samples: int, dialect: MasterDial
         # table entry and a skiplist node (1.33 levels on average).
         entry = 0 if valkey else _DICT_ENTRY
         header = je_size(24 + 16 * dialect.skiplist_max_level)
-        return 16 + 32 + _table(n, valkey) + header + _sampled(
-            n, (_sds_alloc(len(m), True) + entry + 48 for m in value), samples)
+        return (
+            16
+            + 32
+            + _table(n, valkey)
+            + header
+            + _sampled(n, (_sds_alloc(len(m), True) + entry + 48 for m in value), samples)
+        )
     if isinstance(value, dict):
         h = cast("dict[bytes, bytes]", value)
         n = len(h)
@@ -284,8 +299,10 @@ def _container_usage(value: Value, enc: bytes, samples: int, dialect: MasterDial
         if valkey:  # one allocation per entry: field and value embedded
             costs = (je_size(8 + _sds_len(len(f)) + _sds_len(len(v))) for f, v in h.items())
         else:
-            costs = (_sds_alloc(len(f), True) + _sds_alloc(len(v), True) + _DICT_ENTRY
-                     for f, v in h.items())
+            costs = (
+                _sds_alloc(len(f), True) + _sds_alloc(len(v), True) + _DICT_ENTRY
+                for f, v in h.items()
+            )
         return _table(n, valkey) + _sampled(n, costs, samples)
     if isinstance(value, StreamValue):
         return _stream_usage(value, dialect.stream_nodes_preallocated)
@@ -367,8 +384,17 @@ def _lp_size(b: bytes) -> int:
         if v is not None:
             return _lp_int_size(v)
     body = n + (1 if n < 64 else 2 if n < 4096 else 5)
-    return body + (1 if body <= 127 else 2 if body < 16383 else 3 if body < 2097151
-                   else 4 if body < 268435455 else 5)
+    return body + (
+        1
+        if body <= 127
+        else 2
+        if body < 16383
+        else 3
+        if body < 2097151
+        else 4
+        if body < 268435455
+        else 5
+    )
 
 
 def _i64(v: int) -> int:

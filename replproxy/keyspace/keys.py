@@ -574,4 +574,3 @@ def dump(c: ReadContext, argv: list[bytes]) -> bytes:
     except RDBEncodeError as e:
         raise ReplyError(b"ERR " + str(e).encode()) from None
     return reply.bulk(payload)
-

@@ -66,9 +66,13 @@ def object_refcount(c: ReadContext, argv: list[bytes]) -> bytes:
     v = _object_value(c, argv)
     if v is None:
         return reply.null(c.proto)
-    if (c.ks.dialect.shared_integers and type(v) is bytes and is_int_string(v)
-            and argv[2] not in c.ks.encodings[c.db]
-            and 0 <= int(v) < _OBJ_SHARED_INTEGERS):
+    if (
+        c.ks.dialect.shared_integers
+        and type(v) is bytes
+        and is_int_string(v)
+        and argv[2] not in c.ks.encodings[c.db]
+        and 0 <= int(v) < _OBJ_SHARED_INTEGERS
+    ):
         return reply.integer(_OBJ_SHARED_REFCOUNT)
     return b":1\r\n"
 
@@ -139,4 +143,3 @@ def memory_usage_cmd(c: ReadContext, argv: list[bytes]) -> bytes:
     has_ttl = key in ks.expires[c.db]
     mark = ks.encodings[c.db].get(key)
     return reply.integer(memory_usage(key, value, samples, ks.dialect, has_ttl, mark))
-

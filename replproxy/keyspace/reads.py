@@ -53,8 +53,7 @@ class ReadContext:
     extends it). `now` is the command's time in unix ms, fixed for the whole command (and
     for a whole EXEC), as Redis's `commandTimeSnapshot`."""
 
-    def __init__(self, ks: Keyspace, db: int = 0, proto: int = 2,
-                 now: int = 0) -> None:
+    def __init__(self, ks: Keyspace, db: int = 0, proto: int = 2, now: int = 0) -> None:
         self.ks = ks
         self.db = db
         self.proto = proto
@@ -110,7 +109,8 @@ def read_command(*names: str) -> Callable[[ReadHandler], ReadHandler]:
 def unsupported_key_error(key: bytes) -> bytes:
     """The error for a key whose last write replproxy could not apply: never serve it stale."""
     return (
-        b"ERR replproxy cannot serve key '" + key.replace(b"\r", b" ").replace(b"\n", b" ")
+        b"ERR replproxy cannot serve key '"
+        + key.replace(b"\r", b" ").replace(b"\n", b" ")
         + b"': a command from the master touching it could not be applied (see the "
         b"replproxy_unsupported_commands_total metric)"
     )
@@ -142,8 +142,7 @@ def peek(c: ReadContext, key: bytes, db: int | None = None, notify: bool = True)
     return None
 
 
-def lookup(c: ReadContext, key: bytes, db: int | None = None,
-           notify: bool = True) -> Value | None:
+def lookup(c: ReadContext, key: bytes, db: int | None = None, notify: bool = True) -> Value | None:
     """`peek`, with a sorted set's index built on first use (ranks and ranges need it) and
     a loaded set's encoding settled (`Keyspace.get`)."""
     v = peek(c, key, db, notify)

@@ -99,16 +99,15 @@ class ScanCursors:
     recently used cursors go first; a client still using one gets `-ERR invalid cursor`.
     """
 
-    def __init__(self, max_cursors: int = 10_000, ttl: float = 300.0,
-                 max_items: int = 20_000_000) -> None:
+    def __init__(
+        self, max_cursors: int = 10_000, ttl: float = 300.0, max_items: int = 20_000_000
+    ) -> None:
         self.max_cursors = max_cursors
         self.ttl = ttl
         self.max_items = max_items
         self._next = 1
         # cursor -> (snapshot, position, last use in monotonic seconds, kind)
-        self._cursors: OrderedDict[int, tuple[Sequence[object], int, float, object]] = (
-            OrderedDict()
-        )
+        self._cursors: OrderedDict[int, tuple[Sequence[object], int, float, object]] = OrderedDict()
         # id(snapshot) -> [cursors holding it, its length]; `_items` sums the lengths.
         self._held: dict[int, list[int]] = {}
         self._items = 0
@@ -123,8 +122,9 @@ class ScanCursors:
         """Elements of all the snapshots the cursors hold."""
         return self._items
 
-    def step(self, cursor: int, snapshot: Callable[[], Sequence[T]],
-             count: int, kind: object = None) -> tuple[int, Sequence[T]]:
+    def step(
+        self, cursor: int, snapshot: Callable[[], Sequence[T]], count: int, kind: object = None
+    ) -> tuple[int, Sequence[T]]:
         """One SCAN call: `(next cursor, up to count elements)`. Cursor 0 starts a scan by
         calling `snapshot()`; the next cursor is 0 when the scan is complete. A non-zero
         cursor must have been handed out by a step of the same `kind`."""
@@ -181,8 +181,7 @@ class ScanCursors:
         if self._names:
             self._names = {k: v for k, v in self._names.items() if now - v[1] <= 1.0}
 
-    def key_names(self, dbd: dict[bytes, Any],
-                  max_age: float = 1.0) -> tuple[list[bytes], bool]:
+    def key_names(self, dbd: dict[bytes, Any], max_age: float = 1.0) -> tuple[list[bytes], bool]:
         """A snapshot of `dbd`'s key names at most `max_age` seconds old (RANDOMKEY draws
         from it; 0 forces a new one), and whether it was taken just now. Copying a million
         names costs milliseconds, so it is not done per call. Names deleted since may be in
@@ -194,8 +193,7 @@ class ScanCursors:
             return cached[0], False
         names = list(dbd)
         # One snapshot per live DB dict: a flushed DB's dict (a new object) drops the old one.
-        self._names = {k: v for k, v in self._names.items()
-                       if now - v[1] <= max_age and k != ident}
+        self._names = {k: v for k, v in self._names.items() if now - v[1] <= max_age and k != ident}
         self._names[ident] = (names, now)
         return names, True
 

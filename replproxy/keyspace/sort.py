@@ -389,4 +389,3 @@ def sort_ro(c: ReadContext, argv: list[bytes]) -> bytes:
         return reply.bulk_array(picked, c.proto)
     out = [_by_pattern(get, p, e, now) for e in picked for p in a.gets]
     return reply.bulk_array(out, c.proto)
-

@@ -9,7 +9,6 @@ reached through the registry (`registry.HANDLERS`). It never publishes itself: `
 hands events to `on_publish`.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -35,7 +34,8 @@ log = logging.getLogger("replproxy.keyspace")
 
 # MSET's stores with memory prefetching (`_store.c`), or None: dict.update is the reference.
 _STORE_PAIRS: Callable[[dict, dict, list[bytes], int], None] | None = c_function(
-    "replproxy.keyspace._store", "store_pairs")
+    "replproxy.keyspace._store", "store_pairs"
+)
 
 
 class Keyspace:
@@ -117,8 +117,9 @@ class Keyspace:
             v = self.dbs[db][key] = _set_value(v, self.dialect)  # type: ignore[arg-type]
         return v
 
-    def set(self, db: int, key: bytes, value: Value, keepttl: bool = False,
-            fresh: bool = False) -> None:
+    def set(
+        self, db: int, key: bytes, value: Value, keepttl: bool = False, fresh: bool = False
+    ) -> None:
         """Store `value` at `key`, dropping its TTL unless `keepttl` (as `setKey` does).
 
         `fresh`: the value comes wholly from the command's arguments (SET, RESTORE, a
@@ -193,8 +194,10 @@ class Keyspace:
         """A server embedding keys in values reallocates a string that gets a TTL: an
         embstr that no longer fits becomes raw, and stays so (`MasterDialect.embstr_limit`)."""
         d = self.dialect
-        if (d.embstr_limit(len(key), True) < len(value) <= d.embstr_limit(len(key), False)
-                and key not in self.expires[db]):
+        if (
+            d.embstr_limit(len(key), True) < len(value) <= d.embstr_limit(len(key), False)
+            and key not in self.expires[db]
+        ):
             from replproxy.keyspace.internals import is_int_string
 
             if not is_int_string(value):
@@ -325,8 +328,14 @@ class Keyspace:
         cmd = HANDLERS.get(argv[0]) or WRITE_COMMANDS.get(argv[0].lower())
         if cmd is None:
             name = argv[0].lower().decode("utf-8", "replace")
-            self._unsupported(name, db, argv, self._keys_of(argv), self.unsupported_commands,
-                              "cannot be applied (not supported)")
+            self._unsupported(
+                name,
+                db,
+                argv,
+                self._keys_of(argv),
+                self.unsupported_commands,
+                "cannot be applied (not supported)",
+            )
             return
         if self.unsupported_keys and cmd.roles is not None:
             self._apply_from_sources(cmd, db, argv)
@@ -334,8 +343,14 @@ class Keyspace:
         try:
             cmd.handler(self, db, argv)
         except Exception as e:  # a bug must not stop the stream: mark the keys, go on
-            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv,
-                              cmd.written(argv), self.apply_errors, f"failed to apply: {e!r}")
+            self._unsupported(
+                cmd.name.decode("utf-8", "replace"),
+                db,
+                argv,
+                cmd.written(argv),
+                self.apply_errors,
+                f"failed to apply: {e!r}",
+            )
 
     def _apply_from_sources(self, cmd: WriteCommand, db: int, argv: list[bytes]) -> None:
         """`apply` of a command that writes keys from other keys, while some keys are
@@ -350,21 +365,32 @@ class Keyspace:
         try:
             cmd.handler(self, db, argv)
         except Exception as e:
-            self._unsupported(cmd.name.decode("utf-8", "replace"), db, argv, written,
-                              self.apply_errors, f"failed to apply: {e!r}")
+            self._unsupported(
+                cmd.name.decode("utf-8", "replace"),
+                db,
+                argv,
+                written,
+                self.apply_errors,
+                f"failed to apply: {e!r}",
+            )
             return
         if from_marked:
             self.unsupported_keys.update((db, k) for k in written)
 
-    def apply_run(self, db: int, commands: Sequence[StreamCommand], start: int,
-                  keep: list[bytes]) -> tuple[int, int]:
+    def apply_run(
+        self, db: int, commands: Sequence[StreamCommand], start: int, keep: list[bytes]
+    ) -> tuple[int, int]:
         """The stream's hot lane (`keyspace.lane`): apply `commands[start:]` while they are
         plain hot writes, keeping their bytes; (index of the first one not applied, how many
         of the master's commands were). Only while a write needs nothing but its store: no
         key watcher or tracking table, no notification wanted, no unsupported key, no
         encoding mark in the database (a store drops its key's)."""
-        if (self.unsupported_keys or self.on_key_modified is not None or self.notify_flags
-                or self.encodings[db]):
+        if (
+            self.unsupported_keys
+            or self.on_key_modified is not None
+            or self.notify_flags
+            or self.encodings[db]
+        ):
             return start, 0
         if type(commands) is not list:
             return apply_run(self.dbs[db], self.expires[db], commands, start, keep)
@@ -394,16 +420,26 @@ class Keyspace:
                 return [argv[i] for i, _ in refs if i < len(argv)]
         return argv[1:2]
 
-    def _unsupported(self, name: str, db: int, argv: list[bytes], keys: list[bytes],
-                     counter: dict[str, int], why: str) -> None:
+    def _unsupported(
+        self,
+        name: str,
+        db: int,
+        argv: list[bytes],
+        keys: list[bytes],
+        counter: dict[str, int],
+        why: str,
+    ) -> None:
         """Count and log a command that could not be applied; mark the keys it writes.
         A mark is sticky: only a command that replaces the whole value (`fresh` stores:
         SET, DEL, RESTORE, a *STORE destination, MSET) or a new snapshot lifts it."""
         n = counter.get(name, 0)
         if n == 0:
-            log.warning("command %s from the master %s; its bytes are still relayed and the "
-                        "keys it names are reported as unsupported (logged once per command)",
-                        quote_master_bytes(name), quote_master_bytes(why, 300, quotes=False))
+            log.warning(
+                "command %s from the master %s; its bytes are still relayed and the "
+                "keys it names are reported as unsupported (logged once per command)",
+                quote_master_bytes(name),
+                quote_master_bytes(why, 300, quotes=False),
+            )
         counter[name] = n + 1
         self.unsupported_keys.update((db, k) for k in keys)
 

@@ -330,9 +330,7 @@ def _read_bitfield_type(raw: bytes) -> tuple[bool, int]:
     return signed, bits
 
 
-def _byte_range(
-    start: int, end: int, length: int, isbit: bool
-) -> tuple[int, int, int, int]:
+def _byte_range(start: int, end: int, length: int, isbit: bool) -> tuple[int, int, int, int]:
     """The C range arithmetic shared by BITCOUNT and BITPOS: (first byte, last byte,
     first_byte_neg_mask, last_byte_neg_mask); first > last means an empty range."""
     total = length << 3 if isbit else length

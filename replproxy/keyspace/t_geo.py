@@ -114,8 +114,12 @@ def _deinterleave64(interleaved: int) -> int:
 
 def geohash_encode(longitude: float, latitude: float, step: int) -> int | None:
     """`geohashEncode` over the WGS84 ranges: the interleaved bits, None out of range."""
-    if (longitude > GEO_LONG_MAX or longitude < GEO_LONG_MIN
-            or latitude > GEO_LAT_MAX or latitude < GEO_LAT_MIN):
+    if (
+        longitude > GEO_LONG_MAX
+        or longitude < GEO_LONG_MIN
+        or latitude > GEO_LAT_MAX
+        or latitude < GEO_LAT_MIN
+    ):
         return None
     lat_offset = (latitude - GEO_LAT_MIN) / _LAT_SCALE
     long_offset = (longitude - GEO_LONG_MIN) / _LONG_SCALE
@@ -252,8 +256,11 @@ def distance_v50(lon1d: float, lat1d: float, lon2d: float, lat2d: float) -> floa
     lon2r = _deg_rad(lon2d)
     u = math.sin((lat2r - lat1r) / 2)
     v = math.sin((lon2r - lon1r) / 2)
-    return 2.0 * EARTH_RADIUS_IN_METERS * math.asin(
-        math.sqrt(u * u + math.cos(lat1r) * math.cos(lat2r) * v * v))
+    return (
+        2.0
+        * EARTH_RADIUS_IN_METERS
+        * math.asin(math.sqrt(u * u + math.cos(lat1r) * math.cos(lat2r) * v * v))
+    )
 
 
 def lat_distance(lat1d: float, lat2d: float) -> float:
@@ -306,22 +313,24 @@ def _areas(shape: GeoShape, variant: int) -> list[Box]:
         width = shape.conversion * (shape.radius if circular else shape.width / 2)
         lat_delta = _rad_deg(height / EARTH_RADIUS_IN_METERS)
         long_delta_top = _rad_deg(
-            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude + lat_delta)))
+            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude + lat_delta))
+        )
         long_delta_bottom = _rad_deg(
-            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude - lat_delta)))
+            width / EARTH_RADIUS_IN_METERS / _c_cos(_deg_rad(latitude - lat_delta))
+        )
         long_delta = long_delta_bottom if latitude < 0 else long_delta_top
         min_lon, max_lon = longitude - long_delta, longitude + long_delta
         min_lat, max_lat = latitude - lat_delta, latitude + lat_delta
         if circular:
             radius_meters = shape.radius
         else:
-            radius_meters = math.sqrt((shape.width / 2) * (shape.width / 2)
-                                      + (shape.height / 2) * (shape.height / 2))
+            radius_meters = math.sqrt(
+                (shape.width / 2) * (shape.width / 2) + (shape.height / 2) * (shape.height / 2)
+            )
         radius_meters *= shape.conversion
     else:
         radius_meters = shape.radius * shape.conversion
-        long_delta = _rad_deg(
-            radius_meters / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(latitude)))
+        long_delta = _rad_deg(radius_meters / EARTH_RADIUS_IN_METERS / math.cos(_deg_rad(latitude)))
         lat_delta = _rad_deg(radius_meters / EARTH_RADIUS_IN_METERS)
         min_lon, max_lon = longitude - long_delta, longitude + long_delta
         min_lat, max_lat = latitude - lat_delta, latitude + lat_delta
@@ -337,8 +346,9 @@ def _areas(shape: GeoShape, variant: int) -> list[Box]:
     east = geohash_decode(nb["east"], steps)
     west = geohash_decode(nb["west"], steps)
     if variant >= V62:
-        decrease = (north[3] < max_lat or south[2] > min_lat
-                    or east[1] < max_lon or west[0] > min_lon)
+        decrease = (
+            north[3] < max_lat or south[2] > min_lat or east[1] < max_lon or west[0] > min_lon
+        )
     else:
         decrease = (
             distance(longitude, latitude, longitude, north[3]) < radius_meters
@@ -363,8 +373,17 @@ def _areas(shape: GeoShape, variant: int) -> list[Box]:
             boxes["west"] = boxes["south_west"] = boxes["north_west"] = None
         if area[1] > max_lon:
             boxes["east"] = boxes["south_east"] = boxes["north_east"] = None
-    return [(bits, steps), boxes["north"], boxes["south"], boxes["east"], boxes["west"],
-            boxes["north_east"], boxes["north_west"], boxes["south_east"], boxes["south_west"]]
+    return [
+        (bits, steps),
+        boxes["north"],
+        boxes["south"],
+        boxes["east"],
+        boxes["west"],
+        boxes["north_east"],
+        boxes["north_west"],
+        boxes["south_east"],
+        boxes["south_west"],
+    ]
 
 
 # A candidate: (dist, score, member), as geoPoint.
@@ -412,8 +431,9 @@ def _within(shape: GeoShape, variant: int) -> Callable[[float], float | None]:
     return in_box_v62
 
 
-def _members_of_all_neighbors(zs: ZSet, boxes: list[Box], within: Callable[[float], float | None],
-                              limit: int) -> list[Point]:
+def _members_of_all_neighbors(
+    zs: ZSet, boxes: list[Box], within: Callable[[float], float | None], limit: int
+) -> list[Point]:
     """`membersOfAllNeighbors`: candidates box by box, each box in (score, member) order."""
     ga: list[Point] = []
     last_processed = 0
@@ -441,7 +461,6 @@ def _members_of_all_neighbors(zs: ZSet, boxes: list[Box], within: Callable[[floa
 
 
 # ---- distance order for pqsort (sort_gp_asc / sort_gp_desc) ----
-
 
 
 def _cmp_asc(a: Point, b: Point) -> int:
@@ -486,8 +505,9 @@ def _member_lonlat(zs: ZSet, member: bytes, clamp: bool) -> tuple[float, float]:
     return decode_score(score, clamp)
 
 
-def geo_search(zs: ZSet, shape: GeoShape, variant: int, count: int, any_: bool, sort: int,
-               ordered: bool = True) -> list[Point]:
+def geo_search(
+    zs: ZSet, shape: GeoShape, variant: int, count: int, any_: bool, sort: int, ordered: bool = True
+) -> list[Point]:
     """The search of `georadiusGeneric` once its arguments are known: the candidates of the
     nine boxes, sorted as Redis sorts them (`qsort`, glibc's stable merge sort, when all are
     kept; the partial `pqsort` when COUNT cuts), cut to COUNT. With `ordered` False a full
@@ -618,16 +638,19 @@ def _georadius_applier(mode: int) -> Callable[[Keyspace, int, list[bytes]], None
 
 def _georadius_roles(argv: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     """GEORADIUS[BYMEMBER] key ... STORE|STOREDIST dst: dst written from key."""
-    written = [argv[j + 1] for j in range(2, len(argv) - 1)
-               if argv[j].lower() in (b"store", b"storedist")]
+    written = [
+        argv[j + 1] for j in range(2, len(argv) - 1) if argv[j].lower() in (b"store", b"storedist")
+    ]
     return written, [argv[1]]
 
 
 # keys=(1, 0, 1) marks nothing by position: the applier marks the STORE key itself.
 write_command("georadius", keys=(1, 0, 1), roles=_georadius_roles)(
-    _georadius_applier(RADIUS_COORDS))
+    _georadius_applier(RADIUS_COORDS)
+)
 write_command("georadiusbymember", keys=(1, 0, 1), roles=_georadius_roles)(
-    _georadius_applier(RADIUS_MEMBER))
+    _georadius_applier(RADIUS_MEMBER)
+)
 
 
 @write_command("geosearchstore", roles=store_from(2))
@@ -707,8 +730,9 @@ def _read_distance(raw: bytes, unit: bytes, variant: int = V70) -> tuple[float, 
     return radius, _read_unit(unit, variant)
 
 
-def _read_box(w_raw: bytes, h_raw: bytes, unit: bytes,
-              variant: int = V70) -> tuple[float, float, float]:
+def _read_box(
+    w_raw: bytes, h_raw: bytes, unit: bytes, variant: int = V70
+) -> tuple[float, float, float]:
     """`extractBoxOrReply`: (width, height, conversion)."""
     width = _read_double(w_raw, b"ERR need numeric width")
     height = _read_double(h_raw, b"ERR need numeric height")
@@ -762,8 +786,13 @@ def geopos_read(c: ReadContext, argv: list[bytes]) -> bytes:
         if pos is None:
             out.append(missing)
         else:
-            out.append(b"*2\r\n%b%b" % (human_coord(pos[0], c.proto, c.ks.dialect),
-                                          human_coord(pos[1], c.proto, c.ks.dialect)))
+            out.append(
+                b"*2\r\n%b%b"
+                % (
+                    human_coord(pos[0], c.proto, c.ks.dialect),
+                    human_coord(pos[1], c.proto, c.ks.dialect),
+                )
+            )
     return b"".join(out)
 
 
@@ -900,7 +929,8 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             i += 2
         elif arg == b"bybox" and left >= 3 and geosearch and not byradius:
             shape.width, shape.height, shape.conversion = _read_box(
-                argv[i + 1], argv[i + 2], argv[i + 3], variant)
+                argv[i + 1], argv[i + 2], argv[i + 3], variant
+            )
             shape.type = RECTANGLE
             bybox = True
             i += 3
@@ -909,11 +939,14 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
         i += 1
 
     if geosearch and not (frommember or fromloc):
-        raise ReplyError(b"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for %b"
-                         % c_string(argv[0]))
+        raise ReplyError(
+            b"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for %b"
+            % c_string(argv[0])
+        )
     if geosearch and not (byradius or bybox):
-        raise ReplyError(b"ERR exactly one of BYRADIUS and BYBOX can be specified for %b"
-                         % c_string(argv[0]))
+        raise ReplyError(
+            b"ERR exactly one of BYRADIUS and BYBOX can be specified for %b" % c_string(argv[0])
+        )
     if any_ and not count:
         raise ReplyError(b"ERR the ANY argument requires COUNT argument")
     if zs is None:
@@ -944,8 +977,10 @@ def _georadius_read(c: ReadContext, argv: list[bytes], mode: int) -> bytes:
             out.append(b":%d\r\n" % score_long_long(score))
         if withcoord:
             lon, lat = decode_score(score, clamp)
-            out.append(b"*2\r\n%b%b" % (human_coord(lon, proto, c.ks.dialect),
-                                          human_coord(lat, proto, c.ks.dialect)))
+            out.append(
+                b"*2\r\n%b%b"
+                % (human_coord(lon, proto, c.ks.dialect), human_coord(lat, proto, c.ks.dialect))
+            )
     return b"".join(out)
 
 

@@ -118,8 +118,7 @@ def _grown(ks: Keyspace, db: int, key: bytes, h: Hash, written: Iterable[bytes])
     marks = ks.encodings[db]
     if marks.get(key) == b"hashtable":
         return True
-    if len(h) > HASH_MAX_LISTPACK_ENTRIES or any(
-            len(x) > HASH_MAX_LISTPACK_VALUE for x in written):
+    if len(h) > HASH_MAX_LISTPACK_ENTRIES or any(len(x) > HASH_MAX_LISTPACK_VALUE for x in written):
         marks[key] = b"hashtable"
         return True
     return False
@@ -127,8 +126,9 @@ def _grown(ks: Keyspace, db: int, key: bytes, h: Hash, written: Iterable[bytes])
 
 def _ordered_by_ttl(ks: Keyspace, db: int, key: bytes, h: Hash) -> bool:
     """Whether `h` is a listpackex the relay must keep in TTL order."""
-    return (type(h) is HashValue and ks.dialect.listpackex
-            and ks.encodings[db].get(key) != b"hashtable")
+    return (
+        type(h) is HashValue and ks.dialect.listpackex and ks.encodings[db].get(key) != b"hashtable"
+    )
 
 
 def _lpex_place(hv: HashValue, field: bytes, when: int | None) -> None:
@@ -468,7 +468,8 @@ def hsetex(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 # closes the client; replproxy builds a reply in memory, so it refuses absurd ones.
 MAX_RANDOM_REPLY = 1 << 24
 _TOO_MANY = b"ERR replproxy refuses to build a reply of more than %d random elements" % (
-    MAX_RANDOM_REPLY)
+    MAX_RANDOM_REPLY
+)
 
 # The master's hash-max-listpack-entries / -value (defaults: the relay cannot read its config).
 HASH_MAX_LISTPACK_ENTRIES = 512
@@ -605,8 +606,11 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
     if argc > 4 or (argc == 4 and option_word(argv[3]) != b"withvalues"):
         raise ReplyError(SYNTAX)
     withvalues = argc == 4
-    if withvalues and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2 \
-            and c.ks.dialect.random_count_range_check:  # C truncates -LONG_MAX/2
+    if (
+        withvalues
+        and not -(LLONG_MAX // 2) <= n <= LLONG_MAX // 2
+        and c.ks.dialect.random_count_range_check
+    ):  # C truncates -LONG_MAX/2
         raise ReplyError(b"ERR value is out of range")
     h = lookup_hash(c, argv[1])
     if h is None:
@@ -633,8 +637,11 @@ def hrandfield(c: ReadContext, argv: list[bytes]) -> bytes:
 # ---- HSCAN / SSCAN ----
 
 
-def parse_scan_options(c: ReadContext, argv: list[bytes], is_hash: bool,
-                       ) -> tuple[int, Callable[[bytes], object] | None, bool]:
+def parse_scan_options(
+    c: ReadContext,
+    argv: list[bytes],
+    is_hash: bool,
+) -> tuple[int, Callable[[bytes], object] | None, bool]:
     """`scanGenericCommand`'s option loop for HSCAN (`is_hash`) and SSCAN, from argv[3]:
     (count, the MATCH predicate or None when everything matches, novalues)."""
     count = 10
@@ -686,8 +693,7 @@ def hscan(c: ReadContext, argv: list[bytes]) -> bytes:
         cursor = 0
     else:
         hv = h
-        cursor, fields = c.ks.scans.step(cursor, lambda: list(hv), count,
-                                              ("hscan", c.db, argv[1]))
+        cursor, fields = c.ks.scans.step(cursor, lambda: list(hv), count, ("hscan", c.db, argv[1]))
     for f in fields:
         v = _field_value(h, f, now)  # None: deleted since the snapshot, or hidden
         if v is None or (match is not None and not match(f)):

@@ -374,9 +374,12 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
             if rank == _LONG_MIN and c.ks.dialect.lpos_rank_range_check:
                 raise ReplyError(OUT_OF_RANGE_LONG)
             if rank == 0:
-                raise ReplyError(_RANK_ZERO if c.ks.dialect.lpos_rank_zero_hint else
-                                 b"ERR RANK can't be zero: use 1 to start from the first "
-                                 b"match, 2 from the second, ...")
+                raise ReplyError(
+                    _RANK_ZERO
+                    if c.ks.dialect.lpos_rank_zero_hint
+                    else b"ERR RANK can't be zero: use 1 to start from the first "
+                    b"match, 2 from the second, ..."
+                )
         elif opt == b"count" and j < last:
             j += 1
             count = arg_long(argv[j], b"ERR COUNT can't be negative")
@@ -408,8 +411,9 @@ def lpos(c: ReadContext, argv: list[bytes]) -> bytes:
     return b"*%d\r\n%b" % (len(found), b"".join([b":%d\r\n" % i for i in found]))
 
 
-def _match_positions(lst: list[bytes] | deque[bytes], ele: bytes, from_tail: bool,
-                     maxlen: int, rank: int, limit: int) -> list[int]:
+def _match_positions(
+    lst: list[bytes] | deque[bytes], ele: bytes, from_tail: bool, maxlen: int, rank: int, limit: int
+) -> list[int]:
     """Indexes (from the head) of the rank-th and following matches of `ele`, scanning from
     the head or the tail and looking at no more than `maxlen` elements (0: all); at most
     `limit` of them (0: all)."""

@@ -121,7 +121,8 @@ def set_create(first: bytes, size_hint: int, listpack: bool) -> SetValue:
 def set_maybe_convert(s: SetValue, size_hint: int) -> None:
     """`setTypeMaybeConvert` (7.2+): SADD of many members converts up front."""
     if (s.enc == LISTPACK and size_hint > SET_MAX_LISTPACK_ENTRIES) or (
-            s.enc == INTSET and size_hint > SET_MAX_INTSET_ENTRIES):
+        s.enc == INTSET and size_hint > SET_MAX_INTSET_ENTRIES
+    ):
         s.enc, s.order = HASHTABLE, None
 
 
@@ -194,8 +195,9 @@ def loaded_set(v: set[bytes], listpack: bool) -> SetValue:
                 out.enc = LISTPACK
             else:
                 out.enc = HASHTABLE
-        if out.enc == LISTPACK and not (len(out) < SET_MAX_LISTPACK_ENTRIES
-                                        and len(m) <= SET_MAX_LISTPACK_VALUE):
+        if out.enc == LISTPACK and not (
+            len(out) < SET_MAX_LISTPACK_ENTRIES and len(m) <= SET_MAX_LISTPACK_VALUE
+        ):
             out.enc, out.order = HASHTABLE, None
         out.add(m)
         if out.order is not None:
@@ -298,8 +300,9 @@ def _sources(ks: Keyspace, db: int, keys: list[bytes]) -> list[SetValue | None]:
 # ---- the set operations (`sinterGenericCommand`, `sunionDiffGenericCommand`) ----
 
 
-def set_inter(sets: list[SetValue | None], store: bool, listpack: bool
-              ) -> tuple[list[bytes], SetValue | None]:
+def set_inter(
+    sets: list[SetValue | None], store: bool, listpack: bool
+) -> tuple[list[bytes], SetValue | None]:
     """SINTER: the members of the smallest set (stable by size) that every set holds, in
     that set's order; with `store`, also the destination built as the master builds it
     (starting from the smallest set's encoding, an intset again if all are integers)."""
@@ -317,14 +320,19 @@ def set_inter(sets: list[SetValue | None], store: bool, listpack: bool
         dst = SetValue(enc=LISTPACK, order={})
     for m in out:
         set_add(dst, m, listpack)
-    if dst and len(dst) <= SET_MAX_INTSET_ENTRIES and dst.enc != INTSET \
-            and all(is_int_member(m) for m in dst):
+    if (
+        dst
+        and len(dst) <= SET_MAX_INTSET_ENTRIES
+        and dst.enc != INTSET
+        and all(is_int_member(m) for m in dst)
+    ):
         dst.enc, dst.order = INTSET, None  # maybeConvertToIntset
     return out, dst
 
 
-def set_union_diff(sets: list[SetValue | None], diff: bool, listpack: bool,
-                   hashtable: bool = False) -> SetValue:
+def set_union_diff(
+    sets: list[SetValue | None], diff: bool, listpack: bool, hashtable: bool = False
+) -> SetValue:
     """SUNION / SDIFF: the result set as the master fills it (an intset first, members
     added in the sources' order; SDIFF by whichever of its two algorithms it picks).
     `hashtable`: a reply-only union or diff of a Redis 8 / Valkey 8 master, collected in a
@@ -368,15 +376,13 @@ def sinterstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 @write_command("sunionstore", keys=(1, -1, 1), roles=store_from_rest(2))
 def sunionstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     lp = ks.dialect.listpack_sets
-    _store(ks, db, argv[1], set_union_diff(_sources(ks, db, argv[2:]), False, lp),
-           b"sunionstore")
+    _store(ks, db, argv[1], set_union_diff(_sources(ks, db, argv[2:]), False, lp), b"sunionstore")
 
 
 @write_command("sdiffstore", keys=(1, -1, 1), roles=store_from_rest(2))
 def sdiffstore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     lp = ks.dialect.listpack_sets
-    _store(ks, db, argv[1], set_union_diff(_sources(ks, db, argv[2:]), True, lp),
-           b"sdiffstore")
+    _store(ks, db, argv[1], set_union_diff(_sources(ks, db, argv[2:]), True, lp), b"sdiffstore")
 
 
 # ---- reads ----
@@ -443,16 +449,18 @@ def sinter(c: ReadContext, argv: list[bytes]) -> bytes:
 def sunion(c: ReadContext, argv: list[bytes]) -> bytes:
     d = c.ks.dialect
     sets = _lookup_sets(c, argv[1:])
-    return _set_reply(set_union_diff(sets, False, d.listpack_sets,
-                                     d.setop_reply_hashtable).members(), c.proto)
+    return _set_reply(
+        set_union_diff(sets, False, d.listpack_sets, d.setop_reply_hashtable).members(), c.proto
+    )
 
 
 @read_command("sdiff")
 def sdiff(c: ReadContext, argv: list[bytes]) -> bytes:
     d = c.ks.dialect
     sets = _lookup_sets(c, argv[1:])
-    return _set_reply(set_union_diff(sets, True, d.listpack_sets,
-                                     d.setop_reply_hashtable).members(), c.proto)
+    return _set_reply(
+        set_union_diff(sets, True, d.listpack_sets, d.setop_reply_hashtable).members(), c.proto
+    )
 
 
 @read_command("sintercard")
@@ -527,8 +535,9 @@ def sscan(c: ReadContext, argv: list[bytes]) -> bytes:
         live = None
     else:
         snap = s
-        cursor, members = c.ks.scans.step(cursor, lambda: list(snap), count,
-                                               ("sscan", c.db, argv[1]))
+        cursor, members = c.ks.scans.step(
+            cursor, lambda: list(snap), count, ("sscan", c.db, argv[1])
+        )
         live = s  # drop members removed since the snapshot
     if match is not None:
         members = [m for m in members if match(m)]

@@ -261,8 +261,11 @@ class _StreamSemantics:
     lag_rules: int
 
 
-_LAG_RULES = {"70": LAG_RULES_70, "valkey81": LAG_RULES_VALKEY81,
-              "redis13473": LAG_RULES_REDIS_13473}
+_LAG_RULES = {
+    "70": LAG_RULES_70,
+    "valkey81": LAG_RULES_VALKEY81,
+    "redis13473": LAG_RULES_REDIS_13473,
+}
 
 
 def _stream_semantics(ks: Keyspace) -> _StreamSemantics:
@@ -792,8 +795,11 @@ def xsetid(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def _clamp_entries_read(ks: Keyspace, s: StreamValue, entries_read: int) -> int:
     """An ENTRIESREAD past the stream's `entries_added` is lowered to it where the master
     does so (`MasterDialect.stream_entries_read_clamp`); older masters store it as given."""
-    if (entries_read > s.entries_added and entries_read != SCG_INVALID_ENTRIES_READ
-            and ks.dialect.stream_entries_read_clamp):
+    if (
+        entries_read > s.entries_added
+        and entries_read != SCG_INVALID_ENTRIES_READ
+        and ks.dialect.stream_entries_read_clamp
+    ):
         return s.entries_added
     return entries_read
 
@@ -1386,7 +1392,8 @@ def xpending(c: ReadContext, argv: list[bytes]) -> bytes:
         count -= 1
         who = owner if owner is not None else _owner(g, sid)
         out.append(
-            b"*4\r\n%b%b:%d\r\n:%d\r\n" % (
+            b"*4\r\n%b%b:%d\r\n:%d\r\n"
+            % (
                 _id_bulk(sid),
                 reply.bulk(who.name if who is not None else b""),
                 max(now - nack.delivery_time, 0),
@@ -1413,7 +1420,8 @@ def _subcommand_error(c: ReadContext, argv: list[bytes]) -> ReplyError:
     if c.ks.dialect.command_table.legacy:
         return ReplyError(
             b"ERR Unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
-            % (c_string(argv[1]), c_string(argv[0]).upper()))
+            % (c_string(argv[1]), c_string(argv[0]).upper())
+        )
     return ReplyError(
         b"ERR unknown subcommand or wrong number of arguments for '%b'. Try %b HELP."
         % (c_string(argv[1])[:128], c_string(argv[0]).upper())
@@ -1504,7 +1512,8 @@ def xinfo_groups(c: ReadContext, argv: list[bytes]) -> bytes:
         )
         if meta:
             out.append(
-                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b" % (
+                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b"
+                % (
                     _int_or_null(_entries_read(c, s, g), proto),
                     _int_or_null(consumer_group_lag(s, g, rules), proto),
                 )
@@ -1563,15 +1572,22 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
         if opts:
             raise _subcommand_error(c, argv)
         entries = s.entries
-        head = (b"*14\r\n$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
-                b"$16\r\nradix-tree-nodes\r\n:%d\r\n$6\r\ngroups\r\n:%d\r\n"
-                b"$17\r\nlast-generated-id\r\n%b"
-                % (s.length, len(nodes), rax_nodes(nodes), len(s.groups), _id_bulk(s.last_id)))
+        head = (
+            b"*14\r\n$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
+            b"$16\r\nradix-tree-nodes\r\n:%d\r\n$6\r\ngroups\r\n:%d\r\n"
+            b"$17\r\nlast-generated-id\r\n%b"
+            % (s.length, len(nodes), rax_nodes(nodes), len(s.groups), _id_bulk(s.last_id))
+        )
         if not entries:
             return head + b"$11\r\nfirst-entry\r\n$-1\r\n$10\r\nlast-entry\r\n$-1\r\n"
         first, last = next(iter(entries)), next(reversed(entries))
-        return (head + b"$11\r\nfirst-entry\r\n" + _entry(first, entries[first])
-                + b"$10\r\nlast-entry\r\n" + _entry(last, entries[last]))
+        return (
+            head
+            + b"$11\r\nfirst-entry\r\n"
+            + _entry(first, entries[first])
+            + b"$10\r\nlast-entry\r\n"
+            + _entry(last, entries[last])
+        )
     out = [
         reply.map_len((9 if full else 10) if shapes.meta else (6 if full else 7), proto),
         b"$6\r\nlength\r\n:%d\r\n$15\r\nradix-tree-keys\r\n:%d\r\n"
@@ -1608,7 +1624,8 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
         )
         if shapes.meta:
             out.append(
-                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b" % (
+                b"$12\r\nentries-read\r\n%b$3\r\nlag\r\n%b"
+                % (
                     _int_or_null(_entries_read(c, s, g), proto),
                     _int_or_null(consumer_group_lag(s, g, rules), proto),
                 )
@@ -1618,26 +1635,33 @@ def xinfo_stream(c: ReadContext, argv: list[bytes]) -> bytes:
         shown = list(islice(pel.items(), count or None))
         out.append(b"$9\r\npel-count\r\n:%d\r\n$7\r\npending\r\n*%d\r\n" % (len(pel), len(shown)))
         out += [
-            b"*4\r\n%b%b:%d\r\n:%d\r\n" % (
-                _id_bulk(sid), reply.bulk(owner_of.get(sid, b"")),
-                nack.delivery_time, nack.delivery_count,
+            b"*4\r\n%b%b:%d\r\n:%d\r\n"
+            % (
+                _id_bulk(sid),
+                reply.bulk(owner_of.get(sid, b"")),
+                nack.delivery_time,
+                nack.delivery_count,
             )
             for sid, nack in shown
         ]
         out.append(b"$9\r\nconsumers\r\n*%d\r\n" % len(g.consumers))
         for x in g.consumers:
             out.append(reply.map_len(5 if shapes.times else 4, proto))
-            out.append(b"$4\r\nname\r\n%b$9\r\nseen-time\r\n:%d\r\n" % (
-                reply.bulk(x.name), x.seen_time))
+            out.append(
+                b"$4\r\nname\r\n%b$9\r\nseen-time\r\n:%d\r\n" % (reply.bulk(x.name), x.seen_time)
+            )
             if shapes.times:
                 out.append(b"$11\r\nactive-time\r\n:%d\r\n" % _active_time(x))
             mine = x.pending[:count] if count else x.pending
-            out.append(b"$9\r\npel-count\r\n:%d\r\n$7\r\npending\r\n*%d\r\n" % (
-                len(x.pending), len(mine)))
+            out.append(
+                b"$9\r\npel-count\r\n:%d\r\n$7\r\npending\r\n*%d\r\n" % (len(x.pending), len(mine))
+            )
             for sid in mine:
                 nack = pel.get(sid) or StreamPendingEntry(0, 0)
-                out.append(b"*3\r\n%b:%d\r\n:%d\r\n" % (
-                    _id_bulk(sid), nack.delivery_time, nack.delivery_count))
+                out.append(
+                    b"*3\r\n%b:%d\r\n:%d\r\n"
+                    % (_id_bulk(sid), nack.delivery_time, nack.delivery_count)
+                )
     return b"".join(out)
 
 

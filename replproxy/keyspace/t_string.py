@@ -591,7 +591,8 @@ def stralgo(c: ReadContext, argv: list[bytes]) -> bytes:
             else:
                 va, vb = lookup(c, argv[j + 1]), lookup(c, argv[j + 2])
                 if (va is not None and type(va) is not bytes) or (
-                        vb is not None and type(vb) is not bytes):
+                    vb is not None and type(vb) is not bytes
+                ):
                     raise ReplyError(b"ERR The specified keys must contain string values")
                 a, b = va or b"", vb or b""
             j += 2
@@ -607,8 +608,15 @@ def stralgo(c: ReadContext, argv: list[bytes]) -> bytes:
     return _lcs_reply(c, a, b, getlen, getidx, withmatchlen, minmatchlen)
 
 
-def _lcs_reply(c: ReadContext, a: bytes, b: bytes, getlen: bool, getidx: bool,
-               withmatchlen: bool, minmatchlen: int) -> bytes:
+def _lcs_reply(
+    c: ReadContext,
+    a: bytes,
+    b: bytes,
+    getlen: bool,
+    getidx: bool,
+    withmatchlen: bool,
+    minmatchlen: int,
+) -> bytes:
     """The LCS table, walk and reply shared by LCS (7.0+) and STRALGO LCS (6.x)."""
     rows, total, masks = _lcs_rows(a, b)
     if getlen and not getidx:
@@ -735,9 +743,7 @@ def _lcs_walk(
             if a_start != alen:
                 emit = True
         if emit:
-            if minmatchlen is not None and (
-                minmatchlen == 0 or a_end - a_start + 1 >= minmatchlen
-            ):
+            if minmatchlen is not None and (minmatchlen == 0 or a_end - a_start + 1 >= minmatchlen):
                 ranges.append((a_start, a_end, b_start, b_end))
             a_start = alen
     return bytes(result), ranges

@@ -152,8 +152,7 @@ def zset_for_write(ks: Keyspace, db: int, key: bytes) -> ZSet | None:
     raise ApplyError(f"WRONGTYPE: {key!r} holds {type(v).__name__}, not a zset")
 
 
-def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float],
-               event: bytes) -> None:
+def store_zset(ks: Keyspace, db: int, key: bytes, result: dict[bytes, float], event: bytes) -> None:
     """What a STORE variant does with its result: `setKey` (TTL dropped) and `event`, or
     delete the destination (`del`) when the result is empty. The result is built as a
     skiplist and converted by `zsetConvertToListpackIfNeeded`."""
@@ -234,16 +233,16 @@ def zincrby(ks: Keyspace, db: int, argv: list[bytes]) -> None:
 def _into_listpack(ks: Keyspace, zs: ZSet, member: bytes, score: float) -> float:
     """`zsetAdd` on a listpack zset: a new member that does not fit converts it to a
     skiplist first; a score stored in the listpack loses the sign of zero (7.0+)."""
-    if member not in zs and (len(zs) >= ZSET_MAX_LISTPACK_ENTRIES
-                             or len(member) > ZSET_MAX_LISTPACK_VALUE):
+    if member not in zs and (
+        len(zs) >= ZSET_MAX_LISTPACK_ENTRIES or len(member) > ZSET_MAX_LISTPACK_VALUE
+    ):
         zs.listpack = False
     elif score == 0.0 and _zset_rules(ks)[0]:
         return 0.0
     return score
 
 
-def _zadd(ks: Keyspace, db: int, key: bytes, flags: int,
-          pairs: list[tuple[float, bytes]]) -> None:
+def _zadd(ks: Keyspace, db: int, key: bytes, flags: int, pairs: list[tuple[float, bytes]]) -> None:
     """`zaddGenericCommand` + `zsetAdd` for each pair, in order."""
     nx, xx = flags & _NX, flags & _XX
     gt, lt, incr = flags & _GT, flags & _LT, flags & _INCR
@@ -261,9 +260,14 @@ def _zadd(ks: Keyspace, db: int, key: bytes, flags: int,
             zs = ZSet(listpack=longest <= ZSET_MAX_LISTPACK_VALUE)
         else:
             zs = ZSet(listpack=fits_listpack(len(pairs), longest))
-    elif zs.listpack and rule != _CREATE_FIRST_MEMBER and (
+    elif (
+        zs.listpack
+        and rule != _CREATE_FIRST_MEMBER
+        and (
             len(pairs) > ZSET_MAX_LISTPACK_ENTRIES
-            or (rule == _CREATE_COUNT_LONGEST and longest > ZSET_MAX_LISTPACK_VALUE)):
+            or (rule == _CREATE_COUNT_LONGEST and longest > ZSET_MAX_LISTPACK_VALUE)
+        )
+    ):
         zs.listpack = False  # zsetTypeMaybeConvert
     changed = False
     for score, member in pairs:
@@ -415,8 +419,7 @@ def _aggregate(target: float, val: float, aggregate: int) -> float:
     return val if val > target else target
 
 
-def zsetop(srcs: list[Source], weights: list[float], aggregate: int,
-           op: int) -> dict[bytes, float]:
+def zsetop(srcs: list[Source], weights: list[float], aggregate: int, op: int) -> dict[bytes, float]:
     """The result of ZUNION/ZINTER/ZDIFF[STORE] (`zunionInterDiffGenericCommand`): member ->
     score, shared by the STORE appliers and the read commands."""
     result: dict[bytes, float] = {}
@@ -468,14 +471,14 @@ def _zsetop_store(ks: Keyspace, db: int, argv: list[bytes], op: int) -> None:
     n = len(argv)
     if setnum < 1 or setnum > n - 3:
         raise ApplyError("ZUNION/ZINTER/ZDIFF STORE: bad numkeys")
-    srcs = [_source(ks, db, k) for k in argv[3:3 + setnum]]
+    srcs = [_source(ks, db, k) for k in argv[3 : 3 + setnum]]
     weights = [1.0] * setnum
     aggregate = _SUM
     j = 3 + setnum
     while j < n:
         opt = argv[j].lower()
         if op != _DIFF and opt == b"weights" and n - j >= setnum + 1:
-            weights = [double_arg(w) for w in argv[j + 1:j + 1 + setnum]]
+            weights = [double_arg(w) for w in argv[j + 1 : j + 1 + setnum]]
             j += 1 + setnum
         elif op != _DIFF and opt == b"aggregate" and n - j >= 2:
             agg = _AGGREGATES.get(argv[j + 1].lower())
@@ -551,8 +554,13 @@ def zrangestore(ks: Keyspace, db: int, argv: list[bytes]) -> None:
             bounds = zs.lex_range(lo_b, hi_b, rev) if zs is not None else (0, 0)
         # LIMIT as the master's version walks it (see `limit_bounds`).
         if zs is not None:
-            a, b = limit_bounds(bounds, offset, limit, rev,
-                                offset < 0 and not zs.listpack and ks.dialect.zset_nth_in_range)
+            a, b = limit_bounds(
+                bounds,
+                offset,
+                limit,
+                rev,
+                offset < 0 and not zs.listpack and ks.dialect.zset_nth_in_range,
+            )
             if a < b:
                 items = list(zs.index.islice(a, b))
     if not items:
@@ -729,8 +737,10 @@ def scored_reply(items: Sequence[tuple[float, bytes]], proto: int, style: Double
     fmt = _g17 if style == "g17" else _FORMAT_SHORTEST
     if proto == 2:
         return reply.bulk_array([x for s, m in items for x in (m, fmt(s))])
-    return b"*%d\r\n%b" % (len(items), b"".join(
-        [b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, fmt(s)) for s, m in items]))
+    return b"*%d\r\n%b" % (
+        len(items),
+        b"".join([b"*2\r\n$%d\r\n%b\r\n,%b\r\n" % (len(m), m, fmt(s)) for s, m in items]),
+    )
 
 
 def _g17(score: float) -> bytes:
@@ -772,8 +782,10 @@ def _zrank(c: ReadContext, argv: list[bytes], reverse: bool) -> bytes:
     if len(argv) > 3:
         # WITHSCORE came with 7.2 (arity -3); 7.0's arity 3 makes the dispatcher refuse it.
         if len(argv) > 4 or not c.ks.dialect.zrank_withscore:
-            raise ReplyError(b"ERR wrong number of arguments for '%b' command"
-                             % (b"zrevrank" if reverse else b"zrank"))
+            raise ReplyError(
+                b"ERR wrong number of arguments for '%b' command"
+                % (b"zrevrank" if reverse else b"zrank")
+            )
         if option_word(argv[3]) != b"withscore":
             raise ReplyError(SYNTAX)
         withscore = True
@@ -828,8 +840,9 @@ def zlexcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
 _AUTO, _BY_RANK, _BY_SCORE, _BY_LEX = 0, 1, 2, 3
 
 
-def limit_bounds(bounds: tuple[int, int], offset: int, limit: int, rev: bool,
-                 nth: bool = False) -> tuple[int, int]:
+def limit_bounds(
+    bounds: tuple[int, int], offset: int, limit: int, rev: bool, nth: bool = False
+) -> tuple[int, int]:
     """LIMIT applied to a score or lex range's slice bounds `[start, end)`: skip `offset`
     elements from the first one in range (the last one with `rev`), then take up to `limit`
     (a negative limit is no limit).
@@ -886,8 +899,11 @@ def _zrange_legacy(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool)
             else:
                 lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
         except ReplyError:
-            raise ReplyError(b"ERR min or max is not a float" if rangetype == _BY_SCORE
-                             else b"ERR min or max not valid string range item") from None
+            raise ReplyError(
+                b"ERR min or max is not a float"
+                if rangetype == _BY_SCORE
+                else b"ERR min or max not valid string range item"
+            ) from None
         j = 4
         while j < n:
             if rangetype == _BY_SCORE and option_word(argv[j]) == b"withscores":
@@ -924,8 +940,7 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
     """`zrangeGenericCommand` for a client: `rangetype` _AUTO and `rev` None let ZRANGE's
     BYSCORE/BYLEX/REV options choose."""
     if not c.ks.dialect.zrange_unified:
-        return _zrange_legacy(c, argv, _BY_RANK if rangetype == _AUTO else rangetype,
-                              bool(rev))
+        return _zrange_legacy(c, argv, _BY_RANK if rangetype == _AUTO else rangetype, bool(rev))
     withscores = False
     offset, limit = 0, -1
     n = len(argv)
@@ -951,8 +966,9 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
     if rangetype == _AUTO:
         rangetype = _BY_RANK
     if limit != -1 and rangetype == _BY_RANK:
-        raise ReplyError(b"ERR syntax error, LIMIT is only supported in combination with "
-                         b"either BYSCORE or BYLEX")
+        raise ReplyError(
+            b"ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
     if withscores and rangetype == _BY_LEX:
         raise ReplyError(b"ERR syntax error, WITHSCORES not supported in combination with BYLEX")
     min_arg, max_arg = (argv[3], argv[2]) if rev and rangetype != _BY_RANK else (argv[2], argv[3])
@@ -972,15 +988,25 @@ def _zrange(c: ReadContext, argv: list[bytes], rangetype: int, rev: bool | None)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
-        a, b = limit_bounds(zs.score_range(lo, lo_ex, hi, hi_ex), offset, limit, rev,
-                            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range)
+        a, b = limit_bounds(
+            zs.score_range(lo, lo_ex, hi, hi_ex),
+            offset,
+            limit,
+            rev,
+            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range,
+        )
     else:
         lo_b, hi_b = read_lex_bound(min_arg), read_lex_bound(max_arg)
         zs = lookup_zset(c, argv[1])
         if zs is None:
             return _EMPTY
-        a, b = limit_bounds(zs.lex_range(lo_b, hi_b, rev), offset, limit, rev,
-                            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range)
+        a, b = limit_bounds(
+            zs.lex_range(lo_b, hi_b, rev),
+            offset,
+            limit,
+            rev,
+            offset < 0 and not zs.listpack and c.ks.dialect.zset_nth_in_range,
+        )
     if a >= b:
         return _EMPTY
     items = zs.index[a:b]  # slicing a SortedList copies whole sublists: faster than islice
@@ -1035,8 +1061,9 @@ def zrandmember_read(c: ReadContext, argv: list[bytes]) -> bytes:
     count = arg_long(argv[2])
     checked = c.ks.dialect.random_count_range_check
     if count < -LLONG_MAX and checked:  # getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)
-        raise ReplyError(b"ERR value is out of range, value must between %d and %d"
-                         % (-LLONG_MAX, LLONG_MAX))
+        raise ReplyError(
+            b"ERR value is out of range, value must between %d and %d" % (-LLONG_MAX, LLONG_MAX)
+        )
     withscores = False
     if n > 4 or (n == 4 and option_word(argv[3]) != b"withscores"):
         raise ReplyError(SYNTAX)
@@ -1082,12 +1109,11 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
     if setnum < 1:
         if not c.ks.dialect.command_errors_say_fullname:
             raise ReplyError(b"ERR at least 1 input key is needed for %b" % argv[0].lower())
-        raise ReplyError(b"ERR at least 1 input key is needed for '%b' command"
-                         % argv[0].lower())
+        raise ReplyError(b"ERR at least 1 input key is needed for '%b' command" % argv[0].lower())
     n = len(argv)
     if setnum > n - 2:
         raise ReplyError(SYNTAX)
-    srcs = [_read_source(c, k) for k in argv[2:2 + setnum]]
+    srcs = [_read_source(c, k) for k in argv[2 : 2 + setnum]]
     weights = [1.0] * setnum
     aggregate = _SUM
     withscores = False
@@ -1096,8 +1122,7 @@ def _zsetop_read(c: ReadContext, argv: list[bytes], op: int, cardinality_only: b
     while j < n:
         opt = option_word(argv[j])
         remaining = n - j
-        if op != _DIFF and not cardinality_only and remaining >= setnum + 1 \
-                and opt == b"weights":
+        if op != _DIFF and not cardinality_only and remaining >= setnum + 1 and opt == b"weights":
             for i in range(setnum):
                 w = string2d(argv[j + 1 + i])
                 if w is None:
@@ -1212,8 +1237,7 @@ def zscan_read(c: ReadContext, argv: list[bytes]) -> bytes:
     else:
         members = zs
         # The cursor is bound to this key: another key's cursor is an invalid one.
-        nxt, batch = c.ks.scans.step(cursor, lambda: list(members), count,
-                                     ("zscan", c.db, key))
+        nxt, batch = c.ks.scans.step(cursor, lambda: list(members), count, ("zscan", c.db, key))
         get = zs.get
         for member in batch:
             score = get(member)

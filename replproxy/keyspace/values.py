@@ -83,8 +83,12 @@ class SetValue(set[bytes]):
 
     __slots__ = ("enc", "order")
 
-    def __init__(self, members: Iterable[bytes] = (), enc: int = HASHTABLE,
-                 order: dict[bytes, None] | None = None) -> None:
+    def __init__(
+        self,
+        members: Iterable[bytes] = (),
+        enc: int = HASHTABLE,
+        order: dict[bytes, None] | None = None,
+    ) -> None:
         super().__init__(members)
         self.enc = enc
         self.order = order
@@ -168,8 +172,11 @@ class ZSet(ZSetValue):
 
     __slots__ = ("_index", "_pending", "listpack")
 
-    def __init__(self, items: Iterable[tuple[bytes, float]] | dict[bytes, float] = (),
-                 listpack: bool | None = None) -> None:
+    def __init__(
+        self,
+        items: Iterable[tuple[bytes, float]] | dict[bytes, float] = (),
+        listpack: bool | None = None,
+    ) -> None:
         super().__init__(items)
         self._index: SortedList | None = None
         # Changes not yet in `_index`, in order: (True, item) added, (False, item) removed.
@@ -177,10 +184,11 @@ class ZSet(ZSetValue):
         if listpack is None:
             # A -0 score cannot be in a 7.0+ listpack: such a zset was a skiplist.
             n = len(self)
-            listpack = (n <= ZSET_MAX_LISTPACK_ENTRIES
-                        and fits_listpack(n, max(map(len, self), default=0))
-                        and not any(s == 0 and math.copysign(1.0, s) < 0
-                                    for s in self.values()))
+            listpack = (
+                n <= ZSET_MAX_LISTPACK_ENTRIES
+                and fits_listpack(n, max(map(len, self), default=0))
+                and not any(s == 0 and math.copysign(1.0, s) < 0 for s in self.values())
+            )
         self.listpack: bool = listpack
 
     @property
@@ -241,9 +249,7 @@ class ZSet(ZSetValue):
     def iter_asc(self) -> Iterator[tuple[float, bytes]]:
         return iter(self.index)
 
-    def score_range(
-        self, lo: float, lo_ex: bool, hi: float, hi_ex: bool
-    ) -> tuple[int, int]:
+    def score_range(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[int, int]:
         """Slice bounds of the items with `lo <(=) score <(=) hi` (`zslValueGteMin`/`LteMax`).
 
         Scores are doubles, so `score > x` is `score >= nextafter(x, +inf)`; -0.0 and 0.0

@@ -138,6 +138,8 @@ def snapshot_space_error(size: int, free: int, where: Path) -> str | None:
         f"the master announced a snapshot of {size} bytes but only {free} bytes are free in "
         f"{where}: not receiving it (free some space or point --dir elsewhere)"
     )
+
+
 def _peer_id(stream: trio.SocketStream) -> str:
     """`getClientPeerId`: ip:port, an IPv6 address in brackets."""
     try:
@@ -199,8 +201,11 @@ class UpstreamLink:
             try:
                 with trio.CancelScope() as self._session_scope:
                     await self._session(ask)
-                reason = ("re-pointed to a new master" if self._session_scope.cancelled_caught
-                          else "connection closed by master")
+                reason = (
+                    "re-pointed to a new master"
+                    if self._session_scope.cancelled_caught
+                    else "connection closed by master"
+                )
                 if self._killed:
                     reason = "killed by CLIENT KILL"
             except Exception as exc:

@@ -116,8 +116,7 @@ class OrderedSet(set[bytes]):
 
     __slots__ = ("order", "rdbtype")
 
-    def __init__(self, members: list[bytes] | tuple[bytes, ...] = (), rdbtype: int = 2
-                 ) -> None:
+    def __init__(self, members: list[bytes] | tuple[bytes, ...] = (), rdbtype: int = 2) -> None:
         super().__init__(members)
         self.order: list[bytes] | tuple[bytes, ...] = members
         self.rdbtype = rdbtype

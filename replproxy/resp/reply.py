@@ -116,8 +116,7 @@ def c_speedup(name: str) -> Any:
     return c_function(_C_MODULES[name], name)
 
 
-_C_BULKS = cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None,
-                c_speedup("bulks"))
+_C_BULKS = cast(Callable[[bytes, Sequence[bytes | None], bytes], bytes] | None, c_speedup("bulks"))
 _LLONG_MIN = -(2**63)
 _LLONG_MAX = 2**63 - 1
 
@@ -320,7 +319,7 @@ def _reheaded(header: bytes, items: Sequence[bytes]) -> bytes:
         except TypeError:
             pass
     packed = _pack_command(tuple(items))
-    return b"".join((header, memoryview(packed)[packed.index(b"\r\n") + 2:]))
+    return b"".join((header, memoryview(packed)[packed.index(b"\r\n") + 2 :]))
 
 
 def bulk_map(flat: Sequence[bytes | None], proto: int) -> bytes:

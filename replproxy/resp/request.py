@@ -547,7 +547,11 @@ class RequestParser:
         self._scan.buf += data
 
     def string_reads(
-        self, db: dict[bytes, Any], expires: dict[bytes, int], now: int, null: bytes,
+        self,
+        db: dict[bytes, Any],
+        expires: dict[bytes, int],
+        now: int,
+        null: bytes,
         max_out: int = 1 << 62,
         slots: bytes | None = None,
         proto: int = 0,
@@ -570,10 +574,28 @@ class RequestParser:
             or scan.pos >= len(scan.buf)
         ):
             return b"", 0, 0
-        (pos, replies, count, last, self.lane_ran, self.lane_wrongtype, self.lane_lookups,
-         self.lane_misses) = _C_STRING_READS(
-            scan.buf, scan.pos, db, expires, now, null, scan.max_bulk_len,
-            scan.max_multibulk_len, max_out, slots, proto)
+        (
+            pos,
+            replies,
+            count,
+            last,
+            self.lane_ran,
+            self.lane_wrongtype,
+            self.lane_lookups,
+            self.lane_misses,
+        ) = _C_STRING_READS(
+            scan.buf,
+            scan.pos,
+            db,
+            expires,
+            now,
+            null,
+            scan.max_bulk_len,
+            scan.max_multibulk_len,
+            max_out,
+            slots,
+            proto,
+        )
         if count:
             scan.start = scan.pos = pos
             scan.discard_before(pos)

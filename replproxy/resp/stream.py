@@ -204,8 +204,9 @@ class StreamSplitter:
         try:
             while scan.pos < len(buf):
                 if _C_SPLIT is not None and scan.at_boundary and buf[scan.pos] == _STAR:
-                    split, scan.pos, self._offset = _C_SPLIT(buf, scan.pos, self._offset,
-                                                             StreamCommand, self._merge_sets)
+                    split, scan.pos, self._offset = _C_SPLIT(
+                        buf, scan.pos, self._offset, StreamCommand, self._merge_sets
+                    )
                     scan.start = scan.pos
                     out.extend(split)
                     # It stops only where it cannot go on: the exact scanner takes that.
@@ -219,8 +220,9 @@ class StreamSplitter:
                     if cmds:
                         ends = accumulate(map(len, raws), initial=self._offset)
                         next(ends)
-                        batch = [_new_command(StreamCommand, (*t, 1))
-                                 for t in zip(cmds, raws, ends)]
+                        batch = [
+                            _new_command(StreamCommand, (*t, 1)) for t in zip(cmds, raws, ends)
+                        ]
                         out.extend(merge_set_runs(batch) if self._merge_sets else batch)
                         self._offset = out[-1].end_offset
                         continue

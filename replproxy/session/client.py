@@ -196,10 +196,14 @@ class ClientSession(ReadContext):
                         cluster = hub.cluster
                         t0 = hub.perf()
                         replies, n, last = parser.string_reads(
-                            ks.dbs[self.db], ks.expires[self.db], self.now,
-                            reply.null(self.proto), FEED_CHUNK - batch,
+                            ks.dbs[self.db],
+                            ks.expires[self.db],
+                            self.now,
+                            reply.null(self.proto),
+                            FEED_CHUNK - batch,
                             cluster.lane_slots(self) if cluster is not None else None,
-                            self.proto)
+                            self.proto,
+                        )
                         if n:
                             hub.fast_lane_ran(self, parser, n, hub.perf() - t0)
                             out.append(replies)
@@ -362,8 +366,11 @@ class ClientSession(ReadContext):
 
     def output_limit(self) -> OutputLimit:
         cfg = self.hub.config
-        return (cfg.client_output_buffer_limit_pubsub if self.subscribed
-                else cfg.client_output_buffer_limit_normal)
+        return (
+            cfg.client_output_buffer_limit_pubsub
+            if self.subscribed
+            else cfg.client_output_buffer_limit_normal
+        )
 
     def check_output_limit(self, now: float) -> None:
         """`checkClientOutputBuffer`: over the hard limit, or over the soft one for its
@@ -375,15 +382,19 @@ class ClientSession(ReadContext):
         if limit.hard and used > limit.hard:
             self.hub.stats.output_limit_disconnections += 1
             kind = "pubsub" if self.subscribed else "normal"
-            self.kill(f"output buffer of {used} bytes over the {kind} clients' hard limit "
-                      f"{limit.hard}", cut=True)
+            self.kill(
+                f"output buffer of {used} bytes over the {kind} clients' hard limit {limit.hard}",
+                cut=True,
+            )
         elif limit.soft and used > limit.soft:
             if self.soft_since is None:
                 self.soft_since = now
             elif now - self.soft_since > limit.soft_seconds:
                 self.hub.stats.output_limit_disconnections += 1
-                self.kill(f"output buffer over the soft limit {limit.soft} for "
-                          f"{limit.soft_seconds} s", cut=True)
+                self.kill(
+                    f"output buffer over the soft limit {limit.soft} for {limit.soft_seconds} s",
+                    cut=True,
+                )
         else:
             self.soft_since = None
 

@@ -90,8 +90,6 @@ def cmd_select(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-
-
 @command("auth")
 def cmd_auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) == 3 and c.ks.dialect.before_6_0_commands and c.hub.acl.aclfile is None:
@@ -160,17 +158,25 @@ def cmd_hello(c: Client, argv: list[bytes]) -> bytes:
         c.name = setname
     c.proto = proto
     d = c.ks.dialect
-    return b"".join([
-        reply.map_len(7, proto),
-        reply.bulk(b"server"), reply.bulk(d.server.encode()),
-        reply.bulk(b"version"), reply.bulk(d.version_text.encode()),
-        reply.bulk(b"proto"), reply.integer(proto),
-        reply.bulk(b"id"), reply.integer(c.id),
-        reply.bulk(b"mode"),
-        reply.bulk(b"standalone" if c.hub.cluster is None else b"cluster"),
-        reply.bulk(b"role"), reply.bulk(b"replica"),
-        reply.bulk(b"modules"), _module_list(d, proto),
-    ])
+    return b"".join(
+        [
+            reply.map_len(7, proto),
+            reply.bulk(b"server"),
+            reply.bulk(d.server.encode()),
+            reply.bulk(b"version"),
+            reply.bulk(d.version_text.encode()),
+            reply.bulk(b"proto"),
+            reply.integer(proto),
+            reply.bulk(b"id"),
+            reply.integer(c.id),
+            reply.bulk(b"mode"),
+            reply.bulk(b"standalone" if c.hub.cluster is None else b"cluster"),
+            reply.bulk(b"role"),
+            reply.bulk(b"replica"),
+            reply.bulk(b"modules"),
+            _module_list(d, proto),
+        ]
+    )
 
 
 @command("module|list")
@@ -182,9 +188,17 @@ def _module_list(d: MasterDialect, proto: int) -> bytes:
     """`addReplyLoadedModules`: a map per module (name, ver, path, args)."""
     out = [reply.array_len(len(d.builtin_modules))]
     for name, ver in d.builtin_modules:
-        out += [reply.map_len(4, proto), reply.bulk(b"name"), reply.bulk(name),
-                reply.bulk(b"ver"), reply.integer(ver), reply.bulk(b"path"), reply.bulk(b""),
-                reply.bulk(b"args"), reply.EMPTY_ARRAY]
+        out += [
+            reply.map_len(4, proto),
+            reply.bulk(b"name"),
+            reply.bulk(name),
+            reply.bulk(b"ver"),
+            reply.integer(ver),
+            reply.bulk(b"path"),
+            reply.bulk(b""),
+            reply.bulk(b"args"),
+            reply.EMPTY_ARRAY,
+        ]
     return b"".join(out)
 
 
@@ -227,11 +241,13 @@ def cmd_wait(c: Client, argv: list[bytes]) -> bytes:
         raise ReplyError(
             b"ERR WAIT cannot be used with replica instances. Please also note that if a replica "
             b"is configured to be writable (which is not the default) writes to replicas are "
-            b"just local and are not propagated.")
+            b"just local and are not propagated."
+        )
     raise ReplyError(
         b"ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 "
         b"if a replica is configured to be writable (which is not the default) writes to "
-        b"replicas are just local and are not propagated.")
+        b"replicas are just local and are not propagated."
+    )
 
 
 # ---- CLIENT ----
@@ -286,7 +302,8 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
             raise ReplyError(f"ERR Unrecognized option '{_s(argv[2])}'".encode())
         if not _valid_name(argv[3]):
             raise ReplyError(
-                f"ERR {_s(attr)} cannot contain spaces, newlines or special characters.".encode())
+                f"ERR {_s(attr)} cannot contain spaces, newlines or special characters.".encode()
+            )
         if attr == b"lib-name":
             c.lib_name = argv[3]
         else:
@@ -305,7 +322,7 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
                 i += 2
             elif opt == b"id" and i + 1 < n:
                 ids = []
-                for raw in argv[i + 1:]:
+                for raw in argv[i + 1 :]:
                     v = string2ll(raw)
                     if v is None or v <= 0:
                         raise ReplyError(b"ERR Invalid client ID")
@@ -348,8 +365,11 @@ def cmd_client(c: Client, argv: list[bytes]) -> bytes:
         target = hub.clients.get(target_id)
         if target is None or not target.blocked:
             return reply.integer(0)
-        target.unblock = (reply.null_array(target.proto) if how == b"timeout" else reply.error(
-            b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+        target.unblock = (
+            reply.null_array(target.proto)
+            if how == b"timeout"
+            else reply.error(b"UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        )
         target.wakeup()
         return reply.integer(1)
     if sub in (b"pause", b"unpause"):
@@ -411,8 +431,12 @@ def _client_kill(c: Client, argv: list[bytes]) -> bytes:
 
 def _kill(me: Client, target: Client | LinkEntry) -> None:
     if isinstance(target, LinkEntry):
-        log.info("CLIENT KILL of the %s connection %s from %s", target.kind.decode(),
-                 target.addr, me.addr)
+        log.info(
+            "CLIENT KILL of the %s connection %s from %s",
+            target.kind.decode(),
+            target.addr,
+            me.addr,
+        )
         me.hub.control.kill_link(target.info.key)
     elif target is me:
         me.closing = True  # after this reply, as Redis's CLIENT_CLOSE_AFTER_REPLY
@@ -575,7 +599,7 @@ def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
         if art == 8 and not d.lolwut_poem:
             art = 0  # no poem before Redis 8 (nor on Valkey)
     if art:
-        for a in args[:3 if art == 5 else 2 if art == 6 else 0]:
+        for a in args[: 3 if art == 5 else 2 if art == 6 else 0]:
             arg_long(a)
         raise ReplyError(b"ERR replproxy does not support the 'lolwut' command")
     return reply.verbatim(b"Redis ver. %b\n" % d.version_text.encode(), c.proto)
@@ -585,13 +609,15 @@ def cmd_lolwut(c: Client, argv: list[bytes]) -> bytes:
 def cmd_role(c: Client, argv: list[bytes]) -> bytes:
     view = c.hub.view
     up = view.upstream
-    return reply.array([
-        reply.bulk(b"slave"),
-        reply.bulk(up.host.encode()),
-        reply.integer(up.port),
-        reply.bulk(view.link_status.state.role_state.encode()),
-        reply.integer(view.replication.repl_offset),
-    ])
+    return reply.array(
+        [
+            reply.bulk(b"slave"),
+            reply.bulk(up.host.encode()),
+            reply.integer(up.port),
+            reply.bulk(view.link_status.state.role_state.encode()),
+            reply.integer(view.replication.repl_offset),
+        ]
+    )
 
 
 @command("time")
@@ -615,8 +641,11 @@ def cmd_security_warning(c: Client, argv: list[bytes]) -> bytes:
     """`securityWarningCommand`: before Redis 7.0, POST and HOST: are commands of the
     table (7.0 catches them as unknown commands, `SessionHub._resolve_error`). Either way
     an HTTP request on the RESP port closes the connection without a reply."""
-    log.warning("possible security attack: %r sent to the client port by %s; "
-                "connection closed", argv[0], c.addr)
+    log.warning(
+        "possible security attack: %r sent to the client port by %s; connection closed",
+        argv[0],
+        c.addr,
+    )
     c.closing = True
     return b""
 
@@ -630,7 +659,9 @@ def cmd_command(c: Client, argv: list[bytes]) -> bytes:
 def cmd_memory_doctor(c: Client, argv: list[bytes]) -> bytes:
     return reply.verbatim(
         b"Hi Sam, I can't find any memory issue in your instance. I can only account for what "
-        b"occurs on this base.\n", c.proto)
+        b"occurs on this base.\n",
+        c.proto,
+    )
 
 
 @command("memory|malloc-stats")
@@ -648,7 +679,8 @@ def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
     keys = ks.total_keys()
     out = [reply.map_len(8 + sum(1 for d in ks.dbs if d), c.proto)]
     for name, value in (
-        (b"peak.allocated", rss), (b"total.allocated", rss),
+        (b"peak.allocated", rss),
+        (b"total.allocated", rss),
         (b"replication.backlog", view.replication.backlog.histlen),
         (b"clients.slaves", 0),
         (b"clients.normal", c.hub.clients_out_bytes),
@@ -656,10 +688,14 @@ def cmd_memory_stats(c: Client, argv: list[bytes]) -> bytes:
         out.append(reply.bulk(name) + reply.integer(value))
     for i, d in enumerate(ks.dbs):
         if d:
-            out.append(reply.bulk(b"db.%d" % i) + reply.map_len(2, c.proto)
-                       + reply.bulk(b"overhead.hashtable.main") + reply.integer(len(d) * 8)
-                       + reply.bulk(b"overhead.hashtable.expires")
-                       + reply.integer(len(ks.expires[i]) * 8))
+            out.append(
+                reply.bulk(b"db.%d" % i)
+                + reply.map_len(2, c.proto)
+                + reply.bulk(b"overhead.hashtable.main")
+                + reply.integer(len(d) * 8)
+                + reply.bulk(b"overhead.hashtable.expires")
+                + reply.integer(len(ks.expires[i]) * 8)
+            )
     out.append(reply.bulk(b"keys.count") + reply.integer(keys))
     out.append(reply.bulk(b"keys.bytes-per-key") + reply.integer(rss // keys if keys else 0))
     out.append(reply.bulk(b"dataset.bytes") + reply.integer(rss))
@@ -757,8 +793,10 @@ def cmd_replicaof(c: Client, argv: list[bytes]) -> bytes:
     `REPLICAOF NO ONE` would make replproxy a master that takes writes: a relay never does.
     """
     if argv[1].lower() == b"no" and argv[2].lower() == b"one":
-        raise ReplyError(b"ERR replproxy is a relay and always replicates from a master: "
-                         b"REPLICAOF NO ONE is not supported")
+        raise ReplyError(
+            b"ERR replproxy is a relay and always replicates from a master: "
+            b"REPLICAOF NO ONE is not supported"
+        )
     port = string2ll(argv[2])
     if port is None or not 0 < port < 65536:
         raise ReplyError(b"ERR Invalid master port")

@@ -185,9 +185,7 @@ SETTABLE: dict[bytes, Parser] = {
 def _unknown(c: Client, name: bytes) -> ReplyError:
     if not c.ks.dialect.config_set_failed_text:  # before Redis 7.0
         return ReplyError(b"ERR Unsupported CONFIG parameter: " + name)
-    return ReplyError(
-        b"ERR Unknown option or number of arguments for CONFIG SET - '" + name + b"'"
-    )
+    return ReplyError(b"ERR Unknown option or number of arguments for CONFIG SET - '" + name + b"'")
 
 
 @command("config|set")
@@ -212,10 +210,14 @@ def cmd_config_set(c: Client, argv: list[bytes]) -> bytes:
         if parse is None:
             settable = b", ".join(sorted(n for n in SETTABLE if n.decode() in known))
             raise ReplyError(
-                b"ERR CONFIG SET failed (possibly related to argument '" + argv[i]
-                + b"') - replproxy does not change '" + name + b"' at run time (it takes its "
+                b"ERR CONFIG SET failed (possibly related to argument '"
+                + argv[i]
+                + b"') - replproxy does not change '"
+                + name
+                + b"' at run time (it takes its "
                 b"configuration from its command line, environment and file; settable: "
-                + settable + b")"
+                + settable
+                + b")"
             )
         if name in seen:
             raise _failed(c, argv[i], argv[i + 1], "duplicate parameter")

@@ -106,8 +106,17 @@ MAX_CLIENTS = reply.error(b"ERR max number of clients reached")
 
 # What RESP2 subscribers may still run (`processCommand`).
 _PUBSUB_OK = frozenset(
-    [b"ping", b"subscribe", b"ssubscribe", b"unsubscribe", b"sunsubscribe", b"psubscribe",
-     b"punsubscribe", b"quit", b"reset"]
+    [
+        b"ping",
+        b"subscribe",
+        b"ssubscribe",
+        b"unsubscribe",
+        b"sunsubscribe",
+        b"psubscribe",
+        b"punsubscribe",
+        b"quit",
+        b"reset",
+    ]
 )
 # The read lane times a batch, not each command: below this slowlog-log-slower-than (in
 # microseconds, far above what one lane command costs) every command goes through `call()`,
@@ -120,8 +129,7 @@ _LANE_COMMANDS = (b"get", b"mget", b"lrange", b"hgetall")
 _MULTI_CONTROL = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"])
 # Commands flagged `may_replicate` (the table hides the flag): with the read-only and write
 # ones, what a monitor may not run (`processCommand`).
-_MAY_REPLICATE = frozenset([b"eval", b"evalsha", b"fcall", b"pfcount", b"publish",
-                            b"spublish"])
+_MAY_REPLICATE = frozenset([b"eval", b"evalsha", b"fcall", b"pfcount", b"publish", b"spublish"])
 # Read-only commands whose keys are not tracked themselves (`call()`: a read-only script
 # tracks the keys of the commands it runs).
 _UNTRACKED = frozenset([b"eval_ro", b"evalsha_ro", b"fcall_ro"])
@@ -130,11 +138,25 @@ _UNTRACKED = frozenset([b"eval_ro", b"evalsha_ro", b"fcall_ro"])
 class Entry:
     """A command as dispatch needs it: the table's spec (arity, flags) and our handler."""
 
-    __slots__ = ("arity", "handler", "keyspace", "loading", "monitored", "name", "noauth",
-                 "nomulti", "readonly", "script", "spec", "stale", "write")
+    __slots__ = (
+        "arity",
+        "handler",
+        "keyspace",
+        "loading",
+        "monitored",
+        "name",
+        "noauth",
+        "nomulti",
+        "readonly",
+        "script",
+        "spec",
+        "stale",
+        "write",
+    )
 
-    def __init__(self, spec: CommandSpec, handler: Handler,
-                 legacy: CommandSpec | None = None) -> None:
+    def __init__(
+        self, spec: CommandSpec, handler: Handler, legacy: CommandSpec | None = None
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.arity = spec.arity
@@ -152,8 +174,7 @@ class Entry:
         # subcommand specs are 7.0's).
         cflags = legacy.flags if legacy is not None else flags
         self.readonly = "readonly" in cflags and spec.name not in _UNTRACKED
-        self.keyspace = ("readonly" in cflags or "write" in cflags
-                         or spec.name in _MAY_REPLICATE)
+        self.keyspace = "readonly" in cflags or "write" in cflags or spec.name in _MAY_REPLICATE
         self.monitored = not ("admin" in cflags or "skip_monitor" in cflags)
 
 
@@ -185,7 +206,8 @@ def build_entries(table: CommandTable) -> dict[bytes, Entry]:
         # Module commands keep the case they were registered with (`VCARD`, Redis 8's
         # vector sets); read handlers are registered lowercase.
         handler: Handler | None = SERVER_COMMANDS.get(spec.name) or READ_COMMANDS.get(
-            spec.name.lower())
+            spec.name.lower()
+        )
         if handler is None and spec.container is not None and spec.name.endswith(b"|help"):
             text = table.subcommand_help(spec.container)
             if text is not None:
@@ -193,8 +215,7 @@ def build_entries(table: CommandTable) -> dict[bytes, Entry]:
         if handler is None:
             # A subcommand may be served by its container's handler (CLIENT, CONFIG...).
             if spec.container is not None:
-                handler = SERVER_COMMANDS.get(spec.container) or READ_COMMANDS.get(
-                    spec.container)
+                handler = SERVER_COMMANDS.get(spec.container) or READ_COMMANDS.get(spec.container)
             if handler is None:
                 handler = not_supported
         legacy = table.get(spec.container) if table.legacy and spec.container else None
@@ -369,7 +390,8 @@ class SessionHub:
             raise ConfigError(
                 f"--notify-keyspace-events {config.notify_keyspace_events!r}: invalid event "
                 "class character; use the letters of 'Ag$lshzxeKEtmdnoc' (o and c need Redis "
-                "8.2)")
+                "8.2)"
+            )
         keyspace.set_notify_flags(notify)
         keyspace.notify_listened(False)
         self.pubsub.on_listened = keyspace.notify_listened
@@ -394,8 +416,7 @@ class SessionHub:
         self.cmdstats = CommandStats()
         self.slowlog = SlowLog(config.slowlog_log_slower_than, config.slowlog_max_len)
         self.latency = LatencyMonitor(config.latency_monitor_threshold)
-        self.rates = {name: RateSampler() for name in ("ops", "in", "out", "repl_in",
-                                                       "repl_out")}
+        self.rates = {name: RateSampler() for name in ("ops", "in", "out", "repl_in", "repl_out")}
         self.memory = ClientMemory(self, config.maxmemory_clients)
         # Client ids given to replication connections (`links`), by `LinkClient.key`.
         self.link_ids: dict[str, int] = {}
@@ -471,8 +492,7 @@ class SessionHub:
         if repl is not None:
             repl.monitor = self._monitor_stream if on else None
 
-    def _monitor_stream(self, batch: Sequence[StreamCommand], db: int,
-                        in_multi: bool) -> None:
+    def _monitor_stream(self, batch: Sequence[StreamCommand], db: int, in_multi: bool) -> None:
         st = self._link_status
         addr = st.master_addr if st is not None else ""
         self.monitors.feed_stream(batch, db, in_multi, addr.encode(), self.table)
@@ -600,12 +620,20 @@ class SessionHub:
         if write:
             # Before 6.0 a replica's READONLY refusal did not doom the transaction (no
             # `flagTransaction`): EXEC then runs what was queued.
-            return self._reject(c, e, READONLY, argv,
-                                self.keyspace.dialect.rejections_abort_exec)
-        if c.proto == 2 and (c.channels or c.patterns or c.shard_channels) \
-                and e.name not in _PUBSUB_OK:
-            return self._reject(c, e, reply.error(self.keyspace.dialect.subscriber_context_error(
-                e.name.split(b"|")[0], e.name)), argv)
+            return self._reject(c, e, READONLY, argv, self.keyspace.dialect.rejections_abort_exec)
+        if (
+            c.proto == 2
+            and (c.channels or c.patterns or c.shard_channels)
+            and e.name not in _PUBSUB_OK
+        ):
+            return self._reject(
+                c,
+                e,
+                reply.error(
+                    self.keyspace.dialect.subscriber_context_error(e.name.split(b"|")[0], e.name)
+                ),
+                argv,
+            )
         if not (stale and e.loading):
             refused = self.gate.refusal(stale, e.loading)
             if refused is not None:
@@ -629,8 +657,11 @@ class SessionHub:
         if name in (b"host:", b"post"):
             # An HTTP request sent to the RESP port (a cross-protocol attack): Redis closes
             # the connection without a reply (`securityWarningCommand`).
-            log.warning("possible security attack: %r sent to the client port by %s; "
-                        "connection closed", argv[0], c.addr)
+            log.warning(
+                "possible security attack: %r sent to the client port by %s; connection closed",
+                argv[0],
+                c.addr,
+            )
             c.closing = True
             return b""
         self.cmdstats.error_reply(err.msg if err.msg.startswith(b"-") else b"-" + err.msg)
@@ -644,8 +675,9 @@ class SessionHub:
                     return self.monitors.feed_client(c, name, argv, reply.error(err.msg))
         return reply.error(err.msg)
 
-    def _reject(self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes],
-                flag: bool = True) -> bytes:
+    def _reject(
+        self, c: ClientSession, e: Entry, err: bytes, argv: list[bytes], flag: bool = True
+    ) -> bytes:
         """`rejectCommand`: flag the transaction (unless `flag` is False); a refused EXEC
         discards it instead and says why (`execCommandAbort`)."""
         self.cmdstats.stat(e.name).rejected += 1
@@ -717,8 +749,9 @@ class SessionHub:
         ks.stat_keyspace_misses += parser.lane_misses
         ks.stat_keyspace_hits += parser.lane_lookups - parser.lane_misses
         stats = self.cmdstats
-        for name, ran, wrong in zip(_LANE_COMMANDS, parser.lane_ran, parser.lane_wrongtype,
-                                    strict=True):
+        for name, ran, wrong in zip(
+            _LANE_COMMANDS, parser.lane_ran, parser.lane_wrongtype, strict=True
+        ):
             if ran:
                 stats.record(name, ns * ran // n, ran)
                 if wrong:

@@ -130,8 +130,7 @@ def config_get(c: Client, patterns: list[bytes]) -> bytes:
             name = pattern.decode("utf-8", "replace")
             if name not in seen:
                 seen.add(name)
-                flat += [raw if c.ks.dialect.config_get_echoes_name else pattern,
-                         exact.encode()]
+                flat += [raw if c.ks.dialect.config_get_echoes_name else pattern, exact.encode()]
             continue
         for name, value in params.items():
             if name not in seen and stringmatch(pattern, name.encode()):

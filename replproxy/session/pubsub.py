@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 
 def _kind_frame(kind: bytes, name: bytes | None, count: int, proto: int) -> bytes:
     head = reply.push_len(3, proto)
-    return head + reply.bulk(kind) + (reply.null(proto) if name is None else reply.bulk(name)) \
+    return (
+        head
+        + reply.bulk(kind)
+        + (reply.null(proto) if name is None else reply.bulk(name))
         + reply.integer(count)
+    )
 
 
 class PubSub:
@@ -66,8 +70,12 @@ class PubSub:
             for pattern, psubs in list(self.patterns.items()):
                 if not stringmatch(pattern, channel):
                     continue
-                body = (b"$8\r\npmessage\r\n" + reply.bulk(pattern) + reply.bulk(channel)
-                        + reply.bulk(message))
+                body = (
+                    b"$8\r\npmessage\r\n"
+                    + reply.bulk(pattern)
+                    + reply.bulk(channel)
+                    + reply.bulk(message)
+                )
                 for c in list(psubs.values()):
                     c.push(reply.push_len(4, c.proto) + body)
                     n += 1
@@ -86,16 +94,16 @@ class PubSub:
 
     def subscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
         if shard:
-            return _subscribe(c, names, self.shard_channels, c.shard_channels, b"ssubscribe",
-                              shard)
+            return _subscribe(c, names, self.shard_channels, c.shard_channels, b"ssubscribe", shard)
         out = _subscribe(c, names, self.channels, c.channels, b"subscribe", shard)
         self._check_listened()
         return out
 
     def unsubscribe(self, c: Client, names: list[bytes], shard: bool = False) -> bytes:
         if shard:
-            return _unsubscribe(c, names, self.shard_channels, c.shard_channels,
-                                b"sunsubscribe", shard)
+            return _unsubscribe(
+                c, names, self.shard_channels, c.shard_channels, b"sunsubscribe", shard
+            )
         out = _unsubscribe(c, names, self.channels, c.channels, b"unsubscribe", shard)
         self._check_listened()
         return out
@@ -112,8 +120,11 @@ class PubSub:
 
     def drop_client(self, c: Client) -> None:
         """A closing (or RESET) client leaves every channel and pattern, silently."""
-        for table, mine in ((self.channels, c.channels), (self.patterns, c.patterns),
-                            (self.shard_channels, c.shard_channels)):
+        for table, mine in (
+            (self.channels, c.channels),
+            (self.patterns, c.patterns),
+            (self.shard_channels, c.shard_channels),
+        ):
             for name in mine:
                 unregister(table, name, c.id)
             mine.clear()
@@ -133,8 +144,14 @@ class PubSub:
         return len(self.patterns)
 
 
-def _subscribe(c: Client, names: list[bytes], table: dict[bytes, dict[int, Client]],
-               mine: dict[bytes, None], kind: bytes, shard: bool) -> bytes:
+def _subscribe(
+    c: Client,
+    names: list[bytes],
+    table: dict[bytes, dict[int, Client]],
+    mine: dict[bytes, None],
+    kind: bytes,
+    shard: bool,
+) -> bytes:
     """(S|P)SUBSCRIBE: `table` is the server's subscribers by name, `mine` the client's."""
     out = []
     for name in names:
@@ -145,8 +162,14 @@ def _subscribe(c: Client, names: list[bytes], table: dict[bytes, dict[int, Clien
     return b"".join(out)
 
 
-def _unsubscribe(c: Client, names: list[bytes], table: dict[bytes, dict[int, Client]],
-                 mine: dict[bytes, None], kind: bytes, shard: bool) -> bytes:
+def _unsubscribe(
+    c: Client,
+    names: list[bytes],
+    table: dict[bytes, dict[int, Client]],
+    mine: dict[bytes, None],
+    kind: bytes,
+    shard: bool,
+) -> bytes:
     """(S|P)UNSUBSCRIBE; with no names, from everything the client has in `mine`."""
     if not names:
         names = list(mine)

@@ -124,8 +124,12 @@ class SessionScripting:
         # `call()` remembers the keys a script's read-only command fetched for the client
         # that ran the script (`server.current_client`), not for the script client.
         caller = self._caller
-        if caller is not None and (st := caller.tracking) is not None and e.readonly \
-                and not st.bcast:
+        if (
+            caller is not None
+            and (st := caller.tracking) is not None
+            and e.readonly
+            and not st.bcast
+        ):
             hub.tracking.remember(caller, spec, argv)
         return out
 

@@ -42,8 +42,9 @@ class Mirror:
         self.keyspace = Keyspace(databases)
         self.replication = Replication(self.keyspace)
         self.sock = socket.create_connection((server.host, server.port), timeout=30)
-        self.link = ReplicaLink(LinkConfig(listening_port=1, password=server.password),
-                                *self.replication.psync_args())
+        self.link = ReplicaLink(
+            LinkConfig(listening_port=1, password=server.password), *self.replication.psync_args()
+        )
         self.published: list[tuple[bytes, bytes]] = []
         self.keyspace.on_publish = lambda ch, msg: self.published.append((ch, msg))
         self._handshake()
@@ -160,27 +161,46 @@ def _canon_score(s: float) -> float | str:
 
 
 def _master_stream(c: redis.Redis, key: bytes) -> dict[str, Any]:
-    entries = [(_sid(i), [tuple(f) for f in _pairs(fields)])
-               for i, fields in c.execute_command("XRANGE", key, "-", "+")]
+    entries = [
+        (_sid(i), [tuple(f) for f in _pairs(fields)])
+        for i, fields in c.execute_command("XRANGE", key, "-", "+")
+    ]
     groups = []
     for g in c.execute_command("XINFO", "GROUPS", key):
         g = _kv(g)
         name = g[b"name"]
-        pel = [( _sid(p[0]), p[1], int(p[3])) for p in
-               c.execute_command("XPENDING", key, name, "-", "+", 1 << 30)] if g[b"pending"] else []
+        pel = (
+            [
+                (_sid(p[0]), p[1], int(p[3]))
+                for p in c.execute_command("XPENDING", key, name, "-", "+", 1 << 30)
+            ]
+            if g[b"pending"]
+            else []
+        )
         # Only consumers that own pending entries: Redis 7.2+/Valkey create a consumer on an
         # XREADGROUP/XCLAIM that delivers nothing without propagating it, so no replica (a
         # real one included) has those.
         consumers = sorted(
-            _kv(x)[b"name"] for x in c.execute_command("XINFO", "CONSUMERS", key, name)
+            _kv(x)[b"name"]
+            for x in c.execute_command("XINFO", "CONSUMERS", key, name)
             if int(_kv(x)[b"pending"]) > 0
         )
-        groups.append({"name": name, "last_id": _sid(g[b"last-delivered-id"]),
-                       "pel": [(i, owner, n) for i, owner, n in pel], "consumers": consumers})
+        groups.append(
+            {
+                "name": name,
+                "last_id": _sid(g[b"last-delivered-id"]),
+                "pel": [(i, owner, n) for i, owner, n in pel],
+                "consumers": consumers,
+            }
+        )
     info = _kv(c.execute_command("XINFO", "STREAM", key))
-    return {"entries": entries, "length": int(info[b"length"]),
-            "last_id": _sid(info[b"last-generated-id"]), "groups": groups,
-            "meta": _master_stream_meta(c, key, info)}
+    return {
+        "entries": entries,
+        "length": int(info[b"length"]),
+        "last_id": _sid(info[b"last-generated-id"]),
+        "groups": groups,
+        "meta": _master_stream_meta(c, key, info),
+    }
 
 
 def _master_stream_meta(c: redis.Redis, key: bytes, info: dict[bytes, Any]) -> Any:
@@ -192,9 +212,12 @@ def _master_stream_meta(c: redis.Redis, key: bytes, info: dict[bytes, Any]) -> A
         g = _kv(g)
         read = g[b"entries-read"]
         groups.append((g[b"name"], -1 if read is None else int(read), g[b"lag"]))
-    return {"entries_added": int(info[b"entries-added"]),
-            "max_deleted_id": _sid(info[b"max-deleted-entry-id"]),
-            "first_id": _sid(info[b"recorded-first-entry-id"]), "groups": groups}
+    return {
+        "entries_added": int(info[b"entries-added"]),
+        "max_deleted_id": _sid(info[b"max-deleted-entry-id"]),
+        "first_id": _sid(info[b"recorded-first-entry-id"]),
+        "groups": groups,
+    }
 
 
 def _mirror_stream_meta(ks: Keyspace, v: StreamValue) -> Any:
@@ -204,10 +227,16 @@ def _mirror_stream_meta(ks: Keyspace, v: StreamValue) -> Any:
     if not ks.dialect.stream_claim_drops_deleted:  # no stream metadata before Redis 7.0
         return None
     rules = lag_rules(ks)
-    groups = [(g.name, -1 if g.entries_read is None else g.entries_read,
-               consumer_group_lag(v, g, rules)) for g in v.groups]
-    return {"entries_added": v.entries_added, "max_deleted_id": v.max_deleted_id,
-            "first_id": v.first_id, "groups": groups}
+    groups = [
+        (g.name, -1 if g.entries_read is None else g.entries_read, consumer_group_lag(v, g, rules))
+        for g in v.groups
+    ]
+    return {
+        "entries_added": v.entries_added,
+        "max_deleted_id": v.max_deleted_id,
+        "first_id": v.first_id,
+        "groups": groups,
+    }
 
 
 def _sid(raw: bytes) -> tuple[int, int]:
@@ -237,14 +266,28 @@ def mirror_value(ks: Keyspace, db: int, key: bytes) -> tuple[str, Any]:
     if isinstance(v, StreamValue):
         groups = []
         for g in v.groups:
-            groups.append({"name": g.name, "last_id": g.last_id,
-                           "pel": [(i, next((c.name for c in g.consumers if i in c.pending), None),
-                                    p.delivery_count) for i, p in g.pel.items()],
-                           "consumers": sorted(c.name for c in g.consumers if c.pending)})
-        return "stream", {"entries": [(i, [tuple(f) for f in fields])
-                                      for i, fields in v.entries.items()],
-                          "length": v.length, "last_id": v.last_id, "groups": groups,
-                          "meta": _mirror_stream_meta(ks, v)}
+            groups.append(
+                {
+                    "name": g.name,
+                    "last_id": g.last_id,
+                    "pel": [
+                        (
+                            i,
+                            next((c.name for c in g.consumers if i in c.pending), None),
+                            p.delivery_count,
+                        )
+                        for i, p in g.pel.items()
+                    ],
+                    "consumers": sorted(c.name for c in g.consumers if c.pending),
+                }
+            )
+        return "stream", {
+            "entries": [(i, [tuple(f) for f in fields]) for i, fields in v.entries.items()],
+            "length": v.length,
+            "last_id": v.last_id,
+            "groups": groups,
+            "meta": _mirror_stream_meta(ks, v),
+        }
     from replproxy.keyspace.values import ZSet
 
     if isinstance(v, ZSet):
@@ -264,8 +307,9 @@ def compare_with_master(mirror: Mirror, dbs: range | None = None) -> list[str]:
             master_keys = set(c.execute_command("KEYS", "*"))
             # The master hides logically expired keys from SCAN; the mirror keeps them until
             # the master's DEL arrives. Compare only keys alive on both sides.
-            mine = {k for k in ks.dbs[db]
-                    if (exp := ks.expires[db].get(k)) is None or exp > now_ms + 50}
+            mine = {
+                k for k in ks.dbs[db] if (exp := ks.expires[db].get(k)) is None or exp > now_ms + 50
+            }
             for k in sorted(master_keys ^ mine):
                 where = "master only" if k in master_keys else "mirror only"
                 ttl = c.execute_command("PTTL", k) if k in master_keys else ks.expires[db].get(k)
@@ -302,8 +346,9 @@ def without_read_counters(tv: tuple[str, Any]) -> tuple[str, Any]:
     return t, dict(v, meta=meta)
 
 
-def compare_servers(master: RedisServer, other: RedisServer | RelayProcess,
-                    dbs: range) -> list[str]:
+def compare_servers(
+    master: RedisServer, other: RedisServer | RelayProcess, dbs: range
+) -> list[str]:
     """Every difference between two servers' keys as their clients read them: type, value
     (`master_value`) and TTL, key by key. A key expiring within a second on either side is
     left out: the master's DEL may be on its way. Before 7.0 a master propagates relative
@@ -344,8 +389,9 @@ def send(c: redis.Redis, *argv: object) -> Any:
         return None
 
 
-def settle(mirror: Mirror, extra: Callable[[Mirror], list[str]] | None = None,
-           tries: int = 20) -> list[str]:
+def settle(
+    mirror: Mirror, extra: Callable[[Mirror], list[str]] | None = None, tries: int = 20
+) -> list[str]:
     """Sync and compare until equal or out of tries: the master's own active expiry keeps
     moving, so equality is eventually true, not instantly. Returns the last differences."""
     mirror.sync()

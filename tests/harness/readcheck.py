@@ -46,8 +46,8 @@ def reply_end(buf: bytes | bytearray, pos: int) -> int | None:
     nl = buf.find(b"\r\n", pos)
     if nl < 0:
         return None
-    kind = buf[pos:pos + 1]
-    head = bytes(buf[pos + 1:nl])
+    kind = buf[pos : pos + 1]
+    head = bytes(buf[pos + 1 : nl])
     after = nl + 2
     if kind in (b"$", b"=", b"!"):
         n = int(head)
@@ -170,8 +170,9 @@ class ReadCheck:
         except ReplyError as e:
             return reply.error(e.msg)
 
-    def both(self, argv: Sequence[bytes | str | int], proto: int = 2,
-             db: int = 0) -> tuple[bytes, bytes]:
+    def both(
+        self, argv: Sequence[bytes | str | int], proto: int = 2, db: int = 0
+    ) -> tuple[bytes, bytes]:
         """(replproxy's reply, the master's reply)."""
         return self.relay_reply(argv, proto, db), self.master_reply(argv, proto, db)
 

@@ -62,13 +62,13 @@ def parse(raw: bytes) -> Node:
 def _parse(b: bytes, pos: int) -> tuple[Node, int]:
     nl = b.index(b"\r\n", pos)
     kind = chr(b[pos])
-    head = b[pos + 1:nl]
+    head = b[pos + 1 : nl]
     after = nl + 2
     if kind in "$=!":
         n = int(head)
         if n < 0:
             return (kind, None), after
-        return (kind, bytes(b[after:after + n])), after + n + 2
+        return (kind, bytes(b[after : after + n])), after + n + 2
     if kind in "*~>":
         n = int(head)
         if n < 0:
@@ -201,8 +201,11 @@ class Catalog:
         return self.dbs.get(n) or DbCatalog()
 
 
-def mark_variance(catalog: Catalog, oracle: Callable[[int, list[bytes]], bytes],
-                  twin: Callable[[int, list[bytes]], bytes]) -> int:
+def mark_variance(
+    catalog: Catalog,
+    oracle: Callable[[int, list[bytes]], bytes],
+    twin: Callable[[int, list[bytes]], bytes],
+) -> int:
     """Mark the sets and hashes whose members a second real replica of the same master
     lists in another order (`KeyInfo.varies`): their replies are compared as multisets,
     since two real replicas disagree there. Returns how many were marked."""
@@ -217,8 +220,12 @@ def mark_variance(catalog: Catalog, oracle: Callable[[int, list[bytes]], bytes],
     return marked
 
 
-def build_catalog(client_for_db: Callable[[int], redis.Redis], dbs: list[int],
-                  expired: dict[int, list[bytes]], databases: int = 16) -> Catalog:
+def build_catalog(
+    client_for_db: Callable[[int], redis.Redis],
+    dbs: list[int],
+    expired: dict[int, list[bytes]],
+    databases: int = 16,
+) -> Catalog:
     """Every live key of `dbs` with its type, encoding and content, read from the oracle
     (a replica: reading there changes nothing the comparison depends on)."""
     out: dict[int, DbCatalog] = {}
@@ -290,8 +297,18 @@ class Call:
 
 Step = list[Call]
 
-CONTAINERS = {"object", "memory", "xinfo", "config", "client", "command", "pubsub", "xgroup",
-              "function", "script"}
+CONTAINERS = {
+    "object",
+    "memory",
+    "xinfo",
+    "config",
+    "client",
+    "command",
+    "pubsub",
+    "xgroup",
+    "function",
+    "script",
+}
 
 # The read commands the generator must cover (notes section 4), checked by the test.
 _REQUIRED_TEXT = """
@@ -319,8 +336,20 @@ pubsub|numpat readonly readwrite wait
 # Readonly-flagged table entries that are not client reads: replication handshakes, the
 # security traps, containers (their subcommands are counted), and the Lua reads the relay
 # documents as unsupported (generated among the writes, compared to that error).
-_NOT_CLIENT_READS = frozenset({"psync", "sync", "host:", "post", "memory", "object", "xinfo",
-                               "eval_ro", "evalsha_ro", "fcall_ro"})
+_NOT_CLIENT_READS = frozenset(
+    {
+        "psync",
+        "sync",
+        "host:",
+        "post",
+        "memory",
+        "object",
+        "xinfo",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall_ro",
+    }
+)
 
 
 def required_reads(dialect: MasterDialect) -> frozenset[str]:
@@ -330,89 +359,264 @@ def required_reads(dialect: MasterDialect) -> frozenset[str]:
     table = dialect.command_table
     names = set(_SESSION_TEXT.split())
     if dialect.at_least((7, 0), (0,)):
-        names |= {"command|docs", "command|list", "function|list", "function|dump",
-                  "function|stats"}
+        names |= {
+            "command|docs",
+            "command|list",
+            "function|list",
+            "function|dump",
+            "function|stats",
+        }
     for spec in table:
         for s in (spec, *spec.subcommands.values()):
             if "readonly" in s.flags and "write" not in s.flags:
                 names.add(s.name.decode())
     return frozenset(names - _NOT_CLIENT_READS)
 
-BAD_INTS = ["abc", "1.5", "", " 1", "+1", "0x10", "1e3", "nan", "-0", "007",
-            "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-            "-9223372036854775809", "99999999999999999999999"]
-BAD_FLOATS = ["abc", "", "nan", "1.5.5", "1e400", "0x10", " 1", "1 ", "--1", "inf", "-inf",
-              "+inf", "1e-400", "1e308"]
+
+BAD_INTS = [
+    "abc",
+    "1.5",
+    "",
+    " 1",
+    "+1",
+    "0x10",
+    "1e3",
+    "nan",
+    "-0",
+    "007",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "99999999999999999999999",
+]
+BAD_FLOATS = [
+    "abc",
+    "",
+    "nan",
+    "1.5.5",
+    "1e400",
+    "0x10",
+    " 1",
+    "1 ",
+    "--1",
+    "inf",
+    "-inf",
+    "+inf",
+    "1e-400",
+    "1e308",
+]
 UNITS = ["m", "km", "ft", "mi", "KM", "Mi", "yd", ""]
 
 # Write commands a replica refuses (arity-correct, so the READONLY check is what answers).
 WRITES: list[list[str]] = [
-    ["SET", "{k}", "v"], ["SETNX", "{k}", "v"], ["SETEX", "{k}", "10", "v"], ["DEL", "{k}"],
-    ["UNLINK", "{k}", "{k}"], ["HSET", "{k}", "f", "v"], ["HDEL", "{k}", "f"],
-    ["LPUSH", "{k}", "a"], ["RPOP", "{k}"], ["LPOP", "{k}", "2"], ["SADD", "{k}", "m"],
-    ["SREM", "{k}", "m"], ["SPOP", "{k}"], ["ZADD", "{k}", "1", "m"], ["ZINCRBY", "{k}", "1", "m"],
-    ["ZPOPMIN", "{k}"], ["XADD", "{k}", "*", "f", "v"], ["XDEL", "{k}", "1-1"],
-    ["XTRIM", "{k}", "MAXLEN", "1"], ["XGROUP", "CREATE", "{k}", "g", "$"],
-    ["XGROUP", "DESTROY", "{k}", "g"], ["XREADGROUP", "GROUP", "g1", "c1", "STREAMS", "{k}", ">"],
-    ["XACK", "{k}", "g1", "1-1"], ["XCLAIM", "{k}", "g1", "c1", "0", "1-1"],
-    ["XAUTOCLAIM", "{k}", "g1", "c1", "0", "0"], ["SORT", "{k}"], ["SORT", "{k}", "ALPHA"],
-    ["SORT", "{k}", "STORE", "dst"], ["GEORADIUS", "{k}", "15", "37", "200", "km"],
-    ["GEORADIUSBYMEMBER", "{k}", "Palermo", "100", "km"], ["GEOADD", "{k}", "1", "1", "m"],
+    ["SET", "{k}", "v"],
+    ["SETNX", "{k}", "v"],
+    ["SETEX", "{k}", "10", "v"],
+    ["DEL", "{k}"],
+    ["UNLINK", "{k}", "{k}"],
+    ["HSET", "{k}", "f", "v"],
+    ["HDEL", "{k}", "f"],
+    ["LPUSH", "{k}", "a"],
+    ["RPOP", "{k}"],
+    ["LPOP", "{k}", "2"],
+    ["SADD", "{k}", "m"],
+    ["SREM", "{k}", "m"],
+    ["SPOP", "{k}"],
+    ["ZADD", "{k}", "1", "m"],
+    ["ZINCRBY", "{k}", "1", "m"],
+    ["ZPOPMIN", "{k}"],
+    ["XADD", "{k}", "*", "f", "v"],
+    ["XDEL", "{k}", "1-1"],
+    ["XTRIM", "{k}", "MAXLEN", "1"],
+    ["XGROUP", "CREATE", "{k}", "g", "$"],
+    ["XGROUP", "DESTROY", "{k}", "g"],
+    ["XREADGROUP", "GROUP", "g1", "c1", "STREAMS", "{k}", ">"],
+    ["XACK", "{k}", "g1", "1-1"],
+    ["XCLAIM", "{k}", "g1", "c1", "0", "1-1"],
+    ["XAUTOCLAIM", "{k}", "g1", "c1", "0", "0"],
+    ["SORT", "{k}"],
+    ["SORT", "{k}", "ALPHA"],
+    ["SORT", "{k}", "STORE", "dst"],
+    ["GEORADIUS", "{k}", "15", "37", "200", "km"],
+    ["GEORADIUSBYMEMBER", "{k}", "Palermo", "100", "km"],
+    ["GEOADD", "{k}", "1", "1", "m"],
     ["GEOSEARCHSTORE", "dst", "{k}", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"],
-    ["PFADD", "{k}", "a"], ["PFMERGE", "dst", "{k}"], ["SETBIT", "{k}", "1", "1"],
-    ["BITFIELD", "{k}", "GET", "u8", "0"], ["BITOP", "AND", "dst", "{k}"], ["INCR", "{k}"],
-    ["INCRBYFLOAT", "{k}", "1.5"], ["APPEND", "{k}", "x"], ["SETRANGE", "{k}", "0", "x"],
-    ["GETSET", "{k}", "v"], ["GETDEL", "{k}"], ["GETEX", "{k}"], ["GETEX", "{k}", "PERSIST"],
-    ["EXPIRE", "{k}", "10"], ["PEXPIREAT", "{k}", "1"], ["PERSIST", "{k}"],
-    ["RENAME", "{k}", "x"], ["RENAMENX", "{k}", "x"], ["MOVE", "{k}", "1"],
-    ["COPY", "{k}", "dst"], ["SWAPDB", "0", "1"], ["FLUSHDB"], ["FLUSHALL", "ASYNC"],
-    ["MSET", "{k}", "1", "b", "2"], ["MSETNX", "{k}", "1"], ["LSET", "{k}", "0", "x"],
-    ["LINSERT", "{k}", "BEFORE", "a", "b"], ["LTRIM", "{k}", "0", "1"],
-    ["LMOVE", "{k}", "dst", "LEFT", "RIGHT"], ["RPOPLPUSH", "{k}", "dst"],
-    ["BLPOP", "{k}", "1"], ["BRPOP", "{k}", "0.01"], ["BZPOPMIN", "{k}", "1"],
-    ["BLMOVE", "{k}", "dst", "LEFT", "LEFT", "1"], ["LMPOP", "1", "{k}", "LEFT"],
-    ["ZUNIONSTORE", "dst", "1", "{k}"], ["ZRANGESTORE", "dst", "{k}", "0", "-1"],
-    ["SINTERSTORE", "dst", "{k}"], ["SMOVE", "{k}", "dst", "m"], ["HINCRBY", "{k}", "f", "1"],
-    ["HINCRBYFLOAT", "{k}", "f", "1"], ["HSETNX", "{k}", "f", "v"], ["HMSET", "{k}", "f", "v"],
-    ["RESTORE", "{k}", "0", "garbage"], ["DECRBY", "{k}", "2"],
+    ["PFADD", "{k}", "a"],
+    ["PFMERGE", "dst", "{k}"],
+    ["SETBIT", "{k}", "1", "1"],
+    ["BITFIELD", "{k}", "GET", "u8", "0"],
+    ["BITOP", "AND", "dst", "{k}"],
+    ["INCR", "{k}"],
+    ["INCRBYFLOAT", "{k}", "1.5"],
+    ["APPEND", "{k}", "x"],
+    ["SETRANGE", "{k}", "0", "x"],
+    ["GETSET", "{k}", "v"],
+    ["GETDEL", "{k}"],
+    ["GETEX", "{k}"],
+    ["GETEX", "{k}", "PERSIST"],
+    ["EXPIRE", "{k}", "10"],
+    ["PEXPIREAT", "{k}", "1"],
+    ["PERSIST", "{k}"],
+    ["RENAME", "{k}", "x"],
+    ["RENAMENX", "{k}", "x"],
+    ["MOVE", "{k}", "1"],
+    ["COPY", "{k}", "dst"],
+    ["SWAPDB", "0", "1"],
+    ["FLUSHDB"],
+    ["FLUSHALL", "ASYNC"],
+    ["MSET", "{k}", "1", "b", "2"],
+    ["MSETNX", "{k}", "1"],
+    ["LSET", "{k}", "0", "x"],
+    ["LINSERT", "{k}", "BEFORE", "a", "b"],
+    ["LTRIM", "{k}", "0", "1"],
+    ["LMOVE", "{k}", "dst", "LEFT", "RIGHT"],
+    ["RPOPLPUSH", "{k}", "dst"],
+    ["BLPOP", "{k}", "1"],
+    ["BRPOP", "{k}", "0.01"],
+    ["BZPOPMIN", "{k}", "1"],
+    ["BLMOVE", "{k}", "dst", "LEFT", "LEFT", "1"],
+    ["LMPOP", "1", "{k}", "LEFT"],
+    ["ZUNIONSTORE", "dst", "1", "{k}"],
+    ["ZRANGESTORE", "dst", "{k}", "0", "-1"],
+    ["SINTERSTORE", "dst", "{k}"],
+    ["SMOVE", "{k}", "dst", "m"],
+    ["HINCRBY", "{k}", "f", "1"],
+    ["HINCRBYFLOAT", "{k}", "f", "1"],
+    ["HSETNX", "{k}", "f", "v"],
+    ["HMSET", "{k}", "f", "v"],
+    ["RESTORE", "{k}", "0", "garbage"],
+    ["DECRBY", "{k}", "2"],
     ["ZREMRANGEBYRANK", "{k}", "0", "1"],
     ["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('x', function() end)"],
-    ["FUNCTION", "DELETE", "wl"], ["FUNCTION", "FLUSH"],
+    ["FUNCTION", "DELETE", "wl"],
+    ["FUNCTION", "FLUSH"],
     ["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "{k}"],
     ["FCALL", "wl_write", "2", "n:1", "l:1", "1", "x"],
 ]
 # Not writes, but answered by a replica and listed with the writes' family: a read-only
 # script, an unknown script, PUBLISH (a replica delivers to its own subscribers).
 WRITE_LIKE: list[list[str]] = [
-    ["EVAL", "return redis.call('get', KEYS[1])", "1", "{k}"], ["EVAL", "return 1", "0"],
+    ["EVAL", "return redis.call('get', KEYS[1])", "1", "{k}"],
+    ["EVAL", "return 1", "0"],
     ["EVALSHA", "0000000000000000000000000000000000000000", "0"],
     ["EVAL_RO", "return redis.call('exists', KEYS[1])", "1", "{k}"],
-    ["PUBLISH", "nobody", "msg"], ["SPUBLISH", "nobody", "msg"],
+    ["PUBLISH", "nobody", "msg"],
+    ["SPUBLISH", "nobody", "msg"],
 ]
 
 
 # Read commands with their arity (negative: at least), for wrong-arity calls.
 ARITY: dict[str, int] = {
-    "get": 2, "mget": -2, "getrange": 4, "substr": 4, "strlen": 2, "lcs": -3, "getbit": 3,
-    "bitcount": -2, "bitpos": -3, "bitfield_ro": -2, "pfcount": -2, "exists": -2, "type": 2,
-    "ttl": 2, "pttl": 2, "expiretime": 2, "pexpiretime": 2, "keys": 2, "scan": -2,
-    "randomkey": 1, "dump": 2, "touch": -2, "sort_ro": -2, "hget": 3, "hmget": -3, "hgetall": 2,
-    "hkeys": 2, "hvals": 2, "hlen": 2, "hexists": 3, "hstrlen": 3, "hrandfield": -2,
-    "hscan": -3, "lindex": 3, "llen": 2, "lpos": -3, "lrange": 4, "scard": 2, "sismember": 3,
-    "smismember": -3, "smembers": 2, "sinter": -2, "sunion": -2, "sdiff": -2, "sintercard": -3,
-    "srandmember": -2, "sscan": -3, "zcard": 2, "zcount": 4, "zlexcount": 4, "zscore": 3,
-    "zmscore": -3, "zrange": -4, "zrangebyscore": -4, "zrangebylex": -4, "zrevrange": -4,
-    "zrevrangebyscore": -4, "zrevrangebylex": -4, "zrank": -3, "zrevrank": -3,
-    "zrandmember": -2, "zdiff": -3, "zinter": -3, "zunion": -3, "zintercard": -3, "zscan": -3,
-    "xlen": 2, "xrange": -4, "xrevrange": -4, "xread": -4, "xpending": -3, "geopos": -2,
-    "geodist": -4, "geohash": -2, "geosearch": -7, "georadius_ro": -6,
-    "georadiusbymember_ro": -5, "ping": -1, "echo": 2, "select": 2, "time": 1, "lastsave": 1,
-    "dbsize": 1, "role": 1, "info": -1, "watch": -2, "unwatch": 1, "multi": 1, "exec": 1,
-    "discard": 1, "wait": 3, "readonly": 1, "readwrite": 1, "auth": -2, "hello": -1,
-    "object|encoding": 3, "object|idletime": 3, "object|freq": 3, "object|refcount": 3,
-    "memory|usage": -3, "xinfo|stream": -3, "xinfo|groups": 3, "xinfo|consumers": 4,
-    "config|get": -3, "client|getname": 2, "client|id": 2, "command|count": 2,
-    "command|getkeys": -3, "pubsub|numpat": 2,
+    "get": 2,
+    "mget": -2,
+    "getrange": 4,
+    "substr": 4,
+    "strlen": 2,
+    "lcs": -3,
+    "getbit": 3,
+    "bitcount": -2,
+    "bitpos": -3,
+    "bitfield_ro": -2,
+    "pfcount": -2,
+    "exists": -2,
+    "type": 2,
+    "ttl": 2,
+    "pttl": 2,
+    "expiretime": 2,
+    "pexpiretime": 2,
+    "keys": 2,
+    "scan": -2,
+    "randomkey": 1,
+    "dump": 2,
+    "touch": -2,
+    "sort_ro": -2,
+    "hget": 3,
+    "hmget": -3,
+    "hgetall": 2,
+    "hkeys": 2,
+    "hvals": 2,
+    "hlen": 2,
+    "hexists": 3,
+    "hstrlen": 3,
+    "hrandfield": -2,
+    "hscan": -3,
+    "lindex": 3,
+    "llen": 2,
+    "lpos": -3,
+    "lrange": 4,
+    "scard": 2,
+    "sismember": 3,
+    "smismember": -3,
+    "smembers": 2,
+    "sinter": -2,
+    "sunion": -2,
+    "sdiff": -2,
+    "sintercard": -3,
+    "srandmember": -2,
+    "sscan": -3,
+    "zcard": 2,
+    "zcount": 4,
+    "zlexcount": 4,
+    "zscore": 3,
+    "zmscore": -3,
+    "zrange": -4,
+    "zrangebyscore": -4,
+    "zrangebylex": -4,
+    "zrevrange": -4,
+    "zrevrangebyscore": -4,
+    "zrevrangebylex": -4,
+    "zrank": -3,
+    "zrevrank": -3,
+    "zrandmember": -2,
+    "zdiff": -3,
+    "zinter": -3,
+    "zunion": -3,
+    "zintercard": -3,
+    "zscan": -3,
+    "xlen": 2,
+    "xrange": -4,
+    "xrevrange": -4,
+    "xread": -4,
+    "xpending": -3,
+    "geopos": -2,
+    "geodist": -4,
+    "geohash": -2,
+    "geosearch": -7,
+    "georadius_ro": -6,
+    "georadiusbymember_ro": -5,
+    "ping": -1,
+    "echo": 2,
+    "select": 2,
+    "time": 1,
+    "lastsave": 1,
+    "dbsize": 1,
+    "role": 1,
+    "info": -1,
+    "watch": -2,
+    "unwatch": 1,
+    "multi": 1,
+    "exec": 1,
+    "discard": 1,
+    "wait": 3,
+    "readonly": 1,
+    "readwrite": 1,
+    "auth": -2,
+    "hello": -1,
+    "object|encoding": 3,
+    "object|idletime": 3,
+    "object|freq": 3,
+    "object|refcount": 3,
+    "memory|usage": -3,
+    "xinfo|stream": -3,
+    "xinfo|groups": 3,
+    "xinfo|consumers": 4,
+    "config|get": -3,
+    "client|getname": 2,
+    "client|id": 2,
+    "command|count": 2,
+    "command|getkeys": -3,
+    "pubsub|numpat": 2,
 }
 
 # Valid OBJECT ENCODING answers per type (encodings differ between replicas legitimately).
@@ -446,8 +650,7 @@ def b(x: object) -> bytes:
 class ReadGen:
     """Random read commands over the catalogue's data; `steps(n)` yields n steps."""
 
-    def __init__(self, catalog: Catalog, seed: int,
-                 dialect: MasterDialect | None = None) -> None:
+    def __init__(self, catalog: Catalog, seed: int, dialect: MasterDialect | None = None) -> None:
         self.cat = catalog
         self.dialect = dialect or MasterDialect()
         self.rng = random.Random(seed)
@@ -456,11 +659,25 @@ class ReadGen:
         self._turns: dict[str, int] = {}
         self._sorted_zsets: set[tuple[int, bytes]] = set()
         fams: list[tuple[float, Callable[[], Step]]] = [
-            (9, self.f_string), (4, self.f_bitmap), (2, self.f_hll), (8, self.f_keys),
-            (8, self.f_hash), (7, self.f_list), (8, self.f_set), (12, self.f_zset),
-            (6, self.f_stream), (4, self.f_geo), (7, self.f_server), (3, self.f_write),
-            (1.5, self.f_unknown), (3, self.f_arity), (2, self.f_transaction),
-            (0.5, self.f_pubsub), (3, self.f_scan), (2, self.f_select), (2, self.f_misc),
+            (9, self.f_string),
+            (4, self.f_bitmap),
+            (2, self.f_hll),
+            (8, self.f_keys),
+            (8, self.f_hash),
+            (7, self.f_list),
+            (8, self.f_set),
+            (12, self.f_zset),
+            (6, self.f_stream),
+            (4, self.f_geo),
+            (7, self.f_server),
+            (3, self.f_write),
+            (1.5, self.f_unknown),
+            (3, self.f_arity),
+            (2, self.f_transaction),
+            (0.5, self.f_pubsub),
+            (3, self.f_scan),
+            (2, self.f_select),
+            (2, self.f_misc),
         ]
         if self.dialect.at_least((8, 0), None):
             fams.append((4, self.f_vset))
@@ -476,8 +693,11 @@ class ReadGen:
         steps = list(self.steps(n))
         for step in steps:
             for call in step:
-                if call.rule == "scan" and call.argv[0].lower() == b"zscan" and \
-                        (call.arg["db"], call.argv[1]) in self._sorted_zsets:
+                if (
+                    call.rule == "scan"
+                    and call.argv[0].lower() == b"zscan"
+                    and (call.arg["db"], call.argv[1]) in self._sorted_zsets
+                ):
                     call.arg["exact_first"] = False
         return steps
 
@@ -503,8 +723,7 @@ class ReadGen:
         if r < 0.08:
             return cmd.upper().encode()
         if r < 0.12:
-            return "".join(ch.upper() if self.rng.random() < 0.5 else ch
-                           for ch in cmd).encode()
+            return "".join(ch.upper() if self.rng.random() < 0.5 else ch for ch in cmd).encode()
         return cmd.encode()
 
     def call(self, cmd: str, *args: object, rule: str = "exact", arg: Any = None) -> Step:
@@ -554,8 +773,9 @@ class ReadGen:
         if r < 0.75:
             return self.rng.choice(["0", "-1", "1", "-2", str(n - 1), str(n), str(-n)])
         if r < 0.92:
-            return self.rng.choice(["9223372036854775807", "-9223372036854775808", "1000000",
-                                    "-1000000", "4294967296"])
+            return self.rng.choice(
+                ["9223372036854775807", "-9223372036854775808", "1000000", "-1000000", "4294967296"]
+            )
         return self.bad_int()
 
     def count(self) -> str:
@@ -609,14 +829,51 @@ class ReadGen:
                 txt = repr(s)
             return ("(" if self.chance(0.3) else "") + txt
         if r < 0.75:
-            return self.rng.choice(["-inf", "+inf", "inf", "(-inf", "(+inf", "0", "(0", "-1",
-                                    "1.5", "(2", "100", "-100", "1e6", "-1e6", "(-50"])
+            return self.rng.choice(
+                [
+                    "-inf",
+                    "+inf",
+                    "inf",
+                    "(-inf",
+                    "(+inf",
+                    "0",
+                    "(0",
+                    "-1",
+                    "1.5",
+                    "(2",
+                    "100",
+                    "-100",
+                    "1e6",
+                    "-1e6",
+                    "(-50",
+                ]
+            )
         if r < 0.9:
             return str(self.rng.randint(-60, 60))
         # The forms strtod and Redis 8's fast_float read differently: blanks, hex, overflow.
-        return self.rng.choice(["abc", "(", "((1", "nan", "", "1e400", "(abc", "[1", " 5",
-                                "( 5", "0x1A", "(0x10", "1e-400", "-1e400", "+.5", "5.",
-                                "1e", "Infinity", "nan(1)"])
+        return self.rng.choice(
+            [
+                "abc",
+                "(",
+                "((1",
+                "nan",
+                "",
+                "1e400",
+                "(abc",
+                "[1",
+                " 5",
+                "( 5",
+                "0x1A",
+                "(0x10",
+                "1e-400",
+                "-1e400",
+                "+.5",
+                "5.",
+                "1e",
+                "Infinity",
+                "nan(1)",
+            ]
+        )
 
     def lex(self, info: KeyInfo | None) -> bytes:
         r = self.rng.random()
@@ -624,14 +881,14 @@ class ReadGen:
             m = self.rng.choice(sorted(info.content))
             return (b"[" if self.chance(0.5) else b"(") + m
         if r < 0.85:
-            return self.rng.choice([b"-", b"+", b"[", b"(", b"[a", b"(lex1", b"[lex5", b"[m",
-                                    b"(z", b"[\xff"])
+            return self.rng.choice(
+                [b"-", b"+", b"[", b"(", b"[a", b"(lex1", b"[lex5", b"[m", b"(z", b"[\xff"]
+            )
         return self.rng.choice([b"a", b"", b"abc", b"*", b"-inf"])
 
     def stream_id(self, info: KeyInfo | None, special: tuple[str, ...] = ("-", "+")) -> bytes:
         r = self.rng.random()
-        ids = info.content.ids if info is not None and isinstance(info.content, StreamInfo) \
-            else []
+        ids = info.content.ids if info is not None and isinstance(info.content, StreamInfo) else []
         if r < 0.5 and ids:
             i = self.rng.choice(ids)
             if self.chance(0.2):
@@ -644,9 +901,23 @@ class ReadGen:
             return i
         if r < 0.8:
             return self.rng.choice(special).encode()
-        return self.rng.choice([b"0", b"0-0", b"0-1", b"1", b"abc", b"1-abc", b"-1", b"1-",
-                                b"18446744073709551615-18446744073709551615",
-                                b"1-18446744073709551616", b"99999999999999", b"(0-0", b"("])
+        return self.rng.choice(
+            [
+                b"0",
+                b"0-0",
+                b"0-1",
+                b"1",
+                b"abc",
+                b"1-abc",
+                b"-1",
+                b"1-",
+                b"18446744073709551615-18446744073709551615",
+                b"1-18446744073709551616",
+                b"99999999999999",
+                b"(0-0",
+                b"(",
+            ]
+        )
 
     def db_choice(self) -> int:
         return self.rng.choice(self.dbs) if self.chance(0.9) else self.rng.choice([3, 9, 14])
@@ -658,8 +929,9 @@ class ReadGen:
         if r < 0.85:
             self.db = self.db_choice()
             return self.call("select", self.db)
-        return self.call("select", self.rng.choice(
-            ["16", "-1", "abc", "1.0", "99999999999999999999", "", "0x1"]))
+        return self.call(
+            "select", self.rng.choice(["16", "-1", "abc", "1.0", "99999999999999999999", "", "0x1"])
+        )
 
     def f_string(self) -> Step:
         k, info = self.pick("string")
@@ -670,8 +942,9 @@ class ReadGen:
         if c == 1:
             return self.call("mget", *self.keys("string", 1, 8))
         if c == 2:
-            return self.call(self.rng.choice(["getrange", "substr"]), k, self.index(n),
-                             self.index(n))
+            return self.call(
+                self.rng.choice(["getrange", "substr"]), k, self.index(n), self.index(n)
+            )
         if c == 3:
             return self.call("strlen", k)
         if c == 4:
@@ -711,8 +984,17 @@ class ReadGen:
         n = self.length(info)
         c = self.rng.randrange(4)
         if c == 0:
-            off = self.rng.choice([str(self.rng.randrange(0, n * 8 + 20)), "0", "-1",
-                                   "4294967295", "4294967296", "abc", "1.5"])
+            off = self.rng.choice(
+                [
+                    str(self.rng.randrange(0, n * 8 + 20)),
+                    "0",
+                    "-1",
+                    "4294967295",
+                    "4294967296",
+                    "abc",
+                    "1.5",
+                ]
+            )
             return self.call("getbit", k, off)
         if c == 1:
             args: list[object] = [k]
@@ -736,10 +1018,37 @@ class ReadGen:
         for _ in range(self.rng.randint(0, 4)):
             r = self.rng.random()
             if r < 0.8:
-                t = self.rng.choice(["u1", "u8", "i8", "u16", "i16", "i32", "u32", "i64", "u63",
-                                     "u64", "i65", "x8", "u0", "I8", "U8"])
-                off = self.rng.choice([str(self.rng.randrange(0, n * 8 + 10)), "#0", "#3",
-                                       "0", "-1", "#-1", "abc", "4294967296"])
+                t = self.rng.choice(
+                    [
+                        "u1",
+                        "u8",
+                        "i8",
+                        "u16",
+                        "i16",
+                        "i32",
+                        "u32",
+                        "i64",
+                        "u63",
+                        "u64",
+                        "i65",
+                        "x8",
+                        "u0",
+                        "I8",
+                        "U8",
+                    ]
+                )
+                off = self.rng.choice(
+                    [
+                        str(self.rng.randrange(0, n * 8 + 10)),
+                        "#0",
+                        "#3",
+                        "0",
+                        "-1",
+                        "#-1",
+                        "abc",
+                        "4294967296",
+                    ]
+                )
                 args += ["GET", t, off]
             elif r < 0.9:
                 args += ["SET", "u8", "0", "1"]
@@ -770,9 +1079,28 @@ class ReadGen:
         if c == 4:
             return self.call(self.rng.choice(["expiretime", "pexpiretime"]), k)
         if c == 5:
-            pat = self.rng.choice([b"*", b"s:1*", b"h:?", b"[sh]:1", b"*:[0-9]", b"nokey*",
-                                   b"e:*", b"t:*", b"exp:*", b"a\\*b", b"*\\[*", b"[^s]*",
-                                   b"", b"?", b"*geo*", b"z:*", b"[a-c]*", b"\\"])
+            pat = self.rng.choice(
+                [
+                    b"*",
+                    b"s:1*",
+                    b"h:?",
+                    b"[sh]:1",
+                    b"*:[0-9]",
+                    b"nokey*",
+                    b"e:*",
+                    b"t:*",
+                    b"exp:*",
+                    b"a\\*b",
+                    b"*\\[*",
+                    b"[^s]*",
+                    b"",
+                    b"?",
+                    b"*geo*",
+                    b"z:*",
+                    b"[a-c]*",
+                    b"\\",
+                ]
+            )
             return self.call("keys", pat, rule="multiset")
         if c == 6:
             return self.call("randomkey", rule="randomkey", arg=self.db)
@@ -783,16 +1111,19 @@ class ReadGen:
         if c == 9:
             return self.f_sort()
         if c == 10:
-            sub = self.rotate("object", ["encoding", "idletime", "freq", "refcount",
-                                         "encoding", "help", "foo", "ENCODING"])
+            sub = self.rotate(
+                "object",
+                ["encoding", "idletime", "freq", "refcount", "encoding", "help", "foo", "ENCODING"],
+            )
             # Idle times run with each server's clock; everything else is exact (OBJECT
             # ENCODING included: the relay models each value's conversion history).
             rule = "int_or_null" if sub.lower() == "idletime" else "exact"
             args: list[object] = [sub] if sub == "help" else [sub, k]
             if sub == "help" and self.chance(0.3):
                 args.append("extra")
-            return self.call("object", *args, rule=rule,
-                             arg=info.type if info is not None else None)
+            return self.call(
+                "object", *args, rule=rule, arg=info.type if info is not None else None
+            )
         if c == 11:
             args = ["usage", k]
             if self.chance(0.4):
@@ -820,8 +1151,9 @@ class ReadGen:
             self._sorted_zsets.add((self.db, k))
         weighted = False
         if self.chance(0.4):
-            by = self.rng.choice([b"nosort", b"nokey_*", b"s:*", b"h:*->f1", b"e:h*->num",
-                                  b"weight_*"])
+            by = self.rng.choice(
+                [b"nosort", b"nokey_*", b"s:*", b"h:*->f1", b"e:h*->num", b"weight_*"]
+            )
             if is_set and by == b"nosort":
                 by = b"nokey_*"  # nosort on a set returns hash-table order
             weighted = by != b"nosort"
@@ -829,8 +1161,10 @@ class ReadGen:
         if self.chance(0.3):
             args += ["LIMIT", self.index(10), self.rng.choice(["1", "3", "-1", "0", "abc"])]
         for _ in range(self.rng.choice([0, 0, 1, 2])):
-            args += ["GET", self.rng.choice([b"#", b"s:*", b"h:*->f1", b"nokey_*", b"#->x",
-                                             b"e:hsmall->f1"])]
+            args += [
+                "GET",
+                self.rng.choice([b"#", b"s:*", b"h:*->f1", b"nokey_*", b"#->x", b"e:hsmall->f1"]),
+            ]
         if self.chance(0.4):
             args.append(self.rng.choice(["ASC", "DESC"]))
         # ALPHA with BY compares the weights only: ties keep the input order, which for a
@@ -857,8 +1191,9 @@ class ReadGen:
         if c == 2:
             return self.call("hgetall", k, rule="pairs" if unordered else "exact")
         if c == 3:
-            return self.call(self.rng.choice(["hkeys", "hvals"]), k,
-                             rule="multiset" if unordered else "exact")
+            return self.call(
+                self.rng.choice(["hkeys", "hvals"]), k, rule="multiset" if unordered else "exact"
+            )
         if c == 4:
             return self.call("hlen", k)
         if c == 5:
@@ -870,11 +1205,13 @@ class ReadGen:
             if self.chance(0.8):
                 args.append(self.count())
                 if self.chance(0.5):
-                    args.append(self.rng.choice(["WITHVALUES", "WITHVALUES", "withvalues",
-                                                 "FOO"]))
-            return self.call("hrandfield", *args, rule="hrandfield",
-                             arg=info.content if info is not None and info.type == "hash"
-                             else None)
+                    args.append(self.rng.choice(["WITHVALUES", "WITHVALUES", "withvalues", "FOO"]))
+            return self.call(
+                "hrandfield",
+                *args,
+                rule="hrandfield",
+                arg=info.content if info is not None and info.type == "hash" else None,
+            )
         if c == 9:
             return self.scan_call("hscan", k, info)
         if c == 10:
@@ -903,8 +1240,20 @@ class ReadGen:
         for _ in range(self.rng.choice([0, 1, 1, 2, 3])):
             opt = self.rng.choice(["RANK", "COUNT", "MAXLEN", "rank", "FOO"])
             if opt.upper() == "RANK":
-                v = self.rng.choice(["1", "2", "-1", "-2", "0", "3", "-100", "abc",
-                                     "-9223372036854775808", "9223372036854775807"])
+                v = self.rng.choice(
+                    [
+                        "1",
+                        "2",
+                        "-1",
+                        "-2",
+                        "0",
+                        "3",
+                        "-100",
+                        "abc",
+                        "-9223372036854775808",
+                        "9223372036854775807",
+                    ]
+                )
             elif opt == "COUNT":
                 v = self.rng.choice(["0", "1", "2", "5", "-1", "abc"])
             elif opt == "MAXLEN":
@@ -932,8 +1281,9 @@ class ReadGen:
         if c in (4, 5):
             cmd = self.rng.choice(["sinter", "sunion", "sdiff"])
             keys = self.keys("set", 1, 4)
-            return self.call(cmd, *keys,
-                             rule="exact" if self.setop_ordered(cmd, keys) else "multiset")
+            return self.call(
+                cmd, *keys, rule="exact" if self.setop_ordered(cmd, keys) else "multiset"
+            )
         if c == 6:
             keys = self.keys("set", 1, 4)
             nk = self.rng.choice([str(len(keys))] * 4 + ["0", "-1", str(len(keys) + 1), "abc"])
@@ -947,18 +1297,27 @@ class ReadGen:
             args = [k]
             if self.chance(0.75):
                 args.append(self.count())
-            return self.call("srandmember", *args, rule="srandmember",
-                             arg=info.content if info is not None and info.type == "set"
-                             else None)
+            return self.call(
+                "srandmember",
+                *args,
+                rule="srandmember",
+                arg=info.content if info is not None and info.type == "set" else None,
+            )
         if c == 9:
             return self.scan_call("sscan", k, info)
         if c == 10:
             k2, i2 = self.pick("zset")
-            return self.call("smembers", k2, rule="multiset" if i2 is not None and
-                             i2.type == "set" and not i2.ordered else "exact")
+            return self.call(
+                "smembers",
+                k2,
+                rule="multiset"
+                if i2 is not None and i2.type == "set" and not i2.ordered
+                else "exact",
+            )
         if c == 11:
-            return self.call("sismember", k, self.rng.choice([b"1", b"0", b"-1", b"01",
-                                                              b"1.0", b"nomember"]))
+            return self.call(
+                "sismember", k, self.rng.choice([b"1", b"0", b"-1", b"01", b"1.0", b"nomember"])
+            )
         return self.call("scard", self.key("list"))
 
     def f_zset(self) -> Step:
@@ -987,8 +1346,9 @@ class ReadGen:
             if self.chance(0.5):
                 opts.append(["WITHSCORES"])
             if self.chance(0.4):
-                opts.append(["LIMIT", self.index(n), self.rng.choice(["1", "3", "-1", "0",
-                                                                      "abc", "100"])])
+                opts.append(
+                    ["LIMIT", self.index(n), self.rng.choice(["1", "3", "-1", "0", "abc", "100"])]
+                )
             self.rng.shuffle(opts)
             for o in opts:
                 args += o
@@ -1000,8 +1360,11 @@ class ReadGen:
             cmd = self.rng.choice(["zrangebylex", "zrevrangebylex"])
             args = [lk, self.lex(linfo), self.lex(linfo)]
             if self.chance(0.4):
-                args += ["LIMIT", self.index(self.length(linfo)),
-                         self.rng.choice(["1", "3", "-1", "0", "abc"])]
+                args += [
+                    "LIMIT",
+                    self.index(self.length(linfo)),
+                    self.rng.choice(["1", "3", "-1", "0", "abc"]),
+                ]
             elif self.chance(0.05):
                 args.append("WITHSCORES")
             return self.call(cmd, *args)
@@ -1021,16 +1384,20 @@ class ReadGen:
                 args.append(self.count())
                 if self.chance(0.5):
                     args.append(self.rng.choice(["WITHSCORES", "WITHSCORES", "FOO"]))
-            return self.call("zrandmember", *args, rule="zrandmember",
-                             arg=info.content if info is not None and info.type == "zset"
-                             else None)
+            return self.call(
+                "zrandmember",
+                *args,
+                rule="zrandmember",
+                arg=info.content if info is not None and info.type == "zset" else None,
+            )
         if c in (13, 14):
             return self.f_zsetop()
         if c == 15:
             return self.scan_call("zscan", k, info)
         if c == 16:
-            keys = [self.key(self.rng.choice(["zset", "set"])) for _ in range(
-                self.rng.randint(1, 3))]
+            keys = [
+                self.key(self.rng.choice(["zset", "set"])) for _ in range(self.rng.randint(1, 3))
+            ]
             nk = self.rng.choice([str(len(keys))] * 4 + ["0", str(len(keys) + 1), "abc"])
             args = [nk, *keys]
             if self.chance(0.4):
@@ -1061,8 +1428,9 @@ class ReadGen:
         if self.chance(0.35):
             opts.append(["REV"])
         if self.chance(0.35 if mode != "index" else 0.05):
-            opts.append(["LIMIT", self.index(n), self.rng.choice(["1", "2", "-1", "0", "5",
-                                                                  "abc"])])
+            opts.append(
+                ["LIMIT", self.index(n), self.rng.choice(["1", "2", "-1", "0", "5", "abc"])]
+            )
         if self.chance(0.45 if mode != "lex" else 0.05):
             opts.append(["WITHSCORES"])
         self.rng.shuffle(opts)
@@ -1073,16 +1441,17 @@ class ReadGen:
 
     def f_zsetop(self) -> Step:
         cmd = self.rng.choice(["zunion", "zinter", "zdiff"])
-        keys = [self.key(self.rng.choice(["zset", "zset", "set"]))
-                for _ in range(self.rng.randint(1, 3))]
+        keys = [
+            self.key(self.rng.choice(["zset", "zset", "set"]))
+            for _ in range(self.rng.randint(1, 3))
+        ]
         nk = self.rng.choice([str(len(keys))] * 6 + ["0", "-1", str(len(keys) + 1), "abc"])
         args: list[object] = [nk, *keys]
         if cmd != "zdiff":
             if self.chance(0.4):
                 args.append("WEIGHTS")
                 for _ in keys:
-                    args.append(self.rng.choice(["1", "2", "0", "-1", "0.5", "inf", "-inf",
-                                                 "abc"]))
+                    args.append(self.rng.choice(["1", "2", "0", "-1", "0.5", "inf", "-inf", "abc"]))
             if self.chance(0.4):
                 args += ["AGGREGATE", self.rng.choice(["SUM", "MIN", "MAX", "max", "FOO"])]
         if self.chance(0.6):
@@ -1113,8 +1482,7 @@ class ReadGen:
             return self.call("xrevrange" if rev else "xrange", *args)
         if c == 3:
             keys = [k] + ([self.key("stream")] if self.chance(0.4) else [])
-            ids = [self.stream_id(self.pick("stream")[1], ("0", "$", "0-0", "+"))
-                   for _ in keys]
+            ids = [self.stream_id(self.pick("stream")[1], ("0", "$", "0-0", "+")) for _ in keys]
             if self.chance(0.08):
                 ids = ids[:-1] or [b"0"] * 2  # unbalanced
             args = []
@@ -1130,12 +1498,14 @@ class ReadGen:
                 rule = "xpending"
                 if self.chance(0.3):
                     args += ["IDLE", self.rng.choice(["0", "1", "999999999", "-1", "abc"])]
-                args += [self.stream_id(info), self.stream_id(info),
-                         self.rng.choice(["10", "1", "0", "-1", "abc", "100"])]
+                args += [
+                    self.stream_id(info),
+                    self.stream_id(info),
+                    self.rng.choice(["10", "1", "0", "-1", "abc", "100"]),
+                ]
                 if self.chance(0.4):
                     cons = s.groups.get(args[1], []) if s is not None else []  # type: ignore[call-overload]
-                    args.append(self.rng.choice(cons) if cons and self.chance(0.8)
-                                else b"nobody")
+                    args.append(self.rng.choice(cons) if cons and self.chance(0.8) else b"nobody")
             elif self.chance(0.05):
                 args += ["-", "+"]  # start and end without a count
             return self.call("xpending", *args, rule=rule)
@@ -1152,8 +1522,9 @@ class ReadGen:
             return self.call("xinfo", "groups", k, rule="masked")
         if c == 8:
             return self.call("xinfo", "consumers", k, group(), rule="masked")
-        return self.call("xinfo", self.rng.choice(["help", "foo", "STREAM"]),
-                         *([k] if self.chance(0.5) else []))
+        return self.call(
+            "xinfo", self.rng.choice(["help", "foo", "STREAM"]), *([k] if self.chance(0.5) else [])
+        )
 
     def f_geo(self) -> Step:
         k, info = self.pick("geo")
@@ -1162,8 +1533,9 @@ class ReadGen:
         def lonlat() -> list[object]:
             if self.chance(0.9):
                 return [round(self.rng.uniform(-180, 180), 4), round(self.rng.uniform(-85, 85), 4)]
-            return self.rng.choice([[200, 0], [0, 86], ["abc", 0], [15, 37], [13.361389,
-                                                                                38.115556]])
+            return self.rng.choice(
+                [[200, 0], [0, 86], ["abc", 0], [15, 37], [13.361389, 38.115556]]
+            )
 
         def radius() -> object:
             return self.rng.choice([0, 1, 100, 500, 2000, 6000, 20000, 0.5, -1, "abc"])
@@ -1176,8 +1548,7 @@ class ReadGen:
             if self.chance(0.5):
                 out.append([self.rng.choice(["ASC", "DESC"])])
             if self.chance(0.4):
-                cnt: list[object] = ["COUNT", self.rng.choice(["1", "2", "5", "0", "-1",
-                                                               "abc"])]
+                cnt: list[object] = ["COUNT", self.rng.choice(["1", "2", "5", "0", "-1", "abc"])]
                 if self.chance(0.3):
                     cnt.append("ANY")
                 out.append(cnt)
@@ -1198,9 +1569,11 @@ class ReadGen:
             # ranges (`geohashEncode` fails): whatever its stack held. Only keys of geo
             # points are exact there.
             ub = not self.dialect.at_least((6, 0), (0,)) and (
-                info is None or _subtype(info) != "geo")
-            return self.call("geohash", k, *self.members(info, 0, 4),
-                             rule="kind" if ub else "exact")
+                info is None or _subtype(info) != "geo"
+            )
+            return self.call(
+                "geohash", k, *self.members(info, 0, 4), rule="kind" if ub else "exact"
+            )
         if c in (3, 4):
             args = [k]
             if self.chance(0.5):
@@ -1215,11 +1588,18 @@ class ReadGen:
                 args += ["BYBOX", radius(), radius(), self.rng.choice(UNITS)]
             return self.call("geosearch", *args, *opts(False))
         if c == 5:
-            return self.call("georadius_ro", k, *lonlat(), radius(), self.rng.choice(UNITS),
-                             *opts(True))
+            return self.call(
+                "georadius_ro", k, *lonlat(), radius(), self.rng.choice(UNITS), *opts(True)
+            )
         if c == 6:
-            return self.call("georadiusbymember_ro", k, self.member(info), radius(),
-                             self.rng.choice(UNITS), *opts(True))
+            return self.call(
+                "georadiusbymember_ro",
+                k,
+                self.member(info),
+                radius(),
+                self.rng.choice(UNITS),
+                *opts(True),
+            )
         return self.call("geopos", self.key("zset"), self.member(info))
 
     def rotate(self, name: str, options: list[str]) -> str:
@@ -1246,50 +1626,107 @@ class ReadGen:
         if c == 5:
             return self.call("lastsave", rule="int")
         if c == 6:
-            return self.call("info", *r.choice([[], ["keyspace"], ["replication"], ["server"],
-                                                ["nosuchsection"], ["keyspace", "server"],
-                                                ["KEYSPACE"], ["all"], ["default"]]),
-                             rule="info")
+            return self.call(
+                "info",
+                *r.choice(
+                    [
+                        [],
+                        ["keyspace"],
+                        ["replication"],
+                        ["server"],
+                        ["nosuchsection"],
+                        ["keyspace", "server"],
+                        ["KEYSPACE"],
+                        ["all"],
+                        ["default"],
+                    ]
+                ),
+                rule="info",
+            )
         if c == 7:
             return self.call("role", rule="role")
         if c == 8:
-            param = r.choice(["databases", "databases", "maxmemory-policy", "appendonly",
-                              "save", "timeout", "proto-max-bulk-len", "repl-backlog-size",
-                              "hash-max-listpack-entries", "no-such-param", "DATABASES",
-                              "*max-listpack*", "databases maxmemory"])
+            param = r.choice(
+                [
+                    "databases",
+                    "databases",
+                    "maxmemory-policy",
+                    "appendonly",
+                    "save",
+                    "timeout",
+                    "proto-max-bulk-len",
+                    "repl-backlog-size",
+                    "hash-max-listpack-entries",
+                    "no-such-param",
+                    "DATABASES",
+                    "*max-listpack*",
+                    "databases maxmemory",
+                ]
+            )
             # The relay's own persistence and backlog settings are not the replica's.
             own = param in ("save", "repl-backlog-size")
             return self.call("config", "get", *param.split(), rule="same_keys" if own else "pairs")
         if c in (9, 23, 24):
-            sub = self.rotate("command", ["count", "info", "docs", "getkeys", "list", "help",
-                                          "foo"])
+            sub = self.rotate(
+                "command", ["count", "info", "docs", "getkeys", "list", "help", "foo"]
+            )
             if sub == "info":
-                names = r.sample(["get", "hgetall", "zrange", "xinfo|stream", "nosuch", "set",
-                                  "object"], r.randint(0, 3))
+                names = r.sample(
+                    ["get", "hgetall", "zrange", "xinfo|stream", "nosuch", "set", "object"],
+                    r.randint(0, 3),
+                )
                 # Without names: every command, in the command table's hash order.
                 # Subcommands come in their table's hash order, and without names so do
                 # the commands themselves.
                 return self.call("command", "info", *names, rule="deep")
             if sub == "docs":
-                return self.call("command", "docs", r.choice(["get", "zrange", "nosuch",
-                                                              "object", "config"]),
-                                 rule="deep")
+                return self.call(
+                    "command",
+                    "docs",
+                    r.choice(["get", "zrange", "nosuch", "object", "config"]),
+                    rule="deep",
+                )
             if sub == "getkeys":
-                return self.call("command", "getkeys", *r.choice([
-                    ["get", "k"], ["mget", "a", "b"], ["set", "a", "b"], ["nosuch", "x"],
-                    ["zunion", "2", "a", "b"], ["xread", "STREAMS", "a", "b", "0", "0"],
-                    ["ping"], ["sort_ro", "k"], ["get"]]))
+                return self.call(
+                    "command",
+                    "getkeys",
+                    *r.choice(
+                        [
+                            ["get", "k"],
+                            ["mget", "a", "b"],
+                            ["set", "a", "b"],
+                            ["nosuch", "x"],
+                            ["zunion", "2", "a", "b"],
+                            ["xread", "STREAMS", "a", "b", "0", "0"],
+                            ["ping"],
+                            ["sort_ro", "k"],
+                            ["get"],
+                        ]
+                    ),
+                )
             if sub == "list":
-                return self.call("command", "list", *r.choice([
-                    [], ["FILTERBY", "ACLCAT", "read"], ["FILTERBY", "PATTERN", "z*"],
-                    ["FILTERBY", "FOO", "x"]]), rule="multiset")
+                return self.call(
+                    "command",
+                    "list",
+                    *r.choice(
+                        [
+                            [],
+                            ["FILTERBY", "ACLCAT", "read"],
+                            ["FILTERBY", "PATTERN", "z*"],
+                            ["FILTERBY", "FOO", "x"],
+                        ]
+                    ),
+                    rule="multiset",
+                )
             return self.call("command", sub)
         if c in (10, 21, 22):
-            sub = self.rotate("client", ["getname", "setname", "setname", "id", "info",
-                                         "foo", "help", "GETNAME"])
+            sub = self.rotate(
+                "client", ["getname", "setname", "setname", "id", "info", "foo", "help", "GETNAME"]
+            )
             if sub == "setname":
-                return self.call("client", "setname", r.choice([b"me", b"", b"a b", b"x\n",
-                                                                b"name-1"]))
+                return self.call(
+                    "client", "setname", r.choice([b"me", b"", b"a b", b"x\n", b"name-1"])
+                )
             rule = {"id": "int", "info": "client_info"}.get(sub, "exact")
             return self.call("client", sub, rule=rule)
         if c == 11:
@@ -1303,9 +1740,23 @@ class ReadGen:
         if c == 15:
             return self.call("unwatch")
         if c in (16, 25, 26):
-            return self.call("pubsub", *self.rotate("pubsub", [
-                "channels", "channels c*", "numsub", "numsub a b", "numpat", "shardchannels",
-                "shardnumsub a", "foo", "help"]).split())
+            return self.call(
+                "pubsub",
+                *self.rotate(
+                    "pubsub",
+                    [
+                        "channels",
+                        "channels c*",
+                        "numsub",
+                        "numsub a b",
+                        "numpat",
+                        "shardchannels",
+                        "shardnumsub a",
+                        "foo",
+                        "help",
+                    ],
+                ).split(),
+            )
         if c == 17:
             return self.call("type", self.key(r.choice(["string", "list", "hash"])))
         if c == 18:
@@ -1314,12 +1765,16 @@ class ReadGen:
             # Not MALLOC-STATS: its reply depends on the allocator a server was built with
             # (jemalloc: verbatim statistics; libc, like the relay: a bulk "not supported").
             sub = r.choice(["help", "foo", "doctor", "stats"])
-            return self.call("memory", sub, rule="kind" if sub in ("doctor", "stats",
-                                                                   "malloc-stats") else "exact")
+            return self.call(
+                "memory",
+                sub,
+                rule="kind" if sub in ("doctor", "stats", "malloc-stats") else "exact",
+            )
         if c == 20:
             return self.call("config", r.choice(["help", "foo"]))
-        return self.call(r.choice(["ping", "echo", "dbsize"]), *(
-            [b"z"] if self.chance(0.3) else []))
+        return self.call(
+            r.choice(["ping", "echo", "dbsize"]), *([b"z"] if self.chance(0.3) else [])
+        )
 
     def f_write(self) -> Step:
         r = self.rng
@@ -1334,10 +1789,26 @@ class ReadGen:
 
     def f_unknown(self) -> Step:
         r = self.rng
-        name = r.choice([b"gett", b"hgetalll", b"foo", b"", b"sort_rw", b"GETX", b"x" * 200,
-                         b"get\r\nx", b"\xc3\xa9t\xc3\xa9", b"a b", b"zrange_ro", b"xinfo2"])
-        args = [r.choice([b"k", b"", b"a\r\nb", b"y" * 150, b"'q'", b"\x00"])
-                for _ in range(r.randint(0, 4))]
+        name = r.choice(
+            [
+                b"gett",
+                b"hgetalll",
+                b"foo",
+                b"",
+                b"sort_rw",
+                b"GETX",
+                b"x" * 200,
+                b"get\r\nx",
+                b"\xc3\xa9t\xc3\xa9",
+                b"a b",
+                b"zrange_ro",
+                b"xinfo2",
+            ]
+        )
+        args = [
+            r.choice([b"k", b"", b"a\r\nb", b"y" * 150, b"'q'", b"\x00"])
+            for _ in range(r.randint(0, 4))
+        ]
         return [Call([name, *args])]
 
     def f_arity(self) -> Step:
@@ -1367,8 +1838,17 @@ class ReadGen:
         body: list[Call] = []
         size = r.randint(1, 5)
         while len(body) < size:
-            fam = r.choice([self.f_string, self.f_hash, self.f_list, self.f_set, self.f_zset,
-                            self.f_stream, self.f_bitmap])
+            fam = r.choice(
+                [
+                    self.f_string,
+                    self.f_hash,
+                    self.f_list,
+                    self.f_set,
+                    self.f_zset,
+                    self.f_stream,
+                    self.f_bitmap,
+                ]
+            )
             step = fam()
             if all(c.rule == "exact" and c.argv[0].lower() not in (b"xinfo",) for c in step):
                 body += step
@@ -1427,8 +1907,9 @@ class ReadGen:
             result |= i.content
         if all(_is_int(m) for m in result) and len(result) <= 512:
             return True
-        return self.dialect.listpack_sets and len(result) <= 128 and all(
-            len(m) <= 64 for m in result)
+        return (
+            self.dialect.listpack_sets and len(result) <= 128 and all(len(m) <= 64 for m in result)
+        )
 
     def f_misc(self) -> Step:
         """Reads few clients use but a replica answers: LOLWUT, STRALGO (6.2), the function
@@ -1436,27 +1917,65 @@ class ReadGen:
         r = self.rng
         c = int(self.rotate("misc", [str(i) for i in range(10)]))
         if c == 0:
-            return self.call("lolwut", *r.choice([[], ["VERSION", "5"], ["VERSION", "6"],
-                                                  ["VERSION", "7"], ["VERSION", "8"],
-                                                  ["VERSION", "abc"], ["foo"]]), rule="lolwut")
+            return self.call(
+                "lolwut",
+                *r.choice(
+                    [
+                        [],
+                        ["VERSION", "5"],
+                        ["VERSION", "6"],
+                        ["VERSION", "7"],
+                        ["VERSION", "8"],
+                        ["VERSION", "abc"],
+                        ["foo"],
+                    ]
+                ),
+                rule="lolwut",
+            )
         if c == 1:
             k1, k2 = self.key("string"), self.key("string")
-            args = r.choice([["LCS", "KEYS", k1, k2], ["LCS", "KEYS", k1, k2, "LEN"],
-                             ["LCS", "STRINGS", "ohmytext", "mynewtext", "IDX",
-                              "WITHMATCHLEN"], ["FOO"], ["LCS", "STRINGS", "a"]])
+            args = r.choice(
+                [
+                    ["LCS", "KEYS", k1, k2],
+                    ["LCS", "KEYS", k1, k2, "LEN"],
+                    ["LCS", "STRINGS", "ohmytext", "mynewtext", "IDX", "WITHMATCHLEN"],
+                    ["FOO"],
+                    ["LCS", "STRINGS", "a"],
+                ]
+            )
             return self.call("stralgo", *args)
         if c in (2, 3, 8):
             # Scripting reads (FUNCTION LIST/DUMP/STATS...): exact.
-            sub = self.rotate("function", ["list", "list withcode", "list libraryname w*",
-                                           "list libraryname nolib", "dump", "stats", "help",
-                                           "list foo"])
+            sub = self.rotate(
+                "function",
+                [
+                    "list",
+                    "list withcode",
+                    "list libraryname w*",
+                    "list libraryname nolib",
+                    "dump",
+                    "stats",
+                    "help",
+                    "list foo",
+                ],
+            )
             return self.call("function", *sub.split())
         if c == 4:
             return self.call("client", "no-touch", r.choice(["on", "off", "maybe"]))
         if c == 5:
-            return self.call("client", "setinfo", *r.choice([
-                ["lib-name", "redis-py"], ["lib-ver", "1.2.3"], ["lib-name", "a b"],
-                ["foo", "x"], ["lib-name"]]))
+            return self.call(
+                "client",
+                "setinfo",
+                *r.choice(
+                    [
+                        ["lib-name", "redis-py"],
+                        ["lib-ver", "1.2.3"],
+                        ["lib-name", "a b"],
+                        ["foo", "x"],
+                        ["lib-name"],
+                    ]
+                ),
+            )
         if c == 6:
             return self.call("client", "no-evict", r.choice(["on", "off", "x"]))
         if c == 7:
@@ -1493,23 +2012,42 @@ class ReadGen:
             if self.chance(0.4):
                 args += ["COUNT", self.rng.choice(["1", "3", "10", "0", "-1", "abc"])]
             if self.chance(0.3):
-                args += ["FILTER", self.rng.choice([".n > 50", ".n == 1", ".s == \"x\"",
-                                                    "bad ("])]
+                args += ["FILTER", self.rng.choice([".n > 50", ".n == 1", '.s == "x"', "bad ("])]
             return self.call("vsim", *args)
         if c == 7:
-            return self.call("vrandmember", k, *([self.rng.choice(["1", "3", "-3", "100"])]
-                                                 if self.chance(0.7) else []),
-                             rule="vrandmember", arg=set(els))
-        return self.call("vlinks", k, el(), *(["WITHSCORES"] if self.chance(0.4) else []),
-                         rule="kind")
+            return self.call(
+                "vrandmember",
+                k,
+                *([self.rng.choice(["1", "3", "-3", "100"])] if self.chance(0.7) else []),
+                rule="vrandmember",
+                arg=set(els),
+            )
+        return self.call(
+            "vlinks", k, el(), *(["WITHSCORES"] if self.chance(0.4) else []), rule="kind"
+        )
 
     def scan_call(self, cmd: str, k: bytes, info: KeyInfo | None) -> Step:
         args: list[object] = [k, "0"]
         if self.chance(0.1):
             args[1] = self.rng.choice(["abc", "1.5", "", "18446744073709551616", "0x1"])
         if self.chance(0.4):
-            args += ["MATCH", self.rng.choice([b"*", b"f1*", b"m*", b"*1", b"?", b"[a-f]*",
-                                               b"lex*", b"1*", b"nomatch", b"*\\*"])]
+            args += [
+                "MATCH",
+                self.rng.choice(
+                    [
+                        b"*",
+                        b"f1*",
+                        b"m*",
+                        b"*1",
+                        b"?",
+                        b"[a-f]*",
+                        b"lex*",
+                        b"1*",
+                        b"nomatch",
+                        b"*\\*",
+                    ]
+                ),
+            ]
         if self.chance(0.4):
             args += ["COUNT", self.rng.choice(["1", "10", "100", "1000", "0", "-1", "abc"])]
         # NOVALUES (HSCAN: Redis 7.4+, Valkey 8), NOSCORES (ZSCAN: Valkey 8 only), each an
@@ -1523,29 +2061,43 @@ class ReadGen:
             args.append("FOO")
         compact = info is not None and info.ordered
         pairs = cmd in ("hscan", "zscan") and own not in args
-        return self.call(cmd, *args, rule="scan",
-                         arg={"cursor": 2, "pairs": pairs, "exact_first": compact,
-                              "db": self.db})
+        return self.call(
+            cmd,
+            *args,
+            rule="scan",
+            arg={"cursor": 2, "pairs": pairs, "exact_first": compact, "db": self.db},
+        )
 
     def f_scan(self) -> Step:
         if self.chance(0.4):
-            return self.scan_call(self.rng.choice(["hscan", "sscan", "zscan"]),
-                                  *self.pick(self.rng.choice(["hash", "set", "zset"])))
+            return self.scan_call(
+                self.rng.choice(["hscan", "sscan", "zscan"]),
+                *self.pick(self.rng.choice(["hash", "set", "zset"])),
+            )
         args: list[object] = ["0"]
         if self.chance(0.1):
             args[0] = self.rng.choice(["abc", "1.5", "", "18446744073709551616"])
         if self.chance(0.4):
-            args += ["MATCH", self.rng.choice([b"*", b"s:*", b"e:*", b"*1", b"h:?", b"nomatch",
-                                               b"exp:*", b"[lz]:*"])]
+            args += [
+                "MATCH",
+                self.rng.choice(
+                    [b"*", b"s:*", b"e:*", b"*1", b"h:?", b"nomatch", b"exp:*", b"[lz]:*"]
+                ),
+            ]
         if self.chance(0.4):
             args += ["COUNT", self.rng.choice(["1", "10", "100", "1000", "0", "-1", "abc"])]
         if self.chance(0.3):
-            args += ["TYPE", self.rng.choice(["string", "list", "set", "zset", "hash",
-                                              "stream", "STRING", "foo"])]
+            args += [
+                "TYPE",
+                self.rng.choice(
+                    ["string", "list", "set", "zset", "hash", "stream", "STRING", "foo"]
+                ),
+            ]
         if self.chance(0.04):
             args.append(self.rng.choice(["NOVALUES", "NOSCORES"]))
-        return self.call("scan", *args, rule="scan",
-                         arg={"cursor": 1, "pairs": False, "exact_first": False})
+        return self.call(
+            "scan", *args, rule="scan", arg={"cursor": 1, "pairs": False, "exact_first": False}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1568,8 +2120,7 @@ def _mask(n: Node) -> Node:
     """Hide time-dependent values: XINFO's `idle`/`seen-time`... and XPENDING's idle."""
     kind, v = n
     if kind == "%":
-        return (kind, tuple((k, ("?", None) if _text(k) in MASKED else _mask(x))
-                            for k, x in v))
+        return (kind, tuple((k, ("?", None) if _text(k) in MASKED else _mask(x)) for k, x in v))
     if kind in "*~>" and v is not None:
         out = []
         mask_next = False
@@ -1669,8 +2220,7 @@ def _random_rule(call: Call, po: Node, ps: Node, proto: int) -> str | None:
     return None
 
 
-def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
-            env: Env) -> str | None:
+def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes], env: Env) -> str | None:
     """None when the SUT's replies are acceptable, else why not."""
     if len(oracle) != len(sut):
         return f"{len(sut)} replies, the oracle gave {len(oracle)}"
@@ -1710,8 +2260,12 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
         if oi is None or si is None or len(oi) != len(si):
             return "different shapes"
         for a, z in zip(oi, si):
-            if a[0] != ":" or z[0] != ":" or ((a[1] < 0 or z[1] < 0) and a[1] != z[1]) \
-                    or abs(a[1] - z[1]) > 1000:
+            if (
+                a[0] != ":"
+                or z[0] != ":"
+                or ((a[1] < 0 or z[1] < 0) and a[1] != z[1])
+                or abs(a[1] - z[1]) > 1000
+            ):
                 return "field TTLs differ"
         return None
     if rule in ("ttl", "pttl"):
@@ -1766,8 +2320,7 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
     if rule == "masked":
         return None if _mask(po) == _mask(ps) else "replies differ (idle/seen fields masked)"
     if rule == "xpending":
-        return None if _xpending_mask(po) == _xpending_mask(ps) else \
-            "replies differ (idle masked)"
+        return None if _xpending_mask(po) == _xpending_mask(ps) else "replies differ (idle masked)"
     if rule == "role":
         oi, si = _elems(po), _elems(ps)
         if oi is None or si is None or len(oi) != len(si):
@@ -1788,8 +2341,11 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes],
     if rule == "hello":
         return _hello_rule(po, ps)
     if rule == "vinfo":
-        return None if _vinfo_mask(po) == _vinfo_mask(ps) else \
-            "replies differ (max-level, vset-uid masked)"
+        return (
+            None
+            if _vinfo_mask(po) == _vinfo_mask(ps)
+            else "replies differ (max-level, vset-uid masked)"
+        )
     if rule == "vrandmember":
         return _vrandmember_rule(call, po, ps)
     return "unknown rule " + rule
@@ -1822,8 +2378,10 @@ def _vinfo_mask(n: Node) -> Node:
     pairs = _pairs(n)
     if pairs is None:
         return n
-    return ("%", tuple((k, ("?", None) if _text(k) in (b"max-level", b"vset-uid") else v)
-                       for k, v in pairs))
+    return (
+        "%",
+        tuple((k, ("?", None) if _text(k) in (b"max-level", b"vset-uid") else v) for k, v in pairs),
+    )
 
 
 def _vrandmember_rule(call: Call, po: Node, ps: Node) -> str | None:
@@ -1918,12 +2476,26 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     def k(name: str) -> str:
         return p + name
 
-    c.mset({k("empty"): "", k("int"): "12345", k("negint"): "-17",
-            k("bigint"): "9223372036854775807", k("float"): "3.14159",
-            k("bin"): b"\x00\xff\r\n\x80abc", k("long"): "x" * 100, k("huge"): "y" * 20000,
-            k("bits"): b"\xff\xf0\x00\x0f", k("zeros"): b"\x00" * 10, k("ones"): b"\xff" * 10,
-            k("utf"): "h\u00e9llo w\u00f6rld", k("lcs1"): "ohmytext", k("lcs2"): "mynewtext",
-            k("space"): "a b c", k("small"): "7"})
+    c.mset(
+        {
+            k("empty"): "",
+            k("int"): "12345",
+            k("negint"): "-17",
+            k("bigint"): "9223372036854775807",
+            k("float"): "3.14159",
+            k("bin"): b"\x00\xff\r\n\x80abc",
+            k("long"): "x" * 100,
+            k("huge"): "y" * 20000,
+            k("bits"): b"\xff\xf0\x00\x0f",
+            k("zeros"): b"\x00" * 10,
+            k("ones"): b"\xff" * 10,
+            k("utf"): "h\u00e9llo w\u00f6rld",
+            k("lcs1"): "ohmytext",
+            k("lcs2"): "mynewtext",
+            k("space"): "a b c",
+            k("small"): "7",
+        }
+    )
     c.set(b"", b"the empty name")
     for name in (b"a*b", b"[x]", b"sp ace", b"nl\nkey", b"\xff\xfe"):
         c.set(p.encode() + name, b"odd name")
@@ -1935,8 +2507,7 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     # form, as one bad element makes the whole SORT an error.
     for i, form in enumerate([" 5", "0x1A", "1e400", "1e-400", "+.5", "5.", "Infinity"]):
         c.rpush(k(f"nums{i}"), "3", form, "-2.5", "")
-    c.hset(k("hsmall"), mapping={"f1": "v1", "f2": "", "num": "10", "": "emptyfield",
-                                 "neg": "-3"})
+    c.hset(k("hsmall"), mapping={"f1": "v1", "f2": "", "num": "10", "": "emptyfield", "neg": "-3"})
     c.hset(k("hbig"), mapping={f"f{i}": f"v{i}" for i in range(200)})
     c.hset(k("hbigval"), mapping={"f": "x" * 100, "g": "1"})
     c.sadd(k("intset"), 1, 2, 3, -5, 100)
@@ -1944,10 +2515,28 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     c.sadd(k("setmix"), "1", "a", "-2")
     c.sadd(k("setbig"), *[f"m{i}" for i in range(300)])
     c.sadd(k("intsetbig"), *range(600))
-    c.zadd(k("zsmall"), {"a": 1, "b": 2, "c": 2, "d": float("inf"), "e": float("-inf"),
-                         "f": 0.1, "g": 1.5e10, "h": -0.0, "i": 1e-7, "j": 123456789.125})
-    c.zadd(k("zbig"), {f"m{i}": rng.choice([rng.randrange(-100, 100), rng.uniform(-1e3, 1e3)])
-                       for i in range(300)})
+    c.zadd(
+        k("zsmall"),
+        {
+            "a": 1,
+            "b": 2,
+            "c": 2,
+            "d": float("inf"),
+            "e": float("-inf"),
+            "f": 0.1,
+            "g": 1.5e10,
+            "h": -0.0,
+            "i": 1e-7,
+            "j": 123456789.125,
+        },
+    )
+    c.zadd(
+        k("zbig"),
+        {
+            f"m{i}": rng.choice([rng.randrange(-100, 100), rng.uniform(-1e3, 1e3)])
+            for i in range(300)
+        },
+    )
     c.zadd(k("lexsmall"), {f"lex{i}": 0 for i in range(10)})
     c.zadd(k("lexbig"), {f"lex{i:03d}": 0 for i in range(200)})
     c.zadd(k("lexeq"), {"a": 7, "b": 7, "c": 7, "bb": 7, "\xff": 7})
@@ -1966,9 +2555,29 @@ def add_edge_keys(c: redis.Redis, prefix: str, seed: int) -> None:
     c.xadd(k("xempty"), {"f": "v"}, id="5-5")
     c.xdel(k("xempty"), "5-5")
     c.xadd(k("xone"), {"only": "entry"}, id="1000-0")
-    c.geoadd(k("geo"), [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania",
-                        2.3522, 48.8566, "Paris", 2.3522, 48.8566, "Paris2",
-                        -122.4194, 37.7749, "SF", 0, 0, "Null"])
+    c.geoadd(
+        k("geo"),
+        [
+            13.361389,
+            38.115556,
+            "Palermo",
+            15.087269,
+            37.502669,
+            "Catania",
+            2.3522,
+            48.8566,
+            "Paris",
+            2.3522,
+            48.8566,
+            "Paris2",
+            -122.4194,
+            37.7749,
+            "SF",
+            0,
+            0,
+            "Null",
+        ],
+    )
     c.pfadd(k("hll"), "a", "b", "c")
     c.pfadd(k("hlldense"), *[f"e{i}" for i in range(3000)])
     c.pfadd(k("hllcached"), "x", "y")
@@ -1987,10 +2596,14 @@ def add_expired_keys(c: redis.Redis, prefix: str) -> list[bytes]:
     """One logically expired key of each type (the master's active expiry must be off, and
     nobody may read them on the master, or it deletes them)."""
     names = []
-    for t, fill in (("s", lambda n: c.set(n, "gone")), ("l", lambda n: c.rpush(n, "a", "b")),
-                    ("h", lambda n: c.hset(n, "f", "v")), ("set", lambda n: c.sadd(n, "a")),
-                    ("z", lambda n: c.zadd(n, {"a": 1})),
-                    ("x", lambda n: c.xadd(n, {"f": "v"}, id="1-1"))):
+    for t, fill in (
+        ("s", lambda n: c.set(n, "gone")),
+        ("l", lambda n: c.rpush(n, "a", "b")),
+        ("h", lambda n: c.hset(n, "f", "v")),
+        ("set", lambda n: c.sadd(n, "a")),
+        ("z", lambda n: c.zadd(n, {"a": 1})),
+        ("x", lambda n: c.xadd(n, {"f": "v"}, id="1-1")),
+    ):
         name = f"{prefix}{t}".encode()
         fill(name)
         c.pexpire(name, 1)

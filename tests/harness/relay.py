@@ -49,7 +49,8 @@ class RelayProcess:
         scheme = "https" if self.http_context is not None else "http"
         try:
             with urllib.request.urlopen(
-                f"{scheme}://127.0.0.1:{self.metrics_port}{path}", timeout=10,
+                f"{scheme}://127.0.0.1:{self.metrics_port}{path}",
+                timeout=10,
                 context=self.http_context,
             ) as r:
                 return r.status, r.read().decode()
@@ -106,8 +107,12 @@ def upstream_url(
 
 
 def start_relay(
-    upstream: str, *args: str, dir: Path | None = None, wait_ready: bool = True,
-    port: int | None = None, env: dict[str, str] | None = None,
+    upstream: str,
+    *args: str,
+    dir: Path | None = None,
+    wait_ready: bool = True,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
     http_context: ssl.SSLContext | None = None,
     metrics_port: int | None = None,
 ) -> RelayProcess:
@@ -135,8 +140,9 @@ def start_relay(
         *args,
     ]
     with open(logfile, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **env} if env else None)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env} if env else None
+        )
     relay = RelayProcess(port, mport, dir, proc, logfile, http_context)
 
     def listening() -> bool:
@@ -150,8 +156,9 @@ def start_relay(
     try:
         wait_for(listening, 30, what="replproxy to listen")
         if wait_ready:
-            wait_for(lambda: relay.http("/startupz")[0] == 200, 120,
-                     what="replproxy's initial sync")
+            wait_for(
+                lambda: relay.http("/startupz")[0] == 200, 120, what="replproxy's initial sync"
+            )
     except BaseException:
         relay.stop()  # a relay that did not come up must not outlive the test
         raise

@@ -38,8 +38,15 @@ return 1
 
 
 class Workload:
-    def __init__(self, server: RedisServer, seed: int, keys: int = 60, dbs: int = 3,
-                 big_every: int = 20, every_write: bool = False) -> None:
+    def __init__(
+        self,
+        server: RedisServer,
+        seed: int,
+        keys: int = 60,
+        dbs: int = 3,
+        big_every: int = 20,
+        every_write: bool = False,
+    ) -> None:
         """`every_write`: also every other write the master's version has (hash field TTLs,
         Redis 8's hash and stream commands and options, vector sets, SET options, geo
         stores, functions...), for the read differential; off, the stream is the historic
@@ -149,9 +156,20 @@ class Workload:
         if choice == 0:
             return ["SETBIT", k, rng.randrange(0, 5000), rng.randrange(2)]
         if choice == 1:
-            return ["BITFIELD", k, "OVERFLOW", rng.choice(["WRAP", "SAT"]), "INCRBY",
-                    rng.choice(["i8", "u4", "i16", "u32"]), rng.randrange(0, 200),
-                    rng.randrange(-300, 300), "SET", "u8", "#2", rng.randrange(256)]
+            return [
+                "BITFIELD",
+                k,
+                "OVERFLOW",
+                rng.choice(["WRAP", "SAT"]),
+                "INCRBY",
+                rng.choice(["i8", "u4", "i16", "u32"]),
+                rng.randrange(0, 200),
+                rng.randrange(-300, 300),
+                "SET",
+                "u8",
+                "#2",
+                rng.randrange(256),
+            ]
         return ["BITOP", rng.choice(["AND", "OR", "XOR"]), self.key("b"), k, self.key("b")]
 
     def c_hll(self) -> list[Any]:
@@ -170,8 +188,11 @@ class Workload:
         k, rng = self.key("l"), self.rng
         choice = rng.randrange(12)
         if choice < 3:
-            return [rng.choice(["LPUSH", "RPUSH"]), k,
-                    *(self.val() for _ in range(rng.randrange(1, 8)))]
+            return [
+                rng.choice(["LPUSH", "RPUSH"]),
+                k,
+                *(self.val() for _ in range(rng.randrange(1, 8))),
+            ]
         if choice == 3:
             return ["LPOP", k] if self.version < (6, 2, 0) else ["LPOP", k, rng.randrange(1, 4)]
         if choice == 4:
@@ -187,8 +208,13 @@ class Workload:
         if choice == 9:
             return ["RPUSHX", k, self.val()]
         if choice == 10 and self.version >= (6, 2, 0):
-            return ["LMOVE", k, self.key("l"), rng.choice(["LEFT", "RIGHT"]),
-                    rng.choice(["LEFT", "RIGHT"])]
+            return [
+                "LMOVE",
+                k,
+                self.key("l"),
+                rng.choice(["LEFT", "RIGHT"]),
+                rng.choice(["LEFT", "RIGHT"]),
+            ]
         return ["RPOP", k]
 
     def c_hash(self) -> list[Any]:
@@ -221,8 +247,12 @@ class Workload:
         if choice == 5:
             return ["SMOVE", k, self.key("set"), self.member()]
         if choice == 6:
-            return [rng.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), self.key("set"),
-                    k, self.key("set")]
+            return [
+                rng.choice(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+                self.key("set"),
+                k,
+                self.key("set"),
+            ]
         return ["SPOP", k]
 
     def c_zset(self) -> list[Any]:
@@ -230,8 +260,10 @@ class Workload:
         choice = rng.randrange(10)
         if choice < 3:
             n = 200 if rng.random() < 0.03 else rng.randrange(1, 5)
-            flags = rng.choice([[], ["NX"], ["XX"], ["CH"]] +
-                               ([["GT"], ["LT", "CH"]] if self.version >= (6, 2, 0) else []))
+            flags = rng.choice(
+                [[], ["NX"], ["XX"], ["CH"]]
+                + ([["GT"], ["LT", "CH"]] if self.version >= (6, 2, 0) else [])
+            )
             args = []
             for _ in range(n):
                 args += [self.score(), self.member()]
@@ -245,9 +277,18 @@ class Workload:
         if choice == 6:
             return ["ZREMRANGEBYSCORE", k, f"({rng.randrange(-50, 0)}", rng.randrange(0, 50)]
         if choice == 7:
-            return [rng.choice(["ZUNIONSTORE", "ZINTERSTORE"]), self.key("z"), 2, k,
-                    self.key("z"), "WEIGHTS", rng.randrange(-2, 3), 1, "AGGREGATE",
-                    rng.choice(["SUM", "MIN", "MAX"])]
+            return [
+                rng.choice(["ZUNIONSTORE", "ZINTERSTORE"]),
+                self.key("z"),
+                2,
+                k,
+                self.key("z"),
+                "WEIGHTS",
+                rng.randrange(-2, 3),
+                1,
+                "AGGREGATE",
+                rng.choice(["SUM", "MIN", "MAX"]),
+            ]
         if choice == 8:
             return [rng.choice(["ZPOPMIN", "ZPOPMAX"]), k, rng.randrange(1, 3)]
         return ["ZADD", k, "0", f"lex{rng.randrange(50)}"]
@@ -255,14 +296,38 @@ class Workload:
     def c_geo(self) -> list[Any]:
         k, rng = self.key("g"), self.rng
         if rng.random() < 0.7:
-            return ["GEOADD", k, round(rng.uniform(-170, 170), 6), round(rng.uniform(-80, 80), 6),
-                    self.member()]
+            return [
+                "GEOADD",
+                k,
+                round(rng.uniform(-170, 170), 6),
+                round(rng.uniform(-80, 80), 6),
+                self.member(),
+            ]
         if self.version >= (6, 2, 0) and rng.random() < 0.5:
-            return ["GEOSEARCHSTORE", self.key("g"), k, "FROMLONLAT", rng.uniform(-170, 170),
-                    rng.uniform(-80, 80), "BYRADIUS", rng.choice([500, 3000, 20000]), "km",
-                    "ASC", "COUNT", rng.randrange(1, 20)]
-        return ["GEORADIUS", k, rng.uniform(-170, 170), rng.uniform(-80, 80),
-                rng.choice([1000, 5000]), "km", "STORE", self.key("z")]
+            return [
+                "GEOSEARCHSTORE",
+                self.key("g"),
+                k,
+                "FROMLONLAT",
+                rng.uniform(-170, 170),
+                rng.uniform(-80, 80),
+                "BYRADIUS",
+                rng.choice([500, 3000, 20000]),
+                "km",
+                "ASC",
+                "COUNT",
+                rng.randrange(1, 20),
+            ]
+        return [
+            "GEORADIUS",
+            k,
+            rng.uniform(-170, 170),
+            rng.uniform(-80, 80),
+            rng.choice([1000, 5000]),
+            "km",
+            "STORE",
+            self.key("z"),
+        ]
 
     def c_stream(self) -> list[Any]:
         k, rng = self.key("x"), self.rng
@@ -273,19 +338,42 @@ class Workload:
                 trim = ["MAXLEN", rng.randrange(5, 50)]
             return ["XADD", k, *trim, "*", "f", self.val(), "g", self.val()]
         if choice == 4:
-            return ["XGROUP", "CREATE", k, f"grp{rng.randrange(3)}", rng.choice(["0", "$"]),
-                    "MKSTREAM"]
+            return [
+                "XGROUP",
+                "CREATE",
+                k,
+                f"grp{rng.randrange(3)}",
+                rng.choice(["0", "$"]),
+                "MKSTREAM",
+            ]
         if choice == 5:
-            return ["XREADGROUP", "GROUP", f"grp{rng.randrange(3)}", f"c{rng.randrange(3)}",
-                    "COUNT", rng.randrange(1, 5), *(["NOACK"] if rng.random() < 0.2 else []),
-                    "STREAMS", k, ">"]
+            return [
+                "XREADGROUP",
+                "GROUP",
+                f"grp{rng.randrange(3)}",
+                f"c{rng.randrange(3)}",
+                "COUNT",
+                rng.randrange(1, 5),
+                *(["NOACK"] if rng.random() < 0.2 else []),
+                "STREAMS",
+                k,
+                ">",
+            ]
         if choice == 6:
             return ["XDEL", k, f"{rng.randrange(1, 2**41)}-0"]
         if choice == 7:
             return ["XTRIM", k, "MAXLEN", rng.randrange(0, 30)]
         if choice == 8 and self.version >= (6, 2, 0):
-            return ["XAUTOCLAIM", k, f"grp{rng.randrange(3)}", f"c{rng.randrange(3)}", 0, "0-0",
-                    "COUNT", rng.randrange(1, 4)]
+            return [
+                "XAUTOCLAIM",
+                k,
+                f"grp{rng.randrange(3)}",
+                f"c{rng.randrange(3)}",
+                0,
+                "0-0",
+                "COUNT",
+                rng.randrange(1, 4),
+            ]
         return ["XACK", k, f"grp{rng.randrange(3)}", "0-1"]
 
     def c_keys(self) -> list[Any]:
@@ -309,8 +397,16 @@ class Workload:
         if choice == 7:
             return ["EXPIREAT", k, int(time.time()) + rng.randrange(5, 500)]
         if choice == 8:
-            return ["SORT", self.key("l"), "ALPHA", "LIMIT", 0, rng.randrange(1, 10), "STORE",
-                    self.key("l")]
+            return [
+                "SORT",
+                self.key("l"),
+                "ALPHA",
+                "LIMIT",
+                0,
+                rng.randrange(1, 10),
+                "STORE",
+                self.key("l"),
+            ]
         if choice == 9 and rng.random() < 0.1:
             return ["SWAPDB", self.db, rng.randrange(self.dbs)]
         if choice == 10 and rng.random() < 0.02:
@@ -328,8 +424,14 @@ class Workload:
         if choice == 1:
             return ["SET", k, self.val(), "GET"]
         if choice == 2:
-            return ["COPY", self.key(rng.choice(["s", "l", "h", "z", "x"])), k + "c",
-                    "DB", rng.randrange(self.dbs), "REPLACE"]
+            return [
+                "COPY",
+                self.key(rng.choice(["s", "l", "h", "z", "x"])),
+                k + "c",
+                "DB",
+                rng.randrange(self.dbs),
+                "REPLACE",
+            ]
         if choice == 3:
             return ["GETDEL", k]
         if choice == 4:
@@ -347,8 +449,13 @@ class Workload:
         k, rng = self.key("s"), self.rng
         choice = rng.randrange(12)
         if choice == 0 and self._new((6, 2), (0,)):
-            return ["SET", k, self.val(), rng.choice(["EXAT", "PXAT"]),
-                    int(time.time() * (1 if rng.random() < 0.5 else 1000)) + 10**6]
+            return [
+                "SET",
+                k,
+                self.val(),
+                rng.choice(["EXAT", "PXAT"]),
+                int(time.time() * (1 if rng.random() < 0.5 else 1000)) + 10**6,
+            ]
         if choice == 1 and self._new((6, 0), (0,)):
             return ["SET", k, self.val(), "KEEPTTL"]
         if choice == 2 and self._new(None, (8, 1)):
@@ -366,13 +473,26 @@ class Workload:
             if self._new((8, 2), None):
                 ops += ["DIFF", "DIFF1", "ANDOR", "ONE"]
             op = rng.choice(ops)
-            srcs = [self.key("b")] if op == "NOT" else [self.key("b") for _ in range(
-                2 if op in ("DIFF", "DIFF1", "ANDOR") else rng.randrange(1, 4))]
+            srcs = (
+                [self.key("b")]
+                if op == "NOT"
+                else [
+                    self.key("b")
+                    for _ in range(2 if op in ("DIFF", "DIFF1", "ANDOR") else rng.randrange(1, 4))
+                ]
+            )
             return ["BITOP", op, self.key("b"), *srcs]
         if choice == 8:
-            return ["BITFIELD", self.key("b"), "OVERFLOW", rng.choice(["FAIL", "WRAP", "SAT"]),
-                    "INCRBY", rng.choice(["i5", "u7", "i64", "u63"]), f"#{rng.randrange(20)}",
-                    rng.randrange(-1000, 1000)]
+            return [
+                "BITFIELD",
+                self.key("b"),
+                "OVERFLOW",
+                rng.choice(["FAIL", "WRAP", "SAT"]),
+                "INCRBY",
+                rng.choice(["i5", "u7", "i64", "u63"]),
+                f"#{rng.randrange(20)}",
+                rng.randrange(-1000, 1000),
+            ]
         if choice == 9:
             return ["SETBIT", self.key("s"), rng.randrange(0, 300), 1]
         if choice == 10:
@@ -384,8 +504,11 @@ class Workload:
         choice = rng.randrange(16)
         if choice == 0:
             # Small string sets (listpack in 7.2+, in insertion order) and their limits.
-            return ["SADD", self.key("ss"), *(f"w{rng.randrange(200)}" for _ in range(
-                rng.choice([1, 3, 8, 130])))]
+            return [
+                "SADD",
+                self.key("ss"),
+                *(f"w{rng.randrange(200)}" for _ in range(rng.choice([1, 3, 8, 130]))),
+            ]
         if choice == 1:
             return ["SADD", self.key("ss"), "x" * rng.choice([10, 64, 65, 100])]
         if choice == 2:
@@ -393,11 +516,24 @@ class Workload:
         if choice == 3:
             return ["SMOVE", self.key("ss"), self.key("ss"), f"w{rng.randrange(200)}"]
         if choice == 4 and self._new((7, 0), (0,)):
-            return ["LMPOP", rng.randrange(1, 3), self.key("l"), self.key("l"),
-                    rng.choice(["LEFT", "RIGHT"]), "COUNT", rng.randrange(1, 4)]
+            return [
+                "LMPOP",
+                rng.randrange(1, 3),
+                self.key("l"),
+                self.key("l"),
+                rng.choice(["LEFT", "RIGHT"]),
+                "COUNT",
+                rng.randrange(1, 4),
+            ]
         if choice == 5 and self._new((7, 0), (0,)):
-            return ["ZMPOP", 1, self.key("z"), rng.choice(["MIN", "MAX"]), "COUNT",
-                    rng.randrange(1, 4)]
+            return [
+                "ZMPOP",
+                1,
+                self.key("z"),
+                rng.choice(["MIN", "MAX"]),
+                "COUNT",
+                rng.randrange(1, 4),
+            ]
         if choice == 6:
             return ["LINSERT", self.key("l"), "AFTER", self.val(), self.val()]
         if choice == 7:
@@ -407,9 +543,15 @@ class Workload:
         if choice == 9:
             return ["ZREMRANGEBYLEX", self.key("z"), "[lex1", "(lex3"]
         if choice == 10:
-            return ["ZADD", self.key("z"), *(x for i in range(rng.choice([1, 5, 129]))
-                                            for x in (rng.choice(["0", "-0", "1.5", "1e-9"]),
-                                                      f"zz{i}"))]
+            return [
+                "ZADD",
+                self.key("z"),
+                *(
+                    x
+                    for i in range(rng.choice([1, 5, 129]))
+                    for x in (rng.choice(["0", "-0", "1.5", "1e-9"]), f"zz{i}")
+                ),
+            ]
         if choice == 11:
             return ["ZADD", self.key("z"), "1", "y" * rng.choice([63, 64, 65])]
         if choice == 12:
@@ -417,8 +559,11 @@ class Workload:
         if choice == 13:
             return ["HDEL", self.key("h"), *(f"f{rng.randrange(200)}" for _ in range(20))]
         if choice == 14:
-            return ["RPUSH", self.key("l"), *("q" * rng.choice([10, 100, 3000])
-                                              for _ in range(rng.randrange(1, 4)))]
+            return [
+                "RPUSH",
+                self.key("l"),
+                *("q" * rng.choice([10, 100, 3000]) for _ in range(rng.randrange(1, 4))),
+            ]
         return ["ZINCRBY", self.key("z"), rng.choice(["inf", "-1e300", "0.1"]), self.member()]
 
     def c_more_streams(self) -> list[Any]:
@@ -428,12 +573,18 @@ class Workload:
         if self._new((8, 2), None) and rng.random() < 0.6:
             policy = [rng.choice(["KEEPREF", "DELREF", "ACKED"])]
         if choice < 3:
-            trim = [] if rng.random() < 0.4 else [rng.choice(["MAXLEN", "MINID"]),
-                                                  rng.choice(["=", "~", ""])]
+            trim = (
+                []
+                if rng.random() < 0.4
+                else [rng.choice(["MAXLEN", "MINID"]), rng.choice(["=", "~", ""])]
+            )
             if trim:
                 trim[1:] = [t for t in trim[1:] if t]
-                trim.append(str(rng.randrange(1, 20)) if trim[0] == "MAXLEN"
-                            else f"{int(time.time() * 1000) - rng.randrange(0, 3000)}-0")
+                trim.append(
+                    str(rng.randrange(1, 20))
+                    if trim[0] == "MAXLEN"
+                    else f"{int(time.time() * 1000) - rng.randrange(0, 3000)}-0"
+                )
             return ["XADD", k, *trim, *policy, "*", "f", self.val()]
         if choice == 3:
             return ["XTRIM", k, "MAXLEN", rng.randrange(0, 30), *policy]
@@ -449,24 +600,45 @@ class Workload:
             ids = self._pending_or_entry_ids(k, g)
             return ["XACK", k, g, *ids] if ids else ["XLEN", k]
         if choice == 7 and self._new((7, 0), (0,)):
-            return ["XGROUP", "SETID", k, f"grp{rng.randrange(3)}", rng.choice(["0", "$"]),
-                    "ENTRIESREAD", rng.choice([0, 3, 1000])]
+            return [
+                "XGROUP",
+                "SETID",
+                k,
+                f"grp{rng.randrange(3)}",
+                rng.choice(["0", "$"]),
+                "ENTRIESREAD",
+                rng.choice([0, 3, 1000]),
+            ]
         if choice == 8 and self._new((6, 2), (0,)):
-            return ["XGROUP", "CREATECONSUMER", k, f"grp{rng.randrange(3)}",
-                    f"c{rng.randrange(5)}"]
+            return ["XGROUP", "CREATECONSUMER", k, f"grp{rng.randrange(3)}", f"c{rng.randrange(5)}"]
         if choice == 9:
             return ["XGROUP", "DELCONSUMER", k, f"grp{rng.randrange(3)}", f"c{rng.randrange(5)}"]
         if choice == 10 and rng.random() < 0.3:
             return ["XGROUP", "DESTROY", k, f"grp{rng.randrange(3)}"]
         if choice == 11:
-            create = ["XGROUP", "CREATE", k, f"grp{rng.randrange(3)}", rng.choice(["0", "$"]),
-                      "MKSTREAM"]
+            create = [
+                "XGROUP",
+                "CREATE",
+                k,
+                f"grp{rng.randrange(3)}",
+                rng.choice(["0", "$"]),
+                "MKSTREAM",
+            ]
             if self._new((7, 0), (0,)) and rng.random() < 0.5:
                 create += ["ENTRIESREAD", rng.choice([0, 2, 500])]
             return create
         if choice == 12:
-            return ["XREADGROUP", "GROUP", f"grp{rng.randrange(3)}", f"c{rng.randrange(5)}",
-                    "COUNT", rng.randrange(1, 6), "STREAMS", k, ">"]
+            return [
+                "XREADGROUP",
+                "GROUP",
+                f"grp{rng.randrange(3)}",
+                f"c{rng.randrange(5)}",
+                "COUNT",
+                rng.randrange(1, 6),
+                "STREAMS",
+                k,
+                ">",
+            ]
         return ["XDEL", k, *(self._pending_or_entry_ids(k)[:2] or ["1-1"])]
 
     def _pending_or_entry_ids(self, key: str, group: str | None = None) -> list[str]:
@@ -488,16 +660,49 @@ class Workload:
         k, rng = self.key("g"), self.rng
         choice = rng.randrange(4)
         if choice == 0 and self._new((6, 2), (0,)):
-            return ["GEOADD", k, rng.choice(["NX", "XX", "CH"]), round(rng.uniform(-170, 170), 5),
-                    round(rng.uniform(-80, 80), 5), self.member()]
+            return [
+                "GEOADD",
+                k,
+                rng.choice(["NX", "XX", "CH"]),
+                round(rng.uniform(-170, 170), 5),
+                round(rng.uniform(-80, 80), 5),
+                self.member(),
+            ]
         if choice == 1 and self._new((6, 2), (0,)):
-            return ["GEOSEARCHSTORE", self.key("g"), k, "FROMMEMBER", self.member(), "BYBOX",
-                    rng.choice([1000, 8000]), rng.choice([1000, 8000]), "km", "STOREDIST"]
+            return [
+                "GEOSEARCHSTORE",
+                self.key("g"),
+                k,
+                "FROMMEMBER",
+                self.member(),
+                "BYBOX",
+                rng.choice([1000, 8000]),
+                rng.choice([1000, 8000]),
+                "km",
+                "STOREDIST",
+            ]
         if choice == 2:
-            return ["GEORADIUSBYMEMBER", k, self.member(), rng.choice([2000, 9000]), "km",
-                    "STOREDIST", self.key("z")]
-        return ["GEORADIUS", k, rng.uniform(-170, 170), rng.uniform(-80, 80), 4000, "km",
-                "COUNT", rng.randrange(1, 5), "STORE", self.key("g")]
+            return [
+                "GEORADIUSBYMEMBER",
+                k,
+                self.member(),
+                rng.choice([2000, 9000]),
+                "km",
+                "STOREDIST",
+                self.key("z"),
+            ]
+        return [
+            "GEORADIUS",
+            k,
+            rng.uniform(-170, 170),
+            rng.uniform(-80, 80),
+            4000,
+            "km",
+            "COUNT",
+            rng.randrange(1, 5),
+            "STORE",
+            self.key("g"),
+        ]
 
     def c_more_keys(self) -> list[Any]:
         rng = self.rng
@@ -508,8 +713,18 @@ class Workload:
         if choice == 1 and self._new((6, 2), (0,)):
             return ["COPY", k, self.key("s") + "c", "REPLACE"]
         if choice == 2:
-            return ["SORT", self.key(rng.choice(["l", "set", "z"])), "BY", "nosort", "GET", "#",
-                    "GET", "s:*", "STORE", self.key("l")]
+            return [
+                "SORT",
+                self.key(rng.choice(["l", "set", "z"])),
+                "BY",
+                "nosort",
+                "GET",
+                "#",
+                "GET",
+                "s:*",
+                "STORE",
+                self.key("l"),
+            ]
         if choice == 3:
             return ["PEXPIREAT", k, int(time.time() * 1000) + rng.randrange(10**5, 10**7)]
         if choice == 4:
@@ -525,17 +740,35 @@ class Workload:
         if choice < 2:
             return ["HSET", k, *(x for f in fields for x in (f, self.val()))]
         if choice == 2:
-            return ["HEXPIRE", k, rng.randrange(2000, 9000), *(
-                [rng.choice(["NX", "XX", "GT", "LT"])] if rng.random() < 0.3 else []),
-                "FIELDS", len(fields), *fields]
+            return [
+                "HEXPIRE",
+                k,
+                rng.randrange(2000, 9000),
+                *([rng.choice(["NX", "XX", "GT", "LT"])] if rng.random() < 0.3 else []),
+                "FIELDS",
+                len(fields),
+                *fields,
+            ]
         if choice == 3:
             return ["HPEXPIRE", k, rng.randrange(10**7, 10**8), "FIELDS", len(fields), *fields]
         if choice == 4:
-            return ["HEXPIREAT", k, int(time.time()) + rng.randrange(2000, 10**5), "FIELDS",
-                    len(fields), *fields]
+            return [
+                "HEXPIREAT",
+                k,
+                int(time.time()) + rng.randrange(2000, 10**5),
+                "FIELDS",
+                len(fields),
+                *fields,
+            ]
         if choice == 5:
-            return ["HPEXPIREAT", k, int(time.time() * 1000) + rng.randrange(10**7, 10**8),
-                    "FIELDS", len(fields), *fields]
+            return [
+                "HPEXPIREAT",
+                k,
+                int(time.time() * 1000) + rng.randrange(10**7, 10**8),
+                "FIELDS",
+                len(fields),
+                *fields,
+            ]
         if choice == 6:
             return ["HPERSIST", k, "FIELDS", len(fields), *fields]
         return ["HDEL", k, *fields]
@@ -546,16 +779,35 @@ class Workload:
         fields = [f"f{rng.randrange(12)}" for _ in range(rng.randrange(1, 4))]
         choice = rng.randrange(5)
         if choice == 0:
-            opt = rng.choice([["EX", rng.randrange(2000, 9000)],
-                              ["PX", rng.randrange(10**7, 10**8)],
-                              ["EXAT", int(time.time()) + 5000], ["PERSIST"], []])
+            opt = rng.choice(
+                [
+                    ["EX", rng.randrange(2000, 9000)],
+                    ["PX", rng.randrange(10**7, 10**8)],
+                    ["EXAT", int(time.time()) + 5000],
+                    ["PERSIST"],
+                    [],
+                ]
+            )
             return ["HGETEX", k, *opt, "FIELDS", len(fields), *fields]
         if choice in (1, 2):
             cond = rng.choice([[], ["FNX"], ["FXX"]])
-            ttl = rng.choice([["EX", rng.randrange(2000, 9000)],
-                              ["PX", rng.randrange(10**7, 10**8)], ["KEEPTTL"], []])
-            return ["HSETEX", k, *cond, *ttl, "FIELDS", len(fields),
-                    *(x for f in fields for x in (f, self.val()))]
+            ttl = rng.choice(
+                [
+                    ["EX", rng.randrange(2000, 9000)],
+                    ["PX", rng.randrange(10**7, 10**8)],
+                    ["KEEPTTL"],
+                    [],
+                ]
+            )
+            return [
+                "HSETEX",
+                k,
+                *cond,
+                *ttl,
+                "FIELDS",
+                len(fields),
+                *(x for f in fields for x in (f, self.val())),
+            ]
         if choice == 3:
             return ["HGETDEL", k, "FIELDS", len(fields), *fields]
         return ["HINCRBY", k, fields[0], 1]
@@ -635,15 +887,34 @@ class Workload:
             self.errors += 1
 
     def script(self) -> None:
-        self.execute(["EVAL", EVAL_SCRIPT, 3, self.key("n"), self.key("h"), self.key("set"),
-                      f"f{self.rng.randrange(50)}", self.val()])
+        self.execute(
+            [
+                "EVAL",
+                EVAL_SCRIPT,
+                3,
+                self.key("n"),
+                self.key("h"),
+                self.key("set"),
+                f"f{self.rng.randrange(50)}",
+                self.val(),
+            ]
+        )
 
     def function(self) -> None:
         if not self._function_loaded:
             self.client.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
             self._function_loaded = True
-        self.execute(["FCALL", "wl_write", 2, self.key("n"), self.key("l"),
-                      self.rng.randrange(1, 10), self.val()])
+        self.execute(
+            [
+                "FCALL",
+                "wl_write",
+                2,
+                self.key("n"),
+                self.key("l"),
+                self.rng.randrange(1, 10),
+                self.val(),
+            ]
+        )
 
     def xclaim(self) -> None:
         """Claim a really pending entry for another consumer (arrives as XCLAIM ... LASTID)."""
@@ -667,8 +938,9 @@ class Workload:
     def blocking_pop(self) -> None:
         """A second client blocks on an empty key; a push from this one serves it."""
         key = f"blk:{self.rng.randrange(1000000)}"
-        kind = self.rng.choice(["BLPOP", "BRPOPLPUSH", "BZPOPMIN"] +
-                               (["BLMOVE"] if self.version >= (6, 2, 0) else []))
+        kind = self.rng.choice(
+            ["BLPOP", "BRPOPLPUSH", "BZPOPMIN"] + (["BLMOVE"] if self.version >= (6, 2, 0) else [])
+        )
         other = self.server.client(db=self.db, socket_timeout=10)
         result: list[Any] = []
 
@@ -679,8 +951,9 @@ class Workload:
                 elif kind == "BRPOPLPUSH":
                     result.append(other.execute_command("BRPOPLPUSH", key, key + ":dst", 5))
                 elif kind == "BLMOVE":
-                    result.append(other.execute_command("BLMOVE", key, key + ":dst", "LEFT",
-                                                        "RIGHT", 5))
+                    result.append(
+                        other.execute_command("BLMOVE", key, key + ":dst", "LEFT", "RIGHT", 5)
+                    )
                 else:
                     result.append(other.execute_command("BZPOPMIN", key, 5))
             finally:
