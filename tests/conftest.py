@@ -140,7 +140,7 @@ def _unit_tests_start_no_process(
 @pytest.fixture(params=KINDS, ids=[k.name for k in KINDS])
 def server_kind(request: pytest.FixtureRequest) -> ServerKind:
     """Parametrizes a test over every server kind on this machine."""
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def master(server_kind: ServerKind) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def start(server_kind: ServerKind) -> Iterator:  # type: ignore[type-arg]
+def start(server_kind: ServerKind) -> Iterator:
     """A factory for more servers of the test's kind; all are stopped at the end."""
     started: list[RedisServer] = []
 

@@ -168,7 +168,7 @@ def classify(r: bytes, how: bool | None) -> bytes:
     return r[:1]
 
 
-def items(raw: bytes) -> list:  # type: ignore[type-arg]
+def items(raw: bytes) -> list:
     v = parse_reply(raw)
     assert isinstance(v, Agg), raw
     return v.items
@@ -208,7 +208,7 @@ def fill(master: RedisServer) -> None:
 
 def wait_replica(master: RedisServer, replica: RedisServer) -> None:
     def synced() -> bool:
-        off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+        off = int(master.info("replication")["master_repl_offset"])
         with replica.client(username="admin", password="apw") as c:
             info = c.info("replication")
         return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off

@@ -53,7 +53,7 @@ def _topology(relay_health: str = "online") -> Topology:
                 replicas=(Node(_id("def"[i]), "10.0.0.2", 7100 + i),),
                 relay=Node(
                     relay_node_id("10.0.0.9", 6380 + i), "10.0.0.9", 6380 + i, health=relay_health
-                ),  # type: ignore[arg-type]
+                ),
             )
         )
     return Topology(tuple(shards), current_epoch=6)

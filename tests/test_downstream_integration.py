@@ -69,7 +69,7 @@ def wait_replicas_synced(
 
 def digest(server: RedisServer | RelayProcess) -> bytes:
     with server.client() as c:
-        return c.execute_command("DEBUG", "DIGEST")  # type: ignore[no-any-return]
+        return c.execute_command("DEBUG", "DIGEST")
 
 
 def dbsizes(server: RedisServer) -> list[int]:
@@ -268,7 +268,7 @@ def test_downstream_replicas_of_a_restarted_relay_partially_resync(
 
 def slave_lines(relay: RelayProcess) -> list[dict[str, Any]]:
     info = relay.info("replication")
-    return [info[f"slave{i}"] for i in range(int(info["connected_slaves"]))]  # type: ignore[call-overload, misc]
+    return [info[f"slave{i}"] for i in range(int(info["connected_slaves"]))]
 
 
 def test_eight_downstream_replicas_at_once_share_one_snapshot(

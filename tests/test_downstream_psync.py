@@ -51,7 +51,7 @@ def test_continue_when_replid_is_ours_and_backlog_covers(offset: int) -> None:
     assert d.line == f"+CONTINUE {ID1}\r\n".encode()
 
 
-def decide_(req: SyncRequest, h: History | None = None, psync2: bool = True):  # type: ignore[no-untyped-def]
+def decide_(req: SyncRequest, h: History | None = None, psync2: bool = True):
     from replproxy.downstream.psync import decide
 
     return decide(req, h or hist(), psync2)

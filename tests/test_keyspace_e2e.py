@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(300)
 DBS = 3
 
 
-def digest_of(client_factory, what: list[str] | None = None) -> object:  # type: ignore[no-untyped-def]
+def digest_of(client_factory, what: list[str] | None = None) -> object:
     with client_factory() as c:
         if what is None:
             return c.execute_command("DEBUG", "DIGEST")
@@ -130,7 +130,7 @@ def test_transaction_is_never_half_visible(master: RedisServer, relays: list[Rel
     def read() -> None:
         with relay.client() as rc:
             while not stop.is_set():
-                seen.append(tuple(rc.mget("a", "b")))  # type: ignore[arg-type]
+                seen.append(tuple(rc.mget("a", "b")))
 
     readers = [threading.Thread(target=read) for _ in range(3)]
     for t in readers:

@@ -294,12 +294,12 @@ def test_master_abort_during_bulk_wait() -> None:
 
 def test_bad_first_byte_of_payload() -> None:
     out = drive([HANDSHAKE_OK + f"+FULLRESYNC {REPLID} 1\r\n".encode() + b"+WHAT\r\n"])
-    assert "the first byte is not '$'" in out.events[-1].reason  # type: ignore[union-attr]
+    assert "the first byte is not '$'" in out.events[-1].reason
 
 
 def test_unexpected_psync_reply() -> None:
     out = drive([HANDSHAKE_OK + b"hello\r\n"])
-    assert 'Unexpected reply to PSYNC from master: "hello"' in out.events[-1].reason  # type: ignore[union-attr]
+    assert 'Unexpected reply to PSYNC from master: "hello"' in out.events[-1].reason
 
 
 def test_malformed_fullresync_is_logged_and_syncs_without_history() -> None:
@@ -450,7 +450,7 @@ def test_snapshot_space_check() -> None:
     assert "/var/lib/replproxy" in why
 
 
-def test_disk_full_while_writing_a_snapshot_is_a_clear_link_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_disk_full_while_writing_a_snapshot_is_a_clear_link_failure(tmp_path) -> None:
     """ENOSPC (here from /dev/full) while a diskless payload is written ends the attempt
     with a line that says so, and the partial file is discarded."""
     from replproxy.link.driver import LinkFailure, _SnapshotFile

@@ -164,7 +164,7 @@ class Stack:
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        return self.api("query", query=expr)["result"]  # type: ignore[no-any-return]
+        return self.api("query", query=expr)["result"]
 
 
 def _http_ok(url: str) -> bool:
@@ -295,7 +295,7 @@ def test_prometheus_scrapes_the_relay_and_redis_exporter(stack: Stack) -> None:
     # The same offset, seen by both: the exporter on the relay and the relay's own metric.
     offset = stack.relay.info()["slave_repl_offset"]
     got = stack.query('redis_slave_repl_offset{role="relay"}')
-    assert got and int(float(got[0]["value"][1])) <= int(offset)  # type: ignore[call-overload]
+    assert got and int(float(got[0]["value"][1])) <= int(offset)
     lag = stack.query("replproxy_master_lag_bytes")
     assert len(lag) == 1 and lag[0]["metric"]["job"] == "replproxy"
     # The rules are loaded and evaluated.

@@ -50,7 +50,7 @@ def hash_field_ttls(t: Triple) -> None:
 def evictions(t: Triple) -> int:
     """Keys the master evicts under maxmemory arrive as DELs; how many it evicted."""
     with t.master.client() as m:
-        used = int(m.info("memory")["used_memory"])  # type: ignore[call-overload]
+        used = int(m.info("memory")["used_memory"])
         m.config_set("maxmemory-policy", "allkeys-random")
         m.config_set("maxmemory", used + 400_000)
         for i in range(120):
@@ -59,7 +59,7 @@ def evictions(t: Triple) -> int:
             except Exception:  # OOM once nothing is left to evict
                 break
         m.config_set("maxmemory", 0)
-        return int(m.info("stats")["evicted_keys"])  # type: ignore[call-overload]
+        return int(m.info("stats")["evicted_keys"])
 
 
 @pytest.mark.parametrize("seed", [14, 15])

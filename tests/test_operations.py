@@ -175,7 +175,7 @@ def test_port_in_use_is_one_line_naming_it(flag: str, tmp_path: Path) -> None:
     ],
     ids=["a-file", "under-a-file", "read-only"],
 )
-def test_unusable_dir_is_one_line(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_unusable_dir_is_one_line(tmp_path: Path, make, message: str) -> None:
     d = make(tmp_path)
     res = replproxy("run", "--upstream", "redis://127.0.0.1:1", "--dir", str(d))
     assert res.returncode == 1
@@ -197,7 +197,7 @@ def test_unreadable_dir_is_one_line() -> None:
     assert res.stderr == f"replproxy: --dir {d}: not readable: Permission denied\n"
 
 
-def test_start_up_line_progress_and_dialect_in_the_log(server_kind, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_start_up_line_progress_and_dialect_in_the_log(server_kind, tmp_path: Path) -> None:
     # A master that waits 3 s before its (diskless) transfer: the relay says what it waits
     # for instead of staying silent while clients get -LOADING.
     master = start_server(
@@ -244,7 +244,7 @@ def test_accelerators_off_are_named_in_the_start_up_line(master: RedisServer) ->
         relay.stop()
 
 
-def test_progress_bar_on_a_terminal(server_kind, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_progress_bar_on_a_terminal(server_kind, tmp_path: Path) -> None:
     master = start_server(
         server_kind, extra={"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "3"}
     )
@@ -295,7 +295,7 @@ def test_progress_bar_on_a_terminal(server_kind, tmp_path: Path) -> None:  # typ
         master.stop()
 
 
-def test_config_file_drives_a_real_relay(tmp_path: Path, server_kind) -> None:  # type: ignore[no-untyped-def]
+def test_config_file_drives_a_real_relay(tmp_path: Path, server_kind) -> None:
     master = start_server(server_kind, password="s3cret")
     port, mport = free_port(), free_port()
     conf = tmp_path / "replproxy.conf"

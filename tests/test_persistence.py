@@ -16,6 +16,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -345,25 +346,25 @@ def test_clients_get_loading_while_the_snapshot_loads() -> None:
 
 def master_stats(master: RedisServer) -> tuple[int, int]:
     s = master.info("stats")
-    return int(s["sync_full"]), int(s["sync_partial_ok"])  # type: ignore[call-overload]
+    return int(s["sync_full"]), int(s["sync_partial_ok"])
 
 
-def persistence_info(relay: RelayProcess) -> dict[str, object]:
+def persistence_info(relay: RelayProcess) -> dict[str, Any]:
     return relay.info("persistence")
 
 
-def wait_saved(relay: RelayProcess) -> dict[str, object]:
+def wait_saved(relay: RelayProcess) -> dict[str, Any]:
     """Until a save completed and covers every write applied so far."""
 
-    def saved() -> dict[str, object] | None:
+    def saved() -> dict[str, Any] | None:
         i = persistence_info(relay)
         # rdb_saves is Redis 7.0's; a 5.0/6.2 replica's INFO (which the relay shows for
         # such a master) has only the time of the last save.
         saves = i.get("rdb_saves", i["rdb_last_save_time"])
-        done = saves and not i["rdb_bgsave_in_progress"]  # type: ignore[call-overload]
+        done = saves and not i["rdb_bgsave_in_progress"]
         return i if done and i["rdb_changes_since_last_save"] == 0 else None
 
-    return wait_for(saved, 30, 0.02, "a save covering every applied write")  # type: ignore[no-any-return]
+    return wait_for(saved, 30, 0.02, "a save covering every applied write")
 
 
 def terminate(relay: RelayProcess, timeout: float = 30) -> int:
@@ -381,8 +382,8 @@ def shutdown(relay: RelayProcess, *args: str) -> None:
         rc.execute_command("SHUTDOWN", *args)
 
 
-def state_of(relay: RelayProcess) -> dict[str, object]:
-    return json.loads((relay.dir / "replproxy.rdb.json").read_text())  # type: ignore[no-any-return]
+def state_of(relay: RelayProcess) -> dict[str, Any]:
+    return json.loads((relay.dir / "replproxy.rdb.json").read_text())
 
 
 class Writer:
@@ -573,7 +574,7 @@ def test_save_bgsave_lastsave_and_shutdown_nosave(
         assert rc.get("after-save") == b"1"
     shutdown(relay, "SAVE")  # with no save rules only SHUTDOWN SAVE saves (Redis)
     assert relay.proc.wait(10) == 0
-    assert state_of(relay)["repl_offset"] > offset  # type: ignore[operator]
+    assert state_of(relay)["repl_offset"] > offset
 
 
 # Relay behaviour, not the master's: one server kind is enough.
@@ -620,7 +621,7 @@ def test_failed_shutdown_save_keeps_the_relay_running(
     dbfile = relay.dir / "replproxy.rdb"
     # The save a relay makes right after its full sync must be over first.
     wait_for(
-        lambda: dbfile.is_file() and int(persistence_info(relay)["rdb_bgsave_in_progress"]) == 0,  # type: ignore[call-overload]
+        lambda: dbfile.is_file() and int(persistence_info(relay)["rdb_bgsave_in_progress"]) == 0,
         30,
         what="the save after the full sync",
     )
@@ -643,7 +644,7 @@ def test_failed_shutdown_save_keeps_the_relay_running(
     assert "Background saving error" in relay.log()
     (relay.dir / "replproxy.rdb").rmdir()
     assert terminate(relay) == 0
-    assert state_of(relay)["repl_offset"] == int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+    assert state_of(relay)["repl_offset"] == int(master.info("replication")["master_repl_offset"])
 
 
 def test_new_flags_have_env_vars_and_bad_values_are_refused() -> None:

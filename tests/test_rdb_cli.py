@@ -68,7 +68,7 @@ def test_info_summarises_a_file(shared_rdb: Path) -> None:
 
 
 def test_info_reports_functions_modules_and_checksum_states(shared_rdb: Path) -> None:
-    def info_of(name: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    def info_of(name: str) -> tuple[int, dict]:
         code, out, _ = run("info", "--json", str(shared_rdb / name))
         return code, json.loads(out)
 

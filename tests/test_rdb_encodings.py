@@ -194,7 +194,7 @@ def test_ziplist_count_unknown_marker_is_accepted() -> None:
         (lambda z: b"\x05\x00\x00", "shorter"),
     ],
 )
-def test_malformed_ziplist_is_refused(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_ziplist_is_refused(mutate, reason: str) -> None:
     good = make_ziplist([b"abc", b"defg"])
     bad = bytes(mutate(good))
     with pytest.raises(RDBError, match=reason):
@@ -313,7 +313,7 @@ _DECODERS = [decode_ziplist, decode_listpack, decode_intset, decode_zipmap]
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(_DECODERS), st.binary(max_size=200))
-def test_random_blobs_never_crash(decoder, blob: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_random_blobs_never_crash(decoder, blob: bytes) -> None:
     with contextlib.suppress(RDBError):
         decoder(blob)
 
@@ -343,7 +343,7 @@ def test_built_blobs_round_trip(entries: list) -> None:
 # ---- blobs written by real servers (DUMP payloads) ----
 
 
-def _dump_blob(client, key: str) -> tuple[int, bytes, int]:  # type: ignore[no-untyped-def]
+def _dump_blob(client, key: str) -> tuple[int, bytes, int]:
     """(type, the value's first string - the blob for encoded types, rdb version) of a key."""
     payload = client.dump(key)
     version = int.from_bytes(payload[-10:-8], "little")

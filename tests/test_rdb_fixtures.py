@@ -392,7 +392,7 @@ def test_empty_keys_are_skipped_like_redis(shared_rdb: Path) -> None:
 # ---- rdbtools as a second reading (RDB <= 9) ----
 
 
-class _Collect(RdbCallback):  # type: ignore[misc]
+class _Collect(RdbCallback):
     """Collects (db, key) -> (type, value, expire_ms, extra) from rdbtools callbacks."""
 
     def __init__(self) -> None:
@@ -406,47 +406,47 @@ class _Collect(RdbCallback):  # type: ignore[misc]
     def start_database(self, db_number: int) -> None:
         self.db = db_number
 
-    def set(self, key, value, expiry, info):  # type: ignore[no-untyped-def]
+    def set(self, key, value, expiry, info):
         self._new(key, "string", _b(value), expiry)
 
-    def start_hash(self, key, length, expiry, info):  # type: ignore[no-untyped-def]
+    def start_hash(self, key, length, expiry, info):
         self._new(key, "hash", {}, expiry)
 
-    def hset(self, key, field, value):  # type: ignore[no-untyped-def]
+    def hset(self, key, field, value):
         self.keys[(self.db, _b(key))][1][_b(field)] = _b(value)
 
-    def start_set(self, key, cardinality, expiry, info):  # type: ignore[no-untyped-def]
+    def start_set(self, key, cardinality, expiry, info):
         self._new(key, "set", set(), expiry)
 
-    def sadd(self, key, member):  # type: ignore[no-untyped-def]
+    def sadd(self, key, member):
         self.keys[(self.db, _b(key))][1].add(_b(member))
 
-    def start_list(self, key, expiry, info):  # type: ignore[no-untyped-def]
+    def start_list(self, key, expiry, info):
         self._new(key, "list", [], expiry)
 
-    def rpush(self, key, value):  # type: ignore[no-untyped-def]
+    def rpush(self, key, value):
         self.keys[(self.db, _b(key))][1].append(_b(value))
 
-    def start_sorted_set(self, key, length, expiry, info):  # type: ignore[no-untyped-def]
+    def start_sorted_set(self, key, length, expiry, info):
         self._new(key, "zset", {}, expiry)
 
-    def zadd(self, key, score, member):  # type: ignore[no-untyped-def]
+    def zadd(self, key, score, member):
         self.keys[(self.db, _b(key))][1][_b(member)] = float(score)
 
-    def start_module(self, key, module_name, expiry, info):  # type: ignore[no-untyped-def]
+    def start_module(self, key, module_name, expiry, info):
         if key is None:  # a MODULE_AUX record
             return False
         self._new(key, module_name, None, expiry)
         return True
 
-    def end_module(self, key, buffer_size, buffer=None):  # type: ignore[no-untyped-def]
+    def end_module(self, key, buffer_size, buffer=None):
         if key is not None:
             self.keys[(self.db, _b(key))][1] = buffer
 
-    def start_stream(self, key, listpacks_count, expiry, info):  # type: ignore[no-untyped-def]
+    def start_stream(self, key, listpacks_count, expiry, info):
         self._new(key, "stream", None, expiry)
 
-    def end_stream(self, key, items, last_entry_id, cgroups):  # type: ignore[no-untyped-def]
+    def end_stream(self, key, items, last_entry_id, cgroups):
         self.keys[(self.db, _b(key))][1] = (items, last_entry_id, cgroups)
 
 

@@ -105,7 +105,7 @@ def feed_in_chunks(data: bytes, sizes: list[int] | int) -> tuple[list[Event], RD
     i = 0
     sizes_iter = iter(sizes) if isinstance(sizes, list) else None
     while i < len(data):
-        n = next(sizes_iter, len(data)) if sizes_iter is not None else sizes  # type: ignore[arg-type]
+        n = next(sizes_iter, len(data)) if sizes_iter is not None else sizes
         reader.feed(data[i : i + n])
         events += reader.next_events()
         i += n

@@ -470,7 +470,7 @@ def test_empty_collections_are_skipped_and_counted() -> None:
     w = RDBWriter(10)
     w.header()
     for v in ([], set(), {}, ZSetValue()):
-        assert w.key(KeyEntry(0, b"e", v)) == b""  # type: ignore[arg-type]
+        assert w.key(KeyEntry(0, b"e", v)) == b""
     assert w.skipped_empty_keys == 4 and w.keys_written == 0
     assert w.key(KeyEntry(0, b"s", StreamValue())) != b""  # an empty stream is a real key
 

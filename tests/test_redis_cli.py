@@ -75,11 +75,9 @@ class Pair:
 
 def wait_replica(master: RedisServer, replica: RedisServer) -> None:
     def synced() -> bool:
-        off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+        off = int(master.info("replication")["master_repl_offset"])
         info = replica.info("replication")
-        return (
-            info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
-        )
+        return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off
 
     wait_for(synced, 30, what="replica in sync")
 
@@ -88,7 +86,7 @@ def wait_relay(master: RedisServer, relay: RelayProcess, password: str | None) -
     """relay.wait_in_sync_with, for a relay that may want a password."""
 
     def synced() -> bool:
-        off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+        off = int(master.info("replication")["master_repl_offset"])
         with relay.client(password=password) as c:
             info = c.info("replication")
         return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) == off

@@ -35,7 +35,7 @@ class Recorder:
         return db
 
 
-def split(data: bytes, start: int = 0) -> list:  # type: ignore[type-arg]
+def split(data: bytes, start: int = 0) -> list:
     s = StreamSplitter(start)
     s.feed(data)
     return s.next_commands()

@@ -88,15 +88,15 @@ class Pair:
 
 
 def _synced(master: RedisServer, replica: RedisServer, relay: RelayProcess) -> None:
-    target = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+    target = int(master.info("replication")["master_repl_offset"])
 
     def done() -> bool:
         r = replica.info("replication")
         return (
             r.get("master_link_status") == "up"
-            and int(r["slave_repl_offset"]) >= target  # type: ignore[call-overload]
+            and int(r["slave_repl_offset"]) >= target
             and int(relay.info()["slave_repl_offset"]) >= target
-        )  # type: ignore[call-overload]
+        )
 
     wait_for(done, 60, what="replica and relay to catch up")
 

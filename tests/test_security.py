@@ -72,7 +72,7 @@ def sources() -> list[str]:
 
 @pytest.fixture(params=SEC_KINDS, ids=[k.name for k in SEC_KINDS])
 def kind(request: pytest.FixtureRequest) -> ServerKind:
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture

@@ -56,9 +56,9 @@ def chain(
 
 def wait_replica(master: RedisServer, replica: RedisServer) -> None:
     def synced() -> bool:
-        off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+        off = int(master.info("replication")["master_repl_offset"])
         info = replica.info("replication")
-        return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off  # type: ignore[call-overload]
+        return info["master_link_status"] == "up" and int(info["slave_repl_offset"]) >= off
 
     wait_for(synced, 30, what="replica in sync")
 

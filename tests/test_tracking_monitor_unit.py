@@ -95,7 +95,7 @@ def test_tracked_keys_follow_getkeys_or_the_legacy_range(h: Harness) -> None:
     def keys(*argv: bytes) -> list[bytes]:
         spec = table.resolve(list(argv))
         assert not hasattr(spec, "kind"), spec
-        return tracked_keys(spec, list(argv))  # type: ignore[arg-type]
+        return tracked_keys(spec, list(argv))
 
     assert keys(b"GET", b"k") == [b"k"]
     assert keys(b"MGET", b"a", b"b", b"c") == [b"a", b"b", b"c"]

@@ -84,7 +84,7 @@ def _built(quant: bytes, n: int = 40, dim: int = 10, reduce: int = 0) -> Keyspac
     return ks
 
 
-def _shape(data):  # type: ignore[no-untyped-def]
+def _shape(data):
     h = data.hnsw
     h.ensure_graph()
     return {

@@ -736,9 +736,9 @@ def _digest(port: int) -> bytes:
 
 
 def _synced(master: RedisServer, replica: RedisServer) -> bool:
-    off = int(master.info("replication")["master_repl_offset"])  # type: ignore[call-overload]
+    off = int(master.info("replication")["master_repl_offset"])
     info = replica.info("replication")
-    return info.get("master_link_status") == "up" and int(info["slave_repl_offset"]) == off  # type: ignore[call-overload]
+    return info.get("master_link_status") == "up" and int(info["slave_repl_offset"]) == off
 
 
 @pytest.fixture(scope="module")

@@ -294,7 +294,7 @@ def wait_relays_in_sync(cluster: Cluster, sup: SupervisorProcess, timeout: float
     wait_for(synced, timeout, interval=0.1, what="every relay at its primary's offset")
 
 
-def current_topology(sup: SupervisorProcess) -> dict:  # type: ignore[type-arg]
+def current_topology(sup: SupervisorProcess) -> dict:
     import json
 
     return json.loads((sup.dir / "topology.json").read_text())

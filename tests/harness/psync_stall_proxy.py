@@ -71,7 +71,7 @@ class PsyncStallProxy:
         for t in self._threads:
             t.join(5)
 
-    def _spawn(self, target, *args) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, target, *args) -> None:
         t = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(t)
         t.start()

@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -181,9 +182,9 @@ class RedisServer:
         except OSError:
             return ""
 
-    def info(self, section: str | None = None) -> dict[str, object]:
+    def info(self, section: str | None = None) -> dict[str, Any]:
         with self.client() as c:
-            return c.info(section) if section else c.info()  # type: ignore[no-any-return]
+            return c.info(section) if section else c.info()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -279,7 +280,7 @@ def wait_until_up(server: RedisServer, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{server.kind.name} did not answer PING within {timeout}s: {last}")
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
     """Poll `predicate` until it returns a truthy value; return that value or fail clearly."""
     deadline = time.monotonic() + timeout
     while True:

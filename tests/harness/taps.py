@@ -111,7 +111,7 @@ def wait_quiet(*taps: Tap, quiet: float = 0.25) -> None:
         t.drain(quiet)
 
 
-def until(pred, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def until(pred, timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:

@@ -36,7 +36,7 @@ class Triple:
 
     def sync(self, timeout: float = 60) -> int:
         def offset(c: redis.Redis, key: str) -> int:
-            return int(c.info("replication")[key])  # type: ignore[call-overload]
+            return int(c.info("replication")[key])
 
         with self.master.client() as m, self.replica.client() as r, self.relay.client() as p:
 
