@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,12 @@ from tests.harness.servers import RedisServer, ServerKind, available_kinds, star
 KINDS = available_kinds()
 SHARED_RDB = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "rdb"
 
+
+# `one_kind` (a module's pytestmark): the relay's own mechanics (link states, restarts,
+# faults, downstream replicas, lag, operations) work the same whatever the master's version;
+# the version's part of them (handshake, snapshot, stream) is what every suite that runs on
+# every kind covers. Each such test runs against ONE kind, spread over the kinds by name, so
+# the whole suite fits CI's time on two cores; REPLPROXY_TEST_EVERY_KIND=1 runs them all.
 
 # Why a `client_dialect` test does not run against a Redis 5 master (see pytest_collection_
 # modifyitems): its fixture or its checks use commands that 5.0 does not have.
@@ -99,10 +107,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _kind_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    for v in callspec.params.values():
+        if isinstance(v, ServerKind):
+            return v.name
+    return None
+
+
+def _rotated_kind(item: pytest.Item) -> str:
+    """The one kind a `one_kind` test runs against: chosen by the test's name, so the
+    module's tests spread over every kind in use (and a `client_dialect` test never gets
+    Redis 5, which it would skip)."""
+    names = [k.name for k in KINDS]
+    if item.get_closest_marker("client_dialect") is not None and len(names) > 1:
+        names = [n for n in names if n != "redis5"] or names
+    base = getattr(item, "originalname", None) or item.name.split("[")[0]
+    kind = _kind_of(item)
+    others = [p for p in item.callspec.id.split("-") if p != kind]  # type: ignore[attr-defined]
+    key = f"{item.path.name}::{base}::{'-'.join(others)}"
+    return names[zlib.crc32(key.encode()) % len(names)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test `server` (it starts real server processes) or `unit` (sans-I/O, no
-    process: `pytest -m unit` runs those alone, in seconds), and skip `client_dialect` tests
-    parametrized with the Redis 5 kind, saying why."""
+    process: `pytest -m unit` runs those alone, in seconds), skip `client_dialect` tests
+    parametrized with the Redis 5 kind, saying why, and run each `one_kind` test against one
+    kind only (unless REPLPROXY_TEST_EVERY_KIND=1)."""
+    if len(KINDS) > 1 and os.environ.get("REPLPROXY_TEST_EVERY_KIND", "") in ("", "0"):
+        keep, dropped = [], []
+        for item in items:
+            kind = _kind_of(item)
+            if (
+                kind is not None
+                and item.get_closest_marker("one_kind") is not None
+                and kind != _rotated_kind(item)
+            ):
+                dropped.append(item)
+            else:
+                keep.append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
     seen: dict[object, bool] = {}
     for item in items:
         if item.get_closest_marker("server") is None and item.get_closest_marker("unit") is None:

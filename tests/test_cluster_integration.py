@@ -42,7 +42,7 @@ from tests.harness.clusters import (
 from tests.harness.relay import RelayProcess, start_relay
 from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.one_kind]
 
 CLUSTER_KINDS = [k for k in KINDS if k.version >= (7, 0, 0)]
 

@@ -13,7 +13,7 @@ from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 from tests.test_downstream_integration import PARTIAL_ACCEPTED, assert_same_digests, stats
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.one_kind]
 
 VALUE = b"v" * 100_000
 

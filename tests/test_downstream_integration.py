@@ -21,7 +21,7 @@ from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 from tests.harness.workload import Workload
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.one_kind]
 
 DBS = 3
 PARTIAL_ACCEPTED = "accepted a Partial Resynchronization"  # Master|Primary (Valkey)

@@ -28,7 +28,7 @@ from tests.harness.relay import RelayProcess, start_relay
 from tests.harness.servers import RedisServer, ServerKind, wait_for
 from tests.harness.workload import Workload
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.one_kind]
 
 RELAY_ARGS = (
     "--repl-timeout",

@@ -22,7 +22,7 @@ from tests.harness.psync_stall_proxy import PsyncStallProxy
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, start_server, wait_for
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.one_kind]
 
 PROBE_INTERVAL = 1.0  # replproxy.probe.PROBE_INTERVAL
 PROBE_TIMEOUT = 2.0  # replproxy.probe.PROBE_TIMEOUT

@@ -15,7 +15,7 @@ import pytest
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, wait_for
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.one_kind]
 
 
 def write_some(master: RedisServer, n: int = 200, prefix: str = "k") -> None:

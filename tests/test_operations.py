@@ -18,7 +18,7 @@ import pytest
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, free_port, start_server, wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.one_kind]
 
 ROOT = Path(__file__).resolve().parent.parent
 

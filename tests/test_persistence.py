@@ -48,7 +48,7 @@ from tests.harness.servers import RedisServer, wait_for
 from tests.harness.workload import Workload
 from tests.test_keyspace_e2e import assert_same_dataset
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.one_kind]
 
 REPLID = "ab" * 20
 REPLID2 = "cd" * 20

@@ -2220,6 +2220,24 @@ def _random_rule(call: Call, po: Node, ps: Node, proto: int) -> str | None:
     return None
 
 
+_PRE70_SCRIPT_ERROR = re.compile(
+    rb"-ERR Error running script \(call to f_[0-9a-f]{40}\): "
+    rb"(?:@user_script: ?\d+: )*-?(.*?)\s*\r\n"
+)
+_SCRIPT_ERROR_WHERE = re.compile(rb"-(.*?) script: [0-9a-f]{40}, on @user_script:\d+\.\r\n")
+
+
+def _script_error_core(o: bytes, s: bytes) -> str | None:
+    """A script's error on a 5.0/6.2 master (docs/scripting.md): the relay runs scripts with
+    Redis 7.0's Lua, whose error says where it was raised after the error (`... script:
+    <sha>, on @user_script:1.`) where 5.0/6.2 wrap it (`ERR Error running script (call to
+    f_<sha>): @user_script:1: ...`). The error itself must be the same."""
+    mo, ms = _PRE70_SCRIPT_ERROR.fullmatch(o), _SCRIPT_ERROR_WHERE.fullmatch(s)
+    if mo is None or ms is None:
+        return "replies differ"
+    return None if mo.group(1) == ms.group(1) else "different script errors"
+
+
 def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes], env: Env) -> str | None:
     """None when the SUT's replies are acceptable, else why not."""
     if len(oracle) != len(sut):
@@ -2231,6 +2249,8 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes], env: 
         return None
     if call.rule == "lolwut":
         return _lolwut_rule(parse(o), parse(s))
+    if call.rule == "script_error_core" and env.sut_is_relay:
+        return _script_error_core(o, s)
     if is_error(o) or is_error(s):
         return "replies differ"
     po, ps = parse(o), parse(s)
