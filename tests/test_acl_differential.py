@@ -264,7 +264,7 @@ def test_users_by_commands_matrix(pair: Pair) -> None:
 
 
 def test_wrong_passwords_and_disabled_users(pair: Pair) -> None:
-    cases = [
+    cases: list[list[tuple[str, ...]]] = [
         [("auth", "reader", "nope"), ("get", "app:1")],
         [("auth", "off", "opw"), ("get", "app:1")],
         [("auth", "nobody", "x")],
@@ -338,8 +338,10 @@ def test_acl_introspection(pair: Pair) -> None:
         theirs, mine = (raw_call(p, admin, cmd)[1] for p in pair.ports)
         assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
     # ACL LIST
-    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
-    assert [_norm_rules(x, rebuilt) for x in mine] == [_norm_rules(x, rebuilt) for x in theirs]
+    theirs_rules, mine_rules = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
+    assert [_norm_rules(x, rebuilt) for x in mine_rules] == [
+        _norm_rules(x, rebuilt) for x in theirs_rules
+    ]
     # ACL GETUSER, in RESP2 and RESP3
     for proto in ("2", "3"):
         for user in USERS:
@@ -354,15 +356,15 @@ def test_acl_introspection(pair: Pair) -> None:
                     f"GETUSER {user}: replica {theirs!r} relay {mine!r}"
                 )
     # ACL CAT: the same names (Redis lists a category's commands in hash order)
-    for cmd in (
+    for cat_cmd in (
         ("acl", "cat"),
         *[("acl", "cat", c) for c in ("read", "admin", "slow", "connection", "pubsub")],
     ):
-        theirs, mine = (items(raw_call(p, admin, cmd)[1]) for p in pair.ports)
-        if len(cmd) == 2:
-            assert mine == theirs
+        theirs_cats, mine_cats = (items(raw_call(p, admin, cat_cmd)[1]) for p in pair.ports)
+        if len(cat_cmd) == 2:
+            assert mine_cats == theirs_cats
         else:
-            assert sorted(mine) == sorted(theirs), cmd
+            assert sorted(mine_cats) == sorted(theirs_cats), cat_cmd
 
 
 def _getuser_norm(v: object) -> object:
@@ -464,9 +466,9 @@ def test_scripts_run_as_the_callers_user(pair: Pair) -> None:
             if mine != theirs:
                 diffs.append(f"{user} {argv}: replica {theirs!r} relay {mine!r}")
     assert not diffs, "\n".join(diffs)
-    theirs, mine = (items(raw_call(p, admin, ("acl", "log"))[1]) for p in pair.ports)
-    assert len(mine) == len(theirs) > 0
-    for a, b in zip(theirs, mine, strict=True):
+    theirs_log, mine_log = (items(raw_call(p, admin, ("acl", "log"))[1]) for p in pair.ports)
+    assert len(mine_log) == len(theirs_log) > 0
+    for a, b in zip(theirs_log, mine_log, strict=True):
         fa = dict(zip(a.items[::2], a.items[1::2], strict=True))
         fb = dict(zip(b.items[::2], b.items[1::2], strict=True))
         for f in (b"count", b"reason", b"context", b"object", b"username"):
@@ -573,8 +575,10 @@ def test_setuser_deluser_save_load(pair: Pair) -> None:
             assert _getuser_norm(parse_reply(mine)) == _getuser_norm(parse_reply(theirs)), cmd
         else:
             assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
-    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
-    assert [_norm_rules(x, rebuilt) for x in mine] == [_norm_rules(x, rebuilt) for x in theirs]
+    theirs_rules, mine_rules = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair.ports)
+    assert [_norm_rules(x, rebuilt) for x in mine_rules] == [
+        _norm_rules(x, rebuilt) for x in theirs_rules
+    ]
     theirs_file, mine_file = (f.read_bytes().splitlines() for f in pair.files)
     assert [_norm_rules(x, rebuilt) for x in mine_file] == [
         _norm_rules(x, rebuilt) for x in theirs_file
@@ -674,12 +678,16 @@ def test_redis62_texts_and_shapes(tmp_path: Path) -> None:
             ("acl", "getuser", "default"),
             ("acl", "users"),
         ):
-            theirs, mine = (raw_call(p, admin, cmd)[1] for p in ports)
-            assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
-        theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in ports)
-        assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
-        theirs, mine = (items(raw_call(p, admin, ("acl", "log", "3"))[1]) for p in ports)
-        for a, b in zip(theirs, mine, strict=True):
+            theirs_reply, mine_reply = (raw_call(p, admin, cmd)[1] for p in ports)
+            assert mine_reply == theirs_reply, (
+                f"{cmd}: replica {theirs_reply!r} relay {mine_reply!r}"
+            )
+        theirs_rules, mine_rules = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in ports)
+        assert [_norm_rules(x, True) for x in mine_rules] == [
+            _norm_rules(x, True) for x in theirs_rules
+        ]
+        theirs_log, mine_log = (items(raw_call(p, admin, ("acl", "log", "3"))[1]) for p in ports)
+        for a, b in zip(theirs_log, mine_log, strict=True):
             assert len(a.items) == len(b.items) == 14
             assert a.items[:10] == b.items[:10]  # count, reason, context, object, username
     finally:
@@ -769,8 +777,10 @@ def test_redis62_introspection(pair62: Pair) -> None:
     rebuilt from 6.2's bits: single commands compared as a set), ACL CAT with 6.2's
     categories."""
     admin = ("auth", "admin", "apw")
-    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
-    assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
+    theirs_rules, mine_rules = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
+    assert [_norm_rules(x, True) for x in mine_rules] == [
+        _norm_rules(x, True) for x in theirs_rules
+    ]
     for proto in ("2", "3"):
         for user in USERS62:
             theirs, mine = (
@@ -784,8 +794,8 @@ def test_redis62_introspection(pair62: Pair) -> None:
         ("acl", "cat"),
         *[("acl", "cat", c) for c in ("read", "admin", "slow", "connection", "keyspace")],
     ):
-        theirs, mine = (items(raw_call(p, admin, cmd)[1]) for p in pair62.ports)
-        assert sorted(mine) == sorted(theirs), cmd
+        theirs_cats, mine_cats = (items(raw_call(p, admin, cmd)[1]) for p in pair62.ports)
+        assert sorted(mine_cats) == sorted(theirs_cats), cmd
 
 
 # 6.2's rule language where it differs from 7.0's: `+cmd|x` takes any first argument of any
@@ -846,15 +856,17 @@ def test_redis62_setuser_deluser_save_load(pair62: Pair) -> None:
             )
         else:
             assert mine == theirs, f"{cmd}: replica {theirs!r} relay {mine!r}"
-    theirs, mine = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
-    assert [_norm_rules(x, True) for x in mine] == [_norm_rules(x, True) for x in theirs]
+    theirs_rules, mine_rules = (items(raw_call(p, admin, ("acl", "list"))[1]) for p in pair62.ports)
+    assert [_norm_rules(x, True) for x in mine_rules] == [
+        _norm_rules(x, True) for x in theirs_rules
+    ]
     theirs_file, mine_file = (f.read_bytes().splitlines() for f in pair62.files)
     assert [_norm_rules(x, True) for x in mine_file] == [_norm_rules(x, True) for x in theirs_file]
     for script in AFTER_SETUSER62:
-        theirs, mine = (raw_call(p, *script) for p in pair62.ports)
-        assert [classify(r, EXACT) for r in mine] == [classify(r, EXACT) for r in theirs], (
-            f"{script}: replica {theirs!r} relay {mine!r}"
-        )
+        theirs_replies, mine_replies = (raw_call(p, *script) for p in pair62.ports)
+        assert [classify(r, EXACT) for r in mine_replies] == [
+            classify(r, EXACT) for r in theirs_replies
+        ], f"{script}: replica {theirs_replies!r} relay {mine_replies!r}"
 
 
 _LOG_SCRIPT62: list[list[tuple[str, ...]]] = [
@@ -1014,7 +1026,7 @@ def test_redis5_master_gets_redis_7_0s_acl(tmp_path: Path) -> None:
 
         for port in (replica2.port, relay2.port):
             wait_for(lambda p=port: synced(p), 30, what="linked to the 5.0 master")
-        for script in (
+        for auth_script in (
             [("get", "app:1")],
             [("auth", "wrong"), ("get", "app:1")],
             [("auth", "pw5"), ("get", "app:1")],
@@ -1022,8 +1034,8 @@ def test_redis5_master_gets_redis_7_0s_acl(tmp_path: Path) -> None:
             [("auth", "default", "wrong")],
             [("auth", "nobody", "pw5")],
         ):
-            theirs, mine = (raw_call(p, *script) for p in (replica2.port, relay2.port))
-            assert mine == theirs, f"{script}: replica {theirs!r} relay {mine!r}"
+            theirs, mine = (raw_call(p, *auth_script) for p in (replica2.port, relay2.port))
+            assert mine == theirs, f"{auth_script}: replica {theirs!r} relay {mine!r}"
     finally:
         for s in (relay2, replica2, relay, replica, master):
             if s is not None:

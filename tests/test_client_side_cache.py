@@ -120,5 +120,7 @@ def test_valkey_glide_server_assisted_cache(three: Triple) -> None:
     assert seen["relay"] == seen["replica"]
     relay = seen["relay"]
     assert relay[9] == b"v3"  # fresh after the master's writes
-    hit_rate, lookups = relay[12]  # type: ignore[misc]
+    stats = relay[12]
+    assert isinstance(stats, tuple)
+    hit_rate, lookups = stats
     assert lookups > 0 and hit_rate > 0

@@ -339,7 +339,7 @@ def test_cluster_replies_are_formatted_as_the_clusters_replicas_format_them(env:
                 if not (k.startswith("cluster_stats_messages_") and k.count("_") > 3)
             }
             assert list(mine) == list(theirs)
-            for k in (
+            for field in (
                 "cluster_state",
                 "cluster_slots_assigned",
                 "cluster_slots_ok",
@@ -348,7 +348,7 @@ def test_cluster_replies_are_formatted_as_the_clusters_replicas_format_them(env:
                 "cluster_current_epoch",
                 "cluster_my_epoch",
             ):
-                assert mine[k] == theirs[k], k
+                assert mine[field] == theirs[field], field
             # CLUSTER SHARDS: per shard the same slots and the same fields per node.
             _same_shards(
                 env, r.execute_command("CLUSTER", "SHARDS"), c.execute_command("CLUSTER", "SHARDS")

@@ -9,6 +9,7 @@ import pytest
 from replproxy.cluster.slots import key_hash_slot, parse_slot, ranges_of, slots_of
 from replproxy.cluster.supervisor import PortPlan, name_shards
 from replproxy.cluster.topology import (
+    Health,
     Node,
     Shard,
     Topology,
@@ -40,7 +41,7 @@ def _id(c: str) -> str:
     return c * 40
 
 
-def _topology(relay_health: str = "online") -> Topology:
+def _topology(relay_health: Health = "online") -> Topology:
     shards = []
     for i, (a, b) in enumerate([(0, 5460), (5461, 10922), (10923, 16383)]):
         shards.append(
@@ -59,8 +60,8 @@ def _topology(relay_health: str = "online") -> Topology:
     return Topology(tuple(shards), current_epoch=6)
 
 
-def _view(shard: str = "0", **kw: object) -> ClusterView:
-    t = _topology(**kw)  # type: ignore[arg-type]
+def _view(shard: str = "0", relay_health: Health = "online") -> ClusterView:
+    t = _topology(relay_health)
     s = t.shard(shard)
     assert s is not None and s.relay is not None
     return ClusterView(t, shard, s.relay)
@@ -243,7 +244,8 @@ def test_crossslot_clusterdown_and_keyless_commands() -> None:
     )
     assert _redirect(view, b"PING") is None and _redirect(view, b"DBSIZE") is None
     # Sharded Pub/Sub channels count as keys (the legacy range of SSUBSCRIBE).
-    assert _redirect(view, b"SSUBSCRIBE", b"a", b"b").startswith(b"-CROSSSLOT")
+    crossslot = _redirect(view, b"SSUBSCRIBE", b"a", b"b")
+    assert crossslot is not None and crossslot.startswith(b"-CROSSSLOT")
     holes = Topology(_topology().shards[:2])
     v = ClusterView(holes, "0", holes.shards[0].relay)  # type: ignore[arg-type]
     k2 = next(b"k%d" % i for i in range(2000) if key_hash_slot(b"k%d" % i) >= 10923)
@@ -336,12 +338,12 @@ def test_the_get_mget_lane_serves_only_keys_of_the_relays_slots() -> None:
             assert parser.string_reads(db, {}, 0, b"$-1\r\n", slots=mask)[1] == served, k
     a, b = b"{b}1", b"{b}2"  # one slot
     c = next(k for k in keys if key_hash_slot(k) != key_hash_slot(a))
-    mask = bytearray(16384)
-    mask[key_hash_slot(a)] = mask[key_hash_slot(c)] = 1
+    two_slots = bytearray(16384)
+    two_slots[key_hash_slot(a)] = two_slots[key_hash_slot(c)] = 1
     for argv, served in (([b"MGET", a, b], 1), ([b"MGET", a, c], 0), ([b"MGET", c], 1)):
         parser = RequestParser()
         parser.feed(encode_command(argv))
-        assert parser.string_reads(db, {}, 0, b"$-1\r\n", slots=bytes(mask))[1] == served, argv
+        assert parser.string_reads(db, {}, 0, b"$-1\r\n", slots=bytes(two_slots))[1] == served, argv
 
 
 def test_open_slots_from_a_valkey_full_sync_snapshot() -> None:
@@ -362,7 +364,7 @@ def test_a_6_2_master_routes_by_6_2s_keys() -> None:
     k2 = next(k for k in ks if key_hash_slot(k) >= 10923)
 
     def route(*argv: bytes) -> bytes | None:
-        spec = t62.resolve(list(argv))
+        spec: CommandSpec | ResolveError | None = t62.resolve(list(argv))
         if isinstance(spec, ResolveError):  # the container answers it, after routing
             spec = t62.get(argv[0].lower())
         assert isinstance(spec, CommandSpec), spec
@@ -371,7 +373,8 @@ def test_a_6_2_master_routes_by_6_2s_keys() -> None:
     moved = b"-MOVED %d 10.0.0.9:6382\r\n" % key_hash_slot(k2)
     assert route(b"STRALGO", b"LCS", b"KEYS", k0, k0) is None
     assert route(b"STRALGO", b"LCS", b"KEYS", k2, k2) == moved
-    assert route(b"STRALGO", b"LCS", b"KEYS", k0, k2).startswith(b"-CROSSSLOT")
+    crossslot = route(b"STRALGO", b"LCS", b"KEYS", k0, k2)
+    assert crossslot is not None and crossslot.startswith(b"-CROSSSLOT")
     assert route(b"STRALGO", b"LCS", b"STRINGS", k2, k2) is None
     assert route(b"MEMORY", b"USAGE", k2) == moved
     assert route(b"MEMORY", b"DOCTOR") is None

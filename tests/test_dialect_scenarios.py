@@ -24,7 +24,7 @@ import contextlib
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -113,7 +113,7 @@ def trio(request: pytest.FixtureRequest) -> Iterator[Trio]:
     yield from _start(request.param)
 
 
-def write(t: Trio, *commands: str | list[object]) -> None:
+def write(t: Trio, *commands: str | Sequence[object]) -> None:
     """Run commands on the master (errors are part of the game: only what ran is
     propagated), then wait for both replicas."""
     with t.master.client() as c:
@@ -325,7 +325,8 @@ def test_small_sets_keep_insertion_order_through_their_conversions(trio: Trio) -
     # SDIFF collect into a hash table unless every source is an intset.
     with t.replica.client() as c:
         enc = {k: c.object("encoding", k) for k in keys}
-    ordered, unordered = [], []
+    ordered: list[list[str]] = []
+    unordered: list[list[str]] = []
     for op in (["SINTER", "so:a", "so:u"], ["SDIFF", "so:u", "so:e"], ["SUNION", "so:d", "so:n"]):
         compact = all(enc[k] in (b"intset", b"listpack") for k in op[1:])
         if op[0] != "SINTER" and t.kind.dialect.setop_reply_hashtable:

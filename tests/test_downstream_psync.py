@@ -123,6 +123,8 @@ def test_history_of_a_replication_core() -> None:
     from replproxy.replication import Replication
 
     class _DS:
+        databases = 16
+
         def apply(self, db: int, argv: list[bytes]) -> None: ...
         def apply_transaction(self, db: int, commands: object) -> int:
             return db

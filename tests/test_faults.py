@@ -142,7 +142,8 @@ def settle(chain: Chain, timeout: float = 90) -> None:
     def synced() -> int | None:
         try:
             target = offset_of(chain.master)
-            for p in [chain.relay, *chain.replicas]:
+            parties: list[RedisServer | RelayProcess] = [chain.relay, *chain.replicas]
+            for p in parties:
                 info = p.info("replication")
                 if info.get("master_link_status") != "up" or offset_of(p) != target:
                     return None
@@ -189,9 +190,12 @@ def settle(chain: Chain, timeout: float = 90) -> None:
             )
 
 
-def differences(a: Any, b: Any, dbs: int = 3, limit: int = 10) -> list[tuple[int, bytes]]:
-    """(db, key) whose DEBUG DIGEST-VALUE differs between two parties (a diagnosis aid)."""
-    out: list[tuple[int, bytes]] = []
+def differences(
+    a: Any, b: Any, dbs: int = 3, limit: int = 10
+) -> list[tuple[int, bytes, bytes, bytes]]:
+    """(db, key, type on a, type on b) whose DEBUG DIGEST-VALUE differs between two parties
+    (a diagnosis aid)."""
+    out: list[tuple[int, bytes, bytes, bytes]] = []
     for db in range(dbs):
         with a.client(db=db) as ca, b.client(db=db) as cb:
             keys = set(ca.scan_iter(count=1000)) | set(cb.scan_iter(count=1000))

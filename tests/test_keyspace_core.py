@@ -10,7 +10,7 @@ import pytest
 from replproxy.keyspace import Keyspace, library_name
 from replproxy.keyspace import store as keyspace
 from replproxy.keyspace.values import ListValue, ZSet
-from replproxy.rdb.model import Aux, Function, KeyEntry, ZSetValue
+from replproxy.rdb.model import Aux, Function, KeyEntry, Value, ZSetValue
 from replproxy.session.client import ClientSession
 
 
@@ -113,7 +113,7 @@ def test_mset_stores_are_dict_updates_whatever_the_dict(
     for trial in range(150):
         size = rng.choice([1, 5, 100, 3000, 40_000])
         ks = Keyspace(databases=1)
-        model: dict[bytes, object] = {}
+        model: dict[bytes, Value] = {}
         for _ in range(rng.randrange(size + 1)):
             model[b"k%d" % rng.randrange(size)] = b"old"
         if trial % 3 == 0:
@@ -141,5 +141,5 @@ def test_the_c_store_refuses_what_is_not_whole_bytes_pairs() -> None:
     with pytest.raises(ValueError, match="whole"):
         store(d, {}, [b"MSET", b"k"], 1)
     with pytest.raises(TypeError, match="bytes"):
-        store(d, {}, [b"MSET", b"k", 1], 1)
+        store(d, {}, [b"MSET", b"k", 1], 1)  # type: ignore[list-item]  # a non-bytes value on purpose
     assert d == {}  # checked before storing anything

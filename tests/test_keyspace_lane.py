@@ -22,7 +22,7 @@ from replproxy.keyspace.digest import digest
 from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import HashValue, ZSetValue
 from replproxy.replication import Replication
-from replproxy.resp import StreamSplitter, encode_command
+from replproxy.resp import StreamCommand, StreamSplitter, encode_command
 
 C_APPLY_RUN = lane._c_apply_run()
 needs_c = pytest.mark.skipif(
@@ -224,6 +224,7 @@ def test_the_c_lane_applies_as_the_appliers(seed: int, cuts: list[int]) -> None:
 @given(st.integers(0, 2**32))
 def test_c_and_python_stop_at_the_same_command(seed: int) -> None:
     """Call by call: the same (next, applied), the same kept bytes, the same dicts."""
+    assert C_APPLY_RUN is not None  # @needs_c
     rng = random.Random(seed)
     data = stream_of(rng, 60)
     s = StreamSplitter(0, merge_sets=True)
@@ -284,13 +285,14 @@ def test_the_lane_waits_while_keys_are_watched() -> None:
     heard: list[bytes] = []
     ks.on_key_modified = lambda db, key: heard.append(key)
     argv = [b"INCR", b"n"]
-    assert ks.apply_run(0, [(argv, encode_command(argv), 1, 1)], 0, []) == (0, 0)
+    incr = [StreamCommand(argv, encode_command(argv), 1, 1)]
+    assert ks.apply_run(0, incr, 0, []) == (0, 0)
     ks.on_key_modified = None
     ks.unsupported_keys.add((0, b"x"))
-    assert ks.apply_run(0, [(argv, encode_command(argv), 1, 1)], 0, []) == (0, 0)
+    assert ks.apply_run(0, incr, 0, []) == (0, 0)
     ks.unsupported_keys.clear()
     ks.encodings[0][b"s"] = b"raw"  # a store must drop the key's encoding mark
-    assert ks.apply_run(0, [(argv, encode_command(argv), 1, 1)], 0, []) == (0, 0)
+    assert ks.apply_run(0, incr, 0, []) == (0, 0)
 
 
 def test_sets_and_hashes_are_left_to_their_appliers() -> None:

@@ -470,8 +470,8 @@ def group_workload(c: redis.Redis, mirror: Mirror, f: Features, seed: int) -> No
             if f.v70 and rng.random() < 0.5:
                 argv += ["ENTRIESREAD", rng.choice([0, 3, -1])]
             send(c, *argv)
-            for name in rng.sample(pool, 2):
-                establish(key, group, name)
+            for first in rng.sample(pool, 2):
+                establish(key, group, first)
     assert_mirrors(mirror)
 
     for step in range(400):

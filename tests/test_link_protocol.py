@@ -294,11 +294,13 @@ def test_master_abort_during_bulk_wait() -> None:
 
 def test_bad_first_byte_of_payload() -> None:
     out = drive([HANDSHAKE_OK + f"+FULLRESYNC {REPLID} 1\r\n".encode() + b"+WHAT\r\n"])
+    assert isinstance(out.events[-1], LinkError)
     assert "the first byte is not '$'" in out.events[-1].reason
 
 
 def test_unexpected_psync_reply() -> None:
     out = drive([HANDSHAKE_OK + b"hello\r\n"])
+    assert isinstance(out.events[-1], LinkError)
     assert 'Unexpected reply to PSYNC from master: "hello"' in out.events[-1].reason
 
 
@@ -457,7 +459,9 @@ def test_disk_full_while_writing_a_snapshot_is_a_clear_link_failure(tmp_path) ->
 
     snap = _SnapshotFile(tmp_path / "upstream.rdb")
     snap.f.close()
-    snap.f = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed by discard()
+    # Unbuffered on purpose (FileIO, not the BufferedWriter the class opens): the first
+    # write must meet ENOSPC.
+    snap.f = open("/dev/full", "wb", buffering=0)  # type: ignore[assignment]  # noqa: SIM115 - closed by discard()
     with pytest.raises(LinkFailure, match=r"no space left in .* for the snapshot from master"):
         snap.write(b"x" * 4096)
     snap.discard()

@@ -41,7 +41,7 @@ def three(server_kind: ServerKind) -> Iterator[Triple]:
         yield t
 
 
-WORKER = [
+WORKER: list[list[str | bytes]] = [
     ["PING"],
     ["ECHO", b'a"b\\c\n\r\t\x07\x08\x01\xff z'],
     ["SELECT", "2"],

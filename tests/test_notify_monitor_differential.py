@@ -106,8 +106,10 @@ def test_notifications_and_monitor_match_a_real_replica(server_kind: ServerKind,
             )
         relay_lines = monitor_lines(bytes(pmon.transcript), t.master_addr)
         replica_lines = monitor_lines(bytes(rmon.transcript), t.master_addr)
-        for i, (a, b) in enumerate(zip(relay_lines, replica_lines)):
-            assert a == b, f"MONITOR line {i}: {a!r} != {b!r}"
+        for i, (relay_line, replica_line) in enumerate(zip(relay_lines, replica_lines)):
+            assert relay_line == replica_line, (
+                f"MONITOR line {i}: {relay_line!r} != {replica_line!r}"
+            )
         assert len(relay_lines) == len(replica_lines), (
             relay_lines[len(replica_lines) :][:5],
             replica_lines[len(relay_lines) :][:5],

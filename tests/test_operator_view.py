@@ -122,8 +122,8 @@ def test_info_sections_and_fields_as_a_real_replica(
             # replproxy's own fields (`replproxy_version`, `replproxy_master_*`) are extra.
             names = [n for n in field_names(our_lines) if not RELAY_ONLY.match(n)]
             assert names == field_names(real_lines), (which, title)
-    ours = info_values(relay.port, "all")  # `everything` is nothing before Redis 6.0
-    real = info_values(replica.port, "all")
+    our_values = info_values(relay.port, "all")  # `everything` is nothing before Redis 6.0
+    real_values = info_values(replica.port, "all")
     # Values that follow the dataset and the link are the real replica's.
     for name in (
         "role",
@@ -136,9 +136,9 @@ def test_info_sections_and_fields_as_a_real_replica(
         "redis_version",
         "maxmemory",
     ):
-        if name in real:
-            assert ours[name] == real[name], name
-    assert ours["master_repl_offset"] == real["master_repl_offset"]
+        if name in real_values:
+            assert our_values[name] == real_values[name], name
+    assert our_values["master_repl_offset"] == real_values["master_repl_offset"]
     with redis.Redis(port=relay.port) as c:
         c.ping()  # redis-py's own handshake (CLIENT SETINFO: an error on 7.0) done first
         before = c.info("all")
@@ -147,14 +147,14 @@ def test_info_sections_and_fields_as_a_real_replica(
         with pytest.raises(redis.ResponseError):
             c.set("k1", "x")  # -READONLY: a rejected call
         after = c.info("all")
-    if "total_error_replies" in real:  # Redis 6.2 and later
+    if "total_error_replies" in real_values:  # Redis 6.2 and later
         assert after["errorstat_ERR"]["count"] == before["errorstat_ERR"]["count"] + 1
         assert after["total_error_replies"] == before["total_error_replies"] + 2
         assert after["errorstat_READONLY"]["count"] == 1
         assert after["cmdstat_set"]["rejected_calls"] == 1
-    assert ours["cmdstat_get"].startswith("calls=2,")
-    assert int(ours["used_memory_dataset"]) > 100 * 20  # 100 small strings at least
-    assert int(ours["used_memory_rss"]) > 0
+    assert our_values["cmdstat_get"].startswith("calls=2,")
+    assert int(our_values["used_memory_dataset"]) > 100 * 20  # 100 small strings at least
+    assert int(our_values["used_memory_rss"]) > 0
 
 
 def test_config_get_names_as_a_real_replica(

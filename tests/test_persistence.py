@@ -308,7 +308,7 @@ async def test_clients_get_loading_over_the_wire_during_the_startup_load(tmp_pat
         # Returns before the load begins: the ports are served first.
         ports = await nursery.start(partial(relay.run, handle_signals=False))
         stream = await trio.open_tcp_stream("127.0.0.1", ports.port)
-        replies = []
+        replies: list[bytes] = []
         while relay.persistence.loading or not replies:
             await stream.send_all(b"*1\r\n$4\r\nPING\r\n")
             replies.append(await stream.receive_some(1024))

@@ -12,6 +12,7 @@ import struct
 
 import lzf
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,7 +129,7 @@ def make_zipmap(pairs: list[tuple[bytes, bytes]], free: int = 0) -> bytes:
     return out + b"\xff"
 
 
-MIXED = [
+MIXED: list[bytes | int] = [
     b"",
     b"a",
     b"x" * 63,
@@ -343,9 +344,16 @@ def test_built_blobs_round_trip(entries: list) -> None:
 # ---- blobs written by real servers (DUMP payloads) ----
 
 
-def _dump_blob(client, key: str) -> tuple[int, bytes, int]:
-    """(type, the value's first string - the blob for encoded types, rdb version) of a key."""
+def _dump(client: redis.Redis, key: str) -> bytes:
+    """DUMP of a key the test wrote: it exists."""
     payload = client.dump(key)
+    assert payload is not None, key
+    return payload
+
+
+def _dump_blob(client: redis.Redis, key: str) -> tuple[int, bytes, int]:
+    """(type, the value's first string - the blob for encoded types, rdb version) of a key."""
+    payload = _dump(client, key)
     version = int.from_bytes(payload[-10:-8], "little")
     body = payload[1:-10]
     blob, _ = read_string(body, 0, len(body))
@@ -362,12 +370,12 @@ def test_server_written_blobs(master: RedisServer) -> None:
 
     t, blob, version = _dump_blob(c, "list")
     if t == 18:  # quicklist 2: container, then the node string
-        body = c.dump("list")[1:-10]
+        body = _dump(c, "list")[1:-10]
         assert body[1] == 2  # PACKED
         blob, _ = read_string(body, 2, len(body))
         assert listpack_strings(blob) == expected_list
     elif t == 14:
-        body = c.dump("list")[1:-10]
+        body = _dump(c, "list")[1:-10]
         blob, _ = read_string(body, 1, len(body))
         assert ziplist_strings(blob) == expected_list
     else:
@@ -387,7 +395,7 @@ def test_server_written_blobs(master: RedisServer) -> None:
 
     # The whole DUMP payload through decode_value gives what the server serves.
     for key in ("list", "hash", "ints", "zset"):
-        payload = c.dump(key)
+        payload = _dump(c, key)
         version = int.from_bytes(payload[-10:-8], "little")
         value = decode_value(payload[0], payload[1:-10], rdb_version=version)
         if key == "list":

@@ -30,6 +30,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.typing import EncodableT, FieldT
 
 from replproxy.rdb.model import (
     Aux,
@@ -181,7 +182,9 @@ def populate(server: RedisServer) -> None:
 
     # streams: several nodes, varying fields, deleted entries, groups, PELs, claims
     for i in range(1, 260):
-        fields = {"a": str(i), "b": "x" * (i % 7)} if i % 5 else {"other": str(i), "c": "1"}
+        fields: dict[FieldT, EncodableT] = (
+            {"a": str(i), "b": "x" * (i % 7)} if i % 5 else {"other": str(i), "c": "1"}
+        )
         c.xadd("st:main", fields, id=f"{1000 + i // 3}-{i}")
     c.xdel("st:main", "1000-1", "1003-10", "1010-30", "1086-259")
     c.xgroup_create("st:main", "g1", id="0")
@@ -579,7 +582,8 @@ def insert_with_commands(server: RedisServer, values: dict[bytes, Value]) -> Non
         elif isinstance(v, ZSetValue):
             p.zadd(key, dict(v))
         elif isinstance(v, dict):
-            p.hset(key, mapping=v)
+            # A fresh dict: redis-py wants Mapping[EncodableT, ...], whose key type is invariant.
+            p.hset(key, mapping={f: x for f, x in v.items()})
         elif isinstance(v, StreamValue):
             for (ms, seq), fields in v.entries.items():
                 p.execute_command("XADD", key, f"{ms}-{seq}", *[x for kv in fields for x in kv])

@@ -35,6 +35,7 @@ from replproxy.rdb.model import (
     SelectDB,
     SlotInfo,
     StreamValue,
+    Value,
     ZSetValue,
 )
 from replproxy.rdb.writer import (
@@ -469,7 +470,8 @@ def test_module_records_are_written_verbatim() -> None:
 def test_empty_collections_are_skipped_and_counted() -> None:
     w = RDBWriter(10)
     w.header()
-    for v in ([], set(), {}, ZSetValue()):
+    empties: tuple[Value, ...] = ([], set(), {}, ZSetValue())
+    for v in empties:
         assert w.key(KeyEntry(0, b"e", v)) == b""
     assert w.skipped_empty_keys == 4 and w.keys_written == 0
     assert w.key(KeyEntry(0, b"s", StreamValue())) != b""  # an empty stream is a real key
@@ -608,9 +610,11 @@ def test_stream_ids_beyond_int64_are_delta_encoded_with_wraparound() -> None:
     key, lp = nodes[0]
     assert key == struct.pack(">QQ", 1, 5)
     # entry 2: flags SAMEFIELDS, ms delta 0, seq delta 2**64-1-5 -> -6, value, lp-count 4
-    assert b"".join(enc.lp_entry(e) for e in [2, 0, -6, b"w", 4]) in lp
+    entry2: list[bytes | int] = [2, 0, -6, b"w", 4]
+    assert b"".join(enc.lp_entry(e) for e in entry2) in lp
     # entry 3: ms delta 2**64-2 -> -2, seq delta 0-5 = -5
-    assert b"".join(enc.lp_entry(e) for e in [2, -2, -5, b"x", 4]) in lp
+    entry3: list[bytes | int] = [2, -2, -5, b"x", 4]
+    assert b"".join(enc.lp_entry(e) for e in entry3) in lp
 
 
 def test_freshly_written_file_loads_and_time_is_not_in_the_past() -> None:

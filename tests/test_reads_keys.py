@@ -629,14 +629,18 @@ def test_parse_cursor_rules() -> None:
 
 def test_scan_cursors_replay_and_kinds() -> None:
     sc = ScanCursors(max_cursors=3)
+
+    def no_new_items() -> list[int]:
+        return []
+
     items = list(range(10))
     c1, b1 = sc.step(0, lambda: items, 4, "a")
     assert b1 == [0, 1, 2, 3]
-    c2, b2 = sc.step(c1, lambda: [], 4, "a")
+    c2, b2 = sc.step(c1, no_new_items, 4, "a")
     assert b2 == [4, 5, 6, 7] and sc.step(c1, lambda: [], 4, "a")[1] == b2  # replayable
     with pytest.raises(ReplyError):
         sc.step(c2, lambda: [], 4, "b")
-    last, b3 = sc.step(c2, lambda: [], 4, "a")
+    last, b3 = sc.step(c2, no_new_items, 4, "a")
     assert last == 0 and b3 == [8, 9]
     # The elements held by all snapshots are bounded: old scans make way for new ones.
     sc = ScanCursors(max_items=25)
@@ -819,7 +823,7 @@ def test_sort_ro(env: Env) -> None:
         if "nosort" in opts and key.startswith(b"ss:") and key != b"ss:ints":
             continue
         assert rc.same("sort_ro", key, *opts), (key, opts)
-    for argv in (
+    for full_argv in (
         ["sl:nums", "store", "dst"],
         ["sl:nums", "limit", "x", "1"],
         ["sl:nums", "limit", 1],
@@ -857,7 +861,7 @@ def test_sort_ro(env: Env) -> None:
         ["sl:subx"],
         ["sl:hexbig"],
     ):
-        assert rc.same("sort_ro", *argv), argv
+        assert rc.same("sort_ro", *full_argv), full_argv
 
 
 # ---- OBJECT, MEMORY ----
@@ -930,8 +934,9 @@ def test_memory_usage(env: Env) -> None:
     allocator = env.master.info("memory")["mem_allocator"]
     lo, hi = (0.7, 1.4) if str(allocator).startswith("jemalloc") else (0.4, 2.5)
     ratios = []
+    extras: list[list[str | int]] = [[], ["samples", 0], ["SAMPLES", 2]]
     for k in env.live:
-        for extra in ([], ["samples", 0], ["SAMPLES", 2]):
+        for extra in extras:
             mine, theirs = (
                 _int(env.relay("memory", "usage", k, *extra)),
                 _int(env.master_call("memory", "usage", k, *extra)),

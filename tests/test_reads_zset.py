@@ -808,15 +808,17 @@ def test_zscan(env: Env) -> None:
         b"geo:big",
         b"geo:weird",
     ]:
-        for opts in (
+        full_scans: list[list[object]] = [
             [],
             ["COUNT", 1],
             ["COUNT", 7],
             ["COUNT", 1000],
             ["MATCH", "m1*"],
             ["MATCH", "*[0-4]", "COUNT", 3],
-            *([["NOSCORES"]] if env.noscores else []),
-        ):
+        ]
+        if env.noscores:
+            full_scans.append(["NOSCORES"])
+        for opts in full_scans:
             for proto in env.rc.protos:
                 mine = _full_scan(lambda a, p=proto: rc.relay_reply(a, p), key, opts)
                 theirs = _full_scan(lambda a, p=proto: rc.master_reply(a, p), key, opts)
@@ -922,7 +924,7 @@ def test_geopos_geohash_geodist(env: Env) -> None:
                 if key == b"geo:cities"
                 else [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"j", b"k"]
                 if key == b"geo:weird"
-                else members_of(env, key)[:40] or [f"p{i}" for i in range(40)]
+                else members_of(env, key)[:40] or [b"p%d" % i for i in range(40)]
             )
         ]
         members.append(b"missing")

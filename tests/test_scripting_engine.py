@@ -434,7 +434,11 @@ def test_a_busy_function_is_killed_by_function_kill_only() -> None:
 def test_a_coroutine_carries_the_busy_hook() -> None:
     r = Relay(threshold=1)
     r.tick = 1.0
-    r.on_busy = lambda: r.cmd("SCRIPT", "KILL")
+
+    def kill() -> None:
+        r.cmd("SCRIPT", "KILL")
+
+    r.on_busy = kill
     out = r.eval(
         "local co = coroutine.create(function() while true do end end) "
         "return {coroutine.resume(co)}"

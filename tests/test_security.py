@@ -271,9 +271,9 @@ def test_acl_writable_setuser_deluser_save_load(
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     ]
     acl.write_text("user x on +nosuch\n")
-    r = call_from("127.0.0.1", port, ("acl", "load"))[0]
-    assert r.startswith(b"-ERR ") and b"Error in applying operation '+nosuch'" in r
-    assert b"no change to the previously active ACL rules was performed" in r
+    err = call_from("127.0.0.1", port, ("acl", "load"))[0]
+    assert err.startswith(b"-ERR ") and b"Error in applying operation '+nosuch'" in err
+    assert b"no change to the previously active ACL rules was performed" in err
     assert call_from("127.0.0.1", port, ("acl", "users")) == [
         b"*2\r\n$5\r\ncarol\r\n$7\r\ndefault\r\n"
     ]
@@ -495,6 +495,9 @@ def test_upstream_password_stays_out_of_reprs_and_messages(tmp_path: Path) -> No
         with pytest.raises(ConfigError) as e:
             parse_upstream_url(bad)
         assert MASTER_PW not in str(e.value) and "***" in str(e.value)
-    for name, value in (("enable_debug_command", "maybe"), ("enable_replicaof_command", "")):
+    for bad_cfg in (
+        Config(upstream=up, enable_debug_command="maybe"),
+        Config(upstream=up, enable_replicaof_command=""),
+    ):
         with pytest.raises(ConfigError, match="must be no, yes or local"):
-            Config(upstream=up, **{name: value}).validate()
+            bad_cfg.validate()

@@ -717,7 +717,7 @@ def test_thousand_pipelining_clients_while_the_stream_applies(
                 s.sendall(req)
             for s in socks:
                 buf = bytearray()
-                got = []
+                got: list[bytes] = []
                 while len(got) < 10:
                     end = reply_end(buf, 0)
                     if end is None:

@@ -288,8 +288,11 @@ def test_client_certificates_sighup_reload_and_https_metrics(
     procs.append(relay)
     with redis.Redis("127.0.0.1", relay.plain_port) as plain, relay.client() as secure:
         assert plain.get("k") == secure.get("k") == b"v"
-    no_cert = {"ssl": True, "ssl_ca_certs": str(certs.ca_file)}
-    with redis.Redis("127.0.0.1", relay.port, **no_cert) as c, pytest.raises(redis.ConnectionError):
+    # TLS without a client certificate: refused.
+    with (
+        redis.Redis("127.0.0.1", relay.port, ssl=True, ssl_ca_certs=str(certs.ca_file)) as c,
+        pytest.raises(redis.ConnectionError),
+    ):
         c.get("k")
     wait_for(lambda: "TLS connection from" in relay.log(), 10, what="the refusal logged")
 

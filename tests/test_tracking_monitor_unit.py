@@ -5,7 +5,7 @@ runs, transactions split across batches, the hot path's hooks)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -46,7 +46,7 @@ class Harness:
     def run(self, c: ClientSession, *args: object) -> bytes:
         return c.feed(enc(*args), 0, 0.0)
 
-    def stream(self, *commands: list[object]) -> None:
+    def stream(self, *commands: Sequence[object]) -> None:
         """The master's commands, through the splitter that merges SET runs, as the link."""
         sp = StreamSplitter(self.relay.replication.repl_offset, merge_sets=True)
         sp.feed(b"".join(enc(*c) for c in commands))

@@ -148,7 +148,7 @@ def test_vset_dump_payload_round_trip_and_reduce() -> None:
     assert d.proj is not None and d.proj.shape == (5, 16) and d.proj_input == 16
     _, back, _ = parse_dump_payload(dump_payload(v))
     assert isinstance(back, VectorSet) and back.uid > v.uid
-    assert np.array_equal(back.data.proj, d.proj)
+    assert back.data.proj is not None and np.array_equal(back.data.proj, d.proj)
     assert _shape(back.data) == _shape(d)
 
 

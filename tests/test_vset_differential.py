@@ -228,6 +228,7 @@ def stream_writes(c: redis.Redis, rnd: random.Random, keys: dict[bytes, VKey]) -
         vadd(c, rnd, newf, b"p%d" % i, [b"NOQUANT"], reduce=5)
     newf.touched = True
     payload = c.dump("v:m6")
+    assert payload is not None
     c.restore("v:restored", 0, payload)
     keys[b"v:restored"] = VKey(b"v:restored", 5, "q8", list(keys[b"v:m6"].elements), touched=True)
     c.rename("v:one", "v:renamed")

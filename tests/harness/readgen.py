@@ -1934,7 +1934,7 @@ class ReadGen:
             )
         if c == 1:
             k1, k2 = self.key("string"), self.key("string")
-            args = r.choice(
+            args: list[object] = r.choice(
                 [
                     ["LCS", "KEYS", k1, k2],
                     ["LCS", "KEYS", k1, k2, "LEN"],
@@ -2279,12 +2279,12 @@ def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes], env: 
         oi, si = _elems(po), _elems(ps)
         if oi is None or si is None or len(oi) != len(si):
             return "different shapes"
-        for a, z in zip(oi, si):
+        for to, ts in zip(oi, si):
             if (
-                a[0] != ":"
-                or z[0] != ":"
-                or ((a[1] < 0 or z[1] < 0) and a[1] != z[1])
-                or abs(a[1] - z[1]) > 1000
+                to[0] != ":"
+                or ts[0] != ":"
+                or ((to[1] < 0 or ts[1] < 0) and to[1] != ts[1])
+                or abs(to[1] - ts[1]) > 1000
             ):
                 return "field TTLs differ"
         return None

@@ -82,6 +82,8 @@ def _wheel_binary(module: str) -> str | None:
         mod = __import__(module)
     except ImportError:
         return None
+    if mod.__file__ is None:  # a namespace package: no bin/ inside
+        return None
     path = Path(mod.__file__).parent / "bin" / "redis-server"
     return str(path) if path.exists() else None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Sequence
 
 import hiredis
 
@@ -35,7 +36,7 @@ class Tap:
     def close(self) -> None:
         self.sock.close()
 
-    def call(self, *commands: list[object], keep: bool = True) -> list[object]:
+    def call(self, *commands: Sequence[object], keep: bool = True) -> list[object]:
         """Send `commands` pipelined; return their replies (parsed), once all arrived."""
         self.sock.sendall(b"".join(encode(*c) for c in commands))
         replies: list[object] = []

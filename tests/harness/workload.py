@@ -37,6 +37,12 @@ return 1
 """
 
 
+def _stream_id(v: object) -> str:
+    """An entry ID as redis-py returns it: bytes here (no decode_responses), typed wider."""
+    assert isinstance(v, bytes), v
+    return v.decode()
+
+
 class Workload:
     def __init__(
         self,
@@ -616,7 +622,7 @@ class Workload:
         if choice == 10 and rng.random() < 0.3:
             return ["XGROUP", "DESTROY", k, f"grp{rng.randrange(3)}"]
         if choice == 11:
-            create = [
+            create: list[Any] = [
                 "XGROUP",
                 "CREATE",
                 k,
@@ -647,10 +653,10 @@ class Workload:
         try:
             if group is not None and self.rng.random() < 0.7:
                 for p in self.client.xpending_range(key, group, "-", "+", 10):
-                    out.append(p["message_id"].decode())
+                    out.append(_stream_id(p["message_id"]))
             else:
-                for i, _ in self.client.xrange(key, count=12):
-                    out.append(i.decode())
+                for i, _ in self.client.xrange(key, count=12) or []:
+                    out.append(_stream_id(i))
         except redis.ResponseError:
             return []
         self.rng.shuffle(out)
@@ -779,7 +785,7 @@ class Workload:
         fields = [f"f{rng.randrange(12)}" for _ in range(rng.randrange(1, 4))]
         choice = rng.randrange(5)
         if choice == 0:
-            opt = rng.choice(
+            opt: list[object] = rng.choice(
                 [
                     ["EX", rng.randrange(2000, 9000)],
                     ["PX", rng.randrange(10**7, 10**8)],
@@ -791,7 +797,7 @@ class Workload:
             return ["HGETEX", k, *opt, "FIELDS", len(fields), *fields]
         if choice in (1, 2):
             cond = rng.choice([[], ["FNX"], ["FXX"]])
-            ttl = rng.choice(
+            ttl: list[object] = rng.choice(
                 [
                     ["EX", rng.randrange(2000, 9000)],
                     ["PX", rng.randrange(10**7, 10**8)],
