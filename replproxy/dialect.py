@@ -652,6 +652,13 @@ class MasterDialect:
         return self.at_least(None, (8, 0))
 
     @property
+    def script_error_wrapped(self) -> bool:
+        """A script's error reply is wrapped as `ERR Error running script (call to f_<sha>):
+        <where>: <error>` before Redis 7.0 (luaCallFunction with `__redis__err__handler`);
+        7.0 says where after the error."""
+        return not self.at_least((7, 0), (0,))
+
+    @property
     def script_error_keeps_crlf(self) -> bool:
         """A script's raised error reaches the client with its CR/LF as they are (Redis 8.2
         as released); Valkey 8.1 and Debian's patched 7.0.15 print them as spaces."""

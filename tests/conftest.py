@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.harness.relay import RelayProcess
-from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.servers import (
+    MAIN_KINDS,
+    OLDER_KINDS,
+    RedisServer,
+    ServerKind,
+    available_kinds,
+    kinds_chosen,
+    start_server,
+)
 
 KINDS = available_kinds()
 SHARED_RDB = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "rdb"
@@ -119,9 +127,10 @@ def _kind_of(item: pytest.Item) -> str | None:
 
 def _rotated_kind(item: pytest.Item) -> str:
     """The one kind a `one_kind` test runs against: chosen by the test's name, so the
-    module's tests spread over every kind in use (and a `client_dialect` test never gets
+    module's tests spread over the main kinds in use (and a `client_dialect` test never gets
     Redis 5, which it would skip)."""
-    names = [k.name for k in KINDS]
+    names = [k.name for k in KINDS if kinds_chosen() or k.name in MAIN_KINDS]
+    names = names or [k.name for k in KINDS]
     if item.get_closest_marker("client_dialect") is not None and len(names) > 1:
         names = [n for n in names if n != "redis5"] or names
     base = getattr(item, "originalname", None) or item.name.split("[")[0]
@@ -135,16 +144,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark every test `server` (it starts real server processes) or `unit` (sans-I/O, no
     process: `pytest -m unit` runs those alone, in seconds), skip `client_dialect` tests
     parametrized with the Redis 5 kind, saying why, and run each `one_kind` test against one
-    kind only (unless REPLPROXY_TEST_EVERY_KIND=1)."""
-    if len(KINDS) > 1 and os.environ.get("REPLPROXY_TEST_EVERY_KIND", "") in ("", "0"):
+    kind only and the older versions (Redis 6.2, 5.0) in `every_version` suites only (unless
+    REPLPROXY_TEST_EVERY_KIND=1, or REPLPROXY_TEST_KINDS names the kinds)."""
+    every_kind = os.environ.get("REPLPROXY_TEST_EVERY_KIND", "") not in ("", "0")
+    if len(KINDS) > 1 and not every_kind:
         keep, dropped = [], []
         for item in items:
             kind = _kind_of(item)
-            if (
-                kind is not None
-                and item.get_closest_marker("one_kind") is not None
-                and kind != _rotated_kind(item)
+            if kind is None:
+                keep.append(item)
+            elif (
+                not kinds_chosen()
+                and kind in OLDER_KINDS
+                and item.get_closest_marker("every_version") is None
             ):
+                dropped.append(item)  # an older version: only the keyspace and differentials
+            elif item.get_closest_marker("one_kind") is not None and kind != _rotated_kind(item):
                 dropped.append(item)
             else:
                 keep.append(item)

@@ -33,6 +33,9 @@ from tests.harness.readcheck import Agg, parse_reply, read_reply
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, all_kinds, start_server, wait_for
 
+# The keyspace and differential suites run against the older versions too (conftest.py).
+pytestmark = pytest.mark.every_version
+
 ACL_KINDS = [k for k in KINDS if k.name in ("redis7", "redis8", "valkey8")]
 
 

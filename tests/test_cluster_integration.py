@@ -730,6 +730,16 @@ def test_a_new_shard_gets_a_relay_and_a_removed_one_loses_it(env: Env) -> None:
     )
     env.cluster.wait_stable()
     wait_for(lambda: relay_of_new()["slots"], 60, what="the new shard's slots")  # type: ignore[index]
+    # A write to one of the moved slots (those 100 may have held none of the workload's keys)
+    # reaches the new shard's relay through its new primary.
+    new = relay_of_new()
+    assert new is not None
+    lo, hi = new["slots"][0][0], new["slots"][0][1]
+    key = next(
+        k for k in (f"moved:{i}" for i in range(100_000)) if lo <= key_hash_slot(k.encode()) <= hi
+    )
+    with node.client() as c:
+        c.set(key, "v")
     digests_equal(env)
     with env.sup.relay(3) as r:
         assert r.dbsize() > 0

@@ -39,6 +39,9 @@ from tests.test_commandtable import (
 )
 from tests.test_server import wait_replica
 
+# The keyspace and differential suites run against the older versions too (conftest.py).
+pytestmark = pytest.mark.every_version
+
 
 @dataclass
 class _Endpoint:

@@ -37,6 +37,9 @@ from tests.harness.readgen import Call, Catalog, Env, compare
 from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, start_server, wait_for
 
+# The keyspace and differential suites run against the older versions too (conftest.py).
+pytestmark = pytest.mark.every_version
+
 
 class Raw:
     """One raw RESP connection (RESP2 or RESP3)."""

@@ -17,7 +17,7 @@ from tests.harness.relay import RelayProcess, start_relay, upstream_url
 from tests.harness.servers import RedisServer, wait_for
 from tests.harness.workload import Workload
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.every_version]
 
 DBS = 3
 

@@ -334,6 +334,13 @@ class Terminal:
         os.write(self.fd, keys)
         self.drain()
 
+    def wait_prompt(self, limit: float = 10.0) -> None:
+        """Until the first prompt is on the screen: linenoise is in raw mode from then on
+        (keys typed earlier are echoed by the terminal itself, in cooked mode)."""
+        deadline = time.monotonic() + limit
+        while b"> " not in self.out and time.monotonic() < deadline:
+            self.drain(quiet=0.05, limit=deadline - time.monotonic())
+
     def close(self) -> bytes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
@@ -355,6 +362,7 @@ def terminal_session(port: int, keys: Sequence[bytes], *args: str, seconds: floa
             while (left := end - time.monotonic()) > 0:
                 term.drain(limit=left)
         else:
+            term.wait_prompt()
             term.drain(quiet=0.3)
             for k in keys:
                 term.type(k)

@@ -348,6 +348,20 @@ class Scripting:
                 b"ERR Error running script %s, %s" % (funcname, _cstr(outcome.raw)[:100])
             )
         msg = _cstr(outcome.msg) if outcome.msg is not None else b"ERR unknown error"
+        if (
+            self.dialect.script_error_wrapped
+            and outcome.line is not None
+            and outcome.source is not None
+        ):
+            # 5.0/6.2: the error handler prefixes where the script was ("<source>:<line>: "),
+            # luaCallFunction wraps it; "%s\n" and addReplyErrorFormat's CR/LF to spaces.
+            text = b"-ERR Error running script (call to f_%s): %s:%s: %s\n" % (
+                funcname,
+                _cstr(outcome.source),
+                _cstr(outcome.line),
+                msg,
+            )
+            return text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
         text = b"-" + msg
         if outcome.line is not None and outcome.source is not None:
             text += b" script: %s, on %s:%s." % (

@@ -1785,6 +1785,8 @@ class ReadGen:
         if self.chance(0.05):
             argv = argv[:1]  # wrong arity answers before READONLY
             return [Call(argv)]
+        if tpl[0].startswith(("EVAL", "FCALL")) and self.dialect.script_error_wrapped:
+            return [Call(argv, rule="script_error_core")]  # see `_script_error_core`
         return [Call(argv)]
 
     def f_unknown(self) -> Step:
@@ -2220,22 +2222,34 @@ def _random_rule(call: Call, po: Node, ps: Node, proto: int) -> str | None:
     return None
 
 
-_PRE70_SCRIPT_ERROR = re.compile(
-    rb"-ERR Error running script \(call to f_[0-9a-f]{40}\): "
-    rb"(?:@user_script: ?\d+: )*-?(.*?)\s*\r\n"
+_WRAPPED_SCRIPT_ERROR = re.compile(
+    rb"-ERR Error running script \(call to f_[0-9a-f]{40}\): (.*?)\s*\r\n", re.S
 )
 _SCRIPT_ERROR_WHERE = re.compile(rb"-(.*?) script: [0-9a-f]{40}, on @user_script:\d+\.\r\n")
+_WHERE = re.compile(rb"^(?:@user_script: ?\d+: )+-?")
+
+
+def _script_error(reply: bytes) -> bytes | None:
+    """The error a script raised, without where it was raised: from 5.0/6.2's wrapping
+    (`ERR Error running script (call to f_<sha>): @user_script:1: ...`) or 7.0's suffix."""
+    m = _WRAPPED_SCRIPT_ERROR.fullmatch(reply)
+    if m is not None:
+        return _WHERE.sub(b"", m.group(1)).strip()
+    m = _SCRIPT_ERROR_WHERE.fullmatch(reply)
+    return None if m is None else m.group(1).strip()
 
 
 def _script_error_core(o: bytes, s: bytes) -> str | None:
     """A script's error on a 5.0/6.2 master (docs/scripting.md): the relay runs scripts with
-    Redis 7.0's Lua, whose error says where it was raised after the error (`... script:
-    <sha>, on @user_script:1.`) where 5.0/6.2 wrap it (`ERR Error running script (call to
-    f_<sha>): @user_script:1: ...`). The error itself must be the same."""
-    mo, ms = _PRE70_SCRIPT_ERROR.fullmatch(o), _SCRIPT_ERROR_WHERE.fullmatch(s)
-    if mo is None or ms is None:
+    Redis 7.0's Lua and wraps their errors as 5.0/6.2 do, but an error raised by the script
+    call itself (READONLY, unknown command...) lacks the second "where" 5.0/6.2's
+    luaPushError adds. The error itself must be the same; anything else exactly."""
+    if o == s:
+        return None
+    eo, es = _script_error(o), _script_error(s)
+    if eo is None or es is None:
         return "replies differ"
-    return None if mo.group(1) == ms.group(1) else "different script errors"
+    return None if eo == es else "different script errors"
 
 
 def compare(call: Call, proto: int, oracle: list[bytes], sut: list[bytes], env: Env) -> str | None:

@@ -96,8 +96,12 @@ def _unpacked(bindir: Path) -> str | None:
     return str(path) if path.exists() else None
 
 
-# The kinds a run uses when REPLPROXY_TEST_KINDS is not set.
-DEFAULT_KINDS = ("redis7", "valkey8", "redis5")
+# The kinds a run uses when REPLPROXY_TEST_KINDS is not set: every master-facing test runs
+# against the main kinds; the older versions join for the suites marked `every_version` (the
+# keyspace and the differentials: tests/conftest.py deselects them elsewhere).
+MAIN_KINDS = ("redis7", "valkey8", "redis8")
+OLDER_KINDS = ("redis62", "redis5")
+DEFAULT_KINDS = MAIN_KINDS + OLDER_KINDS
 
 
 def all_kinds() -> list[ServerKind]:
@@ -112,8 +116,14 @@ def all_kinds() -> list[ServerKind]:
     return [ServerKind(name, b, _version_of(b)) for name, b in found if b]
 
 
+def kinds_chosen() -> bool:
+    """Whether `REPLPROXY_TEST_KINDS` names the kinds (then every test runs on each)."""
+    return bool(os.environ.get("REPLPROXY_TEST_KINDS", "").strip())
+
+
 def available_kinds() -> list[ServerKind]:
-    """The kinds this run uses: all of them, or those `REPLPROXY_TEST_KINDS` names."""
+    """The kinds this run uses: the default ones present, or those `REPLPROXY_TEST_KINDS`
+    names."""
     wanted = os.environ.get("REPLPROXY_TEST_KINDS", "")
     names = {w.strip() for w in wanted.split(",") if w.strip()} or set(DEFAULT_KINDS)
     return [k for k in all_kinds() if k.name in names]
