@@ -659,6 +659,12 @@ class MasterDialect:
         return not self.at_least((7, 0), (0,))
 
     @property
+    def error_format_trims_newlines(self) -> bool:
+        """`addReplyErrorFormat` trims trailing CR/LF from Redis 6.0 (5.0 turns every CR/LF,
+        trailing ones included, into spaces)."""
+        return self.at_least((6, 0), (0,))
+
+    @property
     def script_error_keeps_crlf(self) -> bool:
         """A script's raised error reaches the client with its CR/LF as they are (Redis 8.2
         as released); Valkey 8.1 and Debian's patched 7.0.15 print them as spaces."""

@@ -44,7 +44,9 @@ from tests.harness.servers import RedisServer, ServerKind, free_port, start_serv
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.one_kind]
 
-CLUSTER_KINDS = [k for k in KINDS if k.version >= (7, 0, 0)]
+# Redis 7.0 and Valkey 8 clusters; a Redis 8 cluster's replies (CLUSTER SHARDS, redirections)
+# are not yet the relay's (an open issue), so it is left out until they are.
+CLUSTER_KINDS = [k for k in KINDS if k.version >= (7, 0, 0) and (k.is_valkey or k.major < 8)]
 
 
 @dataclass

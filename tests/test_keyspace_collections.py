@@ -28,9 +28,6 @@ from tests.harness.appliers import run
 from tests.harness.mirror import Mirror, assert_mirrors, raw_client, send
 from tests.harness.servers import RedisServer, wait_for
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- helpers ----
 
 

@@ -30,9 +30,6 @@ from replproxy.rdb.model import HashValue, ModuleValue
 from tests.harness.mirror import Mirror
 from tests.harness.servers import RedisServer, ServerKind, wait_for
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 
 def _style(kind: ServerKind) -> DigestStyle:
     return kind.dialect.double_style

@@ -14,9 +14,6 @@ from replproxy.keyspace import Keyspace, t_hll
 from tests.harness.mirror import Mirror, compare_with_master
 from tests.harness.servers import RedisServer
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- crafting elements: MurmurHash64A is invertible on 8-byte inputs ----
 
 _M = 0xC6A4A7935BD1E995

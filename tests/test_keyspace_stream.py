@@ -40,9 +40,6 @@ from tests.harness.appliers import run
 from tests.harness.mirror import Mirror, raw_client, send, settle
 from tests.harness.servers import RedisServer, ServerKind
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- helpers ----
 
 

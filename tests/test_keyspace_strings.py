@@ -24,9 +24,6 @@ from tests.harness.appliers import FixedClock, run
 from tests.harness.mirror import Mirror, assert_mirrors, send
 from tests.harness.servers import RedisServer, ServerKind
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- helpers ----
 
 

@@ -47,9 +47,6 @@ from tests.harness.mirror import Mirror, compare_with_master, raw_client, send
 from tests.harness.mirror import assert_mirrors as _assert_mirrors
 from tests.harness.servers import RedisServer, wait_for
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- helpers ----
 
 

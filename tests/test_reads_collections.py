@@ -32,9 +32,6 @@ from tests.harness.mirror import Mirror
 from tests.harness.readcheck import Agg, ReadCheck, parse_reply
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # Redis 5 has neither RESP3 nor most of these commands (LPOS, HRANDFIELD, SMISMEMBER...).
 KINDS = [k for k in available_kinds() if k.major >= 7]
 LLONG_MAX = 2**63 - 1

@@ -33,9 +33,6 @@ from tests.harness.mirror import Mirror, master_value, raw_client, without_read_
 from tests.harness.readcheck import ReadCheck, reply_end
 from tests.harness.servers import RedisServer, ServerKind, start_server
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 SEED = 20240517
 EMPTY_DB = 5
 VOLATILE_DB = 6  # every key has a TTL, all of them passed

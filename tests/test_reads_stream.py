@@ -56,7 +56,7 @@ from tests.harness.servers import RedisServer, ServerKind, available_kinds, star
 
 # The fixture writes with 6.2/7.0 stream commands (XADD ms-*, ENTRIESREAD, MINID,
 # XAUTOCLAIM); 5.0's stream reads are checked by test_reads_differential.
-pytestmark = [pytest.mark.client_dialect, pytest.mark.every_version]
+pytestmark = pytest.mark.client_dialect
 
 KINDS = available_kinds()
 U64 = 2**64 - 1

@@ -25,9 +25,6 @@ from tests.harness.readcheck import ReadCheck
 from tests.harness.servers import RedisServer, ServerKind, start_server
 from tests.test_keyspace_hll import element_for
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 

@@ -23,9 +23,6 @@ from tests.harness.mirror import Mirror, raw_client
 from tests.harness.readcheck import ReadCheck, reply_end
 from tests.harness.servers import RedisServer, ServerKind, start_server
 
-# The keyspace and differential suites run against the older versions too (conftest.py).
-pytestmark = pytest.mark.every_version
-
 # ---- data ----
 
 SPECIAL_SCORES = [

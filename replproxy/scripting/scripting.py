@@ -28,7 +28,7 @@ from replproxy.glob import stringmatch
 from replproxy.rdb.model import Function
 from replproxy.resp import reply
 from replproxy.resp.request import string2ll
-from replproxy.scripting.engine import Outcome, Reply
+from replproxy.scripting.engine import Outcome, Reply, ScriptError
 from replproxy.scripting.eval import CreateError, EvalScripts, sha1hex
 from replproxy.scripting.functions import ENGINE_NAME, FunctionLibraries
 from replproxy.scripting.libs import Lrand48
@@ -50,6 +50,14 @@ log = logging.getLogger("replproxy.scripting")
 DEFAULT_BUSY_REPLY_THRESHOLD = 5000  # ms, busy-reply-threshold / lua-time-limit
 
 _NOT_INTEGER = b"ERR value is not an integer or out of range"
+
+
+def _pushed_as_error(raw: bytes) -> bytes:
+    """What the engine's error table holds for a refusal text (luaPushErrorBuff: "-CODE
+    msg" keeps its code, a bare text gets ERR)."""
+    if raw.startswith(b"-"):
+        return raw[1:].rstrip(b"\r\n")
+    return b"ERR " + raw
 
 
 def _cstr(b: bytes) -> bytes:
@@ -333,6 +341,7 @@ class Scripting:
 
     def _run(self, run: RunContext, body: Callable[[], Outcome]) -> Outcome:
         self.run = run
+        self._pushed: bytes | None = None
         try:
             return body()
         finally:
@@ -353,15 +362,7 @@ class Scripting:
             and outcome.line is not None
             and outcome.source is not None
         ):
-            # 5.0/6.2: the error handler prefixes where the script was ("<source>:<line>: "),
-            # luaCallFunction wraps it; "%s\n" and addReplyErrorFormat's CR/LF to spaces.
-            text = b"-ERR Error running script (call to f_%s): %s:%s: %s\n" % (
-                funcname,
-                _cstr(outcome.source),
-                _cstr(outcome.line),
-                msg,
-            )
-            return text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+            return self._wrapped_error(outcome, msg, funcname)
         text = b"-" + msg
         if outcome.line is not None and outcome.source is not None:
             text += b" script: %s, on %s:%s." % (
@@ -373,6 +374,25 @@ class Scripting:
             text = text.replace(b"\r", b" ").replace(b"\n", b" ")
         return text + b"\r\n"
 
+    def _wrapped_error(self, outcome: ScriptError, msg: bytes, funcname: bytes) -> bytes:
+        """5.0/6.2: `__redis__err__handler` prefixes where the script was ("<source>:<line>:
+        "), luaCallFunction wraps it ("Error running script (call to f_<sha>): %s\n"). A
+        refusal of the call itself was pushed by luaPushError, which put its own position
+        before the raw text (a shared reply keeps its "-" and CR/LF)."""
+        source, line = _cstr(outcome.source or b""), _cstr(outcome.line or b"")
+        pushed = self._pushed
+        if pushed is not None and msg == _pushed_as_error(pushed):
+            msg = b"%s: %s: %s" % (source, line, pushed)
+        text = b"ERR Error running script (call to f_%s): %s:%s: %s\n" % (
+            funcname,
+            source,
+            line,
+            msg,
+        )
+        if self.dialect.error_format_trims_newlines:
+            text = text.rstrip(b"\r\n")
+        return b"-" + text.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+
     # ---- the engines' host (EngineHost)
 
     def call(self, resp: int, argv: list[bytes]) -> tuple[int, bytes]:
@@ -383,6 +403,9 @@ class Scripting:
         spec = self.table.find(argv)
         err = call_error(self.texts, run, spec, argv)
         if err is not None:
+            if self.dialect.script_error_wrapped:
+                # luaPushError's raw text, for the 5.0/6.2 wrapping (`_wrapped_error`).
+                self._pushed = err + b"\r\n" if err.startswith(b"-") else err
             return 1, err
         assert spec is not None
         try:

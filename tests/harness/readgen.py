@@ -2241,9 +2241,9 @@ def _script_error(reply: bytes) -> bytes | None:
 
 def _script_error_core(o: bytes, s: bytes) -> str | None:
     """A script's error on a 5.0/6.2 master (docs/scripting.md): the relay runs scripts with
-    Redis 7.0's Lua and wraps their errors as 5.0/6.2 do, but an error raised by the script
-    call itself (READONLY, unknown command...) lacks the second "where" 5.0/6.2's
-    luaPushError adds. The error itself must be the same; anything else exactly."""
+    Redis 7.0's Lua and wraps their errors as 5.0/6.2 do, but where a frame still differs
+    (an error the script raised itself, pcall's tables) the error itself must be the same;
+    anything else exactly."""
     if o == s:
         return None
     eo, es = _script_error(o), _script_error(s)
