@@ -719,14 +719,15 @@ def pfcount_read(c: ReadContext, argv: list[bytes]) -> bytes:
         value = _read_hll(c, argv[1])
         if value is None:
             return b":0\r\n"
+        # `dbUnshareStringValue` comes before the count: the value is raw even when the
+        # count then finds it corrupted.
+        c.ks.mark_raw(c.db, argv[1])
         card = cached_count(value)
         if card is None:
             card = _count_one(value)
             # A replica's PFCOUNT stores the count in its own copy, as the master's does
             # (see the module docstring): the relay answers as that replica.
             pfcount(c.ks, c.db, [b"pfcount", argv[1]])
-        else:
-            c.ks.mark_raw(c.db, argv[1])  # `dbUnshareStringValue`, cached or not
         return b":%d\r\n" % card
     maxregs: bytes | None = None
     for key in argv[1:]:
