@@ -659,6 +659,13 @@ class MasterDialect:
         return not self.at_least((7, 0), (0,))
 
     @property
+    def scripts_see_expired_keys(self) -> bool:
+        """A script's reads on a replica see logically expired keys before Redis 7.0: the
+        replica's `lookupKeyRead` hides them only from a CMD_READONLY command, and the
+        command running is EVAL (7.0 asks the script's own command)."""
+        return not self.at_least((7, 0), (0,))
+
+    @property
     def error_format_trims_newlines(self) -> bool:
         """`addReplyErrorFormat` trims trailing CR/LF from Redis 6.0 (5.0 turns every CR/LF,
         trailing ones included, into spaces)."""

@@ -60,6 +60,10 @@ class ReadContext:
         self.now = now
         # False inside EXEC (and scripts): a blocking command then answers at once, as Redis.
         self.can_block = True
+        # True for a script's calls on a Redis 5.0/6.2 replica: its `lookupKeyRead` hides a
+        # logically expired key only from a CMD_READONLY command, and EVAL is none
+        # (`MasterDialect.scripts_see_expired_keys`).
+        self.sees_expired = False
 
     @property
     def dstyle(self) -> DoubleStyle:
@@ -133,7 +137,7 @@ def peek(c: ReadContext, key: bytes, db: int | None = None, notify: bool = True)
             ks.stat_keyspace_hits += 1
             return v
         when = expires.get(key)
-        if when is None or when > c.now:
+        if when is None or when > c.now or c.sees_expired:
             ks.stat_keyspace_hits += 1
             return v
     ks.stat_keyspace_misses += 1

@@ -431,7 +431,7 @@ def get(c: ReadContext, argv: list[bytes]) -> bytes:
         expires = ks.expires[db]
         if expires:
             when = expires.get(key)
-            if when is not None and when <= c.now:
+            if when is not None and when <= c.now and not c.sees_expired:
                 v = None
     if type(v) is bytes:
         ks.stat_keyspace_hits += 1
@@ -459,7 +459,7 @@ def mget(c: ReadContext, argv: list[bytes]) -> bytes:
     values = list(map(ks.dbs[db].get, keys))
     expires = ks.expires[db]
     if expires:
-        now = c.now
+        now = 0 if c.sees_expired else c.now
         when = expires.get
         out = [
             v if type(v) is bytes and ((t := when(k)) is None or t > now) else None

@@ -111,6 +111,7 @@ class SessionScripting:
         sc.user = c.user
         sc.authed = True
         sc.now = c.now
+        sc.sees_expired = self.hub.keyspace.dialect.scripts_see_expired_keys
         sc.can_block = False
         sc.multi = None
         sc.name = b""

@@ -315,6 +315,14 @@ def compare_with_master(mirror: Mirror, dbs: range | None = None) -> list[str]:
                 ttl = c.execute_command("PTTL", k) if k in master_keys else ks.expires[db].get(k)
                 if k not in master_keys and ttl is not None and ttl <= now_ms + 1000:
                     continue  # expiring right now: the master's DEL is on its way
+                mexp = ks.expires[db].get(k)
+                if (
+                    k in master_keys
+                    and k in ks.dbs[db]
+                    and mexp is not None
+                    and mexp <= now_ms + 1000
+                ):
+                    continue  # the mirror holds it, expiring right now (left out of `mine`)
                 diffs.append(f"db{db} {k!r}: {where}")
             for k in sorted(master_keys & mine):
                 mv, yv = master_value(c, k), mirror_value(ks, db, k)
