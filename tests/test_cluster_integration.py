@@ -42,7 +42,7 @@ from tests.harness.clusters import (
 from tests.harness.relay import RelayProcess, start_relay
 from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.one_kind]
 
 # Redis 7.0 and Valkey 8 clusters; a Redis 8 cluster's replies (CLUSTER SHARDS, redirections)
 # are not yet the relay's (an open issue), so it is left out until they are.
