@@ -659,6 +659,18 @@ class MasterDialect:
         return not self.at_least((7, 0), (0,))
 
     @property
+    def exec_expired_watch_rule(self) -> Literal["never", "any", "since_watch"]:
+        """Whether EXEC fails because a WATCHed key expired. Redis 6.0.15 and 6.2.5 added
+        `isWatchedKeyExpired`, which fails EXEC for any watched key logically expired at EXEC
+        time, even one already expired at WATCH; 7.0 (and Valkey) skip the keys that were
+        expired when watched (`watchedKey.expired`). Older masters never check."""
+        if self.valkey or self.version >= (7, 0):
+            return "since_watch"
+        if self.version >= (6, 2, 5) or (6, 0, 15) <= self.version < (6, 1):
+            return "any"
+        return "never"
+
+    @property
     def scripts_see_expired_keys(self) -> bool:
         """A script's reads on a replica see logically expired keys before Redis 7.0: the
         replica's `lookupKeyRead` hides them only from a CMD_READONLY command, and the

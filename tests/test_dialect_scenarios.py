@@ -488,6 +488,51 @@ def test_numbers_and_options_each_version_reads_its_own_way(trio: Trio) -> None:
     same_reads(t, [f"nz:d{i}" for i in range(len(forms))], extra)
 
 
+# ---- transactions ----
+
+
+def test_exec_after_a_watched_key_expired(trio: Trio) -> None:
+    """EXEC after a WATCHed key logically expired (the master, with active expiry off, has not
+    deleted it): Redis 7.0 and Valkey fail EXEC only for a key live at WATCH time, 6.2.5 for
+    any expired watched key, 5.0 never (`isWatchedKeyExpired`). Each side's replies, from
+    WATCH to EXEC, are compared byte for byte."""
+    t = trio
+    write(t, "SET wx:old v PX 100", "SET wx:live v PX 3000", "SET wx:plain v")
+
+    def pttl(key: str) -> int:
+        with t.replica.client() as c:
+            return int(c.pttl(key))
+
+    wait_for(lambda: pttl("wx:old") == -2, 10, what="wx:old to expire logically")
+    sides = {"replica": t.replica.port, "relay": t.relay.port}
+    conns = {(name, key): Raw(port, 2) for name, port in sides.items() for key in ("old", "live")}
+    replies: dict[tuple[str, str], list[bytes]] = {k: [] for k in conns}
+    try:
+        for (name, key), conn in conns.items():
+            for argv in ([b"WATCH", b"wx:" + key.encode(), b"wx:plain"], [b"MULTI"]):
+                replies[name, key].append(conn.call(argv))
+            replies[name, key].append(conn.call([b"GET", b"wx:plain"]))
+        left = pttl("wx:live")
+        assert left > 0, f"wx:live expired before both sides watched it ({left})"
+        for (name, key), conn in conns.items():
+            if key == "old":
+                replies[name, key].append(conn.call([b"EXEC"]))
+        time.sleep(left / 1000 + 0.3)
+        for (name, key), conn in conns.items():
+            if key == "live":
+                replies[name, key].append(conn.call([b"EXEC"]))
+    finally:
+        for conn in conns.values():
+            conn.close()
+    for key in ("old", "live"):
+        assert replies["relay", key] == replies["replica", key], key
+    # What each version's replica said (the oracle above), so a change of oracle shows.
+    rule = t.kind.dialect.exec_expired_watch_rule
+    nil = b"*-1\r\n"
+    assert (replies["replica", "old"][-1] == nil) == (rule == "any"), replies
+    assert (replies["replica", "live"][-1] == nil) == (rule != "never"), replies
+
+
 # ---- what the relay cannot apply ----
 
 

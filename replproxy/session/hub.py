@@ -329,15 +329,19 @@ class KeyWatches:
         self._hook()
 
     def watch_failed(self, c: ClientSession) -> bool:
-        """EXEC must abort: a watched key was written, the dataset was replaced, or a key
-        live at WATCH time has expired since (`isWatchedKeyExpired`)."""
+        """EXEC must abort: a watched key was written, the dataset was replaced, or a
+        watched key has expired (`isWatchedKeyExpired`: since WATCH from 7.0, at all on
+        6.0.15/6.2.5, never before; `MasterDialect.exec_expired_watch_rule`)."""
         if c.watch_dirty:
             return True
         ks = self.keyspace
         if c.watched and c.watch_epoch != ks.epoch:
             return True
+        rule = ks.dialect.exec_expired_watch_rule
+        if rule == "never":
+            return False
         for (db, key), was_live in c.watched.items():
-            if was_live:
+            if was_live or rule == "any":
                 expire = ks.expires[db].get(key)
                 if expire is not None and expire <= c.now:
                     return True
