@@ -740,6 +740,23 @@ static int read_member(const Ctx *c, Py_ssize_t *pp, PyObject **out)
     return read_str(c, pp, out);
 }
 
+/* The LZF string of h decompressed into the context's scratch buffer (grown as needed). */
+static int lzf_scratch(Ctx *c, const StrHdr *h)
+{
+    if ((size_t)h->ulen > c->scratch_cap) {
+        u8 *s = PyMem_Realloc(c->scratch, (size_t)h->ulen);
+        if (s == NULL) {
+            PyErr_NoMemory();
+            return RS_ERR;
+        }
+        c->scratch = s;
+        c->scratch_cap = (size_t)h->ulen;
+    }
+    if (lzf_dec(c->buf + h->s, h->len, c->scratch, h->ulen) < 0)
+        return RS_STOP;
+    return RS_OK;
+}
+
 /* An RDB string holding a blob (ziplist, listpack, intset): a view into the buffer, or into
  * the context's scratch buffer for LZF. Int-encoded strings can be no valid blob. */
 static int read_blob(Ctx *c, Py_ssize_t *pp, const u8 **data, Py_ssize_t *len)
@@ -759,17 +776,9 @@ static int read_blob(Ctx *c, Py_ssize_t *pp, const u8 **data, Py_ssize_t *len)
             *len = 0;
         }
         else {
-            if ((size_t)h.ulen > c->scratch_cap) {
-                u8 *s = PyMem_Realloc(c->scratch, (size_t)h.ulen);
-                if (s == NULL) {
-                    PyErr_NoMemory();
-                    return RS_ERR;
-                }
-                c->scratch = s;
-                c->scratch_cap = (size_t)h.ulen;
-            }
-            if (lzf_dec(c->buf + h.s, h.len, c->scratch, h.ulen) < 0)
-                return RS_STOP;
+            r = lzf_scratch(c, &h);
+            if (r != RS_OK)
+                return r;
             *data = c->scratch;
             *len = h.ulen;
         }
@@ -1403,19 +1412,8 @@ static int check_str(Ctx *c, Py_ssize_t *pp)
     int r = str_header(c, &p, &h);
     if (r != RS_OK)
         return r;
-    if (h.kind == S_LZF && h.ulen) {
-        if ((size_t)h.ulen > c->scratch_cap) {
-            u8 *s = PyMem_Realloc(c->scratch, (size_t)h.ulen);
-            if (s == NULL) {
-                PyErr_NoMemory();
-                return RS_ERR;
-            }
-            c->scratch = s;
-            c->scratch_cap = (size_t)h.ulen;
-        }
-        if (lzf_dec(c->buf + h.s, h.len, c->scratch, h.ulen) < 0)
-            return RS_STOP;
-    }
+    if (h.kind == S_LZF && h.ulen && (r = lzf_scratch(c, &h)) != RS_OK)
+        return r;
     *pp = p;
     return RS_OK;
 }
