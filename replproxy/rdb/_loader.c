@@ -934,23 +934,35 @@ static int ents_set(const EntVec *vec, PyObject **out)
     return RS_OK;
 }
 
-static int ents_hash(const EntVec *vec, PyObject **out)
+/* A hash blob's (field, value) entries into a dict, or (scores) a zset blob's (member,
+ * score) entries into a zset_type; an odd count or a repeated field or member is left to
+ * the Python path, which reports it. */
+static int ents_pairs(const Ctx *c, const EntVec *vec, int scores, PyObject **out)
 {
     Py_ssize_t i;
     PyObject *d;
+    int r;
     if (vec->n & 1)
         return RS_STOP;
-    d = PyDict_New();
+    d = scores ? PyObject_CallNoArgs(c->zset_type) : PyDict_New();
     if (d == NULL)
         return RS_ERR;
     for (i = 0; i < vec->n; i += 2) {
-        PyObject *k = ent_bytes(&vec->e[i]), *v;
-        int r;
+        double s = 0;
+        PyObject *k, *v;
+        if (scores) {
+            r = ent_score(&vec->e[i + 1], &s);
+            if (r != RS_OK) {
+                Py_DECREF(d);
+                return r;
+            }
+        }
+        k = ent_bytes(&vec->e[i]);
         if (k == NULL) {
             Py_DECREF(d);
             return RS_ERR;
         }
-        v = ent_bytes(&vec->e[i + 1]);
+        v = scores ? PyFloat_FromDouble(s) : ent_bytes(&vec->e[i + 1]);
         if (v == NULL) {
             Py_DECREF(k);
             Py_DECREF(d);
@@ -964,56 +976,11 @@ static int ents_hash(const EntVec *vec, PyObject **out)
             return RS_ERR;
         }
     }
-    if (PyDict_GET_SIZE(d) * 2 != vec->n) { /* duplicate fields */
+    if (PyDict_GET_SIZE(d) * 2 != vec->n) { /* duplicate fields or members */
         Py_DECREF(d);
         return RS_STOP;
     }
     *out = d;
-    return RS_OK;
-}
-
-static int ents_zset(const Ctx *c, const EntVec *vec, PyObject **out)
-{
-    Py_ssize_t i;
-    PyObject *z;
-    int r;
-    if (vec->n & 1)
-        return RS_STOP;
-    z = PyObject_CallNoArgs(c->zset_type);
-    if (z == NULL)
-        return RS_ERR;
-    for (i = 0; i < vec->n; i += 2) {
-        double d = 0;
-        PyObject *k, *v;
-        r = ent_score(&vec->e[i + 1], &d);
-        if (r != RS_OK) {
-            Py_DECREF(z);
-            return r;
-        }
-        k = ent_bytes(&vec->e[i]);
-        if (k == NULL) {
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-        v = PyFloat_FromDouble(d);
-        if (v == NULL) {
-            Py_DECREF(k);
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-        r = PyDict_SetItem(z, k, v);
-        Py_DECREF(k);
-        Py_DECREF(v);
-        if (r < 0) {
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-    }
-    if (PyDict_GET_SIZE(z) * 2 != vec->n) { /* duplicate members */
-        Py_DECREF(z);
-        return RS_STOP;
-    }
-    *out = z;
     return RS_OK;
 }
 
@@ -1342,10 +1309,10 @@ static int v_blob(Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
         break;
     case 12:
     case 17:
-        r = ents_zset(c, &c->vec, res);
+        r = ents_pairs(c, &c->vec, 1, res);
         break;
     default: /* 13, 16 */
-        r = ents_hash(&c->vec, res);
+        r = ents_pairs(c, &c->vec, 0, res);
         break;
     }
     if (r == RS_OK)
