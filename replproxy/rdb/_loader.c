@@ -1084,8 +1084,55 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
     return RS_OK;
 }
 
-/* type 4: n (field, value) strings */
-static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
+/* A zset's score after its member, as a new float in *out: type 3's ASCII form (a length
+ * byte, or 253 NaN, 254 +inf, 255 -inf) or type 5's binary double. NaN is refused. */
+static int read_score(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **out)
+{
+    const u8 *b = c->buf;
+    Py_ssize_t p = *pp, end = c->end;
+    double s;
+    if (binary) {
+        uint64_t bits;
+        if (end - p < 8)
+            return RS_MORE;
+        bits = le64(b + p);
+        memcpy(&s, &bits, 8);
+        p += 8;
+    }
+    else {
+        unsigned x = p < end ? b[p] : 0;
+        if (p >= end || x == 253) /* incomplete, or NaN (refused) */
+            return p >= end ? RS_MORE : RS_STOP;
+        if (x == 254) {
+            s = Py_HUGE_VAL;
+            p += 1;
+        }
+        else if (x == 255) {
+            s = -Py_HUGE_VAL;
+            p += 1;
+        }
+        else {
+            int r;
+            if ((Py_ssize_t)x > end - p - 1)
+                return RS_MORE;
+            r = parse_float(b + p + 1, x, &s);
+            if (r != RS_OK)
+                return r;
+            p += 1 + x;
+        }
+    }
+    if (isnan(s))
+        return RS_STOP;
+    *out = PyFloat_FromDouble(s);
+    if (*out == NULL)
+        return RS_ERR;
+    *pp = p;
+    return RS_OK;
+}
+
+/* types 4 (n field, value strings), 3 (n members, each with an ASCII score) and 5 (binary
+ * double scores) */
+static int v_pairs(const Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
 {
     Py_ssize_t p = *pp, i;
     uint64_t n;
@@ -1093,120 +1140,31 @@ static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
     int r0 = read_len(c, &p, &n);
     if (r0 != RS_OK)
         return r0;
-    /* No up-front check of n against the bytes present: the dict grows as fields are read,
+    /* No up-front check of n against the bytes present: the dict grows as pairs are read,
      * and a cut record ends in RS_MORE where the bytes run out. */
     Py_ssize_t start = p;
-    out = PyDict_New();
+    out = t == 4 ? PyDict_New() : PyObject_CallNoArgs(c->zset_type);
     if (out == NULL)
         return RS_ERR;
     for (i = 0; (uint64_t)i < n; i++) {
-        PyObject *f = NULL, *v = NULL;
+        PyObject *k = NULL, *v = NULL;
         int r;
-        TRY_M(read_member(c, &p, &f));
-        r = read_member(c, &p, &v);
+        TRY_M(read_member(c, &p, &k));
+        r = t == 4 ? read_member(c, &p, &v) : read_score(c, &p, t == 5, &v);
         if (r != RS_OK) {
-            Py_DECREF(f);
+            Py_DECREF(k);
             Py_DECREF(out);
             return r == RS_MORE ? more_members(c, start, p, (uint64_t)i, n) : r;
         }
-        r = PyDict_SetItem(out, f, v);
-        Py_DECREF(f);
+        r = PyDict_SetItem(out, k, v);
+        Py_DECREF(k);
         Py_DECREF(v);
         if (r < 0) {
             Py_DECREF(out);
             return RS_ERR;
         }
     }
-    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) {
-        Py_DECREF(out);
-        return RS_STOP;
-    }
-    *res = out;
-    *pp = p;
-    return RS_OK;
-}
-
-/* types 3 (ASCII scores) and 5 (binary doubles) */
-static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
-{
-    const u8 *b = c->buf;
-    Py_ssize_t p = *pp, i, end = c->end;
-    uint64_t n;
-    PyObject *out = NULL;
-    int r0 = read_len(c, &p, &n);
-    if (r0 != RS_OK)
-        return r0;
-    /* as v_hash: no up-front check, RS_MORE where the bytes run out */
-    Py_ssize_t start = p;
-    out = PyObject_CallNoArgs(c->zset_type);
-    if (out == NULL)
-        return RS_ERR;
-    for (i = 0; (uint64_t)i < n; i++) {
-        PyObject *m = NULL, *sv;
-        double s;
-        int r;
-        TRY_M(read_member(c, &p, &m));
-        if (binary) {
-            uint64_t bits;
-            if (end - p < 8) {
-                Py_DECREF(m);
-                Py_DECREF(out);
-                return more_members(c, start, p, (uint64_t)i, n);
-            }
-            bits = le64(b + p);
-            memcpy(&s, &bits, 8);
-            p += 8;
-        }
-        else {
-            unsigned x = p < end ? b[p] : 0;
-            if (p >= end || x == 253) { /* incomplete, or NaN (refused) */
-                Py_DECREF(m);
-                Py_DECREF(out);
-                return p >= end ? more_members(c, start, p, (uint64_t)i, n) : RS_STOP;
-            }
-            if (x == 254) {
-                s = Py_HUGE_VAL;
-                p += 1;
-            }
-            else if (x == 255) {
-                s = -Py_HUGE_VAL;
-                p += 1;
-            }
-            else {
-                if ((Py_ssize_t)x > end - p - 1) {
-                    Py_DECREF(m);
-                    Py_DECREF(out);
-                    return more_members(c, start, p, (uint64_t)i, n);
-                }
-                r = parse_float(b + p + 1, x, &s);
-                if (r != RS_OK) {
-                    Py_DECREF(m);
-                    Py_DECREF(out);
-                    return r;
-                }
-                p += 1 + x;
-            }
-        }
-        if (isnan(s)) {
-            Py_DECREF(m);
-            Py_DECREF(out);
-            return RS_STOP;
-        }
-        sv = PyFloat_FromDouble(s);
-        if (sv == NULL) {
-            Py_DECREF(m);
-            Py_DECREF(out);
-            return RS_ERR;
-        }
-        r = PyDict_SetItem(out, m, sv);
-        Py_DECREF(m);
-        Py_DECREF(sv);
-        if (r < 0) {
-            Py_DECREF(out);
-            return RS_ERR;
-        }
-    }
-    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) {
+    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) { /* duplicate fields or members */
         Py_DECREF(out);
         return RS_STOP;
     }
@@ -1330,11 +1288,9 @@ static int read_value(Ctx *c, int t, Py_ssize_t *pp, PyObject **res)
     case 2:
         return v_list_or_set(c, pp, 1, res);
     case 3:
-        return v_zset(c, pp, 0, res);
     case 4:
-        return v_hash(c, pp, res);
     case 5:
-        return v_zset(c, pp, 1, res);
+        return v_pairs(c, pp, t, res);
     case 10:
     case 11:
     case 12:
