@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.lag import write_load
 from replproxy.cli import GC_THRESHOLD
 from replproxy.keyspace import Keyspace
 from replproxy.link.protocol import LinkConfig, LinkState, ReplicaLink
@@ -46,24 +47,7 @@ def redis_benchmark(server: RedisServer, requests: int) -> float:
         raise SystemExit("redis-benchmark not found (Debian package redis-tools)")
     t0 = time.perf_counter()
     subprocess.run(
-        [
-            exe,
-            "-h",
-            server.host,
-            "-p",
-            str(server.port),
-            "-P",
-            "16",
-            "-c",
-            "50",
-            "-n",
-            str(requests),
-            "-r",
-            "100000",
-            "-t",
-            TESTS,
-            "-q",
-        ],
+        write_load(server.host, server.port, requests, TESTS, exe),
         check=True,
         capture_output=True,
     )
@@ -128,24 +112,7 @@ def live_lag(server: RedisServer, requests: int) -> dict[str, float]:
         samples_m: list[tuple[float, int]] = []
         samples_r: list[tuple[float, int]] = []
         proc = subprocess.Popen(
-            [
-                shutil.which("redis-benchmark") or "redis-benchmark",
-                "-h",
-                server.host,
-                "-p",
-                str(server.port),
-                "-P",
-                "16",
-                "-c",
-                "50",
-                "-n",
-                str(requests),
-                "-r",
-                "100000",
-                "-t",
-                TESTS,
-                "-q",
-            ],
+            write_load(server.host, server.port, requests, TESTS),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

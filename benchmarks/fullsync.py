@@ -40,13 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from benchmarks.lag import py_spy_top
+from benchmarks.lag import py_spy_record, py_spy_top
 from tests.harness.relay import start_relay, upstream_url
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 
 TIME_BAR = 1.3
 RSS_BAR = 1.3
 
+# The datasets' small keys (ARGV: the first and last index) and three big ones (members
+# from..to), also filled by rdb_cli.py and rdb_load.py.
 FILL_SMALL_LUA = """
 local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = from, to do
@@ -156,22 +158,7 @@ def sync_relay(
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
         raw = profile / "relay-fullsync.txt"
-        spy = subprocess.Popen(
-            [
-                "py-spy",
-                "record",
-                "--pid",
-                str(relay.proc.pid),
-                "--rate",
-                "250",
-                "--format",
-                "raw",
-                "--output",
-                str(raw),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        spy = py_spy_record(relay.proc.pid, raw)
     try:
         secs = wait_caught_up(relay.client, master, t0, relay.proc)
         time.sleep(1.0)

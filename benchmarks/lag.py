@@ -71,6 +71,31 @@ class Run:
         return float(xs[min(len(xs) - 1, int(q * len(xs)))]) if xs else 0.0
 
 
+def write_load(
+    host: str, port: int, requests: int, tests: str, exe: str | None = None
+) -> list[str]:
+    """The command of the write load: redis-benchmark's `tests` (-t), `requests` each, 16
+    commands a pipeline on 50 connections, keys among 100000 (-r), quiet."""
+    return [
+        exe or shutil.which("redis-benchmark") or "redis-benchmark",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-P",
+        "16",
+        "-c",
+        "50",
+        "-n",
+        str(requests),
+        "-r",
+        "100000",
+        "-t",
+        tests,
+        "-q",
+    ]
+
+
 def offset(client: redis.Redis, field: str) -> int:
     return int(client.info("replication")[field])
 
@@ -81,29 +106,11 @@ def sample(
     """Run the write load; return master samples (t, off), follower samples (t, off, master
     off of the same round) and the load's wall time."""
     tests = MIX if test == "mix" else test
-    bench = shutil.which("redis-benchmark") or "redis-benchmark"
     mc = master.client()
     ms: list[tuple[float, int]] = []
     fs: list[tuple[float, int, int]] = []
     proc = subprocess.Popen(
-        [
-            bench,
-            "-h",
-            master.host,
-            "-p",
-            str(master.port),
-            "-P",
-            "16",
-            "-c",
-            "50",
-            "-n",
-            str(requests),
-            "-r",
-            "100000",
-            "-t",
-            tests,
-            "-q",
-        ],
+        write_load(master.host, master.port, requests, tests),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -171,6 +178,26 @@ def wait_synced(master: RedisServer, follower: redis.Redis) -> None:
         mc.close()
 
 
+def py_spy_record(pid: int, raw: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling process `pid` at 250 Hz into `raw` (collapsed stacks) until SIGINT."""
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def py_spy_top(raw: Path, top: int = 25) -> str:
     """Self and inclusive shares from py-spy's raw (collapsed) output."""
     own: collections.Counter[str] = collections.Counter()
@@ -208,24 +235,7 @@ def one_run(
         c.flushall()
     if test in PREFILL:
         subprocess.run(
-            [
-                shutil.which("redis-benchmark") or "redis-benchmark",
-                "-h",
-                master.host,
-                "-p",
-                str(master.port),
-                "-P",
-                "16",
-                "-c",
-                "50",
-                "-n",
-                str(requests),
-                "-r",
-                "100000",
-                "-t",
-                PREFILL[test],
-                "-q",
-            ],
+            write_load(master.host, master.port, requests, PREFILL[test]),
             check=True,
             capture_output=True,
         )
@@ -243,22 +253,7 @@ def one_run(
         if relay is not None and profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
             raw = profile / f"relay-{test.replace(',', '+')}.txt"
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(relay.proc.pid),
-                    "--rate",
-                    "250",
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(raw),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = py_spy_record(relay.proc.pid, raw)
             time.sleep(1.0)  # py-spy attaches
         ms, fs, seconds = sample(master, fc, test, requests, interval)
         fc.close()

@@ -43,32 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
+from benchmarks.fullsync import FILL_BIG_LUA, FILL_SMALL_LUA
 from replproxy.rdb.reader import read_file, speedups_available
 from replproxy.rdb.writer import write_rdb
 from tests.harness.servers import ServerKind, all_kinds, free_port, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
-
-FILL_SMALL_LUA = """
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  redis.call('HSET', 'hash:' .. i, 'f1', 'v1', 'f2', 'v2', 'f3', i)
-  redis.call('RPUSH', 'list:' .. i, 'a', 'b', 'c', i)
-  redis.call('SADD', 'set:' .. i, 'm1', 'm2', i)
-  redis.call('ZADD', 'zset:' .. i, 1, 'a', 2, 'b', i, 'c')
-end
-return n
-"""
-
-FILL_BIG_LUA = """
-local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = from, to do
-  redis.call('ZADD', 'big:zset', i, 'member:' .. i)
-  redis.call('RPUSH', 'big:list', 'element:' .. i)
-  redis.call('HSET', 'big:hash', 'field:' .. i, 'value:' .. i)
-end
-return to
-"""
 
 
 def build(kind: ServerKind, out: Path, strings: int, each: int, big: int) -> int:
@@ -77,7 +57,7 @@ def build(kind: ServerKind, out: Path, strings: int, each: int, big: int) -> int
     try:
         c = server.client(socket_timeout=600)
         c.execute_command("DEBUG", "POPULATE", strings)
-        c.eval(FILL_SMALL_LUA, 0, each)
+        c.eval(FILL_SMALL_LUA, 0, 1, each)
         step = 10_000
         for start in range(1, big + 1, step):
             c.eval(FILL_BIG_LUA, 0, start, min(start + step - 1, big))

@@ -30,21 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.fullsync import FILL_SMALL_LUA
 from replproxy.keyspace import Keyspace
 from replproxy.rdb.reader import read_file, speedups_available
 from replproxy.rdb.writer import write_rdb
 from tests.harness.servers import ServerKind, available_kinds, start_server
-
-FILL_LUA = """
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  redis.call('HSET', 'hash:' .. i, 'f1', 'v1', 'f2', 'v2', 'f3', i)
-  redis.call('RPUSH', 'list:' .. i, 'a', 'b', 'c', i)
-  redis.call('SADD', 'set:' .. i, 'm1', 'm2', i)
-  redis.call('ZADD', 'zset:' .. i, 1, 'a', 2, 'b', i, 'c')
-end
-return n
-"""
 
 
 def build(kind: ServerKind, out: Path, strings: int, each: int) -> int:
@@ -52,7 +42,7 @@ def build(kind: ServerKind, out: Path, strings: int, each: int) -> int:
     try:
         c = server.client(socket_timeout=600)
         c.execute_command("DEBUG", "POPULATE", strings)
-        c.eval(FILL_LUA, 0, each)
+        c.eval(FILL_SMALL_LUA, 0, 1, each)
         keys = int(c.dbsize())
         c.save()
         shutil.copy(server.dir / "dump.rdb", out)

@@ -36,6 +36,7 @@ from replproxy.config import (
     upstream_url_wants_tls,
 )
 from replproxy.logs import setup_logging
+from replproxy.options import LogFormat, LogLevel, env
 from replproxy.rdb.cli import app as rdb_app
 from replproxy.startup import StartupError, check_dir, find_startup_error
 
@@ -56,17 +57,13 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 )
 
 
-def _env(name: str) -> str:
-    return f"REPLPROXY_{name}"
-
-
 @app.command()
 def run(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
-            envvar=_env("CONFIG"),
+            envvar=env("CONFIG"),
             help="A config file in redis.conf syntax (redis.conf's names, e.g. port, "
             "replicaof, masterauth; replproxy's own settings by their flag names). Flags "
             "and REPLPROXY_* variables win over it.",
@@ -75,7 +72,7 @@ def run(
     upstream: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("UPSTREAM"),
+            envvar=env("UPSTREAM"),
             help="The master: redis://host:port, or redis://user:password@host:port "
             "(rediss:// is reserved for TLS); or 'replicaof host port' in --config. The "
             "password may come from --upstream-password-file instead.",
@@ -84,7 +81,7 @@ def run(
     upstream_password_file: Annotated[
         Path | None,
         typer.Option(
-            envvar=_env("UPSTREAM_PASSWORD_FILE"),
+            envvar=env("UPSTREAM_PASSWORD_FILE"),
             help="File whose first line is the master's password (masterauth), to keep it out "
             "of the command line; the --upstream URL then has none (redis://user@host).",
         ),
@@ -92,76 +89,76 @@ def run(
     masteruser: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("MASTERUSER"),
+            envvar=env("MASTERUSER"),
             help="ACL user for the master when --upstream names none (masteruser).",
         ),
     ] = None,
     masterauth: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("MASTERAUTH"),
+            envvar=env("MASTERAUTH"),
             help="Password for the master when --upstream gives none (masterauth).",
         ),
     ] = None,
     port: Annotated[
-        int, typer.Option(envvar=_env("PORT"), help="Client RESP port (0 picks a free one).")
+        int, typer.Option(envvar=env("PORT"), help="Client RESP port (0 picks a free one).")
     ] = 6380,
     bind: Annotated[
-        str, typer.Option(envvar=_env("BIND"), help="Address the client port listens on.")
+        str, typer.Option(envvar=env("BIND"), help="Address the client port listens on.")
     ] = "127.0.0.1",
     metrics_port: Annotated[
         int,
         typer.Option(
-            envvar=_env("METRICS_PORT"),
+            envvar=env("METRICS_PORT"),
             help="HTTP port for /metrics, /livez, /readyz, /startupz.",
         ),
     ] = 9480,
     metrics_bind: Annotated[
         str,
         typer.Option(
-            envvar=_env("METRICS_BIND"),
+            envvar=env("METRICS_BIND"),
             help="Address the HTTP port listens on (0.0.0.0 in a container).",
         ),
     ] = "127.0.0.1",
     dir: Annotated[
         Path,
         typer.Option(
-            envvar=_env("DIR"),
+            envvar=env("DIR"),
             help="Working directory for the snapshot and replication state.",
         ),
     ] = Path("."),
     replica_announce_port: Annotated[
         int | None,
         typer.Option(
-            envvar=_env("REPLICA_ANNOUNCE_PORT"),
+            envvar=env("REPLICA_ANNOUNCE_PORT"),
             help="Port announced to the master (REPLCONF listening-port); default: --port.",
         ),
     ] = None,
     replica_announce_ip: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("REPLICA_ANNOUNCE_IP"),
+            envvar=env("REPLICA_ANNOUNCE_IP"),
             help="IP announced to the master (REPLCONF ip-address).",
         ),
     ] = None,
     repl_timeout: Annotated[
         float,
         typer.Option(
-            envvar=_env("REPL_TIMEOUT"),
+            envvar=env("REPL_TIMEOUT"),
             help="Seconds without progress before the link is dropped (Redis repl-timeout).",
         ),
     ] = 60.0,
     repl_backlog_size: Annotated[
         str,
         typer.Option(
-            envvar=_env("REPL_BACKLOG_SIZE"),
+            envvar=env("REPL_BACKLOG_SIZE"),
             help="In-memory replication backlog (e.g. 128mb).",
         ),
     ] = "128mb",
     repl_backlog_disk_size: Annotated[
         str,
         typer.Option(
-            envvar=_env("REPL_BACKLOG_DISK_SIZE"),
+            envvar=env("REPL_BACKLOG_DISK_SIZE"),
             help="Disk-backed replication log in --dir/backlog (e.g. 10gb; 0 = off): replicas "
             "away longer than the memory backlog covers still partially resync, also after "
             "a restart of replproxy.",
@@ -170,7 +167,7 @@ def run(
     repl_backlog_disk_ttl: Annotated[
         float,
         typer.Option(
-            envvar=_env("REPL_BACKLOG_DISK_TTL"),
+            envvar=env("REPL_BACKLOG_DISK_TTL"),
             help="Drop disk-log segments older than this many seconds (0 = only the size "
             "limit applies).",
         ),
@@ -178,14 +175,14 @@ def run(
     reconnect_backoff_max: Annotated[
         float,
         typer.Option(
-            envvar=_env("RECONNECT_BACKOFF_MAX"),
+            envvar=env("RECONNECT_BACKOFF_MAX"),
             help="Cap of the reconnect backoff, in seconds.",
         ),
     ] = 10.0,
     save: Annotated[
         str,
         typer.Option(
-            envvar=_env("SAVE"),
+            envvar=env("SAVE"),
             help='Snapshot policy as redis.conf\'s save: "<seconds> <changes> ..." saves after '
             'that many seconds if at least that many writes were applied; "" disables it '
             "(and the shutdown save).",
@@ -194,14 +191,14 @@ def run(
     dbfilename: Annotated[
         str,
         typer.Option(
-            envvar=_env("DBFILENAME"),
+            envvar=env("DBFILENAME"),
             help="File name in --dir of replproxy's snapshot (its restart state).",
         ),
     ] = "replproxy.rdb",
     shutdown_timeout: Annotated[
         float,
         typer.Option(
-            envvar=_env("SHUTDOWN_TIMEOUT"),
+            envvar=env("SHUTDOWN_TIMEOUT"),
             help="Seconds a graceful shutdown (SIGTERM/SIGINT, SHUTDOWN) may take, final "
             "save included; a second signal exits at once.",
         ),
@@ -209,7 +206,7 @@ def run(
     repl_diskless_sync_delay: Annotated[
         float,
         typer.Option(
-            envvar=_env("REPL_DISKLESS_SYNC_DELAY"),
+            envvar=env("REPL_DISKLESS_SYNC_DELAY"),
             help="Seconds a downstream full sync needing a fresh snapshot waits for more "
             "replicas to share it (Redis repl-diskless-sync-delay).",
         ),
@@ -217,7 +214,7 @@ def run(
     repl_full_sync_backoff_max: Annotated[
         float,
         typer.Option(
-            envvar=_env("REPL_FULL_SYNC_BACKOFF_MAX"),
+            envvar=env("REPL_FULL_SYNC_BACKOFF_MAX"),
             help="Longest wait (seconds) before another full sync to a downstream replica "
             "whose previous ones failed to load (capped exponential backoff; 0 = off).",
         ),
@@ -225,7 +222,7 @@ def run(
     client_output_buffer_limit_replica: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_REPLICA"),
+            envvar=env("CLIENT_OUTPUT_BUFFER_LIMIT_REPLICA"),
             help='"<hard> <soft> <soft-seconds>" for downstream replicas: unsent bytes beyond '
             "hard, or beyond soft for soft-seconds, drop the replica (hard is raised to the "
             "backlog size).",
@@ -234,7 +231,7 @@ def run(
     replica_serve_psync_when_down: Annotated[
         str,
         typer.Option(
-            envvar=_env("REPLICA_SERVE_PSYNC_WHEN_DOWN"),
+            envvar=env("REPLICA_SERVE_PSYNC_WHEN_DOWN"),
             help="yes: keep serving downstream SYNC/PSYNC from the stored stream while the "
             "master link is down; no: refuse with -NOMASTERLINK as Redis does.",
         ),
@@ -242,14 +239,14 @@ def run(
     maxclients: Annotated[
         int,
         typer.Option(
-            envvar=_env("MAXCLIENTS"),
+            envvar=env("MAXCLIENTS"),
             help="Most client connections at once; more get '-ERR max number of clients reached'.",
         ),
     ] = 10000,
     timeout: Annotated[
         int,
         typer.Option(
-            envvar=_env("TIMEOUT"),
+            envvar=env("TIMEOUT"),
             help="Close a client idle for this many seconds (0 = never; subscribers "
             "and blocked clients are exempt, as in Redis).",
         ),
@@ -257,34 +254,34 @@ def run(
     client_query_buffer_limit: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLIENT_QUERY_BUFFER_LIMIT"),
+            envvar=env("CLIENT_QUERY_BUFFER_LIMIT"),
             help="Largest unparsed request buffer a client may hold.",
         ),
     ] = "1gb",
     proto_max_bulk_len: Annotated[
         str,
         typer.Option(
-            envvar=_env("PROTO_MAX_BULK_LEN"), help="Largest bulk string a client may send."
+            envvar=env("PROTO_MAX_BULK_LEN"), help="Largest bulk string a client may send."
         ),
     ] = "512mb",
     client_output_buffer_limit_normal: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_NORMAL"),
+            envvar=env("CLIENT_OUTPUT_BUFFER_LIMIT_NORMAL"),
             help='"<hard> <soft> <soft-seconds>" for normal clients (0 = no limit).',
         ),
     ] = "0 0 0",
     client_output_buffer_limit_pubsub: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB"),
+            envvar=env("CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB"),
             help='"<hard> <soft> <soft-seconds>" for Pub/Sub subscribers.',
         ),
     ] = "32mb 8mb 60",
     replica_serve_stale_data: Annotated[
         str,
         typer.Option(
-            envvar=_env("REPLICA_SERVE_STALE_DATA"),
+            envvar=env("REPLICA_SERVE_STALE_DATA"),
             help="yes: answer reads while the master link is down (Redis's default); "
             "no: answer -MASTERDOWN except to STALE-flagged commands.",
         ),
@@ -294,7 +291,7 @@ def run(
         typer.Option(
             "--busy-reply-threshold",
             "--lua-time-limit",
-            envvar=_env("BUSY_REPLY_THRESHOLD"),
+            envvar=env("BUSY_REPLY_THRESHOLD"),
             min=0,
             help="Milliseconds a Lua script may run before other clients get "
             "-BUSY (until it ends or SCRIPT KILL); 0: never.",
@@ -303,7 +300,7 @@ def run(
     requirepass: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("REQUIREPASS"),
+            envvar=env("REQUIREPASS"),
             help="Password of the 'default' user: clients must AUTH (not with "
             "--aclfile: set the default user's password there).",
         ),
@@ -311,7 +308,7 @@ def run(
     aclfile: Annotated[
         Path | None,
         typer.Option(
-            envvar=_env("ACLFILE"),
+            envvar=env("ACLFILE"),
             help="ACL file of users, in Redis's aclfile syntax and with its full rule "
             "language ('user alice on >pass ~app:* &news -@all +@read'), enforced "
             "as the master's version enforces it (docs/security.md).",
@@ -321,7 +318,7 @@ def run(
         bool,
         typer.Option(
             "--acl-writable",
-            envvar=_env("ACL_WRITABLE"),
+            envvar=env("ACL_WRITABLE"),
             help="Allow ACL SETUSER, DELUSER, LOAD and SAVE (SAVE rewrites --aclfile); "
             "without it the users are configuration only.",
         ),
@@ -329,26 +326,26 @@ def run(
     slowlog_log_slower_than: Annotated[
         int,
         typer.Option(
-            envvar=_env("SLOWLOG_LOG_SLOWER_THAN"),
+            envvar=env("SLOWLOG_LOG_SLOWER_THAN"),
             help="SLOWLOG keeps commands that took at least this many microseconds "
             "(negative: none, 0: all).",
         ),
     ] = 10000,
     slowlog_max_len: Annotated[
         int,
-        typer.Option(envvar=_env("SLOWLOG_MAX_LEN"), help="Entries SLOWLOG keeps."),
+        typer.Option(envvar=env("SLOWLOG_MAX_LEN"), help="Entries SLOWLOG keeps."),
     ] = 128,
     latency_monitor_threshold: Annotated[
         int,
         typer.Option(
-            envvar=_env("LATENCY_MONITOR_THRESHOLD"),
+            envvar=env("LATENCY_MONITOR_THRESHOLD"),
             help="LATENCY records events of at least this many milliseconds (0: off).",
         ),
     ] = 0,
     maxmemory_clients: Annotated[
         str,
         typer.Option(
-            envvar=_env("MAXMEMORY_CLIENTS"),
+            envvar=env("MAXMEMORY_CLIENTS"),
             help="Output buffers of all clients together (a size, or N% of the "
             "machine's memory): over it the biggest clients are closed (0: no "
             "limit; CLIENT NO-EVICT exempts one).",
@@ -357,14 +354,14 @@ def run(
     acllog_max_len: Annotated[
         int,
         typer.Option(
-            envvar=_env("ACLLOG_MAX_LEN"),
+            envvar=env("ACLLOG_MAX_LEN"),
             help="Entries kept in the ACL LOG (Redis's acllog-max-len).",
         ),
     ] = 128,
     notify_keyspace_events: Annotated[
         str,
         typer.Option(
-            envvar=_env("NOTIFY_KEYSPACE_EVENTS"),
+            envvar=env("NOTIFY_KEYSPACE_EVENTS"),
             help="Keyspace notifications for the master's writes, in Redis's letters "
             "(e.g. AKE; empty: off), published on __keyspace@<db>__ / __keyevent@<db>__ "
             "as a replica does; CONFIG SET can change it.",
@@ -373,7 +370,7 @@ def run(
     tracking_table_max_keys: Annotated[
         int,
         typer.Option(
-            envvar=_env("TRACKING_TABLE_MAX_KEYS"),
+            envvar=env("TRACKING_TABLE_MAX_KEYS"),
             help="Keys the client-side caching table (CLIENT TRACKING) remembers "
             "before it invalidates the oldest (0: no limit); CONFIG SET can change it.",
         ),
@@ -381,7 +378,7 @@ def run(
     protected_mode: Annotated[
         str,
         typer.Option(
-            envvar=_env("PROTECTED_MODE"),
+            envvar=env("PROTECTED_MODE"),
             help="yes: while the default user has no password, refuse clients that "
             "are not local with Redis's -DENIED error (Redis's protected mode); no: "
             "serve them.",
@@ -390,7 +387,7 @@ def run(
     enable_debug_command: Annotated[
         str,
         typer.Option(
-            envvar=_env("ENABLE_DEBUG_COMMAND"),
+            envvar=env("ENABLE_DEBUG_COMMAND"),
             help="Who may run DEBUG (DIGEST): no, yes, or local (clients on "
             "127.0.0.1 / ::1), as Redis's enable-debug-command; ACLs apply too.",
         ),
@@ -398,7 +395,7 @@ def run(
     enable_replicaof_command: Annotated[
         str,
         typer.Option(
-            envvar=_env("ENABLE_REPLICAOF_COMMAND"),
+            envvar=env("ENABLE_REPLICAOF_COMMAND"),
             help="Who may run REPLICAOF/SLAVEOF (re-pointing the relay, which then "
             "authenticates to the new master with its credentials): no, yes, or "
             "local. yes lets remote Sentinels fail it over; ACLs apply too.",
@@ -407,7 +404,7 @@ def run(
     master_offset_probe: Annotated[
         str,
         typer.Option(
-            envvar=_env("MASTER_OFFSET_PROBE"),
+            envvar=env("MASTER_OFFSET_PROBE"),
             help="yes: a second connection reads the master's offset every second "
             "(INFO replication; its user needs +info) for the true lag; no: the lag "
             "in seconds is estimated from the master's PINGs.",
@@ -416,7 +413,7 @@ def run(
     ready_max_lag_bytes: Annotated[
         str,
         typer.Option(
-            envvar=_env("READY_MAX_LAG_BYTES"),
+            envvar=env("READY_MAX_LAG_BYTES"),
             help="/readyz answers 503 while the relay is more than this far behind "
             "the master (e.g. 16mb).",
         ),
@@ -424,7 +421,7 @@ def run(
     ready_max_lag_seconds: Annotated[
         float,
         typer.Option(
-            envvar=_env("READY_MAX_LAG_SECONDS"),
+            envvar=env("READY_MAX_LAG_SECONDS"),
             help="/readyz answers 503 while the relay's data is more than this many "
             "seconds behind the master.",
         ),
@@ -432,7 +429,7 @@ def run(
     progress: Annotated[
         str,
         typer.Option(
-            envvar=_env("PROGRESS"),
+            envvar=env("PROGRESS"),
             help="A progress bar for the initial sync: auto (on a terminal), yes, "
             "no. Progress log lines are written either way.",
         ),
@@ -448,7 +445,7 @@ def run(
     tls_port: Annotated[
         int,
         typer.Option(
-            envvar=_env("TLS_PORT"),
+            envvar=env("TLS_PORT"),
             help="TLS client port (clients and downstream replicas); 0 = none. With "
             "it, --port 0 disables the plain port.",
         ),
@@ -456,42 +453,42 @@ def run(
     tls_cert_file: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CERT_FILE"),
+            envvar=env("TLS_CERT_FILE"),
             help="PEM certificate (chain) of the TLS ports; also the client "
             "certificate towards the master unless --tls-client-cert-file.",
         ),
     ] = None,
     tls_key_file: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_KEY_FILE"), help="PEM private key of --tls-cert-file."),
+        typer.Option(envvar=env("TLS_KEY_FILE"), help="PEM private key of --tls-cert-file."),
     ] = None,
     tls_key_file_pass: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_KEY_FILE_PASS"), help="Passphrase of --tls-key-file."),
+        typer.Option(envvar=env("TLS_KEY_FILE_PASS"), help="Passphrase of --tls-key-file."),
     ] = None,
     tls_client_cert_file: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CLIENT_CERT_FILE"),
+            envvar=env("TLS_CLIENT_CERT_FILE"),
             help="Client certificate for outgoing TLS (master, Sentinels).",
         ),
     ] = None,
     tls_client_key_file: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CLIENT_KEY_FILE"), help="Private key of --tls-client-cert-file."
+            envvar=env("TLS_CLIENT_KEY_FILE"), help="Private key of --tls-client-cert-file."
         ),
     ] = None,
     tls_client_key_file_pass: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CLIENT_KEY_FILE_PASS"), help="Passphrase of --tls-client-key-file."
+            envvar=env("TLS_CLIENT_KEY_FILE_PASS"), help="Passphrase of --tls-client-key-file."
         ),
     ] = None,
     tls_ca_cert_file: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CA_CERT_FILE"),
+            envvar=env("TLS_CA_CERT_FILE"),
             help="CA bundle verifying peers (the master, Sentinels, client "
             "certificates); without it or --tls-ca-cert-dir the master is verified "
             "against the system's trust store.",
@@ -500,56 +497,56 @@ def run(
     tls_ca_cert_dir: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_CA_CERT_DIR"),
+            envvar=env("TLS_CA_CERT_DIR"),
             help="Directory of CA certificates (OpenSSL hashed names).",
         ),
     ] = None,
     tls_dh_params_file: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_DH_PARAMS_FILE"),
+            envvar=env("TLS_DH_PARAMS_FILE"),
             help="DH parameters for the TLS ports (older OpenSSL only).",
         ),
     ] = None,
     tls_auth_clients: Annotated[
         str,
         typer.Option(
-            envvar=_env("TLS_AUTH_CLIENTS"),
+            envvar=env("TLS_AUTH_CLIENTS"),
             help="Client certificates on --tls-port: yes (required), optional, no.",
         ),
     ] = "yes",
     tls_replication: Annotated[
         str,
         typer.Option(
-            envvar=_env("TLS_REPLICATION"),
+            envvar=env("TLS_REPLICATION"),
             help="yes: the link to the master uses TLS (rediss:// implies it).",
         ),
     ] = "no",
     tls_protocols: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("TLS_PROTOCOLS"), help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'
+            envvar=env("TLS_PROTOCOLS"), help='TLS versions, e.g. "TLSv1.2 TLSv1.3" (the default).'
         ),
     ] = None,
     tls_ciphers: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CIPHERS"), help="OpenSSL cipher list for TLS <= 1.2."),
+        typer.Option(envvar=env("TLS_CIPHERS"), help="OpenSSL cipher list for TLS <= 1.2."),
     ] = None,
     tls_ciphersuites: Annotated[
         str | None,
-        typer.Option(envvar=_env("TLS_CIPHERSUITES"), help="OpenSSL TLS 1.3 cipher suites."),
+        typer.Option(envvar=env("TLS_CIPHERSUITES"), help="OpenSSL TLS 1.3 cipher suites."),
     ] = None,
     tls_prefer_server_ciphers: Annotated[
         str,
         typer.Option(
-            envvar=_env("TLS_PREFER_SERVER_CIPHERS"),
+            envvar=env("TLS_PREFER_SERVER_CIPHERS"),
             help="yes: the TLS ports choose the cipher by their own preference.",
         ),
     ] = "no",
     tls_verify_hostname: Annotated[
         str,
         typer.Option(
-            envvar=_env("TLS_VERIFY_HOSTNAME"),
+            envvar=env("TLS_VERIFY_HOSTNAME"),
             help="yes: the master's (and Sentinels') certificate must name the host "
             "connected to; no: only the chain is verified.",
         ),
@@ -557,43 +554,43 @@ def run(
     metrics_tls: Annotated[
         str,
         typer.Option(
-            envvar=_env("METRICS_TLS"),
+            envvar=env("METRICS_TLS"),
             help="yes: /metrics and the probes over HTTPS (--tls-cert-file).",
         ),
     ] = "no",
     sentinel: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("SENTINEL"),
+            envvar=env("SENTINEL"),
             help="Sentinels to ask for the master: host:port[,host:port...].",
         ),
     ] = None,
     sentinel_master: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("SENTINEL_MASTER"),
+            envvar=env("SENTINEL_MASTER"),
             help="The master's name in the Sentinels (sentinel monitor NAME ...).",
         ),
     ] = None,
     sentinel_username: Annotated[
         str | None,
-        typer.Option(envvar=_env("SENTINEL_USERNAME"), help="ACL user for the Sentinels."),
+        typer.Option(envvar=env("SENTINEL_USERNAME"), help="ACL user for the Sentinels."),
     ] = None,
     sentinel_password: Annotated[
         str | None,
-        typer.Option(envvar=_env("SENTINEL_PASSWORD"), help="Password for the Sentinels."),
+        typer.Option(envvar=env("SENTINEL_PASSWORD"), help="Password for the Sentinels."),
     ] = None,
     sentinel_tls: Annotated[
         str,
         typer.Option(
-            envvar=_env("SENTINEL_TLS"),
+            envvar=env("SENTINEL_TLS"),
             help="yes: connect to the Sentinels over TLS (the client settings).",
         ),
     ] = "no",
     cluster_topology: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("CLUSTER_TOPOLOGY"),
+            envvar=env("CLUSTER_TOPOLOGY"),
             help="Cluster mode: the topology file (or http:// URL) that `replproxy "
             "cluster` writes; clients then see this relay as a cluster replica "
             "(CLUSTER SLOTS/SHARDS/NODES, -MOVED). See docs/cluster.md.",
@@ -602,14 +599,14 @@ def run(
     cluster_shard: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLUSTER_SHARD"),
+            envvar=env("CLUSTER_SHARD"),
             help="Cluster mode: the name of this relay's shard in the topology.",
         ),
     ] = "",
     cluster_notify: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("CLUSTER_NOTIFY"),
+            envvar=env("CLUSTER_NOTIFY"),
             help="Cluster mode: host:port (UDP) of the supervisor, told when a "
             "refresh of the topology is due (-MOVED answered, link down, failover).",
         ),
@@ -617,18 +614,14 @@ def run(
     cluster_implicit_readonly: Annotated[
         str,
         typer.Option(
-            envvar=_env("CLUSTER_IMPLICIT_READONLY"),
+            envvar=env("CLUSTER_IMPLICIT_READONLY"),
             help="Cluster mode: yes: connections start in READONLY mode, so plain "
             "cluster clients (redis-cli -c) read here; no: as a cluster replica, "
             "reads are redirected to the primary until the client sends READONLY.",
         ),
     ] = "yes",
-    log_level: Annotated[
-        str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
-    ] = "info",
-    log_format: Annotated[
-        str, typer.Option(envvar=_env("LOG_FORMAT"), help="text or json (one object a line).")
-    ] = "text",
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Replicate from the master and serve the dataset, until SIGTERM/SIGINT."""
     from replproxy.app import Relay
@@ -718,7 +711,7 @@ def _describe(ctx: typer.Context, values: dict[str, Any], origin: dict[str, Sett
             kind = source.name if source is not None else "DEFAULT"
             where = {"COMMANDLINE": "flag", "ENVIRONMENT": "env"}.get(kind, "default")
             if kind == "ENVIRONMENT":
-                where = f"env {_env(name.upper())}"
+                where = f"env {env(name.upper())}"
         shown = "" if value is None else str(value)
         if not shown or any(ch.isspace() or ch in "\"'" for ch in shown):
             shown = '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -902,7 +895,7 @@ def status(
     url: Annotated[
         str,
         typer.Option(
-            envvar=_env("STATUS_URL"),
+            envvar=env("STATUS_URL"),
             help="The relay: redis://[[user:password@]]host:port (its client port).",
         ),
     ] = "redis://127.0.0.1:6380",

@@ -57,6 +57,17 @@ class SentinelError(Exception):
     """One Sentinel could not be used; the message says why."""
 
 
+# What ends one Sentinel's connection (its answer, or the subscription): that Sentinel is
+# given up for now, and the next one, or this one again later, is tried.
+_SENTINEL_LOST = (
+    SentinelError,
+    tls.TlsHandshakeError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
 def _command(*args: str | bytes) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
@@ -154,13 +165,7 @@ class SentinelClient:
                         reply = await conn.read()
                     if cs.cancelled_caught:
                         raise SentinelError(f"sentinel {conn.name}: no reply")
-            except (
-                SentinelError,
-                tls.TlsHandshakeError,
-                OSError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-            ) as e:
+            except _SENTINEL_LOST as e:
                 log.warning("sentinel %s could not tell the master: %s", self._name(addr), e)
                 continue
             if not (isinstance(reply, list) and len(reply) == 2):
@@ -201,13 +206,7 @@ class SentinelClient:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._keepalive, conn, nursery.cancel_scope)
                         await self._messages(conn, on_switch)
-            except (
-                SentinelError,
-                tls.TlsHandshakeError,
-                OSError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-            ) as e:
+            except _SENTINEL_LOST as e:
                 if not failing:
                     log.warning("sentinel %s: subscription lost: %s; retrying", self._name(addr), e)
                 failing = True

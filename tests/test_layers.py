@@ -64,6 +64,7 @@ LAYERS: dict[str, int] = {
     "replproxy.logs": 0,
     "replproxy.conffile": 6,
     "replproxy.cli": 6,
+    "replproxy.options": 6,
     "replproxy.rdb.cli": 6,
     "replproxy.__main__": 6,
 }

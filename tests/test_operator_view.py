@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from tests.conftest import KINDS
-from tests.harness.relay import RelayProcess, start_relay, upstream_url
+from tests.harness.relay import RelayProcess, parse_metrics, start_relay, upstream_url
 from tests.harness.servers import (
     RedisServer,
     ServerKind,
@@ -328,12 +328,7 @@ def _scrape(addr: str) -> dict[str, float] | None:
             text = r.read().decode()
     except OSError:
         return None
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+    return parse_metrics(text)
 
 
 def _families(samples: dict[str, float]) -> set[str]:

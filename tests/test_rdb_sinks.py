@@ -11,14 +11,13 @@ thousands of truncated or bit-flipped copies, and random chunkings.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from replproxy.rdb import encode as enc
-from replproxy.rdb.model import RDBError, ZSetValue, type_name
+from replproxy.rdb.model import ZSetValue, type_name
 from replproxy.rdb.reader import (
     COUNT_SLOTS,
     KeyCollector,
@@ -26,35 +25,14 @@ from replproxy.rdb.reader import (
     RDBReader,
     speedups_available,
 )
+from tests.harness.rdbpaths import canon, feed, speedups
 from tests.test_rdb_speedups import (
-    canon,
     corpus,
     key,
     mutations,
     random_chunks,
     rdb_file,
-    speedups,
 )
-
-
-def feed(reader: RDBReader, data: bytes, chunks: list[int] | None) -> tuple[list[Any], Any]:
-    """Events and error (type, reason, offset) of `data` fed in `chunks` (default: whole)."""
-    events: list[Any] = []
-    error = None
-    try:
-        i = 0
-        sizes = iter(chunks or [])
-        while i < len(data):
-            n = next(sizes, len(data))
-            reader.feed(data[i : i + n])
-            events += reader.next_events()
-            i += n
-        reader.feed_eof()
-    except RDBError as e:
-        error = (type(e).__name__, e.reason, e.offset)
-    with contextlib.suppress(RDBError):
-        events += reader.next_events()
-    return events, error
 
 
 def expected(data: bytes, chunks: list[int] | None) -> dict[str, Any]:

@@ -13,13 +13,11 @@ path really did the work (a test passing because C refused everything would prov
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import struct
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,133 +27,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import replproxy.speedups
 from replproxy.keyspace import Keyspace
 from replproxy.rdb import encode as enc
 from replproxy.rdb.model import (
-    HashValue,
     KeyEntry,
-    ModuleValue,
-    OrderedSet,
-    RDBError,
     StreamValue,
     Value,
     ZSetValue,
 )
 from replproxy.rdb.reader import (
-    KeySink,
     RDBReader,
     RDBSinkError,
     read_file,
-    speedups_available,
 )
 from replproxy.rdb.writer import dump_rdb
+from tests.harness.rdbpaths import Outcome, canon, speedups
 from tests.harness.servers import RedisServer, ServerKind, start_server
 
 CRC64 = anycrc.Model("CRC64-REDIS")
 NDBS = 16
 
 # ---- loading one input both ways ----
-
-
-@contextmanager
-def speedups(enabled: bool) -> Iterator[None]:
-    """Readers made inside use the C path (skip the test if it is not built) or not."""
-    if enabled and not speedups_available():
-        pytest.skip("replproxy.rdb._loader is not built (or REPLPROXY_NO_SPEEDUPS is set)")
-    # The process-wide switch (REPLPROXY_NO_SPEEDUPS, read once at import), flipped for the
-    # readers made inside: each looks the C path up when it is made.
-    old = replproxy.speedups.ENABLED
-    replproxy.speedups.ENABLED = enabled
-    try:
-        yield
-    finally:
-        replproxy.speedups.ENABLED = old
-
-
-def canon(v: Any) -> Any:
-    """`v` as a comparable structure that keeps Python types, order and float bits."""
-    t = type(v)
-    if t is bytes:
-        return ("bytes", v)
-    if t is list:
-        return ("list", [canon(x) for x in v])
-    if t is set:
-        return ("set", sorted(canon(x) for x in v))
-    if t is OrderedSet:  # the file's order and type too
-        return ("orderedset", [canon(x) for x in v.order], v.rdbtype, sorted(v))
-    if t is ZSetValue:
-        return ("zset", [(canon(m), struct.pack("<d", s), type(s)) for m, s in v.items()])
-    if t is dict:
-        return ("dict", [(canon(k), canon(x)) for k, x in v.items()])
-    if t is HashValue:
-        return ("hashvalue", canon(dict(v)), sorted(v.expires.items()))
-    if t is StreamValue or t is ModuleValue:
-        return (t.__name__, repr(v))
-    raise AssertionError(f"unexpected value type {t.__name__}")
-
-
-class Outcome:
-    """What one load left behind, and how many keys the C path stored."""
-
-    def __init__(self, data: bytes, fast: bool, chunks: list[int] | None, ndbs: int) -> None:
-        dbs: list[dict[bytes, Value]] = [{} for _ in range(ndbs)]
-        expires: list[dict[bytes, int]] = [{} for _ in range(ndbs)]
-        sink = KeySink(dbs, expires)
-        with speedups(fast):
-            reader = RDBReader(sink=sink)
-        assert (reader._fast is not None) == fast
-        self.c_stored = 0
-        if reader._fast is not None:
-            real = reader._fast
-
-            def counting(*args: Any) -> Any:
-                res = real(*args)
-                self.c_stored += res[2]
-                return res
-
-            reader._fast = counting
-        self.events: list[Any] = []
-        self.error: tuple[str, str, int | None] | None = None
-        try:
-            i = 0
-            sizes = iter(chunks or [])
-            while i < len(data):
-                n = next(sizes, len(data))
-                reader.feed(data[i : i + n])
-                self.events += reader.next_events()
-                i += n
-            reader.feed_eof()
-        except RDBError as e:
-            self.error = (type(e).__name__, e.reason, e.offset)
-        with contextlib.suppress(RDBError):
-            self.events += reader.next_events()
-        self.dbs = [[(k, canon(v)) for k, v in d.items()] for d in dbs]
-        self.expires = [list(x.items()) for x in expires]
-        self.keys = sink.keys
-        self.skipped = reader.skipped_empty_keys
-        self.offset = reader.offset
-        self.crc = reader.computed_checksum
-        self.unused = reader.unused_data
-        self.raw_dbs = dbs
-
-    def state(self) -> tuple[Any, ...]:
-        return (
-            self.dbs,
-            self.expires,
-            self.keys,
-            self.skipped,
-            self.error,
-            [repr(e) for e in self.events],
-            # After an error, `offset` is where the buffer that failed began, which depends on
-            # when the reader chose to decode: the C path retries a cut record only once the
-            # buffered bytes double, so it may meet the same error (same message, same file
-            # offset, same events before it) in a later feed. A sound load ends at the file's
-            # length on both paths.
-            self.offset if self.error is None else None,
-            self.crc,
-            self.unused,
-        )
 
 
 def both(data: bytes, chunks: list[int] | None = None, ndbs: int = NDBS) -> tuple[Outcome, Outcome]:

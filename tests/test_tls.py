@@ -59,16 +59,6 @@ def servers() -> Iterator[list[RedisServer]]:
             s.stop()
 
 
-@pytest.fixture
-def procs() -> Iterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    try:
-        yield started
-    finally:
-        for r in started:
-            r.stop()
-
-
 def _kind() -> ServerKind:
     assert REDIS7 is not None
     return REDIS7
@@ -168,7 +158,7 @@ def test_redis_py_kwargs_reach_a_tls_master(certs: Certs, servers: list[RedisSer
 @pytest.mark.slow
 @needs_redis7
 def test_tls_master_relay_tls_port_and_tls_downstream_replica(
-    certs: Certs, servers: list[RedisServer], procs: list[RelayProcess]
+    certs: Certs, servers: list[RedisServer], relays: list[RelayProcess]
 ) -> None:
     """TLS-only everywhere: master -> relay (rediss://, client certificate) -> replica
     (tls-replication yes on the relay's TLS port); a cut link resyncs partially."""
@@ -178,7 +168,7 @@ def test_tls_master_relay_tls_port_and_tls_downstream_replica(
     w = Workload(master, seed=151, dbs=DBS)
     w.run(300)
     relay = start_tls_relay(f"rediss://{master.host}:{master.port}", certs)
-    procs.append(relay)
+    relays.append(relay)
     info = relay.info("replication")
     assert info["master_link_status"] == "up"
     # The master knows the relay by its TLS port (tls-replication's REPLCONF listening-port).
@@ -215,7 +205,7 @@ def test_tls_master_relay_tls_port_and_tls_downstream_replica(
 @pytest.mark.slow
 @needs_redis7
 def test_wrong_ca_expired_certificate_and_hostname_mismatch_are_logged_and_retried(
-    certs: Certs, servers: list[RedisServer], procs: list[RelayProcess]
+    certs: Certs, servers: list[RedisServer], relays: list[RelayProcess]
 ) -> None:
     kind = _kind()
     rogue = Certs(certs.dir)  # another CA, in the same directory
@@ -233,7 +223,7 @@ def test_wrong_ca_expired_certificate_and_hostname_mismatch_are_logged_and_retri
         plain=True,
         wait_ready=False,
     )
-    procs.append(relay)
+    relays.append(relay)
 
     def failed_with(reason: str) -> None:
         start = relay.log().count("retrying in")
@@ -268,7 +258,7 @@ def test_wrong_ca_expired_certificate_and_hostname_mismatch_are_logged_and_retri
 @pytest.mark.slow
 @needs_redis7
 def test_client_certificates_sighup_reload_and_https_metrics(
-    certs: Certs, servers: list[RedisServer], procs: list[RelayProcess]
+    certs: Certs, servers: list[RedisServer], relays: list[RelayProcess]
 ) -> None:
     """Plain and TLS ports side by side; `--tls-auth-clients yes` refuses a client without a
     certificate; SIGHUP swaps the certificate for new connections (a bad file keeps the old
@@ -285,7 +275,7 @@ def test_client_certificates_sighup_reload_and_https_metrics(
         plain=True,
         http_context=certs.http_context(),
     )
-    procs.append(relay)
+    relays.append(relay)
     with redis.Redis("127.0.0.1", relay.plain_port) as plain, relay.client() as secure:
         assert plain.get("k") == secure.get("k") == b"v"
     # TLS without a client certificate: refused.

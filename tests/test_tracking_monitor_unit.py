@@ -18,14 +18,7 @@ from replproxy.session.client import ClientSession
 from replproxy.session.hub import SessionHub
 from replproxy.session.monitor import monitor_line, redacted, sdscatrepr
 from replproxy.session.tracking import tracked_keys
-
-
-def enc(*args: object) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
-    return b"".join(out)
+from tests.harness.taps import encode
 
 
 class Harness:
@@ -44,12 +37,12 @@ class Harness:
         return c
 
     def run(self, c: ClientSession, *args: object) -> bytes:
-        return c.feed(enc(*args), 0, 0.0)
+        return c.feed(encode(*args), 0, 0.0)
 
     def stream(self, *commands: Sequence[object]) -> None:
         """The master's commands, through the splitter that merges SET runs, as the link."""
         sp = StreamSplitter(self.relay.replication.repl_offset, merge_sets=True)
-        sp.feed(b"".join(enc(*c) for c in commands))
+        sp.feed(b"".join(encode(*c) for c in commands))
         self.relay.replication.process(sp.next_commands())
 
     @staticmethod

@@ -14,10 +14,7 @@ import typer
 from replproxy.cluster.supervisor import PortPlan, Supervisor, SupervisorConfig
 from replproxy.config import ConfigError, parse_upstream_url
 from replproxy.logs import setup_logging
-
-
-def _env(name: str) -> str:
-    return f"REPLPROXY_{name}"
+from replproxy.options import LogFormat, LogLevel, env
 
 
 def cluster(
@@ -25,7 +22,7 @@ def cluster(
     seed: Annotated[
         list[str],
         typer.Option(
-            envvar=_env("SEED"),
+            envvar=env("SEED"),
             help="A node of the cluster: redis://host:port or "
             "redis://user:password@host:port (repeat for more; the credentials are "
             "used for every node).",
@@ -34,34 +31,34 @@ def cluster(
     dir: Annotated[
         Path,
         typer.Option(
-            envvar=_env("DIR"), help="Base directory: topology.json, and shard-<n>/ for each relay."
+            envvar=env("DIR"), help="Base directory: topology.json, and shard-<n>/ for each relay."
         ),
     ] = Path("."),
     port_base: Annotated[
-        int, typer.Option(envvar=_env("PORT_BASE"), help="Relay n listens on port-base + n.")
+        int, typer.Option(envvar=env("PORT_BASE"), help="Relay n listens on port-base + n.")
     ] = 6380,
     ports: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("PORTS"),
+            envvar=env("PORTS"),
             help="Relay ports by shard, e.g. 7000,7001,7002 (instead of --port-base).",
         ),
     ] = None,
     metrics_port_base: Annotated[
         int,
         typer.Option(
-            envvar=_env("METRICS_PORT_BASE"),
+            envvar=env("METRICS_PORT_BASE"),
             help="Relay n serves /metrics on metrics-port-base + n.",
         ),
     ] = 9481,
     metrics_ports: Annotated[
         str | None,
-        typer.Option(envvar=_env("METRICS_PORTS"), help="Relay metrics ports by shard."),
+        typer.Option(envvar=env("METRICS_PORTS"), help="Relay metrics ports by shard."),
     ] = None,
     port_step: Annotated[
         int,
         typer.Option(
-            envvar=_env("PORT_STEP"),
+            envvar=env("PORT_STEP"),
             help="Relay n's ports are base + step * n (0: the same ports for "
             "every relay, each on a host of its own: --relays external).",
         ),
@@ -69,22 +66,22 @@ def cluster(
     relays: Annotated[
         str,
         typer.Option(
-            envvar=_env("RELAYS"),
+            envvar=env("RELAYS"),
             help="spawn: run a relay process per shard here; external: relays "
             "run elsewhere (one pod per shard, reading /topology): only publish "
             "the topology and probe them at --announce-host.",
         ),
     ] = "spawn",
     bind: Annotated[
-        str, typer.Option(envvar=_env("BIND"), help="Address the relays' client ports listen on.")
+        str, typer.Option(envvar=env("BIND"), help="Address the relays' client ports listen on.")
     ] = "127.0.0.1",
     metrics_bind: Annotated[
-        str, typer.Option(envvar=_env("METRICS_BIND"), help="Address the HTTP ports listen on.")
+        str, typer.Option(envvar=env("METRICS_BIND"), help="Address the HTTP ports listen on.")
     ] = "0.0.0.0",
     announce_host: Annotated[
         str | None,
         typer.Option(
-            envvar=_env("ANNOUNCE_HOST"),
+            envvar=env("ANNOUNCE_HOST"),
             help="Address clients reach the relays at, as CLUSTER SLOTS and -MOVED "
             "name it (default: --bind); {shard} stands for the shard's name "
             "(replproxy-{shard}.replproxy).",
@@ -93,14 +90,14 @@ def cluster(
     metrics_port: Annotated[
         int,
         typer.Option(
-            envvar=_env("METRICS_PORT"),
+            envvar=env("METRICS_PORT"),
             help="The supervisor's own /metrics, /livez, /readyz, /topology.",
         ),
     ] = 9480,
     refresh_interval: Annotated[
         float,
         typer.Option(
-            envvar=_env("REFRESH_INTERVAL"),
+            envvar=env("REFRESH_INTERVAL"),
             help="Seconds between two reads of the cluster's topology (relays "
             "also ask for one after a -MOVED, a link loss or a failover).",
         ),
@@ -108,30 +105,26 @@ def cluster(
     restart_backoff_max: Annotated[
         float,
         typer.Option(
-            envvar=_env("RESTART_BACKOFF_MAX"),
+            envvar=env("RESTART_BACKOFF_MAX"),
             help="Cap of the delay before an exited relay is restarted.",
         ),
     ] = 30.0,
     shard_removal_grace: Annotated[
         float,
         typer.Option(
-            envvar=_env("SHARD_REMOVAL_GRACE"),
+            envvar=env("SHARD_REMOVAL_GRACE"),
             help="Seconds a shard must be gone from the cluster before its relay is stopped.",
         ),
     ] = 30.0,
     shutdown_timeout: Annotated[
         float,
         typer.Option(
-            envvar=_env("SHUTDOWN_TIMEOUT"),
+            envvar=env("SHUTDOWN_TIMEOUT"),
             help="Seconds each relay may take to stop after SIGTERM before it is killed.",
         ),
     ] = 15.0,
-    log_level: Annotated[
-        str, typer.Option(envvar=_env("LOG_LEVEL"), help="debug, info, warning or error.")
-    ] = "info",
-    log_format: Annotated[
-        str, typer.Option(envvar=_env("LOG_FORMAT"), help="text or json (one object a line).")
-    ] = "text",
+    log_level: LogLevel = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Run one relay per shard of a Redis/Valkey Cluster, each its own `replproxy run`
     process, following failovers, resharding and shards that come and go, until

@@ -522,14 +522,18 @@ _UINT32_MAX = (1 << 32) - 1
 _LCS_NOT_STRINGS = b"ERR The specified keys must contain string values"
 
 
-@read_command("lcs")
-def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
-    a = lookup(c, argv[1])
-    b = lookup(c, argv[2])
+def _lcs_keys(c: ReadContext, ka: bytes, kb: bytes) -> tuple[bytes, bytes]:
+    """The strings at two keys, a missing key as an empty string; a key of another type is
+    an error (LCS's keys, STRALGO LCS KEYS)."""
+    a, b = lookup(c, ka), lookup(c, kb)
     if (a is not None and type(a) is not bytes) or (b is not None and type(b) is not bytes):
         raise ReplyError(_LCS_NOT_STRINGS)
-    a = a or b""
-    b = b or b""
+    return a or b"", b or b""
+
+
+@read_command("lcs")
+def lcs(c: ReadContext, argv: list[bytes]) -> bytes:
+    a, b = _lcs_keys(c, argv[1], argv[2])
     getlen = getidx = withmatchlen = False
     minmatchlen = 0
     j, argc = 3, len(argv)
@@ -589,12 +593,7 @@ def stralgo(c: ReadContext, argv: list[bytes]) -> bytes:
             if opt == b"strings":
                 a, b = argv[j + 1], argv[j + 2]
             else:
-                va, vb = lookup(c, argv[j + 1]), lookup(c, argv[j + 2])
-                if (va is not None and type(va) is not bytes) or (
-                    vb is not None and type(vb) is not bytes
-                ):
-                    raise ReplyError(b"ERR The specified keys must contain string values")
-                a, b = va or b"", vb or b""
+                a, b = _lcs_keys(c, argv[j + 1], argv[j + 2])
             j += 2
         else:
             raise ReplyError(SYNTAX)

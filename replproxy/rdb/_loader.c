@@ -740,6 +740,23 @@ static int read_member(const Ctx *c, Py_ssize_t *pp, PyObject **out)
     return read_str(c, pp, out);
 }
 
+/* The LZF string of h decompressed into the context's scratch buffer (grown as needed). */
+static int lzf_scratch(Ctx *c, const StrHdr *h)
+{
+    if ((size_t)h->ulen > c->scratch_cap) {
+        u8 *s = PyMem_Realloc(c->scratch, (size_t)h->ulen);
+        if (s == NULL) {
+            PyErr_NoMemory();
+            return RS_ERR;
+        }
+        c->scratch = s;
+        c->scratch_cap = (size_t)h->ulen;
+    }
+    if (lzf_dec(c->buf + h->s, h->len, c->scratch, h->ulen) < 0)
+        return RS_STOP;
+    return RS_OK;
+}
+
 /* An RDB string holding a blob (ziplist, listpack, intset): a view into the buffer, or into
  * the context's scratch buffer for LZF. Int-encoded strings can be no valid blob. */
 static int read_blob(Ctx *c, Py_ssize_t *pp, const u8 **data, Py_ssize_t *len)
@@ -759,17 +776,9 @@ static int read_blob(Ctx *c, Py_ssize_t *pp, const u8 **data, Py_ssize_t *len)
             *len = 0;
         }
         else {
-            if ((size_t)h.ulen > c->scratch_cap) {
-                u8 *s = PyMem_Realloc(c->scratch, (size_t)h.ulen);
-                if (s == NULL) {
-                    PyErr_NoMemory();
-                    return RS_ERR;
-                }
-                c->scratch = s;
-                c->scratch_cap = (size_t)h.ulen;
-            }
-            if (lzf_dec(c->buf + h.s, h.len, c->scratch, h.ulen) < 0)
-                return RS_STOP;
+            r = lzf_scratch(c, &h);
+            if (r != RS_OK)
+                return r;
             *data = c->scratch;
             *len = h.ulen;
         }
@@ -925,23 +934,35 @@ static int ents_set(const EntVec *vec, PyObject **out)
     return RS_OK;
 }
 
-static int ents_hash(const EntVec *vec, PyObject **out)
+/* A hash blob's (field, value) entries into a dict, or (scores) a zset blob's (member,
+ * score) entries into a zset_type; an odd count or a repeated field or member is left to
+ * the Python path, which reports it. */
+static int ents_pairs(const Ctx *c, const EntVec *vec, int scores, PyObject **out)
 {
     Py_ssize_t i;
     PyObject *d;
+    int r;
     if (vec->n & 1)
         return RS_STOP;
-    d = PyDict_New();
+    d = scores ? PyObject_CallNoArgs(c->zset_type) : PyDict_New();
     if (d == NULL)
         return RS_ERR;
     for (i = 0; i < vec->n; i += 2) {
-        PyObject *k = ent_bytes(&vec->e[i]), *v;
-        int r;
+        double s = 0;
+        PyObject *k, *v;
+        if (scores) {
+            r = ent_score(&vec->e[i + 1], &s);
+            if (r != RS_OK) {
+                Py_DECREF(d);
+                return r;
+            }
+        }
+        k = ent_bytes(&vec->e[i]);
         if (k == NULL) {
             Py_DECREF(d);
             return RS_ERR;
         }
-        v = ent_bytes(&vec->e[i + 1]);
+        v = scores ? PyFloat_FromDouble(s) : ent_bytes(&vec->e[i + 1]);
         if (v == NULL) {
             Py_DECREF(k);
             Py_DECREF(d);
@@ -955,56 +976,11 @@ static int ents_hash(const EntVec *vec, PyObject **out)
             return RS_ERR;
         }
     }
-    if (PyDict_GET_SIZE(d) * 2 != vec->n) { /* duplicate fields */
+    if (PyDict_GET_SIZE(d) * 2 != vec->n) { /* duplicate fields or members */
         Py_DECREF(d);
         return RS_STOP;
     }
     *out = d;
-    return RS_OK;
-}
-
-static int ents_zset(const Ctx *c, const EntVec *vec, PyObject **out)
-{
-    Py_ssize_t i;
-    PyObject *z;
-    int r;
-    if (vec->n & 1)
-        return RS_STOP;
-    z = PyObject_CallNoArgs(c->zset_type);
-    if (z == NULL)
-        return RS_ERR;
-    for (i = 0; i < vec->n; i += 2) {
-        double d = 0;
-        PyObject *k, *v;
-        r = ent_score(&vec->e[i + 1], &d);
-        if (r != RS_OK) {
-            Py_DECREF(z);
-            return r;
-        }
-        k = ent_bytes(&vec->e[i]);
-        if (k == NULL) {
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-        v = PyFloat_FromDouble(d);
-        if (v == NULL) {
-            Py_DECREF(k);
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-        r = PyDict_SetItem(z, k, v);
-        Py_DECREF(k);
-        Py_DECREF(v);
-        if (r < 0) {
-            Py_DECREF(z);
-            return RS_ERR;
-        }
-    }
-    if (PyDict_GET_SIZE(z) * 2 != vec->n) { /* duplicate members */
-        Py_DECREF(z);
-        return RS_STOP;
-    }
-    *out = z;
     return RS_OK;
 }
 
@@ -1108,8 +1084,55 @@ static int v_list_or_set(const Ctx *c, Py_ssize_t *pp, int as_set, PyObject **re
     return RS_OK;
 }
 
-/* type 4: n (field, value) strings */
-static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
+/* A zset's score after its member, as a new float in *out: type 3's ASCII form (a length
+ * byte, or 253 NaN, 254 +inf, 255 -inf) or type 5's binary double. NaN is refused. */
+static int read_score(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **out)
+{
+    const u8 *b = c->buf;
+    Py_ssize_t p = *pp, end = c->end;
+    double s;
+    if (binary) {
+        uint64_t bits;
+        if (end - p < 8)
+            return RS_MORE;
+        bits = le64(b + p);
+        memcpy(&s, &bits, 8);
+        p += 8;
+    }
+    else {
+        unsigned x = p < end ? b[p] : 0;
+        if (p >= end || x == 253) /* incomplete, or NaN (refused) */
+            return p >= end ? RS_MORE : RS_STOP;
+        if (x == 254) {
+            s = Py_HUGE_VAL;
+            p += 1;
+        }
+        else if (x == 255) {
+            s = -Py_HUGE_VAL;
+            p += 1;
+        }
+        else {
+            int r;
+            if ((Py_ssize_t)x > end - p - 1)
+                return RS_MORE;
+            r = parse_float(b + p + 1, x, &s);
+            if (r != RS_OK)
+                return r;
+            p += 1 + x;
+        }
+    }
+    if (isnan(s))
+        return RS_STOP;
+    *out = PyFloat_FromDouble(s);
+    if (*out == NULL)
+        return RS_ERR;
+    *pp = p;
+    return RS_OK;
+}
+
+/* types 4 (n field, value strings), 3 (n members, each with an ASCII score) and 5 (binary
+ * double scores) */
+static int v_pairs(const Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
 {
     Py_ssize_t p = *pp, i;
     uint64_t n;
@@ -1117,120 +1140,31 @@ static int v_hash(const Ctx *c, Py_ssize_t *pp, PyObject **res)
     int r0 = read_len(c, &p, &n);
     if (r0 != RS_OK)
         return r0;
-    /* No up-front check of n against the bytes present: the dict grows as fields are read,
+    /* No up-front check of n against the bytes present: the dict grows as pairs are read,
      * and a cut record ends in RS_MORE where the bytes run out. */
     Py_ssize_t start = p;
-    out = PyDict_New();
+    out = t == 4 ? PyDict_New() : PyObject_CallNoArgs(c->zset_type);
     if (out == NULL)
         return RS_ERR;
     for (i = 0; (uint64_t)i < n; i++) {
-        PyObject *f = NULL, *v = NULL;
+        PyObject *k = NULL, *v = NULL;
         int r;
-        TRY_M(read_member(c, &p, &f));
-        r = read_member(c, &p, &v);
+        TRY_M(read_member(c, &p, &k));
+        r = t == 4 ? read_member(c, &p, &v) : read_score(c, &p, t == 5, &v);
         if (r != RS_OK) {
-            Py_DECREF(f);
+            Py_DECREF(k);
             Py_DECREF(out);
             return r == RS_MORE ? more_members(c, start, p, (uint64_t)i, n) : r;
         }
-        r = PyDict_SetItem(out, f, v);
-        Py_DECREF(f);
+        r = PyDict_SetItem(out, k, v);
+        Py_DECREF(k);
         Py_DECREF(v);
         if (r < 0) {
             Py_DECREF(out);
             return RS_ERR;
         }
     }
-    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) {
-        Py_DECREF(out);
-        return RS_STOP;
-    }
-    *res = out;
-    *pp = p;
-    return RS_OK;
-}
-
-/* types 3 (ASCII scores) and 5 (binary doubles) */
-static int v_zset(const Ctx *c, Py_ssize_t *pp, int binary, PyObject **res)
-{
-    const u8 *b = c->buf;
-    Py_ssize_t p = *pp, i, end = c->end;
-    uint64_t n;
-    PyObject *out = NULL;
-    int r0 = read_len(c, &p, &n);
-    if (r0 != RS_OK)
-        return r0;
-    /* as v_hash: no up-front check, RS_MORE where the bytes run out */
-    Py_ssize_t start = p;
-    out = PyObject_CallNoArgs(c->zset_type);
-    if (out == NULL)
-        return RS_ERR;
-    for (i = 0; (uint64_t)i < n; i++) {
-        PyObject *m = NULL, *sv;
-        double s;
-        int r;
-        TRY_M(read_member(c, &p, &m));
-        if (binary) {
-            uint64_t bits;
-            if (end - p < 8) {
-                Py_DECREF(m);
-                Py_DECREF(out);
-                return more_members(c, start, p, (uint64_t)i, n);
-            }
-            bits = le64(b + p);
-            memcpy(&s, &bits, 8);
-            p += 8;
-        }
-        else {
-            unsigned x = p < end ? b[p] : 0;
-            if (p >= end || x == 253) { /* incomplete, or NaN (refused) */
-                Py_DECREF(m);
-                Py_DECREF(out);
-                return p >= end ? more_members(c, start, p, (uint64_t)i, n) : RS_STOP;
-            }
-            if (x == 254) {
-                s = Py_HUGE_VAL;
-                p += 1;
-            }
-            else if (x == 255) {
-                s = -Py_HUGE_VAL;
-                p += 1;
-            }
-            else {
-                if ((Py_ssize_t)x > end - p - 1) {
-                    Py_DECREF(m);
-                    Py_DECREF(out);
-                    return more_members(c, start, p, (uint64_t)i, n);
-                }
-                r = parse_float(b + p + 1, x, &s);
-                if (r != RS_OK) {
-                    Py_DECREF(m);
-                    Py_DECREF(out);
-                    return r;
-                }
-                p += 1 + x;
-            }
-        }
-        if (isnan(s)) {
-            Py_DECREF(m);
-            Py_DECREF(out);
-            return RS_STOP;
-        }
-        sv = PyFloat_FromDouble(s);
-        if (sv == NULL) {
-            Py_DECREF(m);
-            Py_DECREF(out);
-            return RS_ERR;
-        }
-        r = PyDict_SetItem(out, m, sv);
-        Py_DECREF(m);
-        Py_DECREF(sv);
-        if (r < 0) {
-            Py_DECREF(out);
-            return RS_ERR;
-        }
-    }
-    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) {
+    if (PyDict_GET_SIZE(out) != (Py_ssize_t)n) { /* duplicate fields or members */
         Py_DECREF(out);
         return RS_STOP;
     }
@@ -1333,10 +1267,10 @@ static int v_blob(Ctx *c, Py_ssize_t *pp, int t, PyObject **res)
         break;
     case 12:
     case 17:
-        r = ents_zset(c, &c->vec, res);
+        r = ents_pairs(c, &c->vec, 1, res);
         break;
     default: /* 13, 16 */
-        r = ents_hash(&c->vec, res);
+        r = ents_pairs(c, &c->vec, 0, res);
         break;
     }
     if (r == RS_OK)
@@ -1354,11 +1288,9 @@ static int read_value(Ctx *c, int t, Py_ssize_t *pp, PyObject **res)
     case 2:
         return v_list_or_set(c, pp, 1, res);
     case 3:
-        return v_zset(c, pp, 0, res);
     case 4:
-        return v_hash(c, pp, res);
     case 5:
-        return v_zset(c, pp, 1, res);
+        return v_pairs(c, pp, t, res);
     case 10:
     case 11:
     case 12:
@@ -1403,19 +1335,8 @@ static int check_str(Ctx *c, Py_ssize_t *pp)
     int r = str_header(c, &p, &h);
     if (r != RS_OK)
         return r;
-    if (h.kind == S_LZF && h.ulen) {
-        if ((size_t)h.ulen > c->scratch_cap) {
-            u8 *s = PyMem_Realloc(c->scratch, (size_t)h.ulen);
-            if (s == NULL) {
-                PyErr_NoMemory();
-                return RS_ERR;
-            }
-            c->scratch = s;
-            c->scratch_cap = (size_t)h.ulen;
-        }
-        if (lzf_dec(c->buf + h.s, h.len, c->scratch, h.ulen) < 0)
-            return RS_STOP;
-    }
+    if (h.kind == S_LZF && h.ulen && (r = lzf_scratch(c, &h)) != RS_OK)
+        return r;
     *pp = p;
     return RS_OK;
 }

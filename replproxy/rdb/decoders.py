@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from replproxy.rdb.encodings import (
     decode_intset,
@@ -83,6 +83,8 @@ _id_be: Final = struct.Struct(">QQ").unpack_from
 
 _UINT64_MAX: Final = (1 << 64) - 1
 _MODULE_CHARSET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+_T = TypeVar("_T")
 
 ValueReader = Callable[[bytes, int, int, int], tuple[Value, int]]
 """A value decoder: (buf, p, end, rdb_type) -> (value, position after it)."""
@@ -408,6 +410,18 @@ def _blob_error(e: RDBError, what: str, p: int) -> RDBError:
     return type(e)(f"{what}: {e.reason} (at byte {e.offset} of the blob)", p)
 
 
+def _read_blob(
+    buf: bytes, p: int, end: int, decode: Callable[[bytes], _T], what: str
+) -> tuple[_T, int]:
+    """The blob string at `p` (a zipmap, ziplist, intset or listpack) decoded by `decode`,
+    and the position after it; an error inside the blob is reported at `p`, as `what`."""
+    blob, q = read_string(buf, p, end)
+    try:
+        return decode(blob), q
+    except RDBError as e:
+        raise _blob_error(e, what, p) from None
+
+
 def _pairs_to_dict(items: list, what: str, p: int) -> dict[bytes, bytes]:
     if len(items) & 1:
         raise RDBError(f"{what} holds an odd number of entries ({len(items)})", p)
@@ -432,11 +446,7 @@ def _pairs_to_zset(items: list, what: str, p: int) -> ZSetValue:
 
 
 def _v_hash_zipmap(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        pairs = decode_zipmap(blob)
-    except RDBError as e:
-        raise _blob_error(e, "hash zipmap", p) from None
+    pairs, q = _read_blob(buf, p, end, decode_zipmap, "hash zipmap")
     out = dict(pairs)
     if len(out) != len(pairs):
         raise RDBError("hash zipmap has duplicate fields", p)
@@ -444,28 +454,17 @@ def _v_hash_zipmap(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
 
 
 def _v_list_ziplist(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        return decode_ziplist(blob), q  # type: ignore[return-value]
-    except RDBError as e:
-        raise _blob_error(e, "list ziplist", p) from None
+    items, q = _read_blob(buf, p, end, decode_ziplist, "list ziplist")
+    return items, q  # type: ignore[return-value]
 
 
 def _v_set_intset(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        ints = decode_intset(blob)
-    except RDBError as e:
-        raise _blob_error(e, "set intset", p) from None
+    ints, q = _read_blob(buf, p, end, decode_intset, "set intset")
     return {b"%d" % v for v in ints}, q
 
 
 def _v_set_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_listpack(blob)
-    except RDBError as e:
-        raise _blob_error(e, "set listpack", p) from None
+    items, q = _read_blob(buf, p, end, decode_listpack, "set listpack")
     out = OrderedSet(items, 20)  # type: ignore[arg-type]
     if len(out) != len(items):
         raise RDBError("set listpack has duplicate members", p)
@@ -473,38 +472,22 @@ def _v_set_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
 
 
 def _v_zset_ziplist(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_ziplist(blob)
-    except RDBError as e:
-        raise _blob_error(e, "zset ziplist", p) from None
+    items, q = _read_blob(buf, p, end, decode_ziplist, "zset ziplist")
     return _pairs_to_zset(items, "zset ziplist", p), q
 
 
 def _v_zset_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_listpack(blob)
-    except RDBError as e:
-        raise _blob_error(e, "zset listpack", p) from None
+    items, q = _read_blob(buf, p, end, decode_listpack, "zset listpack")
     return _pairs_to_zset(items, "zset listpack", p), q
 
 
 def _v_hash_ziplist(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_ziplist(blob)
-    except RDBError as e:
-        raise _blob_error(e, "hash ziplist", p) from None
+    items, q = _read_blob(buf, p, end, decode_ziplist, "hash ziplist")
     return _pairs_to_dict(items, "hash ziplist", p), q
 
 
 def _v_hash_listpack(buf: bytes, p: int, end: int, t: int) -> tuple[Value, int]:
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_listpack(blob)
-    except RDBError as e:
-        raise _blob_error(e, "hash listpack", p) from None
+    items, q = _read_blob(buf, p, end, decode_listpack, "hash listpack")
     return _pairs_to_dict(items, "hash listpack", p), q
 
 
@@ -568,11 +551,9 @@ def _v_hash_listpack_ex(buf: bytes, p: int, end: int, t: int) -> tuple[Value, in
     """Types 25 and 23 (Redis 7.4 RC): [minExpire] then a listpack of (field, value, ttl)."""
     if t == 25:
         p = read_fixed(p, 8, end)
-    blob, q = read_string(buf, p, end)
-    try:
-        items = decode_listpack(blob, raw_ints=True)
-    except RDBError as e:
-        raise _blob_error(e, "hash listpack-ex", p) from None
+    items, q = _read_blob(
+        buf, p, end, lambda blob: decode_listpack(blob, raw_ints=True), "hash listpack-ex"
+    )
     if len(items) % 3:
         raise RDBError(f"hash listpack-ex holds {len(items)} entries, not triples", p)
     out: dict[bytes, bytes] = {}

@@ -8,90 +8,32 @@ message, offset) as the Python path; and neither may raise anything but `RDBErro
 
 from __future__ import annotations
 
-import contextlib
 import io
-import struct
-from collections.abc import Iterator
 from typing import Any
 
-import replproxy.speedups
-from replproxy.rdb.model import (
-    HashValue,
-    KeyEntry,
-    ModuleValue,
-    OrderedSet,
-    RDBError,
-    StreamValue,
-    ZSetValue,
-)
-from replproxy.rdb.reader import KeySink, RDBReader, speedups_available
+from replproxy.rdb.model import KeyEntry, ZSetValue
+from replproxy.rdb.reader import speedups_available
 from tests.fuzz.common import Input, chunks
+from tests.harness.rdbpaths import Outcome
 
 NDBS = 4
 
 
-@contextlib.contextmanager
-def speedups(enabled: bool) -> Iterator[None]:
-    """Readers made inside use the C path or not (the process-wide switch, read once at
-    import, flipped: each reader looks the C path up when it is made)."""
-    old = replproxy.speedups.ENABLED
-    replproxy.speedups.ENABLED = enabled
-    try:
-        yield
-    finally:
-        replproxy.speedups.ENABLED = old
-
-
-def canon(v: Any) -> Any:
-    t = type(v)
-    if t is bytes:
-        return ("bytes", v)
-    if t is list:
-        return ("list", [canon(x) for x in v])
-    if t is set:
-        return ("set", sorted(canon(x) for x in v))
-    if t is OrderedSet:  # the file's order and encoding are part of what was read
-        return ("orderedset", v.rdbtype, [canon(x) for x in v.order])
-    if t is ZSetValue:
-        return ("zset", [(canon(m), struct.pack("<d", s), type(s).__name__) for m, s in v.items()])
-    if t is dict:
-        return ("dict", [(canon(k), canon(x)) for k, x in v.items()])
-    if t is HashValue:
-        return ("hashvalue", canon(dict(v)), sorted(v.expires.items()))
-    if t is StreamValue or t is ModuleValue:
-        return (t.__name__, repr(v))
-    raise AssertionError(f"unexpected value type {t.__name__}")
-
-
-def load(data: bytes, fast: bool, pieces: list[bytes] | None, verify: bool) -> tuple[Any, ...]:
-    dbs: list[dict[bytes, Any]] = [{} for _ in range(NDBS)]
-    expires: list[dict[bytes, int]] = [{} for _ in range(NDBS)]
-    sink = KeySink(dbs, expires)
-    with speedups(fast):
-        reader = RDBReader(verify, sink=sink)
-    assert (reader._fast is not None) == fast
-    events: list[Any] = []
-    error = None
-    try:
-        for piece in pieces if pieces is not None else [data]:
-            reader.feed(piece)
-            events += reader.next_events()
-        reader.feed_eof()
-    except RDBError as e:
-        error = (type(e).__name__, e.reason, e.offset)
-    with contextlib.suppress(RDBError):
-        events += reader.next_events()
-    assert not any(isinstance(e, KeyEntry) for e in events)
+def load(data: bytes, fast: bool, sizes: list[int] | None, verify: bool) -> tuple[Any, ...]:
+    """One load of `data` (whole, or in pieces of `sizes`) as harness.rdbpaths.Outcome; the
+    offset compared as it is, error or not."""
+    out = Outcome(data, fast, sizes, NDBS, verify)
+    assert not any(isinstance(e, KeyEntry) for e in out.events)
     return (
-        [[(k, canon(v)) for k, v in d.items()] for d in dbs],
-        [list(x.items()) for x in expires],
-        sink.keys,
-        reader.skipped_empty_keys,
-        error,
-        [repr(e) for e in events],
-        reader.offset,
-        reader.computed_checksum,
-        reader.unused_data,
+        out.dbs,
+        out.expires,
+        out.keys,
+        out.skipped,
+        out.error,
+        [repr(e) for e in out.events],
+        out.offset,
+        out.crc,
+        out.unused,
     )
 
 
@@ -104,7 +46,7 @@ def check(data: bytes) -> None:
     if not speedups_available():
         return  # nothing to compare with (REPLPROXY_NO_SPEEDUPS, or not built)
     assert load(payload, True, None, verify) == reference
-    pieces = list(chunks(payload, seed))
+    pieces = [len(piece) for piece in chunks(payload, seed)]
     assert load(payload, True, pieces, verify) == reference
     assert load(payload, False, pieces, verify) == reference
 

@@ -22,6 +22,17 @@ import redis
 from tests.harness.servers import RedisServer, free_port, wait_for
 
 
+def parse_metrics(text: str) -> dict[str, float]:
+    """A Prometheus text exposition's samples by name (`name{labels}` when labelled), as
+    floats; comments (# HELP, # TYPE) skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 @dataclass
 class RelayProcess:
     port: int
@@ -61,12 +72,7 @@ class RelayProcess:
     def metrics(self) -> dict[str, float]:
         """Unlabelled samples plus `name{labels}` keys, as floats."""
         _, text = self.http("/metrics")
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return parse_metrics(text)
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace")
