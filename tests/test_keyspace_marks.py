@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from replproxy.keyspace import Keyspace
+from replproxy.keyspace import notify as ksn
 from replproxy.keyspace.reads import READ_COMMANDS, ReadContext, ReplyError
 from replproxy.rdb.model import Aux, KeyEntry
 from tests.harness.appliers import run
@@ -123,8 +124,18 @@ def test_a_partial_write_after_a_failure_never_serves_the_key(
         ["SORT", "l1", "STORE", "k"],
     ],
 )
-def test_a_whole_replacement_lifts_the_mark(replace: list[str]) -> None:
+@pytest.mark.parametrize("notifying", [False, True], ids=["quiet", "notifying"])
+def test_a_whole_replacement_lifts_the_mark(replace: list[str], notifying: bool) -> None:
+    """Also while keyspace notifications are listened to, when MSET (and a merged run of
+    SETs) goes key by key to report its events."""
     ks = Keyspace()
+    if notifying:
+        ks.on_publish = lambda channel, message: None
+        flags = ksn.parse_flags("KEA")
+        assert flags
+        ks.set_notify_flags(flags)
+        ks.notify_listened(True)
+        assert ks.notify_flags
     run(ks, "SADD", "s1", "x")
     run(ks, "ZADD", "z1", "1", "x")
     run(ks, "SET", "b1", "x")

@@ -267,7 +267,7 @@ def _mset_notifying(ks: Keyspace, db: int, argv: list[bytes]) -> None:
     for i in range(1, len(argv), 2):
         key, value = argv[i], argv[i + 1]
         ks.notify_overwrite(db, key, value)
-        ks.set(db, key, value)
+        ks.set(db, key, value, fresh=True)  # a whole value, as `set_pairs` (marks lifted)
         ks.notify(ksn.STRING, b"set", db, key)
 
 
