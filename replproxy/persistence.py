@@ -100,6 +100,29 @@ def keyspace_events(ks: Keyspace) -> Iterator[Event]:
             yield KeyEntry(db, key, value, expires.get(key))
 
 
+# The keys the relay could not apply, also inside the RDB (an AUX field, which Redis ignores
+# as the AUX contract says): a crash between the RDB's rename and the state file's leaves the
+# new RDB with the old state file, and the marks must not be lost with it.
+MARKS_AUX = b"replproxy-unsupported-keys"
+
+
+def _marks_json(marks: set[tuple[int, bytes]] | frozenset[tuple[int, bytes]]) -> list[list[Any]]:
+    return [[db, base64.b64encode(key).decode()] for db, key in sorted(marks)]
+
+
+def _marks_from(pairs: object) -> frozenset[tuple[int, bytes]]:
+    if not isinstance(pairs, list):
+        return frozenset()
+    return frozenset((int(db), base64.b64decode(key)) for db, key in pairs)
+
+
+def _aux_of(ks: Keyspace) -> dict[bytes, bytes]:
+    aux = {k: ks.loaded_aux[k] for k in _VERSION_AUX if k in ks.loaded_aux}
+    if ks.unsupported_keys:
+        aux[MARKS_AUX] = json.dumps(_marks_json(ks.unsupported_keys)).encode()
+    return aux
+
+
 def state_path_of(rdb: Path) -> Path:
     return rdb.with_name(rdb.name + ".json")
 
@@ -141,7 +164,7 @@ def write_snapshot(
                 position.repl_offset if history else None,
                 position.stream_db if history else None,
                 valkey=valkey,
-                aux={k: ks.loaded_aux[k] for k in _VERSION_AUX if k in ks.loaded_aux},
+                aux=_aux_of(ks),
             )
             f.flush()
             os.fsync(f.fileno())
@@ -161,9 +184,7 @@ def write_snapshot(
             "upstream": upstream,  # the master followed (after any failover)
             "configured_upstream": configured,  # --upstream at the time
             "saved_at": time.time(),
-            "unsupported_keys": [
-                [db, base64.b64encode(key).decode()] for db, key in sorted(ks.unsupported_keys)
-            ],
+            "unsupported_keys": _marks_json(ks.unsupported_keys),
         }
         with open(state_tmp, "w") as f:
             json.dump(state, f, indent=1)
@@ -258,10 +279,7 @@ def parse_host_port(text: object) -> tuple[str, int] | None:
 
 
 def _unsupported_from(state: dict[str, Any]) -> frozenset[tuple[int, bytes]]:
-    out = set()
-    for db, key in state.get("unsupported_keys", []):
-        out.add((int(db), base64.b64decode(key)))
-    return frozenset(out)
+    return _marks_from(state.get("unsupported_keys", []))
 
 
 # ---- the --save policy ----
@@ -584,6 +602,8 @@ class Persistence:
             state, note = _match_state(read_state(self.state_path), path, replid, offset)
             if state is None:
                 position = Position(replid, offset, stream_db, "0" * 40, -1)
+                if MARKS_AUX in loader.aux:
+                    unsupported = _marks_from(json.loads(loader.aux[MARKS_AUX]))
             else:
                 position = Position(
                     replid,

@@ -30,6 +30,7 @@ from replproxy.dialect import MasterDialect
 from replproxy.fork import Forker
 from replproxy.keyspace import Keyspace
 from replproxy.persistence import (
+    MARKS_AUX,
     Persistence,
     SaveError,
     SaveInProgress,
@@ -206,6 +207,31 @@ async def test_a_state_file_of_another_snapshot_is_ignored(tmp_path: Path) -> No
     # The RDB alone is a valid restart state (as for Redis); only replid2 is lost.
     assert p.replication.psync_args() == (REPLID, 501)
     assert p.replication.replid2 == NULL_REPLID
+
+
+async def test_unsupported_keys_survive_a_state_file_of_another_snapshot(tmp_path: Path) -> None:
+    """A crash between the two renames leaves the new RDB beside the old state file: the
+    keys the relay could not apply are in the RDB too (an AUX field Redis ignores), so they
+    stay refused instead of being served from the relay's wrong copy."""
+    path = tmp_path / "replproxy.rdb"
+    old = sample_keyspace()
+    write_snapshot(path, old, Position(REPLID, 400, 0, REPLID2, 300), "m:6379")
+    older_state = state_path_of(path).read_text()
+    ks = sample_keyspace()
+    ks.unsupported_keys = {(3, b"h"), (0, b"odd\x00key")}
+    write_snapshot(path, ks, Position(REPLID, 500, 0, REPLID2, 400), "m:6379")
+    aux = {e.key: e.value for e in read_file(path) if isinstance(e, Aux)}
+    assert MARKS_AUX in aux
+    state_path_of(path).write_text(older_state)
+    p = make_persistence(tmp_path)
+    await p.load_at_startup()
+    assert p.replication.psync_args() == (REPLID, 501)
+    assert p.keyspace.unsupported_keys == {(3, b"h"), (0, b"odd\x00key")}
+    # Saved again from there: the marks carry on, and a keyspace without any writes none.
+    write_snapshot(path, p.keyspace, Position(REPLID, 500, 0, REPLID2, 400), "m:6379")
+    assert {e.key for e in read_file(path) if isinstance(e, Aux)} >= {MARKS_AUX}
+    write_snapshot(path, sample_keyspace(), Position(REPLID, 600, 0, REPLID2, 400), "m:6379")
+    assert MARKS_AUX not in {e.key for e in read_file(path) if isinstance(e, Aux)}
 
 
 @pytest.mark.parametrize("damage", ["truncate", "bitflip", "empty"])
