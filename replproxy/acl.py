@@ -405,16 +405,25 @@ class CommandIndex:
     def subcommands(self, spec: CommandSpec) -> tuple[CommandSpec, ...]:
         return self.subs.get(spec.name, ())
 
-    def judged(self, spec: CommandSpec) -> CommandSpec:
+    def judged(self, spec: CommandSpec, argv: Sequence[bytes] = ()) -> CommandSpec:
         """The command id a dispatched command is judged as: itself; for Redis 6.2 a routing
         subcommand's container (6.2 checks `c->cmd`, the whole command); a command of
-        another table (a master older than 6.2 is judged with 7.0's) by its name."""
+        another table (a master older than 6.2 is judged with 7.0's) by its name, and a
+        container of that table (5.0's XINFO parses its own subcommand, a write container
+        such as XGROUP is refused later) by the subcommand 7.0's `lookupCommand(argv)`
+        finds, with its own key specs and ACL bit."""
         if self.legacy:
             if spec.container is not None:
                 return self.by_name.get(spec.container, spec)
             return spec
         own = self.by_name.get(spec.name)
-        return spec if own is None else own
+        if own is None:
+            return spec
+        if own is not spec and own.subcommands and len(argv) > 1:
+            sub = self.table.lookup(own.name + b"|" + _cstr(argv[1]))
+            if sub is not None:
+                return sub
+        return own
 
     def has(self, spec: CommandSpec, category: str) -> bool:
         return category in self.categories.get(spec.name, ())
@@ -1200,7 +1209,7 @@ class Acl:
             return ACL_DENIED_CMD, 0  # a deleted user's client (it is being closed)
         if u.unrestricted:
             return ACL_OK, 0
-        spec = self.cmds.judged(spec)
+        spec = self.cmds.judged(spec, argv)
         if self.cmds.legacy:
             return _check_62(u.root, spec, argv)
         relevant, last_idx = ACL_DENIED_CMD, 0
@@ -1212,6 +1221,11 @@ class Acl:
             if result > relevant or (result == relevant and idx > last_idx):
                 relevant, last_idx = result, idx
         return relevant, last_idx
+
+    def judged(self, spec: CommandSpec, argv: Sequence[bytes]) -> CommandSpec:
+        """The command `check` judges (see `CommandIndex.judged`): what NOPERM and the ACL
+        LOG name."""
+        return self.cmds.judged(spec, argv)
 
     def command_name(self, spec: CommandSpec) -> bytes:
         """The name the ACL LOG gives a refused command: 6.2's is the whole command's
@@ -1296,7 +1310,7 @@ class Acl:
         u = self.users.get(username)
         if u is None:
             return False
-        spec = self.cmds.judged(spec)
+        spec = self.cmds.judged(spec, argv)
         keys = None
         for s in u.selectors:
             result, _, keys = _selector_check(s, spec, argv, keys)

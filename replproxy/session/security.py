@@ -100,6 +100,7 @@ def command_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes
     if result == ACL_OK:
         return None
     c.last_cmd = spec.name  # Redis sets `lastcmd` at the lookup: CLIENT LIST shows it
+    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
     obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
     context = "multi" if c.multi is not None else "toplevel"
     acl.add_log(result, context, obj, c.user, c.now, _cinfo(c))
@@ -118,6 +119,7 @@ def script_denied(
     result, idx = acl.check(c.user, spec, argv)
     if result == ACL_OK:
         return None
+    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
     if log:
         obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
         acl.add_log(result, "lua", obj, c.user, c.now, _cinfo(caller))
@@ -133,6 +135,7 @@ def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | 
     result, idx = acl.check(c.user, spec, argv)
     if result == ACL_OK:
         return None
+    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
     obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
     acl.add_log(result, "multi", obj, c.user, c.now, _cinfo(c))
     return acl.exec_noperm(result)
