@@ -145,10 +145,10 @@ class TlsSettings:
     port: int = 0  # the TLS client port; 0: none
     cert_file: Path | None = None
     key_file: Path | None = None
-    key_file_pass: str | None = None
+    key_file_pass: str | None = field(default=None, repr=False)
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
-    client_key_file_pass: str | None = None
+    client_key_file_pass: str | None = field(default=None, repr=False)
     ca_cert_file: Path | None = None
     ca_cert_dir: Path | None = None
     dh_params_file: Path | None = None
@@ -207,7 +207,7 @@ class SentinelSettings:
     addrs: tuple[tuple[str, int], ...]
     master_name: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False  # connect to the Sentinels over TLS (the client context of replproxy.tls)
 
     def validate(self) -> None:

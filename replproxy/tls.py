@@ -331,10 +331,10 @@ def config_params(s: TlsSettings, bound_tls_port: int | None) -> dict[str, str]:
         "tls-port": str(bound_tls_port or s.port),
         "tls-cert-file": path(s.cert_file),
         "tls-key-file": path(s.key_file),
-        "tls-key-file-pass": s.key_file_pass or "",
+        "tls-key-file-pass": "",  # a secret: CONFIG GET shows whether it is set
         "tls-client-cert-file": path(s.client_cert_file),
         "tls-client-key-file": path(s.client_key_file),
-        "tls-client-key-file-pass": s.client_key_file_pass or "",
+        "tls-client-key-file-pass": "",
         "tls-ca-cert-file": path(s.ca_cert_file),
         "tls-ca-cert-dir": path(s.ca_cert_dir),
         "tls-dh-params-file": path(s.dh_params_file),

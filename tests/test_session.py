@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replproxy.app import Relay
-from replproxy.config import Config, OutputLimit, Upstream
+from replproxy.config import Config, OutputLimit, TlsSettings, Upstream
 from replproxy.resp.request import encode_command
 from replproxy.resp.stream import StreamSplitter
 from replproxy.session.client import BlockedWait, ClientSession, ShutdownWait
@@ -355,3 +355,38 @@ def test_the_read_lane_counts_as_call_does(world: World) -> None:
     ks = world.relay.keyspace
     assert (ks.stat_keyspace_hits, ks.stat_keyspace_misses) == (4, 3)
     assert c.last_cmd == b"hgetall"
+
+
+def test_slowlog_keeps_no_credentials() -> None:
+    """SLOWLOG keeps what `redactClientCommandArgument` leaves: AUTH's and HELLO AUTH's
+    credentials, ACL SETUSER's arguments and CONFIG SET's sensitive values are `(redacted)`
+    (Redis 7.0 logs AUTH and HELLO: they have no no-slowlog flag)."""
+    w = World(requirepass="s3cretpw", acl_writable=True)
+    admin, other = w.client(), w.client()
+    assert w.feed(admin, cmd("AUTH", "s3cretpw")) == b"+OK\r\n"
+    assert w.feed(admin, cmd("CONFIG", "SET", "slowlog-log-slower-than", "0")) == b"+OK\r\n"
+    w.feed(other, cmd("HELLO", "2", "AUTH", "default", "s3cretpw"))
+    w.feed(other, cmd("AUTH", "default", "wrongpw"))
+    w.feed(other, cmd("AUTH", "s3cretpw"))
+    w.feed(admin, cmd("ACL", "SETUSER", "bob", "on", ">bobsecret"))
+    w.feed(admin, cmd("CONFIG", "SET", "requirepass", "newsecret", "maxclients", "100"))
+    out = w.feed(admin, cmd("SLOWLOG", "GET", "100"))
+    for secret in (b"s3cretpw", b"wrongpw", b"bobsecret", b"newsecret", b"bob"):
+        assert secret not in out, secret
+    assert out.count(b"(redacted)") == 2 + 2 + 1 + 3 + 1, out  # HELLO, AUTH x2, ACL, CONFIG
+    assert b"maxclients" in out and b"100" in out  # other parameters stay as sent
+
+
+def test_config_get_hides_the_tls_key_passphrases() -> None:
+    """The private keys' passphrases read `<redacted>` when set, as `masterauth` and
+    `requirepass` do (docs/security.md), and empty when not."""
+    w = World(tls=TlsSettings(key_file_pass="KEYPASS1", client_key_file_pass="CKEYPASS2"))
+    c = w.client()
+    out = w.feed(c, cmd("CONFIG", "GET", "*pass*"))
+    assert b"KEYPASS1" not in out and b"CKEYPASS2" not in out
+    assert b"$17\r\ntls-key-file-pass\r\n$10\r\n<redacted>\r\n" in out
+    assert b"$24\r\ntls-client-key-file-pass\r\n$10\r\n<redacted>\r\n" in out
+    plain = World()
+    out = plain.feed(plain.client(), cmd("CONFIG", "GET", "tls-key-file-pass"))
+    assert out == b"*2\r\n$17\r\ntls-key-file-pass\r\n$0\r\n\r\n"
+    assert "KEYPASS1" not in repr(w.relay.config)

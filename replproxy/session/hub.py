@@ -68,7 +68,7 @@ from replproxy.session import (  # noqa: F401 - register their handlers
 from replproxy.session.client import ClientSession, ShutdownWait
 from replproxy.session.clientinfo import LinkEntry
 from replproxy.session.clientmem import ClientMemory
-from replproxy.session.monitor import Monitors
+from replproxy.session.monitor import Monitors, logged_args
 from replproxy.session.pubsub import PubSub, unregister
 from replproxy.session.registry import SERVER_COMMANDS
 from replproxy.session.scripting import SCRIPT_COMMANDS, SessionScripting
@@ -742,7 +742,9 @@ class SessionHub:
     def slow_call(self, c: ClientSession, e: Entry, argv: list[bytes], ns: int) -> None:
         """A call long enough for SLOWLOG or LATENCY (`call()`'s tail)."""
         if "skip_slowlog" not in e.spec.flags:
-            self.slowlog.maybe_add(argv, ns // 1000, self.wall(), c.addr, c.name)
+            self.slowlog.maybe_add(
+                logged_args(e.name, argv), ns // 1000, self.wall(), c.addr, c.name
+            )
         event = "fast-command" if "fast" in e.spec.flags else "command"
         self.latency.maybe_add(event, ns // 1_000_000, self.wall())
 

@@ -70,6 +70,28 @@ def monitor_line(now: float, db: int, addr: bytes, argv: Sequence[bytes]) -> byt
     )
 
 
+# `SENSITIVE_CONFIG` parameters: CONFIG SET redacts their values (`configSetCommand`).
+SENSITIVE_CONFIGS = frozenset([b"masteruser", b"masterauth", b"requirepass"])
+
+
+def logged_args(name: bytes, argv: list[bytes]) -> list[bytes]:
+    """The arguments SLOWLOG and MONITOR keep of a command (`c->original_argv` after
+    `redactClientCommandArgument`): AUTH's and HELLO AUTH's credentials, everything after
+    ACL SETUSER, and CONFIG SET's values of sensitive parameters are `(redacted)`."""
+    base = name.split(b"|", 1)[0]
+    if base in (b"auth", b"hello"):
+        return redacted(base, argv)
+    if base == b"acl" and len(argv) >= 3 and argv[1].lower() == b"setuser":
+        return [argv[0], argv[1], *([REDACTED] * (len(argv) - 2))]
+    if base == b"config" and len(argv) >= 4 and argv[1].lower() == b"set":
+        out = list(argv)
+        for i in range(2, len(argv) - 1, 2):
+            if argv[i].lower() in SENSITIVE_CONFIGS:
+                out[i + 1] = REDACTED
+        return out
+    return argv
+
+
 def redacted(name: bytes, argv: list[bytes]) -> list[bytes]:
     """The arguments MONITOR shows for AUTH and HELLO AUTH (`redactClientCommandArgument`):
     the credentials replaced once the command got past its syntax checks."""
@@ -143,7 +165,7 @@ class Monitors:
     def feed_client(self, c: Client, name: bytes, argv: list[bytes], out: bytes) -> bytes:
         """After client `c` ran `argv` (`call()`): the line goes to every monitor; a
         monitor's own line follows its reply, so it is returned appended to `out`."""
-        args = redacted(name, argv) if name in (b"auth", b"hello") else argv
+        args = logged_args(name, argv)
         line = monitor_line(self.wallclock(), c.db, c.addr.encode(), args)
         self._send(line, c)
         if c.monitor:
