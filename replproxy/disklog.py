@@ -32,15 +32,21 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeGuard
 
-from replproxy.replication import Backlog
+from replproxy.replication import NULL_REPLID, Backlog
 
 log = logging.getLogger("replproxy.disklog")
 
 SEGMENT_SIZE = 64 * 1024 * 1024
 # Seconds between attempts to write again after a write failed.
 RETRY_AFTER = 1.0
+
+
+def _is_history(replid: str | None) -> TypeGuard[str]:
+    """Whether `replid` names a history: the all-zeros id is "no second replid" (replid2 when
+    there is none), which any two unrelated histories share."""
+    return bool(replid) and replid != NULL_REPLID
 
 
 class DiskLog:
@@ -77,6 +83,9 @@ class DiskLog:
         segs = sorted(p for p in self.dir.glob("*.seg") if p.stem.isdigit())
         for p in segs:
             start, size = int(p.stem), p.stat().st_size
+            if size == 0:  # created, never written (a crash): its start is the next one's
+                p.unlink(missing_ok=True)
+                continue
             if self._starts and start != self._starts[-1] + self._sizes[-1]:
                 log.warning("disk log: gap before %s; dropping older segments", p.name)
                 self._drop_all_files(keep=p)
@@ -85,7 +94,7 @@ class DiskLog:
             self._sizes.append(size)
         try:
             meta = json.loads((self.dir / "meta.json").read_text())
-            self.replids = [str(x) for x in meta.get("replids", [])]
+            self.replids = [str(x) for x in meta.get("replids", []) if _is_history(str(x))]
         except (OSError, ValueError):
             self.replids = []
         self.next_offset = self._starts[-1] + self._sizes[-1] if self._starts else 1
@@ -135,12 +144,12 @@ class DiskLog:
         self._drop_all_files()
         self._starts, self._sizes = [], []
         self.next_offset = next_offset
-        self.replids = [replid] if replid else []
+        self.replids = [replid] if _is_history(replid) else []
         self._write_meta()
 
     def add_replid(self, replid: str) -> None:
         """The master's id changed (`+CONTINUE <new>`): same offsets, one more name."""
-        if replid not in self.replids:
+        if _is_history(replid) and replid not in self.replids:
             self.replids.append(replid)
             self._write_meta()
 
@@ -148,7 +157,7 @@ class DiskLog:
         """After a restart from a snapshot at `next_offset - 1`: keep what the log has of
         that history up to there (bytes past it were applied after the snapshot and will
         come again from the master). Returns False (and empties the log) when it cannot."""
-        same_history = bool(set(replids) & set(self.replids))
+        same_history = any(_is_history(r) and r in self.replids for r in replids)
         if same_history and self.first_byte_offset <= next_offset <= self.next_offset:
             self._truncate(next_offset)
             for r in replids:
@@ -159,7 +168,9 @@ class DiskLog:
 
     def _truncate(self, next_offset: int) -> None:
         self._close()
-        while self._starts and self._starts[-1] >= next_offset and len(self._starts) > 1:
+        # Segments from `next_offset` on go whole, the first one too: an empty file kept
+        # there would be registered again by the next append, the same start twice.
+        while self._starts and self._starts[-1] >= next_offset:
             self._path(self._starts.pop()).unlink(missing_ok=True)
             self._sizes.pop()
         if self._starts:
@@ -203,8 +214,10 @@ class DiskLog:
     def _write(self, data: bytes) -> None:
         if self._file is None or self._sizes[-1] >= self.segment_size:
             self._close()
-            self._starts.append(self.next_offset)
-            self._sizes.append(0)
+            # A newest segment starting here is empty (left by a failed write): reuse it.
+            if not self._starts or self._starts[-1] != self.next_offset:
+                self._starts.append(self.next_offset)
+                self._sizes.append(0)
             # Unbuffered: what a write did not take never reaches the file later, uncounted.
             self._file = open(self._path(self.next_offset), "ab", buffering=0)  # noqa: SIM115
         view = memoryview(data)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from replproxy import disklog
 from replproxy.disklog import DiskLog, TieredBacklog
-from replproxy.replication import Replication
+from replproxy.replication import NULL_REPLID, Replication
 from tests.test_replication import Recorder, c, split
 
 
@@ -211,3 +211,47 @@ def test_a_failed_meta_write_never_pairs_segments_with_another_history(
     again = DiskLog(tmp_path, max_bytes=1000, segment_size=16)
     assert again.replids == ["b" * 40]
     assert not again.resume(41, ["a" * 40])
+
+
+def test_resume_at_the_first_segment_start_leaves_no_duplicate_segment(tmp_path: Path) -> None:
+    log = DiskLog(tmp_path, max_bytes=48, segment_size=16)
+    log.reset(101, "a" * 40)
+    for _ in range(3):
+        log.append(b"o" * 16)
+    log._close()
+    again = DiskLog(tmp_path, max_bytes=48, segment_size=16)
+    # The snapshot was taken at offset 100: nothing of the log is kept, but the history is.
+    assert again.resume(101, ["a" * 40])
+    assert again.histlen == 0
+    new = b"".join(bytes([65 + i]) * 16 for i in range(3))
+    for i in range(0, len(new), 16):
+        again.append(new[i : i + 16])  # fills the log to its limit: the oldest goes
+    assert again.next_offset == 101 + len(new)
+    assert read_to_end(again, again.first_byte_offset) == new[again.first_byte_offset - 101 :]
+
+
+def test_an_empty_segment_left_by_a_crash_is_not_registered_twice(tmp_path: Path) -> None:
+    log = DiskLog(tmp_path, max_bytes=48, segment_size=16)
+    log.reset(1, "a" * 40)
+    log.append(b"o" * 16)
+    log._close()
+    (tmp_path / f"{17:020d}.seg").touch()  # opened, then the process died
+    again = DiskLog(tmp_path, max_bytes=48, segment_size=16)
+    new = b"".join(bytes([65 + i]) * 16 for i in range(3))
+    for i in range(0, len(new), 16):
+        again.append(new[i : i + 16])
+    assert read_to_end(again, again.first_byte_offset) == new[again.first_byte_offset - 17 :]
+
+
+def test_no_second_replid_is_not_a_history(tmp_path: Path) -> None:
+    log = DiskLog(tmp_path, max_bytes=1000, segment_size=16)
+    log.reset(1, "a" * 40)
+    log.append(b"0123456789" * 5)
+    # A restart of history "a" without a second replid (replid2 is all zeros).
+    assert log.resume(51, ["a" * 40, NULL_REPLID])
+    assert NULL_REPLID not in log.replids
+    log._close()
+    # Another history, also without a second replid, shares nothing with it.
+    again = DiskLog(tmp_path, max_bytes=1000, segment_size=16)
+    assert not again.resume(51, ["b" * 40, NULL_REPLID])
+    assert again.histlen == 0
