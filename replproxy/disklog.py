@@ -11,6 +11,11 @@ each up to `segment_size`; `meta.json` names the replication ids whose history t
 belong to (a full resync starts a new history and empties the log). Whole segments are
 dropped from the head when the size or age limit is passed; the newest is never dropped.
 
+The log is best effort, the memory ring is not: a write that fails (a full disk, an I/O
+error) must neither stop the stream nor leave a hole the offsets do not know of, so the log
+drops what it holds and starts again at the stream's end once writes work again (tried every
+`RETRY_AFTER` seconds). Its offsets are then always those of the bytes in its files.
+
 `TieredBacklog` puts the memory ring in front of this log behind the `Backlog` interface
 the PSYNC server already reads (`covers`, `read_from`, `read_some`, `first_byte_offset`,
 `histlen`), so serving a replica from disk needs no code of its own.
@@ -19,19 +24,29 @@ the PSYNC server already reads (`covers`, `read_from`, `read_some`, `first_byte_
 from __future__ import annotations
 
 import bisect
+import contextlib
+import errno
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeGuard
 
-from replproxy.replication import Backlog
+from replproxy.replication import NULL_REPLID, Backlog
 
 log = logging.getLogger("replproxy.disklog")
 
 SEGMENT_SIZE = 64 * 1024 * 1024
+# Seconds between attempts to write again after a write failed.
+RETRY_AFTER = 1.0
+
+
+def _is_history(replid: str | None) -> TypeGuard[str]:
+    """Whether `replid` names a history: the all-zeros id is "no second replid" (replid2 when
+    there is none), which any two unrelated histories share."""
+    return bool(replid) and replid != NULL_REPLID
 
 
 class DiskLog:
@@ -55,6 +70,10 @@ class DiskLog:
         self._sizes: list[int] = []
         self._file: BinaryIO | None = None  # the newest segment, open for appends
         self.replids: list[str] = []
+        # Failed writes (segments and meta.json): the log dropped what it held each time.
+        self.write_errors = 0
+        self._failed_at: float | None = None  # when the last write failed, until one works
+        self._meta_stale = False  # meta.json could not be written: try again
         self._scan()
 
     # ---- state ----
@@ -64,6 +83,9 @@ class DiskLog:
         segs = sorted(p for p in self.dir.glob("*.seg") if p.stem.isdigit())
         for p in segs:
             start, size = int(p.stem), p.stat().st_size
+            if size == 0:  # created, never written (a crash): its start is the next one's
+                p.unlink(missing_ok=True)
+                continue
             if self._starts and start != self._starts[-1] + self._sizes[-1]:
                 log.warning("disk log: gap before %s; dropping older segments", p.name)
                 self._drop_all_files(keep=p)
@@ -72,7 +94,7 @@ class DiskLog:
             self._sizes.append(size)
         try:
             meta = json.loads((self.dir / "meta.json").read_text())
-            self.replids = [str(x) for x in meta.get("replids", [])]
+            self.replids = [str(x) for x in meta.get("replids", []) if _is_history(str(x))]
         except (OSError, ValueError):
             self.replids = []
         self.next_offset = self._starts[-1] + self._sizes[-1] if self._starts else 1
@@ -89,9 +111,20 @@ class DiskLog:
         return self.first_byte_offset <= offset <= self.next_offset
 
     def _write_meta(self) -> None:
-        tmp = self.dir / "meta.json.tmp"
-        tmp.write_text(json.dumps({"replids": self.replids[-8:]}))
-        os.replace(tmp, self.dir / "meta.json")
+        tmp, meta = self.dir / "meta.json.tmp", self.dir / "meta.json"
+        try:
+            tmp.write_text(json.dumps({"replids": self.replids[-8:]}))
+            os.replace(tmp, meta)
+        except OSError as e:
+            # A meta.json naming the ids of before would pair the segments with that history
+            # at a restart: without one, a restart keeps nothing of the log.
+            for p in (tmp, meta):
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
+            self._meta_stale = True
+            self._write_failed(e, meta)
+        else:
+            self._meta_stale = False
 
     def _drop_all_files(self, keep: Path | None = None) -> None:
         self._close()
@@ -100,9 +133,9 @@ class DiskLog:
                 p.unlink(missing_ok=True)
 
     def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
 
     # ---- history changes ----
 
@@ -111,12 +144,12 @@ class DiskLog:
         self._drop_all_files()
         self._starts, self._sizes = [], []
         self.next_offset = next_offset
-        self.replids = [replid] if replid else []
+        self.replids = [replid] if _is_history(replid) else []
         self._write_meta()
 
     def add_replid(self, replid: str) -> None:
         """The master's id changed (`+CONTINUE <new>`): same offsets, one more name."""
-        if replid not in self.replids:
+        if _is_history(replid) and replid not in self.replids:
             self.replids.append(replid)
             self._write_meta()
 
@@ -124,7 +157,7 @@ class DiskLog:
         """After a restart from a snapshot at `next_offset - 1`: keep what the log has of
         that history up to there (bytes past it were applied after the snapshot and will
         come again from the master). Returns False (and empties the log) when it cannot."""
-        same_history = bool(set(replids) & set(self.replids))
+        same_history = any(_is_history(r) and r in self.replids for r in replids)
         if same_history and self.first_byte_offset <= next_offset <= self.next_offset:
             self._truncate(next_offset)
             for r in replids:
@@ -135,7 +168,9 @@ class DiskLog:
 
     def _truncate(self, next_offset: int) -> None:
         self._close()
-        while self._starts and self._starts[-1] >= next_offset and len(self._starts) > 1:
+        # Segments from `next_offset` on go whole, the first one too: an empty file kept
+        # there would be registered again by the next append, the same start twice.
+        while self._starts and self._starts[-1] >= next_offset:
             self._path(self._starts.pop()).unlink(missing_ok=True)
             self._sizes.pop()
         if self._starts:
@@ -151,19 +186,75 @@ class DiskLog:
         return self.dir / f"{start:020d}.seg"
 
     def append(self, data: bytes) -> None:
+        """Log the stream's next bytes. Never raises for the disk's sake: a failed write drops
+        the log (see `_write_failed`); the stream and the memory ring go on."""
         if not data:
             return
+        if self._failed_at is not None:
+            now = self.clock()
+            if self._failed_at <= now < self._failed_at + RETRY_AFTER:
+                self.next_offset += len(data)  # empty: it starts again at the stream's end
+                return
+        try:
+            self._write(data)
+        except OSError as e:
+            self._write_failed(e, self._path(self.next_offset), len(data))
+            return
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.info(
+                "disk log: writing to %s works again; it holds the stream from offset %d on",
+                self.dir,
+                self.first_byte_offset,
+            )
+        if self._meta_stale:
+            self._write_meta()
+        self._trim()
+
+    def _write(self, data: bytes) -> None:
         if self._file is None or self._sizes[-1] >= self.segment_size:
             self._close()
-            self._starts.append(self.next_offset)
-            self._sizes.append(0)
-            self._file = open(self._path(self.next_offset), "ab")  # noqa: SIM115 - kept open
-        assert self._file is not None
-        self._file.write(data)
-        self._file.flush()  # readers open the files separately
+            # A newest segment starting here is empty (left by a failed write): reuse it.
+            if not self._starts or self._starts[-1] != self.next_offset:
+                self._starts.append(self.next_offset)
+                self._sizes.append(0)
+            # Unbuffered: what a write did not take never reaches the file later, uncounted.
+            self._file = open(self._path(self.next_offset), "ab", buffering=0)  # noqa: SIM115
+        view = memoryview(data)
+        while view:  # readers open the files separately: nothing to flush
+            n = self._file.write(view)
+            if not n:
+                raise OSError(errno.EIO, "the disk took none of the bytes written")
+            view = view[n:]
         self._sizes[-1] += len(data)
         self.next_offset += len(data)
-        self._trim()
+
+    def _write_failed(self, error: OSError, path: Path, skipped: int = 0) -> None:
+        """A write failed: the bytes it was given (`skipped`) are not in the log, and some of
+        them may be in the file. Drop everything, so no offset past the hole is ever served,
+        and start again at the stream's end once writes work (Redis never leaves a hole in
+        its AOF either: flushAppendOnlyFile truncates a short write away)."""
+        self.write_errors += 1
+        first = self._failed_at is None
+        self._failed_at = self.clock()
+        had = self.histlen
+        with contextlib.suppress(OSError):
+            self._close()
+        for start in self._starts:
+            with contextlib.suppress(OSError):
+                self._path(start).unlink(missing_ok=True)
+        self._starts, self._sizes = [], []
+        self.next_offset += skipped
+        if first:
+            log.warning(
+                "disk log: writing %s failed: %s; dropped the %d bytes it held: until writes "
+                "work again (retried every %gs) partial resyncs are served from the memory "
+                "backlog only",
+                path,
+                error.strerror or error,
+                had,
+                RETRY_AFTER,
+            )
 
     def _trim(self) -> None:
         total = self.next_offset - self.first_byte_offset
@@ -173,7 +264,8 @@ class DiskLog:
             too_old = self.ttl > 0 and self._age(oldest) > self.ttl
             if not (too_big or too_old):
                 break
-            oldest.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # left behind, it is older than the rest
+                oldest.unlink(missing_ok=True)
             total -= self._sizes[0]
             self._starts.pop(0)
             self._sizes.pop(0)

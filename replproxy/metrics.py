@@ -118,6 +118,11 @@ class RelayCollector(Collector):
                 "First offset held in the disk log.",
                 disk.first_byte_offset,
             )
+            yield counter(
+                "repl_backlog_disk_write_errors",
+                "Failed writes to the disk log (each time it dropped what it held).",
+                disk.write_errors,
+            )
         yield gauge(
             "master_sync_total_bytes",
             "Size of the snapshot being received (-1 diskless).",

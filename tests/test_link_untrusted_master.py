@@ -9,8 +9,14 @@ snapshot the disk cannot hold, and logged the master's bytes escaped and cut sho
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from replproxy.link import driver
 from tests.harness.fakemaster import REPLID, FakeMaster, MasterPeer, command
 from tests.harness.relay import RelayProcess, start_relay
 from tests.harness.servers import wait_for
@@ -148,3 +154,61 @@ def test_snapshot_larger_than_the_free_disk_is_refused_before_writing(
         assert "retrying in" in log
         assert not (relay.dir / "upstream.rdb.incoming").exists()
         assert relay.http("/readyz")[0] != 200
+
+
+@pytest.mark.parametrize("size", [100, 100_000], ids=["in-buffer", "past-buffer"])
+def test_a_transfer_that_fills_the_disk_leaves_no_incoming_file(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "upstream.rdb"
+    incoming = tmp_path / "upstream.rdb.incoming"
+    incoming.symlink_to("/dev/full")  # every write fails with ENOSPC
+    snapshot = driver._SnapshotFile(path)
+    try:
+        snapshot.write(b"x" * size)
+    except driver.LinkFailure as e:
+        assert "no space left" in str(e)
+    # What the transfer's `finally` does, its own exception (if any) on the way out: closing
+    # flushes what the buffer still holds, which fails again; the file must go all the same.
+    snapshot.discard()
+    assert not os.path.lexists(incoming)
+
+
+def test_a_leftover_incoming_file_counts_as_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upstream.rdb"
+    usage = shutil.disk_usage(tmp_path)
+
+    def disk_usage(where: Any) -> Any:
+        return usage._replace(free=1000)
+
+    monkeypatch.setattr(driver.shutil, "disk_usage", disk_usage)
+    assert driver.snapshot_room(path) == 1000
+    (tmp_path / "upstream.rdb.incoming").write_bytes(b"x" * 5000)  # a failed transfer's
+    # The next transfer truncates it first: its bytes are room for the new snapshot.
+    assert driver.snapshot_room(path) == 6000
+    assert driver.snapshot_space_error(5500, driver.snapshot_room(path), tmp_path) is None
+
+
+def test_after_a_transfer_that_filled_the_disk_the_next_full_sync_works(
+    relays: list[RelayProcess], tmp_path: Path
+) -> None:
+    incoming = tmp_path / "upstream.rdb.incoming"
+    incoming.symlink_to("/dev/full")  # the first transfer's writes fail with ENOSPC
+
+    def script(peer: MasterPeer) -> None:
+        peer.handshake()
+        peer.full_sync(offset=100)
+        peer.wait_ack()  # loaded and online (the first connection closes instead)
+        peer.send(command("SET", "k", "v"))
+
+    with FakeMaster(script) as fake:
+        relay = start_relay(fake.url, *FAST_RETRY, *NO_PROBE, dir=tmp_path, wait_ready=False)
+        relays.append(relay)
+        wait_for(
+            lambda: relay.info()["master_link_status"] == "up", 60, what="a full sync that works"
+        )
+        assert "No space left on device" in relay.log()
+        assert not os.path.lexists(incoming)
+        with relay.client() as c:
+            wait_for(lambda: c.get("k") == b"v", 30, what="the stream applied")
+        assert len(fake.peers) == 2  # one failed transfer, then the good one

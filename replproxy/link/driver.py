@@ -16,6 +16,7 @@ failure; a re-point (`REPLICAOF`, `+switch-master`) is trusted for the attempt i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
@@ -25,6 +26,7 @@ import os
 import random
 import shutil
 import ssl
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -138,6 +140,24 @@ def snapshot_space_error(size: int, free: int, where: Path) -> str | None:
         f"the master announced a snapshot of {size} bytes but only {free} bytes are free in "
         f"{where}: not receiving it (free some space or point --dir elsewhere)"
     )
+
+
+def incoming_path(snapshot: Path) -> Path:
+    """Where the snapshot being received is written until it is whole."""
+    return snapshot.with_name(snapshot.name + ".incoming")
+
+
+def snapshot_room(snapshot: Path) -> int:
+    """The bytes a snapshot received into `snapshot` can take: the free space there, plus what
+    an `.incoming` file left by a failed transfer (or a crash) holds, which the transfer
+    truncates before writing. Left uncounted, a leftover that filled the disk would refuse
+    every later transfer, even after a restart."""
+    free = shutil.disk_usage(snapshot.parent).free
+    try:
+        st = incoming_path(snapshot).lstat()
+    except FileNotFoundError:
+        return free
+    return free + st.st_size if stat.S_ISREG(st.st_mode) else free
 
 
 def _peer_id(stream: trio.SocketStream) -> str:
@@ -386,7 +406,7 @@ class UpstreamLink:
                         where.mkdir(parents=True, exist_ok=True)
                         if ev.size is not None and (
                             why := snapshot_space_error(
-                                ev.size, shutil.disk_usage(where).free, where
+                                ev.size, snapshot_room(self.config.snapshot_path), where
                             )
                         ):
                             raise LinkFailure(why)
@@ -569,7 +589,7 @@ class _SnapshotFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(path.name + ".incoming")
+        self.tmp = incoming_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.f = open(self.tmp, "wb")  # noqa: SIM115 - closed by finish()/discard()
 
@@ -592,8 +612,15 @@ class _SnapshotFile:
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
-        self.f.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop the partial snapshot (Redis's replicationAbortSyncTransfer unlinks it). Closing
+        flushes what the buffer holds, which fails again on a full disk: the file goes all
+        the same, or it keeps the space it took and the next transfer finds the disk full."""
+        with contextlib.suppress(OSError):
+            self.f.close()
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError as e:  # the transfer's own error is the one to report
+            log.warning("could not remove the partial snapshot %s: %s", self.tmp, e)
 
 
 def _write_meta(snapshot: Path, replid: str | None, offset: int, stream_db: int) -> None:

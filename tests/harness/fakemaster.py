@@ -193,8 +193,8 @@ class FakeMaster:
             peer = MasterPeer(sock)
             self.peers.append(peer)
             t = threading.Thread(target=self._serve, args=(peer,), daemon=True)
+            t.start()  # before close() can see it: joining a thread not started raises
             self._threads.append(t)
-            t.start()
 
     def _serve(self, peer: MasterPeer) -> None:
         try:
