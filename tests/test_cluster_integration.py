@@ -1,12 +1,17 @@
 """`replproxy cluster` beside a real 3-shard cluster (3 primaries, one replica each), per
-server kind: the relays keep each shard's data (DEBUG DIGEST), clients read through them
-(redis-py RedisCluster, redis-cli -c, ioredis when npm can install it), they answer CLUSTER
-commands as the cluster's own replicas format them, and they follow a failover and a
-resharding under writes.
+server kind (Redis 7.0 and Valkey 8.1): the relays keep each shard's data (DEBUG DIGEST),
+clients read through them (redis-py RedisCluster, redis-cli -c, ioredis when npm can install
+it), they answer CLUSTER commands as the cluster's own replicas format them, and they follow a
+failover, a resharding under writes and a shard added and removed.
 
-One cluster and one supervisor per kind, shared by the tests of this module (in order: the
-failover and the resharding change the cluster for the tests after them, which therefore
-read the topology instead of assuming it; the last test stops the supervisor).
+One cluster and one supervisor per kind, shared by the tests of this module, which run in
+order: the failover, the resharding and the added and removed shard change the cluster for
+the tests after them (which therefore read the topology instead of assuming it), and the
+killed-relay test stops the supervisor and starts it again. Under xdist a kind's tests all
+run on one worker, in order: the `env` fixture's parameters carry an `xdist_group` mark per
+kind, and pyproject.toml's addopts say `--dist loadgroup` (the fixture refuses a worker
+without it). Every kind's cluster gets the workload when it starts, so any test also runs
+alone (`-k`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from tests.harness.clusters import (
 from tests.harness.relay import RelayProcess, start_relay
 from tests.harness.servers import RedisServer, ServerKind, free_port, start_server, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.one_kind]
+# Every test on every kind below (not `one_kind`): issue 16 asks for the whole suite on both.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # Redis 7.0 and Valkey 8 clusters; a Redis 8 cluster's replies (CLUSTER SHARDS, redirections)
 # are not yet the relay's (an open issue), so it is left out until they are.
@@ -89,15 +95,43 @@ class Env:
         return RedisCluster(host="127.0.0.1", port=p.port, socket_timeout=30)
 
 
-@pytest.fixture(scope="module", params=CLUSTER_KINDS, ids=[k.name for k in CLUSTER_KINDS])
+def _on_its_own_worker(kind: ServerKind) -> Any:
+    """The fixture's parameter for `kind`: its tests go to one xdist worker, as one group, in
+    collection order (`--dist loadgroup`), so one cluster serves them all in order."""
+    return pytest.param(kind, id=kind.name, marks=pytest.mark.xdist_group(f"cluster-{kind.name}"))
+
+
+# Without loadgroup, xdist spreads a kind's tests over the workers: each builds its own
+# cluster and sees only part of the sequence (a failover it did not make, a first test after
+# the supervisor's restart).
+NEEDS_LOADGROUP = (
+    "the cluster tests share one cluster per kind and run in order: under xdist they need "
+    "`--dist loadgroup` (pyproject.toml's addopts; not overridden by another --dist), or run "
+    "without -n"
+)
+
+
+@pytest.fixture(scope="module", params=[_on_its_own_worker(k) for k in CLUSTER_KINDS])
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    if os.environ.get("PYTEST_XDIST_WORKER") and not getattr(
+        request.config.option, "loadgroup", False
+    ):
+        pytest.fail(NEEDS_LOADGROUP, pytrace=False)
     kind: ServerKind = request.param
     cluster = start_cluster(kind)
     try:
         before = {p.port: int(p.info("stats")["sync_full"]) for p in cluster.primaries()}
-        # Relays save on shutdown: the last test restarts them from their own directories.
+        # Relays save on shutdown: the killed-relay test restarts them from their own
+        # directories.
         e = Env(kind, cluster, start_supervisor(cluster, save="3600 1"), before)
         try:
+            # The workload every test reads, written here (streamed to the relays, which have
+            # made their one full sync) so that a test run alone has it too.
+            rc = e.writer()
+            try:
+                e.keys = workload(rc, seed=1)
+            finally:
+                rc.close()
             yield e
         finally:
             e.sup.stop()
@@ -233,10 +267,9 @@ def _relay_node_bytes(node: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def test_each_relay_keeps_its_shard_and_each_primary_has_one_more_replica(env: Env) -> None:
-    rc = env.writer()
-    env.keys = workload(rc, seed=1)
-    rc.close()
-    digests_equal(env)
+    # On a fresh cluster: first in its kind's order, or alone (the failover and the
+    # killed-relay test, which change what is counted below, come later).
+    digests_equal(env)  # the workload the fixture wrote
     for s in env.shards():
         p = env.primary(s)
         repl = p.info("replication")
@@ -731,11 +764,15 @@ def test_a_new_shard_gets_a_relay_and_a_removed_one_loses_it(env: Env) -> None:
         timeout=300,
     )
     env.cluster.wait_stable()
-    wait_for(lambda: relay_of_new()["slots"], 60, what="the new shard's slots")  # type: ignore[index]
+
+    def new_with_slots() -> dict[str, Any] | None:
+        # None too while /readyz is 503 (a refresh late on a loaded machine).
+        s = relay_of_new()
+        return s if s is not None and s["slots"] else None
+
+    new = wait_for(new_with_slots, 60, what="the new shard's slots")
     # A write to one of the moved slots (those 100 may have held none of the workload's keys)
     # reaches the new shard's relay through its new primary.
-    new = relay_of_new()
-    assert new is not None
     lo, hi = new["slots"][0][0], new["slots"][0][1]
     key = next(
         k for k in (f"moved:{i}" for i in range(100_000)) if lo <= key_hash_slot(k.encode()) <= hi

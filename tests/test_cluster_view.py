@@ -1,13 +1,23 @@
 """The cluster's sans-I/O parts, without servers: hash slots, the topology and its file,
-shard naming across failovers, and the redirections of `getNodeByQuery` as a relay applies
-them. (What a real cluster answers is compared in tests/test_cluster_integration.py.)"""
+shard naming across failovers, the supervisor's readiness, and the redirections of
+`getNodeByQuery` as a relay applies them. (What a real cluster answers is compared in
+tests/test_cluster_integration.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import trio
 
 from replproxy.cluster.slots import key_hash_slot, parse_slot, ranges_of, slots_of
-from replproxy.cluster.supervisor import PortPlan, name_shards
+from replproxy.cluster.supervisor import (
+    PortPlan,
+    RelayProcess,
+    Supervisor,
+    SupervisorConfig,
+    name_shards,
+)
 from replproxy.cluster.topology import (
     Health,
     Node,
@@ -32,7 +42,7 @@ from replproxy.cluster.view import (
     redirect,
 )
 from replproxy.commandtable import CommandSpec, ResolveError, table_for
-from replproxy.config import ConfigError
+from replproxy.config import ConfigError, Upstream
 
 TABLE = table_for("redis")
 
@@ -202,6 +212,42 @@ def test_port_plans() -> None:
     assert (plan.port(0), plan.port(1), plan.port(2)) == (8001, 8005, None)
     with pytest.raises(ConfigError):
         PortPlan.parse(7000, "80,x", "port")
+
+
+async def test_the_supervisor_is_ready_once_every_shard_has_an_online_relay(
+    tmp_path: Path,
+) -> None:
+    """`/readyz`: not between the refresh that finds a shard and the start of its relay (a
+    round awaits its probes in between; it said ready there, before any relay or topology
+    file existed), nor while a relay starts; a shard without a port left has no relay and
+    holds nothing back."""
+
+    def supervisor(ports: PortPlan) -> Supervisor:
+        sup = Supervisor(
+            SupervisorConfig(
+                seeds=(Upstream("127.0.0.1", 7000),),
+                dir=tmp_path,
+                ports=ports,
+                metrics_ports=PortPlan(base=9121),
+            )
+        )
+        sup.discovered = _topology()
+        sup.last_refresh_ok = trio.current_time()
+        return sup
+
+    sup = supervisor(PortPlan(base=6380))
+    assert sup.readiness() == (False, "relays not online: 0, 1, 2")
+    for name in ("0", "1"):
+        sup.relays[name] = RelayProcess(name, 6380 + int(name), 9121 + int(name), state="online")
+    assert sup.readiness() == (False, "relays not online: 2")
+    sup.relays["2"] = RelayProcess("2", 6382, 9123)  # started, not synced yet
+    assert sup.readiness() == (False, "relays not online: 2")
+    sup.relays["2"].state = "online"
+    assert sup.readiness() == (True, "ready")
+    sup = supervisor(PortPlan(listed=(6380, 6381)))  # no port for shard 2: no relay
+    for name in ("0", "1"):
+        sup.relays[name] = RelayProcess(name, 6380 + int(name), 9121 + int(name), state="online")
+    assert sup.readiness() == (True, "ready")
 
 
 # ---- redirections ----

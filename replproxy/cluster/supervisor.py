@@ -656,9 +656,21 @@ class Supervisor:
         age = trio.current_time() - self.last_refresh_ok
         if age > 3 * self.config.refresh_interval + 5:
             return False, f"the topology was last read {age:.0f}s ago"
-        waiting = sorted(n for n, r in self.relays.items() if r.state != "online")
+        waiting = {n for n, r in self.relays.items() if r.state != "online"}
+        # A shard found by the last refresh whose relay is not started yet: `tick` awaits the
+        # probes between the refresh and `_start_new`, and this endpoint answers meanwhile
+        # (it said ready then, before the first topology file and any relay existed).
+        if self.discovered is not None:
+            waiting.update(
+                s.name
+                for s in self.discovered.shards
+                if s.name
+                and s.name not in self.relays
+                and self.config.ports.port(int(s.name)) is not None
+                and self.config.metrics_ports.port(int(s.name)) is not None
+            )
         if waiting:
-            return False, "relays not online: " + ", ".join(waiting)
+            return False, "relays not online: " + ", ".join(sorted(waiting))
         return True, "ready"
 
 
