@@ -72,12 +72,13 @@ def new_reader(path: str) -> RDBReader:
     """`event`: the event path (Python); `python` / `c`: a sink-mode load without / with C."""
     if path == "event":
         return RDBReader()
+    enabled = replproxy.speedups.ENABLED  # read by each reader when it is made
     replproxy.speedups.ENABLED = path == "c"
     try:
         sink = KeySink([{} for _ in range(NDBS)], [{} for _ in range(NDBS)])
         reader = RDBReader(sink=sink)
     finally:
-        replproxy.speedups.ENABLED = True
+        replproxy.speedups.ENABLED = enabled
     assert (reader._fast is not None) == (path == "c"), path
     return reader
 
