@@ -7,6 +7,9 @@ reference: the lane turned off), the lane's pure-Python twin, and the C lane. Th
 must be the same, and so must the DEBUG DIGEST the relay would answer. The C lane and the
 twin must also stop at the same command with the same count, call by call. A real master's
 DEBUG DIGEST is the end-to-end oracle in test_keyspace_e2e.py, which this lane also serves.
+
+Each property runs 100 streams of 60 or 80 commands drawn from all 22 command forms (some 300
+of each form per property); REPLPROXY_TEST_SOAK=N runs N times as many (tests/harness/soak.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from replproxy.keyspace.values import ListValue, ZSet
 from replproxy.rdb.model import HashValue, ZSetValue
 from replproxy.replication import Replication
 from replproxy.resp import StreamCommand, StreamSplitter, encode_command
+from tests.harness.soak import rounds
 
 C_APPLY_RUN = lane._c_apply_run()
 needs_c = pytest.mark.skipif(
@@ -204,7 +208,7 @@ def check_same(
         assert ks.unsupported_keys == ref.unsupported_keys, how
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=rounds(100), deadline=None)
 @given(st.integers(0, 2**32), st.lists(st.integers(min_value=0, max_value=4000), max_size=6))
 def test_the_python_twin_applies_as_the_appliers(seed: int, cuts: list[int]) -> None:
     with pytest.MonkeyPatch.context() as mp:
@@ -212,7 +216,7 @@ def test_the_python_twin_applies_as_the_appliers(seed: int, cuts: list[int]) -> 
 
 
 @needs_c
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=rounds(100), deadline=None)
 @given(st.integers(0, 2**32), st.lists(st.integers(min_value=0, max_value=4000), max_size=6))
 def test_the_c_lane_applies_as_the_appliers(seed: int, cuts: list[int]) -> None:
     with pytest.MonkeyPatch.context() as mp:
@@ -220,7 +224,7 @@ def test_the_c_lane_applies_as_the_appliers(seed: int, cuts: list[int]) -> None:
 
 
 @needs_c
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=rounds(100), deadline=None)
 @given(st.integers(0, 2**32))
 def test_c_and_python_stop_at_the_same_command(seed: int) -> None:
     """Call by call: the same (next, applied), the same kept bytes, the same dicts."""

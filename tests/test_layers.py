@@ -14,6 +14,7 @@ the layers. Module-level imports must also form no cycle.
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,8 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports_of(path: Path) -> list[tuple[str, int, str]]:
+@functools.cache  # both checks read every module: parse each once
+def imports_of(path: Path) -> tuple[tuple[str, int, str], ...]:
     """(imported module, line, "module" | "typing" | "function") for every replproxy import."""
     tree = ast.parse(path.read_text())
     out: list[tuple[str, int, str]] = []
@@ -127,7 +129,7 @@ def imports_of(path: Path) -> list[tuple[str, int, str]]:
                 visit(child, kind)
 
     visit(tree, "module")
-    return out
+    return tuple(out)
 
 
 def test_every_module_has_a_layer() -> None:

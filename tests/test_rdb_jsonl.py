@@ -22,6 +22,7 @@ from replproxy.rdb import KeyEntry, RDBError, read_file
 from replproxy.rdb.cli import key_json, key_line
 from replproxy.rdb.model import HashValue, ModuleValue, StreamValue, ZSetValue
 from replproxy.speedups import c_function
+from tests.harness.soak import rounds
 
 dump_lines = c_function("replproxy.rdb._jsonl", "dump_lines")
 pytestmark = pytest.mark.skipif(
@@ -133,7 +134,9 @@ def test_values_left_to_the_fallback() -> None:
     assert same([(0, b"s", b"v", None)]) == []
 
 
-@settings(max_examples=300, deadline=None)
+# 100 lists of up to 20 keys (the edge cases above are spelled out); REPLPROXY_TEST_SOAK=N
+# draws N times as many (tests/harness/soak.py).
+@settings(max_examples=rounds(100), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -50,6 +50,7 @@ from replproxy.rdb.model import (
 from replproxy.rdb.writer import CRC64, dump_rdb, write_rdb
 from tests.conftest import KINDS
 from tests.harness.servers import RedisServer, ServerKind, start_server
+from tests.harness.soak import rounds
 
 HAVE_READER = importlib.util.find_spec("replproxy.rdb.reader") is not None
 needs_reader = pytest.mark.skipif(not HAVE_READER, reason="replproxy.rdb.reader not present yet")
@@ -736,12 +737,14 @@ def values(draw: st.DrawFn, version: int, valkey: bool) -> Value:
 TARGETS = [(9, False), (10, False), (11, False), (11, True), (12, False), (80, True)]
 
 
+# 40 files of 1-4 keys per target: each of the 9 kinds about 11 times per target, 65 times
+# over the 6; REPLPROXY_TEST_SOAK=N writes N times as many (tests/harness/soak.py).
 @needs_reader
 @pytest.mark.parametrize(
     ("version", "valkey"), TARGETS, ids=[f"{'valkey' if vk else 'redis'}-v{v}" for v, vk in TARGETS]
 )
 @settings(
-    max_examples=100,
+    max_examples=rounds(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

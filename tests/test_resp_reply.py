@@ -56,6 +56,7 @@ from replproxy.resp import (
     verbatim,
 )
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.soak import rounds
 
 # --- shapes ----------------------------------------------------------------------------------
 
@@ -134,7 +135,8 @@ resp_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+# REPLPROXY_TEST_SOAK=N: N times as many examples (tests/harness/soak.py).
+@settings(max_examples=rounds(100), deadline=None)
 @given(resp_values)
 def test_resp2_encoding_is_read_back_by_hiredis(value: object) -> None:
     def expected(v: object) -> object:

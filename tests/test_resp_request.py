@@ -24,6 +24,7 @@ from replproxy.resp import (
     string2ll,
 )
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.soak import rounds
 
 MODES = [True, False]
 MODE_IDS = ["hiredis", "pure"]
@@ -375,7 +376,9 @@ argvs = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 75 and 200 examples: sized for the unit suite's minute; REPLPROXY_TEST_SOAK=N runs N times
+# as many (tests/harness/soak.py).
+@settings(max_examples=rounds(75), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(argvs, st.lists(st.integers(min_value=0), max_size=20), st.booleans())
 def test_encode_parse_round_trip(
     commands: list[list[bytes]], cuts: list[int], use_hiredis: bool
@@ -392,7 +395,7 @@ garbage = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=rounds(200), deadline=None)
 @given(garbage, st.lists(st.integers(min_value=0), max_size=10), st.sampled_from(FLAVOURS))
 def test_garbage_gives_the_same_commands_or_protocol_error_in_every_mode(
     data: bytes, cuts: list[int], kw: dict[str, object]

@@ -3,10 +3,15 @@
 The oracle is a real master: a raw replica connection (PSYNC) captures the stream of real
 writes, and the splitter must give back the same bytes with end offsets that land on the
 master's own `master_repl_offset`.
+
+The property tests run in both modes (the C splitter in front, and the scanner alone), with
+counts sized for the unit suite's minute; REPLPROXY_TEST_SOAK=N runs N times as many
+examples (tests/harness/soak.py).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import socket
@@ -28,6 +33,7 @@ from replproxy.resp import (
     stream,
 )
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
+from tests.harness.soak import rounds
 
 MODES = [True, False]
 MODE_IDS = ["hiredis", "pure"]
@@ -231,7 +237,7 @@ argvs = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=rounds(75), deadline=None)
 @given(argvs, st.integers(0, 2**62), st.lists(st.integers(min_value=0), max_size=20), st.booleans())
 def test_encoded_commands_come_back_with_exact_offsets(
     commands: list[list[bytes]], start: int, cuts: list[int], use_hiredis: bool
@@ -250,7 +256,7 @@ garbage = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=rounds(150), deadline=None)
 @given(garbage, st.lists(st.integers(min_value=0), max_size=10), st.booleans())
 def test_garbage_gives_the_same_result_in_every_mode(
     data: bytes, cuts: list[int], strict: bool
@@ -263,8 +269,13 @@ def test_garbage_gives_the_same_result_in_every_mode(
     assert split_chunks(chunks, 3, use_hiredis=False, strict_crlf=strict) == expected
 
 
+@functools.cache  # 8 MB built once for both modes
+def two_hundred_thousand_sets() -> bytes:
+    return b"".join(encode_command([b"SET", b"key:%d" % i, b"value"]) for i in range(200_000))
+
+
 def test_two_hundred_thousand_sets_in_64k_chunks() -> None:
-    data = b"".join(encode_command([b"SET", b"key:%d" % i, b"value"]) for i in range(200_000))
+    data = two_hundred_thousand_sets()
     s = StreamSplitter(1)
     n = 0
     for i in range(0, len(data), 65536):
@@ -520,7 +531,7 @@ def random_set_stream(rng: random.Random, n: int) -> list[bytes]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=rounds(100), deadline=None)
 @given(
     st.integers(0, 2**32), st.integers(0, 2**40), st.lists(st.integers(min_value=0), max_size=12)
 )

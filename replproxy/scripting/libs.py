@@ -21,6 +21,7 @@ except `Struct`, which asks the engine's `tonumber`/`tostring` for Lua's own con
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import struct
@@ -50,13 +51,18 @@ _OP_CALL = 28
 _OP_TAILCALL = 29
 
 
+@functools.lru_cache(maxsize=32)
 def patch_tailcalls(dump: bytes) -> bytes:
     """A Lua 5.1 binary chunk (string.dump) with every OP_TAILCALL made an OP_CALL.
 
     The compiler emits `TAILCALL A B 0` then `RETURN A 0`; `CALL A B 0` (all results) before
     that same RETURN returns the same values, with the caller's frame kept. Walks the dump
     layout of ldump.c (header, then each prototype: source, lines, counts, code, constants,
-    nested prototypes, debug info) and touches only opcodes."""
+    nested prototypes, debug info) and touches only opcodes.
+
+    Remembers its last results: every engine (two per relay, made again by SCRIPT FLUSH)
+    compiles the same environment and libraries, whose dumps are the same bytes each time
+    (patching them was most of the cost of making an engine)."""
     b = bytearray(dump)
     if b[:5] != b"\x1bLua\x51" or b[6] != 1 or b[7] != 4 or b[9] != 4:
         raise ValueError("not a little-endian Lua 5.1 chunk with 32-bit ints")

@@ -46,21 +46,40 @@ def speedups(enabled: bool) -> Iterator[None]:
         replproxy.speedups.ENABLED = old
 
 
+_DOUBLE = struct.Struct("<d").pack
+
+
 def canon(v: Any) -> Any:
-    """`v` as a comparable structure that keeps Python types, order and float bits."""
+    """`v` as a comparable structure that keeps Python types, order and float bits. A `bytes`
+    stands for itself (every other value becomes a tagged tuple, never equal to a `bytes`);
+    the members of collections, nearly always `bytes`, are taken as they are without a call."""
     t = type(v)
     if t is bytes:
-        return ("bytes", v)
+        return v
     if t is list:
-        return ("list", [canon(x) for x in v])
-    if t is set:
-        return ("set", sorted(canon(x) for x in v))
+        return ("list", [x if type(x) is bytes else canon(x) for x in v])
+    if t is set:  # a member other than bytes makes a tuple, which sorted() refuses beside bytes
+        return ("set", sorted([x if type(x) is bytes else canon(x) for x in v]))
     if t is OrderedSet:  # the file's order and type too
-        return ("orderedset", [canon(x) for x in v.order], v.rdbtype, sorted(v))
+        return (
+            "orderedset",
+            [x if type(x) is bytes else canon(x) for x in v.order],
+            v.rdbtype,
+            sorted(v),
+        )
     if t is ZSetValue:
-        return ("zset", [(canon(m), struct.pack("<d", s), type(s)) for m, s in v.items()])
+        return (
+            "zset",
+            [(m if type(m) is bytes else canon(m), _DOUBLE(s), type(s)) for m, s in v.items()],
+        )
     if t is dict:
-        return ("dict", [(canon(k), canon(x)) for k, x in v.items()])
+        return (
+            "dict",
+            [
+                (k if type(k) is bytes else canon(k), x if type(x) is bytes else canon(x))
+                for k, x in v.items()
+            ],
+        )
     if t is HashValue:
         return ("hashvalue", canon(dict(v)), sorted(v.expires.items()))
     if t is StreamValue or t is ModuleValue:

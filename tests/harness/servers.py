@@ -18,6 +18,7 @@ Kinds, each from a package registry (see docs/testing.md):
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -58,6 +59,7 @@ class ServerKind:
         return "slave" if self.version < (5, 0, 10) else "replica"
 
 
+@functools.cache  # asked at every import of a suite that lists the kinds
 def _version_of(binary: str) -> tuple[int, int, int]:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
     for part in out.split():
