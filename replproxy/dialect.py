@@ -530,9 +530,14 @@ class MasterDialect:
 
     @cached_property
     def geo_variant(self) -> int:
-        """Which geo code the master runs: 50, 60, 62 or 70 (the first version of each)."""
+        """Which geo code the master runs: 50, 60, 62 or 70 (the first version of each), and
+        63 for 6.2.7+, which took 7.0's choice of the search step (by the bounding box; 6.2.0
+        to 6.2.6 compare distances, as 5.0 does, and so may search one step too fine and
+        miss members near the edge)."""
         if self.at_least((7, 0), (0,)):
             return 70
+        if self.version >= (6, 2, 7):
+            return 63
         if self.version >= (6, 2, 0):
             return 62
         if self.version >= (6, 0, 0):

@@ -488,6 +488,54 @@ def test_numbers_and_options_each_version_reads_its_own_way(trio: Trio) -> None:
     same_reads(t, [f"nz:d{i}" for i in range(len(forms))], extra)
 
 
+# ---- geo ----
+
+# Points around a 5000 km circle where the search step differs: Redis 6.2.0-6.2.6 choose it
+# by distances (as 5.0 does) and search one step finer, finding 18 members; 6.2.7 and 7.0
+# choose it by the bounding box and find 30 (found by a seeded search over such circles).
+GEO_EDGE_POINTS = (
+    "-99.304480 48.170128 0 -90.039050 43.290073 1 "
+    "-97.725958 62.541766 2 -62.308371 84.412349 3 "
+    "-29.682904 7.565728 4 -106.198552 50.891480 5 "
+    "-80.808680 72.998776 6 11.538466 49.749182 7 "
+    "-99.168245 22.651775 8 -14.185636 14.187687 9 "
+    "15.759684 45.721040 10 -13.723730 16.203682 11 "
+    "-45.343507 1.897533 12 -60.623350 80.980370 13 "
+    "-87.061441 21.610936 14 -73.350166 73.238127 15 "
+    "-87.453358 73.360134 16 -99.606715 74.121458 17 "
+    "-99.345584 27.114297 18 9.754815 22.998442 19 "
+    "-108.550479 50.856886 20 -83.214434 16.706602 21 "
+    "-82.436163 21.322810 22 -86.276198 18.801236 23 "
+    "18.503889 32.026248 24 -5.283958 13.059214 25 "
+    "-18.061325 11.288030 26 -74.624629 77.774290 27 "
+    "-60.858035 5.222792 28 -92.439719 39.583978 29 "
+    "-13.329844 14.978915 30 -90.822797 55.481282 31 "
+    "-108.458157 46.088944 32 -92.742679 66.195927 33 "
+    "-69.626822 22.388540 34 -113.341309 46.790949 35 "
+    "-63.935211 13.700343 36 -66.270836 10.873048 37 "
+    "-29.441567 82.459645 38 -1.984220 25.440247 39 "
+)
+
+
+def test_a_geo_search_picks_its_step_as_the_masters_version_does(trio: Trio) -> None:
+    """GEORADIUS ... STORE, which the master propagates as it is, so the relay searches its
+    own copy: it must search the cells the master's version searches."""
+    t = trio
+    write(
+        t,
+        ["GEOADD", "geo:edge", *GEO_EDGE_POINTS.split()],
+        ["GEORADIUS", "geo:edge", "-42.932729", "48.876623", "5000", "km", "STORE", "geo:found"],
+    )
+    same_reads(
+        t,
+        ["geo:found"],
+        [
+            ["ZCARD", "geo:found"],
+            ["GEORADIUS_RO", "geo:edge", "-42.932729", "48.876623", "5000", "km", "ASC"],
+        ],
+    )
+
+
 # ---- transactions ----
 
 

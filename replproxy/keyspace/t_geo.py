@@ -72,6 +72,8 @@ _ODD = 0xAAAAAAAAAAAAAAAA
 
 # Algorithm variants, by the first master version that has them.
 V50, V60, V62, V70 = 50, 60, 62, 70
+# Redis 6.2.7 backported 7.0's choice of the search step (by the bounding box, not by distances).
+V627 = 63
 
 
 def geo_variant(ks: Keyspace) -> int:
@@ -345,7 +347,7 @@ def _areas(shape: GeoShape, variant: int) -> list[Box]:
     south = geohash_decode(nb["south"], steps)
     east = geohash_decode(nb["east"], steps)
     west = geohash_decode(nb["west"], steps)
-    if variant >= V62:
+    if variant >= V627:
         decrease = (
             north[3] < max_lat or south[2] > min_lat or east[1] < max_lon or west[0] > min_lon
         )
