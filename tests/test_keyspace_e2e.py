@@ -125,12 +125,16 @@ def test_transaction_is_never_half_visible(master: RedisServer, relays: list[Rel
         c.mset({"a": 0, "b": 0})
     relay.wait_in_sync_with(master)
     stop = threading.Event()
-    seen: list[tuple[bytes, bytes]] = []
+    # One list per reader: only a single connection's reads are ordered in time.
+    seen: list[list[tuple[int, int]]] = []
 
     def read() -> None:
+        mine: list[tuple[int, int]] = []
+        seen.append(mine)
         with relay.client() as rc:
             while not stop.is_set():
-                seen.append(tuple(rc.mget("a", "b")))
+                a, b = rc.mget("a", "b")
+                mine.append((int(a), int(b)))
 
     readers = [threading.Thread(target=read) for _ in range(3)]
     for t in readers:
@@ -147,9 +151,15 @@ def test_transaction_is_never_half_visible(master: RedisServer, relays: list[Rel
         stop.set()
         for t in readers:
             t.join(10)
-    assert len(seen) > 100
-    assert all(a == b for a, b in seen), [x for x in seen if x[0] != x[1]][:5]
-    assert seen[-1] == (b"2000", b"2000")
+    reads = [x for mine in seen for x in mine]
+    assert len(reads) > 100
+    assert all(a == b for a, b in reads), [x for x in reads if x[0] != x[1]][:5]
+    # A connection never sees the dataset go back in time.
+    assert all(mine == sorted(mine) for mine in seen)
+    # Once the relay reports the master's offset, a read sees every transaction. (A reader's
+    # last read may have been answered before that, so it is not the proof.)
+    with relay.client() as rc:
+        assert rc.mget("a", "b") == [b"2000", b"2000"]
 
 
 def test_hyperloglog_bytes_identical(master: RedisServer, relays: list[RelayProcess]) -> None:
