@@ -182,6 +182,16 @@ class AclLoadError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Denial:
+    """A refused command: the reason (ACL_DENIED_*), the command judged, and the ACL LOG's
+    object (the command's name, or the key or channel at fault)."""
+
+    result: int
+    spec: CommandSpec
+    obj: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class AclDialect:
     """Which ACL behaviours the master's version has (see the module docstring)."""
 
@@ -1222,15 +1232,17 @@ class Acl:
                 relevant, last_idx = result, idx
         return relevant, last_idx
 
-    def judged(self, spec: CommandSpec, argv: Sequence[bytes]) -> CommandSpec:
-        """The command `check` judges (see `CommandIndex.judged`): what NOPERM and the ACL
-        LOG name."""
-        return self.cmds.judged(spec, argv)
-
-    def command_name(self, spec: CommandSpec) -> bytes:
-        """The name the ACL LOG gives a refused command: 6.2's is the whole command's
-        (`c->cmd->name`: `client`, never `client|id`)."""
-        return self.cmds.judged(spec).name
+    def denial(self, username: bytes, spec: CommandSpec, argv: Sequence[bytes]) -> Denial | None:
+        """`check`, with what a refusal reports: None when allowed."""
+        result, idx = self.check(username, spec, argv)
+        if result == ACL_OK:
+            return None
+        # NOPERM names the command judged: an older master's container is 7.0's subcommand.
+        judged = self.cmds.judged(spec, argv)
+        # The ACL LOG names a refused command as 6.2 does (`c->cmd->name`: `client`, never
+        # `client|id`), and otherwise the key or channel at fault.
+        obj = self.cmds.judged(judged).name if result == ACL_DENIED_CMD else argv[idx]
+        return Denial(result, judged, obj)
 
     def denied_by_reason(self) -> dict[str, int]:
         """Denials since start by ACL LOG reason (auth, command, key, channel)."""

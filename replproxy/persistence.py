@@ -278,10 +278,6 @@ def parse_host_port(text: object) -> tuple[str, int] | None:
     return (host, n) if host and 0 < n < 65536 else None
 
 
-def _unsupported_from(state: dict[str, Any]) -> frozenset[tuple[int, bytes]]:
-    return _marks_from(state.get("unsupported_keys", []))
-
-
 # ---- the --save policy ----
 
 
@@ -612,7 +608,7 @@ class Persistence:
                     str(state.get("replid2") or "0" * 40),
                     int(state.get("second_replid_offset", -1)),
                 )
-                unsupported = _unsupported_from(state)
+                unsupported = _marks_from(state.get("unsupported_keys"))
                 self.known_master = self._master_to_resume(state)
                 resume = self.known_master or (self.config.upstream.host, self.config.upstream.port)
                 if parse_host_port(state.get("upstream")) != resume and not self.config.sentinel:

@@ -318,8 +318,9 @@ def redis_py_ssl_kwargs(s: TlsSettings) -> dict[str, Any]:
     return kw
 
 
-def config_params(s: TlsSettings, bound_tls_port: int | None) -> dict[str, str]:
-    """CONFIG GET's `tls-*` parameters."""
+def config_params(s: TlsSettings, bound_tls_port: int | None, redacted: str) -> dict[str, str]:
+    """CONFIG GET's `tls-*` parameters. The private keys' passphrases are secrets: a set one
+    reads as `redacted` (Redis 7.0 would show it)."""
 
     def path(p: Path | None) -> str:
         return str(p) if p is not None else ""
@@ -331,10 +332,10 @@ def config_params(s: TlsSettings, bound_tls_port: int | None) -> dict[str, str]:
         "tls-port": str(bound_tls_port or s.port),
         "tls-cert-file": path(s.cert_file),
         "tls-key-file": path(s.key_file),
-        "tls-key-file-pass": "",  # a secret: CONFIG GET shows whether it is set
+        "tls-key-file-pass": redacted if s.key_file_pass else "",
         "tls-client-cert-file": path(s.client_cert_file),
         "tls-client-key-file": path(s.client_key_file),
-        "tls-client-key-file-pass": "",
+        "tls-client-key-file-pass": redacted if s.client_key_file_pass else "",
         "tls-ca-cert-file": path(s.ca_cert_file),
         "tls-ca-cert-dir": path(s.ca_cert_dir),
         "tls-dh-params-file": path(s.dh_params_file),

@@ -490,7 +490,8 @@ def test_62_first_args_are_checked_on_the_whole_command() -> None:
     assert check(acl, "ping") == (ACL_DENIED_CMD, 0)
     spec = T62.find([b"client", b"getname"])
     assert spec is not None and spec.name == b"client|getname"  # a routing subcommand
-    assert acl.command_name(spec) == b"client"
+    denial = acl.denial(b"u", spec, [b"client", b"getname"])
+    assert denial is not None and denial.obj == b"client"  # what the ACL LOG names
     assert acl.noperm(ACL_DENIED_CMD, b"u", spec) == (
         b"-NOPERM this user has no permissions to run the 'client' command or its subcommand\r\n"
     )

@@ -104,10 +104,7 @@ def relay_params(c: Client) -> dict[str, str]:
         "daemonize": "no",
         "pidfile": "",
         "unixsocket": "",
-        **tls_config_params(cfg.tls, None),
-        # The private keys' passphrases are secrets too (Redis 7.0 shows them).
-        "tls-key-file-pass": REDACTED if cfg.tls.key_file_pass else "",
-        "tls-client-key-file-pass": REDACTED if cfg.tls.client_key_file_pass else "",
+        **tls_config_params(cfg.tls, None, REDACTED),
     }
 
 

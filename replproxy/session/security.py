@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from replproxy.acl import (
-    ACL_DENIED_CMD,
-    ACL_OK,
     Acl,
     AclDialect,
     AclLoadError,
@@ -96,15 +94,13 @@ def command_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes
     acl = c.hub.acl
     if acl.unrestricted(c.user):
         return None
-    result, idx = acl.check(c.user, spec, argv)
-    if result == ACL_OK:
+    d = acl.denial(c.user, spec, argv)
+    if d is None:
         return None
     c.last_cmd = spec.name  # Redis sets `lastcmd` at the lookup: CLIENT LIST shows it
-    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
-    obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
     context = "multi" if c.multi is not None else "toplevel"
-    acl.add_log(result, context, obj, c.user, c.now, _cinfo(c))
-    return acl.noperm(result, c.user, spec)
+    acl.add_log(d.result, context, d.obj, c.user, c.now, _cinfo(c))
+    return acl.noperm(d.result, c.user, d.spec)
 
 
 def script_denied(
@@ -116,14 +112,12 @@ def script_denied(
     acl = c.hub.acl
     if acl.unrestricted(c.user):
         return None
-    result, idx = acl.check(c.user, spec, argv)
-    if result == ACL_OK:
+    d = acl.denial(c.user, spec, argv)
+    if d is None:
         return None
-    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
     if log:
-        obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
-        acl.add_log(result, "lua", obj, c.user, c.now, _cinfo(caller))
-    return acl.script_noperm(result, c.user, spec)
+        acl.add_log(d.result, "lua", d.obj, c.user, c.now, _cinfo(caller))
+    return acl.script_noperm(d.result, c.user, d.spec)
 
 
 def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | None:
@@ -132,13 +126,11 @@ def exec_denied(c: Client, spec: CommandSpec, argv: Sequence[bytes]) -> bytes | 
     acl = c.hub.acl
     if acl.unrestricted(c.user):
         return None
-    result, idx = acl.check(c.user, spec, argv)
-    if result == ACL_OK:
+    d = acl.denial(c.user, spec, argv)
+    if d is None:
         return None
-    spec = acl.judged(spec, argv)  # an older master's container: 7.0's subcommand
-    obj = acl.command_name(spec) if result == ACL_DENIED_CMD else argv[idx]
-    acl.add_log(result, "multi", obj, c.user, c.now, _cinfo(c))
-    return acl.exec_noperm(result)
+    acl.add_log(d.result, "multi", d.obj, c.user, c.now, _cinfo(c))
+    return acl.exec_noperm(d.result)
 
 
 # ---- authentication ----
