@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import subprocess
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,19 @@ def _unit_tests_start_no_process(
         raise AssertionError("a unit-marked test started a process: mark it `server`")
 
     monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_dirs_under_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every server's and relay's directory (`tempfile.mkdtemp` in the harness) goes under
+    pytest's basetemp, which pytest prunes to the last three runs: a run writes hundreds of
+    them (logs, RDB files, disk backlogs), and /tmp kept every one."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.getbasetemp())
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 @pytest.fixture(params=KINDS, ids=[k.name for k in KINDS])

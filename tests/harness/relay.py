@@ -92,15 +92,27 @@ class RelayProcess:
     def wait_in_sync_with(self, master: RedisServer, timeout: float = 60) -> int:
         """Wait until the relay applied exactly what the master has produced; return it."""
 
-        def synced() -> int | None:
+        def synced() -> tuple[int] | None:
             m = master.info("replication")
             r = self.info("replication")
             off = int(m["master_repl_offset"])
-            return (
-                off if r["slave_repl_offset"] == off and r["master_link_status"] == "up" else None
-            )
+            # A tuple: offset 0 (no write since the first replica connected) is a sync too,
+            # and wait_for takes a falsy value as "not yet" (that waited for the master's
+            # first PING, 10 s later).
+            in_sync = r["slave_repl_offset"] == off and r["master_link_status"] == "up"
+            return (off,) if in_sync else None
 
-        return int(wait_for(synced, timeout, what="relay offset == master offset"))
+        return int(wait_for(synced, timeout, what="relay offset == master offset")[0])
+
+    def wait_saved_after_sync(self, timeout: float = 30) -> None:
+        """Until the save the relay makes after a full sync (Redis's replica makes none) has
+        ended: SAVE and BGSAVE answer "already in progress" meanwhile."""
+
+        def saved() -> bool:
+            i = self.info("persistence")
+            return i["rdb_bgsave_in_progress"] == 0 and i["rdb_changes_since_last_save"] == 0
+
+        wait_for(saved, timeout, what="the relay's save after the full sync")
 
 
 def upstream_url(
