@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -177,26 +178,69 @@ def test_module_level_imports_form_no_cycle() -> None:
             visit(name)
 
 
+# Imports each module named in argv[1] in a forked child of an interpreter that holds every
+# module the package uses (argv[2]) but none of the package's own: each child's import of
+# the package is as fresh as a new interpreter's, without paying for its start.
+_FORK_IMPORTS = r"""
+import importlib, os, sys, traceback
+for dep in sys.argv[2].split():
+    try:
+        importlib.import_module(dep)
+    except Exception:
+        pass  # a module some other module loads on its own terms (a lazy submodule)
+for m in list(sys.modules):
+    if m == "replproxy" or m.startswith("replproxy."):
+        sys.exit("a dependency imported replproxy itself: " + m)
+failed = []
+for name in sys.argv[1].split():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            os.write(w, traceback.format_exc()[-1500:].encode())
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        err = f.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        failed.append(name + ": " + err.decode(errors="replace"))
+print("\n".join(failed))
+"""
+
+# Prints every module (not the package's own) that importing the whole package loads.
+_DEPENDENCIES = r"""
+import importlib, sys
+for name in sys.argv[1].split():
+    importlib.import_module(name)
+print(" ".join(m for m in sys.modules if m != "replproxy" and not m.startswith("replproxy.")
+               and m != "__main__"))
+"""
+
+
 def test_each_module_imports_alone() -> None:
-    """A fresh interpreter per module: an import that only works after another module was
-    imported first (an order-dependent cycle) fails here. Eight interpreters at a time."""
-    names = sorted(n for n in MODULES if n != "replproxy.__main__")
-    failed = []
-    for i in range(0, len(names), 8):
-        procs = [
-            (
-                name,
-                subprocess.Popen(
-                    [sys.executable, "-c", f"import {name}"],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=PACKAGE.parent,
-                ),
-            )
-            for name in names[i : i + 8]
-        ]
-        for name, proc in procs:
-            _, err = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                failed.append(f"{name}: {err.decode(errors='replace')[-1500:]}")
-    assert not failed, "\n".join(failed)
+    """Each module imported first, in an interpreter where no module of the package was
+    imported yet: an import that only works after another module was imported first (an
+    order-dependent cycle) fails here. The interpreters are forked children of one that
+    loaded only the package's dependencies."""
+    names = " ".join(sorted(n for n in MODULES if n != "replproxy.__main__"))
+
+    def run(script: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            cwd=PACKAGE.parent,
+            timeout=300,
+            # No BLAS threads in the parent: forked children inherit none of them.
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+        return done.stdout.decode()
+
+    failed = run(_FORK_IMPORTS, names, run(_DEPENDENCIES, names)).strip()
+    assert not failed, failed
