@@ -998,6 +998,14 @@ def test_a_redis_6_2_cluster_relay_routes_by_6_2s_keys() -> None:
                 rc.set(mine, b"v")
                 rc.set(theirs, b"w")
             wait_relays_in_sync(cluster, sup)
+
+            def knows_the_other_relay() -> bool:
+                # It reads /topology once a second: until it has seen the other shard's relay
+                # online, it sends a READONLY client to that shard's primary (a CI flake).
+                there = b"127.0.0.1:%d" % other["relay"]["port"]
+                return there in raw(relay, b"GET", theirs, readonly=True)
+
+            wait_for(knows_the_other_relay, 30, what="the relay to know the other shard's relay")
             for readonly in (False, True):
                 for argv in (
                     (b"STRALGO", b"LCS", b"KEYS", mine, mine),
