@@ -264,7 +264,7 @@ def section_stats(relay: Relay, d: ReplicaDefaults) -> Fields:
     rates = hub.rates
     values: dict[str, object] = {
         "total_connections_received": clients.total_connections,
-        "total_commands_processed": clients.total_commands,
+        "total_commands_processed": hub.total_commands(),
         "instantaneous_ops_per_sec": int(rates["ops"].rate),
         "total_net_input_bytes": hub.net_input_bytes,
         "total_net_output_bytes": hub.net_output_bytes,
@@ -423,15 +423,25 @@ def _safe(name: bytes) -> str:
 
 
 def section_commandstats(relay: Relay, d: ReplicaDefaults) -> Fields:
+    """The clients' commands and the master's (a replica's `call()` counts both)."""
     full = relay.keyspace.dialect.info_cmdstat_failed_calls
+    stream = relay.sessions.stream_calls()
     out: Fields = []
-    for name, st in relay.sessions.cmdstats.commands.items():
-        if not (st.calls or st.failed or st.rejected):
+    commands = relay.sessions.cmdstats.commands
+    for name in [*commands, *(n for n in stream if n not in commands)]:
+        st = commands.get(name)
+        calls, usec, rejected, failed = (
+            (st.calls, st.usec, st.rejected, st.failed) if st is not None else (0, 0, 0, 0)
+        )
+        from_master, ns = stream.get(name, (0, 0))
+        calls += from_master
+        usec += ns // 1000
+        if not (calls or failed or rejected):
             continue
-        per = st.usec / st.calls if st.calls else 0.0
-        text = f"calls={st.calls},usec={st.usec},usec_per_call={per:.2f}"
+        per = usec / calls if calls else 0.0
+        text = f"calls={calls},usec={usec},usec_per_call={per:.2f}"
         if full:
-            text += f",rejected_calls={st.rejected},failed_calls={st.failed}"
+            text += f",rejected_calls={rejected},failed_calls={failed}"
         out.append((f"cmdstat_{_safe(name)}", text))
     return out
 

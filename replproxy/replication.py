@@ -18,13 +18,14 @@ applied, in order, so `backlog.first_byte_offset + histlen - 1 == repl_offset`.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from replproxy.args import selected_db
-from replproxy.resp.stream import StreamCommand
+from replproxy.resp.stream import StreamCommand, count_key
 
 if TYPE_CHECKING:
     from replproxy.keyspace import KeyspaceLoader
@@ -44,6 +45,11 @@ def random_replid() -> str:
 _NO_EFFECT = frozenset({b"ping", b"exec", b"discard"})
 # Names the replication core handles itself instead of handing to the dataset.
 _SPECIAL = _NO_EFFECT | {b"multi", b"select", b"replconf"}
+# Writes with subcommands: INFO commandstats names them `xgroup|create` (from Redis 7.0).
+_CONTAINERS = frozenset({b"xgroup", b"function", b"script"})
+# The kind `_special_name` gives a container's spellings: applied as any write, counted
+# with its subcommand.
+_CONTAINER = b"|"
 
 
 # Spelling as sent -> its lowercase name if the core handles it, else b"": one dict lookup
@@ -51,9 +57,18 @@ _SPECIAL = _NO_EFFECT | {b"multi", b"select", b"replconf"}
 _SPECIAL_SPELLINGS: dict[bytes, bytes] = {}
 
 
+def _count_key(argv: list[bytes], ncommands: int) -> bytes:
+    """The count key of a command (`ReplStats.calls`), b"" for none (an empty `*0`)."""
+    if not argv:
+        return b""
+    if len(argv) > 1 and argv[0].lower() in _CONTAINERS:
+        return argv[0] + b"|" + argv[1]
+    return count_key(argv[0], ncommands)
+
+
 def _special_name(spelling: bytes) -> bytes:
     name = spelling.lower()
-    kind = name if name in _SPECIAL else b""
+    kind = name if name in _SPECIAL else _CONTAINER if name in _CONTAINERS else b""
     if len(_SPECIAL_SPELLINGS) < 1024:
         _SPECIAL_SPELLINGS[spelling] = kind
     return kind
@@ -71,9 +86,10 @@ class Dataset(Protocol):
         """Apply a MULTI...EXEC body atomically; return the DB selected at its end."""
         ...
 
-    # Optional (the keyspace has it): `apply_run(db, commands, start, keep) -> (next,
+    # Optional (the keyspace has it): `apply_run(db, commands, start, keep, calls) -> (next,
     # applied)` applies a run of commands outside MULTI in one call, appending their raw
-    # bytes to `keep`, and stops before the first it does not take (`keyspace.lane`).
+    # bytes to `keep` and counting them in `calls` (`ReplStats.calls`), and stops before
+    # the first it does not take (`keyspace.lane`).
 
 
 class Backlog:
@@ -208,6 +224,11 @@ class ReplStats:
     sync_partial_err: int = 0
     net_repl_input_bytes: int = 0
     commands_applied: int = 0
+    # The stream's commands as a replica's `call()` counts them (INFO commandstats,
+    # total_commands_processed): count key (as sent: `SET`, `set`, `XGROUP|create`; a
+    # merged run of SETs under `set`) -> [calls, nanoseconds]; the time is each batch's,
+    # shared among its commands. MULTI, EXEC, SELECT and the master's PINGs count too.
+    calls: dict[bytes, list[int]] = field(default_factory=dict)
     transactions_applied: int = 0
     # The master's keepalive PINGs applied: the lag estimate without the probe (probe.py).
     pings_applied: int = 0
@@ -407,8 +428,12 @@ class Replication:
         This is the stream's hot path: state lives in locals for the batch and is written
         back once at the end (nothing else runs in between: it is synchronous).
         """
+        started = time.perf_counter_ns()
         if self.monitor is not None:
             self.monitor(commands, self.stream_db, self._multi is not None)
+        # This batch's commands by count key (`ReplStats.calls`).
+        calls: dict[bytes, int] = {}
+        count = calls.get
         acks: list[int] = []
         applied_raw: list[bytes] = []
         keep = applied_raw.append
@@ -426,9 +451,9 @@ class Replication:
         n = len(commands)
         while i < n:
             if run is not None and multi is None:
-                j, count = run(db, commands, i, applied_raw)
+                j, ran = run(db, commands, i, applied_raw, calls)  # counts in `calls` too
                 if j > i:
-                    applied += count
+                    applied += ran
                     applied_offset = commands[j - 1][2]
                     i = j
                     if i >= n:
@@ -445,6 +470,10 @@ class Replication:
                     applied_offset = end
                     self.stats.transactions_applied += 1
                     applied += sum([c[3] for c in multi[1:-1]])
+                    for c in multi:
+                        key = _count_key(c[0], c[3])
+                        if key:
+                            calls[key] = count(key, 0) + c[3]
                     multi = None
                 continue
             if argv:
@@ -454,15 +483,24 @@ class Replication:
                 if not name:
                     apply(db, argv)
                     applied += ncommands
+                    key = argv[0] if ncommands == 1 else count_key(argv[0], ncommands)
+                    calls[key] = count(key, 0) + ncommands
+                elif name == _CONTAINER:
+                    apply(db, argv)
+                    applied += 1
+                    key = _count_key(argv, 1)
+                    calls[key] = count(key, 0) + 1
                 elif name == b"multi":
                     multi = [cmd]
                     continue
-                elif name == b"select" and len(argv) == 2:
-                    db = selected_db(argv[1], db, self.dataset.databases)
-                elif name == b"ping":
-                    pings += 1
-                elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":
-                    acks.append(applied_offset)
+                else:
+                    calls[name] = count(name, 0) + 1
+                    if name == b"select" and len(argv) == 2:
+                        db = selected_db(argv[1], db, self.dataset.databases)
+                    elif name == b"ping":
+                        pings += 1
+                    elif name == b"replconf" and len(argv) >= 2 and argv[1].lower() == b"getack":
+                        acks.append(applied_offset)
             keep(raw)
             applied_offset = end
         if commands:
@@ -477,4 +515,17 @@ class Replication:
             self.backlog.append(b"".join(applied_raw))
             if self.listeners:
                 self._notify()
+        if calls:
+            self._count_calls(calls, time.perf_counter_ns() - started)
         return ProcessResult(tuple(acks))
+
+    def _count_calls(self, calls: dict[bytes, int], ns: int) -> None:
+        """Add a batch's counts to `stats.calls`, its time shared among its commands."""
+        total = sum(calls.values())
+        into = self.stats.calls
+        for key, n in calls.items():
+            entry = into.get(key)
+            if entry is None:
+                entry = into[key] = [0, 0]
+            entry[0] += n
+            entry[1] += ns * n // total

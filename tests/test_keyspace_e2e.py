@@ -178,3 +178,65 @@ def test_hyperloglog_bytes_identical(master: RedisServer, relays: list[RelayProc
     with master.client() as mc, relay.client() as rc:
         for k in ("small", "big", "other", "merged", "merged_big"):
             assert rc.get(k) == mc.get(k), k
+
+
+def _commandstats(server: RedisServer | RelayProcess) -> tuple[int, dict[str, int]]:
+    """(total_commands_processed, calls by command) without INFO's own calls, which the
+    test makes a different number of times on each side while it waits."""
+    with server.client() as c:
+        stats, cmds = c.info("stats"), c.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in cmds.items()}
+    info = calls.pop("info", 0)
+    return int(stats["total_commands_processed"]) - info, calls
+
+
+def test_the_masters_commands_count_as_a_replica_counts_them(
+    master: RedisServer, start, relays: list[RelayProcess]
+) -> None:
+    """INFO commandstats and total_commands_processed count the stream's commands, as a
+    replica's `call()` does: merged runs of SETs one by one, MSET, MULTI/EXEC and what they
+    hold, SELECT, a container by its subcommand from Redis 7.0 (`xgroup|create`) and by its
+    own name before. Oracle: a real replica of the same master."""
+    replica = start(extra={"replicaof": f"127.0.0.1 {master.port}"})
+    relay = start_relay(upstream_url(master))
+    relays.append(relay)
+    with master.client() as c:
+        c.set("warm", "up")
+    relay.wait_in_sync_with(master)
+    wait_for(
+        lambda: replica.info("replication")["master_link_status"] == "up",
+        30,
+        what="the replica's link",
+    )
+    for side in (replica, relay):
+        with side.client() as c:
+            c.config_resetstat()
+    with master.client() as c:
+        p = c.pipeline(transaction=False)
+        for i in range(300):  # a run of plain SETs: the relay merges it into one item
+            p.execute_command("SET" if i % 3 else "set", f"k{i}", "v")
+        p.execute()
+        c.mset({"m1": 1, "m2": 2})
+        c.execute_command("SET", "opt", "v", "EX", "1000")  # options: counted as SET too
+        for _ in range(5):
+            c.incr("n")
+        c.rpush("l", "a", "b", "c")
+        c.hset("h", mapping={"f": "1", "g": "2"})
+        c.xadd("s", {"f": "v"})
+        c.execute_command("XGROUP", "CREATE", "s", "g", "$")
+        tx = c.pipeline(transaction=True)
+        tx.set("t1", "x")
+        tx.incr("n")
+        tx.execute()
+        with master.client(db=1) as c1:
+            c1.set("other-db", "x")  # SELECT 1, then SELECT back for the next write
+        c.set("back", "x")
+    offset = relay.wait_in_sync_with(master)
+    wait_for(
+        lambda: int(replica.info("replication")["slave_repl_offset"]) >= offset,
+        30,
+        what="the replica at the master's offset",
+    )
+    theirs, mine = _commandstats(replica), _commandstats(relay)
+    assert mine == theirs
+    assert theirs[1]["set"] >= 300 and theirs[1]["select"] >= 2  # not vacuous

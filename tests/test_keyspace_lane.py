@@ -227,7 +227,8 @@ def test_the_c_lane_applies_as_the_appliers(seed: int, cuts: list[int]) -> None:
 @settings(max_examples=rounds(100), deadline=None)
 @given(st.integers(0, 2**32))
 def test_c_and_python_stop_at_the_same_command(seed: int) -> None:
-    """Call by call: the same (next, applied), the same kept bytes, the same dicts."""
+    """Call by call: the same (next, applied), the same kept bytes, the same dicts, the same
+    commandstats counts."""
     assert C_APPLY_RUN is not None  # @needs_c
     rng = random.Random(seed)
     data = stream_of(rng, 60)
@@ -241,9 +242,10 @@ def test_c_and_python_stop_at_the_same_command(seed: int) -> None:
         d, expires = ks.dbs[0], ks.expires[0]
         keep: list[bytes] = []
         calls = []
+        counted: dict[bytes, int] = {}
         i = 0
         while i < len(commands):
-            j, applied = run(d, expires, commands, i, keep)
+            j, applied = run(d, expires, commands, i, keep, counted)
             calls.append((i, j, applied))
             if j == i:  # not the lane's: the appliers take it, as Replication.process does
                 argv = commands[i][0]
@@ -251,7 +253,8 @@ def test_c_and_python_stop_at_the_same_command(seed: int) -> None:
                     ks.apply(0, argv)
                 j += 1
             i = j
-        both.append((calls, keep, snapshot(ks), ks.expires))
+        both.append((calls, keep, snapshot(ks), ks.expires, counted))
+        assert sum(counted.values()) == sum(c[2] for c in calls)
     assert both[0] == both[1]
 
 
@@ -276,7 +279,7 @@ def test_each_hot_command_is_taken_by_the_lane() -> None:
         big = ZSet({b"m%d" % i: float(i) for i in range(200)}, listpack=False)
         d: dict = {b"big": big}
         keep: list[bytes] = []
-        assert run(d, {}, commands, 0, keep) == (len(cmds), len(cmds))
+        assert run(d, {}, commands, 0, keep, {}) == (len(cmds), len(cmds))
         assert keep == [c[1] for c in commands]
         assert d[b"n"] == b"3" and list(d[b"l"]) == [b"x"] and dict(d[b"z"]) == {b"m": 1.5}
         assert type(d[b"l"]) is ListValue and type(d[b"z"]) is ZSet and d[b"z"].listpack
@@ -290,13 +293,13 @@ def test_the_lane_waits_while_keys_are_watched() -> None:
     ks.on_key_modified = lambda db, key: heard.append(key)
     argv = [b"INCR", b"n"]
     incr = [StreamCommand(argv, encode_command(argv), 1, 1)]
-    assert ks.apply_run(0, incr, 0, []) == (0, 0)
+    assert ks.apply_run(0, incr, 0, [], {}) == (0, 0)
     ks.on_key_modified = None
     ks.unsupported_keys.add((0, b"x"))
-    assert ks.apply_run(0, incr, 0, []) == (0, 0)
+    assert ks.apply_run(0, incr, 0, [], {}) == (0, 0)
     ks.unsupported_keys.clear()
     ks.encodings[0][b"s"] = b"raw"  # a store must drop the key's encoding mark
-    assert ks.apply_run(0, incr, 0, []) == (0, 0)
+    assert ks.apply_run(0, incr, 0, [], {}) == (0, 0)
 
 
 def test_sets_and_hashes_are_left_to_their_appliers() -> None:
@@ -311,4 +314,4 @@ def test_sets_and_hashes_are_left_to_their_appliers() -> None:
         commands = [(argv, encode_command(argv), 0, 1)]
         for run in filter(None, (C_APPLY_RUN, lane.apply_run)):
             d: dict = {}
-            assert run(d, {}, commands, 0, []) == (0, 0) and d == {}
+            assert run(d, {}, commands, 0, [], {}) == (0, 0) and d == {}

@@ -74,6 +74,54 @@ def test_transaction_is_applied_whole_and_offset_moves_only_at_exec() -> None:
     assert r.backlog.read_from(1) == multi + rest
 
 
+def test_the_masters_commands_are_counted_as_a_replica_counts_them() -> None:
+    """`stats.calls`, INFO commandstats' source: each command under its name as sent (the
+    session folds the case), a merged run of SETs as its SETs, MULTI/EXEC and their body,
+    SELECT and PING, a container with its subcommand; through the keyspace's run lane too."""
+    from replproxy.keyspace import Keyspace
+
+    data = (
+        c("SELECT", "0")
+        + c("SET", "a", "1")
+        + c("set", "b", "2")
+        + c("SET", "c", "3")
+        + c("MSET", "d", "4", "e", "5")
+        + c("DEL", "x")
+        + c("MSET", "d", "4")
+        + c("mset", "e", "5")
+        + c("MULTI")
+        + c("INCR", "n")
+        + c("SET", "f", "6")
+        + c("EXEC")
+        + c("XADD", "s", "1-1", "f", "v")
+        + c("XGROUP", "CREATE", "s", "g", "$")
+        + c("PING")
+    )
+    for ds in (Recorder(), Keyspace(databases=16)):
+        r = Replication(ds)
+        r.full_resync("a" * 40, 0, stream_db=0)
+        s = StreamSplitter(0, merge_sets=True)
+        s.feed(data)
+        items = s.next_commands()
+        # The three SETs were merged, and the two MSETs after the DEL.
+        assert [i.commands for i in items if i.commands > 1] == [3, 2]
+        r.process(items)
+        assert {k: n for k, (n, _) in r.stats.calls.items()} == {
+            b"select": 1,
+            b"set": 3,
+            b"MSET": 1,
+            b"DEL": 1,
+            b"mset": 2,
+            b"MULTI": 1,
+            b"INCR": 1,
+            b"SET": 1,
+            b"EXEC": 1,
+            b"XADD": 1,
+            b"XGROUP|CREATE": 1,
+            b"ping": 1,
+        }, type(ds)
+
+
 def test_getack_answers_the_offset_before_it() -> None:
     r = Replication(Recorder())
     r.full_resync("a" * 40, 50, stream_db=0)

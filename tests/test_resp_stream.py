@@ -32,6 +32,7 @@ from replproxy.resp import (
     encode_command,
     stream,
 )
+from replproxy.resp.stream import count_key
 from tests.harness.servers import RedisServer, ServerKind, available_kinds, start_server
 from tests.harness.soak import rounds
 
@@ -458,7 +459,11 @@ def check_merged(data: bytes, start: int, merged: Result, plain: Result) -> None
             assert item.argv == run[0].argv
         else:
             assert all(is_plain_set(c.argv) for c in run)
-            assert item.argv == [b"MSET"] + [a for c in run for a in c.argv[1:]]
+            # A run of SETs is named MSET, a run of MSETs mset: never mixed (`count_key`).
+            sets = [len(c.argv[0]) == 3 for c in run]
+            assert all(sets) or not any(sets)
+            name = b"MSET" if sets[0] else b"mset"
+            assert item.argv == [name] + [a for c in run for a in c.argv[1:]]
     assert next(rest, None) is None
 
 
@@ -472,18 +477,31 @@ def test_merged_sets_fold_into_one_mset_with_the_count(c_lane: None) -> None:
         [b"SET", b"f", b"6", b"EX", b"10"],
         [b"Set", b"g", b"7"],
         [b"mset", b"h", b"8"],
+        [b"MSET", b"i", b"9", b"j", b"10"],
     ]
     data = b"".join(encode_command(a) for a in cmds)
     items, err, _ = split(data, 10, merge_sets=True)
     assert err is None
     # The C lane and its Python twin (`merge_set_runs`, behind hiredis's canonical lane)
-    # fold the same runs.
+    # fold the same runs: of SETs (named MSET) or of MSETs (named mset), never mixed, so
+    # INFO commandstats can count what each stood for (`count_key`).
     assert [(c.argv, c.commands) for c in items] == [
-        ([b"MSET", b"a", b"1", b"b", b"2", b"c", b"3", b"a", b"4"], 3),
+        ([b"MSET", b"a", b"1", b"b", b"2"], 2),
+        ([b"MSET", b"c", b"3", b"a", b"4"], 1),  # a lone one stays as it came
         ([b"DEL", b"a"], 1),
-        ([b"SET", b"e", b"5"], 1),  # a lone one stays as it came
+        ([b"SET", b"e", b"5"], 1),
         ([b"SET", b"f", b"6", b"EX", b"10"], 1),  # options: not a plain SET
-        ([b"MSET", b"g", b"7", b"h", b"8"], 2),
+        ([b"Set", b"g", b"7"], 1),
+        ([b"mset", b"h", b"8", b"i", b"9", b"j", b"10"], 2),
+    ]
+    assert [count_key(c.argv[0], c.commands) for c in items] == [
+        b"set",
+        b"MSET",
+        b"DEL",
+        b"SET",
+        b"SET",
+        b"Set",
+        b"mset",
     ]
     check_merged(data, 10, (items, None, None), split(data, 10))
 

@@ -199,12 +199,15 @@ static int store_pairs_core(PyObject *d, PyObject *expires, PyObject *items, Py_
  *
  * configure(ListValue, ZSet, zset_max_listpack_value) -> None
  *     The keyspace's value classes (keyspace.values), given once at import.
- * apply_run(d, expires, commands, start, keep) -> (next, applied)
+ * apply_run(d, expires, commands, start, keep[, calls]) -> (next, applied)
  *     Applies commands[start], commands[start + 1], ... (StreamCommand tuples: argv, raw,
  *     end_offset, commands) to one database (`d`, its `expires`) while each is one this lane
  *     knows in its plain form on a key of the expected type; appends each applied command's
  *     raw bytes to `keep`; returns the index of the first command NOT applied and the sum of
- *     the applied items' `commands`. It stops BEFORE anything unusual (another command, an
+ *     the applied items' `commands`. With `calls` (a dict), counts each applied item there
+ *     as INFO commandstats will (replication.py `ReplStats.calls`): its `commands` under its
+ *     name as sent, or under b"set" for a merged run of SETs (named b"MSET": stream.py
+ *     `count_key`). It stops BEFORE anything unusual (another command, an
  *     option, a value of another type or shape, a number it does not parse, an overflow, a
  *     zero score): the caller applies that one through the Python applier, which is the
  *     reference, and may call again after it.
@@ -568,14 +571,44 @@ static int apply_one(PyObject *d, PyObject *expires, PyObject *argv)
     return 0;
 }
 
+/* The count key of a merged run of SETs (its argv is an MSET, but it stands for SETs). */
+static PyObject *merged_sets_key;
+
+/* calls[key] += n */
+static int count_call(PyObject *calls, PyObject *key, Py_ssize_t n)
+{
+    PyObject *old = PyDict_GetItemWithError(calls, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    if (old != NULL) {
+        Py_ssize_t v = PyLong_AsSsize_t(old);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        n += v;
+    }
+    PyObject *total = PyLong_FromSsize_t(n);
+    if (total == NULL)
+        return -1;
+    int r = PyDict_SetItem(calls, key, total);
+    Py_DECREF(total);
+    return r;
+}
+
 static PyObject *apply_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
-        !PyList_CheckExact(args[2]) || !PyList_CheckExact(args[4])) {
+    if ((nargs != 5 && nargs != 6) || !PyDict_CheckExact(args[0]) ||
+        !PyDict_CheckExact(args[1]) || !PyList_CheckExact(args[2]) ||
+        !PyList_CheckExact(args[4]) || (nargs == 6 && !PyDict_CheckExact(args[5]))) {
         PyErr_SetString(PyExc_TypeError, "apply_run(d: dict, expires: dict, commands: list, "
-                                         "start: int, keep: list)");
+                                         "start: int, keep: list[, calls: dict])");
         return NULL;
     }
+    PyObject *calls = nargs == 6 ? args[5] : NULL;
+    /* Consecutive items of one name are counted once, when the name changes: the stream's
+     * hot writes come in long runs of one command, and a dict update per item would cost
+     * more than some of the appliers. `run_key` is held (a strong reference). */
+    PyObject *run_key = NULL;
+    Py_ssize_t run_n = 0;
     if (ListValueType == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "apply_run: configure() first");
         return NULL;
@@ -585,6 +618,7 @@ static PyObject *apply_run(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (start == -1 && PyErr_Occurred())
         return NULL;
     Py_ssize_t i = start < 0 ? 0 : start, applied = 0;
+    PyObject *result = NULL;
     for (; i < PyList_GET_SIZE(commands); i++) {
         PyObject *cmd = PyList_GET_ITEM(commands, i);
         if (!PyTuple_Check(cmd) || PyTuple_GET_SIZE(cmd) != 4)
@@ -594,20 +628,43 @@ static PyObject *apply_run(PyObject *self, PyObject *const *args, Py_ssize_t nar
             break;
         Py_ssize_t count = PyLong_AsSsize_t(PyTuple_GET_ITEM(cmd, 3));
         if (count == -1 && PyErr_Occurred())
-            return NULL;
+            goto done;
         /* An applier may release a value (a deleted key): hold the command meanwhile. */
         Py_INCREF(cmd);
         int r = apply_one(d, expires, argv);
         if (r > 0 && PyList_Append(keep, PyTuple_GET_ITEM(cmd, 1)) < 0)
             r = -1;
+        if (r > 0 && calls != NULL) {
+            PyObject *key = PyList_GET_ITEM(argv, 0);
+            if (count > 1 && PyBytes_Check(key) && PyBytes_GET_SIZE(key) == 4 &&
+                memcmp(PyBytes_AS_STRING(key), "MSET", 4) == 0)
+                key = merged_sets_key; /* stream.py SET_RUN */
+            if (run_key != NULL && PyBytes_Check(key) &&
+                PyBytes_GET_SIZE(key) == PyBytes_GET_SIZE(run_key) &&
+                memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(run_key),
+                       PyBytes_GET_SIZE(key)) == 0) {
+                run_n += count;
+            } else {
+                if (run_key != NULL && count_call(calls, run_key, run_n) < 0)
+                    r = -1;
+                Py_INCREF(key);
+                Py_XSETREF(run_key, key);
+                run_n = count;
+            }
+        }
         Py_DECREF(cmd);
         if (r < 0)
-            return NULL;
+            goto done;
         if (r == 0)
             break;
         applied += count;
     }
-    return Py_BuildValue("(nn)", i, applied);
+    if (run_key != NULL && count_call(calls, run_key, run_n) < 0)
+        goto done;
+    result = Py_BuildValue("(nn)", i, applied);
+done:
+    Py_XDECREF(run_key);
+    return result;
 }
 
 static PyMethodDef methods[] = {
@@ -617,7 +674,7 @@ static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(ListValue, ZSet, zset_max_listpack_value): the value classes apply_run makes"},
     {"apply_run", (PyCFunction)(void (*)(void))apply_run, METH_FASTCALL,
-     "apply_run(d, expires, commands, start, keep) -> (next, applied): apply the stream's "
+     "apply_run(d, expires, commands, start, keep[, calls]) -> (next, applied): apply the stream's "
      "plain hot commands until one needs the Python appliers"},
     {NULL, NULL, 0, NULL},
 };
@@ -638,7 +695,8 @@ PyMODINIT_FUNC PyInit__store(void)
         !(s_popleft = PyUnicode_InternFromString("popleft")) ||
         !(s_add = PyUnicode_InternFromString("add")) ||
         !(s_listpack = PyUnicode_InternFromString("listpack")) ||
-        !(s_index = PyUnicode_InternFromString("_index")))
+        !(s_index = PyUnicode_InternFromString("_index")) ||
+        !(merged_sets_key = PyBytes_FromString("set")))
         return NULL;
     return PyModule_Create(&module);
 }

@@ -1,12 +1,15 @@
 """The stream's apply lane: the hottest write commands, several per call.
 
-`apply_run(d, expires, commands, start, keep) -> (next, applied)` applies
+`apply_run(d, expires, commands, start, keep[, calls]) -> (next, applied)` applies
 `commands[start]`, `commands[start + 1]`, ... (`StreamCommand` tuples) to one database's
 dicts while each is one of the plain forms below on a key of the expected type, appending
 each applied command's raw bytes to `keep`; it returns the index of the first command it did
-NOT apply and the sum of the applied items' `commands` counts. It stops BEFORE anything
-unusual, changing nothing for that command: the caller applies it through the per-command
-appliers (`Keyspace.apply`), which are the reference, then may call again.
+NOT apply and the sum of the applied items' `commands` counts. With `calls`, it counts
+each applied item there as INFO commandstats will: its `commands` under its name as sent,
+or under `set` for a merged run of SETs (`stream.count_key`, replication.py `ReplStats.calls`). It
+stops BEFORE anything unusual, changing nothing for that command: the caller applies it
+through the per-command appliers (`Keyspace.apply`), which are the reference, then may call
+again.
 
 - SET k v (no option), MSET k v ... (whole pairs): store each, TTL dropped
   (`Keyspace.set_pairs`).
@@ -40,6 +43,7 @@ from collections.abc import Callable, Sequence
 
 from replproxy.keyspace.values import ZSET_MAX_LISTPACK_VALUE, ListValue, ZSet
 from replproxy.resp.request import string2ll
+from replproxy.resp.stream import count_key
 from replproxy.speedups import c_function
 
 __all__ = ["APPLY_RUN", "apply_run"]
@@ -47,7 +51,7 @@ __all__ = ["APPLY_RUN", "apply_run"]
 _LLONG_MIN, _LLONG_MAX = -(1 << 63), (1 << 63) - 1
 _PLAIN_SCORE = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?")
 
-ApplyRun = Callable[[dict, dict, Sequence, int, list], tuple[int, int]]
+ApplyRun = Callable[[dict, dict, Sequence, int, list, dict], tuple[int, int]]
 
 
 def _drop_ttl(expires: dict, key: bytes) -> None:
@@ -153,7 +157,12 @@ def _apply_one(d: dict, expires: dict, argv: list[bytes]) -> bool:
 
 
 def apply_run(
-    d: dict, expires: dict, commands: Sequence, start: int, keep: list[bytes]
+    d: dict,
+    expires: dict,
+    commands: Sequence,
+    start: int,
+    keep: list[bytes],
+    calls: dict[bytes, int] | None = None,
 ) -> tuple[int, int]:
     """See the module docstring."""
     i = start
@@ -166,6 +175,9 @@ def apply_run(
             break
         keep.append(cmd[1])
         applied += cmd[3]
+        if calls is not None:
+            key = argv[0] if cmd[3] == 1 else count_key(argv[0], cmd[3])
+            calls[key] = calls.get(key, 0) + cmd[3]
         i += 1
     return i, applied
 

@@ -145,7 +145,7 @@ class Keyspace:
 
     def set_pairs(self, db: int, items: list[bytes], start: int) -> None:
         """`set` (TTL dropped) for each (key, value) pair of `items[start:]`, a later
-        duplicate key winning. MSET's path, and the stream's runs of SET/MSET (which the
+        duplicate key winning. MSET's path, and the stream's runs of SETs or MSETs (which the
         splitter merges into one MSET): at full speed they are the heaviest string load,
         bound by the dict's cache misses, which the C store overlaps (`_store.c`)."""
         dbd, expires = self.dbs[db], self.expires[db]
@@ -378,13 +378,19 @@ class Keyspace:
             self.unsupported_keys.update((db, k) for k in written)
 
     def apply_run(
-        self, db: int, commands: Sequence[StreamCommand], start: int, keep: list[bytes]
+        self,
+        db: int,
+        commands: Sequence[StreamCommand],
+        start: int,
+        keep: list[bytes],
+        calls: dict[bytes, int],
     ) -> tuple[int, int]:
         """The stream's hot lane (`keyspace.lane`): apply `commands[start:]` while they are
         plain hot writes, keeping their bytes; (index of the first one not applied, how many
-        of the master's commands were). Only while a write needs nothing but its store: no
-        key watcher or tracking table, no notification wanted, no unsupported key, no
-        encoding mark in the database (a store drops its key's)."""
+        of the master's commands were), counting them in `calls` (`lane.apply_run`). Only
+        while a write needs nothing but its store: no key watcher or tracking table, no
+        notification wanted, no unsupported key, no encoding mark in the database (a store
+        drops its key's)."""
         if (
             self.unsupported_keys
             or self.on_key_modified is not None
@@ -393,8 +399,8 @@ class Keyspace:
         ):
             return start, 0
         if type(commands) is not list:
-            return apply_run(self.dbs[db], self.expires[db], commands, start, keep)
-        return APPLY_RUN(self.dbs[db], self.expires[db], commands, start, keep)
+            return apply_run(self.dbs[db], self.expires[db], commands, start, keep, calls)
+        return APPLY_RUN(self.dbs[db], self.expires[db], commands, start, keep, calls)
 
     def apply_transaction(self, db: int, commands: Sequence[list[bytes]]) -> int:
         for argv in commands:

@@ -24,11 +24,13 @@
  *     hiredis's canonical lane plus `merge_set_runs`): the commands of `buf` from `pos`, each
  *     as `cls(argv, raw, end_offset, commands)` (`cls` a tuple subclass: StreamCommand),
  *     `offset` being the replication offset of the byte before `pos`. With `merge_sets`,
- *     consecutive SETs without options and MSETs become one item: argv
+ *     consecutive SETs without options become one item: argv
  *     ["MSET", k1, v1, k2, v2, ...] with every pair in stream order, raw their bytes
- *     together, `commands` their number (a lone one is left as it is). Applying that MSET
- *     is applying them in turn: each stores a string and drops the key's TTL, whatever it
- *     held, a later pair winning.
+ *     together, `commands` their number (a lone one is left as it is); consecutive MSETs
+ *     likewise, named "mset" instead, so that INFO commandstats can count what a merged
+ *     item stood for (stream.py `count_key`). Applying that MSET is applying them in turn:
+ *     each stores a string and drops the key's TTL, whatever it held, a later pair
+ *     winning.
  */
 #include "_resp.h"
 
@@ -490,35 +492,42 @@ fail:
 
 /* ---- the replication stream's splitter ---- */
 
-/* Is the canonical multibulk of `n` arguments at q (just past its "*n\r\n") a SET without
- * options or an MSET? Peeks at the name only. */
+/* The canonical multibulk of `n` arguments at q (just past its "*n\r\n"): SET_RUN for a
+ * SET without options, MSET_RUN for an MSET, else 0. Peeks at the name only. */
+#define SET_RUN 1
+#define MSET_RUN 2
 static int plain_set_at(const char *q, const char *end, long long n)
 {
     const char *data;
     Py_ssize_t len;
     if (n < 3 || n % 2 == 0 || !canonical_bulk(&q, end, 4, &data, &len))
         return 0;
-    return (len == 3 && n == 3 && strncasecmp(data, "set", 3) == 0) ||
-           (len == 4 && strncasecmp(data, "mset", 4) == 0);
+    if (len == 3 && n == 3 && strncasecmp(data, "set", 3) == 0)
+        return SET_RUN;
+    return len == 4 && strncasecmp(data, "mset", 4) == 0 ? MSET_RUN : 0;
 }
 
-/* A run of plain SET/MSET commands being merged: `argv` is the first command's own argv
- * while the run has one command, then ["MSET", k1, v1, ...] with every pair in order. */
+/* A run of plain SETs, or of MSETs, being merged: `argv` is the first command's own argv
+ * while the run has one command, then ["MSET" or "mset", k1, v1, ...] with every pair in
+ * order. */
 typedef struct {
     PyObject *argv;
     const char *start;
     long long count;
+    int kind;
 } set_run;
 
-static PyObject *mset_name;
+/* The merged items' names: b"MSET" for SETs, b"mset" for MSETs (stream.py). */
+static PyObject *mset_name, *msets_name;
 
-/* Add the command `argv` (a plain SET or MSET starting at p) to the run; steals argv. */
-static int run_add(set_run *run, PyObject *argv, const char *p)
+/* Add the command `argv` (of `kind`, starting at p) to the run; steals argv. */
+static int run_add(set_run *run, PyObject *argv, const char *p, int kind)
 {
     if (run->count == 0) {
         run->argv = argv;
         run->start = p;
         run->count = 1;
+        run->kind = kind;
         return 0;
     }
     if (run->count == 1) {
@@ -529,8 +538,9 @@ static int run_add(set_run *run, PyObject *argv, const char *p)
             Py_DECREF(argv);
             return -1;
         }
-        Py_INCREF(mset_name);
-        PyList_SET_ITEM(merged, 0, mset_name);
+        PyObject *name = run->kind == SET_RUN ? mset_name : msets_name;
+        Py_INCREF(name);
+        PyList_SET_ITEM(merged, 0, name);
         for (Py_ssize_t i = 1; i < n; i++) {
             PyObject *a = PyList_GET_ITEM(first, i);
             Py_INCREF(a);
@@ -604,12 +614,14 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     if (mset_name == NULL && (mset_name = PyBytes_FromString("MSET")) == NULL)
         return NULL;
+    if (msets_name == NULL && (msets_name = PyBytes_FromString("mset")) == NULL)
+        return NULL;
     /* A buffer export pins the bytearray: nothing run by an allocation can resize it. */
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     const char *base = view.buf, *end = base + view.len, *p = base + pos;
-    set_run run = {NULL, NULL, 0};
+    set_run run = {NULL, NULL, 0, 0};
     PyObject *out = PyList_New(0);
     if (out == NULL || pos < 0 || pos > view.len) {
         if (out != NULL)
@@ -623,7 +635,7 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
          * hold yet is an incomplete command, left before allocating its argv. */
         if (!canonical_len(&q, end, '*', 0x7fffffffLL, &n) || n < 1 || n > (end - q) / 6)
             break;
-        int plain_set = merge && plain_set_at(q, end, n);
+        int plain_set = merge ? plain_set_at(q, end, n) : 0;
         PyObject *argv = PyList_New((Py_ssize_t)n);
         if (argv == NULL)
             goto fail;
@@ -645,12 +657,13 @@ static PyObject *split_commands(PyObject *self, PyObject *const *args, Py_ssize_
             break;
         }
         if (plain_set) {
-            if (run.count && PyList_GET_SIZE(run.argv) + n > RUN_MAX_ARGS &&
+            if (run.count &&
+                (run.kind != plain_set || PyList_GET_SIZE(run.argv) + n > RUN_MAX_ARGS) &&
                 run_flush(&run, out, cls, p, offset) < 0) {
                 Py_DECREF(argv);
                 goto fail;
             }
-            if (run_add(&run, argv, p) < 0)
+            if (run_add(&run, argv, p, plain_set) < 0)
                 goto fail;
         } else {
             if (run_flush(&run, out, cls, p, offset) < 0) {

@@ -19,9 +19,11 @@ or, without it, parsed by hiredis and proved by their re-encoding (`raw` is that
 equal to the stream bytes); partial, inline and non-canonical commands go through the exact
 scanner shared with `request.py`. With `merge_sets`, the splitter (C, or its Python twin
 `merge_set_runs`) hands out a run of
-consecutive plain SETs and MSETs as one MSET item (`commands` says how many it was): at
-full write speed they are the bulk of the stream, and one item costs one dispatch and one
-batch of dict stores instead of one of each per command.
+consecutive plain SETs, or of consecutive MSETs, as one MSET item (`commands` says how many
+it was): at full write speed they are the bulk of the stream, and one item costs one
+dispatch and one batch of dict stores instead of one of each per command. The two kinds of
+run are never mixed and are named apart (`SET_RUN`, `MSET_RUN`), so INFO commandstats
+counts what an item stood for as a real replica counts the commands (`count_key`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from replproxy.resp.request import (
     _ScanError,
 )
 
-__all__ = ["StreamCommand", "StreamProtocolError", "StreamSplitter"]
+__all__ = ["StreamCommand", "StreamProtocolError", "StreamSplitter", "count_key"]
 
 
 class StreamCommand(NamedTuple):
@@ -50,8 +52,23 @@ class StreamCommand(NamedTuple):
     raw: bytes  # its exact bytes in the stream
     end_offset: int  # replication offset of its last byte
     # How many of the master's commands this is: more than 1 only for a merged run of plain
-    # SETs and MSETs (`StreamSplitter(merge_sets=True)`), whose argv is then one MSET.
+    # SETs or of MSETs (`StreamSplitter(merge_sets=True)`), whose argv is then one MSET.
     commands: int = 1
+
+
+# A merged item's name: its argv is an MSET either way (one write), but INFO commandstats
+# must count what it stood for (replication.py `ReplStats.calls`, the keyspace's run lane):
+# `commands` SETs for SET_RUN, MSETs for MSET_RUN. The master's own MSET, any spelling, is
+# never merged alone (a run of one is left as it came), so the names tell them apart.
+SET_RUN = b"MSET"
+MSET_RUN = b"mset"
+MERGED_SETS_KEY = b"set"
+
+
+def count_key(name: bytes, commands: int) -> bytes:
+    """What INFO commandstats counts an item under (before its case is folded): its name as
+    sent, or `set` for a merged run of SETs."""
+    return MERGED_SETS_KEY if commands > 1 and name == SET_RUN else name
 
 
 class StreamProtocolError(Exception):
@@ -85,33 +102,36 @@ _C_SPLIT: (
 RUN_MAX_ARGS = 65536
 
 
-def _plain_set(argv: list[bytes]) -> bool:
-    """A SET without options or an MSET (`plain_set_at` in the C splitter)."""
+def _plain_set(argv: list[bytes]) -> bytes | None:
+    """The merged name of a run `argv` may join (`plain_set_at` in the C splitter): SET_RUN
+    for a SET without options, MSET_RUN for an MSET, else None."""
     n = len(argv)
     if n < 3 or n % 2 == 0:
-        return False
+        return None
     name = argv[0]
-    return (n == 3 and len(name) == 3 and name.lower() == b"set") or (
-        len(name) == 4 and name.lower() == b"mset"
-    )
+    if n == 3 and len(name) == 3 and name.lower() == b"set":
+        return SET_RUN
+    return MSET_RUN if len(name) == 4 and name.lower() == b"mset" else None
 
 
 def merge_set_runs(commands: list[StreamCommand]) -> list[StreamCommand]:
-    """The pure-Python twin of the C splitter's merging: each run of consecutive plain SETs
-    and MSETs in `commands` (canonical commands, one split's worth) becomes one item whose
-    argv is `MSET k1 v1 ...` with every pair in order, whose raw bytes are the run's and
-    whose `commands` counts them; a run of one stays as it was. A SET and an MSET are the
-    same write (store the string, drop the TTL, whatever the key held), so applying the
-    merged item is applying the run."""
+    """The pure-Python twin of the C splitter's merging: each run of consecutive plain SETs,
+    or of consecutive MSETs, in `commands` (canonical commands, one split's worth) becomes
+    one item whose argv is `MSET k1 v1 ...` (`mset k1 v1 ...` for MSETs: `count_key`) with
+    every pair in order, whose raw bytes are the run's and whose `commands` counts them; a
+    run of one stays as it was. A plain SET and an MSET are the same write (store the
+    string, drop the TTL, whatever the key held), so applying the merged item is applying
+    the run."""
     out: list[StreamCommand] = []
     run: list[StreamCommand] = []
     run_args = 0
+    run_name = SET_RUN
 
     def flush() -> None:
         if len(run) == 1:
             out.append(run[0])
         elif run:
-            argv = [b"MSET"]
+            argv = [run_name]
             for cmd in run:
                 argv += cmd[0][1:]
             raw = b"".join([cmd[1] for cmd in run])
@@ -120,15 +140,17 @@ def merge_set_runs(commands: list[StreamCommand]) -> list[StreamCommand]:
 
     for cmd in commands:
         argv = cmd[0]
-        if not _plain_set(argv):
+        name = _plain_set(argv)
+        if name is None:
             flush()
             run_args = 0
             out.append(cmd)
             continue
-        if run and run_args + len(argv) > RUN_MAX_ARGS:
+        if run and (name is not run_name or run_args + len(argv) > RUN_MAX_ARGS):
             flush()
         if not run:
             run_args = len(argv)
+            run_name = name
         else:
             run_args += len(argv) - 1
         run.append(cmd)
@@ -144,7 +166,7 @@ class StreamSplitter:
     `next_commands()` returns every complete command in order. After a malformed command, the
     commands before it are returned first, then every call raises `StreamProtocolError`.
     `strict_crlf` refuses what Valkey 8.1 refuses: a header `\r` or a bulk not followed by
-    `\r\n` ("invalid CRLF in request"). `merge_sets` merges runs of plain SETs and MSETs
+    `\r\n` ("invalid CRLF in request"). `merge_sets` merges runs of plain SETs, and of MSETs
     (`merge_set_runs`, in C or Python; see the module's docstring); bytes and offsets stay
     exact.
     """

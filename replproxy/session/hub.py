@@ -151,6 +151,7 @@ class Entry:
         "script",
         "spec",
         "stale",
+        "stat_name",
         "write",
     )
 
@@ -173,6 +174,9 @@ class Entry:
         # Redis 7.0 a container's own flags decide (`legacy`: its spec; the table's
         # subcommand specs are 7.0's).
         cflags = legacy.flags if legacy is not None else flags
+        # INFO commandstats counts a subcommand under its container before Redis 7.0
+        # (`c->cmd`, the whole command), under its full name (`client|list`) after.
+        self.stat_name = legacy.name if legacy is not None else spec.name
         self.readonly = "readonly" in cflags and spec.name not in _UNTRACKED
         self.keyspace = "readonly" in cflags or "write" in cflags or spec.name in _MAY_REPLICATE
         self.monitored = not ("admin" in cflags or "skip_monitor" in cflags)
@@ -577,7 +581,7 @@ class SessionHub:
         if self.tracking.tracking_clients:
             self.tracking.limit()
         idle = self.config.timeout
-        self.rates["ops"].sample(self.stats.total_commands, now)
+        self.rates["ops"].sample(self.total_commands(), now)
         self.rates["in"].sample(self.net_input_bytes, now)
         self.rates["out"].sample(self.net_output_bytes, now)
         view = self.view
@@ -684,7 +688,7 @@ class SessionHub:
     ) -> bytes:
         """`rejectCommand`: flag the transaction (unless `flag` is False); a refused EXEC
         discards it instead and says why (`execCommandAbort`)."""
-        self.cmdstats.stat(e.name).rejected += 1
+        self.cmdstats.stat(e.stat_name).rejected += 1
         self.cmdstats.error_reply(err)
         if e.name == b"exec":
             c.multi = None
@@ -724,9 +728,9 @@ class SessionHub:
         finally:
             reply.output_budget = None
         ns = perf() - t0
-        self.cmdstats.record(e.name, ns)
+        self.cmdstats.record(e.stat_name, ns)
         if out[:1] == b"-":
-            self.cmdstats.commands[e.name].failed += 1
+            self.cmdstats.commands[e.stat_name].failed += 1
             self.cmdstats.error_reply(out)
         us = ns // 1000
         if 0 <= self.slowlog.slower_than <= us or 0 < self.latency.threshold_ms * 1000 <= us:
@@ -773,9 +777,30 @@ class SessionHub:
     def net_output_bytes(self) -> int:
         return self.stats.closed_net_output + sum(c.net_out for c in self.clients.values())
 
+    def stream_calls(self) -> dict[bytes, tuple[int, int]]:
+        """The master's commands as a replica of its version counts them in INFO
+        commandstats (`ReplStats.calls`): full name -> (calls, nanoseconds). Before Redis
+        7.0 (a legacy table) a container counts under its own name."""
+        out: dict[bytes, tuple[int, int]] = {}
+        legacy = self.table.legacy
+        for key, (n, ns) in self.view.replication.stats.calls.items():
+            name = key.lower()
+            if legacy:
+                name = name.split(b"|", 1)[0]
+            calls, total_ns = out.get(name, (0, 0))
+            out[name] = (calls + n, total_ns + ns)
+        return out
+
+    def total_commands(self) -> int:
+        """INFO total_commands_processed: the clients' commands and the master's."""
+        return self.stats.total_commands + sum(
+            n for n, _ in self.view.replication.stats.calls.values()
+        )
+
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT: what INFO counts starts again from zero."""
         self.cmdstats.reset()
+        self.view.replication.stats.calls.clear()
         self.stats.total_connections = self.stats.total_commands = 0
         self.stats.rejected_connections = self.stats.evicted_clients = 0
         self.stats.closed_net_input = -sum(c.net_in for c in self.clients.values())
