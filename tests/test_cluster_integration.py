@@ -1026,7 +1026,55 @@ def test_a_redis_6_2_cluster_relay_routes_by_6_2s_keys() -> None:
                             b"127.0.0.1:%d" % other["relay"]["port"],
                         )
                     assert raw(relay, *argv, readonly=readonly) == want, (readonly, argv)
+            _cluster_commands_as_a_62_replica(cluster, sup, real, relay)
         finally:
             sup.stop()
     finally:
         cluster.stop()
+
+
+def _cluster_commands_as_a_62_replica(
+    cluster: Any, sup: Any, real: RedisServer, relay: int
+) -> None:
+    """CLUSTER on a 6.2 shard's relay answers as the shard's 6.2 replica: 6.2's node format
+    in CLUSTER SLOTS (no metadata), CLUSTER INFO's fields, and CLUSTER's own parsing of
+    its subcommands (6.2's table has none: a 7.0-only one or a wrong count is its error)."""
+    shards = [s for s in current_topology(sup)["shards"] if s["relay"]]
+
+    def lists_every_node() -> bool:
+        # Gossip brings every replica's offset; the relay reads /topology once a second.
+        with real.client() as c:
+            theirs = c.execute_command("CLUSTER", "SLOTS")
+        with redis.Redis(host="127.0.0.1", port=relay) as r:
+            mine = r.execute_command("CLUSTER", "SLOTS")
+        return all(len(e) == 4 for e in theirs) and all(len(e) == 4 for e in mine)
+
+    wait_for(lists_every_node, 60, what="every replica and relay listed")
+    expected = raw(real.port, "CLUSTER", "SLOTS")
+    for t in shards:
+        rep = cluster.replicas_of(cluster.by_port(int(t["primary"]["port"])))[0]
+        expected = expected.replace(
+            b":%d\r\n$40\r\n%b" % (rep.port, cluster.myid(rep).encode()),
+            b":%d\r\n$40\r\n%b" % (t["relay"]["port"], t["relay"]["id"].encode()),
+        )
+    assert raw(relay, "CLUSTER", "SLOTS") == expected
+    for cmd in (
+        ("CLUSTER", "SHARDS"),
+        ("CLUSTER", "MYSHARDID"),
+        ("CLUSTER", "LINKS"),
+        ("CLUSTER", "REPLICAS"),
+        ("CLUSTER", "SLOTS", "x"),
+        ("CLUSTER", "GETKEYSINSLOT", "1"),
+        ("cluster", "keyslot", "a"),
+        ("CLUSTER", "COUNTKEYSINSLOT", "16384"),
+    ):
+        assert raw(relay, *cmd) == raw(real.port, *cmd), cmd
+    with real.client() as c, redis.Redis(host="127.0.0.1", port=relay) as r:
+        mine = _info(r.execute_command("CLUSTER", "INFO"))
+        theirs = {
+            k: v
+            for k, v in _info(c.execute_command("CLUSTER", "INFO")).items()
+            if not (k.startswith("cluster_stats_messages_") and k.count("_") > 3)
+        }
+    assert list(mine) == list(theirs)
+    assert mine["cluster_slots_ok"] == theirs["cluster_slots_ok"] == "16384"

@@ -66,6 +66,24 @@ URL_POLL_INTERVAL = 1.0
 NOTIFY_MIN_INTERVAL = 1.0
 
 
+# Before Redis 7.0 CLUSTER parses its own subcommands: those the relay answers, with the
+# argument count each takes (a wrong one gets `addReplySubcommandSyntaxError`'s text), and
+# those 7.0 added.
+_LEGACY_ARITY = {
+    b"slots": 2,
+    b"nodes": 2,
+    b"info": 2,
+    b"myid": 2,
+    b"keyslot": 3,
+    b"countkeysinslot": 3,
+    b"getkeysinslot": 4,
+    b"replicas": 3,
+    b"slaves": 3,
+    b"count-failure-reports": 3,
+}
+_NOT_BEFORE_70 = frozenset({b"shards", b"myshardid", b"links", b"addslotsrange", b"delslotsrange"})
+
+
 class ClusterNode:
     """A relay's cluster state: the topology it serves, its shard, the redirections.
 
@@ -331,11 +349,18 @@ class ClusterNode:
         return err
 
     def command(self, c: Client, argv: list[bytes]) -> bytes:
-        """CLUSTER <subcommand> (the table checked the subcommand and its arity)."""
+        """CLUSTER <subcommand> (from Redis 7.0 the table checked the subcommand and its
+        arity; before, CLUSTER parses them itself: `_LEGACY_ARITY`)."""
         sub = argv[1].lower()
         view = self.view
+        legacy = c.hub.table.legacy
+        if legacy and (sub in _NOT_BEFORE_70 or len(argv) != _LEGACY_ARITY.get(sub, len(argv))):
+            raise ReplyError(
+                b"ERR Unknown subcommand or wrong number of arguments for '%b'. "
+                b"Try CLUSTER HELP." % argv[1][:128]
+            )
         if sub == b"slots":
-            return cluster_slots(view, c.proto, self.my_offset())
+            return cluster_slots(view, c.proto, self.my_offset(), metadata=not legacy)
         if sub == b"shards":
             repl = self.relay.replication
             return cluster_shards(view, c.proto, self.my_offset(), repl.read_offset)
@@ -343,7 +368,7 @@ class ClusterNode:
             text = cluster_nodes(view, int(time.time() * 1000), self.open_slots)
             return reply.verbatim(text.encode(), c.proto)
         if sub == b"info":
-            return reply.verbatim(cluster_info(view), c.proto)
+            return reply.verbatim(cluster_info(view, links_field=not legacy), c.proto)
         if sub == b"myid":
             return reply.bulk(view.me.id.encode())
         if sub == b"myshardid":

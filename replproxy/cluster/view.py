@@ -114,7 +114,7 @@ class ClusterView:
         # 1 for each slot this relay serves (the C GET/MGET lane's filter).
         self.my_slots = bytes(1 if o == self.index and o >= 0 else 0 for o in self.owners)
         # CLUSTER SLOTS, by (protocol, this relay synced): clients ask it at every connect.
-        self.slots_replies: dict[tuple[int, bool], bytes] = {}
+        self.slots_replies: dict[tuple[int, bool, bool], bytes] = {}
         self._ranges: list[tuple[int, SlotRange]] | None = None
 
     # ---- who serves what ----
@@ -261,8 +261,16 @@ def redirect(
 # --- CLUSTER replies --------------------------------------------------------------------------
 
 
-def _node_entry(view: ClusterView, n: Node, proto: int) -> bytes:
-    """`addNodeToNodeReply`: [endpoint, port, id, {other networking metadata}]."""
+def _node_entry(view: ClusterView, n: Node, proto: int, metadata: bool = True) -> bytes:
+    """`addNodeToNodeReply`: [endpoint, port, id, {other networking metadata}]; before
+    Redis 7.0 (`metadata` false) [ip, port, id]."""
+    if not metadata:
+        return (
+            b"*3\r\n"
+            + reply.bulk(n.ip.encode())
+            + reply.integer(n.port)
+            + reply.bulk(n.id.encode())
+        )
     t = view.topology.endpoint_type
     if t == "unknown-endpoint":
         head = reply.null(proto)
@@ -301,22 +309,23 @@ def _ranges(view: ClusterView) -> list[tuple[int, SlotRange]]:
     return out
 
 
-def cluster_slots(view: ClusterView, proto: int, my_offset: int) -> bytes:
-    key = (proto, my_offset != 0)
+def cluster_slots(view: ClusterView, proto: int, my_offset: int, metadata: bool = True) -> bytes:
+    """CLUSTER SLOTS; `metadata` false: a node as Redis before 7.0 lists it."""
+    key = (proto, my_offset != 0, metadata)
     cached = view.slots_replies.get(key)
     if cached is None:
-        cached = view.slots_replies[key] = _cluster_slots(view, proto, my_offset)
+        cached = view.slots_replies[key] = _cluster_slots(view, proto, my_offset, metadata)
     return cached
 
 
-def _cluster_slots(view: ClusterView, proto: int, my_offset: int) -> bytes:
+def _cluster_slots(view: ClusterView, proto: int, my_offset: int, metadata: bool) -> bytes:
     items = []
     for i, (start, end) in _ranges(view):
         s = view.shards[i]
-        nodes = [_node_entry(view, s.primary, proto)]
+        nodes = [_node_entry(view, s.primary, proto, metadata)]
         if view.relay_available(s, my_offset):
             assert s.relay is not None
-            nodes.append(_node_entry(view, s.relay, proto))
+            nodes.append(_node_entry(view, s.relay, proto, metadata))
         items.append(reply.array([reply.integer(start), reply.integer(end), *nodes]))
     return reply.array(items)
 
@@ -446,10 +455,10 @@ def cluster_replicas(view: ClusterView, node_id: bytes, now_ms: int) -> bytes:
     return reply.array([reply.bulk(node_line(view, shard.relay, shard, False, now_ms).encode())])
 
 
-def cluster_info(view: ClusterView) -> bytes:
+def cluster_info(view: ClusterView, links_field: bool = True) -> bytes:
     """CLUSTER INFO. A relay takes no part in the cluster bus: it sends and receives no
     messages, so only the totals of the message counters appear (Redis prints the per-type
-    ones when they are not zero)."""
+    ones when they are not zero). `links_field`: Redis 7.0's last field."""
     assigned = ok = pfail = fail = 0
     known = 0
     for s in view.shards:
@@ -477,6 +486,7 @@ def cluster_info(view: ClusterView) -> bytes:
         ("cluster_my_epoch", view.my_epoch()),
         ("cluster_stats_messages_sent", 0),
         ("cluster_stats_messages_received", 0),
-        ("total_cluster_links_buffer_limit_exceeded", 0),
     ]
+    if links_field:
+        fields.append(("total_cluster_links_buffer_limit_exceeded", 0))
     return "".join(f"{k}:{v}\r\n" for k, v in fields).encode()

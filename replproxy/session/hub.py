@@ -609,7 +609,12 @@ class SessionHub:
                     return self._resolve_error(c, argv, resolved)
                 # Before 7.0 a container parses its subcommand when it runs: the error
                 # comes after NOAUTH and the ACL (which judge the container), or at EXEC.
-                e = Entry(self.entries[argv[0].lower()].spec, _raiser(resolved.msg))
+                # CLUSTER's captured error is a standalone server's ("cluster support
+                # disabled"): in cluster mode its own handler parses the subcommand.
+                if self.cluster is not None and argv[0].lower() == b"cluster":
+                    e = self.entries[b"cluster"]
+                else:
+                    e = Entry(self.entries[argv[0].lower()].spec, _raiser(resolved.msg))
             else:
                 e = self.entries[resolved.name]
         if e.name in PROTECTED and (err := protected_denied(c, e.name)) is not None:
