@@ -331,8 +331,18 @@ class Terminal:
                 os.write(self.fd, b"\x1b[1;1R")
 
     def type(self, keys: bytes) -> None:
+        start = len(self.out)
         os.write(self.fd, keys)
         self.drain()
+        if keys.endswith(b"\r"):
+            # linenoise enters raw mode for each line with TCSAFLUSH, which discards keys
+            # typed before it: wait for the next prompt (drawn after that) before typing on.
+            # Without this, a loaded machine lost a line's first keys (a CI failure).
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                b"\n" in self.out[start:] and self.out.endswith(b"> ")
+            ):
+                self.drain(quiet=0.05, limit=deadline - time.monotonic())
 
     def wait_prompt(self, limit: float = 10.0) -> None:
         """Until the first prompt is on the screen: linenoise is in raw mode from then on
@@ -352,8 +362,9 @@ class Terminal:
 def terminal_session(port: int, keys: Sequence[bytes], *args: str, seconds: float = 0) -> bytes:
     """Type `keys` one chunk at a time into an interactive redis-cli; what the screen got.
 
-    Output does not depend on timing: raw mode does not echo, and keys typed while a reply is
-    on its way wait in the terminal. A mode that prints by itself runs for `seconds`.
+    Output does not depend on timing: raw mode does not echo, and after each Enter the next
+    keys wait for the next prompt (`Terminal.type`). A mode that prints by itself runs for
+    `seconds`.
     """
     term = Terminal(port, *args)
     try:
