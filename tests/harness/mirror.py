@@ -372,6 +372,10 @@ def compare_servers(
             keys = set(mc.execute_command("KEYS", "*")) | set(oc.execute_command("KEYS", "*"))
             for k in sorted(keys):
                 ttls = [mc.execute_command("PTTL", k), oc.execute_command("PTTL", k)]
+                if any(0 <= t <= window for t in ttls):
+                    # Skipped before reading: such a key can expire between the reads of one
+                    # value (TYPE said stream, then XINFO found no key: a CI failure).
+                    continue
                 mv, ov = master_value(mc, k), master_value(oc, k)
                 if stale:  # a replica of such a master keeps stale read counters
                     mv, ov = without_read_counters(mv), without_read_counters(ov)
