@@ -379,20 +379,6 @@ def persistence_info(relay: RelayProcess) -> dict[str, Any]:
     return relay.info("persistence")
 
 
-def wait_saved(relay: RelayProcess) -> dict[str, Any]:
-    """Until a save completed and covers every write applied so far."""
-
-    def saved() -> dict[str, Any] | None:
-        i = persistence_info(relay)
-        # rdb_saves is Redis 7.0's; a 5.0/6.2 replica's INFO (which the relay shows for
-        # such a master) has only the time of the last save.
-        saves = i.get("rdb_saves", i["rdb_last_save_time"])
-        done = saves and not i["rdb_bgsave_in_progress"]
-        return i if done and i["rdb_changes_since_last_save"] == 0 else None
-
-    return wait_for(saved, 30, 0.02, "a save covering every applied write")
-
-
 def terminate(relay: RelayProcess, timeout: float = 30) -> int:
     relay.proc.send_signal(signal.SIGTERM)
     return relay.proc.wait(timeout)
@@ -476,7 +462,7 @@ def test_sigkill_restart_resumes_from_the_last_periodic_snapshot(
     w = Workload(master, seed=3, dbs=3)
     w.run(300)
     relay.wait_in_sync_with(master)
-    wait_saved(relay)
+    relay.wait_saved()
     full, partial = master_stats(master)
     w.run(100)  # applied by the relay, most likely not yet in its snapshot
     relay.proc.kill()
@@ -498,7 +484,7 @@ def test_sigkill_restart_beyond_the_masters_backlog_full_syncs_once(
     w = Workload(master, seed=4, dbs=3)
     w.run(300)
     relay.wait_in_sync_with(master)
-    wait_saved(relay)
+    relay.wait_saved()
     full, partial = master_stats(master)
     with master.client() as c:
         c.config_set("repl-backlog-size", 16384)
@@ -614,7 +600,7 @@ def test_slow_shutdown_is_bounded_and_a_second_signal_exits_at_once(
     relay = start_relay(upstream_url(master))
     relays.append(relay)
     relay.wait_in_sync_with(master)
-    wait_saved(relay)  # the save that follows the full sync
+    relay.wait_saved()  # the save that follows the full sync
     rdb = relay.dir / "replproxy.rdb"
     saved = (rdb.read_bytes(), state_path_of(rdb).read_bytes())
     # A second SIGTERM while the shutdown save runs: exit now, status 1, nothing half-written.

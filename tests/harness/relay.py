@@ -104,15 +104,20 @@ class RelayProcess:
 
         return int(wait_for(synced, timeout, what="relay offset == master offset")[0])
 
-    def wait_saved_after_sync(self, timeout: float = 30) -> None:
-        """Until the save the relay makes after a full sync (Redis's replica makes none) has
-        ended: SAVE and BGSAVE answer "already in progress" meanwhile."""
+    def wait_saved(self, timeout: float = 30) -> dict[str, Any]:
+        """Until a save completed and covers every write applied so far (the relay also
+        saves after each full sync, which a replica does not: SAVE and BGSAVE answer
+        "already in progress" meanwhile); INFO persistence then."""
 
-        def saved() -> bool:
+        def saved() -> dict[str, Any] | None:
             i = self.info("persistence")
-            return i["rdb_bgsave_in_progress"] == 0 and i["rdb_changes_since_last_save"] == 0
+            # rdb_saves is Redis 7.0's; a 5.0/6.2 replica's INFO (which the relay shows for
+            # such a master) has only the time of the last save.
+            saves = i.get("rdb_saves", i["rdb_last_save_time"])
+            done = saves and not i["rdb_bgsave_in_progress"]
+            return i if done and i["rdb_changes_since_last_save"] == 0 else None
 
-        wait_for(saved, timeout, what="the relay's save after the full sync")
+        return wait_for(saved, timeout, 0.02, "a save covering every applied write")
 
 
 def upstream_url(
